@@ -1,0 +1,197 @@
+//! In-memory views that make authentication cheap without weakening revocation.
+//!
+//! Verifying an Ed25519 JWT costs ~37 µs and loading the user a database round trip; doing both
+//! on every request would cap throughput far below what the API needs. So each node keeps:
+//! - verified tokens (token → claims), valid until the token's own expiry;
+//! - the user and tenant snapshots requests need;
+//! - the set of sessions revoked in the last 16 minutes (longer than any access token lives).
+//!
+//! Invariant: a revocation, user change or tenant change is visible on every node within one
+//! second. The node that makes a change applies it locally at once; every change is also written
+//! to `auth_changes` in the same transaction, which each node polls every 250 ms
+//! ([`spawn_sync`]). A snapshot loaded concurrently with a change is discarded rather than cached
+//! (the `epoch` check), so a stale value cannot outlive the change that made it stale.
+
+use super::tokens::AccessClaims;
+use crate::Services;
+use dashmap::DashMap;
+use palisade_domain::{Role, SessionId, TenantId, UserId};
+use palisade_store::auth_changes::{self, Change, ChangeKind};
+use palisade_store::SystemScope;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// What a request needs to know about its user.
+#[derive(Debug, Clone)]
+pub struct UserSnapshot {
+    pub id: UserId,
+    pub tenant_id: Option<TenantId>,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub is_owner: bool,
+    pub deleted: bool,
+    pub created_at: OffsetDateTime,
+    pub password_changed_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantSnapshot {
+    pub id: TenantId,
+    pub name: String,
+    pub suspended: bool,
+    pub password_policy: palisade_domain::PasswordPolicyPreset,
+}
+
+/// How long a revoked session is remembered: longer than any access token it could have minted.
+const REVOCATION_MEMORY: time::Duration = time::Duration::minutes(16);
+/// Sequence numbers can commit out of order on PostgreSQL; re-read this many behind the newest.
+const SEQ_LOOKBACK: i64 = 256;
+const MAX_CACHED_TOKENS: usize = 100_000;
+
+#[derive(Default)]
+pub struct AuthCache {
+    tokens: DashMap<String, AccessClaims>,
+    users: DashMap<UserId, Arc<UserSnapshot>>,
+    tenants: DashMap<TenantId, Arc<TenantSnapshot>>,
+    revoked_sessions: DashMap<SessionId, OffsetDateTime>,
+    epoch: AtomicU64,
+    last_seq: AtomicI64,
+}
+
+impl AuthCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn token(&self, token: &str) -> Option<AccessClaims> {
+        self.tokens.get(token).map(|c| c.clone())
+    }
+
+    pub fn remember_token(&self, token: &str, claims: &AccessClaims) {
+        if self.tokens.len() >= MAX_CACHED_TOKENS {
+            self.tokens.clear();
+        }
+        self.tokens.insert(token.to_owned(), claims.clone());
+    }
+
+    pub fn is_revoked(&self, session: SessionId) -> bool {
+        self.revoked_sessions.contains_key(&session)
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    pub fn user(&self, id: UserId) -> Option<Arc<UserSnapshot>> {
+        self.users.get(&id).map(|u| u.clone())
+    }
+
+    pub fn tenant(&self, id: TenantId) -> Option<Arc<TenantSnapshot>> {
+        self.tenants.get(&id).map(|t| t.clone())
+    }
+
+    /// Caches a snapshot read when the epoch was `epoch`, unless something changed since.
+    pub fn offer_user(&self, epoch: u64, u: Arc<UserSnapshot>) {
+        if self.epoch() == epoch {
+            self.users.insert(u.id, u);
+        }
+    }
+
+    pub fn offer_tenant(&self, epoch: u64, t: Arc<TenantSnapshot>) {
+        if self.epoch() == epoch {
+            self.tenants.insert(t.id, t);
+        }
+    }
+
+    pub fn revoke_session(&self, session: SessionId, now: OffsetDateTime) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.revoked_sessions.insert(session, now);
+    }
+
+    pub fn forget_user(&self, user: UserId) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.users.remove(&user);
+    }
+
+    pub fn forget_tenant(&self, tenant: TenantId) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.tenants.remove(&tenant);
+    }
+
+    fn apply(&self, c: &Change, now: OffsetDateTime) {
+        match c.kind {
+            ChangeKind::Session => self.revoke_session(SessionId::from_uuid(c.subject_id), now),
+            ChangeKind::User => self.forget_user(UserId::from_uuid(c.subject_id)),
+            ChangeKind::Tenant => self.forget_tenant(TenantId::from_uuid(c.subject_id)),
+        }
+        self.last_seq.fetch_max(c.seq, Ordering::SeqCst);
+    }
+
+    fn prune(&self, now: OffsetDateTime) {
+        self.revoked_sessions
+            .retain(|_, at| now - *at < REVOCATION_MEMORY);
+        let unix = now.unix_timestamp();
+        self.tokens.retain(|_, c| c.exp > unix);
+    }
+}
+
+/// Reads what changed since start (the last 16 minutes) into the cache.
+pub async fn load_recent(s: &Services) -> anyhow::Result<()> {
+    let now = s.now();
+    let mut tx = s.store.begin_read(SystemScope::new("auth.sync")).await?;
+    for c in auth_changes::since(&mut tx, now - REVOCATION_MEMORY).await? {
+        s.auth_cache.apply(&c, now);
+    }
+    Ok(())
+}
+
+async fn poll_once(s: &Services) -> anyhow::Result<()> {
+    let now = s.now();
+    let from = s.auth_cache.last_seq.load(Ordering::SeqCst) - SEQ_LOOKBACK;
+    let mut tx = s.store.begin_read(SystemScope::new("auth.sync")).await?;
+    for c in auth_changes::after(&mut tx, from).await? {
+        s.auth_cache.apply(&c, now);
+    }
+    Ok(())
+}
+
+/// Keeps this node's cache in step with the others until the task is aborted.
+pub fn spawn_sync(s: Services, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut n: u64 = 0;
+        loop {
+            tick.tick().await;
+            if let Err(e) = poll_once(&s).await {
+                tracing::warn!(error = %e, "auth cache sync failed; retrying");
+            }
+            n = n.wrapping_add(1);
+            if n % 240 == 0 {
+                let now = s.now();
+                s.auth_cache.prune(now);
+                if let Ok(mut tx) = s.store.begin(SystemScope::new("auth.sync.prune")).await {
+                    let pruned = auth_changes::prune(&mut tx, now - time::Duration::days(1)).await;
+                    if pruned.is_ok() {
+                        let _ = tx.commit().await;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Records a change for other nodes (in the caller's transaction) — the caller applies it
+/// locally after commit.
+pub async fn record<S: palisade_store::Scope>(
+    tx: &mut palisade_store::Tx<S>,
+    kind: ChangeKind,
+    subject: Uuid,
+    now: OffsetDateTime,
+) -> palisade_store::Result<()> {
+    auth_changes::record(tx, kind, subject, now).await
+}

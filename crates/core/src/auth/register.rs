@@ -1,0 +1,108 @@
+//! Registration: a new tenant and its owner, atomically.
+
+use super::passwords::check_policy;
+use super::sessions::{self, hash_error, IssuedTokens};
+use super::RequestMeta;
+use crate::audit::{self, AuditEntryExt};
+use crate::{AppError, AppResult, Services};
+use palisade_domain::{
+    EmailAddress, FieldError, PasswordContext, PasswordPolicyPreset, PersonName, Role, TenantId,
+    TenantName, UserId,
+};
+use palisade_store::users::User;
+use palisade_store::{audit as audit_log, tenants, users, TenantScope};
+
+pub struct Registration {
+    pub tenant: tenants::Tenant,
+    pub user: User,
+    pub tokens: IssuedTokens,
+}
+
+/// Creates a tenant with its first admin, who owns it, and signs them in. Either everything is
+/// stored or nothing is: the inserts share one transaction.
+pub async fn register(
+    s: &Services,
+    meta: &RequestMeta,
+    tenant_name: &str,
+    name: &str,
+    email: &str,
+    password: &str,
+) -> AppResult<Registration> {
+    let now = s.now();
+    let mut errors: Vec<FieldError> = Vec::new();
+    let tenant_name = TenantName::parse("tenant_name", tenant_name)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let name = PersonName::parse("name", name)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let email = EmailAddress::parse("email", email)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let (Some(tenant_name), Some(name), Some(email)) = (tenant_name, name, email) else {
+        return Err(AppError::validation(errors));
+    };
+    let ctx = PasswordContext {
+        email: email.as_str(),
+        name: name.as_str(),
+        tenant_name: tenant_name.as_str(),
+    };
+    check_policy(
+        &PasswordPolicyPreset::Modern.policy(),
+        "password",
+        password,
+        &ctx,
+    )?;
+    let hash = s.hasher.hash(password).await.map_err(hash_error)?;
+
+    // The scope of a tenant that this transaction creates: its id was just generated here.
+    let tenant_id = TenantId::new();
+    let scope = TenantScope::from_verified_credential(tenant_id);
+    let mut tx = s.store.begin(scope).await?;
+    let tenant = tenants::insert(&mut tx, tenant_name.as_str(), now).await?;
+    let user = User {
+        id: UserId::new(),
+        tenant_id: Some(tenant_id),
+        email: email.as_str().to_owned(),
+        name: name.as_str().to_owned(),
+        role: Role::Admin,
+        is_owner: true,
+        password_hash: Some(hash),
+        password_changed_at: Some(now),
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+        deleted_by: None,
+    };
+    users::insert(&mut tx, &user).await.map_err(|e| {
+        if e.is_unique_violation_on("users", "email") {
+            AppError::Conflict {
+                code: "email_taken",
+                message: "an account with this email already exists; sign in instead".into(),
+            }
+        } else {
+            e.into()
+        }
+    })?;
+    let (session, refresh) = sessions::start(&mut tx, &user, meta, now, s).await?;
+    let mut e = audit::entry(meta, Some(tenant_id), "tenant.registered")
+        .target("tenant", tenant_id)
+        .change(
+            None,
+            Some(serde_json::json!({
+                "tenant": { "id": tenant_id, "name": tenant.name },
+                "owner": sessions::user_audit_json(&user),
+            })),
+        );
+    e.actor_id = Some(user.id);
+    e.actor_email = Some(user.email.clone());
+    e.actor_role = Some(user.role.as_str().to_owned());
+    audit_log::append(&mut tx, &e, now).await?;
+    tx.commit().await?;
+    let tokens = sessions::issue(s, &user, &session, refresh, false, now)?;
+    Ok(Registration {
+        tenant,
+        user,
+        tokens,
+    })
+}

@@ -1,0 +1,499 @@
+//! Device sessions: login, refresh-token rotation, logout, and the session list.
+//!
+//! Threat: stolen refresh tokens and sessions that cannot be ended. Invariants:
+//! - Every login creates a session; its refresh tokens form one rotation family. Each refresh
+//!   consumes the presented token and issues a new one; presenting a consumed token again means
+//!   two parties hold it, so the whole session is revoked and a security event recorded
+//!   (RFC 9700 §4.14.2).
+//! - A session ends at most 30 days after login; rotation never extends it, and no access token
+//!   outlives it.
+//! - Revoking a session (logout, password change, user deletion, reuse) stops its access tokens
+//!   on every node within a second (see `cache`).
+
+use super::{cache, lockout, tokens, Principal, RequestMeta};
+use crate::audit::{self, AuditEntryExt};
+use crate::{AppError, AppResult, Services};
+use palisade_domain::{PasswordPolicyPreset, SessionId, TenantId};
+use palisade_store::auth_changes::ChangeKind;
+use palisade_store::sessions::Session;
+use palisade_store::users::User;
+use palisade_store::{audit as audit_log, login_throttle, refresh_tokens, sessions, users};
+use palisade_store::{Scope, SystemScope, Tx, UserScope};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// What a successful login, registration or refresh hands the client.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    pub session_id: SessionId,
+    /// Whether the password has expired (the access token then only allows changing it).
+    pub password_expired: bool,
+    /// The CSRF token for cookie-authenticated browsers.
+    pub csrf_token: String,
+}
+
+/// The CSRF token of a session: a MAC of its id, so it needs no storage and dies with it.
+pub fn csrf_token(s: &Services, session: SessionId) -> String {
+    hex::encode(s.keys.mac(b"csrf", session.as_uuid().as_bytes()))
+}
+
+fn invalid_credentials() -> AppError {
+    AppError::Unauthenticated {
+        code: "invalid_credentials",
+        message: "the email or password is incorrect".into(),
+    }
+}
+
+/// Opens a session for `user` and stores its first refresh token, in the caller's transaction.
+pub(crate) async fn start<S: Scope>(
+    tx: &mut Tx<S>,
+    user: &User,
+    meta: &RequestMeta,
+    now: OffsetDateTime,
+    s: &Services,
+) -> AppResult<(Session, String)> {
+    let ua = meta
+        .user_agent
+        .as_deref()
+        .map(|u| u.chars().take(512).collect::<String>());
+    let (browser, os) = ua
+        .as_deref()
+        .map(describe_user_agent)
+        .unwrap_or((None, None));
+    let ttl = time::Duration::try_from(s.settings.refresh_token_ttl)
+        .map_err(|e| anyhow::anyhow!("refresh ttl: {e}"))?;
+    let session = Session {
+        id: SessionId::new(),
+        tenant_id: user.tenant_id,
+        user_id: user.id,
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + ttl,
+        revoked_at: None,
+        revoked_reason: None,
+        ip: meta.ip.map(|i| i.to_string()),
+        user_agent: ua,
+        browser,
+        os,
+    };
+    sessions::insert(tx, &session).await?;
+    let refresh = tokens::new_secret(tokens::REFRESH_PREFIX);
+    refresh_tokens::insert(
+        tx,
+        user.tenant_id,
+        session.id,
+        &tokens::secret_hash(&refresh),
+        now,
+    )
+    .await?;
+    Ok((session, refresh))
+}
+
+/// Browser and OS names from a User-Agent header, e.g. ("Firefox 128.0", "Linux").
+fn describe_user_agent(ua: &str) -> (Option<String>, Option<String>) {
+    match woothee::parser::Parser::new().parse(ua) {
+        Some(r) => {
+            let known = |s: &str| (!s.is_empty() && s != "UNKNOWN").then(|| s.to_owned());
+            let browser = known(r.name).map(|n| match known(r.version) {
+                Some(v) => format!("{n} {v}"),
+                None => n,
+            });
+            (browser, known(r.os))
+        }
+        None => (None, None),
+    }
+}
+
+/// Whether the user's password has outlived the tenant's policy.
+fn password_expired(user: &User, policy: PasswordPolicyPreset, now: OffsetDateTime) -> bool {
+    match user.password_changed_at {
+        Some(at) => policy.policy().is_expired(at, now),
+        None => false,
+    }
+}
+
+async fn tenant_policy(s: &Services, tenant: Option<TenantId>) -> AppResult<PasswordPolicyPreset> {
+    match tenant {
+        Some(t) => Ok(super::tenant_snapshot(s, t).await?.password_policy),
+        None => Ok(PasswordPolicyPreset::Modern),
+    }
+}
+
+/// Mints the access token for a session.
+pub(crate) fn issue(
+    s: &Services,
+    user: &User,
+    session: &Session,
+    refresh_token: String,
+    password_expired: bool,
+    now: OffsetDateTime,
+) -> AppResult<IssuedTokens> {
+    let ttl = time::Duration::try_from(s.settings.access_token_ttl)
+        .map_err(|e| anyhow::anyhow!("access ttl: {e}"))?;
+    let exp = (now + ttl).min(session.expires_at);
+    let claims = tokens::AccessClaims {
+        iss: s.settings.token_issuer.clone(),
+        aud: s.settings.token_audience.clone(),
+        sub: user.id.as_uuid(),
+        sid: session.id.as_uuid(),
+        tid: user.tenant_id.map(|t| t.as_uuid()),
+        iat: now.unix_timestamp(),
+        nbf: now.unix_timestamp(),
+        exp: exp.unix_timestamp(),
+        jti: Uuid::now_v7(),
+        pwc: password_expired,
+    };
+    Ok(IssuedTokens {
+        access_token: tokens::issue(&s.keys.signing, &claims)?,
+        refresh_token,
+        expires_in: (exp - now).whole_seconds(),
+        session_id: session.id,
+        password_expired,
+        csrf_token: csrf_token(s, session.id),
+    })
+}
+
+fn user_json(u: &User) -> serde_json::Value {
+    serde_json::json!({
+        "id": u.id, "email": u.email, "name": u.name, "role": u.role.as_str(),
+        "is_owner": u.is_owner, "deleted": u.deleted_at.is_some(),
+    })
+}
+
+/// Signs in with email and password.
+pub async fn login(
+    s: &Services,
+    meta: &RequestMeta,
+    email: &str,
+    password: &str,
+) -> AppResult<IssuedTokens> {
+    let now = s.now();
+    let email = email.trim().to_lowercase();
+    let throttle_key = lockout::key(&email);
+    let (throttle, user, trusted_origin) = {
+        let mut tx = s.store.begin_read(SystemScope::new("login.lookup")).await?;
+        let throttle = login_throttle::get(&mut tx, &throttle_key).await?;
+        let user = if email.len() <= 254 {
+            users::find_by_email(&mut tx, &email).await?
+        } else {
+            None
+        };
+        let trusted = match (&user, meta.ip) {
+            (Some(u), Some(ip)) if lockout::locked_for(throttle.as_ref(), now).is_some() => {
+                sessions::signed_in_from(
+                    &mut tx,
+                    u.id,
+                    &ip.to_string(),
+                    now - time::Duration::days(30),
+                )
+                .await?
+            }
+            _ => false,
+        };
+        (throttle, user, trusted)
+    };
+    if let Some(retry) = lockout::locked_for(throttle.as_ref(), now) {
+        if !trusted_origin {
+            return Err(AppError::TooManyRequests {
+                code: "account_locked",
+                message: "too many failed sign-ins; try again later".into(),
+                retry_after_secs: retry,
+            });
+        }
+    }
+    let live_hash = user
+        .as_ref()
+        .filter(|u| u.deleted_at.is_none())
+        .and_then(|u| u.password_hash.as_deref());
+    let verified = s
+        .hasher
+        .verify(password, live_hash)
+        .await
+        .map_err(hash_error)?;
+    let Some(user) = user.filter(|_| verified.ok()) else {
+        return record_failure(s, meta, &throttle_key, throttle.as_ref(), &email, now).await;
+    };
+    let tenant = match user.tenant_id {
+        Some(t) => Some(super::tenant_snapshot(s, t).await?),
+        None => None,
+    };
+    if tenant.as_ref().is_some_and(|t| t.suspended) {
+        return Err(AppError::Forbidden {
+            code: "tenant_suspended",
+            message: "this account's organisation is suspended".into(),
+        });
+    }
+    let policy = tenant
+        .as_ref()
+        .map_or(PasswordPolicyPreset::Modern, |t| t.password_policy);
+    if verified == super::password::Verified::YesButRehash {
+        let new_hash = s.hasher.hash(password).await.map_err(hash_error)?;
+        let mut tx = s.store.begin(SystemScope::new("login.rehash")).await?;
+        users::upgrade_hash(&mut tx, user.id, &new_hash).await?;
+        tx.commit().await?;
+    }
+    let mut tx = s.store.begin(UserScope::for_tenant(user.tenant_id)).await?;
+    let (session, refresh) = start(&mut tx, &user, meta, now, s).await?;
+    let mut e =
+        audit::entry(meta, user.tenant_id, "auth.login.succeeded").target("session", session.id);
+    e.actor_id = Some(user.id);
+    e.actor_email = Some(user.email.clone());
+    e.actor_role = Some(user.role.as_str().to_owned());
+    audit_log::append(&mut tx, &e, now).await?;
+    tx.commit().await?;
+    if throttle.is_some() {
+        let mut tx = s.store.begin(SystemScope::new("login.throttle")).await?;
+        login_throttle::clear(&mut tx, &throttle_key).await?;
+        tx.commit().await?;
+    }
+    issue(
+        s,
+        &user,
+        &session,
+        refresh,
+        password_expired(&user, policy, now),
+        now,
+    )
+}
+
+async fn record_failure(
+    s: &Services,
+    meta: &RequestMeta,
+    key: &[u8],
+    prev: Option<&login_throttle::ThrottleState>,
+    email: &str,
+    now: OffsetDateTime,
+) -> AppResult<IssuedTokens> {
+    let (state, locked) = lockout::after_failure(prev, &s.settings, now);
+    let failures = if locked {
+        i64::from(s.settings.lockout_threshold)
+    } else {
+        state.failures
+    };
+    let tenant = {
+        let mut tx = s.store.begin_read(SystemScope::new("login.lookup")).await?;
+        users::find_by_email(&mut tx, email)
+            .await?
+            .and_then(|u| u.tenant_id.map(|t| (t, u.id)))
+    };
+    let mut tx = s.store.begin(SystemScope::new("login.failure")).await?;
+    login_throttle::put(&mut tx, key, &state).await?;
+    // The email is recorded only when it belongs to an account, so typos of passwords into the
+    // email field do not land in the log.
+    let mut e = audit::entry(meta, tenant.map(|(t, _)| t), "auth.login.failed")
+        .metadata(serde_json::json!({ "consecutive_failures": failures }));
+    if let Some((_, uid)) = tenant {
+        e = e.target("user", uid);
+        e.actor_email = Some(email.to_owned());
+    }
+    audit_log::append(&mut tx, &e, now).await?;
+    if locked {
+        let mut e = audit::entry(meta, tenant.map(|(t, _)| t), "auth.login.locked").metadata(
+            serde_json::json!({ "locked_until": state.locked_until.map(|t| t.unix_timestamp()) }),
+        );
+        if let Some((_, uid)) = tenant {
+            e = e.target("user", uid);
+        }
+        audit_log::append(&mut tx, &e, now).await?;
+        tracing::warn!(request_id = %meta.request_id, "account locked after repeated failed sign-ins");
+    }
+    tx.commit().await?;
+    tokio::time::sleep(lockout::delay(&s.settings, failures)).await;
+    Err(invalid_credentials())
+}
+
+pub(crate) fn hash_error(e: super::password::HashError) -> AppError {
+    match e {
+        super::password::HashError::Busy => AppError::Unavailable {
+            message: "the server is busy checking passwords; retry shortly".into(),
+            retry_after_secs: 1,
+        },
+        super::password::HashError::Internal(e) => AppError::Internal(e),
+    }
+}
+
+fn invalid_refresh() -> AppError {
+    AppError::Unauthenticated {
+        code: "invalid_refresh_token",
+        message: "the refresh token is invalid or expired; sign in again".into(),
+    }
+}
+
+/// Exchanges a refresh token for a new pair (rotation with reuse detection).
+pub async fn refresh(s: &Services, meta: &RequestMeta, token: &str) -> AppResult<IssuedTokens> {
+    let now = s.now();
+    if !token.starts_with(tokens::REFRESH_PREFIX) || token.len() > 128 {
+        return Err(invalid_refresh());
+    }
+    let found = {
+        let mut tx = s
+            .store
+            .begin_read(SystemScope::new("refresh.lookup"))
+            .await?;
+        refresh_tokens::find_by_hash(&mut tx, &tokens::secret_hash(token)).await?
+    };
+    let Some(found) = found else {
+        return Err(invalid_refresh());
+    };
+    let mut tx = s
+        .store
+        .begin(UserScope::for_tenant(found.tenant_id))
+        .await?;
+    let session = sessions::find(&mut tx, found.session_id)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    let first_use =
+        found.used_at.is_none() && refresh_tokens::mark_used(&mut tx, found.id, now).await?;
+    if !first_use {
+        // Someone presented a token that was already exchanged: revoke the family.
+        if sessions::revoke(&mut tx, session.id, "refresh_token_reuse", now).await? {
+            cache::record(&mut tx, ChangeKind::Session, session.id.as_uuid(), now).await?;
+        }
+        let mut e = audit::entry(meta, session.tenant_id, "auth.refresh.reuse_detected")
+            .target("session", session.id)
+            .metadata(serde_json::json!({ "user_id": session.user_id }));
+        e.actor_id = Some(session.user_id);
+        audit_log::append(&mut tx, &e, now).await?;
+        tx.commit().await?;
+        s.auth_cache.revoke_session(session.id, now);
+        tracing::warn!(request_id = %meta.request_id, session = %session.id, "refresh token reuse; session revoked");
+        return Err(AppError::Unauthenticated {
+            code: "refresh_token_reused",
+            message: "this refresh token was already used; the session has been signed out".into(),
+        });
+    }
+    if session.revoked_at.is_some() || session.expires_at <= now {
+        return Err(invalid_refresh());
+    }
+    let user = users::find(&mut tx, session.user_id)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    if user.deleted_at.is_some() {
+        return Err(invalid_refresh());
+    }
+    let new_refresh = tokens::new_secret(tokens::REFRESH_PREFIX);
+    refresh_tokens::insert(
+        &mut tx,
+        session.tenant_id,
+        session.id,
+        &tokens::secret_hash(&new_refresh),
+        now,
+    )
+    .await?;
+    sessions::touch(
+        &mut tx,
+        session.id,
+        now,
+        meta.ip.map(|i| i.to_string()).as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    let policy = tenant_policy(s, user.tenant_id).await?;
+    if let Some(t) = user.tenant_id {
+        if super::tenant_snapshot(s, t).await?.suspended {
+            return Err(AppError::Forbidden {
+                code: "tenant_suspended",
+                message: "this account's organisation is suspended".into(),
+            });
+        }
+    }
+    issue(
+        s,
+        &user,
+        &session,
+        new_refresh,
+        password_expired(&user, policy, now),
+        now,
+    )
+}
+
+/// Revokes sessions and tells every node; returns how many were active.
+pub(crate) async fn revoke_sessions<S: Scope>(
+    tx: &mut Tx<S>,
+    ids: &[SessionId],
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    for id in ids {
+        cache::record(tx, ChangeKind::Session, id.as_uuid(), now).await?;
+    }
+    Ok(())
+}
+
+/// Signs out the current session.
+pub async fn logout(s: &Services, p: &Principal, meta: &RequestMeta) -> AppResult<()> {
+    let now = s.now();
+    let mut tx = s.store.begin(p.own_scope()).await?;
+    if sessions::revoke(&mut tx, p.session_id, "logout", now).await? {
+        revoke_sessions(&mut tx, &[p.session_id], now).await?;
+    }
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "auth.logout").target("session", p.session_id),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    s.auth_cache.revoke_session(p.session_id, now);
+    Ok(())
+}
+
+/// Signs out every session of the current user, this one included; returns how many.
+pub async fn logout_all(s: &Services, p: &Principal, meta: &RequestMeta) -> AppResult<usize> {
+    let now = s.now();
+    let mut tx = s.store.begin(p.own_scope()).await?;
+    let ids = sessions::revoke_all_for_user(&mut tx, p.user_id, None, "logout_all", now).await?;
+    revoke_sessions(&mut tx, &ids, now).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "auth.logout_all")
+            .target("user", p.user_id)
+            .metadata(serde_json::json!({ "sessions_revoked": ids.len() })),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    for id in &ids {
+        s.auth_cache.revoke_session(*id, now);
+    }
+    Ok(ids.len())
+}
+
+/// The current user's active sessions, newest first.
+pub async fn list(s: &Services, p: &Principal) -> AppResult<Vec<Session>> {
+    let mut tx = s.store.begin_read(p.own_scope()).await?;
+    Ok(sessions::list_active(&mut tx, p.user_id, s.now()).await?)
+}
+
+/// Revokes one of the current user's sessions. Another user's session is "not found".
+pub async fn revoke(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: SessionId,
+) -> AppResult<()> {
+    let now = s.now();
+    let mut tx = s.store.begin(p.own_scope()).await?;
+    let session = sessions::find(&mut tx, id)
+        .await?
+        .filter(|x| x.user_id == p.user_id && x.revoked_at.is_none() && x.expires_at > now)
+        .ok_or(AppError::NotFound("session"))?;
+    sessions::revoke(&mut tx, session.id, "revoked_by_user", now).await?;
+    revoke_sessions(&mut tx, &[session.id], now).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "auth.session.revoked").target("session", id),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    s.auth_cache.revoke_session(id, now);
+    Ok(())
+}
+
+pub(crate) fn user_audit_json(u: &User) -> serde_json::Value {
+    user_json(u)
+}

@@ -1,0 +1,67 @@
+//! Palisade's use cases and security primitives.
+//!
+//! Every service function takes the acting identity ([`auth::Principal`]) or names the system
+//! work it does, checks permission on its first line, and writes its audit record in the same
+//! transaction as its change. The web layer only parses input and renders output.
+
+pub mod audit;
+pub mod auth;
+pub mod clock;
+pub mod crypto;
+pub mod error;
+pub mod rate_limit;
+pub mod settings;
+pub mod tenants;
+pub mod users;
+
+use std::sync::Arc;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{AppError, AppResult};
+pub use settings::Settings;
+
+/// Everything a use case needs, built once at start and shared (cheap to clone).
+#[derive(Clone)]
+pub struct Services {
+    pub store: palisade_store::Store,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+    pub keys: Arc<crypto::Keys>,
+    pub hasher: auth::password::PasswordHasher,
+    pub auth_cache: Arc<auth::cache::AuthCache>,
+    pub limits: Arc<rate_limit::Limits>,
+}
+
+impl Services {
+    pub fn new(
+        store: palisade_store::Store,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+        keys: crypto::Keys,
+    ) -> Self {
+        let settings = Arc::new(settings);
+        Services {
+            hasher: auth::password::PasswordHasher::new(
+                settings.password_hash_concurrency,
+                settings.password_hash_queue,
+            ),
+            auth_cache: Arc::new(auth::cache::AuthCache::new()),
+            limits: Arc::new(rate_limit::Limits::new(&settings)),
+            store,
+            clock,
+            settings,
+            keys: Arc::new(keys),
+        }
+    }
+
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+}
+
+/// Stored records that services return, re-exported so the web layer need not depend on `store`.
+pub mod records {
+    pub use palisade_store::sessions::Session;
+    pub use palisade_store::tenants::{Tenant, TenantStatus};
+    pub use palisade_store::users::User;
+}

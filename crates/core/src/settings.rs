@@ -1,0 +1,57 @@
+//! The knobs services read. The binary fills this from defaults, `palisade.toml` and `PALISADE_*`
+//! variables; tests build it directly.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub production: bool,
+    /// Issuer and audience of access tokens.
+    pub token_issuer: String,
+    pub token_audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub invite_ttl: Duration,
+    /// Requests per minute per principal (or IP when anonymous); 0 disables.
+    pub rate_limit_api_per_minute: u32,
+    /// Login attempts per minute per IP; 0 disables.
+    pub rate_limit_login_per_minute: u32,
+    /// Registrations per hour per IP; 0 disables.
+    pub rate_limit_register_per_hour: u32,
+    /// Consecutive failures that lock an account.
+    pub lockout_threshold: u32,
+    pub lockout_duration: Duration,
+    /// First step of the progressive delay on a failed login; doubles per failure, capped at 2 s.
+    pub login_failure_delay: Duration,
+    /// Password hashes computed at once (keep below the core count so requests still run).
+    pub password_hash_concurrency: usize,
+    /// Hash requests allowed to wait; beyond this, logins get 503 with Retry-After.
+    pub password_hash_queue: usize,
+    /// Mark cookies Secure (refused off in production).
+    pub cookie_secure: bool,
+    /// How long a deleted user can still be restored.
+    pub restore_window: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            production: false,
+            token_issuer: "palisade".into(),
+            token_audience: "palisade-api".into(),
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            invite_ttl: Duration::from_secs(7 * 24 * 3600),
+            rate_limit_api_per_minute: 100,
+            rate_limit_login_per_minute: 5,
+            rate_limit_register_per_hour: 3,
+            lockout_threshold: 5,
+            lockout_duration: Duration::from_secs(15 * 60),
+            login_failure_delay: Duration::from_millis(100),
+            password_hash_concurrency: 1,
+            password_hash_queue: 64,
+            cookie_secure: true,
+            restore_window: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! Managing a tenant's users.
+//!
+//! Rules (docs/permissions.md has the table):
+//! - Admins create users and edit agents; they may promote an agent, but only the owner (or a
+//!   super admin) changes another admin's role. Nobody changes their own role or the owner's.
+//! - Nobody deletes themself; the owner cannot be deleted before ownership is transferred; an
+//!   admin cannot delete another admin — only a super admin deletes admins.
+//! - Deletion is soft (`deleted_at`), revokes all the user's sessions at once, and blocks login;
+//!   a super admin can restore within the restore window (30 days).
+//! - A user of another tenant is "not found", exactly like a missing one.
+
+use crate::audit::{self, AuditEntryExt};
+use crate::auth::passwords::check_policy;
+use crate::auth::sessions::{hash_error, revoke_sessions, user_audit_json};
+use crate::auth::{cache, lockout, tokens, Principal, RequestMeta};
+use crate::{AppError, AppResult, Services};
+use palisade_domain::{
+    EmailAddress, FieldError, PasswordContext, Permission, PersonName, Role, TenantId, UserId,
+};
+use palisade_store::auth_changes::ChangeKind;
+use palisade_store::users::User;
+use palisade_store::{
+    audit as audit_log, invites, login_throttle, sessions, users, SystemScope, Tx, UserScope,
+};
+
+/// A created user, with the invitation token when no password was given.
+pub struct CreatedUser {
+    pub user: User,
+    pub invite_token: Option<String>,
+    pub invite_expires_at: Option<time::OffsetDateTime>,
+}
+
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub role: &'a str,
+    pub password: Option<&'a str>,
+}
+
+fn parse_tenant_role(field: &'static str, role: &str) -> Result<Role, FieldError> {
+    match Role::parse(role) {
+        Some(r) if r.is_tenant_role() => Ok(r),
+        _ => Err(FieldError::new(field, "must be one of: admin, agent")),
+    }
+}
+
+async fn visible_user(tx: &mut Tx<UserScope>, p: &Principal, id: UserId) -> AppResult<User> {
+    users::find(tx, id)
+        .await?
+        .filter(|u| u.tenant_id.is_some())
+        .filter(|u| u.deleted_at.is_none() || p.role == Role::SuperAdmin)
+        .ok_or(AppError::NotFound("user"))
+}
+
+pub async fn list(
+    s: &Services,
+    p: &Principal,
+    tenant_filter: Option<TenantId>,
+    include_deleted: bool,
+) -> AppResult<Vec<User>> {
+    p.require(Permission::UsersRead)?;
+    if include_deleted {
+        p.require(Permission::UsersManage)?;
+    }
+    let mut tx = s.store.begin_read(p.own_scope()).await?;
+    let mut list = users::list(&mut tx, tenant_filter, include_deleted).await?;
+    list.retain(|u| u.tenant_id.is_some());
+    Ok(list)
+}
+
+pub async fn get(s: &Services, p: &Principal, id: UserId) -> AppResult<User> {
+    p.require(Permission::UsersRead)?;
+    let mut tx = s.store.begin_read(p.own_scope()).await?;
+    visible_user(&mut tx, p, id).await
+}
+
+pub async fn create(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    input: NewUser<'_>,
+) -> AppResult<CreatedUser> {
+    p.require(Permission::UsersManage)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let mut errors = Vec::new();
+    let email = EmailAddress::parse("email", input.email)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let name = PersonName::parse("name", input.name)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let role = parse_tenant_role("role", input.role)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let (Some(email), Some(name), Some(role)) = (email, name, role) else {
+        return Err(AppError::validation(errors));
+    };
+    let hash = match input.password {
+        Some(pw) => {
+            let tenant = crate::auth::tenant_snapshot(s, scope.tenant_id()).await?;
+            let ctx = PasswordContext {
+                email: email.as_str(),
+                name: name.as_str(),
+                tenant_name: &tenant.name,
+            };
+            check_policy(&tenant.password_policy.policy(), "password", pw, &ctx)?;
+            Some(s.hasher.hash(pw).await.map_err(hash_error)?)
+        }
+        None => None,
+    };
+    let user = User {
+        id: UserId::new(),
+        tenant_id: Some(scope.tenant_id()),
+        email: email.as_str().to_owned(),
+        name: name.as_str().to_owned(),
+        role,
+        is_owner: false,
+        password_changed_at: hash.as_ref().map(|_| now),
+        password_hash: hash,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+        deleted_by: None,
+    };
+    let mut tx = s.store.begin(scope).await?;
+    users::insert(&mut tx, &user).await.map_err(|e| {
+        if e.is_unique_violation_on("users", "email") {
+            AppError::Conflict {
+                code: "email_taken",
+                message: "a user with this email already exists".into(),
+            }
+        } else {
+            e.into()
+        }
+    })?;
+    let (invite_token, invite_expires_at) = if user.password_hash.is_none() {
+        let token = tokens::new_secret(tokens::INVITE_PREFIX);
+        let ttl =
+            time::Duration::try_from(s.settings.invite_ttl).map_err(|e| anyhow::anyhow!("{e}"))?;
+        invites::insert(
+            &mut tx,
+            scope.tenant_id(),
+            user.id,
+            &tokens::secret_hash(&token),
+            now,
+            now + ttl,
+        )
+        .await?;
+        (Some(token), Some(now + ttl))
+    } else {
+        (None, None)
+    };
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "user.created")
+            .target("user", user.id)
+            .change(None, Some(user_audit_json(&user)))
+            .metadata(serde_json::json!({ "invited": invite_token.is_some() })),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(CreatedUser {
+        user,
+        invite_token,
+        invite_expires_at,
+    })
+}
+
+pub struct UserChanges<'a> {
+    pub name: Option<&'a str>,
+    pub role: Option<&'a str>,
+}
+
+pub async fn update(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: UserId,
+    changes: UserChanges<'_>,
+) -> AppResult<User> {
+    p.require(Permission::UsersManage)?;
+    let now = s.now();
+    let mut errors = Vec::new();
+    let name = changes
+        .name
+        .map(|n| PersonName::parse("name", n))
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    let role = changes
+        .role
+        .map(|r| parse_tenant_role("role", r))
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    let mut tx = s.store.begin(p.own_scope()).await?;
+    let before = visible_user(&mut tx, p, id).await?;
+    if before.deleted_at.is_some() {
+        return Err(AppError::conflict(
+            "user_deleted",
+            "restore the user before editing them",
+        ));
+    }
+    let mut after = before.clone();
+    if let Some(n) = name {
+        after.name = n.as_str().to_owned();
+    }
+    if let Some(r) = role.filter(|r| *r != before.role) {
+        if before.id == p.user_id {
+            return Err(AppError::forbidden("you cannot change your own role"));
+        }
+        if before.is_owner {
+            return Err(AppError::conflict(
+                "owner_role_fixed",
+                "the owner is always an admin; transfer ownership first",
+            ));
+        }
+        if before.role == Role::Admin && !(p.is_owner || p.role == Role::SuperAdmin) {
+            return Err(AppError::forbidden(
+                "only the owner can change another admin's role",
+            ));
+        }
+        after.role = r;
+    }
+    after.updated_at = now;
+    users::update(&mut tx, &after).await?;
+    cache::record(&mut tx, ChangeKind::User, id.as_uuid(), now).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(
+            p,
+            meta,
+            before.tenant_id,
+            if after.role != before.role {
+                "user.role_changed"
+            } else {
+                "user.updated"
+            },
+        )
+        .target("user", id)
+        .change(
+            Some(user_audit_json(&before)),
+            Some(user_audit_json(&after)),
+        ),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    s.auth_cache.forget_user(id);
+    Ok(after)
+}
+
+pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: UserId) -> AppResult<()> {
+    p.require(Permission::UsersManage)?;
+    let now = s.now();
+    if id == p.user_id {
+        return Err(AppError::conflict(
+            "cannot_delete_self",
+            "you cannot delete yourself",
+        ));
+    }
+    let mut tx = s.store.begin(p.own_scope()).await?;
+    let before = visible_user(&mut tx, p, id).await?;
+    if before.deleted_at.is_some() {
+        return Err(AppError::NotFound("user"));
+    }
+    if before.is_owner {
+        return Err(AppError::conflict(
+            "owner_cannot_be_deleted",
+            "the owner cannot be deleted; transfer ownership first",
+        ));
+    }
+    if before.role == Role::Admin {
+        p.require(Permission::UsersDeleteAdmin)
+            .map_err(|_| AppError::forbidden("only a super admin can delete an admin"))?;
+    }
+    let mut after = before.clone();
+    after.deleted_at = Some(now);
+    after.deleted_by = Some(p.user_id);
+    after.updated_at = now;
+    users::update(&mut tx, &after).await?;
+    let revoked = sessions::revoke_all_for_user(&mut tx, id, None, "user_deleted", now).await?;
+    revoke_sessions(&mut tx, &revoked, now).await?;
+    cache::record(&mut tx, ChangeKind::User, id.as_uuid(), now).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, before.tenant_id, "user.deleted")
+            .target("user", id)
+            .change(
+                Some(user_audit_json(&before)),
+                Some(user_audit_json(&after)),
+            )
+            .metadata(serde_json::json!({ "sessions_revoked": revoked.len() })),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    for sid in revoked {
+        s.auth_cache.revoke_session(sid, now);
+    }
+    s.auth_cache.forget_user(id);
+    Ok(())
+}
+
+pub async fn restore(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: UserId,
+) -> AppResult<User> {
+    p.require(Permission::UsersRestore)?;
+    let now = s.now();
+    let mut tx = s.store.begin(p.own_scope()).await?;
+    let before = visible_user(&mut tx, p, id).await?;
+    let Some(deleted_at) = before.deleted_at else {
+        return Err(AppError::conflict(
+            "not_deleted",
+            "this user is not deleted",
+        ));
+    };
+    let window =
+        time::Duration::try_from(s.settings.restore_window).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if now - deleted_at > window {
+        return Err(AppError::conflict(
+            "restore_window_passed",
+            "this user was deleted more than 30 days ago and can no longer be restored",
+        ));
+    }
+    let mut after = before.clone();
+    after.deleted_at = None;
+    after.deleted_by = None;
+    after.updated_at = now;
+    users::update(&mut tx, &after).await?;
+    cache::record(&mut tx, ChangeKind::User, id.as_uuid(), now).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, before.tenant_id, "user.restored")
+            .target("user", id)
+            .change(
+                Some(user_audit_json(&before)),
+                Some(user_audit_json(&after)),
+            ),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    s.auth_cache.forget_user(id);
+    Ok(after)
+}
+
+/// Makes another active user of the tenant its owner (and an admin). The current owner stays an
+/// admin. Requires the owner's password, re-entered.
+pub async fn transfer_ownership(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: UserId,
+    password: &str,
+) -> AppResult<User> {
+    if !p.is_owner {
+        return Err(AppError::forbidden("only the owner can transfer ownership"));
+    }
+    p.require(Permission::UsersManage)?;
+    let now = s.now();
+    let scope = p.tenant_scope()?;
+    let mut tx = s.store.begin(UserScope::Tenant(scope)).await?;
+    let me = users::find(&mut tx, p.user_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    if !s
+        .hasher
+        .verify(password, me.password_hash.as_deref())
+        .await
+        .map_err(hash_error)?
+        .ok()
+    {
+        return Err(AppError::field("password", "is incorrect"));
+    }
+    if id == p.user_id {
+        return Err(AppError::conflict(
+            "already_owner",
+            "you already own this tenant",
+        ));
+    }
+    let target = visible_user(&mut tx, p, id).await?;
+    if target.deleted_at.is_some() {
+        return Err(AppError::NotFound("user"));
+    }
+    let mut old_owner = me.clone();
+    old_owner.is_owner = false;
+    old_owner.updated_at = now;
+    users::update(&mut tx, &old_owner).await?;
+    let mut new_owner = target.clone();
+    new_owner.is_owner = true;
+    new_owner.role = Role::Admin;
+    new_owner.updated_at = now;
+    users::update(&mut tx, &new_owner).await?;
+    cache::record(&mut tx, ChangeKind::User, me.id.as_uuid(), now).await?;
+    cache::record(&mut tx, ChangeKind::User, target.id.as_uuid(), now).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "tenant.ownership_transferred")
+            .target("user", id)
+            .change(
+                Some(serde_json::json!({ "owner_id": me.id })),
+                Some(serde_json::json!({ "owner_id": target.id, "new_owner_previous_role": target.role.as_str() })),
+            ),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    s.auth_cache.forget_user(me.id);
+    s.auth_cache.forget_user(target.id);
+    Ok(new_owner)
+}
+
+/// Lifts a login lock on a user of the principal's tenant.
+pub async fn unlock(s: &Services, p: &Principal, meta: &RequestMeta, id: UserId) -> AppResult<()> {
+    p.require(Permission::UsersManage)?;
+    let now = s.now();
+    let target = {
+        let mut tx = s.store.begin_read(p.own_scope()).await?;
+        visible_user(&mut tx, p, id).await?
+    };
+    let mut tx = s.store.begin(SystemScope::new("users.unlock")).await?;
+    login_throttle::clear(&mut tx, &lockout::key(&target.email)).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, target.tenant_id, "user.unlocked").target("user", id),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

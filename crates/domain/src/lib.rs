@@ -1,0 +1,34 @@
+//! Palisade's domain: the vocabulary every other crate speaks.
+//!
+//! Everything here is pure — no I/O, no async, no framework — so the rules (who may do what,
+//! what a valid email or password is) can be read and tested in isolation. Outside strings become
+//! these types at the edge ("parse, don't validate"): a value of a type defined here is valid.
+
+pub mod ids;
+pub mod password;
+pub mod permission;
+pub mod role;
+pub mod text;
+
+pub use ids::{SessionId, TenantId, UserId};
+pub use password::{PasswordContext, PasswordPolicy, PasswordPolicyPreset, PasswordViolation};
+pub use permission::Permission;
+pub use role::Role;
+pub use text::{EmailAddress, PersonName, TenantName};
+
+/// A rejected input: which field, and a sentence a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}

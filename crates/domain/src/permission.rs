@@ -1,0 +1,215 @@
+//! The one permission table. Every service function starts with `principal.require(Permission::…)`,
+//! so the JSON API, the console, jobs and the CLI all pass the same check.
+//!
+//! `docs/permissions.md` is generated from [`Permission::markdown_table`]; a test fails when the two
+//! drift apart.
+
+use crate::Role;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// See the tenant's name and settings.
+    TenantRead,
+    /// Change the tenant's name and password policy.
+    TenantManage,
+    /// List and view the tenant's users.
+    UsersRead,
+    /// Create users, change their name or role, lift a login lock, delete agents.
+    UsersManage,
+    /// Delete an admin (never the owner).
+    UsersDeleteAdmin,
+    /// Restore a soft-deleted user within 30 days.
+    UsersRestore,
+    /// Create, list and revoke API keys.
+    ApiKeysManage,
+    /// Create, approve and manage outgoing webhooks.
+    WebhooksManage,
+    /// Connect and disconnect WhatsApp Business numbers.
+    WhatsAppConnectionsManage,
+    /// Read the tenant's audit log.
+    AuditLogRead,
+    /// Read contacts.
+    ContactsRead,
+    /// Create and edit contacts.
+    ContactsWrite,
+    /// Delete contacts.
+    ContactsDelete,
+    /// Export contacts or conversations.
+    DataExport,
+    /// Read conversations and messages.
+    ConversationsRead,
+    /// Answer conversations, change their status, assignee and labels, add notes.
+    ConversationsWrite,
+    /// List, suspend and reactivate tenants.
+    PlatformTenantsManage,
+    /// Act as a tenant's owner for support.
+    PlatformImpersonate,
+}
+
+const ADMIN: &[Role] = &[Role::Admin];
+const ADMIN_AGENT: &[Role] = &[Role::Admin, Role::Agent];
+const SUPER: &[Role] = &[Role::SuperAdmin];
+const ADMIN_SUPER: &[Role] = &[Role::Admin, Role::SuperAdmin];
+const EVERYONE: &[Role] = &[Role::Admin, Role::Agent, Role::SuperAdmin];
+
+impl Permission {
+    pub const ALL: [Permission; 18] = [
+        Permission::TenantRead,
+        Permission::TenantManage,
+        Permission::UsersRead,
+        Permission::UsersManage,
+        Permission::UsersDeleteAdmin,
+        Permission::UsersRestore,
+        Permission::ApiKeysManage,
+        Permission::WebhooksManage,
+        Permission::WhatsAppConnectionsManage,
+        Permission::AuditLogRead,
+        Permission::ContactsRead,
+        Permission::ContactsWrite,
+        Permission::ContactsDelete,
+        Permission::DataExport,
+        Permission::ConversationsRead,
+        Permission::ConversationsWrite,
+        Permission::PlatformTenantsManage,
+        Permission::PlatformImpersonate,
+    ];
+
+    /// The roles granted this permission. This match is the whole policy.
+    pub const fn roles(self) -> &'static [Role] {
+        match self {
+            Permission::TenantRead => ADMIN_AGENT,
+            Permission::TenantManage => ADMIN,
+            Permission::UsersRead => EVERYONE,
+            Permission::UsersManage => ADMIN_SUPER,
+            Permission::UsersDeleteAdmin => SUPER,
+            Permission::UsersRestore => SUPER,
+            Permission::ApiKeysManage => ADMIN,
+            Permission::WebhooksManage => ADMIN,
+            Permission::WhatsAppConnectionsManage => ADMIN,
+            Permission::AuditLogRead => ADMIN_SUPER,
+            Permission::ContactsRead => ADMIN_AGENT,
+            Permission::ContactsWrite => ADMIN_AGENT,
+            Permission::ContactsDelete => ADMIN,
+            Permission::DataExport => ADMIN,
+            Permission::ConversationsRead => ADMIN_AGENT,
+            Permission::ConversationsWrite => ADMIN_AGENT,
+            Permission::PlatformTenantsManage => SUPER,
+            Permission::PlatformImpersonate => SUPER,
+        }
+    }
+
+    pub fn allows(self, role: Role) -> bool {
+        self.roles().contains(&role)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Permission::TenantRead => "tenant.read",
+            Permission::TenantManage => "tenant.manage",
+            Permission::UsersRead => "users.read",
+            Permission::UsersManage => "users.manage",
+            Permission::UsersDeleteAdmin => "users.delete_admin",
+            Permission::UsersRestore => "users.restore",
+            Permission::ApiKeysManage => "api_keys.manage",
+            Permission::WebhooksManage => "webhooks.manage",
+            Permission::WhatsAppConnectionsManage => "whatsapp_connections.manage",
+            Permission::AuditLogRead => "audit_log.read",
+            Permission::ContactsRead => "contacts.read",
+            Permission::ContactsWrite => "contacts.write",
+            Permission::ContactsDelete => "contacts.delete",
+            Permission::DataExport => "data.export",
+            Permission::ConversationsRead => "conversations.read",
+            Permission::ConversationsWrite => "conversations.write",
+            Permission::PlatformTenantsManage => "platform.tenants.manage",
+            Permission::PlatformImpersonate => "platform.impersonate",
+        }
+    }
+
+    const fn description(self) -> &'static str {
+        match self {
+            Permission::TenantRead => "See the tenant's name and settings",
+            Permission::TenantManage => "Change the tenant's name and password policy",
+            Permission::UsersRead => "List and view users (super admins: of any tenant)",
+            Permission::UsersManage => {
+                "Create users, edit name and role, lift a login lock, delete agents"
+            }
+            Permission::UsersDeleteAdmin => "Delete an admin (never the owner)",
+            Permission::UsersRestore => "Restore a deleted user within 30 days",
+            Permission::ApiKeysManage => "Create, list and revoke API keys",
+            Permission::WebhooksManage => "Create, approve and manage outgoing webhooks",
+            Permission::WhatsAppConnectionsManage => "Connect and disconnect WhatsApp numbers",
+            Permission::AuditLogRead => "Read the audit log (super admins: of every tenant)",
+            Permission::ContactsRead => "Read contacts",
+            Permission::ContactsWrite => "Create and edit contacts",
+            Permission::ContactsDelete => "Delete contacts",
+            Permission::DataExport => "Export contacts and conversations",
+            Permission::ConversationsRead => "Read conversations and messages",
+            Permission::ConversationsWrite => "Answer, assign, label and resolve conversations",
+            Permission::PlatformTenantsManage => "List, suspend and reactivate tenants",
+            Permission::PlatformImpersonate => "Impersonate a tenant's owner, under audit",
+        }
+    }
+
+    /// The permission matrix as a Markdown table (the body of `docs/permissions.md`).
+    pub fn markdown_table() -> String {
+        let mut out =
+            String::from("| permission | what it allows | super_admin | admin | agent |\n");
+        out.push_str("|---|---|:-:|:-:|:-:|\n");
+        for p in Permission::ALL {
+            let mark = |r: Role| if p.allows(r) { "yes" } else { "—" };
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} | {} |\n",
+                p.as_str(),
+                p.description(),
+                mark(Role::SuperAdmin),
+                mark(Role::Admin),
+                mark(Role::Agent)
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_management_is_admin_only() {
+        for p in [
+            Permission::ApiKeysManage,
+            Permission::WebhooksManage,
+            Permission::WhatsAppConnectionsManage,
+        ] {
+            assert!(p.allows(Role::Admin));
+            assert!(!p.allows(Role::Agent));
+            assert!(
+                !p.allows(Role::SuperAdmin),
+                "super admins act on tenants only by impersonation"
+            );
+        }
+    }
+
+    #[test]
+    fn only_super_admins_delete_admins_and_restore() {
+        assert_eq!(Permission::UsersDeleteAdmin.roles(), &[Role::SuperAdmin]);
+        assert_eq!(Permission::UsersRestore.roles(), &[Role::SuperAdmin]);
+    }
+
+    #[test]
+    fn agents_cannot_delete_contacts_or_export() {
+        assert!(!Permission::ContactsDelete.allows(Role::Agent));
+        assert!(!Permission::DataExport.allows(Role::Agent));
+        assert!(Permission::ConversationsWrite.allows(Role::Agent));
+    }
+
+    #[test]
+    fn docs_permissions_md_matches_the_table() {
+        let doc = include_str!("../../../docs/permissions.md");
+        assert!(
+            doc.contains(&Permission::markdown_table()),
+            "docs/permissions.md is out of date; paste Permission::markdown_table() into it:\n{}",
+            Permission::markdown_table()
+        );
+    }
+}

@@ -1,0 +1,275 @@
+//! Wiring: configuration in, a running server out.
+//!
+//! [`Application::build`] does everything that can fail (keys, database, migrations, production
+//! checks, binding the port) before anything is spawned, so `serve` and the tests either get a
+//! ready server or a clear error. Tests bind port 0 and read the port back.
+
+use crate::config::{ensure_dir, key_ring_text, Config, ConfigError};
+use palisade_core::crypto::{generate_ring_text, EncryptionKeyRing, Keys, SigningKeyRing};
+use palisade_core::{Clock, Services, Settings, SystemClock};
+use palisade_store::{DatabaseSettings, Store};
+use palisade_web::{AppState, WebConfig};
+use secrecy::ExposeSecret;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    services: Services,
+}
+
+pub fn database_settings(config: &Config) -> DatabaseSettings {
+    DatabaseSettings {
+        url: config.database_url.clone(),
+        migration_url: config
+            .raw
+            .database_migration_url
+            .clone()
+            .filter(|u| !u.trim().is_empty()),
+        max_connections: config.raw.database_max_connections,
+    }
+}
+
+pub fn settings(config: &Config) -> Settings {
+    let r = &config.raw;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    Settings {
+        production: config.production(),
+        rate_limit_api_per_minute: r.rate_limit_api_per_minute,
+        rate_limit_login_per_minute: r.rate_limit_login_per_minute,
+        rate_limit_register_per_hour: r.rate_limit_register_per_hour,
+        lockout_threshold: r.lockout_threshold,
+        lockout_duration: Duration::from_secs(r.lockout_minutes.saturating_mul(60)),
+        login_failure_delay: Duration::from_millis(r.login_failure_delay_ms),
+        // Leave a core for the request workers: hashing is ~20 ms of CPU per login.
+        password_hash_concurrency: r.password_hash_concurrency.unwrap_or((cores / 2).max(1)),
+        password_hash_queue: r.password_hash_queue,
+        cookie_secure: r.cookie_secure,
+        ..Settings::default()
+    }
+}
+
+pub fn web_config(config: &Config) -> WebConfig {
+    WebConfig {
+        trusted_proxies: config.trusted_proxies.clone(),
+        cors_origins: config.cors_origins.clone(),
+        hsts: config.raw.behind_tls_proxy,
+        request_timeout: Duration::from_secs(config.raw.request_timeout_secs.max(1)),
+        max_body_bytes: config.raw.max_body_bytes,
+    }
+}
+
+/// Loads the key rings: configured ones, or in development the ones under the data directory
+/// (generated on first start, mode 0600). Production refuses to start without configured keys.
+pub fn load_keys(config: &Config) -> Result<Keys, ConfigError> {
+    let r = &config.raw;
+    let signing = key_ring_text(
+        &r.signing_keys,
+        &r.signing_keys_file,
+        "PALISADE_SIGNING_KEYS",
+    )?;
+    let encryption = key_ring_text(
+        &r.encryption_keys,
+        &r.encryption_keys_file,
+        "PALISADE_ENCRYPTION_KEYS",
+    )?;
+    let (signing, encryption) = match (signing, encryption) {
+        (Some(s), Some(e)) => (s.expose_secret().to_owned(), e.expose_secret().to_owned()),
+        (s, e) if config.production() => {
+            let missing: Vec<&str> = [
+                ("PALISADE_SIGNING_KEYS", s.is_none()),
+                ("PALISADE_ENCRYPTION_KEYS", e.is_none()),
+            ]
+            .into_iter()
+            .filter(|(_, m)| *m)
+            .map(|(n, _)| n)
+            .collect();
+            return Err(ConfigError(format!(
+                "production needs key rings: set {} (or the _FILE variant); `palisade keys generate` prints a fresh set",
+                missing.join(" and ")
+            )));
+        }
+        (s, e) => {
+            let dir = r.data_dir.join("keys");
+            let s = match s {
+                Some(s) => s.expose_secret().to_owned(),
+                None => dev_key_file(&dir.join("signing.keys"))?,
+            };
+            let e = match e {
+                Some(e) => e.expose_secret().to_owned(),
+                None => dev_key_file(&dir.join("encryption.keys"))?,
+            };
+            (s, e)
+        }
+    };
+    let signing = SigningKeyRing::parse(&signing)
+        .map_err(|e| ConfigError(format!("PALISADE_SIGNING_KEYS: {e}")))?;
+    let encryption = EncryptionKeyRing::parse(&encryption)
+        .map_err(|e| ConfigError(format!("PALISADE_ENCRYPTION_KEYS: {e}")))?;
+    Ok(Keys::new(signing, encryption))
+}
+
+/// Reads a development key file, creating it (0600) with a fresh key on first start.
+fn dev_key_file(path: &Path) -> Result<String, ConfigError> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return Ok(text.trim().to_owned());
+    }
+    if let Some(dir) = path.parent() {
+        ensure_dir(dir)?;
+    }
+    let text = generate_ring_text();
+    write_private(path, &text)
+        .map_err(|e| ConfigError(format!("cannot write {}: {e}", path.display())))?;
+    tracing::info!(path = %path.display(), "generated a development key ring");
+    Ok(text)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, format!("{text}\n"))
+}
+
+/// Reasons production mode refuses to start, each saying what to fix.
+pub fn production_refusals(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if !config.production() {
+        return out;
+    }
+    if !config.raw.cookie_secure {
+        out.push("PALISADE_COOKIE_SECURE=false would send session cookies without Secure; remove it (serve over HTTPS)".into());
+    }
+    out
+}
+
+impl Application {
+    /// Connects, migrates, checks and binds; spawns nothing.
+    pub async fn build(config: &Config) -> anyhow::Result<Application> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Application> {
+        let refusals = production_refusals(config);
+        if !refusals.is_empty() {
+            anyhow::bail!(
+                "refusing to start in production:\n  - {}",
+                refusals.join("\n  - ")
+            );
+        }
+        if config.database_url.starts_with("sqlite:") {
+            ensure_dir(&config.raw.data_dir)?;
+        }
+        let keys = load_keys(config)?;
+        let db = database_settings(config);
+        Store::migrate(&db).await?;
+        let store = Store::connect(&db).await?;
+        if config.production() {
+            if let Some(reason) = store.unsafe_role_reason().await? {
+                anyhow::bail!("refusing to start in production: {reason}");
+            }
+        }
+        let services = Services::new(store, clock, settings(config), keys);
+        palisade_core::auth::cache::load_recent(&services).await?;
+        let state = AppState {
+            services: services.clone(),
+            web: Arc::new(web_config(config)),
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        Ok(Application {
+            listener,
+            router: palisade_web::router(state),
+            services,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let sync = palisade_core::auth::cache::spawn_sync(
+            self.services.clone(),
+            Duration::from_millis(250),
+        );
+        let limits = self.services.limits.clone();
+        let shrink = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                limits.shrink();
+            }
+        });
+        let result = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        sync.abort();
+        shrink.abort();
+        self.services.store.close().await;
+        Ok(result?)
+    }
+}
+
+/// Key loading for `check-config`: like start-up, but never writes development keys.
+pub fn load_keys_checked(config: &Config) -> Result<(), ConfigError> {
+    let r = &config.raw;
+    for (direct, file, name) in [
+        (
+            &r.signing_keys,
+            &r.signing_keys_file,
+            "PALISADE_SIGNING_KEYS",
+        ),
+        (
+            &r.encryption_keys,
+            &r.encryption_keys_file,
+            "PALISADE_ENCRYPTION_KEYS",
+        ),
+    ] {
+        match key_ring_text(direct, file, name)? {
+            // Both rings share the text format and its checks.
+            Some(text) => {
+                EncryptionKeyRing::parse(text.expose_secret())
+                    .map_err(|e| ConfigError(format!("{name}: {e}")))?;
+            }
+            None if config.production() => {
+                return Err(ConfigError(format!(
+                    "{name} is not set (required in production)"
+                )))
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! The `palisade` command line.
+
+use crate::app::{database_settings, settings, Application};
+use crate::config::Config;
+use clap::{Parser, Subcommand};
+use palisade_core::auth::password::PasswordHasher;
+use palisade_core::auth::passwords::check_policy;
+use palisade_domain::{
+    EmailAddress, PasswordContext, PasswordPolicyPreset, PersonName, Role, UserId,
+};
+use palisade_store::{audit, users, Store, SystemScope};
+use std::io::{BufRead, IsTerminal};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "palisade",
+    version,
+    about = "Palisade: a secure multi-tenant WhatsApp CRM server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (migrates the database first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the effective configuration, secrets redacted, and check it.
+    CheckConfig,
+    /// Platform administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Key material.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a platform super admin. The password is read from a prompt, or from the first line
+    /// of standard input when it is not a terminal — never from an argument.
+    CreateSuperAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Super Admin")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a fresh production key set (signing and encryption rings).
+    Generate,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Keys {
+            command: KeysCommand::Generate,
+        } => {
+            println!(
+                "PALISADE_SIGNING_KEYS={}",
+                palisade_core::crypto::generate_ring_text()
+            );
+            println!(
+                "PALISADE_ENCRYPTION_KEYS={}",
+                palisade_core::crypto::generate_ring_text()
+            );
+            Ok(())
+        }
+        Command::CheckConfig => {
+            let config = Config::load()?;
+            print!("{}", config.redacted());
+            let refusals = crate::app::production_refusals(&config);
+            let keys = crate::app::load_keys_checked(&config);
+            let mut problems = refusals;
+            if let Err(e) = keys {
+                problems.push(e.0);
+            }
+            if problems.is_empty() {
+                println!("# configuration OK");
+                Ok(())
+            } else {
+                anyhow::bail!("configuration problems:\n  - {}", problems.join("\n  - "))
+            }
+        }
+        Command::Migrate => {
+            let config = Config::load()?;
+            if config.database_url.starts_with("sqlite:") {
+                crate::config::ensure_dir(&config.raw.data_dir)?;
+            }
+            Store::migrate(&database_settings(&config)).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Serve => {
+            let config = Config::load()?;
+            let app = Application::build(&config).await?;
+            let addr = app.local_addr()?;
+            tracing::info!(url = %format!("http://{addr}"), "Palisade is listening on http://{addr}");
+            app.run_until(shutdown_signal()).await
+        }
+        Command::Admin {
+            command: AdminCommand::CreateSuperAdmin { email, name },
+        } => {
+            let config = Config::load()?;
+            create_super_admin(&config, &email, &name).await
+        }
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Repeat password: ")?;
+        anyhow::ensure!(first == again, "the passwords do not match");
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    }
+}
+
+async fn create_super_admin(config: &Config, email: &str, name: &str) -> anyhow::Result<()> {
+    let email = EmailAddress::parse("email", email)?;
+    let name = PersonName::parse("name", name)?;
+    let password = read_password()?;
+    let ctx = PasswordContext {
+        email: email.as_str(),
+        name: name.as_str(),
+        tenant_name: "",
+    };
+    check_policy(
+        &PasswordPolicyPreset::Modern.policy(),
+        "password",
+        &password,
+        &ctx,
+    )
+    .map_err(|e| match e {
+        palisade_core::AppError::Validation { fields, .. } => anyhow::anyhow!(
+            "the password is not acceptable: {}",
+            fields
+                .values()
+                .flatten()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        other => anyhow::anyhow!("{other}"),
+    })?;
+    let s = settings(config);
+    let hash = PasswordHasher::new(s.password_hash_concurrency, 1)
+        .hash(&password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if config.database_url.starts_with("sqlite:") {
+        crate::config::ensure_dir(&config.raw.data_dir)?;
+    }
+    let db = database_settings(config);
+    Store::migrate(&db).await?;
+    let store = Store::connect(&db).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let user = users::User {
+        id: UserId::new(),
+        tenant_id: None,
+        email: email.as_str().to_owned(),
+        name: name.as_str().to_owned(),
+        role: Role::SuperAdmin,
+        is_owner: false,
+        password_hash: Some(hash),
+        password_changed_at: Some(now),
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+        deleted_by: None,
+    };
+    let mut tx = store
+        .begin(SystemScope::new("cli.create_super_admin"))
+        .await?;
+    users::insert(&mut tx, &user).await.map_err(|e| {
+        if e.is_unique_violation_on("users", "email") {
+            anyhow::anyhow!("a user with email {} already exists", email.as_str())
+        } else {
+            anyhow::anyhow!(e)
+        }
+    })?;
+    let entry = audit::AuditEntry {
+        action: "platform.super_admin.created".into(),
+        actor_role: Some("cli".into()),
+        target_type: Some("user".into()),
+        target_id: Some(user.id.to_string()),
+        metadata: serde_json::json!({ "email": user.email }),
+        ..audit::AuditEntry::default()
+    };
+    audit::append(&mut tx, &entry, now).await?;
+    tx.commit().await?;
+    store.close().await;
+    println!("created super admin {} ({})", user.email, user.id);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,294 @@
+//! Configuration: defaults → optional `palisade.toml` → `PALISADE_*` environment variables.
+//!
+//! Validated once at start into [`Config`] and passed explicitly; nothing reads the environment
+//! later. Secrets are `SecretString`s, whose `Debug` prints nothing; `palisade check-config`
+//! prints the effective configuration with them redacted.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// The raw settings as read from file and environment. See the README for each one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RawConfig {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub database_migration_url: Option<String>,
+    pub database_max_connections: u32,
+    pub env: Environment,
+    #[serde(skip_serializing)]
+    pub signing_keys: Option<SecretString>,
+    pub signing_keys_file: Option<PathBuf>,
+    #[serde(skip_serializing)]
+    pub encryption_keys: Option<SecretString>,
+    pub encryption_keys_file: Option<PathBuf>,
+    pub rate_limit_api_per_minute: u32,
+    pub rate_limit_login_per_minute: u32,
+    pub rate_limit_register_per_hour: u32,
+    pub lockout_threshold: u32,
+    pub lockout_minutes: u64,
+    pub login_failure_delay_ms: u64,
+    pub password_hash_concurrency: Option<usize>,
+    pub password_hash_queue: usize,
+    /// Comma-separated addresses or CIDR ranges.
+    pub trusted_proxies: String,
+    /// Comma-separated origins.
+    pub cors_origins: String,
+    pub behind_tls_proxy: bool,
+    pub cookie_secure: bool,
+    pub request_timeout_secs: u64,
+    pub max_body_bytes: usize,
+    pub log: String,
+    pub log_format: Option<String>,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            database_migration_url: None,
+            database_max_connections: 10,
+            env: Environment::Development,
+            signing_keys: None,
+            signing_keys_file: None,
+            encryption_keys: None,
+            encryption_keys_file: None,
+            rate_limit_api_per_minute: 100,
+            rate_limit_login_per_minute: 5,
+            rate_limit_register_per_hour: 3,
+            lockout_threshold: 5,
+            lockout_minutes: 15,
+            login_failure_delay_ms: 100,
+            password_hash_concurrency: None,
+            password_hash_queue: 64,
+            trusted_proxies: String::new(),
+            cors_origins: String::new(),
+            behind_tls_proxy: false,
+            cookie_secure: true,
+            request_timeout_secs: 30,
+            max_body_bytes: 1024 * 1024,
+            log: "info".into(),
+            log_format: None,
+        }
+    }
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub raw: RawConfig,
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub trusted_proxies: Vec<IpNet>,
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads from `palisade.toml` (or `PALISADE_CONFIG`) and the environment.
+    pub fn load() -> Result<Config, ConfigError> {
+        let file = std::env::var("PALISADE_CONFIG").unwrap_or_else(|_| "palisade.toml".into());
+        let figment = Figment::from(Serialized::defaults(RawConfig::default()))
+            .merge(Toml::file(&file))
+            .merge(
+                Env::prefixed("PALISADE_")
+                    .ignore(&["config", "test_postgres_url"])
+                    .split("__"),
+            );
+        let raw: RawConfig = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        Config::from_raw(raw)
+    }
+
+    pub fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
+        let listen: SocketAddr = raw.listen.parse().map_err(|_| {
+            ConfigError(format!(
+                "PALISADE_LISTEN={:?} is not an address like 127.0.0.1:8080",
+                raw.listen
+            ))
+        })?;
+        let database_url = match &raw.database_url {
+            Some(u) if !u.trim().is_empty() => u.trim().to_owned(),
+            _ => format!(
+                "sqlite://{}",
+                raw.data_dir.join("palisade.sqlite").display()
+            ),
+        };
+        let trusted_proxies = split_list(&raw.trusted_proxies)
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        ConfigError(format!(
+                            "PALISADE_TRUSTED_PROXIES: {s:?} is not an IP address or CIDR range"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let cors_origins = split_list(&raw.cors_origins).map(str::to_owned).collect();
+        Ok(Config {
+            raw,
+            listen,
+            database_url,
+            trusted_proxies,
+            cors_origins,
+        })
+    }
+
+    pub fn production(&self) -> bool {
+        self.raw.env == Environment::Production
+    }
+
+    /// The effective configuration with secrets redacted, as TOML.
+    pub fn redacted(&self) -> String {
+        let mut out = toml_escape_table(&self.raw);
+        let ring = |s: &Option<SecretString>| match s {
+            Some(v) => format!(
+                "\"[redacted: {} key(s)]\"",
+                v.expose_secret()
+                    .split(',')
+                    .filter(|x| !x.trim().is_empty())
+                    .count()
+            ),
+            None => "\"[not set]\"".into(),
+        };
+        out.push_str(&format!(
+            "signing_keys = {}\n",
+            ring(&self.raw.signing_keys)
+        ));
+        out.push_str(&format!(
+            "encryption_keys = {}\n",
+            ring(&self.raw.encryption_keys)
+        ));
+        out.push_str(&format!(
+            "# effective database: {}\n",
+            palisade_store_redact(&self.database_url)
+        ));
+        out
+    }
+}
+
+fn split_list(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').map(str::trim).filter(|x| !x.is_empty())
+}
+
+fn palisade_store_redact(url: &str) -> String {
+    palisade_store::redact_url(url)
+}
+
+fn toml_escape_table(raw: &RawConfig) -> String {
+    let mut v = serde_json::to_value(raw).unwrap_or_default();
+    if let Some(map) = v.as_object_mut() {
+        for key in ["database_url", "database_migration_url"] {
+            if let Some(serde_json::Value::String(s)) = map.get(key).cloned() {
+                map.insert(
+                    key.into(),
+                    serde_json::Value::String(palisade_store::redact_url(&s)),
+                );
+            }
+        }
+    }
+    let mut out = String::new();
+    if let Some(map) = v.as_object() {
+        for (k, val) in map {
+            match val {
+                serde_json::Value::Null => out.push_str(&format!("# {k} = (not set)\n")),
+                other => out.push_str(&format!("{k} = {other}\n")),
+            }
+        }
+    }
+    out
+}
+
+/// Reads a key ring from the variable or the file it names.
+pub fn key_ring_text(
+    direct: &Option<SecretString>,
+    file: &Option<PathBuf>,
+    name: &str,
+) -> Result<Option<SecretString>, ConfigError> {
+    if let Some(v) = direct {
+        return Ok(Some(v.clone()));
+    }
+    match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|s| Some(SecretString::from(s.trim().to_owned())))
+            .map_err(|e| ConfigError(format!("{name}_FILE: cannot read {}: {e}", path.display()))),
+        None => Ok(None),
+    }
+}
+
+pub fn ensure_dir(p: &Path) -> Result<(), ConfigError> {
+    std::fs::create_dir_all(p)
+        .map_err(|e| ConfigError(format!("cannot create {}: {e}", p.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_sqlite_in_the_data_dir_on_localhost() {
+        let c = Config::from_raw(RawConfig::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert!(
+            c.database_url.starts_with("sqlite://") && c.database_url.ends_with("palisade.sqlite")
+        );
+        assert!(!c.production());
+    }
+
+    #[test]
+    fn bad_values_say_what_to_fix() {
+        let raw = RawConfig {
+            listen: "nope".into(),
+            ..RawConfig::default()
+        };
+        assert!(Config::from_raw(raw)
+            .unwrap_err()
+            .0
+            .contains("PALISADE_LISTEN"));
+        let raw = RawConfig {
+            trusted_proxies: "10.0.0.1, bad".into(),
+            ..RawConfig::default()
+        };
+        assert!(Config::from_raw(raw)
+            .unwrap_err()
+            .0
+            .contains("PALISADE_TRUSTED_PROXIES"));
+        let raw = RawConfig {
+            trusted_proxies: "10.0.0.1, 192.168.0.0/16".into(),
+            ..RawConfig::default()
+        };
+        assert_eq!(Config::from_raw(raw).unwrap().trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn redaction_hides_secrets_and_passwords() {
+        let raw = RawConfig {
+            signing_keys: Some(SecretString::from("a:SECRETSECRET".to_owned())),
+            database_url: Some("postgres://app:hunter2@db/p".into()),
+            ..RawConfig::default()
+        };
+        let text = Config::from_raw(raw).unwrap().redacted();
+        assert!(
+            !text.contains("SECRETSECRET") && !text.contains("hunter2"),
+            "{text}"
+        );
+        assert!(text.contains("[redacted: 1 key(s)]"));
+    }
+}

@@ -1,0 +1,8 @@
+//! The Palisade server: configuration, wiring and the command line.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+
+pub use app::Application;
+pub use config::Config;

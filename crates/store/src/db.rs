@@ -1,0 +1,409 @@
+//! The two-backend connection facade.
+
+use crate::query::{Arg, Query};
+use crate::scope::Scope;
+use crate::{Result, StoreError};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, FromRow, Postgres, Sqlite};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the database is. `Debug` hides passwords in the URLs.
+#[derive(Clone)]
+pub struct DatabaseSettings {
+    /// `sqlite://path` or `postgres://…`: the application's connections.
+    pub url: String,
+    /// Optional owner connection for migrations (PostgreSQL); defaults to `url`.
+    pub migration_url: Option<String>,
+    pub max_connections: u32,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field(
+                "migration_url",
+                &self.migration_url.as_deref().map(redact_url),
+            )
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+impl DatabaseSettings {
+    pub fn backend(&self) -> Result<Backend> {
+        backend_of(&self.url)
+    }
+}
+
+fn backend_of(url: &str) -> Result<Backend> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else {
+        Err(StoreError::Config(format!(
+            "unsupported database URL scheme in {}: use sqlite://PATH or postgres://…",
+            redact_url(url)
+        )))
+    }
+}
+
+#[derive(Clone)]
+enum Pools {
+    /// One writer connection serialises writes (SQLite allows one writer at a time; queueing in
+    /// the pool is cheaper than SQLITE_BUSY retries); readers run in parallel under WAL.
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+    },
+    Postgres {
+        pool: PgPool,
+    },
+}
+
+/// The application's database handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pools: Pools,
+}
+
+fn sqlite_options(url: &str) -> Result<SqliteConnectOptions> {
+    Ok(SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5))
+        .disable_statement_logging())
+}
+
+fn pg_options(url: &str) -> Result<PgConnectOptions> {
+    Ok(PgConnectOptions::from_str(url)?.disable_statement_logging())
+}
+
+/// The role every application connection acts as on PostgreSQL (see the first migration).
+pub const PG_APP_ROLE: &str = "palisade_app";
+
+impl Store {
+    /// Opens the application's connections. On PostgreSQL each connection switches to the
+    /// `palisade_app` role when its login role may, so row-level security binds it even when the
+    /// login role owns the tables.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Store> {
+        let pools = match settings.backend()? {
+            Backend::Sqlite => {
+                let opts = sqlite_options(&settings.url)?;
+                let write = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(opts.clone())
+                    .await?;
+                let read = SqlitePoolOptions::new()
+                    .max_connections(settings.max_connections.max(2))
+                    .connect_with(opts.read_only(false))
+                    .await?;
+                Pools::Sqlite { read, write }
+            }
+            Backend::Postgres => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(settings.max_connections.max(2))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            let may: bool = sqlx::query_scalar(
+                                "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)
+                                 THEN pg_has_role(session_user, $1, 'MEMBER') ELSE false END",
+                            )
+                            .bind(PG_APP_ROLE)
+                            .fetch_one(&mut *conn)
+                            .await?;
+                            if may {
+                                sqlx::query("SET ROLE palisade_app")
+                                    .execute(&mut *conn)
+                                    .await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect_with(pg_options(&settings.url)?)
+                    .await?;
+                Pools::Postgres { pool }
+            }
+        };
+        Ok(Store { pools })
+    }
+
+    /// Applies pending migrations (forward-only), as the migration role when one is configured.
+    pub async fn migrate(settings: &DatabaseSettings) -> Result<()> {
+        let url = settings.migration_url.as_deref().unwrap_or(&settings.url);
+        match backend_of(url)? {
+            Backend::Sqlite => {
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(sqlite_options(url)?)
+                    .await?;
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                pool.close().await;
+            }
+            Backend::Postgres => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(pg_options(url)?)
+                    .await?;
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                pool.close().await;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pools {
+            Pools::Sqlite { .. } => Backend::Sqlite,
+            Pools::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    /// A read-write transaction for `scope`.
+    pub async fn begin<S: Scope>(&self, scope: S) -> Result<Tx<S>> {
+        self.open(scope, true).await
+    }
+
+    /// A transaction for reads only (on SQLite it does not queue behind the writer).
+    pub async fn begin_read<S: Scope>(&self, scope: S) -> Result<Tx<S>> {
+        self.open(scope, false).await
+    }
+
+    async fn open<S: Scope>(&self, scope: S, write: bool) -> Result<Tx<S>> {
+        let inner = match &self.pools {
+            Pools::Sqlite { read, write: w } => {
+                let pool = if write { w } else { read };
+                TxInner::Sqlite(pool.begin().await.map_err(StoreError::from_sqlx)?)
+            }
+            Pools::Postgres { pool } => {
+                let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
+                let tenant = scope.tenant().map(|t| t.to_string()).unwrap_or_default();
+                let system = if scope.tenant().is_none() { "on" } else { "" };
+                sqlx::query("SELECT set_config('app.tenant_id', $1, true), set_config('app.system', $2, true)")
+                    .bind(tenant)
+                    .bind(system)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from_sqlx)?;
+                TxInner::Postgres(tx)
+            }
+        };
+        if scope.tenant().is_none() {
+            tracing::trace!(scope = %scope.describe(), "system scope opened");
+        }
+        Ok(Tx { inner, scope })
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        match &self.pools {
+            Pools::Sqlite { read, .. } => {
+                sqlx::query("SELECT 1").execute(read).await?;
+            }
+            Pools::Postgres { pool } => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// On PostgreSQL, why the application's role would escape row-level security (superuser or
+    /// BYPASSRLS, on the login role or the role it acts as), or `None` when it is safe.
+    pub async fn unsafe_role_reason(&self) -> Result<Option<String>> {
+        let Pools::Postgres { pool } = &self.pools else {
+            return Ok(None);
+        };
+        let rows: Vec<(String, bool, bool)> = sqlx::query_as(
+            "SELECT rolname::text, rolsuper, rolbypassrls FROM pg_roles
+             WHERE rolname IN (session_user, current_user)",
+        )
+        .fetch_all(pool)
+        .await?;
+        for (name, sup, bypass) in rows {
+            if sup {
+                return Ok(Some(format!(
+                    "database role {name} is a superuser, which bypasses row-level security; \
+                     connect as a role without SUPERUSER (see README, Production)"
+                )));
+            }
+            if bypass {
+                return Ok(Some(format!(
+                    "database role {name} has BYPASSRLS; connect as a role without it \
+                     (ALTER ROLE {name} NOBYPASSRLS)"
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    pub async fn close(&self) {
+        match &self.pools {
+            Pools::Sqlite { read, write } => {
+                write.close().await;
+                read.close().await;
+            }
+            Pools::Postgres { pool } => pool.close().await,
+        }
+    }
+}
+
+enum TxInner {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// A transaction bound to a scope. Dropped without [`Tx::commit`], it rolls back.
+pub struct Tx<S> {
+    inner: TxInner,
+    scope: S,
+}
+
+/// A row type that decodes on both databases.
+pub trait FromAnyRow:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+impl<T> FromAnyRow for T where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+macro_rules! bind_all {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::Uuid(v) => q.bind(v),
+                Arg::Text(v) => q.bind(v),
+                Arg::I64(v) => q.bind(v),
+                Arg::Bool(v) => q.bind(v),
+                Arg::Time(v) => q.bind(v),
+                Arg::Json(v) => q.bind(v.map(sqlx::types::Json)),
+                Arg::Bytes(v) => q.bind(v),
+            };
+        }
+        q
+    }};
+}
+
+impl<S: Scope> Tx<S> {
+    pub fn scope(&self) -> &S {
+        &self.scope
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            TxInner::Sqlite(_) => Backend::Sqlite,
+            TxInner::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Runs a statement; returns the number of rows it touched.
+    pub async fn execute(&mut self, q: Query) -> Result<u64> {
+        let n = match &mut self.inner {
+            TxInner::Sqlite(tx) => bind_all!(sqlx::query(&q.sql), q.args)
+                .execute(&mut **tx)
+                .await
+                .map_err(StoreError::from_sqlx)?
+                .rows_affected(),
+            TxInner::Postgres(tx) => bind_all!(sqlx::query(&q.sql), q.args)
+                .execute(&mut **tx)
+                .await
+                .map_err(StoreError::from_sqlx)?
+                .rows_affected(),
+        };
+        Ok(n)
+    }
+
+    pub async fn fetch_optional<T: FromAnyRow>(&mut self, q: Query) -> Result<Option<T>> {
+        match &mut self.inner {
+            TxInner::Sqlite(tx) => bind_all!(sqlx::query_as::<_, T>(&q.sql), q.args)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(StoreError::from_sqlx),
+            TxInner::Postgres(tx) => bind_all!(sqlx::query_as::<_, T>(&q.sql), q.args)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(StoreError::from_sqlx),
+        }
+    }
+
+    pub async fn fetch_one<T: FromAnyRow>(&mut self, q: Query) -> Result<T> {
+        self.fetch_optional(q)
+            .await?
+            .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    pub async fn fetch_all<T: FromAnyRow>(&mut self, q: Query) -> Result<Vec<T>> {
+        match &mut self.inner {
+            TxInner::Sqlite(tx) => bind_all!(sqlx::query_as::<_, T>(&q.sql), q.args)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(StoreError::from_sqlx),
+            TxInner::Postgres(tx) => bind_all!(sqlx::query_as::<_, T>(&q.sql), q.args)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(StoreError::from_sqlx),
+        }
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.commit().await.map_err(StoreError::from_sqlx),
+            TxInner::Postgres(tx) => tx.commit().await.map_err(StoreError::from_sqlx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/p"),
+            "postgres://app:***@db:5432/p"
+        );
+        assert_eq!(redact_url("postgres://app@db/p"), "postgres://app@db/p");
+        assert_eq!(
+            redact_url("sqlite://data/p.sqlite"),
+            "sqlite://data/p.sqlite"
+        );
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused_clearly() {
+        let err = backend_of("mysql://x").unwrap_err().to_string();
+        assert!(err.contains("use sqlite://PATH or postgres://"), "{err}");
+    }
+}

@@ -1,0 +1,31 @@
+//! Data access for Palisade on SQLite and PostgreSQL, one code path for both.
+//!
+//! SQL is written once with `$n` placeholders (both databases accept them) and run through
+//! [`Tx`], which dispatches to whichever pool is configured. Every transaction is opened for a
+//! scope: a [`TenantScope`] binds the tenant into every statement (and, on PostgreSQL, into the
+//! row-level-security setting `app.tenant_id`); a [`SystemScope`] names cross-tenant work.
+//!
+//! Repository modules (`users`, `sessions`, …) are plain async functions over a `Tx`, one module
+//! per aggregate. Their row structs are private; they return the public records defined beside them.
+
+mod db;
+mod error;
+mod query;
+mod scope;
+
+pub mod audit;
+pub mod auth_changes;
+pub mod invites;
+pub mod login_throttle;
+pub mod password_history;
+pub mod refresh_tokens;
+pub mod sessions;
+pub mod tenants;
+pub mod users;
+
+pub use db::{redact_url, Backend, DatabaseSettings, Store, Tx, PG_APP_ROLE};
+pub use error::StoreError;
+pub use query::{Arg, IntoArg, Query};
+pub use scope::{Scope, SystemScope, TenantScope, UserScope};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,102 @@
+//! A statement and its arguments, independent of the database it will run on.
+//!
+//! sqlx's query builders are typed by database, so a query built for SQLite cannot run on
+//! PostgreSQL. `Query` keeps the SQL text and the arguments as a small enum, and `Tx` binds them
+//! to whichever backend it has. The argument types are the ones both databases store natively.
+
+use time::{OffsetDateTime, UtcOffset};
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Uuid(Option<Uuid>),
+    Text(Option<String>),
+    I64(Option<i64>),
+    Bool(Option<bool>),
+    Time(Option<OffsetDateTime>),
+    Json(Option<serde_json::Value>),
+    Bytes(Option<Vec<u8>>),
+}
+
+/// A value that can be bound as a statement argument.
+pub trait IntoArg {
+    fn into_arg(self) -> Arg;
+    /// The typed NULL of this kind (PostgreSQL needs the type even for NULL).
+    fn null() -> Arg;
+}
+
+macro_rules! into_arg {
+    ($t:ty, $variant:ident, $conv:expr) => {
+        impl IntoArg for $t {
+            fn into_arg(self) -> Arg {
+                #[allow(clippy::redundant_closure_call)]
+                Arg::$variant(Some(($conv)(self)))
+            }
+            fn null() -> Arg {
+                Arg::$variant(None)
+            }
+        }
+    };
+}
+
+into_arg!(Uuid, Uuid, |v| v);
+into_arg!(String, Text, |v| v);
+into_arg!(&str, Text, |v: &str| v.to_owned());
+into_arg!(i64, I64, |v| v);
+into_arg!(bool, Bool, |v| v);
+// Times are stored in UTC so that SQLite's text comparison orders them correctly.
+into_arg!(OffsetDateTime, Time, |v: OffsetDateTime| v
+    .to_offset(UtcOffset::UTC));
+into_arg!(serde_json::Value, Json, |v| v);
+into_arg!(Vec<u8>, Bytes, |v| v);
+into_arg!(&[u8], Bytes, |v: &[u8]| v.to_vec());
+
+macro_rules! into_arg_id {
+    ($t:ty) => {
+        impl IntoArg for $t {
+            fn into_arg(self) -> Arg {
+                Arg::Uuid(Some(self.as_uuid()))
+            }
+            fn null() -> Arg {
+                Arg::Uuid(None)
+            }
+        }
+    };
+}
+into_arg_id!(palisade_domain::TenantId);
+into_arg_id!(palisade_domain::UserId);
+into_arg_id!(palisade_domain::SessionId);
+
+impl<T: IntoArg> IntoArg for Option<T> {
+    fn into_arg(self) -> Arg {
+        match self {
+            Some(v) => v.into_arg(),
+            None => T::null(),
+        }
+    }
+    fn null() -> Arg {
+        T::null()
+    }
+}
+
+/// SQL text plus arguments. Build with [`Query::new`] and [`Query::bind`].
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub(crate) sql: String,
+    pub(crate) args: Vec<Arg>,
+}
+
+impl Query {
+    pub fn new(sql: impl Into<String>) -> Self {
+        Self {
+            sql: sql.into(),
+            args: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn bind(mut self, v: impl IntoArg) -> Self {
+        self.args.push(v.into_arg());
+        self
+    }
+}

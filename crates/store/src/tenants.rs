@@ -1,0 +1,139 @@
+//! Tenants: the businesses hosted on the platform.
+
+use crate::{Query, Result, Scope, StoreError, SystemScope, TenantScope, Tx};
+use palisade_domain::{PasswordPolicyPreset, TenantId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+}
+
+impl TenantStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TenantStatus::Active => "active",
+            TenantStatus::Suspended => "suspended",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub status: TenantStatus,
+    pub password_policy: PasswordPolicyPreset,
+    pub suspended_at: Option<OffsetDateTime>,
+    pub suspended_reason: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    id: Uuid,
+    name: String,
+    status: String,
+    password_policy: String,
+    suspended_at: Option<OffsetDateTime>,
+    suspended_reason: Option<String>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl TryFrom<TenantRow> for Tenant {
+    type Error = StoreError;
+    fn try_from(r: TenantRow) -> Result<Self> {
+        let status = match r.status.as_str() {
+            "active" => TenantStatus::Active,
+            "suspended" => TenantStatus::Suspended,
+            other => {
+                return Err(StoreError::Integrity(format!(
+                    "unknown tenant status {other}"
+                )))
+            }
+        };
+        let password_policy = PasswordPolicyPreset::parse(&r.password_policy).ok_or_else(|| {
+            StoreError::Integrity(format!("unknown password policy {}", r.password_policy))
+        })?;
+        Ok(Tenant {
+            id: r.id.into(),
+            name: r.name,
+            status,
+            password_policy,
+            suspended_at: r.suspended_at,
+            suspended_reason: r.suspended_reason,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+const COLUMNS: &str =
+    "id, name, status, password_policy, suspended_at, suspended_reason, created_at, updated_at";
+
+/// Creates the scope's own tenant (registration).
+pub async fn insert(tx: &mut Tx<TenantScope>, name: &str, now: OffsetDateTime) -> Result<Tenant> {
+    let id = tx.scope().tenant_id();
+    let row: TenantRow = tx
+        .fetch_one(
+            Query::new(format!(
+                "INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)
+                 RETURNING {COLUMNS}"
+            ))
+            .bind(id)
+            .bind(name)
+            .bind(now),
+        )
+        .await?;
+    row.try_into()
+}
+
+/// The scope's tenant, or any tenant under a system scope.
+pub async fn find<S: Scope>(tx: &mut Tx<S>, id: TenantId) -> Result<Option<Tenant>> {
+    let tenant = tx.scope().tenant();
+    let row: Option<TenantRow> = tx
+        .fetch_optional(
+            Query::new(format!(
+                "SELECT {COLUMNS} FROM tenants WHERE id = $1 AND ($2 IS NULL OR id = $2)"
+            ))
+            .bind(id)
+            .bind(tenant),
+        )
+        .await?;
+    row.map(Tenant::try_from).transpose()
+}
+
+pub async fn list(tx: &mut Tx<SystemScope>) -> Result<Vec<Tenant>> {
+    let rows: Vec<TenantRow> = tx
+        .fetch_all(Query::new(format!(
+            "SELECT {COLUMNS} FROM tenants ORDER BY id"
+        )))
+        .await?;
+    rows.into_iter().map(Tenant::try_from).collect()
+}
+
+pub async fn update_settings(
+    tx: &mut Tx<TenantScope>,
+    name: &str,
+    policy: PasswordPolicyPreset,
+    now: OffsetDateTime,
+) -> Result<Tenant> {
+    let id = tx.scope().tenant_id();
+    let row: TenantRow = tx
+        .fetch_one(
+            Query::new(format!(
+                "UPDATE tenants SET name = $2, password_policy = $3, updated_at = $4 WHERE id = $1
+                 RETURNING {COLUMNS}"
+            ))
+            .bind(id)
+            .bind(name)
+            .bind(policy.as_str())
+            .bind(now),
+        )
+        .await?;
+    row.try_into()
+}

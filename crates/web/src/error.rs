@@ -1,0 +1,155 @@
+//! Rendering errors: every failure is `{"error":{"code","message","fields"?,"request_id"}}`.
+
+use crate::middleware::current_request_id;
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use palisade_core::AppError;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable snake_case code, e.g. `invalid_credentials`.
+    pub code: String,
+    /// A sentence a person can act on.
+    pub message: String,
+    /// Per-field problems, each field with every rule it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<BTreeMap<String, Vec<String>>>,
+    /// The request id, also in the `X-Request-Id` header.
+    pub request_id: String,
+}
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError(pub AppError);
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl From<palisade_domain::FieldError> for ApiError {
+    fn from(e: palisade_domain::FieldError) -> Self {
+        ApiError(e.into())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+pub fn render(
+    status: StatusCode,
+    code: &str,
+    message: String,
+    fields: Option<BTreeMap<String, Vec<String>>>,
+) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message,
+            fields,
+            request_id: current_request_id(),
+        },
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message, fields, retry) = match self.0 {
+            AppError::Validation { message, fields } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                message,
+                Some(fields),
+                None,
+            ),
+            AppError::BadRequest { code, message } => {
+                (StatusCode::BAD_REQUEST, code, message, None, None)
+            }
+            AppError::Unauthenticated { code, message } => {
+                (StatusCode::UNAUTHORIZED, code, message, None, None)
+            }
+            AppError::Forbidden { code, message } => {
+                (StatusCode::FORBIDDEN, code, message, None, None)
+            }
+            AppError::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} not found"),
+                None,
+                None,
+            ),
+            AppError::Conflict { code, message } => {
+                (StatusCode::CONFLICT, code, message, None, None)
+            }
+            AppError::TooManyRequests {
+                code,
+                message,
+                retry_after_secs,
+            } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                code,
+                message,
+                None,
+                Some(retry_after_secs),
+            ),
+            AppError::Unavailable {
+                message,
+                retry_after_secs,
+            } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                message,
+                None,
+                Some(retry_after_secs),
+            ),
+            AppError::Internal(e) => {
+                tracing::error!(request_id = %current_request_id(), error = format!("{e:#}"), "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "an internal error occurred; quote the request id when reporting it".to_owned(),
+                    None,
+                    None,
+                )
+            }
+        };
+        let mut resp = render(status, code, message, fields);
+        if let Some(secs) = retry {
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+pub async fn route_not_found(method: Method, uri: Uri) -> Response {
+    render(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {method} {}", uri.path()),
+        None,
+    )
+}
+
+pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    render(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+        None,
+    )
+}

@@ -1,0 +1,173 @@
+//! Extractors that turn every kind of bad input into a precise 4xx in our error format.
+
+use crate::error::{render, ApiError};
+use crate::middleware::{AuthOutcome, ClientIp};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use palisade_core::auth::{Principal, RequestMeta};
+use palisade_core::AppError;
+use serde::de::DeserializeOwned;
+
+/// A JSON body. Wrong content type → 415; body too large → 413; malformed JSON → 400; wrong
+/// types, missing or unknown fields → 422 — each with serde's precise message.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> Response {
+    let text = r.body_text();
+    match r {
+        JsonRejection::MissingJsonContentType(_) => render(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json".into(),
+            None,
+        ),
+        JsonRejection::JsonSyntaxError(_) => render(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            strip_prefix(&text),
+            None,
+        ),
+        JsonRejection::JsonDataError(_) => render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            strip_prefix(&text),
+            None,
+        ),
+        JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => render(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the request body is larger than the server accepts".into(),
+            None,
+        ),
+        _ => render(r.status(), "invalid_body", text, None),
+    }
+}
+
+/// axum prefixes serde's message with a generic sentence; keep only the useful part.
+fn strip_prefix(text: &str) -> String {
+    text.split_once(": ")
+        .map_or(text, |(_, rest)| rest)
+        .to_owned()
+}
+
+/// Path parameters; a malformed id is a 400 that says so.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|r: PathRejection| {
+                render(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_path",
+                    strip_prefix(&r.body_text()),
+                    None,
+                )
+            })
+    }
+}
+
+/// Query parameters; bad ones are a 400 that names them.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|r: QueryRejection| {
+                render(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    strip_prefix(&r.body_text()),
+                    None,
+                )
+            })
+    }
+}
+
+/// The authenticated principal; 401 when the request carries no valid credential.
+pub struct Auth(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<AuthOutcome>() {
+            Some(AuthOutcome::Authenticated { principal, .. }) => Ok(Auth(principal.clone())),
+            Some(AuthOutcome::Failed(f)) => Err(ApiError(f.to_error()).into_response()),
+            _ => Err(ApiError(AppError::unauthenticated(
+                "sign in first: send Authorization: Bearer <access token>",
+            ))
+            .into_response()),
+        }
+    }
+}
+
+/// Where the request came from, for audit and rate limits.
+pub struct Meta(pub RequestMeta);
+
+impl<S: Send + Sync> FromRequestParts<S> for Meta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Meta(request_meta(parts)))
+    }
+}
+
+pub fn request_meta(parts: &Parts) -> RequestMeta {
+    RequestMeta {
+        ip: parts.extensions.get::<ClientIp>().and_then(|c| c.0),
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect()),
+        request_id: crate::middleware::current_request_id(),
+    }
+}
+
+/// Parses an optional JSON body given as bytes (empty means absent), with the same answers as
+/// [`ApiJson`].
+pub fn optional_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, Response> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(bytes).map(Some).map_err(|e| {
+        if e.is_data() {
+            render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                e.to_string(),
+                None,
+            )
+        } else {
+            render(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                e.to_string(),
+                None,
+            )
+        }
+    })
+}

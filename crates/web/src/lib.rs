@@ -1,0 +1,75 @@
+//! The HTTP surface of Palisade, axum only.
+//!
+//! Request path (outermost first): request id and client address → trace span → timeout →
+//! security headers → CORS → (API only) authenticate, rate limit, CSRF → handler. Handlers are
+//! thin: extract and parse, call one service in `palisade_core`, render.
+//! Each feature module under `routes` owns its router, request/response types and handlers.
+
+pub mod cookies;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;
+
+use axum::Router;
+use ipnet::IpNet;
+use palisade_core::Services;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Web-only settings (the rest lives in `palisade_core::Settings`).
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Origins allowed by CORS; empty means no cross-origin access.
+    pub cors_origins: Vec<String>,
+    /// Send HSTS on every response (the server sits behind a TLS-terminating proxy).
+    pub hsts: bool,
+    pub request_timeout: Duration,
+    /// Largest JSON body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
+            hsts: false,
+            request_timeout: Duration::from_secs(30),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub web: Arc<WebConfig>,
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(routes::auth::router())
+        .merge(routes::me::router())
+        .merge(routes::users::router())
+        .merge(routes::tenant::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ));
+    let app = Router::new()
+        .merge(routes::health::router())
+        .merge(openapi::router())
+        .merge(api)
+        .fallback(error::route_not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.web.max_body_bytes,
+        ))
+        .with_state(state.clone());
+    middleware::wrap(app, state)
+}

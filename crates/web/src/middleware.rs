@@ -1,0 +1,330 @@
+//! Cross-cutting request handling: request ids, client address, security headers, CORS, timeouts,
+//! and for the API: authentication, the overall rate limit and CSRF.
+
+use crate::cookies;
+use crate::error::ApiError;
+use crate::{AppState, WebConfig};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use palisade_core::auth::{self, Principal};
+use palisade_core::rate_limit::ApiKey;
+use palisade_core::AppError;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being handled (empty outside a request).
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// The client's address: the peer, or what a trusted proxy says it forwarded.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+/// What authentication concluded about a request.
+#[derive(Debug, Clone)]
+pub enum AuthOutcome {
+    Anonymous,
+    Authenticated {
+        principal: Principal,
+        via_cookie: bool,
+    },
+    Failed(AuthFailure),
+}
+
+/// A credential that did not authenticate, kept to answer only if a handler needs a principal.
+#[derive(Debug, Clone)]
+pub struct AuthFailure {
+    forbidden: bool,
+    code: &'static str,
+    message: String,
+}
+
+impl AuthFailure {
+    pub fn to_error(&self) -> AppError {
+        if self.forbidden {
+            AppError::Forbidden {
+                code: self.code,
+                message: self.message.clone(),
+            }
+        } else {
+            AppError::Unauthenticated {
+                code: self.code,
+                message: self.message.clone(),
+            }
+        }
+    }
+}
+
+fn valid_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    ok.then(|| s.to_owned())
+}
+
+fn client_ip(req: &Request, web: &WebConfig) -> (Option<IpAddr>, bool) {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let trusted = |ip: &IpAddr| web.trusted_proxies.iter().any(|n| n.contains(ip));
+    let Some(peer) = peer else {
+        return (None, false);
+    };
+    if !trusted(&peer) {
+        return (Some(peer), false);
+    }
+    let https = req
+        .headers()
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    // Walk X-Forwarded-For from the right: the first address not of a trusted proxy is the client.
+    let forwarded: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let client = forwarded
+        .iter()
+        .rev()
+        .find(|ip| !trusted(ip))
+        .copied()
+        .unwrap_or(peer);
+    (Some(client), https)
+}
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+fn security_headers(h: &mut HeaderMap, hsts: bool, no_store: bool) {
+    let set = |h: &mut HeaderMap, k: HeaderName, v: &'static str| {
+        h.entry(k).or_insert(HeaderValue::from_static(v));
+    };
+    set(h, header::CONTENT_SECURITY_POLICY, CSP);
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(
+        h,
+        HeaderName::from_static("permissions-policy"),
+        "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+    );
+    set(
+        h,
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    set(
+        h,
+        HeaderName::from_static("cross-origin-resource-policy"),
+        "same-origin",
+    );
+    if hsts {
+        set(
+            h,
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        );
+    }
+    if no_store {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// The outermost layer: request id, client address, span, security headers.
+async fn request_context(
+    State(web): State<Arc<WebConfig>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(valid_request_id)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+    let (ip, https) = client_ip(&req, &web);
+    req.extensions_mut().insert(ClientIp(ip));
+    let no_store = req.uri().path().starts_with("/api/")
+        || req.headers().contains_key(header::AUTHORIZATION)
+        || req.headers().contains_key(header::COOKIE);
+    let span = tracing::debug_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let started = std::time::Instant::now();
+    let mut resp = REQUEST_ID
+        .scope(id.clone(), next.run(req).instrument(span.clone()))
+        .await;
+    let status = resp.status();
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::warn!(
+                status = status.as_u16(),
+                ms = started.elapsed().as_millis() as u64,
+                "request failed"
+            );
+        } else {
+            tracing::debug!(
+                status = status.as_u16(),
+                ms = started.elapsed().as_millis() as u64,
+                "request"
+            );
+        }
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), v);
+    }
+    security_headers(resp.headers_mut(), web.hsts || https, no_store);
+    resp
+}
+
+async fn timeout(State(web): State<Arc<WebConfig>>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(web.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => crate::error::render(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took too long and was abandoned".into(),
+            None,
+        ),
+    }
+}
+
+/// Applies the outer layers to the application.
+pub fn wrap(app: Router, state: AppState) -> Router {
+    let mut app = app.layer(axum::middleware::from_fn_with_state(
+        state.web.clone(),
+        timeout,
+    ));
+    let origins: Vec<HeaderValue> = state
+        .web
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if !origins.is_empty() {
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([
+                    Method::GET,
+                    Method::POST,
+                    Method::PATCH,
+                    Method::PUT,
+                    Method::DELETE,
+                ])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    HeaderName::from_static(cookies::CSRF_HEADER),
+                ])
+                .allow_credentials(true)
+                .max_age(std::time::Duration::from_secs(600)),
+        );
+    }
+    app.layer(axum::middleware::from_fn_with_state(
+        state.web.clone(),
+        request_context,
+    ))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Authenticates the API request (if it carries a credential), applies the overall rate limit
+/// by principal or address, and checks CSRF for cookie-authenticated unsafe requests.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let s = &state.services;
+    let secure = s.settings.cookie_secure;
+    let (token, via_cookie) = match bearer(req.headers()) {
+        Some(t) => (Some(t.to_owned()), false),
+        None => (
+            cookies::get(req.headers(), &cookies::name(cookies::ACCESS, secure)).map(str::to_owned),
+            true,
+        ),
+    };
+    let outcome = match token {
+        None => AuthOutcome::Anonymous,
+        Some(t) => match auth::authenticate(s, &t).await {
+            Ok(principal) => AuthOutcome::Authenticated {
+                principal,
+                via_cookie,
+            },
+            Err(AppError::Forbidden { code, message }) => AuthOutcome::Failed(AuthFailure {
+                forbidden: true,
+                code,
+                message,
+            }),
+            Err(AppError::Unauthenticated { code, message }) => AuthOutcome::Failed(AuthFailure {
+                forbidden: false,
+                code,
+                message,
+            }),
+            Err(other) => return ApiError(other).into_response(),
+        },
+    };
+    let ip = req.extensions().get::<ClientIp>().and_then(|c| c.0);
+    let key = match &outcome {
+        AuthOutcome::Authenticated { principal, .. } => {
+            Some(ApiKey::User(principal.user_id.as_uuid()))
+        }
+        _ => ip.map(ApiKey::Ip),
+    };
+    if let Some(k) = key {
+        if let Err(wait) = s.limits.api.check(&k) {
+            return ApiError(AppError::TooManyRequests {
+                code: "rate_limited",
+                message: "too many requests; slow down".into(),
+                retry_after_secs: wait,
+            })
+            .into_response();
+        }
+    }
+    if let AuthOutcome::Authenticated {
+        principal,
+        via_cookie: true,
+    } = &outcome
+    {
+        let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        if unsafe_method {
+            let expected = auth::sessions::csrf_token(s, principal.session_id);
+            let sent = req
+                .headers()
+                .get(cookies::CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let ok: bool = subtle_eq(sent.as_bytes(), expected.as_bytes());
+            if !ok {
+                return ApiError(AppError::Forbidden {
+                    code: "csrf_failed",
+                    message: "cookie-authenticated requests that change state need the X-CSRF-Token header".into(),
+                })
+                .into_response();
+            }
+        }
+    }
+    req.extensions_mut().insert(outcome);
+    next.run(req).await
+}
+
+fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
+}

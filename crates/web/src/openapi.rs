@@ -1,0 +1,77 @@
+//! The OpenAPI 3.1 document of every route, served at `/api/v1/openapi.json`.
+//! A test checks that every route the router serves is in it.
+
+use crate::routes;
+use crate::AppState;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Palisade API", description = "Multi-tenant WhatsApp CRM server. Errors are always `{\"error\":{\"code\",\"message\",\"fields\"?,\"request_id\"}}`; every response carries `X-Request-Id`."),
+    paths(
+        routes::health::healthz,
+        routes::health::readyz,
+        routes::auth::register_tenant,
+        routes::auth::login,
+        routes::auth::refresh,
+        routes::auth::logout,
+        routes::auth::logout_all,
+        routes::auth::list_sessions,
+        routes::auth::revoke_session,
+        routes::auth::change_password,
+        routes::auth::generate_password,
+        routes::auth::accept_invite,
+        routes::me::me,
+        routes::tenant::get_tenant,
+        routes::tenant::update_tenant,
+        routes::users::list_users,
+        routes::users::create_user,
+        routes::users::get_user,
+        routes::users::update_user,
+        routes::users::delete_user,
+        routes::users::restore_user,
+        routes::users::transfer_ownership,
+        routes::users::unlock_user,
+        openapi_json,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Registration, sign-in, tokens, sessions, passwords"),
+        (name = "me", description = "The signed-in user"),
+        (name = "tenant", description = "The signed-in user's tenant"),
+        (name = "users", description = "Team management"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/openapi.json", get(openapi_json))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,411 @@
+//! `/api/v1/auth/*`: registration, login, token refresh, logout, sessions, passwords.
+
+use super::users::UserResponse;
+use super::{rfc3339, ListResponse};
+use crate::cookies;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{optional_json, ApiJson, ApiPath, Auth, Meta};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use palisade_core::auth::sessions::IssuedTokens;
+use palisade_core::auth::{passwords, register, sessions, RequestMeta};
+use palisade_core::{AppError, Services};
+use palisade_domain::SessionId;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth/register", post(register_tenant))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/refresh", post(refresh))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/logout-all", post(logout_all))
+        .route("/api/v1/auth/sessions", get(list_sessions))
+        .route("/api/v1/auth/sessions/{id}", delete(revoke_session))
+        .route("/api/v1/auth/password", post(change_password))
+        .route("/api/v1/auth/password/generate", get(generate_password))
+        .route("/api/v1/auth/accept-invite", post(accept_invite))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub tenant_name: String,
+    pub name: String,
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// Omit to use the refresh cookie (then send `X-CSRF-Token`).
+    pub refresh_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInviteRequest {
+    /// The `pal_inv_…` token from user creation.
+    pub token: String,
+    pub password: String,
+}
+
+/// A token pair. The same values are also set as `__Host-` cookies for browsers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// EdDSA-signed JWT; send as `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Opaque `pal_rt_…` token; single use, exchanged at `/api/v1/auth/refresh`.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires (at most 900).
+    pub expires_in: i64,
+    pub session_id: Uuid,
+    /// True when the password has expired: the token then only allows changing it.
+    pub password_expired: bool,
+    /// For cookie-authenticated browsers: echo in `X-CSRF-Token` on unsafe requests.
+    pub csrf_token: String,
+}
+
+impl From<&IssuedTokens> for TokenResponse {
+    fn from(t: &IssuedTokens) -> Self {
+        TokenResponse {
+            access_token: t.access_token.clone(),
+            refresh_token: t.refresh_token.clone(),
+            token_type: "Bearer",
+            expires_in: t.expires_in,
+            session_id: t.session_id.as_uuid(),
+            password_expired: t.password_expired,
+            csrf_token: t.csrf_token.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantSummary {
+    pub id: Uuid,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisterResponse {
+    pub tenant: TenantSummary,
+    pub user: UserResponse,
+    #[serde(flatten)]
+    pub tokens: TokenResponse,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionResponse {
+    pub id: Uuid,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub last_seen_at: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// e.g. `Firefox 128.0`, from the user agent.
+    pub browser: Option<String>,
+    /// e.g. `Linux`, from the user agent.
+    pub os: Option<String>,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogoutAllResponse {
+    pub sessions_revoked: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangePasswordResponse {
+    /// Other sessions of the user that were signed out.
+    pub other_sessions_revoked: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GeneratedPasswordResponse {
+    /// 24 random characters with upper and lower case, digits and symbols.
+    pub password: String,
+}
+
+fn limited(check: Result<(), u64>) -> ApiResult<()> {
+    check.map_err(|wait| {
+        ApiError(AppError::TooManyRequests {
+            code: "rate_limited",
+            message: "too many attempts from your address; slow down".into(),
+            retry_after_secs: wait,
+        })
+    })
+}
+
+fn ip_limit(limit: &palisade_core::rate_limit::Limit<IpAddr>, meta: &RequestMeta) -> ApiResult<()> {
+    match meta.ip {
+        Some(ip) => limited(limit.check(&ip)),
+        None => Ok(()),
+    }
+}
+
+fn with_cookies(s: &Services, t: &IssuedTokens) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let max_age = i64::try_from(s.settings.refresh_token_ttl.as_secs()).unwrap_or(i64::MAX);
+    cookies::set_tokens(&mut h, t, max_age, s.settings.cookie_secure);
+    h
+}
+
+/// Create a tenant and its first admin (the owner), and sign them in.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Tenant and owner created, signed in", body = RegisterResponse),
+        (status = 409, description = "Email already registered (`email_taken`)", body = ErrorBody),
+        (status = 422, description = "Invalid fields; a weak password lists every failed rule", body = ErrorBody),
+        (status = 429, description = "Too many registrations from this address", body = ErrorBody)))]
+pub async fn register_tenant(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> ApiResult<Response> {
+    let s = &state.services;
+    ip_limit(&s.limits.register, &meta)?;
+    let r = register::register(
+        s,
+        &meta,
+        &req.tenant_name,
+        &req.name,
+        &req.email,
+        &req.password,
+    )
+    .await?;
+    let body = RegisterResponse {
+        tenant: TenantSummary {
+            id: r.tenant.id.as_uuid(),
+            name: r.tenant.name.clone(),
+        },
+        user: UserResponse::from(&r.user),
+        tokens: TokenResponse::from(&r.tokens),
+    };
+    Ok((StatusCode::CREATED, with_cookies(s, &r.tokens), Json(body)).into_response())
+}
+
+/// Sign in with email and password. Creates a device session.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 401, description = "Wrong email or password (`invalid_credentials`)", body = ErrorBody),
+        (status = 403, description = "The tenant is suspended", body = ErrorBody),
+        (status = 429, description = "Throttled (`rate_limited`) or locked (`account_locked`); see Retry-After", body = ErrorBody),
+        (status = 503, description = "Password checks are saturated; see Retry-After", body = ErrorBody)))]
+pub async fn login(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Response> {
+    let s = &state.services;
+    ip_limit(&s.limits.login, &meta)?;
+    let t = sessions::login(s, &meta, &req.email, &req.password).await?;
+    Ok((with_cookies(s, &t), Json(TokenResponse::from(&t))).into_response())
+}
+
+/// Exchange a refresh token (body, or the cookie) for a new pair. Each refresh token works
+/// once; presenting a used one signs the whole session out.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body(content = RefreshRequest, description = "Optional when the refresh cookie is sent"),
+    responses(
+        (status = 200, description = "A new token pair", body = TokenResponse),
+        (status = 401, description = "Invalid, expired or reused refresh token", body = ErrorBody),
+        (status = 403, description = "Cookie refresh without a matching `X-CSRF-Token`", body = ErrorBody)))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let s = &state.services;
+    let req: Option<RefreshRequest> = match optional_json(&body) {
+        Ok(r) => r,
+        Err(rejection) => return Ok(rejection),
+    };
+    let secure = s.settings.cookie_secure;
+    let token = match req.and_then(|r| r.refresh_token) {
+        Some(t) => t,
+        None => {
+            let Some(t) = cookies::get(&headers, &cookies::name(cookies::REFRESH, secure)) else {
+                return Err(ApiError(AppError::BadRequest {
+                    code: "refresh_token_missing",
+                    message: "send {\"refresh_token\": \"…\"} or the refresh cookie".into(),
+                }));
+            };
+            let csrf_cookie =
+                cookies::get(&headers, &cookies::name(cookies::CSRF, secure)).unwrap_or("");
+            let csrf_header = headers
+                .get(cookies::CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if csrf_cookie.is_empty() || csrf_cookie != csrf_header {
+                return Err(ApiError(AppError::Forbidden {
+                    code: "csrf_failed",
+                    message: "a cookie refresh needs the X-CSRF-Token header".into(),
+                }));
+            }
+            t.to_owned()
+        }
+    };
+    let t = sessions::refresh(s, &meta, &token).await?;
+    Ok((with_cookies(s, &t), Json(TokenResponse::from(&t))).into_response())
+}
+
+/// Sign out this session.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "Signed out; cookies cleared"),
+        (status = 401, description = "Not signed in", body = ErrorBody)))]
+pub async fn logout(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+) -> ApiResult<Response> {
+    let s = &state.services;
+    sessions::logout(s, &p, &meta).await?;
+    let mut h = HeaderMap::new();
+    cookies::clear(&mut h, s.settings.cookie_secure);
+    Ok((StatusCode::NO_CONTENT, h).into_response())
+}
+
+/// Sign out every session of the current user, this one included.
+#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "All sessions signed out", body = LogoutAllResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody)))]
+pub async fn logout_all(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+) -> ApiResult<Response> {
+    let s = &state.services;
+    let n = sessions::logout_all(s, &p, &meta).await?;
+    let mut h = HeaderMap::new();
+    cookies::clear(&mut h, s.settings.cookie_secure);
+    Ok((
+        h,
+        Json(LogoutAllResponse {
+            sessions_revoked: n,
+        }),
+    )
+        .into_response())
+}
+
+/// The current user's active device sessions, newest first.
+#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "Active sessions", body = ListResponse<SessionResponse>),
+        (status = 401, description = "Not signed in", body = ErrorBody)))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<ListResponse<SessionResponse>>> {
+    let list = sessions::list(&state.services, &p).await?;
+    Ok(Json(ListResponse {
+        data: list
+            .into_iter()
+            .map(|x| SessionResponse {
+                id: x.id.as_uuid(),
+                created_at: rfc3339(x.created_at),
+                last_seen_at: rfc3339(x.last_seen_at),
+                expires_at: rfc3339(x.expires_at),
+                current: x.id == p.session_id,
+                ip: x.ip,
+                user_agent: x.user_agent,
+                browser: x.browser,
+                os: x.os,
+            })
+            .collect(),
+    }))
+}
+
+/// Sign out one of the current user's sessions.
+#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "auth", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 204, description = "Session revoked"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such active session of yours", body = ErrorBody)))]
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    sessions::revoke(&state.services, &p, &meta, SessionId::from_uuid(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change the current user's password; signs out their other sessions.
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses((status = 200, description = "Password changed", body = ChangePasswordResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 422, description = "Wrong current password, or the new one breaks the policy (every failed rule listed)", body = ErrorBody)))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiJson(req): ApiJson<ChangePasswordRequest>,
+) -> ApiResult<Json<ChangePasswordResponse>> {
+    let n = passwords::change(
+        &state.services,
+        &p,
+        &meta,
+        &req.current_password,
+        &req.new_password,
+    )
+    .await?;
+    Ok(Json(ChangePasswordResponse {
+        other_sessions_revoked: n,
+    }))
+}
+
+/// A strong random password that satisfies every policy preset.
+#[utoipa::path(get, path = "/api/v1/auth/password/generate", tag = "auth",
+    responses((status = 200, description = "A generated password", body = GeneratedPasswordResponse)))]
+pub async fn generate_password() -> Json<GeneratedPasswordResponse> {
+    Json(GeneratedPasswordResponse {
+        password: passwords::generate(),
+    })
+}
+
+/// Set the first password of an invited user and sign them in.
+#[utoipa::path(post, path = "/api/v1/auth/accept-invite", tag = "auth", request_body = AcceptInviteRequest,
+    responses((status = 200, description = "Password set, signed in", body = TokenResponse),
+        (status = 400, description = "Invalid, used or expired invitation (`invalid_invite`)", body = ErrorBody),
+        (status = 422, description = "The password breaks the policy", body = ErrorBody)))]
+pub async fn accept_invite(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ApiJson(req): ApiJson<AcceptInviteRequest>,
+) -> ApiResult<Response> {
+    let s = &state.services;
+    ip_limit(&s.limits.login, &meta)?;
+    let t = passwords::accept_invite(s, &meta, &req.token, &req.password).await?;
+    Ok((with_cookies(s, &t), Json(TokenResponse::from(&t))).into_response())
+}

@@ -1,0 +1,21 @@
+//! One module per feature, each with its own `router()`.
+
+pub mod auth;
+pub mod health;
+pub mod me;
+pub mod tenant;
+pub mod users;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A list response: `{"data": [...]}`, so lists can grow pagination fields without breaking.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListResponse<T: ToSchema> {
+    pub data: Vec<T>,
+}
+
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,86 @@
+//! `/api/v1/tenant`: the signed-in user's tenant.
+
+use super::rfc3339;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiJson, Auth, Meta};
+use crate::AppState;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use palisade_core::records::Tenant;
+use palisade_core::tenants;
+use palisade_domain::PasswordPolicyPreset;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantResponse {
+    pub id: Uuid,
+    pub name: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    pub password_policy: PasswordPolicyPreset,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenantRequest {
+    pub name: Option<String>,
+    /// `modern` (NIST-style, default) or `compliance` (adds composition rules and 90-day expiry).
+    pub password_policy: Option<String>,
+}
+
+impl From<Tenant> for TenantResponse {
+    fn from(t: Tenant) -> Self {
+        TenantResponse {
+            id: t.id.as_uuid(),
+            name: t.name,
+            status: t.status.as_str().to_owned(),
+            password_policy: t.password_policy,
+            created_at: rfc3339(t.created_at),
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/tenant", get(get_tenant).patch(update_tenant))
+}
+
+/// The signed-in user's tenant.
+#[utoipa::path(get, path = "/api/v1/tenant", tag = "tenant", security(("bearer" = [])),
+    responses((status = 200, description = "The tenant", body = TenantResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Super admins have no tenant", body = ErrorBody)))]
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<TenantResponse>> {
+    Ok(Json(tenants::get(&state.services, &p).await?.into()))
+}
+
+/// Rename the tenant or change its password policy (admins).
+#[utoipa::path(patch, path = "/api/v1/tenant", tag = "tenant", security(("bearer" = [])),
+    request_body = UpdateTenantRequest,
+    responses((status = 200, description = "The updated tenant", body = TenantResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody)))]
+pub async fn update_tenant(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiJson(req): ApiJson<UpdateTenantRequest>,
+) -> ApiResult<Json<TenantResponse>> {
+    let t = tenants::update(
+        &state.services,
+        &p,
+        &meta,
+        req.name.as_deref(),
+        req.password_policy.as_deref(),
+    )
+    .await?;
+    Ok(Json(t.into()))
+}
