@@ -1,0 +1,35 @@
+//! Integration tests: the real server over HTTP, on SQLite and (when
+//! `PALISADE_TEST_POSTGRES_URL` is set) PostgreSQL. `both!` turns each `async fn name(db: Db)`
+//! into `name::sqlite` and `name::postgres`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+/// Runs each listed test on both databases. The PostgreSQL variant is skipped (and says so)
+/// when `PALISADE_TEST_POSTGRES_URL` is not set.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(palisade_testkit::Db::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if palisade_testkit::Db::postgres_url().is_none() {
+                        eprintln!("skipped: set PALISADE_TEST_POSTGRES_URL to run on PostgreSQL");
+                        return;
+                    }
+                    super::$name(palisade_testkit::Db::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+mod foundation;
