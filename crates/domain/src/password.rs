@@ -142,7 +142,8 @@ impl PasswordPolicy {
             ));
         }
         if self.require_composition {
-            let rules: [(&'static str, fn(char) -> bool, &str); 4] = [
+            type Rule = (&'static str, fn(char) -> bool, &'static str);
+            let rules: [Rule; 4] = [
                 (
                     "uppercase",
                     char::is_uppercase,

@@ -407,3 +407,28 @@ mod tests {
         assert!(err.contains("use sqlite://PATH or postgres://"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod migration_tests {
+    fn names(backend: &str) -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn both_databases_have_the_same_migrations() {
+        assert!(!names("sqlite").is_empty());
+        assert_eq!(
+            names("sqlite"),
+            names("postgres"),
+            "every schema change needs both databases"
+        );
+    }
+}

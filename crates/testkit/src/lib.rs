@@ -7,7 +7,12 @@
 //!
 //! The clock is a `ManualClock`, so expiry and lockout tests move time instead of sleeping.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use palisade::config::{Environment, RawConfig};
 use palisade::{Application, Config};

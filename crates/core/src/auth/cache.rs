@@ -171,7 +171,7 @@ pub fn spawn_sync(s: Services, every: Duration) -> tokio::task::JoinHandle<()> {
                 tracing::warn!(error = %e, "auth cache sync failed; retrying");
             }
             n = n.wrapping_add(1);
-            if n % 240 == 0 {
+            if n.is_multiple_of(240) {
                 let now = s.now();
                 s.auth_cache.prune(now);
                 if let Ok(mut tx) = s.store.begin(SystemScope::new("auth.sync.prune")).await {

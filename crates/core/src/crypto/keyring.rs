@@ -32,6 +32,15 @@ pub struct RawKey {
     pub bytes: [u8; 32],
 }
 
+/// Prints the id only: key bytes never reach a log.
+impl std::fmt::Debug for RawKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
 pub fn parse_ring(text: &str) -> Result<Vec<RawKey>, KeyRingError> {
     let mut out: Vec<RawKey> = Vec::new();
     let mut ids = HashSet::new();
