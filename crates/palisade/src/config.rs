@@ -50,8 +50,6 @@ pub struct RawConfig {
     pub cookie_secure: bool,
     pub request_timeout_secs: u64,
     pub max_body_bytes: usize,
-    pub log: String,
-    pub log_format: Option<String>,
 }
 
 impl Default for RawConfig {
@@ -81,8 +79,6 @@ impl Default for RawConfig {
             cookie_secure: true,
             request_timeout_secs: 30,
             max_body_bytes: 1024 * 1024,
-            log: "info".into(),
-            log_format: None,
         }
     }
 }
@@ -109,7 +105,7 @@ impl Config {
             .merge(Toml::file(&file))
             .merge(
                 Env::prefixed("PALISADE_")
-                    .ignore(&["config", "test_postgres_url"])
+                    .ignore(&["config", "test_postgres_url", "log", "log_format"])
                     .split("__"),
             );
         let raw: RawConfig = figment.extract().map_err(|e| ConfigError(e.to_string()))?;

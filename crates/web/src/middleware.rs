@@ -169,20 +169,10 @@ async fn request_context(
         .scope(id.clone(), next.run(req).instrument(span.clone()))
         .await;
     let status = resp.status();
+    // Internal errors are logged where they are rendered, with their cause; logging every
+    // refused request here would let a flood amplify itself into the logs.
     span.in_scope(|| {
-        if status.is_server_error() {
-            tracing::warn!(
-                status = status.as_u16(),
-                ms = started.elapsed().as_millis() as u64,
-                "request failed"
-            );
-        } else {
-            tracing::debug!(
-                status = status.as_u16(),
-                ms = started.elapsed().as_millis() as u64,
-                "request"
-            );
-        }
+        tracing::debug!(status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "request");
     });
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut()

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Repeatable load run for the foundation's figures (see README, "Performance").
+#
+#   bench/auth-load.sh            # builds release, runs everything, prints a summary
+#
+# Needs wrk and hey (Debian: apt-get install -y wrk hey). Everything runs on 127.0.0.1 against
+# a throw-away data directory; nothing else is touched. Figures measured:
+#   1. GET /healthz and GET /api/v1/me (Bearer) throughput with wrk, and their ratio;
+#   2. GET /api/v1/me latency at a fixed 1,000 requests/s (hey, p99);
+#   3. GET /api/v1/me p99 at 1,000 requests/s while 200 concurrent wrong-password logins run;
+#   4. the server's resident memory when idle.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PORT="${BENCH_PORT:-18181}"
+DURATION="${BENCH_DURATION:-10}"
+BASE="http://127.0.0.1:${PORT}"
+WORK="$(mktemp -d)"
+trap 'kill "${SERVER_PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+command -v wrk >/dev/null && command -v hey >/dev/null || { echo "install wrk and hey first (apt-get install -y wrk hey)" >&2; exit 1; }
+
+cargo build --release -p palisade >/dev/null 2>&1 || cargo build --release -p palisade
+BIN="target/release/palisade"
+
+# Rate limits off and the lockout out of the way: we measure the server, not its throttles
+# (with them on, a single-address flood is refused before any hashing, which is cheaper still).
+(cd "$WORK" && PALISADE_LISTEN="127.0.0.1:${PORT}" PALISADE_DATA_DIR="$WORK/data" \
+  PALISADE_RATE_LIMIT_API_PER_MINUTE=0 PALISADE_RATE_LIMIT_LOGIN_PER_MINUTE=0 \
+  PALISADE_RATE_LIMIT_REGISTER_PER_HOUR=0 PALISADE_LOCKOUT_THRESHOLD=1000000000 \
+  PALISADE_LOGIN_FAILURE_DELAY_MS=0 PALISADE_LOG=warn \
+  exec "$OLDPWD/$BIN" serve) &
+SERVER_PID=$!
+for _ in $(seq 1 50); do curl -fsS "$BASE/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+
+TOKEN=$(curl -fsS -X POST "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
+  -d '{"tenant_name":"Bench Co","name":"Bench User","email":"bench@bench.example","password":"correct-orbit-lantern-quietly"}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+
+sleep 1
+RSS_IDLE_KB=$(ps -o rss= -p "$SERVER_PID" | tr -d ' ')
+
+rps() { awk '/Requests\/sec/ {print int($2)}'; }
+wrk -t2 -c64 -d3s "$BASE/healthz" >/dev/null   # warm-up
+HEALTH_RPS=$(wrk -t2 -c64 -d"${DURATION}s" "$BASE/healthz" | rps)
+ME_RPS=$(wrk -t2 -c64 -d"${DURATION}s" -H "Authorization: Bearer $TOKEN" "$BASE/api/v1/me" | rps)
+
+p99() { awk '/99% in/ {printf "%.2f", $3 * 1000}'; }
+ME_P99=$(hey -z "${DURATION}s" -c 10 -q 100 -H "Authorization: Bearer $TOKEN" "$BASE/api/v1/me" | p99)
+
+# 200 concurrent wrong-password logins, while /me is measured at 1,000 requests/s.
+hey -z "$((DURATION + 4))s" -c 200 -m POST -T application/json \
+  -d '{"email":"bench@bench.example","password":"wrong-password-for-load"}' "$BASE/api/v1/auth/login" \
+  > "$WORK/flood.txt" &
+FLOOD_PID=$!
+sleep 2
+ME_P99_FLOOD=$(hey -z "${DURATION}s" -c 10 -q 100 -H "Authorization: Bearer $TOKEN" "$BASE/api/v1/me" | p99)
+wait "$FLOOD_PID" || true
+FLOOD_CODES=$(awk '/Status code distribution/ {f=1; next} f && /\[/ {printf "%s ", $0}' "$WORK/flood.txt")
+
+RATIO=$(awk -v a="$ME_RPS" -v b="$HEALTH_RPS" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
+cat <<SUMMARY
+Palisade foundation load run ($(nproc) cores, ${DURATION}s per step, release build, SQLite)
+  GET /healthz                      ${HEALTH_RPS} req/s
+  GET /api/v1/me (Bearer)           ${ME_RPS} req/s  (${RATIO}% of /healthz; targets: >= 10000 and >= 30%)
+  GET /api/v1/me p99 @ 1000 req/s   ${ME_P99} ms  (target <= 5 ms)
+  same, during a login flood        ${ME_P99_FLOOD} ms  (target <= 25 ms)
+    flood answers: ${FLOOD_CODES}
+  idle RSS                          $((RSS_IDLE_KB / 1024)) MB  (target <= 60 MB)
+SUMMARY
