@@ -104,3 +104,77 @@ mod tests {
         assert_eq!(v["list"][0]["secret"], "[redacted]");
     }
 }
+
+/// Reading and exporting the audit log, and verifying its hash chains.
+pub mod log {
+    use super::AuditEntryExt;
+    use crate::auth::{Principal, RequestMeta};
+    use crate::{AppError, AppResult, Services};
+    use palisade_domain::{Permission, Role};
+    use palisade_store::audit::{self as store, AuditFilter, AuditRecord, ChainReport};
+    use palisade_store::{Store, SystemScope};
+
+    /// Records matching `filter`, newest first. Tenant admins see their tenant only; super
+    /// admins see every tenant and may narrow to one with `filter.tenant`.
+    pub async fn search(
+        s: &Services,
+        p: &Principal,
+        mut filter: AuditFilter,
+    ) -> AppResult<Vec<AuditRecord>> {
+        p.require(Permission::AuditLogRead)?;
+        if p.role != Role::SuperAdmin {
+            filter.tenant = None;
+        }
+        filter.limit = filter.limit.clamp(1, 500);
+        let mut tx = s.store.begin_read(p.own_scope()).await?;
+        Ok(store::search(&mut tx, &filter).await?)
+    }
+
+    /// Checks the export limit and records the export; the caller then streams pages with
+    /// [`search`].
+    pub async fn start_export(
+        s: &Services,
+        p: &Principal,
+        meta: &RequestMeta,
+        format: &str,
+        filter: &AuditFilter,
+    ) -> AppResult<()> {
+        p.require(Permission::AuditLogRead)?;
+        p.require(Permission::DataExport).or_else(|e| {
+            if p.role == Role::SuperAdmin {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
+        let key = p.tenant_id().map_or(p.user_id.as_uuid(), |t| t.as_uuid());
+        s.limits
+            .export
+            .check(&key)
+            .map_err(|wait| AppError::TooManyRequests {
+                code: "rate_limited",
+                message: "at most 10 audit exports per hour".into(),
+                retry_after_secs: wait,
+            })?;
+        let now = s.now();
+        let mut tx = s.store.begin(p.own_scope()).await?;
+        let mut entry = super::by(p, meta, None, "audit_log.exported").metadata(serde_json::json!({
+                "format": format,
+                "action": filter.action, "actor_id": filter.actor_id, "target_type": filter.target_type,
+                "target_id": filter.target_id, "q": filter.q, "tenant": filter.tenant,
+        }));
+        entry.target_type = Some("audit_log".into());
+        store::append(&mut tx, &entry, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Verifies every chain, or one tenant's (the CLI).
+    pub async fn verify(
+        store: &Store,
+        tenant: Option<uuid::Uuid>,
+    ) -> anyhow::Result<Vec<ChainReport>> {
+        let mut tx = store.begin_read(SystemScope::new("audit.verify")).await?;
+        Ok(store::verify(&mut tx, tenant).await?)
+    }
+}

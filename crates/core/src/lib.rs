@@ -61,6 +61,7 @@ impl Services {
 
 /// Stored records that services return, re-exported so the web layer need not depend on `store`.
 pub mod records {
+    pub use palisade_store::audit::{AuditFilter, AuditRecord, ChainReport};
     pub use palisade_store::sessions::Session;
     pub use palisade_store::tenants::{Tenant, TenantStatus};
     pub use palisade_store::users::User;

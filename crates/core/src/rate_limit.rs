@@ -55,6 +55,8 @@ pub struct Limits {
     pub login: Limit<IpAddr>,
     pub register: Limit<IpAddr>,
     pub api: Limit<ApiKey>,
+    /// Audit log exports per hour, per tenant (or per super admin).
+    pub export: Limit<uuid::Uuid>,
 }
 
 impl Limits {
@@ -63,6 +65,7 @@ impl Limits {
             login: Limit::new(s.rate_limit_login_per_minute, Duration::from_secs(60)),
             register: Limit::new(s.rate_limit_register_per_hour, Duration::from_secs(3600)),
             api: Limit::new(s.rate_limit_api_per_minute, Duration::from_secs(60)),
+            export: Limit::new(10, Duration::from_secs(3600)),
         }
     }
 
@@ -71,6 +74,7 @@ impl Limits {
         self.login.retain_recent();
         self.register.retain_recent();
         self.api.retain_recent();
+        self.export.retain_recent();
     }
 }
 

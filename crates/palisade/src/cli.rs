@@ -35,6 +35,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Key material.
     Keys {
         #[command(subcommand)]
@@ -51,6 +56,17 @@ pub enum AdminCommand {
         email: String,
         #[arg(long, default_value = "Super Admin")]
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the audit log's hash chains; report every edited, deleted, inserted or
+    /// reordered record and exit non-zero if there is one.
+    Verify {
+        /// Only this tenant's chain.
+        #[arg(long)]
+        tenant: Option<uuid::Uuid>,
     },
 }
 
@@ -113,7 +129,48 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load()?;
             create_super_admin(&config, &email, &name).await
         }
+        Command::Audit {
+            command: AuditCommand::Verify { tenant },
+        } => verify_audit(tenant).await,
     }
+}
+
+async fn verify_audit(tenant: Option<uuid::Uuid>) -> anyhow::Result<()> {
+    let config = Config::load()?;
+    let db = database_settings(&config);
+    Store::migrate(&db).await?;
+    let store = Store::connect(&db).await?;
+    let reports = palisade_core::audit::log::verify(&store, tenant).await?;
+    store.close().await;
+    let mut bad = 0usize;
+    for r in &reports {
+        let name = if r.chain_id.is_nil() {
+            "platform".to_owned()
+        } else {
+            format!("chain {}", r.chain_id)
+        };
+        if r.problems.is_empty() {
+            println!("{name}: {} records, intact", r.records);
+        } else {
+            bad += r.problems.len();
+            println!(
+                "{name}: {} records, {} problem(s)",
+                r.records,
+                r.problems.len()
+            );
+            for p in &r.problems {
+                println!("  - {p}");
+            }
+        }
+    }
+    if reports.is_empty() {
+        println!("no audit records");
+    }
+    anyhow::ensure!(
+        bad == 0,
+        "the audit log has been tampered with ({bad} problem(s))"
+    );
+    Ok(())
 }
 
 fn read_password() -> anyhow::Result<String> {

@@ -229,8 +229,21 @@ pub fn key_ring_text(
     }
 }
 
+/// Creates a directory (and parents); a directory this creates is private to the server's user
+/// (0700), since it holds the database and, in development, the keys.
 pub fn ensure_dir(p: &Path) -> Result<(), ConfigError> {
-    std::fs::create_dir_all(p)
+    if p.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(p)
         .map_err(|e| ConfigError(format!("cannot create {}: {e}", p.display())))
 }
 

@@ -44,6 +44,10 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub db: TestDb,
     pub services: palisade_core::Services,
+    /// The configuration the app runs with (for starting a peer on the same database).
+    pub config: RawConfig,
+    /// Whether dropping this app drops its PostgreSQL database (false for peers).
+    owns_db: bool,
     _data_dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -188,8 +192,15 @@ pub async fn spawn_app_with(db: Db, tweak: impl FnOnce(&mut RawConfig)) -> TestA
             }
         }
     };
+    // Explicit keys (not generated into the data directory) so a peer node can share them.
+    raw.signing_keys = Some(palisade_core::crypto::generate_ring_text().into());
+    raw.encryption_keys = Some(palisade_core::crypto::generate_ring_text().into());
     tweak(&mut raw);
-    let config = Config::from_raw(raw).expect("test config");
+    start(raw, test_db, data_dir, true).await
+}
+
+async fn start(raw: RawConfig, db: TestDb, data_dir: tempfile::TempDir, owns_db: bool) -> TestApp {
+    let config = Config::from_raw(raw.clone()).expect("test config");
     let clock = Arc::new(ManualClock::default());
     let app = Application::build_with_clock(&config, clock.clone())
         .await
@@ -207,10 +218,35 @@ pub async fn spawn_app_with(db: Db, tweak: impl FnOnce(&mut RawConfig)) -> TestA
             .build()
             .expect("client"),
         clock,
-        db: test_db,
+        db,
         services,
+        config: raw,
+        owns_db,
         _data_dir: data_dir,
         shutdown: Some(tx),
+    }
+}
+
+impl TestApp {
+    /// A second server process on the same database and keys, as another node behind a load
+    /// balancer would be. Its caches are its own.
+    pub async fn spawn_peer(&self) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let mut raw = self.config.clone();
+        raw.data_dir = data_dir.path().to_path_buf();
+        let db = match &self.db {
+            TestDb::Sqlite { url } => TestDb::Sqlite { url: url.clone() },
+            TestDb::Postgres {
+                admin_url,
+                app_url,
+                name,
+            } => TestDb::Postgres {
+                admin_url: admin_url.clone(),
+                app_url: app_url.clone(),
+                name: name.clone(),
+            },
+        };
+        start(raw, db, data_dir, false).await
     }
 }
 
@@ -219,7 +255,7 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let TestDb::Postgres { name, .. } = &self.db {
+        if let (true, TestDb::Postgres { name, .. }) = (self.owns_db, &self.db) {
             let base = Db::postgres_url().unwrap_or_default();
             let name = name.clone();
             // Drop the database from a separate thread: Drop cannot await.

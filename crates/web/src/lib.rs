@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::me::router())
         .merge(routes::users::router())
         .merge(routes::tenant::router())
+        .merge(routes::audit::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authenticate,

@@ -172,7 +172,11 @@ async fn request_context(
     // Internal errors are logged where they are rendered, with their cause; logging every
     // refused request here would let a flood amplify itself into the logs.
     span.in_scope(|| {
-        tracing::debug!(status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+        tracing::debug!(
+            status = status.as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
     });
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut()

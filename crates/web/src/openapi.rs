@@ -35,6 +35,8 @@ use utoipa::{Modify, OpenApi};
         routes::users::restore_user,
         routes::users::transfer_ownership,
         routes::users::unlock_user,
+        routes::audit::search,
+        routes::audit::export,
         openapi_json,
     ),
     modifiers(&BearerAuth),
@@ -43,6 +45,7 @@ use utoipa::{Modify, OpenApi};
         (name = "me", description = "The signed-in user"),
         (name = "tenant", description = "The signed-in user's tenant"),
         (name = "users", description = "Team management"),
+        (name = "audit", description = "The tamper-evident audit log"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

@@ -1,0 +1,259 @@
+//! Start-up: production refusals, the CLI, development key generation.
+
+use palisade::config::{Environment, RawConfig};
+use palisade::{Application, Config};
+use palisade_testkit::{spawn_app_with, test_config, Db, GOOD_PASSWORD};
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn keys() -> (SecretString, SecretString) {
+    let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["keys", "generate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let get = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .map(|v| SecretString::from(v.to_owned()))
+            .unwrap()
+    };
+    (
+        get("PALISADE_SIGNING_KEYS"),
+        get("PALISADE_ENCRYPTION_KEYS"),
+    )
+}
+
+async fn build_error(raw: RawConfig) -> String {
+    let config = Config::from_raw(raw).unwrap();
+    match Application::build(&config).await {
+        Ok(_) => panic!("production start should have been refused"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+fn production(dir: &std::path::Path) -> RawConfig {
+    let (s, e) = keys();
+    RawConfig {
+        env: Environment::Production,
+        signing_keys: Some(s),
+        encryption_keys: Some(e),
+        ..test_config(dir)
+    }
+}
+
+#[tokio::test]
+async fn production_refuses_missing_weak_or_insecure_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = RawConfig {
+        signing_keys: None,
+        ..production(dir.path())
+    };
+    let e = build_error(raw).await;
+    assert!(
+        e.contains("PALISADE_SIGNING_KEYS") && e.contains("keys generate"),
+        "{e}"
+    );
+    assert!(
+        !dir.path().join("keys").exists(),
+        "production never generates development keys"
+    );
+
+    let weak = format!("k1:{}", "A".repeat(43));
+    let raw = RawConfig {
+        encryption_keys: Some(SecretString::from(weak)),
+        ..production(dir.path())
+    };
+    let e = build_error(raw).await;
+    assert!(
+        e.contains("PALISADE_ENCRYPTION_KEYS") && e.contains("weak"),
+        "{e}"
+    );
+
+    let raw = RawConfig {
+        cookie_secure: false,
+        ..production(dir.path())
+    };
+    let e = build_error(raw).await;
+    assert!(e.contains("PALISADE_COOKIE_SECURE"), "{e}");
+
+    // With good keys and Secure cookies, production starts on SQLite.
+    let config = Config::from_raw(production(dir.path())).unwrap();
+    assert!(Application::build(&config).await.is_ok());
+}
+
+#[tokio::test]
+async fn production_refuses_a_superuser_database_role() {
+    let Some(admin) = Db::postgres_url() else {
+        eprintln!("skipped: set PALISADE_TEST_POSTGRES_URL to run on PostgreSQL");
+        return;
+    };
+    // The harness's app role is not a superuser: production starts with it...
+    let app = spawn_app_with(Db::Postgres, |_| {}).await;
+    let palisade_testkit::TestDb::Postgres {
+        app_url, admin_url, ..
+    } = &app.db
+    else {
+        unreachable!()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ok = RawConfig {
+        database_url: Some(app_url.clone()),
+        database_migration_url: Some(admin_url.clone()),
+        ..production(dir.path())
+    };
+    assert!(Application::build(&Config::from_raw(ok).unwrap())
+        .await
+        .is_ok());
+    // ...but not when the login role is the superuser named by PALISADE_TEST_POSTGRES_URL.
+    let _ = admin;
+    let bad = RawConfig {
+        database_url: Some(admin_url.clone()),
+        ..production(dir.path())
+    };
+    let e = build_error(bad).await;
+    assert!(
+        e.contains("superuser") && e.contains("row-level security"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn development_keys_are_generated_private_and_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::from_raw(test_config(dir.path())).unwrap();
+    drop(Application::build(&config).await.unwrap());
+    let signing = dir.path().join("keys").join("signing.keys");
+    let first = std::fs::read_to_string(&signing).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&signing).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    drop(Application::build(&config).await.unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&signing).unwrap(),
+        first,
+        "keys survive a restart"
+    );
+}
+
+fn cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(args)
+        .env("PALISADE_DATA_DIR", dir)
+        .env_remove("PALISADE_DATABASE_URL")
+        .env("PALISADE_LOG", "warn")
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn cli_creates_a_super_admin_who_can_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let weak = cli(
+        dir.path(),
+        &[
+            "admin",
+            "create-super-admin",
+            "--email",
+            "root@platform.example",
+        ],
+        "password\n",
+    );
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("not acceptable"));
+    let ok = cli(
+        dir.path(),
+        &[
+            "admin",
+            "create-super-admin",
+            "--email",
+            "root@platform.example",
+        ],
+        &format!("{GOOD_PASSWORD}\n"),
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let dup = cli(
+        dir.path(),
+        &[
+            "admin",
+            "create-super-admin",
+            "--email",
+            "root@platform.example",
+        ],
+        &format!("{GOOD_PASSWORD}\n"),
+    );
+    assert!(
+        !dup.status.success(),
+        "a second account with the same email is refused"
+    );
+
+    let db_url = format!("sqlite://{}", dir.path().join("palisade.sqlite").display());
+    let app = spawn_app_with(Db::Sqlite, |raw| raw.database_url = Some(db_url)).await;
+    let root = app.login("root@platform.example", GOOD_PASSWORD).await;
+    let me = app.get("/api/v1/me", &root.access_token).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["role"], "super_admin");
+    assert!(me.body["tenant"].is_null());
+}
+
+#[test]
+fn check_config_redacts_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = keys();
+    let secret = secrecy::ExposeSecret::expose_secret(&s).to_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .arg("check-config")
+        .env("PALISADE_DATA_DIR", dir.path())
+        .env("PALISADE_SIGNING_KEYS", &secret)
+        .env(
+            "PALISADE_DATABASE_URL",
+            "postgres://app:hunter2@db.example/palisade",
+        )
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let key_part = secret.split_once(':').unwrap().1;
+    assert!(!text.contains(key_part), "the key leaked: {text}");
+    assert!(
+        !text.contains("hunter2"),
+        "the database password leaked: {text}"
+    );
+    assert!(text.contains("[redacted: 1 key(s)]"));
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .arg("check-config")
+        .env("PALISADE_DATA_DIR", dir.path())
+        .env("PALISADE_ENV", "production")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("PALISADE_SIGNING_KEYS"));
+}
