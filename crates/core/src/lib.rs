@@ -4,6 +4,7 @@
 //! work it does, checks permission on its first line, and writes its audit record in the same
 //! transaction as its change. The web layer only parses input and renders output.
 
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod clock;
@@ -30,6 +31,7 @@ pub struct Services {
     pub hasher: auth::password::PasswordHasher,
     pub auth_cache: Arc<auth::cache::AuthCache>,
     pub limits: Arc<rate_limit::Limits>,
+    pub api_key_usage: Arc<auth::api_keys::UsageBuffer>,
 }
 
 impl Services {
@@ -47,6 +49,7 @@ impl Services {
             ),
             auth_cache: Arc::new(auth::cache::AuthCache::new()),
             limits: Arc::new(rate_limit::Limits::new(&settings)),
+            api_key_usage: Arc::new(auth::api_keys::UsageBuffer::default()),
             store,
             clock,
             settings,
@@ -61,6 +64,7 @@ impl Services {
 
 /// Stored records that services return, re-exported so the web layer need not depend on `store`.
 pub mod records {
+    pub use palisade_store::api_keys::ApiKey;
     pub use palisade_store::audit::{AuditFilter, AuditRecord, ChainReport};
     pub use palisade_store::sessions::Session;
     pub use palisade_store::tenants::{Tenant, TenantStatus};

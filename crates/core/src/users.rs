@@ -231,6 +231,12 @@ pub async fn update(
     }
     after.updated_at = now;
     users::update(&mut tx, &after).await?;
+    // A demoted admin can no longer manage keys, so the keys they made stop working.
+    let keys = if before.role == Role::Admin && after.role != Role::Admin {
+        crate::api_keys::revoke_created_by(&mut tx, id, p.user_id, "creator demoted", now).await?
+    } else {
+        Vec::new()
+    };
     cache::record(&mut tx, ChangeKind::User, id.as_uuid(), now).await?;
     audit_log::append(
         &mut tx,
@@ -253,6 +259,9 @@ pub async fn update(
     )
     .await?;
     tx.commit().await?;
+    for k in keys {
+        s.auth_cache.forget_api_key(k);
+    }
     s.auth_cache.forget_user(id);
     Ok(after)
 }
@@ -286,6 +295,8 @@ pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: UserId)
     after.deleted_by = Some(p.user_id);
     after.updated_at = now;
     users::update(&mut tx, &after).await?;
+    let keys =
+        crate::api_keys::revoke_created_by(&mut tx, id, p.user_id, "creator deleted", now).await?;
     let revoked = sessions::revoke_all_for_user(&mut tx, id, None, "user_deleted", now).await?;
     revoke_sessions(&mut tx, &revoked, now).await?;
     cache::record(&mut tx, ChangeKind::User, id.as_uuid(), now).await?;
@@ -304,6 +315,9 @@ pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: UserId)
     tx.commit().await?;
     for sid in revoked {
         s.auth_cache.revoke_session(sid, now);
+    }
+    for k in keys {
+        s.auth_cache.forget_api_key(k);
     }
     s.auth_cache.forget_user(id);
     Ok(())

@@ -8,12 +8,14 @@ pub mod ids;
 pub mod password;
 pub mod permission;
 pub mod role;
+pub mod scope;
 pub mod text;
 
 pub use ids::{SessionId, TenantId, UserId};
 pub use password::{PasswordContext, PasswordPolicy, PasswordPolicyPreset, PasswordViolation};
 pub use permission::Permission;
 pub use role::Role;
+pub use scope::ApiScope;
 pub use text::{EmailAddress, PersonName, TenantName};
 
 /// A rejected input: which field, and a sentence a person can act on.

@@ -220,6 +220,10 @@ impl Application {
             self.services.clone(),
             Duration::from_millis(250),
         );
+        let usage = palisade_core::auth::api_keys::spawn_usage_flusher(
+            self.services.clone(),
+            Duration::from_secs(30),
+        );
         let limits = self.services.limits.clone();
         let shrink = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -237,6 +241,10 @@ impl Application {
         .await;
         sync.abort();
         shrink.abort();
+        usage.abort();
+        if let Err(e) = self.services.api_key_usage.flush(&self.services).await {
+            tracing::warn!(error = %e, "could not record the last API key usage");
+        }
         self.services.store.close().await;
         Ok(result?)
     }

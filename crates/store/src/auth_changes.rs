@@ -13,6 +13,7 @@ pub enum ChangeKind {
     Session,
     User,
     Tenant,
+    ApiKey,
 }
 
 impl ChangeKind {
@@ -21,6 +22,7 @@ impl ChangeKind {
             ChangeKind::Session => "session",
             ChangeKind::User => "user",
             ChangeKind::Tenant => "tenant",
+            ChangeKind::ApiKey => "api_key",
         }
     }
 }
@@ -79,6 +81,7 @@ async fn read(tx: &mut Tx<SystemScope>, q: Query) -> Result<Vec<Change>> {
                 "session" => ChangeKind::Session,
                 "user" => ChangeKind::User,
                 "tenant" => ChangeKind::Tenant,
+                "api_key" => ChangeKind::ApiKey,
                 _ => return None,
             };
             Some(Change {

@@ -13,6 +13,7 @@ mod error;
 mod query;
 mod scope;
 
+pub mod api_keys;
 pub mod audit;
 pub mod auth_changes;
 pub mod invites;

@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::users::router())
         .merge(routes::tenant::router())
         .merge(routes::audit::router())
+        .merge(routes::api_keys::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authenticate,

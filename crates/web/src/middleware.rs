@@ -236,6 +236,19 @@ pub fn wrap(app: Router, state: AppState) -> Router {
     ))
 }
 
+/// An access token (JWT) or, when it has the `pal_live_` prefix, an API key (never from a cookie).
+async fn authenticate_token(
+    state: &AppState,
+    token: &str,
+    via_cookie: bool,
+    ip: Option<IpAddr>,
+) -> Result<Principal, AppError> {
+    if !via_cookie && token.starts_with(auth::api_keys::PREFIX) {
+        return auth::authenticate_api_key(&state.services, token, ip).await;
+    }
+    auth::authenticate(&state.services, token).await
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
@@ -254,9 +267,10 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             true,
         ),
     };
+    let peer_ip = req.extensions().get::<ClientIp>().and_then(|c| c.0);
     let outcome = match token {
         None => AuthOutcome::Anonymous,
-        Some(t) => match auth::authenticate(s, &t).await {
+        Some(t) => match authenticate_token(&state, &t, via_cookie, peer_ip).await {
             Ok(principal) => AuthOutcome::Authenticated {
                 principal,
                 via_cookie,
@@ -276,9 +290,10 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     };
     let ip = req.extensions().get::<ClientIp>().and_then(|c| c.0);
     let key = match &outcome {
-        AuthOutcome::Authenticated { principal, .. } => {
-            Some(ApiKey::User(principal.user_id.as_uuid()))
-        }
+        AuthOutcome::Authenticated { principal, .. } => Some(match principal.api_key() {
+            Some(k) => ApiKey::User(k.id),
+            None => ApiKey::User(principal.user_id.as_uuid()),
+        }),
         _ => ip.map(ApiKey::Ip),
     };
     if let Some(k) = key {
@@ -298,7 +313,10 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     {
         let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         if unsafe_method {
-            let expected = auth::sessions::csrf_token(s, principal.session_id);
+            let expected = principal
+                .session_id()
+                .map(|sid| auth::sessions::csrf_token(s, sid))
+                .unwrap_or_default();
             let sent = req
                 .headers()
                 .get(cookies::CSRF_HEADER)

@@ -46,6 +46,48 @@ pub struct TenantSnapshot {
     pub password_policy: palisade_domain::PasswordPolicyPreset,
 }
 
+/// What a request needs to know about an API key.
+#[derive(Debug, Clone)]
+pub struct ApiKeySnapshot {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub name: String,
+    /// Expanded: groups already resolved to scopes.
+    pub scopes: std::collections::HashSet<palisade_domain::ApiScope>,
+    pub created_by: UserId,
+    pub revoked: bool,
+    pub expires_at: Option<OffsetDateTime>,
+    pub allowed_ips: Option<Vec<ipnet::IpNet>>,
+}
+
+impl From<&palisade_store::api_keys::ApiKey> for ApiKeySnapshot {
+    fn from(k: &palisade_store::api_keys::ApiKey) -> Self {
+        ApiKeySnapshot {
+            id: k.id,
+            tenant_id: k.tenant_id,
+            name: k.name.clone(),
+            scopes: k
+                .scopes
+                .iter()
+                .filter_map(|s| palisade_domain::ApiScope::expand(s))
+                .flatten()
+                .collect(),
+            created_by: k.created_by,
+            revoked: k.revoked_at.is_some(),
+            expires_at: k.expires_at,
+            allowed_ips: k.allowed_ips.as_ref().map(|ips| {
+                ips.iter()
+                    .filter_map(|s| {
+                        s.parse::<ipnet::IpNet>()
+                            .ok()
+                            .or_else(|| s.parse::<std::net::IpAddr>().ok().map(Into::into))
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
 /// How long a revoked session is remembered: longer than any access token it could have minted.
 const REVOCATION_MEMORY: time::Duration = time::Duration::minutes(16);
 /// Sequence numbers can commit out of order on PostgreSQL; re-read this many behind the newest.
@@ -58,6 +100,8 @@ pub struct AuthCache {
     users: DashMap<UserId, Arc<UserSnapshot>>,
     tenants: DashMap<TenantId, Arc<TenantSnapshot>>,
     revoked_sessions: DashMap<SessionId, OffsetDateTime>,
+    /// API keys by the SHA-256 of the secret.
+    api_keys: DashMap<Vec<u8>, Arc<ApiKeySnapshot>>,
     epoch: AtomicU64,
     last_seq: AtomicI64,
 }
@@ -107,6 +151,21 @@ impl AuthCache {
         }
     }
 
+    pub fn api_key(&self, hash: &[u8]) -> Option<Arc<ApiKeySnapshot>> {
+        self.api_keys.get(hash).map(|k| k.clone())
+    }
+
+    pub fn offer_api_key(&self, epoch: u64, hash: Vec<u8>, k: Arc<ApiKeySnapshot>) {
+        if self.epoch() == epoch {
+            self.api_keys.insert(hash, k);
+        }
+    }
+
+    pub fn forget_api_key(&self, id: Uuid) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.api_keys.retain(|_, k| k.id != id);
+    }
+
     pub fn revoke_session(&self, session: SessionId, now: OffsetDateTime) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.revoked_sessions.insert(session, now);
@@ -127,6 +186,7 @@ impl AuthCache {
             ChangeKind::Session => self.revoke_session(SessionId::from_uuid(c.subject_id), now),
             ChangeKind::User => self.forget_user(UserId::from_uuid(c.subject_id)),
             ChangeKind::Tenant => self.forget_tenant(TenantId::from_uuid(c.subject_id)),
+            ChangeKind::ApiKey => self.forget_api_key(c.subject_id),
         }
         self.last_seq.fetch_max(c.seq, Ordering::SeqCst);
     }

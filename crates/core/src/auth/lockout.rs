@@ -46,6 +46,11 @@ pub fn after_failure(
     settings: &Settings,
     now: OffsetDateTime,
 ) -> (ThrottleState, bool) {
+    // A failure let through an active lock (from an address the owner has used) neither counts
+    // nor lifts the lock: only its expiry, a success or an admin unlock does.
+    if let Some(p) = prev.filter(|p| p.locked_until.is_some_and(|u| u > now)) {
+        return (p.clone(), false);
+    }
     let window =
         time::Duration::try_from(settings.lockout_duration).unwrap_or(time::Duration::MINUTE);
     let recent = prev
@@ -105,6 +110,10 @@ mod tests {
             locked_for(Some(&next), t0 + time::Duration::minutes(15)),
             None
         );
+        // A failure during the lock keeps it as it is.
+        let (during, locked) = after_failure(Some(&next), &s, t0 + time::Duration::minutes(1));
+        assert!(!locked);
+        assert_eq!(during.locked_until, next.locked_until);
         // After the lock, counting starts again.
         let (after, locked) = after_failure(Some(&next), &s, t0 + time::Duration::minutes(16));
         assert!(!locked);

@@ -4,6 +4,7 @@
 //! [`TenantScope`] is built for a request. Service functions then call
 //! [`Principal::require`] on their first line.
 
+pub mod api_keys;
 pub mod cache;
 pub mod lockout;
 pub mod password;
@@ -27,6 +28,13 @@ pub struct RequestMeta {
     pub request_id: String,
 }
 
+/// The credential a request presented.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Session(SessionId),
+    ApiKey(Arc<cache::ApiKeySnapshot>),
+}
+
 /// The authenticated identity behind a request.
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -35,7 +43,8 @@ pub struct Principal {
     pub name: String,
     pub role: Role,
     pub is_owner: bool,
-    pub session_id: SessionId,
+    /// How the request authenticated: a user's session, or an API key (acting for its creator).
+    pub credential: Credential,
     pub tenant: Option<Arc<TenantSnapshot>>,
     pub user: Arc<UserSnapshot>,
     /// The password has expired: only changing it (and signing out) is allowed.
@@ -56,7 +65,44 @@ impl Principal {
         if !p.allows(self.role) {
             return Err(AppError::missing_permission(p));
         }
+        if let Credential::ApiKey(key) = &self.credential {
+            let Some(needed) = palisade_domain::scope::scopes_for(p) else {
+                return Err(AppError::Forbidden {
+                    code: "api_key_not_allowed",
+                    message: format!(
+                        "API keys cannot be used for {}; sign in as a user",
+                        p.as_str()
+                    ),
+                });
+            };
+            if !needed.is_empty() && !needed.iter().any(|s| key.scopes.contains(s)) {
+                let names: Vec<&str> = needed.iter().map(|s| s.as_str()).collect();
+                return Err(AppError::Forbidden {
+                    code: "insufficient_scope",
+                    message: format!("this API key is missing the scope {}", names.join(" or ")),
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// The session behind the request; API keys have none.
+    pub fn session_id(&self) -> AppResult<SessionId> {
+        match &self.credential {
+            Credential::Session(id) => Ok(*id),
+            Credential::ApiKey(_) => Err(AppError::Forbidden {
+                code: "session_required",
+                message: "this endpoint needs a signed-in user, not an API key".into(),
+            }),
+        }
+    }
+
+    /// The API key behind the request, if that is how it authenticated.
+    pub fn api_key(&self) -> Option<&cache::ApiKeySnapshot> {
+        match &self.credential {
+            Credential::ApiKey(k) => Some(k),
+            Credential::Session(_) => None,
+        }
     }
 
     pub fn tenant_id(&self) -> Option<TenantId> {
@@ -144,10 +190,50 @@ pub async fn authenticate(s: &Services, token: &str) -> AppResult<Principal> {
         name: user.name.clone(),
         role: user.role,
         is_owner: user.is_owner,
-        session_id,
+        credential: Credential::Session(session_id),
         tenant,
-        password_change_only: claims.pwc,
+        // The token was issued with an expired password; changing it since frees the session.
+        password_change_only: claims.pwc
+            && user
+                .password_changed_at
+                .is_none_or(|t| t.unix_timestamp() < claims.iat),
         scope: tenant_id.map(TenantScope::from_verified_credential),
+        user,
+    })
+}
+
+/// Establishes the principal behind an API key: the key's tenant and scopes, acting for the user
+/// who created it.
+pub async fn authenticate_api_key(
+    s: &Services,
+    key: &str,
+    ip: Option<IpAddr>,
+) -> AppResult<Principal> {
+    let k = api_keys::authenticate(s, key, ip).await?;
+    let user = user_snapshot(s, k.created_by, Some(k.tenant_id)).await?;
+    if user.deleted || user.tenant_id != Some(k.tenant_id) {
+        return Err(bad_token(
+            "invalid_api_key",
+            "the API key's creator no longer exists",
+        ));
+    }
+    let tenant = tenant_snapshot(s, k.tenant_id).await?;
+    if tenant.suspended {
+        return Err(AppError::Forbidden {
+            code: "tenant_suspended",
+            message: "this account's organisation is suspended".into(),
+        });
+    }
+    Ok(Principal {
+        user_id: user.id,
+        email: user.email.clone(),
+        name: user.name.clone(),
+        role: user.role,
+        is_owner: user.is_owner,
+        scope: Some(TenantScope::from_verified_credential(k.tenant_id)),
+        credential: Credential::ApiKey(k),
+        tenant: Some(tenant),
+        password_change_only: false,
         user,
     })
 }
@@ -205,6 +291,74 @@ pub async fn tenant_snapshot(s: &Services, id: TenantId) -> AppResult<Arc<Tenant
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use palisade_domain::ApiScope;
+
+    fn key_principal(scopes: &[ApiScope]) -> Principal {
+        let tenant = TenantId::new();
+        let user = Arc::new(UserSnapshot {
+            id: UserId::new(),
+            tenant_id: Some(tenant),
+            email: "a@b.example".into(),
+            name: "A".into(),
+            role: Role::Admin,
+            is_owner: false,
+            deleted: false,
+            created_at: time::OffsetDateTime::now_utc(),
+            password_changed_at: None,
+        });
+        let key = Arc::new(cache::ApiKeySnapshot {
+            id: uuid::Uuid::now_v7(),
+            tenant_id: tenant,
+            name: "k".into(),
+            scopes: scopes.iter().copied().collect(),
+            created_by: user.id,
+            revoked: false,
+            expires_at: None,
+            allowed_ips: None,
+        });
+        Principal {
+            user_id: user.id,
+            email: user.email.clone(),
+            name: user.name.clone(),
+            role: Role::Admin,
+            is_owner: false,
+            credential: Credential::ApiKey(key),
+            tenant: None,
+            user,
+            password_change_only: false,
+            scope: Some(TenantScope::from_verified_credential(tenant)),
+        }
+    }
+
+    #[test]
+    fn a_key_without_the_scope_is_refused_naming_it() {
+        let p = key_principal(&[ApiScope::ContactsRead]);
+        assert!(p.require(Permission::ContactsRead).is_ok());
+        match p.require(Permission::ContactsDelete) {
+            Err(AppError::Forbidden { code, message }) => {
+                assert_eq!(code, "insufficient_scope");
+                assert!(message.contains("contacts:delete"), "{message}");
+            }
+            other => panic!("expected insufficient_scope, got {other:?}"),
+        }
+        let full = key_principal(&ApiScope::ALL);
+        for perm in [
+            Permission::UsersManage,
+            Permission::ApiKeysManage,
+            Permission::WhatsAppConnectionsManage,
+        ] {
+            assert!(matches!(
+                full.require(perm),
+                Err(AppError::Forbidden {
+                    code: "api_key_not_allowed",
+                    ..
+                })
+            ));
+        }
+        assert!(full.session_id().is_err(), "API keys have no session");
+    }
+
     /// `TenantScope::from_verified_credential` may be called only where a credential has just
     /// been verified (or a tenant just created). A new call site must be reviewed and listed here.
     #[test]

@@ -80,6 +80,7 @@ pub async fn change(
     current: &str,
     new: &str,
 ) -> AppResult<usize> {
+    let session = p.session_id()?;
     let now = s.now();
     let mut tx = s.store.begin(p.own_scope()).await?;
     let user = users::find(&mut tx, p.user_id)
@@ -107,14 +108,9 @@ pub async fn change(
         password_history::insert(&mut tx, t, user.id, old, now).await?;
     }
     users::set_password(&mut tx, user.id, &hash, now).await?;
-    let revoked = session_rows::revoke_all_for_user(
-        &mut tx,
-        user.id,
-        Some(p.session_id),
-        "password_changed",
-        now,
-    )
-    .await?;
+    let revoked =
+        session_rows::revoke_all_for_user(&mut tx, user.id, Some(session), "password_changed", now)
+            .await?;
     sessions::revoke_sessions(&mut tx, &revoked, now).await?;
     cache::record(&mut tx, ChangeKind::User, user.id.as_uuid(), now).await?;
     audit_log::append(

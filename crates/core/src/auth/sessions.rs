@@ -426,23 +426,25 @@ pub(crate) async fn revoke_sessions<S: Scope>(
 /// Signs out the current session.
 pub async fn logout(s: &Services, p: &Principal, meta: &RequestMeta) -> AppResult<()> {
     let now = s.now();
+    let session_id = p.session_id()?;
     let mut tx = s.store.begin(p.own_scope()).await?;
-    if sessions::revoke(&mut tx, p.session_id, "logout", now).await? {
-        revoke_sessions(&mut tx, &[p.session_id], now).await?;
+    if sessions::revoke(&mut tx, session_id, "logout", now).await? {
+        revoke_sessions(&mut tx, &[session_id], now).await?;
     }
     audit_log::append(
         &mut tx,
-        &audit::by(p, meta, None, "auth.logout").target("session", p.session_id),
+        &audit::by(p, meta, None, "auth.logout").target("session", session_id),
         now,
     )
     .await?;
     tx.commit().await?;
-    s.auth_cache.revoke_session(p.session_id, now);
+    s.auth_cache.revoke_session(session_id, now);
     Ok(())
 }
 
 /// Signs out every session of the current user, this one included; returns how many.
 pub async fn logout_all(s: &Services, p: &Principal, meta: &RequestMeta) -> AppResult<usize> {
+    p.session_id()?;
     let now = s.now();
     let mut tx = s.store.begin(p.own_scope()).await?;
     let ids = sessions::revoke_all_for_user(&mut tx, p.user_id, None, "logout_all", now).await?;
@@ -464,6 +466,7 @@ pub async fn logout_all(s: &Services, p: &Principal, meta: &RequestMeta) -> AppR
 
 /// The current user's active sessions, newest first.
 pub async fn list(s: &Services, p: &Principal) -> AppResult<Vec<Session>> {
+    p.session_id()?;
     let mut tx = s.store.begin_read(p.own_scope()).await?;
     Ok(sessions::list_active(&mut tx, p.user_id, s.now()).await?)
 }

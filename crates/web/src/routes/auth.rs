@@ -326,6 +326,7 @@ pub async fn list_sessions(
     Auth(p): Auth,
 ) -> ApiResult<Json<ListResponse<SessionResponse>>> {
     let list = sessions::list(&state.services, &p).await?;
+    let current = p.session_id().ok();
     Ok(Json(ListResponse {
         data: list
             .into_iter()
@@ -334,7 +335,7 @@ pub async fn list_sessions(
                 created_at: rfc3339(x.created_at),
                 last_seen_at: rfc3339(x.last_seen_at),
                 expires_at: rfc3339(x.expires_at),
-                current: x.id == p.session_id,
+                current: Some(x.id) == current,
                 ip: x.ip,
                 user_agent: x.user_agent,
                 browser: x.browser,

@@ -50,7 +50,7 @@ pub async fn me(Auth(p): Auth) -> ApiResult<Json<MeResponse>> {
             id: t.id.as_uuid(),
             name: t.name.clone(),
         }),
-        session_id: p.session_id.as_uuid(),
+        session_id: p.session_id()?.as_uuid(),
         password_expired: p.password_change_only,
         created_at: rfc3339(p.user.created_at),
     }))

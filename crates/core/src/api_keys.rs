@@ -1,0 +1,303 @@
+//! Managing a tenant's API keys (admins, signed in as users — never with an API key).
+
+use crate::audit::{self, AuditEntryExt};
+use crate::auth::cache;
+use crate::auth::{api_keys as keys, tokens, Principal, RequestMeta};
+use crate::{AppError, AppResult, Services};
+use palisade_domain::{ApiScope, FieldError, Permission};
+use palisade_store::api_keys::{self, ApiKey};
+use palisade_store::audit as audit_log;
+use palisade_store::auth_changes::ChangeKind;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub struct NewApiKey {
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub allowed_ips: Option<Vec<String>>,
+}
+
+/// Only users manage keys: an API key never manages credentials, whatever its scopes.
+fn require_manager(p: &Principal) -> AppResult<()> {
+    if p.api_key().is_some() {
+        return Err(AppError::Forbidden {
+            code: "api_key_not_allowed",
+            message: "API keys cannot manage API keys; sign in as an admin".into(),
+        });
+    }
+    p.require(Permission::ApiKeysManage)
+}
+
+fn parse_name(name: &str) -> Result<String, FieldError> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "name",
+            "must be 1 to 100 characters without control characters",
+        ));
+    }
+    Ok(n.to_owned())
+}
+
+fn parse_scopes(scopes: &[String]) -> Result<Vec<String>, FieldError> {
+    if scopes.is_empty() {
+        return Err(FieldError::new("scopes", "must name at least one scope"));
+    }
+    let unknown: Vec<&str> = scopes
+        .iter()
+        .map(String::as_str)
+        .filter(|s| ApiScope::expand(s).is_none())
+        .collect();
+    if !unknown.is_empty() {
+        return Err(FieldError::new(
+            "scopes",
+            format!(
+                "unknown scope(s): {}; see the README for the list",
+                unknown.join(", ")
+            ),
+        ));
+    }
+    let mut out: Vec<String> = scopes.to_vec();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn parse_ips(ips: &[String]) -> Result<Vec<String>, FieldError> {
+    ips.iter()
+        .map(|s| {
+            let t = s.trim();
+            t.parse::<ipnet::IpNet>()
+                .map(|n| n.to_string())
+                .or_else(|_| {
+                    t.parse::<std::net::IpAddr>()
+                        .map(|ip| ipnet::IpNet::from(ip).to_string())
+                })
+                .map_err(|_| {
+                    FieldError::new(
+                        "allowed_ips",
+                        format!("{t:?} is not an IP address or CIDR range"),
+                    )
+                })
+        })
+        .collect()
+}
+
+fn json(k: &ApiKey) -> serde_json::Value {
+    serde_json::json!({
+        "id": k.id, "name": k.name, "prefix": k.prefix, "scopes": k.scopes,
+        "allowed_ips": k.allowed_ips, "expires_at": k.expires_at.map(|t| t.unix_timestamp()),
+        "revoked": k.revoked_at.is_some(),
+    })
+}
+
+/// Creates a key; returns the record and the secret, which is never shown again.
+pub async fn create(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    input: NewApiKey,
+) -> AppResult<(ApiKey, String)> {
+    require_manager(p)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let mut errors = Vec::new();
+    let name = parse_name(&input.name).map_err(|e| errors.push(e)).ok();
+    let scopes = parse_scopes(&input.scopes).map_err(|e| errors.push(e)).ok();
+    let ips = input
+        .allowed_ips
+        .as_deref()
+        .map(parse_ips)
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    if input.expires_at.is_some_and(|e| e <= now) {
+        errors.push(FieldError::new("expires_at", "must be in the future"));
+    }
+    let (Some(name), Some(scopes)) = (name, scopes) else {
+        return Err(AppError::validation(errors));
+    };
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    let secret = keys::generate();
+    let key = ApiKey {
+        id: Uuid::now_v7(),
+        tenant_id: scope.tenant_id(),
+        name,
+        prefix: keys::display_prefix(&secret),
+        scopes,
+        allowed_ips: ips,
+        expires_at: input.expires_at,
+        created_by: p.user_id,
+        created_at: now,
+        updated_at: now,
+        last_used_at: None,
+        last_used_ip: None,
+        total_requests: 0,
+        revoked_at: None,
+        revoked_by: None,
+        revocation_reason: None,
+    };
+    let mut tx = s.store.begin(scope).await?;
+    api_keys::insert(&mut tx, &key, &tokens::secret_hash(&secret)).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "api_key.created")
+            .target("api_key", key.id)
+            .change(None, Some(json(&key))),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((key, secret))
+}
+
+pub async fn list(s: &Services, p: &Principal) -> AppResult<Vec<ApiKey>> {
+    require_manager(p)?;
+    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
+    Ok(api_keys::list(&mut tx).await?)
+}
+
+pub async fn get(s: &Services, p: &Principal, id: Uuid) -> AppResult<ApiKey> {
+    require_manager(p)?;
+    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
+    api_keys::find(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound("API key"))
+}
+
+pub async fn update(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: Uuid,
+    name: Option<&str>,
+    scopes: Option<&[String]>,
+) -> AppResult<ApiKey> {
+    require_manager(p)?;
+    let now = s.now();
+    let mut errors = Vec::new();
+    let name = name
+        .map(parse_name)
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    let scopes = scopes
+        .map(parse_scopes)
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    let mut tx = s.store.begin(p.tenant_scope()?).await?;
+    let before = api_keys::find(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound("API key"))?;
+    let mut after = before.clone();
+    if let Some(n) = name {
+        after.name = n;
+    }
+    if let Some(sc) = scopes {
+        after.scopes = sc;
+    }
+    after.updated_at = now;
+    api_keys::update(&mut tx, &after).await?;
+    cache::record(&mut tx, ChangeKind::ApiKey, id, now).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "api_key.updated")
+            .target("api_key", id)
+            .change(Some(json(&before)), Some(json(&after))),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    s.auth_cache.forget_api_key(id);
+    Ok(after)
+}
+
+pub async fn revoke(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: Uuid,
+    reason: Option<&str>,
+) -> AppResult<ApiKey> {
+    require_manager(p)?;
+    let now = s.now();
+    let reason = reason
+        .map(|r| r.trim().chars().take(500).collect::<String>())
+        .filter(|r| !r.is_empty());
+    let mut tx = s.store.begin(p.tenant_scope()?).await?;
+    let before = api_keys::find(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound("API key"))?;
+    if before.revoked_at.is_some() {
+        return Err(AppError::conflict(
+            "already_revoked",
+            "this API key is already revoked",
+        ));
+    }
+    let mut after = before.clone();
+    after.revoked_at = Some(now);
+    after.revoked_by = Some(p.user_id);
+    after.revocation_reason = reason.clone();
+    after.updated_at = now;
+    api_keys::update(&mut tx, &after).await?;
+    cache::record(&mut tx, ChangeKind::ApiKey, id, now).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "api_key.revoked")
+            .target("api_key", id)
+            .metadata(serde_json::json!({ "reason": reason })),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    s.auth_cache.forget_api_key(id);
+    Ok(after)
+}
+
+pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -> AppResult<()> {
+    require_manager(p)?;
+    let now = s.now();
+    let mut tx = s.store.begin(p.tenant_scope()?).await?;
+    let before = api_keys::find(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound("API key"))?;
+    api_keys::delete(&mut tx, id).await?;
+    cache::record(&mut tx, ChangeKind::ApiKey, id, now).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "api_key.deleted")
+            .target("api_key", id)
+            .change(Some(json(&before)), None),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    s.auth_cache.forget_api_key(id);
+    Ok(())
+}
+
+/// Revokes the keys a user created (their deletion or demotion), in the caller's transaction;
+/// the caller tells the cache after commit.
+pub async fn revoke_created_by<S: palisade_store::Scope>(
+    tx: &mut palisade_store::Tx<S>,
+    creator: palisade_domain::UserId,
+    by: palisade_domain::UserId,
+    reason: &str,
+    now: OffsetDateTime,
+) -> AppResult<Vec<Uuid>> {
+    let ids = api_keys::revoke_by_creator(tx, creator, by, reason, now).await?;
+    for id in &ids {
+        cache::record(tx, ChangeKind::ApiKey, *id, now).await?;
+    }
+    Ok(ids)
+}

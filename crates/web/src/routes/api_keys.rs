@@ -1,0 +1,261 @@
+//! `/api/v1/api-keys`: scoped keys for integrations (admins).
+
+use super::{rfc3339, ListResponse};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{optional_json, ApiJson, ApiPath, Auth, Meta};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use palisade_core::api_keys::{self, NewApiKey};
+use palisade_core::records::ApiKey;
+use palisade_core::AppError;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/api-keys", get(list_keys).post(create_key))
+        .route(
+            "/api/v1/api-keys/{id}",
+            get(get_key).patch(update_key).delete(delete_key),
+        )
+        .route("/api/v1/api-keys/{id}/revoke", post(revoke_key))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    pub name: String,
+    /// Scope names (`contacts:read`, …) or groups (`read_only`, `full_access`).
+    pub scopes: Vec<String>,
+    /// RFC 3339; the key stops working then.
+    pub expires_at: Option<String>,
+    /// Addresses or CIDR ranges the key may be used from; absent means anywhere.
+    pub allowed_ips: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateApiKeyRequest {
+    pub name: Option<String>,
+    pub scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeApiKeyRequest {
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyResponse {
+    pub id: Uuid,
+    pub name: String,
+    /// The first characters of the key, to recognise it.
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    pub allowed_ips: Option<Vec<String>>,
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    /// `active`, `expired` or `revoked`.
+    pub status: String,
+    pub created_by: Uuid,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
+    pub last_used_ip: Option<String>,
+    pub total_requests: i64,
+    #[schema(format = DateTime)]
+    pub revoked_at: Option<String>,
+    pub revoked_by: Option<Uuid>,
+    pub revocation_reason: Option<String>,
+}
+
+impl ApiKeyResponse {
+    fn new(k: &ApiKey, now: OffsetDateTime) -> Self {
+        let status = if k.revoked_at.is_some() {
+            "revoked"
+        } else if k.expires_at.is_some_and(|e| e <= now) {
+            "expired"
+        } else {
+            "active"
+        };
+        ApiKeyResponse {
+            id: k.id,
+            name: k.name.clone(),
+            prefix: k.prefix.clone(),
+            scopes: k.scopes.clone(),
+            allowed_ips: k.allowed_ips.clone(),
+            expires_at: k.expires_at.map(rfc3339),
+            status: status.into(),
+            created_by: k.created_by.as_uuid(),
+            created_at: rfc3339(k.created_at),
+            last_used_at: k.last_used_at.map(rfc3339),
+            last_used_ip: k.last_used_ip.clone(),
+            total_requests: k.total_requests,
+            revoked_at: k.revoked_at.map(rfc3339),
+            revoked_by: k.revoked_by.map(|u| u.as_uuid()),
+            revocation_reason: k.revocation_reason.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiKeyResponse {
+    pub api_key: ApiKeyResponse,
+    /// The full key. Shown only in this response; store it now.
+    pub key: String,
+}
+
+/// Create an API key (admins). The full key is in this response only.
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", security(("bearer" = [])), request_body = CreateApiKeyRequest,
+    responses((status = 201, description = "Created", body = CreatedApiKeyResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or an API key", body = ErrorBody),
+        (status = 422, description = "Unknown scopes, bad addresses or expiry", body = ErrorBody)))]
+pub async fn create_key(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiJson(req): ApiJson<CreateApiKeyRequest>,
+) -> ApiResult<(StatusCode, Json<CreatedApiKeyResponse>)> {
+    let expires_at = req
+        .expires_at
+        .as_deref()
+        .map(|s| OffsetDateTime::parse(s, &Rfc3339))
+        .transpose()
+        .map_err(|_| {
+            AppError::field(
+                "expires_at",
+                "must be an RFC 3339 time like 2027-01-31T00:00:00Z",
+            )
+        })?;
+    let (key, secret) = api_keys::create(
+        &state.services,
+        &p,
+        &meta,
+        NewApiKey {
+            name: req.name,
+            scopes: req.scopes,
+            expires_at,
+            allowed_ips: req.allowed_ips,
+        },
+    )
+    .await?;
+    let now = state.services.now();
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKeyResponse {
+            api_key: ApiKeyResponse::new(&key, now),
+            key: secret,
+        }),
+    ))
+}
+
+/// The tenant's API keys (never the secrets).
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
+    responses((status = 200, description = "Keys, oldest first", body = ListResponse<ApiKeyResponse>),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or an API key", body = ErrorBody)))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<ListResponse<ApiKeyResponse>>> {
+    let now = state.services.now();
+    let keys = api_keys::list(&state.services, &p).await?;
+    Ok(Json(ListResponse {
+        data: keys.iter().map(|k| ApiKeyResponse::new(k, now)).collect(),
+    }))
+}
+
+/// One API key.
+#[utoipa::path(get, path = "/api/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "API key id")),
+    responses((status = 200, description = "The key", body = ApiKeyResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or an API key", body = ErrorBody),
+        (status = 404, description = "No such key in your tenant", body = ErrorBody)))]
+pub async fn get_key(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<ApiKeyResponse>> {
+    let k = api_keys::get(&state.services, &p, id).await?;
+    Ok(Json(ApiKeyResponse::new(&k, state.services.now())))
+}
+
+/// Rename a key or change its scopes.
+#[utoipa::path(patch, path = "/api/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "API key id")), request_body = UpdateApiKeyRequest,
+    responses((status = 200, description = "The updated key", body = ApiKeyResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or an API key", body = ErrorBody),
+        (status = 404, description = "No such key in your tenant", body = ErrorBody),
+        (status = 422, description = "Unknown scopes or bad name", body = ErrorBody)))]
+pub async fn update_key(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<UpdateApiKeyRequest>,
+) -> ApiResult<Json<ApiKeyResponse>> {
+    let k = api_keys::update(
+        &state.services,
+        &p,
+        &meta,
+        id,
+        req.name.as_deref(),
+        req.scopes.as_deref(),
+    )
+    .await?;
+    Ok(Json(ApiKeyResponse::new(&k, state.services.now())))
+}
+
+/// Revoke a key: it stops working on every node within a second. The record is kept.
+#[utoipa::path(post, path = "/api/v1/api-keys/{id}/revoke", tag = "api-keys", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "API key id")), request_body(content = RevokeApiKeyRequest, description = "Optional"),
+    responses((status = 200, description = "The revoked key", body = ApiKeyResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or an API key", body = ErrorBody),
+        (status = 404, description = "No such key in your tenant", body = ErrorBody),
+        (status = 409, description = "Already revoked", body = ErrorBody)))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: Option<RevokeApiKeyRequest> = match optional_json(&body) {
+        Ok(r) => r,
+        Err(rejection) => return Ok(rejection),
+    };
+    let reason = req.and_then(|r| r.reason);
+    let k = api_keys::revoke(&state.services, &p, &meta, id, reason.as_deref()).await?;
+    Ok(Json(ApiKeyResponse::new(&k, state.services.now())).into_response())
+}
+
+/// Delete a key (it stops working at once; the audit log keeps its history).
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "API key id")),
+    responses((status = 204, description = "Deleted"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or an API key", body = ErrorBody),
+        (status = 404, description = "No such key in your tenant", body = ErrorBody)))]
+pub async fn delete_key(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    api_keys::delete(&state.services, &p, &meta, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
