@@ -137,3 +137,46 @@ pub async fn update_settings(
         .await?;
     row.try_into()
 }
+
+/// Suspends or reactivates a tenant (platform administration).
+pub async fn set_status(
+    tx: &mut Tx<SystemScope>,
+    id: TenantId,
+    status: TenantStatus,
+    reason: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Option<Tenant>> {
+    let suspended_at = (status == TenantStatus::Suspended).then_some(now);
+    let row: Option<TenantRow> = tx
+        .fetch_optional(
+            Query::new(format!(
+                "UPDATE tenants SET status = $2, suspended_at = $3, suspended_reason = $4, updated_at = $5
+                 WHERE id = $1 RETURNING {COLUMNS}"
+            ))
+            .bind(id)
+            .bind(status.as_str())
+            .bind(suspended_at)
+            .bind(reason)
+            .bind(now),
+        )
+        .await?;
+    row.map(Tenant::try_from).transpose()
+}
+
+/// Active (not deleted) users per tenant, for the platform's tenant list.
+pub async fn user_counts(tx: &mut Tx<SystemScope>) -> Result<Vec<(TenantId, i64)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        tenant_id: Uuid,
+        n: i64,
+    }
+    let rows: Vec<Row> = tx
+        .fetch_all(Query::new(
+            "SELECT tenant_id, COUNT(*) AS n FROM users WHERE tenant_id IS NOT NULL AND deleted_at IS NULL GROUP BY tenant_id",
+        ))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.tenant_id.into(), r.n))
+        .collect())
+}

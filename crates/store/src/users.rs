@@ -199,3 +199,15 @@ pub async fn upgrade_hash(tx: &mut Tx<SystemScope>, id: UserId, hash: &str) -> R
     .await?;
     Ok(())
 }
+
+/// The owner of a tenant (system work: impersonation).
+pub async fn owner_of(tx: &mut Tx<SystemScope>, tenant: TenantId) -> Result<Option<User>> {
+    one(tx
+        .fetch_optional(
+            Query::new(format!(
+                "SELECT {COLUMNS} FROM users WHERE tenant_id = $1 AND is_owner = TRUE AND deleted_at IS NULL"
+            ))
+            .bind(tenant),
+        )
+        .await?)
+}

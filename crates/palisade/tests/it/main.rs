@@ -32,4 +32,20 @@ macro_rules! both {
     };
 }
 
+mod api_keys;
+mod audit;
 mod foundation;
+mod nodes;
+mod proxies;
+mod startup;
+mod support;
+
+mod auth_login;
+mod cross_tenant;
+mod http_errors;
+mod passwords;
+mod registration;
+mod sessions;
+mod tenant;
+mod tokens;
+mod users;

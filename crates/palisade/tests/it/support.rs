@@ -1,0 +1,162 @@
+//! Small helpers shared by the feature modules: raw requests, error assertions, stored counts.
+
+use palisade_testkit::{Resp, Session, TestApp, GOOD_PASSWORD};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+pub const FIREFOX_LINUX: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+pub const CHROME_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+
+/// A second good password (passes the modern preset), and one that also passes compliance.
+pub const OTHER_PASSWORD: &str = "velvet-harbor-crimson-mosaic";
+pub const COMPLIANT_PASSWORD: &str = "Correct-orbit-lantern-7";
+
+/// Sends a request with arbitrary headers and an optional raw body.
+pub async fn raw(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Resp {
+    let mut req = app.client.request(method, app.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req.body(b);
+    }
+    TestApp::read(req.send().await.expect("request")).await
+}
+
+/// A JSON request with extra headers.
+pub async fn json_with(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> Resp {
+    let mut h = headers.to_vec();
+    h.push(("content-type", "application/json"));
+    raw(
+        app,
+        method,
+        path,
+        &h,
+        Some(serde_json::to_vec(&body).unwrap()),
+    )
+    .await
+}
+
+pub async fn login_resp(app: &TestApp, email: &str, password: &str) -> Resp {
+    app.post(
+        "/api/v1/auth/login",
+        None,
+        json!({"email": email, "password": password}),
+    )
+    .await
+}
+
+/// Logs in as seen from `ip` (the test app must trust 127.0.0.1 as a proxy).
+pub async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> Resp {
+    json_with(
+        app,
+        Method::POST,
+        "/api/v1/auth/login",
+        &[("x-forwarded-for", ip)],
+        json!({"email": email, "password": password}),
+    )
+    .await
+}
+
+/// Creates a user with the good password and returns their id, without signing them in.
+pub async fn create_user(app: &TestApp, admin: &Session, email: &str, role: &str) -> String {
+    let r = app
+        .post(
+            "/api/v1/users",
+            Some(&admin.access_token),
+            json!({"email": email, "name": "Team Member", "role": role, "password": GOOD_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
+/// Asserts an error response: status, code, and the common error shape.
+#[track_caller]
+pub fn assert_error(r: &Resp, status: StatusCode, code: &str) {
+    assert_eq!(r.status, status, "body: {}", r.body);
+    assert_eq!(r.code(), code, "body: {}", r.body);
+    let e = &r.body["error"];
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "error without message: {}",
+        r.body
+    );
+    let rid = e["request_id"].as_str().unwrap_or("");
+    assert!(!rid.is_empty(), "error without request_id: {}", r.body);
+    assert_eq!(
+        Some(rid),
+        r.header("x-request-id"),
+        "request_id in the body equals the header"
+    );
+}
+
+/// The messages listed under `fields[field]`.
+pub fn field_messages(r: &Resp, field: &str) -> Vec<String> {
+    r.body["error"]["fields"][field]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// How many audit records with this action exist (all tenants).
+pub async fn audit_count(app: &TestApp, action: &str) -> i64 {
+    app.db
+        .count_as_owner(&format!(
+            "SELECT COUNT(*) FROM audit_log WHERE action = '{action}'"
+        ))
+        .await
+        .unwrap()
+}
+
+/// Seconds in a Retry-After header (panics when absent or not a number).
+#[track_caller]
+pub fn retry_after(r: &Resp) -> u64 {
+    r.header("retry-after")
+        .unwrap_or_else(|| panic!("no Retry-After on {}: {}", r.status, r.body))
+        .parse()
+        .expect("Retry-After is whole seconds")
+}
+
+/// The Set-Cookie headers of a response.
+pub fn set_cookies(r: &Resp) -> Vec<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect()
+}
+
+/// The Set-Cookie header for cookie `name`.
+#[track_caller]
+pub fn cookie<'a>(all: &'a [String], name: &str) -> &'a str {
+    all.iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {all:?}"))
+}
+
+/// The value part of a Set-Cookie header.
+pub fn cookie_value(set_cookie: &str) -> &str {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|kv| kv.split_once('='))
+        .map_or("", |(_, v)| v)
+}
