@@ -56,11 +56,28 @@ pub fn entry(meta: &RequestMeta, tenant: Option<TenantId>, action: &str) -> Audi
 }
 
 /// An entry for an action taken by `p`, in `p`'s tenant unless `tenant` says otherwise.
+/// Under impersonation the actor is the super admin, and the user they act as is recorded in
+/// `metadata.impersonating`: both identities, always.
 pub fn by(p: &Principal, meta: &RequestMeta, tenant: Option<TenantId>, action: &str) -> AuditEntry {
     let mut e = entry(meta, tenant.or(p.tenant_id()), action);
-    e.actor_id = Some(p.user_id);
-    e.actor_email = Some(p.email.clone());
-    e.actor_role = Some(p.role.as_str().to_owned());
+    match &p.impersonator {
+        Some(imp) => {
+            e.actor_id = Some(imp.user_id);
+            e.actor_email = Some(imp.email.clone());
+            e.actor_role = Some(palisade_domain::Role::SuperAdmin.as_str().to_owned());
+            e.metadata = serde_json::json!({
+                "impersonating": { "user_id": p.user_id, "email": p.email, "write": imp.write }
+            });
+        }
+        None => {
+            e.actor_id = Some(p.user_id);
+            e.actor_email = Some(p.email.clone());
+            e.actor_role = Some(p.role.as_str().to_owned());
+        }
+    }
+    if let Some(k) = p.api_key() {
+        e.metadata = serde_json::json!({ "api_key": { "id": k.id, "name": k.name } });
+    }
     e
 }
 
@@ -76,8 +93,12 @@ impl AuditEntryExt for AuditEntry {
         self.target_id = Some(id.to_string());
         self
     }
+    /// Merges `v` into the metadata (keeping what `by` recorded about the credential).
     fn metadata(mut self, v: Value) -> Self {
-        self.metadata = redact(v);
+        match (&mut self.metadata, redact(v)) {
+            (Value::Object(existing), Value::Object(new)) => existing.extend(new),
+            (slot, new) => *slot = new,
+        }
         self
     }
     fn change(mut self, before: Option<Value>, after: Option<Value>) -> Self {

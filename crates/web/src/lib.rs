@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::tenant::router())
         .merge(routes::audit::router())
         .merge(routes::api_keys::router())
+        .merge(routes::admin::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authenticate,

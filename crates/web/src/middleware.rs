@@ -332,6 +332,43 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             }
         }
     }
+    if let AuthOutcome::Authenticated { principal, .. } = &outcome {
+        if let Some(imp) = &principal.impersonator {
+            let unsafe_method =
+                !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+            if unsafe_method && !imp.write && req.uri().path() != "/api/v1/auth/logout" {
+                return ApiError(AppError::Forbidden {
+                    code: "impersonation_read_only",
+                    message: "this impersonation is read-only; start one with \"write\": true to change data".into(),
+                })
+                .into_response();
+            }
+            // Every request under impersonation is audited, reads included.
+            let principal = principal.clone();
+            let method = req.method().to_string();
+            let path = req.uri().path().to_owned();
+            let meta = palisade_core::auth::RequestMeta {
+                ip: peer_ip,
+                user_agent: req
+                    .headers()
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|u| u.chars().take(512).collect()),
+                request_id: current_request_id(),
+            };
+            req.extensions_mut().insert(outcome);
+            let resp = next.run(req).await;
+            let status = resp.status().as_u16();
+            if let Err(e) = palisade_core::platform::record_impersonated_request(
+                s, &principal, &meta, &method, &path, status,
+            )
+            .await
+            {
+                tracing::error!(error = %e, "could not audit a request made under impersonation");
+            }
+            return resp;
+        }
+    }
     req.extensions_mut().insert(outcome);
     next.run(req).await
 }

@@ -49,7 +49,18 @@ pub struct Principal {
     pub user: Arc<UserSnapshot>,
     /// The password has expired: only changing it (and signing out) is allowed.
     pub password_change_only: bool,
+    /// Set when a super admin acts as this user (impersonation).
+    pub impersonator: Option<Impersonator>,
     scope: Option<TenantScope>,
+}
+
+/// The super admin behind an impersonation.
+#[derive(Debug, Clone)]
+pub struct Impersonator {
+    pub user_id: UserId,
+    pub email: String,
+    /// Read-only unless the impersonation was started with `write: true`.
+    pub write: bool,
 }
 
 impl Principal {
@@ -64,6 +75,20 @@ impl Principal {
         }
         if !p.allows(self.role) {
             return Err(AppError::missing_permission(p));
+        }
+        if self.impersonator.is_some()
+            && matches!(
+                p,
+                Permission::ApiKeysManage
+                    | Permission::WebhooksManage
+                    | Permission::WhatsAppConnectionsManage
+            )
+        {
+            return Err(AppError::Forbidden {
+                code: "impersonation_forbidden",
+                message: "an impersonation cannot manage credentials, webhooks or connections"
+                    .into(),
+            });
         }
         if let Credential::ApiKey(key) = &self.credential {
             let Some(needed) = palisade_domain::scope::scopes_for(p) else {
@@ -197,6 +222,11 @@ pub async fn authenticate(s: &Services, token: &str) -> AppResult<Principal> {
             && user
                 .password_changed_at
                 .is_none_or(|t| t.unix_timestamp() < claims.iat),
+        impersonator: claims.act.as_ref().map(|a| Impersonator {
+            user_id: UserId::from_uuid(a.sub),
+            email: a.email.clone(),
+            write: a.write,
+        }),
         scope: tenant_id.map(TenantScope::from_verified_credential),
         user,
     })
@@ -234,6 +264,7 @@ pub async fn authenticate_api_key(
         credential: Credential::ApiKey(k),
         tenant: Some(tenant),
         password_change_only: false,
+        impersonator: None,
         user,
     })
 }
@@ -327,6 +358,7 @@ mod tests {
             tenant: None,
             user,
             password_change_only: false,
+            impersonator: None,
             scope: Some(TenantScope::from_verified_credential(tenant)),
         }
     }

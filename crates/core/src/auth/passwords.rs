@@ -81,6 +81,12 @@ pub async fn change(
     new: &str,
 ) -> AppResult<usize> {
     let session = p.session_id()?;
+    if p.impersonator.is_some() {
+        return Err(AppError::Forbidden {
+            code: "impersonation_forbidden",
+            message: "an impersonation cannot change passwords".into(),
+        });
+    }
     let now = s.now();
     let mut tx = s.store.begin(p.own_scope()).await?;
     let user = users::find(&mut tx, p.user_id)

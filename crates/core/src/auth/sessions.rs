@@ -146,6 +146,7 @@ pub(crate) fn issue(
         exp: exp.unix_timestamp(),
         jti: Uuid::now_v7(),
         pwc: password_expired,
+        act: None,
     };
     Ok(IssuedTokens {
         access_token: tokens::issue(&s.keys.signing, &claims)?,

@@ -41,6 +41,18 @@ pub struct AccessClaims {
     /// Set when the password has expired: the token may only change it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pwc: bool,
+    /// Set on impersonation tokens: the super admin acting as `sub` (RFC 8693 `act`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+}
+
+/// Who is really acting under an impersonation token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Actor {
+    pub sub: Uuid,
+    pub email: String,
+    /// Whether the impersonation may change anything.
+    pub write: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -129,6 +141,7 @@ mod tests {
             exp: now + 900,
             jti: Uuid::now_v7(),
             pwc: false,
+            act: None,
         }
     }
 

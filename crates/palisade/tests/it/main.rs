@@ -44,6 +44,7 @@ mod auth_login;
 mod cross_tenant;
 mod http_errors;
 mod passwords;
+mod platform;
 mod registration;
 mod sessions;
 mod tenant;
