@@ -8,7 +8,9 @@
 #   1. GET /healthz and GET /api/v1/me (Bearer) throughput with wrk, and their ratio;
 #   2. GET /api/v1/me latency at a fixed 1,000 requests/s (hey, p99);
 #   3. GET /api/v1/me p99 at 1,000 requests/s while 200 concurrent wrong-password logins run;
-#   4. the server's resident memory when idle.
+#   4. the server's resident memory when idle;
+#   5. GET /api/v1/tenant with an API key against the same request with a JWT (integrations
+#      issue: the key's throughput must be at least 80% of the JWT's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,6 +60,14 @@ ME_P99_FLOOD=$(hey -z "${DURATION}s" -c 10 -q 100 -H "Authorization: Bearer $TOK
 wait "$FLOOD_PID" || true
 FLOOD_CODES=$(awk '/Status code distribution/ {f=1; next} f && /\[/ {printf "%s ", $0}' "$WORK/flood.txt")
 
+KEY=$(curl -fsS -X POST "$BASE/api/v1/api-keys" -H 'content-type: application/json' -H "Authorization: Bearer $TOKEN" \
+  -d '{"name":"bench","scopes":["read_only"]}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+TENANT_JWT_RPS=$(wrk -t2 -c64 -d"${DURATION}s" -H "Authorization: Bearer $TOKEN" "$BASE/api/v1/tenant" | rps)
+TENANT_KEY_RPS=$(wrk -t2 -c64 -d"${DURATION}s" -H "Authorization: Bearer $KEY" "$BASE/api/v1/tenant" | rps)
+KEY_RATIO=$(awk -v a="$TENANT_KEY_RPS" -v b="$TENANT_JWT_RPS" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
+# CPU time per request on $(nproc) cores, key minus JWT: what key authentication adds.
+KEY_EXTRA_US=$(awk -v a="$TENANT_KEY_RPS" -v b="$TENANT_JWT_RPS" -v c="$(nproc)" 'BEGIN { printf "%.1f", (a > 0 && b > 0 ? c * 1e6 * (1 / a - 1 / b) : 0) }')
+
 RATIO=$(awk -v a="$ME_RPS" -v b="$HEALTH_RPS" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
 cat <<SUMMARY
 Palisade foundation load run ($(nproc) cores, ${DURATION}s per step, release build, SQLite)
@@ -67,4 +77,7 @@ Palisade foundation load run ($(nproc) cores, ${DURATION}s per step, release bui
   same, during a login flood        ${ME_P99_FLOOD} ms  (target <= 25 ms)
     flood answers: ${FLOOD_CODES}
   idle RSS                          $((RSS_IDLE_KB / 1024)) MB  (target <= 60 MB)
+  GET /api/v1/tenant with a JWT     ${TENANT_JWT_RPS} req/s
+  GET /api/v1/tenant with an API key ${TENANT_KEY_RPS} req/s (${KEY_RATIO}% of JWT; target >= 80%)
+    key authentication adds         ${KEY_EXTRA_US} us of CPU per request (target <= 30 us; negative = cheaper)
 SUMMARY

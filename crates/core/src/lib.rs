@@ -10,6 +10,7 @@ pub mod auth;
 pub mod clock;
 pub mod crypto;
 pub mod error;
+pub mod outbound;
 pub mod platform;
 pub mod rate_limit;
 pub mod settings;

@@ -1,0 +1,247 @@
+//! Resolve once, check every answer, connect only to the checked addresses.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{self, HeaderMap};
+use reqwest::Method;
+
+use super::ip::{canonical, is_forbidden};
+use super::target::{TargetHost, TargetUrl};
+use super::{OutboundError, OutboundPolicy, OutboundResponse};
+
+/// At most this many checked addresses are handed to the connector.
+const MAX_ADDRS: usize = 16;
+
+/// Sent on every outgoing request.
+pub const USER_AGENT: &str = concat!("Palisade/", env!("CARGO_PKG_VERSION"));
+
+/// Request headers the caller may not set: the connection and framing are ours.
+const RESERVED_HEADERS: [header::HeaderName; 7] = [
+    header::HOST,
+    header::CONNECTION,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Turns a host name into addresses. [`send`] uses [`SystemResolver`]; tests and a future
+/// hickory-based resolver plug in through [`send_with_resolver`]. The answers are *not* trusted:
+/// every one is checked before use.
+pub trait HostResolver: Send + Sync {
+    /// All addresses for `host`, with `port` filled in.
+    fn lookup(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send;
+}
+
+/// The operating system's resolver (`getaddrinfo` via `tokio::net::lookup_host`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemResolver;
+
+impl HostResolver for SystemResolver {
+    async fn lookup(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        Ok(tokio::net::lookup_host((host, port)).await?.collect())
+    }
+}
+
+/// Resolve `host` once and check every answer against `policy`.
+///
+/// One forbidden answer refuses the whole name (rather than filtering it out): a name that
+/// resolves to both a public and an internal address is hostile or misconfigured, and filtering
+/// would let an attacker who controls the record probe which internal answers exist.
+pub async fn resolve_checked<R: HostResolver>(
+    resolver: &R,
+    host: &str,
+    port: u16,
+    policy: &OutboundPolicy,
+) -> Result<Vec<SocketAddr>, OutboundError> {
+    let answers = tokio::time::timeout(policy.connect_timeout, resolver.lookup(host, port))
+        .await
+        .map_err(|_| OutboundError::Timeout)?
+        .map_err(|err| {
+            tracing::debug!(target: "palisade::outbound", %host, error = %err, "DNS lookup failed");
+            OutboundError::DnsFailure
+        })?;
+    let mut checked: Vec<SocketAddr> = Vec::new();
+    for answer in answers {
+        let ip = canonical(answer.ip());
+        if !policy.allow_private_targets && is_forbidden(ip) {
+            tracing::warn!(
+                target: "palisade::outbound",
+                %host, address = %ip, "refused: DNS answer in a forbidden range"
+            );
+            return Err(OutboundError::ForbiddenAddress);
+        }
+        let addr = SocketAddr::new(ip, port);
+        if !checked.contains(&addr) {
+            checked.push(addr);
+        }
+    }
+    if checked.is_empty() {
+        return Err(OutboundError::DnsFailure);
+    }
+    checked.truncate(MAX_ADDRS);
+    Ok(checked)
+}
+
+/// The fallback resolver of every client we build: it refuses every name. The only name a client
+/// can connect to is the one pinned with `resolve_to_addrs` (reqwest consults its overrides before
+/// this resolver), so nothing unchecked is ever resolved, whatever reqwest or hyper may try.
+struct RefuseAll;
+
+impl reqwest::dns::Resolve for RefuseAll {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        tracing::warn!(
+            target: "palisade::outbound",
+            host = name.as_str(), "refused: unpinned name reached the resolver"
+        );
+        Box::pin(std::future::ready(Err(Box::new(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "outbound: unpinned name",
+        )) as _)))
+    }
+}
+
+/// Send one request under `policy`, resolving with the operating system's resolver.
+///
+/// The body is sent as given (empty means none). `Host`, `Connection`, `Content-Length`,
+/// `Transfer-Encoding`, `TE`, `Upgrade` and `Proxy-Authorization` headers from the caller are
+/// dropped. Redirects are returned, never followed. At most `policy.max_response_bytes` of the
+/// response body are read; the rest is never read (the connection is dropped).
+pub async fn send(
+    policy: &OutboundPolicy,
+    method: Method,
+    target: &TargetUrl,
+    headers: HeaderMap,
+    body: Vec<u8>,
+) -> Result<OutboundResponse, OutboundError> {
+    send_with_resolver(&SystemResolver, policy, method, target, headers, body).await
+}
+
+/// [`send`] with a chosen resolver.
+pub async fn send_with_resolver<R: HostResolver>(
+    resolver: &R,
+    policy: &OutboundPolicy,
+    method: Method,
+    target: &TargetUrl,
+    headers: HeaderMap,
+    body: Vec<u8>,
+) -> Result<OutboundResponse, OutboundError> {
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(
+        policy.total_timeout,
+        send_inner(resolver, policy, method, target, headers, body, started),
+    )
+    .await
+    .unwrap_or(Err(OutboundError::Timeout));
+    if let Err(err) = &outcome {
+        tracing::debug!(
+            target: "palisade::outbound",
+            target_url = %target.redacted(), error = err.code(), "outbound request failed"
+        );
+    }
+    outcome
+}
+
+async fn send_inner<R: HostResolver>(
+    resolver: &R,
+    policy: &OutboundPolicy,
+    method: Method,
+    target: &TargetUrl,
+    mut headers: HeaderMap,
+    body: Vec<u8>,
+    started: Instant,
+) -> Result<OutboundResponse, OutboundError> {
+    target.recheck(policy)?;
+    if body.len() > policy.max_request_bytes {
+        return Err(OutboundError::TooLarge);
+    }
+
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never())
+        .no_proxy()
+        .dns_resolver(Arc::new(RefuseAll))
+        .https_only(!policy.allow_private_targets)
+        .referer(false)
+        .pool_max_idle_per_host(0)
+        .connect_timeout(policy.connect_timeout)
+        .user_agent(USER_AGENT);
+    if let TargetHost::Domain(name) = target.host() {
+        let addrs = resolve_checked(resolver, name, target.port(), policy).await?;
+        builder = builder.resolve_to_addrs(name, &addrs);
+    }
+    // IP literals are connected to directly (hyper never resolves them); recheck() has
+    // already checked the literal against the policy.
+    let remaining = policy
+        .total_timeout
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_millis(1));
+    let client = builder.timeout(remaining).build().map_err(|err| {
+        tracing::error!(target: "palisade::outbound", error = %err, "could not build HTTP client");
+        OutboundError::Transport
+    })?;
+
+    for name in &RESERVED_HEADERS {
+        headers.remove(name);
+    }
+    let mut request = client
+        .request(method, target.url().clone())
+        .headers(headers);
+    if !body.is_empty() {
+        request = request.body(body);
+    }
+    let mut response = request.send().await.map_err(classify)?;
+
+    let status = response.status();
+    let headers = response.headers().clone();
+    let limit = policy.max_response_bytes;
+    let initial = response
+        .content_length()
+        .and_then(|len| usize::try_from(len).ok())
+        .unwrap_or(0)
+        .min(limit)
+        .min(64 * 1024);
+    let mut body = Vec::with_capacity(initial);
+    let mut truncated = false;
+    while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        let room = limit.saturating_sub(body.len());
+        if chunk.len() > room {
+            body.extend_from_slice(chunk.get(..room).unwrap_or_default());
+            truncated = true;
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    drop(response);
+
+    Ok(OutboundResponse {
+        status,
+        headers,
+        body_truncated: body,
+        truncated,
+        latency: started.elapsed(),
+    })
+}
+
+/// Map a reqwest error to what the caller may know. reqwest's own message carries the URL (and
+/// so maybe secrets in the query) and low-level detail: it goes to the debug log only.
+fn classify(err: reqwest::Error) -> OutboundError {
+    let err = err.without_url();
+    tracing::debug!(target: "palisade::outbound", error = %err, "transport error");
+    if err.is_timeout() {
+        OutboundError::Timeout
+    } else if err.is_connect() {
+        OutboundError::Connect
+    } else {
+        OutboundError::Transport
+    }
+}
