@@ -5,9 +5,7 @@ use crate::config::Config;
 use clap::{Parser, Subcommand};
 use palisade_core::auth::password::PasswordHasher;
 use palisade_core::auth::passwords::check_policy;
-use palisade_domain::{
-    EmailAddress, PasswordContext, PasswordPolicyPreset, PersonName, Role, UserId,
-};
+use palisade_domain::{EmailAddress, PasswordContext, PasswordPolicyPreset, PersonName};
 use palisade_store::{audit, users, Store, SystemScope};
 use std::io::{BufRead, IsTerminal};
 
@@ -226,20 +224,7 @@ async fn create_super_admin(config: &Config, email: &str, name: &str) -> anyhow:
     Store::migrate(&db).await?;
     let store = Store::connect(&db).await?;
     let now = time::OffsetDateTime::now_utc();
-    let user = users::User {
-        id: UserId::new(),
-        tenant_id: None,
-        email: email.as_str().to_owned(),
-        name: name.as_str().to_owned(),
-        role: Role::SuperAdmin,
-        is_owner: false,
-        password_hash: Some(hash),
-        password_changed_at: Some(now),
-        created_at: now,
-        updated_at: now,
-        deleted_at: None,
-        deleted_by: None,
-    };
+    let user = users::User::new_super_admin(email.as_str(), name.as_str(), hash, now);
     let mut tx = store
         .begin(SystemScope::new("cli.create_super_admin"))
         .await?;

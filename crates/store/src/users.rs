@@ -24,6 +24,31 @@ pub struct User {
     pub deleted_by: Option<UserId>,
 }
 
+impl User {
+    /// A platform super admin (no tenant), as the CLI creates one.
+    pub fn new_super_admin(
+        email: &str,
+        name: &str,
+        password_hash: String,
+        now: OffsetDateTime,
+    ) -> User {
+        User {
+            id: UserId::new(),
+            tenant_id: None,
+            email: email.to_owned(),
+            name: name.to_owned(),
+            role: Role::SuperAdmin,
+            is_owner: false,
+            password_hash: Some(password_hash),
+            password_changed_at: Some(now),
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+            deleted_by: None,
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct UserRow {
     id: Uuid,

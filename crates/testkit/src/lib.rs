@@ -443,20 +443,7 @@ impl TestApp {
             .await
             .expect("hash");
         let now = time::OffsetDateTime::now_utc();
-        let user = users::User {
-            id: palisade_domain::UserId::new(),
-            tenant_id: None,
-            email: email.to_owned(),
-            name: "Platform Operator".into(),
-            role: palisade_domain::Role::SuperAdmin,
-            is_owner: false,
-            password_hash: Some(hash),
-            password_changed_at: Some(now),
-            created_at: now,
-            updated_at: now,
-            deleted_at: None,
-            deleted_by: None,
-        };
+        let user = users::User::new_super_admin(email, "Platform Operator", hash, now);
         let mut tx = self
             .services
             .store

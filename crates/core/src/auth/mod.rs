@@ -150,6 +150,14 @@ impl Principal {
     }
 }
 
+/// The answer for any credential of a suspended tenant.
+pub(crate) fn tenant_suspended() -> AppError {
+    AppError::Forbidden {
+        code: "tenant_suspended",
+        message: "this account's organisation is suspended".into(),
+    }
+}
+
 fn bad_token(code: &'static str, message: &str) -> AppError {
     AppError::Unauthenticated {
         code,
@@ -200,10 +208,7 @@ pub async fn authenticate(s: &Services, token: &str) -> AppResult<Principal> {
         Some(t) => {
             let snap = tenant_snapshot(s, t).await?;
             if snap.suspended {
-                return Err(AppError::Forbidden {
-                    code: "tenant_suspended",
-                    message: "this account's organisation is suspended".into(),
-                });
+                return Err(tenant_suspended());
             }
             Some(snap)
         }
@@ -249,10 +254,7 @@ pub async fn authenticate_api_key(
     }
     let tenant = tenant_snapshot(s, k.tenant_id).await?;
     if tenant.suspended {
-        return Err(AppError::Forbidden {
-            code: "tenant_suspended",
-            message: "this account's organisation is suspended".into(),
-        });
+        return Err(tenant_suspended());
     }
     Ok(Principal {
         user_id: user.id,

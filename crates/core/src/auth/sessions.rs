@@ -223,10 +223,7 @@ pub async fn login(
         None => None,
     };
     if tenant.as_ref().is_some_and(|t| t.suspended) {
-        return Err(AppError::Forbidden {
-            code: "tenant_suspended",
-            message: "this account's organisation is suspended".into(),
-        });
+        return Err(super::tenant_suspended());
     }
     let policy = tenant
         .as_ref()
@@ -396,10 +393,7 @@ pub async fn refresh(s: &Services, meta: &RequestMeta, token: &str) -> AppResult
     let policy = tenant_policy(s, user.tenant_id).await?;
     if let Some(t) = user.tenant_id {
         if super::tenant_snapshot(s, t).await?.suspended {
-            return Err(AppError::Forbidden {
-                code: "tenant_suspended",
-                message: "this account's organisation is suspended".into(),
-            });
+            return Err(super::tenant_suspended());
         }
     }
     issue(
