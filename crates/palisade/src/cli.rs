@@ -33,6 +33,8 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Run the local WhatsApp Cloud API simulator (for development, demos and tests).
+    Sim(SimArgs),
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -57,6 +59,31 @@ pub enum AdminCommand {
     },
 }
 
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: std::net::SocketAddr,
+    /// Progress sent → delivered → read statuses by themselves (`on`) or only on request (`off`).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub auto_status: String,
+    /// Probability (0–1) that a webhook POST is delivered twice.
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicate_rate: f64,
+    /// Probability (0–1) that webhook changes are batched into one POST.
+    #[arg(long, default_value_t = 0.1)]
+    pub batch_rate: f64,
+    /// Accept free-form sends outside the 24-hour window, then fail them with 131047.
+    #[arg(long)]
+    pub accept_then_fail: bool,
+    /// Messages per second per number before 130429.
+    #[arg(long, default_value_t = 80)]
+    pub throughput: u32,
+    /// Seed for the simulator's random choices (repeatable runs).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Recompute the audit log's hash chains; report every edited, deleted, inserted or
@@ -76,6 +103,7 @@ pub enum KeysCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Sim(args) => run_sim(args).await,
         Command::Keys {
             command: KeysCommand::Generate,
         } => {
@@ -131,6 +159,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: AuditCommand::Verify { tenant },
         } => verify_audit(tenant).await,
     }
+}
+
+async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
+    for (name, rate) in [("--duplicate-rate", args.duplicate_rate), ("--batch-rate", args.batch_rate)] {
+        anyhow::ensure!((0.0..=1.0).contains(&rate), "{name} must be between 0 and 1");
+    }
+    let config = palisade_wa_sim::SimConfig {
+        listen: args.listen,
+        auto_status: args.auto_status == "on",
+        duplicate_rate: args.duplicate_rate,
+        batch_rate: args.batch_rate,
+        accept_then_fail: args.accept_then_fail,
+        throughput_per_second: args.throughput,
+        seed: args.seed,
+        ..palisade_wa_sim::SimConfig::default()
+    };
+    let sim = palisade_wa_sim::build(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    tracing::info!(
+        url = %sim.base_url(),
+        "WhatsApp Cloud API simulator on {} (control API under /_sim)",
+        sim.base_url()
+    );
+    Ok(sim.run_until(shutdown_signal()).await?)
 }
 
 async fn verify_audit(tenant: Option<uuid::Uuid>) -> anyhow::Result<()> {
