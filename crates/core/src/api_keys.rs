@@ -151,6 +151,7 @@ pub async fn create(
         now,
     )
     .await?;
+    crate::webhooks::enqueue(&mut tx, key.tenant_id, "api_key.created", json(&key), now).await?;
     tx.commit().await?;
     Ok((key, secret))
 }
@@ -256,6 +257,14 @@ pub async fn revoke(
         &audit::by(p, meta, None, "api_key.revoked")
             .target("api_key", id)
             .metadata(serde_json::json!({ "reason": reason })),
+        now,
+    )
+    .await?;
+    crate::webhooks::enqueue(
+        &mut tx,
+        after.tenant_id,
+        "api_key.revoked",
+        json(&after),
         now,
     )
     .await?;

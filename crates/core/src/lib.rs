@@ -16,6 +16,8 @@ pub mod rate_limit;
 pub mod settings;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
+pub mod whatsapp;
 
 use std::sync::Arc;
 
@@ -34,6 +36,8 @@ pub struct Services {
     pub auth_cache: Arc<auth::cache::AuthCache>,
     pub limits: Arc<rate_limit::Limits>,
     pub api_key_usage: Arc<auth::api_keys::UsageBuffer>,
+    /// The Graph API client (base URL and version from the settings).
+    pub graph: whatsapp::graph::GraphClient,
 }
 
 impl Services {
@@ -52,6 +56,10 @@ impl Services {
             auth_cache: Arc::new(auth::cache::AuthCache::new()),
             limits: Arc::new(rate_limit::Limits::new(&settings)),
             api_key_usage: Arc::new(auth::api_keys::UsageBuffer::default()),
+            graph: whatsapp::graph::GraphClient::new(
+                &settings.whatsapp_graph_base_url,
+                &settings.whatsapp_graph_api_version,
+            ),
             store,
             clock,
             settings,
@@ -71,4 +79,6 @@ pub mod records {
     pub use palisade_store::sessions::Session;
     pub use palisade_store::tenants::{Tenant, TenantStatus};
     pub use palisade_store::users::User;
+    pub use palisade_store::webhooks::{Delivery, Webhook, WebhookStatus};
+    pub use palisade_store::whatsapp_connections::Connection as WhatsAppConnection;
 }

@@ -31,6 +31,18 @@ pub struct Settings {
     pub cookie_secure: bool,
     /// How long a deleted user can still be restored.
     pub restore_window: Duration,
+    /// Development and tests only: webhooks may target http, loopback and private addresses.
+    pub webhooks_allow_private_targets: bool,
+    /// Hosts (and their subdomains) whose webhooks need no approval, for every tenant.
+    pub webhooks_allowed_domains: Vec<String>,
+    /// Webhooks a tenant may have.
+    pub webhooks_max_per_tenant: usize,
+    /// Base URL of Meta's Graph API (tests point it at `palisade sim`). Operator-trusted.
+    pub whatsapp_graph_base_url: String,
+    /// The pinned Graph API version, e.g. `v25.0`.
+    pub whatsapp_graph_api_version: String,
+    /// Public base URL of this server, for the webhook callback URLs shown to admins.
+    pub public_url: String,
 }
 
 impl Default for Settings {
@@ -52,6 +64,12 @@ impl Default for Settings {
             password_hash_queue: 64,
             cookie_secure: true,
             restore_window: Duration::from_secs(30 * 24 * 3600),
+            webhooks_allow_private_targets: false,
+            webhooks_allowed_domains: Vec::new(),
+            webhooks_max_per_tenant: 10,
+            whatsapp_graph_base_url: "https://graph.facebook.com".into(),
+            whatsapp_graph_api_version: "v25.0".into(),
+            public_url: "http://127.0.0.1:8080".into(),
         }
     }
 }

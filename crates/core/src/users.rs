@@ -160,6 +160,14 @@ pub async fn create(
         now,
     )
     .await?;
+    crate::webhooks::enqueue(
+        &mut tx,
+        scope.tenant_id(),
+        "user.created",
+        user_audit_json(&user),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(CreatedUser {
         user,
@@ -258,6 +266,16 @@ pub async fn update(
         now,
     )
     .await?;
+    if let Some(tenant) = before.tenant_id {
+        crate::webhooks::enqueue(
+            &mut tx,
+            tenant,
+            "user.updated",
+            user_audit_json(&after),
+            now,
+        )
+        .await?;
+    }
     tx.commit().await?;
     for k in keys {
         s.auth_cache.forget_api_key(k);
@@ -312,6 +330,16 @@ pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: UserId)
         now,
     )
     .await?;
+    if let Some(tenant) = before.tenant_id {
+        crate::webhooks::enqueue(
+            &mut tx,
+            tenant,
+            "user.deleted",
+            user_audit_json(&after),
+            now,
+        )
+        .await?;
+    }
     tx.commit().await?;
     for sid in revoked {
         s.auth_cache.revoke_session(sid, now);

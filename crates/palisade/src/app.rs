@@ -20,6 +20,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     services: Services,
+    webhooks_worker_interval: Duration,
 }
 
 pub fn database_settings(config: &Config) -> DatabaseSettings {
@@ -49,6 +50,18 @@ pub fn settings(config: &Config) -> Settings {
         password_hash_concurrency: r.password_hash_concurrency.unwrap_or((cores / 2).max(1)),
         password_hash_queue: r.password_hash_queue,
         cookie_secure: r.cookie_secure,
+        webhooks_allow_private_targets: r.webhooks_allow_private_targets,
+        webhooks_allowed_domains: crate::config::split_list(&r.webhooks_allowed_domains)
+            .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
+        webhooks_max_per_tenant: r.webhooks_max_per_tenant,
+        whatsapp_graph_base_url: r.whatsapp_graph_base_url.trim_end_matches('/').to_owned(),
+        whatsapp_graph_api_version: r.whatsapp_graph_api_version.clone(),
+        public_url: r
+            .public_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| format!("http://{}", config.listen)),
         ..Settings::default()
     }
 }
@@ -155,6 +168,9 @@ pub fn production_refusals(config: &Config) -> Vec<String> {
     if !config.raw.cookie_secure {
         out.push("PALISADE_COOKIE_SECURE=false would send session cookies without Secure; remove it (serve over HTTPS)".into());
     }
+    if config.raw.webhooks_allow_private_targets {
+        out.push("PALISADE_WEBHOOKS_ALLOW_PRIVATE_TARGETS=true would let webhooks reach loopback, private and metadata addresses over plain http; remove it".into());
+    }
     out
 }
 
@@ -200,6 +216,7 @@ impl Application {
             listener,
             router: palisade_web::router(state),
             services,
+            webhooks_worker_interval: Duration::from_millis(config.raw.webhooks_worker_interval_ms),
         })
     }
 
@@ -224,6 +241,12 @@ impl Application {
             self.services.clone(),
             Duration::from_secs(30),
         );
+        let webhooks = (self.webhooks_worker_interval > Duration::ZERO).then(|| {
+            palisade_core::webhooks::spawn_worker(
+                self.services.clone(),
+                self.webhooks_worker_interval,
+            )
+        });
         let limits = self.services.limits.clone();
         let shrink = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -242,6 +265,9 @@ impl Application {
         sync.abort();
         shrink.abort();
         usage.abort();
+        if let Some(w) = webhooks {
+            w.abort();
+        }
         if let Err(e) = self.services.api_key_usage.flush(&self.services).await {
             tracing::warn!(error = %e, "could not record the last API key usage");
         }

@@ -162,8 +162,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
-    for (name, rate) in [("--duplicate-rate", args.duplicate_rate), ("--batch-rate", args.batch_rate)] {
-        anyhow::ensure!((0.0..=1.0).contains(&rate), "{name} must be between 0 and 1");
+    for (name, rate) in [
+        ("--duplicate-rate", args.duplicate_rate),
+        ("--batch-rate", args.batch_rate),
+    ] {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&rate),
+            "{name} must be between 0 and 1"
+        );
     }
     let config = palisade_wa_sim::SimConfig {
         listen: args.listen,

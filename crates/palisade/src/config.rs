@@ -50,6 +50,17 @@ pub struct RawConfig {
     pub cookie_secure: bool,
     pub request_timeout_secs: u64,
     pub max_body_bytes: usize,
+    /// Development and tests only: webhooks may target http, loopback and private addresses.
+    pub webhooks_allow_private_targets: bool,
+    /// Comma-separated hosts whose webhooks (and their subdomains') need no approval.
+    pub webhooks_allowed_domains: String,
+    pub webhooks_max_per_tenant: usize,
+    /// How often this node's delivery worker looks for due deliveries; 0 runs no worker.
+    pub webhooks_worker_interval_ms: u64,
+    pub whatsapp_graph_base_url: String,
+    pub whatsapp_graph_api_version: String,
+    /// Defaults to `http://<listen>`.
+    pub public_url: Option<String>,
 }
 
 impl Default for RawConfig {
@@ -79,6 +90,13 @@ impl Default for RawConfig {
             cookie_secure: true,
             request_timeout_secs: 30,
             max_body_bytes: 1024 * 1024,
+            webhooks_allow_private_targets: false,
+            webhooks_allowed_domains: String::new(),
+            webhooks_max_per_tenant: 10,
+            webhooks_worker_interval_ms: 1000,
+            whatsapp_graph_base_url: "https://graph.facebook.com".into(),
+            whatsapp_graph_api_version: "v25.0".into(),
+            public_url: None,
         }
     }
 }
@@ -180,7 +198,7 @@ impl Config {
     }
 }
 
-fn split_list(s: &str) -> impl Iterator<Item = &str> {
+pub fn split_list(s: &str) -> impl Iterator<Item = &str> {
     s.split(',').map(str::trim).filter(|x| !x.is_empty())
 }
 

@@ -23,6 +23,8 @@ pub mod refresh_tokens;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
+pub mod whatsapp_connections;
 
 pub use db::{redact_url, Backend, DatabaseSettings, Store, Tx, PG_APP_ROLE};
 pub use error::StoreError;

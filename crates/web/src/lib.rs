@@ -62,13 +62,16 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::tenant::router())
         .merge(routes::audit::router())
         .merge(routes::api_keys::router())
+        .merge(routes::webhooks::router())
         .merge(routes::admin::router())
+        .merge(routes::whatsapp::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authenticate,
         ));
     let app = Router::new()
         .merge(routes::health::router())
+        .merge(routes::whatsapp::webhook_router())
         .merge(openapi::router())
         .merge(api)
         .fallback(error::route_not_found)

@@ -50,3 +50,5 @@ mod sessions;
 mod tenant;
 mod tokens;
 mod users;
+mod webhooks;
+mod whatsapp;

@@ -260,9 +260,19 @@ fn check_config_redacts_secrets() {
 
 #[tokio::test]
 async fn palisade_sim_serves_the_simulator() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_palisade"))
-        .args(["sim", "--listen", &format!("127.0.0.1:{port}"), "--auto-status", "off"])
+        .args([
+            "sim",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--auto-status",
+            "off",
+        ])
         .env("PALISADE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -288,14 +298,20 @@ async fn palisade_sim_serves_the_simulator() {
     assert!(body["phone_number_id"].is_string() && body["app_secret"].is_string());
     // The Graph API refuses a request without a token with Meta's error 190.
     let r = client
-        .post(format!("http://127.0.0.1:{port}/v21.0/{}/messages", body["phone_number_id"].as_str().unwrap()))
+        .post(format!(
+            "http://127.0.0.1:{port}/v21.0/{}/messages",
+            body["phone_number_id"].as_str().unwrap()
+        ))
         .json(&serde_json::json!({}))
         .send()
         .await
         .unwrap();
     let err: serde_json::Value = r.json().await.unwrap();
     assert_eq!(err["error"]["code"], 190);
-    let bad = Command::new(env!("CARGO_BIN_EXE_palisade")).args(["sim", "--batch-rate", "2"]).output().unwrap();
+    let bad = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["sim", "--batch-rate", "2"])
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     child.kill().unwrap();
     let _ = child.wait();

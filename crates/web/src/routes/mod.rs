@@ -8,6 +8,8 @@ pub mod health;
 pub mod me;
 pub mod tenant;
 pub mod users;
+pub mod webhooks;
+pub mod whatsapp;
 
 use serde::Serialize;
 use utoipa::ToSchema;

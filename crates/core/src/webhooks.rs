@@ -1,0 +1,1045 @@
+//! Outgoing webhooks: endpoints a tenant's admins register, signed per Standard Webhooks, and
+//! delivered from a durable queue with retries.
+//!
+//! # Threats and invariants
+//!
+//! - SSRF: every URL is parsed with [`outbound::TargetUrl`] under the policy in force at
+//!   creation and again at every delivery, and sent only through [`outbound::send`] (resolve
+//!   once, check every answer, pin, no redirects). The permissive development policy comes only
+//!   from `PALISADE_WEBHOOKS_ALLOW_PRIVATE_TARGETS`, which production refuses.
+//! - A URL whose host is neither in the platform allowlist nor in the tenant's is created
+//!   `pending_approval`; nothing is queued for it until an admin approves it (audited).
+//! - Secrets are 32 random bytes (`whsec_` + base64), shown once, stored encrypted with
+//!   `webhook:<tenant>:<id>` as associated data. Rotation keeps the previous secret signing for
+//!   24 hours (or drops it at once).
+//! - Events are queued in the transaction of the change that causes them, so a rolled-back
+//!   change sends nothing and a committed one is never lost; the queue survives restarts.
+//! - Delivery: `webhook-id` is the delivery id (stable across retries), `webhook-timestamp` the
+//!   attempt's Unix time, `webhook-signature` `v1,<base64 HMAC-SHA256(secret, id.ts.body)>` (two
+//!   entries during a rotation overlap). Retries back off exponentially with jitter for ~40 h,
+//!   honour `Retry-After`, and stop on `410 Gone`, which disables the endpoint. Each endpoint gets
+//!   at most 60 attempts a minute. An endpoint failing 50 times in a row, or for 24 hours, is
+//!   disabled with an audit record.
+//!
+//! Not done: Ed25519 (`v1a`) signatures; notifying admins through any channel other than the
+//! audit log (no notification channel exists yet).
+
+use crate::audit::{self, AuditEntryExt};
+use crate::auth::{Principal, RequestMeta};
+use crate::outbound::{self, HeaderMap, Method, OutboundPolicy, TargetHost, TargetUrl};
+use crate::{AppError, AppResult, Services};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use palisade_domain::{FieldError, Permission, TenantId};
+use palisade_store::webhooks::{self as store, Attempt, Delivery, Webhook, WebhookStatus};
+use palisade_store::{audit as audit_log, Scope, SystemScope, Tx};
+use rand::{Rng, RngCore};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// Prefix of symmetric secrets (Standard Webhooks).
+pub const SECRET_PREFIX: &str = "whsec_";
+/// Every event type Palisade emits (docs/webhooks.md has payload examples).
+pub const EVENT_TYPES: &[&str] = &[
+    "user.created",
+    "user.updated",
+    "user.deleted",
+    "api_key.created",
+    "api_key.revoked",
+    "webhook.test",
+];
+/// Delay before retry n (after the n-th failed attempt), before jitter: ~40 h in all.
+pub const RETRY_SCHEDULE_SECS: &[i64] = &[
+    5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800, 28800,
+];
+/// How long the previous secret keeps signing after a rotation.
+pub const ROTATION_OVERLAP: Duration = Duration::hours(24);
+/// Attempts per endpoint per minute.
+pub const RATE_PER_MINUTE: i64 = 60;
+/// Consecutive failed attempts that disable an endpoint.
+pub const DISABLE_AFTER_FAILURES: i64 = 50;
+/// An endpoint failing every attempt for this long is disabled.
+pub const DISABLE_AFTER_FAILING_FOR: Duration = Duration::hours(24);
+/// Bytes of a response body kept in the delivery log.
+pub const RESPONSE_LOG_BYTES: usize = 1024;
+/// A claimed delivery is retried after this if its worker dies mid-attempt.
+const LEASE: Duration = Duration::minutes(2);
+const CLAIM_BATCH: i64 = 100;
+
+// ---- pure helpers ----
+
+/// The outbound policy for webhook traffic.
+pub fn policy(s: &Services) -> OutboundPolicy {
+    let mut p = if s.settings.webhooks_allow_private_targets {
+        OutboundPolicy::development()
+    } else {
+        OutboundPolicy::strict()
+    };
+    p.max_response_bytes = RESPONSE_LOG_BYTES;
+    p
+}
+
+/// A fresh secret: `whsec_` + base64 of 32 random bytes.
+pub fn generate_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{SECRET_PREFIX}{}", STANDARD.encode(bytes))
+}
+
+/// The key bytes of a `whsec_…` secret.
+pub fn secret_bytes(secret: &str) -> Option<Vec<u8>> {
+    STANDARD
+        .decode(secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret))
+        .ok()
+}
+
+/// `base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}"))`.
+pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let Ok(mut mac) = <Hmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(key) else {
+        return String::new(); // unreachable: HMAC takes keys of any length
+    };
+    mac.update(msg_id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The `webhook-signature` value: one `v1,<sig>` per key, space-separated.
+pub fn signature_header(keys: &[Vec<u8>], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    keys.iter()
+        .map(|k| format!("v1,{}", sign(k, msg_id, timestamp, body)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether a subscription (`user.created`, `user.*`, `*`) covers `event`.
+pub fn subscription_matches(subscription: &str, event: &str) -> bool {
+    if subscription == "*" || subscription == event {
+        return true;
+    }
+    match subscription.strip_suffix(".*") {
+        Some(prefix) => event
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('.')),
+        None => false,
+    }
+}
+
+fn parse_events(events: &[String]) -> Result<Vec<String>, FieldError> {
+    if events.is_empty() {
+        return Err(FieldError::new(
+            "events",
+            "must name at least one event type, a prefix like user.*, or *",
+        ));
+    }
+    let unknown: Vec<&str> = events
+        .iter()
+        .map(String::as_str)
+        .filter(|e| !EVENT_TYPES.iter().any(|t| subscription_matches(e, t)))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(FieldError::new(
+            "events",
+            format!(
+                "unknown event type(s): {}; known: {}",
+                unknown.join(", "),
+                EVENT_TYPES.join(", ")
+            ),
+        ));
+    }
+    let mut out = events.to_vec();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn parse_description(d: &str) -> Result<Option<String>, FieldError> {
+    let d = d.trim();
+    if d.chars().count() > 500 || d.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "description",
+            "must be at most 500 characters without control characters",
+        ));
+    }
+    Ok((!d.is_empty()).then(|| d.to_owned()))
+}
+
+/// Parses a URL under the webhook policy; the error names the rule, for the tenant.
+pub fn parse_url(s: &Services, url: &str) -> Result<TargetUrl, FieldError> {
+    TargetUrl::parse(url.trim(), &policy(s))
+        .map_err(|e| FieldError::new("url", format!("is not allowed: {e}")))
+}
+
+fn host_text(t: &TargetUrl) -> String {
+    match t.host() {
+        TargetHost::Domain(d) => d.clone(),
+        TargetHost::Ip(ip) => ip.to_string(),
+    }
+}
+
+/// Whether `host` is `entry` or a subdomain of it.
+fn host_allowed(host: &str, list: &[String]) -> bool {
+    list.iter().any(|e| {
+        let e = e.trim().trim_end_matches('.').to_ascii_lowercase();
+        !e.is_empty()
+            && (host == e
+                || host
+                    .strip_suffix(e.as_str())
+                    .is_some_and(|r| r.ends_with('.')))
+    })
+}
+
+fn parse_domains(domains: &[String]) -> Result<Vec<String>, FieldError> {
+    let mut out = Vec::new();
+    for d in domains {
+        let t = d.trim().trim_end_matches('.').to_ascii_lowercase();
+        let ok = !t.is_empty()
+            && t.len() <= 253
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+        if !ok {
+            return Err(FieldError::new(
+                "allowed_domains",
+                format!("{d:?} is not a host name"),
+            ));
+        }
+        out.push(t);
+    }
+    if out.len() > 50 {
+        return Err(FieldError::new("allowed_domains", "at most 50 entries"));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn aad(tenant: TenantId, id: Uuid) -> Vec<u8> {
+    format!("webhook:{tenant}:{id}").into_bytes()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn audit_json(w: &Webhook) -> Value {
+    json!({
+        "id": w.id, "url": w.url, "description": w.description, "events": w.events,
+        "status": w.status.as_str(),
+    })
+}
+
+/// The JSON body of an event, as delivered: `{type, timestamp, data}`.
+pub fn event_payload(event_type: &str, data: Value, now: OffsetDateTime) -> Value {
+    json!({ "type": event_type, "timestamp": rfc3339(now), "data": data })
+}
+
+/// Queues `event_type` for every active endpoint of `tenant` subscribed to it, in the caller's
+/// transaction (so it commits or rolls back with the change). Returns how many were queued.
+pub async fn enqueue<S: Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    event_type: &str,
+    data: Value,
+    now: OffsetDateTime,
+) -> AppResult<usize> {
+    let hooks = store::list_active(tx, tenant).await?;
+    let payload = event_payload(event_type, data, now);
+    let mut n = 0;
+    for w in hooks
+        .iter()
+        .filter(|w| w.events.iter().any(|e| subscription_matches(e, event_type)))
+    {
+        store::insert_delivery(tx, tenant, w.id, Uuid::now_v7(), event_type, &payload, now).await?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+// ---- use cases ----
+
+pub struct NewWebhook {
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: Option<String>,
+}
+
+pub struct WebhookChanges {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<String>,
+    /// `active` or `disabled` (re-enabling a disabled endpoint, or pausing one).
+    pub status: Option<String>,
+}
+
+async fn is_allowlisted<S: Scope>(
+    s: &Services,
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    target: &TargetUrl,
+) -> AppResult<bool> {
+    let host = host_text(target);
+    if host_allowed(&host, &s.settings.webhooks_allowed_domains) {
+        return Ok(true);
+    }
+    let tenant_list = store::allowed_domains(tx, tenant).await?;
+    Ok(host_allowed(&host, &tenant_list))
+}
+
+/// Creates an endpoint; returns it and its secret, which is never shown again.
+pub async fn create(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    input: NewWebhook,
+) -> AppResult<(Webhook, String)> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let mut errors = Vec::new();
+    let target = parse_url(s, &input.url).map_err(|e| errors.push(e)).ok();
+    let events = parse_events(&input.events).map_err(|e| errors.push(e)).ok();
+    let description = input
+        .description
+        .as_deref()
+        .map(parse_description)
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten()
+        .flatten();
+    let (Some(target), Some(events)) = (target, events) else {
+        return Err(AppError::validation(errors));
+    };
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    let mut tx = s.store.begin(scope).await?;
+    let max = i64::try_from(s.settings.webhooks_max_per_tenant).unwrap_or(i64::MAX);
+    if store::count(&mut tx).await? >= max {
+        return Err(AppError::conflict(
+            "webhook_limit_reached",
+            format!("a tenant can have at most {max} webhooks; delete one first"),
+        ));
+    }
+    let allowlisted = is_allowlisted(s, &mut tx, scope.tenant_id(), &target).await?;
+    let id = Uuid::now_v7();
+    let secret = generate_secret();
+    let ciphertext = s
+        .keys
+        .encryption
+        .encrypt(secret.as_bytes(), &aad(scope.tenant_id(), id))?;
+    let w = Webhook {
+        id,
+        tenant_id: scope.tenant_id(),
+        url: target.as_str().to_owned(),
+        description,
+        events,
+        status: if allowlisted {
+            WebhookStatus::Active
+        } else {
+            WebhookStatus::PendingApproval
+        },
+        secret_ciphertext: ciphertext,
+        previous_secret_ciphertext: None,
+        previous_secret_expires_at: None,
+        signature_algorithm: "hmac_sha256".into(),
+        created_by: p.user_id,
+        approved_by: None,
+        approved_at: allowlisted.then_some(now),
+        disabled_reason: None,
+        consecutive_failures: 0,
+        failing_since: None,
+        last_success_at: None,
+        last_failure_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store::insert(&mut tx, &w).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "webhook.created")
+            .target("webhook", w.id)
+            .change(None, Some(audit_json(&w)))
+            .metadata(json!({ "allowlisted": allowlisted })),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((w, secret))
+}
+
+pub async fn list(s: &Services, p: &Principal) -> AppResult<Vec<Webhook>> {
+    p.require(Permission::WebhooksManage)?;
+    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
+    Ok(store::list(&mut tx).await?)
+}
+
+pub async fn get(s: &Services, p: &Principal, id: Uuid) -> AppResult<Webhook> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let mut tx = s.store.begin_read(scope).await?;
+    store::find(&mut tx, scope.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))
+}
+
+pub async fn update(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: Uuid,
+    changes: WebhookChanges,
+) -> AppResult<Webhook> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let mut errors = Vec::new();
+    let target = changes
+        .url
+        .as_deref()
+        .map(|u| parse_url(s, u))
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    let events = changes
+        .events
+        .as_deref()
+        .map(parse_events)
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    let description = changes
+        .description
+        .as_deref()
+        .map(parse_description)
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    let status = match changes.status.as_deref() {
+        None => None,
+        Some("active") => Some(WebhookStatus::Active),
+        Some("disabled") => Some(WebhookStatus::Disabled),
+        Some(_) => {
+            errors.push(FieldError::new(
+                "status",
+                "must be active or disabled (approve pending webhooks with POST …/approve)",
+            ));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    let mut tx = s.store.begin(scope).await?;
+    let before = store::find(&mut tx, scope.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))?;
+    let mut after = before.clone();
+    if let Some(e) = events {
+        after.events = e;
+    }
+    if let Some(d) = description {
+        after.description = d;
+    }
+    match status {
+        Some(WebhookStatus::Active) if before.status == WebhookStatus::PendingApproval => {
+            return Err(AppError::conflict(
+                "approval_required",
+                "this webhook awaits approval; use POST /api/v1/webhooks/{id}/approve",
+            ));
+        }
+        Some(WebhookStatus::Active) => {
+            after.status = WebhookStatus::Active;
+            after.disabled_reason = None;
+            after.consecutive_failures = 0;
+            after.failing_since = None;
+        }
+        Some(st) => {
+            after.status = st;
+            after.disabled_reason = Some("disabled by an admin".into());
+        }
+        None => {}
+    }
+    if let Some(t) = target {
+        if t.as_str() != before.url {
+            after.url = t.as_str().to_owned();
+            if !is_allowlisted(s, &mut tx, scope.tenant_id(), &t).await? {
+                // A new destination needs approval again.
+                after.status = WebhookStatus::PendingApproval;
+                after.approved_by = None;
+                after.approved_at = None;
+            }
+        }
+    }
+    after.updated_at = now;
+    store::update(&mut tx, &after).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "webhook.updated")
+            .target("webhook", id)
+            .change(Some(audit_json(&before)), Some(audit_json(&after))),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -> AppResult<()> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let mut tx = s.store.begin(scope).await?;
+    let before = store::find(&mut tx, scope.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))?;
+    store::delete(&mut tx, id).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "webhook.deleted")
+            .target("webhook", id)
+            .change(Some(audit_json(&before)), None),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Approves a pending endpoint (any admin); records who approved it.
+pub async fn approve(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: Uuid,
+) -> AppResult<Webhook> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let mut tx = s.store.begin(scope).await?;
+    let before = store::find(&mut tx, scope.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))?;
+    if before.status != WebhookStatus::PendingApproval {
+        return Err(AppError::conflict(
+            "not_pending_approval",
+            format!(
+                "this webhook is {}, not pending approval",
+                before.status.as_str()
+            ),
+        ));
+    }
+    let mut after = before.clone();
+    after.status = WebhookStatus::Active;
+    after.approved_by = Some(p.user_id);
+    after.approved_at = Some(now);
+    after.updated_at = now;
+    store::update(&mut tx, &after).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "webhook.approved")
+            .target("webhook", id)
+            .change(Some(audit_json(&before)), Some(audit_json(&after)))
+            .metadata(json!({ "url": after.url })),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// A new secret (returned once). The previous one keeps signing for 24 hours unless
+/// `expire_previous_now`.
+pub async fn rotate_secret(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: Uuid,
+    expire_previous_now: bool,
+) -> AppResult<(Webhook, String)> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let mut tx = s.store.begin(scope).await?;
+    let before = store::find(&mut tx, scope.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))?;
+    let secret = generate_secret();
+    let mut after = before.clone();
+    after.secret_ciphertext = s
+        .keys
+        .encryption
+        .encrypt(secret.as_bytes(), &aad(scope.tenant_id(), id))?;
+    if expire_previous_now {
+        after.previous_secret_ciphertext = None;
+        after.previous_secret_expires_at = None;
+    } else {
+        after.previous_secret_ciphertext = Some(before.secret_ciphertext.clone());
+        after.previous_secret_expires_at = Some(now + ROTATION_OVERLAP);
+    }
+    after.updated_at = now;
+    store::update(&mut tx, &after).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "webhook.secret_rotated")
+            .target("webhook", id)
+            .metadata(json!({
+                "expire_previous_now": expire_previous_now,
+                "previous_valid_until": after.previous_secret_expires_at.map(rfc3339),
+            })),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((after, secret))
+}
+
+/// Queues a `webhook.test` event for this endpoint only.
+pub async fn send_test(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: Uuid,
+) -> AppResult<Delivery> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let mut tx = s.store.begin(scope).await?;
+    let w = store::find(&mut tx, scope.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))?;
+    if w.status != WebhookStatus::Active {
+        return Err(AppError::conflict(
+            "webhook_not_active",
+            format!(
+                "this webhook is {}; only active webhooks receive events",
+                w.status.as_str()
+            ),
+        ));
+    }
+    let payload = event_payload(
+        "webhook.test",
+        json!({ "webhook_id": id, "message": "This is a test event from Palisade." }),
+        now,
+    );
+    let delivery_id = Uuid::now_v7();
+    store::insert_delivery(
+        &mut tx,
+        scope.tenant_id(),
+        id,
+        delivery_id,
+        "webhook.test",
+        &payload,
+        now,
+    )
+    .await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "webhook.test_sent")
+            .target("webhook", id)
+            .metadata(json!({ "delivery_id": delivery_id })),
+        now,
+    )
+    .await?;
+    let d = store::find_delivery(&mut tx, scope.tenant_id(), id, delivery_id)
+        .await?
+        .ok_or(AppError::NotFound("delivery"))?;
+    tx.commit().await?;
+    Ok(d)
+}
+
+pub async fn list_deliveries(
+    s: &Services,
+    p: &Principal,
+    id: Uuid,
+    limit: Option<i64>,
+) -> AppResult<Vec<Delivery>> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let mut tx = s.store.begin_read(scope).await?;
+    store::find(&mut tx, scope.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))?;
+    Ok(store::list_deliveries(&mut tx, id, limit.unwrap_or(100).clamp(1, 500)).await?)
+}
+
+/// Schedules a delivery for an immediate new attempt.
+pub async fn retry_delivery(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: Uuid,
+    delivery_id: Uuid,
+) -> AppResult<Delivery> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let mut tx = s.store.begin(scope).await?;
+    store::find(&mut tx, scope.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))?;
+    store::find_delivery(&mut tx, scope.tenant_id(), id, delivery_id)
+        .await?
+        .ok_or(AppError::NotFound("delivery"))?;
+    store::requeue_delivery(&mut tx, delivery_id, now).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "webhook.delivery_retried")
+            .target("webhook", id)
+            .metadata(json!({ "delivery_id": delivery_id })),
+        now,
+    )
+    .await?;
+    let d = store::find_delivery(&mut tx, scope.tenant_id(), id, delivery_id)
+        .await?
+        .ok_or(AppError::NotFound("delivery"))?;
+    tx.commit().await?;
+    Ok(d)
+}
+
+pub async fn allowed_domains(s: &Services, p: &Principal) -> AppResult<Vec<String>> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let mut tx = s.store.begin_read(scope).await?;
+    Ok(store::allowed_domains(&mut tx, scope.tenant_id()).await?)
+}
+
+pub async fn set_allowed_domains(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    domains: &[String],
+) -> AppResult<Vec<String>> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let domains = parse_domains(domains)?;
+    let mut tx = s.store.begin(scope).await?;
+    let before = store::allowed_domains(&mut tx, scope.tenant_id()).await?;
+    store::set_allowed_domains(&mut tx, &domains, p.user_id, now).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "webhook.allowed_domains_changed")
+            .target("tenant", scope.tenant_id())
+            .change(
+                Some(json!({ "allowed_domains": before })),
+                Some(json!({ "allowed_domains": domains })),
+            ),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(domains)
+}
+
+// ---- the worker ----
+
+/// Runs [`deliver_due`] every `every` until aborted.
+pub fn spawn_worker(s: Services, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = deliver_due(&s).await {
+                tracing::warn!(error = %e, "webhook delivery round failed");
+            }
+        }
+    })
+}
+
+/// One delivery round: claims every due delivery of an active endpoint (within each endpoint's
+/// per-minute budget), sends them — endpoints in parallel, each endpoint's in order — and
+/// records the outcomes. Returns the number of attempts made.
+pub async fn deliver_due(s: &Services) -> AppResult<usize> {
+    let now = s.now();
+    let mut tx = s.store.begin(SystemScope::new("webhooks.deliver")).await?;
+    let claimed = store::claim_due(&mut tx, now, now + LEASE, CLAIM_BATCH).await?;
+    let mut by_hook: BTreeMap<Uuid, Vec<Delivery>> = BTreeMap::new();
+    for d in claimed {
+        by_hook.entry(d.webhook_id).or_default().push(d);
+    }
+    for (hook, list) in by_hook.iter_mut() {
+        let used = store::attempts_since(&mut tx, *hook, now - Duration::minutes(1)).await?;
+        let budget = usize::try_from((RATE_PER_MINUTE - used).max(0)).unwrap_or(0);
+        if list.len() > budget {
+            for d in list.split_off(budget) {
+                store::defer(&mut tx, d.id, now + Duration::seconds(10)).await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    let mut set = tokio::task::JoinSet::new();
+    for (_, list) in by_hook {
+        let s = s.clone();
+        set.spawn(async move {
+            let mut n = 0usize;
+            for d in list {
+                match attempt(&s, d).await {
+                    Ok(true) => n += 1,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "webhook delivery failed to record"),
+                }
+            }
+            n
+        });
+    }
+    let mut total = 0;
+    while let Some(r) = set.join_next().await {
+        total += r.unwrap_or(0);
+    }
+    Ok(total)
+}
+
+enum Outcome {
+    Delivered,
+    /// 410: the receiver asks us to stop.
+    Gone,
+    Failed {
+        retry_after: Option<i64>,
+    },
+}
+
+fn retry_after_secs(headers: &HeaderMap) -> Option<i64> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+}
+
+fn backoff(attempt: i64, retry_after: Option<i64>) -> Option<Duration> {
+    let idx = usize::try_from(attempt - 1).ok()?;
+    let base = *RETRY_SCHEDULE_SECS.get(idx)?;
+    let jitter = rand::thread_rng().gen_range(0.9..1.1);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    let mut secs = ((base as f64) * jitter).round() as i64;
+    if let Some(ra) = retry_after {
+        secs = secs.max(ra.min(24 * 3600));
+    }
+    Some(Duration::seconds(secs.max(1)))
+}
+
+/// Sends one delivery and records the result. Returns whether an attempt was made.
+async fn attempt(s: &Services, d: Delivery) -> AppResult<bool> {
+    let now = s.now();
+    let tenant = TenantId::from(d.tenant_id);
+    let w = {
+        let mut tx = s
+            .store
+            .begin_read(SystemScope::new("webhooks.deliver"))
+            .await?;
+        match store::find(&mut tx, tenant, d.webhook_id).await? {
+            Some(w) if w.status == WebhookStatus::Active => w,
+            _ => return Ok(false),
+        }
+    };
+    let aad = aad(tenant, w.id);
+    let mut keys = Vec::new();
+    for (ct, valid) in [
+        (Some(&w.secret_ciphertext), true),
+        (
+            w.previous_secret_ciphertext.as_ref(),
+            w.previous_secret_expires_at.is_some_and(|e| e > now),
+        ),
+    ] {
+        if let (Some(ct), true) = (ct, valid) {
+            let plain = s
+                .keys
+                .encryption
+                .decrypt(ct, &aad)
+                .map_err(|e| anyhow::anyhow!("webhook secret: {e}"))?;
+            let text = String::from_utf8(plain).map_err(|e| anyhow::anyhow!("{e}"))?;
+            keys.push(secret_bytes(&text).ok_or_else(|| anyhow::anyhow!("bad secret"))?);
+        }
+    }
+    let body = serde_json::to_vec(&d.payload.0).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let msg_id = d.id.to_string();
+    let ts = now.unix_timestamp();
+    let mut headers = HeaderMap::new();
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = reqwest::header::HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    };
+    put("content-type", "application/json".into());
+    put("webhook-id", msg_id.clone());
+    put("webhook-timestamp", ts.to_string());
+    put(
+        "webhook-signature",
+        signature_header(&keys, &msg_id, ts, &body),
+    );
+    let policy = policy(s);
+    let started = std::time::Instant::now();
+    let result = match TargetUrl::parse(&w.url, &policy) {
+        Ok(t) => outbound::send(&policy, Method::POST, &t, headers, body).await,
+        Err(e) => Err(e),
+    };
+    let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let (outcome, rec) = match result {
+        Ok(r) => {
+            let text = String::from_utf8_lossy(&r.body_truncated);
+            let snippet: String = text.chars().take(RESPONSE_LOG_BYTES).collect();
+            let code = r.status.as_u16();
+            let outcome = if r.status.is_success() {
+                Outcome::Delivered
+            } else if code == 410 {
+                Outcome::Gone
+            } else {
+                Outcome::Failed {
+                    retry_after: retry_after_secs(&r.headers),
+                }
+            };
+            let error = (!r.status.is_success()).then(|| format!("HTTP {code}"));
+            (
+                outcome,
+                Attempt {
+                    attempted_at: now,
+                    status_code: Some(i64::from(code)),
+                    error,
+                    latency_ms: i64::try_from(r.latency.as_millis()).unwrap_or(latency_ms),
+                    response_body: Some(snippet),
+                },
+            )
+        }
+        Err(e) => (
+            Outcome::Failed { retry_after: None },
+            Attempt {
+                attempted_at: now,
+                status_code: None,
+                error: Some(format!("{}: {e}", e.code())),
+                latency_ms,
+                response_body: None,
+            },
+        ),
+    };
+    let attempt_no = d.attempts + 1;
+    let mut tx = s.store.begin(SystemScope::new("webhooks.deliver")).await?;
+    // Re-read the endpoint: its counters may have moved while we were sending.
+    let Some(mut w) = store::find(&mut tx, tenant, w.id).await? else {
+        return Ok(true);
+    };
+    let mut disable: Option<String> = None;
+    match outcome {
+        Outcome::Delivered => {
+            store::record_attempt(&mut tx, &d, &rec, "delivered", now).await?;
+            w.consecutive_failures = 0;
+            w.failing_since = None;
+            w.last_success_at = Some(now);
+        }
+        Outcome::Gone => {
+            store::record_attempt(&mut tx, &d, &rec, "dead", now).await?;
+            w.last_failure_at = Some(now);
+            disable = Some("the endpoint answered 410 Gone".into());
+        }
+        Outcome::Failed { retry_after } => {
+            match backoff(attempt_no, retry_after) {
+                Some(delay) => {
+                    store::record_attempt(&mut tx, &d, &rec, "failed", now + delay).await?
+                }
+                None => store::record_attempt(&mut tx, &d, &rec, "dead", now).await?,
+            }
+            w.consecutive_failures += 1;
+            let since = *w.failing_since.get_or_insert(now);
+            w.last_failure_at = Some(now);
+            if w.consecutive_failures >= DISABLE_AFTER_FAILURES {
+                disable = Some(format!(
+                    "{} consecutive failed deliveries",
+                    w.consecutive_failures
+                ));
+            } else if now - since >= DISABLE_AFTER_FAILING_FOR {
+                disable = Some("every delivery failed for 24 hours".into());
+            }
+        }
+    }
+    if let Some(reason) = &disable {
+        w.status = WebhookStatus::Disabled;
+        w.disabled_reason = Some(reason.clone());
+    }
+    w.updated_at = now;
+    store::update(&mut tx, &w).await?;
+    if let Some(reason) = disable {
+        let meta = RequestMeta {
+            request_id: "webhook-worker".into(),
+            ..RequestMeta::default()
+        };
+        audit_log::append(
+            &mut tx,
+            &audit::entry(&meta, Some(tenant), "webhook.disabled")
+                .target("webhook", w.id)
+                .metadata(json!({ "reason": reason, "delivery_id": d.id })),
+            now,
+        )
+        .await?;
+        tracing::warn!(webhook = %w.id, tenant = %tenant, %reason, "webhook endpoint disabled");
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_match_exactly_by_prefix_or_all() {
+        assert!(subscription_matches("user.created", "user.created"));
+        assert!(subscription_matches("user.*", "user.deleted"));
+        assert!(subscription_matches("*", "api_key.revoked"));
+        assert!(!subscription_matches("user.*", "users.created"));
+        assert!(!subscription_matches("user.created", "user.updated"));
+        assert!(!subscription_matches("user", "user.created"));
+    }
+
+    #[test]
+    fn standard_webhooks_reference_vector() {
+        // The test vector of the Standard Webhooks reference libraries.
+        let key = secret_bytes("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap_or_default();
+        let sig = signature_header(
+            &[key],
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1_614_265_330,
+            br#"{"test": 2432232314}"#,
+        );
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn secrets_are_32_random_bytes_with_the_prefix() {
+        let a = generate_secret();
+        assert!(a.starts_with("whsec_"));
+        assert_eq!(secret_bytes(&a).map(|b| b.len()), Some(32));
+        assert_ne!(a, generate_secret());
+    }
+
+    #[test]
+    fn allowlists_match_hosts_and_subdomains_only() {
+        let list = vec!["hooks.example.com".to_owned()];
+        assert!(host_allowed("hooks.example.com", &list));
+        assert!(host_allowed("a.hooks.example.com", &list));
+        assert!(!host_allowed("evilhooks.example.com", &list));
+        assert!(!host_allowed("example.com", &list));
+    }
+
+    #[test]
+    fn backoff_covers_a_day_and_honours_retry_after() {
+        let total: i64 = RETRY_SCHEDULE_SECS.iter().sum();
+        assert!(total >= 24 * 3600);
+        assert!(backoff(1, None).is_some_and(|d| d.whole_seconds() <= 6));
+        assert!(backoff(1, Some(120)).is_some_and(|d| d.whole_seconds() == 120));
+        let last = i64::try_from(RETRY_SCHEDULE_SECS.len()).unwrap_or(0);
+        assert!(backoff(last + 1, None).is_none());
+    }
+}

@@ -1,0 +1,15 @@
+//! WhatsApp Business numbers connected through Meta's Cloud API.
+//!
+//! - [`graph`]: the one client for Meta's Graph API (configurable base URL and pinned version,
+//!   typed responses, Meta's error codes mapped to meaningful errors). The base URL is trusted
+//!   operator configuration (tests point it at `palisade sim`), so it is not subject to the
+//!   webhook SSRF rules; it follows no redirects and times out.
+//! - [`connections`]: connecting a number (the token is verified against the Graph API first),
+//!   listing, disconnecting and deleting, and the verification handshake of Meta's webhooks.
+//!
+//! Secrets: the access token and app secret are stored only encrypted with the key ring, with
+//! the row's identity as associated data; the verify token only as a SHA-256 hash. None of them
+//! is ever returned by the API or written to a log.
+
+pub mod connections;
+pub mod graph;

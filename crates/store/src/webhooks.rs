@@ -1,0 +1,564 @@
+//! Outgoing webhooks: endpoints, the durable delivery queue, the attempt log and each tenant's
+//! domain allowlist. Secrets are stored only as ciphertexts (the caller encrypts them with the
+//! row's identity as associated data); this module never sees a plaintext secret.
+//!
+//! The queue is the `webhook_deliveries` table. Events are inserted in the transaction of the
+//! change that causes them ([`insert_delivery`]); the worker claims due rows with
+//! [`claim_due`] (on PostgreSQL `FOR UPDATE SKIP LOCKED`, on SQLite the single writer
+//! serialises claims) by pushing their `next_attempt_at` past a lease, so a crashed worker's
+//! claims are retried when the lease runs out.
+
+use crate::{Backend, Query, Result, Scope, StoreError, SystemScope, TenantScope, Tx};
+use palisade_domain::{TenantId, UserId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookStatus {
+    PendingApproval,
+    Active,
+    Disabled,
+}
+
+impl WebhookStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookStatus::PendingApproval => "pending_approval",
+            WebhookStatus::Active => "active",
+            WebhookStatus::Disabled => "disabled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending_approval" => Some(WebhookStatus::PendingApproval),
+            "active" => Some(WebhookStatus::Active),
+            "disabled" => Some(WebhookStatus::Disabled),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub url: String,
+    pub description: Option<String>,
+    pub events: Vec<String>,
+    pub status: WebhookStatus,
+    pub secret_ciphertext: String,
+    pub previous_secret_ciphertext: Option<String>,
+    pub previous_secret_expires_at: Option<OffsetDateTime>,
+    pub signature_algorithm: String,
+    pub created_by: UserId,
+    pub approved_by: Option<UserId>,
+    pub approved_at: Option<OffsetDateTime>,
+    pub disabled_reason: Option<String>,
+    pub consecutive_failures: i64,
+    pub failing_since: Option<OffsetDateTime>,
+    pub last_success_at: Option<OffsetDateTime>,
+    pub last_failure_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct WebhookRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    url: String,
+    description: Option<String>,
+    events: sqlx::types::Json<Vec<String>>,
+    status: String,
+    secret_ciphertext: String,
+    previous_secret_ciphertext: Option<String>,
+    previous_secret_expires_at: Option<OffsetDateTime>,
+    signature_algorithm: String,
+    created_by: Uuid,
+    approved_by: Option<Uuid>,
+    approved_at: Option<OffsetDateTime>,
+    disabled_reason: Option<String>,
+    consecutive_failures: i64,
+    failing_since: Option<OffsetDateTime>,
+    last_success_at: Option<OffsetDateTime>,
+    last_failure_at: Option<OffsetDateTime>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl TryFrom<WebhookRow> for Webhook {
+    type Error = StoreError;
+    fn try_from(r: WebhookRow) -> Result<Self> {
+        Ok(Webhook {
+            id: r.id,
+            tenant_id: r.tenant_id.into(),
+            url: r.url,
+            description: r.description,
+            events: r.events.0,
+            status: WebhookStatus::parse(&r.status).ok_or_else(|| {
+                StoreError::Integrity(format!("unknown webhook status {:?}", r.status))
+            })?,
+            secret_ciphertext: r.secret_ciphertext,
+            previous_secret_ciphertext: r.previous_secret_ciphertext,
+            previous_secret_expires_at: r.previous_secret_expires_at,
+            signature_algorithm: r.signature_algorithm,
+            created_by: r.created_by.into(),
+            approved_by: r.approved_by.map(Into::into),
+            approved_at: r.approved_at,
+            disabled_reason: r.disabled_reason,
+            consecutive_failures: r.consecutive_failures,
+            failing_since: r.failing_since,
+            last_success_at: r.last_success_at,
+            last_failure_at: r.last_failure_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, tenant_id, url, description, events, status, secret_ciphertext, \
+    previous_secret_ciphertext, previous_secret_expires_at, signature_algorithm, created_by, \
+    approved_by, approved_at, disabled_reason, consecutive_failures, failing_since, \
+    last_success_at, last_failure_at, created_at, updated_at";
+
+fn rows(rows: Vec<WebhookRow>) -> Result<Vec<Webhook>> {
+    rows.into_iter().map(Webhook::try_from).collect()
+}
+
+/// Refuses a tenant-scoped transaction touching another tenant's rows.
+fn check_tenant<S: Scope>(tx: &Tx<S>, tenant: TenantId) -> Result<()> {
+    match tx.scope().tenant() {
+        Some(t) if t != tenant => Err(StoreError::Integrity(
+            "webhook outside the scope's tenant".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+pub async fn insert(tx: &mut Tx<TenantScope>, w: &Webhook) -> Result<()> {
+    check_tenant(tx, w.tenant_id)?;
+    tx.execute(
+        Query::new(
+            "INSERT INTO webhooks (id, tenant_id, url, description, events, status, secret_ciphertext,
+                signature_algorithm, created_by, approved_by, approved_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+        )
+        .bind(w.id)
+        .bind(w.tenant_id)
+        .bind(w.url.as_str())
+        .bind(w.description.clone())
+        .bind(serde_json::json!(w.events))
+        .bind(w.status.as_str())
+        .bind(w.secret_ciphertext.as_str())
+        .bind(w.signature_algorithm.as_str())
+        .bind(w.created_by)
+        .bind(w.approved_by)
+        .bind(w.approved_at)
+        .bind(w.created_at),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn count(tx: &mut Tx<TenantScope>) -> Result<i64> {
+    #[derive(sqlx::FromRow)]
+    struct N {
+        n: i64,
+    }
+    let tenant = tx.scope().tenant_id();
+    let n: N = tx
+        .fetch_one(
+            Query::new("SELECT COUNT(*) AS n FROM webhooks WHERE tenant_id = $1").bind(tenant),
+        )
+        .await?;
+    Ok(n.n)
+}
+
+pub async fn find<S: Scope>(tx: &mut Tx<S>, tenant: TenantId, id: Uuid) -> Result<Option<Webhook>> {
+    check_tenant(tx, tenant)?;
+    tx.fetch_optional::<WebhookRow>(
+        Query::new(format!(
+            "SELECT {COLUMNS} FROM webhooks WHERE id = $1 AND tenant_id = $2"
+        ))
+        .bind(id)
+        .bind(tenant),
+    )
+    .await?
+    .map(Webhook::try_from)
+    .transpose()
+}
+
+pub async fn list(tx: &mut Tx<TenantScope>) -> Result<Vec<Webhook>> {
+    let tenant = tx.scope().tenant_id();
+    rows(
+        tx.fetch_all(
+            Query::new(format!(
+                "SELECT {COLUMNS} FROM webhooks WHERE tenant_id = $1 ORDER BY created_at, id"
+            ))
+            .bind(tenant),
+        )
+        .await?,
+    )
+}
+
+/// The tenant's active endpoints (to fan an event out to).
+pub async fn list_active<S: Scope>(tx: &mut Tx<S>, tenant: TenantId) -> Result<Vec<Webhook>> {
+    check_tenant(tx, tenant)?;
+    rows(
+        tx.fetch_all(
+            Query::new(format!(
+                "SELECT {COLUMNS} FROM webhooks WHERE tenant_id = $1 AND status = 'active'
+                 ORDER BY created_at, id"
+            ))
+            .bind(tenant),
+        )
+        .await?,
+    )
+}
+
+/// Writes every mutable field of `w`.
+pub async fn update<S: Scope>(tx: &mut Tx<S>, w: &Webhook) -> Result<()> {
+    check_tenant(tx, w.tenant_id)?;
+    tx.execute(
+        Query::new(
+            "UPDATE webhooks SET url = $3, description = $4, events = $5, status = $6,
+                secret_ciphertext = $7, previous_secret_ciphertext = $8,
+                previous_secret_expires_at = $9, approved_by = $10, approved_at = $11,
+                disabled_reason = $12, consecutive_failures = $13, failing_since = $14,
+                last_success_at = $15, last_failure_at = $16, updated_at = $17
+             WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(w.id)
+        .bind(w.tenant_id)
+        .bind(w.url.as_str())
+        .bind(w.description.clone())
+        .bind(serde_json::json!(w.events))
+        .bind(w.status.as_str())
+        .bind(w.secret_ciphertext.as_str())
+        .bind(w.previous_secret_ciphertext.clone())
+        .bind(w.previous_secret_expires_at)
+        .bind(w.approved_by)
+        .bind(w.approved_at)
+        .bind(w.disabled_reason.clone())
+        .bind(w.consecutive_failures)
+        .bind(w.failing_since)
+        .bind(w.last_success_at)
+        .bind(w.last_failure_at)
+        .bind(w.updated_at),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes an endpoint with its deliveries and attempts.
+pub async fn delete(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<bool> {
+    let tenant = tx.scope().tenant_id();
+    tx.execute(
+        Query::new("DELETE FROM webhook_attempts WHERE webhook_id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(tenant),
+    )
+    .await?;
+    tx.execute(
+        Query::new("DELETE FROM webhook_deliveries WHERE webhook_id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(tenant),
+    )
+    .await?;
+    Ok(tx
+        .execute(
+            Query::new("DELETE FROM webhooks WHERE id = $1 AND tenant_id = $2")
+                .bind(id)
+                .bind(tenant),
+        )
+        .await?
+        > 0)
+}
+
+// ---- the tenant's allowlist ----
+
+pub async fn allowed_domains<S: Scope>(tx: &mut Tx<S>, tenant: TenantId) -> Result<Vec<String>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        allowed_domains: sqlx::types::Json<Vec<String>>,
+    }
+    check_tenant(tx, tenant)?;
+    Ok(tx
+        .fetch_optional::<Row>(
+            Query::new("SELECT allowed_domains FROM webhook_settings WHERE tenant_id = $1")
+                .bind(tenant),
+        )
+        .await?
+        .map(|r| r.allowed_domains.0)
+        .unwrap_or_default())
+}
+
+pub async fn set_allowed_domains(
+    tx: &mut Tx<TenantScope>,
+    domains: &[String],
+    by: UserId,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let tenant = tx.scope().tenant_id();
+    let n = tx
+        .execute(
+            Query::new(
+                "UPDATE webhook_settings SET allowed_domains = $2, updated_by = $3, updated_at = $4
+                 WHERE tenant_id = $1",
+            )
+            .bind(tenant)
+            .bind(serde_json::json!(domains))
+            .bind(by)
+            .bind(now),
+        )
+        .await?;
+    if n == 0 {
+        tx.execute(
+            Query::new(
+                "INSERT INTO webhook_settings (tenant_id, allowed_domains, updated_by, updated_at)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(tenant)
+            .bind(serde_json::json!(domains))
+            .bind(by)
+            .bind(now),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+// ---- deliveries ----
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_type: String,
+    pub payload: sqlx::types::Json<serde_json::Value>,
+    /// `pending` (waiting for its first attempt or a manual retry), `failed` (an attempt failed;
+    /// another is scheduled), `delivered`, or `dead` (given up).
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: OffsetDateTime,
+    pub last_attempt_at: Option<OffsetDateTime>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_latency_ms: Option<i64>,
+    pub last_response: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+const DELIVERY_COLUMNS: &str = "id, tenant_id, webhook_id, event_type, payload, status, attempts, \
+    next_attempt_at, last_attempt_at, last_status, last_error, last_latency_ms, last_response, \
+    created_at, updated_at";
+
+/// Queues one event for one endpoint, in the caller's transaction.
+pub async fn insert_delivery<S: Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    webhook_id: Uuid,
+    id: Uuid,
+    event_type: &str,
+    payload: &serde_json::Value,
+    now: OffsetDateTime,
+) -> Result<()> {
+    check_tenant(tx, tenant)?;
+    tx.execute(
+        Query::new(
+            "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_type, payload, status,
+                attempts, next_attempt_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $6)",
+        )
+        .bind(id)
+        .bind(tenant)
+        .bind(webhook_id)
+        .bind(event_type)
+        .bind(payload.clone())
+        .bind(now),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn find_delivery<S: Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    webhook_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Delivery>> {
+    check_tenant(tx, tenant)?;
+    tx.fetch_optional(
+        Query::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries
+             WHERE id = $1 AND tenant_id = $2 AND webhook_id = $3"
+        ))
+        .bind(id)
+        .bind(tenant)
+        .bind(webhook_id),
+    )
+    .await
+}
+
+/// An endpoint's deliveries, newest first.
+pub async fn list_deliveries(
+    tx: &mut Tx<TenantScope>,
+    webhook_id: Uuid,
+    limit: i64,
+) -> Result<Vec<Delivery>> {
+    let tenant = tx.scope().tenant_id();
+    tx.fetch_all(
+        Query::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries
+             WHERE tenant_id = $1 AND webhook_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3"
+        ))
+        .bind(tenant)
+        .bind(webhook_id)
+        .bind(limit),
+    )
+    .await
+}
+
+/// Schedules a delivery for an immediate new attempt (manual retry).
+pub async fn requeue_delivery(
+    tx: &mut Tx<TenantScope>,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let tenant = tx.scope().tenant_id();
+    tx.execute(
+        Query::new(
+            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $3, updated_at = $3
+             WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(id)
+        .bind(tenant)
+        .bind(now),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` due deliveries of active endpoints (every tenant) by moving their
+/// `next_attempt_at` to `lease_until`. On PostgreSQL concurrent workers skip each other's rows.
+pub async fn claim_due(
+    tx: &mut Tx<SystemScope>,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<Delivery>> {
+    let lock = match tx.backend() {
+        Backend::Postgres => "FOR UPDATE OF d SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    tx.fetch_all(
+        Query::new(format!(
+            "UPDATE webhook_deliveries SET next_attempt_at = $2
+             WHERE id IN (
+                SELECT d.id FROM webhook_deliveries d
+                JOIN webhooks w ON w.tenant_id = d.tenant_id AND w.id = d.webhook_id
+                WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= $1
+                  AND w.status = 'active'
+                ORDER BY d.next_attempt_at, d.id
+                LIMIT $3 {lock})
+             RETURNING {DELIVERY_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(lease_until)
+        .bind(limit),
+    )
+    .await
+}
+
+/// Pushes a claimed delivery back without counting an attempt (the endpoint's rate limit).
+pub async fn defer(tx: &mut Tx<SystemScope>, id: Uuid, until: OffsetDateTime) -> Result<()> {
+    tx.execute(
+        Query::new("UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(until),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Attempts made to an endpoint since `since` (for its per-minute limit).
+pub async fn attempts_since(
+    tx: &mut Tx<SystemScope>,
+    webhook_id: Uuid,
+    since: OffsetDateTime,
+) -> Result<i64> {
+    #[derive(sqlx::FromRow)]
+    struct N {
+        n: i64,
+    }
+    let n: N = tx
+        .fetch_one(
+            Query::new(
+                "SELECT COUNT(*) AS n FROM webhook_attempts WHERE webhook_id = $1 AND attempted_at > $2",
+            )
+            .bind(webhook_id)
+            .bind(since),
+        )
+        .await?;
+    Ok(n.n)
+}
+
+/// The outcome of one attempt.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub attempted_at: OffsetDateTime,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+    pub latency_ms: i64,
+    pub response_body: Option<String>,
+}
+
+/// Records an attempt and the delivery's new state (`status`, next attempt time).
+pub async fn record_attempt(
+    tx: &mut Tx<SystemScope>,
+    d: &Delivery,
+    attempt: &Attempt,
+    status: &str,
+    next_attempt_at: OffsetDateTime,
+) -> Result<()> {
+    let attempts = d.attempts + 1;
+    tx.execute(
+        Query::new(
+            "INSERT INTO webhook_attempts (id, tenant_id, webhook_id, delivery_id, attempt,
+                attempted_at, status_code, error, latency_ms, response_body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(d.tenant_id)
+        .bind(d.webhook_id)
+        .bind(d.id)
+        .bind(attempts)
+        .bind(attempt.attempted_at)
+        .bind(attempt.status_code)
+        .bind(attempt.error.clone())
+        .bind(attempt.latency_ms)
+        .bind(attempt.response_body.clone()),
+    )
+    .await?;
+    tx.execute(
+        Query::new(
+            "UPDATE webhook_deliveries SET status = $2, attempts = $3, next_attempt_at = $4,
+                last_attempt_at = $5, last_status = $6, last_error = $7, last_latency_ms = $8,
+                last_response = $9, updated_at = $5
+             WHERE id = $1",
+        )
+        .bind(d.id)
+        .bind(status)
+        .bind(attempts)
+        .bind(next_attempt_at)
+        .bind(attempt.attempted_at)
+        .bind(attempt.status_code)
+        .bind(attempt.error.clone())
+        .bind(attempt.latency_ms)
+        .bind(attempt.response_body.clone()),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,433 @@
+//! `/api/v1/webhooks`: outgoing webhooks (admins; API keys with `webhooks:write`).
+
+use super::{rfc3339, ListResponse};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{optional_json, ApiJson, ApiPath, ApiQuery, Auth, Meta};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use palisade_core::records::{Delivery, Webhook};
+use palisade_core::webhooks::{self, NewWebhook, WebhookChanges};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/webhooks", get(list_webhooks).post(create_webhook))
+        .route(
+            "/api/v1/webhooks/allowed-domains",
+            get(get_allowed_domains).put(put_allowed_domains),
+        )
+        .route(
+            "/api/v1/webhooks/{id}",
+            get(get_webhook)
+                .patch(update_webhook)
+                .delete(delete_webhook),
+        )
+        .route("/api/v1/webhooks/{id}/approve", post(approve_webhook))
+        .route("/api/v1/webhooks/{id}/rotate-secret", post(rotate_secret))
+        .route("/api/v1/webhooks/{id}/test", post(test_webhook))
+        .route("/api/v1/webhooks/{id}/deliveries", get(list_deliveries))
+        .route(
+            "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+            post(retry_delivery),
+        )
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhookRequest {
+    /// `https://…` (port 443). Refused: private, loopback, link-local and metadata addresses,
+    /// internal names, credentials in the URL.
+    pub url: String,
+    /// Event types (`user.created`), prefixes (`user.*`) or `*`.
+    pub events: Vec<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhookRequest {
+    /// A new URL outside the allowlists sends the webhook back to `pending_approval`.
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<String>,
+    /// `active` (re-enable a disabled webhook) or `disabled`.
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecretRequest {
+    /// Stop signing with the previous secret at once (it leaked). Default: it keeps signing
+    /// for 24 hours beside the new one.
+    #[serde(default)]
+    pub expire_previous_now: bool,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedDomains {
+    /// Hosts (and their subdomains) whose webhooks are active without approval.
+    pub allowed_domains: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveriesQuery {
+    /// At most this many, newest first (default 100, at most 500).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookResponse {
+    pub id: Uuid,
+    pub url: String,
+    pub description: Option<String>,
+    pub events: Vec<String>,
+    /// `pending_approval`, `active` or `disabled`.
+    pub status: String,
+    /// `hmac_sha256` (Standard Webhooks `v1`).
+    pub signature_algorithm: String,
+    pub created_by: Uuid,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    pub approved_by: Option<Uuid>,
+    #[schema(format = DateTime)]
+    pub approved_at: Option<String>,
+    pub disabled_reason: Option<String>,
+    pub consecutive_failures: i64,
+    #[schema(format = DateTime)]
+    pub last_success_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub last_failure_at: Option<String>,
+    /// While set, deliveries are signed with the previous secret too.
+    #[schema(format = DateTime)]
+    pub previous_secret_expires_at: Option<String>,
+}
+
+impl From<&Webhook> for WebhookResponse {
+    fn from(w: &Webhook) -> Self {
+        WebhookResponse {
+            id: w.id,
+            url: w.url.clone(),
+            description: w.description.clone(),
+            events: w.events.clone(),
+            status: w.status.as_str().into(),
+            signature_algorithm: w.signature_algorithm.clone(),
+            created_by: w.created_by.as_uuid(),
+            created_at: rfc3339(w.created_at),
+            updated_at: rfc3339(w.updated_at),
+            approved_by: w.approved_by.map(|u| u.as_uuid()),
+            approved_at: w.approved_at.map(rfc3339),
+            disabled_reason: w.disabled_reason.clone(),
+            consecutive_failures: w.consecutive_failures,
+            last_success_at: w.last_success_at.map(rfc3339),
+            last_failure_at: w.last_failure_at.map(rfc3339),
+            previous_secret_expires_at: w.previous_secret_expires_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookWithSecretResponse {
+    pub webhook: WebhookResponse,
+    /// `whsec_…`: shown only in this response; store it now.
+    pub secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryResponse {
+    /// Also the `webhook-id` header: stable across retries.
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_type: String,
+    pub payload: serde_json::Value,
+    /// `pending`, `failed` (retry scheduled), `delivered` or `dead`.
+    pub status: String,
+    pub attempts: i64,
+    #[schema(format = DateTime)]
+    pub next_attempt_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub last_attempt_at: Option<String>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_latency_ms: Option<i64>,
+    /// The first KiB of the last response body.
+    pub last_response: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&Delivery> for DeliveryResponse {
+    fn from(d: &Delivery) -> Self {
+        let waiting = matches!(d.status.as_str(), "pending" | "failed");
+        DeliveryResponse {
+            id: d.id,
+            webhook_id: d.webhook_id,
+            event_type: d.event_type.clone(),
+            payload: d.payload.0.clone(),
+            status: d.status.clone(),
+            attempts: d.attempts,
+            next_attempt_at: waiting.then(|| rfc3339(d.next_attempt_at)),
+            last_attempt_at: d.last_attempt_at.map(rfc3339),
+            last_status: d.last_status,
+            last_error: d.last_error.clone(),
+            last_latency_ms: d.last_latency_ms,
+            last_response: d.last_response.clone(),
+            created_at: rfc3339(d.created_at),
+        }
+    }
+}
+
+/// Register a webhook endpoint. The secret is in this response only. Endpoints outside the
+/// platform's and the tenant's allowed domains start `pending_approval`.
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])), request_body = CreateWebhookRequest,
+    responses((status = 201, description = "Created", body = WebhookWithSecretResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 409, description = "webhook_limit_reached", body = ErrorBody),
+        (status = 422, description = "URL refused, unknown events", body = ErrorBody)))]
+pub async fn create_webhook(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiJson(req): ApiJson<CreateWebhookRequest>,
+) -> ApiResult<(StatusCode, Json<WebhookWithSecretResponse>)> {
+    let (w, secret) = webhooks::create(
+        &state.services,
+        &p,
+        &meta,
+        NewWebhook {
+            url: req.url,
+            events: req.events,
+            description: req.description,
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(WebhookWithSecretResponse {
+            webhook: (&w).into(),
+            secret,
+        }),
+    ))
+}
+
+/// The tenant's webhooks (never the secrets).
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
+    responses((status = 200, description = "Webhooks, oldest first", body = ListResponse<WebhookResponse>),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody)))]
+pub async fn list_webhooks(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<ListResponse<WebhookResponse>>> {
+    let list = webhooks::list(&state.services, &p).await?;
+    Ok(Json(ListResponse {
+        data: list.iter().map(Into::into).collect(),
+    }))
+}
+
+/// One webhook.
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Webhook id")),
+    responses((status = 200, description = "The webhook", body = WebhookResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such webhook in your tenant", body = ErrorBody)))]
+pub async fn get_webhook(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<WebhookResponse>> {
+    let w = webhooks::get(&state.services, &p, id).await?;
+    Ok(Json((&w).into()))
+}
+
+/// Change a webhook's URL, events, description, or pause/re-enable it.
+#[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Webhook id")), request_body = UpdateWebhookRequest,
+    responses((status = 200, description = "The updated webhook", body = WebhookResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such webhook in your tenant", body = ErrorBody),
+        (status = 409, description = "approval_required", body = ErrorBody),
+        (status = 422, description = "URL refused, unknown events", body = ErrorBody)))]
+pub async fn update_webhook(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<UpdateWebhookRequest>,
+) -> ApiResult<Json<WebhookResponse>> {
+    let w = webhooks::update(
+        &state.services,
+        &p,
+        &meta,
+        id,
+        WebhookChanges {
+            url: req.url,
+            events: req.events,
+            description: req.description,
+            status: req.status,
+        },
+    )
+    .await?;
+    Ok(Json((&w).into()))
+}
+
+/// Delete a webhook and its delivery log (the audit log keeps its history).
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Webhook id")),
+    responses((status = 204, description = "Deleted"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such webhook in your tenant", body = ErrorBody)))]
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    webhooks::delete(&state.services, &p, &meta, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Approve a webhook that is pending approval (any admin); deliveries start.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/approve", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Webhook id")),
+    responses((status = 200, description = "The approved webhook", body = WebhookResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such webhook in your tenant", body = ErrorBody),
+        (status = 409, description = "not_pending_approval", body = ErrorBody)))]
+pub async fn approve_webhook(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<WebhookResponse>> {
+    let w = webhooks::approve(&state.services, &p, &meta, id).await?;
+    Ok(Json((&w).into()))
+}
+
+/// A new signing secret (in this response only). The previous one keeps signing for 24 hours
+/// unless `expire_previous_now`.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Webhook id")), request_body(content = RotateSecretRequest, description = "Optional"),
+    responses((status = 200, description = "The webhook and its new secret", body = WebhookWithSecretResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such webhook in your tenant", body = ErrorBody)))]
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: Option<RotateSecretRequest> = match optional_json(&body) {
+        Ok(r) => r,
+        Err(rejection) => return Ok(rejection),
+    };
+    let expire = req.is_some_and(|r| r.expire_previous_now);
+    let (w, secret) = webhooks::rotate_secret(&state.services, &p, &meta, id, expire).await?;
+    Ok(Json(WebhookWithSecretResponse {
+        webhook: (&w).into(),
+        secret,
+    })
+    .into_response())
+}
+
+/// Queue a `webhook.test` event for this webhook.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Webhook id")),
+    responses((status = 202, description = "Queued", body = DeliveryResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such webhook in your tenant", body = ErrorBody),
+        (status = 409, description = "webhook_not_active", body = ErrorBody)))]
+pub async fn test_webhook(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<(StatusCode, Json<DeliveryResponse>)> {
+    let d = webhooks::send_test(&state.services, &p, &meta, id).await?;
+    Ok((StatusCode::ACCEPTED, Json((&d).into())))
+}
+
+/// The webhook's deliveries, newest first.
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Webhook id"), DeliveriesQuery),
+    responses((status = 200, description = "Deliveries", body = ListResponse<DeliveryResponse>),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such webhook in your tenant", body = ErrorBody)))]
+pub async fn list_deliveries(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<DeliveriesQuery>,
+) -> ApiResult<Json<ListResponse<DeliveryResponse>>> {
+    let list = webhooks::list_deliveries(&state.services, &p, id, q.limit).await?;
+    Ok(Json(ListResponse {
+        data: list.iter().map(Into::into).collect(),
+    }))
+}
+
+/// Attempt a delivery again now (whatever its status).
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Webhook id"), ("delivery_id" = Uuid, Path, description = "Delivery id")),
+    responses((status = 202, description = "Queued", body = DeliveryResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such webhook or delivery in your tenant", body = ErrorBody)))]
+pub async fn retry_delivery(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath((id, delivery_id)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<(StatusCode, Json<DeliveryResponse>)> {
+    let d = webhooks::retry_delivery(&state.services, &p, &meta, id, delivery_id).await?;
+    Ok((StatusCode::ACCEPTED, Json((&d).into())))
+}
+
+/// The tenant's allowed webhook domains.
+#[utoipa::path(get, path = "/api/v1/webhooks/allowed-domains", tag = "webhooks", security(("bearer" = [])),
+    responses((status = 200, description = "The tenant's list", body = AllowedDomains),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody)))]
+pub async fn get_allowed_domains(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<AllowedDomains>> {
+    let allowed_domains = webhooks::allowed_domains(&state.services, &p).await?;
+    Ok(Json(AllowedDomains { allowed_domains }))
+}
+
+/// Replace the tenant's allowed webhook domains (existing webhooks are not re-evaluated).
+#[utoipa::path(put, path = "/api/v1/webhooks/allowed-domains", tag = "webhooks", security(("bearer" = [])),
+    request_body = AllowedDomains,
+    responses((status = 200, description = "The new list", body = AllowedDomains),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 422, description = "Not host names", body = ErrorBody)))]
+pub async fn put_allowed_domains(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiJson(req): ApiJson<AllowedDomains>,
+) -> ApiResult<Json<AllowedDomains>> {
+    let allowed_domains =
+        webhooks::set_allowed_domains(&state.services, &p, &meta, &req.allowed_domains).await?;
+    Ok(Json(AllowedDomains { allowed_domains }))
+}

@@ -1,0 +1,214 @@
+//! `/api/v1/whatsapp/connections` (admins) and Meta's webhook handshake
+//! `GET /webhooks/whatsapp/{connection_id}`.
+
+use super::{rfc3339, ListResponse};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, Auth, Meta};
+use crate::AppState;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use palisade_core::records::WhatsAppConnection;
+use palisade_core::whatsapp::connections::{self, NewConnection};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Authenticated management routes (under the API middleware).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/whatsapp/connections",
+            get(list_connections).post(create_connection),
+        )
+        .route(
+            "/api/v1/whatsapp/connections/{id}",
+            axum::routing::delete(delete_connection),
+        )
+        .route(
+            "/api/v1/whatsapp/connections/{id}/disconnect",
+            post(disconnect_connection),
+        )
+}
+
+/// Meta's webhook routes (authenticated by verify token or signature, not by our credentials).
+pub fn webhook_router() -> Router<AppState> {
+    Router::new().route("/webhooks/whatsapp/{connection_id}", get(verify_webhook))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConnectionRequest {
+    pub display_name: String,
+    /// Meta's phone number id (digits).
+    pub phone_number_id: String,
+    /// The WhatsApp Business Account id (digits).
+    pub waba_id: String,
+    /// A system-user access token; verified against the Graph API, stored encrypted, never shown.
+    pub access_token: String,
+    /// The Meta app secret that signs webhooks; stored encrypted, never shown.
+    pub app_secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionResponse {
+    pub id: Uuid,
+    pub display_name: String,
+    pub phone_number_id: String,
+    pub waba_id: String,
+    pub display_phone_number: Option<String>,
+    pub verified_name: Option<String>,
+    /// `active` or `disconnected`.
+    pub status: String,
+    /// The Callback URL to paste into Meta's dashboard.
+    pub webhook_url: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub disconnected_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedConnectionResponse {
+    pub connection: ConnectionResponse,
+    /// Callback URL for Meta's dashboard (same as `connection.webhook_url`).
+    pub webhook_url: String,
+    /// Verify token for Meta's dashboard. Shown only in this response.
+    pub verify_token: String,
+}
+
+fn response(state: &AppState, c: &WhatsAppConnection) -> ConnectionResponse {
+    ConnectionResponse {
+        id: c.id,
+        display_name: c.display_name.clone(),
+        phone_number_id: c.phone_number_id.clone(),
+        waba_id: c.waba_id.clone(),
+        display_phone_number: c.display_phone_number.clone(),
+        verified_name: c.verified_name.clone(),
+        status: c.status.clone(),
+        webhook_url: connections::webhook_url(&state.services, c.id),
+        created_at: rfc3339(c.created_at),
+        disconnected_at: c.disconnected_at.map(rfc3339),
+    }
+}
+
+/// Connect a WhatsApp Business number (admins). The token is verified with the Graph API first.
+#[utoipa::path(post, path = "/api/v1/whatsapp/connections", tag = "whatsapp", security(("bearer" = [])),
+    request_body = CreateConnectionRequest,
+    responses((status = 201, description = "Connected; paste webhook_url and verify_token into Meta's dashboard", body = CreatedConnectionResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin (API keys and impersonations never)", body = ErrorBody),
+        (status = 409, description = "Number already connected", body = ErrorBody),
+        (status = 422, description = "Invalid fields, or Meta refused the token or number", body = ErrorBody),
+        (status = 503, description = "The Graph API could not be reached", body = ErrorBody)))]
+pub async fn create_connection(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiJson(req): ApiJson<CreateConnectionRequest>,
+) -> ApiResult<(StatusCode, Json<CreatedConnectionResponse>)> {
+    let created = connections::create(
+        &state.services,
+        &p,
+        &meta,
+        NewConnection {
+            display_name: req.display_name,
+            phone_number_id: req.phone_number_id,
+            waba_id: req.waba_id,
+            access_token: req.access_token,
+            app_secret: req.app_secret,
+        },
+    )
+    .await?;
+    let connection = response(&state, &created.connection);
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedConnectionResponse {
+            webhook_url: connection.webhook_url.clone(),
+            connection,
+            verify_token: created.verify_token,
+        }),
+    ))
+}
+
+/// The tenant's WhatsApp connections (never their secrets).
+#[utoipa::path(get, path = "/api/v1/whatsapp/connections", tag = "whatsapp", security(("bearer" = [])),
+    responses((status = 200, description = "Connections", body = ListResponse<ConnectionResponse>),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody)))]
+pub async fn list_connections(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<ListResponse<ConnectionResponse>>> {
+    let list = connections::list(&state.services, &p).await?;
+    Ok(Json(ListResponse {
+        data: list.iter().map(|c| response(&state, c)).collect(),
+    }))
+}
+
+/// Stop using a connection (kept for its history).
+#[utoipa::path(post, path = "/api/v1/whatsapp/connections/{id}/disconnect", tag = "whatsapp", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Connection id")),
+    responses((status = 200, description = "Disconnected", body = ConnectionResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such connection in your tenant", body = ErrorBody),
+        (status = 409, description = "Already disconnected", body = ErrorBody)))]
+pub async fn disconnect_connection(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<ConnectionResponse>> {
+    let c = connections::disconnect(&state.services, &p, &meta, id).await?;
+    Ok(Json(response(&state, &c)))
+}
+
+/// Delete a connection and its stored secrets.
+#[utoipa::path(delete, path = "/api/v1/whatsapp/connections/{id}", tag = "whatsapp", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Connection id")),
+    responses((status = 204, description = "Deleted"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such connection in your tenant", body = ErrorBody)))]
+pub async fn delete_connection(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    connections::delete(&state.services, &p, &meta, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Meta's verification handshake: echoes `hub.challenge` as text/plain when `hub.mode` is
+/// `subscribe` and `hub.verify_token` is the connection's; anything else is 403.
+#[utoipa::path(get, path = "/webhooks/whatsapp/{connection_id}", tag = "whatsapp",
+    params(("connection_id" = Uuid, Path, description = "Connection id"),
+        ("hub.mode" = String, Query, description = "`subscribe`"),
+        ("hub.verify_token" = String, Query, description = "The connection's verify token"),
+        ("hub.challenge" = String, Query, description = "Echoed back")),
+    responses((status = 200, description = "The challenge, verbatim", content_type = "text/plain", body = String),
+        (status = 403, description = "Verification failed", body = ErrorBody)))]
+pub async fn verify_webhook(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let challenge = connections::verify_subscription(
+        &state.services,
+        id,
+        q.get("hub.mode").map(String::as_str),
+        q.get("hub.verify_token").map(String::as_str),
+        q.get("hub.challenge").map(String::as_str),
+    )
+    .await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        challenge,
+    )
+        .into_response())
+}
