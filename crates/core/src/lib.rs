@@ -10,6 +10,7 @@ pub mod auth;
 pub mod clock;
 pub mod crypto;
 pub mod error;
+pub mod messaging;
 pub mod outbound;
 pub mod platform;
 pub mod rate_limit;
@@ -76,6 +77,7 @@ impl Services {
 pub mod records {
     pub use palisade_store::api_keys::ApiKey;
     pub use palisade_store::audit::{AuditFilter, AuditRecord, ChainReport};
+    pub use palisade_store::messaging::{Contact, Conversation, Message};
     pub use palisade_store::sessions::Session;
     pub use palisade_store::tenants::{Tenant, TenantStatus};
     pub use palisade_store::users::User;

@@ -247,6 +247,12 @@ impl Application {
                 self.webhooks_worker_interval,
             )
         });
+        // Meta's webhook POSTs are processed right after they are stored; this picks up what a
+        // crash or a database failure left behind.
+        let inbound = palisade_core::whatsapp::inbound::spawn_worker(
+            self.services.clone(),
+            Duration::from_secs(1),
+        );
         let limits = self.services.limits.clone();
         let shrink = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -265,6 +271,7 @@ impl Application {
         sync.abort();
         shrink.abort();
         usage.abort();
+        inbound.abort();
         if let Some(w) = webhooks {
             w.abort();
         }

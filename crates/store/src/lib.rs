@@ -18,6 +18,7 @@ pub mod audit;
 pub mod auth_changes;
 pub mod invites;
 pub mod login_throttle;
+pub mod messaging;
 pub mod password_history;
 pub mod refresh_tokens;
 pub mod sessions;
@@ -25,6 +26,7 @@ pub mod tenants;
 pub mod users;
 pub mod webhooks;
 pub mod whatsapp_connections;
+pub mod whatsapp_inbound;
 
 pub use db::{redact_url, Backend, DatabaseSettings, Store, Tx, PG_APP_ROLE};
 pub use error::StoreError;

@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::webhooks::router())
         .merge(routes::admin::router())
         .merge(routes::whatsapp::router())
+        .merge(routes::messaging::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authenticate,

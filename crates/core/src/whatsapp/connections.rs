@@ -212,6 +212,12 @@ pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -
     let c = store::find(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound("WhatsApp connection"))?;
+    if palisade_store::messaging::connection_has_conversations(&mut tx, id).await? {
+        return Err(AppError::conflict(
+            "connection_has_conversations",
+            "this connection has conversations; disconnect it instead",
+        ));
+    }
     store::delete(&mut tx, id).await?;
     audit_log::append(
         &mut tx,

@@ -6,6 +6,8 @@
 //!   webhook SSRF rules; it follows no redirects and times out.
 //! - [`connections`]: connecting a number (the token is verified against the Graph API first),
 //!   listing, disconnecting and deleting, and the verification handshake of Meta's webhooks.
+//! - [`inbound`]: Meta's webhook POSTs, verified and stored durably before the 200, then
+//!   processed into contacts, conversations and messages.
 //!
 //! Secrets: the access token and app secret are stored only encrypted with the key ring, with
 //! the row's identity as associated data; the verify token only as a SHA-256 hash. None of them
@@ -13,3 +15,4 @@
 
 pub mod connections;
 pub mod graph;
+pub mod inbound;

@@ -43,6 +43,7 @@ mod support;
 mod auth_login;
 mod cross_tenant;
 mod http_errors;
+mod inbound;
 mod passwords;
 mod platform;
 mod registration;

@@ -1,17 +1,21 @@
-//! `/api/v1/whatsapp/connections` (admins) and Meta's webhook handshake
-//! `GET /webhooks/whatsapp/{connection_id}`.
+//! `/api/v1/whatsapp/connections` (admins) and Meta's webhooks on
+//! `/webhooks/whatsapp/{connection_id}`: the `GET` handshake and the signed `POST` deliveries.
 
 use super::{rfc3339, ListResponse};
+use crate::error::render;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, Auth, Meta};
 use crate::AppState;
+use axum::body::Body;
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use palisade_core::records::WhatsAppConnection;
 use palisade_core::whatsapp::connections::{self, NewConnection};
+use palisade_core::whatsapp::inbound;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use utoipa::ToSchema;
@@ -36,7 +40,10 @@ pub fn router() -> Router<AppState> {
 
 /// Meta's webhook routes (authenticated by verify token or signature, not by our credentials).
 pub fn webhook_router() -> Router<AppState> {
-    Router::new().route("/webhooks/whatsapp/{connection_id}", get(verify_webhook))
+    Router::new().route(
+        "/webhooks/whatsapp/{connection_id}",
+        get(verify_webhook).post(receive_webhook),
+    )
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -211,4 +218,47 @@ pub async fn verify_webhook(
         challenge,
     )
         .into_response())
+}
+
+/// A webhook delivery from Meta. The `X-Hub-Signature-256` HMAC of the raw body (keyed with the
+/// connection's app secret) is checked before anything is parsed; the body is then stored
+/// durably and acknowledged with 200 `{}`, and processed asynchronously from the stored record.
+#[utoipa::path(post, path = "/webhooks/whatsapp/{connection_id}", tag = "whatsapp",
+    params(("connection_id" = Uuid, Path, description = "Connection id"),
+        ("X-Hub-Signature-256" = String, Header, description = "`sha256=<hex HMAC-SHA256(app secret, raw body)>`")),
+    request_body(content = Object, description = "Meta's webhook payload, stored verbatim", content_type = "application/json"),
+    responses((status = 200, description = "Stored; processed asynchronously", body = Object),
+        (status = 401, description = "Missing or wrong signature (`signature_missing`, `signature_invalid`), unknown (`unknown_connection`) or disconnected (`connection_disconnected`) connection", body = ErrorBody),
+        (status = 413, description = "Body over 3 MB", body = ErrorBody)))]
+pub async fn receive_webhook(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let too_large = || {
+        render(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {} bytes", inbound::MAX_BODY_BYTES),
+            None,
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > inbound::MAX_BODY_BYTES) {
+        return Ok(too_large());
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, inbound::MAX_BODY_BYTES).await else {
+        return Ok(too_large());
+    };
+    let signature = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    let event = inbound::receive(&state.services, &meta, id, signature, bytes.to_vec()).await?;
+    inbound::spawn_process(&state.services, event);
+    Ok(Json(serde_json::json!({})).into_response())
 }

@@ -1,0 +1,594 @@
+//! Inbound WhatsApp messaging: Meta's signed webhook POSTs (from the simulator and by hand),
+//! stored durably, processed into contacts, conversations and messages, read through the API.
+
+use hmac::{Hmac, Mac};
+use palisade_testkit::{spawn_app_with, Db, Session, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+both!(
+    a_customer_message_from_the_simulator_reaches_the_api,
+    statuses_move_forward_and_redeliveries_change_nothing,
+    bad_signatures_big_bodies_and_bad_json_are_handled
+);
+
+struct Setup {
+    app: TestApp,
+    sim: String,
+    owner: Session,
+    connection_id: String,
+    phone_number_id: String,
+    app_secret: String,
+}
+
+async fn setup(db: Db) -> Setup {
+    let sim = palisade_wa_sim::build(palisade_wa_sim::SimConfig::testing())
+        .await
+        .unwrap();
+    let base = sim.base_url();
+    tokio::spawn(sim.run_until(std::future::pending()));
+    let graph = base.clone();
+    let app = spawn_app_with(db, move |c| c.whatsapp_graph_base_url = graph).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let n: Value = app
+        .client
+        .post(format!("{base}/_sim/phone-numbers"))
+        .json(&json!({"verified_name": "Acme Support"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = app
+        .post(
+            "/api/v1/whatsapp/connections",
+            Some(&owner.access_token),
+            json!({
+                "display_name": "Support line",
+                "phone_number_id": n["phone_number_id"],
+                "waba_id": n["waba_id"],
+                "access_token": n["access_token"],
+                "app_secret": n["app_secret"],
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let connection_id = r.body["connection"]["id"].as_str().unwrap().to_owned();
+    let pid = n["phone_number_id"].as_str().unwrap().to_owned();
+    let sub = app
+        .client
+        .post(format!("{base}/_sim/phone-numbers/{pid}/subscribe"))
+        .json(&json!({
+            "callback_url": app.url(&format!("/webhooks/whatsapp/{connection_id}")),
+            "verify_token": r.body["verify_token"],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sub.status(), StatusCode::OK);
+    Setup {
+        app,
+        sim: base,
+        owner,
+        connection_id,
+        phone_number_id: pid,
+        app_secret: n["app_secret"].as_str().unwrap().to_owned(),
+    }
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+impl Setup {
+    fn hook(&self) -> String {
+        self.app
+            .url(&format!("/webhooks/whatsapp/{}", self.connection_id))
+    }
+
+    async fn post_raw(&self, body: Vec<u8>, signature: Option<String>) -> reqwest::Response {
+        let mut req = self
+            .app
+            .client
+            .post(self.hook())
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(s) = signature {
+            req = req.header("X-Hub-Signature-256", s);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Posts `payload` signed with the connection's app secret; expects 200 `{}`.
+    async fn deliver(&self, payload: &Value) {
+        let body = serde_json::to_vec(payload).unwrap();
+        let sig = sign(&self.app_secret, &body);
+        let r = self.post_raw(body, Some(sig)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.json::<Value>().await.unwrap(), json!({}));
+        self.settle().await;
+    }
+
+    /// Processes what is pending and waits until no stored event is left unprocessed.
+    async fn settle(&self) {
+        for _ in 0..100 {
+            palisade_core::whatsapp::inbound::process_pending(&self.app.services)
+                .await
+                .unwrap();
+            let left = self
+                .app
+                .db
+                .count_as_owner(
+                    "SELECT COUNT(*) FROM whatsapp_inbound_events WHERE processed_at IS NULL",
+                )
+                .await
+                .unwrap();
+            if left == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("inbound events left unprocessed");
+    }
+
+    fn envelope(&self, values: Vec<Value>) -> Value {
+        json!({
+            "object": "whatsapp_business_account",
+            "entry": [{
+                "id": "1",
+                "changes": values.into_iter().map(|v| json!({"field": "messages", "value": v})).collect::<Vec<_>>(),
+            }]
+        })
+    }
+
+    fn value(&self, extra: Value) -> Value {
+        let mut v = json!({
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": self.phone_number_id},
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    }
+
+    fn text_value(&self, from: &str, name: &str, wamid: &str, text: &str) -> Value {
+        self.value(json!({
+            "contacts": [{"profile": {"name": name}, "wa_id": from}],
+            "messages": [{"from": from, "id": wamid, "timestamp": "1750000000", "type": "text", "text": {"body": text}}],
+        }))
+    }
+
+    fn status_value(&self, wamid: &str, status: &str) -> Value {
+        let mut st = json!({"id": wamid, "status": status, "timestamp": "1750000100", "recipient_id": "15551230000"});
+        if status == "failed" {
+            st["errors"] =
+                json!([{"code": 131049, "title": "not delivered", "message": "not delivered"}]);
+        }
+        self.value(json!({ "statuses": [st] }))
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        self.app.db.count_as_owner(sql).await.unwrap()
+    }
+
+    async fn message(&self, wamid: &str) -> Value {
+        let convs = self
+            .app
+            .get("/api/v1/conversations", &self.owner.access_token)
+            .await;
+        for c in convs.body["data"].as_array().unwrap() {
+            let msgs = self
+                .app
+                .get(
+                    &format!(
+                        "/api/v1/conversations/{}/messages",
+                        c["id"].as_str().unwrap()
+                    ),
+                    &self.owner.access_token,
+                )
+                .await;
+            for m in msgs.body["data"].as_array().unwrap() {
+                if m["wamid"] == wamid {
+                    return m.clone();
+                }
+            }
+        }
+        panic!("no message {wamid}");
+    }
+}
+
+async fn a_customer_message_from_the_simulator_reaches_the_api(db: Db) {
+    let s = setup(db).await;
+    let r = s
+        .app
+        .client
+        .post(format!("{}/_sim/inbound", s.sim))
+        .json(&json!({
+            "phone_number_id": s.phone_number_id, "from": "447700900123",
+            "profile_name": "Ana Souza", "type": "text", "text": {"body": "Hello, is my order ready?"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    // The simulator delivers asynchronously: wait for the stored event, then process it.
+    let mut convs = Value::Null;
+    for _ in 0..200 {
+        s.settle().await;
+        convs = s
+            .app
+            .get("/api/v1/conversations", &s.owner.access_token)
+            .await
+            .body;
+        if !convs["data"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let list = convs["data"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{convs}");
+    let conv = &list[0];
+    assert_eq!(conv["status"], "open");
+    assert_eq!(conv["contact_phone"], "+447700900123");
+    assert_eq!(conv["contact_name"], "Ana Souza");
+    assert_eq!(conv["connection_id"], s.connection_id.as_str());
+    assert!(convs["next_cursor"].is_null());
+    let conv_id = conv["id"].as_str().unwrap().to_owned();
+
+    let contacts = s.app.get("/api/v1/contacts", &s.owner.access_token).await;
+    assert_eq!(contacts.status, StatusCode::OK);
+    let contact = &contacts.body["data"][0];
+    assert_eq!(contact["phone"], "+447700900123");
+    assert_eq!(contact["wa_profile_name"], "Ana Souza");
+    let contact_id = contact["id"].as_str().unwrap().to_owned();
+    let one = s
+        .app
+        .get(
+            &format!("/api/v1/contacts/{contact_id}"),
+            &s.owner.access_token,
+        )
+        .await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert_eq!(one.body["id"], contact_id.as_str());
+
+    let msgs = s
+        .app
+        .get(
+            &format!("/api/v1/conversations/{conv_id}/messages"),
+            &s.owner.access_token,
+        )
+        .await;
+    assert_eq!(msgs.status, StatusCode::OK, "{:?}", msgs.body);
+    let m = &msgs.body["data"][0];
+    assert_eq!(m["direction"], "inbound");
+    assert_eq!(m["type"], "text");
+    assert_eq!(m["text"], "Hello, is my order ready?");
+    assert_eq!(m["status"], "received");
+    assert!(m["wamid"].as_str().unwrap().starts_with("wamid."));
+    assert_eq!(m["body"]["text"]["body"], "Hello, is my order ready?");
+
+    // Agents and read-scoped API keys may read; a filter works.
+    let agent = s
+        .app
+        .add_user(&s.owner, "agent@acme.example", "agent")
+        .await;
+    let open = s
+        .app
+        .get("/api/v1/conversations?status=open", &agent.access_token)
+        .await;
+    assert_eq!(open.body["data"].as_array().unwrap().len(), 1);
+    let resolved = s
+        .app
+        .get("/api/v1/conversations?status=resolved", &agent.access_token)
+        .await;
+    assert_eq!(resolved.body["data"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        s.app
+            .get("/api/v1/conversations?status=weird", &agent.access_token)
+            .await
+            .status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let key = |scopes: Value| {
+        let s = &s;
+        async move {
+            let k = s
+                .app
+                .post(
+                    "/api/v1/api-keys",
+                    Some(&s.owner.access_token),
+                    json!({"name": "k", "scopes": scopes}),
+                )
+                .await;
+            assert_eq!(k.status, StatusCode::CREATED, "{:?}", k.body);
+            k.body["key"].as_str().unwrap().to_owned()
+        }
+    };
+    let conv_key = key(json!(["conversations:read"])).await;
+    assert_eq!(
+        s.app
+            .get(&format!("/api/v1/conversations/{conv_id}"), &conv_key)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.app.get("/api/v1/contacts", &conv_key).await.status,
+        StatusCode::FORBIDDEN,
+        "contacts need contacts:read"
+    );
+
+    // Another tenant sees none of it.
+    let other = s.app.register("Other", "owner@other.example").await;
+    for path in [
+        format!("/api/v1/conversations/{conv_id}"),
+        format!("/api/v1/conversations/{conv_id}/messages"),
+        format!("/api/v1/contacts/{contact_id}"),
+    ] {
+        let r = s.app.get(&path, &other.access_token).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    assert_eq!(
+        s.app
+            .get("/api/v1/conversations", &other.access_token)
+            .await
+            .body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    // A connection with history cannot be deleted (disconnect it instead).
+    let del = s
+        .app
+        .delete(
+            &format!("/api/v1/whatsapp/connections/{}", s.connection_id),
+            &s.owner.access_token,
+        )
+        .await;
+    assert_eq!(del.status, StatusCode::CONFLICT);
+}
+
+async fn statuses_move_forward_and_redeliveries_change_nothing(db: Db) {
+    let s = setup(db).await;
+    let m1 = s.envelope(vec![s.text_value("15551230000", "Bo", "wamid.ONE", "hi")]);
+    s.deliver(&m1).await;
+    // The same payload again, and the message repeated inside one payload: still one message.
+    s.deliver(&m1).await;
+    let twice = s.envelope(vec![
+        s.text_value("15551230000", "Bo", "wamid.ONE", "hi"),
+        s.text_value("15551230000", "Bo", "wamid.ONE", "hi"),
+    ]);
+    s.deliver(&twice).await;
+    assert_eq!(s.count("SELECT COUNT(*) FROM messages").await, 1);
+    assert_eq!(s.count("SELECT COUNT(*) FROM contacts").await, 1);
+    assert_eq!(s.count("SELECT COUNT(*) FROM conversations").await, 1);
+
+    // Forward only: delivered, then a late sent is ignored, read wins, nothing moves it back.
+    for (status, expect) in [
+        ("delivered", "delivered"),
+        ("sent", "delivered"),
+        ("read", "read"),
+        ("delivered", "read"),
+        ("failed", "read"),
+    ] {
+        s.deliver(&s.envelope(vec![s.status_value("wamid.ONE", status)]))
+            .await;
+        assert_eq!(
+            s.message("wamid.ONE").await["status"],
+            expect,
+            "after {status}"
+        );
+    }
+    // Failed records Meta's error; a later read does not undo it.
+    s.deliver(&s.envelope(vec![s.text_value(
+        "15551230000",
+        "Bo",
+        "wamid.TWO",
+        "again",
+    )]))
+    .await;
+    s.deliver(&s.envelope(vec![s.status_value("wamid.TWO", "failed")]))
+        .await;
+    s.deliver(&s.envelope(vec![s.status_value("wamid.TWO", "read")]))
+        .await;
+    let two = s.message("wamid.TWO").await;
+    assert_eq!(two["status"], "failed");
+    assert_eq!(two["error"][0]["code"], 131049);
+    // A status for a message we do not have changes nothing and is not an error.
+    s.deliver(&s.envelope(vec![s.status_value("wamid.UNKNOWN", "read")]))
+        .await;
+
+    // A batch: several entries and changes, several senders, several types, all processed.
+    let batch = json!({
+        "object": "whatsapp_business_account",
+        "entry": [
+            {"id": "1", "changes": [
+                {"field": "messages", "value": s.text_value("15551230001", "Cy", "wamid.B1", "one")},
+                {"field": "messages", "value": s.value(json!({
+                    "contacts": [{"profile": {"name": "Di"}, "wa_id": "15551230002"}],
+                    "messages": [
+                        {"from": "15551230002", "id": "wamid.B2", "timestamp": "1750000001", "type": "image",
+                         "image": {"id": "123", "mime_type": "image/jpeg", "sha256": "x"}},
+                        {"from": "15551230002", "id": "wamid.B3", "timestamp": "1750000002", "type": "hologram",
+                         "hologram": {"depth": 3}, "context": {"from": "15550001111", "id": "wamid.ONE"}},
+                    ]}))},
+            ]},
+            {"id": "1", "changes": [
+                {"field": "messages", "value": s.text_value("15551230000", "Bo Renamed", "wamid.B4", "four")},
+                {"field": "messages", "value": s.status_value("wamid.TWO", "delivered")},
+            ]},
+        ]
+    });
+    s.deliver(&batch).await;
+    assert_eq!(s.count("SELECT COUNT(*) FROM messages").await, 6);
+    assert_eq!(s.count("SELECT COUNT(*) FROM contacts").await, 3);
+    assert_eq!(s.count("SELECT COUNT(*) FROM conversations").await, 3);
+    let unknown = s.message("wamid.B3").await;
+    assert_eq!(unknown["type"], "hologram");
+    assert_eq!(unknown["body"]["hologram"]["depth"], 3, "stored raw");
+    assert_eq!(unknown["context_wamid"], "wamid.ONE");
+    assert!(unknown["text"].is_null());
+    assert_eq!(s.message("wamid.B2").await["body"]["image"]["id"], "123");
+    let contacts = s.app.get("/api/v1/contacts", &s.owner.access_token).await;
+    let bo = contacts.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["phone"] == "+15551230000")
+        .unwrap()
+        .clone();
+    assert_eq!(bo["wa_profile_name"], "Bo Renamed");
+    // Messages page oldest first, with a cursor.
+    let conv = s.message("wamid.ONE").await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let p1 = s
+        .app
+        .get(
+            &format!("/api/v1/conversations/{conv}/messages?limit=2"),
+            &s.owner.access_token,
+        )
+        .await;
+    let wamids: Vec<&str> = p1.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["wamid"].as_str().unwrap())
+        .collect();
+    assert_eq!(wamids, ["wamid.ONE", "wamid.TWO"]);
+    let cursor = p1.body["next_cursor"].as_str().unwrap();
+    let p2 = s
+        .app
+        .get(
+            &format!("/api/v1/conversations/{conv}/messages?limit=2&cursor={cursor}"),
+            &s.owner.access_token,
+        )
+        .await;
+    assert_eq!(p2.body["data"][0]["wamid"], "wamid.B4");
+    assert!(p2.body["next_cursor"].is_null());
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM whatsapp_inbound_events WHERE error IS NOT NULL")
+            .await,
+        0
+    );
+}
+
+async fn bad_signatures_big_bodies_and_bad_json_are_handled(db: Db) {
+    let s = setup(db).await;
+    let payload =
+        serde_json::to_vec(&s.envelope(vec![s.text_value("15551230000", "Bo", "wamid.X", "hi")]))
+            .unwrap();
+    // Wrong signature, missing signature, a signature for other bytes: 401, nothing stored.
+    let r = s
+        .post_raw(payload.clone(), Some(sign("not-the-secret", &payload)))
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(TestApp::read(r).await.code(), "signature_invalid");
+    let r = s.post_raw(payload.clone(), None).await;
+    assert_eq!(TestApp::read(r).await.code(), "signature_missing");
+    let r = s
+        .post_raw(payload.clone(), Some(sign(&s.app_secret, b"{}")))
+        .await;
+    assert_eq!(TestApp::read(r).await.code(), "signature_invalid");
+    let r = s.post_raw(payload.clone(), Some("sha256=zz".into())).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let unknown = s
+        .app
+        .client
+        .post(
+            s.app
+                .url(&format!("/webhooks/whatsapp/{}", uuid::Uuid::now_v7())),
+        )
+        .header("X-Hub-Signature-256", sign(&s.app_secret, &payload))
+        .body(payload.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(TestApp::read(unknown).await.code(), "unknown_connection");
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM whatsapp_inbound_events")
+            .await,
+        0
+    );
+    let audit = s
+        .app
+        .get(
+            "/api/v1/audit-logs?action=whatsapp.webhook.signature_invalid",
+            &s.owner.access_token,
+        )
+        .await;
+    assert_eq!(
+        audit.body["data"].as_array().unwrap().len(),
+        4,
+        "the tenant's chain records its refusals: {:?}",
+        audit.body
+    );
+
+    // Over 3 MB: 413, nothing stored.
+    let big = vec![b' '; 3 * 1024 * 1024 + 1];
+    let sig = sign(&s.app_secret, &big);
+    let r = s.post_raw(big, Some(sig)).await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM whatsapp_inbound_events")
+            .await,
+        0
+    );
+
+    // Not JSON but correctly signed: acknowledged, stored, recorded as failed processing.
+    let junk = b"{\"object\": \"whatsapp_business_account\", \"entry\": [".to_vec();
+    let sig = sign(&s.app_secret, &junk);
+    let r = s.post_raw(junk, Some(sig)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    s.settle().await;
+    assert_eq!(
+        s.count(
+            "SELECT COUNT(*) FROM whatsapp_inbound_events
+             WHERE processed_at IS NOT NULL AND error LIKE '%not JSON%'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(s.count("SELECT COUNT(*) FROM messages").await, 0);
+    // Over the API's 1 MB limit but within Meta's 3 MB: accepted and processed.
+    let mut padded = payload.clone();
+    padded.extend(std::iter::repeat_n(b' ', 2 * 1024 * 1024));
+    let sig = sign(&s.app_secret, &padded);
+    let r = s.post_raw(padded, Some(sig)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    s.settle().await;
+    assert_eq!(s.count("SELECT COUNT(*) FROM messages").await, 1);
+
+    // Disconnected: refused like an unknown connection.
+    let d = s
+        .app
+        .post(
+            &format!(
+                "/api/v1/whatsapp/connections/{}/disconnect",
+                s.connection_id
+            ),
+            Some(&s.owner.access_token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(d.status, StatusCode::OK);
+    let r = s
+        .post_raw(payload.clone(), Some(sign(&s.app_secret, &payload)))
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(TestApp::read(r).await.code(), "connection_disconnected");
+}

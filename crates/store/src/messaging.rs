@@ -1,0 +1,418 @@
+//! Contacts, conversations and messages.
+//!
+//! Writes come from processing Meta's webhooks, which is system work: the tenant is that of the
+//! connection the webhook was verified for, and every statement binds it explicitly. Reads come
+//! from users and API keys, under their [`TenantScope`].
+
+use crate::{Query, Result, SystemScope, TenantScope, Tx};
+use palisade_domain::TenantId;
+use sqlx::types::Json;
+use std::collections::HashSet;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Contact {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    /// E.164, `+<digits>`.
+    pub phone: String,
+    pub wa_id: Option<String>,
+    pub name: Option<String>,
+    pub wa_profile_name: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Conversation {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub contact_id: Uuid,
+    pub connection_id: Uuid,
+    /// `open`, `pending` or `resolved`.
+    pub status: String,
+    pub last_message_at: OffsetDateTime,
+    pub last_inbound_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub contact_phone: String,
+    pub contact_name: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Message {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub conversation_id: Uuid,
+    pub connection_id: Uuid,
+    pub wamid: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    /// The message object as Meta sent it.
+    pub body: Json<serde_json::Value>,
+    pub text: Option<String>,
+    /// `received`, `sent`, `delivered`, `read` or `failed`.
+    pub status: String,
+    pub error: Option<Json<serde_json::Value>>,
+    pub context_wamid: Option<String>,
+    pub sent_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub status_updated_at: OffsetDateTime,
+}
+
+// ---- writes (processing Meta's webhooks) ----
+
+#[derive(sqlx::FromRow)]
+struct IdRow {
+    id: Uuid,
+}
+
+/// The contact with this phone number, created if new; a changed WhatsApp profile name is
+/// recorded. Returns the contact's id.
+pub async fn upsert_contact(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    phone: &str,
+    wa_id: &str,
+    profile_name: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Uuid> {
+    tx.execute(
+        Query::new(
+            "INSERT INTO contacts (id, tenant_id, phone, wa_id, name, wa_profile_name, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, NULL, $5, $6, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant)
+        .bind(phone)
+        .bind(wa_id)
+        .bind(profile_name)
+        .bind(now),
+    )
+    .await?;
+    if let Some(name) = profile_name {
+        tx.execute(
+            Query::new(
+                "UPDATE contacts SET wa_profile_name = $3, updated_at = $4
+                 WHERE tenant_id = $1 AND phone = $2 AND (wa_profile_name IS NULL OR wa_profile_name <> $3)",
+            )
+            .bind(tenant)
+            .bind(phone)
+            .bind(name)
+            .bind(now),
+        )
+        .await?;
+    }
+    let row: IdRow = tx
+        .fetch_one(
+            Query::new("SELECT id FROM contacts WHERE tenant_id = $1 AND phone = $2")
+                .bind(tenant)
+                .bind(phone),
+        )
+        .await?;
+    Ok(row.id)
+}
+
+/// The contact's unresolved conversation on this number, opened if there is none, and moved
+/// to `open` with `at` as its latest (inbound) message time (never moved back in time).
+pub async fn touch_conversation(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    contact_id: Uuid,
+    connection_id: Uuid,
+    at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<Uuid> {
+    tx.execute(
+        Query::new(
+            "INSERT INTO conversations (id, tenant_id, contact_id, connection_id, status,
+                 last_message_at, last_inbound_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'open', $5, $5, $6, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant)
+        .bind(contact_id)
+        .bind(connection_id)
+        .bind(at)
+        .bind(now),
+    )
+    .await?;
+    let row: IdRow = tx
+        .fetch_one(
+            Query::new(
+                "SELECT id FROM conversations
+                 WHERE tenant_id = $1 AND contact_id = $2 AND connection_id = $3 AND status <> 'resolved'",
+            )
+            .bind(tenant)
+            .bind(contact_id)
+            .bind(connection_id),
+        )
+        .await?;
+    tx.execute(
+        Query::new(
+            "UPDATE conversations SET status = 'open', updated_at = $3,
+                 last_message_at = CASE WHEN last_message_at < $2 THEN $2 ELSE last_message_at END,
+                 last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < $2
+                                        THEN $2 ELSE last_inbound_at END
+             WHERE id = $1 AND tenant_id = $4",
+        )
+        .bind(row.id)
+        .bind(at)
+        .bind(now)
+        .bind(tenant),
+    )
+    .await?;
+    Ok(row.id)
+}
+
+/// Which of `wamids` this connection already has.
+pub async fn existing_wamids(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    connection_id: Uuid,
+    wamids: &[String],
+) -> Result<HashSet<String>> {
+    #[derive(sqlx::FromRow)]
+    struct W {
+        wamid: String,
+    }
+    let mut found = HashSet::new();
+    for chunk in wamids.chunks(200) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let mut q = Query::new(format!(
+            "SELECT wamid FROM messages WHERE tenant_id = $1 AND connection_id = $2 AND wamid IN ({})",
+            placeholders.join(", ")
+        ))
+        .bind(tenant)
+        .bind(connection_id);
+        for w in chunk {
+            q = q.bind(w.as_str());
+        }
+        let rows: Vec<W> = tx.fetch_all(q).await?;
+        found.extend(rows.into_iter().map(|r| r.wamid));
+    }
+    Ok(found)
+}
+
+/// A message to insert (see [`insert_messages`]).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub conversation_id: Uuid,
+    pub connection_id: Uuid,
+    pub wamid: String,
+    pub direction: &'static str,
+    pub kind: String,
+    pub body: serde_json::Value,
+    pub text: Option<String>,
+    pub status: &'static str,
+    pub error: Option<serde_json::Value>,
+    pub context_wamid: Option<String>,
+    pub sent_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+}
+
+const MESSAGE_COLUMNS: &str = "id, tenant_id, conversation_id, connection_id, wamid, direction, \
+    type, body, text, status, error, context_wamid, sent_at, created_at, status_updated_at";
+
+/// Inserts messages in multi-row statements; a wamid the connection already has is skipped
+/// (redelivered webhooks). Returns the number inserted.
+pub async fn insert_messages(tx: &mut Tx<SystemScope>, list: &[NewMessage]) -> Result<u64> {
+    let mut n = 0;
+    for chunk in list.chunks(50) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for i in 0..chunk.len() {
+            let b = i * 15;
+            let p: Vec<String> = (1..=15).map(|k| format!("${}", b + k)).collect();
+            rows.push(format!("({})", p.join(", ")));
+        }
+        let mut q = Query::new(format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
+            rows.join(", ")
+        ));
+        for m in chunk {
+            q = q
+                .bind(m.id)
+                .bind(m.tenant_id)
+                .bind(m.conversation_id)
+                .bind(m.connection_id)
+                .bind(m.wamid.as_str())
+                .bind(m.direction)
+                .bind(m.kind.as_str())
+                .bind(m.body.clone())
+                .bind(m.text.clone())
+                .bind(m.status)
+                .bind(m.error.clone())
+                .bind(m.context_wamid.clone())
+                .bind(m.sent_at)
+                .bind(m.created_at)
+                .bind(m.created_at);
+        }
+        n += tx.execute(q).await?;
+    }
+    Ok(n)
+}
+
+/// The order statuses move in; a message only moves to a higher rank. `failed` ranks with
+/// `read`: neither replaces the other.
+const RANK: &str =
+    "CASE status WHEN 'received' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END";
+
+pub fn status_rank(status: &str) -> Option<i64> {
+    match status {
+        "sent" => Some(1),
+        "delivered" => Some(2),
+        "read" | "failed" => Some(3),
+        _ => None,
+    }
+}
+
+/// Moves a message's status forward (never backward). Returns whether the message changed.
+pub async fn advance_status(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    connection_id: Uuid,
+    wamid: &str,
+    status: &str,
+    error: Option<serde_json::Value>,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    let Some(rank) = status_rank(status) else {
+        return Ok(false);
+    };
+    Ok(tx
+        .execute(
+            Query::new(format!(
+                "UPDATE messages SET status = $4, error = COALESCE($5, error), status_updated_at = $6
+                 WHERE tenant_id = $1 AND connection_id = $2 AND wamid = $3 AND ({RANK}) < $7"
+            ))
+            .bind(tenant)
+            .bind(connection_id)
+            .bind(wamid)
+            .bind(status)
+            .bind(error)
+            .bind(now)
+            .bind(rank),
+        )
+        .await?
+        > 0)
+}
+
+// ---- reads (users and API keys) ----
+
+const CONTACT_COLUMNS: &str =
+    "id, tenant_id, phone, wa_id, name, wa_profile_name, created_at, updated_at";
+
+/// Contacts, newest first; `cursor` is the last id of the previous page.
+pub async fn list_contacts(
+    tx: &mut Tx<TenantScope>,
+    cursor: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Contact>> {
+    let tenant = tx.scope().tenant_id();
+    tx.fetch_all(
+        Query::new(format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(tenant)
+        .bind(cursor)
+        .bind(limit),
+    )
+    .await
+}
+
+pub async fn find_contact(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Contact>> {
+    let tenant = tx.scope().tenant_id();
+    tx.fetch_optional(
+        Query::new(format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant)
+        .bind(id),
+    )
+    .await
+}
+
+const CONVERSATION_SELECT: &str =
+    "SELECT v.id, v.tenant_id, v.contact_id, v.connection_id, v.status, \
+    v.last_message_at, v.last_inbound_at, v.created_at, v.updated_at, \
+    c.phone AS contact_phone, COALESCE(c.name, c.wa_profile_name) AS contact_name \
+    FROM conversations v JOIN contacts c ON c.tenant_id = v.tenant_id AND c.id = v.contact_id";
+
+/// Conversations, newest first; `cursor` is the last id of the previous page.
+pub async fn list_conversations(
+    tx: &mut Tx<TenantScope>,
+    status: Option<&str>,
+    cursor: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Conversation>> {
+    let tenant = tx.scope().tenant_id();
+    tx.fetch_all(
+        Query::new(format!(
+            "{CONVERSATION_SELECT} WHERE v.tenant_id = $1 AND ($2 IS NULL OR v.status = $2)
+             AND ($3 IS NULL OR v.id < $3) ORDER BY v.id DESC LIMIT $4"
+        ))
+        .bind(tenant)
+        .bind(status)
+        .bind(cursor)
+        .bind(limit),
+    )
+    .await
+}
+
+pub async fn find_conversation(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Conversation>> {
+    let tenant = tx.scope().tenant_id();
+    tx.fetch_optional(
+        Query::new(format!(
+            "{CONVERSATION_SELECT} WHERE v.tenant_id = $1 AND v.id = $2"
+        ))
+        .bind(tenant)
+        .bind(id),
+    )
+    .await
+}
+
+/// A conversation's messages, oldest first; `cursor` is the last id of the previous page.
+pub async fn list_messages(
+    tx: &mut Tx<TenantScope>,
+    conversation_id: Uuid,
+    cursor: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Message>> {
+    let tenant = tx.scope().tenant_id();
+    tx.fetch_all(
+        Query::new(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE tenant_id = $1 AND conversation_id = $2 AND ($3 IS NULL OR id > $3)
+             ORDER BY id LIMIT $4"
+        ))
+        .bind(tenant)
+        .bind(conversation_id)
+        .bind(cursor)
+        .bind(limit),
+    )
+    .await
+}
+
+/// Whether any conversation uses this connection (a connection with history cannot be deleted).
+pub async fn connection_has_conversations(
+    tx: &mut Tx<TenantScope>,
+    connection_id: Uuid,
+) -> Result<bool> {
+    let tenant = tx.scope().tenant_id();
+    Ok(tx
+        .fetch_optional::<IdRow>(
+            Query::new(
+                "SELECT id FROM conversations WHERE tenant_id = $1 AND connection_id = $2 LIMIT 1",
+            )
+            .bind(tenant)
+            .bind(connection_id),
+        )
+        .await?
+        .is_some())
+}

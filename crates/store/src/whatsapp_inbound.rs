@@ -1,0 +1,163 @@
+//! The durable record of Meta's webhook POSTs: each verified body is stored verbatim before the
+//! 200 and processed afterwards (see `core::whatsapp::inbound`), so a crash between the
+//! acknowledgement and the processing loses nothing.
+//!
+//! Writes here are system work: the request carries no credential of ours, the connection named
+//! in the URL gives the tenant, and every statement binds it explicitly.
+
+use crate::{Backend, Query, Result, SystemScope, Tx};
+use palisade_domain::TenantId;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct InboundEvent {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub connection_id: Uuid,
+    pub body: Vec<u8>,
+    pub received_at: OffsetDateTime,
+    pub processed_at: Option<OffsetDateTime>,
+    pub attempts: i64,
+    pub error: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    tenant_id: Uuid,
+    connection_id: Uuid,
+    body: Vec<u8>,
+    received_at: OffsetDateTime,
+    processed_at: Option<OffsetDateTime>,
+    attempts: i64,
+    error: Option<String>,
+}
+
+impl From<Row> for InboundEvent {
+    fn from(r: Row) -> Self {
+        InboundEvent {
+            id: r.id,
+            tenant_id: r.tenant_id.into(),
+            connection_id: r.connection_id,
+            body: r.body,
+            received_at: r.received_at,
+            processed_at: r.processed_at,
+            attempts: r.attempts,
+            error: r.error,
+        }
+    }
+}
+
+const COLUMNS: &str =
+    "id, tenant_id, connection_id, body, received_at, processed_at, attempts, error";
+
+pub async fn insert(tx: &mut Tx<SystemScope>, e: &InboundEvent) -> Result<()> {
+    tx.execute(
+        Query::new(format!(
+            "INSERT INTO whatsapp_inbound_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(e.id)
+        .bind(e.tenant_id)
+        .bind(e.connection_id)
+        .bind(e.body.clone())
+        .bind(e.received_at)
+        .bind(e.processed_at)
+        .bind(e.attempts)
+        .bind(e.error.clone()),
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct IdRow {
+    id: Uuid,
+}
+
+/// The oldest unprocessed events (every tenant), at most `limit`.
+pub async fn pending(tx: &mut Tx<SystemScope>, limit: i64) -> Result<Vec<Uuid>> {
+    let rows: Vec<IdRow> = tx
+        .fetch_all(
+            Query::new(
+                "SELECT id FROM whatsapp_inbound_events WHERE processed_at IS NULL ORDER BY id LIMIT $1",
+            )
+            .bind(limit),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// Locks one unprocessed event for the rest of the transaction. On PostgreSQL a row another
+/// processor holds is skipped (`None`); SQLite's single writer serialises processors anyway.
+pub async fn claim(tx: &mut Tx<SystemScope>, id: Uuid) -> Result<Option<InboundEvent>> {
+    let lock = match tx.backend() {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    Ok(tx
+        .fetch_optional::<Row>(
+            Query::new(format!(
+                "SELECT {COLUMNS} FROM whatsapp_inbound_events
+                 WHERE id = $1 AND processed_at IS NULL {lock}"
+            ))
+            .bind(id),
+        )
+        .await?
+        .map(Into::into))
+}
+
+/// Marks an event processed, with the reason when it could not be (kept for inspection).
+pub async fn finish(
+    tx: &mut Tx<SystemScope>,
+    id: Uuid,
+    now: OffsetDateTime,
+    error: Option<String>,
+) -> Result<()> {
+    tx.execute(
+        Query::new(
+            "UPDATE whatsapp_inbound_events SET processed_at = $2, error = $3, attempts = attempts + 1
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(error),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records a failed attempt that will be retried (the event stays unprocessed).
+pub async fn record_attempt(tx: &mut Tx<SystemScope>, id: Uuid, error: &str) -> Result<i64> {
+    tx.execute(
+        Query::new(
+            "UPDATE whatsapp_inbound_events SET error = $2, attempts = attempts + 1 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(error),
+    )
+    .await?;
+    #[derive(sqlx::FromRow)]
+    struct A {
+        attempts: i64,
+    }
+    let a: A = tx
+        .fetch_one(
+            Query::new("SELECT attempts FROM whatsapp_inbound_events WHERE id = $1").bind(id),
+        )
+        .await?;
+    Ok(a.attempts)
+}
+
+/// One event by id (tests and operators).
+pub async fn find(tx: &mut Tx<SystemScope>, id: Uuid) -> Result<Option<InboundEvent>> {
+    Ok(tx
+        .fetch_optional::<Row>(
+            Query::new(format!(
+                "SELECT {COLUMNS} FROM whatsapp_inbound_events WHERE id = $1"
+            ))
+            .bind(id),
+        )
+        .await?
+        .map(Into::into))
+}

@@ -1,0 +1,283 @@
+//! `/api/v1/contacts` and `/api/v1/conversations` (read-only for now): what Meta's webhooks
+//! brought in. Pages are `{data, next_cursor}`; pass `next_cursor` back as `cursor`.
+
+use super::rfc3339;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiPath, ApiQuery, Auth};
+use crate::AppState;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use palisade_core::messaging;
+use palisade_core::records::{Contact, Conversation, Message};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/contacts", get(list_contacts))
+        .route("/api/v1/contacts/{id}", get(get_contact))
+        .route("/api/v1/conversations", get(list_conversations))
+        .route("/api/v1/conversations/{id}", get(get_conversation))
+        .route("/api/v1/conversations/{id}/messages", get(list_messages))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationQuery {
+    /// `open`, `pending` or `resolved`.
+    pub status: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactResponse {
+    pub id: Uuid,
+    /// E.164 (`+<digits>`).
+    pub phone: String,
+    /// WhatsApp's id of the sender (digits).
+    pub wa_id: Option<String>,
+    pub name: Option<String>,
+    /// The name the person set in WhatsApp.
+    pub wa_profile_name: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl From<Contact> for ContactResponse {
+    fn from(c: Contact) -> Self {
+        ContactResponse {
+            id: c.id,
+            phone: c.phone,
+            wa_id: c.wa_id,
+            name: c.name,
+            wa_profile_name: c.wa_profile_name,
+            created_at: rfc3339(c.created_at),
+            updated_at: rfc3339(c.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationResponse {
+    pub id: Uuid,
+    pub contact_id: Uuid,
+    pub contact_phone: String,
+    /// The contact's name, or else their WhatsApp profile name.
+    pub contact_name: Option<String>,
+    /// The WhatsApp connection (number) it runs on.
+    pub connection_id: Uuid,
+    /// `open`, `pending` or `resolved`.
+    pub status: String,
+    #[schema(format = DateTime)]
+    pub last_message_at: String,
+    #[schema(format = DateTime)]
+    pub last_inbound_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl From<Conversation> for ConversationResponse {
+    fn from(c: Conversation) -> Self {
+        ConversationResponse {
+            id: c.id,
+            contact_id: c.contact_id,
+            contact_phone: c.contact_phone,
+            contact_name: c.contact_name,
+            connection_id: c.connection_id,
+            status: c.status,
+            last_message_at: rfc3339(c.last_message_at),
+            last_inbound_at: c.last_inbound_at.map(rfc3339),
+            created_at: rfc3339(c.created_at),
+            updated_at: rfc3339(c.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageResponse {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub connection_id: Uuid,
+    /// WhatsApp's message id.
+    pub wamid: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// Meta's message type (`text`, `image`, `interactive`, … or whatever Meta sent).
+    pub r#type: String,
+    /// The text of a text message.
+    pub text: Option<String>,
+    /// The message object exactly as Meta sent it.
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+    /// `received` (inbound), `sent`, `delivered`, `read` or `failed`.
+    pub status: String,
+    /// Meta's `errors` array (failed status, or an unsupported inbound message).
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<serde_json::Value>,
+    /// The wamid this message replies to.
+    pub context_wamid: Option<String>,
+    /// When WhatsApp says it was sent (Meta's timestamp).
+    #[schema(format = DateTime)]
+    pub sent_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub status_updated_at: String,
+}
+
+impl From<Message> for MessageResponse {
+    fn from(m: Message) -> Self {
+        MessageResponse {
+            id: m.id,
+            conversation_id: m.conversation_id,
+            connection_id: m.connection_id,
+            wamid: m.wamid,
+            direction: m.direction,
+            r#type: m.kind,
+            text: m.text,
+            body: m.body.0,
+            status: m.status,
+            error: m.error.map(|e| e.0),
+            context_wamid: m.context_wamid,
+            sent_at: m.sent_at.map(rfc3339),
+            created_at: rfc3339(m.created_at),
+            status_updated_at: rfc3339(m.status_updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactPage {
+    pub data: Vec<ContactResponse>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationPage {
+    pub data: Vec<ConversationResponse>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagePage {
+    pub data: Vec<MessageResponse>,
+    /// Pass as `cursor` for the next (newer) page; absent on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+/// The tenant's contacts, newest first.
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", security(("bearer" = [])),
+    params(PageQuery),
+    responses((status = 200, description = "A page of contacts", body = ContactPage),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing contacts.read (or the API key scope contacts:read)", body = ErrorBody)))]
+pub async fn list_contacts(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<ContactPage>> {
+    let page = messaging::list_contacts(&state.services, &p, q.cursor, q.limit).await?;
+    Ok(Json(ContactPage {
+        data: page.data.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// One contact.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Contact id")),
+    responses((status = 200, description = "The contact", body = ContactResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing contacts.read", body = ErrorBody),
+        (status = 404, description = "No such contact in your tenant", body = ErrorBody)))]
+pub async fn get_contact(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<ContactResponse>> {
+    Ok(Json(
+        messaging::get_contact(&state.services, &p, id)
+            .await?
+            .into(),
+    ))
+}
+
+/// The tenant's conversations, newest first (by when they were opened).
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", security(("bearer" = [])),
+    params(ConversationQuery),
+    responses((status = 200, description = "A page of conversations", body = ConversationPage),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing conversations.read (or the API key scope conversations:read)", body = ErrorBody),
+        (status = 422, description = "Unknown status", body = ErrorBody)))]
+pub async fn list_conversations(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<ConversationQuery>,
+) -> ApiResult<Json<ConversationPage>> {
+    let page =
+        messaging::list_conversations(&state.services, &p, q.status.as_deref(), q.cursor, q.limit)
+            .await?;
+    Ok(Json(ConversationPage {
+        data: page.data.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// One conversation.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Conversation id")),
+    responses((status = 200, description = "The conversation", body = ConversationResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing conversations.read", body = ErrorBody),
+        (status = 404, description = "No such conversation in your tenant", body = ErrorBody)))]
+pub async fn get_conversation(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<ConversationResponse>> {
+    Ok(Json(
+        messaging::get_conversation(&state.services, &p, id)
+            .await?
+            .into(),
+    ))
+}
+
+/// A conversation's messages, oldest first (`next_cursor` leads to newer ones).
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Conversation id"), PageQuery),
+    responses((status = 200, description = "A page of messages, oldest first", body = MessagePage),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing conversations.read", body = ErrorBody),
+        (status = 404, description = "No such conversation in your tenant", body = ErrorBody)))]
+pub async fn list_messages(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<MessagePage>> {
+    let page = messaging::list_messages(&state.services, &p, id, q.cursor, q.limit).await?;
+    Ok(Json(MessagePage {
+        data: page.data.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
