@@ -32,6 +32,9 @@ pub enum AppError {
     /// 409: conflicts with the current state.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// 422 with a precise code: well-formed input that a business rule refuses.
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     /// 429: slow down.
     #[error("{message}")]
     TooManyRequests {

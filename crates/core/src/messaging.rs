@@ -1,10 +1,13 @@
-//! Reading contacts, conversations and messages (users with the read permissions, and API keys
-//! with the matching scopes). They are written by processing Meta's webhooks
-//! (`whatsapp::inbound`).
+//! Contacts, conversations and messages, for users and API keys with the matching permissions
+//! and scopes: reading; sending messages (queued here, sent by `whatsapp::outbound`), within
+//! Meta's 24-hour customer service window unless a template; working a conversation (status,
+//! assignee, labels, internal notes). Inbound messages are written by processing Meta's
+//! webhooks (`whatsapp::inbound`).
 
 use crate::auth::Principal;
 use crate::{AppError, AppResult, Services};
 use palisade_domain::Permission;
+use palisade_store::audit as audit_log;
 use palisade_store::messaging::{self as store, Contact, Conversation, Message};
 use uuid::Uuid;
 
@@ -100,4 +103,390 @@ pub async fn list_messages(
     }
     let items = store::list_messages(&mut tx, conversation_id, cursor, limit + 1).await?;
     Ok(page(items, limit, |m| m.id))
+}
+
+/// How long after a customer's last message free-form messages may be sent (Meta's customer
+/// service window).
+pub const CUSTOMER_SERVICE_WINDOW: time::Duration = time::Duration::hours(24);
+
+/// What an agent (or an API key) sends.
+pub enum Outgoing {
+    Text {
+        body: String,
+    },
+    Template {
+        name: String,
+        /// A language code (`en_US`) or Meta's object (`{code, policy?}`).
+        language: serde_json::Value,
+        components: Option<serde_json::Value>,
+    },
+    /// `image`, `audio`, `video`, `document` or `sticker`: `{id | link, caption?, filename?}`.
+    Media {
+        kind: &'static str,
+        object: serde_json::Value,
+    },
+    /// Meta's `interactive` object (buttons, lists, …), checked in outline here and in detail by
+    /// Meta.
+    Interactive {
+        object: serde_json::Value,
+    },
+}
+
+/// Checks a media object: exactly one of `id` or an http(s) `link`; a caption (at most 1024
+/// characters) only on images, videos and documents; a filename only on documents. Returns
+/// the caption.
+fn check_media(kind: &'static str, o: &serde_json::Value) -> AppResult<Option<String>> {
+    let field = |m: &str| AppError::Validation {
+        message: format!("{kind}: {m}"),
+        fields: [(kind.to_owned(), vec![m.to_owned()])]
+            .into_iter()
+            .collect(),
+    };
+    let Some(map) = o.as_object() else {
+        return Err(field("must be an object"));
+    };
+    let allowed: &[&str] = match kind {
+        "document" => &["id", "link", "caption", "filename"],
+        "image" | "video" => &["id", "link", "caption"],
+        _ => &["id", "link"],
+    };
+    if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(field(&format!("{k} is not allowed on {kind} messages")));
+    }
+    let str_of = |k: &'static str| map.get(k).map(|v| v.as_str().ok_or(k));
+    let id = str_of("id").transpose();
+    let link = str_of("link").transpose();
+    let caption = str_of("caption").transpose();
+    let filename = str_of("filename").transpose();
+    let (Ok(id), Ok(link), Ok(caption), Ok(filename)) = (id, link, caption, filename) else {
+        return Err(field("id, link, caption and filename must be strings"));
+    };
+    match (id, link) {
+        (Some(id), None) if !id.is_empty() && id.len() <= 128 => {}
+        (None, Some(l))
+            if l.len() <= 2048 && (l.starts_with("https://") || l.starts_with("http://")) => {}
+        _ => {
+            return Err(field(
+                "needs exactly one of id (Meta's media id) or link (an http(s) URL)",
+            ))
+        }
+    }
+    if caption.is_some_and(|c| c.chars().count() > 1024) {
+        return Err(field("caption must be at most 1024 characters"));
+    }
+    if filename.is_some_and(|f| f.is_empty() || f.chars().count() > 240) {
+        return Err(field("filename must be 1 to 240 characters"));
+    }
+    Ok(caption.map(str::to_owned))
+}
+
+/// Checks an interactive object in outline: a known `type`, an `action` object, and a body
+/// text within Meta's limits when given.
+fn check_interactive(o: &serde_json::Value) -> AppResult<Option<String>> {
+    let bad = |m: &str| AppError::field("interactive", m.to_owned());
+    let Some(map) = o.as_object() else {
+        return Err(bad("must be an object"));
+    };
+    const TYPES: [&str; 7] = [
+        "button",
+        "list",
+        "cta_url",
+        "product",
+        "product_list",
+        "flow",
+        "location_request_message",
+    ];
+    if !map
+        .get("type")
+        .and_then(|t| t.as_str())
+        .is_some_and(|t| TYPES.contains(&t))
+    {
+        return Err(bad(
+            "type must be button, list, cta_url, product, product_list, flow or location_request_message",
+        ));
+    }
+    if !map.get("action").is_some_and(serde_json::Value::is_object) {
+        return Err(bad("needs an action object"));
+    }
+    let body = map
+        .get("body")
+        .and_then(|b| b.get("text"))
+        .and_then(|t| t.as_str());
+    if body.is_some_and(|b| b.chars().count() > 4096) {
+        return Err(bad("body.text must be at most 4096 characters"));
+    }
+    Ok(body.map(str::to_owned))
+}
+
+/// Queues a message to the conversation's contact: stored `queued` with its row in the send
+/// queue, in one transaction; `whatsapp::outbound` sends it. A free-form message needs the
+/// customer service window to be open (the contact wrote within 24 hours); a template does not.
+pub async fn send_message(
+    s: &Services,
+    p: &Principal,
+    conversation_id: Uuid,
+    out: Outgoing,
+) -> AppResult<Message> {
+    p.require(Permission::ConversationsWrite)?;
+    let now = s.now();
+    let (kind, body, text) = match out {
+        Outgoing::Text { body } => {
+            let n = body.chars().count();
+            if body.trim().is_empty() || n > 4096 {
+                return Err(AppError::field("text.body", "must be 1 to 4096 characters"));
+            }
+            (
+                "text",
+                serde_json::json!({ "type": "text", "text": { "body": body } }),
+                Some(body),
+            )
+        }
+        Outgoing::Template {
+            name,
+            language,
+            components,
+        } => {
+            let mut errors = Vec::new();
+            if name.is_empty()
+                || name.len() > 512
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                errors.push(palisade_domain::FieldError::new(
+                    "template.name",
+                    "must be 1 to 512 lowercase letters, digits and underscores",
+                ));
+            }
+            let code_ok = |c: &str| !c.is_empty() && c.len() <= 16;
+            let language = match language {
+                serde_json::Value::String(c) if code_ok(&c) => {
+                    Some(serde_json::json!({ "code": c }))
+                }
+                serde_json::Value::Object(o)
+                    if o.get("code").and_then(|c| c.as_str()).is_some_and(code_ok) =>
+                {
+                    Some(serde_json::Value::Object(o))
+                }
+                _ => None,
+            };
+            if language.is_none() {
+                errors.push(palisade_domain::FieldError::new(
+                    "template.language",
+                    "must be a language code such as en_US, or {\"code\": \"en_US\"}",
+                ));
+            }
+            if components.as_ref().is_some_and(|c| !c.is_array()) {
+                errors.push(palisade_domain::FieldError::new(
+                    "template.components",
+                    "must be an array of Meta's template components",
+                ));
+            }
+            if !errors.is_empty() {
+                return Err(AppError::validation(errors));
+            }
+            let mut t = serde_json::Map::new();
+            t.insert("name".into(), serde_json::Value::String(name));
+            t.insert("language".into(), language.unwrap_or_default());
+            if let Some(c) = components {
+                t.insert("components".into(), c);
+            }
+            (
+                "template",
+                serde_json::json!({ "type": "template", "template": t }),
+                None,
+            )
+        }
+        Outgoing::Media { kind, object } => {
+            let caption = check_media(kind, &object)?;
+            (
+                kind,
+                serde_json::json!({ "type": kind, kind: object }),
+                caption,
+            )
+        }
+        Outgoing::Interactive { object } => {
+            let body = check_interactive(&object)?;
+            (
+                "interactive",
+                serde_json::json!({ "type": "interactive", "interactive": object }),
+                body,
+            )
+        }
+    };
+    let mut tx = s.store.begin(p.tenant_scope()?).await?;
+    let conv = store::find_conversation(&mut tx, conversation_id)
+        .await?
+        .ok_or(AppError::NotFound("conversation"))?;
+    let conn = palisade_store::whatsapp_connections::find(&mut tx, conv.connection_id)
+        .await?
+        .ok_or(AppError::NotFound("WhatsApp connection"))?;
+    if conn.status != "active" {
+        return Err(AppError::conflict(
+            "connection_disconnected",
+            "the WhatsApp connection of this conversation is disconnected",
+        ));
+    }
+    if kind != "template"
+        && conv
+            .last_inbound_at
+            .is_none_or(|at| now - at > CUSTOMER_SERVICE_WINDOW)
+    {
+        return Err(AppError::Unprocessable {
+            code: "outside_customer_service_window",
+            message: "the contact has not written in the last 24 hours, so WhatsApp only \
+                      allows an approved template message; send a template instead"
+                .into(),
+        });
+    }
+    let m = store::NewOutbound {
+        id: Uuid::now_v7(),
+        conversation_id,
+        connection_id: conv.connection_id,
+        kind: kind.to_owned(),
+        body,
+        text,
+        author_id: Some(p.user_id.as_uuid()),
+        created_at: now,
+    };
+    store::insert_outbound(&mut tx, &m).await?;
+    let stored = store::find_message(&mut tx, m.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the message just stored is missing"))?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// Changes to a conversation; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct ConversationPatch {
+    pub status: Option<String>,
+    /// `Some(None)` unassigns.
+    pub assignee_id: Option<Option<Uuid>>,
+    pub labels: Option<Vec<String>>,
+}
+
+/// Sets a conversation's status, assignee (a user of the tenant) and labels. Audited.
+pub async fn update_conversation(
+    s: &Services,
+    p: &Principal,
+    meta: &crate::auth::RequestMeta,
+    id: Uuid,
+    patch: ConversationPatch,
+) -> AppResult<Conversation> {
+    use crate::audit::{self, AuditEntryExt};
+    use palisade_domain::FieldError;
+    p.require(Permission::ConversationsWrite)?;
+    let now = s.now();
+    let mut errors = Vec::new();
+    if let Some(st) = &patch.status {
+        if !["open", "pending", "resolved"].contains(&st.as_str()) {
+            errors.push(FieldError::new(
+                "status",
+                "must be open, pending or resolved",
+            ));
+        }
+    }
+    let labels = patch.labels.map(|list| {
+        let mut out: Vec<String> = Vec::new();
+        for l in list {
+            let l = l.trim().to_owned();
+            if l.is_empty() || l.chars().count() > 50 || l.chars().any(char::is_control) {
+                errors.push(FieldError::new(
+                    "labels",
+                    "each label must be 1 to 50 characters",
+                ));
+            } else if !out.contains(&l) {
+                out.push(l);
+            }
+        }
+        if out.len() > 20 {
+            errors.push(FieldError::new("labels", "at most 20 labels"));
+        }
+        out
+    });
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    let mut tx = s.store.begin(p.tenant_scope()?).await?;
+    let before = store::find_conversation(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound("conversation"))?;
+    if let Some(Some(a)) = patch.assignee_id {
+        let user =
+            palisade_store::users::find(&mut tx, palisade_domain::UserId::from_uuid(a)).await?;
+        if user.is_none_or(|u| u.deleted_at.is_some()) {
+            return Err(AppError::field(
+                "assignee_id",
+                "must be a user of this tenant",
+            ));
+        }
+    }
+    let status = patch.status.unwrap_or_else(|| before.status.clone());
+    let assignee = patch.assignee_id.unwrap_or(before.assignee_id);
+    let labels = labels.unwrap_or_else(|| before.labels.0.clone());
+    store::update_conversation(&mut tx, id, &status, assignee, &labels, now)
+        .await
+        .map_err(|e| match e {
+            palisade_store::StoreError::UniqueViolation { .. } => AppError::conflict(
+                "conversation_already_open",
+                "the contact already has an unresolved conversation on this number",
+            ),
+            e => e.into(),
+        })?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "conversation.updated")
+            .target("conversation", id)
+            .change(
+                Some(serde_json::json!({
+                    "status": before.status, "assignee_id": before.assignee_id, "labels": before.labels.0,
+                })),
+                Some(serde_json::json!({
+                    "status": status, "assignee_id": assignee, "labels": labels,
+                })),
+            ),
+        now,
+    )
+    .await?;
+    let after = store::find_conversation(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound("conversation"))?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Adds an internal note to a conversation: stored as a message (type `note`, direction
+/// `internal`, status `recorded`) and never sent.
+pub async fn add_note(
+    s: &Services,
+    p: &Principal,
+    conversation_id: Uuid,
+    body: &str,
+) -> AppResult<Message> {
+    p.require(Permission::ConversationsWrite)?;
+    let now = s.now();
+    if body.trim().is_empty() || body.chars().count() > 4096 {
+        return Err(AppError::field("body", "must be 1 to 4096 characters"));
+    }
+    let mut tx = s.store.begin(p.tenant_scope()?).await?;
+    let conv = store::find_conversation(&mut tx, conversation_id)
+        .await?
+        .ok_or(AppError::NotFound("conversation"))?;
+    let id = Uuid::now_v7();
+    store::insert_note(
+        &mut tx,
+        id,
+        conversation_id,
+        conv.connection_id,
+        body,
+        p.user_id.as_uuid(),
+        now,
+    )
+    .await?;
+    let m = store::find_message(&mut tx, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the note just stored is missing"))?;
+    tx.commit().await?;
+    Ok(m)
 }

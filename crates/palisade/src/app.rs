@@ -253,6 +253,11 @@ impl Application {
             self.services.clone(),
             Duration::from_secs(1),
         );
+        // Queued outgoing messages (stored with their queue row when written).
+        let outbound = palisade_core::whatsapp::outbound::spawn_worker(
+            self.services.clone(),
+            Duration::from_secs(1),
+        );
         let limits = self.services.limits.clone();
         let shrink = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -272,6 +277,7 @@ impl Application {
         shrink.abort();
         usage.abort();
         inbound.abort();
+        outbound.abort();
         if let Some(w) = webhooks {
             w.abort();
         }

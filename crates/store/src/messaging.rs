@@ -36,6 +36,9 @@ pub struct Conversation {
     pub last_inbound_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// The user handling it.
+    pub assignee_id: Option<Uuid>,
+    pub labels: Json<Vec<String>>,
     pub contact_phone: String,
     pub contact_name: Option<String>,
 }
@@ -46,21 +49,24 @@ pub struct Message {
     pub tenant_id: Uuid,
     pub conversation_id: Uuid,
     pub connection_id: Uuid,
-    pub wamid: String,
-    /// `inbound` or `outbound`.
+    /// WhatsApp's id; `None` until an outbound message has been accepted by Meta.
+    pub wamid: Option<String>,
+    /// `inbound`, `outbound` or `internal` (notes).
     pub direction: String,
     #[sqlx(rename = "type")]
     pub kind: String,
     /// The message object as Meta sent it.
     pub body: Json<serde_json::Value>,
     pub text: Option<String>,
-    /// `received`, `sent`, `delivered`, `read` or `failed`.
+    /// `received`, `queued`, `sent`, `delivered`, `read` or `failed`.
     pub status: String,
     pub error: Option<Json<serde_json::Value>>,
     pub context_wamid: Option<String>,
     pub sent_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub status_updated_at: OffsetDateTime,
+    /// The user who wrote an outbound message.
+    pub author_id: Option<Uuid>,
 }
 
 // ---- writes (processing Meta's webhooks) ----
@@ -260,7 +266,7 @@ pub async fn insert_messages(tx: &mut Tx<SystemScope>, list: &[NewMessage]) -> R
 /// The order statuses move in; a message only moves to a higher rank. `failed` ranks with
 /// `read`: neither replaces the other.
 const RANK: &str =
-    "CASE status WHEN 'received' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END";
+    "CASE status WHEN 'received' THEN 0 WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END";
 
 pub fn status_rank(status: &str) -> Option<i64> {
     match status {
@@ -302,6 +308,287 @@ pub async fn advance_status(
         > 0)
 }
 
+// ---- outbound (users and API keys write, the sender sends) ----
+
+/// An outbound message written by a user or an API key (see [`insert_outbound`]).
+#[derive(Debug, Clone)]
+pub struct NewOutbound {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub connection_id: Uuid,
+    pub kind: String,
+    /// `{type, <type>: {…}}`: the Graph API body without the recipient.
+    pub body: serde_json::Value,
+    pub text: Option<String>,
+    pub author_id: Option<Uuid>,
+    pub created_at: OffsetDateTime,
+}
+
+/// Stores an outbound message as `queued` with its row in the send queue (one transaction: the
+/// caller's), and moves the conversation's latest message time.
+pub async fn insert_outbound(tx: &mut Tx<TenantScope>, m: &NewOutbound) -> Result<()> {
+    let tenant = tx.scope().tenant_id();
+    tx.execute(
+        Query::new(format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}, author_id)
+             VALUES ($1, $2, $3, $4, NULL, 'outbound', $5, $6, $7, 'queued', NULL, NULL, NULL, $8, $8, $9)"
+        ))
+        .bind(m.id)
+        .bind(tenant)
+        .bind(m.conversation_id)
+        .bind(m.connection_id)
+        .bind(m.kind.as_str())
+        .bind(m.body.clone())
+        .bind(m.text.clone())
+        .bind(m.created_at)
+        .bind(m.author_id),
+    )
+    .await?;
+    tx.execute(
+        Query::new(
+            "INSERT INTO whatsapp_outbound_queue (message_id, tenant_id, attempts, next_attempt_at, created_at)
+             VALUES ($1, $2, 0, $3, $3)",
+        )
+        .bind(m.id)
+        .bind(tenant)
+        .bind(m.created_at),
+    )
+    .await?;
+    tx.execute(
+        Query::new(
+            "UPDATE conversations SET updated_at = $3,
+                 last_message_at = CASE WHEN last_message_at < $3 THEN $3 ELSE last_message_at END
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(m.conversation_id)
+        .bind(m.created_at),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn find_message(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Message>> {
+    let tenant = tx.scope().tenant_id();
+    tx.fetch_optional(
+        Query::new(format!(
+            "SELECT {MESSAGE_COLUMNS}, author_id FROM messages WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant)
+        .bind(id),
+    )
+    .await
+}
+
+/// A claimed row of the send queue.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QueuedSend {
+    pub message_id: Uuid,
+    pub tenant_id: Uuid,
+    pub attempts: i64,
+}
+
+/// Claims up to `limit` due sends (every tenant) by moving their `next_attempt_at` to
+/// `lease_until`; a sender that dies mid-send only delays them. On PostgreSQL concurrent
+/// senders skip each other's rows.
+pub async fn claim_sends(
+    tx: &mut Tx<SystemScope>,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<QueuedSend>> {
+    let lock = match tx.backend() {
+        crate::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        crate::Backend::Sqlite => "",
+    };
+    tx.fetch_all(
+        Query::new(format!(
+            "UPDATE whatsapp_outbound_queue SET next_attempt_at = $2
+             WHERE message_id IN (
+                SELECT message_id FROM whatsapp_outbound_queue WHERE next_attempt_at <= $1
+                ORDER BY next_attempt_at, message_id LIMIT $3 {lock})
+             RETURNING message_id, tenant_id, attempts"
+        ))
+        .bind(now)
+        .bind(lease_until)
+        .bind(limit),
+    )
+    .await
+}
+
+/// What the sender needs: the message and its recipient (`wa_id`, or the phone's digits).
+pub async fn send_job(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    message_id: Uuid,
+) -> Result<Option<(Message, String)>> {
+    #[derive(sqlx::FromRow)]
+    struct Recipient {
+        phone: String,
+        wa_id: Option<String>,
+    }
+    let m: Option<Message> = tx
+        .fetch_optional(
+            Query::new(format!(
+                "SELECT {MESSAGE_COLUMNS}, author_id FROM messages WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant)
+            .bind(message_id),
+        )
+        .await?;
+    let Some(m) = m else { return Ok(None) };
+    let r: Recipient = tx
+        .fetch_one(
+            Query::new(
+                "SELECT c.phone, c.wa_id FROM conversations v
+                 JOIN contacts c ON c.tenant_id = v.tenant_id AND c.id = v.contact_id
+                 WHERE v.tenant_id = $1 AND v.id = $2",
+            )
+            .bind(tenant)
+            .bind(m.conversation_id),
+        )
+        .await?;
+    let to = r
+        .wa_id
+        .unwrap_or_else(|| r.phone.trim_start_matches('+').to_owned());
+    Ok(Some((m, to)))
+}
+
+/// Meta accepted the message: its wamid, `sent` (unless a status webhook already moved it), and
+/// out of the queue.
+pub async fn mark_sent(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    message_id: Uuid,
+    wamid: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    tx.execute(
+        Query::new(
+            "UPDATE messages SET wamid = $3, sent_at = $4, status_updated_at = $4,
+                 status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(message_id)
+        .bind(wamid)
+        .bind(now),
+    )
+    .await?;
+    dequeue(tx, tenant, message_id).await
+}
+
+/// Meta refused the message for good (or it could not be sent): `failed` with the error, and
+/// out of the queue.
+pub async fn mark_failed(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    message_id: Uuid,
+    error: serde_json::Value,
+    now: OffsetDateTime,
+) -> Result<()> {
+    tx.execute(
+        Query::new(
+            "UPDATE messages SET status = 'failed', error = $3, status_updated_at = $4
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(message_id)
+        .bind(error)
+        .bind(now),
+    )
+    .await?;
+    dequeue(tx, tenant, message_id).await
+}
+
+async fn dequeue(tx: &mut Tx<SystemScope>, tenant: TenantId, message_id: Uuid) -> Result<()> {
+    tx.execute(
+        Query::new("DELETE FROM whatsapp_outbound_queue WHERE tenant_id = $1 AND message_id = $2")
+            .bind(tenant)
+            .bind(message_id),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A transient failure: counts the attempt and schedules the next one.
+pub async fn retry_send(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    message_id: Uuid,
+    next_attempt_at: OffsetDateTime,
+    error: &str,
+) -> Result<()> {
+    tx.execute(
+        Query::new(
+            "UPDATE whatsapp_outbound_queue
+             SET attempts = attempts + 1, next_attempt_at = $3, last_error = $4
+             WHERE tenant_id = $1 AND message_id = $2",
+        )
+        .bind(tenant)
+        .bind(message_id)
+        .bind(next_attempt_at)
+        .bind(error),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes a conversation's status, assignee and labels.
+pub async fn update_conversation(
+    tx: &mut Tx<TenantScope>,
+    id: Uuid,
+    status: &str,
+    assignee_id: Option<Uuid>,
+    labels: &[String],
+    now: OffsetDateTime,
+) -> Result<()> {
+    let tenant = tx.scope().tenant_id();
+    tx.execute(
+        Query::new(
+            "UPDATE conversations SET status = $3, assignee_id = $4, labels = $5, updated_at = $6
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(status)
+        .bind(assignee_id)
+        .bind(serde_json::json!(labels))
+        .bind(now),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Stores an internal note (type `note`, direction `internal`, status `recorded`; never sent).
+pub async fn insert_note(
+    tx: &mut Tx<TenantScope>,
+    id: Uuid,
+    conversation_id: Uuid,
+    connection_id: Uuid,
+    text: &str,
+    author_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let tenant = tx.scope().tenant_id();
+    tx.execute(
+        Query::new(format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}, author_id)
+             VALUES ($1, $2, $3, $4, NULL, 'internal', 'note', $5, $6, 'recorded', NULL, NULL, NULL, $7, $7, $8)"
+        ))
+        .bind(id)
+        .bind(tenant)
+        .bind(conversation_id)
+        .bind(connection_id)
+        .bind(serde_json::json!({ "type": "note", "note": { "body": text } }))
+        .bind(text)
+        .bind(now)
+        .bind(author_id),
+    )
+    .await?;
+    Ok(())
+}
+
 // ---- reads (users and API keys) ----
 
 const CONTACT_COLUMNS: &str =
@@ -340,7 +627,7 @@ pub async fn find_contact(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<C
 
 const CONVERSATION_SELECT: &str =
     "SELECT v.id, v.tenant_id, v.contact_id, v.connection_id, v.status, \
-    v.last_message_at, v.last_inbound_at, v.created_at, v.updated_at, \
+    v.last_message_at, v.last_inbound_at, v.created_at, v.updated_at, v.assignee_id, v.labels, \
     c.phone AS contact_phone, COALESCE(c.name, c.wa_profile_name) AS contact_name \
     FROM conversations v JOIN contacts c ON c.tenant_id = v.tenant_id AND c.id = v.contact_id";
 
@@ -387,7 +674,7 @@ pub async fn list_messages(
     let tenant = tx.scope().tenant_id();
     tx.fetch_all(
         Query::new(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages
+            "SELECT {MESSAGE_COLUMNS}, author_id FROM messages
              WHERE tenant_id = $1 AND conversation_id = $2 AND ($3 IS NULL OR id > $3)
              ORDER BY id LIMIT $4"
         ))

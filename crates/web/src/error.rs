@@ -90,6 +90,9 @@ impl IntoResponse for ApiError {
             AppError::Conflict { code, message } => {
                 (StatusCode::CONFLICT, code, message, None, None)
             }
+            AppError::Unprocessable { code, message } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code, message, None, None)
+            }
             AppError::TooManyRequests {
                 code,
                 message,

@@ -11,6 +11,8 @@ pub enum GraphError {
         status: u16,
         code: i64,
         message: String,
+        /// `error_data.details`, Meta's readable explanation, when given.
+        details: Option<String>,
     },
     /// Meta could not be reached or answered something unreadable.
     #[error("the Graph API could not be reached: {0}")]
@@ -22,6 +24,33 @@ impl GraphError {
     pub fn is_bad_token(&self) -> bool {
         matches!(self, GraphError::Api { code: 190, .. })
     }
+
+    /// Worth retrying with backoff: throughput (130429, 4, 80007) and pair-rate (131056)
+    /// limits, Meta's temporary failures (1, 2, 131000, 131016, 131057), any 5xx, and the
+    /// network.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            GraphError::Transport(_) => true,
+            GraphError::Api { status, code, .. } => {
+                *status >= 500
+                    || matches!(
+                        code,
+                        1 | 2 | 4 | 80007 | 130429 | 131000 | 131016 | 131056 | 131057
+                    )
+            }
+        }
+    }
+}
+
+/// `POST /{phone_number_id}/messages`: Meta's acceptance of a message.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SendResponse {
+    pub messages: Vec<SentMessage>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SentMessage {
+    pub id: String,
 }
 
 /// `GET /{phone_number_id}`: what Meta knows about a number.
@@ -45,6 +74,8 @@ struct ErrorBody {
     message: String,
     #[serde(default)]
     code: i64,
+    #[serde(default)]
+    error_data: Option<serde_json::Value>,
 }
 
 #[derive(Clone)]
@@ -94,6 +125,12 @@ impl GraphClient {
                 status: status.as_u16(),
                 code: env.error.code,
                 message: env.error.message,
+                details: env
+                    .error
+                    .error_data
+                    .as_ref()
+                    .and_then(|d| d.get("details").and_then(|v| v.as_str()).or(d.as_str()))
+                    .map(str::to_owned),
             }),
             Err(_) => Err(GraphError::Transport(format!(
                 "the Graph API answered HTTP {status}"
@@ -115,5 +152,28 @@ impl GraphClient {
             .await
             .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
         Self::read(resp).await
+    }
+
+    /// Sends a message (`body` is the complete Graph API body). Returns Meta's wamid.
+    pub async fn send_message(
+        &self,
+        token: &str,
+        phone_number_id: &str,
+        body: &serde_json::Value,
+    ) -> Result<String, GraphError> {
+        let resp = self
+            .http
+            .post(self.url(&format!("{phone_number_id}/messages")))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        let sent: SendResponse = Self::read(resp).await?;
+        sent.messages
+            .into_iter()
+            .next()
+            .map(|m| m.id)
+            .ok_or_else(|| GraphError::Transport("the Graph API returned no message id".into()))
     }
 }

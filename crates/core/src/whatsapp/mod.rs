@@ -16,3 +16,4 @@
 pub mod connections;
 pub mod graph;
 pub mod inbound;
+pub mod outbound;

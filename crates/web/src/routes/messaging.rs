@@ -3,10 +3,11 @@
 
 use super::rfc3339;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiPath, ApiQuery, Auth};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, Meta};
 use crate::AppState;
 use axum::extract::State;
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use palisade_core::messaging;
 use palisade_core::records::{Contact, Conversation, Message};
@@ -19,8 +20,15 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/contacts", get(list_contacts))
         .route("/api/v1/contacts/{id}", get(get_contact))
         .route("/api/v1/conversations", get(list_conversations))
-        .route("/api/v1/conversations/{id}", get(get_conversation))
-        .route("/api/v1/conversations/{id}/messages", get(list_messages))
+        .route(
+            "/api/v1/conversations/{id}",
+            get(get_conversation).patch(update_conversation),
+        )
+        .route("/api/v1/conversations/{id}/notes", post(add_note))
+        .route(
+            "/api/v1/conversations/{id}/messages",
+            get(list_messages).post(send_message),
+        )
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -84,6 +92,9 @@ pub struct ConversationResponse {
     pub connection_id: Uuid,
     /// `open`, `pending` or `resolved`.
     pub status: String,
+    /// The user handling it.
+    pub assignee_id: Option<Uuid>,
+    pub labels: Vec<String>,
     #[schema(format = DateTime)]
     pub last_message_at: String,
     #[schema(format = DateTime)]
@@ -103,6 +114,8 @@ impl From<Conversation> for ConversationResponse {
             contact_name: c.contact_name,
             connection_id: c.connection_id,
             status: c.status,
+            assignee_id: c.assignee_id,
+            labels: c.labels.0,
             last_message_at: rfc3339(c.last_message_at),
             last_inbound_at: c.last_inbound_at.map(rfc3339),
             created_at: rfc3339(c.created_at),
@@ -116,18 +129,19 @@ pub struct MessageResponse {
     pub id: Uuid,
     pub conversation_id: Uuid,
     pub connection_id: Uuid,
-    /// WhatsApp's message id.
-    pub wamid: String,
-    /// `inbound` or `outbound`.
+    /// WhatsApp's message id (absent while an outbound message is `queued`).
+    pub wamid: Option<String>,
+    /// `inbound`, `outbound`, or `internal` (a note, never sent).
     pub direction: String,
     /// Meta's message type (`text`, `image`, `interactive`, … or whatever Meta sent).
     pub r#type: String,
     /// The text of a text message.
     pub text: Option<String>,
-    /// The message object exactly as Meta sent it.
+    /// The message object exactly as Meta sent it (outbound: `{type, <type>: {…}}` as sent).
     #[schema(value_type = Object)]
     pub body: serde_json::Value,
-    /// `received` (inbound), `sent`, `delivered`, `read` or `failed`.
+    /// `received` (inbound), `queued` (outbound, not yet accepted by Meta), `sent`,
+    /// `delivered`, `read`, `failed`, or `recorded` (a note).
     pub status: String,
     /// Meta's `errors` array (failed status, or an unsupported inbound message).
     #[schema(value_type = Option<Object>)]
@@ -141,6 +155,8 @@ pub struct MessageResponse {
     pub created_at: String,
     #[schema(format = DateTime)]
     pub status_updated_at: String,
+    /// The user who wrote an outbound message (or whose API key sent it).
+    pub author_id: Option<Uuid>,
 }
 
 impl From<Message> for MessageResponse {
@@ -160,6 +176,7 @@ impl From<Message> for MessageResponse {
             sent_at: m.sent_at.map(rfc3339),
             created_at: rfc3339(m.created_at),
             status_updated_at: rfc3339(m.status_updated_at),
+            author_id: m.author_id,
         }
     }
 }
@@ -280,4 +297,188 @@ pub async fn list_messages(
         data: page.data.into_iter().map(Into::into).collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// A message to send: `{"type": "text", "text": {"body": "…"}}`,
+/// `{"type": "template", "template": {"name": "…", "language": "en_US", "components": […]}}`,
+/// `{"type": "image", "image": {"link": "https://…", "caption": "…"}}` (also `audio`, `video`,
+/// `document`, `sticker`) or `{"type": "interactive", "interactive": {…}}`. Everything but a
+/// template needs the customer service window to be open.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SendMessageRequest {
+    /// Free-form text; only within 24 hours of the contact's last message.
+    Text { text: TextBody },
+    /// An approved template; allowed at any time.
+    Template { template: TemplateBody },
+    /// `{id | link, caption?}` (Meta's media id, or an http(s) URL Meta fetches).
+    Image {
+        #[schema(value_type = Object)]
+        image: serde_json::Value,
+    },
+    /// `{id | link}`.
+    Audio {
+        #[schema(value_type = Object)]
+        audio: serde_json::Value,
+    },
+    /// `{id | link, caption?}`.
+    Video {
+        #[schema(value_type = Object)]
+        video: serde_json::Value,
+    },
+    /// `{id | link, caption?, filename?}`.
+    Document {
+        #[schema(value_type = Object)]
+        document: serde_json::Value,
+    },
+    /// `{id | link}`.
+    Sticker {
+        #[schema(value_type = Object)]
+        sticker: serde_json::Value,
+    },
+    /// Meta's interactive object (reply buttons, lists, …).
+    Interactive {
+        #[schema(value_type = Object)]
+        interactive: serde_json::Value,
+    },
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TextBody {
+    /// 1 to 4096 characters.
+    pub body: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateBody {
+    /// The template's name.
+    pub name: String,
+    /// A language code (`en_US`) or Meta's object `{"code": "en_US"}`.
+    #[schema(value_type = Object)]
+    pub language: serde_json::Value,
+    /// Meta's template components (parameters), sent verbatim.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub components: Option<serde_json::Value>,
+}
+
+/// Send a message to the conversation's contact. It is stored `queued` and sent shortly after;
+/// follow its `status` (`sent`, `delivered`, `read` or `failed` with Meta's error) through the
+/// messages list.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Conversation id")),
+    request_body = SendMessageRequest,
+    responses((status = 202, description = "Queued for sending", body = MessageResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing conversations.write (or the API key scope conversations:write)", body = ErrorBody),
+        (status = 404, description = "No such conversation in your tenant", body = ErrorBody),
+        (status = 409, description = "connection_disconnected", body = ErrorBody),
+        (status = 422, description = "outside_customer_service_window (send a template), or an invalid message", body = ErrorBody)))]
+pub async fn send_message(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<SendMessageRequest>,
+) -> ApiResult<(StatusCode, Json<MessageResponse>)> {
+    let out = match req {
+        SendMessageRequest::Text { text } => messaging::Outgoing::Text { body: text.body },
+        SendMessageRequest::Template { template } => messaging::Outgoing::Template {
+            name: template.name,
+            language: template.language,
+            components: template.components,
+        },
+        SendMessageRequest::Image { image } => media("image", image),
+        SendMessageRequest::Audio { audio } => media("audio", audio),
+        SendMessageRequest::Video { video } => media("video", video),
+        SendMessageRequest::Document { document } => media("document", document),
+        SendMessageRequest::Sticker { sticker } => media("sticker", sticker),
+        SendMessageRequest::Interactive { interactive } => messaging::Outgoing::Interactive {
+            object: interactive,
+        },
+    };
+    let m = messaging::send_message(&state.services, &p, id, out).await?;
+    Ok((StatusCode::ACCEPTED, Json(m.into())))
+}
+
+fn media(kind: &'static str, object: serde_json::Value) -> messaging::Outgoing {
+    messaging::Outgoing::Media { kind, object }
+}
+
+/// Changes to a conversation; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConversationRequest {
+    /// `open`, `pending` or `resolved`.
+    pub status: Option<String>,
+    /// A user of the tenant, or `null` to unassign.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub assignee_id: Option<Option<Uuid>>,
+    /// Replaces the labels (each 1–50 characters, at most 20).
+    pub labels: Option<Vec<String>>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Uuid>>, D::Error> {
+    Option::<Uuid>::deserialize(d).map(Some)
+}
+
+/// Change a conversation's status, assignee or labels (audited as `conversation.updated`).
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Conversation id")),
+    request_body = UpdateConversationRequest,
+    responses((status = 200, description = "The conversation", body = ConversationResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing conversations.write", body = ErrorBody),
+        (status = 404, description = "No such conversation in your tenant", body = ErrorBody),
+        (status = 409, description = "conversation_already_open: reopening while the contact has another unresolved conversation", body = ErrorBody),
+        (status = 422, description = "Unknown status, an assignee who is not a user of the tenant, bad labels", body = ErrorBody)))]
+pub async fn update_conversation(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<UpdateConversationRequest>,
+) -> ApiResult<Json<ConversationResponse>> {
+    let c = messaging::update_conversation(
+        &state.services,
+        &p,
+        &meta,
+        id,
+        messaging::ConversationPatch {
+            status: req.status,
+            assignee_id: req.assignee_id,
+            labels: req.labels,
+        },
+    )
+    .await?;
+    Ok(Json(c.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteRequest {
+    /// 1 to 4096 characters.
+    pub body: String,
+}
+
+/// Add an internal note to a conversation: a message of type `note`, direction `internal`,
+/// status `recorded`, visible to the team and never sent to the contact.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/notes", tag = "conversations", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Conversation id")),
+    request_body = NoteRequest,
+    responses((status = 201, description = "The note", body = MessageResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing conversations.write", body = ErrorBody),
+        (status = 404, description = "No such conversation in your tenant", body = ErrorBody),
+        (status = 422, description = "Empty or too long", body = ErrorBody)))]
+pub async fn add_note(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<NoteRequest>,
+) -> ApiResult<(StatusCode, Json<MessageResponse>)> {
+    let m = messaging::add_note(&state.services, &p, id, &req.body).await?;
+    Ok((StatusCode::CREATED, Json(m.into())))
 }

@@ -1,0 +1,192 @@
+//! Sending queued messages through the Graph API.
+//!
+//! `messaging::send_message` stores a message `queued` with its row in
+//! `whatsapp_outbound_queue`, in one transaction. A sender on every node ([`spawn_worker`])
+//! claims due rows under a `SystemScope` (moving `next_attempt_at` ahead as a lease, so a
+//! sender that dies mid-send only delays the message), sends each with the connection's
+//! decrypted token, and then in one transaction either stores Meta's wamid and `sent`, or
+//! schedules a retry with backoff (throughput and pair-rate limits, Meta's temporary errors,
+//! 5xx, network), or marks the message `failed` with Meta's code and a readable reason. The
+//! status webhooks then move it to `delivered` and `read` (`whatsapp::inbound`, by wamid).
+
+use super::connections::secret_aad;
+use super::graph::GraphError;
+use crate::{AppResult, Services};
+use palisade_domain::TenantId;
+use palisade_store::messaging::{self as store, QueuedSend};
+use palisade_store::whatsapp_connections as connections;
+use palisade_store::SystemScope;
+use serde_json::{json, Value};
+use time::Duration;
+
+/// Transient failures are retried this many times in all, then the message fails.
+pub const MAX_ATTEMPTS: i64 = 8;
+const BATCH: i64 = 50;
+/// How long a claimed send is hidden from other senders.
+const LEASE: Duration = Duration::minutes(2);
+
+/// The wait before the attempt after `attempts` failed ones: 4^n seconds (Meta's advice for
+/// the pair rate limit), at most 15 minutes.
+pub fn backoff(attempts: i64) -> Duration {
+    let n = u32::try_from(attempts.clamp(0, 6)).unwrap_or(6);
+    Duration::seconds(4_i64.pow(n).min(900))
+}
+
+/// The sender: sends whatever is due, every `every`.
+pub fn spawn_worker(s: Services, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = send_pending(&s).await {
+                tracing::warn!(error = %e, "WhatsApp sending round failed");
+            }
+        }
+    })
+}
+
+/// Sends every due queued message. Returns how many were attempted.
+pub async fn send_pending(s: &Services) -> AppResult<usize> {
+    let mut done = 0;
+    loop {
+        let now = s.now();
+        let mut tx = s
+            .store
+            .begin(SystemScope::new("whatsapp.outbound.claim"))
+            .await?;
+        let claimed = store::claim_sends(&mut tx, now, now + LEASE, BATCH).await?;
+        tx.commit().await?;
+        if claimed.is_empty() {
+            return Ok(done);
+        }
+        for q in claimed {
+            if let Err(e) = send_one(s, &q).await {
+                tracing::warn!(error = %e, message = %q.message_id, "WhatsApp send failed; retried after the lease");
+            }
+            done += 1;
+        }
+    }
+}
+
+enum Outcome {
+    Sent(String),
+    Retry(String),
+    Failed(Value),
+}
+
+async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
+    let tenant = TenantId::from_uuid(q.tenant_id);
+    let mut tx = s
+        .store
+        .begin_read(SystemScope::new("whatsapp.outbound.send"))
+        .await?;
+    let job = store::send_job(&mut tx, tenant, q.message_id).await?;
+    let conn = match &job {
+        Some((m, _)) => connections::find_any(&mut tx, m.connection_id).await?,
+        None => None,
+    };
+    drop(tx);
+    let outcome = match (job, conn) {
+        (None, _) => return Ok(()), // deleted with its queue row
+        (Some(_), None) => Outcome::Failed(error(
+            0,
+            "connection_missing",
+            "the WhatsApp connection no longer exists",
+        )),
+        (Some(_), Some(c)) if c.status != "active" => Outcome::Failed(error(
+            0,
+            "connection_disconnected",
+            "the WhatsApp connection was disconnected before the message could be sent",
+        )),
+        (Some((m, to)), Some(c)) => {
+            let token = s
+                .keys
+                .encryption
+                .decrypt(&c.access_token_ciphertext, &secret_aad(&c, "access_token"))
+                .map_err(|e| anyhow::anyhow!("access token of connection {}: {e:?}", c.id))?;
+            let token = String::from_utf8(token)
+                .map_err(|_| anyhow::anyhow!("access token of connection {} is not UTF-8", c.id))?;
+            let mut body = m.body.0.clone();
+            if let Some(o) = body.as_object_mut() {
+                o.insert("messaging_product".into(), json!("whatsapp"));
+                o.insert("recipient_type".into(), json!("individual"));
+                o.insert("to".into(), json!(to));
+            }
+            match s
+                .graph
+                .send_message(&token, &c.phone_number_id, &body)
+                .await
+            {
+                Ok(wamid) => Outcome::Sent(wamid),
+                Err(e) if e.is_transient() && q.attempts + 1 < MAX_ATTEMPTS => {
+                    Outcome::Retry(e.to_string())
+                }
+                Err(GraphError::Api {
+                    code,
+                    message,
+                    details,
+                    ..
+                }) => Outcome::Failed(error(
+                    code,
+                    &message,
+                    &details.unwrap_or_else(|| reason(code).to_owned()),
+                )),
+                Err(e @ GraphError::Transport(_)) => Outcome::Failed(error(
+                    0,
+                    "unreachable",
+                    &format!("gave up after {MAX_ATTEMPTS} attempts: {e}"),
+                )),
+            }
+        }
+    };
+    let now = s.now();
+    let mut tx = s
+        .store
+        .begin(SystemScope::new("whatsapp.outbound.send"))
+        .await?;
+    match outcome {
+        Outcome::Sent(wamid) => {
+            store::mark_sent(&mut tx, tenant, q.message_id, &wamid, now).await?;
+        }
+        Outcome::Retry(why) => {
+            tracing::info!(message = %q.message_id, attempts = q.attempts + 1, error = %why, "WhatsApp send will be retried");
+            store::retry_send(
+                &mut tx,
+                tenant,
+                q.message_id,
+                now + backoff(q.attempts),
+                &why,
+            )
+            .await?;
+        }
+        Outcome::Failed(err) => {
+            tracing::warn!(message = %q.message_id, error = %err, "WhatsApp send failed");
+            store::mark_failed(&mut tx, tenant, q.message_id, err, now).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// An error in the shape of Meta's status webhooks' `errors` (`[{code, title, message}]`).
+fn error(code: i64, title: &str, message: &str) -> Value {
+    json!([{ "code": code, "title": title, "message": message }])
+}
+
+/// A readable reason for Meta's common permanent errors, when Meta gave no details.
+fn reason(code: i64) -> &'static str {
+    match code {
+        0 | 190 => "the connection's access token is invalid or expired; reconnect the number",
+        3 | 10 | 200..=299 | 131005 => "the access token lacks a permission for this number",
+        100 | 131008 | 131009 => "WhatsApp refused the message's parameters",
+        131026 => "the message could not be delivered: the recipient may not use WhatsApp",
+        131047 => "more than 24 hours have passed since the contact last wrote; send a template",
+        131050 => "the contact stopped marketing messages from this business",
+        131051 => "WhatsApp does not support this message type",
+        132000 => "the number of template parameters does not match the template",
+        132001 => "the template does not exist in this language or is not approved",
+        368 | 131031 => "the WhatsApp Business account is restricted",
+        _ => "WhatsApp refused the message",
+    }
+}
