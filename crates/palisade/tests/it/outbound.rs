@@ -2,7 +2,8 @@
 //! queued durably, sent through the Graph API (the simulator), and its status follows Meta's
 //! status webhooks. The 24-hour customer service window is enforced before anything is queued.
 
-use palisade_testkit::{spawn_app_with, Db, Session, TestApp};
+use crate::support::{whatsapp_fixture, WhatsAppFixture};
+use palisade_testkit::Db;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -16,65 +17,24 @@ both!(
     media_and_interactive_messages_are_sent
 );
 
-struct Setup {
-    app: TestApp,
-    sim: String,
-    owner: Session,
-    phone_number_id: String,
+/// The shared WhatsApp fixture, with this module's helpers on top.
+struct Setup(WhatsAppFixture);
+
+impl std::ops::Deref for Setup {
+    type Target = WhatsAppFixture;
+    fn deref(&self) -> &WhatsAppFixture {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Setup {
+    fn deref_mut(&mut self) -> &mut WhatsAppFixture {
+        &mut self.0
+    }
 }
 
 async fn setup(db: Db) -> Setup {
-    let sim = palisade_wa_sim::build(palisade_wa_sim::SimConfig::testing())
-        .await
-        .unwrap();
-    let base = sim.base_url();
-    tokio::spawn(sim.run_until(std::future::pending()));
-    let graph = base.clone();
-    let app = spawn_app_with(db, move |c| c.whatsapp_graph_base_url = graph).await;
-    let owner = app.register("Acme", "owner@acme.example").await;
-    let n: Value = app
-        .client
-        .post(format!("{base}/_sim/phone-numbers"))
-        .json(&json!({"verified_name": "Acme Support"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let r = app
-        .post(
-            "/api/v1/whatsapp/connections",
-            Some(&owner.access_token),
-            json!({
-                "display_name": "Support line",
-                "phone_number_id": n["phone_number_id"],
-                "waba_id": n["waba_id"],
-                "access_token": n["access_token"],
-                "app_secret": n["app_secret"],
-            }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let connection_id = r.body["connection"]["id"].as_str().unwrap().to_owned();
-    let pid = n["phone_number_id"].as_str().unwrap().to_owned();
-    let sub = app
-        .client
-        .post(format!("{base}/_sim/phone-numbers/{pid}/subscribe"))
-        .json(&json!({
-            "callback_url": app.url(&format!("/webhooks/whatsapp/{connection_id}")),
-            "verify_token": r.body["verify_token"],
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sub.status(), StatusCode::OK);
-    Setup {
-        app,
-        sim: base,
-        owner,
-        phone_number_id: pid,
-    }
+    Setup(whatsapp_fixture(db).await)
 }
 
 impl Setup {

@@ -1,6 +1,6 @@
 //! Small helpers shared by the feature modules: raw requests, error assertions, stored counts.
 
-use palisade_testkit::{Resp, Session, TestApp, GOOD_PASSWORD};
+use palisade_testkit::{spawn_app_with, Db, Resp, Session, TestApp, GOOD_PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -159,4 +159,71 @@ pub fn cookie_value(set_cookie: &str) -> &str {
         .next()
         .and_then(|kv| kv.split_once('='))
         .map_or("", |(_, v)| v)
+}
+
+/// A tenant with a WhatsApp number connected through the in-process simulator, whose webhooks
+/// the simulator delivers to the connection's callback URL.
+pub struct WhatsAppFixture {
+    pub app: TestApp,
+    pub sim: String,
+    pub owner: Session,
+    pub connection_id: String,
+    pub phone_number_id: String,
+    pub app_secret: String,
+}
+
+pub async fn whatsapp_fixture(db: Db) -> WhatsAppFixture {
+    let sim = palisade_wa_sim::build(palisade_wa_sim::SimConfig::testing())
+        .await
+        .unwrap();
+    let base = sim.base_url();
+    tokio::spawn(sim.run_until(std::future::pending()));
+    let graph = base.clone();
+    let app = spawn_app_with(db, move |c| c.whatsapp_graph_base_url = graph).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let n: Value = app
+        .client
+        .post(format!("{base}/_sim/phone-numbers"))
+        .json(&json!({"verified_name": "Acme Support"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = app
+        .post(
+            "/api/v1/whatsapp/connections",
+            Some(&owner.access_token),
+            json!({
+                "display_name": "Support line",
+                "phone_number_id": n["phone_number_id"],
+                "waba_id": n["waba_id"],
+                "access_token": n["access_token"],
+                "app_secret": n["app_secret"],
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let connection_id = r.body["connection"]["id"].as_str().unwrap().to_owned();
+    let pid = n["phone_number_id"].as_str().unwrap().to_owned();
+    let sub = app
+        .client
+        .post(format!("{base}/_sim/phone-numbers/{pid}/subscribe"))
+        .json(&json!({
+            "callback_url": app.url(&format!("/webhooks/whatsapp/{connection_id}")),
+            "verify_token": r.body["verify_token"],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sub.status(), StatusCode::OK);
+    WhatsAppFixture {
+        app,
+        sim: base,
+        owner,
+        connection_id,
+        phone_number_id: pid,
+        app_secret: n["app_secret"].as_str().unwrap().to_owned(),
+    }
 }
