@@ -205,7 +205,7 @@ pub async fn process_event(s: &Services, id: Uuid) -> AppResult<bool> {
         Ok(payload) => match connections::find_any(&mut tx, event.connection_id).await? {
             None => Err("the connection no longer exists".to_owned()),
             Some(conn) => match apply(&mut tx, &event, &conn, &payload, now).await {
-                Ok(notes) => Ok(notes),
+                Ok(applied) => Ok(applied),
                 Err(e) => {
                     // A database failure: roll back and count the attempt.
                     drop(tx);
@@ -224,18 +224,34 @@ pub async fn process_event(s: &Services, id: Uuid) -> AppResult<bool> {
             },
         },
     };
-    let error = match outcome {
-        Ok(notes) if notes.is_empty() => None,
-        Ok(notes) => Some(notes.join("; ")),
+    let (error, applied) = match outcome {
+        Ok(applied) if applied.notes.is_empty() => (None, applied),
+        Ok(applied) => (Some(applied.notes.join("; ")), applied),
         Err(why) => {
             tracing::warn!(event = %id, error = %why, "WhatsApp webhook could not be processed");
-            Some(why)
+            (Some(why), Applied::default())
         }
     };
     store::finish(&mut tx, id, now, error).await?;
     tx.commit().await?;
+    after_commit(s, &applied);
     Ok(true)
 }
+
+/// What processing one stored event changed: the input of the follow-ups that run in its
+/// transaction (in [`apply`]) or after it commits (in [`after_commit`]).
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// What was skipped, kept in the event's `error`.
+    pub notes: Vec<String>,
+    /// Inbound messages stored by this event (redeliveries excluded).
+    pub messages: Vec<NewMessage>,
+    /// Status changes that moved a message forward: (wamid, new status).
+    pub statuses: Vec<(String, String)>,
+}
+
+/// Follow-ups of a committed event that need no transaction.
+fn after_commit(_s: &Services, _applied: &Applied) {}
 
 /// Applies every change of the payload. Returns notes about what was skipped (kept in the
 /// event's `error`); database errors abort the whole event.
@@ -245,15 +261,16 @@ async fn apply(
     conn: &Connection,
     payload: &Value,
     now: OffsetDateTime,
-) -> palisade_store::Result<Vec<String>> {
-    let mut notes = Vec::new();
+) -> palisade_store::Result<Applied> {
+    let mut applied = Applied::default();
+    let notes = &mut applied.notes;
     if payload.get("object").and_then(Value::as_str) != Some("whatsapp_business_account") {
         notes.push("object is not whatsapp_business_account".to_owned());
-        return Ok(notes);
+        return Ok(applied);
     }
     let Some(entries) = payload.get("entry").and_then(Value::as_array) else {
         notes.push("no entry array".to_owned());
-        return Ok(notes);
+        return Ok(applied);
     };
     for (ei, entry) in entries.iter().enumerate() {
         let changes = entry
@@ -279,14 +296,16 @@ async fn apply(
                 notes.push(format!("{at}: for another phone number id, skipped"));
                 continue;
             }
-            apply_messages(tx, event.tenant_id, conn, value, now, &at, &mut notes).await?;
-            apply_statuses(tx, event.tenant_id, conn, value, now, &at, &mut notes).await?;
+            let stored = apply_messages(tx, event.tenant_id, conn, value, now, &at, notes).await?;
+            let moved = apply_statuses(tx, event.tenant_id, conn, value, now, &at, notes).await?;
+            applied.messages.extend(stored);
+            applied.statuses.extend(moved);
             if let Some(errors) = value.get("errors") {
                 tracing::warn!(connection = %conn.id, %errors, "WhatsApp reported errors");
             }
         }
     }
-    Ok(notes)
+    Ok(applied)
 }
 
 fn unix_time(v: Option<&Value>) -> Option<OffsetDateTime> {
@@ -306,9 +325,9 @@ async fn apply_messages(
     now: OffsetDateTime,
     at: &str,
     notes: &mut Vec<String>,
-) -> palisade_store::Result<()> {
+) -> palisade_store::Result<Vec<NewMessage>> {
     let Some(list) = value.get("messages").and_then(Value::as_array) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let profiles: HashMap<&str, &str> = value
         .get("contacts")
@@ -403,7 +422,7 @@ async fn apply_messages(
         });
     }
     messaging::insert_messages(tx, &new).await?;
-    Ok(())
+    Ok(new)
 }
 
 async fn apply_statuses(
@@ -414,9 +433,10 @@ async fn apply_statuses(
     now: OffsetDateTime,
     at: &str,
     notes: &mut Vec<String>,
-) -> palisade_store::Result<()> {
+) -> palisade_store::Result<Vec<(String, String)>> {
+    let mut moved = Vec::new();
     let Some(list) = value.get("statuses").and_then(Value::as_array) else {
-        return Ok(());
+        return Ok(moved);
     };
     for (si, st) in list.iter().enumerate() {
         let (Some(wamid), Some(status)) = (
@@ -435,11 +455,13 @@ async fn apply_statuses(
             .flatten();
         let changed =
             messaging::advance_status(tx, tenant, conn.id, wamid, status, error, now).await?;
-        if !changed {
+        if changed {
+            moved.push((wamid.to_owned(), status.to_owned()));
+        } else {
             tracing::debug!(wamid, status, "status for an unknown message or not newer");
         }
     }
-    Ok(())
+    Ok(moved)
 }
 
 #[cfg(test)]
