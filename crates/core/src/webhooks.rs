@@ -1043,10 +1043,12 @@ async fn deliver_to_endpoint(s: &Services, list: Vec<Delivery>) -> usize {
     n
 }
 
-/// An active endpoint with its signing keys decrypted (the previous one while it overlaps).
+/// An active endpoint with its signing keys decrypted (the previous one while it overlaps) and,
+/// when its URL passes the policy, a client pinned to its checked addresses for this round.
 struct Endpoint {
     webhook: Webhook,
     keys: Vec<SigningKey>,
+    client: Option<outbound::PinnedClient>,
 }
 
 async fn load_endpoint(s: &Services, tenant: TenantId, id: Uuid) -> AppResult<Option<Endpoint>> {
@@ -1085,7 +1087,18 @@ async fn load_endpoint(s: &Services, tenant: TenantId, id: Uuid) -> AppResult<Op
             );
         }
     }
-    Ok(Some(Endpoint { webhook: w, keys }))
+    // The URL is checked (and its name resolved) again for every round; if that fails, each
+    // attempt below fails the same way and is recorded.
+    let policy = policy(s);
+    let client = match TargetUrl::parse(&w.url, &policy) {
+        Ok(t) => outbound::PinnedClient::new(&policy, &t).await.ok(),
+        Err(_) => None,
+    };
+    Ok(Some(Endpoint {
+        webhook: w,
+        keys,
+        client,
+    }))
 }
 
 enum Outcome {
@@ -1142,9 +1155,10 @@ async fn attempt(s: &Services, e: &Endpoint, d: Delivery) -> AppResult<bool> {
     );
     let policy = policy(s);
     let started = std::time::Instant::now();
-    let result = match TargetUrl::parse(&e.webhook.url, &policy) {
-        Ok(t) => outbound::send(&policy, Method::POST, &t, headers, body).await,
-        Err(e) => Err(e),
+    let result = match (&e.client, TargetUrl::parse(&e.webhook.url, &policy)) {
+        (Some(client), Ok(_)) => client.send(Method::POST, headers, body).await,
+        (None, Ok(t)) => outbound::send(&policy, Method::POST, &t, headers, body).await,
+        (_, Err(e)) => Err(e),
     };
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let (outcome, rec) = match result {
