@@ -1356,3 +1356,19 @@ async fn revoking_a_creators_keys_emits_api_key_revoked(db: Db) {
         vec![json!("creator deleted"), json!("creator deleted")]
     );
 }
+
+#[test]
+fn a_zero_per_minute_limit_is_refused_at_start() {
+    use palisade::config::RawConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let raw = RawConfig {
+        webhooks_deliveries_per_minute: 0,
+        ..palisade_testkit::test_config(dir.path())
+    };
+    let err = palisade::Config::from_raw(raw).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("PALISADE_WEBHOOKS_DELIVERIES_PER_MINUTE"),
+        "{err}"
+    );
+}
