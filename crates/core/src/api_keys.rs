@@ -88,7 +88,7 @@ fn json(k: &ApiKey) -> serde_json::Value {
     serde_json::json!({
         "id": k.id, "name": k.name, "prefix": k.prefix, "scopes": k.scopes,
         "allowed_ips": k.allowed_ips, "expires_at": k.expires_at.map(|t| t.unix_timestamp()),
-        "revoked": k.revoked_at.is_some(),
+        "revoked": k.revoked_at.is_some(), "revocation_reason": k.revocation_reason,
     })
 }
 
@@ -295,8 +295,8 @@ pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -
     Ok(())
 }
 
-/// Revokes the keys a user created (their deletion or demotion), in the caller's transaction;
-/// the caller tells the cache after commit.
+/// Revokes the keys a user created (their deletion or demotion), in the caller's transaction,
+/// and queues an `api_key.revoked` event for each; the caller tells the cache after commit.
 pub async fn revoke_created_by<S: palisade_store::Scope>(
     tx: &mut palisade_store::Tx<S>,
     creator: palisade_domain::UserId,
@@ -304,9 +304,10 @@ pub async fn revoke_created_by<S: palisade_store::Scope>(
     reason: &str,
     now: OffsetDateTime,
 ) -> AppResult<Vec<Uuid>> {
-    let ids = api_keys::revoke_by_creator(tx, creator, by, reason, now).await?;
-    for id in &ids {
-        cache::record(tx, ChangeKind::ApiKey, *id, now).await?;
+    let keys = api_keys::revoke_by_creator(tx, creator, by, reason, now).await?;
+    for k in &keys {
+        cache::record(tx, ChangeKind::ApiKey, k.id, now).await?;
+        crate::webhooks::enqueue(tx, k.tenant_id, "api_key.revoked", json(k), now).await?;
     }
-    Ok(ids)
+    Ok(keys.iter().map(|k| k.id).collect())
 }

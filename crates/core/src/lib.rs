@@ -11,6 +11,7 @@ pub mod clock;
 pub mod crypto;
 pub mod error;
 pub mod messaging;
+pub mod notifications;
 pub mod outbound;
 pub mod platform;
 pub mod rate_limit;
@@ -78,6 +79,7 @@ pub mod records {
     pub use palisade_store::api_keys::ApiKey;
     pub use palisade_store::audit::{AuditFilter, AuditRecord, ChainReport};
     pub use palisade_store::messaging::{Contact, Conversation, Message};
+    pub use palisade_store::notifications::Notification;
     pub use palisade_store::sessions::Session;
     pub use palisade_store::tenants::{Tenant, TenantStatus};
     pub use palisade_store::users::User;

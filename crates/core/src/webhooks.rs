@@ -9,29 +9,34 @@
 //!   from `PALISADE_WEBHOOKS_ALLOW_PRIVATE_TARGETS`, which production refuses.
 //! - A URL whose host is neither in the platform allowlist nor in the tenant's is created
 //!   `pending_approval`; nothing is queued for it until an admin approves it (audited).
-//! - Secrets are 32 random bytes (`whsec_` + base64), shown once, stored encrypted with
-//!   `webhook:<tenant>:<id>` as associated data. Rotation keeps the previous secret signing for
-//!   24 hours (or drops it at once).
+//! - An endpoint signs with HMAC-SHA256 (`v1`, default) or Ed25519 (`v1a`), chosen at creation.
+//!   HMAC secrets are 32 random bytes (`whsec_` + base64), shown once; Ed25519 private keys are
+//!   32-byte seeds (`whsk_` + base64), never shown, and the consumer gets the public key
+//!   (`whpk_` + base64), shown at creation and on every read. Both are stored encrypted with
+//!   `webhook:<tenant>:<id>` as associated data. Rotation keeps the previous key signing for an
+//!   overlap (24 hours by default, at most 7 days, 0 drops it at once).
 //! - Events are queued in the transaction of the change that causes them, so a rolled-back
 //!   change sends nothing and a committed one is never lost; the queue survives restarts.
 //! - Delivery: `webhook-id` is the delivery id (stable across retries), `webhook-timestamp` the
-//!   attempt's Unix time, `webhook-signature` `v1,<base64 HMAC-SHA256(secret, id.ts.body)>` (two
-//!   entries during a rotation overlap). Retries back off exponentially with jitter for ~40 h,
-//!   honour `Retry-After`, and stop on `410 Gone`, which disables the endpoint. Each endpoint gets
-//!   at most 60 attempts a minute. An endpoint failing 50 times in a row, or for 24 hours, is
-//!   disabled with an audit record.
-//!
-//! Not done: Ed25519 (`v1a`) signatures; notifying admins through any channel other than the
-//! audit log (no notification channel exists yet).
+//!   attempt's Unix time, `webhook-signature` `v1,<base64 HMAC-SHA256(secret, id.ts.body)>` or
+//!   `v1a,<base64 Ed25519 signature of id.ts.body>` (two entries during a rotation overlap).
+//!   Retries back off exponentially with jitter for ~40 h, honour `Retry-After`, and stop on
+//!   `410 Gone`, which disables the endpoint. Each endpoint gets at most
+//!   `PALISADE_WEBHOOKS_DELIVERIES_PER_MINUTE` attempts a minute (60 by default). An endpoint
+//!   failing 50 times in a row, or for 24 hours, is disabled with an audit record and a
+//!   notification to every admin of the tenant, in the same transaction.
+//! - A webhook created (or moved by a URL change) to `pending_approval` notifies the tenant's
+//!   other admins in the transaction that creates it.
 
 use crate::audit::{self, AuditEntryExt};
 use crate::auth::{Principal, RequestMeta};
+use crate::notifications::{self, NewNotification};
 use crate::outbound::{self, HeaderMap, Method, OutboundPolicy, TargetHost, TargetUrl};
 use crate::{AppError, AppResult, Services};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use palisade_domain::{FieldError, Permission, TenantId};
+use palisade_domain::{FieldError, Permission, TenantId, UserId};
 use palisade_store::webhooks::{self as store, Attempt, Delivery, Webhook, WebhookStatus};
 use palisade_store::{audit as audit_log, Scope, SystemScope, Tx};
 use rand::{Rng, RngCore};
@@ -43,6 +48,10 @@ use uuid::Uuid;
 
 /// Prefix of symmetric secrets (Standard Webhooks).
 pub const SECRET_PREFIX: &str = "whsec_";
+/// Prefix of Ed25519 private keys (Standard Webhooks); never leaves the server.
+pub const PRIVATE_KEY_PREFIX: &str = "whsk_";
+/// Prefix of Ed25519 public keys (Standard Webhooks), given to the consumer.
+pub const PUBLIC_KEY_PREFIX: &str = "whpk_";
 /// Every event type Palisade emits (docs/webhooks.md has payload examples).
 pub const EVENT_TYPES: &[&str] = &[
     "user.created",
@@ -56,10 +65,10 @@ pub const EVENT_TYPES: &[&str] = &[
 pub const RETRY_SCHEDULE_SECS: &[i64] = &[
     5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800, 28800,
 ];
-/// How long the previous secret keeps signing after a rotation.
+/// How long the previous secret keeps signing after a rotation, by default.
 pub const ROTATION_OVERLAP: Duration = Duration::hours(24);
-/// Attempts per endpoint per minute.
-pub const RATE_PER_MINUTE: i64 = 60;
+/// The longest overlap a rotation may ask for.
+pub const MAX_ROTATION_OVERLAP: Duration = Duration::days(7);
 /// Consecutive failed attempts that disable an endpoint.
 pub const DISABLE_AFTER_FAILURES: i64 = 50;
 /// An endpoint failing every attempt for this long is disabled.
@@ -68,7 +77,13 @@ pub const DISABLE_AFTER_FAILING_FOR: Duration = Duration::hours(24);
 pub const RESPONSE_LOG_BYTES: usize = 1024;
 /// A claimed delivery is retried after this if its worker dies mid-attempt.
 const LEASE: Duration = Duration::minutes(2);
-const CLAIM_BATCH: i64 = 100;
+/// Deliveries claimed per round (a full round is followed by another at once).
+const CLAIM_BATCH: usize = 500;
+const CLAIM_BATCH_I64: i64 = 500;
+/// Endpoints a node sends to at once (each endpoint's deliveries go one at a time, in order).
+pub const MAX_PARALLEL_ENDPOINTS: usize = 32;
+/// A delivery over its endpoint's per-minute budget waits this long before it is claimed again.
+const RATE_LIMIT_DEFER: Duration = Duration::seconds(10);
 
 // ---- pure helpers ----
 
@@ -97,6 +112,87 @@ pub fn secret_bytes(secret: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
+/// How an endpoint signs (fixed at creation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureAlgorithm {
+    /// HMAC-SHA256 with a `whsec_` secret: `v1,…`.
+    HmacSha256,
+    /// Ed25519 with a `whsk_` private key: `v1a,…`.
+    Ed25519,
+}
+
+impl SignatureAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureAlgorithm::HmacSha256 => "hmac_sha256",
+            SignatureAlgorithm::Ed25519 => "ed25519",
+        }
+    }
+    /// `hmac_sha256` (also spelled `hmac-sha256`) or `ed25519`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "hmac_sha256" | "hmac-sha256" => Some(SignatureAlgorithm::HmacSha256),
+            "ed25519" => Some(SignatureAlgorithm::Ed25519),
+            _ => None,
+        }
+    }
+}
+
+/// A fresh Ed25519 key pair: (`whsk_…` private key, `whpk_…` public key).
+pub fn generate_ed25519() -> AppResult<(String, String)> {
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+        .map_err(|e| anyhow::anyhow!("ed25519 key: {e}"))?;
+    use ring::signature::KeyPair;
+    Ok((
+        format!("{PRIVATE_KEY_PREFIX}{}", STANDARD.encode(seed)),
+        format!(
+            "{PUBLIC_KEY_PREFIX}{}",
+            STANDARD.encode(pair.public_key().as_ref())
+        ),
+    ))
+}
+
+/// One key an endpoint signs with, decrypted for one attempt.
+pub enum SigningKey {
+    Hmac(Vec<u8>),
+    Ed25519(ring::signature::Ed25519KeyPair),
+}
+
+impl SigningKey {
+    /// Parses a stored `whsec_…` or `whsk_…` key.
+    pub fn parse(alg: SignatureAlgorithm, key: &str) -> Option<SigningKey> {
+        match alg {
+            SignatureAlgorithm::HmacSha256 => secret_bytes(key).map(SigningKey::Hmac),
+            SignatureAlgorithm::Ed25519 => {
+                let seed = STANDARD
+                    .decode(key.strip_prefix(PRIVATE_KEY_PREFIX)?)
+                    .ok()?;
+                ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+                    .ok()
+                    .map(SigningKey::Ed25519)
+            }
+        }
+    }
+
+    /// `v1,<sig>` or `v1a,<sig>` over `{id}.{timestamp}.{body}`.
+    pub fn signature(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+        match self {
+            SigningKey::Hmac(k) => format!("v1,{}", sign(k, msg_id, timestamp, body)),
+            SigningKey::Ed25519(pair) => {
+                let mut msg = Vec::with_capacity(msg_id.len() + body.len() + 24);
+                msg.extend_from_slice(msg_id.as_bytes());
+                msg.push(b'.');
+                msg.extend_from_slice(timestamp.to_string().as_bytes());
+                msg.push(b'.');
+                msg.extend_from_slice(body);
+                format!("v1a,{}", STANDARD.encode(pair.sign(&msg).as_ref()))
+            }
+        }
+    }
+}
+
 /// `base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}"))`.
 pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     let Ok(mut mac) = <Hmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(key) else {
@@ -110,10 +206,10 @@ pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// The `webhook-signature` value: one `v1,<sig>` per key, space-separated.
-pub fn signature_header(keys: &[Vec<u8>], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+/// The `webhook-signature` value: one `v1,<sig>` / `v1a,<sig>` per key, space-separated.
+pub fn signature_header(keys: &[SigningKey], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     keys.iter()
-        .map(|k| format!("v1,{}", sign(k, msg_id, timestamp, body)))
+        .map(|k| k.signature(msg_id, timestamp, body))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -267,6 +363,52 @@ pub struct NewWebhook {
     pub url: String,
     pub events: Vec<String>,
     pub description: Option<String>,
+    /// `hmac_sha256` (default; `hmac-sha256` is accepted too) or `ed25519`.
+    pub signature_algorithm: Option<String>,
+}
+
+/// A fresh signing key for `alg`: (what is stored encrypted, what the consumer gets, the
+/// public key to store in clear).
+fn new_signing_key(alg: SignatureAlgorithm) -> AppResult<(String, String, Option<String>)> {
+    Ok(match alg {
+        SignatureAlgorithm::HmacSha256 => {
+            let secret = generate_secret();
+            (secret.clone(), secret, None)
+        }
+        SignatureAlgorithm::Ed25519 => {
+            let (private, public) = generate_ed25519()?;
+            (private, public.clone(), Some(public))
+        }
+    })
+}
+
+/// Tells the tenant's other admins that `w` waits for approval (in the caller's transaction).
+async fn notify_pending<S: Scope>(
+    tx: &mut Tx<S>,
+    w: &Webhook,
+    actor: UserId,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let recipients = notifications::tenant_admins(tx, w.tenant_id, Some(actor)).await?;
+    notifications::notify(
+        tx,
+        w.tenant_id,
+        &recipients,
+        &NewNotification {
+            kind: "webhook.pending_approval",
+            title: "A webhook waits for approval".into(),
+            body: format!(
+                "A webhook to {} is outside the allowed domains; nothing is sent to it until an \
+                 admin approves it.",
+                w.url
+            ),
+            data: json!({ "webhook_id": w.id, "url": w.url, "requested_by": w.created_by }),
+            target: Some(("webhook", w.id)),
+        },
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 pub struct WebhookChanges {
@@ -313,7 +455,17 @@ pub async fn create(
         .ok()
         .flatten()
         .flatten();
-    let (Some(target), Some(events)) = (target, events) else {
+    let algorithm = match input.signature_algorithm.as_deref() {
+        None => Some(SignatureAlgorithm::HmacSha256),
+        Some(a) => SignatureAlgorithm::parse(a).or_else(|| {
+            errors.push(FieldError::new(
+                "signature_algorithm",
+                "must be hmac_sha256 (Standard Webhooks v1) or ed25519 (v1a)",
+            ));
+            None
+        }),
+    };
+    let (Some(target), Some(events), Some(algorithm)) = (target, events, algorithm) else {
         return Err(AppError::validation(errors));
     };
     if !errors.is_empty() {
@@ -329,11 +481,11 @@ pub async fn create(
     }
     let allowlisted = is_allowlisted(s, &mut tx, scope.tenant_id(), &target).await?;
     let id = Uuid::now_v7();
-    let secret = generate_secret();
+    let (stored, secret, public_key) = new_signing_key(algorithm)?;
     let ciphertext = s
         .keys
         .encryption
-        .encrypt(secret.as_bytes(), &aad(scope.tenant_id(), id))?;
+        .encrypt(stored.as_bytes(), &aad(scope.tenant_id(), id))?;
     let w = Webhook {
         id,
         tenant_id: scope.tenant_id(),
@@ -348,7 +500,8 @@ pub async fn create(
         secret_ciphertext: ciphertext,
         previous_secret_ciphertext: None,
         previous_secret_expires_at: None,
-        signature_algorithm: "hmac_sha256".into(),
+        signature_algorithm: algorithm.as_str().into(),
+        public_key,
         created_by: p.user_id,
         approved_by: None,
         approved_at: allowlisted.then_some(now),
@@ -370,6 +523,9 @@ pub async fn create(
         now,
     )
     .await?;
+    if !allowlisted {
+        notify_pending(&mut tx, &w, p.user_id, now).await?;
+    }
     tx.commit().await?;
     Ok((w, secret))
 }
@@ -477,6 +633,7 @@ pub async fn update(
                 after.status = WebhookStatus::PendingApproval;
                 after.approved_by = None;
                 after.approved_at = None;
+                notify_pending(&mut tx, &after, p.user_id, now).await?;
             }
         }
     }
@@ -557,34 +714,59 @@ pub async fn approve(
     Ok(after)
 }
 
-/// A new secret (returned once). The previous one keeps signing for 24 hours unless
-/// `expire_previous_now`.
+/// A new secret or key pair (the secret / public key is returned). The previous key keeps
+/// signing for `overlap_seconds` (default 24 hours, at most 7 days; 0 drops it at once, as
+/// does `expire_previous_now`).
 pub async fn rotate_secret(
     s: &Services,
     p: &Principal,
     meta: &RequestMeta,
     id: Uuid,
     expire_previous_now: bool,
+    overlap_seconds: Option<i64>,
 ) -> AppResult<(Webhook, String)> {
     p.require(Permission::WebhooksManage)?;
     let scope = p.tenant_scope()?;
     let now = s.now();
+    let overlap = match overlap_seconds {
+        None => ROTATION_OVERLAP,
+        Some(n) if (0..=MAX_ROTATION_OVERLAP.whole_seconds()).contains(&n) => Duration::seconds(n),
+        Some(_) => {
+            return Err(AppError::field(
+                "overlap_seconds",
+                format!(
+                    "must be between 0 and {} (7 days)",
+                    MAX_ROTATION_OVERLAP.whole_seconds()
+                ),
+            ))
+        }
+    };
+    if expire_previous_now && overlap_seconds.is_some_and(|n| n > 0) {
+        return Err(AppError::field(
+            "overlap_seconds",
+            "contradicts expire_previous_now: true (send one of them)",
+        ));
+    }
+    let expire_previous_now = expire_previous_now || overlap == Duration::ZERO;
     let mut tx = s.store.begin(scope).await?;
     let before = store::find(&mut tx, scope.tenant_id(), id)
         .await?
         .ok_or(AppError::NotFound("webhook"))?;
-    let secret = generate_secret();
+    let algorithm = SignatureAlgorithm::parse(&before.signature_algorithm)
+        .ok_or_else(|| anyhow::anyhow!("unknown signature algorithm"))?;
+    let (stored, secret, public_key) = new_signing_key(algorithm)?;
     let mut after = before.clone();
+    after.public_key = public_key;
     after.secret_ciphertext = s
         .keys
         .encryption
-        .encrypt(secret.as_bytes(), &aad(scope.tenant_id(), id))?;
+        .encrypt(stored.as_bytes(), &aad(scope.tenant_id(), id))?;
     if expire_previous_now {
         after.previous_secret_ciphertext = None;
         after.previous_secret_expires_at = None;
     } else {
         after.previous_secret_ciphertext = Some(before.secret_ciphertext.clone());
-        after.previous_secret_expires_at = Some(now + ROTATION_OVERLAP);
+        after.previous_secret_expires_at = Some(now + overlap);
     }
     after.updated_at = now;
     store::update(&mut tx, &after).await?;
@@ -594,6 +776,7 @@ pub async fn rotate_secret(
             .target("webhook", id)
             .metadata(json!({
                 "expire_previous_now": expire_previous_now,
+                "signature_algorithm": after.signature_algorithm,
                 "previous_valid_until": after.previous_secret_expires_at.map(rfc3339),
             })),
         now,
@@ -743,61 +926,179 @@ pub async fn set_allowed_domains(
 
 // ---- the worker ----
 
-/// Runs [`deliver_due`] every `every` until aborted.
+/// Runs [`deliver_due`] every `every` until aborted; a round that claimed a full batch is
+/// followed by another at once, so a backlog drains at the speed of the receivers.
 pub fn spawn_worker(s: Services, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = deliver_due(&s).await {
-                tracing::warn!(error = %e, "webhook delivery round failed");
+            loop {
+                match round(&s).await {
+                    Ok(r) if r.claimed >= CLAIM_BATCH => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "webhook delivery round failed");
+                        break;
+                    }
+                }
             }
         }
     })
 }
 
-/// One delivery round: claims every due delivery of an active endpoint (within each endpoint's
-/// per-minute budget), sends them — endpoints in parallel, each endpoint's in order — and
-/// records the outcomes. Returns the number of attempts made.
+/// One delivery round: claims due deliveries of active endpoints (within each endpoint's
+/// per-minute budget), sends them — endpoints in parallel, at most [`MAX_PARALLEL_ENDPOINTS`]
+/// at once, each endpoint's in order — and records the outcomes. Returns the number of
+/// attempts made.
 pub async fn deliver_due(s: &Services) -> AppResult<usize> {
+    Ok(round(s).await?.attempts)
+}
+
+struct Round {
+    claimed: usize,
+    attempts: usize,
+}
+
+async fn round(s: &Services) -> AppResult<Round> {
     let now = s.now();
+    let per_minute = i64::from(s.settings.webhooks_deliveries_per_minute);
     let mut tx = s.store.begin(SystemScope::new("webhooks.deliver")).await?;
-    let claimed = store::claim_due(&mut tx, now, now + LEASE, CLAIM_BATCH).await?;
+    let claimed = store::claim_due(&mut tx, now, now + LEASE, CLAIM_BATCH_I64).await?;
+    let n_claimed = claimed.len();
     let mut by_hook: BTreeMap<Uuid, Vec<Delivery>> = BTreeMap::new();
     for d in claimed {
         by_hook.entry(d.webhook_id).or_default().push(d);
     }
     for (hook, list) in by_hook.iter_mut() {
+        // Ids are UUID v7: an endpoint's deliveries go out in the order their events happened
+        // (RETURNING does not promise the claim's order).
+        list.sort_by_key(|d| d.id);
         let used = store::attempts_since(&mut tx, *hook, now - Duration::minutes(1)).await?;
-        let budget = usize::try_from((RATE_PER_MINUTE - used).max(0)).unwrap_or(0);
+        let budget = usize::try_from((per_minute - used).max(0)).unwrap_or(0);
         if list.len() > budget {
             for d in list.split_off(budget) {
-                store::defer(&mut tx, d.id, now + Duration::seconds(10)).await?;
+                store::defer(&mut tx, d.id, now + RATE_LIMIT_DEFER).await?;
             }
         }
     }
     tx.commit().await?;
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_PARALLEL_ENDPOINTS));
     let mut set = tokio::task::JoinSet::new();
     for (_, list) in by_hook {
+        if list.is_empty() {
+            continue;
+        }
         let s = s.clone();
+        let gate = gate.clone();
         set.spawn(async move {
-            let mut n = 0usize;
-            for d in list {
-                match attempt(&s, d).await {
-                    Ok(true) => n += 1,
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "webhook delivery failed to record"),
-                }
-            }
-            n
+            let Ok(_permit) = gate.acquire_owned().await else {
+                return 0;
+            };
+            deliver_to_endpoint(&s, list).await
         });
     }
-    let mut total = 0;
+    let mut attempts = 0;
     while let Some(r) = set.join_next().await {
-        total += r.unwrap_or(0);
+        attempts += r.unwrap_or(0);
     }
-    Ok(total)
+    Ok(Round {
+        claimed: n_claimed,
+        attempts,
+    })
+}
+
+/// Sends one endpoint's claimed deliveries in order; stops when the endpoint is no longer
+/// active (disabled by a failure, or by an admin meanwhile). Returns the attempts made.
+async fn deliver_to_endpoint(s: &Services, list: Vec<Delivery>) -> usize {
+    let Some(first) = list.first() else {
+        return 0;
+    };
+    let tenant = TenantId::from(first.tenant_id);
+    let hook = first.webhook_id;
+    let loaded = match load_endpoint(s, tenant, hook).await {
+        Ok(Some(e)) => e,
+        Ok(None) => return 0,
+        Err(e) => {
+            tracing::warn!(error = %e, webhook = %hook, "webhook endpoint could not be loaded");
+            return 0;
+        }
+    };
+    let mut n = 0usize;
+    for d in list {
+        match attempt(s, &loaded, d).await {
+            Ok(still_active) => {
+                n += 1;
+                if !still_active {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook delivery failed to record");
+                break;
+            }
+        }
+    }
+    n
+}
+
+/// An active endpoint with its signing keys decrypted (the previous one while it overlaps) and,
+/// when its URL passes the policy, a client pinned to its checked addresses for this round.
+struct Endpoint {
+    webhook: Webhook,
+    keys: Vec<SigningKey>,
+    client: Option<outbound::PinnedClient>,
+}
+
+async fn load_endpoint(s: &Services, tenant: TenantId, id: Uuid) -> AppResult<Option<Endpoint>> {
+    let now = s.now();
+    let w = {
+        let mut tx = s
+            .store
+            .begin_read(SystemScope::new("webhooks.deliver"))
+            .await?;
+        match store::find(&mut tx, tenant, id).await? {
+            Some(w) if w.status == WebhookStatus::Active => w,
+            _ => return Ok(None),
+        }
+    };
+    let algorithm = SignatureAlgorithm::parse(&w.signature_algorithm)
+        .ok_or_else(|| anyhow::anyhow!("unknown signature algorithm"))?;
+    let aad = aad(tenant, w.id);
+    let mut keys = Vec::new();
+    for (ct, valid) in [
+        (Some(&w.secret_ciphertext), true),
+        (
+            w.previous_secret_ciphertext.as_ref(),
+            w.previous_secret_expires_at.is_some_and(|e| e > now),
+        ),
+    ] {
+        if let (Some(ct), true) = (ct, valid) {
+            let plain = s
+                .keys
+                .encryption
+                .decrypt(ct, &aad)
+                .map_err(|e| anyhow::anyhow!("webhook secret: {e}"))?;
+            let text = String::from_utf8(plain).map_err(|e| anyhow::anyhow!("{e}"))?;
+            keys.push(
+                SigningKey::parse(algorithm, &text)
+                    .ok_or_else(|| anyhow::anyhow!("bad webhook signing key"))?,
+            );
+        }
+    }
+    // The URL is checked (and its name resolved) again for every round; if that fails, each
+    // attempt below fails the same way and is recorded.
+    let policy = policy(s);
+    let client = match TargetUrl::parse(&w.url, &policy) {
+        Ok(t) => outbound::PinnedClient::new(&policy, &t).await.ok(),
+        Err(_) => None,
+    };
+    Ok(Some(Endpoint {
+        webhook: w,
+        keys,
+        client,
+    }))
 }
 
 enum Outcome {
@@ -832,39 +1133,10 @@ fn backoff(attempt: i64, retry_after: Option<i64>) -> Option<Duration> {
     Some(Duration::seconds(secs.max(1)))
 }
 
-/// Sends one delivery and records the result. Returns whether an attempt was made.
-async fn attempt(s: &Services, d: Delivery) -> AppResult<bool> {
+/// Sends one delivery and records the result. Returns whether the endpoint is still active.
+async fn attempt(s: &Services, e: &Endpoint, d: Delivery) -> AppResult<bool> {
     let now = s.now();
     let tenant = TenantId::from(d.tenant_id);
-    let w = {
-        let mut tx = s
-            .store
-            .begin_read(SystemScope::new("webhooks.deliver"))
-            .await?;
-        match store::find(&mut tx, tenant, d.webhook_id).await? {
-            Some(w) if w.status == WebhookStatus::Active => w,
-            _ => return Ok(false),
-        }
-    };
-    let aad = aad(tenant, w.id);
-    let mut keys = Vec::new();
-    for (ct, valid) in [
-        (Some(&w.secret_ciphertext), true),
-        (
-            w.previous_secret_ciphertext.as_ref(),
-            w.previous_secret_expires_at.is_some_and(|e| e > now),
-        ),
-    ] {
-        if let (Some(ct), true) = (ct, valid) {
-            let plain = s
-                .keys
-                .encryption
-                .decrypt(ct, &aad)
-                .map_err(|e| anyhow::anyhow!("webhook secret: {e}"))?;
-            let text = String::from_utf8(plain).map_err(|e| anyhow::anyhow!("{e}"))?;
-            keys.push(secret_bytes(&text).ok_or_else(|| anyhow::anyhow!("bad secret"))?);
-        }
-    }
     let body = serde_json::to_vec(&d.payload.0).map_err(|e| anyhow::anyhow!("{e}"))?;
     let msg_id = d.id.to_string();
     let ts = now.unix_timestamp();
@@ -879,13 +1151,14 @@ async fn attempt(s: &Services, d: Delivery) -> AppResult<bool> {
     put("webhook-timestamp", ts.to_string());
     put(
         "webhook-signature",
-        signature_header(&keys, &msg_id, ts, &body),
+        signature_header(&e.keys, &msg_id, ts, &body),
     );
     let policy = policy(s);
     let started = std::time::Instant::now();
-    let result = match TargetUrl::parse(&w.url, &policy) {
-        Ok(t) => outbound::send(&policy, Method::POST, &t, headers, body).await,
-        Err(e) => Err(e),
+    let result = match (&e.client, TargetUrl::parse(&e.webhook.url, &policy)) {
+        (Some(client), Ok(_)) => client.send(Method::POST, headers, body).await,
+        (None, Ok(t)) => outbound::send(&policy, Method::POST, &t, headers, body).await,
+        (_, Err(e)) => Err(e),
     };
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let (outcome, rec) = match result {
@@ -927,9 +1200,9 @@ async fn attempt(s: &Services, d: Delivery) -> AppResult<bool> {
     };
     let attempt_no = d.attempts + 1;
     let mut tx = s.store.begin(SystemScope::new("webhooks.deliver")).await?;
-    // Re-read the endpoint: its counters may have moved while we were sending.
-    let Some(mut w) = store::find(&mut tx, tenant, w.id).await? else {
-        return Ok(true);
+    // Re-read the endpoint: its counters (or status) may have moved while we were sending.
+    let Some(mut w) = store::find(&mut tx, tenant, e.webhook.id).await? else {
+        return Ok(false);
     };
     let mut disable: Option<String> = None;
     match outcome {
@@ -964,6 +1237,8 @@ async fn attempt(s: &Services, d: Delivery) -> AppResult<bool> {
             }
         }
     }
+    // Only an active endpoint is disabled by the worker (an admin may have paused it).
+    let disable = disable.filter(|_| w.status == WebhookStatus::Active);
     if let Some(reason) = &disable {
         w.status = WebhookStatus::Disabled;
         w.disabled_reason = Some(reason.clone());
@@ -983,10 +1258,29 @@ async fn attempt(s: &Services, d: Delivery) -> AppResult<bool> {
             now,
         )
         .await?;
+        let admins = notifications::tenant_admins(&mut tx, tenant, None).await?;
+        notifications::notify(
+            &mut tx,
+            tenant,
+            &admins,
+            &NewNotification {
+                kind: "webhook.disabled",
+                title: "A webhook was disabled".into(),
+                body: format!(
+                    "Deliveries to {} stopped: {reason}. Fix the receiver, then re-enable the \
+                     webhook (PATCH status: active); pending deliveries resume.",
+                    w.url
+                ),
+                data: json!({ "webhook_id": w.id, "url": w.url, "reason": reason }),
+                target: Some(("webhook", w.id)),
+            },
+            now,
+        )
+        .await?;
         tracing::warn!(webhook = %w.id, tenant = %tenant, %reason, "webhook endpoint disabled");
     }
     tx.commit().await?;
-    Ok(true)
+    Ok(w.status == WebhookStatus::Active)
 }
 
 #[cfg(test)]
@@ -1008,12 +1302,31 @@ mod tests {
         // The test vector of the Standard Webhooks reference libraries.
         let key = secret_bytes("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap_or_default();
         let sig = signature_header(
-            &[key],
+            &[SigningKey::Hmac(key)],
             "msg_p5jXN8AQM9LWM0D4loKWxJek",
             1_614_265_330,
             br#"{"test": 2432232314}"#,
         );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn ed25519_keys_sign_v1a_that_the_public_key_verifies() {
+        let (private, public) = generate_ed25519().unwrap();
+        assert!(private.starts_with("whsk_") && public.starts_with("whpk_"));
+        let key = SigningKey::parse(SignatureAlgorithm::Ed25519, &private).unwrap();
+        let header = signature_header(&[key], "msg_1", 1_614_265_330, b"{}");
+        let sig = STANDARD
+            .decode(header.strip_prefix("v1a,").unwrap())
+            .unwrap();
+        let pk = STANDARD
+            .decode(public.strip_prefix("whpk_").unwrap())
+            .unwrap();
+        assert_eq!(pk.len(), 32);
+        let verifier = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &pk);
+        assert!(verifier.verify(b"msg_1.1614265330.{}", &sig).is_ok());
+        assert!(verifier.verify(b"msg_1.1614265330.{ }", &sig).is_err());
+        assert!(SigningKey::parse(SignatureAlgorithm::Ed25519, "whsec_AAAA").is_none());
     }
 
     #[test]

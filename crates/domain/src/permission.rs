@@ -40,6 +40,8 @@ pub enum Permission {
     ConversationsRead,
     /// Answer conversations, change their status, assignee and labels, add notes.
     ConversationsWrite,
+    /// Read and mark read one's own in-app notifications.
+    NotificationsRead,
     /// List, suspend and reactivate tenants.
     PlatformTenantsManage,
     /// Act as a tenant's owner for support.
@@ -53,7 +55,7 @@ const ADMIN_SUPER: &[Role] = &[Role::Admin, Role::SuperAdmin];
 const EVERYONE: &[Role] = &[Role::Admin, Role::Agent, Role::SuperAdmin];
 
 impl Permission {
-    pub const ALL: [Permission; 18] = [
+    pub const ALL: [Permission; 19] = [
         Permission::TenantRead,
         Permission::TenantManage,
         Permission::UsersRead,
@@ -70,6 +72,7 @@ impl Permission {
         Permission::DataExport,
         Permission::ConversationsRead,
         Permission::ConversationsWrite,
+        Permission::NotificationsRead,
         Permission::PlatformTenantsManage,
         Permission::PlatformImpersonate,
     ];
@@ -93,6 +96,7 @@ impl Permission {
             Permission::DataExport => ADMIN,
             Permission::ConversationsRead => ADMIN_AGENT,
             Permission::ConversationsWrite => ADMIN_AGENT,
+            Permission::NotificationsRead => ADMIN_AGENT,
             Permission::PlatformTenantsManage => SUPER,
             Permission::PlatformImpersonate => SUPER,
         }
@@ -120,6 +124,7 @@ impl Permission {
             Permission::DataExport => "data.export",
             Permission::ConversationsRead => "conversations.read",
             Permission::ConversationsWrite => "conversations.write",
+            Permission::NotificationsRead => "notifications.read",
             Permission::PlatformTenantsManage => "platform.tenants.manage",
             Permission::PlatformImpersonate => "platform.impersonate",
         }
@@ -145,6 +150,7 @@ impl Permission {
             Permission::DataExport => "Export contacts and conversations",
             Permission::ConversationsRead => "Read conversations and messages",
             Permission::ConversationsWrite => "Answer, assign, label and resolve conversations",
+            Permission::NotificationsRead => "Read and mark read one's own notifications",
             Permission::PlatformTenantsManage => "List, suspend and reactivate tenants",
             Permission::PlatformImpersonate => "Impersonate a tenant's owner, under audit",
         }

@@ -110,6 +110,7 @@ pub fn scopes_for(p: Permission) -> Option<&'static [ApiScope]> {
         | Permission::ApiKeysManage
         | Permission::WhatsAppConnectionsManage
         | Permission::AuditLogRead
+        | Permission::NotificationsRead
         | Permission::PlatformTenantsManage
         | Permission::PlatformImpersonate => None,
     }

@@ -55,6 +55,7 @@ pub fn settings(config: &Config) -> Settings {
             .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
             .collect(),
         webhooks_max_per_tenant: r.webhooks_max_per_tenant,
+        webhooks_deliveries_per_minute: r.webhooks_deliveries_per_minute,
         whatsapp_graph_base_url: r.whatsapp_graph_base_url.trim_end_matches('/').to_owned(),
         whatsapp_graph_api_version: r.whatsapp_graph_api_version.clone(),
         public_url: r

@@ -55,6 +55,8 @@ pub struct RawConfig {
     /// Comma-separated hosts whose webhooks (and their subdomains') need no approval.
     pub webhooks_allowed_domains: String,
     pub webhooks_max_per_tenant: usize,
+    /// Delivery attempts per webhook endpoint per minute (at least 1).
+    pub webhooks_deliveries_per_minute: u32,
     /// How often this node's delivery worker looks for due deliveries; 0 runs no worker.
     pub webhooks_worker_interval_ms: u64,
     pub whatsapp_graph_base_url: String,
@@ -93,6 +95,7 @@ impl Default for RawConfig {
             webhooks_allow_private_targets: false,
             webhooks_allowed_domains: String::new(),
             webhooks_max_per_tenant: 10,
+            webhooks_deliveries_per_minute: 60,
             webhooks_worker_interval_ms: 1000,
             whatsapp_graph_base_url: "https://graph.facebook.com".into(),
             whatsapp_graph_api_version: "v25.0".into(),
@@ -156,6 +159,13 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let cors_origins = split_list(&raw.cors_origins).map(str::to_owned).collect();
+        if raw.webhooks_deliveries_per_minute == 0 {
+            return Err(ConfigError(
+                "PALISADE_WEBHOOKS_DELIVERIES_PER_MINUTE must be at least 1 \
+                 (0 would never deliver; stop the worker with PALISADE_WEBHOOKS_WORKER_INTERVAL_MS=0)"
+                    .into(),
+            ));
+        }
         Ok(Config {
             raw,
             listen,

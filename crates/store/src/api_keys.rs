@@ -175,26 +175,22 @@ pub async fn delete(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<bool> {
         > 0)
 }
 
-/// Revokes every active key a user created; returns their ids.
+/// Revokes every active key a user created; returns them as revoked.
 pub async fn revoke_by_creator<S: Scope>(
     tx: &mut Tx<S>,
     creator: UserId,
     by: UserId,
     reason: &str,
     now: OffsetDateTime,
-) -> Result<Vec<Uuid>> {
-    #[derive(sqlx::FromRow)]
-    struct Id {
-        id: Uuid,
-    }
+) -> Result<Vec<ApiKey>> {
     let tenant = tx.scope().tenant();
-    let ids: Vec<Id> = tx
+    let rows: Vec<ApiKeyRow> = tx
         .fetch_all(
-            Query::new(
+            Query::new(format!(
                 "UPDATE api_keys SET revoked_at = $3, revoked_by = $4, revocation_reason = $5, updated_at = $3
                  WHERE created_by = $1 AND ($2 IS NULL OR tenant_id = $2) AND revoked_at IS NULL
-                 RETURNING id",
-            )
+                 RETURNING {COLUMNS}"
+            ))
             .bind(creator)
             .bind(tenant)
             .bind(now)
@@ -202,7 +198,7 @@ pub async fn revoke_by_creator<S: Scope>(
             .bind(reason),
         )
         .await?;
-    Ok(ids.into_iter().map(|i| i.id).collect())
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// Adds buffered usage to a key (the usage flusher; keys of every tenant).

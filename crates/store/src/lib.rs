@@ -19,6 +19,7 @@ pub mod auth_changes;
 pub mod invites;
 pub mod login_throttle;
 pub mod messaging;
+pub mod notifications;
 pub mod password_history;
 pub mod refresh_tokens;
 pub mod sessions;

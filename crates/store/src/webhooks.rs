@@ -49,7 +49,10 @@ pub struct Webhook {
     pub secret_ciphertext: String,
     pub previous_secret_ciphertext: Option<String>,
     pub previous_secret_expires_at: Option<OffsetDateTime>,
+    /// `hmac_sha256` (`v1`) or `ed25519` (`v1a`).
     pub signature_algorithm: String,
+    /// `whpk_…` for ed25519 endpoints (not secret); `None` for HMAC.
+    pub public_key: Option<String>,
     pub created_by: UserId,
     pub approved_by: Option<UserId>,
     pub approved_at: Option<OffsetDateTime>,
@@ -74,6 +77,7 @@ struct WebhookRow {
     previous_secret_ciphertext: Option<String>,
     previous_secret_expires_at: Option<OffsetDateTime>,
     signature_algorithm: String,
+    public_key: Option<String>,
     created_by: Uuid,
     approved_by: Option<Uuid>,
     approved_at: Option<OffsetDateTime>,
@@ -102,6 +106,7 @@ impl TryFrom<WebhookRow> for Webhook {
             previous_secret_ciphertext: r.previous_secret_ciphertext,
             previous_secret_expires_at: r.previous_secret_expires_at,
             signature_algorithm: r.signature_algorithm,
+            public_key: r.public_key,
             created_by: r.created_by.into(),
             approved_by: r.approved_by.map(Into::into),
             approved_at: r.approved_at,
@@ -119,7 +124,7 @@ impl TryFrom<WebhookRow> for Webhook {
 const COLUMNS: &str = "id, tenant_id, url, description, events, status, secret_ciphertext, \
     previous_secret_ciphertext, previous_secret_expires_at, signature_algorithm, created_by, \
     approved_by, approved_at, disabled_reason, consecutive_failures, failing_since, \
-    last_success_at, last_failure_at, created_at, updated_at";
+    last_success_at, last_failure_at, created_at, updated_at, public_key";
 
 fn rows(rows: Vec<WebhookRow>) -> Result<Vec<Webhook>> {
     rows.into_iter().map(Webhook::try_from).collect()
@@ -140,8 +145,9 @@ pub async fn insert(tx: &mut Tx<TenantScope>, w: &Webhook) -> Result<()> {
     tx.execute(
         Query::new(
             "INSERT INTO webhooks (id, tenant_id, url, description, events, status, secret_ciphertext,
-                signature_algorithm, created_by, approved_by, approved_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+                signature_algorithm, created_by, approved_by, approved_at, created_at, updated_at,
+                public_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)",
         )
         .bind(w.id)
         .bind(w.tenant_id)
@@ -154,7 +160,8 @@ pub async fn insert(tx: &mut Tx<TenantScope>, w: &Webhook) -> Result<()> {
         .bind(w.created_by)
         .bind(w.approved_by)
         .bind(w.approved_at)
-        .bind(w.created_at),
+        .bind(w.created_at)
+        .bind(w.public_key.clone()),
     )
     .await?;
     Ok(())
@@ -225,7 +232,7 @@ pub async fn update<S: Scope>(tx: &mut Tx<S>, w: &Webhook) -> Result<()> {
                 secret_ciphertext = $7, previous_secret_ciphertext = $8,
                 previous_secret_expires_at = $9, approved_by = $10, approved_at = $11,
                 disabled_reason = $12, consecutive_failures = $13, failing_since = $14,
-                last_success_at = $15, last_failure_at = $16, updated_at = $17
+                last_success_at = $15, last_failure_at = $16, updated_at = $17, public_key = $18
              WHERE id = $1 AND tenant_id = $2",
         )
         .bind(w.id)
@@ -244,7 +251,8 @@ pub async fn update<S: Scope>(tx: &mut Tx<S>, w: &Webhook) -> Result<()> {
         .bind(w.failing_since)
         .bind(w.last_success_at)
         .bind(w.last_failure_at)
-        .bind(w.updated_at),
+        .bind(w.updated_at)
+        .bind(w.public_key.clone()),
     )
     .await?;
     Ok(())

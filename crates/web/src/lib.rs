@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::audit::router())
         .merge(routes::api_keys::router())
         .merge(routes::webhooks::router())
+        .merge(routes::notifications::router())
         .merge(routes::admin::router())
         .merge(routes::whatsapp::router())
         .merge(routes::messaging::router())

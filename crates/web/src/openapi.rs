@@ -71,6 +71,8 @@ use utoipa::{Modify, OpenApi};
         routes::webhooks::retry_delivery,
         routes::webhooks::get_allowed_domains,
         routes::webhooks::put_allowed_domains,
+        routes::notifications::list_notifications,
+        routes::notifications::mark_read,
         routes::audit::search,
         routes::audit::export,
         openapi_json,
@@ -87,6 +89,7 @@ use utoipa::{Modify, OpenApi};
         (name = "admin", description = "Platform administration (super admins)"),
         (name = "api-keys", description = "Scoped API keys for integrations"),
         (name = "webhooks", description = "Outgoing webhooks, signed per Standard Webhooks"),
+        (name = "notifications", description = "The signed-in user's in-app notifications"),
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "health", description = "Liveness and readiness"),
     )

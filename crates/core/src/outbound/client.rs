@@ -156,7 +156,7 @@ async fn send_inner<R: HostResolver>(
     policy: &OutboundPolicy,
     method: Method,
     target: &TargetUrl,
-    mut headers: HeaderMap,
+    headers: HeaderMap,
     body: Vec<u8>,
     started: Instant,
 ) -> Result<OutboundResponse, OutboundError> {
@@ -164,7 +164,22 @@ async fn send_inner<R: HostResolver>(
     if body.len() > policy.max_request_bytes {
         return Err(OutboundError::TooLarge);
     }
+    let remaining = policy
+        .total_timeout
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_millis(1));
+    let client = build_client(resolver, policy, target, false, remaining).await?;
+    execute(&client, policy, method, target, headers, body, started).await
+}
 
+/// A client that can reach only `target`'s checked addresses (resolved once, here).
+async fn build_client<R: HostResolver>(
+    resolver: &R,
+    policy: &OutboundPolicy,
+    target: &TargetUrl,
+    keep_alive: bool,
+    timeout: Duration,
+) -> Result<reqwest::Client, OutboundError> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .retry(reqwest::retry::never())
@@ -172,7 +187,7 @@ async fn send_inner<R: HostResolver>(
         .dns_resolver(Arc::new(RefuseAll))
         .https_only(!policy.allow_private_targets)
         .referer(false)
-        .pool_max_idle_per_host(0)
+        .pool_max_idle_per_host(usize::from(keep_alive))
         .connect_timeout(policy.connect_timeout)
         .user_agent(USER_AGENT);
     if let TargetHost::Domain(name) = target.host() {
@@ -181,15 +196,84 @@ async fn send_inner<R: HostResolver>(
     }
     // IP literals are connected to directly (hyper never resolves them); recheck() has
     // already checked the literal against the policy.
-    let remaining = policy
-        .total_timeout
-        .saturating_sub(started.elapsed())
-        .max(Duration::from_millis(1));
-    let client = builder.timeout(remaining).build().map_err(|err| {
+    builder.timeout(timeout).build().map_err(|err| {
         tracing::error!(target: "palisade::outbound", error = %err, "could not build HTTP client");
         OutboundError::Transport
-    })?;
+    })
+}
 
+/// One target, resolved and checked once, for several requests in a row (the webhook worker's
+/// deliveries to one endpoint in one round): the same guarantees as [`send`], without paying
+/// for a new client (and TLS set-up) per request, and with the connection kept alive between
+/// them. Hold it only briefly: the DNS answers it pinned are not looked at again.
+pub struct PinnedClient {
+    client: reqwest::Client,
+    policy: OutboundPolicy,
+    target: TargetUrl,
+}
+
+impl PinnedClient {
+    /// Checks `target` under `policy` and pins its addresses (operating system resolver).
+    pub async fn new(policy: &OutboundPolicy, target: &TargetUrl) -> Result<Self, OutboundError> {
+        Self::with_resolver(&SystemResolver, policy, target).await
+    }
+
+    pub async fn with_resolver<R: HostResolver>(
+        resolver: &R,
+        policy: &OutboundPolicy,
+        target: &TargetUrl,
+    ) -> Result<Self, OutboundError> {
+        target.recheck(policy)?;
+        let client = tokio::time::timeout(
+            policy.total_timeout,
+            build_client(resolver, policy, target, true, policy.total_timeout),
+        )
+        .await
+        .unwrap_or(Err(OutboundError::Timeout))?;
+        Ok(PinnedClient {
+            client,
+            policy: policy.clone(),
+            target: target.clone(),
+        })
+    }
+
+    /// Sends one request to the pinned target, like [`send`].
+    pub async fn send(
+        &self,
+        method: Method,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<OutboundResponse, OutboundError> {
+        let started = Instant::now();
+        if body.len() > self.policy.max_request_bytes {
+            return Err(OutboundError::TooLarge);
+        }
+        tokio::time::timeout(
+            self.policy.total_timeout,
+            execute(
+                &self.client,
+                &self.policy,
+                method,
+                &self.target,
+                headers,
+                body,
+                started,
+            ),
+        )
+        .await
+        .unwrap_or(Err(OutboundError::Timeout))
+    }
+}
+
+async fn execute(
+    client: &reqwest::Client,
+    policy: &OutboundPolicy,
+    method: Method,
+    target: &TargetUrl,
+    mut headers: HeaderMap,
+    body: Vec<u8>,
+    started: Instant,
+) -> Result<OutboundResponse, OutboundError> {
     for name in &RESERVED_HEADERS {
         headers.remove(name);
     }

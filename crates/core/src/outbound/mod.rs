@@ -70,7 +70,8 @@ mod target;
 use std::time::Duration;
 
 pub use client::{
-    resolve_checked, send, send_with_resolver, HostResolver, SystemResolver, USER_AGENT,
+    resolve_checked, send, send_with_resolver, HostResolver, PinnedClient, SystemResolver,
+    USER_AGENT,
 };
 pub use reqwest::header::HeaderMap;
 pub use reqwest::{Method, StatusCode};

@@ -416,3 +416,39 @@ async fn https_handshake_failure_is_a_clean_error() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_pinned_client_refuses_forbidden_answers_and_never_resolves_again() {
+    // Strict policy: a name answering with a private address is refused before any request.
+    let strict = OutboundPolicy::strict();
+    let target = TargetUrl::parse("https://hooks.example.com/x", &strict).unwrap();
+    let resolver = FixedResolver::new(addrs(&["10.0.0.7:0"]));
+    let err = PinnedClient::with_resolver(&resolver, &strict, &target)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err, OutboundError::ForbiddenAddress);
+
+    // Resolved once: later requests reach the pinned address even if the name now answers
+    // elsewhere (a rebinding server), and the resolver is not asked again.
+    let (addr, hits) = start_server().await;
+    let resolver = FixedResolver::rebinding(
+        vec![SocketAddr::new(addr.ip(), 0)],
+        addrs(&["10.255.255.1:0"]),
+    );
+    let policy = dev();
+    let target =
+        TargetUrl::parse(&format!("http://rebind.test:{}/ok", addr.port()), &policy).unwrap();
+    let client = PinnedClient::with_resolver(&resolver, &policy, &target)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let r = client
+            .send(Method::GET, HeaderMap::new(), Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    assert_eq!(resolver.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(hits.ok.load(Ordering::SeqCst), 3);
+}

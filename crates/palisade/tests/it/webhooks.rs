@@ -2,6 +2,7 @@
 //! rotation, the durable queue and its retries. The worker is driven by calling
 //! `webhooks::deliver_due` and moving the clock; a local axum server receives.
 
+use crate::support::assert_error;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -20,7 +21,14 @@ both!(
     deliveries_are_signed_and_rotation_double_signs,
     a_user_created_event_is_delivered,
     failures_are_retried_with_backoff_until_delivered,
-    gone_disables_the_endpoint
+    gone_disables_the_endpoint,
+    ed25519_endpoints_sign_v1a_with_the_shown_public_key,
+    rotation_overlap_is_configurable_and_bounded,
+    the_per_minute_limit_defers_deliveries_in_order,
+    fifty_failures_disable_the_endpoint_and_notify_admins,
+    a_day_of_failures_disables_the_endpoint,
+    pending_webhooks_notify_the_other_admins,
+    revoking_a_creators_keys_emits_api_key_revoked
 );
 
 // ---- a local receiver ----
@@ -842,5 +850,525 @@ fn production_refuses_private_webhook_targets() {
             .iter()
             .any(|r| r.contains("PALISADE_WEBHOOKS_ALLOW_PRIVATE_TARGETS")),
         "{refusals:?}"
+    );
+}
+
+// ---- Ed25519, rotation overlap, the per-minute limit, auto-disable, notifications ----
+
+/// An independent `v1a` verifier: `whpk_` + base64 of the 32-byte key; accept any `v1a`
+/// signature that ring's Ed25519 verifies over the exact bytes "{id}.{timestamp}.{body}".
+fn verify_v1a(public_key: &str, headers: &reqwest::header::HeaderMap, body: &[u8]) -> bool {
+    let get = |n: &str| headers.get(n).unwrap().to_str().unwrap().to_owned();
+    let pk = STANDARD
+        .decode(public_key.strip_prefix("whpk_").unwrap())
+        .unwrap();
+    assert_eq!(pk.len(), 32);
+    let mut msg = format!("{}.{}.", get("webhook-id"), get("webhook-timestamp")).into_bytes();
+    msg.extend_from_slice(body);
+    let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, pk);
+    get("webhook-signature").split(' ').any(|entry| {
+        entry
+            .strip_prefix("v1a,")
+            .and_then(|sig| STANDARD.decode(sig).ok())
+            .is_some_and(|sig| key.verify(&msg, &sig).is_ok())
+    })
+}
+
+async fn send_test(app: &TestApp, s: &Session, id: &str) -> String {
+    let t = app
+        .post(
+            &format!("/api/v1/webhooks/{id}/test"),
+            Some(&s.access_token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(t.status, StatusCode::ACCEPTED, "{:?}", t.body);
+    t.body["id"].as_str().unwrap().to_owned()
+}
+
+/// The user's notifications about disabled webhooks.
+async fn notifications(app: &TestApp, s: &Session) -> Vec<Value> {
+    notifications_of_kind(app, s, "webhook.disabled").await
+}
+
+async fn notifications_of_kind(app: &TestApp, s: &Session, kind: &str) -> Vec<Value> {
+    let r = app.get("/api/v1/notifications", &s.access_token).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+async fn ed25519_endpoints_sign_v1a_with_the_shown_public_key(db: Db) {
+    let app = app_with_private_targets(db).await;
+    let rx = Receiver::start().await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let bad = create(
+        &app,
+        &owner,
+        json!({"url": rx.url, "events": ["*"], "signature_algorithm": "rsa"}),
+    )
+    .await;
+    assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert!(bad.body["error"]["fields"]["signature_algorithm"].is_array());
+    let hmac = create(
+        &app,
+        &owner,
+        json!({"url": rx.url, "events": ["*"], "signature_algorithm": "hmac-sha256"}),
+    )
+    .await;
+    assert_eq!(hmac.status, StatusCode::CREATED, "{:?}", hmac.body);
+    assert_eq!(hmac.body["webhook"]["signature_algorithm"], "hmac_sha256");
+    assert!(hmac.body["webhook"]["public_key"].is_null());
+    assert!(hmac.body["secret"].as_str().unwrap().starts_with("whsec_"));
+
+    let r = create(
+        &app,
+        &owner,
+        json!({"url": rx.url, "events": ["webhook.test"], "signature_algorithm": "ed25519"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let id = r.body["webhook"]["id"].as_str().unwrap().to_owned();
+    let public = r.body["secret"].as_str().unwrap().to_owned();
+    assert!(public.starts_with("whpk_"), "{public}");
+    assert_eq!(r.body["webhook"]["public_key"], public.as_str());
+    assert_eq!(r.body["webhook"]["signature_algorithm"], "ed25519");
+    app.post(
+        &format!("/api/v1/webhooks/{id}/approve"),
+        Some(&owner.access_token),
+        json!({}),
+    )
+    .await;
+    let g = app
+        .get(&format!("/api/v1/webhooks/{id}"), &owner.access_token)
+        .await;
+    assert_eq!(
+        g.body["public_key"],
+        public.as_str(),
+        "GET shows the public key"
+    );
+    // The private key is never shown, nor stored in clear.
+    assert_eq!(
+        app.db
+            .count_as_owner("SELECT COUNT(*) FROM webhooks WHERE secret_ciphertext LIKE '%whsk_%'")
+            .await
+            .unwrap(),
+        0
+    );
+
+    send_test(&app, &owner, &id).await;
+    assert_eq!(deliver(&app).await, 1);
+    let (headers, body) = rx.last();
+    let sig = headers.get("webhook-signature").unwrap().to_str().unwrap();
+    assert!(sig.starts_with("v1a,") && !sig.contains(' '), "{sig}");
+    assert!(verify_v1a(&public, &headers, &body));
+    let mut tampered = body.clone();
+    tampered.push(b' ');
+    assert!(!verify_v1a(&public, &headers, &tampered));
+    let other_public_key = "whpk_".to_owned() + &STANDARD.encode([7u8; 32]);
+    assert!(!verify_v1a(&other_public_key, &headers, &body));
+
+    // Rotation: a new key pair; both sign during the overlap, then only the new one.
+    let rot = app
+        .post(
+            &format!("/api/v1/webhooks/{id}/rotate-secret"),
+            Some(&owner.access_token),
+            json!({"overlap_seconds": 3600}),
+        )
+        .await;
+    assert_eq!(rot.status, StatusCode::OK, "{:?}", rot.body);
+    let new_public = rot.body["secret"].as_str().unwrap().to_owned();
+    assert!(new_public.starts_with("whpk_") && new_public != public);
+    assert_eq!(rot.body["webhook"]["public_key"], new_public.as_str());
+    send_test(&app, &owner, &id).await;
+    assert_eq!(deliver(&app).await, 1);
+    let (headers, body) = rx.last();
+    let sig = headers.get("webhook-signature").unwrap().to_str().unwrap();
+    assert_eq!(sig.split(' ').count(), 2, "{sig}");
+    assert!(verify_v1a(&public, &headers, &body));
+    assert!(verify_v1a(&new_public, &headers, &body));
+    app.clock.advance(time::Duration::seconds(3601));
+    let owner = app.login(&owner.email, &owner.password).await;
+    send_test(&app, &owner, &id).await;
+    assert_eq!(deliver(&app).await, 1);
+    let (headers, body) = rx.last();
+    assert!(verify_v1a(&new_public, &headers, &body));
+    assert!(!verify_v1a(&public, &headers, &body), "the old key expired");
+}
+
+async fn rotation_overlap_is_configurable_and_bounded(db: Db) {
+    let app = app_with_private_targets(db).await;
+    let rx = Receiver::start().await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let (id, _) = active_webhook(&app, &owner, &rx.url, json!(["*"])).await;
+    let path = format!("/api/v1/webhooks/{id}/rotate-secret");
+    for bad in [
+        json!({"overlap_seconds": 604_801}),
+        json!({"overlap_seconds": -1}),
+    ] {
+        let r = app.post(&path, Some(&owner.access_token), bad).await;
+        assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert!(r.body["error"]["fields"]["overlap_seconds"].is_array());
+    }
+    let r = app
+        .post(
+            &path,
+            Some(&owner.access_token),
+            json!({"overlap_seconds": 60, "expire_previous_now": true}),
+        )
+        .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let r = app
+        .post(
+            &path,
+            Some(&owner.access_token),
+            json!({"overlap_seconds": "1h"}),
+        )
+        .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+    // Nothing was rotated by the refusals.
+    assert!(!audit_actions(&app, &owner)
+        .await
+        .iter()
+        .any(|a| a == "webhook.secret_rotated"));
+
+    use palisade_core::Clock;
+    let expires = |r: &palisade_testkit::Resp| {
+        time::OffsetDateTime::parse(
+            r.body["webhook"]["previous_secret_expires_at"]
+                .as_str()
+                .unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let r = app
+        .post(
+            &path,
+            Some(&owner.access_token),
+            json!({"overlap_seconds": 604_800}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(expires(&r) - app.clock.now(), time::Duration::days(7));
+    let r = app.post(&path, Some(&owner.access_token), json!({})).await;
+    assert_eq!(expires(&r) - app.clock.now(), time::Duration::hours(24));
+    // 0: the previous secret stops at once, as with expire_previous_now.
+    let r = app
+        .post(
+            &path,
+            Some(&owner.access_token),
+            json!({"overlap_seconds": 0}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(r.body["webhook"]["previous_secret_expires_at"].is_null());
+    let secret = r.body["secret"].as_str().unwrap().to_owned();
+    send_test(&app, &owner, &id).await;
+    assert_eq!(deliver(&app).await, 1);
+    let (headers, body) = rx.last();
+    let sig = headers.get("webhook-signature").unwrap().to_str().unwrap();
+    assert_eq!(sig.split(' ').count(), 1, "{sig}");
+    assert_eq!(verify(&secret, &headers, &body, now_unix(&app)), Ok(()));
+}
+
+async fn the_per_minute_limit_defers_deliveries_in_order(db: Db) {
+    let app = spawn_app_with(db, |c| {
+        c.webhooks_allow_private_targets = true;
+        c.webhooks_worker_interval_ms = 0;
+        c.webhooks_deliveries_per_minute = 3;
+    })
+    .await;
+    let rx = Receiver::start().await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let (id, _) = active_webhook(&app, &owner, &rx.url, json!(["webhook.test"])).await;
+    let mut queued = Vec::new();
+    for _ in 0..5 {
+        queued.push(send_test(&app, &owner, &id).await);
+    }
+    assert_eq!(deliver(&app).await, 3, "three a minute");
+    assert_eq!(rx.count(), 3);
+    // The rest wait: not now, not after the deferral while the minute is still used up.
+    assert_eq!(deliver(&app).await, 0);
+    app.clock.advance(time::Duration::seconds(11));
+    assert_eq!(deliver(&app).await, 0);
+    let d = deliveries(&app, &owner, &id).await;
+    assert_eq!(
+        d.iter().filter(|x| x["status"] == "pending").count(),
+        2,
+        "{d:?}"
+    );
+    app.clock.advance(time::Duration::seconds(50));
+    assert_eq!(deliver(&app).await, 2);
+    let order: Vec<String> = rx
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(h, _)| h.get("webhook-id").unwrap().to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(order, queued, "delivered in the order they were queued");
+}
+
+async fn fifty_failures_disable_the_endpoint_and_notify_admins(db: Db) {
+    let app = app_with_private_targets(db).await;
+    let rx = Receiver::start().await;
+    rx.answer(&[500; 60]);
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let admin = app.add_user(&owner, "admin@acme.example", "admin").await;
+    let agent = app.add_user(&owner, "agent@acme.example", "agent").await;
+    let (id, _) = active_webhook(&app, &owner, &rx.url, json!(["webhook.test"])).await;
+    for _ in 0..49 {
+        send_test(&app, &owner, &id).await;
+    }
+    assert_eq!(deliver(&app).await, 49);
+    let w = app
+        .get(&format!("/api/v1/webhooks/{id}"), &owner.access_token)
+        .await;
+    assert_eq!(w.body["status"], "active");
+    assert_eq!(w.body["consecutive_failures"], 49);
+    assert!(notifications(&app, &owner).await.is_empty());
+    // The 50th failure within the day disables it.
+    send_test(&app, &owner, &id).await;
+    assert_eq!(deliver(&app).await, 1);
+    let w = app
+        .get(&format!("/api/v1/webhooks/{id}"), &owner.access_token)
+        .await;
+    assert_eq!(w.body["status"], "disabled");
+    assert!(
+        w.body["disabled_reason"].as_str().unwrap().contains("50"),
+        "{:?}",
+        w.body
+    );
+    let audit = app
+        .get(
+            "/api/v1/audit-logs?action=webhook.disabled",
+            &owner.access_token,
+        )
+        .await;
+    assert_eq!(
+        audit.body["data"].as_array().unwrap().len(),
+        1,
+        "{:?}",
+        audit.body
+    );
+    assert_eq!(audit.body["data"][0]["target_id"], id.as_str());
+    // Every admin (the owner too) is told; agents are not.
+    for s in [&owner, &admin] {
+        let n = notifications(&app, s).await;
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert_eq!(n[0]["kind"], "webhook.disabled");
+        assert_eq!(n[0]["target_type"], "webhook");
+        assert_eq!(n[0]["target_id"], id.as_str());
+        assert_eq!(n[0]["data"]["webhook_id"], id.as_str());
+        assert!(n[0]["read_at"].is_null());
+    }
+    assert!(notifications(&app, &agent).await.is_empty());
+    // Nothing more is sent.
+    let t = app
+        .post(
+            &format!("/api/v1/webhooks/{id}/test"),
+            Some(&owner.access_token),
+            json!({}),
+        )
+        .await;
+    assert_error(&t, StatusCode::CONFLICT, "webhook_not_active");
+    app.clock.advance(time::Duration::hours(1));
+    assert_eq!(deliver(&app).await, 0);
+    assert_eq!(rx.count(), 50);
+}
+
+async fn a_day_of_failures_disables_the_endpoint(db: Db) {
+    let app = app_with_private_targets(db).await;
+    let rx = Receiver::start().await;
+    rx.answer(&[503]);
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let (id, _) = active_webhook(&app, &owner, &rx.url, json!(["webhook.test"])).await;
+    send_test(&app, &owner, &id).await;
+    assert_eq!(deliver(&app).await, 1);
+    // Still failing a day later (few attempts, but every one failed): disabled.
+    app.clock.advance(time::Duration::hours(24));
+    rx.answer(&[503]);
+    let owner = app.login(&owner.email, &owner.password).await;
+    send_test(&app, &owner, &id).await;
+    assert!(deliver(&app).await >= 1);
+    let w = app
+        .get(&format!("/api/v1/webhooks/{id}"), &owner.access_token)
+        .await;
+    assert_eq!(w.body["status"], "disabled", "{:?}", w.body);
+    assert!(w.body["disabled_reason"]
+        .as_str()
+        .unwrap()
+        .contains("24 hours"));
+    let n = notifications(&app, &owner).await;
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0]["kind"], "webhook.disabled");
+}
+
+async fn pending_webhooks_notify_the_other_admins(db: Db) {
+    let app = app_with_private_targets(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let admin = app.add_user(&owner, "admin@acme.example", "admin").await;
+    let agent = app.add_user(&owner, "agent@acme.example", "agent").await;
+    let r = create(
+        &app,
+        &admin,
+        json!({"url": "https://hooks.unknown.example/x", "events": ["*"]}),
+    )
+    .await;
+    assert_eq!(r.body["webhook"]["status"], "pending_approval");
+    let id = r.body["webhook"]["id"].as_str().unwrap();
+    let n = notifications_of_kind(&app, &owner, "webhook.pending_approval").await;
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!(n[0]["kind"], "webhook.pending_approval");
+    assert_eq!(n[0]["target_id"], id);
+    assert_eq!(n[0]["data"]["url"], "https://hooks.unknown.example/x");
+    assert_eq!(n[0]["data"]["requested_by"], admin.user_id.as_str());
+    assert!(
+        notifications_of_kind(&app, &admin, "webhook.pending_approval")
+            .await
+            .is_empty(),
+        "not the creator"
+    );
+    assert!(
+        notifications_of_kind(&app, &agent, "webhook.pending_approval")
+            .await
+            .is_empty(),
+        "not agents"
+    );
+    // An allowlisted URL notifies nobody.
+    app.send(
+        reqwest::Method::PUT,
+        "/api/v1/webhooks/allowed-domains",
+        Some(&owner.access_token),
+        Some(json!({"allowed_domains": ["ok.example"]})),
+    )
+    .await;
+    create(
+        &app,
+        &admin,
+        json!({"url": "https://hooks.ok.example/x", "events": ["*"]}),
+    )
+    .await;
+    assert_eq!(
+        notifications_of_kind(&app, &owner, "webhook.pending_approval")
+            .await
+            .len(),
+        1
+    );
+    // A URL change that leaves the allowlist asks for approval again, and tells the others.
+    let ok_id = app.get("/api/v1/webhooks", &admin.access_token).await.body["data"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .patch(
+            &format!("/api/v1/webhooks/{ok_id}"),
+            &admin.access_token,
+            json!({"url": "https://elsewhere.example/x"}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "pending_approval", "{:?}", r.body);
+    assert_eq!(
+        notifications_of_kind(&app, &owner, "webhook.pending_approval")
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        app.db
+            .count_as_owner("SELECT COUNT(*) FROM notifications")
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+async fn revoking_a_creators_keys_emits_api_key_revoked(db: Db) {
+    let app = app_with_private_targets(db).await;
+    let rx = Receiver::start().await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let admin = app.add_user(&owner, "admin@acme.example", "admin").await;
+    let (id, _) = active_webhook(&app, &owner, &rx.url, json!(["api_key.revoked"])).await;
+    let key = app
+        .post(
+            "/api/v1/api-keys",
+            Some(&admin.access_token),
+            json!({"name": "by admin", "scopes": ["read_only"]}),
+        )
+        .await;
+    let key_id = key.body["api_key"]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .patch(
+            &format!("/api/v1/users/{}", admin.user_id),
+            &owner.access_token,
+            json!({"role": "agent"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    // Queued in the demotion's transaction.
+    let d = deliveries(&app, &owner, &id).await;
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["event_type"], "api_key.revoked");
+    assert_eq!(deliver(&app).await, 1);
+    let (_, body) = rx.last();
+    let payload: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(payload["type"], "api_key.revoked");
+    assert_eq!(payload["data"]["id"], key_id.as_str());
+    assert_eq!(payload["data"]["revoked"], true);
+    assert_eq!(payload["data"]["revocation_reason"], "creator demoted");
+
+    let other = app.add_user(&owner, "other@acme.example", "admin").await;
+    for name in ["one", "two"] {
+        app.post(
+            "/api/v1/api-keys",
+            Some(&other.access_token),
+            json!({"name": name, "scopes": ["read_only"]}),
+        )
+        .await;
+    }
+    let root = app.super_admin("root@platform.example").await;
+    let del = app
+        .delete(
+            &format!("/api/v1/users/{}", other.user_id),
+            &root.access_token,
+        )
+        .await;
+    assert_eq!(del.status, StatusCode::NO_CONTENT, "{:?}", del.body);
+    assert_eq!(deliver(&app).await, 2);
+    let reasons: Vec<Value> = rx
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|(_, b)| {
+            serde_json::from_slice::<Value>(b).unwrap()["data"]["revocation_reason"].clone()
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![json!("creator deleted"), json!("creator deleted")]
+    );
+}
+
+#[test]
+fn a_zero_per_minute_limit_is_refused_at_start() {
+    use palisade::config::RawConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let raw = RawConfig {
+        webhooks_deliveries_per_minute: 0,
+        ..palisade_testkit::test_config(dir.path())
+    };
+    let err = palisade::Config::from_raw(raw).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("PALISADE_WEBHOOKS_DELIVERIES_PER_MINUTE"),
+        "{err}"
     );
 }

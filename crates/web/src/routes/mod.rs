@@ -7,6 +7,7 @@ pub mod auth;
 pub mod health;
 pub mod me;
 pub mod messaging;
+pub mod notifications;
 pub mod tenant;
 pub mod users;
 pub mod webhooks;

@@ -48,6 +48,10 @@ pub struct CreateWebhookRequest {
     /// Event types (`user.created`), prefixes (`user.*`) or `*`.
     pub events: Vec<String>,
     pub description: Option<String>,
+    /// `hmac_sha256` (default; `hmac-sha256` is accepted too): Standard Webhooks `v1` with a
+    /// `whsec_` secret. `ed25519`: `v1a` signatures; the response's `secret` is then the
+    /// `whpk_…` public key to verify with (the private key never leaves the server).
+    pub signature_algorithm: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -65,9 +69,12 @@ pub struct UpdateWebhookRequest {
 #[serde(deny_unknown_fields)]
 pub struct RotateSecretRequest {
     /// Stop signing with the previous secret at once (it leaked). Default: it keeps signing
-    /// for 24 hours beside the new one.
+    /// for 24 hours beside the new one. The same as `overlap_seconds: 0`.
     #[serde(default)]
     pub expire_previous_now: bool,
+    /// How long the previous secret (or key) keeps signing beside the new one: 0 to 604800
+    /// (7 days); default 86400 (24 hours). Out of range: `422 validation_failed`.
+    pub overlap_seconds: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -92,8 +99,11 @@ pub struct WebhookResponse {
     pub events: Vec<String>,
     /// `pending_approval`, `active` or `disabled`.
     pub status: String,
-    /// `hmac_sha256` (Standard Webhooks `v1`).
+    /// `hmac_sha256` (Standard Webhooks `v1`) or `ed25519` (`v1a`).
     pub signature_algorithm: String,
+    /// For `ed25519` webhooks: the `whpk_…` public key that verifies the `v1a` signatures
+    /// (base64 of the 32-byte key). `null` for HMAC webhooks.
+    pub public_key: Option<String>,
     pub created_by: Uuid,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -122,6 +132,7 @@ impl From<&Webhook> for WebhookResponse {
             events: w.events.clone(),
             status: w.status.as_str().into(),
             signature_algorithm: w.signature_algorithm.clone(),
+            public_key: w.public_key.clone(),
             created_by: w.created_by.as_uuid(),
             created_at: rfc3339(w.created_at),
             updated_at: rfc3339(w.updated_at),
@@ -139,7 +150,8 @@ impl From<&Webhook> for WebhookResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookWithSecretResponse {
     pub webhook: WebhookResponse,
-    /// `whsec_…`: shown only in this response; store it now.
+    /// HMAC webhooks: the `whsec_…` secret, shown only in this response; store it now.
+    /// Ed25519 webhooks: the `whpk_…` public key (also the webhook's `public_key`).
     pub secret: String,
 }
 
@@ -209,6 +221,7 @@ pub async fn create_webhook(
             url: req.url,
             events: req.events,
             description: req.description,
+            signature_algorithm: req.signature_algorithm,
         },
     )
     .await?;
@@ -319,14 +332,16 @@ pub async fn approve_webhook(
     Ok(Json((&w).into()))
 }
 
-/// A new signing secret (in this response only). The previous one keeps signing for 24 hours
-/// unless `expire_previous_now`.
+/// A new signing secret or Ed25519 key pair (the secret, or the new public key, is in the
+/// response). The previous one keeps signing for `overlap_seconds` (default 24 hours, at most
+/// 7 days) unless `expire_previous_now` or `overlap_seconds: 0`.
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Webhook id")), request_body(content = RotateSecretRequest, description = "Optional"),
     responses((status = 200, description = "The webhook and its new secret", body = WebhookWithSecretResponse),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
-        (status = 404, description = "No such webhook in your tenant", body = ErrorBody)))]
+        (status = 404, description = "No such webhook in your tenant", body = ErrorBody),
+        (status = 422, description = "overlap_seconds out of range", body = ErrorBody)))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -338,8 +353,11 @@ pub async fn rotate_secret(
         Ok(r) => r,
         Err(rejection) => return Ok(rejection),
     };
-    let expire = req.is_some_and(|r| r.expire_previous_now);
-    let (w, secret) = webhooks::rotate_secret(&state.services, &p, &meta, id, expire).await?;
+    let (expire, overlap) = req.map_or((false, None), |r| {
+        (r.expire_previous_now, r.overlap_seconds)
+    });
+    let (w, secret) =
+        webhooks::rotate_secret(&state.services, &p, &meta, id, expire, overlap).await?;
     Ok(Json(WebhookWithSecretResponse {
         webhook: (&w).into(),
         secret,

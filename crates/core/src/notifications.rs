@@ -1,0 +1,121 @@
+//! In-app notifications: what a tenant's users must hear about without watching the audit log
+//! (a webhook waiting for approval, an endpoint disabled by the worker).
+//!
+//! # Invariants
+//!
+//! - A notification is created by [`notify`] in the transaction of the change that causes it,
+//!   so a rolled-back change notifies nobody and a committed one always does.
+//! - A notification belongs to one user of one tenant; only that user lists it or marks it read
+//!   (anyone else's is 404, like a missing one). API keys are not users and get 403
+//!   `api_key_not_allowed`; super admins belong to no tenant and have none.
+
+use crate::auth::Principal;
+use crate::{AppError, AppResult, Services};
+use palisade_domain::{Permission, TenantId, UserId};
+use palisade_store::notifications::{self as store, Notification};
+use palisade_store::{Scope, Tx};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// What to tell, and about what.
+pub struct NewNotification<'a> {
+    /// e.g. `webhook.pending_approval`.
+    pub kind: &'a str,
+    pub title: String,
+    pub body: String,
+    pub data: Value,
+    /// The object it is about, e.g. `("webhook", id)`.
+    pub target: Option<(&'a str, Uuid)>,
+}
+
+/// Writes one notification per recipient in the caller's transaction. Returns how many.
+pub async fn notify<S: Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    recipients: &[UserId],
+    n: &NewNotification<'_>,
+    now: OffsetDateTime,
+) -> AppResult<usize> {
+    for user in recipients {
+        store::insert(
+            tx,
+            &Notification {
+                id: Uuid::now_v7(),
+                tenant_id: tenant.as_uuid(),
+                user_id: user.as_uuid(),
+                kind: n.kind.to_owned(),
+                title: n.title.clone(),
+                body: n.body.clone(),
+                data: n.data.clone(),
+                target_type: n.target.map(|(t, _)| t.to_owned()),
+                target_id: n.target.map(|(_, id)| id),
+                created_at: now,
+                read_at: None,
+            },
+        )
+        .await?;
+    }
+    Ok(recipients.len())
+}
+
+/// The tenant's admins (the owner included), optionally leaving one out (the actor).
+pub async fn tenant_admins<S: Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    except: Option<UserId>,
+) -> AppResult<Vec<UserId>> {
+    let mut ids = store::admin_ids(tx, tenant).await?;
+    ids.retain(|id| Some(*id) != except);
+    Ok(ids)
+}
+
+/// A page of notifications, newest first.
+pub struct Page {
+    pub data: Vec<Notification>,
+    pub next_cursor: Option<Uuid>,
+}
+
+fn require_user(p: &Principal) -> AppResult<()> {
+    p.require(Permission::NotificationsRead)
+}
+
+/// The caller's own notifications, newest first.
+pub async fn list(
+    s: &Services,
+    p: &Principal,
+    unread_only: bool,
+    cursor: Option<Uuid>,
+    limit: Option<i64>,
+) -> AppResult<Page> {
+    require_user(p)?;
+    let limit = limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(AppError::field("limit", "must be between 1 and 200"));
+    }
+    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
+    let mut items =
+        store::list_for_user(&mut tx, p.user_id, unread_only, cursor, limit + 1).await?;
+    let more = items.len() > usize::try_from(limit).unwrap_or(0);
+    items.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(Page {
+        next_cursor: if more {
+            items.last().map(|n| n.id)
+        } else {
+            None
+        },
+        data: items,
+    })
+}
+
+/// Marks one of the caller's notifications read (idempotent: the first read time is kept).
+pub async fn mark_read(s: &Services, p: &Principal, id: Uuid) -> AppResult<Notification> {
+    require_user(p)?;
+    let now = s.now();
+    let mut tx = s.store.begin(p.tenant_scope()?).await?;
+    let n = store::mark_read(&mut tx, p.user_id, id, now)
+        .await?
+        .ok_or(AppError::NotFound("notification"))?;
+    tx.commit().await?;
+    Ok(n)
+}

@@ -1,0 +1,116 @@
+//! `/api/v1/notifications`: the signed-in user's own in-app notifications (never an API key's).
+
+use super::rfc3339;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiPath, ApiQuery, Auth};
+use crate::AppState;
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use palisade_core::notifications;
+use palisade_core::records::Notification;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/notifications", get(list_notifications))
+        .route("/api/v1/notifications/{id}/read", post(mark_read))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsQuery {
+    /// `true`: only notifications not yet read.
+    pub unread: Option<bool>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationResponse {
+    pub id: Uuid,
+    /// `webhook.pending_approval` or `webhook.disabled` (more kinds will come).
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    /// Structured details, e.g. `{webhook_id, url, reason}`.
+    pub data: serde_json::Value,
+    /// What it is about (`webhook`), with `target_id`.
+    pub target_type: Option<String>,
+    pub target_id: Option<Uuid>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// `null` until the user marks it read.
+    #[schema(format = DateTime)]
+    pub read_at: Option<String>,
+}
+
+impl From<&Notification> for NotificationResponse {
+    fn from(n: &Notification) -> Self {
+        NotificationResponse {
+            id: n.id,
+            kind: n.kind.clone(),
+            title: n.title.clone(),
+            body: n.body.clone(),
+            data: n.data.clone(),
+            target_type: n.target_type.clone(),
+            target_id: n.target_id,
+            created_at: rfc3339(n.created_at),
+            read_at: n.read_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationPage {
+    pub data: Vec<NotificationResponse>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+/// The caller's notifications, newest first.
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications", security(("bearer" = [])),
+    params(NotificationsQuery),
+    responses((status = 200, description = "A page of the caller's notifications", body = NotificationPage),
+        (status = 400, description = "Malformed query (invalid_query)", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "An API key (api_key_not_allowed) or a super admin", body = ErrorBody),
+        (status = 422, description = "limit out of range", body = ErrorBody)))]
+pub async fn list_notifications(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<NotificationsQuery>,
+) -> ApiResult<Json<NotificationPage>> {
+    let page = notifications::list(
+        &state.services,
+        &p,
+        q.unread.unwrap_or(false),
+        q.cursor,
+        q.limit,
+    )
+    .await?;
+    Ok(Json(NotificationPage {
+        data: page.data.iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Mark one of the caller's notifications read (idempotent).
+#[utoipa::path(post, path = "/api/v1/notifications/{id}/read", tag = "notifications", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Notification id")),
+    responses((status = 200, description = "The notification, read", body = NotificationResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "An API key (api_key_not_allowed) or a super admin", body = ErrorBody),
+        (status = 404, description = "No such notification of yours", body = ErrorBody)))]
+pub async fn mark_read(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<NotificationResponse>> {
+    let n = notifications::mark_read(&state.services, &p, id).await?;
+    Ok(Json((&n).into()))
+}
