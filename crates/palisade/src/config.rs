@@ -61,6 +61,10 @@ pub struct RawConfig {
     pub whatsapp_graph_api_version: String,
     /// Defaults to `http://<listen>`.
     pub public_url: Option<String>,
+    /// Comma-separated; an inbound message that is exactly one of them opts its sender out.
+    pub opt_out_keywords: String,
+    /// Comma-separated; an inbound message that is exactly one of them lifts an opt-out.
+    pub opt_in_keywords: String,
 }
 
 impl Default for RawConfig {
@@ -97,6 +101,8 @@ impl Default for RawConfig {
             whatsapp_graph_base_url: "https://graph.facebook.com".into(),
             whatsapp_graph_api_version: "v25.0".into(),
             public_url: None,
+            opt_out_keywords: palisade_core::contacts::DEFAULT_OPT_OUT_KEYWORDS.join(","),
+            opt_in_keywords: palisade_core::contacts::DEFAULT_OPT_IN_KEYWORDS.join(","),
         }
     }
 }
