@@ -373,7 +373,13 @@ pub async fn update(
         .ok_or(AppError::NotFound("contact"))?;
     let mut after = before.clone();
     if let Some(Some(ph)) = phone {
-        after.phone = ph.as_str().to_owned();
+        if ph.as_str() != before.phone {
+            after.phone = ph.as_str().to_owned();
+            // WhatsApp's id and profile name belong to the old number's account; keeping the
+            // id would send replies to the old number.
+            after.wa_id = None;
+            after.wa_profile_name = None;
+        }
     }
     if let Some(n) = name {
         after.name = n;

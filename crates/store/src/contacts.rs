@@ -151,14 +151,16 @@ pub async fn insert(tx: &mut Tx<TenantScope>, c: &Contact) -> Result<()> {
     Ok(())
 }
 
-/// Writes every editable field of `c`. A phone another contact has is a unique violation.
+/// Writes every editable field of `c` (and the WhatsApp id and profile name, which a phone
+/// change clears). A phone another contact has is a unique violation.
 pub async fn update(tx: &mut Tx<TenantScope>, c: &Contact) -> Result<()> {
     let tenant = tx.scope().tenant_id();
     tx.execute(
         Query::new(
             "UPDATE contacts SET phone = $3, name = $4, email = $5, tags = $6,
                  custom_attributes = $7, marketing_opt_in = $8, opted_in_at = $9,
-                 opted_out_at = $10, opt_out_source = $11, updated_at = $12
+                 opted_out_at = $10, opt_out_source = $11, updated_at = $12,
+                 wa_id = $13, wa_profile_name = $14
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant)
@@ -172,7 +174,9 @@ pub async fn update(tx: &mut Tx<TenantScope>, c: &Contact) -> Result<()> {
         .bind(c.opted_in_at)
         .bind(c.opted_out_at)
         .bind(c.opt_out_source.clone())
-        .bind(c.updated_at),
+        .bind(c.updated_at)
+        .bind(c.wa_id.clone())
+        .bind(c.wa_profile_name.clone()),
     )
     .await?;
     Ok(())

@@ -702,6 +702,24 @@ async fn inbound_stop_opts_out_and_start_lifts_it(db: Db) {
         contact_by_phone(&s, "+34612345678").await["marketing_opt_in"],
         false
     );
+    // The WhatsApp id and profile name belong to the number: the same number written
+    // differently keeps them, a new number drops them (replies must not go to the old one).
+    let es = contact_by_phone(&s, "+34612345678").await;
+    assert_eq!(es["wa_id"], "34612345678");
+    let path = format!("/api/v1/contacts/{}", es["id"].as_str().unwrap());
+    let t = &s.owner.access_token;
+    let same = s
+        .app
+        .patch(&path, t, json!({"phone": "+34 612 345 678"}))
+        .await;
+    assert_eq!(same.body["wa_id"], "34612345678");
+    assert_eq!(same.body["wa_profile_name"], "Customer");
+    let moved = s
+        .app
+        .patch(&path, t, json!({"phone": "+34612345679"}))
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    assert!(moved.body["wa_id"].is_null() && moved.body["wa_profile_name"].is_null());
     // The messages themselves are stored like any other.
     assert_eq!(
         s.app
