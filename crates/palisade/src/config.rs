@@ -311,6 +311,26 @@ mod tests {
     }
 
     #[test]
+    fn consent_keywords_are_a_comma_separated_list() {
+        let settings = |out: &str, inn: &str| {
+            let raw = RawConfig {
+                opt_out_keywords: out.into(),
+                opt_in_keywords: inn.into(),
+                ..RawConfig::default()
+            };
+            crate::app::settings(&Config::from_raw(raw).unwrap())
+        };
+        let d = crate::app::settings(&Config::from_raw(RawConfig::default()).unwrap());
+        for k in ["STOP", "STOP PROMOTIONS", "ARRÊT", "BAJA", "STOPP", "SAIR"] {
+            assert!(d.opt_out_keywords.iter().any(|x| x == k), "{k}");
+        }
+        assert_eq!(d.opt_in_keywords, ["START", "UNSTOP"]);
+        let s = settings(" HALT , Basta,,", "");
+        assert_eq!(s.opt_out_keywords, ["HALT", "Basta"]);
+        assert!(s.opt_in_keywords.is_empty(), "empty disables");
+    }
+
+    #[test]
     fn redaction_hides_secrets_and_passwords() {
         let raw = RawConfig {
             signing_keys: Some(SecretString::from("a:SECRETSECRET".to_owned())),

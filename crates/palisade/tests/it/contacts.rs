@@ -591,14 +591,24 @@ async fn exports_stream_csv_and_jsonl(db: Db) {
 
 /// Sends a text from `from` through the simulator and waits until it is stored.
 async fn customer_says(s: &crate::support::WhatsAppFixture, from: &str, text: &str) {
+    customer_sends(s, from, json!({"type": "text", "text": {"body": text}})).await;
+}
+
+/// Sends a message (`{type, <type>: {…}}`) from `from` through the simulator and waits until it
+/// is stored.
+async fn customer_sends(s: &crate::support::WhatsAppFixture, from: &str, message: Value) {
+    let text = message.to_string();
+    let mut req = json!({
+        "phone_number_id": s.phone_number_id, "from": from, "profile_name": "Customer",
+    });
+    for (k, v) in message.as_object().unwrap() {
+        req[k] = v.clone();
+    }
     let r = s
         .app
         .client
         .post(format!("{}/_sim/inbound", s.sim))
-        .json(&json!({
-            "phone_number_id": s.phone_number_id, "from": from,
-            "profile_name": "Customer", "type": "text", "text": {"body": text},
-        }))
+        .json(&req)
         .send()
         .await
         .unwrap();
@@ -689,6 +699,15 @@ async fn inbound_stop_opts_out_and_start_lifts_it(db: Db) {
         contact_by_phone(&s, "+34612345678").await["opted_out"],
         false
     );
+    // Meta's "Stop promotions" quick-reply button on a marketing template is a keyword too.
+    customer_sends(
+        &s,
+        "4915112345678",
+        json!({"type": "button", "button": {"text": "Stop promotions", "payload": "promo-off"}}),
+    )
+    .await;
+    let de = contact_by_phone(&s, "+4915112345678").await;
+    assert_eq!(de["opt_out_source"], "keyword", "{de}");
     // START lifts the opt-out.
     customer_says(&s, "447700900123", "start").await;
     let back = contact_by_phone(&s, "+447700900123").await;
