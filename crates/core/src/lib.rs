@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod contacts;
 pub mod crypto;
 pub mod error;
 pub mod messaging;
@@ -78,7 +79,8 @@ impl Services {
 pub mod records {
     pub use palisade_store::api_keys::ApiKey;
     pub use palisade_store::audit::{AuditFilter, AuditRecord, ChainReport};
-    pub use palisade_store::messaging::{Contact, Conversation, Message};
+    pub use palisade_store::contacts::{Contact, ContactFilter};
+    pub use palisade_store::messaging::{Conversation, Message};
     pub use palisade_store::notifications::Notification;
     pub use palisade_store::sessions::Session;
     pub use palisade_store::tenants::{Tenant, TenantStatus};

@@ -8,7 +8,7 @@ use crate::auth::Principal;
 use crate::{AppError, AppResult, Services};
 use palisade_domain::Permission;
 use palisade_store::audit as audit_log;
-use palisade_store::messaging::{self as store, Contact, Conversation, Message};
+use palisade_store::messaging::{self as store, Conversation, Message};
 use uuid::Uuid;
 
 /// A page: the items and, when there may be more, the cursor for the next page.
@@ -29,28 +29,6 @@ fn page<T>(mut items: Vec<T>, limit: i64, id: impl Fn(&T) -> Uuid) -> Page<T> {
 
 fn clamp(limit: Option<i64>) -> i64 {
     limit.unwrap_or(50).clamp(1, 200)
-}
-
-/// Contacts, newest first.
-pub async fn list_contacts(
-    s: &Services,
-    p: &Principal,
-    cursor: Option<Uuid>,
-    limit: Option<i64>,
-) -> AppResult<Page<Contact>> {
-    p.require(Permission::ContactsRead)?;
-    let limit = clamp(limit);
-    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
-    let items = store::list_contacts(&mut tx, cursor, limit + 1).await?;
-    Ok(page(items, limit, |c| c.id))
-}
-
-pub async fn get_contact(s: &Services, p: &Principal, id: Uuid) -> AppResult<Contact> {
-    p.require(Permission::ContactsRead)?;
-    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
-    store::find_contact(&mut tx, id)
-        .await?
-        .ok_or(AppError::NotFound("contact"))
 }
 
 /// Conversations, newest first, optionally only those in `status`.

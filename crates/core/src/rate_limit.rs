@@ -57,6 +57,8 @@ pub struct Limits {
     pub api: Limit<ApiKey>,
     /// Audit log exports per hour, per tenant (or per super admin).
     pub export: Limit<uuid::Uuid>,
+    /// Contact exports per hour, per tenant.
+    pub contacts_export: Limit<uuid::Uuid>,
 }
 
 impl Limits {
@@ -66,6 +68,7 @@ impl Limits {
             register: Limit::new(s.rate_limit_register_per_hour, Duration::from_secs(3600)),
             api: Limit::new(s.rate_limit_api_per_minute, Duration::from_secs(60)),
             export: Limit::new(10, Duration::from_secs(3600)),
+            contacts_export: Limit::new(10, Duration::from_secs(3600)),
         }
     }
 
@@ -75,6 +78,7 @@ impl Limits {
         self.register.retain_recent();
         self.api.retain_recent();
         self.export.retain_recent();
+        self.contacts_export.retain_recent();
     }
 }
 

@@ -45,6 +45,10 @@ pub struct Settings {
     pub whatsapp_graph_api_version: String,
     /// Public base URL of this server, for the webhook callback URLs shown to admins.
     pub public_url: String,
+    /// Inbound messages that opt a contact out of marketing (whole text, case-insensitive).
+    pub opt_out_keywords: Vec<String>,
+    /// Inbound messages that lift a contact's opt-out.
+    pub opt_in_keywords: Vec<String>,
 }
 
 impl Default for Settings {
@@ -73,6 +77,14 @@ impl Default for Settings {
             whatsapp_graph_base_url: "https://graph.facebook.com".into(),
             whatsapp_graph_api_version: "v25.0".into(),
             public_url: "http://127.0.0.1:8080".into(),
+            opt_out_keywords: crate::contacts::DEFAULT_OPT_OUT_KEYWORDS
+                .iter()
+                .map(|k| (*k).to_owned())
+                .collect(),
+            opt_in_keywords: crate::contacts::DEFAULT_OPT_IN_KEYWORDS
+                .iter()
+                .map(|k| (*k).to_owned())
+                .collect(),
         }
     }
 }

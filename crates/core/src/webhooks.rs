@@ -59,6 +59,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "user.deleted",
     "api_key.created",
     "api_key.revoked",
+    "contact.created",
+    "contact.updated",
+    "contact.deleted",
     "webhook.test",
 ];
 /// Delay before retry n (after the n-th failed attempt), before jitter: ~40 h in all.

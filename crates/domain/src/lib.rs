@@ -4,6 +4,7 @@
 //! what a valid email or password is) can be read and tested in isolation. Outside strings become
 //! these types at the edge ("parse, don't validate"): a value of a type defined here is valid.
 
+pub mod contact;
 pub mod ids;
 pub mod password;
 pub mod permission;
@@ -11,6 +12,7 @@ pub mod role;
 pub mod scope;
 pub mod text;
 
+pub use contact::{CustomAttributes, PhoneNumber, Tags};
 pub use ids::{SessionId, TenantId, UserId};
 pub use password::{PasswordContext, PasswordPolicy, PasswordPolicyPreset, PasswordViolation};
 pub use permission::Permission;

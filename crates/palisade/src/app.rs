@@ -63,6 +63,12 @@ pub fn settings(config: &Config) -> Settings {
             .clone()
             .filter(|u| !u.trim().is_empty())
             .unwrap_or_else(|| format!("http://{}", config.listen)),
+        opt_out_keywords: crate::config::split_list(&r.opt_out_keywords)
+            .map(str::to_owned)
+            .collect(),
+        opt_in_keywords: crate::config::split_list(&r.opt_in_keywords)
+            .map(str::to_owned)
+            .collect(),
         ..Settings::default()
     }
 }

@@ -63,6 +63,10 @@ pub struct RawConfig {
     pub whatsapp_graph_api_version: String,
     /// Defaults to `http://<listen>`.
     pub public_url: Option<String>,
+    /// Comma-separated; an inbound message that is exactly one of them opts its sender out.
+    pub opt_out_keywords: String,
+    /// Comma-separated; an inbound message that is exactly one of them lifts an opt-out.
+    pub opt_in_keywords: String,
 }
 
 impl Default for RawConfig {
@@ -100,6 +104,8 @@ impl Default for RawConfig {
             whatsapp_graph_base_url: "https://graph.facebook.com".into(),
             whatsapp_graph_api_version: "v25.0".into(),
             public_url: None,
+            opt_out_keywords: palisade_core::contacts::DEFAULT_OPT_OUT_KEYWORDS.join(","),
+            opt_in_keywords: palisade_core::contacts::DEFAULT_OPT_IN_KEYWORDS.join(","),
         }
     }
 }
@@ -312,6 +318,26 @@ mod tests {
             ..RawConfig::default()
         };
         assert_eq!(Config::from_raw(raw).unwrap().trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn consent_keywords_are_a_comma_separated_list() {
+        let settings = |out: &str, inn: &str| {
+            let raw = RawConfig {
+                opt_out_keywords: out.into(),
+                opt_in_keywords: inn.into(),
+                ..RawConfig::default()
+            };
+            crate::app::settings(&Config::from_raw(raw).unwrap())
+        };
+        let d = crate::app::settings(&Config::from_raw(RawConfig::default()).unwrap());
+        for k in ["STOP", "STOP PROMOTIONS", "ARRÊT", "BAJA", "STOPP", "SAIR"] {
+            assert!(d.opt_out_keywords.iter().any(|x| x == k), "{k}");
+        }
+        assert_eq!(d.opt_in_keywords, ["START", "UNSTOP"]);
+        let s = settings(" HALT , Basta,,", "");
+        assert_eq!(s.opt_out_keywords, ["HALT", "Basta"]);
+        assert!(s.opt_in_keywords.is_empty(), "empty disables");
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod scope;
 pub mod api_keys;
 pub mod audit;
 pub mod auth_changes;
+pub mod contacts;
 pub mod invites;
 pub mod login_throttle;
 pub mod messaging;
@@ -33,5 +34,7 @@ pub use db::{redact_url, Backend, DatabaseSettings, Store, Tx, PG_APP_ROLE};
 pub use error::StoreError;
 pub use query::{Arg, IntoArg, Query};
 pub use scope::{Scope, SystemScope, TenantScope, UserScope};
+/// JSON columns (re-exported so services can build records without depending on sqlx).
+pub use sqlx::types::Json;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,4 +1,5 @@
-//! Contacts, conversations and messages.
+//! Conversations and messages, and the contacts inbound messages create (the contact
+//! records themselves: `contacts`).
 //!
 //! Writes come from processing Meta's webhooks, which is system work: the tenant is that of the
 //! connection the webhook was verified for, and every statement binds it explicitly. Reads come
@@ -10,19 +11,6 @@ use sqlx::types::Json;
 use std::collections::HashSet;
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Contact {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    /// E.164, `+<digits>`.
-    pub phone: String,
-    pub wa_id: Option<String>,
-    pub name: Option<String>,
-    pub wa_profile_name: Option<String>,
-    pub created_at: OffsetDateTime,
-    pub updated_at: OffsetDateTime,
-}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Conversation {
@@ -590,40 +578,6 @@ pub async fn insert_note(
 }
 
 // ---- reads (users and API keys) ----
-
-const CONTACT_COLUMNS: &str =
-    "id, tenant_id, phone, wa_id, name, wa_profile_name, created_at, updated_at";
-
-/// Contacts, newest first; `cursor` is the last id of the previous page.
-pub async fn list_contacts(
-    tx: &mut Tx<TenantScope>,
-    cursor: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<Contact>> {
-    let tenant = tx.scope().tenant_id();
-    tx.fetch_all(
-        Query::new(format!(
-            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)
-             ORDER BY id DESC LIMIT $3"
-        ))
-        .bind(tenant)
-        .bind(cursor)
-        .bind(limit),
-    )
-    .await
-}
-
-pub async fn find_contact(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Contact>> {
-    let tenant = tx.scope().tenant_id();
-    tx.fetch_optional(
-        Query::new(format!(
-            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(tenant)
-        .bind(id),
-    )
-    .await
-}
 
 const CONVERSATION_SELECT: &str =
     "SELECT v.id, v.tenant_id, v.contact_id, v.connection_id, v.status, \

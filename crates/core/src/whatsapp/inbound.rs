@@ -204,7 +204,7 @@ pub async fn process_event(s: &Services, id: Uuid) -> AppResult<bool> {
         Err(e) => Err(format!("the body is not JSON: {e}")),
         Ok(payload) => match connections::find_any(&mut tx, event.connection_id).await? {
             None => Err("the connection no longer exists".to_owned()),
-            Some(conn) => match apply(&mut tx, &event, &conn, &payload, now).await {
+            Some(conn) => match apply(&mut tx, &s.settings, &event, &conn, &payload, now).await {
                 Ok(applied) => Ok(applied),
                 Err(e) => {
                     // A database failure: roll back and count the attempt.
@@ -257,6 +257,7 @@ fn after_commit(_s: &Services, _applied: &Applied) {}
 /// event's `error`); database errors abort the whole event.
 async fn apply(
     tx: &mut Tx<SystemScope>,
+    settings: &crate::Settings,
     event: &InboundEvent,
     conn: &Connection,
     payload: &Value,
@@ -305,6 +306,7 @@ async fn apply(
             }
         }
     }
+    crate::contacts::apply_consent_keywords(tx, settings, &applied.messages, now).await?;
     Ok(applied)
 }
 

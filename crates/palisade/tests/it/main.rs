@@ -41,6 +41,7 @@ mod startup;
 mod support;
 
 mod auth_login;
+mod contacts;
 mod cross_tenant;
 mod http_errors;
 mod inbound;

@@ -203,7 +203,7 @@ pub async fn search(
     }))
 }
 
-fn csv_field(v: &str) -> String {
+pub(crate) fn csv_field(v: &str) -> String {
     // Quote every field; neutralise spreadsheet formulas (OWASP CSV injection).
     let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{v}")

@@ -1,5 +1,5 @@
-//! `/api/v1/contacts` and `/api/v1/conversations` (read-only for now): what Meta's webhooks
-//! brought in. Pages are `{data, next_cursor}`; pass `next_cursor` back as `cursor`.
+//! `/api/v1/conversations`: what Meta's webhooks brought in, answers and notes (contacts:
+//! `contacts`). Pages are `{data, next_cursor}`; pass `next_cursor` back as `cursor`.
 
 use super::rfc3339;
 use crate::error::{ApiResult, ErrorBody};
@@ -10,15 +10,13 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use palisade_core::messaging;
-use palisade_core::records::{Contact, Conversation, Message};
+use palisade_core::records::{Conversation, Message};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/contacts", get(list_contacts))
-        .route("/api/v1/contacts/{id}", get(get_contact))
         .route("/api/v1/conversations", get(list_conversations))
         .route(
             "/api/v1/conversations/{id}",
@@ -49,36 +47,6 @@ pub struct ConversationQuery {
     pub cursor: Option<Uuid>,
     /// 1–200, default 50.
     pub limit: Option<i64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ContactResponse {
-    pub id: Uuid,
-    /// E.164 (`+<digits>`).
-    pub phone: String,
-    /// WhatsApp's id of the sender (digits).
-    pub wa_id: Option<String>,
-    pub name: Option<String>,
-    /// The name the person set in WhatsApp.
-    pub wa_profile_name: Option<String>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
-}
-
-impl From<Contact> for ContactResponse {
-    fn from(c: Contact) -> Self {
-        ContactResponse {
-            id: c.id,
-            phone: c.phone,
-            wa_id: c.wa_id,
-            name: c.name,
-            wa_profile_name: c.wa_profile_name,
-            created_at: rfc3339(c.created_at),
-            updated_at: rfc3339(c.updated_at),
-        }
-    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -182,13 +150,6 @@ impl From<Message> for MessageResponse {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ContactPage {
-    pub data: Vec<ContactResponse>,
-    /// Pass as `cursor` for the next (older) page; absent on the last page.
-    pub next_cursor: Option<Uuid>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationPage {
     pub data: Vec<ConversationResponse>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
@@ -200,43 +161,6 @@ pub struct MessagePage {
     pub data: Vec<MessageResponse>,
     /// Pass as `cursor` for the next (newer) page; absent on the last page.
     pub next_cursor: Option<Uuid>,
-}
-
-/// The tenant's contacts, newest first.
-#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", security(("bearer" = [])),
-    params(PageQuery),
-    responses((status = 200, description = "A page of contacts", body = ContactPage),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Missing contacts.read (or the API key scope contacts:read)", body = ErrorBody)))]
-pub async fn list_contacts(
-    State(state): State<AppState>,
-    Auth(p): Auth,
-    ApiQuery(q): ApiQuery<PageQuery>,
-) -> ApiResult<Json<ContactPage>> {
-    let page = messaging::list_contacts(&state.services, &p, q.cursor, q.limit).await?;
-    Ok(Json(ContactPage {
-        data: page.data.into_iter().map(Into::into).collect(),
-        next_cursor: page.next_cursor,
-    }))
-}
-
-/// One contact.
-#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Contact id")),
-    responses((status = 200, description = "The contact", body = ContactResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Missing contacts.read", body = ErrorBody),
-        (status = 404, description = "No such contact in your tenant", body = ErrorBody)))]
-pub async fn get_contact(
-    State(state): State<AppState>,
-    Auth(p): Auth,
-    ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<ContactResponse>> {
-    Ok(Json(
-        messaging::get_contact(&state.services, &p, id)
-            .await?
-            .into(),
-    ))
 }
 
 /// The tenant's conversations, newest first (by when they were opened).

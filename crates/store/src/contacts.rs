@@ -1,0 +1,286 @@
+//! Contact records: read and written by users and API keys under their [`TenantScope`], and
+//! their marketing consent changed by keywords in inbound messages (system work for the
+//! connection's tenant, bound into every statement). Inbound processing creates contacts with
+//! `messaging::upsert_contact`.
+//!
+//! Consent is stored as the current state (the migration's CHECK keeps it consistent): opted
+//! in (`marketing_opt_in`, `opted_in_at`), opted out (`opted_out_at`, `opt_out_source`), or
+//! neither. Deleting a contact erases its conversations, messages and queued sends with it.
+
+use crate::{Backend, Query, Result, SystemScope, TenantScope, Tx};
+use palisade_domain::TenantId;
+use sqlx::types::Json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Contact {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    /// E.164, `+<digits>`.
+    pub phone: String,
+    pub wa_id: Option<String>,
+    pub name: Option<String>,
+    pub wa_profile_name: Option<String>,
+    pub email: Option<String>,
+    pub tags: Json<Vec<String>>,
+    pub custom_attributes: Json<serde_json::Map<String, serde_json::Value>>,
+    pub marketing_opt_in: bool,
+    pub opted_in_at: Option<OffsetDateTime>,
+    pub opted_out_at: Option<OffsetDateTime>,
+    /// `api` or `keyword`, set exactly when `opted_out_at` is.
+    pub opt_out_source: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+const COLUMNS: &str = "id, tenant_id, phone, wa_id, name, wa_profile_name, email, tags, \
+    custom_attributes, marketing_opt_in, opted_in_at, opted_out_at, opt_out_source, \
+    created_at, updated_at";
+
+/// What a list (or an export) is narrowed to. `q` is matched as given: the caller lower-cases
+/// it and passes the digits separately for the phone.
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    /// Substring of the name, WhatsApp profile name or email (lower-case).
+    pub q: Option<String>,
+    /// Substring of the phone's digits.
+    pub q_digits: Option<String>,
+    /// A normalised tag the contact has.
+    pub tag: Option<String>,
+    /// Only contacts that are (true) or are not (false) opted out.
+    pub opted_out: Option<bool>,
+    /// The last id of the previous page (newest first).
+    pub before_id: Option<Uuid>,
+    pub limit: i64,
+}
+
+fn like_pattern(s: &str) -> String {
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// Contacts matching `f`, newest first.
+pub async fn list(tx: &mut Tx<TenantScope>, f: &ContactFilter) -> Result<Vec<Contact>> {
+    let tenant = tx.scope().tenant_id();
+    // Tags are a JSON array: PostgreSQL answers containment from a GIN index; SQLite walks the
+    // array.
+    let (tag_clause, tag_arg) = match (tx.backend(), &f.tag) {
+        (Backend::Postgres, t) => (
+            "($6::jsonb IS NULL OR tags @> $6::jsonb)",
+            crate::Arg::Json(t.as_ref().map(|t| serde_json::json!([t]))),
+        ),
+        (Backend::Sqlite, t) => (
+            "($6 IS NULL OR EXISTS (SELECT 1 FROM json_each(contacts.tags) WHERE json_each.value = $6))",
+            crate::Arg::Text(t.clone()),
+        ),
+    };
+    let mut q = Query::new(format!(
+        "SELECT {COLUMNS} FROM contacts
+         WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)
+           AND ($3 IS NULL OR LOWER(COALESCE(name, '')) LIKE $3 ESCAPE '\\'
+                OR LOWER(COALESCE(wa_profile_name, '')) LIKE $3 ESCAPE '\\'
+                OR COALESCE(email, '') LIKE $3 ESCAPE '\\'
+                OR ($4 IS NOT NULL AND phone LIKE $4 ESCAPE '\\'))
+           AND ($5 IS NULL OR (opted_out_at IS NOT NULL) = $5)
+           AND {tag_clause}
+         ORDER BY id DESC LIMIT $7"
+    ))
+    .bind(tenant)
+    .bind(f.before_id)
+    .bind(f.q.as_deref().map(like_pattern))
+    .bind(f.q_digits.as_deref().map(like_pattern))
+    .bind(f.opted_out);
+    q.args.push(tag_arg);
+    tx.fetch_all(q.bind(f.limit)).await
+}
+
+pub async fn find(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Contact>> {
+    let tenant = tx.scope().tenant_id();
+    tx.fetch_optional(
+        Query::new(format!(
+            "SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant)
+        .bind(id),
+    )
+    .await
+}
+
+pub async fn find_by_phone(tx: &mut Tx<TenantScope>, phone: &str) -> Result<Option<Contact>> {
+    let tenant = tx.scope().tenant_id();
+    tx.fetch_optional(
+        Query::new(format!(
+            "SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND phone = $2"
+        ))
+        .bind(tenant)
+        .bind(phone),
+    )
+    .await
+}
+
+/// Inserts `c` (its `tenant_id` is the scope's, whatever the record says). A phone the tenant
+/// already has is a unique violation.
+pub async fn insert(tx: &mut Tx<TenantScope>, c: &Contact) -> Result<()> {
+    let tenant = tx.scope().tenant_id();
+    tx.execute(
+        Query::new(format!(
+            "INSERT INTO contacts ({COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        ))
+        .bind(c.id)
+        .bind(tenant)
+        .bind(c.phone.as_str())
+        .bind(c.wa_id.clone())
+        .bind(c.name.clone())
+        .bind(c.wa_profile_name.clone())
+        .bind(c.email.clone())
+        .bind(serde_json::json!(c.tags.0))
+        .bind(serde_json::Value::Object(c.custom_attributes.0.clone()))
+        .bind(c.marketing_opt_in)
+        .bind(c.opted_in_at)
+        .bind(c.opted_out_at)
+        .bind(c.opt_out_source.clone())
+        .bind(c.created_at)
+        .bind(c.updated_at),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes every editable field of `c` (and the WhatsApp id and profile name, which a phone
+/// change clears). A phone another contact has is a unique violation.
+pub async fn update(tx: &mut Tx<TenantScope>, c: &Contact) -> Result<()> {
+    let tenant = tx.scope().tenant_id();
+    tx.execute(
+        Query::new(
+            "UPDATE contacts SET phone = $3, name = $4, email = $5, tags = $6,
+                 custom_attributes = $7, marketing_opt_in = $8, opted_in_at = $9,
+                 opted_out_at = $10, opt_out_source = $11, updated_at = $12,
+                 wa_id = $13, wa_profile_name = $14
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(c.id)
+        .bind(c.phone.as_str())
+        .bind(c.name.clone())
+        .bind(c.email.clone())
+        .bind(serde_json::json!(c.tags.0))
+        .bind(serde_json::Value::Object(c.custom_attributes.0.clone()))
+        .bind(c.marketing_opt_in)
+        .bind(c.opted_in_at)
+        .bind(c.opted_out_at)
+        .bind(c.opt_out_source.clone())
+        .bind(c.updated_at)
+        .bind(c.wa_id.clone())
+        .bind(c.wa_profile_name.clone()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// What deleting a contact erased with it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Erased {
+    pub conversations: u64,
+    pub messages: u64,
+    pub queued_sends: u64,
+}
+
+/// Deletes a contact with its conversations, their messages (inbound, outbound and notes) and
+/// any of those still waiting in the send queue. A sender that already claimed one of them
+/// finds the message gone and drops it.
+pub async fn delete(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Erased> {
+    let tenant = tx.scope().tenant_id();
+    let of_contact = "SELECT id FROM conversations WHERE tenant_id = $1 AND contact_id = $2";
+    let queued_sends = tx
+        .execute(
+            Query::new(format!(
+                "DELETE FROM whatsapp_outbound_queue WHERE tenant_id = $1 AND message_id IN (
+                    SELECT id FROM messages WHERE tenant_id = $1 AND conversation_id IN ({of_contact}))"
+            ))
+            .bind(tenant)
+            .bind(id),
+        )
+        .await?;
+    let messages = tx
+        .execute(
+            Query::new(format!(
+                "DELETE FROM messages WHERE tenant_id = $1 AND conversation_id IN ({of_contact})"
+            ))
+            .bind(tenant)
+            .bind(id),
+        )
+        .await?;
+    let conversations = tx
+        .execute(
+            Query::new("DELETE FROM conversations WHERE tenant_id = $1 AND contact_id = $2")
+                .bind(tenant)
+                .bind(id),
+        )
+        .await?;
+    tx.execute(
+        Query::new("DELETE FROM contacts WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id),
+    )
+    .await?;
+    Ok(Erased {
+        conversations,
+        messages,
+        queued_sends,
+    })
+}
+
+/// A consent change asked for by an inbound message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeywordConsent {
+    /// Opt the contact out (unless already out, or opted in after `at`).
+    OptOut,
+    /// Lift an opt-out made before `at` (a contact that never opted out is left alone).
+    OptIn,
+}
+
+/// Applies a keyword to the contact of `conversation_id`, as of `at` (the message's time).
+/// Returns the contact when it changed.
+pub async fn apply_keyword(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    conversation_id: Uuid,
+    consent: KeywordConsent,
+    at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<Option<Contact>> {
+    let set = match consent {
+        KeywordConsent::OptOut => {
+            "marketing_opt_in = $5, opted_in_at = NULL, opted_out_at = $3, opt_out_source = 'keyword'"
+        }
+        KeywordConsent::OptIn => {
+            "marketing_opt_in = $5, opted_in_at = $3, opted_out_at = NULL, opt_out_source = NULL"
+        }
+    };
+    let only_if = match consent {
+        KeywordConsent::OptOut => {
+            "opted_out_at IS NULL AND (opted_in_at IS NULL OR opted_in_at <= $3)"
+        }
+        KeywordConsent::OptIn => "opted_out_at IS NOT NULL AND opted_out_at <= $3",
+    };
+    tx.fetch_optional(
+        Query::new(format!(
+            "UPDATE contacts SET {set}, updated_at = $4
+             WHERE tenant_id = $1
+               AND id = (SELECT contact_id FROM conversations WHERE tenant_id = $1 AND id = $2)
+               AND {only_if}
+             RETURNING {COLUMNS}"
+        ))
+        .bind(tenant)
+        .bind(conversation_id)
+        .bind(at)
+        .bind(now)
+        .bind(consent == KeywordConsent::OptIn),
+    )
+    .await
+}

@@ -1,0 +1,460 @@
+//! `/api/v1/contacts`: reading, creating, editing, erasing and exporting contacts. Pages are
+//! `{data, next_cursor}`; pass `next_cursor` back as `cursor`.
+
+use super::audit::csv_field;
+use super::rfc3339;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, Meta};
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use palisade_core::contacts::{self, ContactPatch, ListQuery, NewContact};
+use palisade_core::records::Contact;
+use palisade_core::AppError;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/contacts", get(list_contacts).post(create_contact))
+        .route("/api/v1/contacts/export", get(export_contacts))
+        .route(
+            "/api/v1/contacts/{id}",
+            get(get_contact)
+                .patch(update_contact)
+                .delete(delete_contact),
+        )
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ContactQuery {
+    /// Case-insensitive substring of the name, WhatsApp profile name or email; when it looks
+    /// like a phone number, of the phone's digits.
+    pub q: Option<String>,
+    /// Only contacts with this tag (compared normalised: trimmed, lower-case).
+    pub tag: Option<String>,
+    /// `true`: only contacts opted out of marketing; `false`: only the others.
+    pub opted_out: Option<bool>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ContactExportQuery {
+    /// `csv` or `jsonl`.
+    pub format: String,
+    /// As for the list.
+    pub q: Option<String>,
+    /// As for the list.
+    pub tag: Option<String>,
+    /// As for the list.
+    pub opted_out: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactResponse {
+    pub id: Uuid,
+    /// E.164 (`+<digits>`), unique in the tenant.
+    pub phone: String,
+    /// WhatsApp's id of the sender (digits); absent for contacts that have not written.
+    pub wa_id: Option<String>,
+    pub name: Option<String>,
+    /// The name the person set in WhatsApp.
+    pub wa_profile_name: Option<String>,
+    pub email: Option<String>,
+    /// Normalised (trimmed, lower-case), at most 50.
+    pub tags: Vec<String>,
+    /// A flat object of string, number, boolean or null values.
+    #[schema(value_type = Object)]
+    pub custom_attributes: serde_json::Value,
+    /// The contact agreed to marketing messages (since `opted_in_at`).
+    pub marketing_opt_in: bool,
+    /// The contact refused marketing messages (since `opted_out_at`, through `opt_out_source`).
+    pub opted_out: bool,
+    #[schema(format = DateTime)]
+    pub opted_in_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub opted_out_at: Option<String>,
+    /// `api` (someone set `marketing_opt_in: false`) or `keyword` (the contact sent STOP or
+    /// another opt-out keyword).
+    pub opt_out_source: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl From<Contact> for ContactResponse {
+    fn from(c: Contact) -> Self {
+        ContactResponse {
+            id: c.id,
+            opted_out: contacts::opted_out(&c),
+            phone: c.phone,
+            wa_id: c.wa_id,
+            name: c.name,
+            wa_profile_name: c.wa_profile_name,
+            email: c.email,
+            tags: c.tags.0,
+            custom_attributes: serde_json::Value::Object(c.custom_attributes.0),
+            marketing_opt_in: c.marketing_opt_in,
+            opted_in_at: c.opted_in_at.map(rfc3339),
+            opted_out_at: c.opted_out_at.map(rfc3339),
+            opt_out_source: c.opt_out_source,
+            created_at: rfc3339(c.created_at),
+            updated_at: rfc3339(c.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactPage {
+    pub data: Vec<ContactResponse>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateContactRequest {
+    /// E.164 with the country code; spaces, dashes, dots and parentheses are dropped.
+    pub phone: String,
+    /// 1 to 100 characters.
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// Each 1–50 letters, digits, spaces or `- _ . : /`; at most 50; stored trimmed,
+    /// lower-case and deduplicated.
+    pub tags: Option<Vec<String>>,
+    /// A JSON object: at most 50 keys of 1–64 characters, values strings, numbers, booleans or
+    /// null (no nested objects or arrays), at most 8 KiB as JSON.
+    #[schema(value_type = Option<Object>)]
+    pub custom_attributes: Option<serde_json::Value>,
+    /// `true` records an opt-in now, `false` an opt-out (source `api`); absent records
+    /// neither.
+    pub marketing_opt_in: Option<bool>,
+}
+
+/// Changes to a contact: absent fields stay as they are; `null` clears `name`, `email`,
+/// `tags` and `custom_attributes`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateContactRequest {
+    /// A new E.164 number (still unique in the tenant); cannot be null.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    /// Replaces the tags.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub tags: Option<Option<Vec<String>>>,
+    /// Replaces the attributes (not merged).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub custom_attributes: Option<Option<serde_json::Value>>,
+    /// `true` opts in, `false` opts out (source `api`); repeating the current choice keeps
+    /// its timestamp.
+    pub marketing_opt_in: Option<bool>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// The tenant's contacts, newest first.
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", security(("bearer" = [])),
+    params(ContactQuery),
+    responses((status = 200, description = "A page of contacts", body = ContactPage),
+        (status = 400, description = "Malformed query parameter", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing contacts.read (or the API key scope contacts:read)", body = ErrorBody),
+        (status = 422, description = "A tag that no contact could have", body = ErrorBody)))]
+pub async fn list_contacts(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<ContactQuery>,
+) -> ApiResult<Json<ContactPage>> {
+    let page = contacts::list(
+        &state.services,
+        &p,
+        ListQuery {
+            q: q.q,
+            tag: q.tag,
+            opted_out: q.opted_out,
+            cursor: q.cursor,
+            limit: q.limit,
+        },
+    )
+    .await?;
+    Ok(Json(ContactPage {
+        data: page.data.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Create a contact (audited as `contact.created`; webhook event `contact.created`).
+#[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts", security(("bearer" = [])),
+    request_body = CreateContactRequest,
+    responses((status = 201, description = "The contact", body = ContactResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing contacts.write (or the API key scope contacts:write)", body = ErrorBody),
+        (status = 409, description = "contact_exists: the tenant has a contact with this phone (its id is in the message)", body = ErrorBody),
+        (status = 422, description = "validation_failed naming phone, name, email, tags or custom_attributes; invalid_body for wrong types or unknown fields", body = ErrorBody)))]
+pub async fn create_contact(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiJson(req): ApiJson<CreateContactRequest>,
+) -> ApiResult<(StatusCode, Json<ContactResponse>)> {
+    let c = contacts::create(
+        &state.services,
+        &p,
+        &meta,
+        NewContact {
+            phone: req.phone,
+            name: req.name,
+            email: req.email,
+            tags: req.tags,
+            custom_attributes: req.custom_attributes,
+            marketing_opt_in: req.marketing_opt_in,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(c.into())))
+}
+
+/// One contact.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Contact id")),
+    responses((status = 200, description = "The contact", body = ContactResponse),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing contacts.read", body = ErrorBody),
+        (status = 404, description = "No such contact in your tenant", body = ErrorBody)))]
+pub async fn get_contact(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<ContactResponse>> {
+    Ok(Json(contacts::get(&state.services, &p, id).await?.into()))
+}
+
+/// Change a contact (audited as `contact.updated` with the names of the changed fields;
+/// webhook event `contact.updated`). A request that changes nothing writes nothing.
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Contact id")),
+    request_body = UpdateContactRequest,
+    responses((status = 200, description = "The contact", body = ContactResponse),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing contacts.write (or the API key scope contacts:write)", body = ErrorBody),
+        (status = 404, description = "No such contact in your tenant", body = ErrorBody),
+        (status = 409, description = "contact_exists: another contact has this phone", body = ErrorBody),
+        (status = 422, description = "validation_failed naming the field; invalid_body for wrong types or unknown fields", body = ErrorBody)))]
+pub async fn update_contact(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<UpdateContactRequest>,
+) -> ApiResult<Json<ContactResponse>> {
+    let phone = match req.phone {
+        Some(None) => {
+            return Err(
+                AppError::field("phone", "cannot be removed; a contact needs a phone").into(),
+            )
+        }
+        Some(Some(p)) => Some(p),
+        None => None,
+    };
+    let c = contacts::update(
+        &state.services,
+        &p,
+        &meta,
+        id,
+        ContactPatch {
+            phone,
+            name: req.name,
+            email: req.email,
+            tags: req.tags,
+            custom_attributes: req.custom_attributes,
+            marketing_opt_in: req.marketing_opt_in,
+        },
+    )
+    .await?;
+    Ok(Json(c.into()))
+}
+
+/// Erase a contact together with its conversations, their messages and notes, and any of its
+/// messages still queued for sending (audited as `contact.deleted` with the counts, without
+/// personal data; webhook event `contact.deleted`). Admins, or API keys with `contacts:delete`.
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Contact id")),
+    responses((status = 204, description = "Erased"),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing contacts.delete (agents; API keys without contacts:delete)", body = ErrorBody),
+        (status = 404, description = "No such contact in your tenant", body = ErrorBody)))]
+pub async fn delete_contact(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    contacts::delete(&state.services, &p, &meta, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+const CSV_HEADER: &str = "id,phone,name,wa_profile_name,email,tags,custom_attributes,marketing_opt_in,opted_out,opted_in_at,opted_out_at,opt_out_source,wa_id,created_at,updated_at\n";
+
+fn csv_line(c: &ContactResponse) -> String {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let fields = [
+        c.id.to_string(),
+        c.phone.clone(),
+        opt(&c.name),
+        opt(&c.wa_profile_name),
+        opt(&c.email),
+        c.tags.join(";"),
+        c.custom_attributes.to_string(),
+        c.marketing_opt_in.to_string(),
+        c.opted_out.to_string(),
+        opt(&c.opted_in_at),
+        opt(&c.opted_out_at),
+        opt(&c.opt_out_source),
+        opt(&c.wa_id),
+        c.created_at.clone(),
+        c.updated_at.clone(),
+    ];
+    // The phone is validated E.164 (`+` and digits), which cannot carry a formula: it is
+    // quoted but not prefixed, so imports elsewhere get the number as it is.
+    let mut line = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if i == 1 {
+                format!("\"{f}\"")
+            } else {
+                csv_field(f)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push('\n');
+    line
+}
+
+/// Export the matching contacts as CSV (tags joined with `;`, attributes as JSON) or JSON Lines
+/// (the API's objects), streamed newest first. Admins, or API keys with `contacts:export`.
+/// Audited as `contact.exported`; at most 10 exports per hour per tenant.
+#[utoipa::path(get, path = "/api/v1/contacts/export", tag = "contacts", security(("bearer" = [])),
+    params(ContactExportQuery),
+    responses((status = 200, description = "The export (text/csv or application/x-ndjson)", content_type = "text/csv"),
+        (status = 400, description = "Unknown format or malformed parameter", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing data.export (agents; API keys without contacts:export)", body = ErrorBody),
+        (status = 422, description = "A tag that no contact could have", body = ErrorBody),
+        (status = 429, description = "More than 10 exports in an hour", body = ErrorBody)))]
+pub async fn export_contacts(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiQuery(q): ApiQuery<ContactExportQuery>,
+) -> ApiResult<Response> {
+    let csv = match q.format.as_str() {
+        "csv" => true,
+        "jsonl" => false,
+        _ => {
+            return Err(AppError::BadRequest {
+                code: "invalid_query",
+                message: "format must be csv or jsonl".into(),
+            }
+            .into())
+        }
+    };
+    let f = contacts::start_export(
+        &state.services,
+        &p,
+        &meta,
+        &q.format,
+        ListQuery {
+            q: q.q,
+            tag: q.tag,
+            opted_out: q.opted_out,
+            cursor: None,
+            limit: None,
+        },
+    )
+    .await?;
+    let services = state.services.clone();
+    // Pages of 500, newest first, rendered as they are read.
+    let stream = futures_util::stream::unfold(Some(f), move |next| {
+        let services = services.clone();
+        let p = p.clone();
+        async move {
+            let mut f = next?;
+            f.limit = 500;
+            let page = match contacts::export_page(&services, &p, &f).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::error!(error = %e, "contact export page failed");
+                    return Some((Err(std::io::Error::other("export interrupted")), None));
+                }
+            };
+            let next = if page.len() == 500 {
+                page.last().map(|c| palisade_core::records::ContactFilter {
+                    before_id: Some(c.id),
+                    ..f
+                })
+            } else {
+                None
+            };
+            let mut chunk = String::new();
+            for c in page {
+                let c = ContactResponse::from(c);
+                if csv {
+                    chunk.push_str(&csv_line(&c));
+                } else {
+                    chunk.push_str(&serde_json::to_string(&c).unwrap_or_default());
+                    chunk.push('\n');
+                }
+            }
+            Some((Ok::<_, std::io::Error>(chunk), next))
+        }
+    });
+    let header_line = futures_util::stream::iter(if csv {
+        vec![Ok::<_, std::io::Error>(CSV_HEADER.to_owned())]
+    } else {
+        vec![]
+    });
+    use futures_util::StreamExt;
+    let body = Body::from_stream(header_line.chain(stream));
+    let (ctype, ext) = if csv {
+        ("text/csv; charset=utf-8", "csv")
+    } else {
+        ("application/x-ndjson", "jsonl")
+    };
+    let mut resp = body.into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"contacts.{ext}\"")) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
