@@ -43,6 +43,10 @@ pub struct Settings {
     pub whatsapp_graph_api_version: String,
     /// Public base URL of this server, for the webhook callback URLs shown to admins.
     pub public_url: String,
+    /// Root of the local file storage (one directory per tenant): downloaded WhatsApp media.
+    pub storage_dir: std::path::PathBuf,
+    /// Largest media file downloaded, in bytes, on top of WhatsApp's per-type maxima.
+    pub media_max_bytes: u64,
 }
 
 impl Default for Settings {
@@ -70,6 +74,8 @@ impl Default for Settings {
             whatsapp_graph_base_url: "https://graph.facebook.com".into(),
             whatsapp_graph_api_version: "v25.0".into(),
             public_url: "http://127.0.0.1:8080".into(),
+            storage_dir: "./data/storage".into(),
+            media_max_bytes: 100 * 1024 * 1024,
         }
     }
 }

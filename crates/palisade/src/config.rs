@@ -61,6 +61,12 @@ pub struct RawConfig {
     pub whatsapp_graph_api_version: String,
     /// Defaults to `http://<listen>`.
     pub public_url: Option<String>,
+    /// Root of the tenants' file storage; defaults to `<data_dir>/storage`.
+    pub storage_dir: Option<PathBuf>,
+    /// Largest inbound media file downloaded, in bytes (WhatsApp's per-type maxima apply too).
+    pub media_max_bytes: u64,
+    /// How often this node looks for due media downloads; 0 runs no media worker.
+    pub media_worker_interval_ms: u64,
 }
 
 impl Default for RawConfig {
@@ -97,6 +103,9 @@ impl Default for RawConfig {
             whatsapp_graph_base_url: "https://graph.facebook.com".into(),
             whatsapp_graph_api_version: "v25.0".into(),
             public_url: None,
+            storage_dir: None,
+            media_max_bytes: 100 * 1024 * 1024,
+            media_worker_interval_ms: 1000,
         }
     }
 }

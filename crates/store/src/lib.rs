@@ -18,6 +18,7 @@ pub mod audit;
 pub mod auth_changes;
 pub mod invites;
 pub mod login_throttle;
+pub mod media;
 pub mod messaging;
 pub mod password_history;
 pub mod refresh_tokens;

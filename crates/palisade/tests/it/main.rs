@@ -44,6 +44,7 @@ mod auth_login;
 mod cross_tenant;
 mod http_errors;
 mod inbound;
+mod media;
 mod outbound;
 mod passwords;
 mod platform;

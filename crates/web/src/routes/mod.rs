@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod health;
 pub mod me;
+pub mod media;
 pub mod messaging;
 pub mod tenant;
 pub mod users;
