@@ -15,7 +15,8 @@ both!(
     a_corrupted_download_fails_on_the_sha256,
     media_urls_on_untrusted_hosts_are_not_fetched,
     oversized_media_fails,
-    pending_media_answers_409_until_downloaded
+    pending_media_answers_409_until_downloaded,
+    an_expired_media_url_is_retried_with_a_fresh_one
 );
 
 /// Bytes that look like a JPEG and are not all alike.
@@ -414,5 +415,60 @@ async fn pending_media_answers_409_until_downloaded(db: Db) {
             .await
             .unwrap(),
         1
+    );
+}
+
+async fn an_expired_media_url_is_retried_with_a_fresh_one(db: Db) {
+    let f = whatsapp_fixture(db).await;
+    // Every URL the simulator hands out has already expired: its download answers 404.
+    sim_config(&f, json!({"media_url_ttl_ms": 0})).await;
+    let bytes = jpeg(3000);
+    let wamid = send_media(
+        &f,
+        "image",
+        json!({"data_base64": base64::engine::general_purpose::STANDARD.encode(&bytes)}),
+    )
+    .await;
+    let mut m = Value::Null;
+    for _ in 0..300 {
+        if let Some(found) = find_message(&f, &wamid).await {
+            m = found;
+            if m["media"]["error"]["code"] == "media_url_expired" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // A transient failure: still pending, the reason shown, the next attempt scheduled later
+    // (the test clock does not move by itself, so the worker leaves it alone).
+    assert_eq!(m["media"]["status"], "pending", "{m}");
+    assert_eq!(m["media"]["error"]["code"], "media_url_expired", "{m}");
+    let id = m["id"].as_str().unwrap().to_owned();
+    let (r, _) = download(&f, &id, &f.owner.access_token).await;
+    assert_error(&r, StatusCode::CONFLICT, "media_pending");
+    assert_eq!(
+        palisade_core::whatsapp::media::download_due(&f.app.services)
+            .await
+            .unwrap(),
+        0,
+        "not due before its backoff"
+    );
+
+    // Later, with URLs that live: the retry asks Meta again and stores the file.
+    sim_config(&f, json!({"media_url_ttl_ms": 300_000})).await;
+    f.app.clock.advance(time::Duration::seconds(5));
+    let m = settled(&f, &wamid).await;
+    assert_eq!(m["media"]["status"], "stored", "{m}");
+    assert!(m["media"]["error"].is_null(), "{m}");
+    let (r, got) = download(&f, &id, &f.owner.access_token).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(got, bytes);
+    assert_eq!(
+        f.app
+            .db
+            .count_as_owner("SELECT attempts FROM message_media")
+            .await
+            .unwrap(),
+        2
     );
 }
