@@ -399,6 +399,7 @@ async fn pending_media_answers_409_until_downloaded(db: Db) {
     let id = m["id"].as_str().unwrap();
     let (r, _) = download(&f, id, &f.owner.access_token).await;
     assert_error(&r, StatusCode::CONFLICT, "media_pending");
+    assert_eq!(r.header("retry-after"), Some("2"));
 
     // A worker (any node's) picks the durable job up.
     let n = palisade_core::whatsapp::media::download_due(&f.app.services)

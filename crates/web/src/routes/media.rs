@@ -76,7 +76,8 @@ impl From<MessageMedia> for MediaStateResponse {
 const CSP: &str = "default-src 'none'; sandbox; frame-ancestors 'none'";
 
 /// Download the file of an inbound media message: the stored bytes, as an attachment.
-/// `409 media_pending` while it is being downloaded (see the message's `media.status`),
+/// `409 media_pending` (with `Retry-After`) while it is being downloaded (see the message's
+/// `media.status`),
 /// `409 media_failed` when the download was given up (the message names the reason code, also
 /// in `media.error.code`), `404 no_media` when the message has no downloadable file.
 #[utoipa::path(get, path = "/api/v1/messages/{id}/media", tag = "conversations", security(("bearer" = [])),
@@ -92,37 +93,41 @@ pub async fn download(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Response> {
     let file = media::open(&state.services, &p, id).await?;
-    let (object, content_type, filename) =
-        match file {
-            MediaFile::Stored {
-                object,
-                content_type,
-                filename,
-            } => (object, content_type, filename),
-            MediaFile::Pending => return Ok(render(
+    let (object, content_type, filename) = match file {
+        MediaFile::Stored {
+            object,
+            content_type,
+            filename,
+        } => (object, content_type, filename),
+        MediaFile::Pending => {
+            let mut resp = render(
                 StatusCode::CONFLICT,
                 "media_pending",
                 "the media has not been downloaded from WhatsApp yet; try again in a few seconds"
                     .into(),
                 None,
-            )),
-            MediaFile::Failed { code, reason } => {
-                return Ok(render(
-                    StatusCode::CONFLICT,
-                    "media_failed",
-                    format!("the media could not be downloaded ({code}): {reason}"),
-                    None,
-                ))
-            }
-            MediaFile::NoMedia => {
-                return Ok(render(
-                    StatusCode::NOT_FOUND,
-                    "no_media",
-                    "this message has no downloadable media".into(),
-                    None,
-                ))
-            }
-        };
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            return Ok(resp);
+        }
+        MediaFile::Failed { code, reason } => {
+            return Ok(render(
+                StatusCode::CONFLICT,
+                "media_failed",
+                format!("the media could not be downloaded ({code}): {reason}"),
+                None,
+            ))
+        }
+        MediaFile::NoMedia => {
+            return Ok(render(
+                StatusCode::NOT_FOUND,
+                "no_media",
+                "this message has no downloadable media".into(),
+                None,
+            ))
+        }
+    };
     let size = object.size;
     let stream = futures_util::stream::unfold(Some(object.reader), |reader| async move {
         let mut reader = reader?;
