@@ -17,6 +17,7 @@ pub mod outbound;
 pub mod platform;
 pub mod rate_limit;
 pub mod settings;
+pub mod storage;
 pub mod tenants;
 pub mod users;
 pub mod webhooks;
@@ -41,6 +42,10 @@ pub struct Services {
     pub api_key_usage: Arc<auth::api_keys::UsageBuffer>,
     /// The Graph API client (base URL and version from the settings).
     pub graph: whatsapp::graph::GraphClient,
+    /// Tenant file storage (downloaded media).
+    pub storage: Arc<storage::Storage>,
+    /// Wakes this node's media worker when new media messages were stored.
+    pub media_downloads: Arc<tokio::sync::Notify>,
 }
 
 impl Services {
@@ -63,6 +68,8 @@ impl Services {
                 &settings.whatsapp_graph_base_url,
                 &settings.whatsapp_graph_api_version,
             ),
+            storage: Arc::new(storage::Storage::local(settings.storage_dir.clone())),
+            media_downloads: Arc::new(tokio::sync::Notify::new()),
             store,
             clock,
             settings,
@@ -82,6 +89,7 @@ pub mod records {
     pub use palisade_store::contacts::{Contact, ContactFilter};
     pub use palisade_store::messaging::{Conversation, Message};
     pub use palisade_store::notifications::Notification;
+    pub use palisade_store::media::MessageMedia;
     pub use palisade_store::sessions::Session;
     pub use palisade_store::tenants::{Tenant, TenantStatus};
     pub use palisade_store::users::User;

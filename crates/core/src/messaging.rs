@@ -79,7 +79,8 @@ pub async fn list_messages(
     {
         return Err(AppError::NotFound("conversation"));
     }
-    let items = store::list_messages(&mut tx, conversation_id, cursor, limit + 1).await?;
+    let mut items = store::list_messages(&mut tx, conversation_id, cursor, limit + 1).await?;
+    crate::whatsapp::media::attach(&mut tx, &mut items).await?;
     Ok(page(items, limit, |m| m.id))
 }
 

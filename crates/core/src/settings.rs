@@ -49,6 +49,10 @@ pub struct Settings {
     pub opt_out_keywords: Vec<String>,
     /// Inbound messages that lift a contact's opt-out.
     pub opt_in_keywords: Vec<String>,
+    /// Root of the local file storage (one directory per tenant): downloaded WhatsApp media.
+    pub storage_dir: std::path::PathBuf,
+    /// Largest media file downloaded, in bytes, on top of WhatsApp's per-type maxima.
+    pub media_max_bytes: u64,
 }
 
 impl Default for Settings {
@@ -85,6 +89,8 @@ impl Default for Settings {
                 .iter()
                 .map(|k| (*k).to_owned())
                 .collect(),
+            storage_dir: "./data/storage".into(),
+            media_max_bytes: 100 * 1024 * 1024,
         }
     }
 }

@@ -21,6 +21,7 @@ pub struct Application {
     router: axum::Router,
     services: Services,
     webhooks_worker_interval: Duration,
+    media_worker_interval: Duration,
 }
 
 pub fn database_settings(config: &Config) -> DatabaseSettings {
@@ -69,6 +70,12 @@ pub fn settings(config: &Config) -> Settings {
         opt_in_keywords: crate::config::split_list(&r.opt_in_keywords)
             .map(str::to_owned)
             .collect(),
+        storage_dir: r
+            .storage_dir
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| r.data_dir.join("storage")),
+        media_max_bytes: r.media_max_bytes,
         ..Settings::default()
     }
 }
@@ -224,6 +231,7 @@ impl Application {
             router: palisade_web::router(state),
             services,
             webhooks_worker_interval: Duration::from_millis(config.raw.webhooks_worker_interval_ms),
+            media_worker_interval: Duration::from_millis(config.raw.media_worker_interval_ms),
         })
     }
 
@@ -265,6 +273,13 @@ impl Application {
             self.services.clone(),
             Duration::from_secs(1),
         );
+        // Inbound media downloads: woken when media messages are stored, and on a timer.
+        let media = (self.media_worker_interval > Duration::ZERO).then(|| {
+            palisade_core::whatsapp::media::spawn_worker(
+                self.services.clone(),
+                self.media_worker_interval,
+            )
+        });
         let limits = self.services.limits.clone();
         let shrink = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -286,6 +301,9 @@ impl Application {
         inbound.abort();
         outbound.abort();
         if let Some(w) = webhooks {
+            w.abort();
+        }
+        if let Some(w) = media {
             w.abort();
         }
         if let Err(e) = self.services.api_key_usage.flush(&self.services).await {

@@ -19,6 +19,7 @@ pub mod auth_changes;
 pub mod contacts;
 pub mod invites;
 pub mod login_throttle;
+pub mod media;
 pub mod messaging;
 pub mod notifications;
 pub mod password_history;

@@ -55,6 +55,9 @@ pub struct Message {
     pub status_updated_at: OffsetDateTime,
     /// The user who wrote an outbound message.
     pub author_id: Option<Uuid>,
+    /// An inbound media message's file (filled by the reads that show it, not by this query).
+    #[sqlx(skip)]
+    pub media: Option<crate::media::MessageMedia>,
 }
 
 // ---- writes (processing Meta's webhooks) ----

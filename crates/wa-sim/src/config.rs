@@ -50,6 +50,13 @@ pub struct SimConfig {
     pub window_ms: u64,
     /// Lifetime of a media download URL, in milliseconds (Meta: 5 min).
     pub media_url_ttl_ms: u64,
+    /// Base of the media download URLs handed out, instead of the simulator's own base URL
+    /// (empty: the simulator's). Fault mode: point it at another host name to check that a
+    /// client refuses media URLs on hosts it does not trust.
+    pub media_url_base: String,
+    /// Fault mode: serve media downloads with their first byte changed, so the bytes no longer
+    /// match the SHA-256 in the webhook and in `GET /{media_id}` (a corrupted transfer).
+    pub media_corrupt_downloads: bool,
     /// Delay before a created template turns `APPROVED` (and a
     /// `message_template_status_update` webhook is emitted), in milliseconds.
     pub template_review_delay_ms: u64,
@@ -85,6 +92,8 @@ impl Default for SimConfig {
             pair_interval_ms: 6000,
             window_ms: 24 * 60 * 60 * 1000,
             media_url_ttl_ms: 5 * 60 * 1000,
+            media_url_base: String::new(),
+            media_corrupt_downloads: false,
             template_review_delay_ms: 1000,
             max_delivery_attempts: 10,
             retry_base_delay_ms: 1000,
@@ -134,6 +143,8 @@ impl SimConfig {
             pair_interval_ms,
             window_ms,
             media_url_ttl_ms,
+            media_url_base,
+            media_corrupt_downloads,
             template_review_delay_ms,
             max_delivery_attempts,
             retry_base_delay_ms,
@@ -174,6 +185,8 @@ pub struct ConfigPatch {
     pub pair_interval_ms: Option<u64>,
     pub window_ms: Option<u64>,
     pub media_url_ttl_ms: Option<u64>,
+    pub media_url_base: Option<String>,
+    pub media_corrupt_downloads: Option<bool>,
     pub template_review_delay_ms: Option<u64>,
     pub max_delivery_attempts: Option<u32>,
     pub retry_base_delay_ms: Option<u64>,

@@ -282,10 +282,7 @@ async fn inbound(State(st): St, raw: Bytes) -> Result<Response, ControlError> {
         m.insert("id".into(), json!(media.id));
         m.entry("mime_type").or_insert(json!(media.mime_type));
         m.insert("sha256".into(), json!(sha256_b64(&media.bytes)));
-        m.insert(
-            "url".into(),
-            json!(st.media_url(&media.id, cfg.media_url_ttl_ms)),
-        );
+        m.insert("url".into(), json!(st.media_url(&media.id)));
         if kind == "audio" {
             m.entry("voice").or_insert(json!(false));
         }

@@ -268,7 +268,7 @@ async fn get_object(
                 StatusCode::OK,
                 json!({
                     "messaging_product": "whatsapp",
-                    "url": st.media_url(&media.id, cfg.media_url_ttl_ms),
+                    "url": st.media_url(&media.id),
                     "mime_type": media.mime_type,
                     "sha256": media.sha256_hex,
                     "file_size": media.bytes.len(),
@@ -745,7 +745,16 @@ async fn download(State(st): St, Query(q): Q, headers: HeaderMap) -> Response {
     let media = lock(&st.inner).media.get(mid).cloned();
     match media {
         Some(m) if m.phone_id == owner => {
-            let mut resp = m.bytes.into_response();
+            let bytes = if st.cfg().media_corrupt_downloads {
+                let mut v = m.bytes.to_vec();
+                if let Some(b) = v.first_mut() {
+                    *b ^= 0xff;
+                }
+                Bytes::from(v)
+            } else {
+                m.bytes
+            };
+            let mut resp = bytes.into_response();
             if let Ok(v) = HeaderValue::from_str(&m.mime_type) {
                 resp.headers_mut().insert(header::CONTENT_TYPE, v);
             }

@@ -260,13 +260,17 @@ impl AppState {
         sign_hex(&self.url_key, format!("{media_id}|{expires_ms}").as_bytes())
     }
 
-    pub fn media_url(&self, media_id: &str, ttl_ms: u64) -> String {
-        let expires = ids::unix_millis().saturating_add(ttl_ms);
+    /// A signed download URL that expires after `media_url_ttl_ms`, on `media_url_base` when
+    /// one is configured (a fault mode), else on the simulator itself.
+    pub fn media_url(&self, media_id: &str) -> String {
+        let cfg = self.cfg();
+        let expires = ids::unix_millis().saturating_add(cfg.media_url_ttl_ms);
         let hash = self.media_url_hash(media_id, expires);
-        format!(
-            "{}/whatsapp_business/attachments/?mid={media_id}&ext={expires}&hash={hash}",
-            self.base_url
-        )
+        let base = match cfg.media_url_base.trim_end_matches('/') {
+            "" => self.base_url.as_str(),
+            other => other,
+        };
+        format!("{base}/whatsapp_business/attachments/?mid={media_id}&ext={expires}&hash={hash}")
     }
 
     // ----- rate limits -----

@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::whatsapp::router())
         .merge(routes::messaging::router())
         .merge(routes::contacts::router())
+        .merge(routes::media::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authenticate,

@@ -53,6 +53,7 @@ use utoipa::{Modify, OpenApi};
         routes::messaging::send_message,
         routes::messaging::update_conversation,
         routes::messaging::add_note,
+        routes::media::download,
         routes::admin::list_tenants,
         routes::admin::suspend_tenant,
         routes::admin::reactivate_tenant,

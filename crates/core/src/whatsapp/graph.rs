@@ -63,6 +63,29 @@ pub struct PhoneNumberInfo {
     pub verified_name: Option<String>,
 }
 
+/// `GET /{media_id}`: where to download a media file, and what Meta says it is. `file_size`
+/// is a number in Meta's examples but a placeholder string in its syntax, so both are read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MediaInfo {
+    pub url: String,
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub file_size: Option<serde_json::Value>,
+}
+
+impl MediaInfo {
+    pub fn size(&self) -> Option<u64> {
+        match self.file_size.as_ref()? {
+            serde_json::Value::Number(n) => n.as_u64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct ErrorEnvelope {
     error: ErrorBody,
@@ -175,5 +198,24 @@ impl GraphClient {
             .next()
             .map(|m| m.id)
             .ok_or_else(|| GraphError::Transport("the Graph API returned no message id".into()))
+    }
+
+    /// Looks up a media file (its short-lived download URL, MIME type, SHA-256 and size).
+    /// `media_id` must be a plain id (letters, digits, `_`, `-`): it becomes a path segment.
+    pub async fn media_info(
+        &self,
+        token: &str,
+        media_id: &str,
+        phone_number_id: &str,
+    ) -> Result<MediaInfo, GraphError> {
+        let resp = self
+            .http
+            .get(self.url(media_id))
+            .query(&[("phone_number_id", phone_number_id)])
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        Self::read(resp).await
     }
 }

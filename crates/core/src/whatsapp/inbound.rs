@@ -10,8 +10,8 @@
 //! Processing turns every change of a (possibly batched) payload into contacts, conversations
 //! and messages. It is idempotent: a message is keyed by its wamid per connection, so Meta's
 //! redeliveries and duplicates change nothing; statuses only move a message forward
-//! (`sent → delivered → read`, or `failed` with Meta's error), never back. Media is not
-//! downloaded yet (the message keeps Meta's media id in its body), and nothing is sent.
+//! (`sent → delivered → read`, or `failed` with Meta's error), never back. Media messages
+//! get a download job in the same transaction (`whatsapp::media`), and nothing is sent.
 
 use super::connections::secret_aad;
 use crate::audit::{self, AuditEntryExt};
@@ -251,7 +251,9 @@ pub struct Applied {
 }
 
 /// Follow-ups of a committed event that need no transaction.
-fn after_commit(_s: &Services, _applied: &Applied) {}
+fn after_commit(s: &Services, applied: &Applied) {
+    super::media::after_commit(s, &applied.messages);
+}
 
 /// Applies every change of the payload. Returns notes about what was skipped (kept in the
 /// event's `error`); database errors abort the whole event.
@@ -307,6 +309,7 @@ async fn apply(
         }
     }
     crate::contacts::apply_consent_keywords(tx, settings, &applied.messages, now).await?;
+    super::media::enqueue_downloads(tx, &applied.messages).await?;
     Ok(applied)
 }
 

@@ -8,6 +8,8 @@
 //!   listing, disconnecting and deleting, and the verification handshake of Meta's webhooks.
 //! - [`inbound`]: Meta's webhook POSTs, verified and stored durably before the 200, then
 //!   processed into contacts, conversations and messages.
+//! - [`media`]: inbound media downloaded in the background into the tenant's storage (media
+//!   URLs are fetched only on the Graph base URL's origin or Meta's media hosts).
 //!
 //! Secrets: the access token and app secret are stored only encrypted with the key ring, with
 //! the row's identity as associated data; the verify token only as a SHA-256 hash. None of them
@@ -16,4 +18,5 @@
 pub mod connections;
 pub mod graph;
 pub mod inbound;
+pub mod media;
 pub mod outbound;

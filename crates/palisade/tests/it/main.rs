@@ -46,6 +46,7 @@ mod cross_tenant;
 mod http_errors;
 mod inbound;
 mod notifications;
+mod media;
 mod outbound;
 mod passwords;
 mod platform;

@@ -173,13 +173,25 @@ pub struct WhatsAppFixture {
 }
 
 pub async fn whatsapp_fixture(db: Db) -> WhatsAppFixture {
+    whatsapp_fixture_with(db, |_| {}).await
+}
+
+/// [`whatsapp_fixture`] with `tweak` applied to the application's configuration.
+pub async fn whatsapp_fixture_with(
+    db: Db,
+    tweak: impl FnOnce(&mut palisade::config::RawConfig),
+) -> WhatsAppFixture {
     let sim = palisade_wa_sim::build(palisade_wa_sim::SimConfig::testing())
         .await
         .unwrap();
     let base = sim.base_url();
     tokio::spawn(sim.run_until(std::future::pending()));
     let graph = base.clone();
-    let app = spawn_app_with(db, move |c| c.whatsapp_graph_base_url = graph).await;
+    let app = spawn_app_with(db, move |c| {
+        c.whatsapp_graph_base_url = graph;
+        tweak(c);
+    })
+    .await;
     let owner = app.register("Acme", "owner@acme.example").await;
     let n: Value = app
         .client

@@ -125,6 +125,9 @@ pub struct MessageResponse {
     pub status_updated_at: String,
     /// The user who wrote an outbound message (or whose API key sent it).
     pub author_id: Option<Uuid>,
+    /// Inbound media messages: the downloaded file's state (absent on other messages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<super::media::MediaStateResponse>,
 }
 
 impl From<Message> for MessageResponse {
@@ -145,6 +148,7 @@ impl From<Message> for MessageResponse {
             created_at: rfc3339(m.created_at),
             status_updated_at: rfc3339(m.status_updated_at),
             author_id: m.author_id,
+            media: m.media.map(Into::into),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod contacts;
 pub mod health;
 pub mod me;
+pub mod media;
 pub mod messaging;
 pub mod notifications;
 pub mod tenant;

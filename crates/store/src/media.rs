@@ -1,0 +1,296 @@
+//! Inbound media: one row per media message in `message_media`, which is both the durable
+//! download job and the state of the stored file (`pending` → `stored` | `failed`).
+//!
+//! Jobs are inserted by the processing of Meta's webhooks (system work, the connection's tenant
+//! bound into every statement) and claimed by the media worker under a `SystemScope` like the
+//! other queues: one `UPDATE … WHERE message_id IN (SELECT … FOR UPDATE SKIP LOCKED)` on
+//! PostgreSQL (SQLite's single writer serialises claims) that moves `next_attempt_at` ahead as a
+//! lease, so a worker that dies mid-download only delays the job. Users read the state under
+//! their [`TenantScope`].
+
+use crate::{Backend, Query, Result, SystemScope, TenantScope, Tx};
+use palisade_domain::TenantId;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A media message's file: the job and, once downloaded, where it is.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageMedia {
+    pub message_id: Uuid,
+    pub tenant_id: Uuid,
+    /// `image`, `audio`, `video`, `document` or `sticker`.
+    pub kind: String,
+    /// Meta's media id.
+    pub media_id: String,
+    pub mime_type: Option<String>,
+    /// The SHA-256 Meta gave in the webhook, as written there (base64 or hex).
+    pub sha256: Option<String>,
+    /// A document's file name, as the sender gave it (never used as a storage name).
+    pub filename: Option<String>,
+    /// `pending`, `stored` or `failed`.
+    pub status: String,
+    pub size_bytes: Option<i64>,
+    /// Lowercase hex SHA-256 of the stored bytes.
+    pub content_sha256: Option<String>,
+    /// The server-generated key of the file in the tenant's storage.
+    pub storage_key: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: OffsetDateTime,
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+const COLUMNS: &str = "message_id, tenant_id, kind, media_id, mime_type, sha256, filename, \
+    status, size_bytes, content_sha256, storage_key, attempts, next_attempt_at, error_code, \
+    error, created_at, updated_at";
+
+/// A job to insert with its message (see [`enqueue`]).
+#[derive(Debug, Clone)]
+pub struct NewMediaJob {
+    pub message_id: Uuid,
+    pub tenant_id: TenantId,
+    pub kind: String,
+    pub media_id: String,
+    pub mime_type: Option<String>,
+    pub sha256: Option<String>,
+    pub filename: Option<String>,
+    /// `pending`, or `failed` when the webhook's media object is unusable.
+    pub status: &'static str,
+    pub error_code: Option<&'static str>,
+    pub error: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+/// Inserts download jobs in multi-row statements (due at once). A message that already has one
+/// keeps it.
+pub async fn enqueue(tx: &mut Tx<SystemScope>, jobs: &[NewMediaJob]) -> Result<u64> {
+    const N: usize = 14;
+    let mut n = 0;
+    for chunk in jobs.chunks(50) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p: Vec<String> = (1..=N).map(|k| format!("${}", i * N + k)).collect();
+                format!("({})", p.join(", "))
+            })
+            .collect();
+        let mut q = Query::new(format!(
+            "INSERT INTO message_media (message_id, tenant_id, kind, media_id, mime_type, sha256,
+                 filename, status, error_code, error, attempts, next_attempt_at, created_at, updated_at)
+             VALUES {} ON CONFLICT DO NOTHING",
+            rows.join(", ")
+        ));
+        for j in chunk {
+            q = q
+                .bind(j.message_id)
+                .bind(j.tenant_id)
+                .bind(j.kind.as_str())
+                .bind(j.media_id.as_str())
+                .bind(j.mime_type.clone())
+                .bind(j.sha256.clone())
+                .bind(j.filename.clone())
+                .bind(j.status)
+                .bind(j.error_code)
+                .bind(j.error.clone())
+                .bind(0_i64)
+                .bind(j.created_at)
+                .bind(j.created_at)
+                .bind(j.created_at);
+        }
+        n += tx.execute(q).await?;
+    }
+    Ok(n)
+}
+
+/// A claimed job.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedJob {
+    pub message_id: Uuid,
+    pub tenant_id: Uuid,
+    pub attempts: i64,
+}
+
+/// Claims up to `limit` due jobs (every tenant) by moving their `next_attempt_at` to
+/// `lease_until`. On PostgreSQL concurrent workers skip each other's rows.
+pub async fn claim_due(
+    tx: &mut Tx<SystemScope>,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<ClaimedJob>> {
+    let lock = match tx.backend() {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    tx.fetch_all(
+        Query::new(format!(
+            "UPDATE message_media SET next_attempt_at = $2
+             WHERE message_id IN (
+                SELECT message_id FROM message_media
+                WHERE status = 'pending' AND next_attempt_at <= $1
+                ORDER BY next_attempt_at, message_id LIMIT $3 {lock})
+             AND status = 'pending'
+             RETURNING message_id, tenant_id, attempts"
+        ))
+        .bind(now)
+        .bind(lease_until)
+        .bind(limit),
+    )
+    .await
+}
+
+/// What the worker needs for a job: the row and the connection its message came through.
+pub async fn job(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    message_id: Uuid,
+) -> Result<Option<(MessageMedia, Uuid)>> {
+    #[derive(sqlx::FromRow)]
+    struct Conn {
+        connection_id: Uuid,
+    }
+    let m: Option<MessageMedia> = tx
+        .fetch_optional(
+            Query::new(format!(
+                "SELECT {COLUMNS} FROM message_media WHERE tenant_id = $1 AND message_id = $2"
+            ))
+            .bind(tenant)
+            .bind(message_id),
+        )
+        .await?;
+    let Some(m) = m else { return Ok(None) };
+    let c: Conn = tx
+        .fetch_one(
+            Query::new("SELECT connection_id FROM messages WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
+                .bind(message_id),
+        )
+        .await?;
+    Ok(Some((m, c.connection_id)))
+}
+
+/// What a successful download stored.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub mime_type: Option<String>,
+    pub size_bytes: i64,
+    pub content_sha256: String,
+    pub storage_key: String,
+}
+
+/// The file is in the tenant's storage.
+pub async fn mark_stored(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    message_id: Uuid,
+    f: &StoredFile,
+    now: OffsetDateTime,
+) -> Result<()> {
+    tx.execute(
+        Query::new(
+            "UPDATE message_media SET status = 'stored', mime_type = COALESCE($3, mime_type),
+                 size_bytes = $4, content_sha256 = $5, storage_key = $6, attempts = attempts + 1,
+                 error_code = NULL, error = NULL, updated_at = $7
+             WHERE tenant_id = $1 AND message_id = $2",
+        )
+        .bind(tenant)
+        .bind(message_id)
+        .bind(f.mime_type.clone())
+        .bind(f.size_bytes)
+        .bind(f.content_sha256.as_str())
+        .bind(f.storage_key.as_str())
+        .bind(now),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The download is given up, with a stable code and a readable reason.
+pub async fn mark_failed(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    message_id: Uuid,
+    code: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    tx.execute(
+        Query::new(
+            "UPDATE message_media SET status = 'failed', attempts = attempts + 1,
+                 error_code = $3, error = $4, updated_at = $5
+             WHERE tenant_id = $1 AND message_id = $2",
+        )
+        .bind(tenant)
+        .bind(message_id)
+        .bind(code)
+        .bind(reason)
+        .bind(now),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A transient failure: counts the attempt and schedules the next one.
+pub async fn retry(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    message_id: Uuid,
+    next_attempt_at: OffsetDateTime,
+    code: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    tx.execute(
+        Query::new(
+            "UPDATE message_media SET attempts = attempts + 1, next_attempt_at = $3,
+                 error_code = $4, error = $5, updated_at = $6
+             WHERE tenant_id = $1 AND message_id = $2",
+        )
+        .bind(tenant)
+        .bind(message_id)
+        .bind(next_attempt_at)
+        .bind(code)
+        .bind(reason)
+        .bind(now),
+    )
+    .await?;
+    Ok(())
+}
+
+// ---- reads (users and API keys) ----
+
+/// The media of one message of the scope's tenant.
+pub async fn find(tx: &mut Tx<TenantScope>, message_id: Uuid) -> Result<Option<MessageMedia>> {
+    let tenant = tx.scope().tenant_id();
+    tx.fetch_optional(
+        Query::new(format!(
+            "SELECT {COLUMNS} FROM message_media WHERE tenant_id = $1 AND message_id = $2"
+        ))
+        .bind(tenant)
+        .bind(message_id),
+    )
+    .await
+}
+
+/// The media of several messages of the scope's tenant (those that have any).
+pub async fn for_messages(
+    tx: &mut Tx<TenantScope>,
+    message_ids: &[Uuid],
+) -> Result<Vec<MessageMedia>> {
+    let tenant = tx.scope().tenant_id();
+    let mut out = Vec::new();
+    for chunk in message_ids.chunks(200) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let mut q = Query::new(format!(
+            "SELECT {COLUMNS} FROM message_media WHERE tenant_id = $1 AND message_id IN ({})",
+            placeholders.join(", ")
+        ))
+        .bind(tenant);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        out.extend(tx.fetch_all::<MessageMedia>(q).await?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,169 @@
+//! `GET /api/v1/messages/{id}/media`: a customer's downloaded file, and the media state shown
+//! on every message (`media` in the message JSON).
+//!
+//! The bytes came from a stranger, so they are only ever offered as a download: the type is
+//! served as stored only when it is one WhatsApp delivers and well-formed (else
+//! `application/octet-stream`), with `Content-Disposition: attachment` and a sanitised name,
+//! `nosniff`, and a CSP that forbids everything (`default-src 'none'; sandbox`).
+
+use crate::error::{render, ApiResult, ErrorBody};
+use crate::extract::{ApiPath, Auth};
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use palisade_core::records::MessageMedia;
+use palisade_core::whatsapp::media::{self, MediaFile};
+use serde::Serialize;
+use tokio::io::AsyncReadExt;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/messages/{id}/media", get(download))
+}
+
+/// The file of an inbound media message (`image`, `audio`, `video`, `document`, `sticker`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MediaStateResponse {
+    /// `pending` (being downloaded), `stored` (download it from `download_url`) or `failed`.
+    pub status: String,
+    /// The MIME type Meta gave.
+    pub mime_type: Option<String>,
+    /// Size of the stored file.
+    pub size_bytes: Option<i64>,
+    /// Lowercase hex SHA-256 of the stored file (checked against the one Meta gave).
+    pub sha256: Option<String>,
+    /// A document's file name as the sender gave it.
+    pub filename: Option<String>,
+    /// `/api/v1/messages/{id}/media`, once stored.
+    pub download_url: Option<String>,
+    /// Why the download failed (or, while pending, why the last attempt did).
+    pub error: Option<MediaErrorResponse>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MediaErrorResponse {
+    /// `sha256_mismatch`, `too_large`, `host_not_allowed`, `media_unavailable`,
+    /// `token_invalid`, `redirect_refused`, `download_refused`, `download_error`,
+    /// `graph_unavailable`, `media_url_expired`, `storage_error`, `invalid_media_id`,
+    /// `connection_disconnected`, `connection_missing`, `bad_media_url`.
+    pub code: String,
+    pub message: String,
+}
+
+impl From<MessageMedia> for MediaStateResponse {
+    fn from(m: MessageMedia) -> Self {
+        let stored = m.status == "stored";
+        MediaStateResponse {
+            download_url: stored.then(|| format!("/api/v1/messages/{}/media", m.message_id)),
+            sha256: if stored { m.content_sha256 } else { None },
+            status: m.status,
+            mime_type: m.mime_type,
+            size_bytes: m.size_bytes,
+            filename: m.filename,
+            error: m.error_code.map(|code| MediaErrorResponse {
+                code,
+                message: m.error.unwrap_or_default(),
+            }),
+        }
+    }
+}
+
+const CSP: &str = "default-src 'none'; sandbox; frame-ancestors 'none'";
+
+/// Download the file of an inbound media message: the stored bytes, as an attachment.
+/// `409 media_pending` (with `Retry-After`) while it is being downloaded (see the message's
+/// `media.status`),
+/// `409 media_failed` when the download was given up (the message names the reason code, also
+/// in `media.error.code`), `404 no_media` when the message has no downloadable file.
+#[utoipa::path(get, path = "/api/v1/messages/{id}/media", tag = "conversations", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Message id")),
+    responses((status = 200, description = "The file, as an attachment. Content-Type is the stored type when WhatsApp delivers that type, else application/octet-stream", content_type = "application/octet-stream"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing conversations.read (or the API key scope conversations:read)", body = ErrorBody),
+        (status = 404, description = "not_found: no such message in your tenant; no_media: the message has no downloadable file", body = ErrorBody),
+        (status = 409, description = "media_pending: not downloaded yet; media_failed: the download was given up", body = ErrorBody)))]
+pub async fn download(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Response> {
+    let file = media::open(&state.services, &p, id).await?;
+    let (object, content_type, filename) = match file {
+        MediaFile::Stored {
+            object,
+            content_type,
+            filename,
+        } => (object, content_type, filename),
+        MediaFile::Pending => {
+            let mut resp = render(
+                StatusCode::CONFLICT,
+                "media_pending",
+                "the media has not been downloaded from WhatsApp yet; try again in a few seconds"
+                    .into(),
+                None,
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            return Ok(resp);
+        }
+        MediaFile::Failed { code, reason } => {
+            return Ok(render(
+                StatusCode::CONFLICT,
+                "media_failed",
+                format!("the media could not be downloaded ({code}): {reason}"),
+                None,
+            ))
+        }
+        MediaFile::NoMedia => {
+            return Ok(render(
+                StatusCode::NOT_FOUND,
+                "no_media",
+                "this message has no downloadable media".into(),
+                None,
+            ))
+        }
+    };
+    let size = object.size;
+    let stream = futures_util::stream::unfold(Some(object.reader), |reader| async move {
+        let mut reader = reader?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match reader.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(buf), Some(reader)))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading stored media failed");
+                Some((Err(e), None))
+            }
+        }
+    });
+    let mut resp = Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(resp)
+}
