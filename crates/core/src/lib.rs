@@ -14,6 +14,7 @@ pub mod messaging;
 pub mod outbound;
 pub mod platform;
 pub mod rate_limit;
+pub mod realtime;
 pub mod settings;
 pub mod tenants;
 pub mod users;
@@ -39,6 +40,8 @@ pub struct Services {
     pub api_key_usage: Arc<auth::api_keys::UsageBuffer>,
     /// The Graph API client (base URL and version from the settings).
     pub graph: whatsapp::graph::GraphClient,
+    /// Realtime events for the websockets of this node (and, on PostgreSQL, of every node).
+    pub realtime: Arc<realtime::Hub>,
 }
 
 impl Services {
@@ -61,6 +64,9 @@ impl Services {
                 &settings.whatsapp_graph_base_url,
                 &settings.whatsapp_graph_api_version,
             ),
+            realtime: Arc::new(realtime::Hub::new(
+                store.backend() == palisade_store::Backend::Postgres,
+            )),
             store,
             clock,
             settings,

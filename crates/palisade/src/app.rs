@@ -258,6 +258,9 @@ impl Application {
             self.services.clone(),
             Duration::from_secs(1),
         );
+        // Cross-process realtime fan-out (PostgreSQL): listening before serving, so a socket
+        // opened here hears every node's events.
+        let realtime = palisade_core::realtime::start(&self.services).await?;
         let limits = self.services.limits.clone();
         let shrink = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -266,13 +269,21 @@ impl Application {
                 limits.shrink();
             }
         });
+        let hub = self.services.realtime.clone();
         let result = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Websockets are not in-flight requests: tell them to go (1001) so clients reconnect.
+            hub.shut_down();
+        })
         .await;
+        for t in realtime {
+            t.abort();
+        }
         sync.abort();
         shrink.abort();
         usage.abort();

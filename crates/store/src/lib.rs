@@ -10,6 +10,7 @@
 
 mod db;
 mod error;
+mod notify;
 mod query;
 mod scope;
 
@@ -20,6 +21,7 @@ pub mod invites;
 pub mod login_throttle;
 pub mod messaging;
 pub mod password_history;
+pub mod realtime;
 pub mod refresh_tokens;
 pub mod sessions;
 pub mod tenants;
@@ -30,6 +32,7 @@ pub mod whatsapp_inbound;
 
 pub use db::{redact_url, Backend, DatabaseSettings, Store, Tx, PG_APP_ROLE};
 pub use error::StoreError;
+pub use notify::{Listener, NOTIFY_MAX_BYTES};
 pub use query::{Arg, IntoArg, Query};
 pub use scope::{Scope, SystemScope, TenantScope, UserScope};
 

@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::admin::router())
         .merge(routes::whatsapp::router())
         .merge(routes::messaging::router())
+        .merge(routes::ws::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authenticate,

@@ -47,6 +47,7 @@ mod inbound;
 mod outbound;
 mod passwords;
 mod platform;
+mod realtime;
 mod registration;
 mod sessions;
 mod tenant;
