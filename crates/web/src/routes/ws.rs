@@ -345,48 +345,113 @@ async fn run(
             };
             return close_with(socket, c).await;
         }
-        let outcome: Result<(), Option<Closing>> = tokio::select! {
+        let turn = tokio::select! {
             _ = closing.changed() => Ok(()),
-            r = events.recv() => match r {
-                Received::Frame(f) => send(&mut socket, Message::Text(Utf8Bytes::from(&*f))).await.map_err(|()| None),
-                Received::Lagged(n) => send_json(&mut socket, json!({"type": "lagged", "data": {"missed": n}})).await.map_err(|()| None),
-            },
+            r = events.recv() => on_event(&mut socket, r).await,
             m = socket.recv() => {
                 quiet = 0;
-                match m {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Err(None),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
-                    Some(Ok(Message::Binary(_))) => send_json(&mut socket, error_frame("unsupported_message", "frames are JSON text")).await.map_err(|()| None),
-                    Some(Ok(Message::Text(t))) => match parse_client(t.as_str()) {
-                        ClientMessage::Ping => send_json(&mut socket, json!({"type": "pong"})).await.map_err(|()| None),
-                        ClientMessage::Auth(fresh) => match reauthenticate(&s, &fresh, ip, tenant, user).await {
-                            Ok(()) => {
-                                credential = fresh;
-                                send_json(&mut socket, json!({"type": "ready"})).await.map_err(|()| None)
-                            }
-                            Err(c) => Err(Some(c)),
-                        },
-                        ClientMessage::Unknown(t) => send_json(&mut socket, error_frame("unknown_type", &format!("unknown message type {t:?}; clients send auth or ping"))).await.map_err(|()| None),
-                        ClientMessage::Malformed => send_json(&mut socket, error_frame("malformed_message", "send JSON such as {\"type\":\"ping\"}")).await.map_err(|()| None),
-                    },
-                }
+                let mut who = Who { credential: &mut credential, ip, tenant, user };
+                on_client(&mut socket, &s, m, &mut who).await
             },
             _ = tick.tick() => {
                 quiet += 1;
-                match recheck(&s, &credential, ip, tenant).await {
-                    Err(c) => Err(Some(c)),
-                    Ok(()) if quiet >= IDLE_TICKS => Err(Some(Closing { code: close::GOING_AWAY, reason: "idle_timeout" })),
-                    Ok(()) if quiet.is_multiple_of(PING_TICKS) => send(&mut socket, Message::Ping(Bytes::new())).await.map_err(|()| None),
-                    Ok(()) => Ok(()),
-                }
+                on_tick(&mut socket, &s, &credential, ip, tenant, quiet).await
             },
         };
-        match outcome {
+        match turn {
             Ok(()) => {}
             Err(Some(c)) => return close_with(socket, c).await,
             Err(None) => return,
         }
     }
+}
+
+/// What one turn of a socket's loop decided: go on, close with a reason, or just end (the
+/// client is gone).
+type Turn = Result<(), Option<Closing>>;
+
+fn gone(_: ()) -> Option<Closing> {
+    None
+}
+
+/// Relays one event (or tells the client it fell behind).
+async fn on_event(socket: &mut WebSocket, r: Received) -> Turn {
+    match r {
+        Received::Frame(f) => send(socket, Message::Text(Utf8Bytes::from(&*f)))
+            .await
+            .map_err(gone),
+        Received::Lagged(n) => send_json(socket, json!({"type": "lagged", "data": {"missed": n}}))
+            .await
+            .map_err(gone),
+    }
+}
+
+/// Who the socket listens as; `credential` is replaced by a fresh token sent in-band.
+struct Who<'a> {
+    credential: &'a mut SocketCredential,
+    ip: Option<IpAddr>,
+    tenant: TenantId,
+    user: palisade_domain::UserId,
+}
+
+/// Answers what the client sent: `ping`, a fresh `auth`, or an error frame for anything else.
+async fn on_client(
+    socket: &mut WebSocket,
+    s: &Services,
+    m: Option<Result<Message, axum::Error>>,
+    who: &mut Who<'_>,
+) -> Turn {
+    let text = match m {
+        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Err(None),
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Ok(()),
+        Some(Ok(Message::Binary(_))) => {
+            let e = error_frame("unsupported_message", "frames are JSON text");
+            return send_json(socket, e).await.map_err(gone);
+        }
+        Some(Ok(Message::Text(t))) => t,
+    };
+    let reply = match parse_client(text.as_str()) {
+        ClientMessage::Ping => json!({"type": "pong"}),
+        ClientMessage::Auth(fresh) => {
+            reauthenticate(s, &fresh, who.ip, who.tenant, who.user)
+                .await
+                .map_err(Some)?;
+            *who.credential = fresh;
+            json!({"type": "ready"})
+        }
+        ClientMessage::Unknown(t) => error_frame(
+            "unknown_type",
+            &format!("unknown message type {t:?}; clients send auth or ping"),
+        ),
+        ClientMessage::Malformed => {
+            error_frame("malformed_message", "send JSON such as {\"type\":\"ping\"}")
+        }
+    };
+    send_json(socket, reply).await.map_err(gone)
+}
+
+/// Every second: re-check the credential; keepalive pings; close a silent client.
+async fn on_tick(
+    socket: &mut WebSocket,
+    s: &Services,
+    credential: &SocketCredential,
+    ip: Option<IpAddr>,
+    tenant: TenantId,
+    quiet: u32,
+) -> Turn {
+    recheck(s, credential, ip, tenant).await.map_err(Some)?;
+    if quiet >= IDLE_TICKS {
+        return Err(Some(Closing {
+            code: close::GOING_AWAY,
+            reason: "idle_timeout",
+        }));
+    }
+    if quiet.is_multiple_of(PING_TICKS) {
+        return send(socket, Message::Ping(Bytes::new()))
+            .await
+            .map_err(gone);
+    }
+    Ok(())
 }
 
 /// The credential still holds, for the same tenant. A database hiccup keeps the socket open.
