@@ -21,6 +21,7 @@ both!(
     a_socket_hears_its_own_tenant_only,
     revoking_the_session_closes_its_sockets,
     suspending_the_tenant_closes_its_sockets,
+    an_expiring_token_is_replaced_in_band_or_the_socket_closes,
 );
 
 /// PostgreSQL only: SQLite runs as one process by design (local fan-out only).
@@ -512,6 +513,40 @@ async fn suspending_the_tenant_closes_its_sockets(db: Db) {
     )
     .await;
     assert_eq!(closed(&mut ws).await, (4403, "tenant_suspended".into()));
+}
+
+async fn an_expiring_token_is_replaced_in_band_or_the_socket_closes(db: Db) {
+    let app = palisade_testkit::spawn_app(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let mut ws = open(&app, &owner.access_token).await;
+    // Before the access token expires (15 minutes), the client sends a fresh one.
+    app.clock.advance(time::Duration::minutes(14));
+    let r = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": owner.refresh_token}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let fresh = r.body["access_token"].as_str().unwrap().to_owned();
+    send(&mut ws, json!({"type": "auth", "token": fresh})).await;
+    wait_for(&mut ws, "ready", |_| true).await;
+    // The first token has expired; the socket lives on with the fresh one.
+    app.clock.advance(time::Duration::minutes(2));
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_alive(&mut ws).await;
+    // Another user's token cannot take over the socket.
+    let other = app.register("Globex", "owner@globex.example").await;
+    let mut theirs = open(&app, &other.access_token).await;
+    send(&mut theirs, json!({"type": "auth", "token": fresh})).await;
+    assert_eq!(
+        closed(&mut theirs).await,
+        (4403, "credential_mismatch".into())
+    );
+    // Once the fresh token expires too, the socket is closed saying why.
+    app.clock.advance(time::Duration::minutes(14));
+    assert_eq!(closed(&mut ws).await, (4401, "token_expired".into()));
 }
 
 async fn an_event_caused_on_one_node_reaches_sockets_on_every_node(db: Db) {
