@@ -233,6 +233,9 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // Cross-process realtime fan-out (PostgreSQL): listening before serving, so a socket
+        // opened here hears every node's events; first, as it can fail.
+        let realtime = palisade_core::realtime::start(&self.services).await?;
         let sync = palisade_core::auth::cache::spawn_sync(
             self.services.clone(),
             Duration::from_millis(250),
@@ -258,9 +261,6 @@ impl Application {
             self.services.clone(),
             Duration::from_secs(1),
         );
-        // Cross-process realtime fan-out (PostgreSQL): listening before serving, so a socket
-        // opened here hears every node's events.
-        let realtime = palisade_core::realtime::start(&self.services).await?;
         let limits = self.services.limits.clone();
         let shrink = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
