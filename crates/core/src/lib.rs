@@ -16,6 +16,7 @@ pub mod notifications;
 pub mod outbound;
 pub mod platform;
 pub mod rate_limit;
+pub mod realtime;
 pub mod settings;
 pub mod storage;
 pub mod tenants;
@@ -46,6 +47,8 @@ pub struct Services {
     pub storage: Arc<storage::Storage>,
     /// Wakes this node's media worker when new media messages were stored.
     pub media_downloads: Arc<tokio::sync::Notify>,
+    /// Realtime events for the websockets of this node (and, on PostgreSQL, of every node).
+    pub realtime: Arc<realtime::Hub>,
 }
 
 impl Services {
@@ -70,6 +73,9 @@ impl Services {
             ),
             storage: Arc::new(storage::Storage::local(settings.storage_dir.clone())),
             media_downloads: Arc::new(tokio::sync::Notify::new()),
+            realtime: Arc::new(realtime::Hub::new(
+                store.backend() == palisade_store::Backend::Postgres,
+            )),
             store,
             clock,
             settings,
@@ -87,9 +93,9 @@ pub mod records {
     pub use palisade_store::api_keys::ApiKey;
     pub use palisade_store::audit::{AuditFilter, AuditRecord, ChainReport};
     pub use palisade_store::contacts::{Contact, ContactFilter};
+    pub use palisade_store::media::MessageMedia;
     pub use palisade_store::messaging::{Conversation, Message};
     pub use palisade_store::notifications::Notification;
-    pub use palisade_store::media::MessageMedia;
     pub use palisade_store::sessions::Session;
     pub use palisade_store::tenants::{Tenant, TenantStatus};
     pub use palisade_store::users::User;

@@ -332,7 +332,9 @@ pub async fn send_message(
     let stored = store::find_message(&mut tx, m.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the message just stored is missing"))?;
+    let events = crate::realtime::message_queued(s, &mut tx, &stored).await?;
     tx.commit().await?;
+    s.realtime.publish_all(&events);
     Ok(stored)
 }
 
@@ -432,6 +434,8 @@ pub async fn update_conversation(
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
     tx.commit().await?;
+    s.realtime
+        .publish(&crate::realtime::Event::ConversationUpdated(after.clone()));
     Ok(after)
 }
 
@@ -467,5 +471,7 @@ pub async fn add_note(
         .await?
         .ok_or_else(|| anyhow::anyhow!("the note just stored is missing"))?;
     tx.commit().await?;
+    s.realtime
+        .publish(&crate::realtime::Event::MessageCreated(m.clone()));
     Ok(m)
 }

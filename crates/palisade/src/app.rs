@@ -248,6 +248,9 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // Cross-process realtime fan-out (PostgreSQL): listening before serving, so a socket
+        // opened here hears every node's events; first, as it can fail.
+        let realtime = palisade_core::realtime::start(&self.services).await?;
         let sync = palisade_core::auth::cache::spawn_sync(
             self.services.clone(),
             Duration::from_millis(250),
@@ -288,13 +291,21 @@ impl Application {
                 limits.shrink();
             }
         });
+        let hub = self.services.realtime.clone();
         let result = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Websockets are not in-flight requests: tell them to go (1001) so clients reconnect.
+            hub.shut_down();
+        })
         .await;
+        for t in realtime {
+            t.abort();
+        }
         sync.abort();
         shrink.abort();
         usage.abort();

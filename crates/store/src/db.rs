@@ -75,22 +75,21 @@ fn backend_of(url: &str) -> Result<Backend> {
 }
 
 #[derive(Clone)]
-enum Pools {
+pub(crate) enum Pools {
     /// One writer connection serialises writes (SQLite allows one writer at a time; queueing in
     /// the pool is cheaper than SQLITE_BUSY retries); readers run in parallel under WAL.
-    Sqlite {
-        read: SqlitePool,
-        write: SqlitePool,
-    },
+    Sqlite { read: SqlitePool, write: SqlitePool },
     Postgres {
         pool: PgPool,
+        /// For connections outside the pool (the realtime listener's).
+        options: Box<PgConnectOptions>,
     },
 }
 
 /// The application's database handle. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pools: Pools,
+    pub(crate) pools: Pools,
 }
 
 fn sqlite_options(url: &str) -> Result<SqliteConnectOptions> {
@@ -129,6 +128,7 @@ impl Store {
                 Pools::Sqlite { read, write }
             }
             Backend::Postgres => {
+                let options = pg_options(&settings.url)?;
                 let pool = PgPoolOptions::new()
                     .max_connections(settings.max_connections.max(2))
                     .acquire_timeout(Duration::from_secs(10))
@@ -149,9 +149,12 @@ impl Store {
                             Ok(())
                         })
                     })
-                    .connect_with(pg_options(&settings.url)?)
+                    .connect_with(options.clone())
                     .await?;
-                Pools::Postgres { pool }
+                Pools::Postgres {
+                    pool,
+                    options: Box::new(options),
+                }
             }
         };
         Ok(Store { pools })
@@ -204,7 +207,7 @@ impl Store {
                 let pool = if write { w } else { read };
                 TxInner::Sqlite(pool.begin().await.map_err(StoreError::from_sqlx)?)
             }
-            Pools::Postgres { pool } => {
+            Pools::Postgres { pool, .. } => {
                 let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
                 let tenant = scope.tenant().map(|t| t.to_string()).unwrap_or_default();
                 let system = if scope.tenant().is_none() { "on" } else { "" };
@@ -229,7 +232,7 @@ impl Store {
             Pools::Sqlite { read, .. } => {
                 sqlx::query("SELECT 1").execute(read).await?;
             }
-            Pools::Postgres { pool } => {
+            Pools::Postgres { pool, .. } => {
                 sqlx::query("SELECT 1").execute(pool).await?;
             }
         }
@@ -239,7 +242,7 @@ impl Store {
     /// On PostgreSQL, why the application's role would escape row-level security (superuser or
     /// BYPASSRLS, on the login role or the role it acts as), or `None` when it is safe.
     pub async fn unsafe_role_reason(&self) -> Result<Option<String>> {
-        let Pools::Postgres { pool } = &self.pools else {
+        let Pools::Postgres { pool, .. } = &self.pools else {
             return Ok(None);
         };
         let rows: Vec<(String, bool, bool)> = sqlx::query_as(
@@ -271,7 +274,7 @@ impl Store {
                 write.close().await;
                 read.close().await;
             }
-            Pools::Postgres { pool } => pool.close().await,
+            Pools::Postgres { pool, .. } => pool.close().await,
         }
     }
 }

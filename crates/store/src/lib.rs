@@ -10,6 +10,7 @@
 
 mod db;
 mod error;
+mod notify;
 mod query;
 mod scope;
 
@@ -23,6 +24,7 @@ pub mod media;
 pub mod messaging;
 pub mod notifications;
 pub mod password_history;
+pub mod realtime;
 pub mod refresh_tokens;
 pub mod sessions;
 pub mod tenants;
@@ -33,6 +35,7 @@ pub mod whatsapp_inbound;
 
 pub use db::{redact_url, Backend, DatabaseSettings, Store, Tx, PG_APP_ROLE};
 pub use error::StoreError;
+pub use notify::{Listener, NOTIFY_MAX_BYTES};
 pub use query::{Arg, IntoArg, Query};
 pub use scope::{Scope, SystemScope, TenantScope, UserScope};
 /// JSON columns (re-exported so services can build records without depending on sqlx).

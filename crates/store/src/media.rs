@@ -279,6 +279,15 @@ pub async fn for_messages(
     message_ids: &[Uuid],
 ) -> Result<Vec<MessageMedia>> {
     let tenant = tx.scope().tenant_id();
+    for_messages_of(tx, tenant, message_ids).await
+}
+
+/// [`for_messages`] for any scope (system work such as realtime events), with the tenant bound.
+pub async fn for_messages_of<S: crate::Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    message_ids: &[Uuid],
+) -> Result<Vec<MessageMedia>> {
     let mut out = Vec::new();
     for chunk in message_ids.chunks(200) {
         let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();

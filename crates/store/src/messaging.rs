@@ -213,7 +213,8 @@ pub struct NewMessage {
     pub created_at: OffsetDateTime,
 }
 
-const MESSAGE_COLUMNS: &str = "id, tenant_id, conversation_id, connection_id, wamid, direction, \
+pub(crate) const MESSAGE_COLUMNS: &str =
+    "id, tenant_id, conversation_id, connection_id, wamid, direction, \
     type, body, text, status, error, context_wamid, sent_at, created_at, status_updated_at";
 
 /// Inserts messages in multi-row statements; a wamid the connection already has is skipped
@@ -582,7 +583,7 @@ pub async fn insert_note(
 
 // ---- reads (users and API keys) ----
 
-const CONVERSATION_SELECT: &str =
+pub(crate) const CONVERSATION_SELECT: &str =
     "SELECT v.id, v.tenant_id, v.contact_id, v.connection_id, v.status, \
     v.last_message_at, v.last_inbound_at, v.created_at, v.updated_at, v.assignee_id, v.labels, \
     c.phone AS contact_phone, COALESCE(c.name, c.wa_profile_name) AS contact_name \

@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::messaging::router())
         .merge(routes::contacts::router())
         .merge(routes::media::router())
+        .merge(routes::ws::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authenticate,

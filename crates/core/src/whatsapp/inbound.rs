@@ -224,7 +224,7 @@ pub async fn process_event(s: &Services, id: Uuid) -> AppResult<bool> {
             },
         },
     };
-    let (error, applied) = match outcome {
+    let (error, mut applied) = match outcome {
         Ok(applied) if applied.notes.is_empty() => (None, applied),
         Ok(applied) => (Some(applied.notes.join("; ")), applied),
         Err(why) => {
@@ -232,6 +232,15 @@ pub async fn process_event(s: &Services, id: Uuid) -> AppResult<bool> {
             (Some(why), Applied::default())
         }
     };
+    applied.events = crate::realtime::inbound_events(
+        s,
+        &mut tx,
+        event.tenant_id,
+        event.connection_id,
+        &applied.messages,
+        &applied.statuses,
+    )
+    .await?;
     store::finish(&mut tx, id, now, error).await?;
     tx.commit().await?;
     after_commit(s, &applied);
@@ -248,11 +257,14 @@ pub struct Applied {
     pub messages: Vec<NewMessage>,
     /// Status changes that moved a message forward: (wamid, new status).
     pub statuses: Vec<(String, String)>,
+    /// Realtime events of the above, read in the event's transaction.
+    pub events: Vec<crate::realtime::Event>,
 }
 
 /// Follow-ups of a committed event that need no transaction.
 fn after_commit(s: &Services, applied: &Applied) {
     super::media::after_commit(s, &applied.messages);
+    s.realtime.publish_all(&applied.events);
 }
 
 /// Applies every change of the payload. Returns notes about what was skipped (kept in the

@@ -145,6 +145,7 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
         .store
         .begin(SystemScope::new("whatsapp.outbound.send"))
         .await?;
+    let status_moved = !matches!(outcome, Outcome::Retry(_));
     match outcome {
         Outcome::Sent(wamid) => {
             store::mark_sent(&mut tx, tenant, q.message_id, &wamid, now).await?;
@@ -165,7 +166,12 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
             store::mark_failed(&mut tx, tenant, q.message_id, err, now).await?;
         }
     }
+    let events = match status_moved {
+        true => crate::realtime::sender_events(s, &mut tx, tenant, &[q.message_id]).await?,
+        false => Vec::new(),
+    };
     tx.commit().await?;
+    s.realtime.publish_all(&events);
     Ok(())
 }
 

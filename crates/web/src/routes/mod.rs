@@ -14,6 +14,7 @@ pub mod tenant;
 pub mod users;
 pub mod webhooks;
 pub mod whatsapp;
+pub mod ws;
 
 use serde::Serialize;
 use utoipa::ToSchema;

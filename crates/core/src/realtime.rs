@@ -1,0 +1,650 @@
+//! Realtime events for the websocket (`GET /api/v1/ws`): what changed in a tenant's inbox,
+//! pushed to that tenant's open sockets on every node.
+//!
+//! Threat: one tenant seeing another's events, or a revoked credential keeping a live feed.
+//! Invariants:
+//! - An event belongs to the tenant of the row it carries (`tenant_id` of the message or
+//!   conversation), never to anything a client sent; a socket subscribes to the tenant of its
+//!   verified credential ([`authorize`]) and receives only that tenant's channel.
+//! - Events are published only after the change commits (use cases call [`Hub::publish`] after
+//!   `commit`), so a rolled-back change emits nothing. The rows they carry are read in the
+//!   transaction of the change, so an event describes exactly what was committed.
+//! - `data` is the JSON the REST API returns for the object ([`message_json`],
+//!   [`conversation_json`]; a web-layer test keeps them equal to the REST responses).
+//!
+//! Fan-out: one `tokio::sync::broadcast` channel per tenant with local subscribers, created
+//! with the first socket and dropped with the last. A frame is rendered once per event and
+//! shared by every socket. A slow socket never blocks a publisher: it falls behind, and when it
+//! has missed events it is told (`lagged`) and should reload what it shows.
+//!
+//! Across processes (PostgreSQL): each event is also sent with `NOTIFY` on [`CHANNEL`] by a
+//! background task (batched, off the request path); every node `LISTEN`s on a dedicated
+//! connection and delivers what it hears to its local sockets, skipping what it published
+//! itself (it delivered that locally already), so each socket gets each event once. A
+//! `NOTIFY` payload must stay under 8000 bytes: a larger event travels as a reference (kind and
+//! id) and the receiving node loads the row, so its `data` may already show a later state of
+//! the same object. SQLite runs as one process by design: local fan-out only.
+
+use crate::auth::{self, Principal};
+use crate::{AppError, AppResult, Services};
+use palisade_domain::{Permission, TenantId};
+use palisade_store::messaging::{Conversation, Message, NewMessage};
+use palisade_store::realtime as rows;
+use palisade_store::{SystemScope, TenantScope, Tx, NOTIFY_MAX_BYTES};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, mpsc, watch};
+use uuid::Uuid;
+
+/// The PostgreSQL notification channel of realtime events.
+pub const CHANNEL: &str = "palisade_realtime";
+/// Events a socket may fall behind by before it is told it missed some.
+pub const TENANT_BUFFER: usize = 256;
+/// Events waiting to be sent to other nodes; beyond this they are dropped (and logged).
+const REMOTE_QUEUE: usize = 16_384;
+/// Payloads sent to PostgreSQL in one statement.
+const NOTIFY_BATCH: usize = 200;
+const WIRE_VERSION: &str = "1";
+
+/// A change a tenant's sockets are told about.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A new message in a conversation: inbound, outbound (queued), or an internal note.
+    MessageCreated(Message),
+    /// A message's status moved (`sent`, `delivered`, `read`, `failed`).
+    MessageStatus(Message),
+    /// A conversation was opened, or its status, assignee, labels or latest message changed.
+    ConversationUpdated(Conversation),
+}
+
+impl Event {
+    /// The `type` of the event's frame.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::MessageCreated(_) => "message.created",
+            Event::MessageStatus(_) => "message.status",
+            Event::ConversationUpdated(_) => "conversation.updated",
+        }
+    }
+
+    /// The tenant whose sockets receive it: that of the row it carries.
+    pub fn tenant(&self) -> TenantId {
+        match self {
+            Event::MessageCreated(m) | Event::MessageStatus(m) => TenantId::from_uuid(m.tenant_id),
+            Event::ConversationUpdated(c) => TenantId::from_uuid(c.tenant_id),
+        }
+    }
+
+    fn object_id(&self) -> Uuid {
+        match self {
+            Event::MessageCreated(m) | Event::MessageStatus(m) => m.id,
+            Event::ConversationUpdated(c) => c.id,
+        }
+    }
+
+    /// The event's `data`: the object as the REST API returns it.
+    pub fn data(&self) -> Value {
+        match self {
+            Event::MessageCreated(m) | Event::MessageStatus(m) => message_json(m),
+            Event::ConversationUpdated(c) => conversation_json(c),
+        }
+    }
+
+    /// The frame sent on the socket: `{"type": …, "data": …}`.
+    pub fn frame(&self) -> Frame {
+        Arc::from(json!({ "type": self.kind(), "data": self.data() }).to_string())
+    }
+}
+
+/// A rendered frame, shared by every socket that receives it.
+pub type Frame = Arc<str>;
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A message as `GET /api/v1/conversations/{id}/messages` returns it.
+pub fn message_json(m: &Message) -> Value {
+    let mut v = json!({
+        "id": m.id,
+        "conversation_id": m.conversation_id,
+        "connection_id": m.connection_id,
+        "wamid": m.wamid,
+        "direction": m.direction,
+        "type": m.kind,
+        "text": m.text,
+        "body": m.body.0,
+        "status": m.status,
+        "error": m.error.as_ref().map(|e| &e.0),
+        "context_wamid": m.context_wamid,
+        "sent_at": m.sent_at.map(rfc3339),
+        "created_at": rfc3339(m.created_at),
+        "status_updated_at": rfc3339(m.status_updated_at),
+        "author_id": m.author_id,
+    });
+    if let (Some(media), Some(object)) = (&m.media, v.as_object_mut()) {
+        object.insert("media".into(), media_json(media));
+    }
+    v
+}
+
+/// An inbound media message's file state, as the REST API shows it under `media`.
+fn media_json(m: &palisade_store::media::MessageMedia) -> Value {
+    let stored = m.status == "stored";
+    json!({
+        "status": m.status,
+        "mime_type": m.mime_type,
+        "size_bytes": m.size_bytes,
+        "sha256": if stored { m.content_sha256.clone() } else { None },
+        "filename": m.filename,
+        "download_url": stored.then(|| format!("/api/v1/messages/{}/media", m.message_id)),
+        "error": m.error_code.as_ref().map(|code| json!({
+            "code": code,
+            "message": m.error.clone().unwrap_or_default(),
+        })),
+    })
+}
+
+/// A conversation as `GET /api/v1/conversations/{id}` returns it.
+pub fn conversation_json(c: &Conversation) -> Value {
+    json!({
+        "id": c.id,
+        "contact_id": c.contact_id,
+        "contact_phone": c.contact_phone,
+        "contact_name": c.contact_name,
+        "connection_id": c.connection_id,
+        "status": c.status,
+        "assignee_id": c.assignee_id,
+        "labels": c.labels.0,
+        "last_message_at": rfc3339(c.last_message_at),
+        "last_inbound_at": c.last_inbound_at.map(rfc3339),
+        "created_at": rfc3339(c.created_at),
+        "updated_at": rfc3339(c.updated_at),
+    })
+}
+
+/// The per-node fan-out (see the module comment).
+pub struct Hub {
+    /// This process, so it can skip its own notifications.
+    node: Uuid,
+    tenants: Mutex<HashMap<TenantId, broadcast::Sender<Frame>>>,
+    /// Payloads for the notifier task (PostgreSQL only).
+    remote: Option<mpsc::Sender<String>>,
+    remote_rx: Mutex<Option<mpsc::Receiver<String>>>,
+    closing: watch::Sender<bool>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The maps stay consistent even if a holder panicked: every critical section is one call.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Hub {
+    /// `cross_process`: other nodes share the database and must hear this node's events.
+    pub fn new(cross_process: bool) -> Hub {
+        let (tx, rx) = if cross_process {
+            let (tx, rx) = mpsc::channel(REMOTE_QUEUE);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        Hub {
+            node: Uuid::now_v7(),
+            tenants: Mutex::new(HashMap::new()),
+            remote: tx,
+            remote_rx: Mutex::new(rx),
+            closing: watch::channel(false).0,
+        }
+    }
+
+    /// Whether anyone could receive the tenant's events: a socket here, or other nodes.
+    /// Publishers skip loading rows for events nobody would receive.
+    pub fn wants(&self, tenant: TenantId) -> bool {
+        self.remote.is_some() || self.has_local(tenant)
+    }
+
+    fn has_local(&self, tenant: TenantId) -> bool {
+        lock(&self.tenants).contains_key(&tenant)
+    }
+
+    /// Sends the event to the tenant's sockets on this node and (PostgreSQL) every other node.
+    /// Call only after the change it describes has committed. Never blocks.
+    pub fn publish(&self, event: &Event) {
+        let tenant = event.tenant();
+        if !self.wants(tenant) {
+            return;
+        }
+        let frame = event.frame();
+        self.deliver(tenant, frame.clone());
+        if let Some(remote) = &self.remote {
+            let mut payload = format!("{WIRE_VERSION} {} {} {frame}", self.node, tenant);
+            if payload.len() > NOTIFY_MAX_BYTES {
+                payload = format!(
+                    "{WIRE_VERSION} {} {} ref {} {}",
+                    self.node,
+                    tenant,
+                    event.kind(),
+                    event.object_id()
+                );
+            }
+            if remote.try_send(payload).is_err() {
+                tracing::warn!(%tenant, kind = event.kind(), "realtime: the queue to other nodes is full; event not sent to them");
+            }
+        }
+    }
+
+    pub fn publish_all(&self, events: &[Event]) {
+        for e in events {
+            self.publish(e);
+        }
+    }
+
+    /// Delivers a rendered frame to this node's sockets of the tenant.
+    fn deliver(&self, tenant: TenantId, frame: Frame) {
+        if let Some(tx) = lock(&self.tenants).get(&tenant) {
+            // No receiver left between the check and the send: nothing to do.
+            let _ = tx.send(frame);
+        }
+    }
+
+    /// Subscribes to the tenant's events on this node. The tenant must come from a verified
+    /// credential (see [`authorize`]).
+    pub fn subscribe(self: &Arc<Self>, tenant: TenantId) -> Subscription {
+        let rx = lock(&self.tenants)
+            .entry(tenant)
+            .or_insert_with(|| broadcast::channel(TENANT_BUFFER).0)
+            .subscribe();
+        Subscription {
+            hub: self.clone(),
+            tenant,
+            rx: Some(rx),
+        }
+    }
+
+    /// Tenants with at least one socket on this node.
+    pub fn local_tenants(&self) -> usize {
+        lock(&self.tenants).len()
+    }
+
+    /// Tells every socket that the server is shutting down.
+    pub fn shut_down(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves (changes to `true`) when the server is shutting down.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+}
+
+/// A socket's feed of its tenant's events. Dropping the last one of a tenant drops its channel.
+pub struct Subscription {
+    hub: Arc<Hub>,
+    tenant: TenantId,
+    rx: Option<broadcast::Receiver<Frame>>,
+}
+
+/// What [`Subscription::recv`] got.
+#[derive(Debug)]
+pub enum Received {
+    Frame(Frame),
+    /// The socket fell behind and this many events were skipped.
+    Lagged(u64),
+}
+
+impl Subscription {
+    /// The next frame. Cancel-safe (for `select!`).
+    pub async fn recv(&mut self) -> Received {
+        loop {
+            let Some(rx) = self.rx.as_mut() else {
+                return std::future::pending().await;
+            };
+            match rx.recv().await {
+                Ok(f) => return Received::Frame(f),
+                Err(broadcast::error::RecvError::Lagged(n)) => return Received::Lagged(n),
+                // The sender lives in the hub's map while this receiver exists.
+                Err(broadcast::error::RecvError::Closed) => self.rx = None,
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        drop(self.rx.take());
+        let mut map = lock(&self.hub.tenants);
+        if map
+            .get(&self.tenant)
+            .is_some_and(|tx| tx.receiver_count() == 0)
+        {
+            map.remove(&self.tenant);
+        }
+    }
+}
+
+// ---- who may listen ----
+
+/// The credential a socket authenticated with, kept to re-check it while the socket is open.
+#[derive(Clone)]
+pub enum SocketCredential {
+    /// An access token (from the first message, the `Authorization` header or the cookie).
+    AccessToken(String),
+    /// An API key (first message or `Authorization` header; never a cookie).
+    ApiKey(String),
+}
+
+impl std::fmt::Debug for SocketCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SocketCredential::AccessToken(_) => "AccessToken(…)",
+            SocketCredential::ApiKey(_) => "ApiKey(…)",
+        })
+    }
+}
+
+impl SocketCredential {
+    /// An API key when it has the `pal_live_` prefix, else an access token.
+    pub fn from_bearer(token: &str) -> SocketCredential {
+        if token.starts_with(auth::api_keys::PREFIX) {
+            SocketCredential::ApiKey(token.to_owned())
+        } else {
+            SocketCredential::AccessToken(token.to_owned())
+        }
+    }
+}
+
+/// Establishes (or re-checks) who a socket listens as and for which tenant: exactly the checks
+/// of an API request now (revoked or expired session or token, deleted user, suspended tenant,
+/// revoked key), plus permission to read conversations. Cheap: served from the auth cache,
+/// which hears of revocations on every node within a second.
+pub async fn authorize(
+    s: &Services,
+    credential: &SocketCredential,
+    ip: Option<IpAddr>,
+) -> AppResult<(Principal, TenantId)> {
+    let p = match credential {
+        SocketCredential::AccessToken(t) => auth::authenticate(s, t).await?,
+        SocketCredential::ApiKey(k) => auth::authenticate_api_key(s, k, ip).await?,
+    };
+    p.require(Permission::ConversationsRead)?;
+    let tenant = p.tenant_id().ok_or(AppError::Forbidden {
+        code: "tenant_required",
+        message: "realtime events belong to a tenant; super admins have none".into(),
+    })?;
+    Ok((p, tenant))
+}
+
+// ---- what the use cases publish ----
+
+/// The events of one processed inbound webhook event, read in its transaction: each stored
+/// message, each conversation it opened or moved, each message whose status moved forward.
+pub async fn inbound_events(
+    s: &Services,
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    connection_id: Uuid,
+    messages: &[NewMessage],
+    statuses: &[(String, String)],
+) -> palisade_store::Result<Vec<Event>> {
+    if (messages.is_empty() && statuses.is_empty()) || !s.realtime.wants(tenant) {
+        return Ok(Vec::new());
+    }
+    let mut events = Vec::new();
+    if !messages.is_empty() {
+        let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
+        let mut conversations: Vec<Uuid> = messages.iter().map(|m| m.conversation_id).collect();
+        conversations.sort_unstable();
+        conversations.dedup();
+        events.extend(
+            rows::messages(tx, tenant, &ids)
+                .await?
+                .into_iter()
+                .map(Event::MessageCreated),
+        );
+        events.extend(
+            rows::conversations(tx, tenant, &conversations)
+                .await?
+                .into_iter()
+                .map(Event::ConversationUpdated),
+        );
+    }
+    if !statuses.is_empty() {
+        let wamids: Vec<String> = statuses.iter().map(|(w, _)| w.clone()).collect();
+        events.extend(
+            rows::messages_by_wamid(tx, tenant, connection_id, &wamids)
+                .await?
+                .into_iter()
+                .map(Event::MessageStatus),
+        );
+    }
+    Ok(events)
+}
+
+/// The status events of messages the sender just marked (`sent` or `failed`), read in its
+/// transaction.
+pub async fn sender_events(
+    s: &Services,
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    message_ids: &[Uuid],
+) -> palisade_store::Result<Vec<Event>> {
+    if message_ids.is_empty() || !s.realtime.wants(tenant) {
+        return Ok(Vec::new());
+    }
+    Ok(rows::messages(tx, tenant, message_ids)
+        .await?
+        .into_iter()
+        .map(Event::MessageStatus)
+        .collect())
+}
+
+/// The events of a message queued by an agent, read in its transaction: the message, and its
+/// conversation as the insert left it (latest-message time).
+pub async fn message_queued(
+    s: &Services,
+    tx: &mut Tx<TenantScope>,
+    message: &Message,
+) -> palisade_store::Result<Vec<Event>> {
+    if !s.realtime.wants(tx.scope().tenant_id()) {
+        return Ok(Vec::new());
+    }
+    let mut events = vec![Event::MessageCreated(message.clone())];
+    if let Some(c) =
+        palisade_store::messaging::find_conversation(tx, message.conversation_id).await?
+    {
+        events.push(Event::ConversationUpdated(c));
+    }
+    Ok(events)
+}
+
+// ---- across processes ----
+
+/// Starts the cross-process fan-out (PostgreSQL): the listener is listening when this returns,
+/// so a node serves sockets only once it hears the others. Nothing to start on SQLite.
+pub async fn start(s: &Services) -> AppResult<Vec<tokio::task::JoinHandle<()>>> {
+    let Some(rx) = lock(&s.realtime.remote_rx).take() else {
+        return Ok(Vec::new());
+    };
+    let mut tasks = vec![tokio::spawn(notifier(s.clone(), rx))];
+    if let Some(listener) = s.store.listen(CHANNEL).await? {
+        tasks.push(tokio::spawn(listen(s.clone(), listener)));
+    }
+    Ok(tasks)
+}
+
+async fn notifier(s: Services, mut rx: mpsc::Receiver<String>) {
+    let mut batch = Vec::with_capacity(NOTIFY_BATCH);
+    while rx.recv_many(&mut batch, NOTIFY_BATCH).await > 0 {
+        if let Err(e) = s.store.notify(CHANNEL, &batch).await {
+            tracing::warn!(error = %e, lost = batch.len(), "realtime: could not notify other nodes");
+        }
+        batch.clear();
+    }
+}
+
+async fn listen(s: Services, mut listener: palisade_store::Listener) {
+    loop {
+        match listener.recv().await {
+            Ok(payload) => {
+                if let Err(e) = heard(&s, &payload).await {
+                    tracing::warn!(error = %e, "realtime: could not deliver an event from another node");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "realtime: listening failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Delivers a notification from another node to this node's sockets.
+async fn heard(s: &Services, payload: &str) -> AppResult<()> {
+    let mut parts = payload.splitn(4, ' ');
+    let (Some(WIRE_VERSION), Some(node), Some(tenant), Some(rest)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(anyhow::anyhow!("malformed realtime notification").into());
+    };
+    let node: Uuid = node.parse().map_err(anyhow::Error::from)?;
+    let tenant = TenantId::from_uuid(tenant.parse().map_err(anyhow::Error::from)?);
+    let hub = &s.realtime;
+    if node == hub.node || !hub.has_local(tenant) {
+        return Ok(());
+    }
+    if rest.starts_with('{') {
+        hub.deliver(tenant, Arc::from(rest));
+        return Ok(());
+    }
+    // A reference: `ref <kind> <id>` (the event was too large for NOTIFY).
+    let mut r = rest.split(' ');
+    let (Some("ref"), Some(kind), Some(id)) = (r.next(), r.next(), r.next()) else {
+        return Err(anyhow::anyhow!("malformed realtime reference").into());
+    };
+    let id: Uuid = id.parse().map_err(anyhow::Error::from)?;
+    let mut tx = s
+        .store
+        .begin_read(SystemScope::new("realtime.resolve"))
+        .await?;
+    let event = match kind {
+        "message.created" | "message.status" => rows::messages(&mut tx, tenant, &[id])
+            .await?
+            .into_iter()
+            .next()
+            .map(|m| {
+                if kind == "message.created" {
+                    Event::MessageCreated(m)
+                } else {
+                    Event::MessageStatus(m)
+                }
+            }),
+        "conversation.updated" => rows::conversations(&mut tx, tenant, &[id])
+            .await?
+            .into_iter()
+            .next()
+            .map(Event::ConversationUpdated),
+        _ => None,
+    };
+    drop(tx);
+    if let Some(e) = event {
+        hub.deliver(tenant, e.frame());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::types::Json;
+
+    fn message(tenant: TenantId) -> Message {
+        let now = OffsetDateTime::now_utc();
+        Message {
+            id: Uuid::now_v7(),
+            tenant_id: tenant.as_uuid(),
+            conversation_id: Uuid::now_v7(),
+            connection_id: Uuid::now_v7(),
+            wamid: Some("wamid.x".into()),
+            direction: "inbound".into(),
+            kind: "text".into(),
+            body: Json(json!({"type": "text", "text": {"body": "hi"}})),
+            text: Some("hi".into()),
+            status: "received".into(),
+            error: None,
+            context_wamid: None,
+            sent_at: Some(now),
+            created_at: now,
+            status_updated_at: now,
+            author_id: None,
+            media: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_receives_its_events_only_and_channels_go_with_their_last_socket() {
+        let hub = Arc::new(Hub::new(false));
+        let (a, b) = (TenantId::new(), TenantId::new());
+        let mut sa = hub.subscribe(a);
+        let mut sb = hub.subscribe(b);
+        hub.publish(&Event::MessageCreated(message(a)));
+        match sa.recv().await {
+            Received::Frame(f) => assert!(f.contains("\"message.created\""), "{f}"),
+            other => panic!("{other:?}"),
+        }
+        let nothing = tokio::time::timeout(Duration::from_millis(50), sb.recv()).await;
+        assert!(nothing.is_err(), "tenant B received tenant A's event");
+        assert_eq!(hub.local_tenants(), 2);
+        drop(sa);
+        assert_eq!(
+            hub.local_tenants(),
+            1,
+            "A's channel goes with its last socket"
+        );
+        assert!(!hub.wants(a), "nobody listens for A: nothing is rendered");
+    }
+
+    #[tokio::test]
+    async fn a_slow_socket_is_told_it_missed_events_and_blocks_nobody() {
+        let hub = Arc::new(Hub::new(false));
+        let t = TenantId::new();
+        let mut slow = hub.subscribe(t);
+        let mut fast = hub.subscribe(t);
+        for _ in 0..TENANT_BUFFER + 10 {
+            hub.publish(&Event::MessageCreated(message(t)));
+            assert!(matches!(fast.recv().await, Received::Frame(_)));
+        }
+        match slow.recv().await {
+            Received::Lagged(n) => assert_eq!(n, 10),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(slow.recv().await, Received::Frame(_)));
+    }
+
+    #[test]
+    fn large_events_travel_between_nodes_as_references() {
+        let hub = Hub::new(true);
+        let t = TenantId::new();
+        let mut rx = lock(&hub.remote_rx).take().unwrap();
+        let small = message(t);
+        let mut big = message(t);
+        big.text = Some("x".repeat(9000));
+        hub.publish(&Event::MessageCreated(small.clone()));
+        hub.publish(&Event::MessageStatus(big.clone()));
+        let first = rx.try_recv().unwrap();
+        assert!(
+            first.starts_with(&format!("1 {} {t} {{", hub.node)),
+            "{first}"
+        );
+        assert!(first.len() <= NOTIFY_MAX_BYTES);
+        let second = rx.try_recv().unwrap();
+        assert_eq!(
+            second,
+            format!("1 {} {t} ref message.status {}", hub.node, big.id)
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! Reads for realtime events: the rows an event carries, loaded by system work (webhook
+//! processing, the sender, a node resolving a reference heard from another node) with the
+//! tenant bound into every statement. The rows are those the REST API returns.
+
+use crate::messaging::{Conversation, Message, CONVERSATION_SELECT, MESSAGE_COLUMNS};
+use crate::{Query, Result, SystemScope, Tx};
+use palisade_domain::TenantId;
+use uuid::Uuid;
+
+fn placeholders(from: usize, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("${}", from + i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The tenant's messages with these ids, in id (creation) order.
+pub async fn messages(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    ids: &[Uuid],
+) -> Result<Vec<Message>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(200) {
+        let mut q = Query::new(format!(
+            "SELECT {MESSAGE_COLUMNS}, author_id FROM messages
+             WHERE tenant_id = $1 AND id IN ({}) ORDER BY id",
+            placeholders(2, chunk.len())
+        ))
+        .bind(tenant);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        out.extend(tx.fetch_all::<Message>(q).await?);
+    }
+    attach_media(tx, tenant, &mut out).await?;
+    Ok(out)
+}
+
+/// The messages of a connection with these wamids, in id order.
+pub async fn messages_by_wamid(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    connection_id: Uuid,
+    wamids: &[String],
+) -> Result<Vec<Message>> {
+    let mut out = Vec::with_capacity(wamids.len());
+    for chunk in wamids.chunks(200) {
+        let mut q = Query::new(format!(
+            "SELECT {MESSAGE_COLUMNS}, author_id FROM messages
+             WHERE tenant_id = $1 AND connection_id = $2 AND wamid IN ({}) ORDER BY id",
+            placeholders(3, chunk.len())
+        ))
+        .bind(tenant)
+        .bind(connection_id);
+        for w in chunk {
+            q = q.bind(w.as_str());
+        }
+        out.extend(tx.fetch_all::<Message>(q).await?);
+    }
+    attach_media(tx, tenant, &mut out).await?;
+    Ok(out)
+}
+
+/// The tenant's conversations with these ids (with their contact's phone and name).
+pub async fn conversations(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    ids: &[Uuid],
+) -> Result<Vec<Conversation>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(200) {
+        let mut q = Query::new(format!(
+            "{CONVERSATION_SELECT} WHERE v.tenant_id = $1 AND v.id IN ({}) ORDER BY v.id",
+            placeholders(2, chunk.len())
+        ))
+        .bind(tenant);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        out.extend(tx.fetch_all::<Conversation>(q).await?);
+    }
+    Ok(out)
+}
+
+/// Fills `media` on inbound media messages, as the REST reads do.
+async fn attach_media(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    list: &mut [Message],
+) -> Result<()> {
+    let ids: Vec<Uuid> = list
+        .iter()
+        .filter(|m| m.direction == "inbound")
+        .map(|m| m.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut found: std::collections::HashMap<Uuid, crate::media::MessageMedia> =
+        crate::media::for_messages_of(tx, tenant, &ids)
+            .await?
+            .into_iter()
+            .map(|m| (m.message_id, m))
+            .collect();
+    for m in list.iter_mut() {
+        m.media = found.remove(&m.id);
+    }
+    Ok(())
+}
