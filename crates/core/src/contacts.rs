@@ -443,6 +443,7 @@ pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -
     let before = store::find(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound("contact"))?;
+    let files = palisade_store::media::storage_keys_of_contact(&mut tx, id).await?;
     let erased = store::delete(&mut tx, id).await?;
     audit_log::append(
         &mut tx,
@@ -451,7 +452,7 @@ pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -
             .change(Some(audit_json(&before)), None)
             .metadata(json!({
                 "conversations": erased.conversations, "messages": erased.messages,
-                "queued_sends": erased.queued_sends,
+                "queued_sends": erased.queued_sends, "media_files": files.len(),
             })),
         now,
     )
@@ -462,6 +463,13 @@ pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -
     }
     crate::webhooks::enqueue(&mut tx, scope.tenant_id(), "contact.deleted", gone, now).await?;
     tx.commit().await?;
+    // The erasure covers the downloaded media too. A file that cannot be removed now is logged
+    // (by key, never by content) and the erasure still stands in the database.
+    for key in files {
+        if let Err(e) = s.storage.delete(scope.tenant_id(), &key).await {
+            tracing::warn!(contact = %id, key, error = %e, "could not remove an erased contact's media file");
+        }
+    }
     Ok(())
 }
 

@@ -303,3 +303,29 @@ pub async fn for_messages_of<S: crate::Scope>(
     }
     Ok(out)
 }
+
+/// The storage keys of the stored files of a contact's messages (to remove the files when the
+/// contact is erased; the rows go with the messages).
+pub async fn storage_keys_of_contact(
+    tx: &mut Tx<TenantScope>,
+    contact_id: Uuid,
+) -> Result<Vec<String>> {
+    #[derive(sqlx::FromRow)]
+    struct Key {
+        storage_key: String,
+    }
+    let tenant = tx.scope().tenant_id();
+    let rows: Vec<Key> = tx
+        .fetch_all(
+            Query::new(
+                "SELECT mm.storage_key FROM message_media mm
+                 JOIN messages m ON m.tenant_id = mm.tenant_id AND m.id = mm.message_id
+                 JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id
+                 WHERE mm.tenant_id = $1 AND c.contact_id = $2 AND mm.storage_key IS NOT NULL",
+            )
+            .bind(tenant)
+            .bind(contact_id),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| r.storage_key).collect())
+}

@@ -16,7 +16,8 @@ both!(
     media_urls_on_untrusted_hosts_are_not_fetched,
     oversized_media_fails,
     pending_media_answers_409_until_downloaded,
-    an_expired_media_url_is_retried_with_a_fresh_one
+    an_expired_media_url_is_retried_with_a_fresh_one,
+    erasing_a_contact_removes_its_media_files
 );
 
 /// Bytes that look like a JPEG and are not all alike.
@@ -472,4 +473,39 @@ async fn an_expired_media_url_is_retried_with_a_fresh_one(db: Db) {
             .unwrap(),
         2
     );
+}
+
+async fn erasing_a_contact_removes_its_media_files(db: Db) {
+    let f = whatsapp_fixture(db).await;
+    let wamid = send_media(
+        &f,
+        "image",
+        json!({"data_base64": base64::engine::general_purpose::STANDARD.encode(jpeg(4_000))}),
+    )
+    .await;
+    let m = settled(&f, &wamid).await;
+    assert_eq!(m["media"]["status"], "stored", "{m}");
+    assert_eq!(stored_files(&f).len(), 1);
+    let conversation = f
+        .app
+        .get(
+            &format!(
+                "/api/v1/conversations/{}",
+                m["conversation_id"].as_str().unwrap()
+            ),
+            &f.owner.access_token,
+        )
+        .await;
+    let contact = conversation.body["contact_id"].as_str().unwrap().to_owned();
+    let r = f
+        .app
+        .delete(
+            &format!("/api/v1/contacts/{contact}"),
+            &f.owner.access_token,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    assert!(stored_files(&f).is_empty(), "{:?}", stored_files(&f));
+    let (r, _) = download(&f, m["id"].as_str().unwrap(), &f.owner.access_token).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
 }
