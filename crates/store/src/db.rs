@@ -99,6 +99,14 @@ fn sqlite_options(url: &str) -> Result<SqliteConnectOptions> {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5))
+        // SQLite's default page cache is 2 MB per connection; inbound processing looks up
+        // contacts, conversations and wamids by index all over a growing file, and with the
+        // default most of its time went to reading pages back through the kernel. A larger
+        // cache plus memory-mapped reads keep the hot indexes in memory (the mapping is shared
+        // by every connection and costs address space, not resident memory, until touched).
+        .pragma("cache_size", "-32768")
+        .pragma("mmap_size", "268435456")
+        .pragma("temp_store", "memory")
         .disable_statement_logging())
 }
 
@@ -300,8 +308,22 @@ impl<T> FromAnyRow for T where
 {
 }
 
+/// SQLite stores times as text and compares them as text, so every time is written in one
+/// fixed-width form (UTC, nine fractional digits): with sqlx's default form a whole second
+/// (`…:02Z`) would sort after a fraction of that second (`…:02.665Z`). sqlx reads it back as
+/// RFC 3339.
+fn sqlite_time(v: Option<time::OffsetDateTime>) -> Option<String> {
+    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"
+    );
+    v.and_then(|t| t.to_offset(time::UtcOffset::UTC).format(FORMAT).ok())
+}
+
 macro_rules! bind_all {
-    ($q:expr, $args:expr) => {{
+    ($q:expr, $args:expr) => {
+        bind_all!($q, $args, |v| v)
+    };
+    ($q:expr, $args:expr, $time:expr) => {{
         let mut q = $q;
         for a in $args {
             q = match a {
@@ -309,7 +331,7 @@ macro_rules! bind_all {
                 Arg::Text(v) => q.bind(v),
                 Arg::I64(v) => q.bind(v),
                 Arg::Bool(v) => q.bind(v),
-                Arg::Time(v) => q.bind(v),
+                Arg::Time(v) => q.bind($time(v)),
                 Arg::Json(v) => q.bind(v.map(sqlx::types::Json)),
                 Arg::Bytes(v) => q.bind(v),
             };
@@ -333,7 +355,7 @@ impl<S: Scope> Tx<S> {
     /// Runs a statement; returns the number of rows it touched.
     pub async fn execute(&mut self, q: Query) -> Result<u64> {
         let n = match &mut self.inner {
-            TxInner::Sqlite(tx) => bind_all!(sqlx::query(&q.sql), q.args)
+            TxInner::Sqlite(tx) => bind_all!(sqlx::query(&q.sql), q.args, sqlite_time)
                 .execute(&mut **tx)
                 .await
                 .map_err(StoreError::from_sqlx)?
@@ -349,7 +371,7 @@ impl<S: Scope> Tx<S> {
 
     pub async fn fetch_optional<T: FromAnyRow>(&mut self, q: Query) -> Result<Option<T>> {
         match &mut self.inner {
-            TxInner::Sqlite(tx) => bind_all!(sqlx::query_as::<_, T>(&q.sql), q.args)
+            TxInner::Sqlite(tx) => bind_all!(sqlx::query_as::<_, T>(&q.sql), q.args, sqlite_time)
                 .fetch_optional(&mut **tx)
                 .await
                 .map_err(StoreError::from_sqlx),
@@ -368,7 +390,7 @@ impl<S: Scope> Tx<S> {
 
     pub async fn fetch_all<T: FromAnyRow>(&mut self, q: Query) -> Result<Vec<T>> {
         match &mut self.inner {
-            TxInner::Sqlite(tx) => bind_all!(sqlx::query_as::<_, T>(&q.sql), q.args)
+            TxInner::Sqlite(tx) => bind_all!(sqlx::query_as::<_, T>(&q.sql), q.args, sqlite_time)
                 .fetch_all(&mut **tx)
                 .await
                 .map_err(StoreError::from_sqlx),
@@ -402,6 +424,24 @@ mod tests {
             redact_url("sqlite://data/p.sqlite"),
             "sqlite://data/p.sqlite"
         );
+    }
+
+    #[test]
+    fn sqlite_times_sort_as_text_in_time_order() {
+        let whole = time::macros::datetime!(2026-12-01 10:00:02 UTC);
+        let later = whole + time::Duration::milliseconds(665);
+        let offset = later.to_offset(time::macros::offset!(+2));
+        let (a, b) = (
+            sqlite_time(Some(whole)).unwrap(),
+            sqlite_time(Some(offset)).unwrap(),
+        );
+        assert_eq!(a, "2026-12-01T10:00:02.000000000Z");
+        assert_eq!(b, "2026-12-01T10:00:02.665000000Z");
+        assert!(a < b);
+        let back = time::OffsetDateTime::parse(&b, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+        assert_eq!(back, later);
+        assert_eq!(sqlite_time(None), None);
     }
 
     #[test]

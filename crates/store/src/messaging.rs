@@ -8,7 +8,7 @@
 use crate::{Query, Result, SystemScope, TenantScope, Tx};
 use palisade_domain::TenantId;
 use sqlx::types::Json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -67,102 +67,192 @@ struct IdRow {
     id: Uuid,
 }
 
-/// The contact with this phone number, created if new; a changed WhatsApp profile name is
-/// recorded. Returns the contact's id.
-pub async fn upsert_contact(
-    tx: &mut Tx<SystemScope>,
-    tenant: TenantId,
-    phone: &str,
-    wa_id: &str,
-    profile_name: Option<&str>,
-    now: OffsetDateTime,
-) -> Result<Uuid> {
-    tx.execute(
-        Query::new(
-            "INSERT INTO contacts (id, tenant_id, phone, wa_id, name, wa_profile_name, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, NULL, $5, $6, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(Uuid::now_v7())
-        .bind(tenant)
-        .bind(phone)
-        .bind(wa_id)
-        .bind(profile_name)
-        .bind(now),
-    )
-    .await?;
-    if let Some(name) = profile_name {
-        tx.execute(
-            Query::new(
-                "UPDATE contacts SET wa_profile_name = $3, updated_at = $4
-                 WHERE tenant_id = $1 AND phone = $2 AND (wa_profile_name IS NULL OR wa_profile_name <> $3)",
-            )
-            .bind(tenant)
-            .bind(phone)
-            .bind(name)
-            .bind(now),
-        )
-        .await?;
-    }
-    let row: IdRow = tx
-        .fetch_one(
-            Query::new("SELECT id FROM contacts WHERE tenant_id = $1 AND phone = $2")
-                .bind(tenant)
-                .bind(phone),
-        )
-        .await?;
-    Ok(row.id)
+/// A customer seen in an inbound webhook (see [`upsert_contacts`]).
+#[derive(Debug, Clone)]
+pub struct Sender {
+    /// E.164 (`+` and digits).
+    pub phone: String,
+    /// WhatsApp's id of the customer (the digits Meta sends as `from`).
+    pub wa_id: String,
+    pub profile_name: Option<String>,
 }
 
-/// The contact's unresolved conversation on this number, opened if there is none, and moved
-/// to `open` with `at` as its latest (inbound) message time (never moved back in time).
-pub async fn touch_conversation(
+fn params(from: usize, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("${}", from + i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The contacts with these phone numbers, created if new, in a few multi-row statements; a
+/// changed WhatsApp profile name is recorded, and a contact created by hand gets its WhatsApp id.
+/// Returns phone → contact id.
+pub async fn upsert_contacts(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    contact_id: Uuid,
-    connection_id: Uuid,
-    at: OffsetDateTime,
+    senders: &[Sender],
     now: OffsetDateTime,
-) -> Result<Uuid> {
-    tx.execute(
-        Query::new(
+) -> Result<HashMap<String, Uuid>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: Uuid,
+        phone: String,
+        wa_id: Option<String>,
+        wa_profile_name: Option<String>,
+    }
+    let mut ids = HashMap::with_capacity(senders.len());
+    for chunk in senders.chunks(100) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = i * 4 + 3;
+                format!(
+                    "(${}, $1, ${}, ${}, NULL, ${}, $2, $2)",
+                    b,
+                    b + 1,
+                    b + 2,
+                    b + 3
+                )
+            })
+            .collect();
+        let mut q = Query::new(format!(
+            "INSERT INTO contacts (id, tenant_id, phone, wa_id, name, wa_profile_name, created_at, updated_at)
+             VALUES {} ON CONFLICT DO NOTHING",
+            rows.join(", ")
+        ))
+        .bind(tenant)
+        .bind(now);
+        for c in chunk {
+            q = q
+                .bind(Uuid::now_v7())
+                .bind(c.phone.as_str())
+                .bind(c.wa_id.as_str())
+                .bind(c.profile_name.as_deref());
+        }
+        tx.execute(q).await?;
+        let mut q = Query::new(format!(
+            "SELECT id, phone, wa_id, wa_profile_name FROM contacts WHERE tenant_id = $1 AND phone IN ({})",
+            params(2, chunk.len())
+        ))
+        .bind(tenant);
+        for c in chunk {
+            q = q.bind(c.phone.as_str());
+        }
+        let found: HashMap<String, Row> = tx
+            .fetch_all::<Row>(q)
+            .await?
+            .into_iter()
+            .map(|r| (r.phone.clone(), r))
+            .collect();
+        for c in chunk {
+            let Some(row) = found.get(&c.phone) else {
+                continue;
+            };
+            ids.insert(c.phone.clone(), row.id);
+            let rename = c.profile_name.is_some() && row.wa_profile_name != c.profile_name;
+            if rename || row.wa_id.is_none() {
+                tx.execute(
+                    Query::new(
+                        "UPDATE contacts SET wa_profile_name = COALESCE($3, wa_profile_name),
+                             wa_id = COALESCE(wa_id, $4), updated_at = $5
+                         WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(tenant)
+                    .bind(row.id)
+                    .bind(c.profile_name.as_deref())
+                    .bind(c.wa_id.as_str())
+                    .bind(now),
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Each contact's unresolved conversation on this number, opened if there is none, and moved to
+/// `open` with its `at` as the latest (inbound) message time (never moved back in time). A few
+/// multi-row statements, plus one update per distinct `at` (messages of one webhook mostly share
+/// their second). Returns contact id → conversation id.
+pub async fn touch_conversations(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    connection_id: Uuid,
+    latest: &HashMap<Uuid, OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Result<HashMap<Uuid, Uuid>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: Uuid,
+        contact_id: Uuid,
+    }
+    let contacts: Vec<(Uuid, OffsetDateTime)> = latest.iter().map(|(c, t)| (*c, *t)).collect();
+    let mut ids = HashMap::with_capacity(contacts.len());
+    for chunk in contacts.chunks(100) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = i * 3 + 4;
+                format!(
+                    "(${}, $1, ${}, $2, 'open', ${}, ${}, $3, $3)",
+                    b,
+                    b + 1,
+                    b + 2,
+                    b + 2
+                )
+            })
+            .collect();
+        let mut q = Query::new(format!(
             "INSERT INTO conversations (id, tenant_id, contact_id, connection_id, status,
                  last_message_at, last_inbound_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'open', $5, $5, $6, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(Uuid::now_v7())
+             VALUES {} ON CONFLICT DO NOTHING",
+            rows.join(", ")
+        ))
         .bind(tenant)
-        .bind(contact_id)
         .bind(connection_id)
-        .bind(at)
-        .bind(now),
-    )
-    .await?;
-    let row: IdRow = tx
-        .fetch_one(
-            Query::new(
-                "SELECT id FROM conversations
-                 WHERE tenant_id = $1 AND contact_id = $2 AND connection_id = $3 AND status <> 'resolved'",
-            )
+        .bind(now);
+        for (contact, at) in chunk {
+            q = q.bind(Uuid::now_v7()).bind(*contact).bind(*at);
+        }
+        tx.execute(q).await?;
+        let mut q = Query::new(format!(
+            "SELECT id, contact_id FROM conversations
+             WHERE tenant_id = $1 AND connection_id = $2 AND status <> 'resolved' AND contact_id IN ({})",
+            params(3, chunk.len())
+        ))
+        .bind(tenant)
+        .bind(connection_id);
+        for (contact, _) in chunk {
+            q = q.bind(*contact);
+        }
+        for r in tx.fetch_all::<Row>(q).await? {
+            ids.insert(r.contact_id, r.id);
+        }
+    }
+    let mut by_time: HashMap<OffsetDateTime, Vec<Uuid>> = HashMap::new();
+    for (contact, at) in &contacts {
+        if let Some(id) = ids.get(contact) {
+            by_time.entry(*at).or_default().push(*id);
+        }
+    }
+    for (at, list) in by_time {
+        for chunk in list.chunks(200) {
+            let mut q = Query::new(format!(
+                "UPDATE conversations SET status = 'open', updated_at = $3,
+                     last_message_at = CASE WHEN last_message_at < $2 THEN $2 ELSE last_message_at END,
+                     last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < $2
+                                            THEN $2 ELSE last_inbound_at END
+                 WHERE tenant_id = $1 AND id IN ({})",
+                params(4, chunk.len())
+            ))
             .bind(tenant)
-            .bind(contact_id)
-            .bind(connection_id),
-        )
-        .await?;
-    tx.execute(
-        Query::new(
-            "UPDATE conversations SET status = 'open', updated_at = $3,
-                 last_message_at = CASE WHEN last_message_at < $2 THEN $2 ELSE last_message_at END,
-                 last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < $2
-                                        THEN $2 ELSE last_inbound_at END
-             WHERE id = $1 AND tenant_id = $4",
-        )
-        .bind(row.id)
-        .bind(at)
-        .bind(now)
-        .bind(tenant),
-    )
-    .await?;
-    Ok(row.id)
+            .bind(at)
+            .bind(now);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            tx.execute(q).await?;
+        }
+    }
+    Ok(ids)
 }
 
 /// Which of `wamids` this connection already has.
@@ -659,5 +749,6 @@ pub async fn connection_has_conversations(
             .bind(connection_id),
         )
         .await?
+        .map(|r| r.id)
         .is_some())
 }

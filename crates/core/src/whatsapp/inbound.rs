@@ -364,8 +364,11 @@ async fn apply_messages(
         .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_owned))
         .collect();
     let mut seen = messaging::existing_wamids(tx, tenant, conn.id, &wamids).await?;
-    let mut contacts: HashMap<String, Uuid> = HashMap::new();
-    let mut new = Vec::new();
+    // First the valid, new messages and their senders; then contacts and conversations in a few
+    // multi-row statements (a webhook carries up to hundreds of messages); then the messages.
+    let mut accepted: Vec<(&Value, &str, &str, Option<OffsetDateTime>)> = Vec::new();
+    let mut senders: Vec<messaging::Sender> = Vec::new();
+    let mut known: HashSet<&str> = HashSet::new();
     for (mi, m) in list.iter().enumerate() {
         let (Some(wamid), Some(from)) = (
             m.get("id").and_then(Value::as_str),
@@ -383,32 +386,47 @@ async fn apply_messages(
             ));
             continue;
         }
-        let contact_id = match contacts.get(from) {
-            Some(id) => *id,
-            None => {
-                let profile = profiles.get(from).copied().or_else(|| {
-                    // `from` and `wa_id` "may not always match"; with one contact, it is theirs.
-                    (profiles.len() == 1)
-                        .then(|| profiles.values().next().copied())
-                        .flatten()
-                });
-                let id =
-                    messaging::upsert_contact(tx, tenant, &format!("+{from}"), from, profile, now)
-                        .await?;
-                contacts.insert(from.to_owned(), id);
-                id
-            }
+        if known.insert(from) {
+            let profile = profiles.get(from).copied().or_else(|| {
+                // `from` and `wa_id` "may not always match"; with one contact, it is theirs.
+                (profiles.len() == 1)
+                    .then(|| profiles.values().next().copied())
+                    .flatten()
+            });
+            senders.push(messaging::Sender {
+                phone: format!("+{from}"),
+                wa_id: from.to_owned(),
+                profile_name: profile.map(str::to_owned),
+            });
+        }
+        accepted.push((m, wamid, from, unix_time(m.get("timestamp"))));
+    }
+    if accepted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let contacts = messaging::upsert_contacts(tx, tenant, &senders, now).await?;
+    let mut latest: HashMap<Uuid, OffsetDateTime> = HashMap::new();
+    for (_, _, from, sent_at) in &accepted {
+        if let Some(contact) = contacts.get(&format!("+{from}")) {
+            let t = sent_at.unwrap_or(now);
+            let e = latest.entry(*contact).or_insert(t);
+            *e = (*e).max(t);
+        }
+    }
+    let conversations = messaging::touch_conversations(tx, tenant, conn.id, &latest, now).await?;
+    let mut new = Vec::with_capacity(accepted.len());
+    for (m, wamid, from, sent_at) in accepted {
+        let Some(conversation_id) = contacts
+            .get(&format!("+{from}"))
+            .and_then(|c| conversations.get(c))
+            .copied()
+        else {
+            // Only if a concurrent erasure removed the contact between the statements.
+            notes.push(format!(
+                "{at}: message {wamid}: its contact vanished, skipped"
+            ));
+            continue;
         };
-        let sent_at = unix_time(m.get("timestamp"));
-        let conversation_id = messaging::touch_conversation(
-            tx,
-            tenant,
-            contact_id,
-            conn.id,
-            sent_at.unwrap_or(now),
-            now,
-        )
-        .await?;
         let kind = m
             .get("type")
             .and_then(Value::as_str)
