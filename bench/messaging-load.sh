@@ -69,17 +69,23 @@ cargo build --release -p palisade -p palisade-bench >/dev/null 2>&1 ||
 BIN="$ROOT/target/release/palisade"
 BENCH="$ROOT/target/release/palisade-bench"
 
+for url in "$BASE/healthz" "$SIM/_sim/config"; do
+  if curl -fsS "$url" >/dev/null 2>&1; then
+    echo "something already answers $url; pick other ports with BENCH_PORT / BENCH_SIM_PORT" >&2
+    exit 1
+  fi
+done
 "$BIN" sim --listen "127.0.0.1:${SIM_PORT}" --auto-status off >"$WORK/sim.log" 2>&1 &
 SIM_PID=$!
 
 # start_server DATA_DIR [DATABASE_URL]
 start_server() {
-  (cd "$WORK" && env PALISADE_LISTEN="127.0.0.1:${PORT}" PALISADE_DATA_DIR="$1" \
+  (cd "$WORK" && exec env PALISADE_LISTEN="127.0.0.1:${PORT}" PALISADE_DATA_DIR="$1" \
     ${2:+PALISADE_DATABASE_URL="$2"} \
     PALISADE_WHATSAPP_GRAPH_BASE_URL="$SIM" \
     PALISADE_RATE_LIMIT_API_PER_MINUTE=0 PALISADE_RATE_LIMIT_LOGIN_PER_MINUTE=0 \
     PALISADE_RATE_LIMIT_REGISTER_PER_HOUR=0 PALISADE_LOG=warn \
-    exec "$BIN" serve) >>"$WORK/server.log" 2>&1 &
+    "$BIN" serve) >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 150); do
     curl -fsS "$BASE/healthz" >/dev/null 2>&1 && return 0
@@ -92,7 +98,7 @@ start_server() {
 }
 for _ in $(seq 1 50); do curl -fsS "$SIM/_sim/config" >/dev/null 2>&1 && break; sleep 0.2; done
 
-load() { awk '{print $(NF-2), $(NF-1), $NF}' /proc/loadavg; }
+load() { awk '{print $1, $2, $3}' /proc/loadavg; }
 
 # run_all LABEL DATA_DIR DATABASE_URL_FOR_THE_SERVER_OR_EMPTY COUNTER_DATABASE_URL
 run_all() {
