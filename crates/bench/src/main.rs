@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 
 mod ingest;
+mod ws;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,12 +22,19 @@ mod ingest;
 enum Command {
     /// Signed inbound webhooks of N messages each, sustained; counts what was processed.
     Ingest(ingest::Args),
+    /// Customer messages injected into the simulator at a fixed rate; time until each one's
+    /// `message.created` arrives on a websocket.
+    WsLatency(ws::LatencyArgs),
+    /// N authenticated idle websockets; the server's resident memory they cost.
+    WsIdle(ws::IdleArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Command::parse() {
         Command::Ingest(args) => ingest::run(args).await,
+        Command::WsLatency(args) => ws::latency(args).await,
+        Command::WsIdle(args) => ws::idle(args).await,
     }
 }
 
@@ -61,12 +69,13 @@ pub(crate) async fn register(client: &reqwest::Client, server: &str) -> anyhow::
 }
 
 /// A simulated number, connected to the owner's tenant. Returns (connection id, phone number
-/// id, display number, app secret).
+/// id, display number, app secret, and the verify token of the webhook handshake).
 pub(crate) struct Connected {
     pub connection_id: String,
     pub phone_number_id: String,
     pub display_phone_number: String,
     pub app_secret: String,
+    pub verify_token: String,
 }
 
 pub(crate) async fn connect_number(
@@ -108,6 +117,7 @@ pub(crate) async fn connect_number(
         phone_number_id: text(&n["phone_number_id"], "phone_number_id")?,
         display_phone_number: text(&n["display_phone_number"], "display_phone_number")?,
         app_secret: text(&n["app_secret"], "app_secret")?,
+        verify_token: text(&c["verify_token"], "verify_token")?,
     })
 }
 
