@@ -290,10 +290,9 @@ pub async fn for_messages_of<S: crate::Scope>(
 ) -> Result<Vec<MessageMedia>> {
     let mut out = Vec::new();
     for chunk in message_ids.chunks(200) {
-        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
         let mut q = Query::new(format!(
             "SELECT {COLUMNS} FROM message_media WHERE tenant_id = $1 AND message_id IN ({})",
-            placeholders.join(", ")
+            crate::query::placeholders(2, chunk.len())
         ))
         .bind(tenant);
         for id in chunk {

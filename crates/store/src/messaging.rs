@@ -5,6 +5,7 @@
 //! connection the webhook was verified for, and every statement binds it explicitly. Reads come
 //! from users and API keys, under their [`TenantScope`].
 
+use crate::query::placeholders;
 use crate::{Query, Result, SystemScope, TenantScope, Tx};
 use palisade_domain::TenantId;
 use sqlx::types::Json;
@@ -77,13 +78,6 @@ pub struct Sender {
     pub profile_name: Option<String>,
 }
 
-fn params(from: usize, n: usize) -> String {
-    (0..n)
-        .map(|i| format!("${}", from + i))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The contacts with these phone numbers, created if new, in a few multi-row statements; a
 /// changed WhatsApp profile name is recorded, and a contact created by hand gets its WhatsApp id.
 /// Returns phone → contact id.
@@ -131,7 +125,7 @@ pub async fn upsert_contacts(
         tx.execute(q).await?;
         let mut q = Query::new(format!(
             "SELECT id, phone, wa_id, wa_profile_name FROM contacts WHERE tenant_id = $1 AND phone IN ({})",
-            params(2, chunk.len())
+            placeholders(2, chunk.len())
         ))
         .bind(tenant);
         for c in chunk {
@@ -216,7 +210,7 @@ pub async fn touch_conversations(
         let mut q = Query::new(format!(
             "SELECT id, contact_id FROM conversations
              WHERE tenant_id = $1 AND connection_id = $2 AND status <> 'resolved' AND contact_id IN ({})",
-            params(3, chunk.len())
+            placeholders(3, chunk.len())
         ))
         .bind(tenant)
         .bind(connection_id);
@@ -241,7 +235,7 @@ pub async fn touch_conversations(
                      last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < $2
                                             THEN $2 ELSE last_inbound_at END
                  WHERE tenant_id = $1 AND id IN ({})",
-                params(4, chunk.len())
+                placeholders(4, chunk.len())
             ))
             .bind(tenant)
             .bind(at)

@@ -100,3 +100,11 @@ impl Query {
         self
     }
 }
+
+/// `$from, $from+1, …` for `n` parameters (an `IN (…)` list or a row of a multi-row INSERT).
+pub(crate) fn placeholders(from: usize, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("${}", from + i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

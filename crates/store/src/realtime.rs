@@ -3,16 +3,10 @@
 //! tenant bound into every statement. The rows are those the REST API returns.
 
 use crate::messaging::{Conversation, Message, CONVERSATION_SELECT, MESSAGE_COLUMNS};
+use crate::query::placeholders;
 use crate::{Query, Result, SystemScope, Tx};
 use palisade_domain::TenantId;
 use uuid::Uuid;
-
-fn placeholders(from: usize, n: usize) -> String {
-    (0..n)
-        .map(|i| format!("${}", from + i))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// The tenant's messages with these ids, in id (creation) order.
 pub async fn messages(
