@@ -6,7 +6,7 @@
 //! from users and API keys, under their [`TenantScope`].
 
 use crate::query::placeholders;
-use crate::{Query, Result, SystemScope, TenantScope, Tx};
+use crate::{Backend, Query, Result, SystemScope, TenantScope, Tx};
 use palisade_domain::TenantId;
 use sqlx::types::Json;
 use std::collections::{HashMap, HashSet};
@@ -78,8 +78,10 @@ pub struct Sender {
     pub profile_name: Option<String>,
 }
 
-/// The contacts with these phone numbers, created if new, in a few multi-row statements; a
-/// changed WhatsApp profile name is recorded, and a contact created by hand gets its WhatsApp id.
+/// The contacts with these phone numbers, created if new, in one multi-row upsert per 100
+/// senders (no lookup that a planner could get wrong on a table without statistics yet); a
+/// changed WhatsApp profile name is recorded, and a contact created by hand gets its WhatsApp
+/// id. Rows are written in phone order, so concurrent processors lock them in one order.
 /// Returns phone → contact id.
 pub async fn upsert_contacts(
     tx: &mut Tx<SystemScope>,
@@ -91,82 +93,92 @@ pub async fn upsert_contacts(
     struct Row {
         id: Uuid,
         phone: String,
-        wa_id: Option<String>,
-        wa_profile_name: Option<String>,
     }
     let mut ids = HashMap::with_capacity(senders.len());
-    for chunk in senders.chunks(100) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let b = i * 4 + 3;
-                format!(
-                    "(${}, $1, ${}, ${}, NULL, ${}, $2, $2)",
-                    b,
-                    b + 1,
-                    b + 2,
-                    b + 3
-                )
-            })
-            .collect();
+    let mut senders: Vec<&Sender> = senders.iter().collect();
+    senders.sort_unstable_by(|a, b| a.phone.cmp(&b.phone));
+    senders.dedup_by(|a, b| a.phone == b.phone);
+    let postgres = tx.backend() == Backend::Postgres;
+    // PostgreSQL: every row in one `unnest` statement; SQLite: `VALUES` of 100 rows.
+    let size = if postgres { senders.len().max(1) } else { 100 };
+    for chunk in senders.chunks(size) {
+        let source = if postgres {
+            "SELECT u.id, $1, u.phone, u.wa_id, NULL, u.name, $2, $2
+             FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[]) AS u(id, phone, wa_id, name)"
+                .to_owned()
+        } else {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 4 + 3;
+                    format!(
+                        "(${}, $1, ${}, ${}, NULL, ${}, $2, $2)",
+                        b,
+                        b + 1,
+                        b + 2,
+                        b + 3
+                    )
+                })
+                .collect();
+            format!("VALUES {}", rows.join(", "))
+        };
         let mut q = Query::new(format!(
             "INSERT INTO contacts (id, tenant_id, phone, wa_id, name, wa_profile_name, created_at, updated_at)
-             VALUES {} ON CONFLICT DO NOTHING",
-            rows.join(", ")
+             {source}
+             ON CONFLICT (tenant_id, phone) DO UPDATE SET
+                 wa_profile_name = COALESCE(excluded.wa_profile_name, contacts.wa_profile_name),
+                 wa_id = COALESCE(contacts.wa_id, excluded.wa_id),
+                 updated_at = CASE WHEN contacts.wa_id IS NULL
+                                     OR (excluded.wa_profile_name IS NOT NULL
+                                         AND (contacts.wa_profile_name IS NULL
+                                              OR contacts.wa_profile_name <> excluded.wa_profile_name))
+                                   THEN excluded.updated_at ELSE contacts.updated_at END
+             RETURNING id, phone"
         ))
         .bind(tenant)
         .bind(now);
-        for c in chunk {
+        if postgres {
             q = q
-                .bind(Uuid::now_v7())
-                .bind(c.phone.as_str())
-                .bind(c.wa_id.as_str())
-                .bind(c.profile_name.as_deref());
-        }
-        tx.execute(q).await?;
-        let mut q = Query::new(format!(
-            "SELECT id, phone, wa_id, wa_profile_name FROM contacts WHERE tenant_id = $1 AND phone IN ({})",
-            placeholders(2, chunk.len())
-        ))
-        .bind(tenant);
-        for c in chunk {
-            q = q.bind(c.phone.as_str());
-        }
-        let found: HashMap<String, Row> = tx
-            .fetch_all::<Row>(q)
-            .await?
-            .into_iter()
-            .map(|r| (r.phone.clone(), r))
-            .collect();
-        for c in chunk {
-            let Some(row) = found.get(&c.phone) else {
-                continue;
-            };
-            ids.insert(c.phone.clone(), row.id);
-            let rename = c.profile_name.is_some() && row.wa_profile_name != c.profile_name;
-            if rename || row.wa_id.is_none() {
-                tx.execute(
-                    Query::new(
-                        "UPDATE contacts SET wa_profile_name = COALESCE($3, wa_profile_name),
-                             wa_id = COALESCE(wa_id, $4), updated_at = $5
-                         WHERE tenant_id = $1 AND id = $2",
-                    )
-                    .bind(tenant)
-                    .bind(row.id)
-                    .bind(c.profile_name.as_deref())
-                    .bind(c.wa_id.as_str())
-                    .bind(now),
+                .bind(chunk.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|c| Some(c.phone.clone()))
+                        .collect::<Vec<_>>(),
                 )
-                .await?;
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|c| Some(c.wa_id.clone()))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|c| c.profile_name.clone())
+                        .collect::<Vec<_>>(),
+                );
+        } else {
+            for c in chunk {
+                q = q
+                    .bind(Uuid::now_v7())
+                    .bind(c.phone.as_str())
+                    .bind(c.wa_id.as_str())
+                    .bind(c.profile_name.as_deref());
             }
+        }
+        for r in tx.fetch_all::<Row>(q).await? {
+            ids.insert(r.phone, r.id);
         }
     }
     Ok(ids)
 }
 
 /// Each contact's unresolved conversation on this number, opened if there is none, and moved to
-/// `open` with its `at` as the latest (inbound) message time (never moved back in time). A few
-/// multi-row statements, plus one update per distinct `at` (messages of one webhook mostly share
-/// their second). Returns contact id → conversation id.
+/// `open` with its `at` as the latest (inbound) message time (never moved back in time). One
+/// multi-row upsert on the partial unique index of unresolved conversations per 100 contacts:
+/// no lookup that a planner could get wrong on a table it has no statistics for yet. Rows are
+/// written in contact order, so concurrent processors lock them in one order. Returns contact
+/// id → conversation id.
 pub async fn touch_conversations(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
@@ -179,71 +191,62 @@ pub async fn touch_conversations(
         id: Uuid,
         contact_id: Uuid,
     }
-    let contacts: Vec<(Uuid, OffsetDateTime)> = latest.iter().map(|(c, t)| (*c, *t)).collect();
+    let mut contacts: Vec<(Uuid, OffsetDateTime)> = latest.iter().map(|(c, t)| (*c, *t)).collect();
+    contacts.sort_unstable();
     let mut ids = HashMap::with_capacity(contacts.len());
-    for chunk in contacts.chunks(100) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let b = i * 3 + 4;
-                format!(
-                    "(${}, $1, ${}, $2, 'open', ${}, ${}, $3, $3)",
-                    b,
-                    b + 1,
-                    b + 2,
-                    b + 2
-                )
-            })
-            .collect();
+    let postgres = tx.backend() == Backend::Postgres;
+    // PostgreSQL: every row in one `unnest` statement; SQLite: `VALUES` of 100 rows.
+    let size = if postgres { contacts.len().max(1) } else { 100 };
+    for chunk in contacts.chunks(size) {
+        let source = if postgres {
+            "SELECT u.id, $1, u.contact_id, $2, 'open', u.at, u.at, $3, $3
+             FROM unnest($4::uuid[], $5::uuid[], $6::timestamptz[]) AS u(id, contact_id, at)"
+                .to_owned()
+        } else {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 3 + 4;
+                    format!(
+                        "(${}, $1, ${}, $2, 'open', ${}, ${}, $3, $3)",
+                        b,
+                        b + 1,
+                        b + 2,
+                        b + 2
+                    )
+                })
+                .collect();
+            format!("VALUES {}", rows.join(", "))
+        };
         let mut q = Query::new(format!(
             "INSERT INTO conversations (id, tenant_id, contact_id, connection_id, status,
                  last_message_at, last_inbound_at, created_at, updated_at)
-             VALUES {} ON CONFLICT DO NOTHING",
-            rows.join(", ")
+             {source}
+             ON CONFLICT (tenant_id, contact_id, connection_id) WHERE status <> 'resolved'
+             DO UPDATE SET status = 'open', updated_at = excluded.updated_at,
+                 last_message_at = CASE WHEN conversations.last_message_at < excluded.last_message_at
+                                        THEN excluded.last_message_at
+                                        ELSE conversations.last_message_at END,
+                 last_inbound_at = CASE WHEN conversations.last_inbound_at IS NULL
+                                          OR conversations.last_inbound_at < excluded.last_inbound_at
+                                        THEN excluded.last_inbound_at
+                                        ELSE conversations.last_inbound_at END
+             RETURNING id, contact_id"
         ))
         .bind(tenant)
         .bind(connection_id)
         .bind(now);
-        for (contact, at) in chunk {
-            q = q.bind(Uuid::now_v7()).bind(*contact).bind(*at);
-        }
-        tx.execute(q).await?;
-        let mut q = Query::new(format!(
-            "SELECT id, contact_id FROM conversations
-             WHERE tenant_id = $1 AND connection_id = $2 AND status <> 'resolved' AND contact_id IN ({})",
-            placeholders(3, chunk.len())
-        ))
-        .bind(tenant)
-        .bind(connection_id);
-        for (contact, _) in chunk {
-            q = q.bind(*contact);
+        if postgres {
+            q = q
+                .bind(chunk.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|(c, _)| *c).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|(_, at)| Some(*at)).collect::<Vec<_>>());
+        } else {
+            for (contact, at) in chunk {
+                q = q.bind(Uuid::now_v7()).bind(*contact).bind(*at);
+            }
         }
         for r in tx.fetch_all::<Row>(q).await? {
             ids.insert(r.contact_id, r.id);
-        }
-    }
-    let mut by_time: HashMap<OffsetDateTime, Vec<Uuid>> = HashMap::new();
-    for (contact, at) in &contacts {
-        if let Some(id) = ids.get(contact) {
-            by_time.entry(*at).or_default().push(*id);
-        }
-    }
-    for (at, list) in by_time {
-        for chunk in list.chunks(200) {
-            let mut q = Query::new(format!(
-                "UPDATE conversations SET status = 'open', updated_at = $3,
-                     last_message_at = CASE WHEN last_message_at < $2 THEN $2 ELSE last_message_at END,
-                     last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < $2
-                                            THEN $2 ELSE last_inbound_at END
-                 WHERE tenant_id = $1 AND id IN ({})",
-                placeholders(4, chunk.len())
-            ))
-            .bind(tenant)
-            .bind(at)
-            .bind(now);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            tx.execute(q).await?;
         }
     }
     Ok(ids)
@@ -262,10 +265,9 @@ pub async fn existing_wamids(
     }
     let mut found = HashSet::new();
     for chunk in wamids.chunks(200) {
-        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
         let mut q = Query::new(format!(
             "SELECT wamid FROM messages WHERE tenant_id = $1 AND connection_id = $2 AND wamid IN ({})",
-            placeholders.join(", ")
+            placeholders(3, chunk.len())
         ))
         .bind(tenant)
         .bind(connection_id);
@@ -301,16 +303,51 @@ pub(crate) const MESSAGE_COLUMNS: &str =
     "id, tenant_id, conversation_id, connection_id, wamid, direction, \
     type, body, text, status, error, context_wamid, sent_at, created_at, status_updated_at";
 
-/// Inserts messages in multi-row statements; a wamid the connection already has is skipped
-/// (redelivered webhooks). Returns the number inserted.
+/// Inserts messages; a wamid the connection already has is skipped (redelivered webhooks).
+/// PostgreSQL gets every row in one `unnest` statement (one statement text for any count);
+/// SQLite multi-row `VALUES` of at most 200 rows. Returns the number inserted.
 pub async fn insert_messages(tx: &mut Tx<SystemScope>, list: &[NewMessage]) -> Result<u64> {
+    if list.is_empty() {
+        return Ok(0);
+    }
+    if tx.backend() == Backend::Postgres {
+        let text = |f: &dyn Fn(&NewMessage) -> Option<String>| -> Vec<Option<String>> {
+            list.iter().map(f).collect()
+        };
+        let q = Query::new(format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS})
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[],
+                 $6::text[], $7::text[], $8::text[]::jsonb[], $9::text[], $10::text[],
+                 $11::text[]::jsonb[], $12::text[], $13::timestamptz[], $14::timestamptz[],
+                 $15::timestamptz[])
+             ON CONFLICT DO NOTHING"
+        ))
+        .bind(list.iter().map(|m| m.id).collect::<Vec<_>>())
+        .bind(
+            list.iter()
+                .map(|m| m.tenant_id.as_uuid())
+                .collect::<Vec<_>>(),
+        )
+        .bind(list.iter().map(|m| m.conversation_id).collect::<Vec<_>>())
+        .bind(list.iter().map(|m| m.connection_id).collect::<Vec<_>>())
+        .bind(text(&|m| Some(m.wamid.clone())))
+        .bind(text(&|m| Some(m.direction.to_owned())))
+        .bind(text(&|m| Some(m.kind.clone())))
+        .bind(text(&|m| Some(m.body.to_string())))
+        .bind(text(&|m| m.text.clone()))
+        .bind(text(&|m| Some(m.status.to_owned())))
+        .bind(text(&|m| m.error.as_ref().map(ToString::to_string)))
+        .bind(text(&|m| m.context_wamid.clone()))
+        .bind(list.iter().map(|m| m.sent_at).collect::<Vec<_>>())
+        .bind(list.iter().map(|m| Some(m.created_at)).collect::<Vec<_>>())
+        .bind(list.iter().map(|m| Some(m.created_at)).collect::<Vec<_>>());
+        return tx.execute(q).await;
+    }
     let mut n = 0;
-    for chunk in list.chunks(50) {
+    for chunk in list.chunks(200) {
         let mut rows = Vec::with_capacity(chunk.len());
         for i in 0..chunk.len() {
-            let b = i * 15;
-            let p: Vec<String> = (1..=15).map(|k| format!("${}", b + k)).collect();
-            rows.push(format!("({})", p.join(", ")));
+            rows.push(format!("({})", placeholders(i * 15 + 1, 15)));
         }
         let mut q = Query::new(format!(
             "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",

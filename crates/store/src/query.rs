@@ -16,6 +16,13 @@ pub enum Arg {
     Time(Option<OffsetDateTime>),
     Json(Option<serde_json::Value>),
     Bytes(Option<Vec<u8>>),
+    /// Arrays, for PostgreSQL's `unnest($n::uuid[], …)`: one statement text and one argument
+    /// per column however many rows, where a multi-row `VALUES` list would be a new statement
+    /// (prepared and planned again) for every row count. SQLite has no arrays: there they bind
+    /// as a JSON array (for `json_each`).
+    UuidList(Vec<Uuid>),
+    TextList(Vec<Option<String>>),
+    TimeList(Vec<Option<OffsetDateTime>>),
 }
 
 /// A value that can be bound as a statement argument.
@@ -50,6 +57,37 @@ into_arg!(OffsetDateTime, Time, |v: OffsetDateTime| v
 into_arg!(serde_json::Value, Json, |v| v);
 into_arg!(Vec<u8>, Bytes, |v| v);
 into_arg!(&[u8], Bytes, |v: &[u8]| v.to_vec());
+
+impl IntoArg for Vec<Uuid> {
+    fn into_arg(self) -> Arg {
+        Arg::UuidList(self)
+    }
+    fn null() -> Arg {
+        Arg::UuidList(Vec::new())
+    }
+}
+
+impl IntoArg for Vec<Option<String>> {
+    fn into_arg(self) -> Arg {
+        Arg::TextList(self)
+    }
+    fn null() -> Arg {
+        Arg::TextList(Vec::new())
+    }
+}
+
+impl IntoArg for Vec<Option<OffsetDateTime>> {
+    fn into_arg(self) -> Arg {
+        Arg::TimeList(
+            self.into_iter()
+                .map(|t| t.map(|t| t.to_offset(UtcOffset::UTC)))
+                .collect(),
+        )
+    }
+    fn null() -> Arg {
+        Arg::TimeList(Vec::new())
+    }
+}
 
 macro_rules! into_arg_id {
     ($t:ty) => {
