@@ -49,6 +49,8 @@ pub struct Services {
     pub media_downloads: Arc<tokio::sync::Notify>,
     /// Realtime events for the websockets of this node (and, on PostgreSQL, of every node).
     pub realtime: Arc<realtime::Hub>,
+    /// Meta's verified webhook POSTs, stored and processed in batches.
+    pub inbound: Arc<whatsapp::inbound::Pipeline>,
 }
 
 impl Services {
@@ -73,6 +75,7 @@ impl Services {
             ),
             storage: Arc::new(storage::Storage::local(settings.storage_dir.clone())),
             media_downloads: Arc::new(tokio::sync::Notify::new()),
+            inbound: Arc::default(),
             realtime: Arc::new(realtime::Hub::new(
                 store.backend() == palisade_store::Backend::Postgres,
             )),

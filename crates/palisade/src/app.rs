@@ -265,8 +265,9 @@ impl Application {
                 self.webhooks_worker_interval,
             )
         });
-        // Meta's webhook POSTs are processed right after they are stored; this picks up what a
-        // crash or a database failure left behind.
+        // Meta's webhook POSTs are stored and processed in batches by this node's pipeline;
+        // the worker picks up what a crash or a database failure left unprocessed.
+        let pipeline = palisade_core::whatsapp::inbound::spawn_pipeline(self.services.clone());
         let inbound = palisade_core::whatsapp::inbound::spawn_worker(
             self.services.clone(),
             Duration::from_secs(1),
@@ -310,6 +311,9 @@ impl Application {
         shrink.abort();
         usage.abort();
         inbound.abort();
+        for p in pipeline {
+            p.abort();
+        }
         outbound.abort();
         if let Some(w) = webhooks {
             w.abort();

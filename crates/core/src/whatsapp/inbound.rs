@@ -1,11 +1,18 @@
-//! Meta's webhook POSTs: verify, store durably, acknowledge, then process.
+//! Meta's webhook POSTs: verify, store durably with their effects, acknowledge.
 //!
 //! [`receive`] authenticates the request (HMAC-SHA256 of the exact bytes with the connection's
-//! app secret, compared in constant time, before any parsing) and stores the body verbatim in
-//! `whatsapp_inbound_events` in one short transaction; the handler then answers 200. Processing
-//! ([`process_event`], [`process_pending`]) works only from that durable record: the handler
-//! spawns it right away for latency, and a worker on every node ([`spawn_worker`]) picks up
-//! whatever is left (a crash between the acknowledgement and the processing loses nothing).
+//! app secret, compared in constant time, before any parsing) and hands the body to this
+//! node's [`Pipeline`]. One task takes whatever POSTs are waiting (up to [`BATCH_EVENTS`]) and,
+//! in one transaction, stores each body verbatim in `whatsapp_inbound_events` together with
+//! what it means: contacts, conversations, messages, status changes, consent keywords and media
+//! jobs. The handler answers 200 only after that commit, so the acknowledgement always follows
+//! a durable write, and under load many POSTs share one commit (one writer pass on SQLite
+//! instead of a store, a claim and a finish per POST).
+//!
+//! When a batch fails on the database, its bodies are stored unprocessed in a second
+//! transaction (still before the 200) and processed one by one ([`process_event`]); a worker on
+//! every node ([`spawn_worker`]) picks up whatever is left unprocessed (a crash loses nothing,
+//! and a poisonous body cannot block the others: its attempts are counted and it is given up).
 //!
 //! Processing turns every change of a (possibly batched) payload into contacts, conversations
 //! and messages. It is idempotent: a message is keyed by its wamid per connection, so Meta's
@@ -24,8 +31,11 @@ use palisade_store::whatsapp_connections::{self as connections, Connection};
 use palisade_store::whatsapp_inbound::{self as store, InboundEvent};
 use palisade_store::{audit as audit_log, SystemScope, Tx};
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 /// Meta sends up to 3 MB per POST.
@@ -33,10 +43,19 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// A processing attempt that fails on the database is retried this many times in all.
 const MAX_ATTEMPTS: i64 = 5;
 const BATCH: i64 = 100;
+/// At most this many POSTs share one transaction…
+pub const BATCH_EVENTS: usize = 32;
+/// …and at most this many body bytes (beyond the first POST).
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// POSTs waiting for the pipeline; a full queue makes handlers wait (back-pressure).
+const QUEUE: usize = 1024;
+/// Batches processed at once on PostgreSQL.
+pub const PG_PIPELINES: usize = 3;
 
-/// Verifies a webhook POST and stores it. Returns the stored event's id. Refusals are 401 with
-/// a precise code and an audit record (`whatsapp.webhook.signature_invalid`), in the
-/// connection's tenant chain when the connection exists.
+/// Verifies a webhook POST, then stores and processes it (see the module docs). Returns the
+/// stored event's id once it is committed. Refusals are 401 with a precise code and an audit
+/// record (`whatsapp.webhook.signature_invalid`), in the connection's tenant chain when the
+/// connection exists.
 pub async fn receive(
     s: &Services,
     meta: &RequestMeta,
@@ -113,13 +132,9 @@ pub async fn receive(
         attempts: 0,
         error: None,
     };
-    let mut tx = s
-        .store
-        .begin(SystemScope::new("whatsapp.webhook.receive"))
-        .await?;
-    store::insert(&mut tx, &event).await?;
-    tx.commit().await?;
-    Ok(event.id)
+    let id = event.id;
+    s.inbound.submit(s, event).await?;
+    Ok(id)
 }
 
 /// `header` is `sha256=<lowercase hex HMAC-SHA256(secret, body)>`; compared in constant time.
@@ -137,7 +152,159 @@ pub fn signature_valid(secret: &[u8], header: &str, body: &[u8]) -> bool {
     mac.verify_slice(&sig).is_ok()
 }
 
-/// Spawns the processing of one stored event (right after the acknowledgement).
+/// A verified POST waiting for the pipeline, and where to report its commit.
+struct Job {
+    event: InboundEvent,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// This node's ingest pipeline (see the module docs): verified POSTs queue here, and the task
+/// started by [`spawn_pipeline`] stores and processes them in batches. Until that task runs
+/// (tools and tests that use the services without serving), each POST is handled on its own.
+pub struct Pipeline {
+    tx: mpsc::Sender<Job>,
+    rx: Mutex<Option<mpsc::Receiver<Job>>>,
+    running: AtomicBool,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        Pipeline {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            running: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Pipeline {
+    /// Stores and processes one verified POST; returns once it is committed.
+    async fn submit(&self, s: &Services, event: InboundEvent) -> AppResult<()> {
+        if !self.running.load(Ordering::Acquire) {
+            return store_batch(s, vec![event]).await;
+        }
+        let unavailable = || AppError::Unavailable {
+            message: "the server is shutting down; retry".into(),
+            retry_after_secs: 1,
+        };
+        let (done, committed) = oneshot::channel();
+        self.tx
+            .send(Job { event, done })
+            .await
+            .map_err(|_| unavailable())?;
+        match committed.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(anyhow::anyhow!("storing a WhatsApp webhook failed: {why}").into()),
+            Err(_) => Err(unavailable()),
+        }
+    }
+}
+
+/// Starts this node's pipeline (once; empty if it already runs): one task on SQLite, whose
+/// single writer serialises transactions anyway, [`PG_PIPELINES`] on PostgreSQL, which runs
+/// them in parallel (the batch's rows are written in one order, so they do not deadlock; a
+/// batch that fails anyway is stored for one-by-one processing).
+pub fn spawn_pipeline(s: Services) -> Vec<tokio::task::JoinHandle<()>> {
+    let Some(rx) = s
+        .inbound
+        .rx
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+    else {
+        return Vec::new();
+    };
+    s.inbound.running.store(true, Ordering::Release);
+    let tasks = match s.store.backend() {
+        palisade_store::Backend::Sqlite => 1,
+        palisade_store::Backend::Postgres => PG_PIPELINES,
+    };
+    let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+    (0..tasks)
+        .map(|_| {
+            let (s, rx) = (s.clone(), rx.clone());
+            tokio::spawn(async move {
+                loop {
+                    let jobs = {
+                        let mut rx = rx.lock().await;
+                        let Some(first) = rx.recv().await else { return };
+                        // Everything already waiting joins this batch (group commit), within
+                        // the bounds.
+                        let mut bytes = 0;
+                        let mut jobs = vec![first];
+                        while jobs.len() < BATCH_EVENTS && bytes < BATCH_BYTES {
+                            let Ok(job) = rx.try_recv() else { break };
+                            bytes += job.event.body.len();
+                            jobs.push(job);
+                        }
+                        jobs
+                    };
+                    let (events, dones): (Vec<_>, Vec<_>) =
+                        jobs.into_iter().map(|j| (j.event, j.done)).unzip();
+                    let result = store_batch(&s, events).await.map_err(|e| e.to_string());
+                    for done in dones {
+                        let _ = done.send(result.clone());
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Stores and processes `events` in one transaction, then runs their follow-ups. If that fails
+/// on the database, stores them unprocessed instead (and starts processing each on its own);
+/// an error means none was stored.
+async fn store_batch(s: &Services, mut events: Vec<InboundEvent>) -> AppResult<()> {
+    let now = s.now();
+    match process_batch(s, &mut events, now).await {
+        Ok(applied) => {
+            after_commit(s, &applied);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, events = events.len(),
+                "processing a batch of WhatsApp webhooks failed; stored for one-by-one processing");
+            let mut tx = s
+                .store
+                .begin(SystemScope::new("whatsapp.webhook.receive"))
+                .await?;
+            for event in &mut events {
+                event.processed_at = None;
+                event.attempts = 0;
+                event.error = None;
+                store::insert(&mut tx, event).await?;
+            }
+            tx.commit().await?;
+            for event in &events {
+                spawn_process(s, event.id);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn process_batch(
+    s: &Services,
+    events: &mut [InboundEvent],
+    now: OffsetDateTime,
+) -> palisade_store::Result<Applied> {
+    let mut tx = s
+        .store
+        .begin(SystemScope::new("whatsapp.inbound.process"))
+        .await?;
+    let (errors, applied) = process_in(s, &mut tx, events, now).await?;
+    for (event, error) in events.iter_mut().zip(errors) {
+        event.processed_at = Some(now);
+        event.attempts = 1;
+        event.error = error;
+        store::insert(&mut tx, event).await?;
+    }
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// Spawns the processing of one stored, unprocessed event.
 pub fn spawn_process(s: &Services, id: Uuid) {
     let s = s.clone();
     tokio::spawn(async move {
@@ -200,129 +367,230 @@ pub async fn process_event(s: &Services, id: Uuid) -> AppResult<bool> {
     let Some(event) = store::claim(&mut tx, id).await? else {
         return Ok(false);
     };
-    let outcome = match serde_json::from_slice::<Value>(&event.body) {
-        Err(e) => Err(format!("the body is not JSON: {e}")),
-        Ok(payload) => match connections::find_any(&mut tx, event.connection_id).await? {
-            None => Err("the connection no longer exists".to_owned()),
-            Some(conn) => match apply(&mut tx, &s.settings, &event, &conn, &payload, now).await {
-                Ok(applied) => Ok(applied),
-                Err(e) => {
-                    // A database failure: roll back and count the attempt.
-                    drop(tx);
-                    let mut tx = s
-                        .store
-                        .begin(SystemScope::new("whatsapp.inbound.process"))
-                        .await?;
-                    let attempts = store::record_attempt(&mut tx, id, &e.to_string()).await?;
-                    if attempts >= MAX_ATTEMPTS {
-                        store::finish(&mut tx, id, now, Some(format!("gave up: {e}"))).await?;
-                    }
-                    tx.commit().await?;
-                    tracing::warn!(error = %e, event = %id, attempts, "WhatsApp webhook processing failed");
-                    return Ok(false);
-                }
-            },
-        },
-    };
-    let (error, mut applied) = match outcome {
-        Ok(applied) if applied.notes.is_empty() => (None, applied),
-        Ok(applied) => (Some(applied.notes.join("; ")), applied),
-        Err(why) => {
-            tracing::warn!(event = %id, error = %why, "WhatsApp webhook could not be processed");
-            (Some(why), Applied::default())
+    let (error, applied) = match process_in(s, &mut tx, std::slice::from_ref(&event), now).await {
+        Ok((mut errors, applied)) => (errors.pop().flatten(), applied),
+        Err(e) => {
+            // A database failure: roll back and count the attempt.
+            drop(tx);
+            let mut tx = s
+                .store
+                .begin(SystemScope::new("whatsapp.inbound.process"))
+                .await?;
+            let attempts = store::record_attempt(&mut tx, id, &e.to_string()).await?;
+            if attempts >= MAX_ATTEMPTS {
+                store::finish(&mut tx, id, now, Some(format!("gave up: {e}"))).await?;
+            }
+            tx.commit().await?;
+            tracing::warn!(error = %e, event = %id, attempts, "WhatsApp webhook processing failed");
+            return Ok(false);
         }
     };
-    applied.events = crate::realtime::inbound_events(
-        s,
-        &mut tx,
-        event.tenant_id,
-        event.connection_id,
-        &applied.messages,
-        &applied.statuses,
-    )
-    .await?;
     store::finish(&mut tx, id, now, error).await?;
     tx.commit().await?;
     after_commit(s, &applied);
     Ok(true)
 }
 
-/// What processing one stored event changed: the input of the follow-ups that run in its
-/// transaction (in [`apply`]) or after it commits (in [`after_commit`]).
+/// Applies `events` in `tx`, all at once (see [`Batch`]), and reads the realtime events of
+/// what changed. Returns, per event, the note to keep in its `error` (what was skipped, or why
+/// it could not be processed at all), and the changes; a database error aborts the
+/// transaction.
+async fn process_in(
+    s: &Services,
+    tx: &mut Tx<SystemScope>,
+    events: &[InboundEvent],
+    now: OffsetDateTime,
+) -> palisade_store::Result<(Vec<Option<String>>, Applied)> {
+    let payloads: Vec<Result<Value, String>> = events
+        .iter()
+        .map(|e| {
+            serde_json::from_slice::<Value>(&e.body)
+                .map_err(|e| format!("the body is not JSON: {e}"))
+        })
+        .collect();
+    let mut connections: HashMap<Uuid, Option<Connection>> = HashMap::new();
+    for e in events {
+        if let std::collections::hash_map::Entry::Vacant(slot) = connections.entry(e.connection_id)
+        {
+            slot.insert(connections::find_any(tx, e.connection_id).await?);
+        }
+    }
+    let mut batch = Batch::default();
+    let mut notes: Vec<Vec<String>> = vec![Vec::new(); events.len()];
+    for (i, ((event, payload), notes)) in events.iter().zip(&payloads).zip(&mut notes).enumerate() {
+        let conn = connections
+            .get(&event.connection_id)
+            .and_then(Option::as_ref);
+        match (payload, conn) {
+            (Err(why), _) => notes.push(why.clone()),
+            (Ok(_), None) => notes.push("the connection no longer exists".to_owned()),
+            (Ok(payload), Some(conn)) => batch.parse(i, conn, payload, notes),
+        }
+    }
+    let applied = batch.apply(s, tx, &connections, now, &mut notes).await?;
+    let errors = notes
+        .into_iter()
+        .zip(events)
+        .map(|(n, event)| {
+            (!n.is_empty()).then(|| {
+                let why = n.join("; ");
+                tracing::warn!(event = %event.id, error = %why, "WhatsApp webhook not (entirely) processed");
+                why
+            })
+        })
+        .collect();
+    Ok((errors, applied))
+}
+
+/// What processing stored events changed: the input of the follow-ups that run after the
+/// transaction commits (in [`after_commit`]).
 #[derive(Debug, Default)]
 pub struct Applied {
-    /// What was skipped, kept in the event's `error`.
-    pub notes: Vec<String>,
-    /// Inbound messages stored by this event (redeliveries excluded).
+    /// Inbound messages stored (redeliveries excluded).
     pub messages: Vec<NewMessage>,
-    /// Status changes that moved a message forward: (wamid, new status).
-    pub statuses: Vec<(String, String)>,
-    /// Realtime events of the above, read in the event's transaction.
+    /// Realtime events of what changed, read in the transaction.
     pub events: Vec<crate::realtime::Event>,
 }
 
-/// Follow-ups of a committed event that need no transaction.
+/// Follow-ups of committed events that need no transaction.
 fn after_commit(s: &Services, applied: &Applied) {
     super::media::after_commit(s, &applied.messages);
     s.realtime.publish_all(&applied.events);
 }
 
-/// Applies every change of the payload. Returns notes about what was skipped (kept in the
-/// event's `error`); database errors abort the whole event.
-async fn apply(
-    tx: &mut Tx<SystemScope>,
-    settings: &crate::Settings,
-    event: &InboundEvent,
-    conn: &Connection,
-    payload: &Value,
-    now: OffsetDateTime,
-) -> palisade_store::Result<Applied> {
-    let mut applied = Applied::default();
-    let notes = &mut applied.notes;
-    if payload.get("object").and_then(Value::as_str) != Some("whatsapp_business_account") {
-        notes.push("object is not whatsapp_business_account".to_owned());
-        return Ok(applied);
-    }
-    let Some(entries) = payload.get("entry").and_then(Value::as_array) else {
-        notes.push("no entry array".to_owned());
-        return Ok(applied);
-    };
-    for (ei, entry) in entries.iter().enumerate() {
-        let changes = entry
-            .get("changes")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        for (ci, change) in changes.iter().enumerate() {
-            let at = format!("entry[{ei}].changes[{ci}]");
-            let field = change.get("field").and_then(Value::as_str).unwrap_or("");
-            if field != "messages" {
-                tracing::debug!(field, "WhatsApp webhook field not handled yet");
-                continue;
-            }
-            let Some(value) = change.get("value") else {
-                notes.push(format!("{at}: no value"));
-                continue;
-            };
-            let pid = value
-                .pointer("/metadata/phone_number_id")
-                .and_then(Value::as_str);
-            if pid != Some(conn.phone_number_id.as_str()) {
-                notes.push(format!("{at}: for another phone number id, skipped"));
-                continue;
-            }
-            let stored = apply_messages(tx, event.tenant_id, conn, value, now, &at, notes).await?;
-            let moved = apply_statuses(tx, event.tenant_id, conn, value, now, &at, notes).await?;
-            applied.messages.extend(stored);
-            applied.statuses.extend(moved);
-            if let Some(errors) = value.get("errors") {
-                tracing::warn!(connection = %conn.id, %errors, "WhatsApp reported errors");
+/// A customer message found in a payload, checked, waiting to be stored.
+struct Incoming<'a> {
+    /// Index of its event in the batch (for notes).
+    event: usize,
+    message: &'a Value,
+    wamid: &'a str,
+    from: &'a str,
+    profile: Option<&'a str>,
+    sent_at: Option<OffsetDateTime>,
+}
+
+/// A status found in a payload.
+struct StatusChange<'a> {
+    wamid: &'a str,
+    status: &'a str,
+    error: Option<Value>,
+}
+
+/// The changes of every event of a batch, grouped by (tenant, connection), so that each group
+/// is written with a few multi-row statements however many POSTs it came in, and rows are
+/// locked in one order (tenants, connections, then phones and contacts sorted), which keeps
+/// concurrent processors (other nodes) from deadlocking each other.
+#[derive(Default)]
+struct Batch<'a> {
+    messages: BTreeMap<(TenantId, Uuid), Vec<Incoming<'a>>>,
+    statuses: BTreeMap<(TenantId, Uuid), Vec<StatusChange<'a>>>,
+}
+
+impl<'a> Batch<'a> {
+    /// Collects the messages and statuses of one payload; what is skipped goes to `notes`.
+    fn parse(
+        &mut self,
+        event: usize,
+        conn: &Connection,
+        payload: &'a Value,
+        notes: &mut Vec<String>,
+    ) {
+        if payload.get("object").and_then(Value::as_str) != Some("whatsapp_business_account") {
+            notes.push("object is not whatsapp_business_account".to_owned());
+            return;
+        }
+        let Some(entries) = payload.get("entry").and_then(Value::as_array) else {
+            notes.push("no entry array".to_owned());
+            return;
+        };
+        let key = (conn.tenant_id, conn.id);
+        for (ei, entry) in entries.iter().enumerate() {
+            let changes = entry
+                .get("changes")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            for (ci, change) in changes.iter().enumerate() {
+                let at = format!("entry[{ei}].changes[{ci}]");
+                let field = change.get("field").and_then(Value::as_str).unwrap_or("");
+                if field != "messages" {
+                    tracing::debug!(field, "WhatsApp webhook field not handled yet");
+                    continue;
+                }
+                let Some(value) = change.get("value") else {
+                    notes.push(format!("{at}: no value"));
+                    continue;
+                };
+                let pid = value
+                    .pointer("/metadata/phone_number_id")
+                    .and_then(Value::as_str);
+                if pid != Some(conn.phone_number_id.as_str()) {
+                    notes.push(format!("{at}: for another phone number id, skipped"));
+                    continue;
+                }
+                let messages = incoming(event, value, &at, notes);
+                self.messages.entry(key).or_default().extend(messages);
+                let statuses = status_changes(value, &at, notes);
+                self.statuses.entry(key).or_default().extend(statuses);
+                if let Some(errors) = value.get("errors") {
+                    tracing::warn!(connection = %conn.id, %errors, "WhatsApp reported errors");
+                }
             }
         }
     }
-    crate::contacts::apply_consent_keywords(tx, settings, &applied.messages, now).await?;
-    super::media::enqueue_downloads(tx, &applied.messages).await?;
-    Ok(applied)
+
+    /// Writes the batch: per (tenant, connection), the new messages with their contacts and
+    /// conversations, then the statuses; then consent keywords and media jobs of the new
+    /// messages; then reads the realtime events.
+    async fn apply(
+        self,
+        s: &Services,
+        tx: &mut Tx<SystemScope>,
+        connections: &HashMap<Uuid, Option<Connection>>,
+        now: OffsetDateTime,
+        notes: &mut [Vec<String>],
+    ) -> palisade_store::Result<Applied> {
+        let mut applied = Applied::default();
+        // Per (tenant, connection): the stored messages, and the (wamid, status) that moved.
+        type Changes = (Vec<NewMessage>, Vec<(String, String)>);
+        let mut by_group: BTreeMap<(TenantId, Uuid), Changes> = BTreeMap::new();
+        for ((tenant, conn_id), list) in self.messages {
+            let Some(conn) = connections.get(&conn_id).and_then(Option::as_ref) else {
+                continue;
+            };
+            let stored = store_messages(tx, tenant, conn, list, now, notes).await?;
+            by_group.entry((tenant, conn_id)).or_default().0 = stored;
+        }
+        for ((tenant, conn_id), list) in self.statuses {
+            let mut moved = Vec::new();
+            for st in list {
+                let changed = messaging::advance_status(
+                    tx, tenant, conn_id, st.wamid, st.status, st.error, now,
+                )
+                .await?;
+                if changed {
+                    moved.push((st.wamid.to_owned(), st.status.to_owned()));
+                } else {
+                    tracing::debug!(
+                        wamid = st.wamid,
+                        status = st.status,
+                        "status for an unknown message or not newer"
+                    );
+                }
+            }
+            by_group.entry((tenant, conn_id)).or_default().1 = moved;
+        }
+        for ((tenant, conn_id), (messages, statuses)) in by_group {
+            let events =
+                crate::realtime::inbound_events(s, tx, tenant, conn_id, &messages, &statuses)
+                    .await?;
+            applied.events.extend(events);
+            applied.messages.extend(messages);
+        }
+        crate::contacts::apply_consent_keywords(tx, &s.settings, &applied.messages, now).await?;
+        super::media::enqueue_downloads(tx, &applied.messages).await?;
+        Ok(applied)
+    }
 }
 
 fn unix_time(v: Option<&Value>) -> Option<OffsetDateTime> {
@@ -334,17 +602,16 @@ fn unix_time(v: Option<&Value>) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(secs).ok()
 }
 
-async fn apply_messages(
-    tx: &mut Tx<SystemScope>,
-    tenant: TenantId,
-    conn: &Connection,
-    value: &Value,
-    now: OffsetDateTime,
+/// The well-formed messages of a change `value` (those without an id or a phone-number sender
+/// are noted and skipped), with their sender's WhatsApp profile name.
+fn incoming<'a>(
+    event: usize,
+    value: &'a Value,
     at: &str,
     notes: &mut Vec<String>,
-) -> palisade_store::Result<Vec<NewMessage>> {
+) -> Vec<Incoming<'a>> {
     let Some(list) = value.get("messages").and_then(Value::as_array) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let profiles: HashMap<&str, &str> = value
         .get("contacts")
@@ -359,16 +626,7 @@ async fn apply_messages(
             ))
         })
         .collect();
-    let wamids: Vec<String> = list
-        .iter()
-        .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_owned))
-        .collect();
-    let mut seen = messaging::existing_wamids(tx, tenant, conn.id, &wamids).await?;
-    // First the valid, new messages and their senders; then contacts and conversations in a few
-    // multi-row statements (a webhook carries up to hundreds of messages); then the messages.
-    let mut accepted: Vec<(&Value, &str, &str, Option<OffsetDateTime>)> = Vec::new();
-    let mut senders: Vec<messaging::Sender> = Vec::new();
-    let mut known: HashSet<&str> = HashSet::new();
+    let mut out = Vec::with_capacity(list.len());
     for (mi, m) in list.iter().enumerate() {
         let (Some(wamid), Some(from)) = (
             m.get("id").and_then(Value::as_str),
@@ -377,102 +635,41 @@ async fn apply_messages(
             notes.push(format!("{at}.messages[{mi}]: no id or from, skipped"));
             continue;
         };
-        if !seen.insert(wamid.to_owned()) {
-            continue; // already stored (redelivery) or repeated in this payload
-        }
         if from.len() < 5 || from.len() > 15 || !from.bytes().all(|b| b.is_ascii_digit()) {
             notes.push(format!(
                 "{at}.messages[{mi}]: from is not a phone number, skipped"
             ));
             continue;
         }
-        if known.insert(from) {
-            let profile = profiles.get(from).copied().or_else(|| {
-                // `from` and `wa_id` "may not always match"; with one contact, it is theirs.
-                (profiles.len() == 1)
-                    .then(|| profiles.values().next().copied())
-                    .flatten()
-            });
-            senders.push(messaging::Sender {
-                phone: format!("+{from}"),
-                wa_id: from.to_owned(),
-                profile_name: profile.map(str::to_owned),
-            });
-        }
-        accepted.push((m, wamid, from, unix_time(m.get("timestamp"))));
-    }
-    if accepted.is_empty() {
-        return Ok(Vec::new());
-    }
-    let contacts = messaging::upsert_contacts(tx, tenant, &senders, now).await?;
-    let mut latest: HashMap<Uuid, OffsetDateTime> = HashMap::new();
-    for (_, _, from, sent_at) in &accepted {
-        if let Some(contact) = contacts.get(&format!("+{from}")) {
-            let t = sent_at.unwrap_or(now);
-            let e = latest.entry(*contact).or_insert(t);
-            *e = (*e).max(t);
-        }
-    }
-    let conversations = messaging::touch_conversations(tx, tenant, conn.id, &latest, now).await?;
-    let mut new = Vec::with_capacity(accepted.len());
-    for (m, wamid, from, sent_at) in accepted {
-        let Some(conversation_id) = contacts
-            .get(&format!("+{from}"))
-            .and_then(|c| conversations.get(c))
-            .copied()
-        else {
-            // Only if a concurrent erasure removed the contact between the statements.
-            notes.push(format!(
-                "{at}: message {wamid}: its contact vanished, skipped"
-            ));
-            continue;
-        };
-        let kind = m
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown")
-            .to_owned();
-        let text = (kind == "text")
-            .then(|| m.pointer("/text/body").and_then(Value::as_str))
-            .flatten()
-            .map(str::to_owned);
-        new.push(NewMessage {
-            id: Uuid::now_v7(),
-            tenant_id: tenant,
-            conversation_id,
-            connection_id: conn.id,
-            wamid: wamid.to_owned(),
-            direction: "inbound",
-            kind,
-            body: m.clone(),
-            text,
-            status: "received",
-            error: m.get("errors").cloned(),
-            context_wamid: m
-                .pointer("/context/id")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            sent_at,
-            created_at: now,
+        let profile = profiles.get(from).copied().or_else(|| {
+            // `from` and `wa_id` "may not always match"; with one contact, it is theirs.
+            (profiles.len() == 1)
+                .then(|| profiles.values().next().copied())
+                .flatten()
+        });
+        out.push(Incoming {
+            event,
+            message: m,
+            wamid,
+            from,
+            profile,
+            sent_at: unix_time(m.get("timestamp")),
         });
     }
-    messaging::insert_messages(tx, &new).await?;
-    Ok(new)
+    out
 }
 
-async fn apply_statuses(
-    tx: &mut Tx<SystemScope>,
-    tenant: TenantId,
-    conn: &Connection,
-    value: &Value,
-    now: OffsetDateTime,
+/// The statuses of a change `value` that can move a message (`played` and future values are
+/// ignored; entries without an id or status are noted and skipped).
+fn status_changes<'a>(
+    value: &'a Value,
     at: &str,
     notes: &mut Vec<String>,
-) -> palisade_store::Result<Vec<(String, String)>> {
-    let mut moved = Vec::new();
+) -> Vec<StatusChange<'a>> {
     let Some(list) = value.get("statuses").and_then(Value::as_array) else {
-        return Ok(moved);
+        return Vec::new();
     };
+    let mut out = Vec::with_capacity(list.len());
     for (si, st) in list.iter().enumerate() {
         let (Some(wamid), Some(status)) = (
             st.get("id").and_then(Value::as_str),
@@ -482,21 +679,113 @@ async fn apply_statuses(
             continue;
         };
         if messaging::status_rank(status).is_none() {
-            // `played` and future values: nothing to record on the message.
             continue;
         }
         let error = (status == "failed")
             .then(|| st.get("errors").cloned())
             .flatten();
-        let changed =
-            messaging::advance_status(tx, tenant, conn.id, wamid, status, error, now).await?;
-        if changed {
-            moved.push((wamid.to_owned(), status.to_owned()));
-        } else {
-            tracing::debug!(wamid, status, "status for an unknown message or not newer");
+        out.push(StatusChange {
+            wamid,
+            status,
+            error,
+        });
+    }
+    out
+}
+
+/// Stores the new messages of one (tenant, connection): those whose wamid the connection does
+/// not have yet (redeliveries and repeats change nothing), with their contacts and
+/// conversations, in a few multi-row statements. Returns the stored messages.
+async fn store_messages(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    conn: &Connection,
+    list: Vec<Incoming<'_>>,
+    now: OffsetDateTime,
+    notes: &mut [Vec<String>],
+) -> palisade_store::Result<Vec<NewMessage>> {
+    let wamids: Vec<String> = list.iter().map(|m| m.wamid.to_owned()).collect();
+    let mut seen = messaging::existing_wamids(tx, tenant, conn.id, &wamids).await?;
+    let mut accepted: Vec<Incoming<'_>> = Vec::with_capacity(list.len());
+    let mut senders: HashMap<&str, messaging::Sender> = HashMap::new();
+    for m in list {
+        if !seen.insert(m.wamid.to_owned()) {
+            continue; // already stored (redelivery) or repeated in this batch
+        }
+        let sender = senders.entry(m.from).or_insert_with(|| messaging::Sender {
+            phone: format!("+{}", m.from),
+            wa_id: m.from.to_owned(),
+            profile_name: None,
+        });
+        // The latest payload's profile name wins.
+        if let Some(p) = m.profile {
+            sender.profile_name = Some(p.to_owned());
+        }
+        accepted.push(m);
+    }
+    if accepted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let senders: Vec<messaging::Sender> = senders.into_values().collect();
+    let contacts = messaging::upsert_contacts(tx, tenant, &senders, now).await?;
+    let mut latest: HashMap<Uuid, OffsetDateTime> = HashMap::new();
+    for m in &accepted {
+        if let Some(contact) = contacts.get(&format!("+{}", m.from)) {
+            let t = m.sent_at.unwrap_or(now);
+            let e = latest.entry(*contact).or_insert(t);
+            *e = (*e).max(t);
         }
     }
-    Ok(moved)
+    let conversations = messaging::touch_conversations(tx, tenant, conn.id, &latest, now).await?;
+    let mut new = Vec::with_capacity(accepted.len());
+    for m in accepted {
+        let Some(conversation_id) = contacts
+            .get(&format!("+{}", m.from))
+            .and_then(|c| conversations.get(c))
+            .copied()
+        else {
+            // Only if a concurrent erasure removed the contact between the statements.
+            if let Some(n) = notes.get_mut(m.event) {
+                n.push(format!(
+                    "message {}: its contact vanished, skipped",
+                    m.wamid
+                ));
+            }
+            continue;
+        };
+        let kind = m
+            .message
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_owned();
+        let text = (kind == "text")
+            .then(|| m.message.pointer("/text/body").and_then(Value::as_str))
+            .flatten()
+            .map(str::to_owned);
+        new.push(NewMessage {
+            id: Uuid::now_v7(),
+            tenant_id: tenant,
+            conversation_id,
+            connection_id: conn.id,
+            wamid: m.wamid.to_owned(),
+            direction: "inbound",
+            kind,
+            body: m.message.clone(),
+            text,
+            status: "received",
+            error: m.message.get("errors").cloned(),
+            context_wamid: m
+                .message
+                .pointer("/context/id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            sent_at: m.sent_at,
+            created_at: now,
+        });
+    }
+    messaging::insert_messages(tx, &new).await?;
+    Ok(new)
 }
 
 #[cfg(test)]

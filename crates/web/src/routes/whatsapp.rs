@@ -222,14 +222,17 @@ pub async fn verify_webhook(
 
 /// A webhook delivery from Meta. The `X-Hub-Signature-256` HMAC of the raw body (keyed with the
 /// connection's app secret) is checked before anything is parsed; the body is then stored
-/// durably and acknowledged with 200 `{}`, and processed asynchronously from the stored record.
+/// durably, normally in the same transaction as its processing (several POSTs share one commit
+/// under load), and acknowledged with 200 `{}` only after that commit. A body whose processing
+/// fails is still stored and acknowledged, and processed again from the stored record.
 #[utoipa::path(post, path = "/webhooks/whatsapp/{connection_id}", tag = "whatsapp",
     params(("connection_id" = Uuid, Path, description = "Connection id"),
         ("X-Hub-Signature-256" = String, Header, description = "`sha256=<hex HMAC-SHA256(app secret, raw body)>`")),
     request_body(content = Object, description = "Meta's webhook payload, stored verbatim", content_type = "application/json"),
-    responses((status = 200, description = "Stored; processed asynchronously", body = Object),
+    responses((status = 200, description = "Stored durably (normally already processed)", body = Object),
         (status = 401, description = "Missing or wrong signature (`signature_missing`, `signature_invalid`), unknown (`unknown_connection`) or disconnected (`connection_disconnected`) connection", body = ErrorBody),
-        (status = 413, description = "Body over 3 MB", body = ErrorBody)))]
+        (status = 413, description = "Body over 3 MB", body = ErrorBody),
+        (status = 503, description = "The server is shutting down (`unavailable`); Meta retries", body = ErrorBody)))]
 pub async fn receive_webhook(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -258,7 +261,6 @@ pub async fn receive_webhook(
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
-    let event = inbound::receive(&state.services, &meta, id, signature, bytes.to_vec()).await?;
-    inbound::spawn_process(&state.services, event);
+    inbound::receive(&state.services, &meta, id, signature, bytes.to_vec()).await?;
     Ok(Json(serde_json::json!({})).into_response())
 }
