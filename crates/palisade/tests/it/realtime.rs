@@ -39,6 +39,22 @@ mod an_event_caused_on_one_node_reaches_sockets_on_every_node {
     }
 }
 
+/// PostgreSQL only: a node with no socket of the tenant sends its events across only once
+/// another node has announced one.
+mod a_node_without_sockets_sends_across_once_another_node_announces_one {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if palisade_testkit::Db::postgres_url().is_none() {
+            eprintln!("skipped: set PALISADE_TEST_POSTGRES_URL to run on PostgreSQL");
+            return;
+        }
+        super::a_node_without_sockets_sends_across_once_another_node_announces_one(
+            palisade_testkit::Db::Postgres,
+        )
+        .await
+    }
+}
+
 type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// What a socket got: a JSON frame, or the close (code, reason).
@@ -596,4 +612,30 @@ async fn an_event_caused_on_one_node_reaches_sockets_on_every_node(db: Db) {
             );
         }
     }
+}
+
+async fn a_node_without_sockets_sends_across_once_another_node_announces_one(db: Db) {
+    let fx = whatsapp_fixture(db).await;
+    let peer = fx.app.spawn_peer().await;
+    let tenant = palisade_domain::TenantId::from_uuid(fx.owner.tenant_id.parse().unwrap());
+    let hub = fx.app.services.realtime.clone();
+    // No socket anywhere: the first node would load and send nothing for the tenant.
+    assert!(!hub.wants(tenant));
+    // A socket opens on the peer only; the first node hears the peer's announcement.
+    let mut there = open(&peer, &fx.owner.access_token).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !hub.wants(tenant) {
+        assert!(
+            Instant::now() < deadline,
+            "the peer's socket was never announced"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The simulator's webhooks reach the first node; the peer's socket hears the message.
+    let wamid = customer_writes(&fx, "Hello from a node with no sockets").await;
+    let m = wait_for(&mut there, "message.created", |m| {
+        m["wamid"] == wamid.as_str()
+    })
+    .await;
+    assert_eq!(m["text"], "Hello from a node with no sockets");
 }
