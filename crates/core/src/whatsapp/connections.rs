@@ -199,6 +199,7 @@ pub async fn disconnect(
     )
     .await?;
     tx.commit().await?;
+    s.inbound.forget(id);
     c.status = "disconnected".into();
     c.disconnected_at = Some(now);
     c.updated_at = now;
@@ -231,6 +232,7 @@ pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -
     )
     .await?;
     tx.commit().await?;
+    s.inbound.forget(id);
     Ok(())
 }
 

@@ -34,6 +34,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -63,12 +64,21 @@ pub async fn receive(
     signature: Option<&str>,
     body: Vec<u8>,
 ) -> AppResult<Uuid> {
-    let mut tx = s
-        .store
-        .begin_read(SystemScope::new("whatsapp.webhook.receive"))
-        .await?;
-    let conn = connections::find_any(&mut tx, connection_id).await?;
-    drop(tx);
+    let conn = match s.inbound.cached(connection_id) {
+        Some(c) => Some(c),
+        None => {
+            let mut tx = s
+                .store
+                .begin_read(SystemScope::new("whatsapp.webhook.receive"))
+                .await?;
+            let found = connections::find_any(&mut tx, connection_id).await?;
+            drop(tx);
+            if let Some(c) = found.as_ref().filter(|c| c.status == "active") {
+                s.inbound.remember(c);
+            }
+            found
+        }
+    };
     let refusal = match &conn {
         None => Some(("unknown_connection", "no such WhatsApp connection")),
         Some(c) if c.status != "active" => Some((
@@ -165,7 +175,15 @@ pub struct Pipeline {
     tx: mpsc::Sender<Job>,
     rx: Mutex<Option<mpsc::Receiver<Job>>>,
     running: AtomicBool,
+    /// Active connections looked up for recent POSTs, for [`CONNECTION_TTL`]: Meta posts
+    /// hundreds of times a second per number under load, and each lookup was a read
+    /// transaction. Disconnecting or deleting a connection forgets it on this node at once;
+    /// another node may accept its POSTs (signature still checked) for up to the TTL.
+    connections: Mutex<HashMap<Uuid, (Instant, Connection)>>,
 }
+
+/// How long a node reuses a connection it looked up for a webhook POST.
+pub const CONNECTION_TTL: Duration = Duration::from_secs(1);
 
 impl Default for Pipeline {
     fn default() -> Self {
@@ -174,11 +192,36 @@ impl Default for Pipeline {
             tx,
             rx: Mutex::new(Some(rx)),
             running: AtomicBool::new(false),
+            connections: Mutex::new(HashMap::new()),
         }
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Pipeline {
+    fn cached(&self, id: Uuid) -> Option<Connection> {
+        lock(&self.connections)
+            .get(&id)
+            .filter(|(at, _)| at.elapsed() < CONNECTION_TTL)
+            .map(|(_, c)| c.clone())
+    }
+
+    fn remember(&self, c: &Connection) {
+        let mut map = lock(&self.connections);
+        if map.len() >= 1024 {
+            map.retain(|_, (at, _)| at.elapsed() < CONNECTION_TTL);
+        }
+        map.insert(c.id, (Instant::now(), c.clone()));
+    }
+
+    /// Forgets a connection that was disconnected or deleted (call after the commit).
+    pub fn forget(&self, id: Uuid) {
+        lock(&self.connections).remove(&id);
+    }
+
     /// Stores and processes one verified POST; returns once it is committed.
     async fn submit(&self, s: &Services, event: InboundEvent) -> AppResult<()> {
         if !self.running.load(Ordering::Acquire) {
@@ -206,13 +249,7 @@ impl Pipeline {
 /// them in parallel (the batch's rows are written in one order, so they do not deadlock; a
 /// batch that fails anyway is stored for one-by-one processing).
 pub fn spawn_pipeline(s: Services) -> Vec<tokio::task::JoinHandle<()>> {
-    let Some(rx) = s
-        .inbound
-        .rx
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take()
-    else {
+    let Some(rx) = lock(&s.inbound.rx).take() else {
         return Vec::new();
     };
     s.inbound.running.store(true, Ordering::Release);
