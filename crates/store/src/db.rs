@@ -345,45 +345,48 @@ fn sqlite_list(a: Arg) -> Option<String> {
     v.ok().map(|v| v.to_string())
 }
 
+/// Binds every argument to an sqlx query. The arguments both databases bind alike are here;
+/// the caller names the variable (`$qv`) and adds the arms for times and lists.
 macro_rules! bind_all {
-    // PostgreSQL: lists bind as arrays.
-    ($q:expr, $args:expr) => {{
-        let mut q = $q;
+    ($qv:ident; $q:expr, $args:expr, { $($arms:tt)* }) => {{
+        let mut $qv = $q;
         for a in $args {
-            q = match a {
-                Arg::Uuid(v) => q.bind(v),
-                Arg::Text(v) => q.bind(v),
-                Arg::I64(v) => q.bind(v),
-                Arg::Bool(v) => q.bind(v),
-                Arg::Time(v) => q.bind(v),
-                Arg::Json(v) => q.bind(v.map(sqlx::types::Json)),
-                Arg::Bytes(v) => q.bind(v),
-                Arg::UuidList(v) => q.bind(v),
-                Arg::TextList(v) => q.bind(v),
-                Arg::TimeList(v) => q.bind(v),
+            $qv = match a {
+                Arg::Uuid(v) => $qv.bind(v),
+                Arg::Text(v) => $qv.bind(v),
+                Arg::I64(v) => $qv.bind(v),
+                Arg::Bool(v) => $qv.bind(v),
+                Arg::Json(v) => $qv.bind(v.map(sqlx::types::Json)),
+                Arg::Bytes(v) => $qv.bind(v),
+                $($arms)*
             };
         }
-        q
+        $qv
     }};
-    // SQLite: times in the fixed-width text form, lists as JSON arrays.
-    ($q:expr, $args:expr, sqlite) => {{
-        let mut q = $q;
-        for a in $args {
-            q = match a {
-                Arg::Uuid(v) => q.bind(v),
-                Arg::Text(v) => q.bind(v),
-                Arg::I64(v) => q.bind(v),
-                Arg::Bool(v) => q.bind(v),
-                Arg::Time(v) => q.bind(sqlite_time(v)),
-                Arg::Json(v) => q.bind(v.map(sqlx::types::Json)),
-                Arg::Bytes(v) => q.bind(v),
-                list @ (Arg::UuidList(_) | Arg::TextList(_) | Arg::TimeList(_)) => {
-                    q.bind(sqlite_list(list))
-                }
-            };
-        }
-        q
-    }};
+}
+
+/// PostgreSQL: times as `timestamptz`, lists as arrays.
+macro_rules! bind_pg {
+    ($q:expr, $args:expr) => {
+        bind_all!(q; $q, $args, {
+            Arg::Time(v) => q.bind(v),
+            Arg::UuidList(v) => q.bind(v),
+            Arg::TextList(v) => q.bind(v),
+            Arg::TimeList(v) => q.bind(v),
+        })
+    };
+}
+
+/// SQLite: times in the fixed-width text form, lists as JSON arrays.
+macro_rules! bind_sqlite {
+    ($q:expr, $args:expr) => {
+        bind_all!(q; $q, $args, {
+            Arg::Time(v) => q.bind(sqlite_time(v)),
+            list @ (Arg::UuidList(_) | Arg::TextList(_) | Arg::TimeList(_)) => {
+                q.bind(sqlite_list(list))
+            }
+        })
+    };
 }
 
 impl<S: Scope> Tx<S> {
@@ -401,12 +404,12 @@ impl<S: Scope> Tx<S> {
     /// Runs a statement; returns the number of rows it touched.
     pub async fn execute(&mut self, q: Query) -> Result<u64> {
         let n = match &mut self.inner {
-            TxInner::Sqlite(tx) => bind_all!(sqlx::query(&q.sql), q.args, sqlite)
+            TxInner::Sqlite(tx) => bind_sqlite!(sqlx::query(&q.sql), q.args)
                 .execute(&mut **tx)
                 .await
                 .map_err(StoreError::from_sqlx)?
                 .rows_affected(),
-            TxInner::Postgres(tx) => bind_all!(sqlx::query(&q.sql), q.args)
+            TxInner::Postgres(tx) => bind_pg!(sqlx::query(&q.sql), q.args)
                 .execute(&mut **tx)
                 .await
                 .map_err(StoreError::from_sqlx)?
@@ -417,11 +420,11 @@ impl<S: Scope> Tx<S> {
 
     pub async fn fetch_optional<T: FromAnyRow>(&mut self, q: Query) -> Result<Option<T>> {
         match &mut self.inner {
-            TxInner::Sqlite(tx) => bind_all!(sqlx::query_as::<_, T>(&q.sql), q.args, sqlite)
+            TxInner::Sqlite(tx) => bind_sqlite!(sqlx::query_as::<_, T>(&q.sql), q.args)
                 .fetch_optional(&mut **tx)
                 .await
                 .map_err(StoreError::from_sqlx),
-            TxInner::Postgres(tx) => bind_all!(sqlx::query_as::<_, T>(&q.sql), q.args)
+            TxInner::Postgres(tx) => bind_pg!(sqlx::query_as::<_, T>(&q.sql), q.args)
                 .fetch_optional(&mut **tx)
                 .await
                 .map_err(StoreError::from_sqlx),
@@ -436,11 +439,11 @@ impl<S: Scope> Tx<S> {
 
     pub async fn fetch_all<T: FromAnyRow>(&mut self, q: Query) -> Result<Vec<T>> {
         match &mut self.inner {
-            TxInner::Sqlite(tx) => bind_all!(sqlx::query_as::<_, T>(&q.sql), q.args, sqlite)
+            TxInner::Sqlite(tx) => bind_sqlite!(sqlx::query_as::<_, T>(&q.sql), q.args)
                 .fetch_all(&mut **tx)
                 .await
                 .map_err(StoreError::from_sqlx),
-            TxInner::Postgres(tx) => bind_all!(sqlx::query_as::<_, T>(&q.sql), q.args)
+            TxInner::Postgres(tx) => bind_pg!(sqlx::query_as::<_, T>(&q.sql), q.args)
                 .fetch_all(&mut **tx)
                 .await
                 .map_err(StoreError::from_sqlx),
