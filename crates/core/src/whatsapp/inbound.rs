@@ -227,19 +227,19 @@ impl Pipeline {
         if !self.running.load(Ordering::Acquire) {
             return store_batch(s, vec![event]).await;
         }
-        let unavailable = || AppError::Unavailable {
-            message: "the server is shutting down; retry".into(),
-            retry_after_secs: 1,
-        };
         let (done, committed) = oneshot::channel();
-        self.tx
-            .send(Job { event, done })
-            .await
-            .map_err(|_| unavailable())?;
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(Job { event, done }).await {
+            // No pipeline task left (they end only with the process): store it here.
+            return store_batch(s, vec![job.event]).await;
+        }
         match committed.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(why)) => Err(anyhow::anyhow!("storing a WhatsApp webhook failed: {why}").into()),
-            Err(_) => Err(unavailable()),
+            // The task ended mid-batch (shutdown): nothing was committed; Meta retries.
+            Err(_) => Err(AppError::Unavailable {
+                message: "the webhook was not stored; retry".into(),
+                retry_after_secs: 1,
+            }),
         }
     }
 }
