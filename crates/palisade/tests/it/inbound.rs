@@ -11,7 +11,8 @@ use std::time::Duration;
 both!(
     a_customer_message_from_the_simulator_reaches_the_api,
     statuses_move_forward_and_redeliveries_change_nothing,
-    bad_signatures_big_bodies_and_bad_json_are_handled
+    bad_signatures_big_bodies_and_bad_json_are_handled,
+    the_database_keeps_a_message_on_its_conversations_connection
 );
 
 fn sign(secret: &str, body: &[u8]) -> String {
@@ -572,4 +573,87 @@ async fn bad_signatures_big_bodies_and_bad_json_are_handled(db: Db) {
         .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(TestApp::read(r).await.code(), "connection_disconnected");
+}
+
+/// The schema itself refuses a message stored on another connection than its conversation's,
+/// or under another tenant (PostgreSQL: one composite foreign key; SQLite: a trigger, see
+/// migration 0012). Written as the owner, past every application check.
+async fn the_database_keeps_a_message_on_its_conversations_connection(db: Db) {
+    let s = setup(db).await;
+    s.deliver(&s.envelope(vec![s.text_value(
+        "447700900123",
+        "Ana",
+        "wamid.key1",
+        "hi",
+    )]))
+    .await;
+    // A second number of the same tenant, and another tenant.
+    let n: Value = s
+        .app
+        .client
+        .post(format!("{}/_sim/phone-numbers", s.sim))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = s
+        .app
+        .post(
+            "/api/v1/whatsapp/connections",
+            Some(&s.owner.access_token),
+            json!({"display_name": "Sales", "phone_number_id": n["phone_number_id"],
+                   "waba_id": n["waba_id"], "access_token": n["access_token"],
+                   "app_secret": n["app_secret"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    s.app.register("Other", "owner@other.example").await;
+
+    let insert = |tenant: &str, connection: &str| {
+        let id = match s.app.db.kind() {
+            Db::Sqlite => "randomblob(16)",
+            Db::Postgres => "gen_random_uuid()",
+        };
+        format!(
+            "INSERT INTO messages (id, tenant_id, conversation_id, connection_id, wamid, direction,
+                 type, body, text, status, created_at, status_updated_at)
+             SELECT {id}, {tenant}, v.id, {connection}, NULL, 'internal', 'note', '{{}}', 'x',
+                 'recorded', v.created_at, v.created_at
+             FROM conversations v"
+        )
+    };
+    let other_connection =
+        "(SELECT c.id FROM whatsapp_connections c WHERE c.id <> v.connection_id)";
+    let other_tenant = "(SELECT t.id FROM tenants t WHERE t.id <> v.tenant_id)";
+    assert!(s
+        .app
+        .db
+        .execute_as_owner(&insert("v.tenant_id", other_connection))
+        .await
+        .is_err());
+    assert!(s
+        .app
+        .db
+        .execute_as_owner(&insert(other_tenant, "v.connection_id"))
+        .await
+        .is_err());
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM messages WHERE text = 'x'")
+            .await,
+        0
+    );
+    // The same statement with the conversation's own tenant and connection is accepted.
+    s.app
+        .db
+        .execute_as_owner(&insert("v.tenant_id", "v.connection_id"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM messages WHERE text = 'x'")
+            .await,
+        1
+    );
 }
