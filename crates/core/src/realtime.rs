@@ -39,7 +39,7 @@
 use crate::auth::{self, Principal};
 use crate::{AppError, AppResult, Services};
 use palisade_domain::{Permission, TenantId};
-use palisade_store::messaging::{Conversation, Message, NewMessage};
+use palisade_store::messaging::{Conversation, Message};
 use palisade_store::realtime as rows;
 use palisade_store::{SystemScope, TenantScope, Tx, NOTIFY_MAX_BYTES};
 use serde_json::{json, Value};
@@ -472,31 +472,29 @@ pub async fn authorize(
 
 // ---- what the use cases publish ----
 
-/// The events of one processed inbound webhook event, read in its transaction: each stored
-/// message, each conversation it opened or moved, each message whose status moved forward.
+/// The events of processed inbound webhooks, in their transaction: each stored message (its
+/// row as the insert returned it), each conversation it opened or moved, each message whose
+/// status moved forward (read).
 pub async fn inbound_events(
     s: &Services,
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
     connection_id: Uuid,
-    messages: &[NewMessage],
+    mut created: Vec<Message>,
     statuses: &[(String, String)],
 ) -> palisade_store::Result<Vec<Event>> {
-    if (messages.is_empty() && statuses.is_empty()) || !s.realtime.wants(tenant) {
+    if (created.is_empty() && statuses.is_empty()) || !s.realtime.wants(tenant) {
         return Ok(Vec::new());
     }
     let mut events = Vec::new();
-    if !messages.is_empty() {
-        let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
-        let mut conversations: Vec<Uuid> = messages.iter().map(|m| m.conversation_id).collect();
+    if !created.is_empty() {
+        // As stored by this transaction; their media rows do not exist yet (they are queued
+        // after the messages), as a read here would show.
+        created.sort_unstable_by_key(|m| m.id);
+        let mut conversations: Vec<Uuid> = created.iter().map(|m| m.conversation_id).collect();
         conversations.sort_unstable();
         conversations.dedup();
-        events.extend(
-            rows::messages(tx, tenant, &ids)
-                .await?
-                .into_iter()
-                .map(Event::MessageCreated),
-        );
+        events.extend(created.into_iter().map(Event::MessageCreated));
         events.extend(
             rows::conversations(tx, tenant, &conversations)
                 .await?

@@ -160,10 +160,12 @@ impl Store {
                             }
                             // sqlx keeps every statement prepared per connection, and after five
                             // executions PostgreSQL may switch a statement to a generic plan
-                            // chosen once. Our lookups bind `IN ($2, …, $51)` lists; a generic
-                            // plan picked while a table was small stays a sequential scan as it
-                            // grows (measured: inbound processing fell from 2.7k to 0.8k
-                            // messages/s within 20 s). Planning each execution costs far less.
+                            // chosen once. A generic plan picked while a table was small stays
+                            // a sequential scan (or a scan of the tenant) as it grows (measured:
+                            // inbound processing fell from 2.7k to 0.8k messages/s within
+                            // 20 s). Planning each execution costs far less. The setting also
+                            // applies to the checks foreign keys run per inserted row, which is
+                            // why hot tables keep those few (migration 0012).
                             sqlx::query("SET plan_cache_mode = force_custom_plan")
                                 .execute(&mut *conn)
                                 .await?;
@@ -340,6 +342,8 @@ fn sqlite_list(a: Arg) -> Option<String> {
         Arg::TimeList(v) => {
             serde_json::to_value(v.into_iter().map(sqlite_time).collect::<Vec<_>>())
         }
+        Arg::I64List(v) => serde_json::to_value(v),
+        Arg::BytesList(v) => serde_json::to_value(v.iter().map(hex::encode).collect::<Vec<_>>()),
         _ => return None,
     };
     v.ok().map(|v| v.to_string())
@@ -373,6 +377,8 @@ macro_rules! bind_pg {
             Arg::UuidList(v) => q.bind(v),
             Arg::TextList(v) => q.bind(v),
             Arg::TimeList(v) => q.bind(v),
+            Arg::I64List(v) => q.bind(v),
+            Arg::BytesList(v) => q.bind(v),
         })
     };
 }
@@ -382,7 +388,11 @@ macro_rules! bind_sqlite {
     ($q:expr, $args:expr) => {
         bind_all!(q; $q, $args, {
             Arg::Time(v) => q.bind(sqlite_time(v)),
-            list @ (Arg::UuidList(_) | Arg::TextList(_) | Arg::TimeList(_)) => {
+            list @ (Arg::UuidList(_)
+            | Arg::TextList(_)
+            | Arg::TimeList(_)
+            | Arg::I64List(_)
+            | Arg::BytesList(_)) => {
                 q.bind(sqlite_list(list))
             }
         })

@@ -289,15 +289,15 @@ pub async fn for_messages_of<S: crate::Scope>(
     message_ids: &[Uuid],
 ) -> Result<Vec<MessageMedia>> {
     let mut out = Vec::new();
-    for chunk in message_ids.chunks(200) {
-        let mut q = Query::new(format!(
-            "SELECT {COLUMNS} FROM message_media WHERE tenant_id = $1 AND message_id IN ({})",
-            crate::query::placeholders(2, chunk.len())
+    let db = tx.backend();
+    for chunk in crate::query::member_chunks(db, message_ids) {
+        let q = Query::new(format!(
+            "SELECT {COLUMNS} FROM message_media WHERE {} AND {}",
+            crate::query::tenant_is(db, "tenant_id", 1),
+            crate::query::member_of(db, "message_id", 2, chunk.len())
         ))
-        .bind(tenant);
-        for id in chunk {
-            q = q.bind(*id);
-        }
+        .bind(tenant)
+        .bind_members(db, chunk);
         out.extend(tx.fetch_all::<MessageMedia>(q).await?);
     }
     Ok(out)

@@ -4,6 +4,7 @@
 //! PostgreSQL. `Query` keeps the SQL text and the arguments as a small enum, and `Tx` binds them
 //! to whichever backend it has. The argument types are the ones both databases store natively.
 
+use crate::Backend;
 use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
@@ -23,6 +24,9 @@ pub enum Arg {
     UuidList(Vec<Uuid>),
     TextList(Vec<Option<String>>),
     TimeList(Vec<Option<OffsetDateTime>>),
+    I64List(Vec<Option<i64>>),
+    /// On SQLite, a JSON array of hex strings (for `unhex`).
+    BytesList(Vec<Vec<u8>>),
 }
 
 /// A value that can be bound as a statement argument.
@@ -67,6 +71,15 @@ impl IntoArg for Vec<Uuid> {
     }
 }
 
+impl IntoArg for Vec<String> {
+    fn into_arg(self) -> Arg {
+        Arg::TextList(self.into_iter().map(Some).collect())
+    }
+    fn null() -> Arg {
+        Arg::TextList(Vec::new())
+    }
+}
+
 impl IntoArg for Vec<Option<String>> {
     fn into_arg(self) -> Arg {
         Arg::TextList(self)
@@ -86,6 +99,24 @@ impl IntoArg for Vec<Option<OffsetDateTime>> {
     }
     fn null() -> Arg {
         Arg::TimeList(Vec::new())
+    }
+}
+
+impl IntoArg for Vec<Option<i64>> {
+    fn into_arg(self) -> Arg {
+        Arg::I64List(self)
+    }
+    fn null() -> Arg {
+        Arg::I64List(Vec::new())
+    }
+}
+
+impl IntoArg for Vec<Vec<u8>> {
+    fn into_arg(self) -> Arg {
+        Arg::BytesList(self)
+    }
+    fn null() -> Arg {
+        Arg::BytesList(Vec::new())
     }
 }
 
@@ -136,6 +167,58 @@ impl Query {
     pub fn bind(mut self, v: impl IntoArg) -> Self {
         self.args.push(v.into_arg());
         self
+    }
+
+    /// Binds the items of a [`member_of`] test: one array on PostgreSQL, one argument per item
+    /// on SQLite.
+    #[must_use]
+    pub(crate) fn bind_members<T: IntoArg + Clone>(mut self, backend: Backend, items: &[T]) -> Self
+    where
+        Vec<T>: IntoArg,
+    {
+        match backend {
+            Backend::Postgres => self.bind(items.to_vec()),
+            Backend::Sqlite => {
+                for item in items {
+                    self = self.bind(item.clone());
+                }
+                self
+            }
+        }
+    }
+}
+
+/// SQL testing `column` against `n` items bound from `$from` (with [`Query::bind_members`]):
+/// PostgreSQL `column = ANY($from)`, one array parameter, so one statement text for any count
+/// and a plan made in the same time (an `IN` list of 200 parameters is 200 expressions to plan
+/// on every execution); SQLite `column IN ($from, …)`. Split the items with [`member_chunks`].
+pub(crate) fn member_of(backend: Backend, column: &str, from: usize, n: usize) -> String {
+    match backend {
+        Backend::Postgres => format!("{column} = ANY(${from})"),
+        Backend::Sqlite => format!("{column} IN ({})", placeholders(from, n)),
+    }
+}
+
+/// The tenant term of a lookup by keys (`WHERE <tenant term> AND id = ANY(…)`), tenant bound
+/// at `$n`. On PostgreSQL it is written `IS NOT DISTINCT FROM` (the same rows: the column is
+/// NOT NULL) so that it cannot be an index condition: until a table is first analysed, the
+/// planner takes `tenant_id = $n` for a selective term (0.5% of the rows) and prefers reading
+/// the whole tenant through a tenant-first index, filtering the keys, to probing the key's
+/// index once per key (measured: 70 ms instead of 13 ms for 1,600 wamids at 185k messages,
+/// growing with the table). SQLite's planner probes the key index either way.
+pub(crate) fn tenant_is(backend: Backend, column: &str, n: usize) -> String {
+    match backend {
+        Backend::Postgres => format!("{column} IS NOT DISTINCT FROM ${n}"),
+        Backend::Sqlite => format!("{column} = ${n}"),
+    }
+}
+
+/// The statements a [`member_of`] test over `items` takes: one on PostgreSQL, 200 items each on
+/// SQLite (whose parameter binding slows down with the count).
+pub(crate) fn member_chunks<T>(backend: Backend, items: &[T]) -> std::slice::Chunks<'_, T> {
+    match backend {
+        Backend::Postgres => items.chunks(items.len().max(1)),
+        Backend::Sqlite => items.chunks(200),
     }
 }
 

@@ -3,7 +3,7 @@
 //! tenant bound into every statement. The rows are those the REST API returns.
 
 use crate::messaging::{Conversation, Message, CONVERSATION_SELECT, MESSAGE_COLUMNS};
-use crate::query::placeholders;
+use crate::query::{member_chunks, member_of, tenant_is};
 use crate::{Query, Result, SystemScope, Tx};
 use palisade_domain::TenantId;
 use uuid::Uuid;
@@ -15,16 +15,15 @@ pub async fn messages(
     ids: &[Uuid],
 ) -> Result<Vec<Message>> {
     let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(200) {
-        let mut q = Query::new(format!(
-            "SELECT {MESSAGE_COLUMNS}, author_id FROM messages
-             WHERE tenant_id = $1 AND id IN ({}) ORDER BY id",
-            placeholders(2, chunk.len())
+    let db = tx.backend();
+    for chunk in member_chunks(db, ids) {
+        let q = Query::new(format!(
+            "SELECT {MESSAGE_COLUMNS}, author_id FROM messages WHERE {} AND {} ORDER BY id",
+            tenant_is(db, "tenant_id", 1),
+            member_of(db, "id", 2, chunk.len())
         ))
-        .bind(tenant);
-        for id in chunk {
-            q = q.bind(*id);
-        }
+        .bind(tenant)
+        .bind_members(db, chunk);
         out.extend(tx.fetch_all::<Message>(q).await?);
     }
     attach_media(tx, tenant, &mut out).await?;
@@ -39,17 +38,17 @@ pub async fn messages_by_wamid(
     wamids: &[String],
 ) -> Result<Vec<Message>> {
     let mut out = Vec::with_capacity(wamids.len());
-    for chunk in wamids.chunks(200) {
-        let mut q = Query::new(format!(
+    let db = tx.backend();
+    for chunk in member_chunks(db, wamids) {
+        let q = Query::new(format!(
             "SELECT {MESSAGE_COLUMNS}, author_id FROM messages
-             WHERE tenant_id = $1 AND connection_id = $2 AND wamid IN ({}) ORDER BY id",
-            placeholders(3, chunk.len())
+             WHERE {} AND connection_id = $2 AND {} ORDER BY id",
+            tenant_is(db, "tenant_id", 1),
+            member_of(db, "wamid", 3, chunk.len())
         ))
         .bind(tenant)
-        .bind(connection_id);
-        for w in chunk {
-            q = q.bind(w.as_str());
-        }
+        .bind(connection_id)
+        .bind_members(db, chunk);
         out.extend(tx.fetch_all::<Message>(q).await?);
     }
     attach_media(tx, tenant, &mut out).await?;
@@ -63,15 +62,15 @@ pub async fn conversations(
     ids: &[Uuid],
 ) -> Result<Vec<Conversation>> {
     let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(200) {
-        let mut q = Query::new(format!(
-            "{CONVERSATION_SELECT} WHERE v.tenant_id = $1 AND v.id IN ({}) ORDER BY v.id",
-            placeholders(2, chunk.len())
+    let db = tx.backend();
+    for chunk in member_chunks(db, ids) {
+        let q = Query::new(format!(
+            "{CONVERSATION_SELECT} WHERE {} AND {} ORDER BY v.id",
+            tenant_is(db, "v.tenant_id", 1),
+            member_of(db, "v.id", 2, chunk.len())
         ))
-        .bind(tenant);
-        for id in chunk {
-            q = q.bind(*id);
-        }
+        .bind(tenant)
+        .bind_members(db, chunk);
         out.extend(tx.fetch_all::<Conversation>(q).await?);
     }
     Ok(out)

@@ -70,6 +70,45 @@ pub async fn insert(tx: &mut Tx<SystemScope>, e: &InboundEvent) -> Result<()> {
     Ok(())
 }
 
+/// Inserts `events`: on PostgreSQL in one `unnest` statement (each row's key checks and the
+/// statement are planned once, not once per event); on SQLite one by one (prepared statements
+/// there cost no planning).
+pub async fn insert_all(tx: &mut Tx<SystemScope>, events: &[InboundEvent]) -> Result<()> {
+    if tx.backend() == Backend::Sqlite || events.len() == 1 {
+        for e in events {
+            insert(tx, e).await?;
+        }
+        return Ok(());
+    }
+    tx.execute(
+        Query::new(format!(
+            "INSERT INTO whatsapp_inbound_events ({COLUMNS})
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bytea[],
+                 $5::timestamptz[], $6::timestamptz[], $7::bigint[], $8::text[])"
+        ))
+        .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.tenant_id.as_uuid())
+                .collect::<Vec<_>>(),
+        )
+        .bind(events.iter().map(|e| e.connection_id).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.body.clone()).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| Some(e.received_at))
+                .collect::<Vec<_>>(),
+        )
+        .bind(events.iter().map(|e| e.processed_at).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| Some(e.attempts)).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.error.clone()).collect::<Vec<_>>()),
+    )
+    .await?;
+    Ok(())
+}
+
 #[derive(sqlx::FromRow)]
 struct IdRow {
     id: Uuid,

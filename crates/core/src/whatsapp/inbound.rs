@@ -26,7 +26,7 @@ use crate::auth::RequestMeta;
 use crate::{AppError, AppResult, Services};
 use hmac::{Hmac, Mac};
 use palisade_domain::TenantId;
-use palisade_store::messaging::{self, NewMessage};
+use palisade_store::messaging::{self, Message, NewMessage};
 use palisade_store::whatsapp_connections::{self as connections, Connection};
 use palisade_store::whatsapp_inbound::{self as store, InboundEvent};
 use palisade_store::{audit as audit_log, SystemScope, Tx};
@@ -310,8 +310,8 @@ async fn store_batch(s: &Services, mut events: Vec<InboundEvent>) -> AppResult<(
                 event.processed_at = None;
                 event.attempts = 0;
                 event.error = None;
-                store::insert(&mut tx, event).await?;
             }
+            store::insert_all(&mut tx, &events).await?;
             tx.commit().await?;
             for event in &events {
                 spawn_process(s, event.id);
@@ -335,8 +335,8 @@ async fn process_batch(
         event.processed_at = Some(now);
         event.attempts = 1;
         event.error = error;
-        store::insert(&mut tx, event).await?;
     }
+    store::insert_all(&mut tx, events).await?;
     tx.commit().await?;
     Ok(applied)
 }
@@ -588,15 +588,18 @@ impl<'a> Batch<'a> {
         notes: &mut [Vec<String>],
     ) -> palisade_store::Result<Applied> {
         let mut applied = Applied::default();
-        // Per (tenant, connection): the stored messages, and the (wamid, status) that moved.
-        type Changes = (Vec<NewMessage>, Vec<(String, String)>);
+        // Per (tenant, connection): the new messages, their rows as stored, and the (wamid,
+        // status) that moved.
+        type Changes = (Vec<NewMessage>, Vec<Message>, Vec<(String, String)>);
         let mut by_group: BTreeMap<(TenantId, Uuid), Changes> = BTreeMap::new();
         for ((tenant, conn_id), list) in self.messages {
             let Some(conn) = connections.get(&conn_id).and_then(Option::as_ref) else {
                 continue;
             };
-            let stored = store_messages(tx, tenant, conn, list, now, notes).await?;
-            by_group.entry((tenant, conn_id)).or_default().0 = stored;
+            let (new, stored) = store_messages(tx, tenant, conn, list, now, notes).await?;
+            let group = by_group.entry((tenant, conn_id)).or_default();
+            group.0 = new;
+            group.1 = stored;
         }
         for ((tenant, conn_id), list) in self.statuses {
             let mut moved = Vec::new();
@@ -615,12 +618,11 @@ impl<'a> Batch<'a> {
                     );
                 }
             }
-            by_group.entry((tenant, conn_id)).or_default().1 = moved;
+            by_group.entry((tenant, conn_id)).or_default().2 = moved;
         }
-        for ((tenant, conn_id), (messages, statuses)) in by_group {
+        for ((tenant, conn_id), (messages, stored, statuses)) in by_group {
             let events =
-                crate::realtime::inbound_events(s, tx, tenant, conn_id, &messages, &statuses)
-                    .await?;
+                crate::realtime::inbound_events(s, tx, tenant, conn_id, stored, &statuses).await?;
             applied.events.extend(events);
             applied.messages.extend(messages);
         }
@@ -732,7 +734,8 @@ fn status_changes<'a>(
 
 /// Stores the new messages of one (tenant, connection): those whose wamid the connection does
 /// not have yet (redeliveries and repeats change nothing), with their contacts and
-/// conversations, in a few multi-row statements. Returns the stored messages.
+/// conversations, in a few multi-row statements. Returns the new messages, and their rows as
+/// stored.
 async fn store_messages(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
@@ -740,7 +743,7 @@ async fn store_messages(
     list: Vec<Incoming<'_>>,
     now: OffsetDateTime,
     notes: &mut [Vec<String>],
-) -> palisade_store::Result<Vec<NewMessage>> {
+) -> palisade_store::Result<(Vec<NewMessage>, Vec<Message>)> {
     let wamids: Vec<String> = list.iter().map(|m| m.wamid.to_owned()).collect();
     let mut seen = messaging::existing_wamids(tx, tenant, conn.id, &wamids).await?;
     let mut accepted: Vec<Incoming<'_>> = Vec::with_capacity(list.len());
@@ -761,7 +764,7 @@ async fn store_messages(
         accepted.push(m);
     }
     if accepted.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let senders: Vec<messaging::Sender> = senders.into_values().collect();
     let contacts = messaging::upsert_contacts(tx, tenant, &senders, now).await?;
@@ -821,8 +824,8 @@ async fn store_messages(
             created_at: now,
         });
     }
-    messaging::insert_messages(tx, &new).await?;
-    Ok(new)
+    let stored = messaging::insert_messages(tx, &new).await?;
+    Ok((new, stored))
 }
 
 #[cfg(test)]
