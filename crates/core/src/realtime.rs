@@ -405,6 +405,19 @@ impl Subscription {
     }
 }
 
+impl Subscription {
+    /// The next frame if one is already waiting (`None` if none is, or the channel closed).
+    pub fn try_recv(&mut self) -> Option<Received> {
+        match self.rx.as_mut()?.try_recv() {
+            Ok(f) => Some(Received::Frame(f)),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Received::Lagged(n)),
+            Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed) => {
+                None
+            }
+        }
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
         drop(self.rx.take());

@@ -31,7 +31,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use palisade_core::realtime::{self, Received, SocketCredential};
+use futures_util::SinkExt;
+use palisade_core::realtime::{self, Received, SocketCredential, Subscription};
 use palisade_core::{AppError, Services};
 use palisade_domain::TenantId;
 use serde::Serialize;
@@ -50,6 +51,8 @@ const PING_TICKS: u32 = 30;
 const IDLE_TICKS: u32 = 90;
 /// A client that does not take a frame within this long is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events relayed to a socket with one flush, at most.
+const RELAY_BATCH: usize = 64;
 /// Client messages are small (an auth message is under 2 KiB).
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 
@@ -347,7 +350,7 @@ async fn run(
         }
         let turn = tokio::select! {
             _ = closing.changed() => Ok(()),
-            r = events.recv() => on_event(&mut socket, r).await,
+            r = events.recv() => on_event(&mut socket, &mut events, r).await,
             m = socket.recv() => {
                 quiet = 0;
                 let mut who = Who { credential: &mut credential, ip, tenant, user };
@@ -374,15 +377,27 @@ fn gone(_: ()) -> Option<Closing> {
     None
 }
 
-/// Relays one event (or tells the client it fell behind).
-async fn on_event(socket: &mut WebSocket, r: Received) -> Turn {
-    match r {
-        Received::Frame(f) => send(socket, Message::Text(Utf8Bytes::from(&*f)))
-            .await
-            .map_err(gone),
-        Received::Lagged(n) => send_json(socket, json!({"type": "lagged", "data": {"missed": n}}))
-            .await
-            .map_err(gone),
+/// Relays one event (or tells the client it fell behind), and the events already waiting
+/// after it (at most [`RELAY_BATCH`]), with one flush: a burst costs one write, not one per
+/// event.
+async fn on_event(socket: &mut WebSocket, events: &mut Subscription, first: Received) -> Turn {
+    let message = |r: Received| match r {
+        Received::Frame(f) => Message::Text(Utf8Bytes::from(&*f)),
+        Received::Lagged(n) => Message::Text(Utf8Bytes::from(
+            json!({"type": "lagged", "data": {"missed": n}}).to_string(),
+        )),
+    };
+    let relay = async {
+        socket.feed(message(first)).await?;
+        for _ in 1..RELAY_BATCH {
+            let Some(r) = events.try_recv() else { break };
+            socket.feed(message(r)).await?;
+        }
+        socket.flush().await
+    };
+    match tokio::time::timeout(SEND_TIMEOUT, relay).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(None),
     }
 }
 
