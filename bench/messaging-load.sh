@@ -11,7 +11,8 @@
 # freshly started server (same database) so that one step's backlog or freed memory does not
 # colour the next:
 #   1. `palisade-bench ingest`: signed inbound webhooks of 50 messages, sustained
-#      BENCH_INGEST_SECONDS (default 60), counted when processed;
+#      BENCH_INGEST_SECONDS (default 60), counted when processed, with one of the tenant's
+#      websockets open (so each message's event is read and published);
 #   2. `palisade-bench ws-latency`: BENCH_WS_RATE (default 500) messages/s injected into the
 #      simulator for BENCH_WS_SECONDS (default 30); time until each `message.created` reaches a
 #      websocket. The bench turns the simulator's webhook batching and duplicates off (see

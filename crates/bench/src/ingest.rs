@@ -37,6 +37,11 @@ pub struct Args {
     /// Distinct customers the messages come from (contacts and conversations created, then reused).
     #[arg(long, default_value_t = 20_000)]
     senders: u64,
+    /// Authenticated websockets of the tenant open during the run (an agent's inbox): each
+    /// processed message's `message.created` event is then read and published to them. With
+    /// none, a node skips loading the events of a tenant nobody watches.
+    #[arg(long, default_value_t = 1)]
+    watchers: usize,
     /// Seconds to wait, after sending stops, for the backlog to be processed.
     #[arg(long, default_value_t = 120)]
     drain_timeout: u64,
@@ -91,6 +96,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .build()?;
     let owner = register(&client, &args.server).await?;
     let number = connect_number(&client, &args.server, &args.sim, &owner).await?;
+    let mut watchers = Vec::with_capacity(args.watchers);
+    let watched = Arc::new(Watched::default());
+    let ws = crate::ws::ws_url(&args.server)?;
+    for _ in 0..args.watchers {
+        let socket = crate::ws::open(&ws, &owner.token, true).await?;
+        watchers.push(tokio::spawn(watch(socket, watched.clone())));
+    }
     let counter = Counter::open(&args.database_url).await?;
     let before = counter.processed().await?;
     let url = format!("{}/webhooks/whatsapp/{}", args.server, number.connection_id);
@@ -185,6 +197,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         processed as f64 / total.as_secs_f64(),
         (total - sending).as_secs_f64(),
     );
+    // Events published at the end of the drain may still be on their way.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for w in watchers {
+        w.abort();
+        if let Ok(heard) = w.await {
+            heard?;
+        }
+    }
+    if args.watchers > 0 {
+        println!(
+            "  watchers:     {} websockets; message.created received {}, missed (lagged) {}",
+            args.watchers,
+            watched.created.load(Ordering::Relaxed),
+            watched.missed.load(Ordering::Relaxed),
+        );
+    }
     if processed < acknowledged {
         bail!(
             "{} acknowledged messages were not processed within the drain timeout",
@@ -192,6 +220,49 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// What the watchers read: `message.created` events, and events the server reported missed
+/// (`lagged`: the socket fell behind).
+#[derive(Default)]
+struct Watched {
+    created: AtomicU64,
+    missed: AtomicU64,
+}
+
+/// Reads a watcher's socket until the run ends (the task is aborted then); fails if the server
+/// closes it or sends an error.
+async fn watch(mut socket: crate::ws::Socket, seen: Arc<Watched>) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    while let Some(frame) = socket.next().await {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = frame.context("watcher socket")? {
+            // Only the type is read (the bench shares the machine with the server).
+            #[derive(serde::Deserialize)]
+            struct Frame<'a> {
+                #[serde(rename = "type")]
+                kind: &'a str,
+                #[serde(default)]
+                data: Option<Missed>,
+            }
+            #[derive(serde::Deserialize)]
+            struct Missed {
+                missed: Option<u64>,
+            }
+            let frame: Frame = serde_json::from_str(t.as_str()).context("a watcher's frame")?;
+            match frame.kind {
+                "message.created" => {
+                    seen.created.fetch_add(1, Ordering::Relaxed);
+                }
+                "lagged" => {
+                    let n = frame.data.and_then(|d| d.missed).unwrap_or(1);
+                    seen.missed.fetch_add(n, Ordering::Relaxed);
+                }
+                "error" => bail!("the server sent a watcher an error: {}", t.as_str()),
+                _ => {}
+            }
+        }
+    }
+    bail!("the server closed a watcher's socket")
 }
 
 /// One Meta envelope with `batch` text messages from pseudo-random customers.

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 #[derive(Debug, clap::Args)]
@@ -76,7 +76,7 @@ pub struct IdleArgs {
 }
 
 /// `ws://host:port/api/v1/ws` for an `http://host:port` server.
-fn ws_url(server: &str) -> anyhow::Result<String> {
+pub(crate) fn ws_url(server: &str) -> anyhow::Result<String> {
     let rest = server
         .strip_prefix("http://")
         .context("--server must be an http:// URL")?;
@@ -85,7 +85,7 @@ fn ws_url(server: &str) -> anyhow::Result<String> {
 
 /// Opens a socket and authenticates with a first message; returns once `ready` arrived.
 /// Small client buffers: thousands of these share the machine with the server.
-async fn open(url: &str, token: &str, nodelay: bool) -> anyhow::Result<Socket> {
+pub(crate) async fn open(url: &str, token: &str, nodelay: bool) -> anyhow::Result<Socket> {
     let config = WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0);
