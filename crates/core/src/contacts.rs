@@ -605,6 +605,33 @@ fn to_store_error(e: AppError) -> StoreError {
     }
 }
 
+/// Queues `contact.created` for contacts that inbound messages created, in their transaction
+/// (nothing is read when no endpoint of the tenant subscribes). Unlike contacts created
+/// through the API, these are not audited: a customer writing in is not an action of anyone
+/// in the tenant.
+pub async fn announce_created(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    ids: &[Uuid],
+    now: OffsetDateTime,
+) -> palisade_store::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let hooks = crate::webhooks::subscribers(tx, tenant, "contact.created")
+        .await
+        .map_err(to_store_error)?;
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let contacts = store::find_many(tx, tenant, ids).await?;
+    let events: Vec<Value> = contacts.iter().map(contact_json).collect();
+    crate::webhooks::enqueue_to(tx, tenant, &hooks, "contact.created", events, now)
+        .await
+        .map_err(to_store_error)?;
+    Ok(())
+}
+
 /// Applies opt-out and opt-in keywords among newly stored inbound messages, in their
 /// transaction, oldest first: the contact is opted out (source `keyword`, at the message's
 /// time), or an opt-out is lifted (opted in at the message's time). An opt-in keyword does not

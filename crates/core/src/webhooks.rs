@@ -347,15 +347,40 @@ pub async fn enqueue<S: Scope>(
     data: Value,
     now: OffsetDateTime,
 ) -> AppResult<usize> {
-    let hooks = store::list_active(tx, tenant).await?;
-    let payload = event_payload(event_type, data, now);
+    let hooks = subscribers(tx, tenant, event_type).await?;
+    enqueue_to(tx, tenant, &hooks, event_type, vec![data], now).await
+}
+
+/// The tenant's active endpoints that subscribe to `event_type` (for [`enqueue_to`]: a caller
+/// with many events of one type, or with data that costs a read, asks once).
+pub async fn subscribers<S: Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    event_type: &str,
+) -> AppResult<Vec<Webhook>> {
+    let mut hooks = store::list_active(tx, tenant).await?;
+    hooks.retain(|w| w.events.iter().any(|e| subscription_matches(e, event_type)));
+    Ok(hooks)
+}
+
+/// Queues one delivery of each event (`data`, in order) to each of `hooks` (from
+/// [`subscribers`]), in the caller's transaction. Returns the deliveries queued.
+pub async fn enqueue_to<S: Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    hooks: &[Webhook],
+    event_type: &str,
+    data: Vec<Value>,
+    now: OffsetDateTime,
+) -> AppResult<usize> {
     let mut n = 0;
-    for w in hooks
-        .iter()
-        .filter(|w| w.events.iter().any(|e| subscription_matches(e, event_type)))
-    {
-        store::insert_delivery(tx, tenant, w.id, Uuid::now_v7(), event_type, &payload, now).await?;
-        n += 1;
+    for data in data {
+        let payload = event_payload(event_type, data, now);
+        for w in hooks {
+            store::insert_delivery(tx, tenant, w.id, Uuid::now_v7(), event_type, &payload, now)
+                .await?;
+            n += 1;
+        }
     }
     Ok(n)
 }

@@ -1,7 +1,7 @@
 //! Contact records: read and written by users and API keys under their [`TenantScope`], and
 //! their marketing consent changed by keywords in inbound messages (system work for the
 //! connection's tenant, bound into every statement). Inbound processing creates contacts with
-//! `messaging::upsert_contact`.
+//! `messaging::upsert_contacts`.
 //!
 //! Consent is stored as the current state (the migration's CHECK keeps it consistent): opted
 //! in (`marketing_opt_in`, `opted_in_at`), opted out (`opted_out_at`, `opt_out_source`), or
@@ -108,6 +108,27 @@ pub async fn find(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Contact>>
         .bind(id),
     )
     .await
+}
+
+/// The tenant's contacts with these ids, in id order (system work: inbound processing).
+pub async fn find_many(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    ids: &[Uuid],
+) -> Result<Vec<Contact>> {
+    let mut out = Vec::with_capacity(ids.len());
+    let db = tx.backend();
+    for chunk in crate::query::member_chunks(db, ids) {
+        let q = Query::new(format!(
+            "SELECT {COLUMNS} FROM contacts WHERE {} AND {} ORDER BY id",
+            crate::query::tenant_is(db, "tenant_id", 1),
+            crate::query::member_of(db, "id", 2, chunk.len())
+        ))
+        .bind(tenant)
+        .bind_members(db, chunk);
+        out.extend(tx.fetch_all::<Contact>(q).await?);
+    }
+    Ok(out)
 }
 
 pub async fn find_by_phone(tx: &mut Tx<TenantScope>, phone: &str) -> Result<Option<Contact>> {

@@ -82,26 +82,35 @@ pub struct Sender {
 /// senders (no lookup that a planner could get wrong on a table without statistics yet); a
 /// changed WhatsApp profile name is recorded, and a contact created by hand gets its WhatsApp
 /// id. Rows are written in phone order, so concurrent processors lock them in one order.
-/// Returns phone → contact id.
 pub async fn upsert_contacts(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
     senders: &[Sender],
     now: OffsetDateTime,
-) -> Result<HashMap<String, Uuid>> {
+) -> Result<UpsertedContacts> {
     #[derive(sqlx::FromRow)]
     struct Row {
         id: Uuid,
         phone: String,
     }
     let mut ids = HashMap::with_capacity(senders.len());
+    let mut created = Vec::new();
     let mut senders: Vec<&Sender> = senders.iter().collect();
     senders.sort_unstable_by(|a, b| a.phone.cmp(&b.phone));
     senders.dedup_by(|a, b| a.phone == b.phone);
+    // A row that comes back with the id proposed for it was inserted; an existing contact
+    // keeps its own.
+    let proposed: Vec<Uuid> = senders.iter().map(|_| Uuid::now_v7()).collect();
+    let mut proposed = proposed.chunks(if tx.backend() == Backend::Postgres {
+        senders.len().max(1)
+    } else {
+        100
+    });
     let postgres = tx.backend() == Backend::Postgres;
     // PostgreSQL: every row in one `unnest` statement; SQLite: `VALUES` of 100 rows.
     let size = if postgres { senders.len().max(1) } else { 100 };
     for chunk in senders.chunks(size) {
+        let new_ids = proposed.next().unwrap_or_default();
         let source = if postgres {
             "SELECT u.id, $1, u.phone, u.wa_id, NULL, u.name, $2, $2
              FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[]) AS u(id, phone, wa_id, name)"
@@ -138,7 +147,7 @@ pub async fn upsert_contacts(
         .bind(now);
         if postgres {
             q = q
-                .bind(chunk.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+                .bind(new_ids.to_vec())
                 .bind(
                     chunk
                         .iter()
@@ -158,19 +167,32 @@ pub async fn upsert_contacts(
                         .collect::<Vec<_>>(),
                 );
         } else {
-            for c in chunk {
+            for (c, id) in chunk.iter().zip(new_ids) {
                 q = q
-                    .bind(Uuid::now_v7())
+                    .bind(*id)
                     .bind(c.phone.as_str())
                     .bind(c.wa_id.as_str())
                     .bind(c.profile_name.as_deref());
             }
         }
+        let fresh: HashSet<&Uuid> = new_ids.iter().collect();
         for r in tx.fetch_all::<Row>(q).await? {
+            if fresh.contains(&r.id) {
+                created.push(r.id);
+            }
             ids.insert(r.phone, r.id);
         }
     }
-    Ok(ids)
+    Ok(UpsertedContacts { ids, created })
+}
+
+/// What [`upsert_contacts`] did.
+#[derive(Debug, Default)]
+pub struct UpsertedContacts {
+    /// Phone → contact id, for every sender.
+    pub ids: HashMap<String, Uuid>,
+    /// The contacts it created.
+    pub created: Vec<Uuid>,
 }
 
 /// Each contact's unresolved conversation on this number, opened if there is none, and moved to

@@ -591,12 +591,14 @@ impl<'a> Batch<'a> {
         // Per (tenant, connection): the new messages, their rows as stored, and the (wamid,
         // status) that moved.
         type Changes = (Vec<NewMessage>, Vec<Message>, Vec<(String, String)>);
+        let mut new_contacts: BTreeMap<TenantId, Vec<Uuid>> = BTreeMap::new();
         let mut by_group: BTreeMap<(TenantId, Uuid), Changes> = BTreeMap::new();
         for ((tenant, conn_id), list) in self.messages {
             let Some(conn) = connections.get(&conn_id).and_then(Option::as_ref) else {
                 continue;
             };
-            let (new, stored) = store_messages(tx, tenant, conn, list, now, notes).await?;
+            let (new, stored, created) = store_messages(tx, tenant, conn, list, now, notes).await?;
+            new_contacts.entry(tenant).or_default().extend(created);
             let group = by_group.entry((tenant, conn_id)).or_default();
             group.0 = new;
             group.1 = stored;
@@ -625,6 +627,9 @@ impl<'a> Batch<'a> {
                 crate::realtime::inbound_events(s, tx, tenant, conn_id, stored, &statuses).await?;
             applied.events.extend(events);
             applied.messages.extend(messages);
+        }
+        for (tenant, created) in new_contacts {
+            crate::contacts::announce_created(tx, tenant, &created, now).await?;
         }
         crate::contacts::apply_consent_keywords(tx, &s.settings, &applied.messages, now).await?;
         super::media::enqueue_downloads(tx, &applied.messages).await?;
@@ -734,8 +739,8 @@ fn status_changes<'a>(
 
 /// Stores the new messages of one (tenant, connection): those whose wamid the connection does
 /// not have yet (redeliveries and repeats change nothing), with their contacts and
-/// conversations, in a few multi-row statements. Returns the new messages, and their rows as
-/// stored.
+/// conversations, in a few multi-row statements. Returns the new messages, their rows as
+/// stored, and the contacts created.
 async fn store_messages(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
@@ -743,7 +748,7 @@ async fn store_messages(
     list: Vec<Incoming<'_>>,
     now: OffsetDateTime,
     notes: &mut [Vec<String>],
-) -> palisade_store::Result<(Vec<NewMessage>, Vec<Message>)> {
+) -> palisade_store::Result<(Vec<NewMessage>, Vec<Message>, Vec<Uuid>)> {
     let wamids: Vec<String> = list.iter().map(|m| m.wamid.to_owned()).collect();
     let mut seen = messaging::existing_wamids(tx, tenant, conn.id, &wamids).await?;
     let mut accepted: Vec<Incoming<'_>> = Vec::with_capacity(list.len());
@@ -764,10 +769,13 @@ async fn store_messages(
         accepted.push(m);
     }
     if accepted.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((Vec::new(), Vec::new(), Vec::new()));
     }
     let senders: Vec<messaging::Sender> = senders.into_values().collect();
-    let contacts = messaging::upsert_contacts(tx, tenant, &senders, now).await?;
+    let messaging::UpsertedContacts {
+        ids: contacts,
+        created,
+    } = messaging::upsert_contacts(tx, tenant, &senders, now).await?;
     let mut latest: HashMap<Uuid, OffsetDateTime> = HashMap::new();
     for m in &accepted {
         if let Some(contact) = contacts.get(&format!("+{}", m.from)) {
@@ -825,7 +833,7 @@ async fn store_messages(
         });
     }
     let stored = messaging::insert_messages(tx, &new).await?;
-    Ok((new, stored))
+    Ok((new, stored, created))
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ both!(
     exports_stream_csv_and_jsonl,
     inbound_stop_opts_out_and_start_lifts_it,
     erasing_a_contact_removes_its_conversations_and_queued_sends,
-    contact_events_are_queued_with_the_change
+    contact_events_are_queued_with_the_change,
+    a_contact_an_inbound_message_creates_is_announced_once
 );
 
 async fn create(app: &TestApp, token: &str, body: Value) -> Value {
@@ -889,4 +890,82 @@ async fn contact_events_are_queued_with_the_change(db: Db) {
     assert_eq!(payload("contact.created").await, 1);
     assert_eq!(payload("contact.updated").await, 1);
     assert_eq!(payload("contact.deleted").await, 1);
+}
+
+/// A customer who writes first becomes a contact, announced with `contact.created` in the
+/// processing transaction; their next messages, and a customer the tenant created through the
+/// API before they wrote, announce nothing more.
+async fn a_contact_an_inbound_message_creates_is_announced_once(db: Db) {
+    let s = crate::support::whatsapp_fixture_with(db, |c| {
+        c.webhooks_allow_private_targets = true;
+        c.webhooks_worker_interval_ms = 0;
+    })
+    .await;
+    let t = &s.owner.access_token;
+    let w = s
+        .app
+        .post(
+            "/api/v1/webhooks",
+            Some(t),
+            json!({"url": "http://127.0.0.1:9/hook", "events": ["contact.created"]}),
+        )
+        .await;
+    assert_eq!(w.status, StatusCode::CREATED, "{}", w.body);
+    let wid = w.body["webhook"]["id"].as_str().unwrap().to_owned();
+    if w.body["webhook"]["status"] == "pending_approval" {
+        let a = s
+            .app
+            .post(
+                &format!("/api/v1/webhooks/{wid}/approve"),
+                Some(t),
+                json!({}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    }
+    let announced = |phone: &'static str| {
+        let app = &s.app;
+        async move {
+            app.db
+                .count_as_owner(&format!(
+                    "SELECT COUNT(*) FROM webhook_deliveries WHERE event_type = 'contact.created'
+                     AND CAST(payload AS TEXT) LIKE '%{phone}%'"
+                ))
+                .await
+                .unwrap()
+        }
+    };
+    customer_says(&s, "447700900123", "Hello").await;
+    let c = contact_by_phone(&s, "+447700900123").await;
+    assert_eq!(announced("+447700900123").await, 1);
+    let d = s
+        .app
+        .get(&format!("/api/v1/webhooks/{wid}/deliveries"), t)
+        .await;
+    assert_eq!(
+        d.body["data"][0]["event_type"], "contact.created",
+        "{}",
+        d.body
+    );
+    let payload = s
+        .app
+        .db
+        .count_as_owner(&format!(
+            "SELECT COUNT(*) FROM webhook_deliveries
+             WHERE CAST(payload AS TEXT) LIKE '%{}%' AND CAST(payload AS TEXT) LIKE '%Customer%'",
+            c["id"].as_str().unwrap()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        payload, 1,
+        "the event carries the contact with its profile name"
+    );
+    customer_says(&s, "447700900123", "Are you there?").await;
+    assert_eq!(announced("+447700900123").await, 1);
+
+    create(&s.app, t, json!({"phone": "+447700900555", "name": "Bo"})).await;
+    assert_eq!(announced("+447700900555").await, 1);
+    customer_says(&s, "447700900555", "Hi, Bo here").await;
+    assert_eq!(announced("+447700900555").await, 1);
 }
