@@ -6,7 +6,7 @@
 
 use crate::auth::Principal;
 use crate::{AppError, AppResult, Services};
-use palisade_domain::Permission;
+use palisade_domain::{FieldError, Permission};
 use palisade_store::audit as audit_log;
 use palisade_store::messaging::{self as store, Conversation, Message};
 use uuid::Uuid;
@@ -32,25 +32,64 @@ fn clamp(limit: Option<i64>) -> i64 {
 }
 
 /// Conversations, newest first, optionally only those in `status`.
+/// A conversation list as the API receives it (see [`list_conversations`]).
+#[derive(Debug, Default, Clone)]
+pub struct ConversationQuery {
+    pub status: Option<String>,
+    /// A user id, `me` (the caller; an API key's creator) or `none` (unassigned).
+    pub assignee: Option<String>,
+    pub label: Option<String>,
+    pub cursor: Option<Uuid>,
+    pub limit: Option<i64>,
+}
+
+/// The tenant's conversations, newest first, narrowed by status, assignee and label.
 pub async fn list_conversations(
     s: &Services,
     p: &Principal,
-    status: Option<&str>,
-    cursor: Option<Uuid>,
-    limit: Option<i64>,
+    q: ConversationQuery,
 ) -> AppResult<Page<Conversation>> {
     p.require(Permission::ConversationsRead)?;
-    if let Some(st) = status {
-        if !["open", "pending", "resolved"].contains(&st) {
-            return Err(AppError::field(
+    let mut errors = Vec::new();
+    if let Some(st) = &q.status {
+        if !["open", "pending", "resolved"].contains(&st.as_str()) {
+            errors.push(FieldError::new(
                 "status",
                 "must be open, pending or resolved",
             ));
         }
     }
-    let limit = clamp(limit);
+    let (mut assignee, mut unassigned) = (None, false);
+    match q.assignee.as_deref().map(str::trim) {
+        None => {}
+        Some("me") => assignee = Some(p.user_id.as_uuid()),
+        Some("none") => unassigned = true,
+        Some(other) => match Uuid::parse_str(other) {
+            Ok(id) => assignee = Some(id),
+            Err(_) => errors.push(FieldError::new("assignee", "must be a user id, me or none")),
+        },
+    }
+    let label = q.label.map(|l| l.trim().to_owned());
+    if label
+        .as_ref()
+        .is_some_and(|l| l.is_empty() || l.chars().count() > 50)
+    {
+        errors.push(FieldError::new("label", "must be 1 to 50 characters"));
+    }
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    let limit = clamp(q.limit);
+    let filter = store::ConversationFilter {
+        status: q.status,
+        assignee,
+        unassigned,
+        label,
+        before_id: q.cursor,
+        limit: limit + 1,
+    };
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
-    let items = store::list_conversations(&mut tx, status, cursor, limit + 1).await?;
+    let items = store::list_conversations(&mut tx, &filter).await?;
     Ok(page(items, limit, |c| c.id))
 }
 
@@ -232,7 +271,7 @@ pub async fn send_message(
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             {
-                errors.push(palisade_domain::FieldError::new(
+                errors.push(FieldError::new(
                     "template.name",
                     "must be 1 to 512 lowercase letters, digits and underscores",
                 ));
@@ -250,13 +289,13 @@ pub async fn send_message(
                 _ => None,
             };
             if language.is_none() {
-                errors.push(palisade_domain::FieldError::new(
+                errors.push(FieldError::new(
                     "template.language",
                     "must be a language code such as en_US, or {\"code\": \"en_US\"}",
                 ));
             }
             if components.as_ref().is_some_and(|c| !c.is_array()) {
-                errors.push(palisade_domain::FieldError::new(
+                errors.push(FieldError::new(
                     "template.components",
                     "must be an array of Meta's template components",
                 ));

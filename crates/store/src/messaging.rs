@@ -744,25 +744,52 @@ pub(crate) const CONVERSATION_SELECT: &str =
     c.phone AS contact_phone, COALESCE(c.name, c.wa_profile_name) AS contact_name \
     FROM conversations v JOIN contacts c ON c.tenant_id = v.tenant_id AND c.id = v.contact_id";
 
-/// Conversations, newest first; `cursor` is the last id of the previous page.
+/// What a conversation list is narrowed to.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    /// `open`, `pending` or `resolved`.
+    pub status: Option<String>,
+    /// Only conversations assigned to this user.
+    pub assignee: Option<Uuid>,
+    /// Only conversations assigned to nobody.
+    pub unassigned: bool,
+    /// Only conversations with this label (exact).
+    pub label: Option<String>,
+    /// The last id of the previous page (newest first).
+    pub before_id: Option<Uuid>,
+    pub limit: i64,
+}
+
+/// Conversations matching `f`, newest first.
 pub async fn list_conversations(
     tx: &mut Tx<TenantScope>,
-    status: Option<&str>,
-    cursor: Option<Uuid>,
-    limit: i64,
+    f: &ConversationFilter,
 ) -> Result<Vec<Conversation>> {
     let tenant = tx.scope().tenant_id();
-    tx.fetch_all(
-        Query::new(format!(
-            "{CONVERSATION_SELECT} WHERE v.tenant_id = $1 AND ($2 IS NULL OR v.status = $2)
-             AND ($3 IS NULL OR v.id < $3) ORDER BY v.id DESC LIMIT $4"
-        ))
-        .bind(tenant)
-        .bind(status)
-        .bind(cursor)
-        .bind(limit),
-    )
-    .await
+    // Labels are a JSON array, as contacts' tags.
+    let (label_clause, label_arg) = match (tx.backend(), &f.label) {
+        (Backend::Postgres, l) => (
+            "($6::jsonb IS NULL OR v.labels @> $6::jsonb)",
+            crate::Arg::Json(l.as_ref().map(|l| serde_json::json!([l]))),
+        ),
+        (Backend::Sqlite, l) => (
+            "($6 IS NULL OR EXISTS (SELECT 1 FROM json_each(v.labels) WHERE json_each.value = $6))",
+            crate::Arg::Text(l.clone()),
+        ),
+    };
+    let mut q = Query::new(format!(
+        "{CONVERSATION_SELECT} WHERE v.tenant_id = $1 AND ($2 IS NULL OR v.status = $2)
+         AND ($3 IS NULL OR v.id < $3) AND ($4 IS NULL OR v.assignee_id = $4)
+         AND ($5 = FALSE OR v.assignee_id IS NULL) AND {label_clause}
+         ORDER BY v.id DESC LIMIT $7"
+    ))
+    .bind(tenant)
+    .bind(f.status.as_deref())
+    .bind(f.before_id)
+    .bind(f.assignee)
+    .bind(f.unassigned);
+    q.args.push(label_arg);
+    tx.fetch_all(q.bind(f.limit)).await
 }
 
 pub async fn find_conversation(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Conversation>> {

@@ -12,7 +12,8 @@ both!(
     a_customer_message_from_the_simulator_reaches_the_api,
     statuses_move_forward_and_redeliveries_change_nothing,
     bad_signatures_big_bodies_and_bad_json_are_handled,
-    the_database_keeps_a_message_on_its_conversations_connection
+    the_database_keeps_a_message_on_its_conversations_connection,
+    conversations_are_listed_by_status_assignee_and_label
 );
 
 fn sign(secret: &str, body: &[u8]) -> String {
@@ -656,4 +657,137 @@ async fn the_database_keeps_a_message_on_its_conversations_connection(db: Db) {
             .await,
         1
     );
+}
+
+/// `GET /api/v1/conversations?status=&assignee=&label=`: every given filter applies, `me` and
+/// `none` name the caller and nobody, bad values are refused with the field named, and another
+/// tenant's user id finds nothing.
+async fn conversations_are_listed_by_status_assignee_and_label(db: Db) {
+    let s = setup(db).await;
+    let t = s.owner.access_token.clone();
+    for (i, from) in ["447700900001", "447700900002", "447700900003"]
+        .iter()
+        .enumerate()
+    {
+        s.deliver(&s.envelope(vec![s.text_value(
+            from,
+            "Customer",
+            &format!("wamid.filter{i}"),
+            "hi",
+        )]))
+        .await;
+    }
+    let agent = s
+        .app
+        .add_user(&s.owner, "agent@acme.example", "agent")
+        .await;
+    let all = s.app.get("/api/v1/conversations", &t).await;
+    let ids: Vec<String> = all.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 3, "{}", all.body);
+    let patch = |id: &str, body: Value| {
+        let (app, t) = (&s.app, &t);
+        let path = format!("/api/v1/conversations/{id}");
+        async move {
+            let r = app.patch(&path, t, body).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        }
+    };
+    patch(
+        &ids[0],
+        json!({"assignee_id": agent.user_id, "labels": ["vip", "billing"]}),
+    )
+    .await;
+    patch(
+        &ids[1],
+        json!({"assignee_id": s.owner.user_id, "labels": ["vip"], "status": "pending"}),
+    )
+    .await;
+    let list = |query: &'static str, token: String| {
+        let app = &s.app;
+        async move {
+            let r = app
+                .get(&format!("/api/v1/conversations?{query}"), &token)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
+            let mut found: Vec<String> = r.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned())
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    let sorted = |list: &[&String]| {
+        let mut v: Vec<String> = list.iter().map(|s| (*s).clone()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        list("label=vip", t.clone()).await,
+        sorted(&[&ids[0], &ids[1]])
+    );
+    assert_eq!(
+        list("label=%20billing%20", t.clone()).await,
+        sorted(&[&ids[0]])
+    );
+    assert_eq!(list("label=VIP", t.clone()).await, Vec::<String>::new());
+    let by_agent = format!("assignee={}", agent.user_id);
+    let r = s
+        .app
+        .get(&format!("/api/v1/conversations?{by_agent}"), &t)
+        .await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 1, "{}", r.body);
+    assert_eq!(r.body["data"][0]["id"], ids[0].as_str());
+    assert_eq!(
+        list("assignee=me", agent.access_token.clone()).await,
+        sorted(&[&ids[0]])
+    );
+    assert_eq!(list("assignee=me", t.clone()).await, sorted(&[&ids[1]]));
+    assert_eq!(list("assignee=none", t.clone()).await, sorted(&[&ids[2]]));
+    assert_eq!(
+        list("label=vip&status=pending&assignee=me", t.clone()).await,
+        sorted(&[&ids[1]])
+    );
+    assert_eq!(
+        list("label=vip&status=open", t.clone()).await,
+        sorted(&[&ids[0]])
+    );
+    // Another tenant's user: nothing (and another tenant's caller sees none of these anyway).
+    let other = s.app.register("Other", "owner@other.example").await;
+    let r = s
+        .app
+        .get(
+            &format!("/api/v1/conversations?assignee={}", other.user_id),
+            &t,
+        )
+        .await;
+    assert_eq!(r.body["data"], json!([]));
+    assert_eq!(
+        list("assignee=none", other.access_token.clone()).await,
+        Vec::<String>::new()
+    );
+    for (query, field) in [
+        ("assignee=someone", "assignee"),
+        ("label=", "label"),
+        ("status=closed", "status"),
+    ] {
+        let r = s
+            .app
+            .get(&format!("/api/v1/conversations?{query}"), &t)
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query}: {}",
+            r.body
+        );
+        assert!(r.body.to_string().contains(field), "{query}: {}", r.body);
+    }
 }

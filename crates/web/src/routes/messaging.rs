@@ -43,6 +43,11 @@ pub struct PageQuery {
 pub struct ConversationQuery {
     /// `open`, `pending` or `resolved`.
     pub status: Option<String>,
+    /// A user id (conversations assigned to that user), `me` (to the caller; for an API key,
+    /// its creator) or `none` (assigned to nobody).
+    pub assignee: Option<String>,
+    /// Conversations carrying this label (exact, after trimming; 1–50 characters).
+    pub label: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
     /// 1–200, default 50.
@@ -167,21 +172,27 @@ pub struct MessagePage {
     pub next_cursor: Option<Uuid>,
 }
 
-/// The tenant's conversations, newest first (by when they were opened).
+/// The tenant's conversations, newest first (by when they were opened), optionally narrowed by
+/// status, assignee and label (all given filters apply).
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", security(("bearer" = [])),
     params(ConversationQuery),
     responses((status = 200, description = "A page of conversations", body = ConversationPage),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing conversations.read (or the API key scope conversations:read)", body = ErrorBody),
-        (status = 422, description = "Unknown status", body = ErrorBody)))]
+        (status = 422, description = "Unknown status, an assignee that is not a user id, me or none, or an empty label", body = ErrorBody)))]
 pub async fn list_conversations(
     State(state): State<AppState>,
     Auth(p): Auth,
     ApiQuery(q): ApiQuery<ConversationQuery>,
 ) -> ApiResult<Json<ConversationPage>> {
-    let page =
-        messaging::list_conversations(&state.services, &p, q.status.as_deref(), q.cursor, q.limit)
-            .await?;
+    let query = messaging::ConversationQuery {
+        status: q.status,
+        assignee: q.assignee,
+        label: q.label,
+        cursor: q.cursor,
+        limit: q.limit,
+    };
+    let page = messaging::list_conversations(&state.services, &p, query).await?;
     Ok(Json(ConversationPage {
         data: page.data.into_iter().map(Into::into).collect(),
         next_cursor: page.next_cursor,
