@@ -828,19 +828,14 @@ async fn erasing_a_contact_removes_its_conversations_and_queued_sends(db: Db) {
     assert_ne!(again["id"], id);
 }
 
-async fn contact_events_are_queued_with_the_change(db: Db) {
-    let app = spawn_app_with(db, |c| {
-        c.webhooks_allow_private_targets = true;
-        c.webhooks_worker_interval_ms = 0;
-    })
-    .await;
-    let owner = app.register("Acme", "owner@acme.example").await;
-    let t = &owner.access_token;
+/// An active endpoint (approved if the tenant needs approval) on an address nothing listens
+/// on, subscribed to `events`; deliveries stay queued for the test to read. Returns its id.
+async fn subscribe(app: &TestApp, token: &str, events: &str) -> String {
     let w = app
         .post(
             "/api/v1/webhooks",
-            Some(t),
-            json!({"url": "http://127.0.0.1:9/hook", "events": ["contact.*"]}),
+            Some(token),
+            json!({"url": "http://127.0.0.1:9/hook", "events": [events]}),
         )
         .await;
     assert_eq!(w.status, StatusCode::CREATED, "{}", w.body);
@@ -849,12 +844,24 @@ async fn contact_events_are_queued_with_the_change(db: Db) {
         let a = app
             .post(
                 &format!("/api/v1/webhooks/{wid}/approve"),
-                Some(t),
+                Some(token),
                 json!({}),
             )
             .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     }
+    wid
+}
+
+async fn contact_events_are_queued_with_the_change(db: Db) {
+    let app = spawn_app_with(db, |c| {
+        c.webhooks_allow_private_targets = true;
+        c.webhooks_worker_interval_ms = 0;
+    })
+    .await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let t = &owner.access_token;
+    let wid = subscribe(&app, t, "contact.*").await;
     let c = create(&app, t, json!({"phone": "+447700900123", "name": "Ana"})).await;
     let path = format!("/api/v1/contacts/{}", c["id"].as_str().unwrap());
     app.patch(&path, t, json!({"tags": ["vip"]})).await;
@@ -902,27 +909,7 @@ async fn a_contact_an_inbound_message_creates_is_announced_once(db: Db) {
     })
     .await;
     let t = &s.owner.access_token;
-    let w = s
-        .app
-        .post(
-            "/api/v1/webhooks",
-            Some(t),
-            json!({"url": "http://127.0.0.1:9/hook", "events": ["contact.created"]}),
-        )
-        .await;
-    assert_eq!(w.status, StatusCode::CREATED, "{}", w.body);
-    let wid = w.body["webhook"]["id"].as_str().unwrap().to_owned();
-    if w.body["webhook"]["status"] == "pending_approval" {
-        let a = s
-            .app
-            .post(
-                &format!("/api/v1/webhooks/{wid}/approve"),
-                Some(t),
-                json!({}),
-            )
-            .await;
-        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    }
+    let wid = subscribe(&s.app, t, "contact.created").await;
     let announced = |phone: &'static str| {
         let app = &s.app;
         async move {

@@ -589,28 +589,7 @@ async fn the_database_keeps_a_message_on_its_conversations_connection(db: Db) {
     )]))
     .await;
     // A second number of the same tenant, and another tenant.
-    let n: Value = s
-        .app
-        .client
-        .post(format!("{}/_sim/phone-numbers", s.sim))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let r = s
-        .app
-        .post(
-            "/api/v1/whatsapp/connections",
-            Some(&s.owner.access_token),
-            json!({"display_name": "Sales", "phone_number_id": n["phone_number_id"],
-                   "waba_id": n["waba_id"], "access_token": n["access_token"],
-                   "app_secret": n["app_secret"]}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    crate::support::connect_sim_number(&s.app, &s.sim, &s.owner, "Sales").await;
     s.app.register("Other", "owner@other.example").await;
 
     let insert = |tenant: &str, connection: &str| {

@@ -172,6 +172,41 @@ pub struct WhatsAppFixture {
     pub app_secret: String,
 }
 
+/// Creates a number in the simulator at `sim` and connects it to `owner`'s tenant (expects
+/// 201). Returns the simulator's number and the connection response.
+pub async fn connect_sim_number(
+    app: &TestApp,
+    sim: &str,
+    owner: &Session,
+    display_name: &str,
+) -> (Value, Value) {
+    let n: Value = app
+        .client
+        .post(format!("{sim}/_sim/phone-numbers"))
+        .json(&json!({"verified_name": "Acme Support"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = app
+        .post(
+            "/api/v1/whatsapp/connections",
+            Some(&owner.access_token),
+            json!({
+                "display_name": display_name,
+                "phone_number_id": n["phone_number_id"],
+                "waba_id": n["waba_id"],
+                "access_token": n["access_token"],
+                "app_secret": n["app_secret"],
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    (n, r.body)
+}
+
 pub async fn whatsapp_fixture(db: Db) -> WhatsAppFixture {
     whatsapp_fixture_with(db, |_| {}).await
 }
@@ -193,38 +228,15 @@ pub async fn whatsapp_fixture_with(
     })
     .await;
     let owner = app.register("Acme", "owner@acme.example").await;
-    let n: Value = app
-        .client
-        .post(format!("{base}/_sim/phone-numbers"))
-        .json(&json!({"verified_name": "Acme Support"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let r = app
-        .post(
-            "/api/v1/whatsapp/connections",
-            Some(&owner.access_token),
-            json!({
-                "display_name": "Support line",
-                "phone_number_id": n["phone_number_id"],
-                "waba_id": n["waba_id"],
-                "access_token": n["access_token"],
-                "app_secret": n["app_secret"],
-            }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let connection_id = r.body["connection"]["id"].as_str().unwrap().to_owned();
+    let (n, r) = connect_sim_number(&app, &base, &owner, "Support line").await;
+    let connection_id = r["connection"]["id"].as_str().unwrap().to_owned();
     let pid = n["phone_number_id"].as_str().unwrap().to_owned();
     let sub = app
         .client
         .post(format!("{base}/_sim/phone-numbers/{pid}/subscribe"))
         .json(&json!({
             "callback_url": app.url(&format!("/webhooks/whatsapp/{connection_id}")),
-            "verify_token": r.body["verify_token"],
+            "verify_token": r["verify_token"],
         }))
         .send()
         .await
