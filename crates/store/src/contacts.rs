@@ -7,7 +7,7 @@
 //! in (`marketing_opt_in`, `opted_in_at`), opted out (`opted_out_at`, `opt_out_source`), or
 //! neither. Deleting a contact erases its conversations, messages and queued sends with it.
 
-use crate::{Backend, Query, Result, SystemScope, TenantScope, Tx};
+use crate::{Query, Result, SystemScope, TenantScope, Tx};
 use palisade_domain::TenantId;
 use sqlx::types::Json;
 use time::OffsetDateTime;
@@ -66,18 +66,9 @@ fn like_pattern(s: &str) -> String {
 /// Contacts matching `f`, newest first.
 pub async fn list(tx: &mut Tx<TenantScope>, f: &ContactFilter) -> Result<Vec<Contact>> {
     let tenant = tx.scope().tenant_id();
-    // Tags are a JSON array: PostgreSQL answers containment from a GIN index; SQLite walks the
-    // array.
-    let (tag_clause, tag_arg) = match (tx.backend(), &f.tag) {
-        (Backend::Postgres, t) => (
-            "($6::jsonb IS NULL OR tags @> $6::jsonb)",
-            crate::Arg::Json(t.as_ref().map(|t| serde_json::json!([t]))),
-        ),
-        (Backend::Sqlite, t) => (
-            "($6 IS NULL OR EXISTS (SELECT 1 FROM json_each(contacts.tags) WHERE json_each.value = $6))",
-            crate::Arg::Text(t.clone()),
-        ),
-    };
+    // PostgreSQL answers tag containment from a GIN index.
+    let (tag_clause, tag_arg) =
+        crate::query::json_array_has(tx.backend(), "contacts.tags", 6, f.tag.as_deref());
     let mut q = Query::new(format!(
         "SELECT {COLUMNS} FROM contacts
          WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)

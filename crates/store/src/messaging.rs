@@ -98,19 +98,13 @@ pub async fn upsert_contacts(
     let mut senders: Vec<&Sender> = senders.iter().collect();
     senders.sort_unstable_by(|a, b| a.phone.cmp(&b.phone));
     senders.dedup_by(|a, b| a.phone == b.phone);
-    // A row that comes back with the id proposed for it was inserted; an existing contact
-    // keeps its own.
-    let proposed: Vec<Uuid> = senders.iter().map(|_| Uuid::now_v7()).collect();
-    let mut proposed = proposed.chunks(if tx.backend() == Backend::Postgres {
-        senders.len().max(1)
-    } else {
-        100
-    });
     let postgres = tx.backend() == Backend::Postgres;
     // PostgreSQL: every row in one `unnest` statement; SQLite: `VALUES` of 100 rows.
     let size = if postgres { senders.len().max(1) } else { 100 };
     for chunk in senders.chunks(size) {
-        let new_ids = proposed.next().unwrap_or_default();
+        // A row that comes back with the id proposed for it was inserted; an existing contact
+        // keeps its own.
+        let new_ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
         let source = if postgres {
             "SELECT u.id, $1, u.phone, u.wa_id, NULL, u.name, $2, $2
              FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[]) AS u(id, phone, wa_id, name)"
@@ -147,7 +141,7 @@ pub async fn upsert_contacts(
         .bind(now);
         if postgres {
             q = q
-                .bind(new_ids.to_vec())
+                .bind(new_ids.clone())
                 .bind(
                     chunk
                         .iter()
@@ -167,7 +161,7 @@ pub async fn upsert_contacts(
                         .collect::<Vec<_>>(),
                 );
         } else {
-            for (c, id) in chunk.iter().zip(new_ids) {
+            for (c, id) in chunk.iter().zip(&new_ids) {
                 q = q
                     .bind(*id)
                     .bind(c.phone.as_str())
@@ -766,17 +760,8 @@ pub async fn list_conversations(
     f: &ConversationFilter,
 ) -> Result<Vec<Conversation>> {
     let tenant = tx.scope().tenant_id();
-    // Labels are a JSON array, as contacts' tags.
-    let (label_clause, label_arg) = match (tx.backend(), &f.label) {
-        (Backend::Postgres, l) => (
-            "($6::jsonb IS NULL OR v.labels @> $6::jsonb)",
-            crate::Arg::Json(l.as_ref().map(|l| serde_json::json!([l]))),
-        ),
-        (Backend::Sqlite, l) => (
-            "($6 IS NULL OR EXISTS (SELECT 1 FROM json_each(v.labels) WHERE json_each.value = $6))",
-            crate::Arg::Text(l.clone()),
-        ),
-    };
+    let (label_clause, label_arg) =
+        crate::query::json_array_has(tx.backend(), "v.labels", 6, f.label.as_deref());
     let mut q = Query::new(format!(
         "{CONVERSATION_SELECT} WHERE v.tenant_id = $1 AND ($2 IS NULL OR v.status = $2)
          AND ($3 IS NULL OR v.id < $3) AND ($4 IS NULL OR v.assignee_id = $4)

@@ -213,6 +213,29 @@ pub(crate) fn tenant_is(backend: Backend, column: &str, n: usize) -> String {
     }
 }
 
+/// SQL true when the JSON array of strings in `column` holds `value` (bound at `$n` with the
+/// returned argument), or when `value` is `None`: PostgreSQL's containment (`@>`, which a GIN
+/// index can answer), SQLite's `json_each`.
+pub(crate) fn json_array_has(
+    backend: Backend,
+    column: &str,
+    n: usize,
+    value: Option<&str>,
+) -> (String, Arg) {
+    match backend {
+        Backend::Postgres => (
+            format!("(${n}::jsonb IS NULL OR {column} @> ${n}::jsonb)"),
+            Arg::Json(value.map(|v| serde_json::json!([v]))),
+        ),
+        Backend::Sqlite => (
+            format!(
+                "(${n} IS NULL OR EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = ${n}))"
+            ),
+            Arg::Text(value.map(str::to_owned)),
+        ),
+    }
+}
+
 /// The statements a [`member_of`] test over `items` takes: one on PostgreSQL, 200 items each on
 /// SQLite (whose parameter binding slows down with the count).
 pub(crate) fn member_chunks<T>(backend: Backend, items: &[T]) -> std::slice::Chunks<'_, T> {
