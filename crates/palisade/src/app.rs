@@ -22,6 +22,7 @@ pub struct Application {
     services: Services,
     webhooks_worker_interval: Duration,
     media_worker_interval: Duration,
+    outbound_worker_interval: Duration,
 }
 
 pub fn database_settings(config: &Config) -> DatabaseSettings {
@@ -232,6 +233,7 @@ impl Application {
             services,
             webhooks_worker_interval: Duration::from_millis(config.raw.webhooks_worker_interval_ms),
             media_worker_interval: Duration::from_millis(config.raw.media_worker_interval_ms),
+            outbound_worker_interval: Duration::from_millis(config.raw.outbound_worker_interval_ms),
         })
     }
 
@@ -273,10 +275,12 @@ impl Application {
             Duration::from_secs(1),
         );
         // Queued outgoing messages (stored with their queue row when written).
-        let outbound = palisade_core::whatsapp::outbound::spawn_worker(
-            self.services.clone(),
-            Duration::from_secs(1),
-        );
+        let outbound = (self.outbound_worker_interval > Duration::ZERO).then(|| {
+            palisade_core::whatsapp::outbound::spawn_worker(
+                self.services.clone(),
+                self.outbound_worker_interval,
+            )
+        });
         // Inbound media downloads: woken when media messages are stored, and on a timer.
         let media = (self.media_worker_interval > Duration::ZERO).then(|| {
             palisade_core::whatsapp::media::spawn_worker(
@@ -314,7 +318,9 @@ impl Application {
         for p in pipeline {
             p.abort();
         }
-        outbound.abort();
+        if let Some(w) = outbound {
+            w.abort();
+        }
         if let Some(w) = webhooks {
             w.abort();
         }

@@ -73,6 +73,8 @@ pub struct RawConfig {
     pub media_max_bytes: u64,
     /// How often this node looks for due media downloads; 0 runs no media worker.
     pub media_worker_interval_ms: u64,
+    /// How often this node sends due queued WhatsApp messages; 0 runs no sender.
+    pub outbound_worker_interval_ms: u64,
 }
 
 impl Default for RawConfig {
@@ -115,6 +117,7 @@ impl Default for RawConfig {
             storage_dir: None,
             media_max_bytes: 100 * 1024 * 1024,
             media_worker_interval_ms: 1000,
+            outbound_worker_interval_ms: 1000,
         }
     }
 }
