@@ -77,6 +77,7 @@ pub fn settings(config: &Config) -> Settings {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| r.data_dir.join("storage")),
         media_max_bytes: r.media_max_bytes,
+        inbound_retention_days: r.inbound_retention_days,
         ..Settings::default()
     }
 }
@@ -288,6 +289,11 @@ impl Application {
                 self.media_worker_interval,
             )
         });
+        // Processed webhook bodies past their retention are dropped, in bounded batches.
+        let retention = palisade_core::whatsapp::retention::spawn_worker(
+            self.services.clone(),
+            palisade_core::whatsapp::retention::INTERVAL,
+        );
         let limits = self.services.limits.clone();
         let shrink = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -321,6 +327,7 @@ impl Application {
         if let Some(w) = outbound {
             w.abort();
         }
+        retention.abort();
         if let Some(w) = webhooks {
             w.abort();
         }

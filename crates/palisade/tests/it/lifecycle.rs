@@ -1,10 +1,12 @@
 //! Data lifecycle: a suspended tenant's queued work (sends, media downloads, webhook
 //! deliveries) pauses and resumes in order on reactivation; no media file outlives the erasure
-//! of its contact, even mid-download. Workers are driven by calling them directly
+//! of its contact, even mid-download; processed inbound webhook bodies are dropped after their
+//! retention while redeliveries stay recognised. Workers are driven by calling them directly
 //! (their background loops are off) and time moves with the manual clock.
 
 use crate::support::{whatsapp_fixture_with, WhatsAppFixture};
 use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use palisade_testkit::{spawn_app_with, Db, Session, TestApp, GOOD_PASSWORD};
 
 const ROOT: &str = "root@platform.example";
@@ -17,7 +19,8 @@ both!(
     a_suspended_tenants_queued_sends_wait_and_go_out_in_order_on_reactivation,
     a_suspended_tenants_media_downloads_wait_until_reactivation,
     a_suspended_tenants_webhook_deliveries_wait_and_the_pause_disables_nothing,
-    a_contact_erased_while_its_media_downloads_leaves_no_file
+    a_contact_erased_while_its_media_downloads_leaves_no_file,
+    processed_inbound_bodies_are_dropped_after_the_retention_and_duplicates_stay_recognised
 );
 
 // ---- helpers ----
@@ -465,4 +468,120 @@ async fn a_contact_erased_while_its_media_downloads_leaves_no_file(db: Db) {
     assert_eq!(worker.await.unwrap().unwrap(), 1);
     assert!(stored_files(&f).is_empty(), "{:?}", stored_files(&f));
     assert_eq!(count(&f.app, "SELECT COUNT(*) FROM message_media").await, 0);
+}
+
+// ---- item 18: inbound retention ----
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// A webhook body carrying one text message with `wamid`.
+fn text_payload(f: &WhatsAppFixture, wamid: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": f.phone_number_id},
+            "contacts": [{"profile": {"name": "Ana Souza"}, "wa_id": "447700900123"}],
+            "messages": [{"from": "447700900123", "id": wamid, "timestamp": "1750000000",
+                "type": "text", "text": {"body": format!("hello {wamid}")}}],
+        }}]}]
+    }))
+    .unwrap()
+}
+
+async fn post_signed(f: &WhatsAppFixture, body: &[u8]) {
+    let r = f
+        .app
+        .client
+        .post(
+            f.app
+                .url(&format!("/webhooks/whatsapp/{}", f.connection_id)),
+        )
+        .header("content-type", "application/json")
+        .header("X-Hub-Signature-256", sign(&f.app_secret, body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    settle(&f.app).await;
+}
+
+async fn processed_inbound_bodies_are_dropped_after_the_retention_and_duplicates_stay_recognised(
+    db: Db,
+) {
+    let f = fixture(db).await;
+    assert_eq!(
+        f.app.services.settings.inbound_retention_days, 7,
+        "the default"
+    );
+    let old_a = text_payload(&f, "wamid.OLD_A");
+    let old_b = text_payload(&f, "wamid.OLD_B");
+    post_signed(&f, &old_a).await;
+    post_signed(&f, &old_b).await;
+    let prune = || palisade_core::whatsapp::retention::prune_inbound_bodies(&f.app.services);
+    // Six days on, nothing is due yet.
+    f.app.clock.advance(time::Duration::days(6));
+    assert_eq!(prune().await.unwrap(), 0);
+    f.app.clock.advance(time::Duration::days(2));
+    // A recent event, and one of the old ones left unprocessed (as if its processing had
+    // failed and waited for a retry).
+    post_signed(&f, &text_payload(&f, "wamid.NEW")).await;
+    f.app
+        .db
+        .execute_as_owner(
+            "UPDATE whatsapp_inbound_events SET processed_at = NULL WHERE id =
+                (SELECT id FROM whatsapp_inbound_events ORDER BY id LIMIT 1)",
+        )
+        .await
+        .unwrap();
+    let pruned = prune().await.unwrap();
+    let bodies = |cond: &'static str| {
+        let app = &f.app;
+        async move {
+            count(
+                app,
+                &format!("SELECT COUNT(*) FROM whatsapp_inbound_events WHERE {cond}"),
+            )
+            .await
+        }
+    };
+    // The unprocessed one may have been processed again meanwhile (then it is recent): kept
+    // either way. The old processed one is dropped; the recent one is kept.
+    assert_eq!(pruned, 1);
+    assert_eq!(
+        bodies("body_pruned_at IS NOT NULL AND length(body) = 0").await,
+        1
+    );
+    assert_eq!(
+        bodies("body_pruned_at IS NULL AND length(body) > 0").await,
+        2
+    );
+    assert_eq!(bodies("1 = 1").await, 3, "the rows stay");
+    assert_eq!(prune().await.unwrap(), 0, "nothing left to drop");
+
+    // Meta redelivers both old events byte for byte: still recognised, nothing duplicated.
+    post_signed(&f, &old_a).await;
+    post_signed(&f, &old_b).await;
+    for wamid in ["wamid.OLD_A", "wamid.OLD_B", "wamid.NEW"] {
+        assert_eq!(
+            count(
+                &f.app,
+                &format!("SELECT COUNT(*) FROM messages WHERE wamid = '{wamid}'")
+            )
+            .await,
+            1,
+            "{wamid}"
+        );
+    }
 }
