@@ -443,7 +443,9 @@ pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -
     let before = store::find(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound("contact"))?;
-    let files = palisade_store::media::storage_keys_of_contact(&mut tx, id).await?;
+    // The media rows go first, returning their files' keys (see `delete_of_contact` for the
+    // race with a download being recorded; `whatsapp::media` covers the other order).
+    let files = palisade_store::media::delete_of_contact(&mut tx, id).await?;
     let erased = store::delete(&mut tx, id).await?;
     audit_log::append(
         &mut tx,

@@ -102,6 +102,12 @@ async fn set_status(
         .await?
         .ok_or(AppError::NotFound("tenant"))?;
     cache::record(&mut tx, ChangeKind::Tenant, id.as_uuid(), now).await?;
+    // The workers skip a suspended tenant's queued sends, media downloads and webhook
+    // deliveries (see `docs/security.md`, "Suspended tenants' queued work"); on reactivation
+    // they resume in order. The pause must not count as failing time of its webhooks.
+    if let (TenantStatus::Active, Some(since)) = (status, before.suspended_at) {
+        palisade_store::webhooks::shift_failing_since(&mut tx, id, since, now).await?;
+    }
     let action = if status == TenantStatus::Suspended {
         "tenant.suspended"
     } else {
@@ -121,6 +127,10 @@ async fn set_status(
     .await?;
     tx.commit().await?;
     s.auth_cache.forget_tenant(id);
+    if status == TenantStatus::Active {
+        // Paused media downloads resume at once rather than at the next tick.
+        s.media_downloads.notify_one();
+    }
     Ok(after)
 }
 

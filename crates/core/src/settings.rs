@@ -49,6 +49,9 @@ pub struct Settings {
     pub opt_out_keywords: Vec<String>,
     /// Inbound messages that lift a contact's opt-out.
     pub opt_in_keywords: Vec<String>,
+    /// Days a processed inbound webhook body is kept before it is dropped (the row stays);
+    /// 0 keeps bodies forever.
+    pub inbound_retention_days: u32,
     /// Root of the local file storage (one directory per tenant): downloaded WhatsApp media.
     pub storage_dir: std::path::PathBuf,
     /// Largest media file downloaded, in bytes, on top of WhatsApp's per-type maxima.
@@ -89,6 +92,7 @@ impl Default for Settings {
                 .iter()
                 .map(|k| (*k).to_owned())
                 .collect(),
+            inbound_retention_days: 7,
             storage_dir: "./data/storage".into(),
             media_max_bytes: 100 * 1024 * 1024,
         }

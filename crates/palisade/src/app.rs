@@ -22,6 +22,7 @@ pub struct Application {
     services: Services,
     webhooks_worker_interval: Duration,
     media_worker_interval: Duration,
+    outbound_worker_interval: Duration,
 }
 
 pub fn database_settings(config: &Config) -> DatabaseSettings {
@@ -76,6 +77,7 @@ pub fn settings(config: &Config) -> Settings {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| r.data_dir.join("storage")),
         media_max_bytes: r.media_max_bytes,
+        inbound_retention_days: r.inbound_retention_days,
         ..Settings::default()
     }
 }
@@ -232,6 +234,7 @@ impl Application {
             services,
             webhooks_worker_interval: Duration::from_millis(config.raw.webhooks_worker_interval_ms),
             media_worker_interval: Duration::from_millis(config.raw.media_worker_interval_ms),
+            outbound_worker_interval: Duration::from_millis(config.raw.outbound_worker_interval_ms),
         })
     }
 
@@ -273,10 +276,12 @@ impl Application {
             Duration::from_secs(1),
         );
         // Queued outgoing messages (stored with their queue row when written).
-        let outbound = palisade_core::whatsapp::outbound::spawn_worker(
-            self.services.clone(),
-            Duration::from_secs(1),
-        );
+        let outbound = (self.outbound_worker_interval > Duration::ZERO).then(|| {
+            palisade_core::whatsapp::outbound::spawn_worker(
+                self.services.clone(),
+                self.outbound_worker_interval,
+            )
+        });
         // Inbound media downloads: woken when media messages are stored, and on a timer.
         let media = (self.media_worker_interval > Duration::ZERO).then(|| {
             palisade_core::whatsapp::media::spawn_worker(
@@ -284,6 +289,11 @@ impl Application {
                 self.media_worker_interval,
             )
         });
+        // Processed webhook bodies past their retention are dropped, in bounded batches.
+        let retention = palisade_core::whatsapp::retention::spawn_worker(
+            self.services.clone(),
+            palisade_core::whatsapp::retention::INTERVAL,
+        );
         let limits = self.services.limits.clone();
         let shrink = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -314,7 +324,10 @@ impl Application {
         for p in pipeline {
             p.abort();
         }
-        outbound.abort();
+        if let Some(w) = outbound {
+            w.abort();
+        }
+        retention.abort();
         if let Some(w) = webhooks {
             w.abort();
         }

@@ -67,12 +67,16 @@ pub struct RawConfig {
     pub opt_out_keywords: String,
     /// Comma-separated; an inbound message that is exactly one of them lifts an opt-out.
     pub opt_in_keywords: String,
+    /// Days a processed inbound webhook body is kept (then dropped, the row kept); 0 keeps them.
+    pub inbound_retention_days: u32,
     /// Root of the tenants' file storage; defaults to `<data_dir>/storage`.
     pub storage_dir: Option<PathBuf>,
     /// Largest inbound media file downloaded, in bytes (WhatsApp's per-type maxima apply too).
     pub media_max_bytes: u64,
     /// How often this node looks for due media downloads; 0 runs no media worker.
     pub media_worker_interval_ms: u64,
+    /// How often this node sends due queued WhatsApp messages; 0 runs no sender.
+    pub outbound_worker_interval_ms: u64,
 }
 
 impl Default for RawConfig {
@@ -112,9 +116,11 @@ impl Default for RawConfig {
             public_url: None,
             opt_out_keywords: palisade_core::contacts::DEFAULT_OPT_OUT_KEYWORDS.join(","),
             opt_in_keywords: palisade_core::contacts::DEFAULT_OPT_IN_KEYWORDS.join(","),
+            inbound_retention_days: 7,
             storage_dir: None,
             media_max_bytes: 100 * 1024 * 1024,
             media_worker_interval_ms: 1000,
+            outbound_worker_interval_ms: 1000,
         }
     }
 }

@@ -111,8 +111,10 @@ pub struct ClaimedJob {
     pub attempts: i64,
 }
 
-/// Claims up to `limit` due jobs (every tenant) by moving their `next_attempt_at` to
-/// `lease_until`. On PostgreSQL concurrent workers skip each other's rows.
+/// Claims up to `limit` due jobs (every active tenant) by moving their `next_attempt_at` to
+/// `lease_until`. On PostgreSQL concurrent workers skip each other's rows. A suspended
+/// tenant's jobs are not claimed: they wait untouched (no attempt counted) until it is
+/// reactivated.
 pub async fn claim_due(
     tx: &mut Tx<SystemScope>,
     now: OffsetDateTime,
@@ -127,9 +129,10 @@ pub async fn claim_due(
         Query::new(format!(
             "UPDATE message_media SET next_attempt_at = $2
              WHERE message_id IN (
-                SELECT message_id FROM message_media
-                WHERE status = 'pending' AND next_attempt_at <= $1
-                ORDER BY next_attempt_at, message_id LIMIT $3 {lock})
+                SELECT mm.message_id FROM message_media mm
+                WHERE mm.status = 'pending' AND mm.next_attempt_at <= $1
+                  AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = mm.tenant_id AND t.status = 'active')
+                ORDER BY mm.next_attempt_at, mm.message_id LIMIT $3 {lock})
              AND status = 'pending'
              RETURNING message_id, tenant_id, attempts"
         ))
@@ -179,31 +182,39 @@ pub struct StoredFile {
     pub storage_key: String,
 }
 
-/// The file is in the tenant's storage.
+/// The file is in the tenant's storage: records it on the job, if the job is still there and
+/// still `pending`. Returns `false` when it is not (the message was erased meanwhile, or
+/// another worker recorded its own download): then nothing refers to the file and the caller
+/// must remove it.
+///
+/// On PostgreSQL this `UPDATE` and an erasure's `DELETE … RETURNING` ([`delete_of_contact`])
+/// lock the same row, so whichever comes second sees the other's outcome: the erasure
+/// returns the key this recorded, or this finds no row.
 pub async fn mark_stored(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
     message_id: Uuid,
     f: &StoredFile,
     now: OffsetDateTime,
-) -> Result<()> {
-    tx.execute(
-        Query::new(
-            "UPDATE message_media SET status = 'stored', mime_type = COALESCE($3, mime_type),
+) -> Result<bool> {
+    let n = tx
+        .execute(
+            Query::new(
+                "UPDATE message_media SET status = 'stored', mime_type = COALESCE($3, mime_type),
                  size_bytes = $4, content_sha256 = $5, storage_key = $6, attempts = attempts + 1,
                  error_code = NULL, error = NULL, updated_at = $7
-             WHERE tenant_id = $1 AND message_id = $2",
+             WHERE tenant_id = $1 AND message_id = $2 AND status = 'pending'",
+            )
+            .bind(tenant)
+            .bind(message_id)
+            .bind(f.mime_type.clone())
+            .bind(f.size_bytes)
+            .bind(f.content_sha256.as_str())
+            .bind(f.storage_key.as_str())
+            .bind(now),
         )
-        .bind(tenant)
-        .bind(message_id)
-        .bind(f.mime_type.clone())
-        .bind(f.size_bytes)
-        .bind(f.content_sha256.as_str())
-        .bind(f.storage_key.as_str())
-        .bind(now),
-    )
-    .await?;
-    Ok(())
+        .await?;
+    Ok(n > 0)
 }
 
 /// The download is given up, with a stable code and a readable reason.
@@ -303,28 +314,30 @@ pub async fn for_messages_of<S: crate::Scope>(
     Ok(out)
 }
 
-/// The storage keys of the stored files of a contact's messages (to remove the files when the
-/// contact is erased; the rows go with the messages).
-pub async fn storage_keys_of_contact(
-    tx: &mut Tx<TenantScope>,
-    contact_id: Uuid,
-) -> Result<Vec<String>> {
+/// Deletes the media rows of a contact's messages (in the erasure's transaction, before the
+/// messages) and returns the storage keys of their files, to be removed once it commits.
+///
+/// A `DELETE … RETURNING` rather than a read: on PostgreSQL a download being recorded at the
+/// same moment holds the row, this waits for it and then returns the key it recorded, so no
+/// stored file escapes the erasure (see [`mark_stored`] for the other order).
+pub async fn delete_of_contact(tx: &mut Tx<TenantScope>, contact_id: Uuid) -> Result<Vec<String>> {
     #[derive(sqlx::FromRow)]
     struct Key {
-        storage_key: String,
+        storage_key: Option<String>,
     }
     let tenant = tx.scope().tenant_id();
     let rows: Vec<Key> = tx
         .fetch_all(
             Query::new(
-                "SELECT mm.storage_key FROM message_media mm
-                 JOIN messages m ON m.tenant_id = mm.tenant_id AND m.id = mm.message_id
-                 JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id
-                 WHERE mm.tenant_id = $1 AND c.contact_id = $2 AND mm.storage_key IS NOT NULL",
+                "DELETE FROM message_media WHERE tenant_id = $1 AND message_id IN (
+                    SELECT m.id FROM messages m
+                    JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id
+                    WHERE m.tenant_id = $1 AND c.contact_id = $2)
+                 RETURNING storage_key",
             )
             .bind(tenant)
             .bind(contact_id),
         )
         .await?;
-    Ok(rows.into_iter().map(|r| r.storage_key).collect())
+    Ok(rows.into_iter().filter_map(|r| r.storage_key).collect())
 }

@@ -529,9 +529,13 @@ pub struct QueuedSend {
     pub attempts: i64,
 }
 
-/// Claims up to `limit` due sends (every tenant) by moving their `next_attempt_at` to
+/// Claims up to `limit` due sends (every active tenant) by moving their `next_attempt_at` to
 /// `lease_until`; a sender that dies mid-send only delays them. On PostgreSQL concurrent
 /// senders skip each other's rows.
+///
+/// A suspended tenant's sends are not claimed: they wait untouched (no attempt counted, no
+/// backoff, `next_attempt_at` unchanged, so their order is kept) and go out, oldest first, once
+/// the tenant is reactivated.
 pub async fn claim_sends(
     tx: &mut Tx<SystemScope>,
     now: OffsetDateTime,
@@ -546,8 +550,10 @@ pub async fn claim_sends(
         Query::new(format!(
             "UPDATE whatsapp_outbound_queue SET next_attempt_at = $2
              WHERE message_id IN (
-                SELECT message_id FROM whatsapp_outbound_queue WHERE next_attempt_at <= $1
-                ORDER BY next_attempt_at, message_id LIMIT $3 {lock})
+                SELECT q.message_id FROM whatsapp_outbound_queue q
+                WHERE q.next_attempt_at <= $1
+                  AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = q.tenant_id AND t.status = 'active')
+                ORDER BY q.next_attempt_at, q.message_id LIMIT $3 {lock})
              RETURNING message_id, tenant_id, attempts"
         ))
         .bind(now)

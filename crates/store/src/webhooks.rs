@@ -449,8 +449,10 @@ pub async fn requeue_delivery(
     Ok(())
 }
 
-/// Claims up to `limit` due deliveries of active endpoints (every tenant) by moving their
-/// `next_attempt_at` to `lease_until`. On PostgreSQL concurrent workers skip each other's rows.
+/// Claims up to `limit` due deliveries of active endpoints (every active tenant) by moving
+/// their `next_attempt_at` to `lease_until`. On PostgreSQL concurrent workers skip each other's
+/// rows. A suspended tenant's deliveries are not claimed: they wait untouched (no attempt
+/// counted, no backoff) until it is reactivated.
 pub async fn claim_due(
     tx: &mut Tx<SystemScope>,
     now: OffsetDateTime,
@@ -469,6 +471,7 @@ pub async fn claim_due(
                 JOIN webhooks w ON w.tenant_id = d.tenant_id AND w.id = d.webhook_id
                 WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= $1
                   AND w.status = 'active'
+                  AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = d.tenant_id AND t.status = 'active')
                 ORDER BY d.next_attempt_at, d.id
                 LIMIT $3 {lock})
              RETURNING {DELIVERY_COLUMNS}"
@@ -478,6 +481,51 @@ pub async fn claim_due(
         .bind(limit),
     )
     .await
+}
+
+/// On reactivation of `tenant` (suspended at `suspended_at`, reactivated `now`): moves the start
+/// of every failing streak of its endpoints later by the time spent suspended, so that a pause
+/// (when nothing is attempted) does not count towards disabling an endpoint that has been
+/// failing "for 24 hours". A streak begun during the suspension (an attempt claimed before it
+/// landed) counts from `now`. Returns how many endpoints were moved.
+pub async fn shift_failing_since(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    suspended_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<u64> {
+    #[derive(sqlx::FromRow)]
+    struct Failing {
+        id: Uuid,
+        failing_since: OffsetDateTime,
+    }
+    let failing: Vec<Failing> = tx
+        .fetch_all(
+            Query::new(
+                "SELECT id, failing_since FROM webhooks
+                 WHERE tenant_id = $1 AND failing_since IS NOT NULL",
+            )
+            .bind(tenant),
+        )
+        .await?;
+    let mut n = 0;
+    for f in failing {
+        n += tx
+            .execute(
+                Query::new(
+                    "UPDATE webhooks SET failing_since = $3 WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant)
+                .bind(f.id)
+                .bind(if f.failing_since < suspended_at {
+                    f.failing_since + (now - suspended_at)
+                } else {
+                    now
+                }),
+            )
+            .await?;
+    }
+    Ok(n)
 }
 
 /// Pushes a claimed delivery back without counting an attempt (the endpoint's rate limit).

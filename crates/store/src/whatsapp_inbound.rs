@@ -200,3 +200,34 @@ pub async fn find(tx: &mut Tx<SystemScope>, id: Uuid) -> Result<Option<InboundEv
         .await?
         .map(Into::into))
 }
+
+/// Drops the bodies of up to `limit` events processed before `processed_before` (the oldest
+/// first): each body becomes empty and `body_pruned_at` records when. The rows stay, with their
+/// id, tenant, connection and times; idempotency never reads a body (messages are keyed by
+/// wamid per connection), so a redelivery of a pruned event is still recognised. Unprocessed
+/// events are never touched. Returns how many bodies were dropped.
+pub async fn prune_bodies(
+    tx: &mut Tx<SystemScope>,
+    processed_before: OffsetDateTime,
+    now: OffsetDateTime,
+    limit: i64,
+) -> Result<u64> {
+    let lock = match tx.backend() {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    tx.execute(
+        Query::new(format!(
+            "UPDATE whatsapp_inbound_events SET body = $3, body_pruned_at = $2
+             WHERE id IN (
+                SELECT id FROM whatsapp_inbound_events
+                WHERE processed_at IS NOT NULL AND body_pruned_at IS NULL AND processed_at < $1
+                ORDER BY processed_at LIMIT $4 {lock})"
+        ))
+        .bind(processed_before)
+        .bind(now)
+        .bind(Vec::<u8>::new())
+        .bind(limit),
+    )
+    .await
+}

@@ -57,6 +57,10 @@ pub struct SimConfig {
     /// Fault mode: serve media downloads with their first byte changed, so the bytes no longer
     /// match the SHA-256 in the webhook and in `GET /{media_id}` (a corrupted transfer).
     pub media_corrupt_downloads: bool,
+    /// Fault mode: media downloads wait (the response is not started) while this is true,
+    /// then are served. `GET /_sim/config` counts the waiting ones in
+    /// `media_downloads_waiting`, so a test can act while a download is in flight.
+    pub media_hold_downloads: bool,
     /// Delay before a created template turns `APPROVED` (and a
     /// `message_template_status_update` webhook is emitted), in milliseconds.
     pub template_review_delay_ms: u64,
@@ -94,6 +98,7 @@ impl Default for SimConfig {
             media_url_ttl_ms: 5 * 60 * 1000,
             media_url_base: String::new(),
             media_corrupt_downloads: false,
+            media_hold_downloads: false,
             template_review_delay_ms: 1000,
             max_delivery_attempts: 10,
             retry_base_delay_ms: 1000,
@@ -145,6 +150,7 @@ impl SimConfig {
             media_url_ttl_ms,
             media_url_base,
             media_corrupt_downloads,
+            media_hold_downloads,
             template_review_delay_ms,
             max_delivery_attempts,
             retry_base_delay_ms,
@@ -187,6 +193,7 @@ pub struct ConfigPatch {
     pub media_url_ttl_ms: Option<u64>,
     pub media_url_base: Option<String>,
     pub media_corrupt_downloads: Option<bool>,
+    pub media_hold_downloads: Option<bool>,
     pub template_review_delay_ms: Option<u64>,
     pub max_delivery_attempts: Option<u32>,
     pub retry_base_delay_ms: Option<u64>,

@@ -453,6 +453,12 @@ fn config_json(st: &AppState) -> Value {
         o.remove("listen");
         o.remove("seed");
         o.remove("public_base_url");
+        o.insert(
+            "media_downloads_waiting".into(),
+            json!(st
+                .media_downloads_waiting
+                .load(std::sync::atomic::Ordering::SeqCst)),
+        );
     }
     v
 }

@@ -745,6 +745,14 @@ async fn download(State(st): St, Query(q): Q, headers: HeaderMap) -> Response {
     let media = lock(&st.inner).media.get(mid).cloned();
     match media {
         Some(m) if m.phone_id == owner => {
+            if st.cfg().media_hold_downloads {
+                use std::sync::atomic::Ordering;
+                st.media_downloads_waiting.fetch_add(1, Ordering::SeqCst);
+                while st.cfg().media_hold_downloads && !*st.shutdown.borrow() {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                st.media_downloads_waiting.fetch_sub(1, Ordering::SeqCst);
+            }
             let bytes = if st.cfg().media_corrupt_downloads {
                 let mut v = m.bytes.to_vec();
                 if let Some(b) = v.first_mut() {

@@ -160,6 +160,8 @@ pub struct AppState {
     delivery_seq: AtomicU64,
     /// Key for the `hash` of media download URLs.
     url_key: String,
+    /// Media downloads waiting while `media_hold_downloads` is on.
+    pub media_downloads_waiting: AtomicU64,
 }
 
 impl AppState {
@@ -182,6 +184,7 @@ impl AppState {
             deliveries: Mutex::new(VecDeque::new()),
             delivery_seq: AtomicU64::new(1),
             url_key: ids::app_secret(),
+            media_downloads_waiting: AtomicU64::new(0),
         }
     }
 

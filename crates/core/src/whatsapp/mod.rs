@@ -10,6 +10,7 @@
 //!   processed into contacts, conversations and messages.
 //! - [`media`]: inbound media downloaded in the background into the tenant's storage (media
 //!   URLs are fetched only on the Graph base URL's origin or Meta's media hosts).
+//! - [`retention`]: processed webhook bodies are dropped after `inbound_retention_days`.
 //!
 //! Secrets: the access token and app secret are stored only encrypted with the key ring, with
 //! the row's identity as associated data; the verify token only as a SHA-256 hash. None of them
@@ -20,3 +21,4 @@ pub mod graph;
 pub mod inbound;
 pub mod media;
 pub mod outbound;
+pub mod retention;

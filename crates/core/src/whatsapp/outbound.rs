@@ -8,6 +8,14 @@
 //! schedules a retry with backoff (throughput and pair-rate limits, Meta's temporary errors,
 //! 5xx, network), or marks the message `failed` with Meta's code and a readable reason. The
 //! status webhooks then move it to `delivered` and `read` (`whatsapp::inbound`, by wamid).
+//!
+//! A suspended tenant's sends are not claimed: they keep their place in the queue (no attempt
+//! counted, no backoff) and go out in order once the tenant is reactivated. A batch already
+//! claimed when the suspension lands is finished (at most [`BATCH`] messages per sender), so
+//! nothing claimed is lost or left leased. Meta's 24-hour customer service window is checked
+//! when a message is queued and again by Meta when it is sent: a free-form message whose
+//! window closed during a long suspension fails with Meta's 131047 and a readable reason
+//! (send a template), never silently.
 
 use super::connections::secret_aad;
 use super::graph::GraphError;
@@ -55,8 +63,11 @@ pub async fn send_pending(s: &Services) -> AppResult<usize> {
             .store
             .begin(SystemScope::new("whatsapp.outbound.claim"))
             .await?;
-        let claimed = store::claim_sends(&mut tx, now, now + LEASE, BATCH).await?;
+        let mut claimed = store::claim_sends(&mut tx, now, now + LEASE, BATCH).await?;
         tx.commit().await?;
+        // Ids are UUID v7: messages go out in the order they were written (RETURNING does not
+        // promise the claim's order, and a backlog, e.g. after a suspension, is claimed at once).
+        claimed.sort_by_key(|q| q.message_id);
         if claimed.is_empty() {
             return Ok(done);
         }

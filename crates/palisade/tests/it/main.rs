@@ -45,6 +45,7 @@ mod contacts;
 mod cross_tenant;
 mod http_errors;
 mod inbound;
+mod lifecycle;
 mod media;
 mod notifications;
 mod outbound;
