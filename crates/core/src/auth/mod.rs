@@ -64,9 +64,11 @@ pub struct Impersonator {
 }
 
 impl Principal {
-    /// Refuses unless the principal's role has `p` (and the password is not expired).
+    /// Refuses unless the principal's role has `p` (and the password is not expired). This is
+    /// the one place every rule about who may use a permission is applied: roles, an expired
+    /// password, impersonation ([`Permission::impersonation_may_use`]) and API key scopes.
     pub fn require(&self, p: Permission) -> AppResult<()> {
-        if self.password_change_only {
+        if self.password_change_only && !p.allowed_with_expired_password() {
             return Err(AppError::Forbidden {
                 code: "password_expired",
                 message: "your password has expired; change it with POST /api/v1/auth/password"
@@ -76,18 +78,15 @@ impl Principal {
         if !p.allows(self.role) {
             return Err(AppError::missing_permission(p));
         }
-        if self.impersonator.is_some()
-            && matches!(
-                p,
-                Permission::ApiKeysManage
-                    | Permission::WebhooksManage
-                    | Permission::WhatsAppConnectionsManage
-            )
-        {
+        if self.impersonator.is_some() && !p.impersonation_may_use() {
             return Err(AppError::Forbidden {
                 code: "impersonation_forbidden",
-                message: "an impersonation cannot manage credentials, webhooks or connections"
-                    .into(),
+                message: format!(
+                    "an impersonation cannot use {}: users, invitations, ownership and every \
+                     credential (API keys, webhooks, connections, sessions, passwords) stay with \
+                     the tenant's own admins",
+                    p.as_str()
+                ),
             });
         }
         if let Credential::ApiKey(key) = &self.credential {
@@ -111,12 +110,13 @@ impl Principal {
         Ok(())
     }
 
-    /// The session behind the request; API keys have none.
+    /// The session behind the request; API keys have none, and are never allowed what needs
+    /// one (`/me`, sessions, passwords, logout).
     pub fn session_id(&self) -> AppResult<SessionId> {
         match &self.credential {
             Credential::Session(id) => Ok(*id),
             Credential::ApiKey(_) => Err(AppError::Forbidden {
-                code: "session_required",
+                code: "api_key_not_allowed",
                 message: "this endpoint needs a signed-in user, not an API key".into(),
             }),
         }
