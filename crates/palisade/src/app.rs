@@ -76,6 +76,7 @@ pub fn settings(config: &Config) -> Settings {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| r.data_dir.join("storage")),
         media_max_bytes: r.media_max_bytes,
+        ws_max_per_user: r.ws_max_per_user,
         ..Settings::default()
     }
 }

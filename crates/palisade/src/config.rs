@@ -73,6 +73,8 @@ pub struct RawConfig {
     pub media_max_bytes: u64,
     /// How often this node looks for due media downloads; 0 runs no media worker.
     pub media_worker_interval_ms: u64,
+    /// Websockets one user (or API key) may hold open on a node; 0: no limit.
+    pub ws_max_per_user: usize,
 }
 
 impl Default for RawConfig {
@@ -115,6 +117,7 @@ impl Default for RawConfig {
             storage_dir: None,
             media_max_bytes: 100 * 1024 * 1024,
             media_worker_interval_ms: 1000,
+            ws_max_per_user: 20,
         }
     }
 }

@@ -237,14 +237,37 @@ pub async fn authenticate(s: &Services, token: &str) -> AppResult<Principal> {
     })
 }
 
+/// Whether establishing a principal from an API key counts as a use of the key
+/// (`total_requests`, `last_used_at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUse {
+    /// A request, or a websocket opening: one use.
+    Counted,
+    /// A re-check of a credential already counted (an open websocket's, every second).
+    Recheck,
+}
+
 /// Establishes the principal behind an API key: the key's tenant and scopes, acting for the user
-/// who created it.
+/// who created it. Counts one use of the key.
 pub async fn authenticate_api_key(
     s: &Services,
     key: &str,
     ip: Option<IpAddr>,
 ) -> AppResult<Principal> {
-    let k = api_keys::authenticate(s, key, ip).await?;
+    authenticate_api_key_as(s, key, ip, KeyUse::Counted).await
+}
+
+/// [`authenticate_api_key`], counting a use of the key only for [`KeyUse::Counted`].
+pub async fn authenticate_api_key_as(
+    s: &Services,
+    key: &str,
+    ip: Option<IpAddr>,
+    usage: KeyUse,
+) -> AppResult<Principal> {
+    let k = match usage {
+        KeyUse::Counted => api_keys::authenticate(s, key, ip).await?,
+        KeyUse::Recheck => api_keys::verify(s, key, ip).await?,
+    };
     let user = user_snapshot(s, k.created_by, Some(k.tenant_id)).await?;
     if user.deleted || user.tenant_id != Some(k.tenant_id) {
         return Err(bad_token(

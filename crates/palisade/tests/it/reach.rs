@@ -1,11 +1,18 @@
 //! What API keys and impersonations may reach (issue 11, items 6–10 and 13): webhook reads take
 //! `webhooks:read`; approval and allowed domains are for signed-in admins; a key subscribes
 //! only to events it could read; sessions are never managed by keys; a write impersonation
-//! never manages people or credentials.
+//! never manages people or credentials; a key's websocket counts once; an impersonated
+//! websocket is audited once; open websockets are limited per user and per key.
 
+use futures_util::{SinkExt, StreamExt};
 use palisade_testkit::{spawn_app, spawn_app_with, Db, Session, TestApp, GOOD_PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 both!(
     webhook_reads_take_webhooks_read,
@@ -13,6 +20,9 @@ both!(
     keys_subscribe_only_to_events_they_can_read,
     sessions_are_never_managed_by_keys,
     write_impersonation_never_manages_people_or_credentials,
+    a_keys_websocket_counts_as_one_request,
+    an_impersonated_websocket_is_audited_once,
+    open_websockets_are_limited_per_user_and_per_key,
 );
 
 async fn webhook_app(db: Db) -> TestApp {
@@ -404,4 +414,191 @@ async fn write_impersonation_never_manages_people_or_credentials(db: Db) {
         )
         .await;
     assert_refused(&r, "impersonation_read_only", "read-only POST contacts");
+}
+
+// ---- websockets ----
+
+type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn ws_url(app: &TestApp) -> String {
+    app.url("/api/v1/ws").replacen("http://", "ws://", 1)
+}
+
+/// Opens a socket, with a bearer credential in the handshake or none; on a refused handshake,
+/// the HTTP status and JSON body.
+async fn try_connect(app: &TestApp, bearer: Option<&str>) -> Result<Ws, (u16, Value)> {
+    let mut req = ws_url(app).into_client_request().unwrap();
+    if let Some(t) = bearer {
+        req.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
+        );
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body = resp
+                .body()
+                .as_deref()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or(Value::Null);
+            Err((resp.status().as_u16(), body))
+        }
+        Err(e) => panic!("websocket connect failed: {e}"),
+    }
+}
+
+/// The next text frame as JSON, or the close as `{"close": code, "reason": …}`.
+async fn next(ws: &mut Ws) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Err(_) => panic!("nothing within 5 s"),
+            Ok(None) | Ok(Some(Err(_))) => return json!({"close": 1006}),
+            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(t.as_str()).unwrap(),
+            Ok(Some(Ok(Message::Close(f)))) => {
+                return match f {
+                    Some(f) => json!({"close": u16::from(f.code), "reason": f.reason.as_str()}),
+                    None => json!({"close": 1005}),
+                }
+            }
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
+
+/// A socket authenticated in the handshake (`Authorization: Bearer`), after its `ready`.
+async fn open_with_header(app: &TestApp, token: &str) -> Ws {
+    let mut ws = try_connect(app, Some(token))
+        .await
+        .unwrap_or_else(|e| panic!("handshake refused: {e:?}"));
+    assert_eq!(next(&mut ws).await["type"], "ready");
+    ws
+}
+
+/// A socket that authenticates with its first message; what the server answered.
+async fn open_with_message(app: &TestApp, token: &str) -> (Ws, Value) {
+    let mut ws = try_connect(app, None).await.unwrap();
+    ws.send(Message::Text(
+        json!({"type": "auth", "token": token}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    let got = next(&mut ws).await;
+    (ws, got)
+}
+
+async fn assert_alive(ws: &mut Ws) {
+    ws.send(Message::Text(json!({"type": "ping"}).to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(next(ws).await["type"], "pong");
+}
+
+async fn a_keys_websocket_counts_as_one_request(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let (id, key) = new_key(&app, &owner, json!(["conversations:read"])).await;
+    let mut by_header = open_with_header(&app, &key).await;
+    let (mut by_message, ready) = open_with_message(&app, &key).await;
+    assert_eq!(ready["type"], "ready");
+    // Each socket re-checks its key every second of real time (not the test clock): let a
+    // few re-checks happen, which must not count.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_alive(&mut by_header).await;
+    assert_alive(&mut by_message).await;
+    app.services
+        .api_key_usage
+        .flush(&app.services)
+        .await
+        .unwrap();
+    let k = app
+        .get(&format!("/api/v1/api-keys/{id}"), &owner.access_token)
+        .await;
+    assert_eq!(
+        k.body["total_requests"], 2,
+        "two sockets opened, each counted once: {:?}",
+        k.body
+    );
+}
+
+async fn ws_audit_records(app: &TestApp, owner: &Session) -> Vec<Value> {
+    let r = app
+        .get(
+            "/api/v1/audit-logs?action=platform.impersonation.request&limit=500",
+            &owner.access_token,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["metadata"]["path"] == "/api/v1/ws")
+        .cloned()
+        .collect()
+}
+
+async fn an_impersonated_websocket_is_audited_once(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let root = app.super_admin("root@platform.example").await;
+    let token = impersonate(&app, &root, &owner.tenant_id, false).await;
+    let mut by_header = open_with_header(&app, &token).await;
+    let (mut by_message, ready) = open_with_message(&app, &token).await;
+    assert_eq!(ready["type"], "ready");
+    assert_alive(&mut by_header).await;
+    assert_alive(&mut by_message).await;
+    let records = ws_audit_records(&app, &owner).await;
+    assert_eq!(records.len(), 2, "one record per socket: {records:?}");
+    for e in &records {
+        assert_eq!(e["actor_email"], "root@platform.example");
+        assert_eq!(
+            e["metadata"]["impersonating"]["email"],
+            "owner@acme.example"
+        );
+        assert_eq!(e["metadata"]["status"], 101);
+    }
+    // The owner's own sockets are not impersonations.
+    let _own = open_with_header(&app, &owner.access_token).await;
+    assert_eq!(ws_audit_records(&app, &owner).await.len(), 2);
+}
+
+async fn open_websockets_are_limited_per_user_and_per_key(db: Db) {
+    let app = spawn_app_with(db, |c| c.ws_max_per_user = 2).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let agent = app.add_user(&owner, "agent@acme.example", "agent").await;
+    let first = open_with_header(&app, &owner.access_token).await;
+    let (_second, ready) = open_with_message(&app, &owner.access_token).await;
+    assert_eq!(ready["type"], "ready");
+    // The next handshake carrying the owner's credential: 429 with the standard error body.
+    let Err((status, body)) = try_connect(&app, Some(&owner.access_token)).await else {
+        panic!("a third socket of the owner was accepted");
+    };
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_websockets", "{body}");
+    assert!(body["error"]["request_id"].is_string(), "{body}");
+    // A socket authenticating by message is closed with 4429.
+    let (_, got) = open_with_message(&app, &owner.access_token).await;
+    assert_eq!(got, json!({"close": 4429, "reason": "too_many_websockets"}));
+    // Other users, and each API key, have their own budget.
+    let _agents = open_with_header(&app, &agent.access_token).await;
+    let (_, key) = new_key(&app, &owner, json!(["conversations:read"])).await;
+    let _k1 = open_with_header(&app, &key).await;
+    let _k2 = open_with_header(&app, &key).await;
+    let refused = try_connect(&app, Some(&key)).await.err().map(|(s, _)| s);
+    assert_eq!(refused, Some(429), "the key's third socket");
+    // Closing a socket frees its place.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match try_connect(&app, Some(&owner.access_token)).await {
+            Ok(_) => break,
+            Err((429, _)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("the freed place was not given back: {e:?}"),
+        }
+    }
 }
