@@ -76,9 +76,10 @@ impl Services {
             storage: Arc::new(storage::Storage::local(settings.storage_dir.clone())),
             media_downloads: Arc::new(tokio::sync::Notify::new()),
             inbound: Arc::default(),
-            realtime: Arc::new(realtime::Hub::new(
-                store.backend() == palisade_store::Backend::Postgres,
-            )),
+            realtime: Arc::new(
+                realtime::Hub::new(store.backend() == palisade_store::Backend::Postgres)
+                    .with_max_sockets_per_owner(settings.ws_max_per_user),
+            ),
             store,
             clock,
             settings,

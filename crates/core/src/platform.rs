@@ -2,7 +2,10 @@
 //!
 //! Impersonation is how support sees what a customer sees, without their password:
 //! - a token of at most 30 minutes that acts as the tenant's owner, read-only unless asked for
-//!   `write`, never able to change passwords, API keys, webhooks or connections;
+//!   `write`; even with `write` it never manages users (create, edit, delete, restore, unlock,
+//!   invite, transfer ownership) or touches a credential (passwords, API keys, webhooks,
+//!   connections, other sessions): `Permission::impersonation_may_use` is the whole list,
+//!   applied by `Principal::require`;
 //! - it names the super admin (`act` claim), every request under it is audited with both
 //!   identities in the tenant's own audit chain, so the tenant's admins see it;
 //! - it is a real session of the owner (visible in their session list, revocable like any other).

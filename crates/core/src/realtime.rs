@@ -36,9 +36,9 @@
 //! after a node starts) in which another node's event for it is not sent across; a client
 //! loads what it shows after `ready`, as it does after any reconnect.
 
-use crate::auth::{self, Principal};
+use crate::auth::{self, KeyUse, Principal};
 use crate::{AppError, AppResult, Services};
-use palisade_domain::{Permission, TenantId};
+use palisade_domain::{Permission, TenantId, UserId};
 use palisade_store::messaging::{Conversation, Message};
 use palisade_store::realtime as rows;
 use palisade_store::{SystemScope, TenantScope, Tx, NOTIFY_MAX_BYTES};
@@ -196,6 +196,46 @@ pub struct Hub {
     /// When a full remote queue was last reported (one warning per second at most).
     queue_full_warned: Mutex<Option<Instant>>,
     closing: watch::Sender<bool>,
+    /// Open sockets on this node per owner (`PALISADE_WS_MAX_PER_USER`).
+    sockets: Mutex<HashMap<SocketOwner, usize>>,
+    /// Sockets one owner may hold open on this node; 0: no limit.
+    max_sockets_per_owner: usize,
+}
+
+/// Whom an open socket counts against for `PALISADE_WS_MAX_PER_USER`: the signed-in user (an
+/// impersonation counts against the user it acts as), or the API key (each key its own budget,
+/// so one integration cannot use up its creator's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SocketOwner {
+    User(UserId),
+    ApiKey(Uuid),
+}
+
+impl SocketOwner {
+    pub fn of(p: &Principal) -> SocketOwner {
+        match p.api_key() {
+            Some(k) => SocketOwner::ApiKey(k.id),
+            None => SocketOwner::User(p.user_id),
+        }
+    }
+}
+
+/// One open socket, counted against its owner until dropped.
+pub struct SocketSlot {
+    hub: Arc<Hub>,
+    owner: SocketOwner,
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.hub.sockets);
+        if let Some(n) = open.get_mut(&self.owner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.owner);
+            }
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -220,7 +260,31 @@ impl Hub {
             elsewhere: Mutex::new(HashMap::new()),
             queue_full_warned: Mutex::new(None),
             closing: watch::channel(false).0,
+            sockets: Mutex::new(HashMap::new()),
+            max_sockets_per_owner: 0,
         }
+    }
+
+    /// Limits the sockets one owner may hold open on this node (0: no limit).
+    pub fn with_max_sockets_per_owner(mut self, max: usize) -> Hub {
+        self.max_sockets_per_owner = max;
+        self
+    }
+
+    /// Counts a new socket against `owner`; `None` when the owner already holds the maximum
+    /// here. The count is per node: behind a load balancer an owner may hold the maximum on
+    /// each node.
+    pub fn open_socket(self: &Arc<Self>, owner: SocketOwner) -> Option<SocketSlot> {
+        let mut open = lock(&self.sockets);
+        let n = open.entry(owner).or_insert(0);
+        if self.max_sockets_per_owner != 0 && *n >= self.max_sockets_per_owner {
+            return None;
+        }
+        *n += 1;
+        Some(SocketSlot {
+            hub: self.clone(),
+            owner,
+        })
     }
 
     /// Whether anyone could receive the tenant's events: a socket here, or one that another
@@ -465,15 +529,17 @@ impl SocketCredential {
 /// Establishes (or re-checks) who a socket listens as and for which tenant: exactly the checks
 /// of an API request now (revoked or expired session or token, deleted user, suspended tenant,
 /// revoked key), plus permission to read conversations. Cheap: served from the auth cache,
-/// which hears of revocations on every node within a second.
+/// which hears of revocations on every node within a second. `usage` says whether this counts
+/// as a use of an API key: once per socket, never for the per-second re-checks.
 pub async fn authorize(
     s: &Services,
     credential: &SocketCredential,
     ip: Option<IpAddr>,
+    usage: KeyUse,
 ) -> AppResult<(Principal, TenantId)> {
     let p = match credential {
         SocketCredential::AccessToken(t) => auth::authenticate(s, t).await?,
-        SocketCredential::ApiKey(k) => auth::authenticate_api_key(s, k, ip).await?,
+        SocketCredential::ApiKey(k) => auth::authenticate_api_key_as(s, k, ip, usage).await?,
     };
     p.require(Permission::ConversationsRead)?;
     let tenant = p.tenant_id().ok_or(AppError::Forbidden {
@@ -739,6 +805,24 @@ mod tests {
             "A's channel goes with its last socket"
         );
         assert!(!hub.wants(a), "nobody listens for A: nothing is rendered");
+    }
+
+    #[test]
+    fn sockets_are_limited_per_owner_and_released_on_drop() {
+        let hub = Arc::new(Hub::new(false).with_max_sockets_per_owner(2));
+        let (a, b) = (
+            SocketOwner::User(UserId::new()),
+            SocketOwner::ApiKey(Uuid::now_v7()),
+        );
+        let first = hub.open_socket(a).unwrap();
+        let _second = hub.open_socket(a).unwrap();
+        assert!(hub.open_socket(a).is_none(), "a third socket of A");
+        assert!(hub.open_socket(b).is_some(), "B has its own budget");
+        drop(first);
+        assert!(
+            hub.open_socket(a).is_some(),
+            "a closed socket frees its slot"
+        );
     }
 
     #[tokio::test]

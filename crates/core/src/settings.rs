@@ -56,6 +56,8 @@ pub struct Settings {
     pub storage_dir: std::path::PathBuf,
     /// Largest media file downloaded, in bytes, on top of WhatsApp's per-type maxima.
     pub media_max_bytes: u64,
+    /// Websockets one user (or one API key) may hold open on a node; 0: no limit.
+    pub ws_max_per_user: usize,
 }
 
 impl Default for Settings {
@@ -95,6 +97,7 @@ impl Default for Settings {
             inbound_retention_days: 7,
             storage_dir: "./data/storage".into(),
             media_max_bytes: 100 * 1024 * 1024,
+            ws_max_per_user: 20,
         }
     }
 }

@@ -230,6 +230,55 @@ pub fn subscription_matches(subscription: &str, event: &str) -> bool {
     }
 }
 
+/// What a subscriber must be allowed to read to receive events of `event_type`; `None` when
+/// the event carries no tenant data (`webhook.test`). A family not listed here is for
+/// signed-in admins only until it is mapped (fail closed: no key gets events nobody reviewed).
+fn event_permission(event_type: &str) -> Option<Permission> {
+    let family = event_type.split('.').next().unwrap_or(event_type);
+    match family {
+        "webhook" => None,
+        "contact" => Some(Permission::ContactsRead),
+        "conversation" | "message" => Some(Permission::ConversationsRead),
+        "user" => Some(Permission::UsersRead),
+        "api_key" => Some(Permission::ApiKeysManage),
+        _ => Some(Permission::WebhooksApprove),
+    }
+}
+
+/// A webhook carries the data of its events to whoever holds its URL and secret, so whoever
+/// subscribes it (or redirects it, rotates its secret, reads or replays its deliveries) must be
+/// allowed to read that data: `contact.*` needs `contacts.read` (a key: `contacts:read`),
+/// `conversation.*` / `message.*` `conversations.read`, and `user.*` / `api_key.*` (hence `*`)
+/// are never for API keys (`403 api_key_not_allowed`: no scope grants them). Admins may
+/// subscribe to everything.
+fn require_event_access(p: &Principal, subscriptions: &[String]) -> AppResult<()> {
+    let mut missing_scope = None;
+    for event in EVENT_TYPES
+        .iter()
+        .filter(|t| subscriptions.iter().any(|sub| subscription_matches(sub, t)))
+    {
+        let Some(permission) = event_permission(event) else {
+            continue;
+        };
+        match p.require(permission) {
+            Ok(()) => {}
+            Err(AppError::Forbidden { code, message }) => {
+                let e = AppError::Forbidden {
+                    code,
+                    message: format!("{message} (to receive {event} events)"),
+                };
+                // No scope can fix a refusal outright; say that first.
+                if code != "insufficient_scope" {
+                    return Err(e);
+                }
+                missing_scope.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    missing_scope.map_or(Ok(()), Err)
+}
+
 fn parse_events(events: &[String]) -> Result<Vec<String>, FieldError> {
     if events.is_empty() {
         return Err(FieldError::new(
@@ -499,6 +548,7 @@ pub async fn create(
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
+    require_event_access(p, &events)?;
     let mut tx = s.store.begin(scope).await?;
     let max = i64::try_from(s.settings.webhooks_max_per_tenant).unwrap_or(i64::MAX);
     if store::count(&mut tx).await? >= max {
@@ -559,13 +609,13 @@ pub async fn create(
 }
 
 pub async fn list(s: &Services, p: &Principal) -> AppResult<Vec<Webhook>> {
-    p.require(Permission::WebhooksManage)?;
+    p.require(Permission::WebhooksRead)?;
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
     Ok(store::list(&mut tx).await?)
 }
 
 pub async fn get(s: &Services, p: &Principal, id: Uuid) -> AppResult<Webhook> {
-    p.require(Permission::WebhooksManage)?;
+    p.require(Permission::WebhooksRead)?;
     let scope = p.tenant_scope()?;
     let mut tx = s.store.begin_read(scope).await?;
     store::find(&mut tx, scope.tenant_id(), id)
@@ -653,6 +703,10 @@ pub async fn update(
         }
         None => {}
     }
+    // New events, or the same events sent somewhere else, are a new subscription.
+    if changes.events.is_some() || target.as_ref().is_some_and(|t| t.as_str() != before.url) {
+        require_event_access(p, &after.events)?;
+    }
     if let Some(t) = target {
         if t.as_str() != before.url {
             after.url = t.as_str().to_owned();
@@ -707,7 +761,7 @@ pub async fn approve(
     meta: &RequestMeta,
     id: Uuid,
 ) -> AppResult<Webhook> {
-    p.require(Permission::WebhooksManage)?;
+    p.require(Permission::WebhooksApprove)?;
     let scope = p.tenant_scope()?;
     let now = s.now();
     let mut tx = s.store.begin(scope).await?;
@@ -780,6 +834,7 @@ pub async fn rotate_secret(
     let before = store::find(&mut tx, scope.tenant_id(), id)
         .await?
         .ok_or(AppError::NotFound("webhook"))?;
+    require_event_access(p, &before.events)?;
     let algorithm = SignatureAlgorithm::parse(&before.signature_algorithm)
         .ok_or_else(|| anyhow::anyhow!("unknown signature algorithm"))?;
     let (stored, secret, public_key) = new_signing_key(algorithm)?;
@@ -874,12 +929,14 @@ pub async fn list_deliveries(
     id: Uuid,
     limit: Option<i64>,
 ) -> AppResult<Vec<Delivery>> {
-    p.require(Permission::WebhooksManage)?;
+    p.require(Permission::WebhooksRead)?;
     let scope = p.tenant_scope()?;
     let mut tx = s.store.begin_read(scope).await?;
-    store::find(&mut tx, scope.tenant_id(), id)
+    let w = store::find(&mut tx, scope.tenant_id(), id)
         .await?
         .ok_or(AppError::NotFound("webhook"))?;
+    // Deliveries carry the events' data.
+    require_event_access(p, &w.events)?;
     Ok(store::list_deliveries(&mut tx, id, limit.unwrap_or(100).clamp(1, 500)).await?)
 }
 
@@ -895,9 +952,10 @@ pub async fn retry_delivery(
     let scope = p.tenant_scope()?;
     let now = s.now();
     let mut tx = s.store.begin(scope).await?;
-    store::find(&mut tx, scope.tenant_id(), id)
+    let w = store::find(&mut tx, scope.tenant_id(), id)
         .await?
         .ok_or(AppError::NotFound("webhook"))?;
+    require_event_access(p, &w.events)?;
     store::find_delivery(&mut tx, scope.tenant_id(), id, delivery_id)
         .await?
         .ok_or(AppError::NotFound("delivery"))?;
@@ -918,7 +976,7 @@ pub async fn retry_delivery(
 }
 
 pub async fn allowed_domains(s: &Services, p: &Principal) -> AppResult<Vec<String>> {
-    p.require(Permission::WebhooksManage)?;
+    p.require(Permission::WebhooksRead)?;
     let scope = p.tenant_scope()?;
     let mut tx = s.store.begin_read(scope).await?;
     Ok(store::allowed_domains(&mut tx, scope.tenant_id()).await?)
@@ -930,7 +988,8 @@ pub async fn set_allowed_domains(
     meta: &RequestMeta,
     domains: &[String],
 ) -> AppResult<Vec<String>> {
-    p.require(Permission::WebhooksManage)?;
+    // Allowed domains skip approval: only a signed-in admin decides them, never an API key.
+    p.require(Permission::WebhooksApprove)?;
     let scope = p.tenant_scope()?;
     let now = s.now();
     let domains = parse_domains(domains)?;

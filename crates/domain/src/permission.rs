@@ -22,8 +22,12 @@ pub enum Permission {
     UsersRestore,
     /// Create, list and revoke API keys.
     ApiKeysManage,
-    /// Create, approve and manage outgoing webhooks.
+    /// See outgoing webhooks, their deliveries and the tenant's allowed domains.
+    WebhooksRead,
+    /// Create, change, test and delete outgoing webhooks.
     WebhooksManage,
+    /// Approve pending webhooks and change the tenant's allowed domains (never an API key).
+    WebhooksApprove,
     /// Connect and disconnect WhatsApp Business numbers.
     WhatsAppConnectionsManage,
     /// Read the tenant's audit log.
@@ -42,6 +46,8 @@ pub enum Permission {
     ConversationsWrite,
     /// Read and mark read one's own in-app notifications.
     NotificationsRead,
+    /// Sign out one's own other sessions (one, or all at once).
+    SessionsManage,
     /// List, suspend and reactivate tenants.
     PlatformTenantsManage,
     /// Act as a tenant's owner for support.
@@ -55,7 +61,7 @@ const ADMIN_SUPER: &[Role] = &[Role::Admin, Role::SuperAdmin];
 const EVERYONE: &[Role] = &[Role::Admin, Role::Agent, Role::SuperAdmin];
 
 impl Permission {
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 22] = [
         Permission::TenantRead,
         Permission::TenantManage,
         Permission::UsersRead,
@@ -63,7 +69,9 @@ impl Permission {
         Permission::UsersDeleteAdmin,
         Permission::UsersRestore,
         Permission::ApiKeysManage,
+        Permission::WebhooksRead,
         Permission::WebhooksManage,
+        Permission::WebhooksApprove,
         Permission::WhatsAppConnectionsManage,
         Permission::AuditLogRead,
         Permission::ContactsRead,
@@ -73,6 +81,7 @@ impl Permission {
         Permission::ConversationsRead,
         Permission::ConversationsWrite,
         Permission::NotificationsRead,
+        Permission::SessionsManage,
         Permission::PlatformTenantsManage,
         Permission::PlatformImpersonate,
     ];
@@ -87,7 +96,9 @@ impl Permission {
             Permission::UsersDeleteAdmin => SUPER,
             Permission::UsersRestore => SUPER,
             Permission::ApiKeysManage => ADMIN,
+            Permission::WebhooksRead => ADMIN,
             Permission::WebhooksManage => ADMIN,
+            Permission::WebhooksApprove => ADMIN,
             Permission::WhatsAppConnectionsManage => ADMIN,
             Permission::AuditLogRead => ADMIN_SUPER,
             Permission::ContactsRead => ADMIN_AGENT,
@@ -97,6 +108,7 @@ impl Permission {
             Permission::ConversationsRead => ADMIN_AGENT,
             Permission::ConversationsWrite => ADMIN_AGENT,
             Permission::NotificationsRead => ADMIN_AGENT,
+            Permission::SessionsManage => EVERYONE,
             Permission::PlatformTenantsManage => SUPER,
             Permission::PlatformImpersonate => SUPER,
         }
@@ -104,6 +116,45 @@ impl Permission {
 
     pub fn allows(self, role: Role) -> bool {
         self.roles().contains(&role)
+    }
+
+    /// Whether a super admin impersonating a tenant's owner may use this permission. This match
+    /// is the whole impersonation policy (a read-only impersonation is further limited to safe
+    /// methods by the web layer). Support may see and fix the tenant's data; it never manages
+    /// people (users, invitations, roles, ownership, login locks) or any credential (API keys,
+    /// webhooks and their secrets, WhatsApp connections, other sessions; passwords are refused
+    /// by the password change itself), so nothing it does outlives the impersonation as access.
+    pub const fn impersonation_may_use(self) -> bool {
+        match self {
+            Permission::TenantRead
+            | Permission::TenantManage
+            | Permission::UsersRead
+            | Permission::AuditLogRead
+            | Permission::ContactsRead
+            | Permission::ContactsWrite
+            | Permission::ContactsDelete
+            | Permission::DataExport
+            | Permission::ConversationsRead
+            | Permission::ConversationsWrite
+            | Permission::NotificationsRead => true,
+            Permission::UsersManage
+            | Permission::UsersDeleteAdmin
+            | Permission::UsersRestore
+            | Permission::ApiKeysManage
+            | Permission::WebhooksRead
+            | Permission::WebhooksManage
+            | Permission::WebhooksApprove
+            | Permission::WhatsAppConnectionsManage
+            | Permission::SessionsManage
+            | Permission::PlatformTenantsManage
+            | Permission::PlatformImpersonate => false,
+        }
+    }
+
+    /// Whether a user whose password has expired may still use this permission (they may sign
+    /// out and manage their sessions, and change the password).
+    pub const fn allowed_with_expired_password(self) -> bool {
+        matches!(self, Permission::SessionsManage)
     }
 
     pub const fn as_str(self) -> &'static str {
@@ -115,7 +166,9 @@ impl Permission {
             Permission::UsersDeleteAdmin => "users.delete_admin",
             Permission::UsersRestore => "users.restore",
             Permission::ApiKeysManage => "api_keys.manage",
+            Permission::WebhooksRead => "webhooks.read",
             Permission::WebhooksManage => "webhooks.manage",
+            Permission::WebhooksApprove => "webhooks.approve",
             Permission::WhatsAppConnectionsManage => "whatsapp_connections.manage",
             Permission::AuditLogRead => "audit_log.read",
             Permission::ContactsRead => "contacts.read",
@@ -125,6 +178,7 @@ impl Permission {
             Permission::ConversationsRead => "conversations.read",
             Permission::ConversationsWrite => "conversations.write",
             Permission::NotificationsRead => "notifications.read",
+            Permission::SessionsManage => "sessions.manage",
             Permission::PlatformTenantsManage => "platform.tenants.manage",
             Permission::PlatformImpersonate => "platform.impersonate",
         }
@@ -141,7 +195,13 @@ impl Permission {
             Permission::UsersDeleteAdmin => "Delete an admin (never the owner)",
             Permission::UsersRestore => "Restore a deleted user within 30 days",
             Permission::ApiKeysManage => "Create, list and revoke API keys",
-            Permission::WebhooksManage => "Create, approve and manage outgoing webhooks",
+            Permission::WebhooksRead => {
+                "See outgoing webhooks, their deliveries and the allowed domains"
+            }
+            Permission::WebhooksManage => "Create, change, test and delete outgoing webhooks",
+            Permission::WebhooksApprove => {
+                "Approve pending webhooks and change the tenant's allowed domains"
+            }
             Permission::WhatsAppConnectionsManage => "Connect and disconnect WhatsApp numbers",
             Permission::AuditLogRead => "Read the audit log (super admins: of every tenant)",
             Permission::ContactsRead => "Read contacts",
@@ -151,6 +211,7 @@ impl Permission {
             Permission::ConversationsRead => "Read conversations and messages",
             Permission::ConversationsWrite => "Answer, assign, label and resolve conversations",
             Permission::NotificationsRead => "Read and mark read one's own notifications",
+            Permission::SessionsManage => "Sign out one's own other sessions (one or all)",
             Permission::PlatformTenantsManage => "List, suspend and reactivate tenants",
             Permission::PlatformImpersonate => "Impersonate a tenant's owner, under audit",
         }
@@ -158,18 +219,24 @@ impl Permission {
 
     /// The permission matrix as a Markdown table (the body of `docs/permissions.md`).
     pub fn markdown_table() -> String {
-        let mut out =
-            String::from("| permission | what it allows | super_admin | admin | agent |\n");
-        out.push_str("|---|---|:-:|:-:|:-:|\n");
+        let mut out = String::from(
+            "| permission | what it allows | super_admin | admin | agent | impersonation |\n",
+        );
+        out.push_str("|---|---|:-:|:-:|:-:|:-:|\n");
         for p in Permission::ALL {
             let mark = |r: Role| if p.allows(r) { "yes" } else { "—" };
             out.push_str(&format!(
-                "| `{}` | {} | {} | {} | {} |\n",
+                "| `{}` | {} | {} | {} | {} | {} |\n",
                 p.as_str(),
                 p.description(),
                 mark(Role::SuperAdmin),
                 mark(Role::Admin),
-                mark(Role::Agent)
+                mark(Role::Agent),
+                if p.impersonation_may_use() {
+                    "yes"
+                } else {
+                    "—"
+                }
             ));
         }
         out
@@ -194,6 +261,24 @@ mod tests {
                 "super admins act on tenants only by impersonation"
             );
         }
+    }
+
+    #[test]
+    fn impersonation_never_manages_people_or_credentials() {
+        for p in [
+            Permission::UsersManage,
+            Permission::UsersDeleteAdmin,
+            Permission::UsersRestore,
+            Permission::ApiKeysManage,
+            Permission::WebhooksManage,
+            Permission::WebhooksApprove,
+            Permission::WhatsAppConnectionsManage,
+            Permission::SessionsManage,
+        ] {
+            assert!(!p.impersonation_may_use(), "{p:?}");
+        }
+        assert!(Permission::ContactsWrite.impersonation_may_use());
+        assert!(Permission::ConversationsWrite.impersonation_may_use());
     }
 
     #[test]

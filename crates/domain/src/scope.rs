@@ -101,6 +101,7 @@ pub fn scopes_for(p: Permission) -> Option<&'static [ApiScope]> {
         Permission::DataExport => Some(&[S::ContactsExport, S::ConversationsExport]),
         Permission::ConversationsRead => Some(&[S::ConversationsRead]),
         Permission::ConversationsWrite => Some(&[S::ConversationsWrite]),
+        Permission::WebhooksRead => Some(&[S::WebhooksRead, S::WebhooksWrite]),
         Permission::WebhooksManage => Some(&[S::WebhooksWrite]),
         Permission::TenantManage
         | Permission::UsersRead
@@ -111,6 +112,8 @@ pub fn scopes_for(p: Permission) -> Option<&'static [ApiScope]> {
         | Permission::WhatsAppConnectionsManage
         | Permission::AuditLogRead
         | Permission::NotificationsRead
+        | Permission::WebhooksApprove
+        | Permission::SessionsManage
         | Permission::PlatformTenantsManage
         | Permission::PlatformImpersonate => None,
     }
@@ -137,6 +140,8 @@ mod tests {
             Permission::UsersManage,
             Permission::ApiKeysManage,
             Permission::WhatsAppConnectionsManage,
+            Permission::WebhooksApprove,
+            Permission::SessionsManage,
             Permission::PlatformImpersonate,
         ] {
             assert!(scopes_for(p).is_none(), "{p:?}");

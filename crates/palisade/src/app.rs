@@ -78,6 +78,7 @@ pub fn settings(config: &Config) -> Settings {
             .unwrap_or_else(|| r.data_dir.join("storage")),
         media_max_bytes: r.media_max_bytes,
         inbound_retention_days: r.inbound_retention_days,
+        ws_max_per_user: r.ws_max_per_user,
         ..Settings::default()
     }
 }

@@ -77,6 +77,8 @@ pub struct RawConfig {
     pub media_worker_interval_ms: u64,
     /// How often this node sends due queued WhatsApp messages; 0 runs no sender.
     pub outbound_worker_interval_ms: u64,
+    /// Websockets one user (or API key) may hold open on a node; 0: no limit.
+    pub ws_max_per_user: usize,
 }
 
 impl Default for RawConfig {
@@ -121,6 +123,7 @@ impl Default for RawConfig {
             media_max_bytes: 100 * 1024 * 1024,
             media_worker_interval_ms: 1000,
             outbound_worker_interval_ms: 1000,
+            ws_max_per_user: 20,
         }
     }
 }

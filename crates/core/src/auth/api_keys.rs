@@ -9,7 +9,8 @@
 //!   per node. A revoked, deleted, expired or IP-disallowed key gets 401 at once; revocation
 //!   reaches other nodes through the auth change feed within a second.
 //! - Usage (`last_used_at`, last IP, `total_requests`) is counted in memory and flushed every
-//!   30 seconds: no database write per request.
+//!   30 seconds: no database write per request. A request counts once; an open websocket
+//!   counts once, when it opens (its per-second re-checks use [`verify`], which does not count).
 
 use super::cache::ApiKeySnapshot;
 use crate::{AppError, AppResult, Services};
@@ -84,12 +85,21 @@ fn invalid(message: &str) -> AppError {
     }
 }
 
-/// The key behind `key`, if it is valid for a request from `ip` now.
+/// The key behind `key`, if it is valid for a request from `ip` now; counts one use of it.
 pub async fn authenticate(
     s: &Services,
     key: &str,
     ip: Option<IpAddr>,
 ) -> AppResult<Arc<ApiKeySnapshot>> {
+    let snap = verify(s, key, ip).await?;
+    s.api_key_usage.record(snap.id, s.now(), ip);
+    Ok(snap)
+}
+
+/// The key behind `key`, if it is still valid for `ip` now, without counting a use: for
+/// re-checking a credential already counted (an open websocket counts once, when it opens,
+/// not once per second of connection).
+pub async fn verify(s: &Services, key: &str, ip: Option<IpAddr>) -> AppResult<Arc<ApiKeySnapshot>> {
     if !checksum_ok(key) {
         return Err(invalid("the API key is malformed (bad checksum)"));
     }
@@ -122,7 +132,6 @@ pub async fn authenticate(
             return Err(invalid("the API key is not allowed from this address"));
         }
     }
-    s.api_key_usage.record(snap.id, now, ip);
     Ok(snap)
 }
 

@@ -64,9 +64,11 @@ pub struct Impersonator {
 }
 
 impl Principal {
-    /// Refuses unless the principal's role has `p` (and the password is not expired).
+    /// Refuses unless the principal's role has `p` (and the password is not expired). This is
+    /// the one place every rule about who may use a permission is applied: roles, an expired
+    /// password, impersonation ([`Permission::impersonation_may_use`]) and API key scopes.
     pub fn require(&self, p: Permission) -> AppResult<()> {
-        if self.password_change_only {
+        if self.password_change_only && !p.allowed_with_expired_password() {
             return Err(AppError::Forbidden {
                 code: "password_expired",
                 message: "your password has expired; change it with POST /api/v1/auth/password"
@@ -76,18 +78,15 @@ impl Principal {
         if !p.allows(self.role) {
             return Err(AppError::missing_permission(p));
         }
-        if self.impersonator.is_some()
-            && matches!(
-                p,
-                Permission::ApiKeysManage
-                    | Permission::WebhooksManage
-                    | Permission::WhatsAppConnectionsManage
-            )
-        {
+        if self.impersonator.is_some() && !p.impersonation_may_use() {
             return Err(AppError::Forbidden {
                 code: "impersonation_forbidden",
-                message: "an impersonation cannot manage credentials, webhooks or connections"
-                    .into(),
+                message: format!(
+                    "an impersonation cannot use {}: users, invitations, ownership and every \
+                     credential (API keys, webhooks, connections, sessions, passwords) stay with \
+                     the tenant's own admins",
+                    p.as_str()
+                ),
             });
         }
         if let Credential::ApiKey(key) = &self.credential {
@@ -111,12 +110,13 @@ impl Principal {
         Ok(())
     }
 
-    /// The session behind the request; API keys have none.
+    /// The session behind the request; API keys have none, and are never allowed what needs
+    /// one (`/me`, sessions, passwords, logout).
     pub fn session_id(&self) -> AppResult<SessionId> {
         match &self.credential {
             Credential::Session(id) => Ok(*id),
             Credential::ApiKey(_) => Err(AppError::Forbidden {
-                code: "session_required",
+                code: "api_key_not_allowed",
                 message: "this endpoint needs a signed-in user, not an API key".into(),
             }),
         }
@@ -237,14 +237,37 @@ pub async fn authenticate(s: &Services, token: &str) -> AppResult<Principal> {
     })
 }
 
+/// Whether establishing a principal from an API key counts as a use of the key
+/// (`total_requests`, `last_used_at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUse {
+    /// A request, or a websocket opening: one use.
+    Counted,
+    /// A re-check of a credential already counted (an open websocket's, every second).
+    Recheck,
+}
+
 /// Establishes the principal behind an API key: the key's tenant and scopes, acting for the user
-/// who created it.
+/// who created it. Counts one use of the key.
 pub async fn authenticate_api_key(
     s: &Services,
     key: &str,
     ip: Option<IpAddr>,
 ) -> AppResult<Principal> {
-    let k = api_keys::authenticate(s, key, ip).await?;
+    authenticate_api_key_as(s, key, ip, KeyUse::Counted).await
+}
+
+/// [`authenticate_api_key`], counting a use of the key only for [`KeyUse::Counted`].
+pub async fn authenticate_api_key_as(
+    s: &Services,
+    key: &str,
+    ip: Option<IpAddr>,
+    usage: KeyUse,
+) -> AppResult<Principal> {
+    let k = match usage {
+        KeyUse::Counted => api_keys::authenticate(s, key, ip).await?,
+        KeyUse::Recheck => api_keys::verify(s, key, ip).await?,
+    };
     let user = user_snapshot(s, k.created_by, Some(k.tenant_id)).await?;
     if user.deleted || user.tenant_id != Some(k.tenant_id) {
         return Err(bad_token(

@@ -440,6 +440,7 @@ pub async fn logout(s: &Services, p: &Principal, meta: &RequestMeta) -> AppResul
 /// Signs out every session of the current user, this one included; returns how many.
 pub async fn logout_all(s: &Services, p: &Principal, meta: &RequestMeta) -> AppResult<usize> {
     p.session_id()?;
+    p.require(palisade_domain::Permission::SessionsManage)?;
     let now = s.now();
     let mut tx = s.store.begin(p.own_scope()).await?;
     let ids = sessions::revoke_all_for_user(&mut tx, p.user_id, None, "logout_all", now).await?;
@@ -473,6 +474,9 @@ pub async fn revoke(
     meta: &RequestMeta,
     id: SessionId,
 ) -> AppResult<()> {
+    // Never with an API key (it would sign its creator out), nor under impersonation.
+    p.session_id()?;
+    p.require(palisade_domain::Permission::SessionsManage)?;
     let now = s.now();
     let mut tx = s.store.begin(p.own_scope()).await?;
     let session = sessions::find(&mut tx, id)

@@ -51,6 +51,7 @@ mod notifications;
 mod outbound;
 mod passwords;
 mod platform;
+mod reach;
 mod realtime;
 mod registration;
 mod sessions;

@@ -180,7 +180,7 @@ async fn impersonation_is_bounded_and_audited(db: Db) {
     assert_eq!(w.status, StatusCode::FORBIDDEN);
     assert_eq!(w.code(), "impersonation_read_only");
 
-    // With write: changes are allowed, but never credentials or passwords.
+    // With write: the tenant's data may change, but never people, credentials or passwords.
     let r = app
         .post(
             &path,
@@ -191,12 +191,22 @@ async fn impersonation_is_bounded_and_audited(db: Db) {
     let wtoken = r.body["access_token"].as_str().unwrap().to_owned();
     let created = app
         .post(
+            "/api/v1/contacts",
+            Some(&wtoken),
+            json!({"phone": "+447700900123", "name": "Ana"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    // Never users or invitations (they would outlive the impersonation).
+    let user = app
+        .post(
             "/api/v1/users",
             Some(&wtoken),
             json!({"email": "new@acme.example", "name": "N", "role": "agent"}),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(user.status, StatusCode::FORBIDDEN);
+    assert_eq!(user.code(), "impersonation_forbidden");
     let key = app
         .post(
             "/api/v1/api-keys",
@@ -239,7 +249,7 @@ async fn impersonation_is_bounded_and_audited(db: Db) {
         .any(|x| x["metadata"]["method"] == "POST" && x["metadata"]["status"] == 403));
     let created_entry = app
         .get(
-            "/api/v1/audit-logs?action=user.created",
+            "/api/v1/audit-logs?action=contact.created",
             &owner.access_token,
         )
         .await;

@@ -298,7 +298,8 @@ pub async fn logout(
 /// Sign out every session of the current user, this one included.
 #[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", security(("bearer" = [])),
     responses((status = 200, description = "All sessions signed out", body = LogoutAllResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody)))]
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "An API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody)))]
 pub async fn logout_all(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -350,6 +351,7 @@ pub async fn list_sessions(
     params(("id" = Uuid, Path, description = "Session id")),
     responses((status = 204, description = "Session revoked"),
         (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "An API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 404, description = "No such active session of yours", body = ErrorBody)))]
 pub async fn revoke_session(
     State(state): State<AppState>,

@@ -204,7 +204,7 @@ impl From<&Delivery> for DeliveryResponse {
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])), request_body = CreateWebhookRequest,
     responses((status = 201, description = "Created", body = WebhookWithSecretResponse),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 403, description = "Not an admin; an API key without `webhooks:write`, or subscribing to events it cannot read (`insufficient_scope` naming the scope; `api_key_not_allowed` for `user.*`, `api_key.*` and `*`)", body = ErrorBody),
         (status = 409, description = "webhook_limit_reached", body = ErrorBody),
         (status = 422, description = "URL refused, unknown events", body = ErrorBody)))]
 pub async fn create_webhook(
@@ -238,7 +238,7 @@ pub async fn create_webhook(
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
     responses((status = 200, description = "Webhooks, oldest first", body = ListResponse<WebhookResponse>),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody)))]
+        (status = 403, description = "Not an admin; an API key without `webhooks:read` or `webhooks:write` (`insufficient_scope`); an impersonation (`impersonation_forbidden`)", body = ErrorBody)))]
 pub async fn list_webhooks(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -254,7 +254,7 @@ pub async fn list_webhooks(
     params(("id" = Uuid, Path, description = "Webhook id")),
     responses((status = 200, description = "The webhook", body = WebhookResponse),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 403, description = "Not an admin; an API key without `webhooks:read` or `webhooks:write` (`insufficient_scope`); an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 404, description = "No such webhook in your tenant", body = ErrorBody)))]
 pub async fn get_webhook(
     State(state): State<AppState>,
@@ -270,7 +270,7 @@ pub async fn get_webhook(
     params(("id" = Uuid, Path, description = "Webhook id")), request_body = UpdateWebhookRequest,
     responses((status = 200, description = "The updated webhook", body = WebhookResponse),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 403, description = "Not an admin; an API key without `webhooks:write`, or subscribing to events it cannot read (`insufficient_scope` naming the scope; `api_key_not_allowed` for `user.*`, `api_key.*` and `*`)", body = ErrorBody),
         (status = 404, description = "No such webhook in your tenant", body = ErrorBody),
         (status = 409, description = "approval_required", body = ErrorBody),
         (status = 422, description = "URL refused, unknown events", body = ErrorBody)))]
@@ -319,7 +319,7 @@ pub async fn delete_webhook(
     params(("id" = Uuid, Path, description = "Webhook id")),
     responses((status = 200, description = "The approved webhook", body = WebhookResponse),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 403, description = "Not a signed-in admin: API keys (`api_key_not_allowed`) and impersonations (`impersonation_forbidden`) never", body = ErrorBody),
         (status = 404, description = "No such webhook in your tenant", body = ErrorBody),
         (status = 409, description = "not_pending_approval", body = ErrorBody)))]
 pub async fn approve_webhook(
@@ -388,7 +388,7 @@ pub async fn test_webhook(
     params(("id" = Uuid, Path, description = "Webhook id"), DeliveriesQuery),
     responses((status = 200, description = "Deliveries", body = ListResponse<DeliveryResponse>),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 403, description = "Not an admin; an API key without `webhooks:read` or `webhooks:write` (`insufficient_scope`); an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 404, description = "No such webhook in your tenant", body = ErrorBody)))]
 pub async fn list_deliveries(
     State(state): State<AppState>,
@@ -423,7 +423,7 @@ pub async fn retry_delivery(
 #[utoipa::path(get, path = "/api/v1/webhooks/allowed-domains", tag = "webhooks", security(("bearer" = [])),
     responses((status = 200, description = "The tenant's list", body = AllowedDomains),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody)))]
+        (status = 403, description = "Not an admin; an API key without `webhooks:read` or `webhooks:write` (`insufficient_scope`); an impersonation (`impersonation_forbidden`)", body = ErrorBody)))]
 pub async fn get_allowed_domains(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -437,7 +437,7 @@ pub async fn get_allowed_domains(
     request_body = AllowedDomains,
     responses((status = 200, description = "The new list", body = AllowedDomains),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 403, description = "Not a signed-in admin: API keys (`api_key_not_allowed`) and impersonations (`impersonation_forbidden`) never", body = ErrorBody),
         (status = 422, description = "Not host names", body = ErrorBody)))]
 pub async fn put_allowed_domains(
     State(state): State<AppState>,

@@ -16,12 +16,19 @@
 //!   expired token, a deleted user or a suspended tenant closes the socket within about a
 //!   second (4401 / 4403 with the error code as reason).
 //!
+//! - One user (or one API key) holds at most `PALISADE_WS_MAX_PER_USER` open sockets per node:
+//!   a handshake carrying a credential beyond that gets `429 too_many_websockets`; a socket
+//!   authenticating by first message is closed with 4429 (same reason).
+//! - An API key's socket counts as one use of the key (`total_requests`) when it opens; the
+//!   per-second re-checks do not count. A socket opened under an impersonation writes one
+//!   audit record (both identities) when it is authorised, not one per handshake and message.
+//!
 //! Each socket is one task with small buffers (4 KiB read buffer, no write buffer), so idle
 //! sockets cost a few KiB each.
 
 use crate::cookies;
 use crate::error::{render, ErrorBody};
-use crate::middleware::{bearer, ClientIp};
+use crate::middleware::{bearer, current_request_id, AuthOutcome, ClientIp};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -32,7 +39,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use futures_util::SinkExt;
-use palisade_core::realtime::{self, Received, SocketCredential, Subscription};
+use palisade_core::auth::{KeyUse, RequestMeta};
+use palisade_core::realtime::{
+    self, Received, SocketCredential, SocketOwner, SocketSlot, Subscription,
+};
 use palisade_core::{AppError, Services};
 use palisade_domain::TenantId;
 use serde::Serialize;
@@ -66,6 +76,9 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// The server failed (reason: `internal_error`); reconnect later.
     pub const INTERNAL: u16 = 1011;
+    /// The user or API key already holds `PALISADE_WS_MAX_PER_USER` sockets (reason
+    /// `too_many_websockets`); close one first.
+    pub const TOO_MANY: u16 = 4429;
 }
 
 pub fn router() -> Router<AppState> {
@@ -106,12 +119,14 @@ const CREDENTIAL_PARAMS: [&str; 7] = [
         (status = 101, description = "Switching Protocols: a websocket carrying JSON frames (see docs/realtime.md for the protocol, close codes 4401/4403/1001/1011 and an example of every event)", body = RealtimeFrame),
         (status = 400, description = "A credential in the URL (`token_in_url`) or another query parameter (`invalid_query`)", body = ErrorBody),
         (status = 403, description = "A cookie-authenticated upgrade from another origin (`origin_not_allowed`)", body = ErrorBody),
+        (status = 429, description = "The user (or API key) already holds `PALISADE_WS_MAX_PER_USER` open sockets (`too_many_websockets`)", body = ErrorBody),
         (status = 426, description = "Not a websocket handshake (`upgrade_required`)", body = ErrorBody)))]
 pub async fn ws(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     client: Option<Extension<ClientIp>>,
+    outcome: Option<Extension<AuthOutcome>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     if let Some(q) = query.filter(|q| !q.is_empty()) {
@@ -167,14 +182,89 @@ pub async fn ws(
     };
     let ip = client.and_then(|c| c.0 .0);
     let services = state.services.clone();
+    // A credential in the handshake was authenticated (and an API key's use counted) by the
+    // API middleware: its owner's socket budget is checked now, so the answer is a plain 429.
+    let mut slot = None;
+    if credential.is_some() {
+        if let Some(Extension(AuthOutcome::Authenticated { principal, .. })) = &outcome {
+            match services.realtime.open_socket(SocketOwner::of(principal)) {
+                Some(s) => slot = Some(s),
+                None => return too_many_websockets(&state),
+            }
+        }
+    }
+    let opening = Opening {
+        ip,
+        key_use: if credential.is_some() {
+            KeyUse::Recheck
+        } else {
+            KeyUse::Counted
+        },
+        slot,
+        meta: RequestMeta {
+            ip,
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|u| u.chars().take(512).collect()),
+            request_id: current_request_id(),
+        },
+    };
     upgrade
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(256 * 1024)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| run(socket, services, credential, ip))
+        .on_upgrade(move |socket| run(socket, services, credential, opening))
         .into_response()
+}
+
+fn too_many_websockets(state: &AppState) -> Response {
+    render(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_websockets",
+        format!(
+            "you already have {} open websockets (PALISADE_WS_MAX_PER_USER); close one first",
+            state.services.settings.ws_max_per_user
+        ),
+        None,
+    )
+}
+
+/// What the handshake knew about a socket being opened.
+struct Opening {
+    ip: Option<IpAddr>,
+    /// Whether authorising the socket counts as a use of an API key (not when the handshake's
+    /// credential was already counted by the API middleware).
+    key_use: KeyUse,
+    /// The socket's place in its owner's budget, when the handshake carried the credential.
+    slot: Option<SocketSlot>,
+    /// For the audit record of an impersonated socket.
+    meta: RequestMeta,
+}
+
+/// Records, once, that a socket is listening under an impersonation (both identities).
+async fn audit_impersonated_socket(
+    s: &Services,
+    p: &palisade_core::auth::Principal,
+    meta: &RequestMeta,
+) {
+    if p.impersonator.is_none() {
+        return;
+    }
+    if let Err(e) = palisade_core::platform::record_impersonated_request(
+        s,
+        p,
+        meta,
+        "GET",
+        "/api/v1/ws",
+        StatusCode::SWITCHING_PROTOCOLS.as_u16(),
+    )
+    .await
+    {
+        tracing::error!(error = %e, "could not audit a websocket opened under impersonation");
+    }
 }
 
 /// Whether the handshake's `Origin` is this site (the public URL, the `Host` it was sent to, or
@@ -303,8 +393,14 @@ async fn run(
     mut socket: WebSocket,
     s: Services,
     credential: Option<SocketCredential>,
-    ip: Option<IpAddr>,
+    opening: Opening,
 ) {
+    let Opening {
+        ip,
+        key_use,
+        slot,
+        meta,
+    } = opening;
     let mut credential = match credential {
         Some(c) => c,
         None => match first_credential(&mut socket).await {
@@ -313,7 +409,7 @@ async fn run(
             Err(None) => return,
         },
     };
-    let (principal, tenant) = match realtime::authorize(&s, &credential, ip).await {
+    let (principal, tenant) = match realtime::authorize(&s, &credential, ip, key_use).await {
         Ok(v) => v,
         Err(e) => {
             let c = closing_for(&e).unwrap_or_else(|| {
@@ -326,7 +422,27 @@ async fn run(
             return close_with(socket, c).await;
         }
     };
+    // Held until the socket ends (dropped with this task).
+    let _slot = match slot {
+        Some(slot) => slot,
+        None => match s.realtime.open_socket(SocketOwner::of(&principal)) {
+            Some(slot) => slot,
+            None => {
+                let c = Closing {
+                    code: close::TOO_MANY,
+                    reason: "too_many_websockets",
+                };
+                return close_with(socket, c).await;
+            }
+        },
+    };
+    audit_impersonated_socket(&s, &principal, &meta).await;
     let user = principal.user_id;
+    let mut audited_session = principal
+        .impersonator
+        .is_some()
+        .then(|| principal.session_id().ok())
+        .flatten();
     drop(principal);
     // Subscribed before `ready`: every event after `ready` reaches the socket.
     let mut events = s.realtime.subscribe(tenant);
@@ -353,7 +469,14 @@ async fn run(
             r = events.recv() => on_event(&mut socket, &mut events, r).await,
             m = socket.recv() => {
                 quiet = 0;
-                let mut who = Who { credential: &mut credential, ip, tenant, user };
+                let mut who = Who {
+                    credential: &mut credential,
+                    ip,
+                    tenant,
+                    user,
+                    meta: &meta,
+                    audited_session: &mut audited_session,
+                };
                 on_client(&mut socket, &s, m, &mut who).await
             },
             _ = tick.tick() => {
@@ -407,6 +530,9 @@ struct Who<'a> {
     ip: Option<IpAddr>,
     tenant: TenantId,
     user: palisade_domain::UserId,
+    meta: &'a RequestMeta,
+    /// The impersonation session already audited on this socket, if any.
+    audited_session: &'a mut Option<palisade_domain::SessionId>,
 }
 
 /// Answers what the client sent: `ping`, a fresh `auth`, or an error frame for anything else.
@@ -428,9 +554,17 @@ async fn on_client(
     let reply = match parse_client(text.as_str()) {
         ClientMessage::Ping => json!({"type": "pong"}),
         ClientMessage::Auth(fresh) => {
-            reauthenticate(s, &fresh, who.ip, who.tenant, who.user)
+            let p = reauthenticate(s, &fresh, who.ip, who.tenant, who.user)
                 .await
                 .map_err(Some)?;
+            // A socket that now listens under another impersonation is audited once more.
+            if p.impersonator.is_some() {
+                let session = p.session_id().ok();
+                if session != *who.audited_session {
+                    audit_impersonated_socket(s, &p, who.meta).await;
+                    *who.audited_session = session;
+                }
+            }
             *who.credential = fresh;
             json!({"type": "ready"})
         }
@@ -476,7 +610,7 @@ async fn recheck(
     ip: Option<IpAddr>,
     tenant: TenantId,
 ) -> Result<(), Closing> {
-    match realtime::authorize(s, credential, ip).await {
+    match realtime::authorize(s, credential, ip, KeyUse::Recheck).await {
         Ok((_, t)) if t == tenant => Ok(()),
         Ok(_) => Err(Closing {
             code: close::FORBIDDEN,
@@ -500,9 +634,10 @@ async fn reauthenticate(
     ip: Option<IpAddr>,
     tenant: TenantId,
     user: palisade_domain::UserId,
-) -> Result<(), Closing> {
-    match realtime::authorize(s, fresh, ip).await {
-        Ok((p, t)) if t == tenant && p.user_id == user => Ok(()),
+) -> Result<palisade_core::auth::Principal, Closing> {
+    // The same socket: a fresh credential is not another use of a key.
+    match realtime::authorize(s, fresh, ip, KeyUse::Recheck).await {
+        Ok((p, t)) if t == tenant && p.user_id == user => Ok(p),
         Ok(_) => Err(Closing {
             code: close::FORBIDDEN,
             reason: "credential_mismatch",
