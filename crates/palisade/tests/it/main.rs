@@ -59,3 +59,4 @@ mod users;
 mod webhook_urls;
 mod webhooks;
 mod whatsapp;
+mod whatsapp_reconnect;
