@@ -377,7 +377,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 
 fn audit_json(w: &Webhook) -> Value {
     json!({
-        "id": w.id, "url": w.url, "description": w.description, "events": w.events,
+        "id": w.id, "url": outbound::redact_url(&w.url), "description": w.description, "events": w.events,
         "status": w.status.as_str(),
     })
 }
@@ -477,9 +477,9 @@ async fn notify_pending<S: Scope>(
             body: format!(
                 "A webhook to {} is outside the allowed domains; nothing is sent to it until an \
                  admin approves it.",
-                w.url
+                outbound::redact_url(&w.url)
             ),
-            data: json!({ "webhook_id": w.id, "url": w.url, "requested_by": w.created_by }),
+            data: json!({ "webhook_id": w.id, "url": outbound::redact_url(&w.url), "requested_by": w.created_by }),
             target: Some(("webhook", w.id)),
         },
         now,
@@ -788,7 +788,7 @@ pub async fn approve(
         &audit::by(p, meta, None, "webhook.approved")
             .target("webhook", id)
             .change(Some(audit_json(&before)), Some(audit_json(&after)))
-            .metadata(json!({ "url": after.url })),
+            .metadata(json!({ "url": outbound::redact_url(&after.url) })),
         now,
     )
     .await?;
@@ -1356,9 +1356,9 @@ async fn attempt(s: &Services, e: &Endpoint, d: Delivery) -> AppResult<bool> {
                 body: format!(
                     "Deliveries to {} stopped: {reason}. Fix the receiver, then re-enable the \
                      webhook (PATCH status: active); pending deliveries resume.",
-                    w.url
+                    outbound::redact_url(&w.url)
                 ),
-                data: json!({ "webhook_id": w.id, "url": w.url, "reason": reason }),
+                data: json!({ "webhook_id": w.id, "url": outbound::redact_url(&w.url), "reason": reason }),
                 target: Some(("webhook", w.id)),
             },
             now,

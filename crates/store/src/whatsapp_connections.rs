@@ -1,4 +1,10 @@
 //! Connected WhatsApp Business numbers. Secrets arrive here already encrypted by `core`.
+//!
+//! A number (Meta's `phone_number_id`) has at most one row per tenant, active or disconnected,
+//! and at most one ACTIVE row across all tenants (both are unique indexes, migration 0016): a
+//! disconnected number is connected again by reactivating its row ([`reactivate`]), which keeps
+//! its id, its webhook URL and its conversations. Nothing looks a connection up by its number:
+//! Meta's webhooks name the connection id in the URL.
 
 use crate::{Query, Result, StoreError, SystemScope, TenantScope, Tx};
 use palisade_domain::{TenantId, UserId};
@@ -127,6 +133,87 @@ pub async fn find(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Connectio
         )
         .await?
         .map(Into::into))
+}
+
+/// The tenant's connection of a number (active or disconnected), if any.
+pub async fn find_by_phone_number_id(
+    tx: &mut Tx<TenantScope>,
+    phone_number_id: &str,
+) -> Result<Option<Connection>> {
+    let tenant = tx.scope().tenant_id();
+    Ok(tx
+        .fetch_optional::<Row>(
+            Query::new(format!(
+                "SELECT {COLUMNS} FROM whatsapp_connections WHERE tenant_id = $1 AND phone_number_id = $2"
+            ))
+            .bind(tenant)
+            .bind(phone_number_id),
+        )
+        .await?
+        .map(Into::into))
+}
+
+/// Makes a disconnected connection active again with `c`'s details and secrets (same id).
+/// Returns false when the row is no longer disconnected (a concurrent reconnect won) or gone.
+/// A number another tenant's active connection holds is a unique violation
+/// (`whatsapp_connections_active_phone_number_id_key`).
+pub async fn reactivate(tx: &mut Tx<TenantScope>, c: &Connection) -> Result<bool> {
+    if tx.scope().tenant_id() != c.tenant_id {
+        return Err(StoreError::Integrity(
+            "connection outside the scope's tenant".into(),
+        ));
+    }
+    Ok(tx
+        .execute(
+            Query::new(
+                "UPDATE whatsapp_connections SET display_name = $3, waba_id = $4,
+                    display_phone_number = $5, verified_name = $6, access_token_ciphertext = $7,
+                    app_secret_ciphertext = $8, verify_token_hash = $9, status = 'active',
+                    disconnected_at = NULL, updated_at = $10
+                 WHERE id = $1 AND tenant_id = $2 AND status = 'disconnected'",
+            )
+            .bind(c.id)
+            .bind(c.tenant_id)
+            .bind(c.display_name.as_str())
+            .bind(c.waba_id.as_str())
+            .bind(c.display_phone_number.clone())
+            .bind(c.verified_name.clone())
+            .bind(c.access_token_ciphertext.as_str())
+            .bind(c.app_secret_ciphertext.as_str())
+            .bind(c.verify_token_hash.clone())
+            .bind(c.updated_at),
+        )
+        .await?
+        > 0)
+}
+
+/// Replaces the display name, the details from Meta and the (encrypted) secrets of `c`, in
+/// whatever status it is. Returns false when the row is gone.
+pub async fn update_credentials(tx: &mut Tx<TenantScope>, c: &Connection) -> Result<bool> {
+    if tx.scope().tenant_id() != c.tenant_id {
+        return Err(StoreError::Integrity(
+            "connection outside the scope's tenant".into(),
+        ));
+    }
+    Ok(tx
+        .execute(
+            Query::new(
+                "UPDATE whatsapp_connections SET display_name = $3, display_phone_number = $4,
+                    verified_name = $5, access_token_ciphertext = $6, app_secret_ciphertext = $7,
+                    updated_at = $8
+                 WHERE id = $1 AND tenant_id = $2",
+            )
+            .bind(c.id)
+            .bind(c.tenant_id)
+            .bind(c.display_name.as_str())
+            .bind(c.display_phone_number.clone())
+            .bind(c.verified_name.clone())
+            .bind(c.access_token_ciphertext.as_str())
+            .bind(c.app_secret_ciphertext.as_str())
+            .bind(c.updated_at),
+        )
+        .await?
+        > 0)
 }
 
 /// A connection by id alone: Meta's webhook requests name the connection in the URL and carry

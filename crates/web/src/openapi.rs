@@ -38,6 +38,7 @@ use utoipa::{Modify, OpenApi};
         routes::whatsapp::create_connection,
         routes::whatsapp::list_connections,
         routes::whatsapp::disconnect_connection,
+        routes::whatsapp::update_connection,
         routes::whatsapp::delete_connection,
         routes::whatsapp::verify_webhook,
         routes::whatsapp::receive_webhook,

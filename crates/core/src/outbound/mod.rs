@@ -75,7 +75,7 @@ pub use client::{
 };
 pub use reqwest::header::HeaderMap;
 pub use reqwest::{Method, StatusCode};
-pub use target::{TargetHost, TargetUrl, MAX_URL_LEN};
+pub use target::{redact_url, TargetHost, TargetUrl, MAX_URL_LEN};
 
 /// What outgoing requests may do.
 #[derive(Clone, Debug, PartialEq, Eq)]

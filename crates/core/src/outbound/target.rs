@@ -114,6 +114,29 @@ impl TargetUrl {
     }
 }
 
+/// `url` as it may be written where it is kept or shown to others than the admins who edit
+/// it (the append-only audit log, notifications, log lines): the query string becomes
+/// `REDACTED` and so does any userinfo, because either may carry a receiver's token
+/// (`https://hooks.example.com/in?token=…` is stored as `https://hooks.example.com/in?REDACTED`);
+/// the fragment is dropped. Scheme, host, port and path stay, so the endpoint stays
+/// recognisable. Text that does not parse as a URL is not repeated at all.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut u) = Url::parse(url.trim()) else {
+        return "[unparseable URL]".to_owned();
+    };
+    if !u.username().is_empty() || u.password().is_some() {
+        // Both only fail for URLs without a host, which have no userinfo to hide.
+        let _ = u.set_password(None);
+        let _ = u.set_username("REDACTED");
+    }
+    match u.query() {
+        Some(q) if !q.is_empty() => u.set_query(Some("REDACTED")),
+        _ => u.set_query(None),
+    }
+    u.set_fragment(None);
+    u.into()
+}
+
 impl fmt::Debug for TargetUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("TargetUrl").field(&self.redacted()).finish()
@@ -548,5 +571,37 @@ mod tests {
         assert!(!format!("{target:?}").contains("s3cret"));
         let v6 = TargetUrl::parse("https://[2606:4700::1]/", &strict()).unwrap();
         assert_eq!(v6.redacted(), "https://[2606:4700::1]:443");
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::redact_url;
+
+    #[test]
+    fn query_and_userinfo_are_redacted_and_the_endpoint_kept() {
+        for (given, shown) in [
+            (
+                "https://hooks.example.com/in?token=s3cret&x=1",
+                "https://hooks.example.com/in?REDACTED",
+            ),
+            (
+                "https://user:pa55@hooks.example.com:8443/a/b?k=v#frag",
+                "https://REDACTED@hooks.example.com:8443/a/b?REDACTED",
+            ),
+            (
+                "https://hooks.example.com/path",
+                "https://hooks.example.com/path",
+            ),
+            (
+                "https://hooks.example.com/path?",
+                "https://hooks.example.com/path",
+            ),
+            ("http://10.0.0.1/x#token=abc", "http://10.0.0.1/x"),
+            ("not a url ?token=s3cret", "[unparseable URL]"),
+        ] {
+            assert_eq!(redact_url(given), shown, "{given}");
+        }
     }
 }

@@ -1,6 +1,13 @@
-//! Connecting WhatsApp Business numbers (admins, signed in as users).
+//! Connecting WhatsApp Business numbers (admins, signed in as users; never API keys or
+//! impersonations).
+//!
+//! A number is held by at most one active connection across all tenants, and has at most one
+//! connection row per tenant: disconnecting keeps the row (and its conversations), connecting
+//! the number again reactivates that row with new credentials, and another tenant can take the
+//! number once no active connection holds it. Credentials are replaced only after Meta accepted
+//! the token, and are stored encrypted with the row identity as associated data.
 
-use super::graph::GraphError;
+use super::graph::{GraphError, PhoneNumberInfo};
 use crate::audit::{self, AuditEntryExt};
 use crate::auth::{tokens, Principal, RequestMeta};
 use crate::{AppError, AppResult, Services};
@@ -24,6 +31,8 @@ pub struct NewConnection {
 pub struct Created {
     pub connection: Connection,
     pub verify_token: String,
+    /// The tenant's disconnected connection of this number was made active again (same id).
+    pub reconnected: bool,
 }
 
 /// The associated data that binds a secret to its row and tenant.
@@ -60,6 +69,73 @@ pub fn webhook_url(s: &Services, id: Uuid) -> String {
     )
 }
 
+fn display_name(v: &str) -> Result<String, FieldError> {
+    let name = v.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "display_name",
+            "must be 1 to 100 characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Proves `token` works for the number before anything is stored, and returns what Meta knows
+/// about it.
+async fn check_with_meta(s: &Services, token: &str, phone: &str) -> AppResult<PhoneNumberInfo> {
+    s.graph.phone_number(token, phone).await.map_err(|e| match e {
+        GraphError::Api { code: 190, message, .. } => AppError::field("access_token", format!("Meta refused it: {message}")),
+        GraphError::Api { code, message, .. } => AppError::Validation {
+            message: format!("Meta could not confirm this number (error {code}): {message}"),
+            fields: [("phone_number_id".to_owned(), vec![format!("Meta error {code}: {message}")])].into_iter().collect(),
+        },
+        GraphError::Transport(why) => {
+            tracing::warn!(error = %why, "WhatsApp Graph API unreachable while checking a token");
+            AppError::Unavailable {
+                message: "the WhatsApp Graph API could not be reached; try again shortly".into(),
+                retry_after_secs: 5,
+            }
+        }
+    })
+}
+
+fn already_connected() -> AppError {
+    AppError::conflict(
+        "phone_number_already_connected",
+        "this WhatsApp number is already connected",
+    )
+}
+
+/// Whether `e` is a violation of one of the indexes that keep a number to one active
+/// connection overall and one row per tenant (migration 0016).
+fn is_number_taken(e: &palisade_store::StoreError) -> bool {
+    [
+        "phone_number_id",
+        "active_phone_number_id",
+        "tenant_id_phone_number_id",
+    ]
+    .iter()
+    .any(|column| e.is_unique_violation_on("whatsapp_connections", column))
+}
+
+/// Encrypts the secrets into `c`, bound to its row identity.
+fn seal(s: &Services, c: &mut Connection, token: &str, app_secret: &str) -> AppResult<()> {
+    c.access_token_ciphertext = s
+        .keys
+        .encryption
+        .encrypt(token.as_bytes(), &secret_aad(c, "access_token"))?;
+    c.app_secret_ciphertext = s
+        .keys
+        .encryption
+        .encrypt(app_secret.as_bytes(), &secret_aad(c, "app_secret"))?;
+    Ok(())
+}
+
+/// Connects a number, or connects it again: when the tenant already has a disconnected
+/// connection of this number, that row is reactivated with the new credentials and a new verify
+/// token (same id, webhook URL and conversations; `reconnected` is true). A number that an
+/// active connection holds (this tenant's or another's) is `409 phone_number_already_connected`;
+/// of two concurrent attempts for one number, one wins and the other gets that 409.
 pub async fn create(
     s: &Services,
     p: &Principal,
@@ -70,13 +146,9 @@ pub async fn create(
     let scope = p.tenant_scope()?;
     let now = s.now();
     let mut errors = Vec::new();
-    let name = input.display_name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        errors.push(FieldError::new(
-            "display_name",
-            "must be 1 to 100 characters",
-        ));
-    }
+    let name = display_name(&input.display_name)
+        .map_err(|e| errors.push(e))
+        .ok();
     let phone = digits("phone_number_id", &input.phone_number_id)
         .map_err(|e| errors.push(e))
         .ok();
@@ -89,31 +161,21 @@ pub async fn create(
     let app_secret = secret("app_secret", &input.app_secret, 256)
         .map_err(|e| errors.push(e))
         .ok();
-    let (Some(phone), Some(waba), Some(token), Some(app_secret)) = (phone, waba, token, app_secret)
+    let (Some(name), Some(phone), Some(waba), Some(token), Some(app_secret)) =
+        (name, phone, waba, token, app_secret)
     else {
         return Err(AppError::validation(errors));
     };
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
     // Prove the token works for this number before storing anything.
-    let info = s.graph.phone_number(&token, &phone).await.map_err(|e| match e {
-        GraphError::Api { code: 190, message, .. } => AppError::field("access_token", format!("Meta refused it: {message}")),
-        GraphError::Api { code, message, .. } => AppError::Validation {
-            message: format!("Meta could not confirm this number (error {code}): {message}"),
-            fields: [("phone_number_id".to_owned(), vec![format!("Meta error {code}: {message}")])].into_iter().collect(),
-        },
-        GraphError::Transport(why) => {
-            tracing::warn!(error = %why, "WhatsApp Graph API unreachable while connecting a number");
-            AppError::Unavailable {
-                message: "the WhatsApp Graph API could not be reached; try again shortly".into(),
-                retry_after_secs: 5,
-            }
-        }
-    })?;
+    let info = check_with_meta(s, &token, &phone).await?;
     let verify_token = tokens::new_secret(VERIFY_TOKEN_PREFIX);
+    let mut tx = s.store.begin(scope).await?;
+    let previous = store::find_by_phone_number_id(&mut tx, &phone).await?;
+    if previous.as_ref().is_some_and(|c| c.status == "active") {
+        return Err(already_connected());
+    }
     let mut c = Connection {
-        id: Uuid::now_v7(),
+        id: previous.as_ref().map_or_else(Uuid::now_v7, |c| c.id),
         tenant_id: scope.tenant_id(),
         display_name: name,
         phone_number_id: phone,
@@ -124,34 +186,36 @@ pub async fn create(
         app_secret_ciphertext: String::new(),
         verify_token_hash: tokens::secret_hash(&verify_token),
         status: "active".into(),
-        created_by: p.user_id,
-        created_at: now,
+        created_by: previous.as_ref().map_or(p.user_id, |c| c.created_by),
+        created_at: previous.as_ref().map_or(now, |c| c.created_at),
         updated_at: now,
         disconnected_at: None,
     };
-    c.access_token_ciphertext = s
-        .keys
-        .encryption
-        .encrypt(token.as_bytes(), &secret_aad(&c, "access_token"))?;
-    c.app_secret_ciphertext = s
-        .keys
-        .encryption
-        .encrypt(app_secret.as_bytes(), &secret_aad(&c, "app_secret"))?;
-    let mut tx = s.store.begin(scope).await?;
-    store::insert(&mut tx, &c).await.map_err(|e| {
-        if e.is_unique_violation_on("whatsapp_connections", "phone_number_id") {
-            AppError::conflict(
-                "phone_number_already_connected",
-                "this WhatsApp number is already connected",
-            )
-        } else {
-            e.into()
-        }
-    })?;
+    seal(s, &mut c, &token, &app_secret)?;
+    let written = match &previous {
+        None => store::insert(&mut tx, &c).await.map(|()| true),
+        Some(_) => store::reactivate(&mut tx, &c).await,
+    };
+    match written {
+        Ok(true) => {}
+        // The row stopped being disconnected under us: a concurrent reconnect won.
+        Ok(false) => return Err(already_connected()),
+        Err(e) if is_number_taken(&e) => return Err(already_connected()),
+        Err(e) => return Err(e.into()),
+    }
+    let (action, before) = match &previous {
+        None => ("whatsapp_connection.created", None),
+        Some(old) => (
+            "whatsapp_connection.reconnected",
+            Some(serde_json::json!({
+                "display_name": old.display_name, "waba_id": old.waba_id, "status": old.status,
+            })),
+        ),
+    };
     audit_log::append(
         &mut tx,
-        &audit::by(p, meta, None, "whatsapp_connection.created").target("whatsapp_connection", c.id).change(
-            None,
+        &audit::by(p, meta, None, action).target("whatsapp_connection", c.id).change(
+            before,
             Some(serde_json::json!({
                 "display_name": c.display_name, "phone_number_id": c.phone_number_id, "waba_id": c.waba_id,
             })),
@@ -160,10 +224,132 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
+    if previous.is_some() {
+        // This node may still hold the row as it was; the next webhook reads it afresh.
+        s.inbound.forget(c.id);
+    }
     Ok(Created {
         connection: c,
         verify_token,
+        reconnected: previous.is_some(),
     })
+}
+
+/// What `PATCH /api/v1/whatsapp/connections/{id}` may change; absent fields stay.
+#[derive(Default)]
+pub struct ConnectionChanges {
+    pub display_name: Option<String>,
+    pub access_token: Option<String>,
+    pub app_secret: Option<String>,
+}
+
+/// Replaces a connection's display name and credentials (either status; the status stays).
+/// A new access token is checked with the Graph API first, like on connect, and Meta's details
+/// of the number are refreshed from that answer. Secrets are encrypted bound to the row.
+pub async fn update(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: Uuid,
+    changes: ConnectionChanges,
+) -> AppResult<Connection> {
+    p.require(Permission::WhatsAppConnectionsManage)?;
+    let scope = p.tenant_scope()?;
+    if changes.display_name.is_none()
+        && changes.access_token.is_none()
+        && changes.app_secret.is_none()
+    {
+        return Err(AppError::Validation {
+            message: "nothing to change: give display_name, access_token or app_secret".into(),
+            fields: Default::default(),
+        });
+    }
+    let mut errors = Vec::new();
+    let name = changes
+        .display_name
+        .as_deref()
+        .map(display_name)
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    let token = changes
+        .access_token
+        .as_deref()
+        .map(|t| secret("access_token", t, 4096))
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    let app_secret = changes
+        .app_secret
+        .as_deref()
+        .map(|t| secret("app_secret", t, 256))
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    let before = {
+        let mut tx = s.store.begin_read(scope).await?;
+        store::find(&mut tx, id)
+            .await?
+            .ok_or(AppError::NotFound("WhatsApp connection"))?
+    };
+    let info = match &token {
+        Some(t) => Some(check_with_meta(s, t, &before.phone_number_id).await?),
+        None => None,
+    };
+    let now = s.now();
+    let mut after = before.clone();
+    if let Some(n) = name {
+        after.display_name = n;
+    }
+    if let Some(info) = info {
+        after.display_phone_number = info.display_phone_number;
+        after.verified_name = info.verified_name;
+    }
+    if let Some(t) = &token {
+        after.access_token_ciphertext = s
+            .keys
+            .encryption
+            .encrypt(t.as_bytes(), &secret_aad(&after, "access_token"))?;
+    }
+    if let Some(a) = &app_secret {
+        after.app_secret_ciphertext = s
+            .keys
+            .encryption
+            .encrypt(a.as_bytes(), &secret_aad(&after, "app_secret"))?;
+    }
+    after.updated_at = now;
+    let mut tx = s.store.begin(scope).await?;
+    if !store::update_credentials(&mut tx, &after).await? {
+        return Err(AppError::NotFound("WhatsApp connection"));
+    }
+    let replaced: Vec<&str> = [
+        ("access_token", token.is_some()),
+        ("app_secret", app_secret.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(f, given)| given.then_some(f))
+    .collect();
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "whatsapp_connection.updated")
+            .target("whatsapp_connection", id)
+            .change(
+                Some(serde_json::json!({ "display_name": before.display_name })),
+                Some(serde_json::json!({ "display_name": after.display_name })),
+            )
+            .metadata(serde_json::json!({ "credentials_replaced": replaced })),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    s.inbound.forget(id);
+    Ok(after)
 }
 
 pub async fn list(s: &Services, p: &Principal) -> AppResult<Vec<Connection>> {

@@ -58,5 +58,7 @@ mod sessions;
 mod tenant;
 mod tokens;
 mod users;
+mod webhook_urls;
 mod webhooks;
 mod whatsapp;
+mod whatsapp_reconnect;

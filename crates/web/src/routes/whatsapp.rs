@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use palisade_core::records::WhatsAppConnection;
-use palisade_core::whatsapp::connections::{self, NewConnection};
+use palisade_core::whatsapp::connections::{self, ConnectionChanges, NewConnection};
 use palisade_core::whatsapp::inbound;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -30,7 +30,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/api/v1/whatsapp/connections/{id}",
-            axum::routing::delete(delete_connection),
+            axum::routing::delete(delete_connection).patch(update_connection),
         )
         .route(
             "/api/v1/whatsapp/connections/{id}/disconnect",
@@ -60,6 +60,17 @@ pub struct CreateConnectionRequest {
     pub app_secret: String,
 }
 
+/// New credentials or name for a connection; absent fields stay (at least one is required).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConnectionRequest {
+    pub display_name: Option<String>,
+    /// A new system-user access token; verified against the Graph API first, stored encrypted.
+    pub access_token: Option<String>,
+    /// A new Meta app secret (webhook signatures are checked with it at once); stored encrypted.
+    pub app_secret: Option<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectionResponse {
     pub id: Uuid,
@@ -85,6 +96,9 @@ pub struct CreatedConnectionResponse {
     pub webhook_url: String,
     /// Verify token for Meta's dashboard. Shown only in this response.
     pub verify_token: String,
+    /// True when this number's disconnected connection was connected again: same id, webhook
+    /// URL and conversations, new credentials and verify token.
+    pub reconnected: bool,
 }
 
 fn response(state: &AppState, c: &WhatsAppConnection) -> ConnectionResponse {
@@ -103,12 +117,14 @@ fn response(state: &AppState, c: &WhatsAppConnection) -> ConnectionResponse {
 }
 
 /// Connect a WhatsApp Business number (admins). The token is verified with the Graph API first.
+/// A number this tenant disconnected earlier is connected again on its old connection (same id
+/// and conversations, `reconnected: true`).
 #[utoipa::path(post, path = "/api/v1/whatsapp/connections", tag = "whatsapp", security(("bearer" = [])),
     request_body = CreateConnectionRequest,
-    responses((status = 201, description = "Connected; paste webhook_url and verify_token into Meta's dashboard", body = CreatedConnectionResponse),
+    responses((status = 201, description = "Connected (or reconnected); paste webhook_url and verify_token into Meta's dashboard", body = CreatedConnectionResponse),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin (API keys and impersonations never)", body = ErrorBody),
-        (status = 409, description = "Number already connected", body = ErrorBody),
+        (status = 409, description = "An active connection (of any tenant) already has this number (`phone_number_already_connected`)", body = ErrorBody),
         (status = 422, description = "Invalid fields, or Meta refused the token or number", body = ErrorBody),
         (status = 503, description = "The Graph API could not be reached", body = ErrorBody)))]
 pub async fn create_connection(
@@ -137,6 +153,7 @@ pub async fn create_connection(
             webhook_url: connection.webhook_url.clone(),
             connection,
             verify_token: created.verify_token,
+            reconnected: created.reconnected,
         }),
     ))
 }
@@ -154,6 +171,39 @@ pub async fn list_connections(
     Ok(Json(ListResponse {
         data: list.iter().map(|c| response(&state, c)).collect(),
     }))
+}
+
+/// Replace a connection's display name or credentials (admins; never API keys or impersonations).
+#[utoipa::path(patch, path = "/api/v1/whatsapp/connections/{id}", tag = "whatsapp", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Connection id")),
+    request_body = UpdateConnectionRequest,
+    responses((status = 200, description = "Updated; the connection as the list shows it", body = ConnectionResponse),
+        (status = 400, description = "Malformed id or body", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, an API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such connection in your tenant", body = ErrorBody),
+        (status = 422, description = "No field given, invalid fields, or Meta refused the token", body = ErrorBody),
+        (status = 503, description = "The Graph API could not be reached", body = ErrorBody)))]
+pub async fn update_connection(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<UpdateConnectionRequest>,
+) -> ApiResult<Json<ConnectionResponse>> {
+    let c = connections::update(
+        &state.services,
+        &p,
+        &meta,
+        id,
+        ConnectionChanges {
+            display_name: req.display_name,
+            access_token: req.access_token,
+            app_secret: req.app_secret,
+        },
+    )
+    .await?;
+    Ok(Json(response(&state, &c)))
 }
 
 /// Stop using a connection (kept for its history).
