@@ -76,6 +76,9 @@ pub struct Limits {
     pub login: Limit<ClientKey>,
     pub register: Limit<ClientKey>,
     pub api: Limit<ApiKey>,
+    /// Refused WhatsApp webhook POSTs (unknown or disconnected connection, missing or wrong
+    /// signature) per minute, per client address. Correctly signed POSTs are never counted.
+    pub webhook_failures: Limit<ClientKey>,
     /// Audit log exports per hour, per tenant (or per super admin).
     pub export: Limit<uuid::Uuid>,
     /// Contact exports per hour, per tenant.
@@ -88,6 +91,10 @@ impl Limits {
             login: Limit::new(s.rate_limit_login_per_minute, Duration::from_secs(60)),
             register: Limit::new(s.rate_limit_register_per_hour, Duration::from_secs(3600)),
             api: Limit::new(s.rate_limit_api_per_minute, Duration::from_secs(60)),
+            webhook_failures: Limit::new(
+                s.rate_limit_webhook_failures_per_minute,
+                Duration::from_secs(60),
+            ),
             export: Limit::new(10, Duration::from_secs(3600)),
             contacts_export: Limit::new(10, Duration::from_secs(3600)),
         }
@@ -98,6 +105,7 @@ impl Limits {
         self.login.retain_recent();
         self.register.retain_recent();
         self.api.retain_recent();
+        self.webhook_failures.retain_recent();
         self.export.retain_recent();
         self.contacts_export.retain_recent();
     }

@@ -56,5 +56,6 @@ mod sessions;
 mod tenant;
 mod tokens;
 mod users;
+mod webhook_floods;
 mod webhooks;
 mod whatsapp;
