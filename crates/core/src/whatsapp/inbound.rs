@@ -6,10 +6,12 @@
 //! to this node's [`Pipeline`]. Refusals are limited per client address (`429` past
 //! `PALISADE_RATE_LIMIT_WEBHOOK_FAILURES_PER_MINUTE`, counting refusals only, so Meta's
 //! correctly signed bursts always pass) and recorded once per connection and minute
-//! ([`super::webhook_refusals`]). One task takes whatever POSTs are waiting (up to [`BATCH_EVENTS`]) and,
-//! in one transaction, stores each body verbatim in `whatsapp_inbound_events` together with
-//! what it means: contacts, conversations, messages, status changes, consent keywords and media
-//! jobs. The handler answers 200 only after that commit, so the acknowledgement always follows
+//! ([`super::webhook_refusals`]).
+//!
+//! One task takes whatever POSTs are waiting (up to [`BATCH_EVENTS`]) and, in one transaction,
+//! stores each body verbatim in `whatsapp_inbound_events` together with what it means:
+//! contacts, conversations, messages, status changes, consent keywords and media jobs. The
+//! handler answers 200 only after that commit, so the acknowledgement always follows
 //! a durable write, and under load many POSTs share one commit (one writer pass on SQLite
 //! instead of a store, a claim and a finish per POST).
 //!
