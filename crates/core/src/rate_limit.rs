@@ -2,12 +2,17 @@
 //!
 //! These are per node. With several nodes behind a balancer each enforces its own budget; the
 //! account lock (`auth::lockout`), which must hold across nodes, lives in the database instead.
+//!
+//! Limits by address count a [`ClientKey`], not the raw address: an IPv6 client is counted by
+//! its /64, because one subscriber is normally given a whole /64 (or more) and could otherwise
+//! rotate through 2^64 addresses for a fresh budget each time; an IPv4-mapped IPv6 address counts
+//! as its IPv4 address.
 
 use crate::settings::Settings;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -44,17 +49,36 @@ impl<K: std::hash::Hash + Eq + Clone> Limit<K> {
     }
 }
 
+/// What a limit by client address counts: an IPv4 address, or an IPv6 address's /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    pub fn of(ip: IpAddr) -> Self {
+        match crate::client_address::canonical(ip) {
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !u128::from(u64::MAX);
+                ClientKey(IpAddr::V6(Ipv6Addr::from(prefix)))
+            }
+            v4 => ClientKey(v4),
+        }
+    }
+}
+
 /// What the API's overall limit is keyed by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ApiKey {
-    Ip(IpAddr),
+    Ip(ClientKey),
     User(uuid::Uuid),
 }
 
 pub struct Limits {
-    pub login: Limit<IpAddr>,
-    pub register: Limit<IpAddr>,
+    pub login: Limit<ClientKey>,
+    pub register: Limit<ClientKey>,
     pub api: Limit<ApiKey>,
+    /// Refused WhatsApp webhook POSTs (unknown or disconnected connection, missing or wrong
+    /// signature) per minute, per client address. Correctly signed POSTs are never counted.
+    pub webhook_failures: Limit<ClientKey>,
     /// Audit log exports per hour, per tenant (or per super admin).
     pub export: Limit<uuid::Uuid>,
     /// Contact exports per hour, per tenant.
@@ -67,6 +91,10 @@ impl Limits {
             login: Limit::new(s.rate_limit_login_per_minute, Duration::from_secs(60)),
             register: Limit::new(s.rate_limit_register_per_hour, Duration::from_secs(3600)),
             api: Limit::new(s.rate_limit_api_per_minute, Duration::from_secs(60)),
+            webhook_failures: Limit::new(
+                s.rate_limit_webhook_failures_per_minute,
+                Duration::from_secs(60),
+            ),
             export: Limit::new(10, Duration::from_secs(3600)),
             contacts_export: Limit::new(10, Duration::from_secs(3600)),
         }
@@ -77,6 +105,7 @@ impl Limits {
         self.login.retain_recent();
         self.register.retain_recent();
         self.api.retain_recent();
+        self.webhook_failures.retain_recent();
         self.export.retain_recent();
         self.contacts_export.retain_recent();
     }
@@ -95,6 +124,31 @@ mod tests {
         let wait = l.check(&1).unwrap_err();
         assert!((1..=1200).contains(&wait), "{wait}");
         assert!(l.check(&2).is_ok(), "other keys keep their own budget");
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_slash_64() {
+        let key = |s: &str| ClientKey::of(s.parse().unwrap());
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:203.0.113.7"), key("203.0.113.7"));
+        assert_ne!(
+            key("203.0.113.7"),
+            key("203.0.113.8"),
+            "IPv4 stays per address"
+        );
+
+        let l: Limit<ClientKey> = Limit::new(2, Duration::from_secs(60));
+        assert!(l.check(&key("2001:db8::1")).is_ok());
+        assert!(l.check(&key("2001:db8::2")).is_ok());
+        assert!(
+            l.check(&key("2001:db8::3")).is_err(),
+            "rotating inside the /64 spends the same budget"
+        );
+        assert!(l.check(&key("2001:db8:0:1::1")).is_ok());
     }
 
     #[test]

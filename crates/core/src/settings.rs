@@ -18,6 +18,9 @@ pub struct Settings {
     pub rate_limit_login_per_minute: u32,
     /// Registrations per hour per IP; 0 disables.
     pub rate_limit_register_per_hour: u32,
+    /// Refused WhatsApp webhook POSTs per minute per client address; beyond it refusals are
+    /// 429. Correctly signed POSTs are never counted nor refused. 0 disables.
+    pub rate_limit_webhook_failures_per_minute: u32,
     /// Consecutive failures that lock an account.
     pub lockout_threshold: u32,
     pub lockout_duration: Duration,
@@ -72,6 +75,7 @@ impl Default for Settings {
             rate_limit_api_per_minute: 100,
             rate_limit_login_per_minute: 5,
             rate_limit_register_per_hour: 3,
+            rate_limit_webhook_failures_per_minute: 60,
             lockout_threshold: 5,
             lockout_duration: Duration::from_secs(15 * 60),
             login_failure_delay: Duration::from_millis(100),

@@ -45,6 +45,7 @@ pub fn settings(config: &Config) -> Settings {
         rate_limit_api_per_minute: r.rate_limit_api_per_minute,
         rate_limit_login_per_minute: r.rate_limit_login_per_minute,
         rate_limit_register_per_hour: r.rate_limit_register_per_hour,
+        rate_limit_webhook_failures_per_minute: r.rate_limit_webhook_failures_per_minute,
         lockout_threshold: r.lockout_threshold,
         lockout_duration: Duration::from_secs(r.lockout_minutes.saturating_mul(60)),
         login_failure_delay: Duration::from_millis(r.login_failure_delay_ms),
@@ -276,6 +277,12 @@ impl Application {
             self.services.clone(),
             Duration::from_secs(1),
         );
+        // Refused webhook POSTs: one audit record per connection per minute, written when the
+        // minute has ended.
+        let refusals = palisade_core::whatsapp::webhook_refusals::spawn_flusher(
+            self.services.clone(),
+            Duration::from_secs(1),
+        );
         // Queued outgoing messages (stored with their queue row when written).
         let outbound = (self.outbound_worker_interval > Duration::ZERO).then(|| {
             palisade_core::whatsapp::outbound::spawn_worker(
@@ -322,6 +329,7 @@ impl Application {
         shrink.abort();
         usage.abort();
         inbound.abort();
+        refusals.abort();
         for p in pipeline {
             p.abort();
         }
@@ -335,6 +343,8 @@ impl Application {
         if let Some(w) = media {
             w.abort();
         }
+        // The minute in progress too: no counted refusal is left out of the audit log.
+        palisade_core::whatsapp::webhook_refusals::flush(&self.services, true).await;
         if let Err(e) = self.services.api_key_usage.flush(&self.services).await {
             tracing::warn!(error = %e, "could not record the last API key usage");
         }

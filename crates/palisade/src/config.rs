@@ -37,6 +37,8 @@ pub struct RawConfig {
     pub rate_limit_api_per_minute: u32,
     pub rate_limit_login_per_minute: u32,
     pub rate_limit_register_per_hour: u32,
+    /// Refused WhatsApp webhook POSTs per minute per client address; 0 disables.
+    pub rate_limit_webhook_failures_per_minute: u32,
     pub lockout_threshold: u32,
     pub lockout_minutes: u64,
     pub login_failure_delay_ms: u64,
@@ -97,6 +99,7 @@ impl Default for RawConfig {
             rate_limit_api_per_minute: 100,
             rate_limit_login_per_minute: 5,
             rate_limit_register_per_hour: 3,
+            rate_limit_webhook_failures_per_minute: 60,
             lockout_threshold: 5,
             lockout_minutes: 15,
             login_failure_delay_ms: 100,

@@ -147,6 +147,7 @@ pub fn test_config(data_dir: &std::path::Path) -> RawConfig {
         rate_limit_api_per_minute: 0,
         rate_limit_login_per_minute: 0,
         rate_limit_register_per_hour: 0,
+        rate_limit_webhook_failures_per_minute: 0,
         login_failure_delay_ms: 1,
         database_max_connections: 4,
         password_hash_concurrency: Some(2),

@@ -75,38 +75,84 @@ fn valid_request_id(v: &HeaderValue) -> Option<String> {
 }
 
 fn client_ip(req: &Request, web: &WebConfig) -> (Option<IpAddr>, bool) {
-    let peer = req
+    let Some(peer) = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let trusted = |ip: &IpAddr| web.trusted_proxies.iter().any(|n| n.contains(ip));
-    let Some(peer) = peer else {
+        .map(|c| c.0.ip())
+    else {
         return (None, false);
     };
-    if !trusted(&peer) {
-        return (Some(peer), false);
-    }
-    let https = req
-        .headers()
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
-    // Walk X-Forwarded-For from the right: the first address not of a trusted proxy is the client.
-    let forwarded: Vec<IpAddr> = req
+    let forwarded = req
         .headers()
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let client = forwarded
-        .iter()
-        .rev()
-        .find(|ip| !trusted(ip))
-        .copied()
-        .unwrap_or(peer);
-    (Some(client), https)
+        .map(|v| v.to_str().unwrap_or(UNPARSEABLE));
+    let resolved = resolve_client(peer, forwarded, &web.trusted_proxies);
+    let https = resolved.via_trusted_proxy
+        && req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    (Some(resolved.client), https)
+}
+
+/// Stands for a header value that is not even text: it parses as no address.
+const UNPARSEABLE: &str = "\u{0}";
+
+/// Who the client is, as [`resolve_client`] concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedClient {
+    /// In canonical form: an IPv4-mapped IPv6 address is its IPv4 address.
+    pub client: IpAddr,
+    /// Whether the TCP peer is a trusted proxy (so its `X-Forwarded-Proto` is believed).
+    pub via_trusted_proxy: bool,
+}
+
+/// The client address of a request from `peer` carrying the `X-Forwarded-For` values
+/// `forwarded` (in header order), with `trusted` the proxies whose word is believed.
+///
+/// Every address is first made canonical (`::ffff:a.b.c.d` is `a.b.c.d`), so a proxy, an
+/// allow-list entry or a rate-limit budget is the same whichever way the address is spelled.
+/// An untrusted peer is the client, whatever it forwards. From a trusted peer the chain is
+/// walked right to left: each trusted hop vouches for the entry to its left, and the first
+/// entry that is not a trusted proxy is the client. An entry that does not parse (or is not
+/// text) ends the walk: the client is then the last trusted hop, the one that wrote that entry,
+/// because nothing to the left of an entry we cannot read is vouched for by anyone we trust
+/// (skipping it would let a client believe its own forged entry). A chain made only of trusted
+/// proxies resolves to its leftmost one.
+pub fn resolve_client<'a>(
+    peer: IpAddr,
+    forwarded: impl IntoIterator<Item = &'a str>,
+    trusted: &[ipnet::IpNet],
+) -> ResolvedClient {
+    use palisade_core::client_address::{canonical, net_contains};
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| net_contains(n, ip));
+    let peer = canonical(peer);
+    if !is_trusted(peer) {
+        return ResolvedClient {
+            client: peer,
+            via_trusted_proxy: false,
+        };
+    }
+    let entries: Vec<&str> = forwarded.into_iter().flat_map(|v| v.split(',')).collect();
+    let mut last_trusted = peer;
+    for entry in entries.iter().rev() {
+        let Ok(ip) = entry.trim().parse::<IpAddr>().map(canonical) else {
+            break;
+        };
+        if !is_trusted(ip) {
+            return ResolvedClient {
+                client: ip,
+                via_trusted_proxy: true,
+            };
+        }
+        last_trusted = ip;
+    }
+    ResolvedClient {
+        client: last_trusted,
+        via_trusted_proxy: true,
+    }
 }
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -294,7 +340,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             Some(k) => ApiKey::User(k.id),
             None => ApiKey::User(principal.user_id.as_uuid()),
         }),
-        _ => ip.map(ApiKey::Ip),
+        _ => ip.map(|ip| ApiKey::Ip(palisade_core::rate_limit::ClientKey::of(ip))),
     };
     if let Some(k) = key {
         if let Err(wait) = s.limits.api.check(&k) {
@@ -380,4 +426,114 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
 fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.ct_eq(b).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn nets(list: &[&str]) -> Vec<ipnet::IpNet> {
+        list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    fn resolve(peer: &str, xff: &[&str], trusted: &[&str]) -> IpAddr {
+        resolve_client(ip(peer), xff.iter().copied(), &nets(trusted)).client
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        assert_eq!(
+            resolve("198.51.100.1", &["203.0.113.9"], &["10.0.0.1/32"]),
+            ip("198.51.100.1")
+        );
+        let r = resolve_client(ip("198.51.100.1"), [], &nets(&["10.0.0.1/32"]));
+        assert!(!r.via_trusted_proxy);
+    }
+
+    #[test]
+    fn the_walk_goes_right_to_left_through_trusted_hops() {
+        let trusted = ["10.0.0.0/8"];
+        assert_eq!(
+            resolve("10.0.0.1", &["203.0.113.9"], &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            resolve("10.0.0.1", &["192.0.2.66, 203.0.113.9, 10.0.0.2"], &trusted),
+            ip("203.0.113.9"),
+            "a forged entry left of the client is not believed"
+        );
+        assert_eq!(
+            resolve("10.0.0.1", &["192.0.2.66", "203.0.113.9"], &trusted),
+            ip("203.0.113.9"),
+            "several headers are one list"
+        );
+        assert_eq!(
+            resolve("10.0.0.1", &["10.0.0.3, 10.0.0.2"], &trusted),
+            ip("10.0.0.3")
+        );
+        assert_eq!(resolve("10.0.0.1", &[], &trusted), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn an_entry_that_does_not_parse_ends_the_walk_at_the_last_trusted_hop() {
+        let trusted = ["10.0.0.0/8"];
+        // The forged 192.0.2.66 sits left of garbage the trusted proxy wrote: not believed.
+        for garbage in [
+            "unknown",
+            "",
+            "203.0.113.9:443",
+            "[2001:db8::1]",
+            "1.2.3",
+            "\u{0}",
+        ] {
+            assert_eq!(
+                resolve("10.0.0.1", &[&format!("192.0.2.66, {garbage}")], &trusted),
+                ip("10.0.0.1"),
+                "{garbage:?}"
+            );
+        }
+        assert_eq!(
+            resolve("10.0.0.1", &["192.0.2.66, bogus, 10.0.0.2"], &trusted),
+            ip("10.0.0.2"),
+            "the hop that wrote the unreadable entry is the client"
+        );
+        assert_eq!(
+            resolve("10.0.0.1", &["192.0.2.66", "bogus"], &trusted),
+            ip("10.0.0.1")
+        );
+        assert_eq!(
+            resolve("10.0.0.1", &["bogus, 203.0.113.9"], &trusted),
+            ip("203.0.113.9"),
+            "garbage left of the client is never reached"
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_their_ipv4_everywhere() {
+        // A mapped peer (a server listening on [::]) matches an IPv4 trusted range…
+        assert_eq!(
+            resolve("::ffff:10.0.0.1", &["203.0.113.9"], &["10.0.0.1/32"]),
+            ip("203.0.113.9")
+        );
+        // …a mapped forwarded hop too, and the client comes out as IPv4.
+        assert_eq!(
+            resolve(
+                "10.0.0.1",
+                &["::ffff:203.0.113.9, ::ffff:10.0.0.2"],
+                &["10.0.0.0/8"]
+            ),
+            ip("203.0.113.9")
+        );
+        assert_eq!(resolve("::ffff:198.51.100.1", &[], &[]), ip("198.51.100.1"));
+        // A trusted range written in mapped form trusts the IPv4 peer.
+        assert_eq!(
+            resolve("10.0.0.1", &["203.0.113.9"], &["::ffff:10.0.0.0/104"]),
+            ip("203.0.113.9")
+        );
+        assert_eq!(resolve("2001:db8::1", &[], &[]), ip("2001:db8::1"));
+    }
 }

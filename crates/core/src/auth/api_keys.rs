@@ -128,7 +128,12 @@ pub async fn verify(s: &Services, key: &str, ip: Option<IpAddr>) -> AppResult<Ar
         return Err(invalid("the API key has expired"));
     }
     if let Some(allowed) = &snap.allowed_ips {
-        if !ip.is_some_and(|ip| allowed.iter().any(|n| n.contains(&ip))) {
+        // Compared in canonical form: `::ffff:a.b.c.d` is `a.b.c.d` on either side.
+        if !ip.is_some_and(|ip| {
+            allowed
+                .iter()
+                .any(|n| crate::client_address::net_contains(n, ip))
+        }) {
             return Err(invalid("the API key is not allowed from this address"));
         }
     }

@@ -1,11 +1,17 @@
 //! Meta's webhook POSTs: verify, store durably with their effects, acknowledge.
 //!
-//! [`receive`] authenticates the request (HMAC-SHA256 of the exact bytes with the connection's
-//! app secret, compared in constant time, before any parsing) and hands the body to this
-//! node's [`Pipeline`]. One task takes whatever POSTs are waiting (up to [`BATCH_EVENTS`]) and,
-//! in one transaction, stores each body verbatim in `whatsapp_inbound_events` together with
-//! what it means: contacts, conversations, messages, status changes, consent keywords and media
-//! jobs. The handler answers 200 only after that commit, so the acknowledgement always follows
+//! [`admit`] refuses a POST for an unknown or disconnected connection before its body is read;
+//! [`receive`] then authenticates the request (HMAC-SHA256 of the exact bytes with the
+//! connection's app secret, compared in constant time, before any parsing) and hands the body
+//! to this node's [`Pipeline`]. Refusals are limited per client address (`429` past
+//! `PALISADE_RATE_LIMIT_WEBHOOK_FAILURES_PER_MINUTE`, counting refusals only, so Meta's
+//! correctly signed bursts always pass) and recorded once per connection and minute
+//! ([`super::webhook_refusals`]).
+//!
+//! One task takes whatever POSTs are waiting (up to [`BATCH_EVENTS`]) and, in one transaction,
+//! stores each body verbatim in `whatsapp_inbound_events` together with what it means:
+//! contacts, conversations, messages, status changes, consent keywords and media jobs. The
+//! handler answers 200 only after that commit, so the acknowledgement always follows
 //! a durable write, and under load many POSTs share one commit (one writer pass on SQLite
 //! instead of a store, a claim and a finish per POST).
 //!
@@ -21,15 +27,16 @@
 //! get a download job in the same transaction (`whatsapp::media`), and nothing is sent.
 
 use super::connections::secret_aad;
-use crate::audit::{self, AuditEntryExt};
+use super::webhook_refusals;
 use crate::auth::RequestMeta;
+use crate::rate_limit::ClientKey;
 use crate::{AppError, AppResult, Services};
 use hmac::{Hmac, Mac};
 use palisade_domain::TenantId;
 use palisade_store::messaging::{self, Message, NewMessage};
 use palisade_store::whatsapp_connections::{self as connections, Connection};
 use palisade_store::whatsapp_inbound::{self as store, InboundEvent};
-use palisade_store::{audit as audit_log, SystemScope, Tx};
+use palisade_store::{SystemScope, Tx};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,17 +60,21 @@ const QUEUE: usize = 1024;
 /// Batches processed at once on PostgreSQL.
 pub const PG_PIPELINES: usize = 3;
 
-/// Verifies a webhook POST, then stores and processes it (see the module docs). Returns the
-/// stored event's id once it is committed. Refusals are 401 with a precise code and an audit
-/// record (`whatsapp.webhook.signature_invalid`), in the connection's tenant chain when the
-/// connection exists.
-pub async fn receive(
-    s: &Services,
-    meta: &RequestMeta,
-    connection_id: Uuid,
-    signature: Option<&str>,
-    body: Vec<u8>,
-) -> AppResult<Uuid> {
+/// A connection a webhook POST may be delivered to, found by [`admit`] before the body is read.
+pub struct Admitted {
+    conn: Connection,
+}
+
+/// The first step of a webhook POST, taken before its body is read: the connection must exist
+/// and be active. Anything else is refused at once, so a stranger cannot make this node read
+/// megabytes for a made-up id. The lookup is cached for [`CONNECTION_TTL`] for active
+/// connections, so Meta's bursts cost no query each.
+///
+/// Refusals count against the client address's failure budget (`webhook_failures`): `401`
+/// (`unknown_connection`, `connection_disconnected`) within it, `429 rate_limited` with a wait
+/// beyond it. A disconnected connection's refusals are recorded in its tenant's audit log, one
+/// record per minute ([`super::webhook_refusals`]); made-up ids are only traced.
+pub async fn admit(s: &Services, meta: &RequestMeta, connection_id: Uuid) -> AppResult<Admitted> {
     let conn = match s.inbound.cached(connection_id) {
         Some(c) => Some(c),
         None => {
@@ -79,59 +90,64 @@ pub async fn receive(
             found
         }
     };
-    let refusal = match &conn {
-        None => Some(("unknown_connection", "no such WhatsApp connection")),
-        Some(c) if c.status != "active" => Some((
+    match conn {
+        None => Err(refuse(
+            s,
+            meta,
+            None,
+            connection_id,
+            0,
+            "unknown_connection",
+            "no such WhatsApp connection",
+        )
+        .await),
+        Some(c) if c.status != "active" => Err(refuse(
+            s,
+            meta,
+            Some(&c),
+            connection_id,
+            0,
             "connection_disconnected",
             "this WhatsApp connection is disconnected",
-        )),
-        Some(_) if signature.is_none() => {
-            Some(("signature_missing", "X-Hub-Signature-256 is required"))
-        }
-        Some(c) => {
+        )
+        .await),
+        Some(conn) => Ok(Admitted { conn }),
+    }
+}
+
+/// Verifies a webhook POST for an [`admit`]ted connection, then stores and processes it (see the
+/// module docs). Returns the stored event's id once it is committed. A missing or wrong
+/// signature is refused like [`admit`]'s refusals (401, or 429 past the address's failure
+/// budget) and counted in the connection's per-minute security record. A correctly signed POST
+/// is never limited, whatever its address did before: the signature is checked first.
+pub async fn receive(
+    s: &Services,
+    meta: &RequestMeta,
+    admitted: Admitted,
+    signature: Option<&str>,
+    body: Vec<u8>,
+) -> AppResult<Uuid> {
+    let conn = admitted.conn;
+    let refusal = match signature {
+        None => Some(("signature_missing", "X-Hub-Signature-256 is required")),
+        Some(signature) => {
             let secret = s
                 .keys
                 .encryption
-                .decrypt(&c.app_secret_ciphertext, &secret_aad(c, "app_secret"))
-                .map_err(|e| anyhow::anyhow!("app secret of connection {}: {e:?}", c.id))?;
-            (!signature_valid(&secret, signature.unwrap_or_default(), &body)).then_some((
+                .decrypt(
+                    &conn.app_secret_ciphertext,
+                    &secret_aad(&conn, "app_secret"),
+                )
+                .map_err(|e| anyhow::anyhow!("app secret of connection {}: {e:?}", conn.id))?;
+            (!signature_valid(&secret, signature, &body)).then_some((
                 "signature_invalid",
                 "X-Hub-Signature-256 does not match the body",
             ))
         }
     };
     if let Some((code, message)) = refusal {
-        // A refusal for a real connection is a security event in its tenant's log. Requests for
-        // made-up connection ids are only traced: anyone can send them, and writing each to the
-        // audit log would let them flood it.
-        if let Some(c) = &conn {
-            let mut tx = s
-                .store
-                .begin(SystemScope::new("whatsapp.webhook.refused"))
-                .await?;
-            audit_log::append(
-                &mut tx,
-                &audit::entry(
-                    meta,
-                    Some(c.tenant_id),
-                    "whatsapp.webhook.signature_invalid",
-                )
-                .target("whatsapp_connection", connection_id)
-                .metadata(serde_json::json!({ "reason": code, "body_bytes": body.len() })),
-                s.now(),
-            )
-            .await?;
-            tx.commit().await?;
-        }
-        tracing::warn!(%connection_id, reason = code, "WhatsApp webhook refused");
-        return Err(AppError::Unauthenticated {
-            code,
-            message: message.into(),
-        });
+        return Err(refuse(s, meta, Some(&conn), conn.id, body.len(), code, message).await);
     }
-    let Some(conn) = conn else {
-        return Err(anyhow::anyhow!("unreachable: refused above").into());
-    };
     let event = InboundEvent {
         id: Uuid::now_v7(),
         tenant_id: conn.tenant_id,
@@ -145,6 +161,54 @@ pub async fn receive(
     let id = event.id;
     s.inbound.submit(s, event).await?;
     Ok(id)
+}
+
+/// Counts a refused POST against its address's failure budget and, for a real connection, in
+/// its per-minute security record; returns the answer: 401 `code`, or 429 past the budget.
+async fn refuse(
+    s: &Services,
+    meta: &RequestMeta,
+    conn: Option<&Connection>,
+    connection_id: Uuid,
+    body_bytes: usize,
+    code: &'static str,
+    message: &str,
+) -> AppError {
+    let wait = meta
+        .ip
+        .and_then(|ip| s.limits.webhook_failures.check(&ClientKey::of(ip)).err());
+    if let Some(c) = conn {
+        webhook_refusals::record(
+            s,
+            &webhook_refusals::Refusal {
+                meta,
+                connection_id: c.id,
+                tenant_id: c.tenant_id,
+                reason: code,
+                body_bytes,
+                rate_limited: wait.is_some(),
+            },
+        )
+        .await;
+    }
+    match wait {
+        Some(retry_after_secs) => {
+            // Past the budget, refusals are only counted: a flood must not fill the logs.
+            tracing::debug!(%connection_id, reason = code, "WhatsApp webhook refused (rate limited)");
+            AppError::TooManyRequests {
+                code: "rate_limited",
+                message: "too many refused webhook deliveries from your address; correctly signed deliveries are still accepted".into(),
+                retry_after_secs,
+            }
+        }
+        None => {
+            tracing::warn!(%connection_id, reason = code, "WhatsApp webhook refused");
+            AppError::Unauthenticated {
+                code,
+                message: message.into(),
+            }
+        }
+    }
 }
 
 /// `header` is `sha256=<lowercase hex HMAC-SHA256(secret, body)>`; compared in constant time.
@@ -180,6 +244,8 @@ pub struct Pipeline {
     /// transaction. Disconnecting or deleting a connection forgets it on this node at once;
     /// another node may accept its POSTs (signature still checked) for up to the TTL.
     connections: Mutex<HashMap<Uuid, (Instant, Connection)>>,
+    /// Refused POSTs per connection and minute, written as one audit record each.
+    pub refusals: webhook_refusals::RefusalLog,
 }
 
 /// How long a node reuses a connection it looked up for a webhook POST.
@@ -193,6 +259,7 @@ impl Default for Pipeline {
             rx: Mutex::new(Some(rx)),
             running: AtomicBool::new(false),
             connections: Mutex::new(HashMap::new()),
+            refusals: webhook_refusals::RefusalLog::default(),
         }
     }
 }

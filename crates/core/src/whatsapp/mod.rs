@@ -7,7 +7,9 @@
 //! - [`connections`]: connecting a number (the token is verified against the Graph API first),
 //!   listing, disconnecting and deleting, and the verification handshake of Meta's webhooks.
 //! - [`inbound`]: Meta's webhook POSTs, verified and stored durably before the 200, then
-//!   processed into contacts, conversations and messages.
+//!   processed into contacts, conversations and messages. Unknown or disconnected connections
+//!   are refused before the body is read, refusals are limited per client address, and a
+//!   connection's refusals become one audit record per minute ([`webhook_refusals`]).
 //! - [`media`]: inbound media downloaded in the background into the tenant's storage (media
 //!   URLs are fetched only on the Graph base URL's origin or Meta's media hosts).
 //! - [`retention`]: processed webhook bodies are dropped after `inbound_retention_days`.
@@ -22,3 +24,4 @@ pub mod inbound;
 pub mod media;
 pub mod outbound;
 pub mod retention;
+pub mod webhook_refusals;

@@ -58,6 +58,7 @@ mod sessions;
 mod tenant;
 mod tokens;
 mod users;
+mod webhook_floods;
 mod webhook_urls;
 mod webhooks;
 mod whatsapp;

@@ -246,6 +246,10 @@ fn check_config_redacts_secrets() {
         "the database password leaked: {text}"
     );
     assert!(text.contains("[redacted: 1 key(s)]"));
+    assert!(
+        text.contains("rate_limit_webhook_failures_per_minute = 60"),
+        "the webhook refusal limit and its default: {text}"
+    );
 
     let bad = Command::new(env!("CARGO_BIN_EXE_palisade"))
         .arg("check-config")

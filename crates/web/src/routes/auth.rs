@@ -17,7 +17,6 @@ use palisade_core::auth::{passwords, register, sessions, RequestMeta};
 use palisade_core::{AppError, Services};
 use palisade_domain::SessionId;
 use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -165,9 +164,12 @@ fn limited(check: Result<(), u64>) -> ApiResult<()> {
     })
 }
 
-fn ip_limit(limit: &palisade_core::rate_limit::Limit<IpAddr>, meta: &RequestMeta) -> ApiResult<()> {
+fn ip_limit(
+    limit: &palisade_core::rate_limit::Limit<palisade_core::rate_limit::ClientKey>,
+    meta: &RequestMeta,
+) -> ApiResult<()> {
     match meta.ip {
-        Some(ip) => limited(limit.check(&ip)),
+        Some(ip) => limited(limit.check(&palisade_core::rate_limit::ClientKey::of(ip))),
         None => Ok(()),
     }
 }

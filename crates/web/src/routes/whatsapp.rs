@@ -270,18 +270,23 @@ pub async fn verify_webhook(
         .into_response())
 }
 
-/// A webhook delivery from Meta. The `X-Hub-Signature-256` HMAC of the raw body (keyed with the
-/// connection's app secret) is checked before anything is parsed; the body is then stored
-/// durably, normally in the same transaction as its processing (several POSTs share one commit
-/// under load), and acknowledged with 200 `{}` only after that commit. A body whose processing
-/// fails is still stored and acknowledged, and processed again from the stored record.
+/// A webhook delivery from Meta. The connection is looked up before the body is read: an
+/// unknown or disconnected one is refused without reading it. The `X-Hub-Signature-256` HMAC of
+/// the raw body (keyed with the connection's app secret) is then checked before anything is
+/// parsed; the body is stored durably, normally in the same transaction as its processing
+/// (several POSTs share one commit under load), and acknowledged with 200 `{}` only after that
+/// commit. A body whose processing fails is still stored and acknowledged, and processed again
+/// from the stored record. Refusals are limited per client address
+/// (`PALISADE_RATE_LIMIT_WEBHOOK_FAILURES_PER_MINUTE`); correctly signed deliveries never are.
 #[utoipa::path(post, path = "/webhooks/whatsapp/{connection_id}", tag = "whatsapp",
     params(("connection_id" = Uuid, Path, description = "Connection id"),
         ("X-Hub-Signature-256" = String, Header, description = "`sha256=<hex HMAC-SHA256(app secret, raw body)>`")),
     request_body(content = Object, description = "Meta's webhook payload, stored verbatim", content_type = "application/json"),
     responses((status = 200, description = "Stored durably (normally already processed)", body = Object),
-        (status = 401, description = "Missing or wrong signature (`signature_missing`, `signature_invalid`), unknown (`unknown_connection`) or disconnected (`connection_disconnected`) connection", body = ErrorBody),
+        (status = 401, description = "Missing or wrong signature (`signature_missing`, `signature_invalid`), unknown (`unknown_connection`) or disconnected (`connection_disconnected`) connection; the last two are answered before the body is read", body = ErrorBody),
         (status = 413, description = "Body over 3 MB", body = ErrorBody),
+        (status = 429, description = "Too many refused deliveries from this address (`rate_limited`); see Retry-After. Correctly signed deliveries are never limited", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "The server is shutting down (`unavailable`); Meta retries", body = ErrorBody)))]
 pub async fn receive_webhook(
     State(state): State<AppState>,
@@ -305,12 +310,14 @@ pub async fn receive_webhook(
     if declared.is_some_and(|n| n > inbound::MAX_BODY_BYTES) {
         return Ok(too_large());
     }
+    // Before a byte of the body is read: a made-up or disconnected id costs one lookup.
+    let admitted = inbound::admit(&state.services, &meta, id).await?;
     let Ok(bytes) = axum::body::to_bytes(body, inbound::MAX_BODY_BYTES).await else {
         return Ok(too_large());
     };
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
-    inbound::receive(&state.services, &meta, id, signature, bytes.to_vec()).await?;
+    inbound::receive(&state.services, &meta, admitted, signature, bytes.to_vec()).await?;
     Ok(Json(serde_json::json!({})).into_response())
 }
