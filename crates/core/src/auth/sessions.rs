@@ -335,6 +335,12 @@ pub async fn refresh(s: &Services, meta: &RequestMeta, token: &str) -> AppResult
     let Some(found) = found else {
         return Err(invalid_refresh());
     };
+    // Refused before the token is spent: after reactivation the same token still works.
+    if let Some(t) = found.tenant_id {
+        if super::tenant_snapshot(s, t).await?.suspended {
+            return Err(super::tenant_suspended());
+        }
+    }
     let mut tx = s
         .store
         .begin(UserScope::for_tenant(found.tenant_id))
@@ -389,11 +395,6 @@ pub async fn refresh(s: &Services, meta: &RequestMeta, token: &str) -> AppResult
     .await?;
     tx.commit().await?;
     let policy = tenant_policy(s, user.tenant_id).await?;
-    if let Some(t) = user.tenant_id {
-        if super::tenant_snapshot(s, t).await?.suspended {
-            return Err(super::tenant_suspended());
-        }
-    }
     issue(
         s,
         &user,
