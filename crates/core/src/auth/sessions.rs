@@ -41,6 +41,15 @@ pub fn csrf_token(s: &Services, session: SessionId) -> String {
     hex::encode(s.keys.mac(b"csrf", session.as_uuid().as_bytes()))
 }
 
+/// Whether `sent` is the session's CSRF token under any signing key of the ring: a browser
+/// signed in before a key was appended keeps working until its session ends.
+pub fn csrf_token_valid(s: &Services, session: SessionId, sent: &str) -> bool {
+    hex::decode(sent).is_ok_and(|mac| {
+        s.keys
+            .mac_matches(b"csrf", session.as_uuid().as_bytes(), &mac)
+    })
+}
+
 fn invalid_credentials() -> AppError {
     AppError::Unauthenticated {
         code: "invalid_credentials",
