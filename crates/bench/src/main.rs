@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 
 mod ingest;
+mod password_writes;
 mod ws;
 
 #[derive(Debug, Parser)]
@@ -27,6 +28,8 @@ enum Command {
     WsLatency(ws::LatencyArgs),
     /// N authenticated idle websockets; the server's resident memory they cost.
     WsIdle(ws::IdleArgs),
+    /// Another tenant's contact writes while concurrent wrong-password changes hash.
+    PasswordWrites(password_writes::Args),
 }
 
 #[tokio::main]
@@ -35,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Ingest(args) => ingest::run(args).await,
         Command::WsLatency(args) => ws::latency(args).await,
         Command::WsIdle(args) => ws::idle(args).await,
+        Command::PasswordWrites(args) => password_writes::run(args).await,
     }
 }
 

@@ -412,18 +412,36 @@ pub async fn transfer_ownership(
     p.require(Permission::UsersManage)?;
     let now = s.now();
     let scope = p.tenant_scope()?;
-    let mut tx = s.store.begin(UserScope::Tenant(scope)).await?;
-    let me = users::find(&mut tx, p.user_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+    // The password is verified before the write transaction (argon2 inside it would hold every
+    // writer on SQLite); the transaction then checks that the hash it was verified against, and
+    // the ownership, are still what they were.
+    let verified = {
+        let mut tx = s.store.begin_read(UserScope::Tenant(scope)).await?;
+        users::find(&mut tx, p.user_id)
+            .await?
+            .ok_or(AppError::NotFound("user"))?
+    };
     if !s
         .hasher
-        .verify(password, me.password_hash.as_deref())
+        .verify(password, verified.password_hash.as_deref())
         .await
         .map_err(hash_error)?
         .ok()
     {
         return Err(AppError::field("password", "is incorrect"));
+    }
+    let mut tx = s.store.begin(UserScope::Tenant(scope)).await?;
+    let me = users::find(&mut tx, p.user_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    if me.password_hash != verified.password_hash {
+        return Err(AppError::conflict(
+            "password_changed",
+            "the password was changed while this request ran; retry with the new one",
+        ));
+    }
+    if !me.is_owner {
+        return Err(AppError::forbidden("only the owner can transfer ownership"));
     }
     if id == p.user_id {
         return Err(AppError::conflict(

@@ -1,4 +1,9 @@
 //! Per-login-name failure counters and temporary locks (see `core::auth::lockout`).
+//!
+//! A failure is counted and the lock decided in one statement ([`record_failure`]), so attempts
+//! that run at the same time cannot overwrite each other's count: the database serialises the
+//! upsert on the row (SQLite's single writer, PostgreSQL's row lock) and each statement sees the
+//! count the previous one left.
 
 use crate::{Query, Result, SystemScope, Tx};
 use time::OffsetDateTime;
@@ -8,6 +13,18 @@ pub struct ThrottleState {
     pub failures: i64,
     pub last_failure_at: OffsetDateTime,
     pub locked_until: Option<OffsetDateTime>,
+}
+
+/// The rule one failure is counted by, computed by the caller from its settings and clock.
+#[derive(Debug, Clone, Copy)]
+pub struct FailureRule {
+    pub now: OffsetDateTime,
+    /// Failures at or before this instant no longer count (now − lockout window).
+    pub counts_after: OffsetDateTime,
+    /// The end of a lock that this failure starts (now + lockout window).
+    pub lock_until: OffsetDateTime,
+    /// The failure that reaches this count locks.
+    pub threshold: i64,
 }
 
 pub async fn get(tx: &mut Tx<SystemScope>, key: &[u8]) -> Result<Option<ThrottleState>> {
@@ -20,21 +37,66 @@ pub async fn get(tx: &mut Tx<SystemScope>, key: &[u8]) -> Result<Option<Throttle
     .await
 }
 
-pub async fn put(tx: &mut Tx<SystemScope>, key: &[u8], s: &ThrottleState) -> Result<()> {
-    tx.execute(
+/// Counts one failure and returns the state it left, in one write.
+///
+/// - During an active lock the failure is counted above the threshold, but the lock is neither
+///   extended nor lifted and its start (`last_failure_at`) is kept.
+/// - After a lock has expired, or when the last failure is older than the window, counting
+///   starts again at 1.
+/// - The failure that reaches the threshold sets `locked_until`, and its count is exactly the
+///   threshold: of any number of concurrent failures, only that one returns
+///   `failures == threshold` with a lock, so exactly one caller reports the lock.
+pub async fn record_failure(
+    tx: &mut Tx<SystemScope>,
+    key: &[u8],
+    rule: &FailureRule,
+) -> Result<ThrottleState> {
+    let threshold = rule.threshold.max(1);
+    // A threshold of 1 locks on the first failure of a fresh count.
+    let lock_on_first = (threshold <= 1).then_some(rule.lock_until);
+    tx.fetch_one(
         Query::new(
             "INSERT INTO login_throttle (key_hash, failures, last_failure_at, locked_until)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (key_hash) DO UPDATE SET failures = excluded.failures,
-                 last_failure_at = excluded.last_failure_at, locked_until = excluded.locked_until",
+             VALUES ($1, 1, $2, $5)
+             ON CONFLICT (key_hash) DO UPDATE SET
+                 failures = CASE
+                     WHEN login_throttle.locked_until > $2 THEN login_throttle.failures + 1
+                     WHEN login_throttle.locked_until IS NULL AND login_throttle.last_failure_at > $3
+                         THEN CASE WHEN login_throttle.failures + 1 >= $6 THEN $6
+                                   ELSE login_throttle.failures + 1 END
+                     ELSE 1 END,
+                 locked_until = CASE
+                     WHEN login_throttle.locked_until > $2 THEN login_throttle.locked_until
+                     WHEN login_throttle.locked_until IS NULL AND login_throttle.last_failure_at > $3
+                         THEN CASE WHEN login_throttle.failures + 1 >= $6 THEN $4 ELSE NULL END
+                     ELSE $5 END,
+                 last_failure_at = CASE
+                     WHEN login_throttle.locked_until > $2 THEN login_throttle.last_failure_at
+                     ELSE $2 END
+             RETURNING failures, last_failure_at, locked_until",
         )
         .bind(key)
-        .bind(s.failures)
-        .bind(s.last_failure_at)
-        .bind(s.locked_until),
+        .bind(rule.now)
+        .bind(rule.counts_after)
+        .bind(rule.lock_until)
+        .bind(lock_on_first)
+        .bind(threshold),
     )
-    .await?;
-    Ok(())
+    .await
+}
+
+/// Forgets the rows whose failures no longer count and whose lock (if any) has ended: they
+/// would start from zero anyway. Without this the table keeps one row per email ever tried.
+pub async fn prune(tx: &mut Tx<SystemScope>, rule: &FailureRule) -> Result<u64> {
+    tx.execute(
+        Query::new(
+            "DELETE FROM login_throttle
+             WHERE last_failure_at <= $1 AND (locked_until IS NULL OR locked_until <= $2)",
+        )
+        .bind(rule.counts_after)
+        .bind(rule.now),
+    )
+    .await
 }
 
 pub async fn clear(tx: &mut Tx<SystemScope>, key: &[u8]) -> Result<()> {

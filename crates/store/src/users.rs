@@ -214,6 +214,32 @@ pub async fn set_password<S: Scope>(
     Ok(())
 }
 
+/// Sets a new password only if the stored hash is still `expected` (the one the caller verified
+/// the current password against before opening this transaction); false if it changed since.
+pub async fn replace_password<S: Scope>(
+    tx: &mut Tx<S>,
+    id: UserId,
+    expected: &str,
+    hash: &str,
+    changed_at: OffsetDateTime,
+) -> Result<bool> {
+    let tenant = tx.scope().tenant();
+    let n = tx
+        .execute(
+            Query::new(
+                "UPDATE users SET password_hash = $3, password_changed_at = $4, updated_at = $4
+                 WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2) AND password_hash = $5",
+            )
+            .bind(id)
+            .bind(tenant)
+            .bind(hash)
+            .bind(changed_at)
+            .bind(expected),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 /// Replaces a hash with an upgraded one (same password, stronger parameters).
 pub async fn upgrade_hash(tx: &mut Tx<SystemScope>, id: UserId, hash: &str) -> Result<()> {
     tx.execute(

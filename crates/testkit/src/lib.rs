@@ -232,9 +232,16 @@ impl TestApp {
     /// A second server process on the same database and keys, as another node behind a load
     /// balancer would be. Its caches are its own.
     pub async fn spawn_peer(&self) -> TestApp {
+        self.spawn_peer_with(|_| {}).await
+    }
+
+    /// A peer node (or this node restarted) with `tweak` applied to its configuration, e.g. a
+    /// signing key appended to the ring.
+    pub async fn spawn_peer_with(&self, tweak: impl FnOnce(&mut RawConfig)) -> TestApp {
         let data_dir = tempfile::tempdir().expect("tempdir");
         let mut raw = self.config.clone();
         raw.data_dir = data_dir.path().to_path_buf();
+        tweak(&mut raw);
         let db = match &self.db {
             TestDb::Sqlite { url } => TestDb::Sqlite { url: url.clone() },
             TestDb::Postgres {

@@ -359,16 +359,14 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     {
         let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         if unsafe_method {
-            let expected = principal
-                .session_id()
-                .map(|sid| auth::sessions::csrf_token(s, sid))
-                .unwrap_or_default();
             let sent = req
                 .headers()
                 .get(cookies::CSRF_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let ok: bool = subtle_eq(sent.as_bytes(), expected.as_bytes());
+            let ok = principal
+                .session_id()
+                .is_ok_and(|sid| auth::sessions::csrf_token_valid(s, sid, sent));
             if !ok {
                 return ApiError(AppError::Forbidden {
                     code: "csrf_failed",
@@ -421,11 +419,6 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     }
     req.extensions_mut().insert(outcome);
     next.run(req).await
-}
-
-fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.ct_eq(b).into()
 }
 
 #[cfg(test)]

@@ -4,13 +4,21 @@
 //! on every request would cap throughput far below what the API needs. So each node keeps:
 //! - verified tokens (token → claims), valid until the token's own expiry;
 //! - the user and tenant snapshots requests need;
-//! - the set of sessions revoked in the last 16 minutes (longer than any access token lives).
+//! - the set of sessions revoked recently: for as long as the longest token lives (access token
+//!   TTL or an impersonation's 30 minutes, whichever is longer, plus a minute), so a token cached
+//!   before its session was revoked stays refused until it has expired.
 //!
 //! Invariant: a revocation, user change or tenant change is visible on every node within one
 //! second. The node that makes a change applies it locally at once; every change is also written
 //! to `auth_changes` in the same transaction, which each node polls every 250 ms
 //! ([`spawn_sync`]). A snapshot loaded concurrently with a change is discarded rather than cached
 //! (the `epoch` check), so a stale value cannot outlive the change that made it stale.
+//!
+//! Invariant: a revoked session's tokens are refused until they expire, across restarts and on
+//! every node. A token this node has not seen yet is checked against the session row in the
+//! database before it is cached (once per token per node), so a node that started after the
+//! revocation, or that has forgotten it, still refuses; a token cached before the revocation is
+//! refused by the remembered revocation, kept at least as long as the token can live.
 
 use super::tokens::AccessClaims;
 use crate::Services;
@@ -88,8 +96,13 @@ impl From<&palisade_store::api_keys::ApiKey> for ApiKeySnapshot {
     }
 }
 
-/// How long a revoked session is remembered: longer than any access token it could have minted.
-const REVOCATION_MEMORY: time::Duration = time::Duration::minutes(16);
+/// How long a revoked session is remembered: longer than any token it could have minted (an
+/// access token, or an impersonation token of `platform::IMPERSONATION_MINUTES`).
+pub fn revocation_memory(settings: &crate::settings::Settings) -> time::Duration {
+    let access = time::Duration::try_from(settings.access_token_ttl).unwrap_or(time::Duration::DAY);
+    let impersonation = time::Duration::minutes(crate::platform::IMPERSONATION_MINUTES);
+    access.max(impersonation) + time::Duration::MINUTE
+}
 /// Sequence numbers can commit out of order on PostgreSQL; re-read this many behind the newest.
 const SEQ_LOOKBACK: i64 = 256;
 const MAX_CACHED_TOKENS: usize = 100_000;
@@ -171,6 +184,11 @@ impl AuthCache {
         self.revoked_sessions.insert(session, now);
     }
 
+    /// Remembers a revocation found in the database (nothing cached depends on it).
+    pub fn note_revoked(&self, session: SessionId, now: OffsetDateTime) {
+        self.revoked_sessions.entry(session).or_insert(now);
+    }
+
     pub fn forget_user(&self, user: UserId) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.users.remove(&user);
@@ -191,19 +209,18 @@ impl AuthCache {
         self.last_seq.fetch_max(c.seq, Ordering::SeqCst);
     }
 
-    fn prune(&self, now: OffsetDateTime) {
-        self.revoked_sessions
-            .retain(|_, at| now - *at < REVOCATION_MEMORY);
+    fn prune(&self, now: OffsetDateTime, memory: time::Duration) {
+        self.revoked_sessions.retain(|_, at| now - *at < memory);
         let unix = now.unix_timestamp();
         self.tokens.retain(|_, c| c.exp > unix);
     }
 }
 
-/// Reads what changed since start (the last 16 minutes) into the cache.
+/// Reads what changed within the revocation memory into the cache (at start).
 pub async fn load_recent(s: &Services) -> anyhow::Result<()> {
     let now = s.now();
     let mut tx = s.store.begin_read(SystemScope::new("auth.sync")).await?;
-    for c in auth_changes::since(&mut tx, now - REVOCATION_MEMORY).await? {
+    for c in auth_changes::since(&mut tx, now - revocation_memory(&s.settings)).await? {
         s.auth_cache.apply(&c, now);
     }
     Ok(())
@@ -233,7 +250,7 @@ pub fn spawn_sync(s: Services, every: Duration) -> tokio::task::JoinHandle<()> {
             n = n.wrapping_add(1);
             if n.is_multiple_of(240) {
                 let now = s.now();
-                s.auth_cache.prune(now);
+                s.auth_cache.prune(now, revocation_memory(&s.settings));
                 if let Ok(mut tx) = s.store.begin(SystemScope::new("auth.sync.prune")).await {
                     let pruned = auth_changes::prune(&mut tx, now - time::Duration::days(1)).await;
                     if pruned.is_ok() {
@@ -254,4 +271,25 @@ pub async fn record<S: palisade_store::Scope>(
     now: OffsetDateTime,
 ) -> palisade_store::Result<()> {
     auth_changes::record(tx, kind, subject, now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An impersonation token lives 30 minutes; its revocation must be remembered as long.
+    #[test]
+    fn a_revocation_is_remembered_as_long_as_the_longest_token_lives() {
+        let settings = crate::settings::Settings::default();
+        let cache = AuthCache::new();
+        let t0 = OffsetDateTime::now_utc();
+        let sid = SessionId::new();
+        cache.revoke_session(sid, t0);
+        let memory = revocation_memory(&settings);
+        assert!(memory > time::Duration::minutes(crate::platform::IMPERSONATION_MINUTES));
+        cache.prune(t0 + time::Duration::minutes(30), memory);
+        assert!(cache.is_revoked(sid), "forgotten while a token could live");
+        cache.prune(t0 + memory, memory);
+        assert!(!cache.is_revoked(sid), "kept after every token expired");
+    }
 }

@@ -6,19 +6,25 @@
 //!
 //! ```text
 //!   open --failure--> open (failures+1, answer delayed 100 ms · 2^(failures-1), ≤ 2 s)
-//!   open --failure #threshold--> locked until now + lockout window (failures reset to 0)
+//!   open --failure #threshold--> locked until now + lockout window
 //!   locked --attempt--> 429 with Retry-After, not counted, no hash computed
+//!   locked --failure let through (known address)--> locked, lock neither extended nor lifted
 //!   locked --window passes--> open
 //!   any --success or admin unlock--> cleared
 //! ```
 //!
-//! Failures older than the lockout window no longer count. A flood from many addresses cannot
+//! Every failure counts however many run at once: the count and the lock are decided in the
+//! database, in the one statement that records the failure (`login_throttle::record_failure`),
+//! never from a value read earlier. The lock is per login name, not per address, so spreading
+//! guesses over many addresses does not escape it.
+//!
+//! Failures older than the lockout window no longer count, and such rows are pruned. A flood from many addresses cannot
 //! keep the owner out: attempts during a lock are not counted (so the lock never extends itself),
 //! and an attempt from an address the account has signed in from in the last 30 days is let
 //! through a lock to try its password.
 
 use crate::settings::Settings;
-use palisade_store::login_throttle::ThrottleState;
+use palisade_store::login_throttle::{FailureRule, ThrottleState};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -40,43 +46,22 @@ pub fn locked_for(state: Option<&ThrottleState>, now: OffsetDateTime) -> Option<
     })
 }
 
-/// The state after one more failure, and whether this failure locked the account.
-pub fn after_failure(
-    prev: Option<&ThrottleState>,
-    settings: &Settings,
-    now: OffsetDateTime,
-) -> (ThrottleState, bool) {
-    // A failure let through an active lock (from an address the owner has used) neither counts
-    // nor lifts the lock: only its expiry, a success or an admin unlock does.
-    if let Some(p) = prev.filter(|p| p.locked_until.is_some_and(|u| u > now)) {
-        return (p.clone(), false);
-    }
+/// The rule a failure at `now` is counted by (the store applies it in one write).
+pub fn failure_rule(settings: &Settings, now: OffsetDateTime) -> FailureRule {
     let window =
         time::Duration::try_from(settings.lockout_duration).unwrap_or(time::Duration::MINUTE);
-    let recent = prev
-        .filter(|p| now - p.last_failure_at < window && p.locked_until.is_none_or(|u| u > now))
-        .map_or(0, |p| p.failures);
-    let failures = recent + 1;
-    let threshold = i64::from(settings.lockout_threshold.max(1));
-    if failures >= threshold {
-        (
-            ThrottleState {
-                failures: 0,
-                last_failure_at: now,
-                locked_until: Some(now + window),
-            },
-            true,
-        )
-    } else {
-        (
-            ThrottleState {
-                failures,
-                last_failure_at: now,
-                locked_until: None,
-            },
-            false,
-        )
+    FailureRule {
+        now,
+        counts_after: now - window,
+        lock_until: now + window,
+        threshold: i64::from(settings.lockout_threshold.max(1)),
     }
+}
+
+/// Whether the failure that left `state` is the one that locked the account: only that one
+/// ends exactly on the threshold with a lock (failures during the lock count above it).
+pub fn locked_by(state: &ThrottleState, rule: &FailureRule) -> bool {
+    state.locked_until.is_some() && state.failures == rule.threshold
 }
 
 /// How long to hold the answer to the `failures`-th consecutive failure.
@@ -93,45 +78,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_fifth_failure_locks_for_the_window_and_the_lock_expires() {
+    fn the_rule_spans_the_lockout_window() {
         let s = Settings::default();
         let t0 = OffsetDateTime::now_utc();
-        let mut state: Option<ThrottleState> = None;
-        for i in 1..=4 {
-            let (next, locked) = after_failure(state.as_ref(), &s, t0);
-            assert!(!locked, "failure {i}");
-            assert_eq!(next.failures, i);
-            state = Some(next);
-        }
-        let (next, locked) = after_failure(state.as_ref(), &s, t0);
-        assert!(locked);
-        assert_eq!(locked_for(Some(&next), t0), Some(15 * 60 + 1));
+        let rule = failure_rule(&s, t0);
+        assert_eq!(rule.threshold, 5);
+        assert_eq!(rule.lock_until - t0, time::Duration::minutes(15));
+        assert_eq!(t0 - rule.counts_after, time::Duration::minutes(15));
+        let locking = ThrottleState {
+            failures: 5,
+            last_failure_at: t0,
+            locked_until: Some(rule.lock_until),
+        };
+        assert!(locked_by(&locking, &rule));
+        assert_eq!(locked_for(Some(&locking), t0), Some(15 * 60 + 1));
         assert_eq!(
-            locked_for(Some(&next), t0 + time::Duration::minutes(15)),
+            locked_for(Some(&locking), t0 + time::Duration::minutes(15)),
             None
         );
-        // A failure during the lock keeps it as it is.
-        let (during, locked) = after_failure(Some(&next), &s, t0 + time::Duration::minutes(1));
-        assert!(!locked);
-        assert_eq!(during.locked_until, next.locked_until);
-        // After the lock, counting starts again.
-        let (after, locked) = after_failure(Some(&next), &s, t0 + time::Duration::minutes(16));
-        assert!(!locked);
-        assert_eq!(after.failures, 1);
-    }
-
-    #[test]
-    fn old_failures_stop_counting() {
-        let s = Settings::default();
-        let t0 = OffsetDateTime::now_utc();
-        let old = ThrottleState {
-            failures: 4,
-            last_failure_at: t0,
-            locked_until: None,
+        let during = ThrottleState {
+            failures: 6,
+            ..locking
         };
-        let (next, locked) = after_failure(Some(&old), &s, t0 + time::Duration::minutes(20));
-        assert!(!locked);
-        assert_eq!(next.failures, 1);
+        assert!(!locked_by(&during, &rule), "a failure during the lock");
     }
 
     #[test]

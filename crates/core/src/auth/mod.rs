@@ -188,6 +188,7 @@ pub async fn authenticate(s: &Services, token: &str) -> AppResult<Principal> {
                 tokens::TokenError::Expired => bad_token("token_expired", &e.to_string()),
                 _ => bad_token("invalid_token", &e.to_string()),
             })?;
+            confirm_session_live(s, &c, now).await?;
             s.auth_cache.remember_token(token, &c);
             c
         }
@@ -245,6 +246,40 @@ pub enum KeyUse {
     Counted,
     /// A re-check of a credential already counted (an open websocket's, every second).
     Recheck,
+}
+
+/// Checks a token this node has not cached yet against its session row: the in-memory
+/// revocations only reach back as far as this node remembers (not before its start), the
+/// database always does. Once per token per node, so the hot path stays a cache hit.
+async fn confirm_session_live(
+    s: &Services,
+    claims: &tokens::AccessClaims,
+    now: time::OffsetDateTime,
+) -> AppResult<()> {
+    let session_id = SessionId::from_uuid(claims.sid);
+    if s.auth_cache.is_revoked(session_id) {
+        return Err(bad_token(
+            "session_revoked",
+            "this session has been signed out",
+        ));
+    }
+    let tenant = claims.tid.map(TenantId::from_uuid);
+    let mut tx = s.store.begin_read(UserScope::for_tenant(tenant)).await?;
+    let session = palisade_store::sessions::find(&mut tx, session_id).await?;
+    match session {
+        Some(row) if row.revoked_at.is_none() && row.user_id.as_uuid() == claims.sub => Ok(()),
+        Some(row) if row.revoked_at.is_some() => {
+            s.auth_cache.note_revoked(session_id, now);
+            Err(bad_token(
+                "session_revoked",
+                "this session has been signed out",
+            ))
+        }
+        _ => Err(bad_token(
+            "invalid_token",
+            "the token's session does not exist",
+        )),
+    }
 }
 
 /// Establishes the principal behind an API key: the key's tenant and scopes, acting for the user

@@ -7,6 +7,9 @@
 //!   layer answers 503 with Retry-After) instead of piling up work.
 //! - Parameters are OWASP's argon2id minimum (m = 19 MiB, t = 2, p = 1) or stronger; they are in
 //!   every PHC string, and a hash made with weaker ones is flagged for upgrade on the next login.
+//! - No hash runs while a database write transaction is open (on SQLite that would stall every
+//!   write of every tenant; on PostgreSQL it holds a pooled connection): callers verify and hash
+//!   first, then open the transaction and re-check what the hash depended on.
 //! - An unknown account is verified against a dummy hash made with the same parameters, so the
 //!   work, and therefore the time, is the same as for a real account.
 
@@ -56,6 +59,7 @@ pub struct PasswordHasher {
     waiting: Arc<AtomicUsize>,
     /// concurrency + queue: beyond this many callers, refuse.
     capacity: usize,
+    concurrency: u32,
     dummy: Arc<OnceCell<String>>,
 }
 
@@ -65,6 +69,7 @@ impl PasswordHasher {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             waiting: Arc::new(AtomicUsize::new(0)),
             capacity: concurrency.max(1) + queue,
+            concurrency: u32::try_from(concurrency.max(1)).unwrap_or(u32::MAX),
             dummy: Arc::new(OnceCell::new()),
         }
     }
@@ -93,6 +98,22 @@ impl PasswordHasher {
             .await
             .map_err(|e| anyhow::anyhow!("hash task failed: {e}"))?
             .map_err(HashError::Internal)
+    }
+
+    /// Takes every hashing slot until the returned guard is dropped: callers queue (up to the
+    /// bound) and no hash runs. For tests that prove nothing else waits while hashes are slow —
+    /// e.g. that no database transaction is held across a hash.
+    pub async fn hold_all(&self) -> Result<tokio::sync::OwnedSemaphorePermit, HashError> {
+        self.permits
+            .clone()
+            .acquire_many_owned(self.concurrency)
+            .await
+            .map_err(|e| HashError::Internal(anyhow::anyhow!("hash pool closed: {e}")))
+    }
+
+    /// How many callers are hashing or waiting to (for tests and metrics).
+    pub fn in_flight(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {

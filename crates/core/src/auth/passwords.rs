@@ -29,23 +29,32 @@ pub fn check_policy(
     })))
 }
 
-/// Refuses a password equal to the current one or one of the last `policy.history`.
-async fn check_history<S: Scope>(
-    s: &Services,
+/// The hashes a new password must not match: the current one and the last `policy.history`.
+async fn previous_hashes<S: Scope>(
     tx: &mut Tx<S>,
     user: &users::User,
     policy: &PasswordPolicy,
-    field: &'static str,
-    password: &str,
-) -> AppResult<()> {
+) -> AppResult<Vec<String>> {
     let mut previous = password_history::recent(tx, user.id, policy.history).await?;
     if let Some(current) = &user.password_hash {
         previous.insert(0, current.clone());
     }
     previous.truncate(policy.history.max(1));
+    Ok(previous)
+}
+
+/// Refuses a password equal to one of `previous` (hashes read beforehand: no transaction is
+/// open while they are verified).
+async fn check_reuse(
+    s: &Services,
+    previous: &[String],
+    policy: &PasswordPolicy,
+    field: &'static str,
+    password: &str,
+) -> AppResult<()> {
     for old in previous {
         if s.hasher
-            .verify(password, Some(&old))
+            .verify(password, Some(old))
             .await
             .map_err(hash_error)?
             .ok()
@@ -88,10 +97,19 @@ pub async fn change(
         });
     }
     let now = s.now();
-    let mut tx = s.store.begin(p.own_scope()).await?;
-    let user = users::find(&mut tx, p.user_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+    let (preset, tenant_name) = policy_for(s, p.tenant_id()).await?;
+    let policy = preset.policy();
+    // Read, verify and hash before the write transaction: argon2 inside it would hold the
+    // database (on SQLite, every tenant's writes) for the length of several hashes.
+    let (user, previous) = {
+        let mut tx = s.store.begin_read(p.own_scope()).await?;
+        let user = users::find(&mut tx, p.user_id)
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        let previous = previous_hashes(&mut tx, &user, &policy).await?;
+        (user, previous)
+    };
+    let verified_hash = user.password_hash.clone().unwrap_or_default();
     let ok = s
         .hasher
         .verify(current, user.password_hash.as_deref())
@@ -100,20 +118,26 @@ pub async fn change(
     if !ok.ok() {
         return Err(AppError::field("current_password", "is incorrect"));
     }
-    let (preset, tenant_name) = policy_for(s, p.tenant_id()).await?;
-    let policy = preset.policy();
     let ctx = PasswordContext {
         email: &user.email,
         name: &user.name,
         tenant_name: &tenant_name,
     };
     check_policy(&policy, "new_password", new, &ctx)?;
-    check_history(s, &mut tx, &user, &policy, "new_password", new).await?;
+    check_reuse(s, &previous, &policy, "new_password", new).await?;
     let hash = s.hasher.hash(new).await.map_err(hash_error)?;
+    let mut tx = s.store.begin(p.own_scope()).await?;
+    // The password may have changed while we hashed (another session): the current password was
+    // checked against the old hash, so refuse rather than overwrite the newer one.
+    if !users::replace_password(&mut tx, user.id, &verified_hash, &hash, now).await? {
+        return Err(AppError::conflict(
+            "password_changed",
+            "the password was changed while this request ran; sign in again and retry",
+        ));
+    }
     if let (Some(old), Some(t)) = (&user.password_hash, user.tenant_id) {
         password_history::insert(&mut tx, t, user.id, old, now).await?;
     }
-    users::set_password(&mut tx, user.id, &hash, now).await?;
     let revoked =
         session_rows::revoke_all_for_user(&mut tx, user.id, Some(session), "password_changed", now)
             .await?;
@@ -161,23 +185,28 @@ pub async fn accept_invite(
         .filter(|i| i.used_at.is_none() && i.expires_at > now)
         .ok_or_else(invalid)?;
     let (preset, tenant_name) = policy_for(s, Some(invite.tenant_id)).await?;
-    let mut tx = s
-        .store
-        .begin(UserScope::Tenant(TenantScope::from_verified_credential(
-            invite.tenant_id,
-        )))
-        .await?;
-    let user = users::find(&mut tx, invite.user_id)
-        .await?
-        .filter(|u| u.deleted_at.is_none())
-        .ok_or_else(invalid)?;
+    let scope = UserScope::Tenant(TenantScope::from_verified_credential(invite.tenant_id));
+    let user = {
+        let mut tx = s.store.begin_read(scope).await?;
+        users::find(&mut tx, invite.user_id)
+            .await?
+            .filter(|u| u.deleted_at.is_none())
+            .ok_or_else(invalid)?
+    };
     let ctx = PasswordContext {
         email: &user.email,
         name: &user.name,
         tenant_name: &tenant_name,
     };
     check_policy(&preset.policy(), "password", password, &ctx)?;
+    // Hashed before the write transaction; the invitation's single use is enforced in it
+    // (`mark_used` succeeds for one caller only) and the user re-checked.
     let hash = s.hasher.hash(password).await.map_err(hash_error)?;
+    let mut tx = s.store.begin(scope).await?;
+    let user = users::find(&mut tx, invite.user_id)
+        .await?
+        .filter(|u| u.deleted_at.is_none())
+        .ok_or_else(invalid)?;
     if !invites::mark_used(&mut tx, invite.id, now).await? {
         return Err(invalid());
     }

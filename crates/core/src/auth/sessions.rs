@@ -41,6 +41,15 @@ pub fn csrf_token(s: &Services, session: SessionId) -> String {
     hex::encode(s.keys.mac(b"csrf", session.as_uuid().as_bytes()))
 }
 
+/// Whether `sent` is the session's CSRF token under any signing key of the ring: a browser
+/// signed in before a key was appended keeps working until its session ends.
+pub fn csrf_token_valid(s: &Services, session: SessionId, sent: &str) -> bool {
+    hex::decode(sent).is_ok_and(|mac| {
+        s.keys
+            .mac_matches(b"csrf", session.as_uuid().as_bytes(), &mac)
+    })
+}
+
 fn invalid_credentials() -> AppError {
     AppError::Unauthenticated {
         code: "invalid_credentials",
@@ -216,7 +225,7 @@ pub async fn login(
         .await
         .map_err(hash_error)?;
     let Some(user) = user.filter(|_| verified.ok()) else {
-        return record_failure(s, meta, &throttle_key, throttle.as_ref(), &email, now).await;
+        return record_failure(s, meta, &throttle_key, &email, now).await;
     };
     let tenant = match user.tenant_id {
         Some(t) => Some(super::tenant_snapshot(s, t).await?),
@@ -262,16 +271,10 @@ async fn record_failure(
     s: &Services,
     meta: &RequestMeta,
     key: &[u8],
-    prev: Option<&login_throttle::ThrottleState>,
     email: &str,
     now: OffsetDateTime,
 ) -> AppResult<IssuedTokens> {
-    let (state, locked) = lockout::after_failure(prev, &s.settings, now);
-    let failures = if locked {
-        i64::from(s.settings.lockout_threshold)
-    } else {
-        state.failures
-    };
+    let rule = lockout::failure_rule(&s.settings, now);
     let tenant = {
         let mut tx = s.store.begin_read(SystemScope::new("login.lookup")).await?;
         users::find_by_email(&mut tx, email)
@@ -279,7 +282,11 @@ async fn record_failure(
             .and_then(|u| u.tenant_id.map(|t| (t, u.id)))
     };
     let mut tx = s.store.begin(SystemScope::new("login.failure")).await?;
-    login_throttle::put(&mut tx, key, &state).await?;
+    // Counted and decided in one write, so concurrent failures cannot overwrite each other.
+    let state = login_throttle::record_failure(&mut tx, key, &rule).await?;
+    let locked = lockout::locked_by(&state, &rule);
+    let failures = state.failures;
+    login_throttle::prune(&mut tx, &rule).await?;
     // The email is recorded only when it belongs to an account, so typos of passwords into the
     // email field do not land in the log.
     let mut e = audit::entry(meta, tenant.map(|(t, _)| t), "auth.login.failed")
@@ -337,6 +344,12 @@ pub async fn refresh(s: &Services, meta: &RequestMeta, token: &str) -> AppResult
     let Some(found) = found else {
         return Err(invalid_refresh());
     };
+    // Refused before the token is spent: after reactivation the same token still works.
+    if let Some(t) = found.tenant_id {
+        if super::tenant_snapshot(s, t).await?.suspended {
+            return Err(super::tenant_suspended());
+        }
+    }
     let mut tx = s
         .store
         .begin(UserScope::for_tenant(found.tenant_id))
@@ -391,11 +404,6 @@ pub async fn refresh(s: &Services, meta: &RequestMeta, token: &str) -> AppResult
     .await?;
     tx.commit().await?;
     let policy = tenant_policy(s, user.tenant_id).await?;
-    if let Some(t) = user.tenant_id {
-        if super::tenant_snapshot(s, t).await?.suspended {
-            return Err(super::tenant_suspended());
-        }
-    }
     issue(
         s,
         &user,

@@ -61,11 +61,18 @@ impl SigningKeyRing {
             .find(|k| k.id == kid)
     }
 
-    pub(super) fn derive_mac_key(&self, label: &[u8]) -> [u8; 32] {
+    /// One MAC key per signing key, the newest first. Each is derived from its own key's seed
+    /// only, so appending a key to the ring leaves every older derived key as it was.
+    pub(super) fn derive_mac_keys(&self, label: &[u8]) -> Vec<[u8; 32]> {
         use sha2::Digest;
-        let mut h = sha2::Sha256::new();
-        h.update(label);
-        h.update(self.active().seed);
-        h.finalize().into()
+        std::iter::once(&self.active)
+            .chain(self.older.iter().rev())
+            .map(|k| {
+                let mut h = sha2::Sha256::new();
+                h.update(label);
+                h.update(k.seed);
+                h.finalize().into()
+            })
+            .collect()
     }
 }

@@ -17,6 +17,8 @@ both!(
     a_deleted_user_cannot_log_in,
     a_lock_caused_elsewhere_does_not_keep_the_owner_out,
     a_mistyped_password_from_a_known_address_keeps_the_lock,
+    concurrent_failures_from_many_addresses_all_count,
+    throttle_rows_are_pruned_once_their_window_has_passed,
 );
 
 async fn login_returns_a_session(db: Db) {
@@ -282,4 +284,81 @@ async fn a_mistyped_password_from_a_known_address_keeps_the_lock(db: Db) {
     assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_credentials");
     let r = login_from(&app, attacker, "bob@acme.example", GOOD_PASSWORD).await;
     assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "account_locked");
+}
+
+/// Ten wrong passwords at once, each from its own address: every one counts, so the account is
+/// locked (issue 11, item 1). Before, each attempt read the count before any had written it and
+/// they all wrote 1.
+async fn concurrent_failures_from_many_addresses_all_count(db: Db) {
+    let app = spawn_app_with(db, |raw| raw.trusted_proxies = "127.0.0.1".into()).await;
+    let owner = app.register("Acme", "ana@acme.example").await;
+    create_user(&app, &owner, "bob@acme.example", "agent").await;
+    let attempts = (1..=10).map(|i| {
+        let app = &app;
+        async move {
+            login_from(
+                app,
+                &format!("203.0.113.{i}"),
+                "bob@acme.example",
+                &format!("wrong-guess-{i}"),
+            )
+            .await
+        }
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    for r in &answers {
+        assert!(
+            (r.status == StatusCode::UNAUTHORIZED && r.code() == "invalid_credentials")
+                || (r.status == StatusCode::TOO_MANY_REQUESTS && r.code() == "account_locked"),
+            "{}: {}",
+            r.status,
+            r.body
+        );
+    }
+    let r = login_from(&app, "198.51.100.200", "bob@acme.example", GOOD_PASSWORD).await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "account_locked");
+    assert!(retry_after(&r) > 14 * 60, "Retry-After {}", retry_after(&r));
+    assert_eq!(
+        audit_count(&app, "auth.login.locked").await,
+        1,
+        "one lock, reported once"
+    );
+    // The lock is not extended by the attempts that raced into it: it ends on time.
+    app.clock.advance(time::Duration::minutes(16));
+    let r = login_from(&app, "198.51.100.200", "bob@acme.example", GOOD_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// Throttle rows whose window (and lock) has passed are deleted; a live lock is kept (item 18).
+async fn throttle_rows_are_pruned_once_their_window_has_passed(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "ana@acme.example").await;
+    create_user(&app, &owner, "bob@acme.example", "agent").await;
+    let rows = || async {
+        app.db
+            .count_as_owner("SELECT COUNT(*) FROM login_throttle")
+            .await
+            .unwrap()
+    };
+    login_resp(&app, "typo@acme.example", "wrong-guess").await;
+    assert_eq!(rows().await, 1);
+    app.clock.advance(time::Duration::minutes(10));
+    for _ in 0..5 {
+        login_resp(&app, "bob@acme.example", "wrong-guess").await;
+    }
+    assert_eq!(rows().await, 2);
+    // 16 minutes after the typo, 6 into bob's lock: the typo's row goes, the lock stays.
+    app.clock.advance(time::Duration::minutes(6));
+    login_resp(&app, "nobody@acme.example", "wrong-guess").await;
+    assert_eq!(
+        rows().await,
+        2,
+        "the typo's row is pruned, the new one added"
+    );
+    let r = login_resp(&app, "bob@acme.example", GOOD_PASSWORD).await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "account_locked");
+    // Once bob's lock and the last failure's window have passed, every row goes.
+    app.clock.advance(time::Duration::minutes(30));
+    login_resp(&app, "last@acme.example", "wrong-guess").await;
+    assert_eq!(rows().await, 1, "only the newest failure is left");
 }

@@ -11,6 +11,7 @@ both!(
     the_new_password_must_follow_the_policy,
     the_last_five_passwords_cannot_be_reused,
     generated_passwords_are_strong,
+    no_write_waits_while_a_password_is_hashed,
 );
 
 async fn change(app: &TestApp, s: &Session, current: &str, new: &str) -> palisade_testkit::Resp {
@@ -195,4 +196,132 @@ async fn generated_passwords_are_strong(db: Db) {
     assert_eq!(r.status, StatusCode::OK);
     let r = change(&app, &owner, GOOD_PASSWORD, &generated).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// Sends a request in the background (it may wait for a while).
+fn spawn_post(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+    body: serde_json::Value,
+) -> tokio::task::JoinHandle<palisade_testkit::Resp> {
+    let mut req = app.client.post(app.url(path)).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    tokio::spawn(async move { TestApp::read(req.send().await.unwrap()).await })
+}
+
+/// While password changes, an ownership transfer and an invitation acceptance wait for argon2,
+/// another tenant's writes go through: none of them holds a write transaction (on SQLite, the
+/// only writer; on PostgreSQL, one of the pool's four connections) across a hash (issue 11,
+/// item 3). The hashing pool is held busy so the hashes cannot finish while we look.
+async fn no_write_waits_while_a_password_is_hashed(db: Db) {
+    let app = spawn_app(db).await;
+    let acme = app.register("Acme", "ana@acme.example").await;
+    let other = app.register("Other", "olga@other.example").await;
+    let agent = app.add_user(&acme, "bob@acme.example", "agent").await;
+    let invited = app
+        .post(
+            "/api/v1/users",
+            Some(&acme.access_token),
+            json!({"email": "dina@acme.example", "name": "Dina", "role": "agent"}),
+        )
+        .await;
+    let invite_token = invited.body["invite_token"].as_str().unwrap().to_owned();
+    // Each token has been seen once, so the requests below need no extra database reads first.
+    for s in [&acme, &other, &agent] {
+        assert_eq!(
+            app.get("/api/v1/me", &s.access_token).await.status,
+            StatusCode::OK
+        );
+    }
+
+    let hold = app.services.hasher.hold_all().await.unwrap();
+    let wrong = json!({"current_password": "not-my-password", "new_password": OTHER_PASSWORD});
+    let slow = vec![
+        spawn_post(
+            &app,
+            "/api/v1/auth/password",
+            Some(&acme.access_token),
+            wrong.clone(),
+        ),
+        spawn_post(
+            &app,
+            "/api/v1/auth/password",
+            Some(&agent.access_token),
+            wrong,
+        ),
+        spawn_post(
+            &app,
+            &format!("/api/v1/users/{}/transfer-ownership", agent.user_id),
+            Some(&acme.access_token),
+            json!({"password": "not-my-password"}),
+        ),
+        spawn_post(
+            &app,
+            "/api/v1/auth/accept-invite",
+            None,
+            json!({"token": invite_token, "password": GOOD_PASSWORD}),
+        ),
+    ];
+    // All four reach the hashing pool. Holding a write transaction, the later ones would queue
+    // for the database instead and never get there.
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while app.services.hasher.in_flight() < slow.len() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("every request waits for the hasher, none for the database");
+    let write = tokio::time::timeout(
+        std::time::Duration::from_secs(8),
+        app.post(
+            "/api/v1/contacts",
+            Some(&other.access_token),
+            json!({"phone": "+15550100199"}),
+        ),
+    )
+    .await
+    .expect("another tenant's write does not wait for a hash");
+    assert_eq!(write.status, StatusCode::CREATED, "{}", write.body);
+    drop(hold);
+    let answers: Vec<_> = futures_util::future::join_all(slow)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        !field_messages(&answers[0], "current_password").is_empty(),
+        "{}",
+        answers[0].body
+    );
+    assert!(
+        !field_messages(&answers[1], "current_password").is_empty(),
+        "{}",
+        answers[1].body
+    );
+    assert!(
+        !field_messages(&answers[2], "password").is_empty(),
+        "{}",
+        answers[2].body
+    );
+    assert_eq!(answers[3].status, StatusCode::OK, "{}", answers[3].body);
+    // The invitation is spent once; nothing changed for the others.
+    let again = app
+        .post(
+            "/api/v1/auth/accept-invite",
+            None,
+            json!({"token": invited.body["invite_token"], "password": GOOD_PASSWORD}),
+        )
+        .await;
+    assert_error(&again, StatusCode::BAD_REQUEST, "invalid_invite");
+    assert_eq!(
+        login_resp(&app, "ana@acme.example", GOOD_PASSWORD)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let me = app.get("/api/v1/me", &acme.access_token).await;
+    assert_eq!(me.body["is_owner"], true);
 }

@@ -6,7 +6,9 @@ use serde_json::json;
 
 both!(
     super_admins_list_suspend_and_reactivate_tenants,
-    impersonation_is_bounded_and_audited
+    impersonation_is_bounded_and_audited,
+    a_revoked_impersonation_stays_refused_after_a_restart,
+    refreshing_during_a_suspension_keeps_the_session_for_reactivation,
 );
 
 async fn super_admins_list_suspend_and_reactivate_tenants(db: Db) {
@@ -289,4 +291,103 @@ async fn impersonation_is_bounded_and_audited(db: Db) {
             .status,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// A revoked impersonation token stays refused for as long as it could live, also by a node
+/// started (or restarted) later, whose memory of revocations starts empty (issue 11, item 2).
+/// Before, a node remembered only the last 16 minutes of revocations; the token lives 30.
+async fn a_revoked_impersonation_stays_refused_after_a_restart(db: Db) {
+    let app = spawn_app(db).await;
+    // Everything below happens 25 minutes before the peer's clock (which starts at real time).
+    app.clock.advance(time::Duration::minutes(-25));
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let root = app.super_admin("root@platform.example").await;
+    let r = app
+        .post(
+            &format!("/api/v1/admin/tenants/{}/impersonate", owner.tenant_id),
+            Some(&root.access_token),
+            json!({"reason": "ticket #7"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let token = r.body["access_token"].as_str().unwrap().to_owned();
+    let imp_session = r.body["session_id"].as_str().unwrap().to_owned();
+    assert_eq!(app.get("/api/v1/me", &token).await.status, StatusCode::OK);
+    let revoked = app
+        .delete(
+            &format!("/api/v1/auth/sessions/{imp_session}"),
+            &owner.access_token,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get("/api/v1/me", &token).await.code(),
+        "session_revoked"
+    );
+
+    // Other nodes' changes since then (more than a node re-reads behind the newest one when it
+    // polls), so a node starting now learns of the revocation only if it looks far enough back.
+    {
+        use palisade_store::auth_changes::{self, ChangeKind};
+        let mut tx = app
+            .services
+            .store
+            .begin(palisade_store::SystemScope::new("test.changes"))
+            .await
+            .unwrap();
+        for _ in 0..300 {
+            let now = time::OffsetDateTime::now_utc();
+            auth_changes::record(&mut tx, ChangeKind::User, uuid::Uuid::now_v7(), now)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    // 25 minutes later the token has 5 minutes left; a node that starts now never saw the
+    // revocation happen.
+    let restarted = app.spawn_peer().await;
+    let r = restarted.get("/api/v1/me", &token).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    assert_eq!(r.code(), "session_revoked");
+    // The first node, 25 minutes on, still refuses it too.
+    app.clock.advance(time::Duration::minutes(25));
+    let r = app.get("/api/v1/me", &token).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+}
+
+/// A refresh while the tenant is suspended is refused before the refresh token is spent, so the
+/// session works again after reactivation (issue 11, item 4).
+async fn refreshing_during_a_suspension_keeps_the_session_for_reactivation(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let root = app.super_admin("root@platform.example").await;
+    let tenant = format!("/api/v1/admin/tenants/{}", owner.tenant_id);
+    let r = app
+        .post(
+            &format!("{tenant}/suspend"),
+            Some(&root.access_token),
+            json!({"reason": "unpaid invoices"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let refresh = json!({"refresh_token": owner.refresh_token});
+    let r = app
+        .post("/api/v1/auth/refresh", None, refresh.clone())
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    assert_eq!(r.code(), "tenant_suspended");
+    let r = app
+        .post(
+            &format!("{tenant}/reactivate"),
+            Some(&root.access_token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = app.post("/api/v1/auth/refresh", None, refresh).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let me = app
+        .get("/api/v1/me", r.body["access_token"].as_str().unwrap())
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
 }

@@ -20,6 +20,7 @@ both!(
     cookie_requests_need_the_csrf_header,
     cookie_refresh_needs_the_csrf_header,
     logout_clears_the_cookies,
+    csrf_tokens_survive_a_signing_key_appended_to_the_ring,
 );
 
 async fn refresh(app: &TestApp, token: &str) -> palisade_testkit::Resp {
@@ -412,4 +413,56 @@ async fn logout_clears_the_cookies(db: Db) {
         assert!(c.contains("Max-Age=0"), "{c}");
         assert_eq!(cookie_value(c), "");
     }
+}
+
+/// Appending a signing key (a rotation) must not break browsers already signed in: their CSRF
+/// tokens keep verifying until their sessions end (issue 11, item 5). Before, the CSRF key was
+/// derived from the newest signing key only.
+async fn csrf_tokens_survive_a_signing_key_appended_to_the_ring(db: Db) {
+    let app = spawn_app(db).await;
+    app.register("Acme", "ana@acme.example").await;
+    let r = crate::support::login_resp(&app, "ana@acme.example", GOOD_PASSWORD).await;
+    let access = r.body["access_token"].as_str().unwrap().to_owned();
+    let csrf = r.body["csrf_token"].as_str().unwrap().to_owned();
+    let jar = format!("__Host-palisade_access={access}; __Host-palisade_csrf={csrf}");
+    let ring =
+        secrecy::ExposeSecret::expose_secret(app.config.signing_keys.as_ref().unwrap()).to_owned();
+    let rotated = format!("{ring},{}", palisade_core::crypto::generate_ring_text());
+    let restarted = app
+        .spawn_peer_with(|raw| raw.signing_keys = Some(rotated.into()))
+        .await;
+    let r = json_with(
+        &restarted,
+        Method::PATCH,
+        "/api/v1/tenant",
+        &[("cookie", &jar), ("x-csrf-token", &csrf)],
+        json!({"name": "Acme Rotated"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // A wrong token is still refused, and a new sign-in gets a token of the newest key, which
+    // works too.
+    let r = json_with(
+        &restarted,
+        Method::PATCH,
+        "/api/v1/tenant",
+        &[("cookie", &jar), ("x-csrf-token", &"0".repeat(csrf.len()))],
+        json!({"name": "Hijacked"}),
+    )
+    .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "csrf_failed");
+    let fresh = crate::support::login_resp(&restarted, "ana@acme.example", GOOD_PASSWORD).await;
+    let fresh_csrf = fresh.body["csrf_token"].as_str().unwrap().to_owned();
+    let fresh_access = fresh.body["access_token"].as_str().unwrap().to_owned();
+    let fresh_jar =
+        format!("__Host-palisade_access={fresh_access}; __Host-palisade_csrf={fresh_csrf}");
+    let r = json_with(
+        &restarted,
+        Method::PATCH,
+        "/api/v1/tenant",
+        &[("cookie", &fresh_jar), ("x-csrf-token", &fresh_csrf)],
+        json!({"name": "Acme Fresh"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }

@@ -370,6 +370,7 @@ pub async fn revoke_session(
     request_body = ChangePasswordRequest,
     responses((status = 200, description = "Password changed", body = ChangePasswordResponse),
         (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 409, description = "`password_changed`: the password was changed by another request meanwhile", body = ErrorBody),
         (status = 422, description = "Wrong current password, or the new one breaks the policy (every failed rule listed)", body = ErrorBody)))]
 pub async fn change_password(
     State(state): State<AppState>,

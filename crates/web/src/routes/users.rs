@@ -265,6 +265,7 @@ pub async fn restore_user(
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not the owner", body = ErrorBody),
         (status = 404, description = "No such user in your tenant", body = ErrorBody),
+        (status = 409, description = "`already_owner`, or `password_changed` by another request meanwhile", body = ErrorBody),
         (status = 422, description = "Wrong password", body = ErrorBody)))]
 pub async fn transfer_ownership(
     State(state): State<AppState>,
