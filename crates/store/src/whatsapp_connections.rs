@@ -1,7 +1,7 @@
 //! Connected WhatsApp Business numbers. Secrets arrive here already encrypted by `core`.
 //!
 //! A number (Meta's `phone_number_id`) has at most one row per tenant, active or disconnected,
-//! and at most one ACTIVE row across all tenants (both are unique indexes, migration 0016): a
+//! and at most one ACTIVE row across all tenants (both are unique indexes, migration 0014): a
 //! disconnected number is connected again by reactivating its row ([`reactivate`]), which keeps
 //! its id, its webhook URL and its conversations. Nothing looks a connection up by its number:
 //! Meta's webhooks name the connection id in the URL.

@@ -107,7 +107,7 @@ fn already_connected() -> AppError {
 }
 
 /// Whether `e` is a violation of one of the indexes that keep a number to one active
-/// connection overall and one row per tenant (migration 0016).
+/// connection overall and one row per tenant (migration 0014).
 fn is_number_taken(e: &palisade_store::StoreError) -> bool {
     [
         "phone_number_id",
