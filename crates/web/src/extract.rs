@@ -2,7 +2,8 @@
 
 use crate::error::{render, ApiError};
 use crate::middleware::{AuthOutcome, ClientIp};
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -144,6 +145,38 @@ pub fn request_meta(parts: &Parts) -> RequestMeta {
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(512).collect()),
         request_id: crate::middleware::current_request_id(),
+    }
+}
+
+/// The raw body of a route whose JSON body is optional (parse it with [`optional_json`]). A body
+/// over the limit is `413 body_too_large` in our error format, as with [`ApiJson`], not axum's
+/// plain-text answer.
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(ApiBytes)
+            .map_err(|r: BytesRejection| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    render(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        "the request body is larger than the server accepts".into(),
+                        None,
+                    )
+                } else {
+                    render(
+                        r.status(),
+                        "invalid_body",
+                        strip_prefix(&r.body_text()),
+                        None,
+                    )
+                }
+            })
     }
 }
 

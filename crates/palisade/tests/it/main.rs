@@ -47,6 +47,7 @@ mod http_errors;
 mod inbound;
 mod media;
 mod notifications;
+mod openapi;
 mod outbound;
 mod passwords;
 mod platform;
