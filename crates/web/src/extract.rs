@@ -180,13 +180,13 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
     }
 }
 
-/// Parses an optional JSON body given as bytes (empty means absent), with the same answers as
-/// [`ApiJson`].
+/// Parses an optional JSON body given as bytes (empty or `null` means absent, as the OpenAPI
+/// document's `Option<…>` body says), with the same answers as [`ApiJson`].
 pub fn optional_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, Response> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(bytes).map(Some).map_err(|e| {
+    serde_json::from_slice::<Option<T>>(bytes).map_err(|e| {
         if e.is_data() {
             render(
                 StatusCode::UNPROCESSABLE_ENTITY,

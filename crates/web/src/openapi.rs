@@ -229,7 +229,7 @@ fn request_path_answers(path: &str, method: &str, op: &Operation) -> Vec<Answer>
         out.push(answer(
             401,
             "unauthenticated",
-            "no valid credential: missing (`unauthenticated`), expired (`token_expired`), invalid or revoked (`invalid_token`, `invalid_api_key`)",
+            "no credential was sent; an expired one is `token_expired`, an invalid or revoked one `invalid_token` or `invalid_api_key`",
         ));
         out.push(answer(
             403,
@@ -379,4 +379,49 @@ pub fn router() -> Router<AppState> {
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statuses(doc: &utoipa::openapi::OpenApi, path: &str, method: &str) -> Vec<String> {
+        let item = doc.paths.paths.get(path).expect("documented path");
+        let op = match method {
+            "get" => item.get.as_ref(),
+            "post" => item.post.as_ref(),
+            "delete" => item.delete.as_ref(),
+            _ => None,
+        }
+        .expect("documented operation");
+        op.responses.responses.keys().cloned().collect()
+    }
+
+    /// Exact rather than generous: a route lists what its request path can answer, and no more.
+    #[test]
+    fn answers_follow_the_route_shape() {
+        let doc = ApiDoc::openapi();
+        // No middleware, no awaiting, no input: nothing can go wrong on the way.
+        assert_eq!(statuses(&doc, "/healthz", "get"), ["200"]);
+        assert_eq!(statuses(&doc, "/api/v1/openapi.json", "get"), ["200"]);
+        // An anonymous API read without input: only the timeout and the overall rate limit.
+        assert_eq!(
+            statuses(&doc, "/api/v1/auth/password/generate", "get"),
+            ["200", "408", "429"]
+        );
+        // A credential is optional on the websocket (it may come in the first message): no 401.
+        assert!(!statuses(&doc, "/api/v1/ws", "get").contains(&"401".to_owned()));
+        // Meta's routes: a malformed id, but neither 404 nor 403 from the API middleware.
+        let meta = statuses(&doc, "/webhooks/whatsapp/{connection_id}", "post");
+        assert!(meta.contains(&"400".to_owned()), "{meta:?}");
+        assert!(!meta.contains(&"404".to_owned()) && !meta.contains(&"403".to_owned()));
+        // A signed-in change of a resource by id.
+        assert_eq!(
+            statuses(&doc, "/api/v1/users/{id}", "delete"),
+            ["204", "400", "401", "403", "404", "408", "409", "429"]
+        );
+        // An optional body (parsed whatever its content type): no 415.
+        assert!(!statuses(&doc, "/api/v1/auth/refresh", "post").contains(&"415".to_owned()));
+        assert!(statuses(&doc, "/api/v1/auth/login", "post").contains(&"415".to_owned()));
+    }
 }

@@ -255,6 +255,12 @@ fn probes(op: &Value) -> Vec<Probe> {
             body: Some(b"{\"a\":".to_vec()),
         });
         out.push(Probe {
+            what: "unknown id, JSON null",
+            path_value: "0190f6a4-0000-7000-8000-000000000000",
+            content_type: Some("application/json"),
+            body: Some(b"null".to_vec()),
+        });
+        out.push(Probe {
             what: "unknown id, JSON of the wrong shape",
             path_value: "0190f6a4-0000-7000-8000-000000000000",
             content_type: Some("application/json"),
@@ -337,6 +343,19 @@ async fn every_route_answers_bad_input_only_with_documented_statuses(db: Db) {
                 };
                 let what = format!("{} {path} ({who}, {})", method.to_uppercase(), probe.what);
                 check(&mut problems, &what, op, &r);
+                // A body the document admits is never refused as malformed.
+                let admits_null = op["requestBody"]["content"]["application/json"]["schema"]
+                    ["oneOf"]
+                    .as_array()
+                    .is_some_and(|alts| alts.iter().any(|a| a["type"] == "null"));
+                if probe.what == "unknown id, JSON null"
+                    && admits_null
+                    && r.code() == "invalid_body"
+                {
+                    problems.push(format!(
+                        "{what}: the document admits null, the route refuses it"
+                    ));
+                }
             }
         }
     }
