@@ -266,6 +266,12 @@ fn probes(op: &Value) -> Vec<Probe> {
             content_type: Some("application/json"),
             body: Some(b"[1, 2]".to_vec()),
         });
+        out.push(Probe {
+            what: "an array instead of an object",
+            path_value: "0190f6a4-0000-7000-8000-000000000000",
+            content_type: Some("application/json"),
+            body: Some(b"[null, null]".to_vec()),
+        });
         let mut big = b"{\"x\":\"".to_vec();
         big.resize(MAX_BODY_BYTES + 16, b'a');
         big.extend_from_slice(b"\"}");
@@ -348,6 +354,11 @@ async fn every_route_answers_bad_input_only_with_documented_statuses(db: Db) {
                     ["oneOf"]
                     .as_array()
                     .is_some_and(|alts| alts.iter().any(|a| a["type"] == "null"));
+                // Every documented body is an object (or null where optional); serde would read
+                // a struct from an array, so one that slipped through would succeed.
+                if probe.what == "an array instead of an object" && r.status.is_success() {
+                    problems.push(format!("{what}: an array was accepted as the body"));
+                }
                 if probe.what == "unknown id, JSON null"
                     && admits_null
                     && r.code() == "invalid_body"
