@@ -261,7 +261,7 @@ fn request_path_answers(path: &str, method: &str, op: &Operation) -> Vec<Answer>
         out.push(answer(
             422,
             "invalid_body",
-            "the JSON has a field of the wrong type, a missing field or an unknown field",
+            "the JSON is not an object, or has a field of the wrong type, a missing field or an unknown field",
         ));
         if is_required(body) {
             out.push(answer(
