@@ -2,7 +2,8 @@
 
 use crate::error::{render, ApiError};
 use crate::middleware::{AuthOutcome, ClientIp};
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -11,30 +12,55 @@ use palisade_core::auth::{Principal, RequestMeta};
 use palisade_core::AppError;
 use serde::de::DeserializeOwned;
 
-/// A JSON body. Wrong content type → 415; body too large → 413; malformed JSON → 400; wrong
-/// types, missing or unknown fields → 422 — each with serde's precise message.
+/// A JSON object body. Wrong content type → 415; body too large → 413; malformed JSON → 400;
+/// wrong types, missing or unknown fields, or not an object → 422 — each with serde's precise
+/// message.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !json_content_type(req.headers()) {
+            return Err(unsupported_media_type());
         }
+        let ApiBytes(bytes) = ApiBytes::from_request(req, state).await?;
+        let value = axum::Json::<T>::from_bytes(&bytes)
+            .map_err(json_rejection)?
+            .0;
+        // serde reads a struct from an array too (`[null, null]` as "every field absent"), which
+        // the document's object schemas do not allow: every request body here is an object.
+        if !starts_an_object(&bytes) {
+            return Err(not_an_object());
+        }
+        Ok(ApiJson(value))
     }
+}
+
+/// `application/json` or `application/<something>+json`, as axum's `Json` accepts.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let Some(subtype) = essence.strip_prefix("application/") else {
+        return false;
+    };
+    subtype == "json" || subtype.ends_with("+json")
 }
 
 fn json_rejection(r: JsonRejection) -> Response {
     let text = r.body_text();
     match r {
-        JsonRejection::MissingJsonContentType(_) => render(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with Content-Type: application/json".into(),
-            None,
-        ),
+        JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
         JsonRejection::JsonSyntaxError(_) => render(
             StatusCode::BAD_REQUEST,
             "malformed_json",
@@ -55,6 +81,15 @@ fn json_rejection(r: JsonRejection) -> Response {
         ),
         _ => render(r.status(), "invalid_body", text, None),
     }
+}
+
+fn unsupported_media_type() -> Response {
+    render(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as JSON with Content-Type: application/json".into(),
+        None,
+    )
 }
 
 /// axum prefixes serde's message with a generic sentence; keep only the useful part.
@@ -147,13 +182,45 @@ pub fn request_meta(parts: &Parts) -> RequestMeta {
     }
 }
 
-/// Parses an optional JSON body given as bytes (empty means absent), with the same answers as
-/// [`ApiJson`].
+/// The raw body of a route whose JSON body is optional (parse it with [`optional_json`]). A body
+/// over the limit is `413 body_too_large` in our error format, as with [`ApiJson`], not axum's
+/// plain-text answer.
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(ApiBytes)
+            .map_err(|r: BytesRejection| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    render(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        "the request body is larger than the server accepts".into(),
+                        None,
+                    )
+                } else {
+                    render(
+                        r.status(),
+                        "invalid_body",
+                        strip_prefix(&r.body_text()),
+                        None,
+                    )
+                }
+            })
+    }
+}
+
+/// Parses an optional JSON body given as bytes (empty or `null` means absent, as the OpenAPI
+/// document's `Option<…>` body says), with the same answers as [`ApiJson`].
 pub fn optional_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, Response> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(bytes).map(Some).map_err(|e| {
+    let value = serde_json::from_slice::<Option<T>>(bytes).map_err(|e| {
         if e.is_data() {
             render(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -169,5 +236,22 @@ pub fn optional_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, Res
                 None,
             )
         }
-    })
+    })?;
+    if value.is_some() && !starts_an_object(bytes) {
+        return Err(not_an_object());
+    }
+    Ok(value)
+}
+
+fn starts_an_object(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+fn not_an_object() -> Response {
+    render(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+        "the body must be a JSON object".into(),
+        None,
+    )
 }

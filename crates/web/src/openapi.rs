@@ -1,11 +1,23 @@
 //! The OpenAPI 3.1 document of every route, served at `/api/v1/openapi.json`.
-//! A test checks that every route the router serves is in it.
+//!
+//! Each `#[utoipa::path]` annotation documents what its handler decides (its success, its 409s,
+//! its business-rule 422s…). What the request path decides before or around the handler —
+//! the middleware and the extractors — is added here by [`RequestPathAnswers`], from the shape
+//! of each route, so a route added later is documented the same way without anyone having to
+//! remember. Tests validate the served document against the OpenAPI 3.1 schema and send every
+//! route malformed ids, no credentials and wrong content types, checking that each answer is
+//! listed for its operation.
 
 use crate::routes;
 use crate::AppState;
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use std::collections::BTreeMap;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, HeaderBuilder, Ref, RefOr, Required, Response};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -84,7 +96,7 @@ use utoipa::{Modify, OpenApi};
         routes::audit::export,
         openapi_json,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &RequestPathAnswers),
     tags(
         (name = "auth", description = "Registration, sign-in, tokens, sessions, passwords"),
         (name = "me", description = "The signed-in user"),
@@ -121,6 +133,244 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Where a route sits in `crate::router`, which decides the layers a request to it goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RouteKind {
+    /// Under `/api/`: the API middleware (authentication, the overall rate limit, CSRF and
+    /// impersonation checks) runs before the handler.
+    Api,
+    /// Meta's `/webhooks/…`: no API middleware; the handler owns its body and its refusals.
+    MetaWebhook,
+    /// Health checks and this document: no API middleware.
+    Plain,
+}
+
+impl RouteKind {
+    fn of(path: &str) -> Self {
+        if path == "/api/v1/openapi.json" {
+            RouteKind::Plain
+        } else if path.starts_with("/api/") {
+            RouteKind::Api
+        } else if path.starts_with("/webhooks/") {
+            RouteKind::MetaWebhook
+        } else {
+            RouteKind::Plain
+        }
+    }
+}
+
+/// Handlers that answer without awaiting anything, so the request timeout can never fire.
+const NEVER_WAITS: &[&str] = &["/healthz", "/api/v1/openapi.json"];
+
+/// One refusal the request path can produce, with the `code` of its error body.
+struct Answer {
+    status: u16,
+    code: &'static str,
+    why: &'static str,
+}
+
+const fn answer(status: u16, code: &'static str, why: &'static str) -> Answer {
+    Answer { status, code, why }
+}
+
+/// The refusals that the layers and extractors in front of an operation can produce. Exact
+/// rather than generous: a status is listed only where the path of the request can produce it
+/// (e.g. a route without an `Auth` extractor never answers 401 for a bad credential, and the
+/// overall rate limit only covers `/api/` routes).
+fn request_path_answers(path: &str, method: &str, op: &Operation) -> Vec<Answer> {
+    let kind = RouteKind::of(path);
+    let params = op.parameters.as_deref().unwrap_or_default();
+    let has_path_params = params.iter().any(|p| p.parameter_in == ParameterIn::Path);
+    let has_query_params = params.iter().any(|p| p.parameter_in == ParameterIn::Query);
+    // `security(("bearer" = []), ())` (an empty alternative) means the handler also serves
+    // requests without a credential, so it does not answer 401 for a missing one.
+    let requires_credential = op
+        .security
+        .as_ref()
+        .is_some_and(|s| !s.is_empty() && !s.contains(&SecurityRequirement::default()));
+    let mut out = Vec::new();
+    if !NEVER_WAITS.contains(&path) {
+        out.push(answer(
+            408,
+            "request_timeout",
+            "the request took longer than `PALISADE_REQUEST_TIMEOUT_SECS` and was abandoned",
+        ));
+    }
+    if kind == RouteKind::Plain {
+        return out;
+    }
+    if has_path_params {
+        out.push(answer(
+            400,
+            "invalid_path",
+            "a path parameter is malformed (e.g. an id that is not a UUID)",
+        ));
+    }
+    if kind == RouteKind::MetaWebhook {
+        return out;
+    }
+    out.push(answer(
+        429,
+        "rate_limited",
+        "over the per-minute request limit of the credential, or of the address when there is none; see `Retry-After`",
+    ));
+    if method != "get" {
+        out.push(answer(
+            403,
+            "csrf_failed",
+            "a cookie-authenticated request without the matching `X-CSRF-Token` header",
+        ));
+        out.push(answer(
+            403,
+            "impersonation_read_only",
+            "a change under a read-only impersonation",
+        ));
+    }
+    if requires_credential {
+        out.push(answer(
+            401,
+            "unauthenticated",
+            "no credential was sent; an expired one is `token_expired`, an invalid or revoked one `invalid_token` or `invalid_api_key`",
+        ));
+        out.push(answer(
+            403,
+            "tenant_suspended",
+            "the credential's tenant is suspended",
+        ));
+    }
+    if has_path_params {
+        out.push(answer(
+            404,
+            "not_found",
+            "no such resource in your tenant (another tenant's is answered the same)",
+        ));
+    }
+    if has_query_params {
+        out.push(answer(
+            400,
+            "invalid_query",
+            "a query parameter is malformed, unknown, or a required one is missing",
+        ));
+    }
+    if let Some(body) = &op.request_body {
+        out.push(answer(400, "malformed_json", "the body is not valid JSON"));
+        out.push(answer(
+            413,
+            "body_too_large",
+            "the body is larger than `PALISADE_MAX_BODY_BYTES`",
+        ));
+        out.push(answer(
+            422,
+            "invalid_body",
+            "the JSON is not an object, or has a field of the wrong type, a missing field or an unknown field",
+        ));
+        if is_required(body) {
+            out.push(answer(
+                415,
+                "unsupported_media_type",
+                "the body is not sent as `Content-Type: application/json`",
+            ));
+        }
+    }
+    out
+}
+
+/// A required body goes through `ApiJson`, which insists on the JSON content type; an optional
+/// one (`request_body(content = Option<…>)`, read with `optional_json`) is parsed whatever its
+/// content type says.
+fn is_required(body: &RequestBody) -> bool {
+    matches!(body.required, Some(Required::True))
+}
+
+/// Adds [`request_path_answers`] to every operation, documents every error with the error
+/// body, and every 429 and every 503 rendered as an error with its `Retry-After` header.
+struct RequestPathAnswers;
+
+impl Modify for RequestPathAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("options", &mut item.options),
+                ("head", &mut item.head),
+                ("patch", &mut item.patch),
+                ("trace", &mut item.trace),
+            ];
+            for (method, op) in operations {
+                if let Some(op) = op.as_mut() {
+                    let answers = request_path_answers(path, method, op);
+                    document(op, &answers);
+                }
+            }
+        }
+    }
+}
+
+fn document(op: &mut Operation, answers: &[Answer]) {
+    let mut by_status: BTreeMap<u16, Vec<&Answer>> = BTreeMap::new();
+    for a in answers {
+        by_status.entry(a.status).or_default().push(a);
+    }
+    for (status, list) in by_status {
+        let entry = op
+            .responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| RefOr::T(Response::new("")));
+        let RefOr::T(response) = entry else { continue };
+        for a in list {
+            if response.description.contains(a.code) {
+                continue;
+            }
+            let sentence = format!("`{}`: {}.", a.code, a.why);
+            if response.description.is_empty() {
+                response.description = sentence;
+            } else {
+                let sep = if response.description.ends_with('.') {
+                    " "
+                } else {
+                    ". "
+                };
+                response.description = format!("{}{sep}{sentence}", response.description);
+            }
+        }
+    }
+    for (status, entry) in op.responses.responses.iter_mut() {
+        let RefOr::T(response) = entry else { continue };
+        let is_error = status.starts_with('4') || status.starts_with('5');
+        if is_error && response.content.is_empty() {
+            response.content.insert(
+                "application/json".to_owned(),
+                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+            );
+        }
+        let error_body = response.content.get("application/json").is_some_and(
+            |c| matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/ErrorBody")),
+        );
+        // `ApiError` sets `Retry-After` on every 429 and every 503 it renders.
+        if (status == "429" || status == "503") && error_body {
+            response
+                .headers
+                .entry("Retry-After".to_owned())
+                .or_insert_with(retry_after);
+        }
+    }
+}
+
+fn retry_after() -> utoipa::openapi::Header {
+    HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1)),
+        )
+        .description(Some("Seconds to wait before trying again"))
+        .build()
+}
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/openapi.json", get(openapi_json))
 }
@@ -130,4 +380,49 @@ pub fn router() -> Router<AppState> {
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statuses(doc: &utoipa::openapi::OpenApi, path: &str, method: &str) -> Vec<String> {
+        let item = doc.paths.paths.get(path).expect("documented path");
+        let op = match method {
+            "get" => item.get.as_ref(),
+            "post" => item.post.as_ref(),
+            "delete" => item.delete.as_ref(),
+            _ => None,
+        }
+        .expect("documented operation");
+        op.responses.responses.keys().cloned().collect()
+    }
+
+    /// Exact rather than generous: a route lists what its request path can answer, and no more.
+    #[test]
+    fn answers_follow_the_route_shape() {
+        let doc = ApiDoc::openapi();
+        // No middleware, no awaiting, no input: nothing can go wrong on the way.
+        assert_eq!(statuses(&doc, "/healthz", "get"), ["200"]);
+        assert_eq!(statuses(&doc, "/api/v1/openapi.json", "get"), ["200"]);
+        // An anonymous API read without input: only the timeout and the overall rate limit.
+        assert_eq!(
+            statuses(&doc, "/api/v1/auth/password/generate", "get"),
+            ["200", "408", "429"]
+        );
+        // A credential is optional on the websocket (it may come in the first message): no 401.
+        assert!(!statuses(&doc, "/api/v1/ws", "get").contains(&"401".to_owned()));
+        // Meta's routes: a malformed id, but neither 404 nor 403 from the API middleware.
+        let meta = statuses(&doc, "/webhooks/whatsapp/{connection_id}", "post");
+        assert!(meta.contains(&"400".to_owned()), "{meta:?}");
+        assert!(!meta.contains(&"404".to_owned()) && !meta.contains(&"403".to_owned()));
+        // A signed-in change of a resource by id.
+        assert_eq!(
+            statuses(&doc, "/api/v1/users/{id}", "delete"),
+            ["204", "400", "401", "403", "404", "408", "409", "429"]
+        );
+        // An optional body (parsed whatever its content type): no 415.
+        assert!(!statuses(&doc, "/api/v1/auth/refresh", "post").contains(&"415".to_owned()));
+        assert!(statuses(&doc, "/api/v1/auth/login", "post").contains(&"415".to_owned()));
+    }
 }

@@ -48,6 +48,7 @@ mod inbound;
 mod lifecycle;
 mod media;
 mod notifications;
+mod openapi;
 mod outbound;
 mod passwords;
 mod platform;

@@ -2,9 +2,8 @@
 
 use super::{rfc3339, ListResponse};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{optional_json, ApiJson, ApiPath, Auth, Meta};
+use crate::extract::{optional_json, ApiBytes, ApiJson, ApiPath, Auth, Meta};
 use crate::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -221,7 +220,7 @@ pub async fn update_key(
 
 /// Revoke a key: it stops working on every node within a second. The record is kept.
 #[utoipa::path(post, path = "/api/v1/api-keys/{id}/revoke", tag = "api-keys", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "API key id")), request_body(content = RevokeApiKeyRequest, description = "Optional"),
+    params(("id" = Uuid, Path, description = "API key id")), request_body(content = Option<RevokeApiKeyRequest>, description = "Optional"),
     responses((status = 200, description = "The revoked key", body = ApiKeyResponse),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin, or an API key", body = ErrorBody),
@@ -232,7 +231,7 @@ pub async fn revoke_key(
     Auth(p): Auth,
     Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> ApiResult<Response> {
     let req: Option<RevokeApiKeyRequest> = match optional_json(&body) {
         Ok(r) => r,

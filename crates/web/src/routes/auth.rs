@@ -4,9 +4,8 @@ use super::users::UserResponse;
 use super::{rfc3339, ListResponse};
 use crate::cookies;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{optional_json, ApiJson, ApiPath, Auth, Meta};
+use crate::extract::{optional_json, ApiBytes, ApiJson, ApiPath, Auth, Meta};
 use crate::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -187,7 +186,8 @@ fn with_cookies(s: &Services, t: &IssuedTokens) -> HeaderMap {
         (status = 201, description = "Tenant and owner created, signed in", body = RegisterResponse),
         (status = 409, description = "Email already registered (`email_taken`)", body = ErrorBody),
         (status = 422, description = "Invalid fields; a weak password lists every failed rule", body = ErrorBody),
-        (status = 429, description = "Too many registrations from this address", body = ErrorBody)))]
+        (status = 429, description = "Too many registrations from this address", body = ErrorBody),
+        (status = 503, description = "The server is busy checking passwords (`unavailable`); see Retry-After", body = ErrorBody)))]
 pub async fn register_tenant(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -236,16 +236,17 @@ pub async fn login(
 
 /// Exchange a refresh token (body, or the cookie) for a new pair. Each refresh token works
 /// once; presenting a used one signs the whole session out.
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body(content = RefreshRequest, description = "Optional when the refresh cookie is sent"),
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body(content = Option<RefreshRequest>, description = "Optional when the refresh cookie is sent"),
     responses(
         (status = 200, description = "A new token pair", body = TokenResponse),
+        (status = 400, description = "No refresh token in the body nor in the cookie (`refresh_token_missing`)", body = ErrorBody),
         (status = 401, description = "Invalid, expired or reused refresh token", body = ErrorBody),
         (status = 403, description = "Cookie refresh without a matching `X-CSRF-Token`", body = ErrorBody)))]
 pub async fn refresh(
     State(state): State<AppState>,
     Meta(meta): Meta,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> ApiResult<Response> {
     let s = &state.services;
     let req: Option<RefreshRequest> = match optional_json(&body) {
@@ -371,7 +372,8 @@ pub async fn revoke_session(
     responses((status = 200, description = "Password changed", body = ChangePasswordResponse),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 409, description = "`password_changed`: the password was changed by another request meanwhile", body = ErrorBody),
-        (status = 422, description = "Wrong current password, or the new one breaks the policy (every failed rule listed)", body = ErrorBody)))]
+        (status = 422, description = "Wrong current password, or the new one breaks the policy (every failed rule listed)", body = ErrorBody),
+        (status = 503, description = "The server is busy checking passwords (`unavailable`); see Retry-After", body = ErrorBody)))]
 pub async fn change_password(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -404,7 +406,8 @@ pub async fn generate_password() -> Json<GeneratedPasswordResponse> {
 #[utoipa::path(post, path = "/api/v1/auth/accept-invite", tag = "auth", request_body = AcceptInviteRequest,
     responses((status = 200, description = "Password set, signed in", body = TokenResponse),
         (status = 400, description = "Invalid, used or expired invitation (`invalid_invite`)", body = ErrorBody),
-        (status = 422, description = "The password breaks the policy", body = ErrorBody)))]
+        (status = 422, description = "The password breaks the policy", body = ErrorBody),
+        (status = 503, description = "The server is busy checking passwords (`unavailable`); see Retry-After", body = ErrorBody)))]
 pub async fn accept_invite(
     State(state): State<AppState>,
     Meta(meta): Meta,

@@ -108,6 +108,7 @@ pub struct TransferOwnershipRequest {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListUsersQuery {
     /// Super admins: only this tenant's users.
@@ -146,7 +147,8 @@ pub async fn list_users(
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 409, description = "Email already in use (`email_taken`)", body = ErrorBody),
-        (status = 422, description = "Invalid fields", body = ErrorBody)))]
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 503, description = "The server is busy checking passwords (`unavailable`); see Retry-After", body = ErrorBody)))]
 pub async fn create_user(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -266,7 +268,8 @@ pub async fn restore_user(
         (status = 403, description = "Not the owner", body = ErrorBody),
         (status = 404, description = "No such user in your tenant", body = ErrorBody),
         (status = 409, description = "`already_owner`, or `password_changed` by another request meanwhile", body = ErrorBody),
-        (status = 422, description = "Wrong password", body = ErrorBody)))]
+        (status = 422, description = "Wrong password", body = ErrorBody),
+        (status = 503, description = "The server is busy checking passwords (`unavailable`); see Retry-After", body = ErrorBody)))]
 pub async fn transfer_ownership(
     State(state): State<AppState>,
     Auth(p): Auth,

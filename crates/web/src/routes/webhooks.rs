@@ -2,9 +2,8 @@
 
 use super::{rfc3339, ListResponse};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{optional_json, ApiJson, ApiPath, ApiQuery, Auth, Meta};
+use crate::extract::{optional_json, ApiBytes, ApiJson, ApiPath, ApiQuery, Auth, Meta};
 use crate::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -85,6 +84,7 @@ pub struct AllowedDomains {
 }
 
 #[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveriesQuery {
     /// At most this many, newest first (default 100, at most 500).
@@ -336,7 +336,7 @@ pub async fn approve_webhook(
 /// response). The previous one keeps signing for `overlap_seconds` (default 24 hours, at most
 /// 7 days) unless `expire_previous_now` or `overlap_seconds: 0`.
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Webhook id")), request_body(content = RotateSecretRequest, description = "Optional"),
+    params(("id" = Uuid, Path, description = "Webhook id")), request_body(content = Option<RotateSecretRequest>, description = "Optional"),
     responses((status = 200, description = "The webhook and its new secret", body = WebhookWithSecretResponse),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
@@ -347,7 +347,7 @@ pub async fn rotate_secret(
     Auth(p): Auth,
     Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> ApiResult<Response> {
     let req: Option<RotateSecretRequest> = match optional_json(&body) {
         Ok(r) => r,
