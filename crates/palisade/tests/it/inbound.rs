@@ -1,8 +1,8 @@
 //! Inbound WhatsApp messaging: Meta's signed webhook POSTs (from the simulator and by hand),
 //! stored durably, processed into contacts, conversations and messages, read through the API.
 
+use crate::support::meta_signature as sign;
 use crate::support::{whatsapp_fixture, WhatsAppFixture};
-use hmac::{Hmac, Mac};
 use palisade_testkit::{Db, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -15,18 +15,6 @@ both!(
     the_database_keeps_a_message_on_its_conversations_connection,
     conversations_are_listed_by_status_assignee_and_label
 );
-
-fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
 
 /// The shared WhatsApp fixture, with this module's helpers on top.
 struct Setup(WhatsAppFixture);

@@ -4,9 +4,9 @@
 //! retention while redeliveries stay recognised. Workers are driven by calling them directly
 //! (their background loops are off) and time moves with the manual clock.
 
+use crate::support::meta_signature as sign;
 use crate::support::{whatsapp_fixture_with, WhatsAppFixture};
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use palisade_testkit::{spawn_app_with, Db, Session, TestApp, GOOD_PASSWORD};
 
 const ROOT: &str = "root@platform.example";
@@ -471,18 +471,6 @@ async fn a_contact_erased_while_its_media_downloads_leaves_no_file(db: Db) {
 }
 
 // ---- item 18: inbound retention ----
-
-fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
 
 /// A webhook body carrying one text message with `wamid`.
 fn text_payload(f: &WhatsAppFixture, wamid: &str) -> Vec<u8> {

@@ -172,6 +172,45 @@ pub struct WhatsAppFixture {
     pub app_secret: String,
 }
 
+/// `X-Hub-Signature-256` of `body` under a connection's app secret, as Meta signs its webhooks.
+pub fn meta_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// A new number in the simulator at `sim` (not connected): its `phone_number_id`, `waba_id`,
+/// `access_token` and `app_secret`.
+pub async fn sim_number(app: &TestApp, sim: &str) -> Value {
+    let r = app
+        .client
+        .post(format!("{sim}/_sim/phone-numbers"))
+        .json(&json!({"verified_name": "Acme Support"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.json().await.unwrap()
+}
+
+/// The body of `POST /api/v1/whatsapp/connections` for the simulator's number `n`.
+pub fn connect_body(n: &Value) -> Value {
+    json!({
+        "display_name": "Support line",
+        "phone_number_id": n["phone_number_id"],
+        "waba_id": n["waba_id"],
+        "access_token": n["access_token"],
+        "app_secret": n["app_secret"],
+    })
+}
+
 /// Creates a number in the simulator at `sim` and connects it to `owner`'s tenant (expects
 /// 201). Returns the simulator's number and the connection response.
 pub async fn connect_sim_number(
@@ -180,27 +219,14 @@ pub async fn connect_sim_number(
     owner: &Session,
     display_name: &str,
 ) -> (Value, Value) {
-    let n: Value = app
-        .client
-        .post(format!("{sim}/_sim/phone-numbers"))
-        .json(&json!({"verified_name": "Acme Support"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let n = sim_number(app, sim).await;
+    let mut body = connect_body(&n);
+    body["display_name"] = json!(display_name);
     let r = app
         .post(
             "/api/v1/whatsapp/connections",
             Some(&owner.access_token),
-            json!({
-                "display_name": display_name,
-                "phone_number_id": n["phone_number_id"],
-                "waba_id": n["waba_id"],
-                "access_token": n["access_token"],
-                "app_secret": n["app_secret"],
-            }),
+            body,
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);

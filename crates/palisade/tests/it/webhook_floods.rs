@@ -2,8 +2,8 @@
 //! read, refusals limited per address (never Meta's signed deliveries), and a connection's
 //! refusals recorded once per minute instead of once per request.
 
+use crate::support::meta_signature as sign;
 use crate::support::{whatsapp_fixture, whatsapp_fixture_with, WhatsAppFixture};
-use hmac::{Hmac, Mac};
 use palisade_core::whatsapp::webhook_refusals;
 use palisade_testkit::{Db, Resp, TestApp};
 use reqwest::StatusCode;
@@ -15,18 +15,6 @@ both!(
     refusals_are_limited_per_address_but_signed_deliveries_never_are,
     a_connections_refusals_are_one_audit_record_per_minute
 );
-
-fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
 
 /// A payload Meta could send (a status for a message we never sent: stored, changes nothing).
 fn payload(f: &WhatsAppFixture, n: usize) -> Vec<u8> {

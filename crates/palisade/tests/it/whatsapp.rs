@@ -1,8 +1,9 @@
 //! WhatsApp connections against the Cloud API simulator, and Meta's webhook handshake.
 
+use crate::support::{connect_body, sim_number};
 use palisade_testkit::{spawn_app_with, Db, TestApp};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 
 both!(
     an_admin_connects_a_number_and_meta_verifies_the_webhook,
@@ -28,28 +29,6 @@ async fn app_with_sim(db: Db) -> (TestApp, String) {
     })
     .await;
     (app, base)
-}
-
-async fn sim_number(app: &TestApp, base: &str) -> Value {
-    let r = app
-        .client
-        .post(format!("{base}/_sim/phone-numbers"))
-        .json(&json!({"verified_name": "Acme Support"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    r.json().await.unwrap()
-}
-
-fn connect_body(n: &Value) -> Value {
-    json!({
-        "display_name": "Support line",
-        "phone_number_id": n["phone_number_id"],
-        "waba_id": n["waba_id"],
-        "access_token": n["access_token"],
-        "app_secret": n["app_secret"],
-    })
 }
 
 async fn an_admin_connects_a_number_and_meta_verifies_the_webhook(db: Db) {

@@ -3,8 +3,9 @@
 //! number only when no active connection holds it, concurrent attempts leave one active
 //! connection, and `PATCH /api/v1/whatsapp/connections/{id}` replaces credentials (admins only).
 
+use crate::support::meta_signature as sign;
 use crate::support::{assert_error, connect_sim_number, field_messages};
-use hmac::{Hmac, Mac};
+use crate::support::{connect_body, sim_number};
 use palisade_testkit::{spawn_app_with, Db, Session, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -30,28 +31,6 @@ async fn app_with_sim(db: Db) -> (TestApp, String) {
     (app, base)
 }
 
-async fn sim_number(app: &TestApp, sim: &str) -> Value {
-    let r = app
-        .client
-        .post(format!("{sim}/_sim/phone-numbers"))
-        .json(&json!({"verified_name": "Acme Support"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    r.json().await.unwrap()
-}
-
-fn connect_body(n: &Value) -> Value {
-    json!({
-        "display_name": "Support line",
-        "phone_number_id": n["phone_number_id"],
-        "waba_id": n["waba_id"],
-        "access_token": n["access_token"],
-        "app_secret": n["app_secret"],
-    })
-}
-
 async fn connect(app: &TestApp, who: &Session, n: &Value) -> palisade_testkit::Resp {
     app.post(CONNECTIONS, Some(&who.access_token), connect_body(n))
         .await
@@ -66,18 +45,6 @@ async fn disconnect(app: &TestApp, who: &Session, id: &str) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-}
-
-fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
 }
 
 /// Posts Meta's webhook for one customer text message to connection `id`, signed with
