@@ -1,11 +1,18 @@
-//! Limits and counters under concurrent requests (issue 11, "the same race elsewhere"): a
-//! per-tenant limit checked by counting holds however many requests run at once.
+//! Limits and read-modify-writes under concurrent requests (issue 11, "the same race
+//! elsewhere"): a per-tenant limit checked by counting holds however many requests run at once,
+//! and concurrent changes to one contact or conversation all land.
 
-use palisade_testkit::{spawn_app_with, Db};
+use crate::support::whatsapp_fixture;
+use palisade_testkit::{spawn_app, spawn_app_with, Db};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
+use std::time::Duration;
 
-both!(concurrent_webhook_creates_stop_at_the_limit);
+both!(
+    concurrent_webhook_creates_stop_at_the_limit,
+    a_contacts_opt_out_survives_concurrent_edits,
+    concurrent_changes_to_one_conversation_all_land,
+);
 
 /// Twelve creates at once against a limit of three: exactly three endpoints exist and the
 /// others are refused with `409 webhook_limit_reached`. Without the tenant lock every create
@@ -48,5 +55,107 @@ async fn concurrent_webhook_creates_stop_at_the_limit(db: Db) {
             .map_or(0, Vec::len);
         assert_eq!(listed, 3, "round {round}: {created} created this round");
         assert_eq!(created, if round == 0 { 3 } else { 0 });
+    }
+}
+
+/// Eight PATCHes of one contact at once: one opts the contact out of marketing, the others
+/// rename it. The opt-out must stand. Without the row lock a rename on PostgreSQL that read the
+/// contact before the opt-out committed wrote `marketing_opt_in: true` back (the same happened
+/// to an inbound "STOP" racing an edit).
+async fn a_contacts_opt_out_survives_concurrent_edits(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    for round in 0..6 {
+        let c = app
+            .post(
+                "/api/v1/contacts",
+                Some(&owner.access_token),
+                json!({"phone": format!("+4477009001{round:02}"), "marketing_opt_in": true}),
+            )
+            .await;
+        assert_eq!(c.status, StatusCode::CREATED, "{:?}", c.body);
+        let path = format!("/api/v1/contacts/{}", c.body["id"].as_str().unwrap());
+        let patches = (0..8).map(|i| {
+            let (app, path, token) = (&app, &path, owner.access_token.clone());
+            let body = if i == 3 {
+                json!({ "marketing_opt_in": false })
+            } else {
+                json!({ "name": format!("Ana {round}.{i}") })
+            };
+            async move { app.patch(path, &token, body).await }
+        });
+        for r in futures_util::future::join_all(patches).await {
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        }
+        let after = app.get(&path, &owner.access_token).await;
+        assert_eq!(
+            after.body["marketing_opt_in"], false,
+            "round {round}: {:?}",
+            after.body
+        );
+        assert_eq!(
+            after.body["opted_out"], true,
+            "round {round}: {:?}",
+            after.body
+        );
+    }
+}
+
+/// Labels and status of one conversation changed at once by different requests: every change
+/// lands. Without the row lock a status change on PostgreSQL wrote back the labels it had read.
+async fn concurrent_changes_to_one_conversation_all_land(db: Db) {
+    let s = whatsapp_fixture(db).await;
+    let r = s
+        .app
+        .client
+        .post(format!("{}/_sim/inbound", s.sim))
+        .json(&json!({
+            "phone_number_id": s.phone_number_id, "from": "447700900123",
+            "profile_name": "Ana Souza", "type": "text", "text": {"body": "Hello"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let mut convs = Value::Null;
+    for _ in 0..200 {
+        palisade_core::whatsapp::inbound::process_pending(&s.app.services)
+            .await
+            .unwrap();
+        convs = s
+            .app
+            .get("/api/v1/conversations", &s.owner.access_token)
+            .await
+            .body;
+        if !convs["data"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let path = format!(
+        "/api/v1/conversations/{}",
+        convs["data"][0]["id"].as_str().expect("a conversation")
+    );
+    let statuses = ["open", "pending", "resolved"];
+    for round in 0..6 {
+        let labels = json!([format!("round-{round}")]);
+        let patches = (0..8).map(|i| {
+            let (app, path, token) = (&s.app, &path, s.owner.access_token.clone());
+            let body = if i == 3 {
+                json!({ "labels": labels })
+            } else {
+                json!({ "status": statuses[(round + i) % 3] })
+            };
+            async move { app.patch(path, &token, body).await }
+        });
+        for r in futures_util::future::join_all(patches).await {
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        }
+        let after = s.app.get(&path, &s.owner.access_token).await;
+        assert_eq!(
+            after.body["labels"], labels,
+            "round {round}: {:?}",
+            after.body
+        );
     }
 }
