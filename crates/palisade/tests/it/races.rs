@@ -2,7 +2,7 @@
 //! elsewhere"): a per-tenant limit checked by counting holds however many requests run at once,
 //! and concurrent changes to one contact or conversation all land.
 
-use crate::support::whatsapp_fixture;
+use crate::support::{create_user, whatsapp_fixture};
 use palisade_testkit::{spawn_app, spawn_app_with, Db};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -12,6 +12,8 @@ both!(
     concurrent_webhook_creates_stop_at_the_limit,
     a_contacts_opt_out_survives_concurrent_edits,
     concurrent_changes_to_one_conversation_all_land,
+    a_revoked_key_stays_revoked_under_concurrent_renames,
+    a_deleted_user_stays_deleted_under_concurrent_renames,
 );
 
 /// Twelve creates at once against a limit of three: exactly three endpoints exist and the
@@ -154,6 +156,93 @@ async fn concurrent_changes_to_one_conversation_all_land(db: Db) {
         let after = s.app.get(&path, &s.owner.access_token).await;
         assert_eq!(
             after.body["labels"], labels,
+            "round {round}: {:?}",
+            after.body
+        );
+    }
+}
+
+/// A key renamed by seven requests while an eighth revokes it: it ends revoked. Without the row
+/// lock a rename on PostgreSQL that read the key before the revocation committed wrote
+/// `revoked_at = NULL` back, and the key authenticated again after the cache forgot it.
+async fn a_revoked_key_stays_revoked_under_concurrent_renames(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    for round in 0..6 {
+        let r = app
+            .post(
+                "/api/v1/api-keys",
+                Some(&owner.access_token),
+                json!({"name": format!("key {round}"), "scopes": ["read_only"]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let path = format!(
+            "/api/v1/api-keys/{}",
+            r.body["api_key"]["id"].as_str().unwrap()
+        );
+        let changes = (0..8).map(|i| {
+            let (app, path, token) = (&app, &path, owner.access_token.clone());
+            async move {
+                if i == 3 {
+                    app.post(&format!("{path}/revoke"), Some(&token), json!({}))
+                        .await
+                } else {
+                    app.patch(path, &token, json!({"name": format!("key {round}.{i}")}))
+                        .await
+                }
+            }
+        });
+        for r in futures_util::future::join_all(changes).await {
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        }
+        let after = app.get(&path, &owner.access_token).await;
+        assert_eq!(
+            after.body["status"], "revoked",
+            "round {round}: {:?}",
+            after.body
+        );
+    }
+}
+
+/// An agent renamed by seven requests while an eighth deletes them: they stay deleted. Without
+/// the row lock a rename on PostgreSQL that read the user before the deletion committed wrote
+/// `deleted_at = NULL` back.
+async fn a_deleted_user_stays_deleted_under_concurrent_renames(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    for round in 0..6 {
+        let id = create_user(&app, &owner, &format!("agent{round}@acme.example"), "agent").await;
+        let path = format!("/api/v1/users/{id}");
+        let changes = (0..8).map(|i| {
+            let (app, path, token) = (&app, &path, owner.access_token.clone());
+            async move {
+                if i == 3 {
+                    app.delete(path, &token).await
+                } else {
+                    app.patch(path, &token, json!({"name": format!("Agent {round}.{i}")}))
+                        .await
+                }
+            }
+        });
+        for r in futures_util::future::join_all(changes).await {
+            // A rename that runs after the deletion finds no user, or a deleted one.
+            assert!(
+                [
+                    StatusCode::OK,
+                    StatusCode::NO_CONTENT,
+                    StatusCode::NOT_FOUND,
+                    StatusCode::CONFLICT
+                ]
+                .contains(&r.status),
+                "{:?}",
+                r.body
+            );
+        }
+        let after = app.get(&path, &owner.access_token).await;
+        assert_eq!(
+            after.status,
+            StatusCode::NOT_FOUND,
             "round {round}: {:?}",
             after.body
         );
