@@ -2,7 +2,7 @@
 //! elsewhere"): a per-tenant limit checked by counting holds however many requests run at once,
 //! and concurrent changes to one contact or conversation all land.
 
-use crate::support::{create_user, whatsapp_fixture};
+use crate::support::{connect_sim_number, create_user, whatsapp_fixture};
 use palisade_testkit::{spawn_app, spawn_app_with, Db};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -14,6 +14,7 @@ both!(
     concurrent_changes_to_one_conversation_all_land,
     a_revoked_key_stays_revoked_under_concurrent_renames,
     a_deleted_user_stays_deleted_under_concurrent_renames,
+    a_connections_new_name_survives_concurrent_token_changes,
 );
 
 /// Twelve creates at once against a limit of three: exactly three endpoints exist and the
@@ -245,6 +246,50 @@ async fn a_deleted_user_stays_deleted_under_concurrent_renames(db: Db) {
             StatusCode::NOT_FOUND,
             "round {round}: {:?}",
             after.body
+        );
+    }
+}
+
+/// A connection renamed while three other requests replace its access token (each checked with
+/// the Graph API first): the new name stands. Without re-reading the row in the write, a token
+/// change wrote back the name it had read before its Graph API call, on both databases.
+async fn a_connections_new_name_survives_concurrent_token_changes(db: Db) {
+    let sim = palisade_wa_sim::build(palisade_wa_sim::SimConfig::testing())
+        .await
+        .unwrap();
+    let base = sim.base_url();
+    tokio::spawn(sim.run_until(std::future::pending()));
+    let graph = base.clone();
+    let app = spawn_app_with(db, move |c| c.whatsapp_graph_base_url = graph).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let (number, created) = connect_sim_number(&app, &base, &owner, "Support line").await;
+    let path = format!(
+        "/api/v1/whatsapp/connections/{}",
+        created["connection"]["id"].as_str().unwrap()
+    );
+    for round in 0..4 {
+        let name = format!("Support line {round}");
+        let changes = (0..4).map(|i| {
+            let (app, path, token) = (&app, &path, owner.access_token.clone());
+            let body = if i == 0 {
+                json!({ "display_name": name })
+            } else {
+                json!({ "access_token": number["access_token"] })
+            };
+            async move { app.patch(path, &token, body).await }
+        });
+        for r in futures_util::future::join_all(changes).await {
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        }
+        let list = app
+            .get("/api/v1/whatsapp/connections", &owner.access_token)
+            .await;
+        assert_eq!(list.status, StatusCode::OK);
+        assert_eq!(
+            list.body["data"][0]["display_name"],
+            name.as_str(),
+            "round {round}: {:?}",
+            list.body
         );
     }
 }
