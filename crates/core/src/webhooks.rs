@@ -552,7 +552,7 @@ pub async fn create(
     let mut tx = s.store.begin(scope).await?;
     let max = i64::try_from(s.settings.webhooks_max_per_tenant).unwrap_or(i64::MAX);
     // Concurrent creates wait here for each other, so each counts the ones committed before it.
-    palisade_store::tenants::lock_for_limit(&mut tx).await?;
+    palisade_store::tenants::lock(&mut tx).await?;
     if store::count(&mut tx).await? >= max {
         return Err(AppError::conflict(
             "webhook_limit_reached",

@@ -15,6 +15,7 @@ both!(
     a_revoked_key_stays_revoked_under_concurrent_renames,
     a_deleted_user_stays_deleted_under_concurrent_renames,
     a_connections_new_name_survives_concurrent_token_changes,
+    a_password_policy_change_survives_concurrent_renames,
 );
 
 /// Twelve creates at once against a limit of three: exactly three endpoints exist and the
@@ -290,6 +291,39 @@ async fn a_connections_new_name_survives_concurrent_token_changes(db: Db) {
             name.as_str(),
             "round {round}: {:?}",
             list.body
+        );
+    }
+}
+
+/// The tenant renamed by seven requests while an eighth switches its password policy to
+/// `compliance`: the policy change stands. Without the tenant lock a rename on PostgreSQL wrote
+/// back the policy it had read, silently weakening the tenant's password rules.
+async fn a_password_policy_change_survives_concurrent_renames(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    for round in 0..6 {
+        let policy = if round % 2 == 0 {
+            "compliance"
+        } else {
+            "modern"
+        };
+        let changes = (0..8).map(|i| {
+            let (app, token) = (&app, owner.access_token.clone());
+            let body = if i == 3 {
+                json!({ "password_policy": policy })
+            } else {
+                json!({ "name": format!("Acme {round}.{i}") })
+            };
+            async move { app.patch("/api/v1/tenant", &token, body).await }
+        });
+        for r in futures_util::future::join_all(changes).await {
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        }
+        let t = app.get("/api/v1/tenant", &owner.access_token).await;
+        assert_eq!(
+            t.body["password_policy"], policy,
+            "round {round}: {:?}",
+            t.body
         );
     }
 }
