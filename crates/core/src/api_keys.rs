@@ -197,7 +197,7 @@ pub async fn update(
         return Err(AppError::validation(errors));
     }
     let mut tx = s.store.begin(p.tenant_scope()?).await?;
-    let before = api_keys::find(&mut tx, id)
+    let before = api_keys::find_for_update(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound("API key"))?;
     let mut after = before.clone();
@@ -236,7 +236,7 @@ pub async fn revoke(
         .map(|r| r.trim().chars().take(500).collect::<String>())
         .filter(|r| !r.is_empty());
     let mut tx = s.store.begin(p.tenant_scope()?).await?;
-    let before = api_keys::find(&mut tx, id)
+    let before = api_keys::find_for_update(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound("API key"))?;
     if before.revoked_at.is_some() {

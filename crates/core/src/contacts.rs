@@ -368,7 +368,7 @@ pub async fn update(
     }
     let scope = p.tenant_scope()?;
     let mut tx = s.store.begin(scope).await?;
-    let before = store::find(&mut tx, id)
+    let before = store::find_for_update(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound("contact"))?;
     let mut after = before.clone();

@@ -429,7 +429,7 @@ pub async fn update_conversation(
         return Err(AppError::validation(errors));
     }
     let mut tx = s.store.begin(p.tenant_scope()?).await?;
-    let before = store::find_conversation(&mut tx, id)
+    let before = store::find_conversation_for_update(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
     if let Some(Some(a)) = patch.assignee_id {

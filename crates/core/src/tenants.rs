@@ -50,6 +50,7 @@ pub async fn update(
         return Err(AppError::validation(errors));
     }
     let mut tx = s.store.begin(scope).await?;
+    tenants::lock(&mut tx).await?;
     let before = tenants::find(&mut tx, scope.tenant_id())
         .await?
         .ok_or(AppError::NotFound("tenant"))?;

@@ -52,6 +52,20 @@ async fn visible_user(tx: &mut Tx<UserScope>, p: &Principal, id: UserId) -> AppR
         .ok_or(AppError::NotFound("user"))
 }
 
+/// [`visible_user`], locked until the transaction ends, for a change written back with
+/// `users::update` (see `users::find_for_update`).
+async fn visible_user_for_update(
+    tx: &mut Tx<UserScope>,
+    p: &Principal,
+    id: UserId,
+) -> AppResult<User> {
+    users::find_for_update(tx, id)
+        .await?
+        .filter(|u| u.tenant_id.is_some())
+        .filter(|u| u.deleted_at.is_none() || p.role == Role::SuperAdmin)
+        .ok_or(AppError::NotFound("user"))
+}
+
 pub async fn list(
     s: &Services,
     p: &Principal,
@@ -209,7 +223,7 @@ pub async fn update(
         return Err(AppError::validation(errors));
     }
     let mut tx = s.store.begin(p.own_scope()).await?;
-    let before = visible_user(&mut tx, p, id).await?;
+    let before = visible_user_for_update(&mut tx, p, id).await?;
     if before.deleted_at.is_some() {
         return Err(AppError::conflict(
             "user_deleted",
@@ -294,7 +308,7 @@ pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: UserId)
         ));
     }
     let mut tx = s.store.begin(p.own_scope()).await?;
-    let before = visible_user(&mut tx, p, id).await?;
+    let before = visible_user_for_update(&mut tx, p, id).await?;
     if before.deleted_at.is_some() {
         return Err(AppError::NotFound("user"));
     }
@@ -360,7 +374,7 @@ pub async fn restore(
     p.require(Permission::UsersRestore)?;
     let now = s.now();
     let mut tx = s.store.begin(p.own_scope()).await?;
-    let before = visible_user(&mut tx, p, id).await?;
+    let before = visible_user_for_update(&mut tx, p, id).await?;
     let Some(deleted_at) = before.deleted_at else {
         return Err(AppError::conflict(
             "not_deleted",
@@ -431,7 +445,7 @@ pub async fn transfer_ownership(
         return Err(AppError::field("password", "is incorrect"));
     }
     let mut tx = s.store.begin(UserScope::Tenant(scope)).await?;
-    let me = users::find(&mut tx, p.user_id)
+    let me = users::find_for_update(&mut tx, p.user_id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
     if me.password_hash != verified.password_hash {
@@ -449,7 +463,7 @@ pub async fn transfer_ownership(
             "you already own this tenant",
         ));
     }
-    let target = visible_user(&mut tx, p, id).await?;
+    let target = visible_user_for_update(&mut tx, p, id).await?;
     if target.deleted_at.is_some() {
         return Err(AppError::NotFound("user"));
     }

@@ -551,6 +551,8 @@ pub async fn create(
     require_event_access(p, &events)?;
     let mut tx = s.store.begin(scope).await?;
     let max = i64::try_from(s.settings.webhooks_max_per_tenant).unwrap_or(i64::MAX);
+    // Concurrent creates wait here for each other, so each counts the ones committed before it.
+    palisade_store::tenants::lock(&mut tx).await?;
     if store::count(&mut tx).await? >= max {
         return Err(AppError::conflict(
             "webhook_limit_reached",
@@ -674,7 +676,7 @@ pub async fn update(
         return Err(AppError::validation(errors));
     }
     let mut tx = s.store.begin(scope).await?;
-    let before = store::find(&mut tx, scope.tenant_id(), id)
+    let before = store::find_for_update(&mut tx, scope.tenant_id(), id)
         .await?
         .ok_or(AppError::NotFound("webhook"))?;
     let mut after = before.clone();
@@ -765,7 +767,7 @@ pub async fn approve(
     let scope = p.tenant_scope()?;
     let now = s.now();
     let mut tx = s.store.begin(scope).await?;
-    let before = store::find(&mut tx, scope.tenant_id(), id)
+    let before = store::find_for_update(&mut tx, scope.tenant_id(), id)
         .await?
         .ok_or(AppError::NotFound("webhook"))?;
     if before.status != WebhookStatus::PendingApproval {
@@ -831,7 +833,7 @@ pub async fn rotate_secret(
     }
     let expire_previous_now = expire_previous_now || overlap == Duration::ZERO;
     let mut tx = s.store.begin(scope).await?;
-    let before = store::find(&mut tx, scope.tenant_id(), id)
+    let before = store::find_for_update(&mut tx, scope.tenant_id(), id)
         .await?
         .ok_or(AppError::NotFound("webhook"))?;
     require_event_access(p, &before.events)?;
@@ -1287,8 +1289,9 @@ async fn attempt(s: &Services, e: &Endpoint, d: Delivery) -> AppResult<bool> {
     };
     let attempt_no = d.attempts + 1;
     let mut tx = s.store.begin(SystemScope::new("webhooks.deliver")).await?;
-    // Re-read the endpoint: its counters (or status) may have moved while we were sending.
-    let Some(mut w) = store::find(&mut tx, tenant, e.webhook.id).await? else {
+    // Re-read the endpoint, locked: its counters (or status, or secret) may have moved while we
+    // were sending, and an admin or another node may be writing it right now.
+    let Some(mut w) = store::find_for_update(&mut tx, tenant, e.webhook.id).await? else {
         return Ok(false);
     };
     let mut disable: Option<String> = None;

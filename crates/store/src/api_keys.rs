@@ -1,7 +1,7 @@
 //! API keys of a tenant. The secret itself is never stored: only its SHA-256 hash, which is
 //! what a presented key is looked up by (a unique index: O(1)).
 
-use crate::{Query, Result, Scope, StoreError, SystemScope, TenantScope, Tx};
+use crate::{Backend, Query, Result, Scope, StoreError, SystemScope, TenantScope, Tx};
 use palisade_domain::{TenantId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -121,6 +121,28 @@ pub async fn find(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<ApiKey>> 
         .fetch_optional::<ApiKeyRow>(
             Query::new(format!(
                 "SELECT {COLUMNS} FROM api_keys WHERE id = $1 AND tenant_id = $2"
+            ))
+            .bind(id)
+            .bind(tenant),
+        )
+        .await?
+        .map(Into::into))
+}
+
+/// [`find`], locking the row until the transaction ends, for a read-modify-write ([`update`]
+/// writes back name, scopes and revocation together): on PostgreSQL a rename that read the key
+/// before a concurrent revocation committed would otherwise write `revoked_at = NULL` back and
+/// bring the revoked key to life again. On SQLite write transactions already run one at a time.
+pub async fn find_for_update(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<ApiKey>> {
+    let tenant = tx.scope().tenant_id();
+    let lock = match tx.backend() {
+        Backend::Postgres => "FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    Ok(tx
+        .fetch_optional::<ApiKeyRow>(
+            Query::new(format!(
+                "SELECT {COLUMNS} FROM api_keys WHERE id = $1 AND tenant_id = $2 {lock}"
             ))
             .bind(id)
             .bind(tenant),

@@ -101,6 +101,27 @@ pub async fn find(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Contact>>
     .await
 }
 
+/// [`find`], locking the row until the transaction ends, for a read-modify-write ([`update`]
+/// writes back every field). On PostgreSQL (READ COMMITTED) a writer that read before another
+/// committed would otherwise write back what it read: a name edit undoing a concurrent tag edit,
+/// or a "STOP" opt-out recorded by inbound processing ([`apply_keyword`]). `FOR UPDATE` makes it
+/// wait and read the committed row. On SQLite write transactions already run one at a time.
+pub async fn find_for_update(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Contact>> {
+    let tenant = tx.scope().tenant_id();
+    let lock = match tx.backend() {
+        crate::Backend::Postgres => "FOR UPDATE",
+        crate::Backend::Sqlite => "",
+    };
+    tx.fetch_optional(
+        Query::new(format!(
+            "SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = $2 {lock}"
+        ))
+        .bind(tenant)
+        .bind(id),
+    )
+    .await
+}
+
 /// The tenant's contacts with these ids, in id order (system work: inbound processing).
 pub async fn find_many(
     tx: &mut Tx<SystemScope>,

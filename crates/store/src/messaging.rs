@@ -795,6 +795,29 @@ pub async fn find_conversation(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Opt
     .await
 }
 
+/// [`find_conversation`], locking the conversation's row (not its contact's) until the
+/// transaction ends, for a read-modify-write ([`update_conversation`] writes status, assignee and
+/// labels together): on PostgreSQL a status change would otherwise undo a concurrent label
+/// change it had not seen. On SQLite write transactions already run one at a time.
+pub async fn find_conversation_for_update(
+    tx: &mut Tx<TenantScope>,
+    id: Uuid,
+) -> Result<Option<Conversation>> {
+    let tenant = tx.scope().tenant_id();
+    let lock = match tx.backend() {
+        Backend::Postgres => "FOR UPDATE OF v",
+        Backend::Sqlite => "",
+    };
+    tx.fetch_optional(
+        Query::new(format!(
+            "{CONVERSATION_SELECT} WHERE v.tenant_id = $1 AND v.id = $2 {lock}"
+        ))
+        .bind(tenant)
+        .bind(id),
+    )
+    .await
+}
+
 /// A conversation's messages, oldest first; `cursor` is the last id of the previous page.
 pub async fn list_messages(
     tx: &mut Tx<TenantScope>,

@@ -1,6 +1,6 @@
 //! Tenants: the businesses hosted on the platform.
 
-use crate::{Query, Result, Scope, StoreError, SystemScope, TenantScope, Tx};
+use crate::{Backend, Query, Result, Scope, StoreError, SystemScope, TenantScope, Tx};
 use palisade_domain::{PasswordPolicyPreset, TenantId};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -93,6 +93,27 @@ pub async fn insert(tx: &mut Tx<TenantScope>, name: &str, now: OffsetDateTime) -
 }
 
 /// The scope's tenant, or any tenant under a system scope.
+/// Serialises this transaction with every other one that locks the same tenant, until it ends:
+/// the way to keep a per-tenant limit checked by counting ("at most N webhooks") under
+/// concurrent requests, and to read-modify-write the tenant's settings ([`update_settings`]
+/// writes name and password policy together, so without it a rename would write back a policy
+/// it read before a concurrent policy change committed). On PostgreSQL under READ COMMITTED a count followed by an insert (even
+/// one conditional `INSERT … SELECT … WHERE (SELECT count(*) …) < max`) lets every concurrent
+/// request see the same count, so the tenant's row is locked `FOR NO KEY UPDATE` first: a
+/// second locker waits until the first commits and then counts what it inserted. `NO KEY`
+/// leaves the foreign-key checks of the tenant's other inserts (`FOR KEY SHARE`) unblocked. On
+/// SQLite every write transaction already runs on the single writer connection, one at a time.
+pub async fn lock(tx: &mut Tx<TenantScope>) -> Result<()> {
+    if tx.backend() == Backend::Postgres {
+        let tenant = tx.scope().tenant_id();
+        tx.execute(
+            Query::new("SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE").bind(tenant),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 pub async fn find<S: Scope>(tx: &mut Tx<S>, id: TenantId) -> Result<Option<Tenant>> {
     let tenant = tx.scope().tenant();
     let row: Option<TenantRow> = tx

@@ -195,6 +195,34 @@ pub async fn find<S: Scope>(tx: &mut Tx<S>, tenant: TenantId, id: Uuid) -> Resul
     .transpose()
 }
 
+/// [`find`], locking the row until the transaction ends: for every read-modify-write of an
+/// endpoint ([`update`] writes back every field it read). On PostgreSQL (READ COMMITTED) two
+/// writers that both read first would each write back what they read, and the later one would
+/// silently undo the other's change — a rotated secret that never signs, an admin's edit reverted
+/// by the delivery worker, a failure not counted. `FOR UPDATE` makes the second reader wait for the
+/// first to commit and read its result. On SQLite write transactions already run one at a time.
+pub async fn find_for_update<S: Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Option<Webhook>> {
+    check_tenant(tx, tenant)?;
+    let lock = match tx.backend() {
+        Backend::Postgres => "FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    tx.fetch_optional::<WebhookRow>(
+        Query::new(format!(
+            "SELECT {COLUMNS} FROM webhooks WHERE id = $1 AND tenant_id = $2 {lock}"
+        ))
+        .bind(id)
+        .bind(tenant),
+    )
+    .await?
+    .map(Webhook::try_from)
+    .transpose()
+}
+
 pub async fn list(tx: &mut Tx<TenantScope>) -> Result<Vec<Webhook>> {
     let tenant = tx.scope().tenant_id();
     rows(
@@ -223,7 +251,7 @@ pub async fn list_active<S: Scope>(tx: &mut Tx<S>, tenant: TenantId) -> Result<V
     )
 }
 
-/// Writes every mutable field of `w`.
+/// Writes every mutable field of `w`; read `w` with [`find_for_update`] in the same transaction.
 pub async fn update<S: Scope>(tx: &mut Tx<S>, w: &Webhook) -> Result<()> {
     check_tenant(tx, w.tenant_id)?;
     tx.execute(

@@ -6,7 +6,7 @@
 //! its id, its webhook URL and its conversations. Nothing looks a connection up by its number:
 //! Meta's webhooks name the connection id in the URL.
 
-use crate::{Query, Result, StoreError, SystemScope, TenantScope, Tx};
+use crate::{Backend, Query, Result, StoreError, SystemScope, TenantScope, Tx};
 use palisade_domain::{TenantId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -127,6 +127,28 @@ pub async fn find(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Connectio
         .fetch_optional::<Row>(
             Query::new(format!(
                 "SELECT {COLUMNS} FROM whatsapp_connections WHERE id = $1 AND tenant_id = $2"
+            ))
+            .bind(id)
+            .bind(tenant),
+        )
+        .await?
+        .map(Into::into))
+}
+
+/// [`find`], locking the row until the transaction ends, for a read-modify-write
+/// ([`update_credentials`] writes the name and both secrets together): on PostgreSQL a change
+/// would otherwise write back what it read before a concurrent one committed. On SQLite write
+/// transactions already run one at a time.
+pub async fn find_for_update(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Connection>> {
+    let tenant = tx.scope().tenant_id();
+    let lock = match tx.backend() {
+        Backend::Postgres => "FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    Ok(tx
+        .fetch_optional::<Row>(
+            Query::new(format!(
+                "SELECT {COLUMNS} FROM whatsapp_connections WHERE id = $1 AND tenant_id = $2 {lock}"
             ))
             .bind(id)
             .bind(tenant),

@@ -292,17 +292,26 @@ pub async fn update(
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
-    let before = {
+    let phone_number_id = {
         let mut tx = s.store.begin_read(scope).await?;
         store::find(&mut tx, id)
             .await?
             .ok_or(AppError::NotFound("WhatsApp connection"))?
+            .phone_number_id
     };
     let info = match &token {
-        Some(t) => Some(check_with_meta(s, t, &before.phone_number_id).await?),
+        Some(t) => Some(check_with_meta(s, t, &phone_number_id).await?),
         None => None,
     };
     let now = s.now();
+    // The changes apply to the row as it is now, locked: the Graph API check above ran outside
+    // any transaction, and a concurrent change (another field, or a reconnection) may have
+    // committed since the number was read; writing an older copy's other fields back would
+    // undo it.
+    let mut tx = s.store.begin(scope).await?;
+    let before = store::find_for_update(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound("WhatsApp connection"))?;
     let mut after = before.clone();
     if let Some(n) = name {
         after.display_name = n;
@@ -324,7 +333,6 @@ pub async fn update(
             .encrypt(a.as_bytes(), &secret_aad(&after, "app_secret"))?;
     }
     after.updated_at = now;
-    let mut tx = s.store.begin(scope).await?;
     if !store::update_credentials(&mut tx, &after).await? {
         return Err(AppError::NotFound("WhatsApp connection"));
     }

@@ -37,6 +37,7 @@ mod audit;
 mod foundation;
 mod nodes;
 mod proxies;
+mod races;
 mod startup;
 mod support;
 

@@ -28,7 +28,8 @@ both!(
     fifty_failures_disable_the_endpoint_and_notify_admins,
     a_day_of_failures_disables_the_endpoint,
     pending_webhooks_notify_the_other_admins,
-    revoking_a_creators_keys_emits_api_key_revoked
+    revoking_a_creators_keys_emits_api_key_revoked,
+    concurrent_changes_to_one_webhook_all_land
 );
 
 // ---- a local receiver ----
@@ -1371,4 +1372,37 @@ fn a_zero_per_minute_limit_is_refused_at_start() {
             .contains("PALISADE_WEBHOOKS_DELIVERIES_PER_MINUTE"),
         "{err}"
     );
+}
+
+/// An admin changes the events while others change the description, all at once: every
+/// change lands. Without the row lock a description change on PostgreSQL wrote back the events
+/// it had read before the events change committed, silently undoing it (the same lost update let
+/// the delivery worker revert an admin's edit, and two rotations keep a secret that never signs).
+async fn concurrent_changes_to_one_webhook_all_land(db: Db) {
+    let app = app_with_private_targets(db).await;
+    let rx = Receiver::start().await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let (id, _) = active_webhook(&app, &owner, &rx.url, json!(["webhook.test"])).await;
+    let path = format!("/api/v1/webhooks/{id}");
+    for round in 0..6 {
+        let events = if round % 2 == 0 {
+            json!(["contact.created"])
+        } else {
+            json!(["webhook.test"])
+        };
+        let patches = (0..8).map(|i| {
+            let (app, path, token) = (&app, &path, owner.access_token.clone());
+            let body = if i == 3 {
+                json!({ "events": events })
+            } else {
+                json!({ "description": format!("round {round}, change {i}") })
+            };
+            async move { app.patch(path, &token, body).await }
+        });
+        for r in futures_util::future::join_all(patches).await {
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        }
+        let w = app.get(&path, &owner.access_token).await;
+        assert_eq!(w.body["events"], events, "round {round}: {:?}", w.body);
+    }
 }
