@@ -371,6 +371,178 @@ fn retry_after() -> utoipa::openapi::Header {
         .build()
 }
 
+/// What a string field accepts when it accepts a fixed set: types for the document only (fields
+/// keep their `String`s and the core keeps deciding), referenced from request types with
+/// `#[schema(value_type = …)]` / `#[param(value_type = …)]`. Tests in
+/// `crates/palisade/tests/it/openapi.rs` check each set against what the server accepts.
+#[allow(dead_code)]
+pub mod schemas {
+    use serde::Serialize;
+    use utoipa::ToSchema;
+
+    /// An export's format.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum ExportFormat {
+        Csv,
+        Jsonl,
+    }
+
+    /// A conversation's status.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum ConversationStatus {
+        Open,
+        Pending,
+        Resolved,
+    }
+
+    /// The statuses a webhook can be set to (`pending_approval` only changes through approval).
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum WebhookStatusChange {
+        Active,
+        Disabled,
+    }
+
+    /// The roles a tenant's user can have.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum TenantRole {
+        Admin,
+        Agent,
+    }
+
+    /// A webhook's signature algorithm (`hmac-sha256` is the same as `hmac_sha256`).
+    #[derive(Serialize, ToSchema)]
+    pub enum SignatureAlgorithmName {
+        #[serde(rename = "hmac_sha256")]
+        HmacSha256,
+        #[serde(rename = "hmac-sha256")]
+        HmacSha256Dashed,
+        #[serde(rename = "ed25519")]
+        Ed25519,
+    }
+
+    /// An API key scope, or a group of them (`read_only`, `full_access`).
+    #[derive(Serialize, ToSchema)]
+    pub enum ScopeName {
+        #[serde(rename = "conversations:read")]
+        ConversationsRead,
+        #[serde(rename = "conversations:write")]
+        ConversationsWrite,
+        #[serde(rename = "conversations:delete")]
+        ConversationsDelete,
+        #[serde(rename = "conversations:export")]
+        ConversationsExport,
+        #[serde(rename = "contacts:read")]
+        ContactsRead,
+        #[serde(rename = "contacts:write")]
+        ContactsWrite,
+        #[serde(rename = "contacts:delete")]
+        ContactsDelete,
+        #[serde(rename = "contacts:export")]
+        ContactsExport,
+        #[serde(rename = "campaigns:read")]
+        CampaignsRead,
+        #[serde(rename = "campaigns:write")]
+        CampaignsWrite,
+        #[serde(rename = "campaigns:delete")]
+        CampaignsDelete,
+        #[serde(rename = "templates:read")]
+        TemplatesRead,
+        #[serde(rename = "templates:write")]
+        TemplatesWrite,
+        #[serde(rename = "templates:delete")]
+        TemplatesDelete,
+        #[serde(rename = "webhooks:read")]
+        WebhooksRead,
+        #[serde(rename = "webhooks:write")]
+        WebhooksWrite,
+        #[serde(rename = "analytics:read")]
+        AnalyticsRead,
+        #[serde(rename = "read_only")]
+        ReadOnly,
+        #[serde(rename = "full_access")]
+        FullAccess,
+    }
+
+    /// An event type a webhook subscribes to, a family (`contact.*`) or everything (`*`).
+    #[derive(Serialize, ToSchema)]
+    pub enum EventSubscription {
+        #[serde(rename = "*")]
+        All,
+        #[serde(rename = "user.*")]
+        User,
+        #[serde(rename = "user.created")]
+        UserCreated,
+        #[serde(rename = "user.updated")]
+        UserUpdated,
+        #[serde(rename = "user.deleted")]
+        UserDeleted,
+        #[serde(rename = "api_key.*")]
+        ApiKey,
+        #[serde(rename = "api_key.created")]
+        ApiKeyCreated,
+        #[serde(rename = "api_key.revoked")]
+        ApiKeyRevoked,
+        #[serde(rename = "contact.*")]
+        Contact,
+        #[serde(rename = "contact.created")]
+        ContactCreated,
+        #[serde(rename = "contact.updated")]
+        ContactUpdated,
+        #[serde(rename = "contact.deleted")]
+        ContactDeleted,
+        #[serde(rename = "webhook.*")]
+        Webhook,
+        #[serde(rename = "webhook.test")]
+        WebhookTest,
+    }
+
+    fn text(
+        min: usize,
+        max: usize,
+        pattern: &str,
+    ) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(min))
+            .max_length(Some(max))
+            .pattern(Some(pattern))
+            .into()
+    }
+
+    /// A contact tag: 1–50 letters, digits, spaces or `- _ . : /`, not only spaces (the server
+    /// also accepts non-ASCII letters and digits).
+    pub struct Tag;
+
+    impl utoipa::PartialSchema for Tag {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            text(
+                1,
+                50,
+                r"^[A-Za-z0-9 _.:/-]*[A-Za-z0-9_.:/-][A-Za-z0-9 _.:/-]*$",
+            )
+        }
+    }
+    impl ToSchema for Tag {}
+
+    /// A conversation label: 1–50 characters, no control characters, not blank.
+    pub struct Label;
+
+    impl utoipa::PartialSchema for Label {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            text(
+                1,
+                50,
+                r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+            )
+        }
+    }
+    impl ToSchema for Label {}
+}
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/openapi.json", get(openapi_json))
 }

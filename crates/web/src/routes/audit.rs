@@ -41,6 +41,7 @@ pub struct AuditQuery {
     /// Free text in action, actor email, target id and metadata (case-insensitive).
     pub q: Option<String>,
     /// 1–500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
@@ -53,6 +54,7 @@ pub struct AuditQuery {
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// `csv` or `jsonl`.
+    #[param(value_type = crate::openapi::schemas::ExportFormat, inline)]
     pub format: String,
     pub action: Option<String>,
     pub actor_id: Option<Uuid>,

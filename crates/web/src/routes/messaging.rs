@@ -44,11 +44,16 @@ pub struct PageQuery {
 #[serde(deny_unknown_fields)]
 pub struct ConversationQuery {
     /// `open`, `pending` or `resolved`.
+    #[param(value_type = Option<crate::openapi::schemas::ConversationStatus>, inline)]
     pub status: Option<String>,
     /// A user id (conversations assigned to that user), `me` (to the caller; for an API key,
     /// its creator) or `none` (assigned to nobody).
+    #[param(
+        pattern = r"^(me|none|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+    )]
     pub assignee: Option<String>,
     /// Conversations carrying this label (exact, after trimming; 1–50 characters).
+    #[param(min_length = 1, max_length = 50, pattern = r"\S")]
     pub label: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
@@ -287,7 +292,8 @@ pub enum SendMessageRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TextBody {
-    /// 1 to 4096 characters.
+    /// 1 to 4096 characters, not blank.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"\S")]
     pub body: String,
 }
 
@@ -351,12 +357,14 @@ fn media(kind: &'static str, object: serde_json::Value) -> messaging::Outgoing {
 #[serde(deny_unknown_fields)]
 pub struct UpdateConversationRequest {
     /// `open`, `pending` or `resolved`.
+    #[schema(value_type = Option<crate::openapi::schemas::ConversationStatus>, inline)]
     pub status: Option<String>,
     /// A user of the tenant, or `null` to unassign.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Uuid>)]
     pub assignee_id: Option<Option<Uuid>>,
     /// Replaces the labels (each 1–50 characters, at most 20).
+    #[schema(value_type = Option<Vec<crate::openapi::schemas::Label>>, inline, max_items = 20)]
     pub labels: Option<Vec<String>>,
 }
 
@@ -400,7 +408,8 @@ pub async fn update_conversation(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteRequest {
-    /// 1 to 4096 characters.
+    /// 1 to 4096 characters, not blank.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"\S")]
     pub body: String,
 }
 
