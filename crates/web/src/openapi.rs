@@ -96,7 +96,7 @@ use utoipa::{Modify, OpenApi};
         routes::audit::export,
         openapi_json,
     ),
-    modifiers(&BearerAuth, &RequestPathAnswers),
+    modifiers(&BearerAuth, &RequestPathAnswers, &AtLeastOneField),
     tags(
         (name = "auth", description = "Registration, sign-in, tokens, sessions, passwords"),
         (name = "me", description = "The signed-in user"),
@@ -130,6 +130,27 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Request bodies whose fields are all optional but of which the server needs at least one
+/// (`#[schema(min_properties = 1)]` renders as `maxProperties` in utoipa 5.5, so it is set here).
+const AT_LEAST_ONE_FIELD: &[&str] = &["UpdateConnectionRequest"];
+
+struct AtLeastOneField;
+
+impl Modify for AtLeastOneField {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for name in AT_LEAST_ONE_FIELD {
+            if let Some(RefOr::T(utoipa::openapi::schema::Schema::Object(o))) =
+                components.schemas.get_mut(*name)
+            {
+                o.min_properties = Some(1);
+            }
+        }
     }
 }
 
@@ -541,6 +562,45 @@ pub mod schemas {
         }
     }
     impl ToSchema for Label {}
+
+    /// A host name of the webhook allowlist: letters, digits, `.`, `-` and `:`, at most 253.
+    pub struct AllowedDomain;
+
+    impl utoipa::PartialSchema for AllowedDomain {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            text(1, 253, r"^[A-Za-z0-9:-][A-Za-z0-9.:-]*$")
+        }
+    }
+    impl ToSchema for AllowedDomain {}
+
+    /// A contact's custom attributes: a flat object of at most 50 keys (1–64 characters, no
+    /// control characters) whose values are strings, numbers, booleans or null; at most 8 KiB
+    /// as JSON (not expressible here).
+    pub struct CustomAttributes;
+
+    impl utoipa::PartialSchema for CustomAttributes {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+            let scalar = ObjectBuilder::new().schema_type(SchemaType::from_iter([
+                Type::String,
+                Type::Number,
+                Type::Boolean,
+                Type::Null,
+            ]));
+            let key = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(64))
+                .pattern(Some(r"^[^\x00-\x1f\x7f-\x9f]*$"));
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .max_properties(Some(50))
+                .property_names(Some(key))
+                .additional_properties(Some(scalar))
+                .into()
+        }
+    }
+    impl ToSchema for CustomAttributes {}
 }
 
 pub fn router() -> Router<AppState> {

@@ -643,4 +643,9 @@ async fn declared_enums_and_ranges_are_what_the_server_accepts(db: Db) {
         )
         .await;
     refused(&r, "51 tags");
+
+    // A connection's update needs at least one field (and may have all three).
+    let update = &doc["components"]["schemas"]["UpdateConnectionRequest"];
+    assert_eq!(update["minProperties"], 1, "{update}");
+    assert!(update["maxProperties"].is_null(), "{update}");
 }

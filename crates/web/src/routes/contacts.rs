@@ -157,7 +157,7 @@ pub struct CreateContactRequest {
     pub tags: Option<Vec<String>>,
     /// A JSON object: at most 50 keys of 1–64 characters, values strings, numbers, booleans or
     /// null (no nested objects or arrays), at most 8 KiB as JSON.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::openapi::schemas::CustomAttributes>, inline)]
     pub custom_attributes: Option<serde_json::Value>,
     /// `true` records an opt-in now, `false` an opt-out (source `api`); absent records
     /// neither.
@@ -186,7 +186,7 @@ pub struct UpdateContactRequest {
     pub tags: Option<Option<Vec<String>>>,
     /// Replaces the attributes (not merged).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::openapi::schemas::CustomAttributes>, inline)]
     pub custom_attributes: Option<Option<serde_json::Value>>,
     /// `true` opts in, `false` opts out (source `api`); repeating the current choice keeps
     /// its timestamp.
@@ -388,7 +388,7 @@ fn csv_line(c: &ContactResponse) -> String {
 /// Audited as `contact.exported`; at most 10 exports per hour per tenant.
 #[utoipa::path(get, path = "/api/v1/contacts/export", tag = "contacts", security(("bearer" = [])),
     params(ContactExportQuery),
-    responses((status = 200, description = "The export (text/csv or application/x-ndjson)", content_type = "text/csv"),
+    responses((status = 200, description = "The export (text/csv or application/x-ndjson)", content((String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 400, description = "Unknown format or malformed parameter", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing data.export (agents; API keys without contacts:export)", body = ErrorBody),

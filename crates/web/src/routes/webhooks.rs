@@ -43,7 +43,9 @@ pub fn router() -> Router<AppState> {
 pub struct CreateWebhookRequest {
     /// `https://…` (port 443). Refused: private, loopback, link-local and metadata addresses,
     /// internal names, credentials in the URL.
-    #[schema(pattern = "^https://")]
+    #[schema(
+        pattern = r"^https://([A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*(:443)?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
+    )]
     pub url: String,
     /// Event types (`user.created`), prefixes (`user.*`) or `*`.
     #[schema(value_type = Vec<crate::openapi::schemas::EventSubscription>, inline, min_items = 1)]
@@ -62,7 +64,9 @@ pub struct CreateWebhookRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhookRequest {
     /// A new URL outside the allowlists sends the webhook back to `pending_approval`.
-    #[schema(pattern = "^https://")]
+    #[schema(
+        pattern = r"^https://([A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*(:443)?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
+    )]
     pub url: Option<String>,
     #[schema(value_type = Option<Vec<crate::openapi::schemas::EventSubscription>>, inline, min_items = 1)]
     pub events: Option<Vec<String>>,
@@ -91,6 +95,7 @@ pub struct RotateSecretRequest {
 #[serde(deny_unknown_fields)]
 pub struct AllowedDomains {
     /// Hosts (and their subdomains) whose webhooks are active without approval.
+    #[schema(value_type = Vec<crate::openapi::schemas::AllowedDomain>, inline)]
     pub allowed_domains: Vec<String>,
 }
 

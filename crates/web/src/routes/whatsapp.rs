@@ -84,6 +84,8 @@ pub struct CreateConnectionRequest {
 pub struct UpdateConnectionRequest {
     /// 1 to 100 characters, no control characters.
     #[schema(
+        value_type = String,
+        required = false,
         min_length = 1,
         max_length = 100,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
@@ -91,6 +93,8 @@ pub struct UpdateConnectionRequest {
     pub display_name: Option<String>,
     /// A new system-user access token; verified against the Graph API first, stored encrypted.
     #[schema(
+        value_type = String,
+        required = false,
         min_length = 1,
         max_length = 4096,
         pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
@@ -98,6 +102,8 @@ pub struct UpdateConnectionRequest {
     pub access_token: Option<String>,
     /// A new Meta app secret (webhook signatures are checked with it at once); stored encrypted.
     #[schema(
+        value_type = String,
+        required = false,
         min_length = 1,
         max_length = 256,
         pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
