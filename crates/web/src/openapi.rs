@@ -96,7 +96,7 @@ use utoipa::{Modify, OpenApi};
         routes::audit::export,
         openapi_json,
     ),
-    modifiers(&BearerAuth, &RequestPathAnswers, &AtLeastOneField),
+    modifiers(&BearerAuth, &RequestPathAnswers, &AtLeastOneField, &ClosedVariants),
     tags(
         (name = "auth", description = "Registration, sign-in, tokens, sessions, passwords"),
         (name = "me", description = "The signed-in user"),
@@ -149,6 +149,31 @@ impl Modify for AtLeastOneField {
                 components.schemas.get_mut(*name)
             {
                 o.min_properties = Some(1);
+            }
+        }
+    }
+}
+
+/// Internally tagged request enums with `deny_unknown_fields`: utoipa leaves their variants
+/// open, the server refuses any other field, so each variant is closed here.
+const CLOSED_VARIANTS: &[&str] = &["SendMessageRequest"];
+
+struct ClosedVariants;
+
+impl Modify for ClosedVariants {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AdditionalProperties, Schema};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for name in CLOSED_VARIANTS {
+            if let Some(RefOr::T(Schema::OneOf(one_of))) = components.schemas.get_mut(*name) {
+                for item in one_of.items.iter_mut() {
+                    if let RefOr::T(Schema::Object(o)) = item {
+                        o.additional_properties =
+                            Some(Box::new(AdditionalProperties::FreeForm(false)));
+                    }
+                }
             }
         }
     }
@@ -601,6 +626,130 @@ pub mod schemas {
         }
     }
     impl ToSchema for CustomAttributes {}
+
+    /// A media object: exactly one of `id` (Meta's media id) or `link` (an http(s) URL), and
+    /// the `extra` fields the message type allows (`caption`, `filename`), nothing else.
+    fn media(extra: &[&str]) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        let with = |key: &str, schema: ObjectBuilder| {
+            let mut o = ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property(key, schema)
+                .required(key)
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+            for e in extra {
+                let (min, max) = if *e == "filename" {
+                    (1, 240)
+                } else {
+                    (0, 1024)
+                };
+                o = o.property(
+                    *e,
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length((min > 0).then_some(min))
+                        .max_length(Some(max)),
+                );
+            }
+            o
+        };
+        let id = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[0-9A-Za-z_.-]{1,128}$"));
+        let link = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(2048))
+            .pattern(Some("^https?://[!-~]*$"));
+        OneOfBuilder::new()
+            .item(with("id", id))
+            .item(with("link", link))
+            .into()
+    }
+
+    /// `{id | link}` (audio, sticker).
+    pub struct Media;
+    impl utoipa::PartialSchema for Media {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            media(&[])
+        }
+    }
+    impl ToSchema for Media {}
+
+    /// `{id | link, caption?}` (image, video).
+    pub struct CaptionedMedia;
+    impl utoipa::PartialSchema for CaptionedMedia {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            media(&["caption"])
+        }
+    }
+    impl ToSchema for CaptionedMedia {}
+
+    /// `{id | link, caption?, filename?}` (document).
+    pub struct DocumentMedia;
+    impl utoipa::PartialSchema for DocumentMedia {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            media(&["caption", "filename"])
+        }
+    }
+    impl ToSchema for DocumentMedia {}
+
+    /// Meta's interactive object in outline: a known `type`, an `action` object, a body text of
+    /// at most 4096 characters; the rest is Meta's to check.
+    pub struct Interactive;
+    impl utoipa::PartialSchema for Interactive {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            use utoipa::openapi::schema::{ObjectBuilder, Type};
+            let kind = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([
+                    "button",
+                    "list",
+                    "cta_url",
+                    "product",
+                    "product_list",
+                    "flow",
+                    "location_request_message",
+                ]));
+            let body = ObjectBuilder::new().schema_type(Type::Object).property(
+                "text",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(4096)),
+            );
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property("type", kind)
+                .required("type")
+                .property("action", ObjectBuilder::new().schema_type(Type::Object))
+                .required("action")
+                .property("body", body)
+                .into()
+        }
+    }
+    impl ToSchema for Interactive {}
+
+    /// A template's language: a code (`en_US`, at most 16 characters) or `{"code": "en_US", …}`.
+    pub struct TemplateLanguage;
+    impl utoipa::PartialSchema for TemplateLanguage {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+            let code = || {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[A-Za-z0-9_-]{1,16}$"))
+            };
+            OneOfBuilder::new()
+                .item(code())
+                .item(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Object)
+                        .property("code", code())
+                        .required("code"),
+                )
+                .into()
+        }
+    }
+    impl ToSchema for TemplateLanguage {}
 }
 
 pub fn router() -> Router<AppState> {

@@ -648,4 +648,11 @@ async fn declared_enums_and_ranges_are_what_the_server_accepts(db: Db) {
     let update = &doc["components"]["schemas"]["UpdateConnectionRequest"];
     assert_eq!(update["minProperties"], 1, "{update}");
     assert!(update["maxProperties"].is_null(), "{update}");
+    // A message's variants are closed, like the server's `deny_unknown_fields`.
+    let send = &doc["components"]["schemas"]["SendMessageRequest"]["oneOf"];
+    let variants = send.as_array().expect("SendMessageRequest is a oneOf");
+    assert!(variants.len() >= 8, "{send}");
+    for v in variants {
+        assert_eq!(v["additionalProperties"], false, "{v}");
+    }
 }

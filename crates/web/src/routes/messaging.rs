@@ -259,32 +259,32 @@ pub enum SendMessageRequest {
     Template { template: TemplateBody },
     /// `{id | link, caption?}` (Meta's media id, or an http(s) URL Meta fetches).
     Image {
-        #[schema(value_type = Object)]
+        #[schema(value_type = crate::openapi::schemas::CaptionedMedia, inline)]
         image: serde_json::Value,
     },
     /// `{id | link}`.
     Audio {
-        #[schema(value_type = Object)]
+        #[schema(value_type = crate::openapi::schemas::Media, inline)]
         audio: serde_json::Value,
     },
     /// `{id | link, caption?}`.
     Video {
-        #[schema(value_type = Object)]
+        #[schema(value_type = crate::openapi::schemas::CaptionedMedia, inline)]
         video: serde_json::Value,
     },
     /// `{id | link, caption?, filename?}`.
     Document {
-        #[schema(value_type = Object)]
+        #[schema(value_type = crate::openapi::schemas::DocumentMedia, inline)]
         document: serde_json::Value,
     },
     /// `{id | link}`.
     Sticker {
-        #[schema(value_type = Object)]
+        #[schema(value_type = crate::openapi::schemas::Media, inline)]
         sticker: serde_json::Value,
     },
     /// Meta's interactive object (reply buttons, lists, …).
     Interactive {
-        #[schema(value_type = Object)]
+        #[schema(value_type = crate::openapi::schemas::Interactive, inline)]
         interactive: serde_json::Value,
     },
 }
@@ -300,10 +300,11 @@ pub struct TextBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateBody {
-    /// The template's name.
+    /// The template's name: 1 to 512 lowercase letters, digits and underscores.
+    #[schema(pattern = "^[a-z0-9_]{1,512}$")]
     pub name: String,
     /// A language code (`en_US`) or Meta's object `{"code": "en_US"}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::openapi::schemas::TemplateLanguage, inline)]
     pub language: serde_json::Value,
     /// Meta's template components (parameters), sent verbatim.
     #[schema(value_type = Option<Vec<Object>>)]
