@@ -6,12 +6,13 @@
 use crate::support::raw;
 use palisade_testkit::{spawn_app, spawn_app_with, Db, Resp, TestApp};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 both!(
     openapi_document_is_valid_openapi_3_1,
     every_route_answers_bad_input_only_with_documented_statuses,
+    declared_enums_and_ranges_are_what_the_server_accepts,
 );
 
 /// The official JSON Schema of OpenAPI 3.1 documents (see `tests/data/README.md`).
@@ -380,4 +381,278 @@ async fn every_route_answers_bad_input_only_with_documented_statuses(db: Db) {
         problems.len(),
         problems.join("\n")
     );
+}
+
+/// The operation `method path` of the document.
+fn operation<'a>(doc: &'a Value, method: &str, path: &str) -> &'a Value {
+    let op = &doc["paths"][path][method];
+    assert!(op.is_object(), "{method} {path} is not documented");
+    op
+}
+
+/// The schema of query parameter `name` of an operation.
+fn query_param<'a>(op: &'a Value, name: &str) -> &'a Value {
+    params(op, "query")
+        .into_iter()
+        .find(|p| p["name"] == name)
+        .map(|p| &p["schema"])
+        .unwrap_or_else(|| panic!("no query parameter {name}"))
+}
+
+/// The schema of property `field` of an operation's JSON body.
+fn body_field<'a>(doc: &'a Value, op: &'a Value, field: &str) -> &'a Value {
+    let mut schema = &op["requestBody"]["content"]["application/json"]["schema"];
+    if let Some(alts) = schema["oneOf"].as_array() {
+        schema = alts.iter().find(|a| a["type"] != "null").unwrap();
+    }
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.strip_prefix("#/components/schemas/").unwrap();
+        schema = &doc["components"]["schemas"][name];
+    }
+    let f = &schema["properties"][field];
+    assert!(f.is_object(), "no body field {field} in {schema}");
+    f
+}
+
+/// Every string of every `enum` in a schema (through `oneOf`, `items`, …); `null` left out.
+fn enum_values(schema: &Value) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o {
+                    if k == "enum" {
+                        out.extend(
+                            x.as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|e| e.as_str().map(str::to_owned)),
+                        );
+                    } else {
+                        walk(x, out);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, &mut out);
+    assert!(!out.is_empty(), "no enum in {schema}");
+    out
+}
+
+/// A numeric keyword (`minimum`, `maximum`) of a schema, wherever it sits.
+fn bound(schema: &Value, keyword: &str) -> i64 {
+    fn find(v: &Value, keyword: &str) -> Option<i64> {
+        match v {
+            Value::Object(o) => o
+                .get(keyword)
+                .and_then(Value::as_i64)
+                .or_else(|| o.values().find_map(|x| find(x, keyword))),
+            Value::Array(a) => a.iter().find_map(|x| find(x, keyword)),
+            _ => None,
+        }
+    }
+    find(schema, keyword).unwrap_or_else(|| panic!("no {keyword} in {schema}"))
+}
+
+/// The document is no looser than the server: every value a declared enum or range admits is
+/// accepted, and the first value outside it is refused with a 4xx (not a 500). Read from the
+/// served document, so a declaration that drifts from the server fails here.
+async fn declared_enums_and_ranges_are_what_the_server_accepts(db: Db) {
+    let app = spawn_app_with(db, |c| {
+        c.webhooks_allow_private_targets = true;
+        c.webhooks_worker_interval_ms = 0;
+    })
+    .await;
+    let owner = app.register("Acme", "ana@acme.example").await;
+    let t = owner.access_token.as_str();
+    let doc = served_document(&app).await;
+    let refused = |r: &Resp, what: &str| {
+        assert!(
+            r.status.is_client_error(),
+            "{what}: {} {}",
+            r.status,
+            r.body
+        );
+    };
+    let accepted = |r: &Resp, what: &str| {
+        assert!(r.status.is_success(), "{what}: {} {}", r.status, r.body);
+    };
+
+    // Export formats.
+    for path in ["/api/v1/contacts/export", "/api/v1/audit-logs/export"] {
+        let formats = enum_values(query_param(operation(&doc, "get", path), "format"));
+        assert_eq!(formats, ["csv", "jsonl"], "{path}");
+        for f in &formats {
+            accepted(&app.get(&format!("{path}?format={f}"), t).await, path);
+        }
+        refused(&app.get(&format!("{path}?format=xml"), t).await, path);
+    }
+
+    // `limit` ranges the handlers enforce.
+    for path in ["/api/v1/audit-logs", "/api/v1/notifications"] {
+        let limit = query_param(operation(&doc, "get", path), "limit");
+        let (min, max) = (bound(limit, "minimum"), bound(limit, "maximum"));
+        assert!(min == 1 && max >= 100, "{path}: {min}..={max}");
+        accepted(&app.get(&format!("{path}?limit={min}"), t).await, path);
+        accepted(&app.get(&format!("{path}?limit={max}"), t).await, path);
+        refused(
+            &app.get(&format!("{path}?limit={}", min - 1), t).await,
+            path,
+        );
+        refused(
+            &app.get(&format!("{path}?limit={}", max + 1), t).await,
+            path,
+        );
+    }
+
+    // Conversation statuses (the list's filter and the change).
+    let list = operation(&doc, "get", "/api/v1/conversations");
+    let statuses = enum_values(query_param(list, "status"));
+    assert_eq!(statuses, ["open", "pending", "resolved"]);
+    let patch = operation(&doc, "patch", "/api/v1/conversations/{id}");
+    assert_eq!(enum_values(body_field(&doc, patch, "status")), statuses);
+    for s in &statuses {
+        accepted(
+            &app.get(&format!("/api/v1/conversations?status={s}"), t)
+                .await,
+            s,
+        );
+    }
+    refused(
+        &app.get("/api/v1/conversations?status=closed", t).await,
+        "closed",
+    );
+
+    // The tenant's password policy.
+    let op = operation(&doc, "patch", "/api/v1/tenant");
+    let policies = enum_values(body_field(&doc, op, "password_policy"));
+    assert_eq!(policies, ["modern", "compliance"]);
+    for p in policies.iter().rev() {
+        accepted(
+            &app.patch("/api/v1/tenant", t, json!({"password_policy": p}))
+                .await,
+            p,
+        );
+    }
+    refused(
+        &app.patch("/api/v1/tenant", t, json!({"password_policy": "lax"}))
+            .await,
+        "lax",
+    );
+
+    // Roles.
+    let op = operation(&doc, "post", "/api/v1/users");
+    let roles = enum_values(body_field(&doc, op, "role"));
+    assert_eq!(roles, ["admin", "agent"]);
+    for r in &roles {
+        let body = json!({"email": format!("{r}@acme.example"), "name": "Someone", "role": r});
+        accepted(&app.post("/api/v1/users", Some(t), body).await, r);
+    }
+    let body = json!({"email": "root@acme.example", "name": "Root", "role": "super_admin"});
+    refused(
+        &app.post("/api/v1/users", Some(t), body).await,
+        "super_admin",
+    );
+
+    // API key scopes: every scope and group the server knows, and no other.
+    let op = operation(&doc, "post", "/api/v1/api-keys");
+    let scopes = enum_values(body_field(&doc, op, "scopes"));
+    let mut known: Vec<String> = palisade_domain::ApiScope::ALL
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .chain(["read_only".to_owned(), "full_access".to_owned()])
+        .collect();
+    known.sort();
+    let mut declared = scopes.clone();
+    declared.sort();
+    assert_eq!(declared, known);
+    let r = app
+        .post(
+            "/api/v1/api-keys",
+            Some(t),
+            json!({"name": "all", "scopes": scopes}),
+        )
+        .await;
+    accepted(&r, "every declared scope");
+    let r = app
+        .post(
+            "/api/v1/api-keys",
+            Some(t),
+            json!({"name": "bad", "scopes": ["contacts:own"]}),
+        )
+        .await;
+    refused(&r, "contacts:own");
+
+    // Webhook signature algorithms and events.
+    let op = operation(&doc, "post", "/api/v1/webhooks");
+    let algorithms = enum_values(body_field(&doc, op, "signature_algorithm"));
+    assert_eq!(algorithms, ["hmac_sha256", "hmac-sha256", "ed25519"]);
+    let events = enum_values(body_field(&doc, op, "events"));
+    for (i, a) in algorithms.iter().enumerate() {
+        let body = json!({"url": format!("https://hooks{i}.example/x"), "events": events, "signature_algorithm": a});
+        accepted(&app.post("/api/v1/webhooks", Some(t), body).await, a);
+    }
+    let body =
+        json!({"url": "https://hooks.example/x", "events": ["*"], "signature_algorithm": "rsa"});
+    refused(&app.post("/api/v1/webhooks", Some(t), body).await, "rsa");
+    let body = json!({"url": "https://hooks.example/x", "events": ["conversation.*"]});
+    refused(
+        &app.post("/api/v1/webhooks", Some(t), body).await,
+        "conversation.*",
+    );
+
+    // Contacts: the declared E.164 pattern's extremes are accepted, one digit more is not.
+    let op = operation(&doc, "post", "/api/v1/contacts");
+    assert_eq!(
+        body_field(&doc, op, "phone")["pattern"],
+        r"^\+[1-9][0-9]{7,14}$"
+    );
+    for phone in ["+12345678", "+123456789012345"] {
+        accepted(
+            &app.post("/api/v1/contacts", Some(t), json!({"phone": phone}))
+                .await,
+            phone,
+        );
+    }
+    let r = app
+        .post(
+            "/api/v1/contacts",
+            Some(t),
+            json!({"phone": "+1234567890123456"}),
+        )
+        .await;
+    refused(&r, "16 digits");
+    let tags: Vec<String> = (0..50).map(|i| format!("tag {i}")).collect();
+    let r = app
+        .post(
+            "/api/v1/contacts",
+            Some(t),
+            json!({"phone": "+447700900123", "tags": tags}),
+        )
+        .await;
+    accepted(&r, "50 tags");
+    let too_many: Vec<String> = (0..51).map(|i| format!("tag {i}")).collect();
+    let r = app
+        .post(
+            "/api/v1/contacts",
+            Some(t),
+            json!({"phone": "+447700900124", "tags": too_many}),
+        )
+        .await;
+    refused(&r, "51 tags");
+
+    // A connection's update needs at least one field (and may have all three).
+    let update = &doc["components"]["schemas"]["UpdateConnectionRequest"];
+    assert_eq!(update["minProperties"], 1, "{update}");
+    assert!(update["maxProperties"].is_null(), "{update}");
+    // A message's variants are closed, like the server's `deny_unknown_fields`.
+    let send = &doc["components"]["schemas"]["SendMessageRequest"]["oneOf"];
+    let variants = send.as_array().expect("SendMessageRequest is a oneOf");
+    assert!(variants.len() >= 8, "{send}");
+    for v in variants {
+        assert_eq!(v["additionalProperties"], false, "{v}");
+    }
 }

@@ -43,14 +43,17 @@ pub struct AdminTenantResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuspendRequest {
-    /// Why; recorded in the tenant's audit log.
+    /// Why; recorded in the tenant's audit log. 1 to 500 characters, not blank.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub reason: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImpersonateRequest {
-    /// Why; recorded in the tenant's audit log, which its admins can read.
+    /// Why; recorded in the tenant's audit log, which its admins can read. 1 to 500
+    /// characters, not blank.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub reason: String,
     /// Allow changes (default false: read-only).
     #[serde(default)]

@@ -31,10 +31,18 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
+    /// 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// Scope names (`contacts:read`, …) or groups (`read_only`, `full_access`).
+    #[schema(value_type = Vec<crate::openapi::schemas::ScopeName>, inline, min_items = 1)]
     pub scopes: Vec<String>,
-    /// RFC 3339; the key stops working then.
+    /// RFC 3339, in the future; the key stops working then.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     /// Addresses or CIDR ranges the key may be used from; absent means anywhere.
     pub allowed_ips: Option<Vec<String>>,
@@ -43,7 +51,15 @@ pub struct CreateApiKeyRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateApiKeyRequest {
+    /// 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
+    /// Replaces the scopes.
+    #[schema(value_type = Option<Vec<crate::openapi::schemas::ScopeName>>, inline, min_items = 1)]
     pub scopes: Option<Vec<String>>,
 }
 

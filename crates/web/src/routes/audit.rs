@@ -35,12 +35,15 @@ pub struct AuditQuery {
     pub target_type: Option<String>,
     pub target_id: Option<String>,
     /// RFC 3339; records at or after.
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// RFC 3339; records before.
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// Free text in action, actor email, target id and metadata (case-insensitive).
     pub q: Option<String>,
     /// 1–500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
@@ -53,12 +56,15 @@ pub struct AuditQuery {
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// `csv` or `jsonl`.
+    #[param(value_type = crate::openapi::schemas::ExportFormat, inline)]
     pub format: String,
     pub action: Option<String>,
     pub actor_id: Option<Uuid>,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
+    #[param(format = DateTime)]
     pub from: Option<String>,
+    #[param(format = DateTime)]
     pub to: Option<String>,
     pub q: Option<String>,
     pub tenant_id: Option<Uuid>,
@@ -252,7 +258,7 @@ fn csv_line(r: &AuditRecordResponse) -> String {
 /// Export the matching records as CSV or JSON Lines, streamed newest first. Audited; at most 10
 /// exports per hour per tenant.
 #[utoipa::path(get, path = "/api/v1/audit-logs/export", tag = "audit", security(("bearer" = [])), params(ExportQuery),
-    responses((status = 200, description = "The export (text/csv or application/x-ndjson)", content_type = "text/csv"),
+    responses((status = 200, description = "The export (text/csv or application/x-ndjson)", content((String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 400, description = "Unknown format or bad parameter", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),

@@ -36,9 +36,25 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    /// 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub tenant_name: String,
+    /// 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    /// 12 to 128 characters, and not guessable (a strength estimate and a list of common
+    /// passwords decide; the document cannot say which).
+    #[schema(min_length = 12, max_length = 128)]
     pub password: String,
 }
 
@@ -60,6 +76,8 @@ pub struct RefreshRequest {
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
+    /// Under the tenant's password policy: 12 to 128 characters, not guessable, not a recent one.
+    #[schema(min_length = 12, max_length = 128)]
     pub new_password: String,
 }
 
@@ -67,7 +85,10 @@ pub struct ChangePasswordRequest {
 #[serde(deny_unknown_fields)]
 pub struct AcceptInviteRequest {
     /// The `pal_inv_…` token from user creation.
+    #[schema(pattern = "^pal_inv_")]
     pub token: String,
+    /// Under the tenant's password policy: 12 to 128 characters, not guessable.
+    #[schema(min_length = 12, max_length = 128)]
     pub password: String,
 }
 

@@ -39,12 +39,17 @@ pub struct ContactQuery {
     /// like a phone number, of the phone's digits.
     pub q: Option<String>,
     /// Only contacts with this tag (compared normalised: trimmed, lower-case).
+    #[param(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[A-Za-z0-9 _.:/-]*[A-Za-z0-9_.:/-][A-Za-z0-9 _.:/-]*$"
+    )]
     pub tag: Option<String>,
     /// `true`: only contacts opted out of marketing; `false`: only the others.
     pub opted_out: Option<bool>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
-    /// 1–200, default 50.
+    /// 1–200, default 50 (a value outside is brought within).
     pub limit: Option<i64>,
 }
 
@@ -53,10 +58,16 @@ pub struct ContactQuery {
 #[serde(deny_unknown_fields)]
 pub struct ContactExportQuery {
     /// `csv` or `jsonl`.
+    #[param(value_type = crate::openapi::schemas::ExportFormat, inline)]
     pub format: String,
     /// As for the list.
     pub q: Option<String>,
     /// As for the list.
+    #[param(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[A-Za-z0-9 _.:/-]*[A-Za-z0-9_.:/-][A-Za-z0-9 _.:/-]*$"
+    )]
     pub tag: Option<String>,
     /// As for the list.
     pub opted_out: Option<bool>,
@@ -127,17 +138,26 @@ pub struct ContactPage {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateContactRequest {
-    /// E.164 with the country code; spaces, dashes, dots and parentheses are dropped.
+    /// E.164 with the country code: `+` and 8 to 15 digits, the first not 0 (spaces, dashes,
+    /// dots and parentheses between them are accepted too, and dropped).
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     pub phone: String,
-    /// 1 to 100 characters.
+    /// 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     /// Each 1–50 letters, digits, spaces or `- _ . : /`; at most 50; stored trimmed,
     /// lower-case and deduplicated.
+    #[schema(value_type = Option<Vec<crate::openapi::schemas::Tag>>, inline, max_items = 50)]
     pub tags: Option<Vec<String>>,
     /// A JSON object: at most 50 keys of 1–64 characters, values strings, numbers, booleans or
     /// null (no nested objects or arrays), at most 8 KiB as JSON.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::openapi::schemas::CustomAttributes>, inline)]
     pub custom_attributes: Option<serde_json::Value>,
     /// `true` records an opt-in now, `false` an opt-out (source `api`); absent records
     /// neither.
@@ -151,21 +171,22 @@ pub struct CreateContactRequest {
 pub struct UpdateContactRequest {
     /// A new E.164 number (still unique in the tenant); cannot be null.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false, pattern = r"^\+[1-9][0-9]{7,14}$")]
     pub phone: Option<Option<String>>,
+    /// 1 to 100 characters, no control characters.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
     pub name: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = Email, max_length = 254)]
     pub email: Option<Option<String>>,
     /// Replaces the tags.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<crate::openapi::schemas::Tag>>, inline, max_items = 50)]
     pub tags: Option<Option<Vec<String>>>,
     /// Replaces the attributes (not merged).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::openapi::schemas::CustomAttributes>, inline)]
     pub custom_attributes: Option<Option<serde_json::Value>>,
     /// `true` opts in, `false` opts out (source `api`); repeating the current choice keeps
     /// its timestamp.
@@ -367,7 +388,7 @@ fn csv_line(c: &ContactResponse) -> String {
 /// Audited as `contact.exported`; at most 10 exports per hour per tenant.
 #[utoipa::path(get, path = "/api/v1/contacts/export", tag = "contacts", security(("bearer" = [])),
     params(ContactExportQuery),
-    responses((status = 200, description = "The export (text/csv or application/x-ndjson)", content_type = "text/csv"),
+    responses((status = 200, description = "The export (text/csv or application/x-ndjson)", content((String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 400, description = "Unknown format or malformed parameter", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing data.export (agents; API keys without contacts:export)", body = ErrorBody),

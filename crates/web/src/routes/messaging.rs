@@ -44,11 +44,16 @@ pub struct PageQuery {
 #[serde(deny_unknown_fields)]
 pub struct ConversationQuery {
     /// `open`, `pending` or `resolved`.
+    #[param(value_type = Option<crate::openapi::schemas::ConversationStatus>, inline)]
     pub status: Option<String>,
     /// A user id (conversations assigned to that user), `me` (to the caller; for an API key,
     /// its creator) or `none` (assigned to nobody).
+    #[param(
+        pattern = r"^(me|none|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+    )]
     pub assignee: Option<String>,
     /// Conversations carrying this label (exact, after trimming; 1–50 characters).
+    #[param(min_length = 1, max_length = 50, pattern = r"\S")]
     pub label: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
@@ -254,32 +259,32 @@ pub enum SendMessageRequest {
     Template { template: TemplateBody },
     /// `{id | link, caption?}` (Meta's media id, or an http(s) URL Meta fetches).
     Image {
-        #[schema(value_type = Object)]
+        #[schema(value_type = crate::openapi::schemas::CaptionedMedia, inline)]
         image: serde_json::Value,
     },
     /// `{id | link}`.
     Audio {
-        #[schema(value_type = Object)]
+        #[schema(value_type = crate::openapi::schemas::Media, inline)]
         audio: serde_json::Value,
     },
     /// `{id | link, caption?}`.
     Video {
-        #[schema(value_type = Object)]
+        #[schema(value_type = crate::openapi::schemas::CaptionedMedia, inline)]
         video: serde_json::Value,
     },
     /// `{id | link, caption?, filename?}`.
     Document {
-        #[schema(value_type = Object)]
+        #[schema(value_type = crate::openapi::schemas::DocumentMedia, inline)]
         document: serde_json::Value,
     },
     /// `{id | link}`.
     Sticker {
-        #[schema(value_type = Object)]
+        #[schema(value_type = crate::openapi::schemas::Media, inline)]
         sticker: serde_json::Value,
     },
     /// Meta's interactive object (reply buttons, lists, …).
     Interactive {
-        #[schema(value_type = Object)]
+        #[schema(value_type = crate::openapi::schemas::Interactive, inline)]
         interactive: serde_json::Value,
     },
 }
@@ -287,17 +292,19 @@ pub enum SendMessageRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TextBody {
-    /// 1 to 4096 characters.
+    /// 1 to 4096 characters, not blank.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"\S")]
     pub body: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateBody {
-    /// The template's name.
+    /// The template's name: 1 to 512 lowercase letters, digits and underscores.
+    #[schema(pattern = "^[a-z0-9_]{1,512}$")]
     pub name: String,
     /// A language code (`en_US`) or Meta's object `{"code": "en_US"}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::openapi::schemas::TemplateLanguage, inline)]
     pub language: serde_json::Value,
     /// Meta's template components (parameters), sent verbatim.
     #[schema(value_type = Option<Vec<Object>>)]
@@ -351,12 +358,14 @@ fn media(kind: &'static str, object: serde_json::Value) -> messaging::Outgoing {
 #[serde(deny_unknown_fields)]
 pub struct UpdateConversationRequest {
     /// `open`, `pending` or `resolved`.
+    #[schema(value_type = Option<crate::openapi::schemas::ConversationStatus>, inline)]
     pub status: Option<String>,
     /// A user of the tenant, or `null` to unassign.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Uuid>)]
     pub assignee_id: Option<Option<Uuid>>,
     /// Replaces the labels (each 1–50 characters, at most 20).
+    #[schema(value_type = Option<Vec<crate::openapi::schemas::Label>>, inline, max_items = 20)]
     pub labels: Option<Vec<String>>,
 }
 
@@ -400,7 +409,8 @@ pub async fn update_conversation(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteRequest {
-    /// 1 to 4096 characters.
+    /// 1 to 4096 characters, not blank.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"\S")]
     pub body: String,
 }
 

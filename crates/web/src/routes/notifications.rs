@@ -28,6 +28,7 @@ pub struct NotificationsQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 

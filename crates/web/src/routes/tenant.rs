@@ -28,8 +28,15 @@ pub struct TenantResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenantRequest {
+    /// 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     /// `modern` (NIST-style, default) or `compliance` (adds composition rules and 90-day expiry).
+    #[schema(value_type = Option<palisade_domain::PasswordPolicyPreset>, inline)]
     pub password_policy: Option<String>,
 }
 

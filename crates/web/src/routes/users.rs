@@ -84,19 +84,36 @@ pub struct CreatedUserResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    /// 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// `admin` or `agent`.
+    #[schema(value_type = crate::openapi::schemas::TenantRole, inline)]
     pub role: String,
-    /// Optional; without it an invitation token is returned.
+    /// Optional; without it an invitation token is returned. Under the tenant's password
+    /// policy: 12 to 128 characters, not guessable.
+    #[schema(min_length = 12, max_length = 128)]
     pub password: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
+    /// 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     /// `admin` or `agent`.
+    #[schema(value_type = Option<crate::openapi::schemas::TenantRole>, inline)]
     pub role: Option<String>,
 }
 

@@ -43,13 +43,20 @@ pub fn router() -> Router<AppState> {
 pub struct CreateWebhookRequest {
     /// `https://…` (port 443). Refused: private, loopback, link-local and metadata addresses,
     /// internal names, credentials in the URL.
+    #[schema(
+        pattern = r"^https://([A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*(:443)?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
+    )]
     pub url: String,
     /// Event types (`user.created`), prefixes (`user.*`) or `*`.
+    #[schema(value_type = Vec<crate::openapi::schemas::EventSubscription>, inline, min_items = 1)]
     pub events: Vec<String>,
+    /// At most 500 characters, no control characters.
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub description: Option<String>,
     /// `hmac_sha256` (default; `hmac-sha256` is accepted too): Standard Webhooks `v1` with a
     /// `whsec_` secret. `ed25519`: `v1a` signatures; the response's `secret` is then the
     /// `whpk_…` public key to verify with (the private key never leaves the server).
+    #[schema(value_type = Option<crate::openapi::schemas::SignatureAlgorithmName>, inline)]
     pub signature_algorithm: Option<String>,
 }
 
@@ -57,10 +64,17 @@ pub struct CreateWebhookRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhookRequest {
     /// A new URL outside the allowlists sends the webhook back to `pending_approval`.
+    #[schema(
+        pattern = r"^https://([A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*(:443)?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
+    )]
     pub url: Option<String>,
+    #[schema(value_type = Option<Vec<crate::openapi::schemas::EventSubscription>>, inline, min_items = 1)]
     pub events: Option<Vec<String>>,
+    /// At most 500 characters, no control characters.
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub description: Option<String>,
     /// `active` (re-enable a disabled webhook) or `disabled`.
+    #[schema(value_type = Option<crate::openapi::schemas::WebhookStatusChange>, inline)]
     pub status: Option<String>,
 }
 
@@ -73,6 +87,7 @@ pub struct RotateSecretRequest {
     pub expire_previous_now: bool,
     /// How long the previous secret (or key) keeps signing beside the new one: 0 to 604800
     /// (7 days); default 86400 (24 hours). Out of range: `422 validation_failed`.
+    #[schema(minimum = 0, maximum = 604800)]
     pub overlap_seconds: Option<i64>,
 }
 
@@ -80,6 +95,7 @@ pub struct RotateSecretRequest {
 #[serde(deny_unknown_fields)]
 pub struct AllowedDomains {
     /// Hosts (and their subdomains) whose webhooks are active without approval.
+    #[schema(value_type = Vec<crate::openapi::schemas::AllowedDomain>, inline)]
     pub allowed_domains: Vec<String>,
 }
 

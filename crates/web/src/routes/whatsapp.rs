@@ -49,14 +49,32 @@ pub fn webhook_router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConnectionRequest {
+    /// 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub display_name: String,
     /// Meta's phone number id (digits).
+    #[schema(pattern = "^[0-9]{1,32}$")]
     pub phone_number_id: String,
     /// The WhatsApp Business Account id (digits).
+    #[schema(pattern = "^[0-9]{1,32}$")]
     pub waba_id: String,
     /// A system-user access token; verified against the Graph API, stored encrypted, never shown.
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub access_token: String,
     /// The Meta app secret that signs webhooks; stored encrypted, never shown.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub app_secret: String,
 }
 
@@ -64,10 +82,32 @@ pub struct CreateConnectionRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateConnectionRequest {
+    /// 1 to 100 characters, no control characters.
+    #[schema(
+        value_type = String,
+        required = false,
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub display_name: Option<String>,
     /// A new system-user access token; verified against the Graph API first, stored encrypted.
+    #[schema(
+        value_type = String,
+        required = false,
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub access_token: Option<String>,
     /// A new Meta app secret (webhook signatures are checked with it at once); stored encrypted.
+    #[schema(
+        value_type = String,
+        required = false,
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub app_secret: Option<String>,
 }
 
