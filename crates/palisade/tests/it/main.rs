@@ -56,6 +56,7 @@ mod platform;
 mod reach;
 mod realtime;
 mod registration;
+mod schema_parity;
 mod sessions;
 mod tenant;
 mod tokens;
