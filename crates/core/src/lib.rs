@@ -24,6 +24,7 @@ pub mod tenants;
 pub mod users;
 pub mod webhooks;
 pub mod whatsapp;
+pub mod worker;
 
 use std::sync::Arc;
 

@@ -646,6 +646,9 @@ pub async fn start(s: &Services) -> AppResult<Vec<tokio::task::JoinHandle<()>>> 
     // this node's tenants on a timer and forget what expired.
     let hub = s.realtime.clone();
     hub.send_remote(format!("{WIRE_VERSION} {} - hello", hub.node));
+    // Not `worker::spawn_periodic`: nothing here fails or drains, and the timer keeps tokio's
+    // default (burst) catch-up, so a stalled node re-announces at once; the helper would add
+    // an error path and change that.
     tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(PRESENCE_EVERY);
         loop {

@@ -32,6 +32,7 @@ use crate::audit::{self, AuditEntryExt};
 use crate::auth::{Principal, RequestMeta};
 use crate::notifications::{self, NewNotification};
 use crate::outbound::{self, HeaderMap, Method, OutboundPolicy, TargetHost, TargetUrl};
+use crate::worker::Next;
 use crate::{AppError, AppResult, Services};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -1018,21 +1019,15 @@ pub async fn set_allowed_domains(
 /// Runs [`deliver_due`] every `every` until aborted; a round that claimed a full batch is
 /// followed by another at once, so a backlog drains at the speed of the receivers.
 pub fn spawn_worker(s: Services, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            loop {
-                match round(&s).await {
-                    Ok(r) if r.claimed >= CLAIM_BATCH => continue,
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "webhook delivery round failed");
-                        break;
-                    }
-                }
-            }
+    crate::worker::spawn_periodic("webhook delivery round failed", every, None, move || {
+        let s = s.clone();
+        async move {
+            let r = round(&s).await?;
+            Ok::<_, crate::AppError>(if r.claimed >= CLAIM_BATCH {
+                Next::Again
+            } else {
+                Next::Wait
+            })
         }
     })
 }

@@ -303,6 +303,8 @@ impl Application {
             palisade_core::whatsapp::retention::INTERVAL,
         );
         let limits = self.services.limits.clone();
+        // A plain timer, not `worker::spawn_periodic`: `shrink` cannot fail and has nothing to
+        // drain, and it keeps tokio's default (burst) catch-up.
         let shrink = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {

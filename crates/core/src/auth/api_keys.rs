@@ -13,6 +13,7 @@
 //!   counts once, when it opens (its per-second re-checks use [`verify`], which does not count).
 
 use super::cache::ApiKeySnapshot;
+use crate::worker::Next;
 use crate::{AppError, AppResult, Services};
 use dashmap::DashMap;
 use palisade_store::{api_keys, SystemScope};
@@ -187,16 +188,15 @@ impl UsageBuffer {
 
 /// Flushes usage every `every` until aborted.
 pub fn spawn_usage_flusher(s: Services, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = s.api_key_usage.flush(&s).await {
-                tracing::warn!(error = %e, "flushing API key usage failed; will retry");
-            }
-        }
-    })
+    crate::worker::spawn_periodic(
+        "flushing API key usage failed; will retry",
+        every,
+        None,
+        move || {
+            let s = s.clone();
+            async move { s.api_key_usage.flush(&s).await.map(|()| Next::Wait) }
+        },
+    )
 }
 
 #[cfg(test)]

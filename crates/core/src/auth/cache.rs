@@ -238,28 +238,32 @@ async fn poll_once(s: &Services) -> anyhow::Result<()> {
 
 /// Keeps this node's cache in step with the others until the task is aborted.
 pub fn spawn_sync(s: Services, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut n: u64 = 0;
-        loop {
-            tick.tick().await;
-            if let Err(e) = poll_once(&s).await {
-                tracing::warn!(error = %e, "auth cache sync failed; retrying");
+    // Every 240th round (a minute at the 250 ms the server uses) also forgets old changes.
+    let mut n: u64 = 0;
+    crate::worker::spawn_periodic("auth cache sync failed; retrying", every, None, move || {
+        n = n.wrapping_add(1);
+        let prune = n.is_multiple_of(240);
+        let s = s.clone();
+        async move {
+            let polled = poll_once(&s).await;
+            if prune {
+                prune_old(&s).await;
             }
-            n = n.wrapping_add(1);
-            if n.is_multiple_of(240) {
-                let now = s.now();
-                s.auth_cache.prune(now, revocation_memory(&s.settings));
-                if let Ok(mut tx) = s.store.begin(SystemScope::new("auth.sync.prune")).await {
-                    let pruned = auth_changes::prune(&mut tx, now - time::Duration::days(1)).await;
-                    if pruned.is_ok() {
-                        let _ = tx.commit().await;
-                    }
-                }
-            }
+            polled.map(|()| crate::worker::Next::Wait)
         }
     })
+}
+
+/// Forgets revocations and recorded changes that no node can still need (best effort).
+async fn prune_old(s: &Services) {
+    let now = s.now();
+    s.auth_cache.prune(now, revocation_memory(&s.settings));
+    if let Ok(mut tx) = s.store.begin(SystemScope::new("auth.sync.prune")).await {
+        let pruned = auth_changes::prune(&mut tx, now - time::Duration::days(1)).await;
+        if pruned.is_ok() {
+            let _ = tx.commit().await;
+        }
+    }
 }
 
 /// Records a change for other nodes (in the caller's transaction) — the caller applies it

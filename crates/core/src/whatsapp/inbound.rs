@@ -30,6 +30,7 @@ use super::connections::secret_aad;
 use super::webhook_refusals;
 use crate::auth::RequestMeta;
 use crate::rate_limit::ClientKey;
+use crate::worker::Next;
 use crate::{AppError, AppResult, Services};
 use hmac::{Hmac, Mac};
 use palisade_domain::TenantId;
@@ -420,16 +421,15 @@ pub fn spawn_process(s: &Services, id: Uuid) {
 
 /// The worker: processes whatever is left unprocessed, every `every`.
 pub fn spawn_worker(s: Services, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = process_pending(&s).await {
-                tracing::warn!(error = %e, "WhatsApp inbound processing round failed");
-            }
-        }
-    })
+    crate::worker::spawn_periodic(
+        "WhatsApp inbound processing round failed",
+        every,
+        None,
+        move || {
+            let s = s.clone();
+            async move { process_pending(&s).await.map(|_| Next::Wait) }
+        },
+    )
 }
 
 /// Processes every unprocessed event (oldest first). Returns how many were processed.

@@ -39,6 +39,7 @@ use super::connections::secret_aad;
 use super::graph::GraphError;
 use crate::auth::Principal;
 use crate::storage::StoredObject;
+use crate::worker::Next;
 use crate::{AppError, AppResult, Services};
 use base64::Engine as _;
 use palisade_domain::{Permission, TenantId};
@@ -151,20 +152,16 @@ pub fn after_commit(s: &Services, messages: &[NewMessage]) {
 
 /// The worker: downloads what is due when woken by [`after_commit`], and every `every`.
 pub fn spawn_worker(s: Services, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let kick = s.media_downloads.clone();
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = kick.notified() => {}
-            }
-            if let Err(e) = download_due(&s).await {
-                tracing::warn!(error = %e, "media download round failed");
-            }
-        }
-    })
+    let kick = s.media_downloads.clone();
+    crate::worker::spawn_periodic(
+        "media download round failed",
+        every,
+        Some(kick),
+        move || {
+            let s = s.clone();
+            async move { download_due(&s).await.map(|_| Next::Wait) }
+        },
+    )
 }
 
 fn download_client() -> AppResult<reqwest::Client> {

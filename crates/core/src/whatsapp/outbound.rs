@@ -19,6 +19,7 @@
 
 use super::connections::secret_aad;
 use super::graph::GraphError;
+use crate::worker::Next;
 use crate::{AppResult, Services};
 use palisade_domain::TenantId;
 use palisade_store::messaging::{self as store, QueuedSend};
@@ -42,15 +43,9 @@ pub fn backoff(attempts: i64) -> Duration {
 
 /// The sender: sends whatever is due, every `every`.
 pub fn spawn_worker(s: Services, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = send_pending(&s).await {
-                tracing::warn!(error = %e, "WhatsApp sending round failed");
-            }
-        }
+    crate::worker::spawn_periodic("WhatsApp sending round failed", every, None, move || {
+        let s = s.clone();
+        async move { send_pending(&s).await.map(|_| Next::Wait) }
     })
 }
 

@@ -13,6 +13,7 @@
 //! [`BATCH`] rows, each in its own short transaction (on PostgreSQL concurrent workers skip
 //! each other's rows), so a large backlog never holds the writer for long.
 
+use crate::worker::Next;
 use crate::{AppResult, Services};
 use palisade_store::whatsapp_inbound as store;
 use palisade_store::SystemScope;
@@ -25,19 +26,17 @@ pub const BATCH: i64 = 500;
 
 /// Prunes at start and then every `every`.
 pub fn spawn_worker(s: Services, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            match prune_inbound_bodies(&s).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
+    crate::worker::spawn_periodic("pruning webhook bodies failed", every, None, move || {
+        let s = s.clone();
+        async move {
+            let n = prune_inbound_bodies(&s).await?;
+            if n > 0 {
+                tracing::info!(
                     bodies = n,
                     "dropped processed webhook bodies past their retention"
-                ),
-                Err(e) => tracing::warn!(error = %e, "pruning webhook bodies failed"),
+                );
             }
+            Ok::<_, crate::AppError>(Next::Wait)
         }
     })
 }

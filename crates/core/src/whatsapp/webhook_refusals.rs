@@ -25,6 +25,7 @@
 
 use crate::audit::{self, AuditEntryExt};
 use crate::auth::RequestMeta;
+use crate::worker::Next;
 use crate::{AppResult, Services};
 use palisade_domain::TenantId;
 use palisade_store::{audit as audit_log, SystemScope};
@@ -235,14 +236,19 @@ pub async fn flush(s: &Services, all: bool) -> usize {
 
 /// Writes finished minutes every `every` (see the module docs).
 pub fn spawn_flusher(s: Services, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            flush(&s, false).await;
-        }
-    })
+    // `flush` logs each record it could not write itself (and keeps it), so a round never fails.
+    crate::worker::spawn_periodic(
+        "recording refused WhatsApp webhooks failed",
+        every,
+        None,
+        move || {
+            let s = s.clone();
+            async move {
+                flush(&s, false).await;
+                Ok::<_, std::convert::Infallible>(Next::Wait)
+            }
+        },
+    )
 }
 
 async fn write_or_keep(s: &Services, w: Window) -> bool {
