@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 /// The address the client really has: an IPv4-mapped IPv6 address becomes the plain IPv4.
 pub fn canonical(ip: IpAddr) -> IpAddr {
-    crate::outbound::ip::canonical(ip)
+    crate::safe_http::ip::canonical(ip)
 }
 
 /// `net` in canonical form: an IPv4-mapped IPv6 range (prefix of at least 96 bits) becomes the

@@ -14,10 +14,10 @@ pub mod crypto;
 pub mod error;
 pub mod messaging;
 pub mod notifications;
-pub mod outbound;
 pub mod platform;
 pub mod rate_limit;
 pub mod realtime;
+pub mod safe_http;
 pub mod settings;
 pub mod storage;
 pub mod tenants;
@@ -39,7 +39,7 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     pub keys: Arc<crypto::Keys>,
-    pub hasher: auth::password::PasswordHasher,
+    pub hasher: auth::hashing::PasswordHasher,
     pub auth_cache: Arc<auth::cache::AuthCache>,
     pub limits: Arc<rate_limit::Limits>,
     pub api_key_usage: Arc<auth::api_keys::UsageBuffer>,
@@ -64,7 +64,7 @@ impl Services {
     ) -> Self {
         let settings = Arc::new(settings);
         Services {
-            hasher: auth::password::PasswordHasher::new(
+            hasher: auth::hashing::PasswordHasher::new(
                 settings.password_hash_concurrency,
                 settings.password_hash_queue,
             ),

@@ -3,8 +3,8 @@
 //!
 //! # Threats and invariants
 //!
-//! - SSRF: every URL is parsed with [`outbound::TargetUrl`] under the policy in force at
-//!   creation and again at every delivery, and sent only through [`outbound::send`] (resolve
+//! - SSRF: every URL is parsed with [`safe_http::TargetUrl`] under the policy in force at
+//!   creation and again at every delivery, and sent only through [`safe_http::send`] (resolve
 //!   once, check every answer, pin, no redirects). The permissive development policy comes only
 //!   from `PALISADE_WEBHOOKS_ALLOW_PRIVATE_TARGETS`, which production refuses.
 //! - A URL whose host is neither in the platform allowlist nor in the tenant's is created
@@ -31,7 +31,7 @@
 use crate::audit::{self, AuditEntryExt};
 use crate::auth::{Principal, RequestMeta};
 use crate::notifications::{self, NewNotification};
-use crate::outbound::{self, HeaderMap, Method, OutboundPolicy, TargetHost, TargetUrl};
+use crate::safe_http::{self, HeaderMap, Method, OutboundPolicy, TargetHost, TargetUrl};
 use crate::worker::Next;
 use crate::{AppError, AppResult, Services};
 use base64::engine::general_purpose::STANDARD;
@@ -378,7 +378,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 
 fn audit_json(w: &Webhook) -> Value {
     json!({
-        "id": w.id, "url": outbound::redact_url(&w.url), "description": w.description, "events": w.events,
+        "id": w.id, "url": safe_http::redact_url(&w.url), "description": w.description, "events": w.events,
         "status": w.status.as_str(),
     })
 }
@@ -478,9 +478,9 @@ async fn notify_pending<S: Scope>(
             body: format!(
                 "A webhook to {} is outside the allowed domains; nothing is sent to it until an \
                  admin approves it.",
-                outbound::redact_url(&w.url)
+                safe_http::redact_url(&w.url)
             ),
-            data: json!({ "webhook_id": w.id, "url": outbound::redact_url(&w.url), "requested_by": w.created_by }),
+            data: json!({ "webhook_id": w.id, "url": safe_http::redact_url(&w.url), "requested_by": w.created_by }),
             target: Some(("webhook", w.id)),
         },
         now,
@@ -791,7 +791,7 @@ pub async fn approve(
         &audit::by(p, meta, None, "webhook.approved")
             .target("webhook", id)
             .change(Some(audit_json(&before)), Some(audit_json(&after)))
-            .metadata(json!({ "url": outbound::redact_url(&after.url) })),
+            .metadata(json!({ "url": safe_http::redact_url(&after.url) })),
         now,
     )
     .await?;
@@ -1132,7 +1132,7 @@ async fn deliver_to_endpoint(s: &Services, list: Vec<Delivery>) -> usize {
 struct Endpoint {
     webhook: Webhook,
     keys: Vec<SigningKey>,
-    client: Option<outbound::PinnedClient>,
+    client: Option<safe_http::PinnedClient>,
 }
 
 async fn load_endpoint(s: &Services, tenant: TenantId, id: Uuid) -> AppResult<Option<Endpoint>> {
@@ -1175,7 +1175,7 @@ async fn load_endpoint(s: &Services, tenant: TenantId, id: Uuid) -> AppResult<Op
     // attempt below fails the same way and is recorded.
     let policy = policy(s);
     let client = match TargetUrl::parse(&w.url, &policy) {
-        Ok(t) => outbound::PinnedClient::new(&policy, &t).await.ok(),
+        Ok(t) => safe_http::PinnedClient::new(&policy, &t).await.ok(),
         Err(_) => None,
     };
     Ok(Some(Endpoint {
@@ -1241,7 +1241,7 @@ async fn attempt(s: &Services, e: &Endpoint, d: Delivery) -> AppResult<bool> {
     let started = std::time::Instant::now();
     let result = match (&e.client, TargetUrl::parse(&e.webhook.url, &policy)) {
         (Some(client), Ok(_)) => client.send(Method::POST, headers, body).await,
-        (None, Ok(t)) => outbound::send(&policy, Method::POST, &t, headers, body).await,
+        (None, Ok(t)) => safe_http::send(&policy, Method::POST, &t, headers, body).await,
         (_, Err(e)) => Err(e),
     };
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
@@ -1354,9 +1354,9 @@ async fn attempt(s: &Services, e: &Endpoint, d: Delivery) -> AppResult<bool> {
                 body: format!(
                     "Deliveries to {} stopped: {reason}. Fix the receiver, then re-enable the \
                      webhook (PATCH status: active); pending deliveries resume.",
-                    outbound::redact_url(&w.url)
+                    safe_http::redact_url(&w.url)
                 ),
-                data: json!({ "webhook_id": w.id, "url": outbound::redact_url(&w.url), "reason": reason }),
+                data: json!({ "webhook_id": w.id, "url": safe_http::redact_url(&w.url), "reason": reason }),
                 target: Some(("webhook", w.id)),
             },
             now,

@@ -3,7 +3,7 @@
 use crate::app::{database_settings, settings, Application};
 use crate::config::Config;
 use clap::{Parser, Subcommand};
-use palisade_core::auth::password::PasswordHasher;
+use palisade_core::auth::hashing::PasswordHasher;
 use palisade_core::auth::passwords::check_policy;
 use palisade_domain::{EmailAddress, PasswordContext, PasswordPolicyPreset, PersonName};
 use palisade_store::{audit, users, Store, SystemScope};

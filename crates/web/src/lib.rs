@@ -64,7 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::api_keys::router())
         .merge(routes::webhooks::router())
         .merge(routes::notifications::router())
-        .merge(routes::admin::router())
+        .merge(routes::platform::router())
         .merge(routes::whatsapp::router())
         .merge(routes::messaging::router())
         .merge(routes::contacts::router())

@@ -6,8 +6,8 @@
 
 pub mod api_keys;
 pub mod cache;
+pub mod hashing;
 pub mod lockout;
-pub mod password;
 pub mod passwords;
 pub mod register;
 pub mod sessions;

@@ -237,7 +237,7 @@ pub async fn login(
     let policy = tenant
         .as_ref()
         .map_or(PasswordPolicyPreset::Modern, |t| t.password_policy);
-    if verified == super::password::Verified::YesButRehash {
+    if verified == super::hashing::Verified::YesButRehash {
         let new_hash = s.hasher.hash(password).await.map_err(hash_error)?;
         let mut tx = s.store.begin(SystemScope::new("login.rehash")).await?;
         users::upgrade_hash(&mut tx, user.id, &new_hash).await?;
@@ -311,13 +311,13 @@ async fn record_failure(
     Err(invalid_credentials())
 }
 
-pub(crate) fn hash_error(e: super::password::HashError) -> AppError {
+pub(crate) fn hash_error(e: super::hashing::HashError) -> AppError {
     match e {
-        super::password::HashError::Busy => AppError::Unavailable {
+        super::hashing::HashError::Busy => AppError::Unavailable {
             message: "the server is busy checking passwords; retry shortly".into(),
             retry_after_secs: 1,
         },
-        super::password::HashError::Internal(e) => AppError::Internal(e),
+        super::hashing::HashError::Internal(e) => AppError::Internal(e),
     }
 }
 

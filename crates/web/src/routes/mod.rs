@@ -1,6 +1,5 @@
 //! One module per feature, each with its own `router()`.
 
-pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -10,6 +9,7 @@ pub mod me;
 pub mod media;
 pub mod messaging;
 pub mod notifications;
+pub mod platform;
 pub mod tenant;
 pub mod users;
 pub mod webhooks;

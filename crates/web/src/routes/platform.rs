@@ -1,4 +1,4 @@
-//! `/api/v1/admin`: platform administration (super admins).
+//! `/api/v1/admin`: platform administration (super admins), over `palisade_core::platform`.
 
 use super::auth::TenantSummary;
 use super::tenant::TenantResponse;
