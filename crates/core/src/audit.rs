@@ -172,11 +172,7 @@ pub mod log {
         s.limits
             .export
             .check(&key)
-            .map_err(|wait| AppError::TooManyRequests {
-                code: "rate_limited",
-                message: "at most 10 audit exports per hour".into(),
-                retry_after_secs: wait,
-            })?;
+            .map_err(|wait| AppError::rate_limited("at most 10 audit exports per hour", wait))?;
         let now = s.now();
         let mut tx = s.store.begin(p.own_scope()).await?;
         let mut entry = super::by(p, meta, None, "audit_log.exported").metadata(serde_json::json!({

@@ -16,6 +16,7 @@ use crate::audit::{self, AuditEntryExt};
 use crate::auth::{Principal, RequestMeta};
 use crate::messaging::Page;
 use crate::{AppError, AppResult, Services, Settings};
+use palisade_domain::rfc3339;
 use palisade_domain::{
     ApiScope, CustomAttributes, EmailAddress, FieldError, Permission, PersonName, PhoneNumber,
     Tags, TenantId,
@@ -25,7 +26,6 @@ use palisade_store::messaging::NewMessage;
 use palisade_store::Json;
 use palisade_store::{audit as audit_log, StoreError, SystemScope, Tx};
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -64,10 +64,6 @@ pub fn normalize_keyword(s: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
         .to_uppercase()
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
 }
 
 /// Whether the contact is currently opted out of marketing.
@@ -508,11 +504,7 @@ pub async fn start_export(
     s.limits
         .contacts_export
         .check(&scope.tenant_id().as_uuid())
-        .map_err(|wait| AppError::TooManyRequests {
-            code: "rate_limited",
-            message: "at most 10 contact exports per hour".into(),
-            retry_after_secs: wait,
-        })?;
+        .map_err(|wait| AppError::rate_limited("at most 10 contact exports per hour", wait))?;
     let now = s.now();
     let mut tx = s.store.begin(scope).await?;
     let mut entry = audit::by(p, meta, None, "contact.exported").metadata(json!({

@@ -95,6 +95,16 @@ impl AppError {
         }
     }
 
+    /// 429 `rate_limited` with its `Retry-After` (seconds): the one way a rate limit refuses.
+    /// The message says which limit, so a client knows what to slow down.
+    pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        AppError::TooManyRequests {
+            code: "rate_limited",
+            message: message.into(),
+            retry_after_secs,
+        }
+    }
+
     pub fn unauthenticated(message: impl Into<String>) -> Self {
         AppError::Unauthenticated {
             code: "unauthenticated",
@@ -112,5 +122,26 @@ impl From<palisade_store::StoreError> for AppError {
 impl From<FieldError> for AppError {
     fn from(e: FieldError) -> Self {
         AppError::validation([e])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limited_is_the_429_code_with_the_callers_message_and_wait() {
+        match AppError::rate_limited("at most 10 contact exports per hour", 42) {
+            AppError::TooManyRequests {
+                code,
+                message,
+                retry_after_secs,
+            } => {
+                assert_eq!(code, "rate_limited");
+                assert_eq!(message, "at most 10 contact exports per hour");
+                assert_eq!(retry_after_secs, 42);
+            }
+            other => panic!("expected TooManyRequests, got {other:?}"),
+        }
     }
 }

@@ -38,7 +38,7 @@
 
 use crate::auth::{self, KeyUse, Principal};
 use crate::{AppError, AppResult, Services};
-use palisade_domain::{Permission, TenantId, UserId};
+use palisade_domain::{rfc3339, Permission, TenantId, UserId};
 use palisade_store::messaging::{Conversation, Message};
 use palisade_store::realtime as rows;
 use palisade_store::{SystemScope, TenantScope, Tx, NOTIFY_MAX_BYTES};
@@ -47,7 +47,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc, watch};
 use uuid::Uuid;
 
@@ -117,11 +116,6 @@ impl Event {
 
 /// A rendered frame, shared by every socket that receives it.
 pub type Frame = Arc<str>;
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
 
 /// A message as `GET /api/v1/conversations/{id}/messages` returns it.
 pub fn message_json(m: &Message) -> Value {
@@ -763,6 +757,7 @@ async fn heard(s: &Services, payload: &str) -> AppResult<()> {
 mod tests {
     use super::*;
     use sqlx::types::Json;
+    use time::OffsetDateTime;
 
     fn message(tenant: TenantId) -> Message {
         let now = OffsetDateTime::now_utc();

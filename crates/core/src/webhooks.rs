@@ -37,13 +37,13 @@ use crate::{AppError, AppResult, Services};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use palisade_domain::rfc3339;
 use palisade_domain::{FieldError, Permission, TenantId, UserId};
 use palisade_store::webhooks::{self as store, Attempt, Delivery, Webhook, WebhookStatus};
 use palisade_store::{audit as audit_log, Scope, SystemScope, Tx};
 use rand::{Rng, RngCore};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -370,10 +370,6 @@ fn parse_domains(domains: &[String]) -> Result<Vec<String>, FieldError> {
 
 fn aad(tenant: TenantId, id: Uuid) -> Vec<u8> {
     format!("webhook:{tenant}:{id}").into_bytes()
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
 }
 
 fn audit_json(w: &Webhook) -> Value {

@@ -11,6 +11,7 @@ pub mod permission;
 pub mod role;
 pub mod scope;
 pub mod text;
+pub mod timestamp;
 
 pub use contact::{CustomAttributes, PhoneNumber, Tags};
 pub use ids::{SessionId, TenantId, UserId};
@@ -19,6 +20,7 @@ pub use permission::Permission;
 pub use role::Role;
 pub use scope::ApiScope;
 pub use text::{EmailAddress, PersonName, TenantName};
+pub use timestamp::rfc3339;
 
 /// A rejected input: which field, and a sentence a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -156,3 +156,21 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
         None,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limited_renders_429_with_retry_after() {
+        let resp =
+            ApiError(AppError::rate_limited("too many requests; slow down", 7)).into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            resp.headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("7")
+        );
+    }
+}

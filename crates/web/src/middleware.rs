@@ -344,12 +344,8 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     };
     if let Some(k) = key {
         if let Err(wait) = s.limits.api.check(&k) {
-            return ApiError(AppError::TooManyRequests {
-                code: "rate_limited",
-                message: "too many requests; slow down".into(),
-                retry_after_secs: wait,
-            })
-            .into_response();
+            return ApiError(AppError::rate_limited("too many requests; slow down", wait))
+                .into_response();
         }
     }
     if let AuthOutcome::Authenticated {

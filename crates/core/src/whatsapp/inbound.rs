@@ -196,11 +196,10 @@ async fn refuse(
         Some(retry_after_secs) => {
             // Past the budget, refusals are only counted: a flood must not fill the logs.
             tracing::debug!(%connection_id, reason = code, "WhatsApp webhook refused (rate limited)");
-            AppError::TooManyRequests {
-                code: "rate_limited",
-                message: "too many refused webhook deliveries from your address; correctly signed deliveries are still accepted".into(),
+            AppError::rate_limited(
+                "too many refused webhook deliveries from your address; correctly signed deliveries are still accepted",
                 retry_after_secs,
-            }
+            )
         }
         None => {
             tracing::warn!(%connection_id, reason = code, "WhatsApp webhook refused");

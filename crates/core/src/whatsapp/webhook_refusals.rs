@@ -32,7 +32,6 @@ use palisade_store::{audit as audit_log, SystemScope};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -112,7 +111,7 @@ impl Window {
     }
 
     fn metadata(&self) -> serde_json::Value {
-        let at = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+        let at = palisade_domain::rfc3339;
         let start = OffsetDateTime::from_unix_timestamp(self.minute.saturating_mul(60))
             .map(at)
             .unwrap_or_default();

@@ -176,11 +176,10 @@ pub struct GeneratedPasswordResponse {
 
 fn limited(check: Result<(), u64>) -> ApiResult<()> {
     check.map_err(|wait| {
-        ApiError(AppError::TooManyRequests {
-            code: "rate_limited",
-            message: "too many attempts from your address; slow down".into(),
-            retry_after_secs: wait,
-        })
+        ApiError(AppError::rate_limited(
+            "too many attempts from your address; slow down",
+            wait,
+        ))
     })
 }
 

@@ -25,7 +25,4 @@ pub struct ListResponse<T: ToSchema> {
     pub data: Vec<T>,
 }
 
-pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub(crate) use palisade_domain::rfc3339;
