@@ -75,18 +75,7 @@ async fn settle(app: &TestApp) {
 
 /// The customer sends a message of `kind` through the simulator; waits until it is stored.
 async fn customer_sends(f: &WhatsAppFixture, kind: &str, object: Value) {
-    let r = f
-        .app
-        .client
-        .post(format!("{}/_sim/inbound", f.sim))
-        .json(&json!({
-            "phone_number_id": f.phone_number_id, "from": "447700900123",
-            "profile_name": "Ana Souza", "type": kind, kind: object,
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    f.customer_message(kind, object).await;
     for _ in 0..200 {
         settle(&f.app).await;
         if count(

@@ -29,22 +29,7 @@ fn jpeg(len: usize) -> Vec<u8> {
 
 /// The customer sends a media message through the simulator; returns its wamid.
 async fn send_media(f: &WhatsAppFixture, kind: &str, object: Value) -> String {
-    let r = f
-        .app
-        .client
-        .post(format!("{}/_sim/inbound", f.sim))
-        .json(&json!({
-            "phone_number_id": f.phone_number_id, "from": "447700900123",
-            "profile_name": "Ana Souza", "type": kind, kind: object,
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    r.json::<Value>().await.unwrap()["wamid"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    f.customer_message(kind, object).await
 }
 
 async fn sim_config(f: &WhatsAppFixture, patch: Value) {

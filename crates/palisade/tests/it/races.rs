@@ -109,18 +109,7 @@ async fn a_contacts_opt_out_survives_concurrent_edits(db: Db) {
 /// lands. Without the row lock a status change on PostgreSQL wrote back the labels it had read.
 async fn concurrent_changes_to_one_conversation_all_land(db: Db) {
     let s = whatsapp_fixture(db).await;
-    let r = s
-        .app
-        .client
-        .post(format!("{}/_sim/inbound", s.sim))
-        .json(&json!({
-            "phone_number_id": s.phone_number_id, "from": "447700900123",
-            "profile_name": "Ana Souza", "type": "text", "text": {"body": "Hello"},
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    s.customer_message("text", json!({"body": "Hello"})).await;
     let mut convs = Value::Null;
     for _ in 0..200 {
         palisade_core::whatsapp::inbound::process_pending(&s.app.services)

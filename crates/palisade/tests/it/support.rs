@@ -172,6 +172,30 @@ pub struct WhatsAppFixture {
     pub app_secret: String,
 }
 
+impl WhatsAppFixture {
+    /// Ana Souza (+44 7700 900123) sends a message of `kind` (`object` is its body, e.g.
+    /// `{"body": "Hello"}` for text) through the simulator, which delivers it by webhook.
+    /// Returns its wamid.
+    pub async fn customer_message(&self, kind: &str, object: Value) -> String {
+        let r = self
+            .app
+            .client
+            .post(format!("{}/_sim/inbound", self.sim))
+            .json(&json!({
+                "phone_number_id": self.phone_number_id, "from": "447700900123",
+                "profile_name": "Ana Souza", "type": kind, kind: object,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json::<Value>().await.unwrap()["wamid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
 /// `X-Hub-Signature-256` of `body` under a connection's app secret, as Meta signs its webhooks.
 pub fn meta_signature(secret: &str, body: &[u8]) -> String {
     use hmac::{Hmac, Mac};
