@@ -1,12 +1,11 @@
 //! Managing a tenant's API keys (admins, signed in as users — never with an API key).
 
-use crate::audit::{self, AuditEntryExt};
+use crate::audit::AuditEntryExt;
 use crate::auth::cache;
 use crate::auth::{api_keys as keys, tokens, Principal, RequestMeta};
-use crate::{AppError, AppResult, Services};
-use palisade_domain::{ApiScope, FieldError, Permission};
+use crate::{AppError, AppResult, Services, UnitOfWork};
+use palisade_domain::{ApiScope, EventType, FieldError, Permission};
 use palisade_store::api_keys::{self, ApiKey};
-use palisade_store::audit as audit_log;
 use palisade_store::auth_changes::ChangeKind;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -100,7 +99,6 @@ pub async fn create(
     input: NewApiKey,
 ) -> AppResult<(ApiKey, String)> {
     require_manager(p)?;
-    let scope = p.tenant_scope()?;
     let now = s.now();
     let mut errors = Vec::new();
     let name = parse_name(&input.name).map_err(|e| errors.push(e)).ok();
@@ -122,10 +120,12 @@ pub async fn create(
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
     let secret = keys::generate();
     let key = ApiKey {
         id: Uuid::now_v7(),
-        tenant_id: scope.tenant_id(),
+        tenant_id: p.tenant_scope()?.tenant_id(),
         name,
         prefix: keys::display_prefix(&secret),
         scopes,
@@ -141,18 +141,15 @@ pub async fn create(
         revoked_by: None,
         revocation_reason: None,
     };
-    let mut tx = s.store.begin(scope).await?;
-    api_keys::insert(&mut tx, &key, &tokens::secret_hash(&secret)).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "api_key.created")
+    api_keys::insert(uow.tx(), &key, &tokens::secret_hash(&secret)).await?;
+    uow.audit(
+        uow.entry("api_key.created")
             .target("api_key", key.id)
             .change(None, Some(json(&key))),
-        now,
     )
     .await?;
-    crate::webhooks::enqueue(&mut tx, key.tenant_id, "api_key.created", json(&key), now).await?;
-    tx.commit().await?;
+    uow.emit(EventType::ApiKeyCreated, &json(&key)).await?;
+    uow.commit().await?;
     Ok((key, secret))
 }
 
@@ -179,7 +176,6 @@ pub async fn update(
     scopes: Option<&[String]>,
 ) -> AppResult<ApiKey> {
     require_manager(p)?;
-    let now = s.now();
     let mut errors = Vec::new();
     let name = name
         .map(parse_name)
@@ -196,8 +192,9 @@ pub async fn update(
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
-    let mut tx = s.store.begin(p.tenant_scope()?).await?;
-    let before = api_keys::find_for_update(&mut tx, id)
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    let before = api_keys::find_for_update(uow.tx(), id)
         .await?
         .ok_or(AppError::NotFound("API key"))?;
     let mut after = before.clone();
@@ -208,18 +205,16 @@ pub async fn update(
         after.scopes = sc;
     }
     after.updated_at = now;
-    api_keys::update(&mut tx, &after).await?;
-    cache::record(&mut tx, ChangeKind::ApiKey, id, now).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "api_key.updated")
+    api_keys::update(uow.tx(), &after).await?;
+    cache::record(uow.tx(), ChangeKind::ApiKey, id, now).await?;
+    uow.audit(
+        uow.entry("api_key.updated")
             .target("api_key", id)
             .change(Some(json(&before)), Some(json(&after))),
-        now,
     )
     .await?;
-    tx.commit().await?;
-    s.auth_cache.forget_api_key(id);
+    uow.after_commit(move |s| s.auth_cache.forget_api_key(id));
+    uow.commit().await?;
     Ok(after)
 }
 
@@ -231,12 +226,12 @@ pub async fn revoke(
     reason: Option<&str>,
 ) -> AppResult<ApiKey> {
     require_manager(p)?;
-    let now = s.now();
     let reason = reason
         .map(|r| r.trim().chars().take(500).collect::<String>())
         .filter(|r| !r.is_empty());
-    let mut tx = s.store.begin(p.tenant_scope()?).await?;
-    let before = api_keys::find_for_update(&mut tx, id)
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    let before = api_keys::find_for_update(uow.tx(), id)
         .await?
         .ok_or(AppError::NotFound("API key"))?;
     if before.revoked_at.is_some() {
@@ -250,48 +245,37 @@ pub async fn revoke(
     after.revoked_by = Some(p.user_id);
     after.revocation_reason = reason.clone();
     after.updated_at = now;
-    api_keys::update(&mut tx, &after).await?;
-    cache::record(&mut tx, ChangeKind::ApiKey, id, now).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "api_key.revoked")
+    api_keys::update(uow.tx(), &after).await?;
+    cache::record(uow.tx(), ChangeKind::ApiKey, id, now).await?;
+    uow.audit(
+        uow.entry("api_key.revoked")
             .target("api_key", id)
             .metadata(serde_json::json!({ "reason": reason })),
-        now,
     )
     .await?;
-    crate::webhooks::enqueue(
-        &mut tx,
-        after.tenant_id,
-        "api_key.revoked",
-        json(&after),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    s.auth_cache.forget_api_key(id);
+    uow.emit(EventType::ApiKeyRevoked, &json(&after)).await?;
+    uow.after_commit(move |s| s.auth_cache.forget_api_key(id));
+    uow.commit().await?;
     Ok(after)
 }
 
 pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -> AppResult<()> {
     require_manager(p)?;
-    let now = s.now();
-    let mut tx = s.store.begin(p.tenant_scope()?).await?;
-    let before = api_keys::find(&mut tx, id)
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    let before = api_keys::find(uow.tx(), id)
         .await?
         .ok_or(AppError::NotFound("API key"))?;
-    api_keys::delete(&mut tx, id).await?;
-    cache::record(&mut tx, ChangeKind::ApiKey, id, now).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "api_key.deleted")
+    api_keys::delete(uow.tx(), id).await?;
+    cache::record(uow.tx(), ChangeKind::ApiKey, id, now).await?;
+    uow.audit(
+        uow.entry("api_key.deleted")
             .target("api_key", id)
             .change(Some(json(&before)), None),
-        now,
     )
     .await?;
-    tx.commit().await?;
-    s.auth_cache.forget_api_key(id);
+    uow.after_commit(move |s| s.auth_cache.forget_api_key(id));
+    uow.commit().await?;
     Ok(())
 }
 

@@ -21,6 +21,7 @@ pub mod safe_http;
 pub mod settings;
 pub mod storage;
 pub mod tenants;
+pub mod unit_of_work;
 pub mod users;
 pub mod webhooks;
 pub mod whatsapp;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{AppError, AppResult};
 pub use settings::Settings;
+pub use unit_of_work::{Actor, SystemActor, UnitOfWork};
 
 /// Everything a use case needs, built once at start and shared (cheap to clone).
 #[derive(Clone)]

@@ -5,6 +5,7 @@
 //! these types at the edge ("parse, don't validate"): a value of a type defined here is valid.
 
 pub mod contact;
+pub mod event;
 pub mod ids;
 pub mod password;
 pub mod permission;
@@ -14,6 +15,7 @@ pub mod text;
 pub mod timestamp;
 
 pub use contact::{CustomAttributes, PhoneNumber, Tags};
+pub use event::EventType;
 pub use ids::{SessionId, TenantId, UserId};
 pub use password::{PasswordContext, PasswordPolicy, PasswordPolicyPreset, PasswordViolation};
 pub use permission::Permission;
