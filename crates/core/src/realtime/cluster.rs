@@ -1,0 +1,151 @@
+//! Across processes (PostgreSQL): the task that sends this node's events with `NOTIFY`, the
+//! listener that delivers other nodes' events to local sockets (loading rows sent as
+//! references), and the presence timer. Separate because it is the only part that talks to the
+//! database outside a request; SQLite starts none of it.
+
+use super::events::Event;
+use super::hub::{lock, WIRE_VERSION};
+use crate::{AppResult, Services};
+use palisade_domain::TenantId;
+use palisade_store::realtime as rows;
+use palisade_store::SystemScope;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// The PostgreSQL notification channel of realtime events.
+pub const CHANNEL: &str = "palisade_realtime";
+
+/// Payloads sent to PostgreSQL in one statement.
+const NOTIFY_BATCH: usize = 200;
+
+/// How often a node announces the tenants it holds sockets for.
+pub const PRESENCE_EVERY: Duration = Duration::from_secs(10);
+
+/// Starts the cross-process fan-out (PostgreSQL): the listener is listening when this returns,
+/// so a node serves sockets only once it hears the others. Nothing to start on SQLite.
+pub async fn start(s: &Services) -> AppResult<Vec<tokio::task::JoinHandle<()>>> {
+    let Some(rx) = lock(&s.realtime.remote_rx).take() else {
+        return Ok(Vec::new());
+    };
+    let mut tasks = vec![tokio::spawn(notifier(s.clone(), rx))];
+    if let Some(listener) = s.store.listen(CHANNEL).await? {
+        tasks.push(tokio::spawn(listen(s.clone(), listener)));
+    }
+    // Presence: ask the others for theirs (they answer with an announcement), then announce
+    // this node's tenants on a timer and forget what expired.
+    let hub = s.realtime.clone();
+    hub.send_remote(format!("{WIRE_VERSION} {} - hello", hub.node));
+    // Not `worker::spawn_periodic`: nothing here fails or drains, and the timer keeps tokio's
+    // default (burst) catch-up, so a stalled node re-announces at once; the helper would add
+    // an error path and change that.
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PRESENCE_EVERY);
+        loop {
+            tick.tick().await;
+            hub.announce_all();
+            hub.prune_presence();
+        }
+    }));
+    Ok(tasks)
+}
+
+async fn notifier(s: Services, mut rx: mpsc::Receiver<String>) {
+    let mut batch = Vec::with_capacity(NOTIFY_BATCH);
+    while rx.recv_many(&mut batch, NOTIFY_BATCH).await > 0 {
+        if let Err(e) = s.store.notify(CHANNEL, &batch).await {
+            tracing::warn!(error = %e, lost = batch.len(), "realtime: could not notify other nodes");
+        }
+        batch.clear();
+    }
+}
+
+async fn listen(s: Services, mut listener: palisade_store::Listener) {
+    loop {
+        match listener.recv().await {
+            Ok(payload) => {
+                if let Err(e) = heard(&s, &payload).await {
+                    tracing::warn!(error = %e, "realtime: could not deliver an event from another node");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "realtime: listening failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Delivers a notification from another node to this node's sockets.
+async fn heard(s: &Services, payload: &str) -> AppResult<()> {
+    let mut parts = payload.splitn(4, ' ');
+    let (Some(WIRE_VERSION), Some(node), Some(tenant), Some(rest)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(anyhow::anyhow!("malformed realtime notification").into());
+    };
+    let node: Uuid = node.parse().map_err(anyhow::Error::from)?;
+    let hub = &s.realtime;
+    if node == hub.node {
+        return Ok(());
+    }
+    if tenant == "-" {
+        // Presence: `here <tenant>,<tenant>,…` or `hello`.
+        match rest.split_once(' ') {
+            Some(("here", list)) => {
+                let tenants = list
+                    .split(',')
+                    .map(|t| t.parse::<Uuid>().map(TenantId::from_uuid))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(anyhow::Error::from)?;
+                hub.heard_presence(node, tenants);
+            }
+            None if rest == "hello" => hub.announce_all(),
+            _ => return Err(anyhow::anyhow!("malformed realtime presence").into()),
+        }
+        return Ok(());
+    }
+    let tenant = TenantId::from_uuid(tenant.parse().map_err(anyhow::Error::from)?);
+    if !hub.has_local(tenant) {
+        return Ok(());
+    }
+    if rest.starts_with('{') {
+        hub.deliver(tenant, Arc::from(rest));
+        return Ok(());
+    }
+    // A reference: `ref <kind> <id>` (the event was too large for NOTIFY).
+    let mut r = rest.split(' ');
+    let (Some("ref"), Some(kind), Some(id)) = (r.next(), r.next(), r.next()) else {
+        return Err(anyhow::anyhow!("malformed realtime reference").into());
+    };
+    let id: Uuid = id.parse().map_err(anyhow::Error::from)?;
+    let mut tx = s
+        .store
+        .begin_read(SystemScope::new("realtime.resolve"))
+        .await?;
+    let event = match kind {
+        "message.created" | "message.status" => rows::messages(&mut tx, tenant, &[id])
+            .await?
+            .into_iter()
+            .next()
+            .map(|m| {
+                if kind == "message.created" {
+                    Event::MessageCreated(m)
+                } else {
+                    Event::MessageStatus(m)
+                }
+            }),
+        "conversation.updated" => rows::conversations(&mut tx, tenant, &[id])
+            .await?
+            .into_iter()
+            .next()
+            .map(Event::ConversationUpdated),
+        _ => None,
+    };
+    drop(tx);
+    if let Some(e) = event {
+        hub.deliver(tenant, e.frame());
+    }
+    Ok(())
+}

@@ -1,0 +1,555 @@
+//! The webhook use cases an admin (or an API key) calls: create, list, read, change, delete,
+//! approve, rotate the signing key, send a test event, and list or retry deliveries. Each checks
+//! its permission, writes in one transaction and audits. Separate from the delivery worker,
+//! which runs under a system scope and shares only the store and the signing keys.
+
+use super::events::{event_payload, parse_events, require_event_access};
+use super::signing::{aad, new_signing_key, SignatureAlgorithm};
+use super::targets::{is_allowlisted, parse_url};
+use crate::audit::{self, AuditEntryExt};
+use crate::auth::{Principal, RequestMeta};
+use crate::notifications::{self, NewNotification};
+use crate::safe_http;
+use crate::{AppError, AppResult, Services};
+use palisade_domain::rfc3339;
+use palisade_domain::{FieldError, Permission, UserId};
+use palisade_store::webhooks::{self as store, Delivery, Webhook, WebhookStatus};
+use palisade_store::{audit as audit_log, Scope, Tx};
+use serde_json::{json, Value};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// How long the previous secret keeps signing after a rotation, by default.
+pub const ROTATION_OVERLAP: Duration = Duration::hours(24);
+/// The longest overlap a rotation may ask for.
+pub const MAX_ROTATION_OVERLAP: Duration = Duration::days(7);
+
+fn parse_description(d: &str) -> Result<Option<String>, FieldError> {
+    let d = d.trim();
+    if d.chars().count() > 500 || d.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "description",
+            "must be at most 500 characters without control characters",
+        ));
+    }
+    Ok((!d.is_empty()).then(|| d.to_owned()))
+}
+
+fn audit_json(w: &Webhook) -> Value {
+    json!({
+        "id": w.id, "url": safe_http::redact_url(&w.url), "description": w.description, "events": w.events,
+        "status": w.status.as_str(),
+    })
+}
+
+pub struct NewWebhook {
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    /// `hmac_sha256` (default; `hmac-sha256` is accepted too) or `ed25519`.
+    pub signature_algorithm: Option<String>,
+}
+
+/// Tells the tenant's other admins that `w` waits for approval (in the caller's transaction).
+async fn notify_pending<S: Scope>(
+    tx: &mut Tx<S>,
+    w: &Webhook,
+    actor: UserId,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let recipients = notifications::tenant_admins(tx, w.tenant_id, Some(actor)).await?;
+    notifications::notify(
+        tx,
+        w.tenant_id,
+        &recipients,
+        &NewNotification {
+            kind: "webhook.pending_approval",
+            title: "A webhook waits for approval".into(),
+            body: format!(
+                "A webhook to {} is outside the allowed domains; nothing is sent to it until an \
+                 admin approves it.",
+                safe_http::redact_url(&w.url)
+            ),
+            data: json!({ "webhook_id": w.id, "url": safe_http::redact_url(&w.url), "requested_by": w.created_by }),
+            target: Some(("webhook", w.id)),
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+pub struct WebhookChanges {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<String>,
+    /// `active` or `disabled` (re-enabling a disabled endpoint, or pausing one).
+    pub status: Option<String>,
+}
+
+/// Creates an endpoint; returns it and its secret, which is never shown again.
+pub async fn create(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    input: NewWebhook,
+) -> AppResult<(Webhook, String)> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let mut errors = Vec::new();
+    let target = parse_url(s, &input.url).map_err(|e| errors.push(e)).ok();
+    let events = parse_events(&input.events).map_err(|e| errors.push(e)).ok();
+    let description = input
+        .description
+        .as_deref()
+        .map(parse_description)
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten()
+        .flatten();
+    let algorithm = match input.signature_algorithm.as_deref() {
+        None => Some(SignatureAlgorithm::HmacSha256),
+        Some(a) => SignatureAlgorithm::parse(a).or_else(|| {
+            errors.push(FieldError::new(
+                "signature_algorithm",
+                "must be hmac_sha256 (Standard Webhooks v1) or ed25519 (v1a)",
+            ));
+            None
+        }),
+    };
+    let (Some(target), Some(events), Some(algorithm)) = (target, events, algorithm) else {
+        return Err(AppError::validation(errors));
+    };
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    require_event_access(p, &events)?;
+    let mut tx = s.store.begin(scope).await?;
+    let max = i64::try_from(s.settings.webhooks_max_per_tenant).unwrap_or(i64::MAX);
+    // Concurrent creates wait here for each other, so each counts the ones committed before it.
+    palisade_store::tenants::lock(&mut tx).await?;
+    if store::count(&mut tx).await? >= max {
+        return Err(AppError::conflict(
+            "webhook_limit_reached",
+            format!("a tenant can have at most {max} webhooks; delete one first"),
+        ));
+    }
+    let allowlisted = is_allowlisted(s, &mut tx, scope.tenant_id(), &target).await?;
+    let id = Uuid::now_v7();
+    let (stored, secret, public_key) = new_signing_key(algorithm)?;
+    let ciphertext = s
+        .keys
+        .encryption
+        .encrypt(stored.as_bytes(), &aad(scope.tenant_id(), id))?;
+    let w = Webhook {
+        id,
+        tenant_id: scope.tenant_id(),
+        url: target.as_str().to_owned(),
+        description,
+        events,
+        status: if allowlisted {
+            WebhookStatus::Active
+        } else {
+            WebhookStatus::PendingApproval
+        },
+        secret_ciphertext: ciphertext,
+        previous_secret_ciphertext: None,
+        previous_secret_expires_at: None,
+        signature_algorithm: algorithm.as_str().into(),
+        public_key,
+        created_by: p.user_id,
+        approved_by: None,
+        approved_at: allowlisted.then_some(now),
+        disabled_reason: None,
+        consecutive_failures: 0,
+        failing_since: None,
+        last_success_at: None,
+        last_failure_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store::insert(&mut tx, &w).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "webhook.created")
+            .target("webhook", w.id)
+            .change(None, Some(audit_json(&w)))
+            .metadata(json!({ "allowlisted": allowlisted })),
+        now,
+    )
+    .await?;
+    if !allowlisted {
+        notify_pending(&mut tx, &w, p.user_id, now).await?;
+    }
+    tx.commit().await?;
+    Ok((w, secret))
+}
+
+pub async fn list(s: &Services, p: &Principal) -> AppResult<Vec<Webhook>> {
+    p.require(Permission::WebhooksRead)?;
+    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
+    Ok(store::list(&mut tx).await?)
+}
+
+pub async fn get(s: &Services, p: &Principal, id: Uuid) -> AppResult<Webhook> {
+    p.require(Permission::WebhooksRead)?;
+    let scope = p.tenant_scope()?;
+    let mut tx = s.store.begin_read(scope).await?;
+    store::find(&mut tx, scope.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))
+}
+
+pub async fn update(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: Uuid,
+    changes: WebhookChanges,
+) -> AppResult<Webhook> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let mut errors = Vec::new();
+    let target = changes
+        .url
+        .as_deref()
+        .map(|u| parse_url(s, u))
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    let events = changes
+        .events
+        .as_deref()
+        .map(parse_events)
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    let description = changes
+        .description
+        .as_deref()
+        .map(parse_description)
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    let status = match changes.status.as_deref() {
+        None => None,
+        Some("active") => Some(WebhookStatus::Active),
+        Some("disabled") => Some(WebhookStatus::Disabled),
+        Some(_) => {
+            errors.push(FieldError::new(
+                "status",
+                "must be active or disabled (approve pending webhooks with POST …/approve)",
+            ));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    let mut tx = s.store.begin(scope).await?;
+    let before = store::find_for_update(&mut tx, scope.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))?;
+    let mut after = before.clone();
+    if let Some(e) = events {
+        after.events = e;
+    }
+    if let Some(d) = description {
+        after.description = d;
+    }
+    match status {
+        Some(WebhookStatus::Active) if before.status == WebhookStatus::PendingApproval => {
+            return Err(AppError::conflict(
+                "approval_required",
+                "this webhook awaits approval; use POST /api/v1/webhooks/{id}/approve",
+            ));
+        }
+        Some(WebhookStatus::Active) => {
+            after.status = WebhookStatus::Active;
+            after.disabled_reason = None;
+            after.consecutive_failures = 0;
+            after.failing_since = None;
+        }
+        Some(st) => {
+            after.status = st;
+            after.disabled_reason = Some("disabled by an admin".into());
+        }
+        None => {}
+    }
+    // New events, or the same events sent somewhere else, are a new subscription.
+    if changes.events.is_some() || target.as_ref().is_some_and(|t| t.as_str() != before.url) {
+        require_event_access(p, &after.events)?;
+    }
+    if let Some(t) = target {
+        if t.as_str() != before.url {
+            after.url = t.as_str().to_owned();
+            if !is_allowlisted(s, &mut tx, scope.tenant_id(), &t).await? {
+                // A new destination needs approval again.
+                after.status = WebhookStatus::PendingApproval;
+                after.approved_by = None;
+                after.approved_at = None;
+                notify_pending(&mut tx, &after, p.user_id, now).await?;
+            }
+        }
+    }
+    after.updated_at = now;
+    store::update(&mut tx, &after).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "webhook.updated")
+            .target("webhook", id)
+            .change(Some(audit_json(&before)), Some(audit_json(&after))),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -> AppResult<()> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let mut tx = s.store.begin(scope).await?;
+    let before = store::find(&mut tx, scope.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))?;
+    store::delete(&mut tx, id).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "webhook.deleted")
+            .target("webhook", id)
+            .change(Some(audit_json(&before)), None),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Approves a pending endpoint (any admin); records who approved it.
+pub async fn approve(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: Uuid,
+) -> AppResult<Webhook> {
+    p.require(Permission::WebhooksApprove)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let mut tx = s.store.begin(scope).await?;
+    let before = store::find_for_update(&mut tx, scope.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))?;
+    if before.status != WebhookStatus::PendingApproval {
+        return Err(AppError::conflict(
+            "not_pending_approval",
+            format!(
+                "this webhook is {}, not pending approval",
+                before.status.as_str()
+            ),
+        ));
+    }
+    let mut after = before.clone();
+    after.status = WebhookStatus::Active;
+    after.approved_by = Some(p.user_id);
+    after.approved_at = Some(now);
+    after.updated_at = now;
+    store::update(&mut tx, &after).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "webhook.approved")
+            .target("webhook", id)
+            .change(Some(audit_json(&before)), Some(audit_json(&after)))
+            .metadata(json!({ "url": safe_http::redact_url(&after.url) })),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// A new secret or key pair (the secret / public key is returned). The previous key keeps
+/// signing for `overlap_seconds` (default 24 hours, at most 7 days; 0 drops it at once, as
+/// does `expire_previous_now`).
+pub async fn rotate_secret(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: Uuid,
+    expire_previous_now: bool,
+    overlap_seconds: Option<i64>,
+) -> AppResult<(Webhook, String)> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let overlap = match overlap_seconds {
+        None => ROTATION_OVERLAP,
+        Some(n) if (0..=MAX_ROTATION_OVERLAP.whole_seconds()).contains(&n) => Duration::seconds(n),
+        Some(_) => {
+            return Err(AppError::field(
+                "overlap_seconds",
+                format!(
+                    "must be between 0 and {} (7 days)",
+                    MAX_ROTATION_OVERLAP.whole_seconds()
+                ),
+            ))
+        }
+    };
+    if expire_previous_now && overlap_seconds.is_some_and(|n| n > 0) {
+        return Err(AppError::field(
+            "overlap_seconds",
+            "contradicts expire_previous_now: true (send one of them)",
+        ));
+    }
+    let expire_previous_now = expire_previous_now || overlap == Duration::ZERO;
+    let mut tx = s.store.begin(scope).await?;
+    let before = store::find_for_update(&mut tx, scope.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))?;
+    require_event_access(p, &before.events)?;
+    let algorithm = SignatureAlgorithm::parse(&before.signature_algorithm)
+        .ok_or_else(|| anyhow::anyhow!("unknown signature algorithm"))?;
+    let (stored, secret, public_key) = new_signing_key(algorithm)?;
+    let mut after = before.clone();
+    after.public_key = public_key;
+    after.secret_ciphertext = s
+        .keys
+        .encryption
+        .encrypt(stored.as_bytes(), &aad(scope.tenant_id(), id))?;
+    if expire_previous_now {
+        after.previous_secret_ciphertext = None;
+        after.previous_secret_expires_at = None;
+    } else {
+        after.previous_secret_ciphertext = Some(before.secret_ciphertext.clone());
+        after.previous_secret_expires_at = Some(now + overlap);
+    }
+    after.updated_at = now;
+    store::update(&mut tx, &after).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "webhook.secret_rotated")
+            .target("webhook", id)
+            .metadata(json!({
+                "expire_previous_now": expire_previous_now,
+                "signature_algorithm": after.signature_algorithm,
+                "previous_valid_until": after.previous_secret_expires_at.map(rfc3339),
+            })),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((after, secret))
+}
+
+/// Queues a `webhook.test` event for this endpoint only.
+pub async fn send_test(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: Uuid,
+) -> AppResult<Delivery> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let mut tx = s.store.begin(scope).await?;
+    let w = store::find(&mut tx, scope.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))?;
+    if w.status != WebhookStatus::Active {
+        return Err(AppError::conflict(
+            "webhook_not_active",
+            format!(
+                "this webhook is {}; only active webhooks receive events",
+                w.status.as_str()
+            ),
+        ));
+    }
+    let payload = event_payload(
+        "webhook.test",
+        json!({ "webhook_id": id, "message": "This is a test event from Palisade." }),
+        now,
+    );
+    let delivery_id = Uuid::now_v7();
+    store::insert_delivery(
+        &mut tx,
+        scope.tenant_id(),
+        id,
+        delivery_id,
+        "webhook.test",
+        &payload,
+        now,
+    )
+    .await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "webhook.test_sent")
+            .target("webhook", id)
+            .metadata(json!({ "delivery_id": delivery_id })),
+        now,
+    )
+    .await?;
+    let d = store::find_delivery(&mut tx, scope.tenant_id(), id, delivery_id)
+        .await?
+        .ok_or(AppError::NotFound("delivery"))?;
+    tx.commit().await?;
+    Ok(d)
+}
+
+pub async fn list_deliveries(
+    s: &Services,
+    p: &Principal,
+    id: Uuid,
+    limit: Option<i64>,
+) -> AppResult<Vec<Delivery>> {
+    p.require(Permission::WebhooksRead)?;
+    let scope = p.tenant_scope()?;
+    let mut tx = s.store.begin_read(scope).await?;
+    let w = store::find(&mut tx, scope.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))?;
+    // Deliveries carry the events' data.
+    require_event_access(p, &w.events)?;
+    Ok(store::list_deliveries(&mut tx, id, limit.unwrap_or(100).clamp(1, 500)).await?)
+}
+
+/// Schedules a delivery for an immediate new attempt.
+pub async fn retry_delivery(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: Uuid,
+    delivery_id: Uuid,
+) -> AppResult<Delivery> {
+    p.require(Permission::WebhooksManage)?;
+    let scope = p.tenant_scope()?;
+    let now = s.now();
+    let mut tx = s.store.begin(scope).await?;
+    let w = store::find(&mut tx, scope.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))?;
+    require_event_access(p, &w.events)?;
+    store::find_delivery(&mut tx, scope.tenant_id(), id, delivery_id)
+        .await?
+        .ok_or(AppError::NotFound("delivery"))?;
+    store::requeue_delivery(&mut tx, delivery_id, now).await?;
+    audit_log::append(
+        &mut tx,
+        &audit::by(p, meta, None, "webhook.delivery_retried")
+            .target("webhook", id)
+            .metadata(json!({ "delivery_id": delivery_id })),
+        now,
+    )
+    .await?;
+    let d = store::find_delivery(&mut tx, scope.tenant_id(), id, delivery_id)
+        .await?
+        .ok_or(AppError::NotFound("delivery"))?;
+    tx.commit().await?;
+    Ok(d)
+}

@@ -1,0 +1,185 @@
+//! Which events exist, who may receive them, and how they are queued: a subscription pattern
+//! (`user.created`, `user.*`, `*`) is matched against the catalogue, checked against the
+//! subscriber's permissions, and each event is inserted as a delivery row in the transaction of
+//! the change that caused it. Separate because every use case that emits events calls in here,
+//! while the rest of the module is about endpoints and sending.
+
+use crate::auth::Principal;
+use crate::{AppError, AppResult};
+use palisade_domain::rfc3339;
+use palisade_domain::{FieldError, Permission, TenantId};
+use palisade_store::webhooks::{self as store, Webhook};
+use palisade_store::{Scope, Tx};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Every event type Palisade emits (docs/webhooks.md has payload examples).
+pub const EVENT_TYPES: &[&str] = &[
+    "user.created",
+    "user.updated",
+    "user.deleted",
+    "api_key.created",
+    "api_key.revoked",
+    "contact.created",
+    "contact.updated",
+    "contact.deleted",
+    "webhook.test",
+];
+
+/// Whether a subscription (`user.created`, `user.*`, `*`) covers `event`.
+pub fn subscription_matches(subscription: &str, event: &str) -> bool {
+    if subscription == "*" || subscription == event {
+        return true;
+    }
+    match subscription.strip_suffix(".*") {
+        Some(prefix) => event
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('.')),
+        None => false,
+    }
+}
+
+/// What a subscriber must be allowed to read to receive events of `event_type`; `None` when
+/// the event carries no tenant data (`webhook.test`). A family not listed here is for
+/// signed-in admins only until it is mapped (fail closed: no key gets events nobody reviewed).
+fn event_permission(event_type: &str) -> Option<Permission> {
+    let family = event_type.split('.').next().unwrap_or(event_type);
+    match family {
+        "webhook" => None,
+        "contact" => Some(Permission::ContactsRead),
+        "conversation" | "message" => Some(Permission::ConversationsRead),
+        "user" => Some(Permission::UsersRead),
+        "api_key" => Some(Permission::ApiKeysManage),
+        _ => Some(Permission::WebhooksApprove),
+    }
+}
+
+/// A webhook carries the data of its events to whoever holds its URL and secret, so whoever
+/// subscribes it (or redirects it, rotates its secret, reads or replays its deliveries) must be
+/// allowed to read that data: `contact.*` needs `contacts.read` (a key: `contacts:read`),
+/// `conversation.*` / `message.*` `conversations.read`, and `user.*` / `api_key.*` (hence `*`)
+/// are never for API keys (`403 api_key_not_allowed`: no scope grants them). Admins may
+/// subscribe to everything.
+pub(super) fn require_event_access(p: &Principal, subscriptions: &[String]) -> AppResult<()> {
+    let mut missing_scope = None;
+    for event in EVENT_TYPES
+        .iter()
+        .filter(|t| subscriptions.iter().any(|sub| subscription_matches(sub, t)))
+    {
+        let Some(permission) = event_permission(event) else {
+            continue;
+        };
+        match p.require(permission) {
+            Ok(()) => {}
+            Err(AppError::Forbidden { code, message }) => {
+                let e = AppError::Forbidden {
+                    code,
+                    message: format!("{message} (to receive {event} events)"),
+                };
+                // No scope can fix a refusal outright; say that first.
+                if code != "insufficient_scope" {
+                    return Err(e);
+                }
+                missing_scope.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    missing_scope.map_or(Ok(()), Err)
+}
+
+pub(super) fn parse_events(events: &[String]) -> Result<Vec<String>, FieldError> {
+    if events.is_empty() {
+        return Err(FieldError::new(
+            "events",
+            "must name at least one event type, a prefix like user.*, or *",
+        ));
+    }
+    let unknown: Vec<&str> = events
+        .iter()
+        .map(String::as_str)
+        .filter(|e| !EVENT_TYPES.iter().any(|t| subscription_matches(e, t)))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(FieldError::new(
+            "events",
+            format!(
+                "unknown event type(s): {}; known: {}",
+                unknown.join(", "),
+                EVENT_TYPES.join(", ")
+            ),
+        ));
+    }
+    let mut out = events.to_vec();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// The JSON body of an event, as delivered: `{type, timestamp, data}`.
+pub fn event_payload(event_type: &str, data: Value, now: OffsetDateTime) -> Value {
+    json!({ "type": event_type, "timestamp": rfc3339(now), "data": data })
+}
+
+/// Queues `event_type` for every active endpoint of `tenant` subscribed to it, in the caller's
+/// transaction (so it commits or rolls back with the change). Returns how many were queued.
+pub async fn enqueue<S: Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    event_type: &str,
+    data: Value,
+    now: OffsetDateTime,
+) -> AppResult<usize> {
+    let hooks = subscribers(tx, tenant, event_type).await?;
+    enqueue_to(tx, tenant, &hooks, event_type, vec![data], now).await
+}
+
+/// The tenant's active endpoints that subscribe to `event_type` (for [`enqueue_to`]: a caller
+/// with many events of one type, or with data that costs a read, asks once).
+pub async fn subscribers<S: Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    event_type: &str,
+) -> AppResult<Vec<Webhook>> {
+    let mut hooks = store::list_active(tx, tenant).await?;
+    hooks.retain(|w| w.events.iter().any(|e| subscription_matches(e, event_type)));
+    Ok(hooks)
+}
+
+/// Queues one delivery of each event (`data`, in order) to each of `hooks` (from
+/// [`subscribers`]), in the caller's transaction. Returns the deliveries queued.
+pub async fn enqueue_to<S: Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    hooks: &[Webhook],
+    event_type: &str,
+    data: Vec<Value>,
+    now: OffsetDateTime,
+) -> AppResult<usize> {
+    let mut n = 0;
+    for data in data {
+        let payload = event_payload(event_type, data, now);
+        for w in hooks {
+            store::insert_delivery(tx, tenant, w.id, Uuid::now_v7(), event_type, &payload, now)
+                .await?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_match_exactly_by_prefix_or_all() {
+        assert!(subscription_matches("user.created", "user.created"));
+        assert!(subscription_matches("user.*", "user.deleted"));
+        assert!(subscription_matches("*", "api_key.revoked"));
+        assert!(!subscription_matches("user.*", "users.created"));
+        assert!(!subscription_matches("user.created", "user.updated"));
+        assert!(!subscription_matches("user", "user.created"));
+    }
+}
