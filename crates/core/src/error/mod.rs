@@ -4,6 +4,8 @@
 //! `Internal` carries the cause for the log only; clients see a generic message and the
 //! request id.
 
+pub mod code;
+
 use palisade_domain::{FieldError, Permission};
 use std::collections::BTreeMap;
 

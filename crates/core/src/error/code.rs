@@ -1,0 +1,206 @@
+//! Every error code a client can receive, in one place.
+//!
+//! A code is a stable snake_case string clients branch on; the message beside it is for
+//! people and may change. Use these constants, never a literal (`code::CONTACT_EXISTS`, not
+//! `"contact_exists"`); a unit test keeps the list sorted and unique.
+
+/// Too many failed sign-ins: the account is locked for a while.
+pub const ACCOUNT_LOCKED: &str = "account_locked";
+/// The WhatsApp connection is already disconnected.
+pub const ALREADY_DISCONNECTED: &str = "already_disconnected";
+/// The user already owns the tenant.
+pub const ALREADY_OWNER: &str = "already_owner";
+/// The API key is already revoked.
+pub const ALREADY_REVOKED: &str = "already_revoked";
+/// The tenant is already suspended.
+pub const ALREADY_SUSPENDED: &str = "already_suspended";
+/// An API key may never do this, whatever its scopes; sign in as a user.
+pub const API_KEY_NOT_ALLOWED: &str = "api_key_not_allowed";
+/// The webhook waits for an admin's approval.
+pub const APPROVAL_REQUIRED: &str = "approval_required";
+/// The request body exceeds the limit.
+pub const BODY_TOO_LARGE: &str = "body_too_large";
+/// A user cannot delete their own account.
+pub const CANNOT_DELETE_SELF: &str = "cannot_delete_self";
+/// The WhatsApp connection is disconnected.
+pub const CONNECTION_DISCONNECTED: &str = "connection_disconnected";
+/// The connection still has conversations.
+pub const CONNECTION_HAS_CONVERSATIONS: &str = "connection_has_conversations";
+/// A contact with this phone already exists.
+pub const CONTACT_EXISTS: &str = "contact_exists";
+/// The contact already has an open conversation on that number.
+pub const CONVERSATION_ALREADY_OPEN: &str = "conversation_already_open";
+/// A cookie-authenticated unsafe request without a valid CSRF token.
+pub const CSRF_FAILED: &str = "csrf_failed";
+/// The email address is in use.
+pub const EMAIL_TAKEN: &str = "email_taken";
+/// The credential's role or scopes do not allow this.
+pub const FORBIDDEN: &str = "forbidden";
+/// An impersonation may never do this.
+pub const IMPERSONATION_FORBIDDEN: &str = "impersonation_forbidden";
+/// A read-only impersonation may not write.
+pub const IMPERSONATION_READ_ONLY: &str = "impersonation_read_only";
+/// The API key lacks the scope named in the message.
+pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
+/// Something failed on our side; the request id finds it in the log.
+pub const INTERNAL_ERROR: &str = "internal_error";
+/// The API key is unknown, revoked, expired or not allowed from this address.
+pub const INVALID_API_KEY: &str = "invalid_api_key";
+/// The body is not what the route accepts.
+pub const INVALID_BODY: &str = "invalid_body";
+/// Wrong email or password.
+pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
+/// The invitation is unknown, used or expired.
+pub const INVALID_INVITE: &str = "invalid_invite";
+/// A path parameter is malformed.
+pub const INVALID_PATH: &str = "invalid_path";
+/// A query parameter is malformed.
+pub const INVALID_QUERY: &str = "invalid_query";
+/// The refresh token is unknown, expired or revoked.
+pub const INVALID_REFRESH_TOKEN: &str = "invalid_refresh_token";
+/// The body is not valid JSON.
+pub const MALFORMED_JSON: &str = "malformed_json";
+/// The message's media could not be downloaded.
+pub const MEDIA_FAILED: &str = "media_failed";
+/// The message's media is still being downloaded.
+pub const MEDIA_PENDING: &str = "media_pending";
+/// The route exists but not with this method.
+pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+/// The message has no media.
+pub const NO_MEDIA: &str = "no_media";
+/// The user is not deleted, so there is nothing to restore.
+pub const NOT_DELETED: &str = "not_deleted";
+/// No such route or resource (or it belongs to another tenant).
+pub const NOT_FOUND: &str = "not_found";
+/// The webhook is not waiting for approval.
+pub const NOT_PENDING_APPROVAL: &str = "not_pending_approval";
+/// The websocket's Origin is not allowed.
+pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
+/// Only a template may be sent outside the 24-hour window.
+pub const OUTSIDE_CUSTOMER_SERVICE_WINDOW: &str = "outside_customer_service_window";
+/// The tenant's owner cannot be deleted.
+pub const OWNER_CANNOT_BE_DELETED: &str = "owner_cannot_be_deleted";
+/// The owner's role cannot change.
+pub const OWNER_ROLE_FIXED: &str = "owner_role_fixed";
+/// The password changed while this request was being handled.
+pub const PASSWORD_CHANGED: &str = "password_changed";
+/// The password has expired; only changing it is allowed.
+pub const PASSWORD_EXPIRED: &str = "password_expired";
+/// An active connection already has this number.
+pub const PHONE_NUMBER_ALREADY_CONNECTED: &str = "phone_number_already_connected";
+/// Too many requests; see Retry-After.
+pub const RATE_LIMITED: &str = "rate_limited";
+/// The refresh cookie or field is missing.
+pub const REFRESH_TOKEN_MISSING: &str = "refresh_token_missing";
+/// A rotated refresh token was presented again; the session is revoked.
+pub const REFRESH_TOKEN_REUSED: &str = "refresh_token_reused";
+/// The request took too long.
+pub const REQUEST_TIMEOUT: &str = "request_timeout";
+/// The user was deleted too long ago to restore.
+pub const RESTORE_WINDOW_PASSED: &str = "restore_window_passed";
+/// The operation needs a tenant; super admins have none.
+pub const TENANT_REQUIRED: &str = "tenant_required";
+/// The tenant is suspended.
+pub const TENANT_SUSPENDED: &str = "tenant_suspended";
+/// A credential in the URL is refused.
+pub const TOKEN_IN_URL: &str = "token_in_url";
+/// The user or key has too many open websockets.
+pub const TOO_MANY_WEBSOCKETS: &str = "too_many_websockets";
+/// No valid credential.
+pub const UNAUTHENTICATED: &str = "unauthenticated";
+/// Temporarily unable; see Retry-After.
+pub const UNAVAILABLE: &str = "unavailable";
+/// The Content-Type is not accepted.
+pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
+/// The websocket route needs an Upgrade request.
+pub const UPGRADE_REQUIRED: &str = "upgrade_required";
+/// The user is deleted.
+pub const USER_DELETED: &str = "user_deleted";
+/// Fields break a rule; `fields` lists every one.
+pub const VALIDATION_FAILED: &str = "validation_failed";
+/// The Meta webhook verification failed.
+pub const VERIFICATION_FAILED: &str = "verification_failed";
+/// The tenant has the most webhooks allowed.
+pub const WEBHOOK_LIMIT_REACHED: &str = "webhook_limit_reached";
+/// The webhook is not active.
+pub const WEBHOOK_NOT_ACTIVE: &str = "webhook_not_active";
+
+/// Every code above, sorted.
+pub const ALL: &[&str] = &[
+    ACCOUNT_LOCKED,
+    ALREADY_DISCONNECTED,
+    ALREADY_OWNER,
+    ALREADY_REVOKED,
+    ALREADY_SUSPENDED,
+    API_KEY_NOT_ALLOWED,
+    APPROVAL_REQUIRED,
+    BODY_TOO_LARGE,
+    CANNOT_DELETE_SELF,
+    CONNECTION_DISCONNECTED,
+    CONNECTION_HAS_CONVERSATIONS,
+    CONTACT_EXISTS,
+    CONVERSATION_ALREADY_OPEN,
+    CSRF_FAILED,
+    EMAIL_TAKEN,
+    FORBIDDEN,
+    IMPERSONATION_FORBIDDEN,
+    IMPERSONATION_READ_ONLY,
+    INSUFFICIENT_SCOPE,
+    INTERNAL_ERROR,
+    INVALID_API_KEY,
+    INVALID_BODY,
+    INVALID_CREDENTIALS,
+    INVALID_INVITE,
+    INVALID_PATH,
+    INVALID_QUERY,
+    INVALID_REFRESH_TOKEN,
+    MALFORMED_JSON,
+    MEDIA_FAILED,
+    MEDIA_PENDING,
+    METHOD_NOT_ALLOWED,
+    NO_MEDIA,
+    NOT_DELETED,
+    NOT_FOUND,
+    NOT_PENDING_APPROVAL,
+    ORIGIN_NOT_ALLOWED,
+    OUTSIDE_CUSTOMER_SERVICE_WINDOW,
+    OWNER_CANNOT_BE_DELETED,
+    OWNER_ROLE_FIXED,
+    PASSWORD_CHANGED,
+    PASSWORD_EXPIRED,
+    PHONE_NUMBER_ALREADY_CONNECTED,
+    RATE_LIMITED,
+    REFRESH_TOKEN_MISSING,
+    REFRESH_TOKEN_REUSED,
+    REQUEST_TIMEOUT,
+    RESTORE_WINDOW_PASSED,
+    TENANT_REQUIRED,
+    TENANT_SUSPENDED,
+    TOKEN_IN_URL,
+    TOO_MANY_WEBSOCKETS,
+    UNAUTHENTICATED,
+    UNAVAILABLE,
+    UNSUPPORTED_MEDIA_TYPE,
+    UPGRADE_REQUIRED,
+    USER_DELETED,
+    VALIDATION_FAILED,
+    VERIFICATION_FAILED,
+    WEBHOOK_LIMIT_REACHED,
+    WEBHOOK_NOT_ACTIVE,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_sorted_unique_snake_case() {
+        assert!(ALL.windows(2).all(|w| w[0] < w[1]), "keep ALL sorted and unique");
+        for c in ALL {
+            assert!(
+                c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'),
+                "{c}"
+            );
+        }
+    }
+}
