@@ -92,14 +92,20 @@ pub async fn claim_sends(
         crate::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         crate::Backend::Sqlite => "",
     };
+    // The claimed rows are picked once, in a materialized CTE. As `WHERE … IN (SELECT … LIMIT n
+    // FOR UPDATE SKIP LOCKED)` PostgreSQL may plan a nested-loop semi-join that rescans the
+    // subquery for every candidate row; each rescan skips the rows this statement has already
+    // updated and takes the next ones, so more than `limit` rows were claimed (seen with media
+    // jobs in the store's repository tests: 3 claimed with a limit of 2).
     tx.fetch_all(
         Query::new(format!(
-            "UPDATE whatsapp_outbound_queue SET next_attempt_at = $2
-             WHERE message_id IN (
+            "WITH due AS MATERIALIZED (
                 SELECT q.message_id FROM whatsapp_outbound_queue q
                 WHERE q.next_attempt_at <= $1
                   AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = q.tenant_id AND t.status = 'active')
                 ORDER BY q.next_attempt_at, q.message_id LIMIT $3 {lock})
+             UPDATE whatsapp_outbound_queue SET next_attempt_at = $2
+             WHERE message_id IN (SELECT message_id FROM due)
              RETURNING message_id, tenant_id, attempts"
         ))
         .bind(now)
