@@ -92,7 +92,7 @@ async fn a_status_only_moves_forward(db: Db) {
     let f = t.conversation_fixture("3055502").await;
     let out = message(&f, "wamid.out", "outbound", "sent");
     let mut tx = t.system().await;
-    messages::insert_messages(&mut tx, &[out.clone()])
+    messages::insert_messages(&mut tx, std::slice::from_ref(&out))
         .await
         .unwrap();
     tx.commit().await.unwrap();
