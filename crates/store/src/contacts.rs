@@ -317,3 +317,138 @@ pub async fn apply_keyword(
     )
     .await
 }
+
+// ---- contacts that inbound messages create ----
+
+pub use inbound::{upsert_contacts, Sender, UpsertedContacts};
+
+/// The contact upsert of inbound processing (system work for the connection's tenant). Its own
+/// module with its own imports, so the code above can change without touching it.
+mod inbound {
+    use crate::{Backend, Query, Result, SystemScope, Tx};
+    use palisade_domain::TenantId;
+    use std::collections::{HashMap, HashSet};
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    /// A customer seen in an inbound webhook (see [`upsert_contacts`]).
+    #[derive(Debug, Clone)]
+    pub struct Sender {
+        /// E.164 (`+` and digits).
+        pub phone: String,
+        /// WhatsApp's id of the customer (the digits Meta sends as `from`).
+        pub wa_id: String,
+        pub profile_name: Option<String>,
+    }
+
+    /// The contacts with these phone numbers, created if new, in one multi-row upsert per 100
+    /// senders (no lookup that a planner could get wrong on a table without statistics yet); a
+    /// changed WhatsApp profile name is recorded, and a contact created by hand gets its WhatsApp
+    /// id. Rows are written in phone order, so concurrent processors lock them in one order.
+    pub async fn upsert_contacts(
+        tx: &mut Tx<SystemScope>,
+        tenant: TenantId,
+        senders: &[Sender],
+        now: OffsetDateTime,
+    ) -> Result<UpsertedContacts> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: Uuid,
+            phone: String,
+        }
+        let mut ids = HashMap::with_capacity(senders.len());
+        let mut created = Vec::new();
+        let mut senders: Vec<&Sender> = senders.iter().collect();
+        senders.sort_unstable_by(|a, b| a.phone.cmp(&b.phone));
+        senders.dedup_by(|a, b| a.phone == b.phone);
+        let postgres = tx.backend() == Backend::Postgres;
+        // PostgreSQL: every row in one `unnest` statement; SQLite: `VALUES` of 100 rows.
+        let size = if postgres { senders.len().max(1) } else { 100 };
+        for chunk in senders.chunks(size) {
+            // A row that comes back with the id proposed for it was inserted; an existing contact
+            // keeps its own.
+            let new_ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
+            let source = if postgres {
+                "SELECT u.id, $1, u.phone, u.wa_id, NULL, u.name, $2, $2
+                 FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[]) AS u(id, phone, wa_id, name)"
+                    .to_owned()
+            } else {
+                let rows: Vec<String> = (0..chunk.len())
+                    .map(|i| {
+                        let b = i * 4 + 3;
+                        format!(
+                            "(${}, $1, ${}, ${}, NULL, ${}, $2, $2)",
+                            b,
+                            b + 1,
+                            b + 2,
+                            b + 3
+                        )
+                    })
+                    .collect();
+                format!("VALUES {}", rows.join(", "))
+            };
+            let mut q = Query::new(format!(
+                "INSERT INTO contacts (id, tenant_id, phone, wa_id, name, wa_profile_name, created_at, updated_at)
+                 {source}
+                 ON CONFLICT (tenant_id, phone) DO UPDATE SET
+                     wa_profile_name = COALESCE(excluded.wa_profile_name, contacts.wa_profile_name),
+                     wa_id = COALESCE(contacts.wa_id, excluded.wa_id),
+                     updated_at = CASE WHEN contacts.wa_id IS NULL
+                                         OR (excluded.wa_profile_name IS NOT NULL
+                                             AND (contacts.wa_profile_name IS NULL
+                                                  OR contacts.wa_profile_name <> excluded.wa_profile_name))
+                                       THEN excluded.updated_at ELSE contacts.updated_at END
+                 RETURNING id, phone"
+            ))
+            .bind(tenant)
+            .bind(now);
+            if postgres {
+                q = q
+                    .bind(new_ids.clone())
+                    .bind(
+                        chunk
+                            .iter()
+                            .map(|c| Some(c.phone.clone()))
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        chunk
+                            .iter()
+                            .map(|c| Some(c.wa_id.clone()))
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        chunk
+                            .iter()
+                            .map(|c| c.profile_name.clone())
+                            .collect::<Vec<_>>(),
+                    );
+            } else {
+                for (c, id) in chunk.iter().zip(&new_ids) {
+                    q = q
+                        .bind(*id)
+                        .bind(c.phone.as_str())
+                        .bind(c.wa_id.as_str())
+                        .bind(c.profile_name.as_deref());
+                }
+            }
+            let fresh: HashSet<&Uuid> = new_ids.iter().collect();
+            for r in tx.fetch_all::<Row>(q).await? {
+                if fresh.contains(&r.id) {
+                    created.push(r.id);
+                }
+                ids.insert(r.phone, r.id);
+            }
+        }
+        Ok(UpsertedContacts { ids, created })
+    }
+
+    /// What [`upsert_contacts`] did.
+    #[derive(Debug, Default)]
+    pub struct UpsertedContacts {
+        /// Phone → contact id, for every sender.
+        pub ids: HashMap<String, Uuid>,
+        /// The contacts it created.
+        pub created: Vec<Uuid>,
+    }
+}

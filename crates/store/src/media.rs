@@ -3,7 +3,7 @@
 //!
 //! Jobs are inserted by the processing of Meta's webhooks (system work, the connection's tenant
 //! bound into every statement) and claimed by the media worker under a `SystemScope` like the
-//! other queues: one `UPDATE … WHERE message_id IN (SELECT … FOR UPDATE SKIP LOCKED)` on
+//! other queues: one `UPDATE` of the rows a `SELECT … FOR UPDATE SKIP LOCKED` picked, on
 //! PostgreSQL (SQLite's single writer serialises claims) that moves `next_attempt_at` ahead as a
 //! lease, so a worker that dies mid-download only delays the job. Users read the state under
 //! their [`TenantScope`].
@@ -125,14 +125,20 @@ pub async fn claim_due(
         Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
+    // The claimed rows are picked once, in a materialized CTE. As `WHERE … IN (SELECT … LIMIT n
+    // FOR UPDATE SKIP LOCKED)` PostgreSQL may plan a nested-loop semi-join that rescans the
+    // subquery for every candidate row; each rescan skips the rows this statement has already
+    // updated and takes the next ones, so more than `limit` rows were claimed (seen in the
+    // store's repository tests: 3 with a limit of 2).
     tx.fetch_all(
         Query::new(format!(
-            "UPDATE message_media SET next_attempt_at = $2
-             WHERE message_id IN (
+            "WITH due AS MATERIALIZED (
                 SELECT mm.message_id FROM message_media mm
                 WHERE mm.status = 'pending' AND mm.next_attempt_at <= $1
                   AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = mm.tenant_id AND t.status = 'active')
                 ORDER BY mm.next_attempt_at, mm.message_id LIMIT $3 {lock})
+             UPDATE message_media SET next_attempt_at = $2
+             WHERE message_id IN (SELECT message_id FROM due)
              AND status = 'pending'
              RETURNING message_id, tenant_id, attempts"
         ))

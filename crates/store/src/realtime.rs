@@ -2,7 +2,8 @@
 //! processing, the sender, a node resolving a reference heard from another node) with the
 //! tenant bound into every statement. The rows are those the REST API returns.
 
-use crate::messaging::{Conversation, Message, CONVERSATION_SELECT, MESSAGE_COLUMNS};
+use crate::conversations::{Conversation, CONVERSATION_SELECT};
+use crate::messages::{Message, MESSAGE_COLUMNS};
 use crate::query::{member_chunks, member_of, tenant_is};
 use crate::{Query, Result, SystemScope, Tx};
 use palisade_domain::TenantId;

@@ -491,10 +491,14 @@ pub async fn claim_due(
         Backend::Postgres => "FOR UPDATE OF d SKIP LOCKED",
         Backend::Sqlite => "",
     };
+    // The claimed rows are picked once, in a materialized CTE. As `WHERE … IN (SELECT … LIMIT n
+    // FOR UPDATE SKIP LOCKED)` PostgreSQL may plan a nested-loop semi-join that rescans the
+    // subquery for every candidate row; each rescan skips the rows this statement has already
+    // updated and takes the next ones, so more than `limit` rows were claimed (seen with the
+    // send queue and media jobs in the store's repository tests).
     tx.fetch_all(
         Query::new(format!(
-            "UPDATE webhook_deliveries SET next_attempt_at = $2
-             WHERE id IN (
+            "WITH due AS MATERIALIZED (
                 SELECT d.id FROM webhook_deliveries d
                 JOIN webhooks w ON w.tenant_id = d.tenant_id AND w.id = d.webhook_id
                 WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= $1
@@ -502,6 +506,8 @@ pub async fn claim_due(
                   AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = d.tenant_id AND t.status = 'active')
                 ORDER BY d.next_attempt_at, d.id
                 LIMIT $3 {lock})
+             UPDATE webhook_deliveries SET next_attempt_at = $2
+             WHERE id IN (SELECT id FROM due)
              RETURNING {DELIVERY_COLUMNS}"
         ))
         .bind(now)

@@ -1,0 +1,289 @@
+//! Messages of a conversation: the inbound ones Meta's webhooks bring (inserted in bulk,
+//! idempotent by wamid), status updates that only move forward, internal notes, and the reads
+//! users and API keys make under their [`TenantScope`]. Outbound messages are written together
+//! with their send-queue row (`send_queue`).
+
+use crate::query::{member_chunks, member_of, placeholders, tenant_is};
+use crate::{Backend, Query, Result, SystemScope, TenantScope, Tx};
+use palisade_domain::TenantId;
+use sqlx::types::Json;
+use std::collections::HashSet;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Message {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub conversation_id: Uuid,
+    pub connection_id: Uuid,
+    /// WhatsApp's id; `None` until an outbound message has been accepted by Meta.
+    pub wamid: Option<String>,
+    /// `inbound`, `outbound` or `internal` (notes).
+    pub direction: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    /// The message object as Meta sent it.
+    pub body: Json<serde_json::Value>,
+    pub text: Option<String>,
+    /// `received`, `queued`, `sent`, `delivered`, `read` or `failed`.
+    pub status: String,
+    pub error: Option<Json<serde_json::Value>>,
+    pub context_wamid: Option<String>,
+    pub sent_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub status_updated_at: OffsetDateTime,
+    /// The user who wrote an outbound message.
+    pub author_id: Option<Uuid>,
+    /// An inbound media message's file (filled by the reads that show it, not by this query).
+    #[sqlx(skip)]
+    pub media: Option<crate::media::MessageMedia>,
+}
+
+// ---- writes (processing Meta's webhooks) ----
+
+/// Which of `wamids` this connection already has.
+pub async fn existing_wamids(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    connection_id: Uuid,
+    wamids: &[String],
+) -> Result<HashSet<String>> {
+    #[derive(sqlx::FromRow)]
+    struct W {
+        wamid: String,
+    }
+    let mut found = HashSet::new();
+    let db = tx.backend();
+    for chunk in member_chunks(db, wamids) {
+        let q = Query::new(format!(
+            "SELECT wamid FROM messages WHERE {} AND connection_id = $2 AND {}",
+            tenant_is(db, "tenant_id", 1),
+            member_of(db, "wamid", 3, chunk.len())
+        ))
+        .bind(tenant)
+        .bind(connection_id)
+        .bind_members(db, chunk);
+        let rows: Vec<W> = tx.fetch_all(q).await?;
+        found.extend(rows.into_iter().map(|r| r.wamid));
+    }
+    Ok(found)
+}
+
+/// A message to insert (see [`insert_messages`]).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub conversation_id: Uuid,
+    pub connection_id: Uuid,
+    pub wamid: String,
+    pub direction: &'static str,
+    pub kind: String,
+    pub body: serde_json::Value,
+    pub text: Option<String>,
+    pub status: &'static str,
+    pub error: Option<serde_json::Value>,
+    pub context_wamid: Option<String>,
+    pub sent_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+}
+
+pub(crate) const MESSAGE_COLUMNS: &str =
+    "id, tenant_id, conversation_id, connection_id, wamid, direction, \
+    type, body, text, status, error, context_wamid, sent_at, created_at, status_updated_at";
+
+/// Inserts messages; a wamid the connection already has is skipped (redelivered webhooks). The
+/// conflict target names the wamid index: without one, every unique index of the table is
+/// probed for each row before it is inserted. PostgreSQL gets every row in one `unnest`
+/// statement (one statement text for any count); SQLite multi-row `VALUES` of at most 25 rows.
+/// Returns the rows inserted, as stored: what a read would return (`media` is not filled), so
+/// that events need not read them again.
+pub async fn insert_messages(
+    tx: &mut Tx<SystemScope>,
+    list: &[NewMessage],
+) -> Result<Vec<Message>> {
+    if list.is_empty() {
+        return Ok(Vec::new());
+    }
+    if tx.backend() == Backend::Postgres {
+        let text = |f: &dyn Fn(&NewMessage) -> Option<String>| -> Vec<Option<String>> {
+            list.iter().map(f).collect()
+        };
+        let q = Query::new(format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS})
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[],
+                 $6::text[], $7::text[], $8::text[]::jsonb[], $9::text[], $10::text[],
+                 $11::text[]::jsonb[], $12::text[], $13::timestamptz[], $14::timestamptz[],
+                 $15::timestamptz[])
+             ON CONFLICT (wamid, connection_id, tenant_id) DO NOTHING
+             RETURNING {MESSAGE_COLUMNS}, author_id"
+        ))
+        .bind(list.iter().map(|m| m.id).collect::<Vec<_>>())
+        .bind(
+            list.iter()
+                .map(|m| m.tenant_id.as_uuid())
+                .collect::<Vec<_>>(),
+        )
+        .bind(list.iter().map(|m| m.conversation_id).collect::<Vec<_>>())
+        .bind(list.iter().map(|m| m.connection_id).collect::<Vec<_>>())
+        .bind(text(&|m| Some(m.wamid.clone())))
+        .bind(text(&|m| Some(m.direction.to_owned())))
+        .bind(text(&|m| Some(m.kind.clone())))
+        .bind(text(&|m| Some(m.body.to_string())))
+        .bind(text(&|m| m.text.clone()))
+        .bind(text(&|m| Some(m.status.to_owned())))
+        .bind(text(&|m| m.error.as_ref().map(ToString::to_string)))
+        .bind(text(&|m| m.context_wamid.clone()))
+        .bind(list.iter().map(|m| m.sent_at).collect::<Vec<_>>())
+        .bind(list.iter().map(|m| Some(m.created_at)).collect::<Vec<_>>())
+        .bind(list.iter().map(|m| Some(m.created_at)).collect::<Vec<_>>());
+        return tx.fetch_all(q).await;
+    }
+    // SQLite: small statements. sqlx asks SQLite for each parameter's name when binding, and
+    // SQLite finds it by a linear walk, so binding is quadratic in the parameter count: at 200
+    // rows (3,000 parameters) a quarter of the server's time went to that lookup.
+    let mut stored = Vec::with_capacity(list.len());
+    for chunk in list.chunks(25) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for i in 0..chunk.len() {
+            rows.push(format!("({})", placeholders(i * 15 + 1, 15)));
+        }
+        let mut q = Query::new(format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {}
+             ON CONFLICT (wamid, connection_id, tenant_id) DO NOTHING
+             RETURNING {MESSAGE_COLUMNS}, author_id",
+            rows.join(", ")
+        ));
+        for m in chunk {
+            q = q
+                .bind(m.id)
+                .bind(m.tenant_id)
+                .bind(m.conversation_id)
+                .bind(m.connection_id)
+                .bind(m.wamid.as_str())
+                .bind(m.direction)
+                .bind(m.kind.as_str())
+                .bind(m.body.clone())
+                .bind(m.text.clone())
+                .bind(m.status)
+                .bind(m.error.clone())
+                .bind(m.context_wamid.clone())
+                .bind(m.sent_at)
+                .bind(m.created_at)
+                .bind(m.created_at);
+        }
+        stored.extend(tx.fetch_all::<Message>(q).await?);
+    }
+    Ok(stored)
+}
+
+/// The order statuses move in; a message only moves to a higher rank. `failed` ranks with
+/// `read`: neither replaces the other.
+const RANK: &str =
+    "CASE status WHEN 'received' THEN 0 WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END";
+
+pub fn status_rank(status: &str) -> Option<i64> {
+    match status {
+        "sent" => Some(1),
+        "delivered" => Some(2),
+        "read" | "failed" => Some(3),
+        _ => None,
+    }
+}
+
+/// Moves a message's status forward (never backward). Returns whether the message changed.
+pub async fn advance_status(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    connection_id: Uuid,
+    wamid: &str,
+    status: &str,
+    error: Option<serde_json::Value>,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    let Some(rank) = status_rank(status) else {
+        return Ok(false);
+    };
+    Ok(tx
+        .execute(
+            Query::new(format!(
+                "UPDATE messages SET status = $4, error = COALESCE($5, error), status_updated_at = $6
+                 WHERE tenant_id = $1 AND connection_id = $2 AND wamid = $3 AND ({RANK}) < $7"
+            ))
+            .bind(tenant)
+            .bind(connection_id)
+            .bind(wamid)
+            .bind(status)
+            .bind(error)
+            .bind(now)
+            .bind(rank),
+        )
+        .await?
+        > 0)
+}
+
+/// Stores an internal note (type `note`, direction `internal`, status `recorded`; never sent).
+pub async fn insert_note(
+    tx: &mut Tx<TenantScope>,
+    id: Uuid,
+    conversation_id: Uuid,
+    connection_id: Uuid,
+    text: &str,
+    author_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let tenant = tx.scope().tenant_id();
+    tx.execute(
+        Query::new(format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}, author_id)
+             VALUES ($1, $2, $3, $4, NULL, 'internal', 'note', $5, $6, 'recorded', NULL, NULL, NULL, $7, $7, $8)"
+        ))
+        .bind(id)
+        .bind(tenant)
+        .bind(conversation_id)
+        .bind(connection_id)
+        .bind(serde_json::json!({ "type": "note", "note": { "body": text } }))
+        .bind(text)
+        .bind(now)
+        .bind(author_id),
+    )
+    .await?;
+    Ok(())
+}
+
+// ---- reads (users and API keys) ----
+
+pub async fn find_message(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Message>> {
+    let tenant = tx.scope().tenant_id();
+    tx.fetch_optional(
+        Query::new(format!(
+            "SELECT {MESSAGE_COLUMNS}, author_id FROM messages WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant)
+        .bind(id),
+    )
+    .await
+}
+
+/// A conversation's messages, oldest first; `cursor` is the last id of the previous page.
+pub async fn list_messages(
+    tx: &mut Tx<TenantScope>,
+    conversation_id: Uuid,
+    cursor: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Message>> {
+    let tenant = tx.scope().tenant_id();
+    tx.fetch_all(
+        Query::new(format!(
+            "SELECT {MESSAGE_COLUMNS}, author_id FROM messages
+             WHERE tenant_id = $1 AND conversation_id = $2 AND ($3 IS NULL OR id > $3)
+             ORDER BY id LIMIT $4"
+        ))
+        .bind(tenant)
+        .bind(conversation_id)
+        .bind(cursor)
+        .bind(limit),
+    )
+    .await
+}

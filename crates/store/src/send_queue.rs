@@ -1,0 +1,234 @@
+//! The send queue: an outbound message is stored `queued` with a queue row in the writer's
+//! transaction; the sender claims due rows (every active tenant, system work), sends them, and
+//! marks each message sent, failed or due again. Separate from `messages` because the queue is
+//! its own table with its own lease and retry rules.
+
+use crate::messages::{Message, MESSAGE_COLUMNS};
+use crate::{Query, Result, SystemScope, TenantScope, Tx};
+use palisade_domain::TenantId;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// An outbound message written by a user or an API key (see [`insert_outbound`]).
+#[derive(Debug, Clone)]
+pub struct NewOutbound {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub connection_id: Uuid,
+    pub kind: String,
+    /// `{type, <type>: {…}}`: the Graph API body without the recipient.
+    pub body: serde_json::Value,
+    pub text: Option<String>,
+    pub author_id: Option<Uuid>,
+    pub created_at: OffsetDateTime,
+}
+
+/// Stores an outbound message as `queued` with its row in the send queue (one transaction: the
+/// caller's), and moves the conversation's latest message time.
+pub async fn insert_outbound(tx: &mut Tx<TenantScope>, m: &NewOutbound) -> Result<()> {
+    let tenant = tx.scope().tenant_id();
+    tx.execute(
+        Query::new(format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}, author_id)
+             VALUES ($1, $2, $3, $4, NULL, 'outbound', $5, $6, $7, 'queued', NULL, NULL, NULL, $8, $8, $9)"
+        ))
+        .bind(m.id)
+        .bind(tenant)
+        .bind(m.conversation_id)
+        .bind(m.connection_id)
+        .bind(m.kind.as_str())
+        .bind(m.body.clone())
+        .bind(m.text.clone())
+        .bind(m.created_at)
+        .bind(m.author_id),
+    )
+    .await?;
+    tx.execute(
+        Query::new(
+            "INSERT INTO whatsapp_outbound_queue (message_id, tenant_id, attempts, next_attempt_at, created_at)
+             VALUES ($1, $2, 0, $3, $3)",
+        )
+        .bind(m.id)
+        .bind(tenant)
+        .bind(m.created_at),
+    )
+    .await?;
+    tx.execute(
+        Query::new(
+            "UPDATE conversations SET updated_at = $3,
+                 last_message_at = CASE WHEN last_message_at < $3 THEN $3 ELSE last_message_at END
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(m.conversation_id)
+        .bind(m.created_at),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A claimed row of the send queue.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QueuedSend {
+    pub message_id: Uuid,
+    pub tenant_id: Uuid,
+    pub attempts: i64,
+}
+
+/// Claims up to `limit` due sends (every active tenant) by moving their `next_attempt_at` to
+/// `lease_until`; a sender that dies mid-send only delays them. On PostgreSQL concurrent
+/// senders skip each other's rows.
+///
+/// A suspended tenant's sends are not claimed: they wait untouched (no attempt counted, no
+/// backoff, `next_attempt_at` unchanged, so their order is kept) and go out, oldest first, once
+/// the tenant is reactivated.
+pub async fn claim_sends(
+    tx: &mut Tx<SystemScope>,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<QueuedSend>> {
+    let lock = match tx.backend() {
+        crate::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        crate::Backend::Sqlite => "",
+    };
+    // The claimed rows are picked once, in a materialized CTE. As `WHERE … IN (SELECT … LIMIT n
+    // FOR UPDATE SKIP LOCKED)` PostgreSQL may plan a nested-loop semi-join that rescans the
+    // subquery for every candidate row; each rescan skips the rows this statement has already
+    // updated and takes the next ones, so more than `limit` rows were claimed (seen with media
+    // jobs in the store's repository tests: 3 claimed with a limit of 2).
+    tx.fetch_all(
+        Query::new(format!(
+            "WITH due AS MATERIALIZED (
+                SELECT q.message_id FROM whatsapp_outbound_queue q
+                WHERE q.next_attempt_at <= $1
+                  AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = q.tenant_id AND t.status = 'active')
+                ORDER BY q.next_attempt_at, q.message_id LIMIT $3 {lock})
+             UPDATE whatsapp_outbound_queue SET next_attempt_at = $2
+             WHERE message_id IN (SELECT message_id FROM due)
+             RETURNING message_id, tenant_id, attempts"
+        ))
+        .bind(now)
+        .bind(lease_until)
+        .bind(limit),
+    )
+    .await
+}
+
+/// What the sender needs: the message and its recipient (`wa_id`, or the phone's digits).
+pub async fn send_job(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    message_id: Uuid,
+) -> Result<Option<(Message, String)>> {
+    #[derive(sqlx::FromRow)]
+    struct Recipient {
+        phone: String,
+        wa_id: Option<String>,
+    }
+    let m: Option<Message> = tx
+        .fetch_optional(
+            Query::new(format!(
+                "SELECT {MESSAGE_COLUMNS}, author_id FROM messages WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant)
+            .bind(message_id),
+        )
+        .await?;
+    let Some(m) = m else { return Ok(None) };
+    let r: Recipient = tx
+        .fetch_one(
+            Query::new(
+                "SELECT c.phone, c.wa_id FROM conversations v
+                 JOIN contacts c ON c.tenant_id = v.tenant_id AND c.id = v.contact_id
+                 WHERE v.tenant_id = $1 AND v.id = $2",
+            )
+            .bind(tenant)
+            .bind(m.conversation_id),
+        )
+        .await?;
+    let to = r
+        .wa_id
+        .unwrap_or_else(|| r.phone.trim_start_matches('+').to_owned());
+    Ok(Some((m, to)))
+}
+
+/// Meta accepted the message: its wamid, `sent` (unless a status webhook already moved it), and
+/// out of the queue.
+pub async fn mark_sent(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    message_id: Uuid,
+    wamid: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    tx.execute(
+        Query::new(
+            "UPDATE messages SET wamid = $3, sent_at = $4, status_updated_at = $4,
+                 status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(message_id)
+        .bind(wamid)
+        .bind(now),
+    )
+    .await?;
+    dequeue(tx, tenant, message_id).await
+}
+
+/// Meta refused the message for good (or it could not be sent): `failed` with the error, and
+/// out of the queue.
+pub async fn mark_failed(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    message_id: Uuid,
+    error: serde_json::Value,
+    now: OffsetDateTime,
+) -> Result<()> {
+    tx.execute(
+        Query::new(
+            "UPDATE messages SET status = 'failed', error = $3, status_updated_at = $4
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(message_id)
+        .bind(error)
+        .bind(now),
+    )
+    .await?;
+    dequeue(tx, tenant, message_id).await
+}
+
+async fn dequeue(tx: &mut Tx<SystemScope>, tenant: TenantId, message_id: Uuid) -> Result<()> {
+    tx.execute(
+        Query::new("DELETE FROM whatsapp_outbound_queue WHERE tenant_id = $1 AND message_id = $2")
+            .bind(tenant)
+            .bind(message_id),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A transient failure: counts the attempt and schedules the next one.
+pub async fn retry_send(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    message_id: Uuid,
+    next_attempt_at: OffsetDateTime,
+    error: &str,
+) -> Result<()> {
+    tx.execute(
+        Query::new(
+            "UPDATE whatsapp_outbound_queue
+             SET attempts = attempts + 1, next_attempt_at = $3, last_error = $4
+             WHERE tenant_id = $1 AND message_id = $2",
+        )
+        .bind(tenant)
+        .bind(message_id)
+        .bind(next_attempt_at)
+        .bind(error),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! Login throttling: failures that arrive at the same time are each counted, and exactly one of
+//! them is the one that locks.
+
+use crate::harness::{now, Db, TestStore};
+use palisade_store::login_throttle::{self, FailureRule};
+use time::Duration;
+
+both!(concurrent_failures_are_all_counted);
+
+const KEY: &[u8] = b"hash-of-ana@example.com";
+
+async fn concurrent_failures_are_all_counted(db: Db) {
+    let t = TestStore::new(db).await;
+    let rule = FailureRule {
+        now: now(),
+        counts_after: now() - Duration::minutes(15),
+        lock_until: now() + Duration::minutes(15),
+        threshold: 5,
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = t.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = store
+                .begin(palisade_store::SystemScope::new("login"))
+                .await
+                .unwrap();
+            let state = login_throttle::record_failure(&mut tx, KEY, &rule)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            state
+        }));
+    }
+    let mut states = Vec::new();
+    for task in tasks {
+        states.push(task.await.unwrap());
+    }
+
+    let mut counts: Vec<i64> = states.iter().map(|s| s.failures).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=8).collect::<Vec<_>>(), "no failure lost");
+    let reporters = states
+        .iter()
+        .filter(|s| s.failures == 5 && s.locked_until == Some(rule.lock_until))
+        .count();
+    assert_eq!(reporters, 1, "exactly one failure reports the lock");
+    assert!(states
+        .iter()
+        .filter(|s| s.failures < 5)
+        .all(|s| s.locked_until.is_none()));
+
+    let mut tx = t.system().await;
+    let stored = login_throttle::get(&mut tx, KEY).await.unwrap().unwrap();
+    assert_eq!(stored.failures, 8);
+    assert_eq!(stored.locked_until, Some(rule.lock_until));
+
+    // Once the lock and the window are over, the count starts again.
+    let later = FailureRule {
+        now: now() + Duration::hours(1),
+        counts_after: now() + Duration::minutes(45),
+        lock_until: now() + Duration::minutes(75),
+        threshold: 5,
+    };
+    let fresh = login_throttle::record_failure(&mut tx, KEY, &later)
+        .await
+        .unwrap();
+    assert_eq!(fresh.failures, 1);
+    assert_eq!(fresh.locked_until, None);
+    login_throttle::clear(&mut tx, KEY).await.unwrap();
+    assert!(login_throttle::get(&mut tx, KEY).await.unwrap().is_none());
+    tx.commit().await.unwrap();
+}

@@ -1,0 +1,244 @@
+//! Conversations and messages: a redelivered wamid is stored once, a status only moves forward,
+//! and inbound messages reopen the one unresolved conversation rather than starting another.
+
+use crate::harness::{now, scope, Db, Fixture, TestStore};
+use palisade_store::conversations::{self, ConversationFilter};
+use palisade_store::messages::{self, NewMessage};
+use std::collections::HashMap;
+use time::Duration;
+use uuid::Uuid;
+
+both!(
+    a_duplicate_wamid_is_ignored,
+    a_status_only_moves_forward,
+    an_unresolved_conversation_is_reused
+);
+
+fn message(f: &Fixture, wamid: &str, direction: &'static str, status: &'static str) -> NewMessage {
+    NewMessage {
+        id: Uuid::now_v7(),
+        tenant_id: f.tenant,
+        conversation_id: f.conversation,
+        connection_id: f.connection,
+        wamid: wamid.to_owned(),
+        direction,
+        kind: "text".into(),
+        body: serde_json::json!({ "type": "text", "text": { "body": "hi" } }),
+        text: Some("hi".into()),
+        status,
+        error: None,
+        context_wamid: None,
+        sent_at: None,
+        created_at: now(),
+    }
+}
+
+async fn a_duplicate_wamid_is_ignored(db: Db) {
+    let t = TestStore::new(db).await;
+    let f = t.conversation_fixture("3055501").await;
+    let mut tx = t.system().await;
+    let stored =
+        messages::insert_messages(&mut tx, &[message(&f, "wamid.A", "inbound", "received")])
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].wamid.as_deref(), Some("wamid.A"));
+    assert_eq!(stored[0].status, "received");
+    tx.commit().await.unwrap();
+
+    // Meta redelivers the webhook: the same wamid (with a new one beside it).
+    let mut tx = t.system().await;
+    let existing = messages::existing_wamids(
+        &mut tx,
+        f.tenant,
+        f.connection,
+        &["wamid.A".into(), "wamid.B".into()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(existing.into_iter().collect::<Vec<_>>(), ["wamid.A"]);
+    let again = messages::insert_messages(
+        &mut tx,
+        &[
+            message(&f, "wamid.A", "inbound", "received"),
+            message(&f, "wamid.B", "inbound", "received"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        again.iter().map(|m| m.wamid.clone()).collect::<Vec<_>>(),
+        [Some("wamid.B".to_owned())],
+        "only the new message is returned"
+    );
+    tx.commit().await.unwrap();
+
+    let mut tx = t.store.begin_read(scope(f.tenant)).await.unwrap();
+    let listed = messages::list_messages(&mut tx, f.conversation, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    let page = messages::list_messages(&mut tx, f.conversation, Some(listed[0].id), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [listed[1].id]
+    );
+}
+
+async fn a_status_only_moves_forward(db: Db) {
+    let t = TestStore::new(db).await;
+    let f = t.conversation_fixture("3055502").await;
+    let out = message(&f, "wamid.out", "outbound", "sent");
+    let mut tx = t.system().await;
+    messages::insert_messages(&mut tx, std::slice::from_ref(&out))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let steps = [
+        ("delivered", true, "sent → delivered"),
+        ("sent", false, "delivered never goes back to sent"),
+        ("delivered", false, "the same status again changes nothing"),
+        ("read", true, "delivered → read"),
+        ("delivered", false, "read never goes back"),
+        ("failed", false, "failed does not replace read"),
+        ("bogus", false, "an unknown status is ignored"),
+    ];
+    for (i, (status, moves, why)) in steps.into_iter().enumerate() {
+        let at = now() + Duration::seconds(i as i64 + 1);
+        let mut tx = t.system().await;
+        let moved = messages::advance_status(
+            &mut tx,
+            f.tenant,
+            f.connection,
+            "wamid.out",
+            status,
+            None,
+            at,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(moved, moves, "{why}");
+    }
+
+    let mut tx = t.store.begin_read(scope(f.tenant)).await.unwrap();
+    let m = messages::find_message(&mut tx, out.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.status, "read");
+    assert_eq!(m.status_updated_at, now() + Duration::seconds(4));
+    assert_eq!(
+        messages::status_rank("read"),
+        messages::status_rank("failed")
+    );
+}
+
+async fn an_unresolved_conversation_is_reused(db: Db) {
+    let t = TestStore::new(db).await;
+    let f = t.conversation_fixture("3055503").await;
+    let mut tx = t.store.begin_read(scope(f.tenant)).await.unwrap();
+    let c = conversations::find_conversation(&mut tx, f.conversation)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.status, "open");
+    assert_eq!(c.contact_phone, "+15550001111");
+    assert_eq!(c.contact_name.as_deref(), Some("Ana"));
+    assert_eq!(c.last_inbound_at, Some(now()));
+    drop(tx);
+
+    // A later message: the same conversation, its latest time moved forward (never back).
+    let later = now() + Duration::minutes(5);
+    let mut tx = t.system().await;
+    let ids = conversations::touch_conversations(
+        &mut tx,
+        f.tenant,
+        f.connection,
+        &HashMap::from([(f.contact, later)]),
+        later,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids[&f.contact], f.conversation);
+    let earlier = conversations::touch_conversations(
+        &mut tx,
+        f.tenant,
+        f.connection,
+        &HashMap::from([(f.contact, now())]),
+        later,
+    )
+    .await
+    .unwrap();
+    assert_eq!(earlier[&f.contact], f.conversation);
+    tx.commit().await.unwrap();
+
+    let mut tx = t.tenant(f.tenant).await;
+    let c = conversations::find_conversation_for_update(&mut tx, f.conversation)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.last_message_at, later);
+    conversations::update_conversation(
+        &mut tx,
+        f.conversation,
+        "resolved",
+        Some(f.admin.id.as_uuid()),
+        &["vip".to_owned()],
+        later,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    // Resolved: the next inbound message opens a new one.
+    let mut tx = t.system().await;
+    let next = conversations::touch_conversations(
+        &mut tx,
+        f.tenant,
+        f.connection,
+        &HashMap::from([(f.contact, later)]),
+        later,
+    )
+    .await
+    .unwrap();
+    assert_ne!(next[&f.contact], f.conversation);
+    tx.commit().await.unwrap();
+
+    let mut tx = t.store.begin_read(scope(f.tenant)).await.unwrap();
+    let filter = |status: Option<&str>, label: Option<&str>| ConversationFilter {
+        status: status.map(str::to_owned),
+        label: label.map(str::to_owned),
+        limit: 10,
+        ..ConversationFilter::default()
+    };
+    let resolved = conversations::list_conversations(&mut tx, &filter(Some("resolved"), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        resolved.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [f.conversation]
+    );
+    assert_eq!(resolved[0].labels.0, ["vip"]);
+    assert_eq!(resolved[0].assignee_id, Some(f.admin.id.as_uuid()));
+    let vip = conversations::list_conversations(&mut tx, &filter(None, Some("vip")))
+        .await
+        .unwrap();
+    assert_eq!(vip.len(), 1);
+    let all = conversations::list_conversations(&mut tx, &filter(None, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [next[&f.contact], f.conversation],
+        "newest first"
+    );
+    assert!(
+        conversations::connection_has_conversations(&mut tx, f.connection)
+            .await
+            .unwrap()
+    );
+}
