@@ -2,14 +2,13 @@
 //! a few multi-row statements, then consent keywords, media jobs and the realtime events of
 //! what changed; [`after_commit`] runs the follow-ups that need no transaction.
 
-use super::payload::{incoming, status_changes, Incoming, StatusChange};
+use super::payload::{self, Incoming, Notification, StatusChange};
 use crate::Services;
 use palisade_domain::TenantId;
 use palisade_store::messaging::{self, Message, NewMessage};
 use palisade_store::whatsapp_connections::{self as connections, Connection};
 use palisade_store::whatsapp_inbound::InboundEvent;
 use palisade_store::{SystemScope, Tx};
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -24,13 +23,8 @@ pub(super) async fn process_in(
     events: &[InboundEvent],
     now: OffsetDateTime,
 ) -> palisade_store::Result<(Vec<Option<String>>, Applied)> {
-    let payloads: Vec<Result<Value, String>> = events
-        .iter()
-        .map(|e| {
-            serde_json::from_slice::<Value>(&e.body)
-                .map_err(|e| format!("the body is not JSON: {e}"))
-        })
-        .collect();
+    let payloads: Vec<Result<Notification<'_>, String>> =
+        events.iter().map(|e| payload::read(&e.body)).collect();
     let mut connections: HashMap<Uuid, Option<Connection>> = HashMap::new();
     for e in events {
         if let std::collections::hash_map::Entry::Vacant(slot) = connections.entry(e.connection_id)
@@ -96,51 +90,14 @@ impl<'a> Batch<'a> {
         &mut self,
         event: usize,
         conn: &Connection,
-        payload: &'a Value,
+        payload: &'a Notification<'_>,
         notes: &mut Vec<String>,
     ) {
-        if payload.get("object").and_then(Value::as_str) != Some("whatsapp_business_account") {
-            notes.push("object is not whatsapp_business_account".to_owned());
-            return;
-        }
-        let Some(entries) = payload.get("entry").and_then(Value::as_array) else {
-            notes.push("no entry array".to_owned());
-            return;
-        };
+        let (messages, statuses) =
+            payload::changes(event, conn.id, &conn.phone_number_id, payload, notes);
         let key = (conn.tenant_id, conn.id);
-        for (ei, entry) in entries.iter().enumerate() {
-            let changes = entry
-                .get("changes")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            for (ci, change) in changes.iter().enumerate() {
-                let at = format!("entry[{ei}].changes[{ci}]");
-                let field = change.get("field").and_then(Value::as_str).unwrap_or("");
-                if field != "messages" {
-                    tracing::debug!(field, "WhatsApp webhook field not handled yet");
-                    continue;
-                }
-                let Some(value) = change.get("value") else {
-                    notes.push(format!("{at}: no value"));
-                    continue;
-                };
-                let pid = value
-                    .pointer("/metadata/phone_number_id")
-                    .and_then(Value::as_str);
-                if pid != Some(conn.phone_number_id.as_str()) {
-                    notes.push(format!("{at}: for another phone number id, skipped"));
-                    continue;
-                }
-                let messages = incoming(event, value, &at, notes);
-                self.messages.entry(key).or_default().extend(messages);
-                let statuses = status_changes(value, &at, notes);
-                self.statuses.entry(key).or_default().extend(statuses);
-                if let Some(errors) = value.get("errors") {
-                    tracing::warn!(connection = %conn.id, %errors, "WhatsApp reported errors");
-                }
-            }
-        }
+        self.messages.entry(key).or_default().extend(messages);
+        self.statuses.entry(key).or_default().extend(statuses);
     }
 
     /// Writes the batch: per (tenant, connection), the new messages with their contacts and
@@ -246,7 +203,7 @@ async fn store_messages(
     let mut latest: HashMap<Uuid, OffsetDateTime> = HashMap::new();
     for m in &accepted {
         if let Some(contact) = contacts.get(&format!("+{}", m.from)) {
-            let t = m.sent_at.unwrap_or(now);
+            let t = m.fields.timestamp.unwrap_or(now);
             let e = latest.entry(*contact).or_insert(t);
             *e = (*e).max(t);
         }
@@ -268,14 +225,10 @@ async fn store_messages(
             }
             continue;
         };
-        let kind = m
-            .message
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown")
-            .to_owned();
+        let fields = m.fields;
+        let kind = fields.kind.unwrap_or("unknown").to_owned();
         let text = (kind == "text")
-            .then(|| m.message.pointer("/text/body").and_then(Value::as_str))
+            .then(|| fields.text.and_then(|t| t.body))
             .flatten()
             .map(str::to_owned);
         new.push(NewMessage {
@@ -289,13 +242,9 @@ async fn store_messages(
             body: m.message.clone(),
             text,
             status: "received",
-            error: m.message.get("errors").cloned(),
-            context_wamid: m
-                .message
-                .pointer("/context/id")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            sent_at: m.sent_at,
+            error: fields.errors,
+            context_wamid: fields.context.and_then(|c| c.id).map(str::to_owned),
+            sent_at: fields.timestamp,
             created_at: now,
         });
     }
