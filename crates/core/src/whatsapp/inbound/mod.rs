@@ -26,10 +26,11 @@
 //! (`sent → delivered → read`, or `failed` with Meta's error), never back. Media messages
 //!
 //! The parts: [`receive`] (admitting and verifying a POST), [`pipeline`] (batching, storing,
-//! the retry worker), [`payload`] (what a payload says, read leniently) and [`apply`] (writing
+//! the retry worker), [`payload`] (Meta's payload as typed structs, read leniently with [`lenient`]) and [`apply`] (writing
 //! a batch's changes and its follow-ups).
 
 mod apply;
+mod lenient;
 mod payload;
 mod pipeline;
 mod receive;

@@ -4,7 +4,7 @@
 //!
 //! Read leniently, exactly as far as the former `serde_json::Value` walk was: unknown fields
 //! are ignored; a field of the wrong shape reads as absent (every field goes through one of the
-//! `deserialize_with` helpers below, which never fail on well-formed JSON); a malformed item is
+//! `deserialize_with` readers of [`super::lenient`], which never fail on well-formed JSON); a malformed item is
 //! noted and skipped, never the whole POST. A body that is not JSON is noted as such, with
 //! `serde_json`'s own message.
 //!
@@ -18,14 +18,12 @@
 //! a body (Meta never sends one, and it must carry the app secret's signature) is now
 //! processed instead of being noted as not JSON. Invalid UTF-8 is still refused everywhere.
 
+use super::lenient;
 use palisade_store::messaging;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt;
-use std::marker::PhantomData;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -33,10 +31,10 @@ use uuid::Uuid;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct Notification<'a> {
-    #[serde(borrow, deserialize_with = "text")]
+    #[serde(borrow, deserialize_with = "lenient::text")]
     pub(super) object: Option<Cow<'a, str>>,
     /// `None` when missing or not an array.
-    #[serde(borrow, deserialize_with = "objects")]
+    #[serde(borrow, deserialize_with = "lenient::objects")]
     pub(super) entry: Option<Vec<Entry<'a>>>,
 }
 
@@ -44,7 +42,7 @@ pub(super) struct Notification<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct Entry<'a> {
-    #[serde(borrow, deserialize_with = "objects")]
+    #[serde(borrow, deserialize_with = "lenient::objects")]
     pub(super) changes: Option<Vec<Change<'a>>>,
 }
 
@@ -52,10 +50,10 @@ pub(super) struct Entry<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct Change<'a> {
-    #[serde(borrow, deserialize_with = "text")]
+    #[serde(borrow, deserialize_with = "lenient::text")]
     pub(super) field: Option<Cow<'a, str>>,
     /// `Some` whenever the key is present, whatever its shape (a non-object reads as empty).
-    #[serde(borrow, deserialize_with = "object")]
+    #[serde(borrow, deserialize_with = "lenient::object")]
     pub(super) value: Option<ChangeValue<'a>>,
 }
 
@@ -63,16 +61,16 @@ pub(super) struct Change<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct ChangeValue<'a> {
-    #[serde(borrow, deserialize_with = "object")]
+    #[serde(borrow, deserialize_with = "lenient::object")]
     pub(super) metadata: Option<Metadata<'a>>,
-    #[serde(borrow, deserialize_with = "objects")]
+    #[serde(borrow, deserialize_with = "lenient::objects")]
     pub(super) contacts: Option<Vec<Contact<'a>>>,
     /// Each message's JSON as it came (see the module docs).
-    #[serde(deserialize_with = "values")]
+    #[serde(deserialize_with = "lenient::values")]
     pub(super) messages: Option<Vec<Value>>,
-    #[serde(borrow, deserialize_with = "objects")]
+    #[serde(borrow, deserialize_with = "lenient::objects")]
     pub(super) statuses: Option<Vec<Status<'a>>>,
-    #[serde(deserialize_with = "present")]
+    #[serde(deserialize_with = "lenient::present")]
     pub(super) errors: Option<Value>,
 }
 
@@ -80,7 +78,7 @@ pub(super) struct ChangeValue<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct Metadata<'a> {
-    #[serde(borrow, deserialize_with = "text")]
+    #[serde(borrow, deserialize_with = "lenient::text")]
     pub(super) phone_number_id: Option<Cow<'a, str>>,
 }
 
@@ -88,16 +86,16 @@ pub(super) struct Metadata<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct Contact<'a> {
-    #[serde(borrow, deserialize_with = "text")]
+    #[serde(borrow, deserialize_with = "lenient::text")]
     pub(super) wa_id: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "object")]
+    #[serde(borrow, deserialize_with = "lenient::object")]
     pub(super) profile: Option<Profile<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct Profile<'a> {
-    #[serde(borrow, deserialize_with = "text")]
+    #[serde(borrow, deserialize_with = "lenient::text")]
     pub(super) name: Option<Cow<'a, str>>,
 }
 
@@ -105,11 +103,11 @@ pub(super) struct Profile<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct Status<'a> {
-    #[serde(borrow, deserialize_with = "text")]
+    #[serde(borrow, deserialize_with = "lenient::text")]
     pub(super) id: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "text")]
+    #[serde(borrow, deserialize_with = "lenient::text")]
     pub(super) status: Option<Cow<'a, str>>,
-    #[serde(deserialize_with = "present")]
+    #[serde(deserialize_with = "lenient::present")]
     pub(super) errors: Option<Value>,
 }
 
@@ -118,27 +116,27 @@ pub(super) struct Status<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct MessageFields<'a> {
-    #[serde(borrow, deserialize_with = "str_of_value")]
+    #[serde(borrow, deserialize_with = "lenient::str_of_value")]
     pub(super) id: Option<&'a str>,
-    #[serde(borrow, deserialize_with = "str_of_value")]
+    #[serde(borrow, deserialize_with = "lenient::str_of_value")]
     pub(super) from: Option<&'a str>,
     /// Unix seconds, as a string (Meta's form) or a number.
-    #[serde(deserialize_with = "unix_time")]
+    #[serde(deserialize_with = "lenient::unix_time")]
     pub(super) timestamp: Option<OffsetDateTime>,
-    #[serde(rename = "type", borrow, deserialize_with = "str_of_value")]
+    #[serde(rename = "type", borrow, deserialize_with = "lenient::str_of_value")]
     pub(super) kind: Option<&'a str>,
-    #[serde(borrow, deserialize_with = "object")]
+    #[serde(borrow, deserialize_with = "lenient::object")]
     pub(super) text: Option<TextBody<'a>>,
-    #[serde(borrow, deserialize_with = "object")]
+    #[serde(borrow, deserialize_with = "lenient::object")]
     pub(super) context: Option<Context<'a>>,
-    #[serde(deserialize_with = "present")]
+    #[serde(deserialize_with = "lenient::present")]
     pub(super) errors: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct TextBody<'a> {
-    #[serde(borrow, deserialize_with = "str_of_value")]
+    #[serde(borrow, deserialize_with = "lenient::str_of_value")]
     pub(super) body: Option<&'a str>,
 }
 
@@ -146,7 +144,7 @@ pub(super) struct TextBody<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct Context<'a> {
-    #[serde(borrow, deserialize_with = "str_of_value")]
+    #[serde(borrow, deserialize_with = "lenient::str_of_value")]
     pub(super) id: Option<&'a str>,
 }
 
@@ -321,203 +319,6 @@ fn view(message: &Value) -> MessageFields<'_> {
         Value::Object(_) => MessageFields::deserialize(message).unwrap_or_default(),
         _ => MessageFields::default(),
     }
-}
-
-// ---- lenient readers: each accepts any JSON and reads a wrong shape as absent
-
-/// What a lenient field makes of each JSON shape; a shape it does not take is `None` (and,
-/// for arrays and objects, consumed).
-trait Lenient<'de>: Sized {
-    fn from_str(_: Cow<'de, str>) -> Option<Self> {
-        None
-    }
-    fn from_i64(_: i64) -> Option<Self> {
-        None
-    }
-    fn from_u64(_: u64) -> Option<Self> {
-        None
-    }
-    /// `null`, booleans and floats.
-    fn from_other() -> Option<Self> {
-        None
-    }
-    fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Option<Self>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-}
-
-struct LenientVisitor<T>(PhantomData<T>);
-
-impl<'de, T: Lenient<'de>> Visitor<'de> for LenientVisitor<T> {
-    type Value = Option<T>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(T::from_str(Cow::Borrowed(v)))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(T::from_str(Cow::Owned(v.to_owned())))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(T::from_str(Cow::Owned(v)))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(T::from_i64(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(T::from_u64(v))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(T::from_other())
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(T::from_other())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(T::from_other())
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(T::from_other())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        T::from_seq(seq)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        T::from_map(map)
-    }
-}
-
-fn lenient<'de, D: Deserializer<'de>, T: Lenient<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    d.deserialize_any(LenientVisitor(PhantomData))
-}
-
-/// A string (borrowed from the body when it has no escapes), else `None`.
-impl<'de> Lenient<'de> for Cow<'de, str> {
-    fn from_str(v: Cow<'de, str>) -> Option<Self> {
-        Some(v)
-    }
-}
-
-fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    lenient(d)
-}
-
-/// A string of a `Value` being read (always borrowed from it), else `None`.
-impl<'de> Lenient<'de> for &'de str {
-    fn from_str(v: Cow<'de, str>) -> Option<Self> {
-        match v {
-            Cow::Borrowed(s) => Some(s),
-            Cow::Owned(_) => None,
-        }
-    }
-}
-
-fn str_of_value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de str>, D::Error> {
-    lenient(d)
-}
-
-/// Unix seconds as a string or a number that fits an `i64` (as `Value::as_i64` read them).
-struct UnixTime(OffsetDateTime);
-
-impl<'de> Lenient<'de> for UnixTime {
-    fn from_str(v: Cow<'de, str>) -> Option<Self> {
-        Self::from_i64(v.parse().ok()?)
-    }
-    fn from_i64(v: i64) -> Option<Self> {
-        OffsetDateTime::from_unix_timestamp(v).ok().map(UnixTime)
-    }
-    fn from_u64(v: u64) -> Option<Self> {
-        Self::from_i64(i64::try_from(v).ok()?)
-    }
-}
-
-fn unix_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
-    Ok(lenient::<D, UnixTime>(d)?.map(|t| t.0))
-}
-
-/// An object read as `T`; any other value as `T::default()` (so `Some` whenever the key is
-/// there, as `Value::get` saw it).
-struct Obj<T>(T);
-
-impl<'de, T: Deserialize<'de> + Default> Lenient<'de> for Obj<T> {
-    fn from_str(_: Cow<'de, str>) -> Option<Self> {
-        Some(Obj(T::default()))
-    }
-    fn from_i64(_: i64) -> Option<Self> {
-        Some(Obj(T::default()))
-    }
-    fn from_u64(_: u64) -> Option<Self> {
-        Some(Obj(T::default()))
-    }
-    fn from_other() -> Option<Self> {
-        Some(Obj(T::default()))
-    }
-    fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Option<Self>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Some(Obj(T::default())))
-    }
-    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
-        T::deserialize(de::value::MapAccessDeserializer::new(map)).map(|t| Some(Obj(t)))
-    }
-}
-
-impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for Obj<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(lenient(d)?.unwrap_or_else(|| Obj(T::default())))
-    }
-}
-
-fn object<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    Ok(lenient::<D, Obj<T>>(d)?.map(|o| o.0))
-}
-
-/// An array of objects read as `T` (any other element as `T::default()`), else `None`.
-struct Objects<T>(Vec<T>);
-
-impl<'de, T: Deserialize<'de> + Default> Lenient<'de> for Objects<T> {
-    fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Option<Self>, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(Obj(t)) = seq.next_element::<Obj<T>>()? {
-            out.push(t);
-        }
-        Ok(Some(Objects(out)))
-    }
-}
-
-fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
-    d: D,
-) -> Result<Option<Vec<T>>, D::Error> {
-    Ok(lenient::<D, Objects<T>>(d)?.map(|o| o.0))
-}
-
-/// An array of any JSON values, else `None`.
-struct Values(Vec<Value>);
-
-impl<'de> Lenient<'de> for Values {
-    fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Option<Self>, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(v) = seq.next_element::<Value>()? {
-            out.push(v);
-        }
-        Ok(Some(Values(out)))
-    }
-}
-
-fn values<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Value>>, D::Error> {
-    Ok(lenient::<D, Values>(d)?.map(|v| v.0))
-}
-
-/// Any JSON value, `null` included (`Some` whenever the key is there).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
 }
 
 #[cfg(test)]
