@@ -65,6 +65,7 @@
 
 mod client;
 pub mod ip;
+mod redact;
 mod target;
 
 use std::time::Duration;
@@ -73,9 +74,10 @@ pub use client::{
     resolve_checked, send, send_with_resolver, HostResolver, PinnedClient, SystemResolver,
     USER_AGENT,
 };
+pub use redact::redact_url;
 pub use reqwest::header::HeaderMap;
 pub use reqwest::{Method, StatusCode};
-pub use target::{redact_url, TargetHost, TargetUrl, MAX_URL_LEN};
+pub use target::{TargetHost, TargetUrl, MAX_URL_LEN};
 
 /// What outgoing requests may do.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,253 @@
+//! Writing a batch: the changes of every payload grouped by (tenant, connection) and stored in
+//! a few multi-row statements, then consent keywords, media jobs and the realtime events of
+//! what changed; [`after_commit`] runs the follow-ups that need no transaction.
+
+use super::payload::{self, Incoming, Notification, StatusChange};
+use crate::Services;
+use palisade_domain::TenantId;
+use palisade_store::messaging::{self, Message, NewMessage};
+use palisade_store::whatsapp_connections::{self as connections, Connection};
+use palisade_store::whatsapp_inbound::InboundEvent;
+use palisade_store::{SystemScope, Tx};
+use std::collections::{BTreeMap, HashMap};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Applies `events` in `tx`, all at once (see [`Batch`]), and reads the realtime events of
+/// what changed. Returns, per event, the note to keep in its `error` (what was skipped, or why
+/// it could not be processed at all), and the changes; a database error aborts the
+/// transaction.
+pub(super) async fn process_in(
+    s: &Services,
+    tx: &mut Tx<SystemScope>,
+    events: &[InboundEvent],
+    now: OffsetDateTime,
+) -> palisade_store::Result<(Vec<Option<String>>, Applied)> {
+    let payloads: Vec<Result<Notification<'_>, String>> =
+        events.iter().map(|e| payload::read(&e.body)).collect();
+    let mut connections: HashMap<Uuid, Option<Connection>> = HashMap::new();
+    for e in events {
+        if let std::collections::hash_map::Entry::Vacant(slot) = connections.entry(e.connection_id)
+        {
+            slot.insert(connections::find_any(tx, e.connection_id).await?);
+        }
+    }
+    let mut batch = Batch::default();
+    let mut notes: Vec<Vec<String>> = vec![Vec::new(); events.len()];
+    for (i, ((event, payload), notes)) in events.iter().zip(&payloads).zip(&mut notes).enumerate() {
+        let conn = connections
+            .get(&event.connection_id)
+            .and_then(Option::as_ref);
+        match (payload, conn) {
+            (Err(why), _) => notes.push(why.clone()),
+            (Ok(_), None) => notes.push("the connection no longer exists".to_owned()),
+            (Ok(payload), Some(conn)) => batch.parse(i, conn, payload, notes),
+        }
+    }
+    let applied = batch.apply(s, tx, &connections, now, &mut notes).await?;
+    let errors = notes
+        .into_iter()
+        .zip(events)
+        .map(|(n, event)| {
+            (!n.is_empty()).then(|| {
+                let why = n.join("; ");
+                tracing::warn!(event = %event.id, error = %why, "WhatsApp webhook not (entirely) processed");
+                why
+            })
+        })
+        .collect();
+    Ok((errors, applied))
+}
+
+/// What processing stored events changed: the input of the follow-ups that run after the
+/// transaction commits (in [`after_commit`]).
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Inbound messages stored (redeliveries excluded).
+    pub messages: Vec<NewMessage>,
+    /// Realtime events of what changed, read in the transaction.
+    pub events: Vec<crate::realtime::Event>,
+}
+
+/// Follow-ups of committed events that need no transaction.
+pub(super) fn after_commit(s: &Services, applied: &Applied) {
+    super::super::media::after_commit(s, &applied.messages);
+    s.realtime.publish_all(&applied.events);
+}
+
+/// is written with a few multi-row statements however many POSTs it came in, and rows are
+/// locked in one order (tenants, connections, then phones and contacts sorted), which keeps
+/// concurrent processors (other nodes) from deadlocking each other.
+#[derive(Default)]
+struct Batch<'a> {
+    messages: BTreeMap<(TenantId, Uuid), Vec<Incoming<'a>>>,
+    statuses: BTreeMap<(TenantId, Uuid), Vec<StatusChange<'a>>>,
+}
+
+impl<'a> Batch<'a> {
+    /// Collects the messages and statuses of one payload; what is skipped goes to `notes`.
+    fn parse(
+        &mut self,
+        event: usize,
+        conn: &Connection,
+        payload: &'a Notification<'_>,
+        notes: &mut Vec<String>,
+    ) {
+        let (messages, statuses) =
+            payload::changes(event, conn.id, &conn.phone_number_id, payload, notes);
+        let key = (conn.tenant_id, conn.id);
+        self.messages.entry(key).or_default().extend(messages);
+        self.statuses.entry(key).or_default().extend(statuses);
+    }
+
+    /// Writes the batch: per (tenant, connection), the new messages with their contacts and
+    /// conversations, then the statuses; then consent keywords and media jobs of the new
+    /// messages; then reads the realtime events.
+    async fn apply(
+        self,
+        s: &Services,
+        tx: &mut Tx<SystemScope>,
+        connections: &HashMap<Uuid, Option<Connection>>,
+        now: OffsetDateTime,
+        notes: &mut [Vec<String>],
+    ) -> palisade_store::Result<Applied> {
+        let mut applied = Applied::default();
+        // Per (tenant, connection): the new messages, their rows as stored, and the (wamid,
+        // status) that moved.
+        type Changes = (Vec<NewMessage>, Vec<Message>, Vec<(String, String)>);
+        let mut new_contacts: BTreeMap<TenantId, Vec<Uuid>> = BTreeMap::new();
+        let mut by_group: BTreeMap<(TenantId, Uuid), Changes> = BTreeMap::new();
+        for ((tenant, conn_id), list) in self.messages {
+            let Some(conn) = connections.get(&conn_id).and_then(Option::as_ref) else {
+                continue;
+            };
+            let (new, stored, created) = store_messages(tx, tenant, conn, list, now, notes).await?;
+            new_contacts.entry(tenant).or_default().extend(created);
+            let group = by_group.entry((tenant, conn_id)).or_default();
+            group.0 = new;
+            group.1 = stored;
+        }
+        for ((tenant, conn_id), list) in self.statuses {
+            let mut moved = Vec::new();
+            for st in list {
+                let changed = messaging::advance_status(
+                    tx, tenant, conn_id, st.wamid, st.status, st.error, now,
+                )
+                .await?;
+                if changed {
+                    moved.push((st.wamid.to_owned(), st.status.to_owned()));
+                } else {
+                    tracing::debug!(
+                        wamid = st.wamid,
+                        status = st.status,
+                        "status for an unknown message or not newer"
+                    );
+                }
+            }
+            by_group.entry((tenant, conn_id)).or_default().2 = moved;
+        }
+        for ((tenant, conn_id), (messages, stored, statuses)) in by_group {
+            let events =
+                crate::realtime::inbound_events(s, tx, tenant, conn_id, stored, &statuses).await?;
+            applied.events.extend(events);
+            applied.messages.extend(messages);
+        }
+        for (tenant, created) in new_contacts {
+            crate::contacts::announce_created(tx, tenant, &created, now).await?;
+        }
+        crate::contacts::apply_consent_keywords(tx, &s.settings, &applied.messages, now).await?;
+        super::super::media::enqueue_downloads(tx, &applied.messages).await?;
+        Ok(applied)
+    }
+}
+
+/// Stores the new messages of one (tenant, connection): those whose wamid the connection does
+/// not have yet (redeliveries and repeats change nothing), with their contacts and
+/// conversations, in a few multi-row statements. Returns the new messages, their rows as
+/// stored, and the contacts created.
+async fn store_messages(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    conn: &Connection,
+    list: Vec<Incoming<'_>>,
+    now: OffsetDateTime,
+    notes: &mut [Vec<String>],
+) -> palisade_store::Result<(Vec<NewMessage>, Vec<Message>, Vec<Uuid>)> {
+    let wamids: Vec<String> = list.iter().map(|m| m.wamid.to_owned()).collect();
+    let mut seen = messaging::existing_wamids(tx, tenant, conn.id, &wamids).await?;
+    let mut accepted: Vec<Incoming<'_>> = Vec::with_capacity(list.len());
+    let mut senders: HashMap<&str, messaging::Sender> = HashMap::new();
+    for m in list {
+        if !seen.insert(m.wamid.to_owned()) {
+            continue; // already stored (redelivery) or repeated in this batch
+        }
+        let sender = senders.entry(m.from).or_insert_with(|| messaging::Sender {
+            phone: format!("+{}", m.from),
+            wa_id: m.from.to_owned(),
+            profile_name: None,
+        });
+        // The latest payload's profile name wins.
+        if let Some(p) = m.profile {
+            sender.profile_name = Some(p.to_owned());
+        }
+        accepted.push(m);
+    }
+    if accepted.is_empty() {
+        return Ok((Vec::new(), Vec::new(), Vec::new()));
+    }
+    let senders: Vec<messaging::Sender> = senders.into_values().collect();
+    let messaging::UpsertedContacts {
+        ids: contacts,
+        created,
+    } = messaging::upsert_contacts(tx, tenant, &senders, now).await?;
+    let mut latest: HashMap<Uuid, OffsetDateTime> = HashMap::new();
+    for m in &accepted {
+        if let Some(contact) = contacts.get(&format!("+{}", m.from)) {
+            let t = m.fields.timestamp.unwrap_or(now);
+            let e = latest.entry(*contact).or_insert(t);
+            *e = (*e).max(t);
+        }
+    }
+    let conversations = messaging::touch_conversations(tx, tenant, conn.id, &latest, now).await?;
+    let mut new = Vec::with_capacity(accepted.len());
+    for m in accepted {
+        let Some(conversation_id) = contacts
+            .get(&format!("+{}", m.from))
+            .and_then(|c| conversations.get(c))
+            .copied()
+        else {
+            // Only if a concurrent erasure removed the contact between the statements.
+            if let Some(n) = notes.get_mut(m.event) {
+                n.push(format!(
+                    "message {}: its contact vanished, skipped",
+                    m.wamid
+                ));
+            }
+            continue;
+        };
+        let fields = m.fields;
+        let kind = fields.kind.unwrap_or("unknown").to_owned();
+        let text = (kind == "text")
+            .then(|| fields.text.and_then(|t| t.body))
+            .flatten()
+            .map(str::to_owned);
+        new.push(NewMessage {
+            id: Uuid::now_v7(),
+            tenant_id: tenant,
+            conversation_id,
+            connection_id: conn.id,
+            wamid: m.wamid.to_owned(),
+            direction: "inbound",
+            kind,
+            body: m.message.clone(),
+            text,
+            status: "received",
+            error: fields.errors,
+            context_wamid: fields.context.and_then(|c| c.id).map(str::to_owned),
+            sent_at: fields.timestamp,
+            created_at: now,
+        });
+    }
+    let stored = messaging::insert_messages(tx, &new).await?;
+    Ok((new, stored, created))
+}
