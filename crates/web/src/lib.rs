@@ -3,7 +3,9 @@
 //! Request path (outermost first): request id and client address → trace span → timeout →
 //! security headers → CORS → (API only) authenticate, rate limit, CSRF → handler. Handlers are
 //! thin: extract and parse, call one service in `palisade_core`, render.
-//! Each feature module under `routes` owns its router, request/response types and handlers.
+//! Each feature module under `routes` owns its router (an `OpenApiRouter`: `routes!` registers
+//! each handler with its `#[utoipa::path]`, so the route and its documentation go together),
+//! its request/response types and its handlers; [`api_routes`] and [`outside_routes`] merge them.
 
 // axum rejections are `Response`s by design; boxing them buys nothing here.
 #![allow(clippy::result_large_err)]
@@ -20,6 +22,7 @@ use ipnet::IpNet;
 use palisade_core::Services;
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
 
 /// Web-only settings (the rest lives in `palisade_core::Settings`).
 #[derive(Debug, Clone)]
@@ -53,9 +56,10 @@ pub struct AppState {
     pub web: Arc<WebConfig>,
 }
 
-/// The whole application router.
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+/// Every route under `/api/` except the document: these go through the API middleware.
+/// A feature adds its module's `router()` here, once; its paths join the document with it.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(routes::auth::router())
         .merge(routes::me::router())
         .merge(routes::users::router())
@@ -70,15 +74,25 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::contacts::router())
         .merge(routes::media::router())
         .merge(routes::ws::router())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::authenticate,
-        ));
-    let app = Router::new()
+}
+
+/// Routes outside the API middleware: health checks and Meta's webhooks (they authenticate
+/// themselves, by verify token or signature).
+fn outside_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(routes::health::router())
         .merge(routes::whatsapp::webhook_router())
-        .merge(openapi::router())
-        .merge(api)
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let api = api_routes().layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        middleware::authenticate,
+    ));
+    let (routes, paths) = outside_routes().merge(api).split_for_parts();
+    let app = routes
+        .merge(openapi::router(openapi::document(paths)))
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(
@@ -86,4 +100,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state.clone());
     middleware::wrap(app, state)
+}
+
+/// The OpenAPI document [`router`] serves, built from the same route modules without an
+/// application (for tests and tools).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::document(outside_routes().merge(api_routes()).into_openapi())
 }

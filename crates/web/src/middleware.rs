@@ -399,7 +399,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             req.extensions_mut().insert(outcome);
             let resp = next.run(req).await;
             let status = resp.status().as_u16();
-            // An opened websocket records itself once it is authorised (routes/ws.rs).
+            // An opened websocket records itself once it is authorised (routes/ws/socket.rs).
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                 return resp;
             }

@@ -260,20 +260,27 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/users/{id}/unlock"),
 ];
 
-/// The paths passed to `.route("…")` in the web crate's sources.
+/// The paths the web crate routes: those of its handlers' `#[utoipa::path(…, path = "…")]`
+/// (registered with `routes!`) and any passed to axum's `.route("…")` directly.
 fn routed_paths_in_source() -> std::collections::BTreeSet<String> {
-    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/src");
-    let mut files = vec![web.join("openapi.rs")];
-    for e in std::fs::read_dir(web.join("routes")).unwrap() {
-        files.push(e.unwrap().path());
-    }
+    let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/src")];
     let mut out = std::collections::BTreeSet::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
-        let compact: String = text.split_whitespace().collect();
-        for piece in compact.split(".route(\"").skip(1) {
-            if let Some((path, _)) = piece.split_once('"') {
-                out.insert(path.to_owned());
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let f = e.unwrap().path();
+            if f.is_dir() {
+                dirs.push(f);
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap();
+            let compact: String = text.split_whitespace().collect();
+            let routed = compact.split(".route(\"").skip(1);
+            let attributes = compact.split("#[utoipa::path(").skip(1);
+            let documented = attributes.filter_map(|a| a.split_once("path=\"").map(|(_, p)| p));
+            for piece in routed.chain(documented) {
+                if let Some((path, _)) = piece.split_once('"') {
+                    out.insert(path.to_owned());
+                }
             }
         }
     }
@@ -301,8 +308,8 @@ async fn openapi_documents_every_route(db: Db) {
             "{method} {path} is not documented"
         );
     }
-    // Every path the router serves (every `.route(...)` in the web crate) is documented, including
-    // any added after the list above was written.
+    // Every path the router serves (every handler's `#[utoipa::path]`, every `.route(...)` in the
+    // web crate) is documented, including any added after the list above was written.
     let routed = routed_paths_in_source();
     for (_, path) in ROUTES {
         assert!(routed.contains(*path), "{path} is no longer routed");

@@ -7,8 +7,7 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use palisade_core::api_keys::{self, NewApiKey};
 use palisade_core::records::ApiKey;
 use palisade_core::AppError;
@@ -16,16 +15,15 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/api-keys", get(list_keys).post(create_key))
-        .route(
-            "/api/v1/api-keys/{id}",
-            get(get_key).patch(update_key).delete(delete_key),
-        )
-        .route("/api/v1/api-keys/{id}/revoke", post(revoke_key))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(get_key, update_key, delete_key))
+        .routes(routes!(revoke_key))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -8,8 +8,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use palisade_core::audit::log;
 use palisade_core::records::{AuditFilter, AuditRecord};
 use palisade_core::AppError;
@@ -17,12 +16,14 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/audit-logs", get(search))
-        .route("/api/v1/audit-logs/export", get(export))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(search))
+        .routes(routes!(export))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

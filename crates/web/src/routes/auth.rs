@@ -9,28 +9,29 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use palisade_core::auth::sessions::IssuedTokens;
 use palisade_core::auth::{passwords, register, sessions, RequestMeta};
 use palisade_core::{AppError, Services};
 use palisade_domain::SessionId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/register", post(register_tenant))
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/refresh", post(refresh))
-        .route("/api/v1/auth/logout", post(logout))
-        .route("/api/v1/auth/logout-all", post(logout_all))
-        .route("/api/v1/auth/sessions", get(list_sessions))
-        .route("/api/v1/auth/sessions/{id}", delete(revoke_session))
-        .route("/api/v1/auth/password", post(change_password))
-        .route("/api/v1/auth/password/generate", get(generate_password))
-        .route("/api/v1/auth/accept-invite", post(accept_invite))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register_tenant))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
+        .routes(routes!(list_sessions))
+        .routes(routes!(revoke_session))
+        .routes(routes!(change_password))
+        .routes(routes!(generate_password))
+        .routes(routes!(accept_invite))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

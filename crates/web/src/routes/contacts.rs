@@ -10,8 +10,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use palisade_core::contacts::{self, ContactPatch, ListQuery, NewContact};
 use palisade_core::records::Contact;
 use palisade_core::AppError;
@@ -19,16 +18,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/contacts", get(list_contacts).post(create_contact))
-        .route("/api/v1/contacts/export", get(export_contacts))
-        .route(
-            "/api/v1/contacts/{id}",
-            get(get_contact)
-                .patch(update_contact)
-                .delete(delete_contact),
-        )
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(list_contacts, create_contact))
+        .routes(routes!(export_contacts))
+        .routes(routes!(get_contact, update_contact, delete_contact))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -5,11 +5,12 @@ use super::rfc3339;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Auth;
 use crate::AppState;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use palisade_domain::Role;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -29,8 +30,8 @@ pub struct MeResponse {
     pub created_at: String,
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/me", get(me))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(me))
 }
 
 /// The signed-in user, their tenant and session.

@@ -13,17 +13,17 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use palisade_core::records::MessageMedia;
 use palisade_core::whatsapp::media::{self, MediaFile};
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/messages/{id}/media", get(download))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(download))
 }
 
 /// The file of an inbound media message (`image`, `audio`, `video`, `document`, `sticker`).

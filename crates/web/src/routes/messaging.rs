@@ -7,26 +7,21 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, Meta};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use palisade_core::messaging;
 use palisade_core::records::{Conversation, Message};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/conversations", get(list_conversations))
-        .route(
-            "/api/v1/conversations/{id}",
-            get(get_conversation).patch(update_conversation),
-        )
-        .route("/api/v1/conversations/{id}/notes", post(add_note))
-        .route(
-            "/api/v1/conversations/{id}/messages",
-            get(list_messages).post(send_message),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_conversations))
+        .routes(routes!(get_conversation, update_conversation))
+        .routes(routes!(add_note))
+        .routes(routes!(list_messages, send_message))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

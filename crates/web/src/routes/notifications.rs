@@ -5,18 +5,19 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, Auth};
 use crate::AppState;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use palisade_core::notifications;
 use palisade_core::records::Notification;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/notifications", get(list_notifications))
-        .route("/api/v1/notifications/{id}/read", post(mark_read))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_notifications))
+        .routes(routes!(mark_read))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -9,23 +9,21 @@ use crate::extract::{ApiJson, ApiPath, Auth, Meta};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use palisade_core::platform;
 use palisade_domain::TenantId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/tenants", get(list_tenants))
-        .route("/api/v1/admin/tenants/{id}/suspend", post(suspend_tenant))
-        .route(
-            "/api/v1/admin/tenants/{id}/reactivate",
-            post(reactivate_tenant),
-        )
-        .route("/api/v1/admin/tenants/{id}/impersonate", post(impersonate))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tenants))
+        .routes(routes!(suspend_tenant))
+        .routes(routes!(reactivate_tenant))
+        .routes(routes!(impersonate))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

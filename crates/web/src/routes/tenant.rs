@@ -5,13 +5,14 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Auth, Meta};
 use crate::AppState;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use palisade_core::records::Tenant;
 use palisade_core::tenants;
 use palisade_domain::PasswordPolicyPreset;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -52,8 +53,8 @@ impl From<Tenant> for TenantResponse {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/tenant", get(get_tenant).patch(update_tenant))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_tenant, update_tenant))
 }
 
 /// The signed-in user's tenant.

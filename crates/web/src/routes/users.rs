@@ -6,28 +6,23 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, Meta};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use palisade_core::records::User;
 use palisade_core::users::{self, NewUser, UserChanges};
 use palisade_domain::{Role, TenantId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/users", get(list_users).post(create_user))
-        .route(
-            "/api/v1/users/{id}",
-            get(get_user).patch(update_user).delete(delete_user),
-        )
-        .route("/api/v1/users/{id}/restore", post(restore_user))
-        .route(
-            "/api/v1/users/{id}/transfer-ownership",
-            post(transfer_ownership),
-        )
-        .route("/api/v1/users/{id}/unlock", post(unlock_user))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, update_user, delete_user))
+        .routes(routes!(restore_user))
+        .routes(routes!(transfer_ownership))
+        .routes(routes!(unlock_user))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

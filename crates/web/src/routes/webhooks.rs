@@ -7,35 +7,25 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use palisade_core::records::{Delivery, Webhook};
 use palisade_core::webhooks::{self, NewWebhook, WebhookChanges};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/webhooks", get(list_webhooks).post(create_webhook))
-        .route(
-            "/api/v1/webhooks/allowed-domains",
-            get(get_allowed_domains).put(put_allowed_domains),
-        )
-        .route(
-            "/api/v1/webhooks/{id}",
-            get(get_webhook)
-                .patch(update_webhook)
-                .delete(delete_webhook),
-        )
-        .route("/api/v1/webhooks/{id}/approve", post(approve_webhook))
-        .route("/api/v1/webhooks/{id}/rotate-secret", post(rotate_secret))
-        .route("/api/v1/webhooks/{id}/test", post(test_webhook))
-        .route("/api/v1/webhooks/{id}/deliveries", get(list_deliveries))
-        .route(
-            "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
-            post(retry_delivery),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_webhooks, create_webhook))
+        .routes(routes!(get_allowed_domains, put_allowed_domains))
+        .routes(routes!(get_webhook, update_webhook, delete_webhook))
+        .routes(routes!(approve_webhook))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(test_webhook))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(retry_delivery))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

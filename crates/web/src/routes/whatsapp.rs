@@ -11,39 +11,28 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use palisade_core::records::WhatsAppConnection;
 use palisade_core::whatsapp::connections::{self, ConnectionChanges, NewConnection};
 use palisade_core::whatsapp::inbound;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// Authenticated management routes (under the API middleware).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/whatsapp/connections",
-            get(list_connections).post(create_connection),
-        )
-        .route(
-            "/api/v1/whatsapp/connections/{id}",
-            axum::routing::delete(delete_connection).patch(update_connection),
-        )
-        .route(
-            "/api/v1/whatsapp/connections/{id}/disconnect",
-            post(disconnect_connection),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_connections, create_connection))
+        .routes(routes!(delete_connection, update_connection))
+        .routes(routes!(disconnect_connection))
 }
 
 /// Meta's webhook routes (authenticated by verify token or signature, not by our credentials).
-pub fn webhook_router() -> Router<AppState> {
-    Router::new().route(
-        "/webhooks/whatsapp/{connection_id}",
-        get(verify_webhook).post(receive_webhook),
-    )
+pub fn webhook_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(verify_webhook, receive_webhook))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
