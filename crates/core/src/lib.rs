@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod error;
 pub mod messaging;
 pub mod notifications;
+pub mod pagination;
 pub mod platform;
 pub mod rate_limit;
 pub mod realtime;
@@ -100,7 +101,6 @@ impl Services {
 pub mod records {
     pub use palisade_store::api_keys::ApiKey;
     pub use palisade_store::audit::{AuditFilter, AuditRecord, ChainReport};
-    pub use palisade_store::contacts::{Contact, ContactFilter};
     pub use palisade_store::media::MessageMedia;
     pub use palisade_store::messaging::{Conversation, Message};
     pub use palisade_store::notifications::Notification;

@@ -5,27 +5,12 @@
 //! webhooks (`whatsapp::inbound`).
 
 use crate::auth::Principal;
+use crate::pagination::Page;
 use crate::{AppError, AppResult, Services};
 use palisade_domain::{FieldError, Permission};
 use palisade_store::audit as audit_log;
 use palisade_store::messaging::{self as store, Conversation, Message};
 use uuid::Uuid;
-
-/// A page: the items and, when there may be more, the cursor for the next page.
-pub struct Page<T> {
-    pub data: Vec<T>,
-    pub next_cursor: Option<Uuid>,
-}
-
-fn page<T>(mut items: Vec<T>, limit: i64, id: impl Fn(&T) -> Uuid) -> Page<T> {
-    let limit = usize::try_from(limit).unwrap_or(0);
-    let more = items.len() > limit;
-    items.truncate(limit);
-    Page {
-        next_cursor: if more { items.last().map(id) } else { None },
-        data: items,
-    }
-}
 
 fn clamp(limit: Option<i64>) -> i64 {
     limit.unwrap_or(50).clamp(1, 200)
@@ -90,7 +75,7 @@ pub async fn list_conversations(
     };
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
     let items = store::list_conversations(&mut tx, &filter).await?;
-    Ok(page(items, limit, |c| c.id))
+    Ok(Page::from_overfetch(items, limit, |c| c.id))
 }
 
 pub async fn get_conversation(s: &Services, p: &Principal, id: Uuid) -> AppResult<Conversation> {
@@ -120,7 +105,7 @@ pub async fn list_messages(
     }
     let mut items = store::list_messages(&mut tx, conversation_id, cursor, limit + 1).await?;
     crate::whatsapp::media::attach(&mut tx, &mut items).await?;
-    Ok(page(items, limit, |m| m.id))
+    Ok(Page::from_overfetch(items, limit, |m| m.id))
 }
 
 /// How long after a customer's last message free-form messages may be sent (Meta's customer

@@ -10,6 +10,7 @@
 //!   `api_key_not_allowed`; super admins belong to no tenant and have none.
 
 use crate::auth::Principal;
+use crate::pagination::Page;
 use crate::{AppError, AppResult, Services};
 use palisade_domain::{Permission, TenantId, UserId};
 use palisade_store::notifications::{self as store, Notification};
@@ -70,12 +71,6 @@ pub async fn tenant_admins<S: Scope>(
     Ok(ids)
 }
 
-/// A page of notifications, newest first.
-pub struct Page {
-    pub data: Vec<Notification>,
-    pub next_cursor: Option<Uuid>,
-}
-
 fn require_user(p: &Principal) -> AppResult<()> {
     p.require(Permission::NotificationsRead)
 }
@@ -87,25 +82,15 @@ pub async fn list(
     unread_only: bool,
     cursor: Option<Uuid>,
     limit: Option<i64>,
-) -> AppResult<Page> {
+) -> AppResult<Page<Notification>> {
     require_user(p)?;
     let limit = limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(AppError::field("limit", "must be between 1 and 200"));
     }
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
-    let mut items =
-        store::list_for_user(&mut tx, p.user_id, unread_only, cursor, limit + 1).await?;
-    let more = items.len() > usize::try_from(limit).unwrap_or(0);
-    items.truncate(usize::try_from(limit).unwrap_or(0));
-    Ok(Page {
-        next_cursor: if more {
-            items.last().map(|n| n.id)
-        } else {
-            None
-        },
-        data: items,
-    })
+    let items = store::list_for_user(&mut tx, p.user_id, unread_only, cursor, limit + 1).await?;
+    Ok(Page::from_overfetch(items, limit, |n| n.id))
 }
 
 /// Marks one of the caller's notifications read (idempotent: the first read time is kept).

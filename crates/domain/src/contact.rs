@@ -1,9 +1,66 @@
 //! What a contact is made of: an E.164 phone number, tags and custom attributes, each parsed
-//! once at the edge with every limit enforced here.
+//! once at the edge with every limit enforced here, and the [`Contact`] entity they make up.
+//!
+//! Values read back from the database are taken with `from_stored`, never parsed again: a row
+//! written before a rule was tightened (or by inbound processing, which takes the sender's
+//! number from Meta) must stay readable, and a read that failed on it would hide the contact
+//! from the very people who could fix it.
 
-use crate::FieldError;
+use crate::{Consent, ContactId, EmailAddress, FieldError, PersonName, TenantId};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+/// A person a tenant talks to on WhatsApp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contact {
+    pub id: ContactId,
+    pub tenant_id: TenantId,
+    /// Unique in the tenant.
+    pub phone: PhoneNumber,
+    /// WhatsApp's id of the sender, as Meta sends it (never validated: Meta's, not ours);
+    /// absent for contacts that have not written.
+    pub wa_id: Option<String>,
+    pub name: Option<PersonName>,
+    /// The name the person set in WhatsApp, as Meta sends it (never validated).
+    pub wa_profile_name: Option<String>,
+    pub email: Option<EmailAddress>,
+    pub tags: Tags,
+    pub custom_attributes: CustomAttributes,
+    pub consent: Consent,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl Contact {
+    /// A new contact of `tenant` with nothing but its phone (consent never asked).
+    pub fn new(tenant_id: TenantId, phone: PhoneNumber, now: OffsetDateTime) -> Self {
+        Contact {
+            id: ContactId::new(),
+            tenant_id,
+            phone,
+            wa_id: None,
+            name: None,
+            wa_profile_name: None,
+            email: None,
+            tags: Tags::default(),
+            custom_attributes: CustomAttributes::default(),
+            consent: Consent::Unknown,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Gives the contact another number. WhatsApp's id and profile name belong to the old
+    /// number's account; keeping the id would send replies to the old number.
+    pub fn change_phone(&mut self, phone: PhoneNumber) {
+        if phone != self.phone {
+            self.phone = phone;
+            self.wa_id = None;
+            self.wa_profile_name = None;
+        }
+    }
+}
 
 /// A phone number in E.164: `+` and 8 to 15 digits, the first not 0. Input may carry spaces,
 /// dashes, dots and parentheses (`+1 (555) 010-0199`), which are dropped; anything else is
@@ -34,6 +91,11 @@ impl PhoneNumber {
             return Err(bad());
         }
         Ok(Self(format!("+{digits}")))
+    }
+
+    /// A number read back from the database, taken as stored (see the module comment).
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
     }
 
     pub fn as_str(&self) -> &str {
@@ -85,6 +147,11 @@ impl Tags {
     pub fn parse_one(field: &'static str, raw: &str) -> Result<String, FieldError> {
         let t = Self::parse(field, &[raw.to_owned()])?;
         Ok(t.0.into_iter().next().unwrap_or_default())
+    }
+
+    /// Tags read back from the database, taken as stored (see the module comment).
+    pub fn from_stored(stored: Vec<String>) -> Self {
+        Self(stored)
     }
 
     pub fn as_slice(&self) -> &[String] {
@@ -144,6 +211,11 @@ impl CustomAttributes {
             ));
         }
         Ok(Self(map))
+    }
+
+    /// Attributes read back from the database, taken as stored (see the module comment).
+    pub fn from_stored(stored: Map<String, Value>) -> Self {
+        Self(stored)
     }
 
     pub fn as_map(&self) -> &Map<String, Value> {

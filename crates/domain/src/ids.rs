@@ -57,3 +57,47 @@ id_type!(
     /// One signed-in device: the family of refresh tokens and the access tokens they mint.
     SessionId
 );
+id_type!(
+    /// A person a tenant talks to on WhatsApp, with their marketing consent.
+    ContactId
+);
+id_type!(
+    /// A thread of messages with one contact on one WhatsApp connection.
+    ConversationId
+);
+id_type!(
+    /// One message in a conversation: inbound, outbound or an internal note.
+    MessageId
+);
+id_type!(
+    /// A tenant's WhatsApp Business phone number, connected through Meta.
+    ConnectionId
+);
+id_type!(
+    /// An endpoint a tenant registered to receive outgoing events.
+    WebhookId
+);
+id_type!(
+    /// One attempt history of delivering one event to one webhook endpoint.
+    DeliveryId
+);
+id_type!(
+    /// A tenant's API key (the id, not the secret).
+    ApiKeyId
+);
+id_type!(
+    /// A notification shown to one user.
+    NotificationId
+);
+id_type!(
+    /// An invitation for someone to join a tenant.
+    InviteId
+);
+id_type!(
+    /// A webhook call from Meta, stored before it is processed.
+    InboundEventId
+);
+id_type!(
+    /// One entry of the append-only audit log.
+    AuditRecordId
+);

@@ -4,6 +4,7 @@
 //! what a valid email or password is) can be read and tested in isolation. Outside strings become
 //! these types at the edge ("parse, don't validate"): a value of a type defined here is valid.
 
+pub mod consent;
 pub mod contact;
 pub mod event;
 pub mod ids;
@@ -14,9 +15,13 @@ pub mod scope;
 pub mod text;
 pub mod timestamp;
 
-pub use contact::{CustomAttributes, PhoneNumber, Tags};
+pub use consent::{Consent, KeywordConsent, OptOutSource};
+pub use contact::{Contact, CustomAttributes, PhoneNumber, Tags};
 pub use event::EventType;
-pub use ids::{SessionId, TenantId, UserId};
+pub use ids::{
+    ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DeliveryId, InboundEventId,
+    InviteId, MessageId, NotificationId, SessionId, TenantId, UserId, WebhookId,
+};
 pub use password::{PasswordContext, PasswordPolicy, PasswordPolicyPreset, PasswordViolation};
 pub use permission::Permission;
 pub use role::Role;

@@ -44,6 +44,12 @@ impl EmailAddress {
         Ok(Self(s))
     }
 
+    /// A value read back from the database, taken as stored: rows written before a parse rule
+    /// was tightened must still be readable, so a read never fails on them.
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -78,6 +84,12 @@ impl PersonName {
     pub fn parse(field: &'static str, raw: &str) -> Result<Self, FieldError> {
         parse_display_text(field, raw, 100).map(Self)
     }
+    /// A value read back from the database, taken as stored: rows written before a parse rule
+    /// was tightened must still be readable, so a read never fails on them.
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

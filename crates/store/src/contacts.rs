@@ -3,35 +3,82 @@
 //! connection's tenant, bound into every statement). Inbound processing creates contacts with
 //! `messaging::upsert_contacts`.
 //!
+//! Rows are private ([`ContactRow`]) and come out as the domain's [`Contact`]; values are taken
+//! as stored (`from_stored`), so an older row never fails a read.
+//!
 //! Consent is stored as the current state (the migration's CHECK keeps it consistent): opted
 //! in (`marketing_opt_in`, `opted_in_at`), opted out (`opted_out_at`, `opt_out_source`), or
-//! neither. Deleting a contact erases its conversations, messages and queued sends with it.
+//! neither. Its rules are the domain's ([`Consent`]); this module only stores the result.
+//! Deleting a contact erases its conversations, messages and queued sends with it.
 
 use crate::{Query, Result, SystemScope, TenantScope, Tx};
-use palisade_domain::TenantId;
+use palisade_domain::{
+    Consent, Contact, ContactId, CustomAttributes, EmailAddress, OptOutSource, PersonName,
+    PhoneNumber, Tags, TenantId,
+};
 use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Contact {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    /// E.164, `+<digits>`.
-    pub phone: String,
-    pub wa_id: Option<String>,
-    pub name: Option<String>,
-    pub wa_profile_name: Option<String>,
-    pub email: Option<String>,
-    pub tags: Json<Vec<String>>,
-    pub custom_attributes: Json<serde_json::Map<String, serde_json::Value>>,
-    pub marketing_opt_in: bool,
-    pub opted_in_at: Option<OffsetDateTime>,
-    pub opted_out_at: Option<OffsetDateTime>,
-    /// `api` or `keyword`, set exactly when `opted_out_at` is.
-    pub opt_out_source: Option<String>,
-    pub created_at: OffsetDateTime,
-    pub updated_at: OffsetDateTime,
+#[derive(Debug, sqlx::FromRow)]
+struct ContactRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    phone: String,
+    wa_id: Option<String>,
+    name: Option<String>,
+    wa_profile_name: Option<String>,
+    email: Option<String>,
+    tags: Json<Vec<String>>,
+    custom_attributes: Json<serde_json::Map<String, serde_json::Value>>,
+    marketing_opt_in: bool,
+    opted_in_at: Option<OffsetDateTime>,
+    opted_out_at: Option<OffsetDateTime>,
+    opt_out_source: Option<String>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl From<ContactRow> for Contact {
+    fn from(r: ContactRow) -> Self {
+        // The CHECK allows only the three states below, and an opt-out source of `api` or
+        // `keyword`; the fallbacks keep a read from failing should a row ever slip past it
+        // (an unknown source reads as `api`, an opt-in without its time as never asked).
+        let consent = match (r.opted_out_at, r.marketing_opt_in, r.opted_in_at) {
+            (Some(at), _, _) => Consent::OptedOut {
+                at,
+                source: r
+                    .opt_out_source
+                    .as_deref()
+                    .and_then(OptOutSource::parse)
+                    .unwrap_or(OptOutSource::Api),
+            },
+            (None, true, Some(at)) => Consent::OptedIn { at },
+            _ => Consent::Unknown,
+        };
+        Contact {
+            id: r.id.into(),
+            tenant_id: r.tenant_id.into(),
+            phone: PhoneNumber::from_stored(r.phone),
+            wa_id: r.wa_id,
+            name: r.name.map(PersonName::from_stored),
+            wa_profile_name: r.wa_profile_name,
+            email: r.email.map(EmailAddress::from_stored),
+            tags: Tags::from_stored(r.tags.0),
+            custom_attributes: CustomAttributes::from_stored(r.custom_attributes.0),
+            consent,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+fn one(row: Option<ContactRow>) -> Option<Contact> {
+    row.map(Contact::from)
+}
+
+fn all(rows: Vec<ContactRow>) -> Vec<Contact> {
+    rows.into_iter().map(Contact::from).collect()
 }
 
 const COLUMNS: &str = "id, tenant_id, phone, wa_id, name, wa_profile_name, email, tags, \
@@ -51,7 +98,7 @@ pub struct ContactFilter {
     /// Only contacts that are (true) or are not (false) opted out.
     pub opted_out: Option<bool>,
     /// The last id of the previous page (newest first).
-    pub before_id: Option<Uuid>,
+    pub before_id: Option<ContactId>,
     pub limit: i64,
 }
 
@@ -86,51 +133,54 @@ pub async fn list(tx: &mut Tx<TenantScope>, f: &ContactFilter) -> Result<Vec<Con
     .bind(f.q_digits.as_deref().map(like_pattern))
     .bind(f.opted_out);
     q.args.push(tag_arg);
-    tx.fetch_all(q.bind(f.limit)).await
+    Ok(all(tx.fetch_all(q.bind(f.limit)).await?))
 }
 
-pub async fn find(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Contact>> {
+pub async fn find(tx: &mut Tx<TenantScope>, id: ContactId) -> Result<Option<Contact>> {
     let tenant = tx.scope().tenant_id();
-    tx.fetch_optional(
-        Query::new(format!(
-            "SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(tenant)
-        .bind(id),
-    )
-    .await
+    Ok(one(tx
+        .fetch_optional(
+            Query::new(format!(
+                "SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant)
+            .bind(id),
+        )
+        .await?))
 }
 
 /// [`find`], locking the row until the transaction ends, for a read-modify-write ([`update`]
 /// writes back every field). On PostgreSQL (READ COMMITTED) a writer that read before another
 /// committed would otherwise write back what it read: a name edit undoing a concurrent tag edit,
-/// or a "STOP" opt-out recorded by inbound processing ([`apply_keyword`]). `FOR UPDATE` makes it
+/// or a "STOP" opt-out recorded by inbound processing ([`write_consent`]). `FOR UPDATE` makes it
 /// wait and read the committed row. On SQLite write transactions already run one at a time.
-pub async fn find_for_update(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Contact>> {
+pub async fn find_for_update(tx: &mut Tx<TenantScope>, id: ContactId) -> Result<Option<Contact>> {
     let tenant = tx.scope().tenant_id();
     let lock = match tx.backend() {
         crate::Backend::Postgres => "FOR UPDATE",
         crate::Backend::Sqlite => "",
     };
-    tx.fetch_optional(
-        Query::new(format!(
-            "SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = $2 {lock}"
-        ))
-        .bind(tenant)
-        .bind(id),
-    )
-    .await
+    Ok(one(tx
+        .fetch_optional(
+            Query::new(format!(
+                "SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = $2 {lock}"
+            ))
+            .bind(tenant)
+            .bind(id),
+        )
+        .await?))
 }
 
 /// The tenant's contacts with these ids, in id order (system work: inbound processing).
 pub async fn find_many(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    ids: &[Uuid],
+    ids: &[ContactId],
 ) -> Result<Vec<Contact>> {
+    let ids: Vec<Uuid> = ids.iter().map(ContactId::as_uuid).collect();
     let mut out = Vec::with_capacity(ids.len());
     let db = tx.backend();
-    for chunk in crate::query::member_chunks(db, ids) {
+    for chunk in crate::query::member_chunks(db, &ids) {
         let q = Query::new(format!(
             "SELECT {COLUMNS} FROM contacts WHERE {} AND {} ORDER BY id",
             crate::query::tenant_is(db, "tenant_id", 1),
@@ -138,21 +188,25 @@ pub async fn find_many(
         ))
         .bind(tenant)
         .bind_members(db, chunk);
-        out.extend(tx.fetch_all::<Contact>(q).await?);
+        out.extend(all(tx.fetch_all::<ContactRow>(q).await?));
     }
     Ok(out)
 }
 
-pub async fn find_by_phone(tx: &mut Tx<TenantScope>, phone: &str) -> Result<Option<Contact>> {
+pub async fn find_by_phone(
+    tx: &mut Tx<TenantScope>,
+    phone: &PhoneNumber,
+) -> Result<Option<Contact>> {
     let tenant = tx.scope().tenant_id();
-    tx.fetch_optional(
-        Query::new(format!(
-            "SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND phone = $2"
-        ))
-        .bind(tenant)
-        .bind(phone),
-    )
-    .await
+    Ok(one(tx
+        .fetch_optional(
+            Query::new(format!(
+                "SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND phone = $2"
+            ))
+            .bind(tenant)
+            .bind(phone.as_str()),
+        )
+        .await?))
 }
 
 /// Inserts `c` (its `tenant_id` is the scope's, whatever the record says). A phone the tenant
@@ -168,15 +222,17 @@ pub async fn insert(tx: &mut Tx<TenantScope>, c: &Contact) -> Result<()> {
         .bind(tenant)
         .bind(c.phone.as_str())
         .bind(c.wa_id.clone())
-        .bind(c.name.clone())
+        .bind(c.name.as_ref().map(PersonName::as_str))
         .bind(c.wa_profile_name.clone())
-        .bind(c.email.clone())
-        .bind(serde_json::json!(c.tags.0))
-        .bind(serde_json::Value::Object(c.custom_attributes.0.clone()))
-        .bind(c.marketing_opt_in)
-        .bind(c.opted_in_at)
-        .bind(c.opted_out_at)
-        .bind(c.opt_out_source.clone())
+        .bind(c.email.as_ref().map(EmailAddress::as_str))
+        .bind(serde_json::json!(c.tags.as_slice()))
+        .bind(serde_json::Value::Object(
+            c.custom_attributes.as_map().clone(),
+        ))
+        .bind(c.consent.marketing_opt_in())
+        .bind(c.consent.opted_in_at())
+        .bind(c.consent.opted_out_at())
+        .bind(c.consent.opt_out_source().map(OptOutSource::as_str))
         .bind(c.created_at)
         .bind(c.updated_at),
     )
@@ -199,14 +255,16 @@ pub async fn update(tx: &mut Tx<TenantScope>, c: &Contact) -> Result<()> {
         .bind(tenant)
         .bind(c.id)
         .bind(c.phone.as_str())
-        .bind(c.name.clone())
-        .bind(c.email.clone())
-        .bind(serde_json::json!(c.tags.0))
-        .bind(serde_json::Value::Object(c.custom_attributes.0.clone()))
-        .bind(c.marketing_opt_in)
-        .bind(c.opted_in_at)
-        .bind(c.opted_out_at)
-        .bind(c.opt_out_source.clone())
+        .bind(c.name.as_ref().map(PersonName::as_str))
+        .bind(c.email.as_ref().map(EmailAddress::as_str))
+        .bind(serde_json::json!(c.tags.as_slice()))
+        .bind(serde_json::Value::Object(
+            c.custom_attributes.as_map().clone(),
+        ))
+        .bind(c.consent.marketing_opt_in())
+        .bind(c.consent.opted_in_at())
+        .bind(c.consent.opted_out_at())
+        .bind(c.consent.opt_out_source().map(OptOutSource::as_str))
         .bind(c.updated_at)
         .bind(c.wa_id.clone())
         .bind(c.wa_profile_name.clone()),
@@ -226,7 +284,7 @@ pub struct Erased {
 /// Deletes a contact with its conversations, their messages (inbound, outbound and notes) and
 /// any of those still waiting in the send queue. A sender that already claimed one of them
 /// finds the message gone and drops it.
-pub async fn delete(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Erased> {
+pub async fn delete(tx: &mut Tx<TenantScope>, id: ContactId) -> Result<Erased> {
     let tenant = tx.scope().tenant_id();
     let of_contact = "SELECT id FROM conversations WHERE tenant_id = $1 AND contact_id = $2";
     let queued_sends = tx
@@ -268,54 +326,58 @@ pub async fn delete(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Erased> {
     })
 }
 
-/// A consent change asked for by an inbound message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeywordConsent {
-    /// Opt the contact out (unless already out, or opted in after `at`).
-    OptOut,
-    /// Lift an opt-out made before `at` (a contact that never opted out is left alone).
-    OptIn,
-}
-
-/// Applies a keyword to the contact of `conversation_id`, as of `at` (the message's time).
-/// Returns the contact when it changed.
-pub async fn apply_keyword(
+/// The contact of `conversation_id`, locked until the transaction ends (see
+/// [`find_for_update`]), for a consent keyword in one of its messages (system work: inbound
+/// processing).
+pub async fn find_by_conversation_for_update(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
     conversation_id: Uuid,
-    consent: KeywordConsent,
-    at: OffsetDateTime,
+) -> Result<Option<Contact>> {
+    let lock = match tx.backend() {
+        crate::Backend::Postgres => "FOR UPDATE",
+        crate::Backend::Sqlite => "",
+    };
+    Ok(one(tx
+        .fetch_optional(
+            Query::new(format!(
+                "SELECT {COLUMNS} FROM contacts
+                 WHERE tenant_id = $1
+                   AND id = (SELECT contact_id FROM conversations WHERE tenant_id = $1 AND id = $2)
+                 {lock}"
+            ))
+            .bind(tenant)
+            .bind(conversation_id),
+        )
+        .await?))
+}
+
+/// Writes a contact's consent (decided by [`Consent::apply_keyword`]) as of `now`, and returns
+/// the contact as stored (PostgreSQL keeps microseconds).
+pub async fn write_consent(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    id: ContactId,
+    consent: Consent,
     now: OffsetDateTime,
 ) -> Result<Option<Contact>> {
-    let set = match consent {
-        KeywordConsent::OptOut => {
-            "marketing_opt_in = $5, opted_in_at = NULL, opted_out_at = $3, opt_out_source = 'keyword'"
-        }
-        KeywordConsent::OptIn => {
-            "marketing_opt_in = $5, opted_in_at = $3, opted_out_at = NULL, opt_out_source = NULL"
-        }
-    };
-    let only_if = match consent {
-        KeywordConsent::OptOut => {
-            "opted_out_at IS NULL AND (opted_in_at IS NULL OR opted_in_at <= $3)"
-        }
-        KeywordConsent::OptIn => "opted_out_at IS NOT NULL AND opted_out_at <= $3",
-    };
-    tx.fetch_optional(
-        Query::new(format!(
-            "UPDATE contacts SET {set}, updated_at = $4
-             WHERE tenant_id = $1
-               AND id = (SELECT contact_id FROM conversations WHERE tenant_id = $1 AND id = $2)
-               AND {only_if}
-             RETURNING {COLUMNS}"
-        ))
-        .bind(tenant)
-        .bind(conversation_id)
-        .bind(at)
-        .bind(now)
-        .bind(consent == KeywordConsent::OptIn),
-    )
-    .await
+    Ok(one(tx
+        .fetch_optional(
+            Query::new(format!(
+                "UPDATE contacts SET marketing_opt_in = $3, opted_in_at = $4, opted_out_at = $5,
+                     opt_out_source = $6, updated_at = $7
+                 WHERE tenant_id = $1 AND id = $2
+                 RETURNING {COLUMNS}"
+            ))
+            .bind(tenant)
+            .bind(id)
+            .bind(consent.marketing_opt_in())
+            .bind(consent.opted_in_at())
+            .bind(consent.opted_out_at())
+            .bind(consent.opt_out_source().map(OptOutSource::as_str))
+            .bind(now),
+        )
+        .await?))
 }
 
 // ---- contacts that inbound messages create ----

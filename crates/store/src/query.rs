@@ -135,6 +135,17 @@ macro_rules! into_arg_id {
 into_arg_id!(palisade_domain::TenantId);
 into_arg_id!(palisade_domain::UserId);
 into_arg_id!(palisade_domain::SessionId);
+into_arg_id!(palisade_domain::ContactId);
+into_arg_id!(palisade_domain::ConversationId);
+into_arg_id!(palisade_domain::MessageId);
+into_arg_id!(palisade_domain::ConnectionId);
+into_arg_id!(palisade_domain::WebhookId);
+into_arg_id!(palisade_domain::DeliveryId);
+into_arg_id!(palisade_domain::ApiKeyId);
+into_arg_id!(palisade_domain::NotificationId);
+into_arg_id!(palisade_domain::InviteId);
+into_arg_id!(palisade_domain::InboundEventId);
+into_arg_id!(palisade_domain::AuditRecordId);
 
 impl<T: IntoArg> IntoArg for Option<T> {
     fn into_arg(self) -> Arg {

@@ -12,6 +12,7 @@
 
 pub mod cookies;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;

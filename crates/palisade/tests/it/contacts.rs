@@ -16,7 +16,8 @@ both!(
     inbound_stop_opts_out_and_start_lifts_it,
     erasing_a_contact_removes_its_conversations_and_queued_sends,
     contact_events_are_queued_with_the_change,
-    a_contact_an_inbound_message_creates_is_announced_once
+    a_contact_an_inbound_message_creates_is_announced_once,
+    a_contact_is_the_same_in_the_api_events_and_exports
 );
 
 async fn create(app: &TestApp, token: &str, body: Value) -> Value {
@@ -943,4 +944,116 @@ async fn a_contact_an_inbound_message_creates_is_announced_once(db: Db) {
     assert_eq!(announced("+447700900555").await, 1);
     customer_says(&s, "447700900555", "Hi, Bo here").await;
     assert_eq!(announced("+447700900555").await, 1);
+}
+
+/// The fields of one CSV line (every field quoted, `""` for a quote inside).
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    out.push(field);
+    out
+}
+
+/// One contact is one JSON object wherever it leaves the server: the REST answers (create, get,
+/// list, edit), the `contact.created` and `contact.updated` events' data and the JSON Lines
+/// export are equal, and the CSV row has the same values column by column.
+async fn a_contact_is_the_same_in_the_api_events_and_exports(db: Db) {
+    let app = spawn_app_with(db, |c| {
+        c.webhooks_allow_private_targets = true;
+        c.webhooks_worker_interval_ms = 0;
+    })
+    .await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let t = &owner.access_token;
+    let wid = subscribe(&app, t, "contact.*").await;
+    let created = create(
+        &app,
+        t,
+        json!({"phone": "+447700900123", "name": "Ana Lima", "email": "ana@example.com",
+               "tags": ["vip", "lead:hot"], "custom_attributes": {"plan": "gold", "seats": 3, "vip": true, "note": null},
+               "marketing_opt_in": true}),
+    )
+    .await;
+    let path = format!("/api/v1/contacts/{}", created["id"].as_str().unwrap());
+    assert_eq!(app.get(&path, t).await.body, created);
+    let updated = app
+        .patch(
+            &path,
+            t,
+            json!({"marketing_opt_in": false, "tags": ["vip"]}),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    let updated = updated.body;
+    assert_eq!(updated["opt_out_source"], "api");
+    assert_eq!(app.get(&path, t).await.body, updated);
+    assert_eq!(
+        app.get("/api/v1/contacts", t).await.body["data"][0],
+        updated
+    );
+
+    let d = app
+        .get(&format!("/api/v1/webhooks/{wid}/deliveries"), t)
+        .await;
+    let event = |kind: &str| {
+        d.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["event_type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {}", d.body))["payload"]["data"]
+            .clone()
+    };
+    assert_eq!(event("contact.created"), created);
+    assert_eq!(event("contact.updated"), updated);
+
+    let export = |format: &str| {
+        let app = &app;
+        let url = app.url(&format!("/api/v1/contacts/export?format={format}"));
+        async move {
+            let r = app.client.get(url).bearer_auth(t).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.text().await.unwrap()
+        }
+    };
+    let jsonl = export("jsonl").await;
+    let line: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(line, updated);
+
+    let csv = export("csv").await;
+    let mut lines = csv.lines();
+    let header = csv_fields(lines.next().unwrap());
+    let row = csv_fields(lines.next().unwrap());
+    assert_eq!(header.len(), row.len());
+    for (column, value) in header.iter().zip(&row) {
+        let want = match &updated[column.as_str()] {
+            Value::Null => String::new(),
+            Value::String(s) => s.clone(),
+            Value::Array(tags) => tags
+                .iter()
+                .map(|t| t.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(";"),
+            other => other.to_string(),
+        };
+        assert_eq!(value, &want, "CSV column {column}");
+    }
+    assert_eq!(
+        header.len(),
+        updated.as_object().unwrap().len(),
+        "every field is a column"
+    );
 }

@@ -2,14 +2,14 @@
 
 use super::rfc3339;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::export::{self, CsvCell, ExportFormat, ExportRow};
 use crate::extract::{ApiQuery, Auth, Meta};
 use crate::AppState;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use palisade_core::audit::log;
+use palisade_core::pagination::Page;
 use palisade_core::records::{AuditFilter, AuditRecord};
 use palisade_core::AppError;
 use serde::{Deserialize, Serialize};
@@ -198,62 +198,48 @@ pub async fn search(
     )?;
     f.before_id = q.cursor;
     f.limit = limit + 1;
-    let mut records = log::search(&state.services, &p, f).await?;
-    let more = records.len() as i64 > limit;
-    records.truncate(usize::try_from(limit).unwrap_or(0));
-    let next_cursor = if more {
-        records.last().map(|r| r.id)
-    } else {
-        None
-    };
+    let records = log::search(&state.services, &p, f).await?;
+    let page = Page::from_overfetch(records, limit, |r| r.id).map(AuditRecordResponse::from);
     Ok(Json(AuditPage {
-        data: records.into_iter().map(Into::into).collect(),
-        next_cursor,
+        data: page.data,
+        next_cursor: page.next_cursor,
     }))
 }
 
-pub(crate) fn csv_field(v: &str) -> String {
-    // Quote every field; neutralise spreadsheet formulas (OWASP CSV injection).
-    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{v}")
-    } else {
-        v.to_owned()
-    };
-    format!("\"{}\"", v.replace('"', "\"\""))
-}
+impl ExportRow for AuditRecordResponse {
+    const CSV_HEADER: &'static str = "id,created_at,tenant_id,actor_id,actor_email,actor_role,action,target_type,target_id,ip,user_agent,request_id,metadata,before,after,seq,hash";
 
-const CSV_HEADER: &str = "id,created_at,tenant_id,actor_id,actor_email,actor_role,action,target_type,target_id,ip,user_agent,request_id,metadata,before,after,seq,hash\n";
+    fn csv_cells(&self) -> Vec<CsvCell> {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        let json =
+            |v: &Option<serde_json::Value>| v.as_ref().map(|x| x.to_string()).unwrap_or_default();
+        [
+            self.id.to_string(),
+            self.created_at.clone(),
+            self.tenant_id.map(|t| t.to_string()).unwrap_or_default(),
+            self.actor_id.map(|t| t.to_string()).unwrap_or_default(),
+            opt(&self.actor_email),
+            opt(&self.actor_role),
+            self.action.clone(),
+            opt(&self.target_type),
+            opt(&self.target_id),
+            opt(&self.ip),
+            opt(&self.user_agent),
+            opt(&self.request_id),
+            self.metadata.to_string(),
+            json(&self.before),
+            json(&self.after),
+            self.seq.map(|s| s.to_string()).unwrap_or_default(),
+            opt(&self.hash),
+        ]
+        .into_iter()
+        .map(CsvCell::Text)
+        .collect()
+    }
 
-fn csv_line(r: &AuditRecordResponse) -> String {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    let json =
-        |v: &Option<serde_json::Value>| v.as_ref().map(|x| x.to_string()).unwrap_or_default();
-    let fields = [
-        r.id.to_string(),
-        r.created_at.clone(),
-        r.tenant_id.map(|t| t.to_string()).unwrap_or_default(),
-        r.actor_id.map(|t| t.to_string()).unwrap_or_default(),
-        opt(&r.actor_email),
-        opt(&r.actor_role),
-        r.action.clone(),
-        opt(&r.target_type),
-        opt(&r.target_id),
-        opt(&r.ip),
-        opt(&r.user_agent),
-        opt(&r.request_id),
-        r.metadata.to_string(),
-        json(&r.before),
-        json(&r.after),
-        r.seq.map(|s| s.to_string()).unwrap_or_default(),
-        opt(&r.hash),
-    ];
-    let mut line = fields
-        .iter()
-        .map(|f| csv_field(f))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push('\n');
-    line
+    fn cursor(&self) -> Uuid {
+        self.id
+    }
 }
 
 /// Export the matching records as CSV or JSON Lines, streamed newest first. Audited; at most 10
@@ -270,17 +256,7 @@ pub async fn export(
     Meta(meta): Meta,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> ApiResult<Response> {
-    let csv = match q.format.as_str() {
-        "csv" => true,
-        "jsonl" => false,
-        _ => {
-            return Err(AppError::BadRequest {
-                code: "invalid_query",
-                message: "format must be csv or jsonl".into(),
-            }
-            .into())
-        }
-    };
+    let format = ExportFormat::parse(&q.format)?;
     let f = filter(
         q.action,
         q.actor_id,
@@ -293,61 +269,17 @@ pub async fn export(
     )?;
     log::start_export(&state.services, &p, &meta, &q.format, &f).await?;
     let services = state.services.clone();
-    // Pages of 500, newest first, rendered as they are read.
-    let stream = futures_util::stream::unfold((Some(f), csv), move |(next, csv)| {
+    Ok(export::streamed(format, "audit-log", move |cursor| {
         let services = services.clone();
         let p = p.clone();
+        let f = AuditFilter {
+            before_id: cursor,
+            limit: export::PAGE_SIZE,
+            ..f.clone()
+        };
         async move {
-            let mut f = next?;
-            f.limit = 500;
-            let page = match log::search(&services, &p, f.clone()).await {
-                Ok(page) => page,
-                Err(e) => {
-                    tracing::error!(error = %e, "audit export page failed");
-                    return Some((
-                        Err(std::io::Error::other("export interrupted")),
-                        (None, csv),
-                    ));
-                }
-            };
-            let next = if page.len() == 500 {
-                page.last().map(|r| AuditFilter {
-                    before_id: Some(r.id),
-                    ..f
-                })
-            } else {
-                None
-            };
-            let mut chunk = String::new();
-            for r in page {
-                let r = AuditRecordResponse::from(r);
-                if csv {
-                    chunk.push_str(&csv_line(&r));
-                } else {
-                    chunk.push_str(&serde_json::to_string(&r).unwrap_or_default());
-                    chunk.push('\n');
-                }
-            }
-            Some((Ok::<_, std::io::Error>(chunk), (next, csv)))
+            let page = log::search(&services, &p, f).await?;
+            Ok(page.into_iter().map(AuditRecordResponse::from).collect())
         }
-    });
-    let header_line = futures_util::stream::iter(if csv {
-        vec![Ok::<_, std::io::Error>(CSV_HEADER.to_owned())]
-    } else {
-        vec![]
-    });
-    use futures_util::StreamExt;
-    let body = Body::from_stream(header_line.chain(stream));
-    let (ctype, ext) = if csv {
-        ("text/csv; charset=utf-8", "csv")
-    } else {
-        ("application/x-ndjson", "jsonl")
-    };
-    let mut resp = body.into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"audit-log.{ext}\"")) {
-        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(resp)
+    }))
 }

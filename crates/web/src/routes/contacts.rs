@@ -1,19 +1,22 @@
 //! `/api/v1/contacts`: reading, creating, editing, erasing and exporting contacts. Pages are
 //! `{data, next_cursor}`; pass `next_cursor` back as `cursor`.
 
-use super::audit::csv_field;
-use super::rfc3339;
 use crate::error::{ApiResult, ErrorBody};
+use crate::export::{self, CsvCell, ExportFormat, ExportRow};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, Meta};
 use crate::AppState;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
-use palisade_core::contacts::{self, ContactPatch, ListQuery, NewContact};
-use palisade_core::records::Contact;
+use palisade_core::contacts::{
+    self, ContactFilter, ContactPatch, ContactView, ListQuery, NewContact,
+};
 use palisade_core::AppError;
+// The OpenAPI attributes name the answer by its schema name (`ContactView` is documented as
+// `ContactResponse`, the name the served document has always used).
+use palisade_core::contacts::ContactView as ContactResponse;
+use palisade_domain::ContactId;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -69,63 +72,8 @@ pub struct ContactExportQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ContactResponse {
-    pub id: Uuid,
-    /// E.164 (`+<digits>`), unique in the tenant.
-    pub phone: String,
-    /// WhatsApp's id of the sender (digits); absent for contacts that have not written.
-    pub wa_id: Option<String>,
-    pub name: Option<String>,
-    /// The name the person set in WhatsApp.
-    pub wa_profile_name: Option<String>,
-    pub email: Option<String>,
-    /// Normalised (trimmed, lower-case), at most 50.
-    pub tags: Vec<String>,
-    /// A flat object of string, number, boolean or null values.
-    #[schema(value_type = Object)]
-    pub custom_attributes: serde_json::Value,
-    /// The contact agreed to marketing messages (since `opted_in_at`).
-    pub marketing_opt_in: bool,
-    /// The contact refused marketing messages (since `opted_out_at`, through `opt_out_source`).
-    pub opted_out: bool,
-    #[schema(format = DateTime)]
-    pub opted_in_at: Option<String>,
-    #[schema(format = DateTime)]
-    pub opted_out_at: Option<String>,
-    /// `api` (someone set `marketing_opt_in: false`) or `keyword` (the contact sent STOP or
-    /// another opt-out keyword).
-    pub opt_out_source: Option<String>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
-}
-
-impl From<Contact> for ContactResponse {
-    fn from(c: Contact) -> Self {
-        ContactResponse {
-            id: c.id,
-            opted_out: contacts::opted_out(&c),
-            phone: c.phone,
-            wa_id: c.wa_id,
-            name: c.name,
-            wa_profile_name: c.wa_profile_name,
-            email: c.email,
-            tags: c.tags.0,
-            custom_attributes: serde_json::Value::Object(c.custom_attributes.0),
-            marketing_opt_in: c.marketing_opt_in,
-            opted_in_at: c.opted_in_at.map(rfc3339),
-            opted_out_at: c.opted_out_at.map(rfc3339),
-            opt_out_source: c.opt_out_source,
-            created_at: rfc3339(c.created_at),
-            updated_at: rfc3339(c.updated_at),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct ContactPage {
-    pub data: Vec<ContactResponse>,
+    pub data: Vec<ContactView>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
     pub next_cursor: Option<Uuid>,
 }
@@ -221,7 +169,7 @@ pub async fn list_contacts(
     )
     .await?;
     Ok(Json(ContactPage {
-        data: page.data.into_iter().map(Into::into).collect(),
+        data: page.data.iter().map(ContactView::from).collect(),
         next_cursor: page.next_cursor,
     }))
 }
@@ -239,7 +187,7 @@ pub async fn create_contact(
     Auth(p): Auth,
     Meta(meta): Meta,
     ApiJson(req): ApiJson<CreateContactRequest>,
-) -> ApiResult<(StatusCode, Json<ContactResponse>)> {
+) -> ApiResult<(StatusCode, Json<ContactView>)> {
     let c = contacts::create(
         &state.services,
         &p,
@@ -254,7 +202,7 @@ pub async fn create_contact(
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(c.into())))
+    Ok((StatusCode::CREATED, Json(ContactView::from(&c))))
 }
 
 /// One contact.
@@ -269,8 +217,9 @@ pub async fn get_contact(
     State(state): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<ContactResponse>> {
-    Ok(Json(contacts::get(&state.services, &p, id).await?.into()))
+) -> ApiResult<Json<ContactView>> {
+    let c = contacts::get(&state.services, &p, ContactId::from(id)).await?;
+    Ok(Json(ContactView::from(&c)))
 }
 
 /// Change a contact (audited as `contact.updated` with the names of the changed fields;
@@ -291,7 +240,7 @@ pub async fn update_contact(
     Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<UpdateContactRequest>,
-) -> ApiResult<Json<ContactResponse>> {
+) -> ApiResult<Json<ContactView>> {
     let phone = match req.phone {
         Some(None) => {
             return Err(
@@ -305,7 +254,7 @@ pub async fn update_contact(
         &state.services,
         &p,
         &meta,
-        id,
+        ContactId::from(id),
         ContactPatch {
             phone,
             name: req.name,
@@ -316,7 +265,7 @@ pub async fn update_contact(
         },
     )
     .await?;
-    Ok(Json(c.into()))
+    Ok(Json(ContactView::from(&c)))
 }
 
 /// Erase a contact together with its conversations, their messages and notes, and any of its
@@ -335,47 +284,30 @@ pub async fn delete_contact(
     Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    contacts::delete(&state.services, &p, &meta, id).await?;
+    contacts::delete(&state.services, &p, &meta, ContactId::from(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-const CSV_HEADER: &str = "id,phone,name,wa_profile_name,email,tags,custom_attributes,marketing_opt_in,opted_out,opted_in_at,opted_out_at,opt_out_source,wa_id,created_at,updated_at\n";
+impl ExportRow for ContactView {
+    const CSV_HEADER: &'static str = ContactView::CSV_HEADER;
 
-fn csv_line(c: &ContactResponse) -> String {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    let fields = [
-        c.id.to_string(),
-        c.phone.clone(),
-        opt(&c.name),
-        opt(&c.wa_profile_name),
-        opt(&c.email),
-        c.tags.join(";"),
-        c.custom_attributes.to_string(),
-        c.marketing_opt_in.to_string(),
-        c.opted_out.to_string(),
-        opt(&c.opted_in_at),
-        opt(&c.opted_out_at),
-        opt(&c.opt_out_source),
-        opt(&c.wa_id),
-        c.created_at.clone(),
-        c.updated_at.clone(),
-    ];
-    // The phone is validated E.164 (`+` and digits), which cannot carry a formula: it is
-    // quoted but not prefixed, so imports elsewhere get the number as it is.
-    let mut line = fields
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            if i == 1 {
-                format!("\"{f}\"")
-            } else {
-                csv_field(f)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push('\n');
-    line
+    fn csv_cells(&self) -> Vec<CsvCell> {
+        self.csv_fields()
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                if i == ContactView::CSV_PHONE_COLUMN {
+                    CsvCell::Safe(v)
+                } else {
+                    CsvCell::Text(v)
+                }
+            })
+            .collect()
+    }
+
+    fn cursor(&self) -> Uuid {
+        self.id
+    }
 }
 
 /// Export the matching contacts as CSV (tags joined with `;`, attributes as JSON) or JSON Lines
@@ -395,17 +327,7 @@ pub async fn export_contacts(
     Meta(meta): Meta,
     ApiQuery(q): ApiQuery<ContactExportQuery>,
 ) -> ApiResult<Response> {
-    let csv = match q.format.as_str() {
-        "csv" => true,
-        "jsonl" => false,
-        _ => {
-            return Err(AppError::BadRequest {
-                code: "invalid_query",
-                message: "format must be csv or jsonl".into(),
-            }
-            .into())
-        }
-    };
+    let format = ExportFormat::parse(&q.format)?;
     let f = contacts::start_export(
         &state.services,
         &p,
@@ -421,58 +343,17 @@ pub async fn export_contacts(
     )
     .await?;
     let services = state.services.clone();
-    // Pages of 500, newest first, rendered as they are read.
-    let stream = futures_util::stream::unfold(Some(f), move |next| {
+    Ok(export::streamed(format, "contacts", move |cursor| {
         let services = services.clone();
         let p = p.clone();
+        let f = ContactFilter {
+            before_id: cursor.map(ContactId::from),
+            limit: export::PAGE_SIZE,
+            ..f.clone()
+        };
         async move {
-            let mut f = next?;
-            f.limit = 500;
-            let page = match contacts::export_page(&services, &p, &f).await {
-                Ok(page) => page,
-                Err(e) => {
-                    tracing::error!(error = %e, "contact export page failed");
-                    return Some((Err(std::io::Error::other("export interrupted")), None));
-                }
-            };
-            let next = if page.len() == 500 {
-                page.last().map(|c| palisade_core::records::ContactFilter {
-                    before_id: Some(c.id),
-                    ..f
-                })
-            } else {
-                None
-            };
-            let mut chunk = String::new();
-            for c in page {
-                let c = ContactResponse::from(c);
-                if csv {
-                    chunk.push_str(&csv_line(&c));
-                } else {
-                    chunk.push_str(&serde_json::to_string(&c).unwrap_or_default());
-                    chunk.push('\n');
-                }
-            }
-            Some((Ok::<_, std::io::Error>(chunk), next))
+            let page = contacts::export_page(&services, &p, &f).await?;
+            Ok(page.iter().map(ContactView::from).collect())
         }
-    });
-    let header_line = futures_util::stream::iter(if csv {
-        vec![Ok::<_, std::io::Error>(CSV_HEADER.to_owned())]
-    } else {
-        vec![]
-    });
-    use futures_util::StreamExt;
-    let body = Body::from_stream(header_line.chain(stream));
-    let (ctype, ext) = if csv {
-        ("text/csv; charset=utf-8", "csv")
-    } else {
-        ("application/x-ndjson", "jsonl")
-    };
-    let mut resp = body.into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"contacts.{ext}\"")) {
-        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(resp)
+    }))
 }

@@ -1,0 +1,121 @@
+//! Reading contacts: the list with its filters, one contact, and the export (its permission,
+//! limit and audit entry, then its pages).
+
+use crate::audit::{self, AuditEntryExt};
+use crate::auth::{Principal, RequestMeta};
+use crate::pagination::Page;
+use crate::{AppError, AppResult, Services};
+use palisade_domain::{ApiScope, Contact, ContactId, Permission, Tags};
+use palisade_store::audit as audit_log;
+use palisade_store::contacts::{self as store, ContactFilter};
+use serde_json::json;
+use uuid::Uuid;
+
+/// List filters as the API receives them.
+#[derive(Debug, Default, Clone)]
+pub struct ListQuery {
+    pub q: Option<String>,
+    pub tag: Option<String>,
+    pub opted_out: Option<bool>,
+    pub cursor: Option<Uuid>,
+    pub limit: Option<i64>,
+}
+
+fn filter(q: ListQuery) -> AppResult<ContactFilter> {
+    let text =
+        q.q.map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.chars().take(200).collect::<String>());
+    let digits = text.as_deref().and_then(|t| {
+        let phoneish = t
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.'));
+        let d: String = t.chars().filter(char::is_ascii_digit).collect();
+        (phoneish && !d.is_empty()).then_some(d)
+    });
+    let tag = q.tag.map(|t| Tags::parse_one("tag", &t)).transpose()?;
+    Ok(ContactFilter {
+        q: text,
+        q_digits: digits,
+        tag,
+        opted_out: q.opted_out,
+        before_id: q.cursor.map(ContactId::from),
+        limit: q.limit.unwrap_or(50).clamp(1, 200),
+    })
+}
+
+/// Contacts, newest first, narrowed by `q` (a substring of the name, WhatsApp profile name,
+/// email, or — when it looks like a number — the phone's digits), `tag` and `opted_out`.
+pub async fn list(s: &Services, p: &Principal, q: ListQuery) -> AppResult<Page<Contact>> {
+    p.require(Permission::ContactsRead)?;
+    let mut f = filter(q)?;
+    let limit = f.limit;
+    f.limit = limit + 1;
+    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
+    let items = store::list(&mut tx, &f).await?;
+    Ok(Page::from_overfetch(items, limit, |c| c.id.as_uuid()))
+}
+
+pub async fn get(s: &Services, p: &Principal, id: ContactId) -> AppResult<Contact> {
+    p.require(Permission::ContactsRead)?;
+    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
+    store::find(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound("contact"))
+}
+
+// ---- exporting ----
+
+/// Contacts may be exported only by admins (`data.export`), and an API key needs
+/// `contacts:export` itself (`conversations:export` also grants `data.export`).
+fn require_export(p: &Principal) -> AppResult<()> {
+    p.require(Permission::DataExport)?;
+    if let Some(k) = p.api_key() {
+        if !k.scopes.contains(&ApiScope::ContactsExport) {
+            return Err(AppError::Forbidden {
+                code: "insufficient_scope",
+                message: "this API key is missing the scope contacts:export".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks the export permission and limit (10 an hour per tenant) and audits the export
+/// (`contact.exported`, with its format and filters); the caller then streams
+/// [`export_page`]s. Returns the first page's filter.
+pub async fn start_export(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    format: &str,
+    q: ListQuery,
+) -> AppResult<ContactFilter> {
+    require_export(p)?;
+    let f = filter(q.clone())?;
+    let scope = p.tenant_scope()?;
+    s.limits
+        .contacts_export
+        .check(&scope.tenant_id().as_uuid())
+        .map_err(|wait| AppError::rate_limited("at most 10 contact exports per hour", wait))?;
+    let now = s.now();
+    let mut tx = s.store.begin(scope).await?;
+    let mut entry = audit::by(p, meta, None, "contact.exported").metadata(json!({
+        "format": format, "tag": f.tag, "opted_out": f.opted_out, "q": q.q.is_some(),
+    }));
+    entry.target_type = Some("contact".into());
+    audit_log::append(&mut tx, &entry, now).await?;
+    tx.commit().await?;
+    Ok(f)
+}
+
+/// One page (500 contacts, newest first) of an export.
+pub async fn export_page(
+    s: &Services,
+    p: &Principal,
+    f: &ContactFilter,
+) -> AppResult<Vec<Contact>> {
+    require_export(p)?;
+    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
+    Ok(store::list(&mut tx, f).await?)
+}
