@@ -3,6 +3,7 @@
 use crate::middleware::current_request_id;
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use palisade_core::error::code;
 use palisade_core::AppError;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -66,7 +67,7 @@ impl IntoResponse for ApiError {
         let (status, code, message, fields, retry) = match self.0 {
             AppError::Validation { message, fields } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
+                code::VALIDATION_FAILED,
                 message,
                 Some(fields),
                 None,
@@ -82,7 +83,7 @@ impl IntoResponse for ApiError {
             }
             AppError::NotFound(what) => (
                 StatusCode::NOT_FOUND,
-                "not_found",
+                code::NOT_FOUND,
                 format!("{what} not found"),
                 None,
                 None,
@@ -109,7 +110,7 @@ impl IntoResponse for ApiError {
                 retry_after_secs,
             } => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                code::UNAVAILABLE,
                 message,
                 None,
                 Some(retry_after_secs),
@@ -118,7 +119,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(request_id = %current_request_id(), error = format!("{e:#}"), "internal error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
+                    code::INTERNAL_ERROR,
                     "an internal error occurred; quote the request id when reporting it".to_owned(),
                     None,
                     None,
@@ -142,7 +143,7 @@ impl IntoResponse for ApiError {
 pub async fn route_not_found(method: Method, uri: Uri) -> Response {
     render(
         StatusCode::NOT_FOUND,
-        "not_found",
+        code::NOT_FOUND,
         format!("no route for {method} {}", uri.path()),
         None,
     )
@@ -151,7 +152,7 @@ pub async fn route_not_found(method: Method, uri: Uri) -> Response {
 pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     render(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        code::METHOD_NOT_ALLOWED,
         format!("{method} is not allowed on {}", uri.path()),
         None,
     )

@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use palisade_core::auth::{Principal, RequestMeta};
+use palisade_core::error::code;
 use palisade_core::AppError;
 use serde::de::DeserializeOwned;
 
@@ -63,30 +64,30 @@ fn json_rejection(r: JsonRejection) -> Response {
         JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
         JsonRejection::JsonSyntaxError(_) => render(
             StatusCode::BAD_REQUEST,
-            "malformed_json",
+            code::MALFORMED_JSON,
             strip_prefix(&text),
             None,
         ),
         JsonRejection::JsonDataError(_) => render(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
+            code::INVALID_BODY,
             strip_prefix(&text),
             None,
         ),
         JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => render(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            code::BODY_TOO_LARGE,
             "the request body is larger than the server accepts".into(),
             None,
         ),
-        _ => render(r.status(), "invalid_body", text, None),
+        _ => render(r.status(), code::INVALID_BODY, text, None),
     }
 }
 
 fn unsupported_media_type() -> Response {
     render(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
+        code::UNSUPPORTED_MEDIA_TYPE,
         "send the body as JSON with Content-Type: application/json".into(),
         None,
     )
@@ -112,7 +113,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
             .map_err(|r: PathRejection| {
                 render(
                     StatusCode::BAD_REQUEST,
-                    "invalid_path",
+                    code::INVALID_PATH,
                     strip_prefix(&r.body_text()),
                     None,
                 )
@@ -133,7 +134,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .map_err(|r: QueryRejection| {
                 render(
                     StatusCode::BAD_REQUEST,
-                    "invalid_query",
+                    code::INVALID_QUERY,
                     strip_prefix(&r.body_text()),
                     None,
                 )
@@ -198,14 +199,14 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
                 if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     render(
                         StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
+                        code::BODY_TOO_LARGE,
                         "the request body is larger than the server accepts".into(),
                         None,
                     )
                 } else {
                     render(
                         r.status(),
-                        "invalid_body",
+                        code::INVALID_BODY,
                         strip_prefix(&r.body_text()),
                         None,
                     )
@@ -224,14 +225,14 @@ pub fn optional_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, Res
         if e.is_data() {
             render(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_body",
+                code::INVALID_BODY,
                 e.to_string(),
                 None,
             )
         } else {
             render(
                 StatusCode::BAD_REQUEST,
-                "malformed_json",
+                code::MALFORMED_JSON,
                 e.to_string(),
                 None,
             )
@@ -250,7 +251,7 @@ fn starts_an_object(bytes: &[u8]) -> bool {
 fn not_an_object() -> Response {
     render(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_body",
+        code::INVALID_BODY,
         "the body must be a JSON object".into(),
         None,
     )

@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use palisade_core::auth::{self, Principal};
+use palisade_core::error::code;
 use palisade_core::rate_limit::ApiKey;
 use palisade_core::AppError;
 use std::net::{IpAddr, SocketAddr};
@@ -237,7 +238,7 @@ async fn timeout(State(web): State<Arc<WebConfig>>, req: Request, next: Next) ->
         Ok(resp) => resp,
         Err(_) => crate::error::render(
             StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
+            code::REQUEST_TIMEOUT,
             "the request took too long and was abandoned".into(),
             None,
         ),
@@ -365,7 +366,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 .is_ok_and(|sid| auth::sessions::csrf_token_valid(s, sid, sent));
             if !ok {
                 return ApiError(AppError::Forbidden {
-                    code: "csrf_failed",
+                    code: code::CSRF_FAILED,
                     message: "cookie-authenticated requests that change state need the X-CSRF-Token header".into(),
                 })
                 .into_response();
@@ -378,7 +379,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
             if unsafe_method && !imp.write && req.uri().path() != "/api/v1/auth/logout" {
                 return ApiError(AppError::Forbidden {
-                    code: "impersonation_read_only",
+                    code: code::IMPERSONATION_READ_ONLY,
                     message: "this impersonation is read-only; start one with \"write\": true to change data".into(),
                 })
                 .into_response();

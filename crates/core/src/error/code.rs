@@ -195,7 +195,10 @@ mod tests {
 
     #[test]
     fn codes_are_sorted_unique_snake_case() {
-        assert!(ALL.windows(2).all(|w| w[0] < w[1]), "keep ALL sorted and unique");
+        assert!(
+            ALL.windows(2).all(|w| w[0] < w[1]),
+            "keep ALL sorted and unique"
+        );
         for c in ALL {
             assert!(
                 c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'),

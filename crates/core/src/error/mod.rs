@@ -78,14 +78,14 @@ impl AppError {
 
     pub fn forbidden(message: impl Into<String>) -> Self {
         AppError::Forbidden {
-            code: "forbidden",
+            code: code::FORBIDDEN,
             message: message.into(),
         }
     }
 
     pub fn missing_permission(p: Permission) -> Self {
         AppError::Forbidden {
-            code: "forbidden",
+            code: code::FORBIDDEN,
             message: format!("your role does not have the {} permission", p.as_str()),
         }
     }
@@ -101,7 +101,7 @@ impl AppError {
     /// The message says which limit, so a client knows what to slow down.
     pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
         AppError::TooManyRequests {
-            code: "rate_limited",
+            code: code::RATE_LIMITED,
             message: message.into(),
             retry_after_secs,
         }
@@ -109,7 +109,7 @@ impl AppError {
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
         AppError::Unauthenticated {
-            code: "unauthenticated",
+            code: code::UNAUTHENTICATED,
             message: message.into(),
         }
     }
@@ -139,7 +139,7 @@ mod tests {
                 message,
                 retry_after_secs,
             } => {
-                assert_eq!(code, "rate_limited");
+                assert_eq!(code, code::RATE_LIMITED);
                 assert_eq!(message, "at most 10 contact exports per hour");
                 assert_eq!(retry_after_secs, 42);
             }

@@ -53,7 +53,7 @@ pub async fn authorize(
     };
     p.require(Permission::ConversationsRead)?;
     let tenant = p.tenant_id().ok_or(AppError::Forbidden {
-        code: "tenant_required",
+        code: crate::error::code::TENANT_REQUIRED,
         message: "realtime events belong to a tenant; super admins have none".into(),
     })?;
     Ok((p, tenant))

@@ -3,6 +3,7 @@
 //! route added later is documented the same way without anyone having to remember. Exact rather
 //! than generous; `crates/palisade/tests/it/openapi.rs` probes every route to keep it so.
 
+use palisade_core::error::code;
 use std::collections::BTreeMap;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
@@ -70,7 +71,7 @@ fn request_path_answers(path: &str, method: &str, op: &Operation) -> Vec<Answer>
     if !NEVER_WAITS.contains(&path) {
         out.push(answer(
             408,
-            "request_timeout",
+            code::REQUEST_TIMEOUT,
             "the request took longer than `PALISADE_REQUEST_TIMEOUT_SECS` and was abandoned",
         ));
     }
@@ -80,7 +81,7 @@ fn request_path_answers(path: &str, method: &str, op: &Operation) -> Vec<Answer>
     if has_path_params {
         out.push(answer(
             400,
-            "invalid_path",
+            code::INVALID_PATH,
             "a path parameter is malformed (e.g. an id that is not a UUID)",
         ));
     }
@@ -89,63 +90,67 @@ fn request_path_answers(path: &str, method: &str, op: &Operation) -> Vec<Answer>
     }
     out.push(answer(
         429,
-        "rate_limited",
+        code::RATE_LIMITED,
         "over the per-minute request limit of the credential, or of the address when there is none; see `Retry-After`",
     ));
     if method != "get" {
         out.push(answer(
             403,
-            "csrf_failed",
+            code::CSRF_FAILED,
             "a cookie-authenticated request without the matching `X-CSRF-Token` header",
         ));
         out.push(answer(
             403,
-            "impersonation_read_only",
+            code::IMPERSONATION_READ_ONLY,
             "a change under a read-only impersonation",
         ));
     }
     if requires_credential {
         out.push(answer(
             401,
-            "unauthenticated",
+            code::UNAUTHENTICATED,
             "no credential was sent; an expired one is `token_expired`, an invalid or revoked one `invalid_token` or `invalid_api_key`",
         ));
         out.push(answer(
             403,
-            "tenant_suspended",
+            code::TENANT_SUSPENDED,
             "the credential's tenant is suspended",
         ));
     }
     if has_path_params {
         out.push(answer(
             404,
-            "not_found",
+            code::NOT_FOUND,
             "no such resource in your tenant (another tenant's is answered the same)",
         ));
     }
     if has_query_params {
         out.push(answer(
             400,
-            "invalid_query",
+            code::INVALID_QUERY,
             "a query parameter is malformed, unknown, or a required one is missing",
         ));
     }
     if let Some(body) = &op.request_body {
-        out.push(answer(400, "malformed_json", "the body is not valid JSON"));
+        out.push(answer(
+            400,
+            code::MALFORMED_JSON,
+            "the body is not valid JSON",
+        ));
         out.push(answer(
             413,
-            "body_too_large",
+            code::BODY_TOO_LARGE,
             "the body is larger than `PALISADE_MAX_BODY_BYTES`",
         ));
         out.push(answer(
             422,
-            "invalid_body",
+            code::INVALID_BODY,
             "the JSON is not an object, or has a field of the wrong type, a missing field or an unknown field",
         ));
         if is_required(body) {
             out.push(answer(
                 415,
-                "unsupported_media_type",
+                code::UNSUPPORTED_MEDIA_TYPE,
                 "the body is not sent as `Content-Type: application/json`",
             ));
         }

@@ -44,6 +44,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use palisade_core::auth::{KeyUse, RequestMeta};
+use palisade_core::error::code;
 use palisade_core::realtime::{SocketCredential, SocketOwner};
 use serde::Serialize;
 use serde_json::Value;
@@ -139,7 +140,7 @@ pub async fn ws(
         return if credential_in_url {
             render(
                 StatusCode::BAD_REQUEST,
-                "token_in_url",
+                code::TOKEN_IN_URL,
                 "credentials are never accepted in the URL (URLs end up in logs); send \
                  {\"type\":\"auth\",\"token\":\"…\"} as the first message instead"
                     .into(),
@@ -148,7 +149,7 @@ pub async fn ws(
         } else {
             render(
                 StatusCode::BAD_REQUEST,
-                "invalid_query",
+                code::INVALID_QUERY,
                 "this endpoint takes no query parameters".into(),
                 None,
             )
@@ -159,7 +160,7 @@ pub async fn ws(
         Err(e) => {
             return render(
                 StatusCode::UPGRADE_REQUIRED,
-                "upgrade_required",
+                code::UPGRADE_REQUIRED,
                 format!("this endpoint is a websocket: {}", e.body_text()),
                 None,
             )
@@ -173,7 +174,7 @@ pub async fn ws(
             if cookie.is_some() && !same_origin(&headers, &state) {
                 return render(
                     StatusCode::FORBIDDEN,
-                    "origin_not_allowed",
+                    code::ORIGIN_NOT_ALLOWED,
                     "a cookie-authenticated websocket must be opened by a page of this site".into(),
                     None,
                 );
@@ -225,7 +226,7 @@ pub async fn ws(
 fn too_many_websockets(state: &AppState) -> Response {
     render(
         StatusCode::TOO_MANY_REQUESTS,
-        "too_many_websockets",
+        code::TOO_MANY_WEBSOCKETS,
         format!(
             "you already have {} open websockets (PALISADE_WS_MAX_PER_USER); close one first",
             state.services.settings.ws_max_per_user

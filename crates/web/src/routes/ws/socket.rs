@@ -12,6 +12,7 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use axum::http::StatusCode;
 use futures_util::SinkExt;
 use palisade_core::auth::{KeyUse, RequestMeta};
+use palisade_core::error::code;
 use palisade_core::realtime::{
     self, Received, SocketCredential, SocketOwner, SocketSlot, Subscription,
 };
@@ -106,7 +107,7 @@ pub(super) async fn run(
                 tracing::error!(error = %e, "websocket authorisation failed");
                 Closing {
                     code: close::INTERNAL,
-                    reason: "internal_error",
+                    reason: code::INTERNAL_ERROR,
                 }
             });
             return close_with(socket, c).await;
@@ -120,7 +121,7 @@ pub(super) async fn run(
             None => {
                 let c = Closing {
                     code: close::TOO_MANY,
-                    reason: "too_many_websockets",
+                    reason: code::TOO_MANY_WEBSOCKETS,
                 };
                 return close_with(socket, c).await;
             }
@@ -334,7 +335,7 @@ async fn reauthenticate(
         }),
         Err(e) => Err(closing_for(&e).unwrap_or(Closing {
             code: close::INTERNAL,
-            reason: "internal_error",
+            reason: code::INTERNAL_ERROR,
         })),
     }
 }
