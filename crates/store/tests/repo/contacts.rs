@@ -311,9 +311,7 @@ async fn a_keyword_stores_what_the_consent_rules_decide(db: Db) {
                 .unwrap()
                 .unwrap();
             assert_eq!(c.id, ContactId::from(f.contact));
-            let Some(next) = c.consent.apply_keyword(keyword, at) else {
-                return None;
-            };
+            let next = c.consent.apply_keyword(keyword, at)?;
             let stored = contacts::write_consent(&mut tx, f.tenant, c.id, next, at)
                 .await
                 .unwrap()
