@@ -1,10 +1,15 @@
-//! Building audit records. Writing them is `palisade_store::audit::append`, always in the
-//! transaction of the change recorded.
+//! Building audit records, the one shape a record leaves the server in ([`AuditRecordView`]:
+//! the REST answer and both export formats), and reading the log ([`log`]). Writing records is
+//! [`UnitOfWork::audit`](crate::UnitOfWork::audit), always in the transaction of the change
+//! recorded.
 
 use crate::auth::{Principal, RequestMeta};
-use palisade_domain::TenantId;
-use palisade_store::audit::AuditEntry;
+use palisade_domain::{rfc3339, TenantId};
+use palisade_store::audit::{AuditEntry, AuditRecord};
+use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
 
 /// Keys whose values never reach the audit log.
 const SECRET_KEYS: &[&str] = &[
@@ -81,6 +86,93 @@ pub fn by(p: &Principal, meta: &RequestMeta, tenant: Option<TenantId>, action: &
     e
 }
 
+// An audit record as the API shows it: the REST answer and the export (JSON Lines as is, CSV
+// column by column). Its chain id and predecessor's hash stay inside (`palisade audit verify`
+// reads them). (A plain comment: a doc comment would become the schema's description.)
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = AuditRecordResponse)]
+pub struct AuditRecordView {
+    pub id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub actor_id: Option<Uuid>,
+    pub actor_email: Option<String>,
+    pub actor_role: Option<String>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<Value>,
+    /// Position in the tenant's hash chain.
+    pub seq: Option<i64>,
+    /// SHA-256 linking this record to the previous one (see `palisade audit verify`).
+    pub hash: Option<String>,
+}
+
+impl From<AuditRecord> for AuditRecordView {
+    fn from(r: AuditRecord) -> Self {
+        AuditRecordView {
+            id: r.id.as_uuid(),
+            tenant_id: r.tenant_id.map(|t| t.as_uuid()),
+            created_at: rfc3339(r.created_at),
+            actor_id: r.actor_id.map(|a| a.as_uuid()),
+            actor_email: r.actor_email,
+            actor_role: r.actor_role,
+            action: r.action,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            request_id: r.request_id,
+            metadata: r.metadata,
+            before: r.before,
+            after: r.after,
+            seq: r.seq,
+            hash: r.hash,
+        }
+    }
+}
+
+impl AuditRecordView {
+    /// The CSV columns, in order (see [`AuditRecordView::csv_fields`]).
+    pub const CSV_HEADER: &'static str = "id,created_at,tenant_id,actor_id,actor_email,actor_role,action,target_type,target_id,ip,user_agent,request_id,metadata,before,after,seq,hash";
+
+    /// The values of a CSV row, in the order of [`AuditRecordView::CSV_HEADER`]: JSON values
+    /// compact, absent values empty.
+    pub fn csv_fields(&self) -> [String; 17] {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        let id = |v: Option<Uuid>| v.map(|t| t.to_string()).unwrap_or_default();
+        let json = |v: &Option<Value>| v.as_ref().map(Value::to_string).unwrap_or_default();
+        [
+            self.id.to_string(),
+            self.created_at.clone(),
+            id(self.tenant_id),
+            id(self.actor_id),
+            opt(&self.actor_email),
+            opt(&self.actor_role),
+            self.action.clone(),
+            opt(&self.target_type),
+            opt(&self.target_id),
+            opt(&self.ip),
+            opt(&self.user_agent),
+            opt(&self.request_id),
+            self.metadata.to_string(),
+            json(&self.before),
+            json(&self.after),
+            self.seq.map(|s| s.to_string()).unwrap_or_default(),
+            opt(&self.hash),
+        ]
+    }
+}
+
 pub trait AuditEntryExt {
     fn target(self, kind: &str, id: impl ToString) -> Self;
     fn metadata(self, v: Value) -> Self;
@@ -130,10 +222,12 @@ mod tests {
 pub mod log {
     use super::AuditEntryExt;
     use crate::auth::{Principal, RequestMeta};
-    use crate::{AppError, AppResult, Services};
+    use crate::{AppError, AppResult, Services, UnitOfWork};
     use palisade_domain::{Permission, Role};
-    use palisade_store::audit::{self as store, AuditFilter, AuditRecord, ChainReport};
+    use palisade_store::audit::{self as store, AuditRecord};
     use palisade_store::{Store, SystemScope};
+
+    pub use palisade_store::audit::{AuditFilter, ChainReport};
 
     /// Records matching `filter`, newest first. Tenant admins see their tenant only; super
     /// admins see every tenant and may narrow to one with `filter.tenant`.
@@ -173,16 +267,15 @@ pub mod log {
             .export
             .check(&key)
             .map_err(|wait| AppError::rate_limited("at most 10 audit exports per hour", wait))?;
-        let now = s.now();
-        let mut tx = s.store.begin(p.own_scope()).await?;
-        let mut entry = super::by(p, meta, None, "audit_log.exported").metadata(serde_json::json!({
+        let mut uow = UnitOfWork::begin_in(s, p, meta, p.own_scope()).await?;
+        let mut entry = uow.entry("audit_log.exported").metadata(serde_json::json!({
                 "format": format,
                 "action": filter.action, "actor_id": filter.actor_id, "target_type": filter.target_type,
                 "target_id": filter.target_id, "q": filter.q, "tenant": filter.tenant,
         }));
         entry.target_type = Some("audit_log".into());
-        store::append(&mut tx, &entry, now).await?;
-        tx.commit().await?;
+        uow.audit(entry).await?;
+        uow.commit().await?;
         Ok(())
     }
 

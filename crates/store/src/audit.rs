@@ -15,7 +15,7 @@
 //! Times are truncated to microseconds before hashing: PostgreSQL stores no finer.
 
 use crate::{Backend, Query, Result, Scope, StoreError, SystemScope, Tx};
-use palisade_domain::{TenantId, UserId};
+use palisade_domain::{AuditRecordId, TenantId, UserId};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -37,12 +37,14 @@ pub struct AuditEntry {
     pub after: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// One record of the log, as stored: its place in its chain (`chain_id`, `seq`, `prev_hash`,
+/// `hash`) and what it says happened.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {
-    pub id: Uuid,
-    pub tenant_id: Option<Uuid>,
+    pub id: AuditRecordId,
+    pub tenant_id: Option<TenantId>,
     pub created_at: OffsetDateTime,
-    pub actor_id: Option<Uuid>,
+    pub actor_id: Option<UserId>,
     pub actor_email: Option<String>,
     pub actor_role: Option<String>,
     pub action: String,
@@ -51,13 +53,67 @@ pub struct AuditRecord {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
-    pub metadata: sqlx::types::Json<serde_json::Value>,
-    pub before: Option<sqlx::types::Json<serde_json::Value>>,
-    pub after: Option<sqlx::types::Json<serde_json::Value>>,
+    pub metadata: serde_json::Value,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
     pub chain_id: Option<Uuid>,
     pub seq: Option<i64>,
     pub prev_hash: Option<String>,
     pub hash: Option<String>,
+}
+
+/// The row of `audit_log`, private to the store: read, then mapped to an [`AuditRecord`].
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: Uuid,
+    tenant_id: Option<Uuid>,
+    created_at: OffsetDateTime,
+    actor_id: Option<Uuid>,
+    actor_email: Option<String>,
+    actor_role: Option<String>,
+    action: String,
+    target_type: Option<String>,
+    target_id: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+    metadata: sqlx::types::Json<serde_json::Value>,
+    before: Option<sqlx::types::Json<serde_json::Value>>,
+    after: Option<sqlx::types::Json<serde_json::Value>>,
+    chain_id: Option<Uuid>,
+    seq: Option<i64>,
+    prev_hash: Option<String>,
+    hash: Option<String>,
+}
+
+impl From<AuditRow> for AuditRecord {
+    fn from(r: AuditRow) -> Self {
+        AuditRecord {
+            id: AuditRecordId::from(r.id),
+            tenant_id: r.tenant_id.map(TenantId::from),
+            created_at: r.created_at,
+            actor_id: r.actor_id.map(UserId::from),
+            actor_email: r.actor_email,
+            actor_role: r.actor_role,
+            action: r.action,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            request_id: r.request_id,
+            metadata: r.metadata.0,
+            before: r.before.map(|v| v.0),
+            after: r.after.map(|v| v.0),
+            chain_id: r.chain_id,
+            seq: r.seq,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+fn records(rows: Vec<AuditRow>) -> Vec<AuditRecord> {
+    rows.into_iter().map(AuditRecord::from).collect()
 }
 
 const COLUMNS: &str = "id, tenant_id, created_at, actor_id, actor_email, actor_role, action, \
@@ -79,10 +135,10 @@ fn micros(t: OffsetDateTime) -> OffsetDateTime {
 pub fn record_hash(prev_hash: &str, r: &AuditRecord) -> String {
     let canonical = serde_json::json!({
         "seq": r.seq,
-        "id": r.id,
-        "tenant_id": r.tenant_id,
+        "id": r.id.as_uuid(),
+        "tenant_id": r.tenant_id.map(|t| t.as_uuid()),
         "created_at": micros(r.created_at).unix_timestamp_nanos().to_string(),
-        "actor_id": r.actor_id,
+        "actor_id": r.actor_id.map(|a| a.as_uuid()),
         "actor_email": r.actor_email,
         "actor_role": r.actor_role,
         "action": r.action,
@@ -91,9 +147,9 @@ pub fn record_hash(prev_hash: &str, r: &AuditRecord) -> String {
         "ip": r.ip,
         "user_agent": r.user_agent,
         "request_id": r.request_id,
-        "metadata": r.metadata.0,
-        "before": r.before.as_ref().map(|v| &v.0),
-        "after": r.after.as_ref().map(|v| &v.0),
+        "metadata": r.metadata,
+        "before": r.before,
+        "after": r.after,
     });
     let mut h = Sha256::new();
     h.update(b"palisade-audit-v1\n");
@@ -137,10 +193,10 @@ pub async fn append<S: Scope>(tx: &mut Tx<S>, e: &AuditEntry, now: OffsetDateTim
         e.metadata.clone()
     };
     let mut r = AuditRecord {
-        id: Uuid::now_v7(),
-        tenant_id: tenant,
+        id: AuditRecordId::new(),
+        tenant_id: e.tenant_id,
         created_at: micros(now),
-        actor_id: e.actor_id.map(|a| a.as_uuid()),
+        actor_id: e.actor_id,
         actor_email: e.actor_email.clone(),
         actor_role: e.actor_role.clone(),
         action: e.action.clone(),
@@ -149,9 +205,9 @@ pub async fn append<S: Scope>(tx: &mut Tx<S>, e: &AuditEntry, now: OffsetDateTim
         ip: e.ip.clone(),
         user_agent: e.user_agent.clone(),
         request_id: e.request_id.clone(),
-        metadata: sqlx::types::Json(metadata),
-        before: e.before.clone().map(sqlx::types::Json),
-        after: e.after.clone().map(sqlx::types::Json),
+        metadata,
+        before: e.before.clone(),
+        after: e.after.clone(),
         chain_id: Some(chain),
         seq: Some(head.seq + 1),
         prev_hash: Some(head.hash.clone()),
@@ -173,7 +229,7 @@ pub async fn append<S: Scope>(tx: &mut Tx<S>, e: &AuditEntry, now: OffsetDateTim
     tx.execute(
         Query::new(sql)
             .bind(r.id)
-            .bind(r.tenant_id)
+            .bind(tenant)
             .bind(r.created_at)
             .bind(r.actor_id)
             .bind(r.actor_email.clone())
@@ -184,9 +240,9 @@ pub async fn append<S: Scope>(tx: &mut Tx<S>, e: &AuditEntry, now: OffsetDateTim
             .bind(r.ip.clone())
             .bind(r.user_agent.clone())
             .bind(r.request_id.clone())
-            .bind(r.metadata.0.clone())
-            .bind(r.before.as_ref().map(|v| v.0.clone()))
-            .bind(r.after.as_ref().map(|v| v.0.clone()))
+            .bind(r.metadata.clone())
+            .bind(r.before.clone())
+            .bind(r.after.clone())
             .bind(chain)
             .bind(r.seq)
             .bind(r.prev_hash.clone())
@@ -209,10 +265,10 @@ pub async fn append<S: Scope>(tx: &mut Tx<S>, e: &AuditEntry, now: OffsetDateTim
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     /// Narrow to one tenant (super admins); tenant scopes are always narrowed to their own.
-    pub tenant: Option<Uuid>,
+    pub tenant: Option<TenantId>,
     /// An exact action, or a prefix when it ends in `*` (`auth.login.*`).
     pub action: Option<String>,
-    pub actor_id: Option<Uuid>,
+    pub actor_id: Option<UserId>,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
     pub from: Option<OffsetDateTime>,
@@ -220,7 +276,7 @@ pub struct AuditFilter {
     /// Free text, matched case-insensitively in action, actor email, target id and metadata.
     pub q: Option<String>,
     /// Only records older than this id (the cursor: ids are time-ordered).
-    pub before_id: Option<Uuid>,
+    pub before_id: Option<AuditRecordId>,
     pub limit: i64,
 }
 
@@ -254,9 +310,10 @@ pub async fn search<S: Scope>(tx: &mut Tx<S>, f: &AuditFilter) -> Result<Vec<Aud
               OR lower(coalesce(target_id, '')) LIKE $9 ESCAPE '\\' OR lower(metadata) LIKE $9 ESCAPE '\\')"
         }
     };
-    tx.fetch_all(
-        Query::new(format!(
-            "SELECT {COLUMNS} FROM audit_log
+    let rows = tx
+        .fetch_all(
+            Query::new(format!(
+                "SELECT {COLUMNS} FROM audit_log
              WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR tenant_id = $2)
                AND ($3 IS NULL OR action = $3) AND ($4 IS NULL OR action LIKE $4 ESCAPE '\\')
                AND ($5 IS NULL OR actor_id = $5) AND ($6 IS NULL OR target_type = $6)
@@ -264,21 +321,22 @@ pub async fn search<S: Scope>(tx: &mut Tx<S>, f: &AuditFilter) -> Result<Vec<Aud
                AND ($9 IS NULL OR {text_match}) AND ($10 IS NULL OR created_at < $10)
                AND ($11 IS NULL OR id < $11)
              ORDER BY id DESC LIMIT $12"
-        ))
-        .bind(scope_tenant)
-        .bind(f.tenant)
-        .bind(action_exact)
-        .bind(action_prefix)
-        .bind(f.actor_id)
-        .bind(f.target_type.clone())
-        .bind(f.target_id.clone())
-        .bind(f.from)
-        .bind(q)
-        .bind(f.to)
-        .bind(f.before_id)
-        .bind(f.limit),
-    )
-    .await
+            ))
+            .bind(scope_tenant)
+            .bind(f.tenant)
+            .bind(action_exact)
+            .bind(action_prefix)
+            .bind(f.actor_id)
+            .bind(f.target_type.clone())
+            .bind(f.target_id.clone())
+            .bind(f.from)
+            .bind(q)
+            .bind(f.to)
+            .bind(f.before_id)
+            .bind(f.limit),
+        )
+        .await?;
+    Ok(records(rows))
 }
 
 /// The scope's newest records.
@@ -328,7 +386,7 @@ pub async fn verify(tx: &mut Tx<SystemScope>, tenant: Option<Uuid>) -> Result<Ve
         reports.push(verify_chain(tx, chain).await?);
     }
     // Records that carry no chain position were not written by the application.
-    let stray: Vec<AuditRecord> = tx
+    let stray: Vec<AuditRow> = tx
         .fetch_all(
             Query::new(format!(
                 "SELECT {COLUMNS} FROM audit_log WHERE (chain_id IS NULL OR seq IS NULL)
@@ -362,15 +420,16 @@ async fn verify_chain(tx: &mut Tx<SystemScope>, chain: Uuid) -> Result<ChainRepo
     let mut count: u64 = 0;
     let mut after: i64 = 0;
     loop {
-        let page: Vec<AuditRecord> = tx
-            .fetch_all(
+        let page: Vec<AuditRecord> = records(
+            tx.fetch_all(
                 Query::new(format!(
                     "SELECT {COLUMNS} FROM audit_log WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT 1000"
                 ))
                 .bind(chain)
                 .bind(after),
             )
-            .await?;
+            .await?,
+        );
         let Some(last) = page.last() else { break };
         after = last.seq.unwrap_or(after + 1);
         for r in &page {

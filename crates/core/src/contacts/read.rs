@@ -1,12 +1,12 @@
 //! Reading contacts: the list with its filters, one contact, and the export (its permission,
 //! limit and audit entry, then its pages).
 
-use crate::audit::{self, AuditEntryExt};
+use crate::audit::AuditEntryExt;
 use crate::auth::{Principal, RequestMeta};
+use crate::error::code;
 use crate::pagination::Page;
-use crate::{AppError, AppResult, Services};
+use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{ApiScope, Contact, ContactId, Permission, Tags};
-use palisade_store::audit as audit_log;
 use palisade_store::contacts::{self as store, ContactFilter};
 use serde_json::json;
 use uuid::Uuid;
@@ -73,7 +73,7 @@ fn require_export(p: &Principal) -> AppResult<()> {
     if let Some(k) = p.api_key() {
         if !k.scopes.contains(&ApiScope::ContactsExport) {
             return Err(AppError::Forbidden {
-                code: "insufficient_scope",
+                code: code::INSUFFICIENT_SCOPE,
                 message: "this API key is missing the scope contacts:export".into(),
             });
         }
@@ -98,14 +98,13 @@ pub async fn start_export(
         .contacts_export
         .check(&scope.tenant_id().as_uuid())
         .map_err(|wait| AppError::rate_limited("at most 10 contact exports per hour", wait))?;
-    let now = s.now();
-    let mut tx = s.store.begin(scope).await?;
-    let mut entry = audit::by(p, meta, None, "contact.exported").metadata(json!({
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let mut entry = uow.entry("contact.exported").metadata(json!({
         "format": format, "tag": f.tag, "opted_out": f.opted_out, "q": q.q.is_some(),
     }));
     entry.target_type = Some("contact".into());
-    audit_log::append(&mut tx, &entry, now).await?;
-    tx.commit().await?;
+    uow.audit(entry).await?;
+    uow.commit().await?;
     Ok(f)
 }
 

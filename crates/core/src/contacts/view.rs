@@ -1,7 +1,7 @@
 //! The one shape a contact leaves the server in: the REST answer, the `contact.*` webhook
 //! events' data and the export (JSON Lines as is, CSV column by column) are all built from
-//! [`ContactView`], so they cannot drift apart (a test in `tests/it/contacts.rs` keeps them
-//! equal).
+//! [`ContactView`], so they cannot drift apart (a test in `tests/it/contacts/events.rs` keeps
+//! them equal).
 
 use palisade_domain::{rfc3339, Contact, OptOutSource};
 use serde::Serialize;

@@ -2,15 +2,17 @@
 //! without personal data and announced to webhooks with the contact's [`ContactView`].
 
 use super::{audit_json, ContactView};
-use crate::audit::{self, AuditEntryExt};
+use crate::audit::AuditEntryExt;
 use crate::auth::{Principal, RequestMeta};
-use crate::{AppError, AppResult, Services};
+use crate::error::code;
+use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{
-    Contact, ContactId, CustomAttributes, EmailAddress, FieldError, Permission, PersonName,
-    PhoneNumber, Tags,
+    Contact, ContactId, CustomAttributes, EmailAddress, EventType, FieldError, Permission,
+    PersonName, PhoneNumber, Tags,
 };
 use palisade_store::contacts as store;
-use palisade_store::{audit as audit_log, StoreError, TenantScope, Tx};
+use palisade_store::{StoreError, TenantScope, Tx};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// The fields whose values differ between `a` and `b`.
@@ -37,7 +39,7 @@ fn changed_fields(a: &Contact, b: &Contact) -> Vec<&'static str> {
 async fn phone_taken(tx: &mut Tx<TenantScope>, phone: &PhoneNumber) -> AppError {
     let existing = store::find_by_phone(tx, phone).await.ok().flatten();
     AppError::Conflict {
-        code: "contact_exists",
+        code: code::CONTACT_EXISTS,
         message: match existing {
             Some(c) => format!("a contact with this phone already exists: {}", c.id),
             None => "a contact with this phone already exists".into(),
@@ -45,10 +47,24 @@ async fn phone_taken(tx: &mut Tx<TenantScope>, phone: &PhoneNumber) -> AppError 
     }
 }
 
+/// The conflict for a unique violation, read after the failed unit of work is rolled back.
+async fn conflict(s: &Services, p: &Principal, phone: &PhoneNumber) -> AppResult<AppError> {
+    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
+    Ok(phone_taken(&mut tx, phone).await)
+}
+
 async fn stored(tx: &mut Tx<TenantScope>, id: ContactId) -> AppResult<Contact> {
     Ok(store::find(tx, id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the contact just written is missing"))?)
+}
+
+/// The data of a `contact.deleted` event: the contact as it was, marked deleted.
+#[derive(Serialize)]
+struct DeletedContact {
+    #[serde(flatten)]
+    contact: ContactView,
+    deleted: bool,
 }
 
 /// A contact to create, as received.
@@ -88,7 +104,6 @@ pub async fn create(
     new: NewContact,
 ) -> AppResult<Contact> {
     p.require(Permission::ContactsWrite)?;
-    let now = s.now();
     let mut errors = Vec::new();
     let phone = collect(&mut errors, PhoneNumber::parse("phone", &new.phone));
     let name = new
@@ -106,8 +121,9 @@ pub async fn create(
     let (Some(phone), true) = (phone, errors.is_empty()) else {
         return Err(AppError::validation(errors));
     };
-    let scope = p.tenant_scope()?;
-    let mut c = Contact::new(scope.tenant_id(), phone, now);
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    let mut c = Contact::new(p.tenant_scope()?.tenant_id(), phone, now);
     c.name = name.flatten();
     c.email = email.flatten();
     c.tags = tags.flatten().unwrap_or_default();
@@ -115,36 +131,26 @@ pub async fn create(
     if let Some(opt_in) = new.marketing_opt_in {
         c.consent = c.consent.choose(opt_in, now);
     }
-    let mut tx = s.store.begin(scope).await?;
-    if let Err(e) = store::insert(&mut tx, &c).await {
+    if let Err(e) = store::insert(uow.tx(), &c).await {
         return Err(match e {
             StoreError::UniqueViolation { .. } => {
-                drop(tx);
-                let mut tx = s.store.begin_read(scope).await?;
-                phone_taken(&mut tx, &c.phone).await
+                drop(uow);
+                conflict(s, p, &c.phone).await?
             }
             e => e.into(),
         });
     }
     // As stored (PostgreSQL keeps microseconds).
-    let c = stored(&mut tx, c.id).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "contact.created")
+    let c = stored(uow.tx(), c.id).await?;
+    uow.audit(
+        uow.entry("contact.created")
             .target("contact", c.id)
             .change(None, Some(audit_json(&c))),
-        now,
     )
     .await?;
-    crate::webhooks::enqueue(
-        &mut tx,
-        scope.tenant_id(),
-        "contact.created",
-        ContactView::from(&c).to_json()?,
-        now,
-    )
-    .await?;
-    tx.commit().await?;
+    uow.emit(EventType::ContactCreated, &ContactView::from(&c))
+        .await?;
+    uow.commit().await?;
     Ok(c)
 }
 
@@ -156,7 +162,6 @@ pub async fn update(
     patch: ContactPatch,
 ) -> AppResult<Contact> {
     p.require(Permission::ContactsWrite)?;
-    let now = s.now();
     let mut errors = Vec::new();
     let phone = patch
         .phone
@@ -179,9 +184,9 @@ pub async fn update(
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
-    let scope = p.tenant_scope()?;
-    let mut tx = s.store.begin(scope).await?;
-    let before = store::find_for_update(&mut tx, id)
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    let before = store::find_for_update(uow.tx(), id)
         .await?
         .ok_or(AppError::NotFound("contact"))?;
     let mut after = before.clone();
@@ -208,35 +213,26 @@ pub async fn update(
         return Ok(before);
     }
     after.updated_at = now;
-    if let Err(e) = store::update(&mut tx, &after).await {
+    if let Err(e) = store::update(uow.tx(), &after).await {
         return Err(match e {
             StoreError::UniqueViolation { .. } => {
-                drop(tx);
-                let mut tx = s.store.begin_read(scope).await?;
-                phone_taken(&mut tx, &after.phone).await
+                drop(uow);
+                conflict(s, p, &after.phone).await?
             }
             e => e.into(),
         });
     }
-    let after = stored(&mut tx, id).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "contact.updated")
+    let after = stored(uow.tx(), id).await?;
+    uow.audit(
+        uow.entry("contact.updated")
             .target("contact", id)
             .change(Some(audit_json(&before)), Some(audit_json(&after)))
             .metadata(json!({ "fields": changed })),
-        now,
     )
     .await?;
-    crate::webhooks::enqueue(
-        &mut tx,
-        scope.tenant_id(),
-        "contact.updated",
-        ContactView::from(&after).to_json()?,
-        now,
-    )
-    .await?;
-    tx.commit().await?;
+    uow.emit(EventType::ContactUpdated, &ContactView::from(&after))
+        .await?;
+    uow.commit().await?;
     Ok(after)
 }
 
@@ -249,38 +245,37 @@ pub async fn delete(
     id: ContactId,
 ) -> AppResult<()> {
     p.require(Permission::ContactsDelete)?;
-    let now = s.now();
-    let scope = p.tenant_scope()?;
-    let mut tx = s.store.begin(scope).await?;
-    let before = store::find(&mut tx, id)
+    let tenant = p.tenant_scope()?.tenant_id();
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let before = store::find(uow.tx(), id)
         .await?
         .ok_or(AppError::NotFound("contact"))?;
     // The media rows go first, returning their files' keys (see `delete_of_contact` for the
     // race with a download being recorded; `whatsapp::media` covers the other order).
-    let files = palisade_store::media::delete_of_contact(&mut tx, id.as_uuid()).await?;
-    let erased = store::delete(&mut tx, id).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "contact.deleted")
+    let files = palisade_store::media::delete_of_contact(uow.tx(), id.as_uuid()).await?;
+    let erased = store::delete(uow.tx(), id).await?;
+    uow.audit(
+        uow.entry("contact.deleted")
             .target("contact", id)
             .change(Some(audit_json(&before)), None)
             .metadata(json!({
                 "conversations": erased.conversations, "messages": erased.messages,
                 "queued_sends": erased.queued_sends, "media_files": files.len(),
             })),
-        now,
     )
     .await?;
-    let mut gone = ContactView::from(&before).to_json()?;
-    if let Some(o) = gone.as_object_mut() {
-        o.insert("deleted".into(), json!(true));
-    }
-    crate::webhooks::enqueue(&mut tx, scope.tenant_id(), "contact.deleted", gone, now).await?;
-    tx.commit().await?;
-    // The erasure covers the downloaded media too. A file that cannot be removed now is logged
-    // (by key, never by content) and the erasure still stands in the database.
+    let gone = DeletedContact {
+        contact: ContactView::from(&before),
+        deleted: true,
+    };
+    uow.emit(EventType::ContactDeleted, &gone).await?;
+    uow.commit().await?;
+    // The erasure covers the downloaded media too; it is awaited here rather than handed to
+    // `after_commit` (which cannot await) so the answer comes once the files are gone. A file
+    // that cannot be removed now is logged (by key, never by content) and the erasure still
+    // stands in the database.
     for key in files {
-        if let Err(e) = s.storage.delete(scope.tenant_id(), &key).await {
+        if let Err(e) = s.storage.delete(tenant, &key).await {
             tracing::warn!(contact = %id, key, error = %e, "could not remove an erased contact's media file");
         }
     }

@@ -8,7 +8,8 @@ both!(
     an_untouched_log_verifies,
     edits_deletions_insertions_and_reorders_are_reported,
     audit_search_is_scoped_filtered_and_paginated,
-    audit_export_streams_is_audited_and_limited
+    audit_export_streams_is_audited_and_limited,
+    an_audit_record_is_the_same_in_the_api_and_both_exports
 );
 
 async fn problems(app: &TestApp, tenant: &str) -> Vec<String> {
@@ -410,4 +411,76 @@ async fn audit_export_streams_is_audited_and_limited(db: Db) {
         StatusCode::FORBIDDEN
     );
     let _ = json!({});
+}
+
+/// One audit record is one JSON object wherever it leaves the server: a JSON Lines export line
+/// equals the search answer's record, and the CSV row has the same values column by column.
+async fn an_audit_record_is_the_same_in_the_api_and_both_exports(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = busy_tenant(&app).await;
+    let export = |format: &'static str| {
+        let app = &app;
+        let token = owner.access_token.clone();
+        async move {
+            let r = app
+                .client
+                .get(app.url(&format!("/api/v1/audit-logs/export?format={format}")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.text().await.unwrap()
+        }
+    };
+    let jsonl = export("jsonl").await;
+    let csv = export("csv").await;
+    // Each export's own record is written before it streams; searched after both, the log
+    // holds both.
+    let searched = app
+        .get("/api/v1/audit-logs?limit=500", &owner.access_token)
+        .await;
+    assert_eq!(searched.status, StatusCode::OK);
+    let by_id: std::collections::HashMap<String, serde_json::Value> = searched.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap().to_owned(), r.clone()))
+        .collect();
+
+    let lines: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 5, "{jsonl}");
+    for line in &lines {
+        let id = line["id"].as_str().unwrap();
+        assert_eq!(Some(line), by_id.get(id), "the JSON Lines record {id}");
+    }
+    assert_eq!(
+        lines.len() + 1,
+        by_id.len(),
+        "every record but the CSV export's"
+    );
+
+    let mut rows = csv.lines();
+    let header: Vec<String> = crate::contacts::csv_fields(rows.next().unwrap());
+    let rows: Vec<Vec<String>> = rows.map(crate::contacts::csv_fields).collect();
+    assert_eq!(
+        rows.len(),
+        by_id.len(),
+        "every record, its own export's too"
+    );
+    for row in &rows {
+        assert_eq!(row.len(), header.len(), "{row:?}");
+        let record = &by_id[row[0].as_str()];
+        for (column, value) in header.iter().zip(row) {
+            let expected = match &record[column.as_str()] {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            assert_eq!(value, &expected, "column {column} of {}", row[0]);
+        }
+    }
 }

@@ -1,6 +1,5 @@
 //! `/api/v1/audit-logs`: searching and exporting the audit log.
 
-use super::rfc3339;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::export::{self, CsvCell, ExportFormat, ExportRow};
 use crate::extract::{ApiQuery, Auth, Meta};
@@ -8,10 +7,12 @@ use crate::AppState;
 use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
-use palisade_core::audit::log;
+use palisade_core::audit::log::{self, AuditFilter};
+use palisade_core::audit::AuditRecordView;
+use palisade_core::error::code;
 use palisade_core::pagination::Page;
-use palisade_core::records::{AuditFilter, AuditRecord};
 use palisade_core::AppError;
+use palisade_domain::{AuditRecordId, TenantId, UserId};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -72,59 +73,8 @@ pub struct ExportQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AuditRecordResponse {
-    pub id: Uuid,
-    pub tenant_id: Option<Uuid>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    pub actor_id: Option<Uuid>,
-    pub actor_email: Option<String>,
-    pub actor_role: Option<String>,
-    pub action: String,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
-    #[schema(value_type = Option<Object>)]
-    pub before: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
-    pub after: Option<serde_json::Value>,
-    /// Position in the tenant's hash chain.
-    pub seq: Option<i64>,
-    /// SHA-256 linking this record to the previous one (see `palisade audit verify`).
-    pub hash: Option<String>,
-}
-
-impl From<AuditRecord> for AuditRecordResponse {
-    fn from(r: AuditRecord) -> Self {
-        AuditRecordResponse {
-            id: r.id,
-            tenant_id: r.tenant_id,
-            created_at: rfc3339(r.created_at),
-            actor_id: r.actor_id,
-            actor_email: r.actor_email,
-            actor_role: r.actor_role,
-            action: r.action,
-            target_type: r.target_type,
-            target_id: r.target_id,
-            ip: r.ip,
-            user_agent: r.user_agent,
-            request_id: r.request_id,
-            metadata: r.metadata.0,
-            before: r.before.map(|v| v.0),
-            after: r.after.map(|v| v.0),
-            seq: r.seq,
-            hash: r.hash,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage {
-    pub data: Vec<AuditRecordResponse>,
+    pub data: Vec<AuditRecordView>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
     pub next_cursor: Option<Uuid>,
 }
@@ -134,7 +84,7 @@ fn time_param(field: &'static str, v: Option<&str>) -> Result<Option<OffsetDateT
         .transpose()
         .map_err(|_| {
             ApiError(AppError::BadRequest {
-                code: "invalid_query",
+                code: code::INVALID_QUERY,
                 message: format!("{field} must be an RFC 3339 time like 2026-01-31T12:00:00Z"),
             })
         })
@@ -152,9 +102,9 @@ fn filter(
     tenant: Option<Uuid>,
 ) -> Result<AuditFilter, ApiError> {
     Ok(AuditFilter {
-        tenant,
+        tenant: tenant.map(TenantId::from),
         action: action.filter(|s| !s.is_empty()),
-        actor_id,
+        actor_id: actor_id.map(UserId::from),
         target_type: target_type.filter(|s| !s.is_empty()),
         target_id: target_id.filter(|s| !s.is_empty()),
         from: time_param("from", from)?,
@@ -181,7 +131,7 @@ pub async fn search(
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(AppError::BadRequest {
-            code: "invalid_query",
+            code: code::INVALID_QUERY,
             message: "limit must be between 1 and 500".into(),
         }
         .into());
@@ -196,45 +146,21 @@ pub async fn search(
         q.q,
         q.tenant_id,
     )?;
-    f.before_id = q.cursor;
+    f.before_id = q.cursor.map(AuditRecordId::from);
     f.limit = limit + 1;
     let records = log::search(&state.services, &p, f).await?;
-    let page = Page::from_overfetch(records, limit, |r| r.id).map(AuditRecordResponse::from);
+    let page = Page::from_overfetch(records, limit, |r| r.id.as_uuid()).map(AuditRecordView::from);
     Ok(Json(AuditPage {
         data: page.data,
         next_cursor: page.next_cursor,
     }))
 }
 
-impl ExportRow for AuditRecordResponse {
-    const CSV_HEADER: &'static str = "id,created_at,tenant_id,actor_id,actor_email,actor_role,action,target_type,target_id,ip,user_agent,request_id,metadata,before,after,seq,hash";
+impl ExportRow for AuditRecordView {
+    const CSV_HEADER: &'static str = AuditRecordView::CSV_HEADER;
 
     fn csv_cells(&self) -> Vec<CsvCell> {
-        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-        let json =
-            |v: &Option<serde_json::Value>| v.as_ref().map(|x| x.to_string()).unwrap_or_default();
-        [
-            self.id.to_string(),
-            self.created_at.clone(),
-            self.tenant_id.map(|t| t.to_string()).unwrap_or_default(),
-            self.actor_id.map(|t| t.to_string()).unwrap_or_default(),
-            opt(&self.actor_email),
-            opt(&self.actor_role),
-            self.action.clone(),
-            opt(&self.target_type),
-            opt(&self.target_id),
-            opt(&self.ip),
-            opt(&self.user_agent),
-            opt(&self.request_id),
-            self.metadata.to_string(),
-            json(&self.before),
-            json(&self.after),
-            self.seq.map(|s| s.to_string()).unwrap_or_default(),
-            opt(&self.hash),
-        ]
-        .into_iter()
-        .map(CsvCell::Text)
-        .collect()
+        self.csv_fields().into_iter().map(CsvCell::Text).collect()
     }
 
     fn cursor(&self) -> Uuid {
@@ -273,13 +199,13 @@ pub async fn export(
         let services = services.clone();
         let p = p.clone();
         let f = AuditFilter {
-            before_id: cursor,
+            before_id: cursor.map(AuditRecordId::from),
             limit: export::PAGE_SIZE,
             ..f.clone()
         };
         async move {
             let page = log::search(&services, &p, f).await?;
-            Ok(page.into_iter().map(AuditRecordResponse::from).collect())
+            Ok(page.into_iter().map(AuditRecordView::from).collect())
         }
     }))
 }
