@@ -341,8 +341,7 @@ async fn attempt(s: &Services, e: &Endpoint, d: Delivery) -> AppResult<bool> {
         Outcome::Failed { retry_after } => {
             match backoff(attempt_no, retry_after) {
                 Some(delay) => {
-                    store::record_attempt(tx, &d, &rec, DeliveryStatus::Failed, now + delay)
-                        .await?
+                    store::record_attempt(tx, &d, &rec, DeliveryStatus::Failed, now + delay).await?
                 }
                 None => store::record_attempt(tx, &d, &rec, DeliveryStatus::Dead, now).await?,
             }

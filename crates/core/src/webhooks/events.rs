@@ -45,7 +45,10 @@ pub(super) fn require_event_access(p: &Principal, subscriptions: &[String]) -> A
         };
         match p.require(permission) {
             Ok(()) => {}
-            Err(AppError::Forbidden { code: refusal, message }) => {
+            Err(AppError::Forbidden {
+                code: refusal,
+                message,
+            }) => {
                 let e = AppError::Forbidden {
                     code: refusal,
                     message: format!("{message} (to receive {event} events)"),
@@ -138,8 +141,16 @@ pub async fn enqueue_to<S: Scope>(
     for data in data {
         let payload = event_payload(event_type, data, now);
         for w in hooks {
-            store::insert_delivery(tx, tenant, w.id, DeliveryId::new(), event_type, &payload, now)
-                .await?;
+            store::insert_delivery(
+                tx,
+                tenant,
+                w.id,
+                DeliveryId::new(),
+                event_type,
+                &payload,
+                now,
+            )
+            .await?;
             n += 1;
         }
     }

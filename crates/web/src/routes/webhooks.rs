@@ -136,10 +136,7 @@ pub async fn create_webhook(
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(WebhookWithSecretResponse {
-            webhook: w,
-            secret,
-        }),
+        Json(WebhookWithSecretResponse { webhook: w, secret }),
     ))
 }
 
@@ -153,9 +150,7 @@ pub async fn list_webhooks(
     Auth(p): Auth,
 ) -> ApiResult<Json<ListResponse<WebhookResponse>>> {
     let list = webhooks::list(&state.services, &p).await?;
-    Ok(Json(ListResponse {
-        data: list,
-    }))
+    Ok(Json(ListResponse { data: list }))
 }
 
 /// One webhook.
@@ -274,11 +269,7 @@ pub async fn rotate_secret(
         overlap,
     )
     .await?;
-    Ok(Json(WebhookWithSecretResponse {
-        webhook,
-        secret,
-    })
-    .into_response())
+    Ok(Json(WebhookWithSecretResponse { webhook, secret }).into_response())
 }
 
 /// Queue a `webhook.test` event for this webhook.
@@ -312,8 +303,7 @@ pub async fn list_deliveries(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<DeliveriesQuery>,
 ) -> ApiResult<Json<ListResponse<DeliveryResponse>>> {
-    let data =
-        webhooks::list_deliveries(&state.services, &p, WebhookId::from(id), q.limit).await?;
+    let data = webhooks::list_deliveries(&state.services, &p, WebhookId::from(id), q.limit).await?;
     Ok(Json(ListResponse { data }))
 }
 
