@@ -112,3 +112,56 @@ impl From<&Delivery> for DeliveryView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_domain::{DeliveryId, TenantId, WebhookId};
+    use palisade_store::webhooks::DeliveryStatus;
+    use time::macros::datetime;
+
+    fn delivery(status: DeliveryStatus) -> Delivery {
+        let at = datetime!(2026-01-02 03:04:05 UTC);
+        Delivery {
+            id: DeliveryId::new(),
+            tenant_id: TenantId::new(),
+            webhook_id: WebhookId::new(),
+            event_type: "webhook.test".into(),
+            payload: serde_json::json!({ "type": "webhook.test" }),
+            status,
+            attempts: 1,
+            next_attempt_at: at,
+            last_attempt_at: Some(at),
+            last_status: Some(500),
+            last_error: Some("HTTP 500".into()),
+            last_latency_ms: Some(12),
+            last_response: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn only_a_waiting_delivery_shows_its_next_attempt() {
+        for (status, shown) in [
+            (DeliveryStatus::Pending, true),
+            (DeliveryStatus::Failed, true),
+            (DeliveryStatus::Delivered, false),
+            (DeliveryStatus::Dead, false),
+        ] {
+            let v = DeliveryView::from(&delivery(status));
+            assert_eq!(v.status, status.as_str());
+            assert_eq!(v.next_attempt_at.is_some(), shown, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn the_view_names_ids_as_uuids_and_keeps_the_payload() {
+        let d = delivery(DeliveryStatus::Pending);
+        let v = serde_json::to_value(DeliveryView::from(&d)).unwrap();
+        assert_eq!(v["id"], serde_json::json!(d.id.as_uuid()));
+        assert_eq!(v["webhook_id"], serde_json::json!(d.webhook_id.as_uuid()));
+        assert_eq!(v["payload"], d.payload);
+        assert_eq!(v["next_attempt_at"], "2026-01-02T03:04:05Z");
+    }
+}
