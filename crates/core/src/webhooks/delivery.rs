@@ -1,7 +1,9 @@
 //! The delivery worker: claims due deliveries under a system scope, sends each endpoint's in
 //! order (endpoints in parallel, within a per-minute budget), signs every attempt, records the
 //! outcome, backs off, and disables an endpoint that keeps failing (audited, admins notified).
-//! Separate because it is the only part that runs in the background and talks to receivers.
+//! Its writes are units of work of [`SystemActor::WebhookWorker`] (audit request id
+//! `webhook-worker`). Separate because it is the only part that runs in the background and talks
+//! to receivers.
 
 use super::signing::{aad, signature_header, SignatureAlgorithm, SigningKey};
 use super::targets::policy;
@@ -71,10 +73,16 @@ struct Round {
 }
 
 async fn round(s: &Services) -> AppResult<Round> {
-    let now = s.now();
     let per_minute = i64::from(s.settings.webhooks_deliveries_per_minute);
-    let mut tx = s.store.begin(SystemScope::new("webhooks.deliver")).await?;
-    let claimed = store::claim_due(&mut tx, now, now + LEASE, CLAIM_BATCH_I64).await?;
+    let mut uow = UnitOfWork::system(
+        s,
+        SystemActor::WebhookWorker,
+        SystemScope::new("webhooks.deliver"),
+    )
+    .await?;
+    let now = uow.now();
+    let tx = uow.tx();
+    let claimed = store::claim_due(tx, now, now + LEASE, CLAIM_BATCH_I64).await?;
     let n_claimed = claimed.len();
     let mut by_hook: BTreeMap<WebhookId, Vec<Delivery>> = BTreeMap::new();
     for d in claimed {
@@ -84,15 +92,15 @@ async fn round(s: &Services) -> AppResult<Round> {
         // Ids are UUID v7: an endpoint's deliveries go out in the order their events happened
         // (RETURNING does not promise the claim's order).
         list.sort_by_key(|d| d.id);
-        let used = store::attempts_since(&mut tx, *hook, now - Duration::minutes(1)).await?;
+        let used = store::attempts_since(tx, *hook, now - Duration::minutes(1)).await?;
         let budget = usize::try_from((per_minute - used).max(0)).unwrap_or(0);
         if list.len() > budget {
             for d in list.split_off(budget) {
-                store::defer(&mut tx, d.id, now + RATE_LIMIT_DEFER).await?;
+                store::defer(tx, d.id, now + RATE_LIMIT_DEFER).await?;
             }
         }
     }
-    tx.commit().await?;
+    uow.commit().await?;
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_PARALLEL_ENDPOINTS));
     let mut set = tokio::task::JoinSet::new();
     for (_, list) in by_hook {
