@@ -106,6 +106,5 @@ pub mod records {
     pub use palisade_store::sessions::Session;
     pub use palisade_store::tenants::{Tenant, TenantStatus};
     pub use palisade_store::users::User;
-    pub use palisade_store::webhooks::{Delivery, Webhook, WebhookStatus};
     pub use palisade_store::whatsapp_connections::Connection as WhatsAppConnection;
 }

@@ -1,24 +1,26 @@
 //! The delivery worker: claims due deliveries under a system scope, sends each endpoint's in
 //! order (endpoints in parallel, within a per-minute budget), signs every attempt, records the
 //! outcome, backs off, and disables an endpoint that keeps failing (audited, admins notified).
-//! Separate because it is the only part that runs in the background and talks to receivers.
+//! Its writes are units of work of [`SystemActor::WebhookWorker`] (audit request id
+//! `webhook-worker`). Separate because it is the only part that runs in the background and talks
+//! to receivers.
 
 use super::signing::{aad, signature_header, SignatureAlgorithm, SigningKey};
 use super::targets::policy;
-use crate::audit::{self, AuditEntryExt};
-use crate::auth::RequestMeta;
+use crate::audit::AuditEntryExt;
 use crate::notifications::{self, NewNotification};
 use crate::safe_http::{self, HeaderMap, Method, TargetUrl};
 use crate::worker::Next;
-use crate::{AppResult, Services};
-use palisade_domain::TenantId;
-use palisade_store::webhooks::{self as store, Attempt, Delivery, Webhook, WebhookStatus};
-use palisade_store::{audit as audit_log, SystemScope};
+use crate::{AppResult, Services, SystemActor, UnitOfWork};
+use palisade_domain::{TenantId, WebhookId};
+use palisade_store::webhooks::{
+    self as store, Attempt, Delivery, DeliveryStatus, Webhook, WebhookStatus,
+};
+use palisade_store::SystemScope;
 use rand::Rng;
 use serde_json::json;
 use std::collections::BTreeMap;
 use time::Duration;
-use uuid::Uuid;
 
 /// Delay before retry n (after the n-th failed attempt), before jitter: ~40 h in all.
 pub const RETRY_SCHEDULE_SECS: &[i64] = &[
@@ -71,12 +73,18 @@ struct Round {
 }
 
 async fn round(s: &Services) -> AppResult<Round> {
-    let now = s.now();
     let per_minute = i64::from(s.settings.webhooks_deliveries_per_minute);
-    let mut tx = s.store.begin(SystemScope::new("webhooks.deliver")).await?;
-    let claimed = store::claim_due(&mut tx, now, now + LEASE, CLAIM_BATCH_I64).await?;
+    let mut uow = UnitOfWork::system(
+        s,
+        SystemActor::WebhookWorker,
+        SystemScope::new("webhooks.deliver"),
+    )
+    .await?;
+    let now = uow.now();
+    let tx = uow.tx();
+    let claimed = store::claim_due(tx, now, now + LEASE, CLAIM_BATCH_I64).await?;
     let n_claimed = claimed.len();
-    let mut by_hook: BTreeMap<Uuid, Vec<Delivery>> = BTreeMap::new();
+    let mut by_hook: BTreeMap<WebhookId, Vec<Delivery>> = BTreeMap::new();
     for d in claimed {
         by_hook.entry(d.webhook_id).or_default().push(d);
     }
@@ -84,15 +92,15 @@ async fn round(s: &Services) -> AppResult<Round> {
         // Ids are UUID v7: an endpoint's deliveries go out in the order their events happened
         // (RETURNING does not promise the claim's order).
         list.sort_by_key(|d| d.id);
-        let used = store::attempts_since(&mut tx, *hook, now - Duration::minutes(1)).await?;
+        let used = store::attempts_since(tx, *hook, now - Duration::minutes(1)).await?;
         let budget = usize::try_from((per_minute - used).max(0)).unwrap_or(0);
         if list.len() > budget {
             for d in list.split_off(budget) {
-                store::defer(&mut tx, d.id, now + RATE_LIMIT_DEFER).await?;
+                store::defer(tx, d.id, now + RATE_LIMIT_DEFER).await?;
             }
         }
     }
-    tx.commit().await?;
+    uow.commit().await?;
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_PARALLEL_ENDPOINTS));
     let mut set = tokio::task::JoinSet::new();
     for (_, list) in by_hook {
@@ -124,7 +132,7 @@ async fn deliver_to_endpoint(s: &Services, list: Vec<Delivery>) -> usize {
     let Some(first) = list.first() else {
         return 0;
     };
-    let tenant = TenantId::from(first.tenant_id);
+    let tenant = first.tenant_id;
     let hook = first.webhook_id;
     let loaded = match load_endpoint(s, tenant, hook).await {
         Ok(Some(e)) => e,
@@ -160,7 +168,11 @@ struct Endpoint {
     client: Option<safe_http::PinnedClient>,
 }
 
-async fn load_endpoint(s: &Services, tenant: TenantId, id: Uuid) -> AppResult<Option<Endpoint>> {
+async fn load_endpoint(
+    s: &Services,
+    tenant: TenantId,
+    id: WebhookId,
+) -> AppResult<Option<Endpoint>> {
     let now = s.now();
     let w = {
         let mut tx = s
@@ -245,8 +257,8 @@ fn backoff(attempt: i64, retry_after: Option<i64>) -> Option<Duration> {
 /// Sends one delivery and records the result. Returns whether the endpoint is still active.
 async fn attempt(s: &Services, e: &Endpoint, d: Delivery) -> AppResult<bool> {
     let now = s.now();
-    let tenant = TenantId::from(d.tenant_id);
-    let body = serde_json::to_vec(&d.payload.0).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tenant = d.tenant_id;
+    let body = serde_json::to_vec(&d.payload).map_err(|e| anyhow::anyhow!("{e}"))?;
     let msg_id = d.id.to_string();
     let ts = now.unix_timestamp();
     let mut headers = HeaderMap::new();
@@ -308,31 +320,38 @@ async fn attempt(s: &Services, e: &Endpoint, d: Delivery) -> AppResult<bool> {
         ),
     };
     let attempt_no = d.attempts + 1;
-    let mut tx = s.store.begin(SystemScope::new("webhooks.deliver")).await?;
+    let mut uow = UnitOfWork::system(
+        s,
+        SystemActor::WebhookWorker,
+        SystemScope::new("webhooks.deliver"),
+    )
+    .await?
+    .for_tenant(tenant);
+    let tx = uow.tx();
     // Re-read the endpoint, locked: its counters (or status, or secret) may have moved while we
     // were sending, and an admin or another node may be writing it right now.
-    let Some(mut w) = store::find_for_update(&mut tx, tenant, e.webhook.id).await? else {
+    let Some(mut w) = store::find_for_update(tx, tenant, e.webhook.id).await? else {
         return Ok(false);
     };
     let mut disable: Option<String> = None;
     match outcome {
         Outcome::Delivered => {
-            store::record_attempt(&mut tx, &d, &rec, "delivered", now).await?;
+            store::record_attempt(tx, &d, &rec, DeliveryStatus::Delivered, now).await?;
             w.consecutive_failures = 0;
             w.failing_since = None;
             w.last_success_at = Some(now);
         }
         Outcome::Gone => {
-            store::record_attempt(&mut tx, &d, &rec, "dead", now).await?;
+            store::record_attempt(tx, &d, &rec, DeliveryStatus::Dead, now).await?;
             w.last_failure_at = Some(now);
             disable = Some("the endpoint answered 410 Gone".into());
         }
         Outcome::Failed { retry_after } => {
             match backoff(attempt_no, retry_after) {
                 Some(delay) => {
-                    store::record_attempt(&mut tx, &d, &rec, "failed", now + delay).await?
+                    store::record_attempt(tx, &d, &rec, DeliveryStatus::Failed, now + delay).await?
                 }
-                None => store::record_attempt(&mut tx, &d, &rec, "dead", now).await?,
+                None => store::record_attempt(tx, &d, &rec, DeliveryStatus::Dead, now).await?,
             }
             w.consecutive_failures += 1;
             let since = *w.failing_since.get_or_insert(now);
@@ -354,23 +373,18 @@ async fn attempt(s: &Services, e: &Endpoint, d: Delivery) -> AppResult<bool> {
         w.disabled_reason = Some(reason.clone());
     }
     w.updated_at = now;
-    store::update(&mut tx, &w).await?;
+    store::update(tx, &w).await?;
     if let Some(reason) = disable {
-        let meta = RequestMeta {
-            request_id: "webhook-worker".into(),
-            ..RequestMeta::default()
-        };
-        audit_log::append(
-            &mut tx,
-            &audit::entry(&meta, Some(tenant), "webhook.disabled")
-                .target("webhook", w.id)
-                .metadata(json!({ "reason": reason, "delivery_id": d.id })),
-            now,
-        )
-        .await?;
-        let admins = notifications::tenant_admins(&mut tx, tenant, None).await?;
+        // Audited as the worker: request id `webhook-worker`, the endpoint's tenant.
+        let entry = uow
+            .entry("webhook.disabled")
+            .target("webhook", w.id)
+            .metadata(json!({ "reason": reason, "delivery_id": d.id }));
+        uow.audit(entry).await?;
+        let tx = uow.tx();
+        let admins = notifications::tenant_admins(tx, tenant, None).await?;
         notifications::notify(
-            &mut tx,
+            tx,
             tenant,
             &admins,
             &NewNotification {
@@ -382,14 +396,14 @@ async fn attempt(s: &Services, e: &Endpoint, d: Delivery) -> AppResult<bool> {
                     safe_http::redact_url(&w.url)
                 ),
                 data: json!({ "webhook_id": w.id, "url": safe_http::redact_url(&w.url), "reason": reason }),
-                target: Some(("webhook", w.id)),
+                target: Some(("webhook", w.id.as_uuid())),
             },
             now,
         )
         .await?;
         tracing::warn!(webhook = %w.id, tenant = %tenant, %reason, "webhook endpoint disabled");
     }
-    tx.commit().await?;
+    uow.commit().await?;
     Ok(w.status == WebhookStatus::Active)
 }
 

@@ -1,23 +1,26 @@
 //! The webhook use cases an admin (or an API key) calls: create, list, read, change, delete,
 //! approve, rotate the signing key, send a test event, and list or retry deliveries. Each checks
-//! its permission, writes in one transaction and audits. Separate from the delivery worker,
-//! which runs under a system scope and shares only the store and the signing keys.
+//! its permission and writes through one [`UnitOfWork`] (the change, its audit record and any
+//! notification commit together). They answer with the views of `view.rs`. Separate from the
+//! delivery worker, which runs under a system scope and shares only the store and the signing
+//! keys.
 
 use super::events::{event_payload, parse_events, require_event_access};
 use super::signing::{aad, new_signing_key, SignatureAlgorithm};
 use super::targets::{is_allowlisted, parse_url};
-use crate::audit::{self, AuditEntryExt};
+use super::view::{DeliveryView, WebhookView};
+use crate::audit::AuditEntryExt;
 use crate::auth::{Principal, RequestMeta};
+use crate::error::code;
 use crate::notifications::{self, NewNotification};
 use crate::safe_http;
-use crate::{AppError, AppResult, Services};
+use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::rfc3339;
-use palisade_domain::{FieldError, Permission, UserId};
-use palisade_store::webhooks::{self as store, Delivery, Webhook, WebhookStatus};
-use palisade_store::{audit as audit_log, Scope, Tx};
+use palisade_domain::{DeliveryId, EventType, FieldError, Permission, UserId, WebhookId};
+use palisade_store::webhooks::{self as store, Webhook, WebhookStatus};
+use palisade_store::TenantScope;
 use serde_json::{json, Value};
-use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
+use time::Duration;
 
 /// How long the previous secret keeps signing after a rotation, by default.
 pub const ROTATION_OVERLAP: Duration = Duration::hours(24);
@@ -50,13 +53,14 @@ pub struct NewWebhook {
     pub signature_algorithm: Option<String>,
 }
 
-/// Tells the tenant's other admins that `w` waits for approval (in the caller's transaction).
-async fn notify_pending<S: Scope>(
-    tx: &mut Tx<S>,
+/// Tells the tenant's other admins that `w` waits for approval (in the unit's transaction).
+async fn notify_pending(
+    uow: &mut UnitOfWork<'_, TenantScope>,
     w: &Webhook,
     actor: UserId,
-    now: OffsetDateTime,
 ) -> AppResult<()> {
+    let now = uow.now();
+    let tx = uow.tx();
     let recipients = notifications::tenant_admins(tx, w.tenant_id, Some(actor)).await?;
     notifications::notify(
         tx,
@@ -71,7 +75,7 @@ async fn notify_pending<S: Scope>(
                 safe_http::redact_url(&w.url)
             ),
             data: json!({ "webhook_id": w.id, "url": safe_http::redact_url(&w.url), "requested_by": w.created_by }),
-            target: Some(("webhook", w.id)),
+            target: Some(("webhook", w.id.as_uuid())),
         },
         now,
     )
@@ -93,10 +97,9 @@ pub async fn create(
     p: &Principal,
     meta: &RequestMeta,
     input: NewWebhook,
-) -> AppResult<(Webhook, String)> {
+) -> AppResult<(WebhookView, String)> {
     p.require(Permission::WebhooksManage)?;
     let scope = p.tenant_scope()?;
-    let now = s.now();
     let mut errors = Vec::new();
     let target = parse_url(s, &input.url).map_err(|e| errors.push(e)).ok();
     let events = parse_events(&input.events).map_err(|e| errors.push(e)).ok();
@@ -126,18 +129,19 @@ pub async fn create(
         return Err(AppError::validation(errors));
     }
     require_event_access(p, &events)?;
-    let mut tx = s.store.begin(scope).await?;
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
     let max = i64::try_from(s.settings.webhooks_max_per_tenant).unwrap_or(i64::MAX);
     // Concurrent creates wait here for each other, so each counts the ones committed before it.
-    palisade_store::tenants::lock(&mut tx).await?;
-    if store::count(&mut tx).await? >= max {
+    palisade_store::tenants::lock(uow.tx()).await?;
+    if store::count(uow.tx()).await? >= max {
         return Err(AppError::conflict(
-            "webhook_limit_reached",
+            code::WEBHOOK_LIMIT_REACHED,
             format!("a tenant can have at most {max} webhooks; delete one first"),
         ));
     }
-    let allowlisted = is_allowlisted(s, &mut tx, scope.tenant_id(), &target).await?;
-    let id = Uuid::now_v7();
+    let allowlisted = is_allowlisted(s, uow.tx(), scope.tenant_id(), &target).await?;
+    let id = WebhookId::new();
     let (stored, secret, public_key) = new_signing_key(algorithm)?;
     let ciphertext = s
         .keys
@@ -170,35 +174,33 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    store::insert(&mut tx, &w).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "webhook.created")
-            .target("webhook", w.id)
-            .change(None, Some(audit_json(&w)))
-            .metadata(json!({ "allowlisted": allowlisted })),
-        now,
-    )
-    .await?;
+    store::insert(uow.tx(), &w).await?;
+    let entry = uow
+        .entry("webhook.created")
+        .target("webhook", w.id.as_uuid())
+        .change(None, Some(audit_json(&w)))
+        .metadata(json!({ "allowlisted": allowlisted }));
+    uow.audit(entry).await?;
     if !allowlisted {
-        notify_pending(&mut tx, &w, p.user_id, now).await?;
+        notify_pending(&mut uow, &w, p.user_id).await?;
     }
-    tx.commit().await?;
-    Ok((w, secret))
+    uow.commit().await?;
+    Ok(((&w).into(), secret))
 }
 
-pub async fn list(s: &Services, p: &Principal) -> AppResult<Vec<Webhook>> {
+pub async fn list(s: &Services, p: &Principal) -> AppResult<Vec<WebhookView>> {
     p.require(Permission::WebhooksRead)?;
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
-    Ok(store::list(&mut tx).await?)
+    Ok(store::list(&mut tx).await?.iter().map(Into::into).collect())
 }
 
-pub async fn get(s: &Services, p: &Principal, id: Uuid) -> AppResult<Webhook> {
+pub async fn get(s: &Services, p: &Principal, id: WebhookId) -> AppResult<WebhookView> {
     p.require(Permission::WebhooksRead)?;
     let scope = p.tenant_scope()?;
     let mut tx = s.store.begin_read(scope).await?;
     store::find(&mut tx, scope.tenant_id(), id)
         .await?
+        .map(|w| (&w).into())
         .ok_or(AppError::NotFound("webhook"))
 }
 
@@ -206,12 +208,11 @@ pub async fn update(
     s: &Services,
     p: &Principal,
     meta: &RequestMeta,
-    id: Uuid,
+    id: WebhookId,
     changes: WebhookChanges,
-) -> AppResult<Webhook> {
+) -> AppResult<WebhookView> {
     p.require(Permission::WebhooksManage)?;
     let scope = p.tenant_scope()?;
-    let now = s.now();
     let mut errors = Vec::new();
     let target = changes
         .url
@@ -252,8 +253,9 @@ pub async fn update(
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
-    let mut tx = s.store.begin(scope).await?;
-    let before = store::find_for_update(&mut tx, scope.tenant_id(), id)
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    let before = store::find_for_update(uow.tx(), scope.tenant_id(), id)
         .await?
         .ok_or(AppError::NotFound("webhook"))?;
     let mut after = before.clone();
@@ -266,7 +268,7 @@ pub async fn update(
     match status {
         Some(WebhookStatus::Active) if before.status == WebhookStatus::PendingApproval => {
             return Err(AppError::conflict(
-                "approval_required",
+                code::APPROVAL_REQUIRED,
                 "this webhook awaits approval; use POST /api/v1/webhooks/{id}/approve",
             ));
         }
@@ -289,48 +291,45 @@ pub async fn update(
     if let Some(t) = target {
         if t.as_str() != before.url {
             after.url = t.as_str().to_owned();
-            if !is_allowlisted(s, &mut tx, scope.tenant_id(), &t).await? {
+            if !is_allowlisted(s, uow.tx(), scope.tenant_id(), &t).await? {
                 // A new destination needs approval again.
                 after.status = WebhookStatus::PendingApproval;
                 after.approved_by = None;
                 after.approved_at = None;
-                notify_pending(&mut tx, &after, p.user_id, now).await?;
+                notify_pending(&mut uow, &after, p.user_id).await?;
             }
         }
     }
     after.updated_at = now;
-    store::update(&mut tx, &after).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "webhook.updated")
-            .target("webhook", id)
-            .change(Some(audit_json(&before)), Some(audit_json(&after))),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(after)
+    store::update(uow.tx(), &after).await?;
+    let entry = uow
+        .entry("webhook.updated")
+        .target("webhook", id.as_uuid())
+        .change(Some(audit_json(&before)), Some(audit_json(&after)));
+    uow.audit(entry).await?;
+    uow.commit().await?;
+    Ok((&after).into())
 }
 
-pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -> AppResult<()> {
+pub async fn delete(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: WebhookId,
+) -> AppResult<()> {
     p.require(Permission::WebhooksManage)?;
     let scope = p.tenant_scope()?;
-    let now = s.now();
-    let mut tx = s.store.begin(scope).await?;
-    let before = store::find(&mut tx, scope.tenant_id(), id)
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let before = store::find(uow.tx(), scope.tenant_id(), id)
         .await?
         .ok_or(AppError::NotFound("webhook"))?;
-    store::delete(&mut tx, id).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "webhook.deleted")
-            .target("webhook", id)
-            .change(Some(audit_json(&before)), None),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    store::delete(uow.tx(), id).await?;
+    let entry = uow
+        .entry("webhook.deleted")
+        .target("webhook", id.as_uuid())
+        .change(Some(audit_json(&before)), None);
+    uow.audit(entry).await?;
+    uow.commit().await
 }
 
 /// Approves a pending endpoint (any admin); records who approved it.
@@ -338,18 +337,18 @@ pub async fn approve(
     s: &Services,
     p: &Principal,
     meta: &RequestMeta,
-    id: Uuid,
-) -> AppResult<Webhook> {
+    id: WebhookId,
+) -> AppResult<WebhookView> {
     p.require(Permission::WebhooksApprove)?;
     let scope = p.tenant_scope()?;
-    let now = s.now();
-    let mut tx = s.store.begin(scope).await?;
-    let before = store::find_for_update(&mut tx, scope.tenant_id(), id)
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    let before = store::find_for_update(uow.tx(), scope.tenant_id(), id)
         .await?
         .ok_or(AppError::NotFound("webhook"))?;
     if before.status != WebhookStatus::PendingApproval {
         return Err(AppError::conflict(
-            "not_pending_approval",
+            code::NOT_PENDING_APPROVAL,
             format!(
                 "this webhook is {}, not pending approval",
                 before.status.as_str()
@@ -361,18 +360,15 @@ pub async fn approve(
     after.approved_by = Some(p.user_id);
     after.approved_at = Some(now);
     after.updated_at = now;
-    store::update(&mut tx, &after).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "webhook.approved")
-            .target("webhook", id)
-            .change(Some(audit_json(&before)), Some(audit_json(&after)))
-            .metadata(json!({ "url": safe_http::redact_url(&after.url) })),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(after)
+    store::update(uow.tx(), &after).await?;
+    let entry = uow
+        .entry("webhook.approved")
+        .target("webhook", id.as_uuid())
+        .change(Some(audit_json(&before)), Some(audit_json(&after)))
+        .metadata(json!({ "url": safe_http::redact_url(&after.url) }));
+    uow.audit(entry).await?;
+    uow.commit().await?;
+    Ok((&after).into())
 }
 
 /// A new secret or key pair (the secret / public key is returned). The previous key keeps
@@ -382,13 +378,12 @@ pub async fn rotate_secret(
     s: &Services,
     p: &Principal,
     meta: &RequestMeta,
-    id: Uuid,
+    id: WebhookId,
     expire_previous_now: bool,
     overlap_seconds: Option<i64>,
-) -> AppResult<(Webhook, String)> {
+) -> AppResult<(WebhookView, String)> {
     p.require(Permission::WebhooksManage)?;
     let scope = p.tenant_scope()?;
-    let now = s.now();
     let overlap = match overlap_seconds {
         None => ROTATION_OVERLAP,
         Some(n) if (0..=MAX_ROTATION_OVERLAP.whole_seconds()).contains(&n) => Duration::seconds(n),
@@ -409,8 +404,9 @@ pub async fn rotate_secret(
         ));
     }
     let expire_previous_now = expire_previous_now || overlap == Duration::ZERO;
-    let mut tx = s.store.begin(scope).await?;
-    let before = store::find_for_update(&mut tx, scope.tenant_id(), id)
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    let before = store::find_for_update(uow.tx(), scope.tenant_id(), id)
         .await?
         .ok_or(AppError::NotFound("webhook"))?;
     require_event_access(p, &before.events)?;
@@ -431,21 +427,18 @@ pub async fn rotate_secret(
         after.previous_secret_expires_at = Some(now + overlap);
     }
     after.updated_at = now;
-    store::update(&mut tx, &after).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "webhook.secret_rotated")
-            .target("webhook", id)
-            .metadata(json!({
-                "expire_previous_now": expire_previous_now,
-                "signature_algorithm": after.signature_algorithm,
-                "previous_valid_until": after.previous_secret_expires_at.map(rfc3339),
-            })),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok((after, secret))
+    store::update(uow.tx(), &after).await?;
+    let entry = uow
+        .entry("webhook.secret_rotated")
+        .target("webhook", id.as_uuid())
+        .metadata(json!({
+            "expire_previous_now": expire_previous_now,
+            "signature_algorithm": after.signature_algorithm,
+            "previous_valid_until": after.previous_secret_expires_at.map(rfc3339),
+        }));
+    uow.audit(entry).await?;
+    uow.commit().await?;
+    Ok(((&after).into(), secret))
 }
 
 /// Queues a `webhook.test` event for this endpoint only.
@@ -453,61 +446,60 @@ pub async fn send_test(
     s: &Services,
     p: &Principal,
     meta: &RequestMeta,
-    id: Uuid,
-) -> AppResult<Delivery> {
+    id: WebhookId,
+) -> AppResult<DeliveryView> {
     p.require(Permission::WebhooksManage)?;
     let scope = p.tenant_scope()?;
-    let now = s.now();
-    let mut tx = s.store.begin(scope).await?;
-    let w = store::find(&mut tx, scope.tenant_id(), id)
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    let w = store::find(uow.tx(), scope.tenant_id(), id)
         .await?
         .ok_or(AppError::NotFound("webhook"))?;
     if w.status != WebhookStatus::Active {
         return Err(AppError::conflict(
-            "webhook_not_active",
+            code::WEBHOOK_NOT_ACTIVE,
             format!(
                 "this webhook is {}; only active webhooks receive events",
                 w.status.as_str()
             ),
         ));
     }
+    // To this endpoint only, whatever it subscribes to: not `uow.emit`, which fans out.
+    let event = EventType::WebhookTest;
     let payload = event_payload(
-        "webhook.test",
+        event.as_str(),
         json!({ "webhook_id": id, "message": "This is a test event from Palisade." }),
         now,
     );
-    let delivery_id = Uuid::now_v7();
+    let delivery_id = DeliveryId::new();
     store::insert_delivery(
-        &mut tx,
+        uow.tx(),
         scope.tenant_id(),
         id,
         delivery_id,
-        "webhook.test",
+        event.as_str(),
         &payload,
         now,
     )
     .await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "webhook.test_sent")
-            .target("webhook", id)
-            .metadata(json!({ "delivery_id": delivery_id })),
-        now,
-    )
-    .await?;
-    let d = store::find_delivery(&mut tx, scope.tenant_id(), id, delivery_id)
+    let entry = uow
+        .entry("webhook.test_sent")
+        .target("webhook", id.as_uuid())
+        .metadata(json!({ "delivery_id": delivery_id }));
+    uow.audit(entry).await?;
+    let d = store::find_delivery(uow.tx(), scope.tenant_id(), id, delivery_id)
         .await?
         .ok_or(AppError::NotFound("delivery"))?;
-    tx.commit().await?;
-    Ok(d)
+    uow.commit().await?;
+    Ok((&d).into())
 }
 
 pub async fn list_deliveries(
     s: &Services,
     p: &Principal,
-    id: Uuid,
+    id: WebhookId,
     limit: Option<i64>,
-) -> AppResult<Vec<Delivery>> {
+) -> AppResult<Vec<DeliveryView>> {
     p.require(Permission::WebhooksRead)?;
     let scope = p.tenant_scope()?;
     let mut tx = s.store.begin_read(scope).await?;
@@ -516,7 +508,8 @@ pub async fn list_deliveries(
         .ok_or(AppError::NotFound("webhook"))?;
     // Deliveries carry the events' data.
     require_event_access(p, &w.events)?;
-    Ok(store::list_deliveries(&mut tx, id, limit.unwrap_or(100).clamp(1, 500)).await?)
+    let list = store::list_deliveries(&mut tx, id, limit.unwrap_or(100).clamp(1, 500)).await?;
+    Ok(list.iter().map(Into::into).collect())
 }
 
 /// Schedules a delivery for an immediate new attempt.
@@ -524,32 +517,29 @@ pub async fn retry_delivery(
     s: &Services,
     p: &Principal,
     meta: &RequestMeta,
-    id: Uuid,
-    delivery_id: Uuid,
-) -> AppResult<Delivery> {
+    id: WebhookId,
+    delivery_id: DeliveryId,
+) -> AppResult<DeliveryView> {
     p.require(Permission::WebhooksManage)?;
     let scope = p.tenant_scope()?;
-    let now = s.now();
-    let mut tx = s.store.begin(scope).await?;
-    let w = store::find(&mut tx, scope.tenant_id(), id)
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    let w = store::find(uow.tx(), scope.tenant_id(), id)
         .await?
         .ok_or(AppError::NotFound("webhook"))?;
     require_event_access(p, &w.events)?;
-    store::find_delivery(&mut tx, scope.tenant_id(), id, delivery_id)
+    store::find_delivery(uow.tx(), scope.tenant_id(), id, delivery_id)
         .await?
         .ok_or(AppError::NotFound("delivery"))?;
-    store::requeue_delivery(&mut tx, delivery_id, now).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "webhook.delivery_retried")
-            .target("webhook", id)
-            .metadata(json!({ "delivery_id": delivery_id })),
-        now,
-    )
-    .await?;
-    let d = store::find_delivery(&mut tx, scope.tenant_id(), id, delivery_id)
+    store::requeue_delivery(uow.tx(), delivery_id, now).await?;
+    let entry = uow
+        .entry("webhook.delivery_retried")
+        .target("webhook", id.as_uuid())
+        .metadata(json!({ "delivery_id": delivery_id }));
+    uow.audit(entry).await?;
+    let d = store::find_delivery(uow.tx(), scope.tenant_id(), id, delivery_id)
         .await?
         .ok_or(AppError::NotFound("delivery"))?;
-    tx.commit().await?;
-    Ok(d)
+    uow.commit().await?;
+    Ok((&d).into())
 }

@@ -1,31 +1,18 @@
-//! Which events exist, who may receive them, and how they are queued: a subscription pattern
-//! (`user.created`, `user.*`, `*`) is matched against the catalogue, checked against the
-//! subscriber's permissions, and each event is inserted as a delivery row in the transaction of
+//! Who may receive which events, and how they are queued: a subscription pattern
+//! (`user.created`, `user.*`, `*`) is matched against the catalogue ([`EventType::ALL`]),
+//! checked against the subscriber's permissions ([`EventType::required_permission`]), and each event is inserted as a delivery row in the transaction of
 //! the change that caused it. Separate because every use case that emits events calls in here,
 //! while the rest of the module is about endpoints and sending.
 
 use crate::auth::Principal;
+use crate::error::code;
 use crate::{AppError, AppResult};
 use palisade_domain::rfc3339;
-use palisade_domain::{FieldError, Permission, TenantId};
+use palisade_domain::{DeliveryId, EventType, FieldError, TenantId};
 use palisade_store::webhooks::{self as store, Webhook};
 use palisade_store::{Scope, Tx};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
-use uuid::Uuid;
-
-/// Every event type Palisade emits (docs/webhooks.md has payload examples).
-pub const EVENT_TYPES: &[&str] = &[
-    "user.created",
-    "user.updated",
-    "user.deleted",
-    "api_key.created",
-    "api_key.revoked",
-    "contact.created",
-    "contact.updated",
-    "contact.deleted",
-    "webhook.test",
-];
 
 /// Whether a subscription (`user.created`, `user.*`, `*`) covers `event`.
 pub fn subscription_matches(subscription: &str, event: &str) -> bool {
@@ -40,21 +27,6 @@ pub fn subscription_matches(subscription: &str, event: &str) -> bool {
     }
 }
 
-/// What a subscriber must be allowed to read to receive events of `event_type`; `None` when
-/// the event carries no tenant data (`webhook.test`). A family not listed here is for
-/// signed-in admins only until it is mapped (fail closed: no key gets events nobody reviewed).
-fn event_permission(event_type: &str) -> Option<Permission> {
-    let family = event_type.split('.').next().unwrap_or(event_type);
-    match family {
-        "webhook" => None,
-        "contact" => Some(Permission::ContactsRead),
-        "conversation" | "message" => Some(Permission::ConversationsRead),
-        "user" => Some(Permission::UsersRead),
-        "api_key" => Some(Permission::ApiKeysManage),
-        _ => Some(Permission::WebhooksApprove),
-    }
-}
-
 /// A webhook carries the data of its events to whoever holds its URL and secret, so whoever
 /// subscribes it (or redirects it, rotates its secret, reads or replays its deliveries) must be
 /// allowed to read that data: `contact.*` needs `contacts.read` (a key: `contacts:read`),
@@ -63,22 +35,26 @@ fn event_permission(event_type: &str) -> Option<Permission> {
 /// subscribe to everything.
 pub(super) fn require_event_access(p: &Principal, subscriptions: &[String]) -> AppResult<()> {
     let mut missing_scope = None;
-    for event in EVENT_TYPES
-        .iter()
-        .filter(|t| subscriptions.iter().any(|sub| subscription_matches(sub, t)))
-    {
-        let Some(permission) = event_permission(event) else {
+    for event in EventType::ALL.into_iter().filter(|t| {
+        subscriptions
+            .iter()
+            .any(|sub| subscription_matches(sub, t.as_str()))
+    }) {
+        let Some(permission) = event.required_permission() else {
             continue;
         };
         match p.require(permission) {
             Ok(()) => {}
-            Err(AppError::Forbidden { code, message }) => {
+            Err(AppError::Forbidden {
+                code: refusal,
+                message,
+            }) => {
                 let e = AppError::Forbidden {
-                    code,
+                    code: refusal,
                     message: format!("{message} (to receive {event} events)"),
                 };
                 // No scope can fix a refusal outright; say that first.
-                if code != "insufficient_scope" {
+                if refusal != code::INSUFFICIENT_SCOPE {
                     return Err(e);
                 }
                 missing_scope.get_or_insert(e);
@@ -99,7 +75,11 @@ pub(super) fn parse_events(events: &[String]) -> Result<Vec<String>, FieldError>
     let unknown: Vec<&str> = events
         .iter()
         .map(String::as_str)
-        .filter(|e| !EVENT_TYPES.iter().any(|t| subscription_matches(e, t)))
+        .filter(|e| {
+            !EventType::ALL
+                .iter()
+                .any(|t| subscription_matches(e, t.as_str()))
+        })
         .collect();
     if !unknown.is_empty() {
         return Err(FieldError::new(
@@ -107,7 +87,7 @@ pub(super) fn parse_events(events: &[String]) -> Result<Vec<String>, FieldError>
             format!(
                 "unknown event type(s): {}; known: {}",
                 unknown.join(", "),
-                EVENT_TYPES.join(", ")
+                EventType::ALL.map(EventType::as_str).join(", ")
             ),
         ));
     }
@@ -161,8 +141,16 @@ pub async fn enqueue_to<S: Scope>(
     for data in data {
         let payload = event_payload(event_type, data, now);
         for w in hooks {
-            store::insert_delivery(tx, tenant, w.id, Uuid::now_v7(), event_type, &payload, now)
-                .await?;
+            store::insert_delivery(
+                tx,
+                tenant,
+                w.id,
+                DeliveryId::new(),
+                event_type,
+                &payload,
+                now,
+            )
+            .await?;
             n += 1;
         }
     }

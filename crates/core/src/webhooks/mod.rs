@@ -31,17 +31,19 @@
 //! # Where things are
 //!
 //! - `signing.rs`: secrets and key pairs, and the `webhook-signature` header.
-//! - `events.rs`: the event catalogue, who may subscribe to what, and queueing events in the
-//!   transaction of their cause.
+//! - `events.rs`: who may subscribe to what (the catalogue itself is
+//!   [`palisade_domain::EventType`]), and queueing events in the transaction of their cause.
 //! - `targets.rs`: where a webhook may point (URL policy, allow-lists of domains).
 //! - `endpoints.rs`: the admin use cases (create, change, approve, rotate, test, deliveries).
 //! - `delivery.rs`: the worker that sends queued deliveries and records their outcomes.
+//! - `view.rs`: [`WebhookView`] and [`DeliveryView`], the shapes the REST answers use.
 
 mod delivery;
 mod endpoints;
 mod events;
 mod signing;
 mod targets;
+mod view;
 
 pub use delivery::{
     deliver_due, spawn_worker, DISABLE_AFTER_FAILING_FOR, DISABLE_AFTER_FAILURES,
@@ -51,11 +53,10 @@ pub use endpoints::{
     approve, create, delete, get, list, list_deliveries, retry_delivery, rotate_secret, send_test,
     update, NewWebhook, WebhookChanges, MAX_ROTATION_OVERLAP, ROTATION_OVERLAP,
 };
-pub use events::{
-    enqueue, enqueue_to, event_payload, subscribers, subscription_matches, EVENT_TYPES,
-};
+pub use events::{enqueue, enqueue_to, event_payload, subscribers, subscription_matches};
 pub use signing::{
     generate_ed25519, generate_secret, secret_bytes, sign, signature_header, SignatureAlgorithm,
     SigningKey, PRIVATE_KEY_PREFIX, PUBLIC_KEY_PREFIX, SECRET_PREFIX,
 };
 pub use targets::{allowed_domains, parse_url, policy, set_allowed_domains};
+pub use view::{DeliveryView, WebhookView};

@@ -7,9 +7,8 @@ use crate::AppResult;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use palisade_domain::TenantId;
+use palisade_domain::{TenantId, WebhookId};
 use rand::RngCore;
-use uuid::Uuid;
 
 /// Prefix of symmetric secrets (Standard Webhooks).
 pub const SECRET_PREFIX: &str = "whsec_";
@@ -134,7 +133,7 @@ pub fn signature_header(keys: &[SigningKey], msg_id: &str, timestamp: i64, body:
         .join(" ")
 }
 
-pub(super) fn aad(tenant: TenantId, id: Uuid) -> Vec<u8> {
+pub(super) fn aad(tenant: TenantId, id: WebhookId) -> Vec<u8> {
     format!("webhook:{tenant}:{id}").into_bytes()
 }
 

@@ -3,13 +3,13 @@
 //! because it is the module's SSRF and approval boundary, read on its own when reviewing it.
 
 use super::delivery::RESPONSE_LOG_BYTES;
-use crate::audit::{self, AuditEntryExt};
+use crate::audit::AuditEntryExt;
 use crate::auth::{Principal, RequestMeta};
 use crate::safe_http::{OutboundPolicy, TargetHost, TargetUrl};
-use crate::{AppResult, Services};
+use crate::{AppResult, Services, UnitOfWork};
 use palisade_domain::{FieldError, Permission, TenantId};
 use palisade_store::webhooks as store;
-use palisade_store::{audit as audit_log, Scope, Tx};
+use palisade_store::{Scope, Tx};
 use serde_json::json;
 
 /// The outbound policy for webhook traffic.
@@ -102,23 +102,20 @@ pub async fn set_allowed_domains(
     // Allowed domains skip approval: only a signed-in admin decides them, never an API key.
     p.require(Permission::WebhooksApprove)?;
     let scope = p.tenant_scope()?;
-    let now = s.now();
     let domains = parse_domains(domains)?;
-    let mut tx = s.store.begin(scope).await?;
-    let before = store::allowed_domains(&mut tx, scope.tenant_id()).await?;
-    store::set_allowed_domains(&mut tx, &domains, p.user_id, now).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "webhook.allowed_domains_changed")
-            .target("tenant", scope.tenant_id())
-            .change(
-                Some(json!({ "allowed_domains": before })),
-                Some(json!({ "allowed_domains": domains })),
-            ),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    let before = store::allowed_domains(uow.tx(), scope.tenant_id()).await?;
+    store::set_allowed_domains(uow.tx(), &domains, p.user_id, now).await?;
+    let entry = uow
+        .entry("webhook.allowed_domains_changed")
+        .target("tenant", scope.tenant_id())
+        .change(
+            Some(json!({ "allowed_domains": before })),
+            Some(json!({ "allowed_domains": domains })),
+        );
+    uow.audit(entry).await?;
+    uow.commit().await?;
     Ok(domains)
 }
 

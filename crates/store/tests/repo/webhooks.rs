@@ -2,21 +2,20 @@
 //! once, and holds a suspended tenant's deliveries.
 
 use crate::harness::{now, Db, TestStore};
-use palisade_domain::TenantId;
+use palisade_domain::{DeliveryId, TenantId, WebhookId};
 use palisade_store::tenants::{self, TenantStatus};
-use palisade_store::webhooks::{self, Webhook, WebhookStatus};
+use palisade_store::webhooks::{self, DeliveryStatus, Webhook, WebhookStatus};
 use std::collections::HashSet;
 use time::Duration;
-use uuid::Uuid;
 
 both!(a_delivery_is_claimed_once);
 
-async fn endpoint(t: &TestStore, tenant: TenantId, deliveries: usize) -> Vec<Uuid> {
+async fn endpoint(t: &TestStore, tenant: TenantId, deliveries: usize) -> Vec<DeliveryId> {
     let admin = t
         .new_user(tenant, &format!("admin-{tenant}@example.com"))
         .await;
     let w = Webhook {
-        id: Uuid::now_v7(),
+        id: WebhookId::new(),
         tenant_id: tenant,
         url: "https://hooks.example.com/in".into(),
         description: None,
@@ -42,7 +41,7 @@ async fn endpoint(t: &TestStore, tenant: TenantId, deliveries: usize) -> Vec<Uui
     webhooks::insert(&mut tx, &w).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..deliveries {
-        let id = Uuid::now_v7();
+        let id = DeliveryId::new();
         let payload = serde_json::json!({ "n": i });
         webhooks::insert_delivery(
             &mut tx,
@@ -81,7 +80,7 @@ async fn a_delivery_is_claimed_once(db: Db) {
         4,
         "the second worker gets the rest, not the same rows"
     );
-    let claimed: HashSet<Uuid> = a.iter().chain(&b).map(|d| d.id).collect();
+    let claimed: HashSet<DeliveryId> = a.iter().chain(&b).map(|d| d.id).collect();
     assert_eq!(
         claimed,
         queued.iter().copied().collect(),
@@ -89,7 +88,7 @@ async fn a_delivery_is_claimed_once(db: Db) {
     );
     assert!(a.iter().chain(&b).all(|d| d.next_attempt_at == lease));
     assert!(
-        a.iter().chain(&b).all(|d| d.tenant_id == tenant.as_uuid()),
+        a.iter().chain(&b).all(|d| d.tenant_id == tenant),
         "a suspended tenant's deliveries wait"
     );
 
@@ -113,7 +112,7 @@ async fn a_delivery_is_claimed_once(db: Db) {
         latency_ms: 12,
         response_body: None,
     };
-    webhooks::record_attempt(&mut tx, d, &attempt, "delivered", lease)
+    webhooks::record_attempt(&mut tx, d, &attempt, DeliveryStatus::Delivered, lease)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -132,7 +131,7 @@ async fn a_delivery_is_claimed_once(db: Db) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(stored.status, "delivered");
+    assert_eq!(stored.status, DeliveryStatus::Delivered);
     assert_eq!(stored.attempts, 1);
     assert_eq!(stored.last_status, Some(200));
 }

@@ -1,6 +1,6 @@
 //! `/api/v1/webhooks`: outgoing webhooks (admins; API keys with `webhooks:write`).
 
-use super::{rfc3339, ListResponse};
+use super::ListResponse;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{optional_json, ApiBytes, ApiJson, ApiPath, ApiQuery, Auth, Meta};
 use crate::AppState;
@@ -8,8 +8,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use palisade_core::records::{Delivery, Webhook};
 use palisade_core::webhooks::{self, NewWebhook, WebhookChanges};
+// The OpenAPI attributes name the answers by their schema names (the views are documented as
+// `WebhookResponse` and `DeliveryResponse`, as before they were shared with core).
+use palisade_core::webhooks::{DeliveryView as DeliveryResponse, WebhookView as WebhookResponse};
+use palisade_domain::{DeliveryId, WebhookId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -98,111 +101,11 @@ pub struct DeliveriesQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookResponse {
-    pub id: Uuid,
-    pub url: String,
-    pub description: Option<String>,
-    pub events: Vec<String>,
-    /// `pending_approval`, `active` or `disabled`.
-    pub status: String,
-    /// `hmac_sha256` (Standard Webhooks `v1`) or `ed25519` (`v1a`).
-    pub signature_algorithm: String,
-    /// For `ed25519` webhooks: the `whpk_…` public key that verifies the `v1a` signatures
-    /// (base64 of the 32-byte key). `null` for HMAC webhooks.
-    pub public_key: Option<String>,
-    pub created_by: Uuid,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
-    pub approved_by: Option<Uuid>,
-    #[schema(format = DateTime)]
-    pub approved_at: Option<String>,
-    pub disabled_reason: Option<String>,
-    pub consecutive_failures: i64,
-    #[schema(format = DateTime)]
-    pub last_success_at: Option<String>,
-    #[schema(format = DateTime)]
-    pub last_failure_at: Option<String>,
-    /// While set, deliveries are signed with the previous secret too.
-    #[schema(format = DateTime)]
-    pub previous_secret_expires_at: Option<String>,
-}
-
-impl From<&Webhook> for WebhookResponse {
-    fn from(w: &Webhook) -> Self {
-        WebhookResponse {
-            id: w.id,
-            url: w.url.clone(),
-            description: w.description.clone(),
-            events: w.events.clone(),
-            status: w.status.as_str().into(),
-            signature_algorithm: w.signature_algorithm.clone(),
-            public_key: w.public_key.clone(),
-            created_by: w.created_by.as_uuid(),
-            created_at: rfc3339(w.created_at),
-            updated_at: rfc3339(w.updated_at),
-            approved_by: w.approved_by.map(|u| u.as_uuid()),
-            approved_at: w.approved_at.map(rfc3339),
-            disabled_reason: w.disabled_reason.clone(),
-            consecutive_failures: w.consecutive_failures,
-            last_success_at: w.last_success_at.map(rfc3339),
-            last_failure_at: w.last_failure_at.map(rfc3339),
-            previous_secret_expires_at: w.previous_secret_expires_at.map(rfc3339),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookWithSecretResponse {
     pub webhook: WebhookResponse,
     /// HMAC webhooks: the `whsec_…` secret, shown only in this response; store it now.
     /// Ed25519 webhooks: the `whpk_…` public key (also the webhook's `public_key`).
     pub secret: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeliveryResponse {
-    /// Also the `webhook-id` header: stable across retries.
-    pub id: Uuid,
-    pub webhook_id: Uuid,
-    pub event_type: String,
-    pub payload: serde_json::Value,
-    /// `pending`, `failed` (retry scheduled), `delivered` or `dead`.
-    pub status: String,
-    pub attempts: i64,
-    #[schema(format = DateTime)]
-    pub next_attempt_at: Option<String>,
-    #[schema(format = DateTime)]
-    pub last_attempt_at: Option<String>,
-    pub last_status: Option<i64>,
-    pub last_error: Option<String>,
-    pub last_latency_ms: Option<i64>,
-    /// The first KiB of the last response body.
-    pub last_response: Option<String>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-}
-
-impl From<&Delivery> for DeliveryResponse {
-    fn from(d: &Delivery) -> Self {
-        let waiting = matches!(d.status.as_str(), "pending" | "failed");
-        DeliveryResponse {
-            id: d.id,
-            webhook_id: d.webhook_id,
-            event_type: d.event_type.clone(),
-            payload: d.payload.0.clone(),
-            status: d.status.clone(),
-            attempts: d.attempts,
-            next_attempt_at: waiting.then(|| rfc3339(d.next_attempt_at)),
-            last_attempt_at: d.last_attempt_at.map(rfc3339),
-            last_status: d.last_status,
-            last_error: d.last_error.clone(),
-            last_latency_ms: d.last_latency_ms,
-            last_response: d.last_response.clone(),
-            created_at: rfc3339(d.created_at),
-        }
-    }
 }
 
 /// Register a webhook endpoint. The secret is in this response only. Endpoints outside the
@@ -233,10 +136,7 @@ pub async fn create_webhook(
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(WebhookWithSecretResponse {
-            webhook: (&w).into(),
-            secret,
-        }),
+        Json(WebhookWithSecretResponse { webhook: w, secret }),
     ))
 }
 
@@ -250,9 +150,7 @@ pub async fn list_webhooks(
     Auth(p): Auth,
 ) -> ApiResult<Json<ListResponse<WebhookResponse>>> {
     let list = webhooks::list(&state.services, &p).await?;
-    Ok(Json(ListResponse {
-        data: list.iter().map(Into::into).collect(),
-    }))
+    Ok(Json(ListResponse { data: list }))
 }
 
 /// One webhook.
@@ -267,8 +165,8 @@ pub async fn get_webhook(
     Auth(p): Auth,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<WebhookResponse>> {
-    let w = webhooks::get(&state.services, &p, id).await?;
-    Ok(Json((&w).into()))
+    let w = webhooks::get(&state.services, &p, WebhookId::from(id)).await?;
+    Ok(Json(w))
 }
 
 /// Change a webhook's URL, events, description, or pause/re-enable it.
@@ -291,7 +189,7 @@ pub async fn update_webhook(
         &state.services,
         &p,
         &meta,
-        id,
+        WebhookId::from(id),
         WebhookChanges {
             url: req.url,
             events: req.events,
@@ -300,7 +198,7 @@ pub async fn update_webhook(
         },
     )
     .await?;
-    Ok(Json((&w).into()))
+    Ok(Json(w))
 }
 
 /// Delete a webhook and its delivery log (the audit log keeps its history).
@@ -316,7 +214,7 @@ pub async fn delete_webhook(
     Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    webhooks::delete(&state.services, &p, &meta, id).await?;
+    webhooks::delete(&state.services, &p, &meta, WebhookId::from(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -334,8 +232,8 @@ pub async fn approve_webhook(
     Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<WebhookResponse>> {
-    let w = webhooks::approve(&state.services, &p, &meta, id).await?;
-    Ok(Json((&w).into()))
+    let w = webhooks::approve(&state.services, &p, &meta, WebhookId::from(id)).await?;
+    Ok(Json(w))
 }
 
 /// A new signing secret or Ed25519 key pair (the secret, or the new public key, is in the
@@ -362,13 +260,16 @@ pub async fn rotate_secret(
     let (expire, overlap) = req.map_or((false, None), |r| {
         (r.expire_previous_now, r.overlap_seconds)
     });
-    let (w, secret) =
-        webhooks::rotate_secret(&state.services, &p, &meta, id, expire, overlap).await?;
-    Ok(Json(WebhookWithSecretResponse {
-        webhook: (&w).into(),
-        secret,
-    })
-    .into_response())
+    let (webhook, secret) = webhooks::rotate_secret(
+        &state.services,
+        &p,
+        &meta,
+        WebhookId::from(id),
+        expire,
+        overlap,
+    )
+    .await?;
+    Ok(Json(WebhookWithSecretResponse { webhook, secret }).into_response())
 }
 
 /// Queue a `webhook.test` event for this webhook.
@@ -385,8 +286,8 @@ pub async fn test_webhook(
     Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<(StatusCode, Json<DeliveryResponse>)> {
-    let d = webhooks::send_test(&state.services, &p, &meta, id).await?;
-    Ok((StatusCode::ACCEPTED, Json((&d).into())))
+    let d = webhooks::send_test(&state.services, &p, &meta, WebhookId::from(id)).await?;
+    Ok((StatusCode::ACCEPTED, Json(d)))
 }
 
 /// The webhook's deliveries, newest first.
@@ -402,10 +303,8 @@ pub async fn list_deliveries(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<DeliveriesQuery>,
 ) -> ApiResult<Json<ListResponse<DeliveryResponse>>> {
-    let list = webhooks::list_deliveries(&state.services, &p, id, q.limit).await?;
-    Ok(Json(ListResponse {
-        data: list.iter().map(Into::into).collect(),
-    }))
+    let data = webhooks::list_deliveries(&state.services, &p, WebhookId::from(id), q.limit).await?;
+    Ok(Json(ListResponse { data }))
 }
 
 /// Attempt a delivery again now (whatever its status).
@@ -421,8 +320,15 @@ pub async fn retry_delivery(
     Meta(meta): Meta,
     ApiPath((id, delivery_id)): ApiPath<(Uuid, Uuid)>,
 ) -> ApiResult<(StatusCode, Json<DeliveryResponse>)> {
-    let d = webhooks::retry_delivery(&state.services, &p, &meta, id, delivery_id).await?;
-    Ok((StatusCode::ACCEPTED, Json((&d).into())))
+    let d = webhooks::retry_delivery(
+        &state.services,
+        &p,
+        &meta,
+        WebhookId::from(id),
+        DeliveryId::from(delivery_id),
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(d)))
 }
 
 /// The tenant's allowed webhook domains.

@@ -7,9 +7,18 @@
 //! [`claim_due`] (on PostgreSQL `FOR UPDATE SKIP LOCKED`, on SQLite the single writer
 //! serialises claims) by pushing their `next_attempt_at` past a lease, so a crashed worker's
 //! claims are retried when the lease runs out.
+//!
+//! This file holds the endpoints and the allowlist; `deliveries.rs` the queue and its attempts.
+
+mod deliveries;
+
+pub use deliveries::{
+    attempts_since, claim_due, defer, find_delivery, insert_delivery, list_deliveries,
+    record_attempt, requeue_delivery, Attempt, Delivery, DeliveryStatus,
+};
 
 use crate::{Backend, Query, Result, Scope, StoreError, SystemScope, TenantScope, Tx};
-use palisade_domain::{TenantId, UserId};
+use palisade_domain::{TenantId, UserId, WebhookId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -40,7 +49,7 @@ impl WebhookStatus {
 
 #[derive(Debug, Clone)]
 pub struct Webhook {
-    pub id: Uuid,
+    pub id: WebhookId,
     pub tenant_id: TenantId,
     pub url: String,
     pub description: Option<String>,
@@ -94,7 +103,7 @@ impl TryFrom<WebhookRow> for Webhook {
     type Error = StoreError;
     fn try_from(r: WebhookRow) -> Result<Self> {
         Ok(Webhook {
-            id: r.id,
+            id: r.id.into(),
             tenant_id: r.tenant_id.into(),
             url: r.url,
             description: r.description,
@@ -181,7 +190,11 @@ pub async fn count(tx: &mut Tx<TenantScope>) -> Result<i64> {
     Ok(n.n)
 }
 
-pub async fn find<S: Scope>(tx: &mut Tx<S>, tenant: TenantId, id: Uuid) -> Result<Option<Webhook>> {
+pub async fn find<S: Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    id: WebhookId,
+) -> Result<Option<Webhook>> {
     check_tenant(tx, tenant)?;
     tx.fetch_optional::<WebhookRow>(
         Query::new(format!(
@@ -204,7 +217,7 @@ pub async fn find<S: Scope>(tx: &mut Tx<S>, tenant: TenantId, id: Uuid) -> Resul
 pub async fn find_for_update<S: Scope>(
     tx: &mut Tx<S>,
     tenant: TenantId,
-    id: Uuid,
+    id: WebhookId,
 ) -> Result<Option<Webhook>> {
     check_tenant(tx, tenant)?;
     let lock = match tx.backend() {
@@ -287,7 +300,7 @@ pub async fn update<S: Scope>(tx: &mut Tx<S>, w: &Webhook) -> Result<()> {
 }
 
 /// Deletes an endpoint with its deliveries and attempts.
-pub async fn delete(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<bool> {
+pub async fn delete(tx: &mut Tx<TenantScope>, id: WebhookId) -> Result<bool> {
     let tenant = tx.scope().tenant_id();
     tx.execute(
         Query::new("DELETE FROM webhook_attempts WHERE webhook_id = $1 AND tenant_id = $2")
@@ -309,6 +322,51 @@ pub async fn delete(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<bool> {
         )
         .await?
         > 0)
+}
+
+/// On reactivation of `tenant` (suspended at `suspended_at`, reactivated `now`): moves the start
+/// of every failing streak of its endpoints later by the time spent suspended, so that a pause
+/// (when nothing is attempted) does not count towards disabling an endpoint that has been
+/// failing "for 24 hours". A streak begun during the suspension (an attempt claimed before it
+/// landed) counts from `now`. Returns how many endpoints were moved.
+pub async fn shift_failing_since(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    suspended_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<u64> {
+    #[derive(sqlx::FromRow)]
+    struct Failing {
+        id: Uuid,
+        failing_since: OffsetDateTime,
+    }
+    let failing: Vec<Failing> = tx
+        .fetch_all(
+            Query::new(
+                "SELECT id, failing_since FROM webhooks
+                 WHERE tenant_id = $1 AND failing_since IS NOT NULL",
+            )
+            .bind(tenant),
+        )
+        .await?;
+    let mut n = 0;
+    for f in failing {
+        n += tx
+            .execute(
+                Query::new(
+                    "UPDATE webhooks SET failing_since = $3 WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant)
+                .bind(f.id)
+                .bind(if f.failing_since < suspended_at {
+                    f.failing_since + (now - suspended_at)
+                } else {
+                    now
+                }),
+            )
+            .await?;
+    }
+    Ok(n)
 }
 
 // ---- the tenant's allowlist ----
@@ -361,294 +419,5 @@ pub async fn set_allowed_domains(
         )
         .await?;
     }
-    Ok(())
-}
-
-// ---- deliveries ----
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Delivery {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub webhook_id: Uuid,
-    pub event_type: String,
-    pub payload: sqlx::types::Json<serde_json::Value>,
-    /// `pending` (waiting for its first attempt or a manual retry), `failed` (an attempt failed;
-    /// another is scheduled), `delivered`, or `dead` (given up).
-    pub status: String,
-    pub attempts: i64,
-    pub next_attempt_at: OffsetDateTime,
-    pub last_attempt_at: Option<OffsetDateTime>,
-    pub last_status: Option<i64>,
-    pub last_error: Option<String>,
-    pub last_latency_ms: Option<i64>,
-    pub last_response: Option<String>,
-    pub created_at: OffsetDateTime,
-    pub updated_at: OffsetDateTime,
-}
-
-const DELIVERY_COLUMNS: &str = "id, tenant_id, webhook_id, event_type, payload, status, attempts, \
-    next_attempt_at, last_attempt_at, last_status, last_error, last_latency_ms, last_response, \
-    created_at, updated_at";
-
-/// Queues one event for one endpoint, in the caller's transaction.
-pub async fn insert_delivery<S: Scope>(
-    tx: &mut Tx<S>,
-    tenant: TenantId,
-    webhook_id: Uuid,
-    id: Uuid,
-    event_type: &str,
-    payload: &serde_json::Value,
-    now: OffsetDateTime,
-) -> Result<()> {
-    check_tenant(tx, tenant)?;
-    tx.execute(
-        Query::new(
-            "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_type, payload, status,
-                attempts, next_attempt_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $6)",
-        )
-        .bind(id)
-        .bind(tenant)
-        .bind(webhook_id)
-        .bind(event_type)
-        .bind(payload.clone())
-        .bind(now),
-    )
-    .await?;
-    Ok(())
-}
-
-pub async fn find_delivery<S: Scope>(
-    tx: &mut Tx<S>,
-    tenant: TenantId,
-    webhook_id: Uuid,
-    id: Uuid,
-) -> Result<Option<Delivery>> {
-    check_tenant(tx, tenant)?;
-    tx.fetch_optional(
-        Query::new(format!(
-            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries
-             WHERE id = $1 AND tenant_id = $2 AND webhook_id = $3"
-        ))
-        .bind(id)
-        .bind(tenant)
-        .bind(webhook_id),
-    )
-    .await
-}
-
-/// An endpoint's deliveries, newest first.
-pub async fn list_deliveries(
-    tx: &mut Tx<TenantScope>,
-    webhook_id: Uuid,
-    limit: i64,
-) -> Result<Vec<Delivery>> {
-    let tenant = tx.scope().tenant_id();
-    tx.fetch_all(
-        Query::new(format!(
-            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries
-             WHERE tenant_id = $1 AND webhook_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3"
-        ))
-        .bind(tenant)
-        .bind(webhook_id)
-        .bind(limit),
-    )
-    .await
-}
-
-/// Schedules a delivery for an immediate new attempt (manual retry).
-pub async fn requeue_delivery(
-    tx: &mut Tx<TenantScope>,
-    id: Uuid,
-    now: OffsetDateTime,
-) -> Result<()> {
-    let tenant = tx.scope().tenant_id();
-    tx.execute(
-        Query::new(
-            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $3, updated_at = $3
-             WHERE id = $1 AND tenant_id = $2",
-        )
-        .bind(id)
-        .bind(tenant)
-        .bind(now),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Claims up to `limit` due deliveries of active endpoints (every active tenant) by moving
-/// their `next_attempt_at` to `lease_until`. On PostgreSQL concurrent workers skip each other's
-/// rows. A suspended tenant's deliveries are not claimed: they wait untouched (no attempt
-/// counted, no backoff) until it is reactivated.
-pub async fn claim_due(
-    tx: &mut Tx<SystemScope>,
-    now: OffsetDateTime,
-    lease_until: OffsetDateTime,
-    limit: i64,
-) -> Result<Vec<Delivery>> {
-    let lock = match tx.backend() {
-        Backend::Postgres => "FOR UPDATE OF d SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
-    // The claimed rows are picked once, in a materialized CTE. As `WHERE … IN (SELECT … LIMIT n
-    // FOR UPDATE SKIP LOCKED)` PostgreSQL may plan a nested-loop semi-join that rescans the
-    // subquery for every candidate row; each rescan skips the rows this statement has already
-    // updated and takes the next ones, so more than `limit` rows were claimed (seen with the
-    // send queue and media jobs in the store's repository tests).
-    tx.fetch_all(
-        Query::new(format!(
-            "WITH due AS MATERIALIZED (
-                SELECT d.id FROM webhook_deliveries d
-                JOIN webhooks w ON w.tenant_id = d.tenant_id AND w.id = d.webhook_id
-                WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= $1
-                  AND w.status = 'active'
-                  AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = d.tenant_id AND t.status = 'active')
-                ORDER BY d.next_attempt_at, d.id
-                LIMIT $3 {lock})
-             UPDATE webhook_deliveries SET next_attempt_at = $2
-             WHERE id IN (SELECT id FROM due)
-             RETURNING {DELIVERY_COLUMNS}"
-        ))
-        .bind(now)
-        .bind(lease_until)
-        .bind(limit),
-    )
-    .await
-}
-
-/// On reactivation of `tenant` (suspended at `suspended_at`, reactivated `now`): moves the start
-/// of every failing streak of its endpoints later by the time spent suspended, so that a pause
-/// (when nothing is attempted) does not count towards disabling an endpoint that has been
-/// failing "for 24 hours". A streak begun during the suspension (an attempt claimed before it
-/// landed) counts from `now`. Returns how many endpoints were moved.
-pub async fn shift_failing_since(
-    tx: &mut Tx<SystemScope>,
-    tenant: TenantId,
-    suspended_at: OffsetDateTime,
-    now: OffsetDateTime,
-) -> Result<u64> {
-    #[derive(sqlx::FromRow)]
-    struct Failing {
-        id: Uuid,
-        failing_since: OffsetDateTime,
-    }
-    let failing: Vec<Failing> = tx
-        .fetch_all(
-            Query::new(
-                "SELECT id, failing_since FROM webhooks
-                 WHERE tenant_id = $1 AND failing_since IS NOT NULL",
-            )
-            .bind(tenant),
-        )
-        .await?;
-    let mut n = 0;
-    for f in failing {
-        n += tx
-            .execute(
-                Query::new(
-                    "UPDATE webhooks SET failing_since = $3 WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(tenant)
-                .bind(f.id)
-                .bind(if f.failing_since < suspended_at {
-                    f.failing_since + (now - suspended_at)
-                } else {
-                    now
-                }),
-            )
-            .await?;
-    }
-    Ok(n)
-}
-
-/// Pushes a claimed delivery back without counting an attempt (the endpoint's rate limit).
-pub async fn defer(tx: &mut Tx<SystemScope>, id: Uuid, until: OffsetDateTime) -> Result<()> {
-    tx.execute(
-        Query::new("UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id = $1")
-            .bind(id)
-            .bind(until),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Attempts made to an endpoint since `since` (for its per-minute limit).
-pub async fn attempts_since(
-    tx: &mut Tx<SystemScope>,
-    webhook_id: Uuid,
-    since: OffsetDateTime,
-) -> Result<i64> {
-    #[derive(sqlx::FromRow)]
-    struct N {
-        n: i64,
-    }
-    let n: N = tx
-        .fetch_one(
-            Query::new(
-                "SELECT COUNT(*) AS n FROM webhook_attempts WHERE webhook_id = $1 AND attempted_at > $2",
-            )
-            .bind(webhook_id)
-            .bind(since),
-        )
-        .await?;
-    Ok(n.n)
-}
-
-/// The outcome of one attempt.
-#[derive(Debug, Clone)]
-pub struct Attempt {
-    pub attempted_at: OffsetDateTime,
-    pub status_code: Option<i64>,
-    pub error: Option<String>,
-    pub latency_ms: i64,
-    pub response_body: Option<String>,
-}
-
-/// Records an attempt and the delivery's new state (`status`, next attempt time).
-pub async fn record_attempt(
-    tx: &mut Tx<SystemScope>,
-    d: &Delivery,
-    attempt: &Attempt,
-    status: &str,
-    next_attempt_at: OffsetDateTime,
-) -> Result<()> {
-    let attempts = d.attempts + 1;
-    tx.execute(
-        Query::new(
-            "INSERT INTO webhook_attempts (id, tenant_id, webhook_id, delivery_id, attempt,
-                attempted_at, status_code, error, latency_ms, response_body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(d.tenant_id)
-        .bind(d.webhook_id)
-        .bind(d.id)
-        .bind(attempts)
-        .bind(attempt.attempted_at)
-        .bind(attempt.status_code)
-        .bind(attempt.error.clone())
-        .bind(attempt.latency_ms)
-        .bind(attempt.response_body.clone()),
-    )
-    .await?;
-    tx.execute(
-        Query::new(
-            "UPDATE webhook_deliveries SET status = $2, attempts = $3, next_attempt_at = $4,
-                last_attempt_at = $5, last_status = $6, last_error = $7, last_latency_ms = $8,
-                last_response = $9, updated_at = $5
-             WHERE id = $1",
-        )
-        .bind(d.id)
-        .bind(status)
-        .bind(attempts)
-        .bind(next_attempt_at)
-        .bind(attempt.attempted_at)
-        .bind(attempt.status_code)
-        .bind(attempt.error.clone())
-        .bind(attempt.latency_ms)
-        .bind(attempt.response_body.clone()),
-    )
-    .await?;
     Ok(())
 }
