@@ -99,12 +99,8 @@ impl Services {
 
 /// Stored records that services return, re-exported so the web layer need not depend on `store`.
 pub mod records {
-    pub use palisade_store::api_keys::ApiKey;
     pub use palisade_store::media::MessageMedia;
     pub use palisade_store::messaging::{Conversation, Message};
-    pub use palisade_store::notifications::Notification;
     pub use palisade_store::sessions::Session;
-    pub use palisade_store::tenants::{Tenant, TenantStatus};
-    pub use palisade_store::users::User;
     pub use palisade_store::whatsapp_connections::Connection as WhatsAppConnection;
 }

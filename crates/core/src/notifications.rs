@@ -9,15 +9,57 @@
 //!   (anyone else's is 404, like a missing one). API keys are not users and get 403
 //!   `api_key_not_allowed`; super admins belong to no tenant and have none.
 
-use crate::auth::Principal;
+use crate::auth::{Principal, RequestMeta};
 use crate::pagination::Page;
-use crate::{AppError, AppResult, Services};
-use palisade_domain::{Permission, TenantId, UserId};
-use palisade_store::notifications::{self as store, Notification};
+use crate::{AppError, AppResult, Services, UnitOfWork};
+use palisade_domain::{rfc3339, NotificationId, Permission, TenantId, UserId};
+use palisade_store::notifications as store;
 use palisade_store::{Scope, Tx};
+use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
+
+pub use palisade_store::notifications::Notification;
+
+// A notification as its recipient sees it (the REST answer; notifications raise no event). A
+// plain comment: a doc comment would become the schema's description, which it never had.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = NotificationResponse)]
+pub struct NotificationView {
+    pub id: Uuid,
+    /// `webhook.pending_approval` or `webhook.disabled` (more kinds will come).
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    /// Structured details, e.g. `{webhook_id, url, reason}`.
+    pub data: Value,
+    /// What it is about (`webhook`), with `target_id`.
+    pub target_type: Option<String>,
+    pub target_id: Option<Uuid>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// `null` until the user marks it read.
+    #[schema(format = DateTime)]
+    pub read_at: Option<String>,
+}
+
+impl From<&Notification> for NotificationView {
+    fn from(n: &Notification) -> Self {
+        NotificationView {
+            id: n.id.as_uuid(),
+            kind: n.kind.clone(),
+            title: n.title.clone(),
+            body: n.body.clone(),
+            data: n.data.clone(),
+            target_type: n.target_type.clone(),
+            target_id: n.target_id,
+            created_at: rfc3339(n.created_at),
+            read_at: n.read_at.map(rfc3339),
+        }
+    }
+}
 
 /// What to tell, and about what.
 pub struct NewNotification<'a> {
@@ -42,9 +84,9 @@ pub async fn notify<S: Scope>(
         store::insert(
             tx,
             &Notification {
-                id: Uuid::now_v7(),
-                tenant_id: tenant.as_uuid(),
-                user_id: user.as_uuid(),
+                id: NotificationId::new(),
+                tenant_id: tenant,
+                user_id: *user,
                 kind: n.kind.to_owned(),
                 title: n.title.clone(),
                 body: n.body.clone(),
@@ -80,7 +122,7 @@ pub async fn list(
     s: &Services,
     p: &Principal,
     unread_only: bool,
-    cursor: Option<Uuid>,
+    cursor: Option<NotificationId>,
     limit: Option<i64>,
 ) -> AppResult<Page<Notification>> {
     require_user(p)?;
@@ -90,17 +132,23 @@ pub async fn list(
     }
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
     let items = store::list_for_user(&mut tx, p.user_id, unread_only, cursor, limit + 1).await?;
-    Ok(Page::from_overfetch(items, limit, |n| n.id))
+    Ok(Page::from_overfetch(items, limit, |n| n.id.as_uuid()))
 }
 
 /// Marks one of the caller's notifications read (idempotent: the first read time is kept).
-pub async fn mark_read(s: &Services, p: &Principal, id: Uuid) -> AppResult<Notification> {
+/// Not audited: reading one's own notifications changes nothing anyone else sees.
+pub async fn mark_read(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: NotificationId,
+) -> AppResult<Notification> {
     require_user(p)?;
-    let now = s.now();
-    let mut tx = s.store.begin(p.tenant_scope()?).await?;
-    let n = store::mark_read(&mut tx, p.user_id, id, now)
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    let n = store::mark_read(uow.tx(), p.user_id, id, now)
         .await?
         .ok_or(AppError::NotFound("notification"))?;
-    tx.commit().await?;
+    uow.commit().await?;
     Ok(n)
 }

@@ -10,16 +10,17 @@
 //!   identities in the tenant's own audit chain, so the tenant's admins see it;
 //! - it is a real session of the owner (visible in their session list, revocable like any other).
 
-use crate::audit::{self, AuditEntryExt};
+use crate::audit::AuditEntryExt;
 use crate::auth::sessions::IssuedTokens;
 use crate::auth::{cache, tokens, Principal, RequestMeta};
-use crate::{AppError, AppResult, Services};
+use crate::error::code;
+use crate::tenants::{Tenant, TenantStatus};
+use crate::users::User;
+use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{Permission, SessionId, TenantId};
 use palisade_store::auth_changes::ChangeKind;
 use palisade_store::sessions::Session;
-use palisade_store::tenants::{self, Tenant, TenantStatus};
-use palisade_store::users::User;
-use palisade_store::{audit as audit_log, sessions, users, SystemScope};
+use palisade_store::{sessions, tenants, users, SystemScope};
 use uuid::Uuid;
 
 pub const IMPERSONATION_MINUTES: i64 = 30;
@@ -86,54 +87,56 @@ async fn set_status(
     status: TenantStatus,
     reason: Option<String>,
 ) -> AppResult<Tenant> {
-    let now = s.now();
-    let mut tx = s.store.begin(SystemScope::new("platform.tenants")).await?;
-    let before = tenants::find(&mut tx, id)
+    let mut uow = UnitOfWork::begin_in(s, p, meta, SystemScope::new("platform.tenants"))
+        .await?
+        .for_tenant(id);
+    let now = uow.now();
+    let before = tenants::find(uow.tx(), id)
         .await?
         .ok_or(AppError::NotFound("tenant"))?;
     if before.status == status {
         return Err(AppError::conflict(
             if status == TenantStatus::Suspended {
-                "already_suspended"
+                code::ALREADY_SUSPENDED
             } else {
-                "not_suspended"
+                code::NOT_SUSPENDED
             },
             format!("the tenant is already {}", status.as_str()),
         ));
     }
-    let after = tenants::set_status(&mut tx, id, status, reason.as_deref(), now)
+    let after = tenants::set_status(uow.tx(), id, status, reason.as_deref(), now)
         .await?
         .ok_or(AppError::NotFound("tenant"))?;
-    cache::record(&mut tx, ChangeKind::Tenant, id.as_uuid(), now).await?;
+    cache::record(uow.tx(), ChangeKind::Tenant, id.as_uuid(), now).await?;
     // The workers skip a suspended tenant's queued sends, media downloads and webhook
     // deliveries (see `docs/security.md`, "Suspended tenants' queued work"); on reactivation
     // they resume in order. The pause must not count as failing time of its webhooks.
     if let (TenantStatus::Active, Some(since)) = (status, before.suspended_at) {
-        palisade_store::webhooks::shift_failing_since(&mut tx, id, since, now).await?;
+        palisade_store::webhooks::shift_failing_since(uow.tx(), id, since, now).await?;
     }
     let action = if status == TenantStatus::Suspended {
         "tenant.suspended"
     } else {
         "tenant.reactivated"
     };
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, Some(id), action)
+    uow.audit(
+        uow.entry(action)
             .target("tenant", id)
             .metadata(serde_json::json!({ "reason": reason }))
             .change(
                 Some(serde_json::json!({ "status": before.status.as_str() })),
                 Some(serde_json::json!({ "status": after.status.as_str() })),
             ),
-        now,
     )
     .await?;
-    tx.commit().await?;
-    s.auth_cache.forget_tenant(id);
-    if status == TenantStatus::Active {
-        // Paused media downloads resume at once rather than at the next tick.
-        s.media_downloads.notify_one();
-    }
+    uow.after_commit(move |s| {
+        s.auth_cache.forget_tenant(id);
+        if status == TenantStatus::Active {
+            // Paused media downloads resume at once rather than at the next tick.
+            s.media_downloads.notify_one();
+        }
+    });
+    uow.commit().await?;
     Ok(after)
 }
 
@@ -155,21 +158,20 @@ pub async fn impersonate(
 ) -> AppResult<Impersonation> {
     p.require(Permission::PlatformImpersonate)?;
     let reason = required_reason(reason)?;
-    let now = s.now();
-    let mut tx = s
-        .store
-        .begin(SystemScope::new("platform.impersonate"))
-        .await?;
-    let tenant = tenants::find(&mut tx, tenant_id)
+    let mut uow = UnitOfWork::begin_in(s, p, meta, SystemScope::new("platform.impersonate"))
+        .await?
+        .for_tenant(tenant_id);
+    let now = uow.now();
+    let tenant = tenants::find(uow.tx(), tenant_id)
         .await?
         .ok_or(AppError::NotFound("tenant"))?;
     if tenant.status == TenantStatus::Suspended {
         return Err(AppError::conflict(
-            "tenant_suspended",
+            code::TENANT_SUSPENDED,
             "reactivate the tenant before impersonating its owner",
         ));
     }
-    let owner = users::owner_of(&mut tx, tenant_id)
+    let owner = users::owner_of(uow.tx(), tenant_id)
         .await?
         .ok_or(AppError::NotFound("tenant owner"))?;
     let expires_at = now + time::Duration::minutes(IMPERSONATION_MINUTES);
@@ -187,19 +189,17 @@ pub async fn impersonate(
         browser: Some("Impersonation".into()),
         os: None,
     };
-    sessions::insert(&mut tx, &session).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, Some(tenant_id), "platform.impersonation.started")
+    sessions::insert(uow.tx(), &session).await?;
+    uow.audit(
+        uow.entry("platform.impersonation.started")
             .target("user", owner.id)
             .metadata(serde_json::json!({
                 "reason": reason, "write": write, "session_id": session.id, "owner_email": owner.email,
                 "expires_at": expires_at.unix_timestamp(),
             })),
-        now,
     )
     .await?;
-    tx.commit().await?;
+    uow.commit().await?;
     let claims = tokens::AccessClaims {
         iss: s.settings.token_issuer.clone(),
         aud: s.settings.token_audience.clone(),
@@ -242,15 +242,11 @@ pub async fn record_impersonated_request(
     path: &str,
     status: u16,
 ) -> AppResult<()> {
-    let now = s.now();
-    let mut tx = s.store.begin(p.own_scope()).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "platform.impersonation.request")
+    let mut uow = UnitOfWork::begin_in(s, p, meta, p.own_scope()).await?;
+    uow.audit(
+        uow.entry("platform.impersonation.request")
             .metadata(serde_json::json!({ "method": method, "path": path, "status": status })),
-        now,
     )
     .await?;
-    tx.commit().await?;
-    Ok(())
+    uow.commit().await
 }

@@ -1,13 +1,44 @@
 //! The signed-in user's own tenant: its name and password policy.
 
-use crate::audit::{self, AuditEntryExt};
+use crate::audit::AuditEntryExt;
 use crate::auth::cache;
 use crate::auth::{Principal, RequestMeta};
-use crate::{AppError, AppResult, Services};
-use palisade_domain::{PasswordPolicyPreset, Permission, TenantName};
-use palisade_store::audit as audit_log;
+use crate::{AppError, AppResult, Services, UnitOfWork};
+use palisade_domain::{rfc3339, PasswordPolicyPreset, Permission, TenantName};
 use palisade_store::auth_changes::ChangeKind;
-use palisade_store::tenants::{self, Tenant};
+use palisade_store::tenants;
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+pub use palisade_store::tenants::{Tenant, TenantStatus};
+
+// A tenant as its users see it (the REST answer; platform administration adds the suspension
+// and the user count around it). Tenants raise no event. A plain comment: a doc comment would
+// become the schema's description, which it never had.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = TenantResponse)]
+pub struct TenantView {
+    pub id: Uuid,
+    pub name: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    pub password_policy: PasswordPolicyPreset,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&Tenant> for TenantView {
+    fn from(t: &Tenant) -> Self {
+        TenantView {
+            id: t.id.as_uuid(),
+            name: t.name.clone(),
+            status: t.status.as_str().to_owned(),
+            password_policy: t.password_policy,
+            created_at: rfc3339(t.created_at),
+        }
+    }
+}
 
 pub async fn get(s: &Services, p: &Principal) -> AppResult<Tenant> {
     p.require(Permission::TenantRead)?;
@@ -27,7 +58,6 @@ pub async fn update(
 ) -> AppResult<Tenant> {
     p.require(Permission::TenantManage)?;
     let scope = p.tenant_scope()?;
-    let now = s.now();
     let mut errors = Vec::new();
     let name = name
         .map(|n| TenantName::parse("name", n))
@@ -49,35 +79,35 @@ pub async fn update(
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
-    let mut tx = s.store.begin(scope).await?;
-    tenants::lock(&mut tx).await?;
-    let before = tenants::find(&mut tx, scope.tenant_id())
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    tenants::lock(uow.tx()).await?;
+    let before = tenants::find(uow.tx(), scope.tenant_id())
         .await?
         .ok_or(AppError::NotFound("tenant"))?;
     let after = tenants::update_settings(
-        &mut tx,
+        uow.tx(),
         name.as_ref().map_or(before.name.as_str(), |n| n.as_str()),
         policy.unwrap_or(before.password_policy),
         now,
     )
     .await?;
     cache::record(
-        &mut tx,
+        uow.tx(),
         ChangeKind::Tenant,
         scope.tenant_id().as_uuid(),
         now,
     )
     .await?;
     let json = |t: &Tenant| serde_json::json!({ "name": t.name, "password_policy": t.password_policy.as_str() });
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "tenant.updated")
+    uow.audit(
+        uow.entry("tenant.updated")
             .target("tenant", scope.tenant_id())
             .change(Some(json(&before)), Some(json(&after))),
-        now,
     )
     .await?;
-    tx.commit().await?;
-    s.auth_cache.forget_tenant(scope.tenant_id());
+    let tenant = scope.tenant_id();
+    uow.after_commit(move |s| s.auth_cache.forget_tenant(tenant));
+    uow.commit().await?;
     Ok(after)
 }

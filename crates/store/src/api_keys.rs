@@ -2,13 +2,13 @@
 //! what a presented key is looked up by (a unique index: O(1)).
 
 use crate::{Backend, Query, Result, Scope, StoreError, SystemScope, TenantScope, Tx};
-use palisade_domain::{TenantId, UserId};
+use palisade_domain::{ApiKeyId, TenantId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct ApiKey {
-    pub id: Uuid,
+    pub id: ApiKeyId,
     pub tenant_id: TenantId,
     pub name: String,
     /// The first characters of the key, to recognise it in lists.
@@ -51,7 +51,7 @@ struct ApiKeyRow {
 impl From<ApiKeyRow> for ApiKey {
     fn from(r: ApiKeyRow) -> Self {
         ApiKey {
-            id: r.id,
+            id: r.id.into(),
             tenant_id: r.tenant_id.into(),
             name: r.name,
             prefix: r.prefix,
@@ -115,7 +115,7 @@ pub async fn find_by_hash(tx: &mut Tx<SystemScope>, hash: &[u8]) -> Result<Optio
         .map(Into::into))
 }
 
-pub async fn find(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<ApiKey>> {
+pub async fn find(tx: &mut Tx<TenantScope>, id: ApiKeyId) -> Result<Option<ApiKey>> {
     let tenant = tx.scope().tenant_id();
     Ok(tx
         .fetch_optional::<ApiKeyRow>(
@@ -133,7 +133,7 @@ pub async fn find(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<ApiKey>> 
 /// writes back name, scopes and revocation together): on PostgreSQL a rename that read the key
 /// before a concurrent revocation committed would otherwise write `revoked_at = NULL` back and
 /// bring the revoked key to life again. On SQLite write transactions already run one at a time.
-pub async fn find_for_update(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<ApiKey>> {
+pub async fn find_for_update(tx: &mut Tx<TenantScope>, id: ApiKeyId) -> Result<Option<ApiKey>> {
     let tenant = tx.scope().tenant_id();
     let lock = match tx.backend() {
         Backend::Postgres => "FOR UPDATE",
@@ -185,7 +185,7 @@ pub async fn update(tx: &mut Tx<TenantScope>, k: &ApiKey) -> Result<()> {
     Ok(())
 }
 
-pub async fn delete(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<bool> {
+pub async fn delete(tx: &mut Tx<TenantScope>, id: ApiKeyId) -> Result<bool> {
     let tenant = tx.scope().tenant_id();
     Ok(tx
         .execute(
@@ -226,7 +226,7 @@ pub async fn revoke_by_creator<S: Scope>(
 /// Adds buffered usage to a key (the usage flusher; keys of every tenant).
 pub async fn add_usage(
     tx: &mut Tx<SystemScope>,
-    id: Uuid,
+    id: ApiKeyId,
     requests: i64,
     last_used_at: OffsetDateTime,
     last_ip: Option<&str>,

@@ -1,13 +1,13 @@
 //! Invitations: a one-time token with which a new user sets their first password.
 
 use crate::{Query, Result, Scope, SystemScope, Tx};
-use palisade_domain::{TenantId, UserId};
+use palisade_domain::{InviteId, TenantId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct Invite {
-    pub id: Uuid,
+    pub id: InviteId,
     pub tenant_id: TenantId,
     pub user_id: UserId,
     pub expires_at: OffsetDateTime,
@@ -25,6 +25,7 @@ struct InviteRow {
 
 pub async fn insert<S: Scope>(
     tx: &mut Tx<S>,
+    id: InviteId,
     tenant_id: TenantId,
     user: UserId,
     token_hash: &[u8],
@@ -36,7 +37,7 @@ pub async fn insert<S: Scope>(
             "INSERT INTO invites (id, tenant_id, user_id, token_hash, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(Uuid::now_v7())
+        .bind(id)
         .bind(tenant_id)
         .bind(user)
         .bind(token_hash)
@@ -57,7 +58,7 @@ pub async fn find_by_hash(tx: &mut Tx<SystemScope>, hash: &[u8]) -> Result<Optio
         )
         .await?;
     Ok(row.map(|r| Invite {
-        id: r.id,
+        id: r.id.into(),
         tenant_id: r.tenant_id.into(),
         user_id: r.user_id.into(),
         expires_at: r.expires_at,
@@ -65,7 +66,11 @@ pub async fn find_by_hash(tx: &mut Tx<SystemScope>, hash: &[u8]) -> Result<Optio
     }))
 }
 
-pub async fn mark_used<S: Scope>(tx: &mut Tx<S>, id: Uuid, now: OffsetDateTime) -> Result<bool> {
+pub async fn mark_used<S: Scope>(
+    tx: &mut Tx<S>,
+    id: InviteId,
+    now: OffsetDateTime,
+) -> Result<bool> {
     let n = tx
         .execute(
             Query::new("UPDATE invites SET used_at = $2 WHERE id = $1 AND used_at IS NULL")

@@ -2,15 +2,15 @@
 //! that causes them, read (and marked read) only by their recipient.
 
 use crate::{Query, Result, Scope, StoreError, TenantScope, Tx};
-use palisade_domain::{TenantId, UserId};
+use palisade_domain::{NotificationId, TenantId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct Notification {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub user_id: Uuid,
+    pub id: NotificationId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
     /// What happened, e.g. `webhook.pending_approval`, `webhook.disabled`.
     pub kind: String,
     pub title: String,
@@ -41,9 +41,9 @@ struct NotificationRow {
 impl From<NotificationRow> for Notification {
     fn from(r: NotificationRow) -> Self {
         Notification {
-            id: r.id,
-            tenant_id: r.tenant_id,
-            user_id: r.user_id,
+            id: r.id.into(),
+            tenant_id: r.tenant_id.into(),
+            user_id: r.user_id.into(),
             kind: r.kind,
             title: r.title,
             body: r.body,
@@ -88,7 +88,7 @@ pub async fn admin_ids<S: Scope>(tx: &mut Tx<S>, tenant: TenantId) -> Result<Vec
 }
 
 pub async fn insert<S: Scope>(tx: &mut Tx<S>, n: &Notification) -> Result<()> {
-    check_tenant(tx, TenantId::from(n.tenant_id))?;
+    check_tenant(tx, n.tenant_id)?;
     tx.execute(
         Query::new(
             "INSERT INTO notifications (id, tenant_id, user_id, kind, title, body, data,
@@ -115,7 +115,7 @@ pub async fn list_for_user(
     tx: &mut Tx<TenantScope>,
     user: UserId,
     unread_only: bool,
-    cursor: Option<Uuid>,
+    cursor: Option<NotificationId>,
     limit: i64,
 ) -> Result<Vec<Notification>> {
     let tenant = tx.scope().tenant_id();
@@ -142,7 +142,7 @@ pub async fn list_for_user(
 pub async fn mark_read(
     tx: &mut Tx<TenantScope>,
     user: UserId,
-    id: Uuid,
+    id: NotificationId,
     now: OffsetDateTime,
 ) -> Result<Option<Notification>> {
     let tenant = tx.scope().tenant_id();

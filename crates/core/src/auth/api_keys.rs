@@ -178,7 +178,14 @@ impl UsageBuffer {
         for id in ids {
             if let Some((_, u)) = self.pending.remove(&id) {
                 let ip = u.last_ip.map(|i| i.to_string());
-                api_keys::add_usage(&mut tx, id, u.requests, u.last_used_at, ip.as_deref()).await?;
+                api_keys::add_usage(
+                    &mut tx,
+                    id.into(),
+                    u.requests,
+                    u.last_used_at,
+                    ip.as_deref(),
+                )
+                .await?;
             }
         }
         tx.commit().await?;

@@ -71,7 +71,7 @@ pub struct ApiKeySnapshot {
 impl From<&palisade_store::api_keys::ApiKey> for ApiKeySnapshot {
     fn from(k: &palisade_store::api_keys::ApiKey) -> Self {
         ApiKeySnapshot {
-            id: k.id,
+            id: k.id.as_uuid(),
             tenant_id: k.tenant_id,
             name: k.name.clone(),
             scopes: k
@@ -174,9 +174,9 @@ impl AuthCache {
         }
     }
 
-    pub fn forget_api_key(&self, id: Uuid) {
+    pub fn forget_api_key(&self, id: palisade_domain::ApiKeyId) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.api_keys.retain(|_, k| k.id != id);
+        self.api_keys.retain(|_, k| k.id != id.as_uuid());
     }
 
     pub fn revoke_session(&self, session: SessionId, now: OffsetDateTime) {
@@ -204,7 +204,7 @@ impl AuthCache {
             ChangeKind::Session => self.revoke_session(SessionId::from_uuid(c.subject_id), now),
             ChangeKind::User => self.forget_user(UserId::from_uuid(c.subject_id)),
             ChangeKind::Tenant => self.forget_tenant(TenantId::from_uuid(c.subject_id)),
-            ChangeKind::ApiKey => self.forget_api_key(c.subject_id),
+            ChangeKind::ApiKey => self.forget_api_key(c.subject_id.into()),
         }
         self.last_seq.fetch_max(c.seq, Ordering::SeqCst);
     }

@@ -74,6 +74,8 @@ pub const NOT_DELETED: &str = "not_deleted";
 pub const NOT_FOUND: &str = "not_found";
 /// The webhook is not waiting for approval.
 pub const NOT_PENDING_APPROVAL: &str = "not_pending_approval";
+/// The tenant is active already, so there is nothing to reactivate.
+pub const NOT_SUSPENDED: &str = "not_suspended";
 /// The websocket's Origin is not allowed.
 pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
 /// Only a template may be sent outside the 24-hour window.
@@ -162,6 +164,7 @@ pub const ALL: &[&str] = &[
     NOT_DELETED,
     NOT_FOUND,
     NOT_PENDING_APPROVAL,
+    NOT_SUSPENDED,
     ORIGIN_NOT_ALLOWED,
     OUTSIDE_CUSTOMER_SERVICE_WINDOW,
     OWNER_CANNOT_BE_DELETED,

@@ -1,8 +1,8 @@
 //! API keys: found by the hash of the secret, revoked for good, usage added up.
 
 use crate::harness::{now, scope, Db, TestStore};
+use palisade_domain::ApiKeyId;
 use palisade_store::api_keys::{self, ApiKey};
-use uuid::Uuid;
 
 both!(an_api_key_is_found_by_its_hash_and_revoked);
 
@@ -11,7 +11,7 @@ async fn an_api_key_is_found_by_its_hash_and_revoked(db: Db) {
     let tenant = t.new_tenant("Acme").await;
     let admin = t.new_user(tenant, "ana@example.com").await;
     let key = ApiKey {
-        id: Uuid::now_v7(),
+        id: ApiKeyId::new(),
         tenant_id: tenant,
         name: "CI".into(),
         prefix: "pk_live_ab".into(),

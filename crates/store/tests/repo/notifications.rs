@@ -1,9 +1,9 @@
 //! Notifications: each is read only by its recipient, and the first read time is kept.
 
 use crate::harness::{now, scope, Db, TestStore};
+use palisade_domain::NotificationId;
 use palisade_store::notifications::{self, Notification};
 use time::Duration;
-use uuid::Uuid;
 
 both!(a_notification_is_its_recipients);
 
@@ -13,9 +13,9 @@ async fn a_notification_is_its_recipients(db: Db) {
     let ana = t.new_user(tenant, "ana@example.com").await;
     let bo = t.new_user(tenant, "bo@example.com").await;
     let n = Notification {
-        id: Uuid::now_v7(),
-        tenant_id: tenant.as_uuid(),
-        user_id: ana.id.as_uuid(),
+        id: NotificationId::new(),
+        tenant_id: tenant,
+        user_id: ana.id,
         kind: "webhook.disabled".into(),
         title: "A webhook was disabled".into(),
         body: "It failed for 24 hours.".into(),

@@ -1,6 +1,6 @@
 //! `/api/v1/api-keys`: scoped keys for integrations (admins).
 
-use super::{rfc3339, ListResponse};
+use super::ListResponse;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{optional_json, ApiBytes, ApiJson, ApiPath, Auth, Meta};
 use crate::AppState;
@@ -8,9 +8,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use palisade_core::api_keys::{self, NewApiKey};
-use palisade_core::records::ApiKey;
+// The OpenAPI attributes name the answer by its schema name (`ApiKeyView` is documented as
+// `ApiKeyResponse`).
+use palisade_core::api_keys::{self, ApiKeyView as ApiKeyResponse, NewApiKey};
 use palisade_core::AppError;
+use palisade_domain::ApiKeyId;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -65,60 +67,6 @@ pub struct UpdateApiKeyRequest {
 #[serde(deny_unknown_fields)]
 pub struct RevokeApiKeyRequest {
     pub reason: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ApiKeyResponse {
-    pub id: Uuid,
-    pub name: String,
-    /// The first characters of the key, to recognise it.
-    pub prefix: String,
-    pub scopes: Vec<String>,
-    pub allowed_ips: Option<Vec<String>>,
-    #[schema(format = DateTime)]
-    pub expires_at: Option<String>,
-    /// `active`, `expired` or `revoked`.
-    pub status: String,
-    pub created_by: Uuid,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub last_used_at: Option<String>,
-    pub last_used_ip: Option<String>,
-    pub total_requests: i64,
-    #[schema(format = DateTime)]
-    pub revoked_at: Option<String>,
-    pub revoked_by: Option<Uuid>,
-    pub revocation_reason: Option<String>,
-}
-
-impl ApiKeyResponse {
-    fn new(k: &ApiKey, now: OffsetDateTime) -> Self {
-        let status = if k.revoked_at.is_some() {
-            "revoked"
-        } else if k.expires_at.is_some_and(|e| e <= now) {
-            "expired"
-        } else {
-            "active"
-        };
-        ApiKeyResponse {
-            id: k.id,
-            name: k.name.clone(),
-            prefix: k.prefix.clone(),
-            scopes: k.scopes.clone(),
-            allowed_ips: k.allowed_ips.clone(),
-            expires_at: k.expires_at.map(rfc3339),
-            status: status.into(),
-            created_by: k.created_by.as_uuid(),
-            created_at: rfc3339(k.created_at),
-            last_used_at: k.last_used_at.map(rfc3339),
-            last_used_ip: k.last_used_ip.clone(),
-            total_requests: k.total_requests,
-            revoked_at: k.revoked_at.map(rfc3339),
-            revoked_by: k.revoked_by.map(|u| u.as_uuid()),
-            revocation_reason: k.revocation_reason.clone(),
-        }
-    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -201,7 +149,7 @@ pub async fn get_key(
     Auth(p): Auth,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<ApiKeyResponse>> {
-    let k = api_keys::get(&state.services, &p, id).await?;
+    let k = api_keys::get(&state.services, &p, ApiKeyId::from(id)).await?;
     Ok(Json(ApiKeyResponse::new(&k, state.services.now())))
 }
 
@@ -224,7 +172,7 @@ pub async fn update_key(
         &state.services,
         &p,
         &meta,
-        id,
+        ApiKeyId::from(id),
         req.name.as_deref(),
         req.scopes.as_deref(),
     )
@@ -252,7 +200,14 @@ pub async fn revoke_key(
         Err(rejection) => return Ok(rejection),
     };
     let reason = req.and_then(|r| r.reason);
-    let k = api_keys::revoke(&state.services, &p, &meta, id, reason.as_deref()).await?;
+    let k = api_keys::revoke(
+        &state.services,
+        &p,
+        &meta,
+        ApiKeyId::from(id),
+        reason.as_deref(),
+    )
+    .await?;
     Ok(Json(ApiKeyResponse::new(&k, state.services.now())).into_response())
 }
 
@@ -269,6 +224,6 @@ pub async fn delete_key(
     Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    api_keys::delete(&state.services, &p, &meta, id).await?;
+    api_keys::delete(&state.services, &p, &meta, ApiKeyId::from(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,13 +1,13 @@
 //! `/api/v1/notifications`: the signed-in user's own in-app notifications (never an API key's).
 
-use super::rfc3339;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiPath, ApiQuery, Auth};
+use crate::extract::{ApiPath, ApiQuery, Auth, Meta};
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
-use palisade_core::notifications;
-use palisade_core::records::Notification;
+// The OpenAPI attributes name the answer by its schema name (`NotificationView` is documented
+// as `NotificationResponse`).
+use palisade_core::notifications::{self, NotificationView as NotificationResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -34,41 +34,6 @@ pub struct NotificationsQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct NotificationResponse {
-    pub id: Uuid,
-    /// `webhook.pending_approval` or `webhook.disabled` (more kinds will come).
-    pub kind: String,
-    pub title: String,
-    pub body: String,
-    /// Structured details, e.g. `{webhook_id, url, reason}`.
-    pub data: serde_json::Value,
-    /// What it is about (`webhook`), with `target_id`.
-    pub target_type: Option<String>,
-    pub target_id: Option<Uuid>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    /// `null` until the user marks it read.
-    #[schema(format = DateTime)]
-    pub read_at: Option<String>,
-}
-
-impl From<&Notification> for NotificationResponse {
-    fn from(n: &Notification) -> Self {
-        NotificationResponse {
-            id: n.id,
-            kind: n.kind.clone(),
-            title: n.title.clone(),
-            body: n.body.clone(),
-            data: n.data.clone(),
-            target_type: n.target_type.clone(),
-            target_id: n.target_id,
-            created_at: rfc3339(n.created_at),
-            read_at: n.read_at.map(rfc3339),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct NotificationPage {
     pub data: Vec<NotificationResponse>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
@@ -92,7 +57,7 @@ pub async fn list_notifications(
         &state.services,
         &p,
         q.unread.unwrap_or(false),
-        q.cursor,
+        q.cursor.map(Into::into),
         q.limit,
     )
     .await?;
@@ -112,8 +77,9 @@ pub async fn list_notifications(
 pub async fn mark_read(
     State(state): State<AppState>,
     Auth(p): Auth,
+    Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<NotificationResponse>> {
-    let n = notifications::mark_read(&state.services, &p, id).await?;
+    let n = notifications::mark_read(&state.services, &p, &meta, id.into()).await?;
     Ok(Json((&n).into()))
 }

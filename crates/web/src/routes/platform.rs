@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use palisade_core::platform;
+use palisade_core::tenants::Tenant;
 use palisade_domain::TenantId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -71,12 +72,12 @@ pub struct ImpersonationResponse {
     pub user: UserResponse,
 }
 
-fn admin_tenant(t: palisade_core::records::Tenant, n: Option<i64>) -> AdminTenantResponse {
+fn admin_tenant(t: Tenant, n: Option<i64>) -> AdminTenantResponse {
     AdminTenantResponse {
         suspended_at: t.suspended_at.map(rfc3339),
         suspended_reason: t.suspended_reason.clone(),
         user_count: n,
-        tenant: TenantResponse::from(t),
+        tenant: TenantResponse::from(&t),
     }
 }
 

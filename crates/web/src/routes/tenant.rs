@@ -1,30 +1,18 @@
 //! `/api/v1/tenant`: the signed-in user's tenant.
 
-use super::rfc3339;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Auth, Meta};
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
-use palisade_core::records::Tenant;
+// The OpenAPI attributes name the answer by its schema name (`TenantView` is documented as
+// `TenantResponse`).
 use palisade_core::tenants;
-use palisade_domain::PasswordPolicyPreset;
-use serde::{Deserialize, Serialize};
+pub use palisade_core::tenants::TenantView as TenantResponse;
+use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TenantResponse {
-    pub id: Uuid,
-    pub name: String,
-    /// `active` or `suspended`.
-    pub status: String,
-    pub password_policy: PasswordPolicyPreset,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -41,18 +29,6 @@ pub struct UpdateTenantRequest {
     pub password_policy: Option<String>,
 }
 
-impl From<Tenant> for TenantResponse {
-    fn from(t: Tenant) -> Self {
-        TenantResponse {
-            id: t.id.as_uuid(),
-            name: t.name,
-            status: t.status.as_str().to_owned(),
-            password_policy: t.password_policy,
-            created_at: rfc3339(t.created_at),
-        }
-    }
-}
-
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_tenant, update_tenant))
 }
@@ -66,7 +42,8 @@ pub async fn get_tenant(
     State(state): State<AppState>,
     Auth(p): Auth,
 ) -> ApiResult<Json<TenantResponse>> {
-    Ok(Json(tenants::get(&state.services, &p).await?.into()))
+    let t = tenants::get(&state.services, &p).await?;
+    Ok(Json(TenantResponse::from(&t)))
 }
 
 /// Rename the tenant or change its password policy (admins).
@@ -90,5 +67,5 @@ pub async fn update_tenant(
         req.password_policy.as_deref(),
     )
     .await?;
-    Ok(Json(t.into()))
+    Ok(Json(TenantResponse::from(&t)))
 }

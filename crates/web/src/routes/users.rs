@@ -7,9 +7,11 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use palisade_core::records::User;
+// The OpenAPI attributes name the answer by its schema name (`UserView` is documented as
+// `UserResponse`); `auth` and `admin` answers embed it too.
+pub use palisade_core::users::UserView as UserResponse;
 use palisade_core::users::{self, NewUser, UserChanges};
-use palisade_domain::{Role, TenantId, UserId};
+use palisade_domain::{TenantId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -23,44 +25,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(restore_user))
         .routes(routes!(transfer_ownership))
         .routes(routes!(unlock_user))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserResponse {
-    pub id: Uuid,
-    /// Absent for super admins.
-    pub tenant_id: Option<Uuid>,
-    pub email: String,
-    pub name: String,
-    pub role: Role,
-    pub is_owner: bool,
-    /// False for an invited user who has not set a password yet.
-    pub has_password: bool,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
-    /// Set when the user is deleted (visible to super admins only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(format = DateTime)]
-    pub deleted_at: Option<String>,
-}
-
-impl From<&User> for UserResponse {
-    fn from(u: &User) -> Self {
-        UserResponse {
-            id: u.id.as_uuid(),
-            tenant_id: u.tenant_id.map(|t| t.as_uuid()),
-            email: u.email.clone(),
-            name: u.name.clone(),
-            role: u.role,
-            is_owner: u.is_owner,
-            has_password: u.password_hash.is_some(),
-            created_at: rfc3339(u.created_at),
-            updated_at: rfc3339(u.updated_at),
-            deleted_at: u.deleted_at.map(rfc3339),
-        }
-    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

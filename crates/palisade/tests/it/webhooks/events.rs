@@ -50,6 +50,14 @@ async fn a_user_created_event_is_delivered(db: Db) {
     assert_eq!(payload["type"], "user.created");
     assert_eq!(payload["data"]["email"], "new@acme.example");
     assert_eq!(payload["data"]["role"], "agent");
+    // One view: the event's data is the user of the REST answer, field for field (the answer
+    // adds only the invitation, which never leaves in an event).
+    let mut rest = r.body.clone();
+    let user = rest.as_object_mut().unwrap();
+    assert!(user.remove("invite_token").is_some());
+    assert!(user.remove("invite_expires_at").is_some());
+    assert_eq!(payload["data"], rest);
+    assert_eq!(payload["data"]["deleted"], false);
     assert!(payload["timestamp"].is_string());
     let d = deliveries(&app, &owner, &id).await;
     assert_eq!(d.len(), 1);

@@ -3,12 +3,18 @@
 use crate::audit::AuditEntryExt;
 use crate::auth::cache;
 use crate::auth::{api_keys as keys, tokens, Principal, RequestMeta};
+use crate::error::code;
 use crate::{AppError, AppResult, Services, UnitOfWork};
-use palisade_domain::{ApiScope, EventType, FieldError, Permission};
-use palisade_store::api_keys::{self, ApiKey};
+use palisade_domain::{ApiKeyId, ApiScope, EventType, FieldError, Permission, UserId};
+use palisade_store::api_keys;
 use palisade_store::auth_changes::ChangeKind;
+use palisade_store::Scope;
 use time::OffsetDateTime;
-use uuid::Uuid;
+
+mod view;
+
+pub use palisade_store::api_keys::ApiKey;
+pub use view::{ApiKeyEvent, ApiKeyView};
 
 pub struct NewApiKey {
     pub name: String,
@@ -21,7 +27,7 @@ pub struct NewApiKey {
 fn require_manager(p: &Principal) -> AppResult<()> {
     if p.api_key().is_some() {
         return Err(AppError::Forbidden {
-            code: "api_key_not_allowed",
+            code: code::API_KEY_NOT_ALLOWED,
             message: "API keys cannot manage API keys; sign in as an admin".into(),
         });
     }
@@ -84,11 +90,7 @@ fn parse_ips(ips: &[String]) -> Result<Vec<String>, FieldError> {
 }
 
 fn json(k: &ApiKey) -> serde_json::Value {
-    serde_json::json!({
-        "id": k.id, "name": k.name, "prefix": k.prefix, "scopes": k.scopes,
-        "allowed_ips": k.allowed_ips, "expires_at": k.expires_at.map(|t| t.unix_timestamp()),
-        "revoked": k.revoked_at.is_some(), "revocation_reason": k.revocation_reason,
-    })
+    ApiKeyEvent::from(k).to_json()
 }
 
 /// Creates a key; returns the record and the secret, which is never shown again.
@@ -124,7 +126,7 @@ pub async fn create(
     let now = uow.now();
     let secret = keys::generate();
     let key = ApiKey {
-        id: Uuid::now_v7(),
+        id: ApiKeyId::new(),
         tenant_id: p.tenant_scope()?.tenant_id(),
         name,
         prefix: keys::display_prefix(&secret),
@@ -148,7 +150,8 @@ pub async fn create(
             .change(None, Some(json(&key))),
     )
     .await?;
-    uow.emit(EventType::ApiKeyCreated, &json(&key)).await?;
+    uow.emit(EventType::ApiKeyCreated, &ApiKeyEvent::from(&key))
+        .await?;
     uow.commit().await?;
     Ok((key, secret))
 }
@@ -159,7 +162,7 @@ pub async fn list(s: &Services, p: &Principal) -> AppResult<Vec<ApiKey>> {
     Ok(api_keys::list(&mut tx).await?)
 }
 
-pub async fn get(s: &Services, p: &Principal, id: Uuid) -> AppResult<ApiKey> {
+pub async fn get(s: &Services, p: &Principal, id: ApiKeyId) -> AppResult<ApiKey> {
     require_manager(p)?;
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
     api_keys::find(&mut tx, id)
@@ -171,7 +174,7 @@ pub async fn update(
     s: &Services,
     p: &Principal,
     meta: &RequestMeta,
-    id: Uuid,
+    id: ApiKeyId,
     name: Option<&str>,
     scopes: Option<&[String]>,
 ) -> AppResult<ApiKey> {
@@ -206,7 +209,7 @@ pub async fn update(
     }
     after.updated_at = now;
     api_keys::update(uow.tx(), &after).await?;
-    cache::record(uow.tx(), ChangeKind::ApiKey, id, now).await?;
+    cache::record(uow.tx(), ChangeKind::ApiKey, id.as_uuid(), now).await?;
     uow.audit(
         uow.entry("api_key.updated")
             .target("api_key", id)
@@ -222,7 +225,7 @@ pub async fn revoke(
     s: &Services,
     p: &Principal,
     meta: &RequestMeta,
-    id: Uuid,
+    id: ApiKeyId,
     reason: Option<&str>,
 ) -> AppResult<ApiKey> {
     require_manager(p)?;
@@ -236,7 +239,7 @@ pub async fn revoke(
         .ok_or(AppError::NotFound("API key"))?;
     if before.revoked_at.is_some() {
         return Err(AppError::conflict(
-            "already_revoked",
+            code::ALREADY_REVOKED,
             "this API key is already revoked",
         ));
     }
@@ -246,20 +249,26 @@ pub async fn revoke(
     after.revocation_reason = reason.clone();
     after.updated_at = now;
     api_keys::update(uow.tx(), &after).await?;
-    cache::record(uow.tx(), ChangeKind::ApiKey, id, now).await?;
+    cache::record(uow.tx(), ChangeKind::ApiKey, id.as_uuid(), now).await?;
     uow.audit(
         uow.entry("api_key.revoked")
             .target("api_key", id)
             .metadata(serde_json::json!({ "reason": reason })),
     )
     .await?;
-    uow.emit(EventType::ApiKeyRevoked, &json(&after)).await?;
+    uow.emit(EventType::ApiKeyRevoked, &ApiKeyEvent::from(&after))
+        .await?;
     uow.after_commit(move |s| s.auth_cache.forget_api_key(id));
     uow.commit().await?;
     Ok(after)
 }
 
-pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -> AppResult<()> {
+pub async fn delete(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: ApiKeyId,
+) -> AppResult<()> {
     require_manager(p)?;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
     let now = uow.now();
@@ -267,7 +276,7 @@ pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -
         .await?
         .ok_or(AppError::NotFound("API key"))?;
     api_keys::delete(uow.tx(), id).await?;
-    cache::record(uow.tx(), ChangeKind::ApiKey, id, now).await?;
+    cache::record(uow.tx(), ChangeKind::ApiKey, id.as_uuid(), now).await?;
     uow.audit(
         uow.entry("api_key.deleted")
             .target("api_key", id)
@@ -279,19 +288,28 @@ pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -
     Ok(())
 }
 
-/// Revokes the keys a user created (their deletion or demotion), in the caller's transaction,
-/// and queues an `api_key.revoked` event for each; the caller tells the cache after commit.
-pub async fn revoke_created_by<S: palisade_store::Scope>(
-    tx: &mut palisade_store::Tx<S>,
-    creator: palisade_domain::UserId,
-    by: palisade_domain::UserId,
+/// Revokes the keys a user created (their deletion or demotion) in the caller's unit of work,
+/// queues an `api_key.revoked` event for each, and forgets them in the authentication cache
+/// once it commits. Returns the revoked keys' ids.
+pub async fn revoke_created_by<S: Scope>(
+    uow: &mut UnitOfWork<'_, S>,
+    creator: UserId,
+    by: UserId,
     reason: &str,
-    now: OffsetDateTime,
-) -> AppResult<Vec<Uuid>> {
-    let keys = api_keys::revoke_by_creator(tx, creator, by, reason, now).await?;
+) -> AppResult<Vec<ApiKeyId>> {
+    let now = uow.now();
+    let keys = api_keys::revoke_by_creator(uow.tx(), creator, by, reason, now).await?;
     for k in &keys {
-        cache::record(tx, ChangeKind::ApiKey, k.id, now).await?;
-        crate::webhooks::enqueue(tx, k.tenant_id, "api_key.revoked", json(k), now).await?;
+        cache::record(uow.tx(), ChangeKind::ApiKey, k.id.as_uuid(), now).await?;
+        uow.emit(EventType::ApiKeyRevoked, &ApiKeyEvent::from(k))
+            .await?;
     }
-    Ok(keys.iter().map(|k| k.id).collect())
+    let ids: Vec<ApiKeyId> = keys.iter().map(|k| k.id).collect();
+    let forget = ids.clone();
+    uow.after_commit(move |s| {
+        for k in forget {
+            s.auth_cache.forget_api_key(k);
+        }
+    });
+    Ok(ids)
 }

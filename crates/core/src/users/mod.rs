@@ -9,19 +9,23 @@
 //!   a super admin can restore within the restore window (30 days).
 //! - A user of another tenant is "not found", exactly like a missing one.
 
-use crate::audit::{self, AuditEntryExt};
+mod view;
+
+pub use palisade_store::users::User;
+pub use view::UserView;
+
+use crate::audit::AuditEntryExt;
 use crate::auth::passwords::check_policy;
 use crate::auth::sessions::{hash_error, revoke_sessions, user_audit_json};
 use crate::auth::{cache, lockout, tokens, Principal, RequestMeta};
-use crate::{AppError, AppResult, Services};
+use crate::error::code;
+use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{
-    EmailAddress, FieldError, PasswordContext, Permission, PersonName, Role, TenantId, UserId,
+    EmailAddress, EventType, FieldError, InviteId, PasswordContext, Permission, PersonName, Role,
+    TenantId, UserId,
 };
 use palisade_store::auth_changes::ChangeKind;
-use palisade_store::users::User;
-use palisade_store::{
-    audit as audit_log, invites, login_throttle, sessions, users, SystemScope, Tx, UserScope,
-};
+use palisade_store::{invites, login_throttle, sessions, users, SystemScope, Tx, UserScope};
 
 /// A created user, with the invitation token when no password was given.
 pub struct CreatedUser {
@@ -96,7 +100,6 @@ pub async fn create(
 ) -> AppResult<CreatedUser> {
     p.require(Permission::UsersManage)?;
     let scope = p.tenant_scope()?;
-    let now = s.now();
     let mut errors = Vec::new();
     let email = EmailAddress::parse("email", input.email)
         .map_err(|e| errors.push(e))
@@ -123,6 +126,8 @@ pub async fn create(
         }
         None => None,
     };
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
     let user = User {
         id: UserId::new(),
         tenant_id: Some(scope.tenant_id()),
@@ -137,11 +142,10 @@ pub async fn create(
         deleted_at: None,
         deleted_by: None,
     };
-    let mut tx = s.store.begin(scope).await?;
-    users::insert(&mut tx, &user).await.map_err(|e| {
+    users::insert(uow.tx(), &user).await.map_err(|e| {
         if e.is_unique_violation_on("users", "email") {
             AppError::Conflict {
-                code: "email_taken",
+                code: code::EMAIL_TAKEN,
                 message: "a user with this email already exists".into(),
             }
         } else {
@@ -153,7 +157,8 @@ pub async fn create(
         let ttl =
             time::Duration::try_from(s.settings.invite_ttl).map_err(|e| anyhow::anyhow!("{e}"))?;
         invites::insert(
-            &mut tx,
+            uow.tx(),
+            InviteId::new(),
             scope.tenant_id(),
             user.id,
             &tokens::secret_hash(&token),
@@ -165,24 +170,16 @@ pub async fn create(
     } else {
         (None, None)
     };
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "user.created")
+    uow.audit(
+        uow.entry("user.created")
             .target("user", user.id)
             .change(None, Some(user_audit_json(&user)))
             .metadata(serde_json::json!({ "invited": invite_token.is_some() })),
-        now,
     )
     .await?;
-    crate::webhooks::enqueue(
-        &mut tx,
-        scope.tenant_id(),
-        "user.created",
-        user_audit_json(&user),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
+    uow.emit(EventType::UserCreated, &UserView::from(&user))
+        .await?;
+    uow.commit().await?;
     Ok(CreatedUser {
         user,
         invite_token,
@@ -195,6 +192,27 @@ pub struct UserChanges<'a> {
     pub role: Option<&'a str>,
 }
 
+/// A write on one of the tenant's users by `p`: audit records and events go to the user's
+/// tenant (a super admin acts from no tenant of their own).
+async fn begin_on_user<'a>(
+    s: &'a Services,
+    p: &'a Principal,
+    meta: &'a RequestMeta,
+    id: UserId,
+) -> AppResult<(UnitOfWork<'a, UserScope>, User)> {
+    let mut uow = UnitOfWork::begin_in(s, p, meta, p.own_scope()).await?;
+    let before = visible_user_for_update(uow.tx(), p, id).await?;
+    if let Some(tenant) = before.tenant_id {
+        uow.set_tenant(tenant);
+    }
+    Ok((uow, before))
+}
+
+/// Forgets the user in the authentication cache once the change is durable.
+fn forget_after_commit(uow: &mut UnitOfWork<'_, UserScope>, id: UserId) {
+    uow.after_commit(move |s| s.auth_cache.forget_user(id));
+}
+
 pub async fn update(
     s: &Services,
     p: &Principal,
@@ -203,7 +221,6 @@ pub async fn update(
     changes: UserChanges<'_>,
 ) -> AppResult<User> {
     p.require(Permission::UsersManage)?;
-    let now = s.now();
     let mut errors = Vec::new();
     let name = changes
         .name
@@ -222,11 +239,11 @@ pub async fn update(
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
-    let mut tx = s.store.begin(p.own_scope()).await?;
-    let before = visible_user_for_update(&mut tx, p, id).await?;
+    let (mut uow, before) = begin_on_user(s, p, meta, id).await?;
+    let now = uow.now();
     if before.deleted_at.is_some() {
         return Err(AppError::conflict(
-            "user_deleted",
+            code::USER_DELETED,
             "restore the user before editing them",
         ));
     }
@@ -240,7 +257,7 @@ pub async fn update(
         }
         if before.is_owner {
             return Err(AppError::conflict(
-                "owner_role_fixed",
+                code::OWNER_ROLE_FIXED,
                 "the owner is always an admin; transfer ownership first",
             ));
         }
@@ -252,69 +269,45 @@ pub async fn update(
         after.role = r;
     }
     after.updated_at = now;
-    users::update(&mut tx, &after).await?;
+    users::update(uow.tx(), &after).await?;
     // A demoted admin can no longer manage keys, so the keys they made stop working.
-    let keys = if before.role == Role::Admin && after.role != Role::Admin {
-        crate::api_keys::revoke_created_by(&mut tx, id, p.user_id, "creator demoted", now).await?
+    if before.role == Role::Admin && after.role != Role::Admin {
+        crate::api_keys::revoke_created_by(&mut uow, id, p.user_id, "creator demoted").await?;
+    }
+    cache::record(uow.tx(), ChangeKind::User, id.as_uuid(), now).await?;
+    let action = if after.role != before.role {
+        "user.role_changed"
     } else {
-        Vec::new()
+        "user.updated"
     };
-    cache::record(&mut tx, ChangeKind::User, id.as_uuid(), now).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(
-            p,
-            meta,
-            before.tenant_id,
-            if after.role != before.role {
-                "user.role_changed"
-            } else {
-                "user.updated"
-            },
-        )
-        .target("user", id)
-        .change(
-            Some(user_audit_json(&before)),
-            Some(user_audit_json(&after)),
-        ),
-        now,
-    )
+    uow.audit(uow.entry(action).target("user", id).change(
+        Some(user_audit_json(&before)),
+        Some(user_audit_json(&after)),
+    ))
     .await?;
-    if let Some(tenant) = before.tenant_id {
-        crate::webhooks::enqueue(
-            &mut tx,
-            tenant,
-            "user.updated",
-            user_audit_json(&after),
-            now,
-        )
+    uow.emit(EventType::UserUpdated, &UserView::from(&after))
         .await?;
-    }
-    tx.commit().await?;
-    for k in keys {
-        s.auth_cache.forget_api_key(k);
-    }
-    s.auth_cache.forget_user(id);
+    forget_after_commit(&mut uow, id);
+    uow.commit().await?;
     Ok(after)
 }
 
 pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: UserId) -> AppResult<()> {
     p.require(Permission::UsersManage)?;
-    let now = s.now();
     if id == p.user_id {
         return Err(AppError::conflict(
-            "cannot_delete_self",
+            code::CANNOT_DELETE_SELF,
             "you cannot delete yourself",
         ));
     }
-    let mut tx = s.store.begin(p.own_scope()).await?;
-    let before = visible_user_for_update(&mut tx, p, id).await?;
+    let (mut uow, before) = begin_on_user(s, p, meta, id).await?;
+    let now = uow.now();
     if before.deleted_at.is_some() {
         return Err(AppError::NotFound("user"));
     }
     if before.is_owner {
         return Err(AppError::conflict(
-            "owner_cannot_be_deleted",
+            code::OWNER_CANNOT_BE_DELETED,
             "the owner cannot be deleted; transfer ownership first",
         ));
     }
@@ -326,43 +319,30 @@ pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: UserId)
     after.deleted_at = Some(now);
     after.deleted_by = Some(p.user_id);
     after.updated_at = now;
-    users::update(&mut tx, &after).await?;
-    let keys =
-        crate::api_keys::revoke_created_by(&mut tx, id, p.user_id, "creator deleted", now).await?;
-    let revoked = sessions::revoke_all_for_user(&mut tx, id, None, "user_deleted", now).await?;
-    revoke_sessions(&mut tx, &revoked, now).await?;
-    cache::record(&mut tx, ChangeKind::User, id.as_uuid(), now).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, before.tenant_id, "user.deleted")
+    users::update(uow.tx(), &after).await?;
+    crate::api_keys::revoke_created_by(&mut uow, id, p.user_id, "creator deleted").await?;
+    let revoked = sessions::revoke_all_for_user(uow.tx(), id, None, "user_deleted", now).await?;
+    revoke_sessions(uow.tx(), &revoked, now).await?;
+    cache::record(uow.tx(), ChangeKind::User, id.as_uuid(), now).await?;
+    uow.audit(
+        uow.entry("user.deleted")
             .target("user", id)
             .change(
                 Some(user_audit_json(&before)),
                 Some(user_audit_json(&after)),
             )
             .metadata(serde_json::json!({ "sessions_revoked": revoked.len() })),
-        now,
     )
     .await?;
-    if let Some(tenant) = before.tenant_id {
-        crate::webhooks::enqueue(
-            &mut tx,
-            tenant,
-            "user.deleted",
-            user_audit_json(&after),
-            now,
-        )
+    uow.emit(EventType::UserDeleted, &UserView::from(&after))
         .await?;
-    }
-    tx.commit().await?;
-    for sid in revoked {
-        s.auth_cache.revoke_session(sid, now);
-    }
-    for k in keys {
-        s.auth_cache.forget_api_key(k);
-    }
-    s.auth_cache.forget_user(id);
-    Ok(())
+    uow.after_commit(move |s| {
+        for sid in revoked {
+            s.auth_cache.revoke_session(sid, now);
+        }
+    });
+    forget_after_commit(&mut uow, id);
+    uow.commit().await
 }
 
 pub async fn restore(
@@ -372,12 +352,11 @@ pub async fn restore(
     id: UserId,
 ) -> AppResult<User> {
     p.require(Permission::UsersRestore)?;
-    let now = s.now();
-    let mut tx = s.store.begin(p.own_scope()).await?;
-    let before = visible_user_for_update(&mut tx, p, id).await?;
+    let (mut uow, before) = begin_on_user(s, p, meta, id).await?;
+    let now = uow.now();
     let Some(deleted_at) = before.deleted_at else {
         return Err(AppError::conflict(
-            "not_deleted",
+            code::NOT_DELETED,
             "this user is not deleted",
         ));
     };
@@ -385,7 +364,7 @@ pub async fn restore(
         time::Duration::try_from(s.settings.restore_window).map_err(|e| anyhow::anyhow!("{e}"))?;
     if now - deleted_at > window {
         return Err(AppError::conflict(
-            "restore_window_passed",
+            code::RESTORE_WINDOW_PASSED,
             "this user was deleted more than 30 days ago and can no longer be restored",
         ));
     }
@@ -393,21 +372,15 @@ pub async fn restore(
     after.deleted_at = None;
     after.deleted_by = None;
     after.updated_at = now;
-    users::update(&mut tx, &after).await?;
-    cache::record(&mut tx, ChangeKind::User, id.as_uuid(), now).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, before.tenant_id, "user.restored")
-            .target("user", id)
-            .change(
-                Some(user_audit_json(&before)),
-                Some(user_audit_json(&after)),
-            ),
-        now,
-    )
+    users::update(uow.tx(), &after).await?;
+    cache::record(uow.tx(), ChangeKind::User, id.as_uuid(), now).await?;
+    uow.audit(uow.entry("user.restored").target("user", id).change(
+        Some(user_audit_json(&before)),
+        Some(user_audit_json(&after)),
+    ))
     .await?;
-    tx.commit().await?;
-    s.auth_cache.forget_user(id);
+    forget_after_commit(&mut uow, id);
+    uow.commit().await?;
     Ok(after)
 }
 
@@ -424,7 +397,6 @@ pub async fn transfer_ownership(
         return Err(AppError::forbidden("only the owner can transfer ownership"));
     }
     p.require(Permission::UsersManage)?;
-    let now = s.now();
     let scope = p.tenant_scope()?;
     // The password is verified before the write transaction (argon2 inside it would hold every
     // writer on SQLite); the transaction then checks that the hash it was verified against, and
@@ -444,13 +416,14 @@ pub async fn transfer_ownership(
     {
         return Err(AppError::field("password", "is incorrect"));
     }
-    let mut tx = s.store.begin(UserScope::Tenant(scope)).await?;
-    let me = users::find_for_update(&mut tx, p.user_id)
+    let mut uow = UnitOfWork::begin_in(s, p, meta, UserScope::Tenant(scope)).await?;
+    let now = uow.now();
+    let me = users::find_for_update(uow.tx(), p.user_id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
     if me.password_hash != verified.password_hash {
         return Err(AppError::conflict(
-            "password_changed",
+            code::PASSWORD_CHANGED,
             "the password was changed while this request ran; retry with the new one",
         ));
     }
@@ -459,58 +432,56 @@ pub async fn transfer_ownership(
     }
     if id == p.user_id {
         return Err(AppError::conflict(
-            "already_owner",
+            code::ALREADY_OWNER,
             "you already own this tenant",
         ));
     }
-    let target = visible_user_for_update(&mut tx, p, id).await?;
+    let target = visible_user_for_update(uow.tx(), p, id).await?;
     if target.deleted_at.is_some() {
         return Err(AppError::NotFound("user"));
     }
     let mut old_owner = me.clone();
     old_owner.is_owner = false;
     old_owner.updated_at = now;
-    users::update(&mut tx, &old_owner).await?;
+    users::update(uow.tx(), &old_owner).await?;
     let mut new_owner = target.clone();
     new_owner.is_owner = true;
     new_owner.role = Role::Admin;
     new_owner.updated_at = now;
-    users::update(&mut tx, &new_owner).await?;
-    cache::record(&mut tx, ChangeKind::User, me.id.as_uuid(), now).await?;
-    cache::record(&mut tx, ChangeKind::User, target.id.as_uuid(), now).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "tenant.ownership_transferred")
+    users::update(uow.tx(), &new_owner).await?;
+    cache::record(uow.tx(), ChangeKind::User, me.id.as_uuid(), now).await?;
+    cache::record(uow.tx(), ChangeKind::User, target.id.as_uuid(), now).await?;
+    uow.audit(
+        uow.entry("tenant.ownership_transferred")
             .target("user", id)
             .change(
                 Some(serde_json::json!({ "owner_id": me.id })),
                 Some(serde_json::json!({ "owner_id": target.id, "new_owner_previous_role": target.role.as_str() })),
             ),
-        now,
     )
     .await?;
-    tx.commit().await?;
-    s.auth_cache.forget_user(me.id);
-    s.auth_cache.forget_user(target.id);
+    let (old_id, new_id) = (me.id, target.id);
+    uow.after_commit(move |s| {
+        s.auth_cache.forget_user(old_id);
+        s.auth_cache.forget_user(new_id);
+    });
+    uow.commit().await?;
     Ok(new_owner)
 }
 
 /// Lifts a login lock on a user of the principal's tenant.
 pub async fn unlock(s: &Services, p: &Principal, meta: &RequestMeta, id: UserId) -> AppResult<()> {
     p.require(Permission::UsersManage)?;
-    let now = s.now();
     let target = {
         let mut tx = s.store.begin_read(p.own_scope()).await?;
         visible_user(&mut tx, p, id).await?
     };
-    let mut tx = s.store.begin(SystemScope::new("users.unlock")).await?;
-    login_throttle::clear(&mut tx, &lockout::key(&target.email)).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, target.tenant_id, "user.unlocked").target("user", id),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    let mut uow = UnitOfWork::begin_in(s, p, meta, SystemScope::new("users.unlock")).await?;
+    if let Some(tenant) = target.tenant_id {
+        uow.set_tenant(tenant);
+    }
+    login_throttle::clear(uow.tx(), &lockout::key(&target.email)).await?;
+    uow.audit(uow.entry("user.unlocked").target("user", id))
+        .await?;
+    uow.commit().await
 }
