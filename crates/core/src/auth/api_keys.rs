@@ -14,7 +14,8 @@
 
 use super::cache::ApiKeySnapshot;
 use crate::worker::Next;
-use crate::{AppError, AppResult, Services};
+use crate::error::code;
+use crate::{AppError, AppResult, Services, SystemActor, UnitOfWork};
 use dashmap::DashMap;
 use palisade_store::{api_keys, SystemScope};
 use rand::RngCore;
@@ -81,7 +82,7 @@ pub fn display_prefix(key: &str) -> String {
 
 fn invalid(message: &str) -> AppError {
     AppError::Unauthenticated {
-        code: "invalid_api_key",
+        code: code::INVALID_API_KEY,
         message: message.to_owned(),
     }
 }
@@ -174,14 +175,16 @@ impl UsageBuffer {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut tx = s.store.begin(SystemScope::new("api_key.usage")).await?;
+        let scope = SystemScope::new("api_key.usage");
+        let mut uow = UnitOfWork::system(s, SystemActor::Maintenance, scope).await?;
         for id in ids {
             if let Some((_, u)) = self.pending.remove(&id) {
                 let ip = u.last_ip.map(|i| i.to_string());
-                api_keys::add_usage(&mut tx, id, u.requests, u.last_used_at, ip.as_deref()).await?;
+                api_keys::add_usage(uow.tx(), id, u.requests, u.last_used_at, ip.as_deref())
+                    .await?;
             }
         }
-        tx.commit().await?;
+        uow.commit().await?;
         Ok(())
     }
 }
