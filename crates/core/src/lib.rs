@@ -104,7 +104,6 @@ pub mod records {
     pub use palisade_store::media::MessageMedia;
     pub use palisade_store::messaging::{Conversation, Message};
     pub use palisade_store::notifications::Notification;
-    pub use palisade_store::sessions::Session;
     pub use palisade_store::tenants::{Tenant, TenantStatus};
     pub use palisade_store::users::User;
     pub use palisade_store::webhooks::{Delivery, Webhook, WebhookStatus};

@@ -13,8 +13,8 @@
 //!   counts once, when it opens (its per-second re-checks use [`verify`], which does not count).
 
 use super::cache::ApiKeySnapshot;
-use crate::worker::Next;
 use crate::error::code;
+use crate::worker::Next;
 use crate::{AppError, AppResult, Services, SystemActor, UnitOfWork};
 use dashmap::DashMap;
 use palisade_store::{api_keys, SystemScope};

@@ -10,6 +10,7 @@ pub mod hashing;
 pub mod lockout;
 pub mod passwords;
 pub mod register;
+pub mod session_view;
 pub mod sessions;
 pub mod tokens;
 
@@ -173,7 +174,10 @@ pub async fn authenticate(s: &Services, token: &str) -> AppResult<Principal> {
     let claims = match s.auth_cache.token(token) {
         Some(c) => {
             if c.exp <= now.unix_timestamp() {
-                return Err(bad_token(code::TOKEN_EXPIRED, "the access token has expired"));
+                return Err(bad_token(
+                    code::TOKEN_EXPIRED,
+                    "the access token has expired",
+                ));
             }
             c
         }
@@ -204,7 +208,10 @@ pub async fn authenticate(s: &Services, token: &str) -> AppResult<Principal> {
     let tenant_id = claims.tid.map(TenantId::from_uuid);
     let user = user_snapshot(s, UserId::from_uuid(claims.sub), tenant_id).await?;
     if user.deleted || user.tenant_id != tenant_id {
-        return Err(bad_token(code::INVALID_TOKEN, "this account no longer exists"));
+        return Err(bad_token(
+            code::INVALID_TOKEN,
+            "this account no longer exists",
+        ));
     }
     let tenant = match tenant_id {
         Some(t) => {

@@ -137,9 +137,14 @@ pub async fn change(
     if let (Some(old), Some(t)) = (&user.password_hash, user.tenant_id) {
         password_history::insert(uow.tx(), t, user.id, old, now).await?;
     }
-    let revoked =
-        session_rows::revoke_all_for_user(uow.tx(), user.id, Some(session), "password_changed", now)
-            .await?;
+    let revoked = session_rows::revoke_all_for_user(
+        uow.tx(),
+        user.id,
+        Some(session),
+        "password_changed",
+        now,
+    )
+    .await?;
     let n = revoked.len();
     sessions::end_sessions(&mut uow, revoked).await?;
     cache::record(uow.tx(), ChangeKind::User, user.id.as_uuid(), now).await?;

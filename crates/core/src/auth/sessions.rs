@@ -10,6 +10,7 @@
 //! - Revoking a session (logout, password change, user deletion, reuse) stops its access tokens
 //!   on every node within a second (see `cache`).
 
+use super::session_view::SessionView;
 use super::{cache, lockout, tokens, Principal, RequestMeta};
 use crate::audit::AuditEntryExt;
 use crate::error::code;
@@ -492,11 +493,15 @@ pub async fn logout_all(s: &Services, p: &Principal, meta: &RequestMeta) -> AppR
     Ok(n)
 }
 
-/// The current user's active sessions, newest first.
-pub async fn list(s: &Services, p: &Principal) -> AppResult<Vec<Session>> {
-    p.session_id()?;
+/// The current user's active sessions, newest first, marking the one making the request.
+pub async fn list(s: &Services, p: &Principal) -> AppResult<Vec<SessionView>> {
+    let current = p.session_id()?;
     let mut tx = s.store.begin_read(p.own_scope()).await?;
-    Ok(sessions::list_active(&mut tx, p.user_id, s.now()).await?)
+    let active = sessions::list_active(&mut tx, p.user_id, s.now()).await?;
+    Ok(active
+        .into_iter()
+        .map(|x| SessionView::of(x, Some(current)))
+        .collect())
 }
 
 /// Revokes one of the current user's sessions. Another user's session is "not found".
