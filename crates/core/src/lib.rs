@@ -101,6 +101,5 @@ impl Services {
 pub mod records {
     pub use palisade_store::media::MessageMedia;
     pub use palisade_store::messaging::{Conversation, Message};
-    pub use palisade_store::sessions::Session;
     pub use palisade_store::whatsapp_connections::Connection as WhatsAppConnection;
 }

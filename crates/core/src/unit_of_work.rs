@@ -73,6 +73,10 @@ impl SystemActor {
 pub enum Actor<'a> {
     Principal(&'a Principal),
     System(SystemActor),
+    /// A request from someone not signed in yet (sign-in, token refresh, registration,
+    /// accepting an invitation): the record carries the request's origin and no actor unless
+    /// the use case names the account it proved (see [`UnitOfWork::anonymous`]).
+    Anonymous,
 }
 
 type AfterCommit<'a> = Box<dyn FnOnce(&Services) + Send + 'a>;
@@ -139,6 +143,22 @@ impl<'a, S: Scope> UnitOfWork<'a, S> {
         })
     }
 
+    /// A write for an unauthenticated request (no principal exists yet): audit records carry
+    /// the request's origin (`ip`, `user_agent`, `request_id`) and no actor. A use case that
+    /// has just proved who the caller is (a correct password, a live refresh token) names them
+    /// on the record itself.
+    pub async fn anonymous(s: &'a Services, meta: &'a RequestMeta, scope: S) -> AppResult<Self> {
+        Ok(UnitOfWork {
+            tenant: scope.tenant(),
+            tx: s.store.begin(scope).await?,
+            services: s,
+            actor: Actor::Anonymous,
+            meta: Cow::Borrowed(meta),
+            now: s.now(),
+            after_commit: Vec::new(),
+        })
+    }
+
     /// The tenant this work is for, when the scope does not say (system scopes, platform
     /// work): audit records and events go to this tenant.
     pub fn for_tenant(mut self, tenant: TenantId) -> Self {
@@ -182,7 +202,7 @@ impl<'a, S: Scope> UnitOfWork<'a, S> {
     pub fn entry(&self, action: &str) -> AuditEntry {
         match self.actor {
             Actor::Principal(p) => audit::by(p, &self.meta, self.tenant, action),
-            Actor::System(_) => audit::entry(&self.meta, self.tenant, action),
+            Actor::System(_) | Actor::Anonymous => audit::entry(&self.meta, self.tenant, action),
         }
     }
 

@@ -58,6 +58,10 @@ id_type!(
     SessionId
 );
 id_type!(
+    /// One refresh token of a session's rotation family (stored only as a hash).
+    RefreshTokenId
+);
+id_type!(
     /// A person a tenant talks to on WhatsApp, with their marketing consent.
     ContactId
 );

@@ -135,6 +135,7 @@ macro_rules! into_arg_id {
 into_arg_id!(palisade_domain::TenantId);
 into_arg_id!(palisade_domain::UserId);
 into_arg_id!(palisade_domain::SessionId);
+into_arg_id!(palisade_domain::RefreshTokenId);
 into_arg_id!(palisade_domain::ContactId);
 into_arg_id!(palisade_domain::ConversationId);
 into_arg_id!(palisade_domain::MessageId);

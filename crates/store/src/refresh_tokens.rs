@@ -1,13 +1,13 @@
 //! Refresh tokens, stored only as SHA-256 hashes. Each session's tokens form one rotation family.
 
 use crate::{Query, Result, Scope, SystemScope, Tx};
-use palisade_domain::{SessionId, TenantId};
+use palisade_domain::{RefreshTokenId, SessionId, TenantId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct RefreshToken {
-    pub id: Uuid,
+    pub id: RefreshTokenId,
     pub tenant_id: Option<TenantId>,
     pub session_id: SessionId,
     pub created_at: OffsetDateTime,
@@ -35,7 +35,7 @@ pub async fn insert<S: Scope>(
             "INSERT INTO refresh_tokens (id, tenant_id, session_id, token_hash, created_at)
              VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(Uuid::now_v7())
+        .bind(RefreshTokenId::new())
         .bind(tenant_id)
         .bind(session_id)
         .bind(token_hash)
@@ -58,7 +58,7 @@ pub async fn find_by_hash(tx: &mut Tx<SystemScope>, hash: &[u8]) -> Result<Optio
         )
         .await?;
     Ok(row.map(|r| RefreshToken {
-        id: r.id,
+        id: r.id.into(),
         tenant_id: r.tenant_id.map(Into::into),
         session_id: r.session_id.into(),
         created_at: r.created_at,
@@ -67,7 +67,11 @@ pub async fn find_by_hash(tx: &mut Tx<SystemScope>, hash: &[u8]) -> Result<Optio
 }
 
 /// Marks a token used; returns false when another request used it first (a concurrent replay).
-pub async fn mark_used<S: Scope>(tx: &mut Tx<S>, id: Uuid, now: OffsetDateTime) -> Result<bool> {
+pub async fn mark_used<S: Scope>(
+    tx: &mut Tx<S>,
+    id: RefreshTokenId,
+    now: OffsetDateTime,
+) -> Result<bool> {
     let n = tx
         .execute(
             Query::new("UPDATE refresh_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL")

@@ -13,8 +13,9 @@
 //!   counts once, when it opens (its per-second re-checks use [`verify`], which does not count).
 
 use super::cache::ApiKeySnapshot;
+use crate::error::code;
 use crate::worker::Next;
-use crate::{AppError, AppResult, Services};
+use crate::{AppError, AppResult, Services, SystemActor, UnitOfWork};
 use dashmap::DashMap;
 use palisade_store::{api_keys, SystemScope};
 use rand::RngCore;
@@ -81,7 +82,7 @@ pub fn display_prefix(key: &str) -> String {
 
 fn invalid(message: &str) -> AppError {
     AppError::Unauthenticated {
-        code: "invalid_api_key",
+        code: code::INVALID_API_KEY,
         message: message.to_owned(),
     }
 }
@@ -174,12 +175,13 @@ impl UsageBuffer {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut tx = s.store.begin(SystemScope::new("api_key.usage")).await?;
+        let scope = SystemScope::new("api_key.usage");
+        let mut uow = UnitOfWork::system(s, SystemActor::Maintenance, scope).await?;
         for id in ids {
             if let Some((_, u)) = self.pending.remove(&id) {
                 let ip = u.last_ip.map(|i| i.to_string());
                 api_keys::add_usage(
-                    &mut tx,
+                    uow.tx(),
                     id.into(),
                     u.requests,
                     u.last_used_at,
@@ -188,7 +190,7 @@ impl UsageBuffer {
                 .await?;
             }
         }
-        tx.commit().await?;
+        uow.commit().await?;
         Ok(())
     }
 }

@@ -21,7 +21,7 @@
 //! refused by the remembered revocation, kept at least as long as the token can live.
 
 use super::tokens::AccessClaims;
-use crate::Services;
+use crate::{Services, SystemActor, UnitOfWork};
 use dashmap::DashMap;
 use palisade_domain::{Role, SessionId, TenantId, UserId};
 use palisade_store::auth_changes::{self, Change, ChangeKind};
@@ -258,10 +258,11 @@ pub fn spawn_sync(s: Services, every: Duration) -> tokio::task::JoinHandle<()> {
 async fn prune_old(s: &Services) {
     let now = s.now();
     s.auth_cache.prune(now, revocation_memory(&s.settings));
-    if let Ok(mut tx) = s.store.begin(SystemScope::new("auth.sync.prune")).await {
-        let pruned = auth_changes::prune(&mut tx, now - time::Duration::days(1)).await;
+    let scope = SystemScope::new("auth.sync.prune");
+    if let Ok(mut uow) = UnitOfWork::system(s, SystemActor::Maintenance, scope).await {
+        let pruned = auth_changes::prune(uow.tx(), now - time::Duration::days(1)).await;
         if pruned.is_ok() {
-            let _ = tx.commit().await;
+            let _ = uow.commit().await;
         }
     }
 }

@@ -10,9 +10,11 @@ pub mod hashing;
 pub mod lockout;
 pub mod passwords;
 pub mod register;
+pub mod session_view;
 pub mod sessions;
 pub mod tokens;
 
+use crate::error::code;
 use crate::{AppError, AppResult, Services};
 use cache::{TenantSnapshot, UserSnapshot};
 use palisade_domain::{Permission, Role, SessionId, TenantId, UserId};
@@ -70,7 +72,7 @@ impl Principal {
     pub fn require(&self, p: Permission) -> AppResult<()> {
         if self.password_change_only && !p.allowed_with_expired_password() {
             return Err(AppError::Forbidden {
-                code: "password_expired",
+                code: code::PASSWORD_EXPIRED,
                 message: "your password has expired; change it with POST /api/v1/auth/password"
                     .into(),
             });
@@ -80,7 +82,7 @@ impl Principal {
         }
         if self.impersonator.is_some() && !p.impersonation_may_use() {
             return Err(AppError::Forbidden {
-                code: "impersonation_forbidden",
+                code: code::IMPERSONATION_FORBIDDEN,
                 message: format!(
                     "an impersonation cannot use {}: users, invitations, ownership and every \
                      credential (API keys, webhooks, connections, sessions, passwords) stay with \
@@ -92,7 +94,7 @@ impl Principal {
         if let Credential::ApiKey(key) = &self.credential {
             let Some(needed) = palisade_domain::scope::scopes_for(p) else {
                 return Err(AppError::Forbidden {
-                    code: "api_key_not_allowed",
+                    code: code::API_KEY_NOT_ALLOWED,
                     message: format!(
                         "API keys cannot be used for {}; sign in as a user",
                         p.as_str()
@@ -102,7 +104,7 @@ impl Principal {
             if !needed.is_empty() && !needed.iter().any(|s| key.scopes.contains(s)) {
                 let names: Vec<&str> = needed.iter().map(|s| s.as_str()).collect();
                 return Err(AppError::Forbidden {
-                    code: "insufficient_scope",
+                    code: code::INSUFFICIENT_SCOPE,
                     message: format!("this API key is missing the scope {}", names.join(" or ")),
                 });
             }
@@ -116,7 +118,7 @@ impl Principal {
         match &self.credential {
             Credential::Session(id) => Ok(*id),
             Credential::ApiKey(_) => Err(AppError::Forbidden {
-                code: "api_key_not_allowed",
+                code: code::API_KEY_NOT_ALLOWED,
                 message: "this endpoint needs a signed-in user, not an API key".into(),
             }),
         }
@@ -153,7 +155,7 @@ impl Principal {
 /// The answer for any credential of a suspended tenant.
 pub(crate) fn tenant_suspended() -> AppError {
     AppError::Forbidden {
-        code: "tenant_suspended",
+        code: code::TENANT_SUSPENDED,
         message: "this account's organisation is suspended".into(),
     }
 }
@@ -172,7 +174,10 @@ pub async fn authenticate(s: &Services, token: &str) -> AppResult<Principal> {
     let claims = match s.auth_cache.token(token) {
         Some(c) => {
             if c.exp <= now.unix_timestamp() {
-                return Err(bad_token("token_expired", "the access token has expired"));
+                return Err(bad_token(
+                    code::TOKEN_EXPIRED,
+                    "the access token has expired",
+                ));
             }
             c
         }
@@ -185,8 +190,8 @@ pub async fn authenticate(s: &Services, token: &str) -> AppResult<Principal> {
                 now,
             )
             .map_err(|e| match e {
-                tokens::TokenError::Expired => bad_token("token_expired", &e.to_string()),
-                _ => bad_token("invalid_token", &e.to_string()),
+                tokens::TokenError::Expired => bad_token(code::TOKEN_EXPIRED, &e.to_string()),
+                _ => bad_token(code::INVALID_TOKEN, &e.to_string()),
             })?;
             confirm_session_live(s, &c, now).await?;
             s.auth_cache.remember_token(token, &c);
@@ -196,14 +201,17 @@ pub async fn authenticate(s: &Services, token: &str) -> AppResult<Principal> {
     let session_id = SessionId::from_uuid(claims.sid);
     if s.auth_cache.is_revoked(session_id) {
         return Err(bad_token(
-            "session_revoked",
+            code::SESSION_REVOKED,
             "this session has been signed out",
         ));
     }
     let tenant_id = claims.tid.map(TenantId::from_uuid);
     let user = user_snapshot(s, UserId::from_uuid(claims.sub), tenant_id).await?;
     if user.deleted || user.tenant_id != tenant_id {
-        return Err(bad_token("invalid_token", "this account no longer exists"));
+        return Err(bad_token(
+            code::INVALID_TOKEN,
+            "this account no longer exists",
+        ));
     }
     let tenant = match tenant_id {
         Some(t) => {
@@ -259,7 +267,7 @@ async fn confirm_session_live(
     let session_id = SessionId::from_uuid(claims.sid);
     if s.auth_cache.is_revoked(session_id) {
         return Err(bad_token(
-            "session_revoked",
+            code::SESSION_REVOKED,
             "this session has been signed out",
         ));
     }
@@ -271,12 +279,12 @@ async fn confirm_session_live(
         Some(row) if row.revoked_at.is_some() => {
             s.auth_cache.note_revoked(session_id, now);
             Err(bad_token(
-                "session_revoked",
+                code::SESSION_REVOKED,
                 "this session has been signed out",
             ))
         }
         _ => Err(bad_token(
-            "invalid_token",
+            code::INVALID_TOKEN,
             "the token's session does not exist",
         )),
     }
@@ -306,7 +314,7 @@ pub async fn authenticate_api_key_as(
     let user = user_snapshot(s, k.created_by, Some(k.tenant_id)).await?;
     if user.deleted || user.tenant_id != Some(k.tenant_id) {
         return Err(bad_token(
-            "invalid_api_key",
+            code::INVALID_API_KEY,
             "the API key's creator no longer exists",
         ));
     }
@@ -342,7 +350,7 @@ pub async fn user_snapshot(
     let mut tx = s.store.begin_read(UserScope::for_tenant(tenant)).await?;
     let u = palisade_store::users::find(&mut tx, id)
         .await?
-        .ok_or_else(|| bad_token("invalid_token", "this account no longer exists"))?;
+        .ok_or_else(|| bad_token(code::INVALID_TOKEN, "this account no longer exists"))?;
     let snap = Arc::new(UserSnapshot {
         id: u.id,
         tenant_id: u.tenant_id,
@@ -369,7 +377,7 @@ pub async fn tenant_snapshot(s: &Services, id: TenantId) -> AppResult<Arc<Tenant
         .await?;
     let t = palisade_store::tenants::find(&mut tx, id)
         .await?
-        .ok_or_else(|| bad_token("invalid_token", "this organisation no longer exists"))?;
+        .ok_or_else(|| bad_token(code::INVALID_TOKEN, "this organisation no longer exists"))?;
     let snap = Arc::new(TenantSnapshot {
         id: t.id,
         name: t.name,
@@ -443,7 +451,7 @@ mod tests {
             assert!(matches!(
                 full.require(perm),
                 Err(AppError::Forbidden {
-                    code: "api_key_not_allowed",
+                    code: code::API_KEY_NOT_ALLOWED,
                     ..
                 })
             ));

@@ -2,13 +2,12 @@
 
 use super::sessions::{hash_error, IssuedTokens};
 use super::{cache, sessions, tokens, Principal, RequestMeta};
-use crate::audit::{self, AuditEntryExt};
-use crate::{AppError, AppResult, Services};
+use crate::audit::AuditEntryExt;
+use crate::error::code;
+use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{PasswordContext, PasswordPolicy, PasswordPolicyPreset};
 use palisade_store::auth_changes::ChangeKind;
-use palisade_store::{
-    audit as audit_log, invites, password_history, sessions as session_rows, users,
-};
+use palisade_store::{invites, password_history, sessions as session_rows, users};
 use palisade_store::{Scope, SystemScope, TenantScope, Tx, UserScope};
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -92,11 +91,10 @@ pub async fn change(
     let session = p.session_id()?;
     if p.impersonator.is_some() {
         return Err(AppError::Forbidden {
-            code: "impersonation_forbidden",
+            code: code::IMPERSONATION_FORBIDDEN,
             message: "an impersonation cannot change passwords".into(),
         });
     }
-    let now = s.now();
     let (preset, tenant_name) = policy_for(s, p.tenant_id()).await?;
     let policy = preset.policy();
     // Read, verify and hash before the write transaction: argon2 inside it would hold the
@@ -126,37 +124,40 @@ pub async fn change(
     check_policy(&policy, "new_password", new, &ctx)?;
     check_reuse(s, &previous, &policy, "new_password", new).await?;
     let hash = s.hasher.hash(new).await.map_err(hash_error)?;
-    let mut tx = s.store.begin(p.own_scope()).await?;
+    let mut uow = UnitOfWork::begin_in(s, p, meta, p.own_scope()).await?;
+    let now = uow.now();
     // The password may have changed while we hashed (another session): the current password was
     // checked against the old hash, so refuse rather than overwrite the newer one.
-    if !users::replace_password(&mut tx, user.id, &verified_hash, &hash, now).await? {
+    if !users::replace_password(uow.tx(), user.id, &verified_hash, &hash, now).await? {
         return Err(AppError::conflict(
-            "password_changed",
+            code::PASSWORD_CHANGED,
             "the password was changed while this request ran; sign in again and retry",
         ));
     }
     if let (Some(old), Some(t)) = (&user.password_hash, user.tenant_id) {
-        password_history::insert(&mut tx, t, user.id, old, now).await?;
+        password_history::insert(uow.tx(), t, user.id, old, now).await?;
     }
-    let revoked =
-        session_rows::revoke_all_for_user(&mut tx, user.id, Some(session), "password_changed", now)
-            .await?;
-    sessions::revoke_sessions(&mut tx, &revoked, now).await?;
-    cache::record(&mut tx, ChangeKind::User, user.id.as_uuid(), now).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "auth.password.changed")
-            .target("user", user.id)
-            .metadata(serde_json::json!({ "other_sessions_revoked": revoked.len() })),
+    let revoked = session_rows::revoke_all_for_user(
+        uow.tx(),
+        user.id,
+        Some(session),
+        "password_changed",
         now,
     )
     .await?;
-    tx.commit().await?;
-    for id in &revoked {
-        s.auth_cache.revoke_session(*id, now);
-    }
-    s.auth_cache.forget_user(user.id);
-    Ok(revoked.len())
+    let n = revoked.len();
+    sessions::end_sessions(&mut uow, revoked).await?;
+    cache::record(uow.tx(), ChangeKind::User, user.id.as_uuid(), now).await?;
+    uow.audit(
+        uow.entry("auth.password.changed")
+            .target("user", user.id)
+            .metadata(serde_json::json!({ "other_sessions_revoked": n })),
+    )
+    .await?;
+    let user_id = user.id;
+    uow.after_commit(move |s| s.auth_cache.forget_user(user_id));
+    uow.commit().await?;
+    Ok(n)
 }
 
 /// Sets the first password of an invited user and signs them in.
@@ -168,7 +169,7 @@ pub async fn accept_invite(
 ) -> AppResult<IssuedTokens> {
     let now = s.now();
     let invalid = || AppError::BadRequest {
-        code: "invalid_invite",
+        code: code::INVALID_INVITE,
         message: "the invitation is invalid, used or expired; ask an admin for a new one".into(),
     };
     if !token.starts_with(tokens::INVITE_PREFIX) || token.len() > 128 {
@@ -202,24 +203,26 @@ pub async fn accept_invite(
     // Hashed before the write transaction; the invitation's single use is enforced in it
     // (`mark_used` succeeds for one caller only) and the user re-checked.
     let hash = s.hasher.hash(password).await.map_err(hash_error)?;
-    let mut tx = s.store.begin(scope).await?;
-    let user = users::find(&mut tx, invite.user_id)
+    let mut uow = UnitOfWork::anonymous(s, meta, scope).await?;
+    let now = uow.now();
+    let user = users::find(uow.tx(), invite.user_id)
         .await?
         .filter(|u| u.deleted_at.is_none())
         .ok_or_else(invalid)?;
-    if !invites::mark_used(&mut tx, invite.id, now).await? {
+    if !invites::mark_used(uow.tx(), invite.id, now).await? {
         return Err(invalid());
     }
-    users::set_password(&mut tx, user.id, &hash, now).await?;
-    let (session, refresh) = sessions::start(&mut tx, &user, meta, now, s).await?;
-    let mut e = audit::entry(meta, user.tenant_id, "auth.invite.accepted").target("user", user.id);
-    e.actor_id = Some(user.id);
-    e.actor_email = Some(user.email.clone());
-    e.actor_role = Some(user.role.as_str().to_owned());
-    audit_log::append(&mut tx, &e, now).await?;
-    cache::record(&mut tx, ChangeKind::User, user.id.as_uuid(), now).await?;
-    tx.commit().await?;
-    s.auth_cache.forget_user(user.id);
+    users::set_password(uow.tx(), user.id, &hash, now).await?;
+    let (session, refresh) = sessions::start(&mut uow, &user).await?;
+    uow.audit(sessions::as_user(
+        uow.entry("auth.invite.accepted").target("user", user.id),
+        &user,
+    ))
+    .await?;
+    cache::record(uow.tx(), ChangeKind::User, user.id.as_uuid(), now).await?;
+    let user_id = user.id;
+    uow.after_commit(move |s| s.auth_cache.forget_user(user_id));
+    uow.commit().await?;
     let mut fresh = user.clone();
     fresh.password_changed_at = Some(now);
     sessions::issue(s, &fresh, &session, refresh, false, now)

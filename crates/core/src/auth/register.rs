@@ -3,14 +3,15 @@
 use super::passwords::check_policy;
 use super::sessions::{self, hash_error, IssuedTokens};
 use super::RequestMeta;
-use crate::audit::{self, AuditEntryExt};
-use crate::{AppError, AppResult, Services};
+use crate::audit::AuditEntryExt;
+use crate::error::code;
+use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{
     EmailAddress, FieldError, PasswordContext, PasswordPolicyPreset, PersonName, Role, TenantId,
     TenantName, UserId,
 };
 use palisade_store::users::User;
-use palisade_store::{audit as audit_log, tenants, users, TenantScope};
+use palisade_store::{tenants, users, TenantScope};
 
 pub struct Registration {
     pub tenant: tenants::Tenant,
@@ -28,7 +29,6 @@ pub async fn register(
     email: &str,
     password: &str,
 ) -> AppResult<Registration> {
-    let now = s.now();
     let mut errors: Vec<FieldError> = Vec::new();
     let tenant_name = TenantName::parse("tenant_name", tenant_name)
         .map_err(|e| errors.push(e))
@@ -58,8 +58,9 @@ pub async fn register(
     // The scope of a tenant that this transaction creates: its id was just generated here.
     let tenant_id = TenantId::new();
     let scope = TenantScope::from_verified_credential(tenant_id);
-    let mut tx = s.store.begin(scope).await?;
-    let tenant = tenants::insert(&mut tx, tenant_name.as_str(), now).await?;
+    let mut uow = UnitOfWork::anonymous(s, meta, scope).await?;
+    let now = uow.now();
+    let tenant = tenants::insert(uow.tx(), tenant_name.as_str(), now).await?;
     let user = User {
         id: UserId::new(),
         tenant_id: Some(tenant_id),
@@ -74,18 +75,19 @@ pub async fn register(
         deleted_at: None,
         deleted_by: None,
     };
-    users::insert(&mut tx, &user).await.map_err(|e| {
+    users::insert(uow.tx(), &user).await.map_err(|e| {
         if e.is_unique_violation_on("users", "email") {
             AppError::Conflict {
-                code: "email_taken",
+                code: code::EMAIL_TAKEN,
                 message: "an account with this email already exists; sign in instead".into(),
             }
         } else {
             e.into()
         }
     })?;
-    let (session, refresh) = sessions::start(&mut tx, &user, meta, now, s).await?;
-    let mut e = audit::entry(meta, Some(tenant_id), "tenant.registered")
+    let (session, refresh) = sessions::start(&mut uow, &user).await?;
+    let e = uow
+        .entry("tenant.registered")
         .target("tenant", tenant_id)
         .change(
             None,
@@ -94,11 +96,8 @@ pub async fn register(
                 "owner": sessions::user_audit_json(&user),
             })),
         );
-    e.actor_id = Some(user.id);
-    e.actor_email = Some(user.email.clone());
-    e.actor_role = Some(user.role.as_str().to_owned());
-    audit_log::append(&mut tx, &e, now).await?;
-    tx.commit().await?;
+    uow.audit(sessions::as_user(e, &user)).await?;
+    uow.commit().await?;
     let tokens = sessions::issue(s, &user, &session, refresh, false, now)?;
     Ok(Registration {
         tenant,

@@ -10,14 +10,17 @@
 //! - Revoking a session (logout, password change, user deletion, reuse) stops its access tokens
 //!   on every node within a second (see `cache`).
 
+use super::session_view::SessionView;
 use super::{cache, lockout, tokens, Principal, RequestMeta};
-use crate::audit::{self, AuditEntryExt};
-use crate::{AppError, AppResult, Services};
+use crate::audit::AuditEntryExt;
+use crate::error::code;
+use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{PasswordPolicyPreset, SessionId, TenantId};
+use palisade_store::audit::AuditEntry;
 use palisade_store::auth_changes::ChangeKind;
 use palisade_store::sessions::Session;
 use palisade_store::users::User;
-use palisade_store::{audit as audit_log, login_throttle, refresh_tokens, sessions, users};
+use palisade_store::{login_throttle, refresh_tokens, sessions, users};
 use palisade_store::{Scope, SystemScope, Tx, UserScope};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -52,19 +55,28 @@ pub fn csrf_token_valid(s: &Services, session: SessionId, sent: &str) -> bool {
 
 fn invalid_credentials() -> AppError {
     AppError::Unauthenticated {
-        code: "invalid_credentials",
+        code: code::INVALID_CREDENTIALS,
         message: "the email or password is incorrect".into(),
     }
 }
 
-/// Opens a session for `user` and stores its first refresh token, in the caller's transaction.
+/// Names on an audit record the account the caller has just proved to be (a correct password,
+/// an invitation, a registration): no principal exists yet, so the unit of work cannot.
+pub(crate) fn as_user(mut e: AuditEntry, user: &User) -> AuditEntry {
+    e.actor_id = Some(user.id);
+    e.actor_email = Some(user.email.clone());
+    e.actor_role = Some(user.role.as_str().to_owned());
+    e
+}
+
+/// Opens a session for `user` and stores its first refresh token, in the unit's transaction.
 pub(crate) async fn start<S: Scope>(
-    tx: &mut Tx<S>,
+    uow: &mut UnitOfWork<'_, S>,
     user: &User,
-    meta: &RequestMeta,
-    now: OffsetDateTime,
-    s: &Services,
 ) -> AppResult<(Session, String)> {
+    let (s, now) = (uow.services(), uow.now());
+    let meta = uow.meta();
+    let ip = meta.ip.map(|i| i.to_string());
     let ua = meta
         .user_agent
         .as_deref()
@@ -84,15 +96,15 @@ pub(crate) async fn start<S: Scope>(
         expires_at: now + ttl,
         revoked_at: None,
         revoked_reason: None,
-        ip: meta.ip.map(|i| i.to_string()),
+        ip,
         user_agent: ua,
         browser,
         os,
     };
-    sessions::insert(tx, &session).await?;
+    sessions::insert(uow.tx(), &session).await?;
     let refresh = tokens::new_secret(tokens::REFRESH_PREFIX);
     refresh_tokens::insert(
-        tx,
+        uow.tx(),
         user.tenant_id,
         session.id,
         &tokens::secret_hash(&refresh),
@@ -209,7 +221,7 @@ pub async fn login(
     if let Some(retry) = lockout::locked_for(throttle.as_ref(), now) {
         if !trusted_origin {
             return Err(AppError::TooManyRequests {
-                code: "account_locked",
+                code: code::ACCOUNT_LOCKED,
                 message: "too many failed sign-ins; try again later".into(),
                 retry_after_secs: retry,
             });
@@ -239,23 +251,24 @@ pub async fn login(
         .map_or(PasswordPolicyPreset::Modern, |t| t.password_policy);
     if verified == super::hashing::Verified::YesButRehash {
         let new_hash = s.hasher.hash(password).await.map_err(hash_error)?;
-        let mut tx = s.store.begin(SystemScope::new("login.rehash")).await?;
-        users::upgrade_hash(&mut tx, user.id, &new_hash).await?;
-        tx.commit().await?;
+        let mut uow = UnitOfWork::anonymous(s, meta, SystemScope::new("login.rehash")).await?;
+        users::upgrade_hash(uow.tx(), user.id, &new_hash).await?;
+        uow.commit().await?;
     }
-    let mut tx = s.store.begin(UserScope::for_tenant(user.tenant_id)).await?;
-    let (session, refresh) = start(&mut tx, &user, meta, now, s).await?;
-    let mut e =
-        audit::entry(meta, user.tenant_id, "auth.login.succeeded").target("session", session.id);
-    e.actor_id = Some(user.id);
-    e.actor_email = Some(user.email.clone());
-    e.actor_role = Some(user.role.as_str().to_owned());
-    audit_log::append(&mut tx, &e, now).await?;
-    tx.commit().await?;
+    let mut uow = UnitOfWork::anonymous(s, meta, UserScope::for_tenant(user.tenant_id)).await?;
+    let now = uow.now();
+    let (session, refresh) = start(&mut uow, &user).await?;
+    uow.audit(as_user(
+        uow.entry("auth.login.succeeded")
+            .target("session", session.id),
+        &user,
+    ))
+    .await?;
+    uow.commit().await?;
     if throttle.is_some() {
-        let mut tx = s.store.begin(SystemScope::new("login.throttle")).await?;
-        login_throttle::clear(&mut tx, &throttle_key).await?;
-        tx.commit().await?;
+        let mut uow = UnitOfWork::anonymous(s, meta, SystemScope::new("login.throttle")).await?;
+        login_throttle::clear(uow.tx(), &throttle_key).await?;
+        uow.commit().await?;
     }
     issue(
         s,
@@ -281,32 +294,36 @@ async fn record_failure(
             .await?
             .and_then(|u| u.tenant_id.map(|t| (t, u.id)))
     };
-    let mut tx = s.store.begin(SystemScope::new("login.failure")).await?;
+    let mut uow = UnitOfWork::anonymous(s, meta, SystemScope::new("login.failure")).await?;
+    if let Some((t, _)) = tenant {
+        uow.set_tenant(t);
+    }
     // Counted and decided in one write, so concurrent failures cannot overwrite each other.
-    let state = login_throttle::record_failure(&mut tx, key, &rule).await?;
+    let state = login_throttle::record_failure(uow.tx(), key, &rule).await?;
     let locked = lockout::locked_by(&state, &rule);
     let failures = state.failures;
-    login_throttle::prune(&mut tx, &rule).await?;
+    login_throttle::prune(uow.tx(), &rule).await?;
     // The email is recorded only when it belongs to an account, so typos of passwords into the
     // email field do not land in the log.
-    let mut e = audit::entry(meta, tenant.map(|(t, _)| t), "auth.login.failed")
+    let mut e = uow
+        .entry("auth.login.failed")
         .metadata(serde_json::json!({ "consecutive_failures": failures }));
     if let Some((_, uid)) = tenant {
         e = e.target("user", uid);
         e.actor_email = Some(email.to_owned());
     }
-    audit_log::append(&mut tx, &e, now).await?;
+    uow.audit(e).await?;
     if locked {
-        let mut e = audit::entry(meta, tenant.map(|(t, _)| t), "auth.login.locked").metadata(
+        let mut e = uow.entry("auth.login.locked").metadata(
             serde_json::json!({ "locked_until": state.locked_until.map(|t| t.unix_timestamp()) }),
         );
         if let Some((_, uid)) = tenant {
             e = e.target("user", uid);
         }
-        audit_log::append(&mut tx, &e, now).await?;
+        uow.audit(e).await?;
         tracing::warn!(request_id = %meta.request_id, "account locked after repeated failed sign-ins");
     }
-    tx.commit().await?;
+    uow.commit().await?;
     tokio::time::sleep(lockout::delay(&s.settings, failures)).await;
     Err(invalid_credentials())
 }
@@ -323,14 +340,13 @@ pub(crate) fn hash_error(e: super::hashing::HashError) -> AppError {
 
 fn invalid_refresh() -> AppError {
     AppError::Unauthenticated {
-        code: "invalid_refresh_token",
+        code: code::INVALID_REFRESH_TOKEN,
         message: "the refresh token is invalid or expired; sign in again".into(),
     }
 }
 
 /// Exchanges a refresh token for a new pair (rotation with reuse detection).
 pub async fn refresh(s: &Services, meta: &RequestMeta, token: &str) -> AppResult<IssuedTokens> {
-    let now = s.now();
     if !token.starts_with(tokens::REFRESH_PREFIX) || token.len() > 128 {
         return Err(invalid_refresh());
     }
@@ -350,37 +366,37 @@ pub async fn refresh(s: &Services, meta: &RequestMeta, token: &str) -> AppResult
             return Err(super::tenant_suspended());
         }
     }
-    let mut tx = s
-        .store
-        .begin(UserScope::for_tenant(found.tenant_id))
-        .await?;
-    let session = sessions::find(&mut tx, found.session_id)
+    let mut uow = UnitOfWork::anonymous(s, meta, UserScope::for_tenant(found.tenant_id)).await?;
+    let now = uow.now();
+    let session = sessions::find(uow.tx(), found.session_id)
         .await?
         .ok_or_else(invalid_refresh)?;
     let first_use =
-        found.used_at.is_none() && refresh_tokens::mark_used(&mut tx, found.id, now).await?;
+        found.used_at.is_none() && refresh_tokens::mark_used(uow.tx(), found.id, now).await?;
     if !first_use {
         // Someone presented a token that was already exchanged: revoke the family.
-        if sessions::revoke(&mut tx, session.id, "refresh_token_reuse", now).await? {
-            cache::record(&mut tx, ChangeKind::Session, session.id.as_uuid(), now).await?;
+        if sessions::revoke(uow.tx(), session.id, "refresh_token_reuse", now).await? {
+            cache::record(uow.tx(), ChangeKind::Session, session.id.as_uuid(), now).await?;
         }
-        let mut e = audit::entry(meta, session.tenant_id, "auth.refresh.reuse_detected")
+        let mut e = uow
+            .entry("auth.refresh.reuse_detected")
             .target("session", session.id)
             .metadata(serde_json::json!({ "user_id": session.user_id }));
         e.actor_id = Some(session.user_id);
-        audit_log::append(&mut tx, &e, now).await?;
-        tx.commit().await?;
-        s.auth_cache.revoke_session(session.id, now);
+        uow.audit(e).await?;
+        let revoked = session.id;
+        uow.after_commit(move |s| s.auth_cache.revoke_session(revoked, now));
+        uow.commit().await?;
         tracing::warn!(request_id = %meta.request_id, session = %session.id, "refresh token reuse; session revoked");
         return Err(AppError::Unauthenticated {
-            code: "refresh_token_reused",
+            code: code::REFRESH_TOKEN_REUSED,
             message: "this refresh token was already used; the session has been signed out".into(),
         });
     }
     if session.revoked_at.is_some() || session.expires_at <= now {
         return Err(invalid_refresh());
     }
-    let user = users::find(&mut tx, session.user_id)
+    let user = users::find(uow.tx(), session.user_id)
         .await?
         .ok_or_else(invalid_refresh)?;
     if user.deleted_at.is_some() {
@@ -388,7 +404,7 @@ pub async fn refresh(s: &Services, meta: &RequestMeta, token: &str) -> AppResult
     }
     let new_refresh = tokens::new_secret(tokens::REFRESH_PREFIX);
     refresh_tokens::insert(
-        &mut tx,
+        uow.tx(),
         session.tenant_id,
         session.id,
         &tokens::secret_hash(&new_refresh),
@@ -396,13 +412,13 @@ pub async fn refresh(s: &Services, meta: &RequestMeta, token: &str) -> AppResult
     )
     .await?;
     sessions::touch(
-        &mut tx,
+        uow.tx(),
         session.id,
         now,
         meta.ip.map(|i| i.to_string()).as_deref(),
     )
     .await?;
-    tx.commit().await?;
+    uow.commit().await?;
     let policy = tenant_policy(s, user.tenant_id).await?;
     issue(
         s,
@@ -414,7 +430,8 @@ pub async fn refresh(s: &Services, meta: &RequestMeta, token: &str) -> AppResult
     )
 }
 
-/// Revokes sessions and tells every node; returns how many were active.
+/// Tells every node that sessions were revoked, in the caller's transaction. Each node's
+/// sync loop applies it within a second; [`end_sessions`] also applies it here at once.
 pub(crate) async fn revoke_sessions<S: Scope>(
     tx: &mut Tx<S>,
     ids: &[SessionId],
@@ -426,53 +443,65 @@ pub(crate) async fn revoke_sessions<S: Scope>(
     Ok(())
 }
 
+/// Records that `ids` were revoked (for every node) and, once the unit commits, stops their
+/// access tokens on this node without waiting for the sync loop.
+pub(crate) async fn end_sessions<S: Scope>(
+    uow: &mut UnitOfWork<'_, S>,
+    ids: Vec<SessionId>,
+) -> AppResult<()> {
+    let now = uow.now();
+    revoke_sessions(uow.tx(), &ids, now).await?;
+    uow.after_commit(move |s| {
+        for id in ids {
+            s.auth_cache.revoke_session(id, now);
+        }
+    });
+    Ok(())
+}
+
 /// Signs out the current session.
 pub async fn logout(s: &Services, p: &Principal, meta: &RequestMeta) -> AppResult<()> {
-    let now = s.now();
     let session_id = p.session_id()?;
-    let mut tx = s.store.begin(p.own_scope()).await?;
-    if sessions::revoke(&mut tx, session_id, "logout", now).await? {
-        revoke_sessions(&mut tx, &[session_id], now).await?;
+    let mut uow = UnitOfWork::begin_in(s, p, meta, p.own_scope()).await?;
+    let now = uow.now();
+    if sessions::revoke(uow.tx(), session_id, "logout", now).await? {
+        revoke_sessions(uow.tx(), &[session_id], now).await?;
     }
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "auth.logout").target("session", session_id),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    s.auth_cache.revoke_session(session_id, now);
-    Ok(())
+    uow.audit(uow.entry("auth.logout").target("session", session_id))
+        .await?;
+    // Stopped here even when it was already revoked: this node may not have heard yet.
+    uow.after_commit(move |s| s.auth_cache.revoke_session(session_id, now));
+    uow.commit().await
 }
 
 /// Signs out every session of the current user, this one included; returns how many.
 pub async fn logout_all(s: &Services, p: &Principal, meta: &RequestMeta) -> AppResult<usize> {
     p.session_id()?;
     p.require(palisade_domain::Permission::SessionsManage)?;
-    let now = s.now();
-    let mut tx = s.store.begin(p.own_scope()).await?;
-    let ids = sessions::revoke_all_for_user(&mut tx, p.user_id, None, "logout_all", now).await?;
-    revoke_sessions(&mut tx, &ids, now).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "auth.logout_all")
+    let mut uow = UnitOfWork::begin_in(s, p, meta, p.own_scope()).await?;
+    let now = uow.now();
+    let ids = sessions::revoke_all_for_user(uow.tx(), p.user_id, None, "logout_all", now).await?;
+    let n = ids.len();
+    end_sessions(&mut uow, ids).await?;
+    uow.audit(
+        uow.entry("auth.logout_all")
             .target("user", p.user_id)
-            .metadata(serde_json::json!({ "sessions_revoked": ids.len() })),
-        now,
+            .metadata(serde_json::json!({ "sessions_revoked": n })),
     )
     .await?;
-    tx.commit().await?;
-    for id in &ids {
-        s.auth_cache.revoke_session(*id, now);
-    }
-    Ok(ids.len())
+    uow.commit().await?;
+    Ok(n)
 }
 
-/// The current user's active sessions, newest first.
-pub async fn list(s: &Services, p: &Principal) -> AppResult<Vec<Session>> {
-    p.session_id()?;
+/// The current user's active sessions, newest first, marking the one making the request.
+pub async fn list(s: &Services, p: &Principal) -> AppResult<Vec<SessionView>> {
+    let current = p.session_id()?;
     let mut tx = s.store.begin_read(p.own_scope()).await?;
-    Ok(sessions::list_active(&mut tx, p.user_id, s.now()).await?)
+    let active = sessions::list_active(&mut tx, p.user_id, s.now()).await?;
+    Ok(active
+        .into_iter()
+        .map(|x| SessionView::of(x, Some(current)))
+        .collect())
 }
 
 /// Revokes one of the current user's sessions. Another user's session is "not found".
@@ -485,23 +514,17 @@ pub async fn revoke(
     // Never with an API key (it would sign its creator out), nor under impersonation.
     p.session_id()?;
     p.require(palisade_domain::Permission::SessionsManage)?;
-    let now = s.now();
-    let mut tx = s.store.begin(p.own_scope()).await?;
-    let session = sessions::find(&mut tx, id)
+    let mut uow = UnitOfWork::begin_in(s, p, meta, p.own_scope()).await?;
+    let now = uow.now();
+    let session = sessions::find(uow.tx(), id)
         .await?
         .filter(|x| x.user_id == p.user_id && x.revoked_at.is_none() && x.expires_at > now)
         .ok_or(AppError::NotFound("session"))?;
-    sessions::revoke(&mut tx, session.id, "revoked_by_user", now).await?;
-    revoke_sessions(&mut tx, &[session.id], now).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "auth.session.revoked").target("session", id),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    s.auth_cache.revoke_session(id, now);
-    Ok(())
+    sessions::revoke(uow.tx(), session.id, "revoked_by_user", now).await?;
+    end_sessions(&mut uow, vec![session.id]).await?;
+    uow.audit(uow.entry("auth.session.revoked").target("session", id))
+        .await?;
+    uow.commit().await
 }
 
 pub(crate) fn user_audit_json(u: &User) -> serde_json::Value {

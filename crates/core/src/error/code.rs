@@ -56,6 +56,8 @@ pub const INVALID_INVITE: &str = "invalid_invite";
 pub const INVALID_PATH: &str = "invalid_path";
 /// A query parameter is malformed.
 pub const INVALID_QUERY: &str = "invalid_query";
+/// The access token is malformed, badly signed, or names an account that no longer exists.
+pub const INVALID_TOKEN: &str = "invalid_token";
 /// The refresh token is unknown, expired or revoked.
 pub const INVALID_REFRESH_TOKEN: &str = "invalid_refresh_token";
 /// The body is not valid JSON.
@@ -100,10 +102,14 @@ pub const REFRESH_TOKEN_REUSED: &str = "refresh_token_reused";
 pub const REQUEST_TIMEOUT: &str = "request_timeout";
 /// The user was deleted too long ago to restore.
 pub const RESTORE_WINDOW_PASSED: &str = "restore_window_passed";
+/// The session behind the access token was signed out (or the token outlived it).
+pub const SESSION_REVOKED: &str = "session_revoked";
 /// The operation needs a tenant; super admins have none.
 pub const TENANT_REQUIRED: &str = "tenant_required";
 /// The tenant is suspended.
 pub const TENANT_SUSPENDED: &str = "tenant_suspended";
+/// The access token has expired: refresh it.
+pub const TOKEN_EXPIRED: &str = "token_expired";
 /// A credential in the URL is refused.
 pub const TOKEN_IN_URL: &str = "token_in_url";
 /// The user or key has too many open websockets.
@@ -156,6 +162,7 @@ pub const ALL: &[&str] = &[
     INVALID_PATH,
     INVALID_QUERY,
     INVALID_REFRESH_TOKEN,
+    INVALID_TOKEN,
     MALFORMED_JSON,
     MEDIA_FAILED,
     MEDIA_PENDING,
@@ -177,8 +184,10 @@ pub const ALL: &[&str] = &[
     REFRESH_TOKEN_REUSED,
     REQUEST_TIMEOUT,
     RESTORE_WINDOW_PASSED,
+    SESSION_REVOKED,
     TENANT_REQUIRED,
     TENANT_SUSPENDED,
+    TOKEN_EXPIRED,
     TOKEN_IN_URL,
     TOO_MANY_WEBSOCKETS,
     UNAUTHENTICATED,

@@ -19,6 +19,7 @@ both!(
     a_mistyped_password_from_a_known_address_keeps_the_lock,
     concurrent_failures_from_many_addresses_all_count,
     throttle_rows_are_pruned_once_their_window_has_passed,
+    sign_in_records_name_the_proved_account_and_the_request,
 );
 
 async fn login_returns_a_session(db: Db) {
@@ -361,4 +362,49 @@ async fn throttle_rows_are_pruned_once_their_window_has_passed(db: Db) {
     app.clock.advance(time::Duration::minutes(30));
     login_resp(&app, "last@acme.example", "wrong-guess").await;
     assert_eq!(rows().await, 1, "only the newest failure is left");
+}
+
+/// Sign-in runs with no principal yet: its audit records carry the request's origin, and name
+/// the account only as far as the request proved it (a correct password names the actor; a
+/// wrong one only the email, as the target's).
+async fn sign_in_records_name_the_proved_account_and_the_request(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "ana@acme.example").await;
+    let bad = login_resp(&app, "ana@acme.example", "not-the-password-at-all").await;
+    assert_error(&bad, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let good = login_resp(&app, "ana@acme.example", GOOD_PASSWORD).await;
+    assert_eq!(good.status, StatusCode::OK, "{}", good.body);
+    let list = app
+        .get(
+            "/api/v1/audit-logs?action=auth.login.*&limit=10",
+            &owner.access_token,
+        )
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    let records = list.body["data"].as_array().unwrap();
+    let find = |action: &str| {
+        records
+            .iter()
+            .find(|r| r["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} in {records:?}"))
+    };
+    let failed = find("auth.login.failed");
+    assert_eq!(failed["tenant_id"], owner.tenant_id.as_str());
+    assert!(failed["actor_id"].is_null());
+    assert_eq!(failed["actor_email"], "ana@acme.example");
+    assert!(failed["actor_role"].is_null());
+    assert_eq!(failed["target_type"], "user");
+    assert_eq!(failed["target_id"], owner.user_id.as_str());
+    assert_eq!(failed["metadata"]["consecutive_failures"], 1);
+    assert_eq!(failed["request_id"].as_str(), bad.header("x-request-id"));
+    assert!(failed["ip"].is_string());
+    let ok = find("auth.login.succeeded");
+    assert_eq!(ok["tenant_id"], owner.tenant_id.as_str());
+    assert_eq!(ok["actor_id"], owner.user_id.as_str());
+    assert_eq!(ok["actor_email"], "ana@acme.example");
+    assert_eq!(ok["actor_role"], "admin");
+    assert_eq!(ok["target_type"], "session");
+    assert_eq!(ok["target_id"], good.body["session_id"]);
+    assert_eq!(ok["request_id"].as_str(), good.header("x-request-id"));
+    assert!(ok["ip"].is_string());
 }

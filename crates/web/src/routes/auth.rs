@@ -1,7 +1,7 @@
 //! `/api/v1/auth/*`: registration, login, token refresh, logout, sessions, passwords.
 
 use super::users::UserResponse;
-use super::{rfc3339, ListResponse};
+use super::ListResponse;
 use crate::cookies;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{optional_json, ApiBytes, ApiJson, ApiPath, Auth, Meta};
@@ -10,8 +10,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use palisade_core::auth::session_view::SessionView;
 use palisade_core::auth::sessions::IssuedTokens;
 use palisade_core::auth::{passwords, register, sessions, RequestMeta};
+use palisade_core::error::code;
 use palisade_core::{AppError, Services};
 use palisade_domain::SessionId;
 use serde::{Deserialize, Serialize};
@@ -140,25 +142,6 @@ pub struct RegisterResponse {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SessionResponse {
-    pub id: Uuid,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub last_seen_at: String,
-    #[schema(format = DateTime)]
-    pub expires_at: String,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    /// e.g. `Firefox 128.0`, from the user agent.
-    pub browser: Option<String>,
-    /// e.g. `Linux`, from the user agent.
-    pub os: Option<String>,
-    /// Whether this is the session making the request.
-    pub current: bool,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct LogoutAllResponse {
     pub sessions_revoked: usize,
 }
@@ -280,7 +263,7 @@ pub async fn refresh(
         None => {
             let Some(t) = cookies::get(&headers, &cookies::name(cookies::REFRESH, secure)) else {
                 return Err(ApiError(AppError::BadRequest {
-                    code: "refresh_token_missing",
+                    code: code::REFRESH_TOKEN_MISSING,
                     message: "send {\"refresh_token\": \"…\"} or the refresh cookie".into(),
                 }));
             };
@@ -292,7 +275,7 @@ pub async fn refresh(
                 .unwrap_or("");
             if csrf_cookie.is_empty() || csrf_cookie != csrf_header {
                 return Err(ApiError(AppError::Forbidden {
-                    code: "csrf_failed",
+                    code: code::CSRF_FAILED,
                     message: "a cookie refresh needs the X-CSRF-Token header".into(),
                 }));
             }
@@ -344,30 +327,14 @@ pub async fn logout_all(
 
 /// The current user's active device sessions, newest first.
 #[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, description = "Active sessions", body = ListResponse<SessionResponse>),
+    responses((status = 200, description = "Active sessions", body = ListResponse<SessionView>),
         (status = 401, description = "Not signed in", body = ErrorBody)))]
 pub async fn list_sessions(
     State(state): State<AppState>,
     Auth(p): Auth,
-) -> ApiResult<Json<ListResponse<SessionResponse>>> {
-    let list = sessions::list(&state.services, &p).await?;
-    let current = p.session_id().ok();
-    Ok(Json(ListResponse {
-        data: list
-            .into_iter()
-            .map(|x| SessionResponse {
-                id: x.id.as_uuid(),
-                created_at: rfc3339(x.created_at),
-                last_seen_at: rfc3339(x.last_seen_at),
-                expires_at: rfc3339(x.expires_at),
-                current: Some(x.id) == current,
-                ip: x.ip,
-                user_agent: x.user_agent,
-                browser: x.browser,
-                os: x.os,
-            })
-            .collect(),
-    }))
+) -> ApiResult<Json<ListResponse<SessionView>>> {
+    let data = sessions::list(&state.services, &p).await?;
+    Ok(Json(ListResponse { data }))
 }
 
 /// Sign out one of the current user's sessions.
