@@ -3,7 +3,8 @@
 //! the REST-equality test and later typed views can point at.
 
 use palisade_domain::{rfc3339, TenantId};
-use palisade_store::messaging::{Conversation, Message};
+use palisade_store::conversations::Conversation;
+use palisade_store::messages::Message;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use uuid::Uuid;

@@ -321,6 +321,7 @@ pub struct TemplateBody {
 pub async fn send_message(
     State(state): State<AppState>,
     Auth(p): Auth,
+    Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<SendMessageRequest>,
 ) -> ApiResult<(StatusCode, Json<MessageResponse>)> {
@@ -340,7 +341,7 @@ pub async fn send_message(
             object: interactive,
         },
     };
-    let m = messaging::send_message(&state.services, &p, id, out).await?;
+    let m = messaging::send_message(&state.services, &p, &meta, id, out).await?;
     Ok((StatusCode::ACCEPTED, Json(m.into())))
 }
 
@@ -422,9 +423,10 @@ pub struct NoteRequest {
 pub async fn add_note(
     State(state): State<AppState>,
     Auth(p): Auth,
+    Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<NoteRequest>,
 ) -> ApiResult<(StatusCode, Json<MessageResponse>)> {
-    let m = messaging::add_note(&state.services, &p, id, &req.body).await?;
+    let m = messaging::add_note(&state.services, &p, &meta, id, &req.body).await?;
     Ok((StatusCode::CREATED, Json(m.into())))
 }
