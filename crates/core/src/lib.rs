@@ -101,13 +101,9 @@ impl Services {
 pub mod records {
     pub use palisade_store::api_keys::ApiKey;
     pub use palisade_store::audit::{AuditFilter, AuditRecord, ChainReport};
-    pub use palisade_store::conversations::Conversation;
-    pub use palisade_store::media::MessageMedia;
-    pub use palisade_store::messages::Message;
     pub use palisade_store::notifications::Notification;
     pub use palisade_store::sessions::Session;
     pub use palisade_store::tenants::{Tenant, TenantStatus};
     pub use palisade_store::users::User;
     pub use palisade_store::webhooks::{Delivery, Webhook, WebhookStatus};
-    pub use palisade_store::whatsapp_connections::Connection as WhatsAppConnection;
 }

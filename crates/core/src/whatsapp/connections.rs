@@ -12,10 +12,12 @@ use crate::audit::AuditEntryExt;
 use crate::auth::{tokens, Principal, RequestMeta};
 use crate::error::code;
 use crate::{AppError, AppResult, Services, UnitOfWork};
-use palisade_domain::{ConnectionStatus, FieldError, Permission};
+use palisade_domain::{rfc3339, ConnectionStatus, FieldError, Permission};
 use palisade_store::whatsapp_connections::{self as store, Connection};
 use palisade_store::SystemScope;
+use serde::Serialize;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub const VERIFY_TOKEN_PREFIX: &str = "pal_wvt_";
@@ -34,6 +36,45 @@ pub struct Created {
     pub verify_token: String,
     /// The tenant's disconnected connection of this number was made active again (same id).
     pub reconnected: bool,
+}
+
+// A connection as the API shows it (`ConnectionResponse` in the document). A plain comment:
+// the schema has never had a description.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = ConnectionResponse)]
+pub struct ConnectionView {
+    pub id: Uuid,
+    pub display_name: String,
+    pub phone_number_id: String,
+    pub waba_id: String,
+    pub display_phone_number: Option<String>,
+    pub verified_name: Option<String>,
+    /// `active` or `disconnected`.
+    pub status: String,
+    /// The Callback URL to paste into Meta's dashboard.
+    pub webhook_url: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub disconnected_at: Option<String>,
+}
+
+impl ConnectionView {
+    /// `c` as the API shows it, with this server's webhook URL for it.
+    pub fn of(s: &Services, c: &Connection) -> Self {
+        ConnectionView {
+            id: c.id,
+            display_name: c.display_name.clone(),
+            phone_number_id: c.phone_number_id.clone(),
+            waba_id: c.waba_id.clone(),
+            display_phone_number: c.display_phone_number.clone(),
+            verified_name: c.verified_name.clone(),
+            status: c.status.clone(),
+            webhook_url: webhook_url(s, c.id),
+            created_at: rfc3339(c.created_at),
+            disconnected_at: c.disconnected_at.map(rfc3339),
+        }
+    }
 }
 
 /// The associated data that binds a secret to its row and tenant.

@@ -2,7 +2,11 @@
 //! and scopes: reading; sending messages (queued here, sent by `whatsapp::outbound`), within
 //! Meta's 24-hour customer service window unless a template; working a conversation (status,
 //! assignee, labels, internal notes). Inbound messages are written by processing Meta's
-//! webhooks (`whatsapp::inbound`).
+//! webhooks (`whatsapp::inbound`). Their one outgoing shape is in [`view`].
+
+mod view;
+
+pub use view::{ConversationView, MediaErrorView, MediaView, MessageView};
 
 use crate::audit::AuditEntryExt;
 use crate::auth::{Principal, RequestMeta};
