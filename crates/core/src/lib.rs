@@ -96,10 +96,3 @@ impl Services {
         self.clock.now()
     }
 }
-
-/// Stored records that services return, re-exported so the web layer need not depend on `store`.
-pub mod records {
-    pub use palisade_store::media::MessageMedia;
-    pub use palisade_store::messaging::{Conversation, Message};
-    pub use palisade_store::whatsapp_connections::Connection as WhatsAppConnection;
-}

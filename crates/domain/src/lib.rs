@@ -12,6 +12,7 @@ pub mod password;
 pub mod permission;
 pub mod role;
 pub mod scope;
+pub mod status;
 pub mod text;
 pub mod timestamp;
 
@@ -26,6 +27,7 @@ pub use password::{PasswordContext, PasswordPolicy, PasswordPolicyPreset, Passwo
 pub use permission::Permission;
 pub use role::Role;
 pub use scope::ApiScope;
+pub use status::{ConnectionStatus, MessageStatus};
 pub use text::{EmailAddress, PersonName, TenantName};
 pub use timestamp::rfc3339;
 

@@ -1,7 +1,7 @@
 //! Contact records: read and written by users and API keys under their [`TenantScope`], and
 //! their marketing consent changed by keywords in inbound messages (system work for the
 //! connection's tenant, bound into every statement). Inbound processing creates contacts with
-//! `messaging::upsert_contacts`.
+//! `upsert_contacts`.
 //!
 //! Rows are private ([`ContactRow`]) and come out as the domain's [`Contact`]; values are taken
 //! as stored (`from_stored`), so an older row never fails a read.

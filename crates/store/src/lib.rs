@@ -23,7 +23,6 @@ pub mod invites;
 pub mod login_throttle;
 pub mod media;
 pub mod messages;
-pub mod messaging;
 pub mod notifications;
 pub mod password_history;
 pub mod realtime;

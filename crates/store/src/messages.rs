@@ -5,7 +5,7 @@
 
 use crate::query::{member_chunks, member_of, placeholders, tenant_is};
 use crate::{Backend, Query, Result, SystemScope, TenantScope, Tx};
-use palisade_domain::TenantId;
+use palisade_domain::{MessageStatus, TenantId};
 use sqlx::types::Json;
 use std::collections::HashSet;
 use time::OffsetDateTime;
@@ -178,19 +178,10 @@ pub async fn insert_messages(
     Ok(stored)
 }
 
-/// The order statuses move in; a message only moves to a higher rank. `failed` ranks with
-/// `read`: neither replaces the other.
-const RANK: &str =
-    "CASE status WHEN 'received' THEN 0 WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END";
-
-pub fn status_rank(status: &str) -> Option<i64> {
-    match status {
-        "sent" => Some(1),
-        "delivered" => Some(2),
-        "read" | "failed" => Some(3),
-        _ => None,
-    }
-}
+/// The rank of a message's `status`, as SQL: built once from [`MessageStatus`], the one place
+/// the order is written.
+static RANK: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| MessageStatus::sql_rank("status"));
 
 /// Moves a message's status forward (never backward). Returns whether the message changed.
 pub async fn advance_status(
@@ -198,26 +189,24 @@ pub async fn advance_status(
     tenant: TenantId,
     connection_id: Uuid,
     wamid: &str,
-    status: &str,
+    status: MessageStatus,
     error: Option<serde_json::Value>,
     now: OffsetDateTime,
 ) -> Result<bool> {
-    let Some(rank) = status_rank(status) else {
-        return Ok(false);
-    };
     Ok(tx
         .execute(
             Query::new(format!(
                 "UPDATE messages SET status = $4, error = COALESCE($5, error), status_updated_at = $6
-                 WHERE tenant_id = $1 AND connection_id = $2 AND wamid = $3 AND ({RANK}) < $7"
+                 WHERE tenant_id = $1 AND connection_id = $2 AND wamid = $3 AND ({rank}) < $7",
+                rank = *RANK
             ))
             .bind(tenant)
             .bind(connection_id)
             .bind(wamid)
-            .bind(status)
+            .bind(status.as_str())
             .bind(error)
             .bind(now)
-            .bind(rank),
+            .bind(status.rank()),
         )
         .await?
         > 0)

@@ -5,15 +5,13 @@
 //! announced here too ([`announce_created`]).
 
 use super::{audit_json, ContactView};
-use crate::audit::{self, AuditEntryExt};
-use crate::auth::RequestMeta;
-use crate::{AppError, AppResult, Settings};
-use palisade_domain::{Contact, ContactId, KeywordConsent, TenantId};
+use crate::audit::AuditEntryExt;
+use crate::{AppResult, Settings, UnitOfWork};
+use palisade_domain::{Contact, ContactId, EventType, KeywordConsent, TenantId};
 use palisade_store::contacts as store;
-use palisade_store::messaging::NewMessage;
-use palisade_store::{audit as audit_log, StoreError, SystemScope, Tx};
+use palisade_store::messages::NewMessage;
+use palisade_store::SystemScope;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// The default opt-out keywords: the carrier-standard English set, Meta's marketing opt-out
@@ -114,59 +112,46 @@ fn message_texts(m: &NewMessage) -> Vec<String> {
         .collect()
 }
 
-fn to_store_error(e: AppError) -> StoreError {
-    match e {
-        AppError::Internal(e) => e
-            .downcast::<StoreError>()
-            .unwrap_or_else(|e| StoreError::Config(format!("{e:#}"))),
-        other => StoreError::Config(other.to_string()),
-    }
-}
-
-/// Queues `contact.created` for contacts that inbound messages created, in their transaction
-/// (nothing is read when no endpoint of the tenant subscribes). Unlike contacts created
-/// through the API, these are not audited: a customer writing in is not an action of anyone
-/// in the tenant.
+/// Queues `contact.created` for contacts that inbound messages created, in the unit of work of
+/// the inbound batch (nothing is read when no endpoint of the tenant subscribes; the
+/// subscribers are read once for all of them). Unlike contacts created through the API, these
+/// are not audited: a customer writing in is not an action of anyone in the tenant.
 pub async fn announce_created(
-    tx: &mut Tx<SystemScope>,
+    uow: &mut UnitOfWork<'_, SystemScope>,
     tenant: TenantId,
     ids: &[Uuid],
-    now: OffsetDateTime,
-) -> palisade_store::Result<()> {
+) -> AppResult<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    let hooks = crate::webhooks::subscribers(tx, tenant, "contact.created")
-        .await
-        .map_err(to_store_error)?;
+    let event = EventType::ContactCreated.as_str();
+    let hooks = crate::webhooks::subscribers(uow.tx(), tenant, event).await?;
     if hooks.is_empty() {
         return Ok(());
     }
     let ids: Vec<ContactId> = ids.iter().copied().map(ContactId::from).collect();
-    let contacts = store::find_many(tx, tenant, &ids).await?;
+    let contacts = store::find_many(uow.tx(), tenant, &ids).await?;
     let events = contacts
         .iter()
         .map(|c| ContactView::from(c).to_json())
-        .collect::<anyhow::Result<Vec<Value>>>()
-        .map_err(|e| to_store_error(e.into()))?;
-    crate::webhooks::enqueue_to(tx, tenant, &hooks, "contact.created", events, now)
-        .await
-        .map_err(to_store_error)?;
+        .collect::<anyhow::Result<Vec<Value>>>()?;
+    let now = uow.now();
+    crate::webhooks::enqueue_to(uow.tx(), tenant, &hooks, event, events, now).await?;
     Ok(())
 }
 
-/// Applies opt-out and opt-in keywords among newly stored inbound messages, in their
-/// transaction, oldest first: the contact is opted out (source `keyword`, at the message's
+/// Applies opt-out and opt-in keywords among newly stored inbound messages, in the unit of work
+/// that stores them, oldest first: the contact is opted out (source `keyword`, at the message's
 /// time), or an opt-out is lifted (opted in at the message's time). An opt-in keyword does not
 /// create consent for a contact that never opted out. A keyword older than the contact's
 /// current state (a late redelivery) changes nothing. Each change is audited
-/// (`contact.opted_out` / `contact.opted_in`, no actor) and emits `contact.updated`.
+/// (`contact.opted_out` / `contact.opted_in`, by the inbound pipeline) and emits
+/// `contact.updated`.
 pub async fn apply_consent_keywords(
-    tx: &mut Tx<SystemScope>,
+    uow: &mut UnitOfWork<'_, SystemScope>,
     settings: &Settings,
     messages: &[NewMessage],
-    now: OffsetDateTime,
-) -> palisade_store::Result<()> {
+) -> AppResult<()> {
     let keywords = ConsentKeywords::from_settings(settings);
     if keywords.opt_out.is_empty() && keywords.opt_in.is_empty() {
         return Ok(());
@@ -177,67 +162,55 @@ pub async fn apply_consent_keywords(
         .filter_map(|m| keywords.classify(m).map(|(k, w)| (m, k, w)))
         .collect();
     hits.sort_by_key(|(m, _, _)| m.sent_at.unwrap_or(m.created_at));
+    let now = uow.now();
     for (m, consent, keyword) in hits {
         let at = m.sent_at.unwrap_or(m.created_at);
         // Locked, so a concurrent edit through the API cannot write back the consent it read.
         let Some(c) =
-            store::find_by_conversation_for_update(tx, m.tenant_id, m.conversation_id).await?
+            store::find_by_conversation_for_update(uow.tx(), m.tenant_id, m.conversation_id)
+                .await?
         else {
             continue;
         };
         let Some(changed) = c.consent.apply_keyword(consent, at) else {
             continue;
         };
-        let Some(c) = store::write_consent(tx, m.tenant_id, c.id, changed, now).await? else {
+        let Some(c) = store::write_consent(uow.tx(), m.tenant_id, c.id, changed, now).await? else {
             continue;
         };
-        record_keyword_change(tx, m.tenant_id, &c, consent, &keyword, m, now)
-            .await
-            .map_err(to_store_error)?;
+        uow.set_tenant(m.tenant_id);
+        record_keyword_change(uow, &c, consent, &keyword, m).await?;
     }
     Ok(())
 }
 
 async fn record_keyword_change(
-    tx: &mut Tx<SystemScope>,
-    tenant: TenantId,
+    uow: &mut UnitOfWork<'_, SystemScope>,
     c: &Contact,
     consent: KeywordConsent,
     keyword: &str,
     m: &NewMessage,
-    now: OffsetDateTime,
 ) -> AppResult<()> {
     let action = match consent {
         KeywordConsent::OptOut => "contact.opted_out",
         KeywordConsent::OptIn => "contact.opted_in",
     };
-    let meta = RequestMeta {
-        request_id: "whatsapp-inbound".into(),
-        ..RequestMeta::default()
-    };
-    audit_log::append(
-        tx,
-        &audit::entry(&meta, Some(tenant), action)
+    uow.audit(
+        uow.entry(action)
             .target("contact", c.id)
             .change(None, Some(audit_json(c)))
             .metadata(json!({ "source": "keyword", "keyword": keyword, "message_id": m.id })),
-        now,
     )
     .await?;
-    crate::webhooks::enqueue(
-        tx,
-        tenant,
-        "contact.updated",
-        ContactView::from(c).to_json()?,
-        now,
-    )
-    .await?;
+    uow.emit(EventType::ContactUpdated, &ContactView::from(c))
+        .await?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::OffsetDateTime;
 
     #[test]
     fn keywords_match_whole_messages_only() {

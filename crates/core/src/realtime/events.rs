@@ -1,9 +1,10 @@
 //! The events a tenant's sockets are told about and their `data`: a message or a conversation
-//! rendered exactly as the REST API returns it. Separate so the rendering sits in one place that
-//! the REST-equality test and later typed views can point at.
+//! as its one view ([`MessageView`], [`ConversationView`]), the type the REST API returns.
 
-use palisade_domain::{rfc3339, TenantId};
-use palisade_store::messaging::{Conversation, Message};
+use crate::messaging::{ConversationView, MessageView};
+use palisade_domain::TenantId;
+use palisade_store::conversations::Conversation;
+use palisade_store::messages::Message;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -44,12 +45,16 @@ impl Event {
         }
     }
 
-    /// The event's `data`: the object as the REST API returns it.
+    /// The event's `data`: the object's view, as the REST API returns it.
     pub fn data(&self) -> Value {
-        match self {
-            Event::MessageCreated(m) | Event::MessageStatus(m) => message_json(m),
-            Event::ConversationUpdated(c) => conversation_json(c),
-        }
+        let data = match self {
+            Event::MessageCreated(m) | Event::MessageStatus(m) => {
+                serde_json::to_value(MessageView::from(m))
+            }
+            Event::ConversationUpdated(c) => serde_json::to_value(ConversationView::from(c)),
+        };
+        // A view is plain data (strings, numbers, JSON values): serializing it cannot fail.
+        data.unwrap_or(Value::Null)
     }
 
     /// The frame sent on the socket: `{"type": …, "data": …}`.
@@ -61,62 +66,126 @@ impl Event {
 /// A rendered frame, shared by every socket that receives it.
 pub type Frame = Arc<str>;
 
-/// A message as `GET /api/v1/conversations/{id}/messages` returns it.
-pub fn message_json(m: &Message) -> Value {
-    let mut v = json!({
-        "id": m.id,
-        "conversation_id": m.conversation_id,
-        "connection_id": m.connection_id,
-        "wamid": m.wamid,
-        "direction": m.direction,
-        "type": m.kind,
-        "text": m.text,
-        "body": m.body.0,
-        "status": m.status,
-        "error": m.error.as_ref().map(|e| &e.0),
-        "context_wamid": m.context_wamid,
-        "sent_at": m.sent_at.map(rfc3339),
-        "created_at": rfc3339(m.created_at),
-        "status_updated_at": rfc3339(m.status_updated_at),
-        "author_id": m.author_id,
-    });
-    if let (Some(media), Some(object)) = (&m.media, v.as_object_mut()) {
-        object.insert("media".into(), media_json(media));
+#[cfg(test)]
+mod tests {
+    use super::Event;
+    use crate::messaging::{ConversationView, MessageView};
+    use palisade_store::conversations::Conversation;
+    use palisade_store::media::MessageMedia;
+    use palisade_store::messages::Message;
+    use serde_json::{json, Value};
+    use sqlx::types::Json;
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    /// The frame a socket receives for `event`, parsed: its `data` must be what the REST
+    /// API returns for the object (the route's body is the same view type).
+    fn frame_data(event: Event) -> Value {
+        let frame: Value = serde_json::from_str(&event.frame()).unwrap();
+        frame["data"].clone()
     }
-    v
-}
 
-/// An inbound media message's file state, as the REST API shows it under `media`.
-fn media_json(m: &palisade_store::media::MessageMedia) -> Value {
-    let stored = m.status == "stored";
-    json!({
-        "status": m.status,
-        "mime_type": m.mime_type,
-        "size_bytes": m.size_bytes,
-        "sha256": if stored { m.content_sha256.clone() } else { None },
-        "filename": m.filename,
-        "download_url": stored.then(|| format!("/api/v1/messages/{}/media", m.message_id)),
-        "error": m.error_code.as_ref().map(|code| json!({
-            "code": code,
-            "message": m.error.clone().unwrap_or_default(),
-        })),
-    })
-}
+    fn keys(v: &Value) -> Vec<&str> {
+        let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        k.sort_unstable();
+        k
+    }
 
-/// A conversation as `GET /api/v1/conversations/{id}` returns it.
-pub fn conversation_json(c: &Conversation) -> Value {
-    json!({
-        "id": c.id,
-        "contact_id": c.contact_id,
-        "contact_phone": c.contact_phone,
-        "contact_name": c.contact_name,
-        "connection_id": c.connection_id,
-        "status": c.status,
-        "assignee_id": c.assignee_id,
-        "labels": c.labels.0,
-        "last_message_at": rfc3339(c.last_message_at),
-        "last_inbound_at": c.last_inbound_at.map(rfc3339),
-        "created_at": rfc3339(c.created_at),
-        "updated_at": rfc3339(c.updated_at),
-    })
+    /// Events carry the same view the REST API returns (`web::routes::messaging` answers with
+    /// `MessageView` and `ConversationView`): a socket's frame `data` must equal that body.
+    #[test]
+    fn event_data_is_the_rest_representation() {
+        let now = OffsetDateTime::now_utc();
+        for (optional, error) in [(true, Some(json!([{"code": 131026}]))), (false, None)] {
+            let m = Message {
+                id: Uuid::now_v7(),
+                tenant_id: Uuid::now_v7(),
+                conversation_id: Uuid::now_v7(),
+                connection_id: Uuid::now_v7(),
+                wamid: optional.then(|| "wamid.abc".to_owned()),
+                direction: "outbound".into(),
+                kind: "text".into(),
+                body: Json(json!({"type": "text", "text": {"body": "hello"}})),
+                text: optional.then(|| "hello".to_owned()),
+                status: "failed".into(),
+                error: error.clone().map(Json),
+                context_wamid: optional.then(|| "wamid.ctx".to_owned()),
+                sent_at: optional.then_some(now),
+                created_at: now,
+                status_updated_at: now,
+                author_id: optional.then(Uuid::now_v7),
+                media: None,
+            };
+            let mut m = m;
+            if optional {
+                m.media = Some(MessageMedia {
+                    message_id: m.id,
+                    tenant_id: m.tenant_id,
+                    kind: "image".into(),
+                    media_id: "1234567890".into(),
+                    mime_type: Some("image/jpeg".into()),
+                    sha256: Some("aGVsbG8=".into()),
+                    filename: None,
+                    status: "stored".into(),
+                    size_bytes: Some(5),
+                    content_sha256: Some("2cf24dba".into()),
+                    storage_key: Some("0123456789abcdef0123456789abcdef".into()),
+                    attempts: 1,
+                    next_attempt_at: now,
+                    error_code: Some("media_url_expired".into()),
+                    error: Some("the download URL expired".into()),
+                    created_at: now,
+                    updated_at: now,
+                });
+            }
+            let rest = serde_json::to_value(MessageView::from(&m)).unwrap();
+            assert_eq!(frame_data(Event::MessageCreated(m.clone())), rest);
+            assert_eq!(frame_data(Event::MessageStatus(m.clone())), rest);
+            let mut expected = vec![
+                "author_id",
+                "body",
+                "connection_id",
+                "context_wamid",
+                "conversation_id",
+                "created_at",
+                "direction",
+                "error",
+                "id",
+                "sent_at",
+                "status",
+                "status_updated_at",
+                "text",
+                "type",
+                "wamid",
+            ];
+            if optional {
+                expected.push("media");
+                expected.sort_unstable();
+                assert_eq!(
+                    rest["media"]["download_url"],
+                    json!(format!("/api/v1/messages/{}/media", m.id))
+                );
+                assert_eq!(rest["media"]["sha256"], json!("2cf24dba"));
+            }
+            assert_eq!(keys(&rest), expected, "media only on media messages");
+            let c = Conversation {
+                id: Uuid::now_v7(),
+                tenant_id: Uuid::now_v7(),
+                contact_id: Uuid::now_v7(),
+                connection_id: Uuid::now_v7(),
+                status: "open".into(),
+                last_message_at: now,
+                last_inbound_at: optional.then_some(now),
+                created_at: now,
+                updated_at: now,
+                assignee_id: optional.then(Uuid::now_v7),
+                labels: Json(vec!["vip".into()]),
+                contact_phone: "+447700900123".into(),
+                contact_name: optional.then(|| "Ana".to_owned()),
+            };
+            let rest = serde_json::to_value(ConversationView::from(&c)).unwrap();
+            assert_eq!(frame_data(Event::ConversationUpdated(c.clone())), rest);
+            assert_eq!(rest["labels"], json!(["vip"]));
+        }
+    }
 }

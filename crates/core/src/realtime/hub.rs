@@ -338,7 +338,7 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use palisade_store::messaging::Message;
+    use palisade_store::messages::Message;
     use serde_json::json;
     use sqlx::types::Json;
     use time::OffsetDateTime;

@@ -6,11 +6,12 @@
 //! - An event belongs to the tenant of the row it carries (`tenant_id` of the message or
 //!   conversation), never to anything a client sent; a socket subscribes to the tenant of its
 //!   verified credential ([`authorize`]) and receives only that tenant's channel.
-//! - Events are published only after the change commits (use cases call [`Hub::publish`] after
-//!   `commit`), so a rolled-back change emits nothing. The rows they carry are read in the
+//! - Events are published only after the change commits (use cases publish in the unit of
+//!   work's `after_commit`), so a rolled-back change emits nothing. The rows they carry are read in the
 //!   transaction of the change, so an event describes exactly what was committed.
-//! - `data` is the JSON the REST API returns for the object ([`message_json`],
-//!   [`conversation_json`]; a web-layer test keeps them equal to the REST responses).
+//! - `data` is the object's one view, the type the REST API returns
+//!   (`messaging::MessageView`, `messaging::ConversationView`; a web-layer test keeps them
+//!   equal).
 //!
 //! Fan-out: one `tokio::sync::broadcast` channel per tenant with local subscribers, created
 //! with the first socket and dropped with the last. A frame is rendered once per event and
@@ -52,6 +53,6 @@ mod publish;
 
 pub use authorize::{authorize, SocketCredential};
 pub use cluster::{start, CHANNEL, PRESENCE_EVERY};
-pub use events::{conversation_json, message_json, Event, Frame};
+pub use events::{Event, Frame};
 pub use hub::{Hub, Received, SocketOwner, SocketSlot, Subscription, PRESENCE_TTL, TENANT_BUFFER};
 pub use publish::{inbound_events, message_queued, sender_events};

@@ -5,7 +5,7 @@
 use super::events::Event;
 use crate::Services;
 use palisade_domain::TenantId;
-use palisade_store::messaging::Message;
+use palisade_store::messages::Message;
 use palisade_store::realtime as rows;
 use palisade_store::{SystemScope, TenantScope, Tx};
 use uuid::Uuid;
@@ -82,7 +82,7 @@ pub async fn message_queued(
     }
     let mut events = vec![Event::MessageCreated(message.clone())];
     if let Some(c) =
-        palisade_store::messaging::find_conversation(tx, message.conversation_id).await?
+        palisade_store::conversations::find_conversation(tx, message.conversation_id).await?
     {
         events.push(Event::ConversationUpdated(c));
     }

@@ -8,13 +8,16 @@
 //! the token, and are stored encrypted with the row identity as associated data.
 
 use super::graph::{GraphError, PhoneNumberInfo};
-use crate::audit::{self, AuditEntryExt};
+use crate::audit::AuditEntryExt;
 use crate::auth::{tokens, Principal, RequestMeta};
-use crate::{AppError, AppResult, Services};
-use palisade_domain::{FieldError, Permission};
+use crate::error::code;
+use crate::{AppError, AppResult, Services, UnitOfWork};
+use palisade_domain::{rfc3339, ConnectionStatus, FieldError, Permission};
 use palisade_store::whatsapp_connections::{self as store, Connection};
-use palisade_store::{audit as audit_log, SystemScope};
+use palisade_store::SystemScope;
+use serde::Serialize;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub const VERIFY_TOKEN_PREFIX: &str = "pal_wvt_";
@@ -33,6 +36,45 @@ pub struct Created {
     pub verify_token: String,
     /// The tenant's disconnected connection of this number was made active again (same id).
     pub reconnected: bool,
+}
+
+// A connection as the API shows it (`ConnectionResponse` in the document). A plain comment:
+// the schema has never had a description.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = ConnectionResponse)]
+pub struct ConnectionView {
+    pub id: Uuid,
+    pub display_name: String,
+    pub phone_number_id: String,
+    pub waba_id: String,
+    pub display_phone_number: Option<String>,
+    pub verified_name: Option<String>,
+    /// `active` or `disconnected`.
+    pub status: String,
+    /// The Callback URL to paste into Meta's dashboard.
+    pub webhook_url: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub disconnected_at: Option<String>,
+}
+
+impl ConnectionView {
+    /// `c` as the API shows it, with this server's webhook URL for it.
+    pub fn of(s: &Services, c: &Connection) -> Self {
+        ConnectionView {
+            id: c.id,
+            display_name: c.display_name.clone(),
+            phone_number_id: c.phone_number_id.clone(),
+            waba_id: c.waba_id.clone(),
+            display_phone_number: c.display_phone_number.clone(),
+            verified_name: c.verified_name.clone(),
+            status: c.status.clone(),
+            webhook_url: webhook_url(s, c.id),
+            created_at: rfc3339(c.created_at),
+            disconnected_at: c.disconnected_at.map(rfc3339),
+        }
+    }
 }
 
 /// The associated data that binds a secret to its row and tenant.
@@ -101,7 +143,7 @@ async fn check_with_meta(s: &Services, token: &str, phone: &str) -> AppResult<Ph
 
 fn already_connected() -> AppError {
     AppError::conflict(
-        "phone_number_already_connected",
+        code::PHONE_NUMBER_ALREADY_CONNECTED,
         "this WhatsApp number is already connected",
     )
 }
@@ -144,7 +186,6 @@ pub async fn create(
 ) -> AppResult<Created> {
     p.require(Permission::WhatsAppConnectionsManage)?;
     let scope = p.tenant_scope()?;
-    let now = s.now();
     let mut errors = Vec::new();
     let name = display_name(&input.display_name)
         .map_err(|e| errors.push(e))
@@ -169,9 +210,13 @@ pub async fn create(
     // Prove the token works for this number before storing anything.
     let info = check_with_meta(s, &token, &phone).await?;
     let verify_token = tokens::new_secret(VERIFY_TOKEN_PREFIX);
-    let mut tx = s.store.begin(scope).await?;
-    let previous = store::find_by_phone_number_id(&mut tx, &phone).await?;
-    if previous.as_ref().is_some_and(|c| c.status == "active") {
+    let mut uow = UnitOfWork::begin_in(s, p, meta, scope).await?;
+    let now = uow.now();
+    let previous = store::find_by_phone_number_id(uow.tx(), &phone).await?;
+    if previous
+        .as_ref()
+        .is_some_and(|c| c.status == ConnectionStatus::Active.as_str())
+    {
         return Err(already_connected());
     }
     let mut c = Connection {
@@ -185,7 +230,7 @@ pub async fn create(
         access_token_ciphertext: String::new(),
         app_secret_ciphertext: String::new(),
         verify_token_hash: tokens::secret_hash(&verify_token),
-        status: "active".into(),
+        status: ConnectionStatus::Active.as_str().into(),
         created_by: previous.as_ref().map_or(p.user_id, |c| c.created_by),
         created_at: previous.as_ref().map_or(now, |c| c.created_at),
         updated_at: now,
@@ -193,8 +238,8 @@ pub async fn create(
     };
     seal(s, &mut c, &token, &app_secret)?;
     let written = match &previous {
-        None => store::insert(&mut tx, &c).await.map(|()| true),
-        Some(_) => store::reactivate(&mut tx, &c).await,
+        None => store::insert(uow.tx(), &c).await.map(|()| true),
+        Some(_) => store::reactivate(uow.tx(), &c).await,
     };
     match written {
         Ok(true) => {}
@@ -212,22 +257,21 @@ pub async fn create(
             })),
         ),
     };
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, action).target("whatsapp_connection", c.id).change(
+    uow.audit(
+        uow.entry(action).target("whatsapp_connection", c.id).change(
             before,
             Some(serde_json::json!({
                 "display_name": c.display_name, "phone_number_id": c.phone_number_id, "waba_id": c.waba_id,
             })),
         ),
-        now,
     )
     .await?;
-    tx.commit().await?;
     if previous.is_some() {
         // This node may still hold the row as it was; the next webhook reads it afresh.
-        s.inbound.forget(c.id);
+        let id = c.id;
+        uow.after_commit(move |s| s.inbound.forget(id));
     }
+    uow.commit().await?;
     Ok(Created {
         connection: c,
         verify_token,
@@ -303,13 +347,13 @@ pub async fn update(
         Some(t) => Some(check_with_meta(s, t, &phone_number_id).await?),
         None => None,
     };
-    let now = s.now();
     // The changes apply to the row as it is now, locked: the Graph API check above ran outside
     // any transaction, and a concurrent change (another field, or a reconnection) may have
     // committed since the number was read; writing an older copy's other fields back would
     // undo it.
-    let mut tx = s.store.begin(scope).await?;
-    let before = store::find_for_update(&mut tx, id)
+    let mut uow = UnitOfWork::begin_in(s, p, meta, scope).await?;
+    let now = uow.now();
+    let before = store::find_for_update(uow.tx(), id)
         .await?
         .ok_or(AppError::NotFound("WhatsApp connection"))?;
     let mut after = before.clone();
@@ -333,7 +377,7 @@ pub async fn update(
             .encrypt(a.as_bytes(), &secret_aad(&after, "app_secret"))?;
     }
     after.updated_at = now;
-    if !store::update_credentials(&mut tx, &after).await? {
+    if !store::update_credentials(uow.tx(), &after).await? {
         return Err(AppError::NotFound("WhatsApp connection"));
     }
     let replaced: Vec<&str> = [
@@ -343,20 +387,18 @@ pub async fn update(
     .into_iter()
     .filter_map(|(f, given)| given.then_some(f))
     .collect();
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "whatsapp_connection.updated")
+    uow.audit(
+        uow.entry("whatsapp_connection.updated")
             .target("whatsapp_connection", id)
             .change(
                 Some(serde_json::json!({ "display_name": before.display_name })),
                 Some(serde_json::json!({ "display_name": after.display_name })),
             )
             .metadata(serde_json::json!({ "credentials_replaced": replaced })),
-        now,
     )
     .await?;
-    tx.commit().await?;
-    s.inbound.forget(id);
+    uow.after_commit(move |s| s.inbound.forget(id));
+    uow.commit().await?;
     Ok(after)
 }
 
@@ -373,28 +415,27 @@ pub async fn disconnect(
     id: Uuid,
 ) -> AppResult<Connection> {
     p.require(Permission::WhatsAppConnectionsManage)?;
-    let now = s.now();
-    let mut tx = s.store.begin(p.tenant_scope()?).await?;
-    let mut c = store::find(&mut tx, id)
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    let mut c = store::find(uow.tx(), id)
         .await?
         .ok_or(AppError::NotFound("WhatsApp connection"))?;
-    if c.status == "disconnected" {
+    let disconnected = ConnectionStatus::Disconnected.as_str();
+    if c.status == disconnected {
         return Err(AppError::conflict(
-            "already_disconnected",
+            code::ALREADY_DISCONNECTED,
             "this connection is already disconnected",
         ));
     }
-    store::set_status(&mut tx, id, "disconnected", now).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "whatsapp_connection.disconnected")
+    store::set_status(uow.tx(), id, disconnected, now).await?;
+    uow.audit(
+        uow.entry("whatsapp_connection.disconnected")
             .target("whatsapp_connection", id),
-        now,
     )
     .await?;
-    tx.commit().await?;
-    s.inbound.forget(id);
-    c.status = "disconnected".into();
+    uow.after_commit(move |s| s.inbound.forget(id));
+    uow.commit().await?;
+    c.status = disconnected.into();
     c.disconnected_at = Some(now);
     c.updated_at = now;
     Ok(c)
@@ -402,31 +443,28 @@ pub async fn disconnect(
 
 pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -> AppResult<()> {
     p.require(Permission::WhatsAppConnectionsManage)?;
-    let now = s.now();
-    let mut tx = s.store.begin(p.tenant_scope()?).await?;
-    let c = store::find(&mut tx, id)
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let c = store::find(uow.tx(), id)
         .await?
         .ok_or(AppError::NotFound("WhatsApp connection"))?;
-    if palisade_store::messaging::connection_has_conversations(&mut tx, id).await? {
+    if palisade_store::conversations::connection_has_conversations(uow.tx(), id).await? {
         return Err(AppError::conflict(
-            "connection_has_conversations",
+            code::CONNECTION_HAS_CONVERSATIONS,
             "this connection has conversations; disconnect it instead",
         ));
     }
-    store::delete(&mut tx, id).await?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "whatsapp_connection.deleted")
+    store::delete(uow.tx(), id).await?;
+    uow.audit(
+        uow.entry("whatsapp_connection.deleted")
             .target("whatsapp_connection", id)
             .change(
                 Some(serde_json::json!({ "phone_number_id": c.phone_number_id })),
                 None,
             ),
-        now,
     )
     .await?;
-    tx.commit().await?;
-    s.inbound.forget(id);
+    uow.after_commit(move |s| s.inbound.forget(id));
+    uow.commit().await?;
     Ok(())
 }
 
@@ -440,7 +478,7 @@ pub async fn verify_subscription(
     challenge: Option<&str>,
 ) -> AppResult<String> {
     let refuse = || AppError::Forbidden {
-        code: "verification_failed",
+        code: code::VERIFICATION_FAILED,
         message: "verification failed".into(),
     };
     let (Some("subscribe"), Some(token), Some(challenge)) = (mode, token, challenge) else {
@@ -455,7 +493,7 @@ pub async fn verify_subscription(
         .await?;
     let c = store::find_any(&mut tx, id)
         .await?
-        .filter(|c| c.status == "active")
+        .filter(|c| c.status == ConnectionStatus::Active.as_str())
         .ok_or_else(refuse)?;
     let presented = tokens::secret_hash(token);
     if bool::from(presented.ct_eq(&c.verify_token_hash)) {

@@ -4,7 +4,7 @@
 //! `whatsapp_outbound_queue`, in one transaction. A sender on every node ([`spawn_worker`])
 //! claims due rows under a `SystemScope` (moving `next_attempt_at` ahead as a lease, so a
 //! sender that dies mid-send only delays the message), sends each with the connection's
-//! decrypted token, and then in one transaction either stores Meta's wamid and `sent`, or
+//! decrypted token, and then in one unit of work (actor `whatsapp-sender`) either stores Meta's wamid and `sent`, or
 //! schedules a retry with backoff (throughput and pair-rate limits, Meta's temporary errors,
 //! 5xx, network), or marks the message `failed` with Meta's code and a readable reason. The
 //! status webhooks then move it to `delivered` and `read` (`whatsapp::inbound`, by wamid).
@@ -19,10 +19,11 @@
 
 use super::connections::secret_aad;
 use super::graph::GraphError;
+use crate::error::code;
 use crate::worker::Next;
-use crate::{AppResult, Services};
-use palisade_domain::TenantId;
-use palisade_store::messaging::{self as store, QueuedSend};
+use crate::{AppResult, Services, SystemActor, UnitOfWork};
+use palisade_domain::{ConnectionStatus, TenantId};
+use palisade_store::send_queue::{self as store, QueuedSend};
 use palisade_store::whatsapp_connections as connections;
 use palisade_store::SystemScope;
 use serde_json::{json, Value};
@@ -53,13 +54,15 @@ pub fn spawn_worker(s: Services, every: std::time::Duration) -> tokio::task::Joi
 pub async fn send_pending(s: &Services) -> AppResult<usize> {
     let mut done = 0;
     loop {
-        let now = s.now();
-        let mut tx = s
-            .store
-            .begin(SystemScope::new("whatsapp.outbound.claim"))
-            .await?;
-        let mut claimed = store::claim_sends(&mut tx, now, now + LEASE, BATCH).await?;
-        tx.commit().await?;
+        let mut uow = UnitOfWork::system(
+            s,
+            SystemActor::OutboundSender,
+            SystemScope::new("whatsapp.outbound.claim"),
+        )
+        .await?;
+        let now = uow.now();
+        let mut claimed = store::claim_sends(uow.tx(), now, now + LEASE, BATCH).await?;
+        uow.commit().await?;
         // Ids are UUID v7: messages go out in the order they were written (RETURNING does not
         // promise the claim's order, and a backlog, e.g. after a suspension, is claimed at once).
         claimed.sort_by_key(|q| q.message_id);
@@ -100,11 +103,13 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
             "connection_missing",
             "the WhatsApp connection no longer exists",
         )),
-        (Some(_), Some(c)) if c.status != "active" => Outcome::Failed(error(
-            0,
-            "connection_disconnected",
-            "the WhatsApp connection was disconnected before the message could be sent",
-        )),
+        (Some(_), Some(c)) if c.status != ConnectionStatus::Active.as_str() => {
+            Outcome::Failed(error(
+                0,
+                code::CONNECTION_DISCONNECTED,
+                "the WhatsApp connection was disconnected before the message could be sent",
+            ))
+        }
         (Some((m, to)), Some(c)) => {
             let token = s
                 .keys
@@ -146,20 +151,23 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
             }
         }
     };
-    let now = s.now();
-    let mut tx = s
-        .store
-        .begin(SystemScope::new("whatsapp.outbound.send"))
-        .await?;
+    let mut uow = UnitOfWork::system(
+        s,
+        SystemActor::OutboundSender,
+        SystemScope::new("whatsapp.outbound.send"),
+    )
+    .await?
+    .for_tenant(tenant);
+    let now = uow.now();
     let status_moved = !matches!(outcome, Outcome::Retry(_));
     match outcome {
         Outcome::Sent(wamid) => {
-            store::mark_sent(&mut tx, tenant, q.message_id, &wamid, now).await?;
+            store::mark_sent(uow.tx(), tenant, q.message_id, &wamid, now).await?;
         }
         Outcome::Retry(why) => {
             tracing::info!(message = %q.message_id, attempts = q.attempts + 1, error = %why, "WhatsApp send will be retried");
             store::retry_send(
-                &mut tx,
+                uow.tx(),
                 tenant,
                 q.message_id,
                 now + backoff(q.attempts),
@@ -169,16 +177,16 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
         }
         Outcome::Failed(err) => {
             tracing::warn!(message = %q.message_id, error = %err, "WhatsApp send failed");
-            store::mark_failed(&mut tx, tenant, q.message_id, err, now).await?;
+            store::mark_failed(uow.tx(), tenant, q.message_id, err, now).await?;
         }
     }
-    let events = match status_moved {
-        true => crate::realtime::sender_events(s, &mut tx, tenant, &[q.message_id]).await?,
-        false => Vec::new(),
-    };
-    tx.commit().await?;
-    s.realtime.publish_all(&events);
-    Ok(())
+    if status_moved {
+        let events = crate::realtime::sender_events(s, uow.tx(), tenant, &[q.message_id]).await?;
+        if !events.is_empty() {
+            uow.after_commit(move |s| s.realtime.publish_all(&events));
+        }
+    }
+    uow.commit().await
 }
 
 /// An error in the shape of Meta's status webhooks' `errors` (`[{code, title, message}]`).

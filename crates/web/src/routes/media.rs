@@ -1,5 +1,5 @@
-//! `GET /api/v1/messages/{id}/media`: a customer's downloaded file, and the media state shown
-//! on every message (`media` in the message JSON).
+//! `GET /api/v1/messages/{id}/media`: a customer's downloaded file (the media state shown on
+//! every message, `media` in the message JSON, is `messaging::MediaView` in core).
 //!
 //! The bytes came from a stranger, so they are only ever offered as a download: the type is
 //! served as stored only when it is one WhatsApp delivers and well-formed (else
@@ -13,64 +13,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use palisade_core::records::MessageMedia;
 use palisade_core::whatsapp::media::{self, MediaFile};
-use serde::Serialize;
 use tokio::io::AsyncReadExt;
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(download))
-}
-
-/// The file of an inbound media message (`image`, `audio`, `video`, `document`, `sticker`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MediaStateResponse {
-    /// `pending` (being downloaded), `stored` (download it from `download_url`) or `failed`.
-    pub status: String,
-    /// The MIME type Meta gave.
-    pub mime_type: Option<String>,
-    /// Size of the stored file.
-    pub size_bytes: Option<i64>,
-    /// Lowercase hex SHA-256 of the stored file (checked against the one Meta gave).
-    pub sha256: Option<String>,
-    /// A document's file name as the sender gave it.
-    pub filename: Option<String>,
-    /// `/api/v1/messages/{id}/media`, once stored.
-    pub download_url: Option<String>,
-    /// Why the download failed (or, while pending, why the last attempt did).
-    pub error: Option<MediaErrorResponse>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MediaErrorResponse {
-    /// `sha256_mismatch`, `too_large`, `host_not_allowed`, `media_unavailable`,
-    /// `token_invalid`, `redirect_refused`, `download_refused`, `download_error`,
-    /// `graph_unavailable`, `media_url_expired`, `storage_error`, `invalid_media_id`,
-    /// `connection_disconnected`, `connection_missing`, `bad_media_url`.
-    pub code: String,
-    pub message: String,
-}
-
-impl From<MessageMedia> for MediaStateResponse {
-    fn from(m: MessageMedia) -> Self {
-        let stored = m.status == "stored";
-        MediaStateResponse {
-            download_url: stored.then(|| format!("/api/v1/messages/{}/media", m.message_id)),
-            sha256: if stored { m.content_sha256 } else { None },
-            status: m.status,
-            mime_type: m.mime_type,
-            size_bytes: m.size_bytes,
-            filename: m.filename,
-            error: m.error_code.map(|code| MediaErrorResponse {
-                code,
-                message: m.error.unwrap_or_default(),
-            }),
-        }
-    }
 }
 
 const CSP: &str = "default-src 'none'; sandbox; frame-ancestors 'none'";

@@ -1,7 +1,6 @@
 //! `/api/v1/conversations`: what Meta's webhooks brought in, answers and notes (contacts:
 //! `contacts`). Pages are `{data, next_cursor}`; pass `next_cursor` back as `cursor`.
 
-use super::rfc3339;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, Meta};
 use crate::AppState;
@@ -9,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use palisade_core::messaging;
-use palisade_core::records::{Conversation, Message};
+use palisade_core::messaging::{ConversationView, MessageView};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -57,119 +56,15 @@ pub struct ConversationQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ConversationResponse {
-    pub id: Uuid,
-    pub contact_id: Uuid,
-    pub contact_phone: String,
-    /// The contact's name, or else their WhatsApp profile name.
-    pub contact_name: Option<String>,
-    /// The WhatsApp connection (number) it runs on.
-    pub connection_id: Uuid,
-    /// `open`, `pending` or `resolved`.
-    pub status: String,
-    /// The user handling it.
-    pub assignee_id: Option<Uuid>,
-    pub labels: Vec<String>,
-    #[schema(format = DateTime)]
-    pub last_message_at: String,
-    #[schema(format = DateTime)]
-    pub last_inbound_at: Option<String>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
-}
-
-impl From<Conversation> for ConversationResponse {
-    fn from(c: Conversation) -> Self {
-        ConversationResponse {
-            id: c.id,
-            contact_id: c.contact_id,
-            contact_phone: c.contact_phone,
-            contact_name: c.contact_name,
-            connection_id: c.connection_id,
-            status: c.status,
-            assignee_id: c.assignee_id,
-            labels: c.labels.0,
-            last_message_at: rfc3339(c.last_message_at),
-            last_inbound_at: c.last_inbound_at.map(rfc3339),
-            created_at: rfc3339(c.created_at),
-            updated_at: rfc3339(c.updated_at),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MessageResponse {
-    pub id: Uuid,
-    pub conversation_id: Uuid,
-    pub connection_id: Uuid,
-    /// WhatsApp's message id (absent while an outbound message is `queued`).
-    pub wamid: Option<String>,
-    /// `inbound`, `outbound`, or `internal` (a note, never sent).
-    pub direction: String,
-    /// Meta's message type (`text`, `image`, `interactive`, … or whatever Meta sent).
-    pub r#type: String,
-    /// The text of a text message.
-    pub text: Option<String>,
-    /// The message object exactly as Meta sent it (outbound: `{type, <type>: {…}}` as sent).
-    #[schema(value_type = Object)]
-    pub body: serde_json::Value,
-    /// `received` (inbound), `queued` (outbound, not yet accepted by Meta), `sent`,
-    /// `delivered`, `read`, `failed`, or `recorded` (a note).
-    pub status: String,
-    /// Meta's `errors` array (failed status, or an unsupported inbound message).
-    #[schema(value_type = Option<Object>)]
-    pub error: Option<serde_json::Value>,
-    /// The wamid this message replies to.
-    pub context_wamid: Option<String>,
-    /// When WhatsApp says it was sent (Meta's timestamp).
-    #[schema(format = DateTime)]
-    pub sent_at: Option<String>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub status_updated_at: String,
-    /// The user who wrote an outbound message (or whose API key sent it).
-    pub author_id: Option<Uuid>,
-    /// Inbound media messages: the downloaded file's state (absent on other messages).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub media: Option<super::media::MediaStateResponse>,
-}
-
-impl From<Message> for MessageResponse {
-    fn from(m: Message) -> Self {
-        MessageResponse {
-            id: m.id,
-            conversation_id: m.conversation_id,
-            connection_id: m.connection_id,
-            wamid: m.wamid,
-            direction: m.direction,
-            r#type: m.kind,
-            text: m.text,
-            body: m.body.0,
-            status: m.status,
-            error: m.error.map(|e| e.0),
-            context_wamid: m.context_wamid,
-            sent_at: m.sent_at.map(rfc3339),
-            created_at: rfc3339(m.created_at),
-            status_updated_at: rfc3339(m.status_updated_at),
-            author_id: m.author_id,
-            media: m.media.map(Into::into),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationPage {
-    pub data: Vec<ConversationResponse>,
+    pub data: Vec<ConversationView>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
     pub next_cursor: Option<Uuid>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessagePage {
-    pub data: Vec<MessageResponse>,
+    pub data: Vec<MessageView>,
     /// Pass as `cursor` for the next (newer) page; absent on the last page.
     pub next_cursor: Option<Uuid>,
 }
@@ -204,7 +99,7 @@ pub async fn list_conversations(
 /// One conversation.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Conversation id")),
-    responses((status = 200, description = "The conversation", body = ConversationResponse),
+    responses((status = 200, description = "The conversation", body = ConversationView),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing conversations.read", body = ErrorBody),
         (status = 404, description = "No such conversation in your tenant", body = ErrorBody)))]
@@ -212,7 +107,7 @@ pub async fn get_conversation(
     State(state): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<ConversationResponse>> {
+) -> ApiResult<Json<ConversationView>> {
     Ok(Json(
         messaging::get_conversation(&state.services, &p, id)
             .await?
@@ -312,7 +207,7 @@ pub struct TemplateBody {
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Conversation id")),
     request_body = SendMessageRequest,
-    responses((status = 202, description = "Queued for sending", body = MessageResponse),
+    responses((status = 202, description = "Queued for sending", body = MessageView),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing conversations.write (or the API key scope conversations:write)", body = ErrorBody),
         (status = 404, description = "No such conversation in your tenant", body = ErrorBody),
@@ -321,9 +216,10 @@ pub struct TemplateBody {
 pub async fn send_message(
     State(state): State<AppState>,
     Auth(p): Auth,
+    Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<SendMessageRequest>,
-) -> ApiResult<(StatusCode, Json<MessageResponse>)> {
+) -> ApiResult<(StatusCode, Json<MessageView>)> {
     let out = match req {
         SendMessageRequest::Text { text } => messaging::Outgoing::Text { body: text.body },
         SendMessageRequest::Template { template } => messaging::Outgoing::Template {
@@ -340,7 +236,7 @@ pub async fn send_message(
             object: interactive,
         },
     };
-    let m = messaging::send_message(&state.services, &p, id, out).await?;
+    let m = messaging::send_message(&state.services, &p, &meta, id, out).await?;
     Ok((StatusCode::ACCEPTED, Json(m.into())))
 }
 
@@ -373,7 +269,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Uuid>
 #[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Conversation id")),
     request_body = UpdateConversationRequest,
-    responses((status = 200, description = "The conversation", body = ConversationResponse),
+    responses((status = 200, description = "The conversation", body = ConversationView),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing conversations.write", body = ErrorBody),
         (status = 404, description = "No such conversation in your tenant", body = ErrorBody),
@@ -385,7 +281,7 @@ pub async fn update_conversation(
     Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<UpdateConversationRequest>,
-) -> ApiResult<Json<ConversationResponse>> {
+) -> ApiResult<Json<ConversationView>> {
     let c = messaging::update_conversation(
         &state.services,
         &p,
@@ -414,7 +310,7 @@ pub struct NoteRequest {
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/notes", tag = "conversations", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Conversation id")),
     request_body = NoteRequest,
-    responses((status = 201, description = "The note", body = MessageResponse),
+    responses((status = 201, description = "The note", body = MessageView),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing conversations.write", body = ErrorBody),
         (status = 404, description = "No such conversation in your tenant", body = ErrorBody),
@@ -422,9 +318,10 @@ pub struct NoteRequest {
 pub async fn add_note(
     State(state): State<AppState>,
     Auth(p): Auth,
+    Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<NoteRequest>,
-) -> ApiResult<(StatusCode, Json<MessageResponse>)> {
-    let m = messaging::add_note(&state.services, &p, id, &req.body).await?;
+) -> ApiResult<(StatusCode, Json<MessageView>)> {
+    let m = messaging::add_note(&state.services, &p, &meta, id, &req.body).await?;
     Ok((StatusCode::CREATED, Json(m.into())))
 }

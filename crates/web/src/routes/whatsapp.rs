@@ -1,7 +1,7 @@
 //! `/api/v1/whatsapp/connections` (admins) and Meta's webhooks on
 //! `/webhooks/whatsapp/{connection_id}`: the `GET` handshake and the signed `POST` deliveries.
 
-use super::{rfc3339, ListResponse};
+use super::ListResponse;
 use crate::error::render;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, Auth, Meta};
@@ -12,8 +12,9 @@ use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use palisade_core::records::WhatsAppConnection;
-use palisade_core::whatsapp::connections::{self, ConnectionChanges, NewConnection};
+use palisade_core::whatsapp::connections::{
+    self, ConnectionChanges, ConnectionView, NewConnection,
+};
 use palisade_core::whatsapp::inbound;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -101,26 +102,8 @@ pub struct UpdateConnectionRequest {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ConnectionResponse {
-    pub id: Uuid,
-    pub display_name: String,
-    pub phone_number_id: String,
-    pub waba_id: String,
-    pub display_phone_number: Option<String>,
-    pub verified_name: Option<String>,
-    /// `active` or `disconnected`.
-    pub status: String,
-    /// The Callback URL to paste into Meta's dashboard.
-    pub webhook_url: String,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub disconnected_at: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedConnectionResponse {
-    pub connection: ConnectionResponse,
+    pub connection: ConnectionView,
     /// Callback URL for Meta's dashboard (same as `connection.webhook_url`).
     pub webhook_url: String,
     /// Verify token for Meta's dashboard. Shown only in this response.
@@ -128,21 +111,6 @@ pub struct CreatedConnectionResponse {
     /// True when this number's disconnected connection was connected again: same id, webhook
     /// URL and conversations, new credentials and verify token.
     pub reconnected: bool,
-}
-
-fn response(state: &AppState, c: &WhatsAppConnection) -> ConnectionResponse {
-    ConnectionResponse {
-        id: c.id,
-        display_name: c.display_name.clone(),
-        phone_number_id: c.phone_number_id.clone(),
-        waba_id: c.waba_id.clone(),
-        display_phone_number: c.display_phone_number.clone(),
-        verified_name: c.verified_name.clone(),
-        status: c.status.clone(),
-        webhook_url: connections::webhook_url(&state.services, c.id),
-        created_at: rfc3339(c.created_at),
-        disconnected_at: c.disconnected_at.map(rfc3339),
-    }
 }
 
 /// Connect a WhatsApp Business number (admins). The token is verified with the Graph API first.
@@ -175,7 +143,7 @@ pub async fn create_connection(
         },
     )
     .await?;
-    let connection = response(&state, &created.connection);
+    let connection = ConnectionView::of(&state.services, &created.connection);
     Ok((
         StatusCode::CREATED,
         Json(CreatedConnectionResponse {
@@ -189,16 +157,19 @@ pub async fn create_connection(
 
 /// The tenant's WhatsApp connections (never their secrets).
 #[utoipa::path(get, path = "/api/v1/whatsapp/connections", tag = "whatsapp", security(("bearer" = [])),
-    responses((status = 200, description = "Connections", body = ListResponse<ConnectionResponse>),
+    responses((status = 200, description = "Connections", body = ListResponse<ConnectionView>),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody)))]
 pub async fn list_connections(
     State(state): State<AppState>,
     Auth(p): Auth,
-) -> ApiResult<Json<ListResponse<ConnectionResponse>>> {
+) -> ApiResult<Json<ListResponse<ConnectionView>>> {
     let list = connections::list(&state.services, &p).await?;
     Ok(Json(ListResponse {
-        data: list.iter().map(|c| response(&state, c)).collect(),
+        data: list
+            .iter()
+            .map(|c| ConnectionView::of(&state.services, c))
+            .collect(),
     }))
 }
 
@@ -206,7 +177,7 @@ pub async fn list_connections(
 #[utoipa::path(patch, path = "/api/v1/whatsapp/connections/{id}", tag = "whatsapp", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Connection id")),
     request_body = UpdateConnectionRequest,
-    responses((status = 200, description = "Updated; the connection as the list shows it", body = ConnectionResponse),
+    responses((status = 200, description = "Updated; the connection as the list shows it", body = ConnectionView),
         (status = 400, description = "Malformed id or body", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin, an API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
@@ -219,7 +190,7 @@ pub async fn update_connection(
     Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<UpdateConnectionRequest>,
-) -> ApiResult<Json<ConnectionResponse>> {
+) -> ApiResult<Json<ConnectionView>> {
     let c = connections::update(
         &state.services,
         &p,
@@ -232,13 +203,13 @@ pub async fn update_connection(
         },
     )
     .await?;
-    Ok(Json(response(&state, &c)))
+    Ok(Json(ConnectionView::of(&state.services, &c)))
 }
 
 /// Stop using a connection (kept for its history).
 #[utoipa::path(post, path = "/api/v1/whatsapp/connections/{id}/disconnect", tag = "whatsapp", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Connection id")),
-    responses((status = 200, description = "Disconnected", body = ConnectionResponse),
+    responses((status = 200, description = "Disconnected", body = ConnectionView),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such connection in your tenant", body = ErrorBody),
@@ -248,9 +219,9 @@ pub async fn disconnect_connection(
     Auth(p): Auth,
     Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<ConnectionResponse>> {
+) -> ApiResult<Json<ConnectionView>> {
     let c = connections::disconnect(&state.services, &p, &meta, id).await?;
-    Ok(Json(response(&state, &c)))
+    Ok(Json(ConnectionView::of(&state.services, &c)))
 }
 
 /// Delete a connection and its stored secrets.

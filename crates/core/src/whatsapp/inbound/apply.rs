@@ -1,11 +1,14 @@
 //! Writing a batch: the changes of every payload grouped by (tenant, connection) and stored in
 //! a few multi-row statements, then consent keywords, media jobs and the realtime events of
-//! what changed; [`after_commit`] runs the follow-ups that need no transaction.
+//! what changed, all in the inbound pipeline's unit of work (which runs the follow-ups that
+//! need no transaction once it commits: realtime pushes, waking the media worker).
 
 use super::payload::{self, Incoming, Notification, StatusChange};
-use crate::Services;
+use crate::{AppResult, UnitOfWork};
 use palisade_domain::TenantId;
-use palisade_store::messaging::{self, Message, NewMessage};
+use palisade_store::contacts::{self as contacts_store, Sender, UpsertedContacts};
+use palisade_store::conversations;
+use palisade_store::messages::{self, Message, NewMessage};
 use palisade_store::whatsapp_connections::{self as connections, Connection};
 use palisade_store::whatsapp_inbound::InboundEvent;
 use palisade_store::{SystemScope, Tx};
@@ -13,23 +16,21 @@ use std::collections::{BTreeMap, HashMap};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Applies `events` in `tx`, all at once (see [`Batch`]), and reads the realtime events of
-/// what changed. Returns, per event, the note to keep in its `error` (what was skipped, or why
-/// it could not be processed at all), and the changes; a database error aborts the
-/// transaction.
+/// Applies `events` in `uow`, all at once (see [`Batch`]), and reads the realtime events of
+/// what changed (published once it commits). Returns, per event, the note to keep in its
+/// `error` (what was skipped, or why it could not be processed at all); a database error
+/// aborts the unit of work.
 pub(super) async fn process_in(
-    s: &Services,
-    tx: &mut Tx<SystemScope>,
+    uow: &mut UnitOfWork<'_, SystemScope>,
     events: &[InboundEvent],
-    now: OffsetDateTime,
-) -> palisade_store::Result<(Vec<Option<String>>, Applied)> {
+) -> AppResult<Vec<Option<String>>> {
     let payloads: Vec<Result<Notification<'_>, String>> =
         events.iter().map(|e| payload::read(&e.body)).collect();
     let mut connections: HashMap<Uuid, Option<Connection>> = HashMap::new();
     for e in events {
         if let std::collections::hash_map::Entry::Vacant(slot) = connections.entry(e.connection_id)
         {
-            slot.insert(connections::find_any(tx, e.connection_id).await?);
+            slot.insert(connections::find_any(uow.tx(), e.connection_id).await?);
         }
     }
     let mut batch = Batch::default();
@@ -44,7 +45,7 @@ pub(super) async fn process_in(
             (Ok(payload), Some(conn)) => batch.parse(i, conn, payload, notes),
         }
     }
-    let applied = batch.apply(s, tx, &connections, now, &mut notes).await?;
+    batch.apply(uow, &connections, &mut notes).await?;
     let errors = notes
         .into_iter()
         .zip(events)
@@ -56,23 +57,7 @@ pub(super) async fn process_in(
             })
         })
         .collect();
-    Ok((errors, applied))
-}
-
-/// What processing stored events changed: the input of the follow-ups that run after the
-/// transaction commits (in [`after_commit`]).
-#[derive(Debug, Default)]
-pub struct Applied {
-    /// Inbound messages stored (redeliveries excluded).
-    pub messages: Vec<NewMessage>,
-    /// Realtime events of what changed, read in the transaction.
-    pub events: Vec<crate::realtime::Event>,
-}
-
-/// Follow-ups of committed events that need no transaction.
-pub(super) fn after_commit(s: &Services, applied: &Applied) {
-    super::super::media::after_commit(s, &applied.messages);
-    s.realtime.publish_all(&applied.events);
+    Ok(errors)
 }
 
 /// is written with a few multi-row statements however many POSTs it came in, and rows are
@@ -101,17 +86,18 @@ impl<'a> Batch<'a> {
     }
 
     /// Writes the batch: per (tenant, connection), the new messages with their contacts and
-    /// conversations, then the statuses; then consent keywords and media jobs of the new
-    /// messages; then reads the realtime events.
+    /// conversations, then the statuses; reads the realtime events; then consent keywords and
+    /// media jobs of the new messages.
     async fn apply(
         self,
-        s: &Services,
-        tx: &mut Tx<SystemScope>,
+        uow: &mut UnitOfWork<'_, SystemScope>,
         connections: &HashMap<Uuid, Option<Connection>>,
-        now: OffsetDateTime,
         notes: &mut [Vec<String>],
-    ) -> palisade_store::Result<Applied> {
-        let mut applied = Applied::default();
+    ) -> AppResult<()> {
+        let s = uow.services();
+        let now = uow.now();
+        let mut stored_messages: Vec<NewMessage> = Vec::new();
+        let mut events: Vec<crate::realtime::Event> = Vec::new();
         // Per (tenant, connection): the new messages, their rows as stored, and the (wamid,
         // status) that moved.
         type Changes = (Vec<NewMessage>, Vec<Message>, Vec<(String, String)>);
@@ -121,7 +107,9 @@ impl<'a> Batch<'a> {
             let Some(conn) = connections.get(&conn_id).and_then(Option::as_ref) else {
                 continue;
             };
-            let (new, stored, created) = store_messages(tx, tenant, conn, list, now, notes).await?;
+            uow.set_tenant(tenant);
+            let (new, stored, created) =
+                store_messages(uow.tx(), tenant, conn, list, now, notes).await?;
             new_contacts.entry(tenant).or_default().extend(created);
             let group = by_group.entry((tenant, conn_id)).or_default();
             group.0 = new;
@@ -130,16 +118,22 @@ impl<'a> Batch<'a> {
         for ((tenant, conn_id), list) in self.statuses {
             let mut moved = Vec::new();
             for st in list {
-                let changed = messaging::advance_status(
-                    tx, tenant, conn_id, st.wamid, st.status, st.error, now,
+                let changed = messages::advance_status(
+                    uow.tx(),
+                    tenant,
+                    conn_id,
+                    st.wamid,
+                    st.status,
+                    st.error,
+                    now,
                 )
                 .await?;
                 if changed {
-                    moved.push((st.wamid.to_owned(), st.status.to_owned()));
+                    moved.push((st.wamid.to_owned(), st.status.as_str().to_owned()));
                 } else {
                     tracing::debug!(
                         wamid = st.wamid,
-                        status = st.status,
+                        status = st.status.as_str(),
                         "status for an unknown message or not newer"
                     );
                 }
@@ -147,17 +141,22 @@ impl<'a> Batch<'a> {
             by_group.entry((tenant, conn_id)).or_default().2 = moved;
         }
         for ((tenant, conn_id), (messages, stored, statuses)) in by_group {
-            let events =
-                crate::realtime::inbound_events(s, tx, tenant, conn_id, stored, &statuses).await?;
-            applied.events.extend(events);
-            applied.messages.extend(messages);
+            events.extend(
+                crate::realtime::inbound_events(s, uow.tx(), tenant, conn_id, stored, &statuses)
+                    .await?,
+            );
+            stored_messages.extend(messages);
         }
         for (tenant, created) in new_contacts {
-            crate::contacts::announce_created(tx, tenant, &created, now).await?;
+            uow.set_tenant(tenant);
+            crate::contacts::announce_created(uow, tenant, &created).await?;
         }
-        crate::contacts::apply_consent_keywords(tx, &s.settings, &applied.messages, now).await?;
-        super::super::media::enqueue_downloads(tx, &applied.messages).await?;
-        Ok(applied)
+        crate::contacts::apply_consent_keywords(uow, &s.settings, &stored_messages).await?;
+        super::super::media::enqueue_downloads(uow, &stored_messages).await?;
+        if !events.is_empty() {
+            uow.after_commit(move |s| s.realtime.publish_all(&events));
+        }
+        Ok(())
     }
 }
 
@@ -174,14 +173,14 @@ async fn store_messages(
     notes: &mut [Vec<String>],
 ) -> palisade_store::Result<(Vec<NewMessage>, Vec<Message>, Vec<Uuid>)> {
     let wamids: Vec<String> = list.iter().map(|m| m.wamid.to_owned()).collect();
-    let mut seen = messaging::existing_wamids(tx, tenant, conn.id, &wamids).await?;
+    let mut seen = messages::existing_wamids(tx, tenant, conn.id, &wamids).await?;
     let mut accepted: Vec<Incoming<'_>> = Vec::with_capacity(list.len());
-    let mut senders: HashMap<&str, messaging::Sender> = HashMap::new();
+    let mut senders: HashMap<&str, Sender> = HashMap::new();
     for m in list {
         if !seen.insert(m.wamid.to_owned()) {
             continue; // already stored (redelivery) or repeated in this batch
         }
-        let sender = senders.entry(m.from).or_insert_with(|| messaging::Sender {
+        let sender = senders.entry(m.from).or_insert_with(|| Sender {
             phone: format!("+{}", m.from),
             wa_id: m.from.to_owned(),
             profile_name: None,
@@ -195,11 +194,11 @@ async fn store_messages(
     if accepted.is_empty() {
         return Ok((Vec::new(), Vec::new(), Vec::new()));
     }
-    let senders: Vec<messaging::Sender> = senders.into_values().collect();
-    let messaging::UpsertedContacts {
+    let senders: Vec<Sender> = senders.into_values().collect();
+    let UpsertedContacts {
         ids: contacts,
         created,
-    } = messaging::upsert_contacts(tx, tenant, &senders, now).await?;
+    } = contacts_store::upsert_contacts(tx, tenant, &senders, now).await?;
     let mut latest: HashMap<Uuid, OffsetDateTime> = HashMap::new();
     for m in &accepted {
         if let Some(contact) = contacts.get(&format!("+{}", m.from)) {
@@ -208,7 +207,8 @@ async fn store_messages(
             *e = (*e).max(t);
         }
     }
-    let conversations = messaging::touch_conversations(tx, tenant, conn.id, &latest, now).await?;
+    let conversations =
+        conversations::touch_conversations(tx, tenant, conn.id, &latest, now).await?;
     let mut new = Vec::with_capacity(accepted.len());
     for m in accepted {
         let Some(conversation_id) = contacts
@@ -248,6 +248,6 @@ async fn store_messages(
             created_at: now,
         });
     }
-    let stored = messaging::insert_messages(tx, &new).await?;
+    let stored = messages::insert_messages(tx, &new).await?;
     Ok((new, stored, created))
 }

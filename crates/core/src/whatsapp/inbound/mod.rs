@@ -35,7 +35,6 @@ mod payload;
 mod pipeline;
 mod receive;
 
-pub use apply::Applied;
 pub use pipeline::{
     process_event, process_pending, spawn_pipeline, spawn_process, spawn_worker, Pipeline,
     BATCH_EVENTS, CONNECTION_TTL, PG_PIPELINES,

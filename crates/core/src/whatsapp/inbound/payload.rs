@@ -19,7 +19,7 @@
 //! processed instead of being noted as not JSON. Invalid UTF-8 is still refused everywhere.
 
 use super::lenient;
-use palisade_store::messaging;
+use palisade_domain::MessageStatus;
 use serde::Deserialize;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -227,7 +227,7 @@ pub(super) struct Incoming<'a> {
 /// A status found in a payload.
 pub(super) struct StatusChange<'a> {
     pub(super) wamid: &'a str,
-    pub(super) status: &'a str,
+    pub(super) status: MessageStatus,
     pub(super) error: Option<Value>,
 }
 
@@ -299,10 +299,12 @@ fn status_changes<'a>(
             notes.push(format!("{at}.statuses[{si}]: no id or status, skipped"));
             continue;
         };
-        if messaging::status_rank(status).is_none() {
+        let Some(status) = MessageStatus::from_meta(status) else {
             continue;
-        }
-        let error = (status == "failed").then(|| st.errors.clone()).flatten();
+        };
+        let error = (status == MessageStatus::Failed)
+            .then(|| st.errors.clone())
+            .flatten();
         out.push(StatusChange {
             wamid,
             status,
@@ -471,7 +473,7 @@ mod tests {
                         notes.push(format!("{at}.statuses[{si}]: no id or status, skipped"));
                         continue;
                     };
-                    if messaging::status_rank(status).is_none() {
+                    if MessageStatus::from_meta(status).is_none() {
                         continue;
                     }
                     let error = (status == "failed")

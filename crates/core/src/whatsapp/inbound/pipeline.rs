@@ -3,9 +3,9 @@
 //! is left unprocessed. What a batch means is worked out in [`super::apply`].
 
 use super::super::webhook_refusals;
-use super::apply::{after_commit, process_in, Applied};
+use super::apply::process_in;
 use crate::worker::Next;
-use crate::{AppError, AppResult, Services};
+use crate::{AppError, AppResult, Services, SystemActor, UnitOfWork};
 use palisade_store::whatsapp_connections::Connection;
 use palisade_store::whatsapp_inbound::{self as store, InboundEvent};
 use palisade_store::SystemScope;
@@ -13,7 +13,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -158,30 +157,23 @@ pub fn spawn_pipeline(s: Services) -> Vec<tokio::task::JoinHandle<()>> {
         .collect()
 }
 
-/// Stores and processes `events` in one transaction, then runs their follow-ups. If that fails
-/// on the database, stores them unprocessed instead (and starts processing each on its own);
-/// an error means none was stored.
+/// Stores and processes `events` in one unit of work, then runs their follow-ups. If that
+/// fails on the database, stores them unprocessed instead (and starts processing each on its
+/// own); an error means none was stored.
 async fn store_batch(s: &Services, mut events: Vec<InboundEvent>) -> AppResult<()> {
-    let now = s.now();
-    match process_batch(s, &mut events, now).await {
-        Ok(applied) => {
-            after_commit(s, &applied);
-            Ok(())
-        }
+    match process_batch(s, &mut events).await {
+        Ok(()) => Ok(()),
         Err(e) => {
             tracing::warn!(error = %e, events = events.len(),
                 "processing a batch of WhatsApp webhooks failed; stored for one-by-one processing");
-            let mut tx = s
-                .store
-                .begin(SystemScope::new("whatsapp.webhook.receive"))
-                .await?;
+            let mut uow = inbound_work(s, "whatsapp.webhook.receive").await?;
             for event in &mut events {
                 event.processed_at = None;
                 event.attempts = 0;
                 event.error = None;
             }
-            store::insert_all(&mut tx, &events).await?;
-            tx.commit().await?;
+            store::insert_all(uow.tx(), &events).await?;
+            uow.commit().await?;
             for event in &events {
                 spawn_process(s, event.id);
             }
@@ -190,24 +182,25 @@ async fn store_batch(s: &Services, mut events: Vec<InboundEvent>) -> AppResult<(
     }
 }
 
-async fn process_batch(
-    s: &Services,
-    events: &mut [InboundEvent],
-    now: OffsetDateTime,
-) -> palisade_store::Result<Applied> {
-    let mut tx = s
-        .store
-        .begin(SystemScope::new("whatsapp.inbound.process"))
-        .await?;
-    let (errors, applied) = process_in(s, &mut tx, events, now).await?;
+/// The inbound pipeline's unit of work, in a system scope named `what`.
+async fn inbound_work<'a>(
+    s: &'a Services,
+    what: &'static str,
+) -> AppResult<UnitOfWork<'a, SystemScope>> {
+    UnitOfWork::system(s, SystemActor::InboundPipeline, SystemScope::new(what)).await
+}
+
+async fn process_batch(s: &Services, events: &mut [InboundEvent]) -> AppResult<()> {
+    let mut uow = inbound_work(s, "whatsapp.inbound.process").await?;
+    let now = uow.now();
+    let errors = process_in(&mut uow, events).await?;
     for (event, error) in events.iter_mut().zip(errors) {
         event.processed_at = Some(now);
         event.attempts = 1;
         event.error = error;
     }
-    store::insert_all(&mut tx, events).await?;
-    tx.commit().await?;
-    Ok(applied)
+    store::insert_all(uow.tx(), events).await?;
+    uow.commit().await
 }
 
 /// Spawns the processing of one stored, unprocessed event.
@@ -264,34 +257,27 @@ pub async fn process_pending(s: &Services) -> AppResult<usize> {
 /// Processes one stored event. `Ok(false)` when it was already processed, is being processed
 /// elsewhere, or failed on the database (recorded; retried up to a limit).
 pub async fn process_event(s: &Services, id: Uuid) -> AppResult<bool> {
-    let now = s.now();
-    let mut tx = s
-        .store
-        .begin(SystemScope::new("whatsapp.inbound.process"))
-        .await?;
-    let Some(event) = store::claim(&mut tx, id).await? else {
+    let mut uow = inbound_work(s, "whatsapp.inbound.process").await?;
+    let now = uow.now();
+    let Some(event) = store::claim(uow.tx(), id).await? else {
         return Ok(false);
     };
-    let (error, applied) = match process_in(s, &mut tx, std::slice::from_ref(&event), now).await {
-        Ok((mut errors, applied)) => (errors.pop().flatten(), applied),
+    let error = match process_in(&mut uow, std::slice::from_ref(&event)).await {
+        Ok(mut errors) => errors.pop().flatten(),
         Err(e) => {
             // A database failure: roll back and count the attempt.
-            drop(tx);
-            let mut tx = s
-                .store
-                .begin(SystemScope::new("whatsapp.inbound.process"))
-                .await?;
-            let attempts = store::record_attempt(&mut tx, id, &e.to_string()).await?;
+            drop(uow);
+            let mut uow = inbound_work(s, "whatsapp.inbound.process").await?;
+            let attempts = store::record_attempt(uow.tx(), id, &e.to_string()).await?;
             if attempts >= MAX_ATTEMPTS {
-                store::finish(&mut tx, id, now, Some(format!("gave up: {e}"))).await?;
+                store::finish(uow.tx(), id, now, Some(format!("gave up: {e}"))).await?;
             }
-            tx.commit().await?;
+            uow.commit().await?;
             tracing::warn!(error = %e, event = %id, attempts, "WhatsApp webhook processing failed");
             return Ok(false);
         }
     };
-    store::finish(&mut tx, id, now, error).await?;
-    tx.commit().await?;
-    after_commit(s, &applied);
+    store::finish(uow.tx(), id, now, error).await?;
+    uow.commit().await?;
     Ok(true)
 }

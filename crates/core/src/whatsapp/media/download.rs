@@ -5,10 +5,11 @@
 use super::super::connections::secret_aad;
 use super::super::graph::GraphError;
 use super::{clip, type_max_bytes, MAX_ATTEMPTS, META_MEDIA_HOSTS};
+use crate::error::code;
 use crate::worker::Next;
-use crate::{AppResult, Services};
+use crate::{AppResult, Services, SystemActor, UnitOfWork};
 use base64::Engine as _;
-use palisade_domain::TenantId;
+use palisade_domain::{ConnectionStatus, TenantId};
 use palisade_store::media::{self as store, ClaimedJob, MessageMedia, StoredFile};
 use palisade_store::whatsapp_connections::{self as connections, Connection};
 use palisade_store::SystemScope;
@@ -22,7 +23,7 @@ const LEASE: Duration = Duration::minutes(10);
 /// A download's time limit (Meta's media URLs expire after 5 minutes).
 const DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// The worker: downloads what is due when woken by [`after_commit`], and every `every`.
+/// The worker: downloads what is due when woken by [`super::enqueue_downloads`] (after its commit), and every `every`.
 pub fn spawn_worker(s: Services, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
     let kick = s.media_downloads.clone();
     crate::worker::spawn_periodic(
@@ -51,13 +52,15 @@ pub async fn download_due(s: &Services) -> AppResult<usize> {
     let client = download_client()?;
     let mut done = 0;
     loop {
-        let now = s.now();
-        let mut tx = s
-            .store
-            .begin(SystemScope::new("whatsapp.media.claim"))
-            .await?;
-        let claimed = store::claim_due(&mut tx, now, now + LEASE, CONCURRENCY).await?;
-        tx.commit().await?;
+        let mut uow = UnitOfWork::system(
+            s,
+            SystemActor::MediaWorker,
+            SystemScope::new("whatsapp.media.claim"),
+        )
+        .await?;
+        let now = uow.now();
+        let claimed = store::claim_due(uow.tx(), now, now + LEASE, CONCURRENCY).await?;
+        uow.commit().await?;
         if claimed.is_empty() {
             return Ok(done);
         }
@@ -100,8 +103,8 @@ async fn download_one(s: &Services, client: &reqwest::Client, job: &ClaimedJob) 
             "connection_missing",
             "the WhatsApp connection no longer exists".into(),
         ),
-        Some(c) if c.status != "active" => Outcome::Failed(
-            "connection_disconnected",
+        Some(c) if c.status != ConnectionStatus::Active.as_str() => Outcome::Failed(
+            code::CONNECTION_DISCONNECTED,
             "the WhatsApp connection was disconnected before the media could be downloaded".into(),
         ),
         Some(c) => {
@@ -122,20 +125,24 @@ async fn download_one(s: &Services, client: &reqwest::Client, job: &ClaimedJob) 
         ),
         o => o,
     };
-    let now = s.now();
-    let mut tx = s
-        .store
-        .begin(SystemScope::new("whatsapp.media.download"))
-        .await?;
+    let mut uow = UnitOfWork::system(
+        s,
+        SystemActor::MediaWorker,
+        SystemScope::new("whatsapp.media.download"),
+    )
+    .await?
+    .for_tenant(tenant);
+    let now = uow.now();
     // Whether the stored file ends up referenced by nobody: its message was erased while it
     // downloaded (or another worker recorded the same media first).
     let mut orphan = None;
     match &outcome {
         Outcome::Stored(f) => {
-            let recorded = match store::mark_stored(&mut tx, tenant, job.message_id, f, now).await {
+            let recorded = match store::mark_stored(uow.tx(), tenant, job.message_id, f, now).await
+            {
                 Ok(recorded) => recorded,
                 Err(e) => {
-                    drop(tx);
+                    drop(uow);
                     let _ = s.storage.delete(tenant, &f.storage_key).await;
                     return Err(e.into());
                 }
@@ -147,20 +154,22 @@ async fn download_one(s: &Services, client: &reqwest::Client, job: &ClaimedJob) 
         Outcome::Retry(code, why) => {
             tracing::info!(message = %job.message_id, attempts = job.attempts + 1, code, error = %why, "media download will be retried");
             let next = now + super::super::outbound::backoff(job.attempts);
-            store::retry(&mut tx, tenant, job.message_id, next, code, why, now).await?;
+            store::retry(uow.tx(), tenant, job.message_id, next, code, why, now).await?;
         }
         Outcome::Failed(code, why) => {
             tracing::warn!(message = %job.message_id, code, error = %why, "media download failed");
-            store::mark_failed(&mut tx, tenant, job.message_id, code, why, now).await?;
+            store::mark_failed(uow.tx(), tenant, job.message_id, code, why, now).await?;
         }
     }
-    if let Err(e) = tx.commit().await {
+    if let Err(e) = uow.commit().await {
         if let Outcome::Stored(f) = &outcome {
             // Not recorded, so not kept: the next attempt downloads it again.
             let _ = s.storage.delete(tenant, &f.storage_key).await;
         }
-        return Err(e.into());
+        return Err(e);
     }
+    // Awaited here rather than in `after_commit` (which runs synchronously): a failed removal
+    // is this job's error.
     if let Some(key) = orphan {
         tracing::info!(message = %job.message_id, "media downloaded for an erased message; the file is removed");
         s.storage

@@ -2,10 +2,10 @@
 //! is never stored without its job; the worker is woken after the commit.
 
 use super::{clip, KINDS};
-use crate::Services;
+use crate::{AppResult, UnitOfWork};
 use palisade_store::media::{self as store, NewMediaJob};
-use palisade_store::messaging::NewMessage;
-use palisade_store::{SystemScope, Tx};
+use palisade_store::messages::NewMessage;
+use palisade_store::SystemScope;
 use serde_json::Value;
 
 fn valid_media_id(id: &str) -> bool {
@@ -47,23 +47,17 @@ fn job_for(m: &NewMessage) -> Option<NewMediaJob> {
     })
 }
 
-/// Inserts a download job for every inbound media message among `messages` (call it in the
-/// transaction that stores them). Returns how many were queued.
+/// Inserts a download job for every inbound media message among `messages`, in the unit of
+/// work that stores them, and once it commits wakes this node's worker, so media lands within
+/// seconds. Returns how many were queued.
 pub async fn enqueue_downloads(
-    tx: &mut Tx<SystemScope>,
+    uow: &mut UnitOfWork<'_, SystemScope>,
     messages: &[NewMessage],
-) -> palisade_store::Result<usize> {
+) -> AppResult<usize> {
     let jobs: Vec<NewMediaJob> = messages.iter().filter_map(job_for).collect();
     if !jobs.is_empty() {
-        store::enqueue(tx, &jobs).await?;
+        store::enqueue(uow.tx(), &jobs).await?;
+        uow.after_commit(|s| s.media_downloads.notify_one());
     }
     Ok(jobs.len())
-}
-
-/// After the transaction that queued downloads commits: wakes this node's worker, so media
-/// lands within seconds.
-pub fn after_commit(s: &Services, messages: &[NewMessage]) {
-    if messages.iter().any(|m| job_for(m).is_some()) {
-        s.media_downloads.notify_one();
-    }
 }

@@ -2,8 +2,8 @@
 //! the tenant's storage, and handing them to the team.
 //!
 //! Flow: processing a webhook stores each media message together with its row in
-//! `message_media` ([`enqueue_downloads`], same transaction), then wakes this node's worker
-//! ([`after_commit`]); the worker ([`spawn_worker`], also on a timer for what a crash left)
+//! `message_media` ([`enqueue_downloads`], same unit of work), which wakes this node's worker
+//! after the commit; the worker ([`spawn_worker`], also on a timer for what a crash left)
 //! claims due jobs and, for each, asks the Graph API for the file (`GET /{media_id}` with the
 //! connection's decrypted token), downloads it and records `stored` or `failed`:
 //!
@@ -43,7 +43,7 @@ mod enqueue;
 mod serve;
 
 pub use download::{download_due, host_allowed, sha256_matches, spawn_worker};
-pub use enqueue::{after_commit, enqueue_downloads};
+pub use enqueue::enqueue_downloads;
 pub use serve::{attach, download_filename, open, safe_content_type, MediaFile};
 
 /// Message types whose file is downloaded.

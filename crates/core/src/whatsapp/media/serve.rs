@@ -7,7 +7,7 @@ use crate::storage::StoredObject;
 use crate::{AppError, AppResult, Services};
 use palisade_domain::Permission;
 use palisade_store::media::{self as store, MessageMedia};
-use palisade_store::messaging::{self as messages, Message};
+use palisade_store::messages::{self, Message};
 use palisade_store::{TenantScope, Tx};
 use std::collections::HashMap;
 use uuid::Uuid;

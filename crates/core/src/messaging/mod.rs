@@ -2,14 +2,21 @@
 //! and scopes: reading; sending messages (queued here, sent by `whatsapp::outbound`), within
 //! Meta's 24-hour customer service window unless a template; working a conversation (status,
 //! assignee, labels, internal notes). Inbound messages are written by processing Meta's
-//! webhooks (`whatsapp::inbound`).
+//! webhooks (`whatsapp::inbound`). Their one outgoing shape is in [`view`].
 
-use crate::auth::Principal;
+mod view;
+
+pub use view::{ConversationView, MediaErrorView, MediaView, MessageView};
+
+use crate::audit::AuditEntryExt;
+use crate::auth::{Principal, RequestMeta};
+use crate::error::code;
 use crate::pagination::Page;
-use crate::{AppError, AppResult, Services};
-use palisade_domain::{FieldError, Permission};
-use palisade_store::audit as audit_log;
-use palisade_store::messaging::{self as store, Conversation, Message};
+use crate::{AppError, AppResult, Services, UnitOfWork};
+use palisade_domain::{ConnectionStatus, FieldError, Permission};
+use palisade_store::conversations::{self, Conversation, ConversationFilter};
+use palisade_store::messages::{self, Message};
+use palisade_store::send_queue::{self, NewOutbound};
 use uuid::Uuid;
 
 fn clamp(limit: Option<i64>) -> i64 {
@@ -65,7 +72,7 @@ pub async fn list_conversations(
         return Err(AppError::validation(errors));
     }
     let limit = clamp(q.limit);
-    let filter = store::ConversationFilter {
+    let filter = ConversationFilter {
         status: q.status,
         assignee,
         unassigned,
@@ -74,14 +81,14 @@ pub async fn list_conversations(
         limit: limit + 1,
     };
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
-    let items = store::list_conversations(&mut tx, &filter).await?;
+    let items = conversations::list_conversations(&mut tx, &filter).await?;
     Ok(Page::from_overfetch(items, limit, |c| c.id))
 }
 
 pub async fn get_conversation(s: &Services, p: &Principal, id: Uuid) -> AppResult<Conversation> {
     p.require(Permission::ConversationsRead)?;
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
-    store::find_conversation(&mut tx, id)
+    conversations::find_conversation(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound("conversation"))
 }
@@ -97,13 +104,13 @@ pub async fn list_messages(
     p.require(Permission::ConversationsRead)?;
     let limit = clamp(limit);
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
-    if store::find_conversation(&mut tx, conversation_id)
+    if conversations::find_conversation(&mut tx, conversation_id)
         .await?
         .is_none()
     {
         return Err(AppError::NotFound("conversation"));
     }
-    let mut items = store::list_messages(&mut tx, conversation_id, cursor, limit + 1).await?;
+    let mut items = messages::list_messages(&mut tx, conversation_id, cursor, limit + 1).await?;
     crate::whatsapp::media::attach(&mut tx, &mut items).await?;
     Ok(Page::from_overfetch(items, limit, |m| m.id))
 }
@@ -227,11 +234,11 @@ fn check_interactive(o: &serde_json::Value) -> AppResult<Option<String>> {
 pub async fn send_message(
     s: &Services,
     p: &Principal,
+    meta: &RequestMeta,
     conversation_id: Uuid,
     out: Outgoing,
 ) -> AppResult<Message> {
     p.require(Permission::ConversationsWrite)?;
-    let now = s.now();
     let (kind, body, text) = match out {
         Outgoing::Text { body } => {
             let n = body.chars().count();
@@ -317,16 +324,17 @@ pub async fn send_message(
             )
         }
     };
-    let mut tx = s.store.begin(p.tenant_scope()?).await?;
-    let conv = store::find_conversation(&mut tx, conversation_id)
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    let conv = conversations::find_conversation(uow.tx(), conversation_id)
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
-    let conn = palisade_store::whatsapp_connections::find(&mut tx, conv.connection_id)
+    let conn = palisade_store::whatsapp_connections::find(uow.tx(), conv.connection_id)
         .await?
         .ok_or(AppError::NotFound("WhatsApp connection"))?;
-    if conn.status != "active" {
+    if conn.status != ConnectionStatus::Active.as_str() {
         return Err(AppError::conflict(
-            "connection_disconnected",
+            code::CONNECTION_DISCONNECTED,
             "the WhatsApp connection of this conversation is disconnected",
         ));
     }
@@ -336,13 +344,13 @@ pub async fn send_message(
             .is_none_or(|at| now - at > CUSTOMER_SERVICE_WINDOW)
     {
         return Err(AppError::Unprocessable {
-            code: "outside_customer_service_window",
+            code: code::OUTSIDE_CUSTOMER_SERVICE_WINDOW,
             message: "the contact has not written in the last 24 hours, so WhatsApp only \
                       allows an approved template message; send a template instead"
                 .into(),
         });
     }
-    let m = store::NewOutbound {
+    let m = NewOutbound {
         id: Uuid::now_v7(),
         conversation_id,
         connection_id: conv.connection_id,
@@ -352,13 +360,13 @@ pub async fn send_message(
         author_id: Some(p.user_id.as_uuid()),
         created_at: now,
     };
-    store::insert_outbound(&mut tx, &m).await?;
-    let stored = store::find_message(&mut tx, m.id)
+    send_queue::insert_outbound(uow.tx(), &m).await?;
+    let stored = messages::find_message(uow.tx(), m.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the message just stored is missing"))?;
-    let events = crate::realtime::message_queued(s, &mut tx, &stored).await?;
-    tx.commit().await?;
-    s.realtime.publish_all(&events);
+    let events = crate::realtime::message_queued(s, uow.tx(), &stored).await?;
+    uow.after_commit(move |s| s.realtime.publish_all(&events));
+    uow.commit().await?;
     Ok(stored)
 }
 
@@ -375,14 +383,11 @@ pub struct ConversationPatch {
 pub async fn update_conversation(
     s: &Services,
     p: &Principal,
-    meta: &crate::auth::RequestMeta,
+    meta: &RequestMeta,
     id: Uuid,
     patch: ConversationPatch,
 ) -> AppResult<Conversation> {
-    use crate::audit::{self, AuditEntryExt};
-    use palisade_domain::FieldError;
     p.require(Permission::ConversationsWrite)?;
-    let now = s.now();
     let mut errors = Vec::new();
     if let Some(st) = &patch.status {
         if !["open", "pending", "resolved"].contains(&st.as_str()) {
@@ -413,13 +418,14 @@ pub async fn update_conversation(
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
-    let mut tx = s.store.begin(p.tenant_scope()?).await?;
-    let before = store::find_conversation_for_update(&mut tx, id)
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    let before = conversations::find_conversation_for_update(uow.tx(), id)
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
     if let Some(Some(a)) = patch.assignee_id {
         let user =
-            palisade_store::users::find(&mut tx, palisade_domain::UserId::from_uuid(a)).await?;
+            palisade_store::users::find(uow.tx(), palisade_domain::UserId::from_uuid(a)).await?;
         if user.is_none_or(|u| u.deleted_at.is_some()) {
             return Err(AppError::field(
                 "assignee_id",
@@ -430,18 +436,17 @@ pub async fn update_conversation(
     let status = patch.status.unwrap_or_else(|| before.status.clone());
     let assignee = patch.assignee_id.unwrap_or(before.assignee_id);
     let labels = labels.unwrap_or_else(|| before.labels.0.clone());
-    store::update_conversation(&mut tx, id, &status, assignee, &labels, now)
+    conversations::update_conversation(uow.tx(), id, &status, assignee, &labels, now)
         .await
         .map_err(|e| match e {
             palisade_store::StoreError::UniqueViolation { .. } => AppError::conflict(
-                "conversation_already_open",
+                code::CONVERSATION_ALREADY_OPEN,
                 "the contact already has an unresolved conversation on this number",
             ),
             e => e.into(),
         })?;
-    audit_log::append(
-        &mut tx,
-        &audit::by(p, meta, None, "conversation.updated")
+    uow.audit(
+        uow.entry("conversation.updated")
             .target("conversation", id)
             .change(
                 Some(serde_json::json!({
@@ -451,15 +456,14 @@ pub async fn update_conversation(
                     "status": status, "assignee_id": assignee, "labels": labels,
                 })),
             ),
-        now,
     )
     .await?;
-    let after = store::find_conversation(&mut tx, id)
+    let after = conversations::find_conversation(uow.tx(), id)
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
-    tx.commit().await?;
-    s.realtime
-        .publish(&crate::realtime::Event::ConversationUpdated(after.clone()));
+    let event = crate::realtime::Event::ConversationUpdated(after.clone());
+    uow.after_commit(move |s| s.realtime.publish(&event));
+    uow.commit().await?;
     Ok(after)
 }
 
@@ -468,21 +472,22 @@ pub async fn update_conversation(
 pub async fn add_note(
     s: &Services,
     p: &Principal,
+    meta: &RequestMeta,
     conversation_id: Uuid,
     body: &str,
 ) -> AppResult<Message> {
     p.require(Permission::ConversationsWrite)?;
-    let now = s.now();
     if body.trim().is_empty() || body.chars().count() > 4096 {
         return Err(AppError::field("body", "must be 1 to 4096 characters"));
     }
-    let mut tx = s.store.begin(p.tenant_scope()?).await?;
-    let conv = store::find_conversation(&mut tx, conversation_id)
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    let conv = conversations::find_conversation(uow.tx(), conversation_id)
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
     let id = Uuid::now_v7();
-    store::insert_note(
-        &mut tx,
+    messages::insert_note(
+        uow.tx(),
         id,
         conversation_id,
         conv.connection_id,
@@ -491,11 +496,11 @@ pub async fn add_note(
         now,
     )
     .await?;
-    let m = store::find_message(&mut tx, id)
+    let m = messages::find_message(uow.tx(), id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the note just stored is missing"))?;
-    tx.commit().await?;
-    s.realtime
-        .publish(&crate::realtime::Event::MessageCreated(m.clone()));
+    let event = crate::realtime::Event::MessageCreated(m.clone());
+    uow.after_commit(move |s| s.realtime.publish(&event));
+    uow.commit().await?;
     Ok(m)
 }
