@@ -14,7 +14,7 @@
 //! each other's rows), so a large backlog never holds the writer for long.
 
 use crate::worker::Next;
-use crate::{AppResult, Services};
+use crate::{AppResult, Services, SystemActor, UnitOfWork};
 use palisade_store::whatsapp_inbound as store;
 use palisade_store::SystemScope;
 use time::Duration;
@@ -49,14 +49,12 @@ pub async fn prune_inbound_bodies(s: &Services) -> AppResult<u64> {
     }
     let mut total = 0;
     loop {
-        let now = s.now();
-        let mut tx = s
-            .store
-            .begin(SystemScope::new("whatsapp.inbound.retention"))
-            .await?;
-        let n =
-            store::prune_bodies(&mut tx, now - Duration::days(i64::from(days)), now, BATCH).await?;
-        tx.commit().await?;
+        let scope = SystemScope::new("whatsapp.inbound.retention");
+        let mut uow = UnitOfWork::system(s, SystemActor::Maintenance, scope).await?;
+        let now = uow.now();
+        let cutoff = now - Duration::days(i64::from(days));
+        let n = store::prune_bodies(uow.tx(), cutoff, now, BATCH).await?;
+        uow.commit().await?;
         total += n;
         if n < u64::try_from(BATCH).unwrap_or(u64::MAX) {
             return Ok(total);

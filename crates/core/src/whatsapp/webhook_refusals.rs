@@ -23,12 +23,12 @@
 //! connection per node. Made-up connection ids are never recorded (only traced): they name no
 //! tenant, and counting them would let a stranger grow this map.
 
-use crate::audit::{self, AuditEntryExt};
+use crate::audit::AuditEntryExt;
 use crate::auth::RequestMeta;
 use crate::worker::Next;
-use crate::{AppResult, Services};
+use crate::{AppResult, Services, UnitOfWork};
 use palisade_domain::TenantId;
-use palisade_store::{audit as audit_log, SystemScope};
+use palisade_store::SystemScope;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -267,20 +267,18 @@ async fn write_or_keep(s: &Services, w: Window) -> bool {
 }
 
 async fn write(s: &Services, w: &Window) -> AppResult<()> {
-    let mut tx = s
-        .store
-        .begin(SystemScope::new("whatsapp.webhook.refused"))
-        .await?;
-    audit_log::append(
-        &mut tx,
-        &audit::entry(&w.first, Some(w.tenant_id), ACTION)
-            .target("whatsapp_connection", w.connection_id)
-            .metadata(w.metadata()),
-        s.now(),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    // Nobody is signed in on Meta's endpoint: the record carries the first refused request's
+    // origin, with no actor, like a failed sign-in.
+    let scope = SystemScope::new("whatsapp.webhook.refused");
+    let mut uow = UnitOfWork::anonymous(s, &w.first, scope)
+        .await?
+        .for_tenant(w.tenant_id);
+    let entry = uow
+        .entry(ACTION)
+        .target("whatsapp_connection", w.connection_id)
+        .metadata(w.metadata());
+    uow.audit(entry).await?;
+    uow.commit().await
 }
 
 #[cfg(test)]
