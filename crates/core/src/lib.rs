@@ -33,7 +33,7 @@ use std::sync::Arc;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{AppError, AppResult};
 pub use settings::Settings;
-pub use unit_of_work::{Actor, SystemActor, UnitOfWork};
+pub use unit_of_work::{SystemActor, UnitOfWork};
 
 /// Everything a use case needs, built once at start and shared (cheap to clone).
 #[derive(Clone)]

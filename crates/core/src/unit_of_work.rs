@@ -51,8 +51,6 @@ pub enum SystemActor {
     MediaWorker,
     /// Scheduled clean-up: retention, expired rows.
     Maintenance,
-    /// The `palisade` command line, run by the operator.
-    Cli,
 }
 
 impl SystemActor {
@@ -63,7 +61,6 @@ impl SystemActor {
             SystemActor::OutboundSender => "whatsapp-sender",
             SystemActor::MediaWorker => "media-worker",
             SystemActor::Maintenance => "maintenance",
-            SystemActor::Cli => "cli",
         }
     }
 }
@@ -180,16 +177,8 @@ impl<'a, S: Scope> UnitOfWork<'a, S> {
         self.services
     }
 
-    pub fn actor(&self) -> Actor<'a> {
-        self.actor
-    }
-
     pub fn meta(&self) -> &RequestMeta {
         &self.meta
-    }
-
-    pub fn tenant(&self) -> Option<TenantId> {
-        self.tenant
     }
 
     /// The instant of this write (read once, when it began).
