@@ -12,6 +12,7 @@ pub mod clock;
 pub mod contacts;
 pub mod crypto;
 pub mod error;
+pub mod mail;
 pub mod messaging;
 pub mod notifications;
 pub mod pagination;
@@ -52,6 +53,8 @@ pub struct Services {
     pub storage: Arc<storage::Storage>,
     /// Wakes this node's media worker when new media messages were stored.
     pub media_downloads: Arc<tokio::sync::Notify>,
+    /// Wakes this node's mail worker when mails were queued.
+    pub mail_outbox: Arc<tokio::sync::Notify>,
     /// Realtime events for the websockets of this node (and, on PostgreSQL, of every node).
     pub realtime: Arc<realtime::Hub>,
     /// Meta's verified webhook POSTs, stored and processed in batches.
@@ -80,6 +83,7 @@ impl Services {
             ),
             storage: Arc::new(storage::Storage::local(settings.storage_dir.clone())),
             media_downloads: Arc::new(tokio::sync::Notify::new()),
+            mail_outbox: Arc::new(tokio::sync::Notify::new()),
             inbound: Arc::default(),
             realtime: Arc::new(
                 realtime::Hub::new(store.backend() == palisade_store::Backend::Postgres)

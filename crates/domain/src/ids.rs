@@ -105,3 +105,7 @@ id_type!(
     /// One entry of the append-only audit log.
     AuditRecordId
 );
+id_type!(
+    /// A mail in the outbox.
+    MailId
+);

@@ -21,7 +21,8 @@ pub use contact::{Contact, CustomAttributes, PhoneNumber, Tags};
 pub use event::EventType;
 pub use ids::{
     ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DeliveryId, InboundEventId,
-    InviteId, MessageId, NotificationId, RefreshTokenId, SessionId, TenantId, UserId, WebhookId,
+    InviteId, MailId, MessageId, NotificationId, RefreshTokenId, SessionId, TenantId, UserId,
+    WebhookId,
 };
 pub use password::{PasswordContext, PasswordPolicy, PasswordPolicyPreset, PasswordViolation};
 pub use permission::Permission;

@@ -21,6 +21,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod invites;
 pub mod login_throttle;
+pub mod mail_outbox;
 pub mod media;
 pub mod messages;
 pub mod notifications;

@@ -147,6 +147,7 @@ into_arg_id!(palisade_domain::NotificationId);
 into_arg_id!(palisade_domain::InviteId);
 into_arg_id!(palisade_domain::InboundEventId);
 into_arg_id!(palisade_domain::AuditRecordId);
+into_arg_id!(palisade_domain::MailId);
 
 impl<T: IntoArg> IntoArg for Option<T> {
     fn into_arg(self) -> Arg {

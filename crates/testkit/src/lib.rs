@@ -14,6 +14,9 @@
     clippy::indexing_slicing
 )]
 
+mod mail;
+pub use mail::TestMail;
+
 use palisade::config::{Environment, RawConfig};
 use palisade::{Application, Config};
 use palisade_core::ManualClock;
