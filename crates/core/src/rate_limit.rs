@@ -83,6 +83,10 @@ pub struct Limits {
     pub export: Limit<uuid::Uuid>,
     /// Contact exports per hour, per tenant.
     pub contacts_export: Limit<uuid::Uuid>,
+    /// Password reset requests per hour, per client address.
+    pub password_forgot: Limit<ClientKey>,
+    /// Email verification tries per minute, per user (each code also dies after 5 wrong tries).
+    pub email_verify: Limit<uuid::Uuid>,
 }
 
 impl Limits {
@@ -97,6 +101,11 @@ impl Limits {
             ),
             export: Limit::new(10, Duration::from_secs(3600)),
             contacts_export: Limit::new(10, Duration::from_secs(3600)),
+            password_forgot: Limit::new(
+                s.rate_limit_password_forgot_per_hour,
+                Duration::from_secs(3600),
+            ),
+            email_verify: Limit::new(10, Duration::from_secs(60)),
         }
     }
 
@@ -108,6 +117,8 @@ impl Limits {
         self.webhook_failures.retain_recent();
         self.export.retain_recent();
         self.contacts_export.retain_recent();
+        self.password_forgot.retain_recent();
+        self.email_verify.retain_recent();
     }
 }
 

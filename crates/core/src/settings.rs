@@ -3,6 +3,17 @@
 
 use std::time::Duration;
 
+/// Whether an unverified email address restricts its user (`PALISADE_EMAIL_VERIFICATION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailVerification {
+    /// Codes are sent; nothing is blocked.
+    #[default]
+    Optional,
+    /// An unverified user may reach only `/api/v1/me`, verify, resend, logout and sessions.
+    Required,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub production: bool,
@@ -61,6 +72,10 @@ pub struct Settings {
     pub media_max_bytes: u64,
     /// Websockets one user (or one API key) may hold open on a node; 0: no limit.
     pub ws_max_per_user: usize,
+    /// Whether an unverified email address restricts its user.
+    pub email_verification: EmailVerification,
+    /// `POST /api/v1/auth/password/forgot` per client address per hour; beyond it 429. 0 disables.
+    pub rate_limit_password_forgot_per_hour: u32,
 }
 
 impl Default for Settings {
@@ -102,6 +117,8 @@ impl Default for Settings {
             storage_dir: "./data/storage".into(),
             media_max_bytes: 100 * 1024 * 1024,
             ws_max_per_user: 20,
+            email_verification: EmailVerification::Optional,
+            rate_limit_password_forgot_per_hour: 5,
         }
     }
 }

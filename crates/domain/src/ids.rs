@@ -109,3 +109,11 @@ id_type!(
     /// A mail in the outbox.
     MailId
 );
+id_type!(
+    /// A one-time code that verifies a user's email address.
+    EmailCodeId
+);
+id_type!(
+    /// A password reset token sent by mail.
+    PasswordResetId
+);

@@ -20,9 +20,9 @@ pub use consent::{Consent, KeywordConsent, OptOutSource};
 pub use contact::{Contact, CustomAttributes, PhoneNumber, Tags};
 pub use event::EventType;
 pub use ids::{
-    ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DeliveryId, InboundEventId,
-    InviteId, MailId, MessageId, NotificationId, RefreshTokenId, SessionId, TenantId, UserId,
-    WebhookId,
+    ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DeliveryId, EmailCodeId,
+    InboundEventId, InviteId, MailId, MessageId, NotificationId, PasswordResetId, RefreshTokenId,
+    SessionId, TenantId, UserId, WebhookId,
 };
 pub use password::{PasswordContext, PasswordPolicy, PasswordPolicyPreset, PasswordViolation};
 pub use permission::Permission;

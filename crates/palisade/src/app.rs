@@ -80,6 +80,8 @@ pub fn settings(config: &Config) -> Settings {
         media_max_bytes: r.media_max_bytes,
         inbound_retention_days: r.inbound_retention_days,
         ws_max_per_user: r.ws_max_per_user,
+        email_verification: r.email_verification,
+        rate_limit_password_forgot_per_hour: r.rate_limit_password_forgot_per_hour,
         ..Settings::default()
     }
 }

@@ -81,6 +81,11 @@ pub struct RawConfig {
     pub outbound_worker_interval_ms: u64,
     /// Websockets one user (or API key) may hold open on a node; 0: no limit.
     pub ws_max_per_user: usize,
+    /// `optional` (codes are sent, nothing is blocked) or `required` (an unverified user may
+    /// reach only /me, verification, logout and sessions).
+    pub email_verification: palisade_core::settings::EmailVerification,
+    /// Password reset requests per hour per client address; 0 disables.
+    pub rate_limit_password_forgot_per_hour: u32,
 }
 
 impl Default for RawConfig {
@@ -127,6 +132,8 @@ impl Default for RawConfig {
             media_worker_interval_ms: 1000,
             outbound_worker_interval_ms: 1000,
             ws_max_per_user: 20,
+            email_verification: palisade_core::settings::EmailVerification::Optional,
+            rate_limit_password_forgot_per_hour: 5,
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct User {
     pub updated_at: OffsetDateTime,
     pub deleted_at: Option<OffsetDateTime>,
     pub deleted_by: Option<UserId>,
+    /// When the user proved they read mail at `email` (a code, an invitation, a reset link).
+    pub email_verified_at: Option<OffsetDateTime>,
 }
 
 impl User {
@@ -45,6 +47,8 @@ impl User {
             updated_at: now,
             deleted_at: None,
             deleted_by: None,
+            // The operator who creates a super admin vouches for the address.
+            email_verified_at: Some(now),
         }
     }
 }
@@ -63,6 +67,7 @@ struct UserRow {
     updated_at: OffsetDateTime,
     deleted_at: Option<OffsetDateTime>,
     deleted_by: Option<Uuid>,
+    email_verified_at: Option<OffsetDateTime>,
 }
 
 impl TryFrom<UserRow> for User {
@@ -83,12 +88,13 @@ impl TryFrom<UserRow> for User {
             updated_at: r.updated_at,
             deleted_at: r.deleted_at,
             deleted_by: r.deleted_by.map(Into::into),
+            email_verified_at: r.email_verified_at,
         })
     }
 }
 
 const COLUMNS: &str = "id, tenant_id, email, name, role, is_owner, password_hash, \
-    password_changed_at, created_at, updated_at, deleted_at, deleted_by";
+    password_changed_at, created_at, updated_at, deleted_at, deleted_by, email_verified_at";
 
 fn one(row: Option<UserRow>) -> Result<Option<User>> {
     row.map(User::try_from).transpose()
@@ -106,7 +112,7 @@ pub async fn insert<S: Scope>(tx: &mut Tx<S>, u: &User) -> Result<()> {
     }
     tx.execute(
         Query::new(format!(
-            "INSERT INTO users ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "INSERT INTO users ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(u.id)
         .bind(u.tenant_id)
@@ -119,7 +125,8 @@ pub async fn insert<S: Scope>(tx: &mut Tx<S>, u: &User) -> Result<()> {
         .bind(u.created_at)
         .bind(u.updated_at)
         .bind(u.deleted_at)
-        .bind(u.deleted_by),
+        .bind(u.deleted_by)
+        .bind(u.email_verified_at),
     )
     .await?;
     Ok(())
@@ -257,6 +264,27 @@ pub async fn replace_password<S: Scope>(
             .bind(hash)
             .bind(changed_at)
             .bind(expected),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Marks the user's address as verified at `at`, unless it already is; true if this call did.
+pub async fn mark_email_verified<S: Scope>(
+    tx: &mut Tx<S>,
+    id: UserId,
+    at: OffsetDateTime,
+) -> Result<bool> {
+    let tenant = tx.scope().tenant();
+    let n = tx
+        .execute(
+            Query::new(
+                "UPDATE users SET email_verified_at = $3, updated_at = $3
+                 WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2) AND email_verified_at IS NULL",
+            )
+            .bind(id)
+            .bind(tenant)
+            .bind(at),
         )
         .await?;
     Ok(n == 1)

@@ -142,7 +142,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The authenticated principal; 401 when the request carries no valid credential.
+/// The authenticated principal; 401 when the request carries no valid credential, 403 when a
+/// restriction of the principal (`core::auth::restriction`) does not allow the route.
 pub struct Auth(pub Principal);
 
 impl<S: Send + Sync> FromRequestParts<S> for Auth {
@@ -150,7 +151,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         match parts.extensions.get::<AuthOutcome>() {
-            Some(AuthOutcome::Authenticated { principal, .. }) => Ok(Auth(principal.clone())),
+            Some(AuthOutcome::Authenticated { principal, .. }) => {
+                // The one gate for restricted principals (an unverified email address, …): the
+                // route as the router matched it, checked against the restriction's allow-list.
+                let route = parts
+                    .extensions
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or_else(|| parts.uri.path(), |m| m.as_str());
+                principal
+                    .check_route(route)
+                    .map_err(|e| ApiError(e).into_response())?;
+                Ok(Auth(principal.clone()))
+            }
             Some(AuthOutcome::Failed(f)) => Err(ApiError(f.to_error()).into_response()),
             _ => Err(ApiError(AppError::unauthenticated(
                 "sign in first: send Authorization: Bearer <access token>",

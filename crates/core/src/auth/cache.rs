@@ -44,6 +44,8 @@ pub struct UserSnapshot {
     pub deleted: bool,
     pub created_at: OffsetDateTime,
     pub password_changed_at: Option<OffsetDateTime>,
+    /// Whether the user proved they read mail at `email`.
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -6,10 +6,13 @@
 
 pub mod api_keys;
 pub mod cache;
+pub mod email_verification;
 pub mod hashing;
 pub mod lockout;
+pub mod password_reset;
 pub mod passwords;
 pub mod register;
+pub mod restriction;
 pub mod session_view;
 pub mod sessions;
 pub mod tokens;
@@ -19,6 +22,7 @@ use crate::{AppError, AppResult, Services};
 use cache::{TenantSnapshot, UserSnapshot};
 use palisade_domain::{Permission, Role, SessionId, TenantId, UserId};
 use palisade_store::{SystemScope, TenantScope, UserScope};
+pub use restriction::Restriction;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -53,6 +57,8 @@ pub struct Principal {
     pub password_change_only: bool,
     /// Set when a super admin acts as this user (impersonation).
     pub impersonator: Option<Impersonator>,
+    /// What the user must do before using the API beyond a few routes (see [`restriction`]).
+    pub restrictions: Vec<Restriction>,
     scope: Option<TenantScope>,
 }
 
@@ -112,6 +118,16 @@ impl Principal {
         Ok(())
     }
 
+    /// Refuses a route (its template, e.g. `/api/v1/auth/sessions/{id}`) that one of the
+    /// principal's restrictions does not allow. The web layer calls this wherever a handler
+    /// takes the principal.
+    pub fn check_route(&self, route: &str) -> AppResult<()> {
+        match self.restrictions.iter().find(|r| !r.allows(route)) {
+            Some(r) => Err(r.refusal()),
+            None => Ok(()),
+        }
+    }
+
     /// The session behind the request; API keys have none, and are never allowed what needs
     /// one (`/me`, sessions, passwords, logout).
     pub fn session_id(&self) -> AppResult<SessionId> {
@@ -165,6 +181,18 @@ fn bad_token(code: &'static str, message: &str) -> AppError {
         code,
         message: message.to_owned(),
     }
+}
+
+/// The restrictions that apply to `user` under the server's settings. An API key acts for its
+/// creator and carries the same ones; so does an impersonation, which sees what the user sees.
+fn restrictions_of(s: &Services, user: &UserSnapshot) -> Vec<Restriction> {
+    let mut out = Vec::new();
+    if s.settings.email_verification == crate::settings::EmailVerification::Required
+        && !user.email_verified
+    {
+        out.push(Restriction::EmailUnverified);
+    }
+    out
 }
 
 /// Establishes the principal behind an access token. Cheap on the hot path: a cache hit and
@@ -242,6 +270,7 @@ pub async fn authenticate(s: &Services, token: &str) -> AppResult<Principal> {
             write: a.write,
         }),
         scope: tenant_id.map(TenantScope::from_verified_credential),
+        restrictions: restrictions_of(s, &user),
         user,
     })
 }
@@ -333,6 +362,7 @@ pub async fn authenticate_api_key_as(
         tenant: Some(tenant),
         password_change_only: false,
         impersonator: None,
+        restrictions: restrictions_of(s, &user),
         user,
     })
 }
@@ -361,6 +391,7 @@ pub async fn user_snapshot(
         deleted: u.deleted_at.is_some(),
         created_at: u.created_at,
         password_changed_at: u.password_changed_at,
+        email_verified: u.email_verified_at.is_some(),
     });
     s.auth_cache.offer_user(epoch, snap.clone());
     Ok(snap)
@@ -405,6 +436,7 @@ mod tests {
             deleted: false,
             created_at: time::OffsetDateTime::now_utc(),
             password_changed_at: None,
+            email_verified: true,
         });
         let key = Arc::new(cache::ApiKeySnapshot {
             id: uuid::Uuid::now_v7(),
@@ -427,6 +459,7 @@ mod tests {
             user,
             password_change_only: false,
             impersonator: None,
+            restrictions: Vec::new(),
             scope: Some(TenantScope::from_verified_credential(tenant)),
         }
     }

@@ -4,6 +4,7 @@ use super::sessions::{hash_error, IssuedTokens};
 use super::{cache, sessions, tokens, Principal, RequestMeta};
 use crate::audit::AuditEntryExt;
 use crate::error::code;
+use crate::mail::{self, Mail};
 use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{PasswordContext, PasswordPolicy, PasswordPolicyPreset};
 use palisade_store::auth_changes::ChangeKind;
@@ -29,7 +30,7 @@ pub fn check_policy(
 }
 
 /// The hashes a new password must not match: the current one and the last `policy.history`.
-async fn previous_hashes<S: Scope>(
+pub(crate) async fn previous_hashes<S: Scope>(
     tx: &mut Tx<S>,
     user: &users::User,
     policy: &PasswordPolicy,
@@ -44,7 +45,7 @@ async fn previous_hashes<S: Scope>(
 
 /// Refuses a password equal to one of `previous` (hashes read beforehand: no transaction is
 /// open while they are verified).
-async fn check_reuse(
+pub(crate) async fn check_reuse(
     s: &Services,
     previous: &[String],
     policy: &PasswordPolicy,
@@ -67,7 +68,7 @@ async fn check_reuse(
     Ok(())
 }
 
-async fn policy_for(
+pub(crate) async fn policy_for(
     s: &Services,
     tenant: Option<palisade_domain::TenantId>,
 ) -> AppResult<(PasswordPolicyPreset, String)> {
@@ -78,6 +79,33 @@ async fn policy_for(
         }
         None => Ok((PasswordPolicyPreset::Modern, String::new())),
     }
+}
+
+/// The "your password was changed" mail, queued with every change of a password (by its owner
+/// or by a reset): if it was not them, they learn at once and can reset it.
+pub(crate) async fn queue_changed_mail<S: Scope>(
+    uow: &mut UnitOfWork<'_, S>,
+    user: &users::User,
+    how: &str,
+) -> AppResult<()> {
+    let when = palisade_domain::rfc3339(uow.now());
+    let reset = mail::link(uow.services(), "/forgot-password", &[]);
+    let m = Mail::compose(
+        "password_changed",
+        &user.email,
+        "Your Palisade password was changed",
+    )
+    .user(user.id)
+    .paragraph(format!(
+        "Hello {}, the password of your Palisade account was {how} at {when} (UTC).",
+        user.name
+    ))
+    .paragraph(
+        "If this was you, there is nothing to do. If it was not, reset your password at once          and tell your administrator:",
+    )
+    .action("Reset your password", reset);
+    mail::queue(uow, m).await?;
+    Ok(())
 }
 
 /// Changes the signed-in user's password and signs out their other sessions.
@@ -154,6 +182,7 @@ pub async fn change(
             .metadata(serde_json::json!({ "other_sessions_revoked": n })),
     )
     .await?;
+    queue_changed_mail(&mut uow, &user, "changed").await?;
     let user_id = user.id;
     uow.after_commit(move |s| s.auth_cache.forget_user(user_id));
     uow.commit().await?;
@@ -213,6 +242,9 @@ pub async fn accept_invite(
         return Err(invalid());
     }
     users::set_password(uow.tx(), user.id, &hash, now).await?;
+    // The invitation reached them by mail (or by an admin who knew the address): either way the
+    // person setting the password holds the link sent to this address.
+    users::mark_email_verified(uow.tx(), user.id, now).await?;
     let (session, refresh) = sessions::start(&mut uow, &user).await?;
     uow.audit(sessions::as_user(
         uow.entry("auth.invite.accepted").target("user", user.id),

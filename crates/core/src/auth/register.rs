@@ -74,6 +74,7 @@ pub async fn register(
         updated_at: now,
         deleted_at: None,
         deleted_by: None,
+        email_verified_at: None,
     };
     users::insert(uow.tx(), &user).await.map_err(|e| {
         if e.is_unique_violation_on("users", "email") {
@@ -86,6 +87,12 @@ pub async fn register(
         }
     })?;
     let (session, refresh) = sessions::start(&mut uow, &user).await?;
+    super::email_verification::send_code(
+        &mut uow,
+        &user,
+        palisade_store::email_codes::Reason::Registration,
+    )
+    .await?;
     let e = uow
         .entry("tenant.registered")
         .target("tenant", tenant_id)

@@ -21,6 +21,7 @@ use uuid::Uuid;
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 pub const REFRESH_PREFIX: &str = "pal_rt_";
 pub const INVITE_PREFIX: &str = "pal_inv_";
+pub const PASSWORD_RESET_PREFIX: &str = "pal_pr_";
 const LEEWAY_SECS: i64 = 5;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

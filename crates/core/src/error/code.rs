@@ -14,6 +14,8 @@ pub const ALREADY_OWNER: &str = "already_owner";
 pub const ALREADY_REVOKED: &str = "already_revoked";
 /// The tenant is already suspended.
 pub const ALREADY_SUSPENDED: &str = "already_suspended";
+/// The email address is already verified.
+pub const ALREADY_VERIFIED: &str = "already_verified";
 /// An API key may never do this, whatever its scopes; sign in as a user.
 pub const API_KEY_NOT_ALLOWED: &str = "api_key_not_allowed";
 /// The webhook waits for an admin's approval.
@@ -34,6 +36,8 @@ pub const CONVERSATION_ALREADY_OPEN: &str = "conversation_already_open";
 pub const CSRF_FAILED: &str = "csrf_failed";
 /// The email address is in use.
 pub const EMAIL_TAKEN: &str = "email_taken";
+/// The email address must be verified first (`PALISADE_EMAIL_VERIFICATION=required`).
+pub const EMAIL_UNVERIFIED: &str = "email_unverified";
 /// The credential's role or scopes do not allow this.
 pub const FORBIDDEN: &str = "forbidden";
 /// An impersonation may never do this.
@@ -48,6 +52,8 @@ pub const INTERNAL_ERROR: &str = "internal_error";
 pub const INVALID_API_KEY: &str = "invalid_api_key";
 /// The body is not what the route accepts.
 pub const INVALID_BODY: &str = "invalid_body";
+/// The one-time code is wrong, expired or used.
+pub const INVALID_CODE: &str = "invalid_code";
 /// Wrong email or password.
 pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
 /// The invitation is unknown, used or expired.
@@ -112,6 +118,8 @@ pub const TENANT_SUSPENDED: &str = "tenant_suspended";
 pub const TOKEN_EXPIRED: &str = "token_expired";
 /// A credential in the URL is refused.
 pub const TOKEN_IN_URL: &str = "token_in_url";
+/// The one-time code had too many wrong tries; ask for a new one.
+pub const TOO_MANY_ATTEMPTS: &str = "too_many_attempts";
 /// The user or key has too many open websockets.
 pub const TOO_MANY_WEBSOCKETS: &str = "too_many_websockets";
 /// No valid credential.
@@ -140,6 +148,7 @@ pub const ALL: &[&str] = &[
     ALREADY_OWNER,
     ALREADY_REVOKED,
     ALREADY_SUSPENDED,
+    ALREADY_VERIFIED,
     API_KEY_NOT_ALLOWED,
     APPROVAL_REQUIRED,
     BODY_TOO_LARGE,
@@ -150,6 +159,7 @@ pub const ALL: &[&str] = &[
     CONVERSATION_ALREADY_OPEN,
     CSRF_FAILED,
     EMAIL_TAKEN,
+    EMAIL_UNVERIFIED,
     FORBIDDEN,
     IMPERSONATION_FORBIDDEN,
     IMPERSONATION_READ_ONLY,
@@ -157,6 +167,7 @@ pub const ALL: &[&str] = &[
     INTERNAL_ERROR,
     INVALID_API_KEY,
     INVALID_BODY,
+    INVALID_CODE,
     INVALID_CREDENTIALS,
     INVALID_INVITE,
     INVALID_PATH,
@@ -189,6 +200,7 @@ pub const ALL: &[&str] = &[
     TENANT_SUSPENDED,
     TOKEN_EXPIRED,
     TOKEN_IN_URL,
+    TOO_MANY_ATTEMPTS,
     TOO_MANY_WEBSOCKETS,
     UNAUTHENTICATED,
     UNAVAILABLE,

@@ -51,6 +51,9 @@ pub async fn authorize(
         SocketCredential::AccessToken(t) => auth::authenticate(s, t).await?,
         SocketCredential::ApiKey(k) => auth::authenticate_api_key_as(s, k, ip, usage).await?,
     };
+    // The socket is a route like any other for a restricted principal (the web layer's gate
+    // sees only the handshake; the credential may come in the first message).
+    p.check_route("/api/v1/ws")?;
     p.require(Permission::ConversationsRead)?;
     let tenant = p.tenant_id().ok_or(AppError::Forbidden {
         code: crate::error::code::TENANT_REQUIRED,

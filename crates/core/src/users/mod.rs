@@ -141,6 +141,7 @@ pub async fn create(
         updated_at: now,
         deleted_at: None,
         deleted_by: None,
+        email_verified_at: None,
     };
     users::insert(uow.tx(), &user).await.map_err(|e| {
         if e.is_unique_violation_on("users", "email") {
@@ -166,6 +167,24 @@ pub async fn create(
             now + ttl,
         )
         .await?;
+        let link = crate::mail::link(s, "/accept-invite", &[("token", &token)]);
+        let inviter = p
+            .tenant
+            .as_ref()
+            .map_or_else(|| "Palisade".to_owned(), |t| t.name.clone());
+        let m =
+            crate::mail::Mail::compose("invitation", &user.email, "You are invited to Palisade")
+                .user(user.id)
+                .paragraph(format!(
+                    "Hello {}, {} invited you to {inviter} on Palisade.",
+                    user.name, p.name
+                ))
+                .action("Accept the invitation and choose a password", link)
+                .paragraph(format!(
+                    "The link works once, until {} (UTC).",
+                    palisade_domain::rfc3339(now + ttl)
+                ));
+        crate::mail::queue(&mut uow, m).await?;
         (Some(token), Some(now + ttl))
     } else {
         (None, None)

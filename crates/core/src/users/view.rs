@@ -21,6 +21,9 @@ pub struct UserView {
     pub is_owner: bool,
     /// False for an invited user who has not set a password yet.
     pub has_password: bool,
+    /// True once the user proved they read mail at `email` (a code from the verification mail,
+    /// an accepted invitation, or a password reset by mail).
+    pub email_verified: bool,
     /// True once the user is deleted (restorable by a super admin within 30 days).
     pub deleted: bool,
     #[schema(format = DateTime)]
@@ -43,6 +46,7 @@ impl From<&User> for UserView {
             role: u.role,
             is_owner: u.is_owner,
             has_password: u.password_hash.is_some(),
+            email_verified: u.email_verified_at.is_some(),
             deleted: u.deleted_at.is_some(),
             created_at: rfc3339(u.created_at),
             updated_at: rfc3339(u.updated_at),

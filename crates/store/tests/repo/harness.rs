@@ -274,6 +274,7 @@ pub fn user(tenant: TenantId, email: &str) -> User {
         updated_at: now(),
         deleted_at: None,
         deleted_by: None,
+        email_verified_at: None,
     }
 }
 

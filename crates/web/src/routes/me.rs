@@ -26,6 +26,10 @@ pub struct MeResponse {
     pub session_id: Uuid,
     /// True when the password has expired and must be changed before anything else.
     pub password_expired: bool,
+    /// True once the user proved they read mail at `email`. With
+    /// `PALISADE_EMAIL_VERIFICATION=required` an unverified user may reach only this route,
+    /// `/api/v1/auth/email/verify`, `/api/v1/auth/email/resend`, logout and sessions.
+    pub email_verified: bool,
     #[schema(format = DateTime)]
     pub created_at: String,
 }
@@ -53,6 +57,7 @@ pub async fn me(Auth(p): Auth) -> ApiResult<Json<MeResponse>> {
         }),
         session_id: p.session_id()?.as_uuid(),
         password_expired: p.password_change_only,
+        email_verified: p.user.email_verified,
         created_at: rfc3339(p.user.created_at),
     }))
 }

@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod auth_mail;
 pub mod contacts;
 pub mod health;
 pub mod me;
