@@ -85,7 +85,8 @@ pub struct Limits {
     pub contacts_export: Limit<uuid::Uuid>,
     /// Password reset requests per hour, per client address.
     pub password_forgot: Limit<ClientKey>,
-    /// Email verification tries per minute, per user (each code also dies after 5 wrong tries).
+    /// Email verification requests per minute, per user: a flood guard (each code dies after 5
+    /// wrong tries anyway).
     pub email_verify: Limit<uuid::Uuid>,
 }
 
@@ -105,7 +106,7 @@ impl Limits {
                 s.rate_limit_password_forgot_per_hour,
                 Duration::from_secs(3600),
             ),
-            email_verify: Limit::new(10, Duration::from_secs(60)),
+            email_verify: Limit::new(20, Duration::from_secs(60)),
         }
     }
 

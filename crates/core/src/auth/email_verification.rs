@@ -196,10 +196,11 @@ pub async fn resend(s: &Services, p: &Principal, meta: &RequestMeta) -> AppResul
     let hour = time::Duration::hours(1);
     let minute = time::Duration::minutes(1);
     let recent = email_codes::sent_since(uow.tx(), user.id, Reason::Resend, now - hour).await?;
+    // Whole seconds, rounded up: waiting that long is always enough.
     let wait = |since: time::OffsetDateTime, window: time::Duration| {
-        u64::try_from((since + window - now).whole_seconds())
-            .unwrap_or(0)
-            .max(1)
+        let d = since + window - now;
+        let secs = d.whole_seconds() + i64::from(d.subsec_nanoseconds() > 0);
+        u64::try_from(secs).unwrap_or(0).max(1)
     };
     if let Some(last) = recent.first().filter(|t| **t > now - minute) {
         return Err(AppError::rate_limited(

@@ -89,7 +89,7 @@ fn per_address(
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 422, description = "`invalid_code`: wrong, expired, used or replaced by a newer code", body = ErrorBody),
-        (status = 429, description = "`too_many_attempts`: the code had 5 wrong tries, ask for a new one; or `rate_limited` (more than 10 tries a minute), see Retry-After", body = ErrorBody)))]
+        (status = 429, description = "`too_many_attempts`: the code had 5 wrong tries, ask for a new one; or `rate_limited` (more than 20 requests a minute), see Retry-After", body = ErrorBody)))]
 pub async fn verify_email(
     State(state): State<AppState>,
     Auth(p): Auth,
