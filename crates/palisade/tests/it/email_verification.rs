@@ -113,8 +113,7 @@ async fn wrong_expired_and_replaced_codes_are_invalid(db: Db) {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
 
     // A code lives ten minutes.
-    app.clock
-        .advance(time::Duration::seconds((10 * 60 + 1) as i64));
+    app.clock.advance(time::Duration::seconds(10 * 60 + 1));
     assert_error(
         &verify(&app, &owner, &first).await,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -185,7 +184,7 @@ async fn resending_is_limited_to_one_a_minute_and_five_an_hour(db: Db) {
         assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
         let wait = retry_after(&r);
         assert!((1..=60).contains(&wait), "{wait}");
-        app.clock.advance(time::Duration::seconds((61) as i64));
+        app.clock.advance(time::Duration::seconds(61));
     }
     assert_eq!(
         app.mails_of("ana@acme.example", "email_verification")
@@ -198,7 +197,7 @@ async fn resending_is_limited_to_one_a_minute_and_five_an_hour(db: Db) {
     assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     let wait = retry_after(&r);
     assert!(wait > 60 && wait <= 3600, "{wait}");
-    app.clock.advance(time::Duration::seconds((wait) as i64));
+    app.clock.advance(time::Duration::seconds(wait as i64));
     // The access token expired meanwhile: sign in again.
     let again = app.login("ana@acme.example", GOOD_PASSWORD).await;
     let r = resend(&app, &again.access_token).await;

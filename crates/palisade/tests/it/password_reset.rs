@@ -196,7 +196,7 @@ async fn at_most_five_mails_an_hour_per_account(db: Db) {
         5
     );
     // An hour later, one more.
-    app.clock.advance(time::Duration::seconds((3601) as i64));
+    app.clock.advance(time::Duration::seconds(3601));
     forgot(&app, "ana@acme.example").await;
     let token = nth_token(&app, "ana@acme.example", 6).await;
     assert_eq!(
@@ -248,8 +248,7 @@ async fn a_newer_token_voids_the_older_and_tokens_expire(db: Db) {
         "invalid_token",
     );
     // Thirty minutes later the newest is dead too.
-    app.clock
-        .advance(time::Duration::seconds((30 * 60 + 1) as i64));
+    app.clock.advance(time::Duration::seconds(30 * 60 + 1));
     assert_error(
         &reset(&app, &second, NEW_PASSWORD).await,
         StatusCode::BAD_REQUEST,
