@@ -172,6 +172,37 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     }
 }
 
+/// For routes anyone may call that act on an account (a password reset): a credential that acts
+/// for someone else — an API key (for its creator) or an impersonation — is refused, as on every
+/// account-security route; no credential, or a user's own session, passes.
+pub struct NotDelegated;
+
+impl<S: Send + Sync> FromRequestParts<S> for NotDelegated {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        if let Some(AuthOutcome::Authenticated { principal, .. }) =
+            parts.extensions.get::<AuthOutcome>()
+        {
+            if principal.api_key().is_some() {
+                return Err(ApiError(AppError::Forbidden {
+                    code: code::API_KEY_NOT_ALLOWED,
+                    message: "API keys cannot be used here; this route is for people".into(),
+                })
+                .into_response());
+            }
+            if principal.impersonator.is_some() {
+                return Err(ApiError(AppError::Forbidden {
+                    code: code::IMPERSONATION_FORBIDDEN,
+                    message: "an impersonation cannot reset passwords".into(),
+                })
+                .into_response());
+            }
+        }
+        Ok(NotDelegated)
+    }
+}
+
 /// Where the request came from, for audit and rate limits.
 pub struct Meta(pub RequestMeta);
 

@@ -19,6 +19,7 @@ both!(
     a_reset_lifts_the_lock,
     the_policy_applies_and_a_refused_password_keeps_the_token,
     changing_the_password_mails_the_user,
+    keys_and_impersonations_are_refused,
 );
 
 const NEW_PASSWORD: &str = "amber-falcon-drifts-northward";
@@ -327,4 +328,64 @@ async fn changing_the_password_mails_the_user(db: Db) {
         app.services.settings.public_url.trim_end_matches('/')
     );
     assert!(mail.link(&forgot_link).is_some(), "{}", mail.text);
+}
+
+async fn keys_and_impersonations_are_refused(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "ana@acme.example").await;
+    let r = app
+        .post(
+            "/api/v1/api-keys",
+            Some(&owner.access_token),
+            json!({"name": "sync", "scopes": ["contacts:read"]}),
+        )
+        .await;
+    let key = r.body["key"].as_str().unwrap().to_owned();
+    let root = app.super_admin("root@platform.example").await;
+    let r = app
+        .post(
+            &format!("/api/v1/admin/tenants/{}/impersonate", owner.tenant_id),
+            Some(&root.access_token),
+            json!({"reason": "ticket #7", "write": true}),
+        )
+        .await;
+    let imp = r.body["access_token"].as_str().unwrap().to_owned();
+    forgot(&app, "ana@acme.example").await;
+    let token = nth_token(&app, "ana@acme.example", 1).await;
+    for (credential, code) in [
+        (&key, "api_key_not_allowed"),
+        (&imp, "impersonation_forbidden"),
+    ] {
+        let r = app
+            .post(
+                "/api/v1/auth/password/forgot",
+                Some(credential),
+                json!({"email": "ana@acme.example"}),
+            )
+            .await;
+        assert_error(&r, StatusCode::FORBIDDEN, code);
+        let r = app
+            .post(
+                "/api/v1/auth/password/reset",
+                Some(credential),
+                json!({"token": token, "new_password": NEW_PASSWORD}),
+            )
+            .await;
+        assert_error(&r, StatusCode::FORBIDDEN, code);
+    }
+    // The user's own session may ask (a signed-in person who forgot nothing but wants a link).
+    let r = app
+        .post(
+            "/api/v1/auth/password/forgot",
+            Some(&owner.access_token),
+            json!({"email": "ana@acme.example"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    // Nothing above spent the token... but the second request voided it for a newer one.
+    let newest = nth_token(&app, "ana@acme.example", 2).await;
+    assert_eq!(
+        reset(&app, &newest, NEW_PASSWORD).await.status,
+        StatusCode::OK
+    );
 }

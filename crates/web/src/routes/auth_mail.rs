@@ -2,7 +2,7 @@
 //! user's mailbox (a code to verify the address, a link to reset the password).
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, Auth, Meta};
+use crate::extract::{ApiJson, Auth, Meta, NotDelegated};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -139,9 +139,11 @@ pub async fn resend_email_code(
     request_body = ForgotPasswordRequest,
     responses(
         (status = 202, description = "Accepted (the same answer for every address)", body = AcceptedResponse),
+        (status = 403, description = "Sent with an API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 429, description = "`rate_limited`: more than 5 requests an hour from this client address; see Retry-After", body = ErrorBody)))]
 pub async fn forgot_password(
     State(state): State<AppState>,
+    _: NotDelegated,
     Meta(meta): Meta,
     ApiJson(req): ApiJson<ForgotPasswordRequest>,
 ) -> ApiResult<(StatusCode, Json<AcceptedResponse>)> {
@@ -163,11 +165,13 @@ pub async fn forgot_password(
     responses(
         (status = 200, description = "Password set; sign in with it", body = ResetPasswordResponse),
         (status = 400, description = "`invalid_token`: unknown, used, expired or replaced by a newer one", body = ErrorBody),
+        (status = 403, description = "Sent with an API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 422, description = "The new password breaks the policy (every failed rule listed under `fields.new_password`)", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many attempts from this client address; see Retry-After", body = ErrorBody),
         (status = 503, description = "The server is busy checking passwords (`unavailable`); see Retry-After", body = ErrorBody)))]
 pub async fn reset_password(
     State(state): State<AppState>,
+    _: NotDelegated,
     Meta(meta): Meta,
     ApiJson(req): ApiJson<ResetPasswordRequest>,
 ) -> ApiResult<Json<ResetPasswordResponse>> {
