@@ -18,6 +18,7 @@ both!(
     a_customer_message_arrives_live_and_the_reply_reaches_read,
     the_session_cookie_authenticates_same_origin_sockets_only,
     credentials_in_the_url_and_bad_tokens_are_refused,
+    an_unverified_user_gets_no_socket_when_verification_is_required,
     a_socket_hears_its_own_tenant_only,
     revoking_the_session_closes_its_sockets,
     suspending_the_tenant_closes_its_sockets,
@@ -638,4 +639,34 @@ async fn a_node_without_sockets_sends_across_once_another_node_announces_one(db:
     })
     .await;
     assert_eq!(m["text"], "Hello from a node with no sockets");
+}
+
+async fn an_unverified_user_gets_no_socket_when_verification_is_required(db: Db) {
+    let app = palisade_testkit::spawn_app_with(db, |c| {
+        c.email_verification = palisade_core::settings::EmailVerification::Required;
+    })
+    .await;
+    let owner = app.register("Acme", "ana@acme.example").await;
+    let mut ws = connect(&app, "/api/v1/ws", &[]).await;
+    send(
+        &mut ws,
+        json!({"type": "auth", "token": owner.access_token}),
+    )
+    .await;
+    assert_eq!(closed(&mut ws).await, (4403, "email_unverified".into()));
+    let code = app
+        .wait_mail("ana@acme.example", "email_verification")
+        .await
+        .code(6)
+        .unwrap();
+    let r = app
+        .post(
+            "/api/v1/auth/email/verify",
+            Some(&owner.access_token),
+            json!({ "code": code }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mut ws = open(&app, &owner.access_token).await;
+    assert_alive(&mut ws).await;
 }
