@@ -262,6 +262,44 @@ fn check_config_redacts_secrets() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("PALISADE_SIGNING_KEYS"));
 }
 
+#[test]
+fn email_verification_is_optional_by_default_and_only_takes_its_two_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |value: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_palisade"));
+        c.arg("check-config")
+            .env("PALISADE_DATA_DIR", dir.path())
+            .env_remove("PALISADE_EMAIL_VERIFICATION")
+            .current_dir(dir.path());
+        if let Some(v) = value {
+            c.env("PALISADE_EMAIL_VERIFICATION", v);
+        }
+        let out = c.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = run(None);
+    assert!(ok, "{text}");
+    assert!(text.contains("email_verification = \"optional\""), "{text}");
+    assert!(
+        text.contains("rate_limit_password_forgot_per_hour = 5"),
+        "{text}"
+    );
+    let (ok, text) = run(Some("required"));
+    assert!(ok, "{text}");
+    assert!(text.contains("email_verification = \"required\""), "{text}");
+    let (ok, text) = run(Some("sometimes"));
+    assert!(!ok, "an unknown mode is refused at start: {text}");
+    assert!(
+        text.contains("sometimes") || text.contains("email_verification"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn palisade_sim_serves_the_simulator() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
