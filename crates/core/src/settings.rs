@@ -61,6 +61,10 @@ pub struct Settings {
     pub media_max_bytes: u64,
     /// Websockets one user (or one API key) may hold open on a node; 0: no limit.
     pub ws_max_per_user: usize,
+    /// The breached-password check (`PALISADE_HIBP_MODE`).
+    pub hibp_mode: crate::auth::breach::HibpMode,
+    /// The k-anonymity range API the check asks (`PALISADE_HIBP_URL`). Operator-trusted.
+    pub hibp_url: String,
 }
 
 impl Default for Settings {
@@ -102,6 +106,8 @@ impl Default for Settings {
             storage_dir: "./data/storage".into(),
             media_max_bytes: 100 * 1024 * 1024,
             ws_max_per_user: 20,
+            hibp_mode: crate::auth::breach::HibpMode::Off,
+            hibp_url: crate::auth::breach::DEFAULT_HIBP_URL.into(),
         }
     }
 }

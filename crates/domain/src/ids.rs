@@ -109,3 +109,7 @@ id_type!(
     /// A mail in the outbox.
     MailId
 );
+id_type!(
+    /// One sign-in attempt in a user's login history.
+    LoginAttemptId
+);

@@ -7,6 +7,7 @@
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use ipnet::IpNet;
+use palisade_core::auth::breach::HibpMode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -81,6 +82,11 @@ pub struct RawConfig {
     pub outbound_worker_interval_ms: u64,
     /// Websockets one user (or API key) may hold open on a node; 0: no limit.
     pub ws_max_per_user: usize,
+    /// The breached-password check: `off`, `warn` or `enforce`; unset: `enforce` in
+    /// production, `off` in development.
+    pub hibp_mode: Option<String>,
+    /// The k-anonymity range API (the SHA-1 prefix is appended).
+    pub hibp_url: String,
 }
 
 impl Default for RawConfig {
@@ -127,6 +133,8 @@ impl Default for RawConfig {
             media_worker_interval_ms: 1000,
             outbound_worker_interval_ms: 1000,
             ws_max_per_user: 20,
+            hibp_mode: None,
+            hibp_url: palisade_core::auth::breach::DEFAULT_HIBP_URL.into(),
         }
     }
 }
@@ -139,6 +147,7 @@ pub struct Config {
     pub database_url: String,
     pub trusted_proxies: Vec<IpNet>,
     pub cors_origins: Vec<String>,
+    pub hibp_mode: HibpMode,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,12 +202,35 @@ impl Config {
                     .into(),
             ));
         }
+        let hibp_mode = match raw.hibp_mode.as_deref().map(str::trim) {
+            None | Some("") => HibpMode::default_for(raw.env == Environment::Production),
+            Some(m) => HibpMode::parse(m).ok_or_else(|| {
+                ConfigError(format!(
+                    "PALISADE_HIBP_MODE={m:?} is not one of off, warn, enforce"
+                ))
+            })?,
+        };
+        let hibp_url = raw.hibp_url.trim();
+        let after_scheme = hibp_url
+            .strip_prefix("https://")
+            .or_else(|| hibp_url.strip_prefix("http://"));
+        match after_scheme {
+            Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {}
+            _ => {
+                return Err(ConfigError(format!(
+                    "PALISADE_HIBP_URL={:?} is not an http(s) URL like {}",
+                    raw.hibp_url,
+                    palisade_core::auth::breach::DEFAULT_HIBP_URL
+                )))
+            }
+        }
         Ok(Config {
             raw,
             listen,
             database_url,
             trusted_proxies,
             cors_origins,
+            hibp_mode,
         })
     }
 

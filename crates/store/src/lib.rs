@@ -20,6 +20,7 @@ pub mod auth_changes;
 pub mod contacts;
 pub mod conversations;
 pub mod invites;
+pub mod login_history;
 pub mod login_throttle;
 pub mod mail_outbox;
 pub mod media;

@@ -5,9 +5,11 @@
 //! [`Principal::require`] on their first line.
 
 pub mod api_keys;
+pub mod breach;
 pub mod cache;
 pub mod hashing;
 pub mod lockout;
+pub mod login_history;
 pub mod passwords;
 pub mod register;
 pub mod session_view;

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod contacts;
 pub mod health;
+pub mod login_history;
 pub mod me;
 pub mod media;
 pub mod messaging;
