@@ -17,8 +17,6 @@ pub struct LoginAttempt {
     pub os: Option<String>,
     pub result: LoginResult,
     pub method: LoginMethod,
-    /// Keyed MAC of the device of a successful sign-in (see `core::auth::login_history`).
-    pub device_hash: Option<Vec<u8>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -32,7 +30,6 @@ struct LoginAttemptRow {
     os: Option<String>,
     result: String,
     method: String,
-    device_hash: Option<Vec<u8>>,
 }
 
 impl From<LoginAttemptRow> for LoginAttempt {
@@ -49,17 +46,16 @@ impl From<LoginAttemptRow> for LoginAttempt {
             // most cautious one rather than failing the whole page.
             result: r.result.parse().unwrap_or(LoginResult::Failure),
             method: r.method.parse().unwrap_or(LoginMethod::Password),
-            device_hash: r.device_hash,
         }
     }
 }
 
-const COLUMNS: &str = "id, tenant_id, user_id, at, ip, browser, os, result, method, device_hash";
+const COLUMNS: &str = "id, tenant_id, user_id, at, ip, browser, os, result, method";
 
 pub async fn insert<S: Scope>(tx: &mut Tx<S>, a: &LoginAttempt) -> Result<()> {
     tx.execute(
         Query::new(format!(
-            "INSERT INTO login_history ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO login_history ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
         .bind(a.id)
         .bind(a.tenant_id)
@@ -69,8 +65,7 @@ pub async fn insert<S: Scope>(tx: &mut Tx<S>, a: &LoginAttempt) -> Result<()> {
         .bind(a.browser.clone())
         .bind(a.os.clone())
         .bind(a.result.as_str())
-        .bind(a.method.as_str())
-        .bind(a.device_hash.clone()),
+        .bind(a.method.as_str()),
     )
     .await?;
     Ok(())
@@ -101,37 +96,34 @@ pub async fn list<S: Scope>(
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-/// Whether the user has a successful sign-in from the device `device_hash` at or after `since`.
-pub async fn seen_device_since<S: Scope>(
+/// When the user last signed in successfully from the device `device_hash` (a keyed MAC made
+/// by core), if ever.
+pub async fn device_last_seen<S: Scope>(
     tx: &mut Tx<S>,
     user: UserId,
     device_hash: &[u8],
-    since: OffsetDateTime,
-) -> Result<bool> {
+) -> Result<Option<OffsetDateTime>> {
     #[derive(sqlx::FromRow)]
     struct Row {
-        n: i64,
+        last_seen_at: OffsetDateTime,
     }
     let tenant = tx.scope().tenant();
-    let row: Row = tx
-        .fetch_one(
+    let row: Option<Row> = tx
+        .fetch_optional(
             Query::new(
-                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT 1 FROM login_history
-                 WHERE user_id = $1 AND ($2 IS NULL OR tenant_id = $2)
-                   AND device_hash = $3 AND at >= $4 AND result = 'success'
-                 LIMIT 1) AS hit",
+                "SELECT last_seen_at FROM login_devices
+                 WHERE user_id = $1 AND ($2 IS NULL OR tenant_id = $2) AND device_hash = $3",
             )
             .bind(user)
             .bind(tenant)
-            .bind(device_hash)
-            .bind(since),
+            .bind(device_hash),
         )
         .await?;
-    Ok(row.n > 0)
+    Ok(row.map(|r| r.last_seen_at))
 }
 
-/// Whether the user has ever signed in successfully (within the retained history).
-pub async fn any_success<S: Scope>(tx: &mut Tx<S>, user: UserId) -> Result<bool> {
+/// Whether the user has signed in successfully from any device before.
+pub async fn has_devices<S: Scope>(tx: &mut Tx<S>, user: UserId) -> Result<bool> {
     #[derive(sqlx::FromRow)]
     struct Row {
         n: i64,
@@ -140,15 +132,38 @@ pub async fn any_success<S: Scope>(tx: &mut Tx<S>, user: UserId) -> Result<bool>
     let row: Row = tx
         .fetch_one(
             Query::new(
-                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT 1 FROM login_history
-                 WHERE user_id = $1 AND ($2 IS NULL OR tenant_id = $2) AND result = 'success'
-                 LIMIT 1) AS hit",
+                "SELECT COUNT(*) AS n FROM login_devices
+                 WHERE user_id = $1 AND ($2 IS NULL OR tenant_id = $2)",
             )
             .bind(user)
             .bind(tenant),
         )
         .await?;
     Ok(row.n > 0)
+}
+
+/// Records a successful sign-in from `device_hash` at `now` (first or again).
+pub async fn remember_device<S: Scope>(
+    tx: &mut Tx<S>,
+    tenant: Option<TenantId>,
+    user: UserId,
+    device_hash: &[u8],
+    now: OffsetDateTime,
+) -> Result<()> {
+    tx.execute(
+        Query::new(
+            "INSERT INTO login_devices (id, tenant_id, user_id, device_hash, first_seen_at, last_seen_at)
+             VALUES ($1, $2, $3, $4, $5, $5)
+             ON CONFLICT (user_id, device_hash) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant)
+        .bind(user)
+        .bind(device_hash)
+        .bind(now),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Deletes attempts older than `before` (retention); returns how many.

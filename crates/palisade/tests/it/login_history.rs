@@ -13,6 +13,7 @@ both!(
     the_first_sign_in_and_the_same_device_do_not_alert,
     a_new_browser_or_network_alerts_by_mail_and_audit,
     a_device_unused_for_90_days_is_new_again,
+    an_account_unused_beyond_the_history_still_alerts,
 );
 
 const FIREFOX_LINUX: &str =
@@ -381,4 +382,35 @@ async fn a_device_unused_for_90_days_is_new_again(db: Db) {
     app.clock.advance(time::Duration::days(91));
     ok(login_from(&app, owner, GOOD_PASSWORD, FIREFOX_LINUX, "203.0.113.5").await);
     assert_eq!(app.mails_of(owner, "new_device").await.len(), 1);
+}
+
+async fn an_account_unused_beyond_the_history_still_alerts(db: Db) {
+    let app = app(db).await;
+    app.register("Acme", "owner@acme.example").await;
+    let owner = "owner@acme.example";
+    let r = login_from(&app, owner, GOOD_PASSWORD, FIREFOX_LINUX, "203.0.113.5").await;
+    assert_eq!(r.status, StatusCode::OK);
+    app.clock.advance(time::Duration::days(200));
+    // The maintenance worker's round: the history's attempts are past their 180 days.
+    let pruned = palisade_core::auth::login_history::prune(&app.services)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    let n = app
+        .db
+        .count_as_owner("SELECT COUNT(*) FROM login_history")
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    // The devices are remembered: this is not taken for a first sign-in.
+    let r = login_from(&app, owner, GOOD_PASSWORD, CHROME_WINDOWS, "198.51.100.9").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(app.mails_of(owner, "new_device").await.len(), 1);
+    // Only a MAC of the device is kept, never the network.
+    let raw = app
+        .db
+        .count_as_owner("SELECT COUNT(*) FROM login_devices WHERE length(device_hash) = 32")
+        .await
+        .unwrap();
+    assert_eq!(raw, 2);
 }

@@ -10,9 +10,11 @@
 //!   [`device`]) that this user has not signed in from successfully in the last
 //!   [`NEW_DEVICE_WINDOW_DAYS`] days queues a `new_device` mail to the user and the audit record
 //!   `auth.login.new_device`, in the same unit. The very first successful sign-in of an account
-//!   (no successful sign-in in the history at all, which includes the first after registering or
-//!   accepting an invitation) does not alert: there is no known device to compare with.
-//! - Rows are kept [`RETENTION_DAYS`] days, then pruned by the maintenance worker.
+//!   (no known device at all, which includes the first after registering or accepting an
+//!   invitation) does not alert: there is nothing to compare with.
+//! - Devices are remembered as a keyed MAC (`login_devices`) for as long as the user exists;
+//!   history rows are kept [`RETENTION_DAYS`] days, then pruned by the maintenance worker. So an
+//!   account unused for longer than the history still alerts on a new device.
 //!
 //! The user reads their own history (`GET /api/v1/auth/login-history`), a tenant admin (or a
 //! super admin) any user's of the tenant (`GET /api/v1/users/{id}/login-history`). Neither
@@ -65,11 +67,6 @@ pub async fn record<S: Scope>(
         .as_deref()
         .map(UserAgent::parse)
         .unwrap_or_default();
-    let device_hash = (result == LoginResult::Success).then(|| {
-        s.keys
-            .mac(b"login-device", device::device_key(&ua, ip).as_bytes())
-            .to_vec()
-    });
     let attempt = LoginAttempt {
         id: LoginAttemptId::new(),
         tenant_id: user.tenant_id,
@@ -80,14 +77,19 @@ pub async fn record<S: Scope>(
         os: ua.os.clone(),
         result,
         method,
-        device_hash,
     };
-    if let Some(hash) = &attempt.device_hash {
-        let since = now - time::Duration::days(NEW_DEVICE_WINDOW_DAYS);
-        let known_account = store::any_success(uow.tx(), user.id).await?;
-        if known_account && !store::seen_device_since(uow.tx(), user.id, hash, since).await? {
+    if result == LoginResult::Success {
+        let hash = s
+            .keys
+            .mac(b"login-device", device::device_key(&ua, ip).as_bytes());
+        let cutoff = now - time::Duration::days(NEW_DEVICE_WINDOW_DAYS);
+        let recent = store::device_last_seen(uow.tx(), user.id, &hash)
+            .await?
+            .is_some_and(|at| at >= cutoff);
+        if !recent && store::has_devices(uow.tx(), user.id).await? {
             alert_new_device(uow, user, &attempt).await?;
         }
+        store::remember_device(uow.tx(), user.tenant_id, user.id, &hash, now).await?;
     }
     store::insert(uow.tx(), &attempt).await?;
     Ok(())
