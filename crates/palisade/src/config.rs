@@ -260,6 +260,10 @@ impl Config {
             ring(&self.raw.encryption_keys)
         ));
         out.push_str(&format!(
+            "# effective hibp_mode: {}\n",
+            self.hibp_mode.as_str()
+        ));
+        out.push_str(&format!(
             "# effective database: {}\n",
             palisade_store_redact(&self.database_url)
         ));
@@ -371,6 +375,50 @@ mod tests {
             ..RawConfig::default()
         };
         assert_eq!(Config::from_raw(raw).unwrap().trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn the_breach_check_enforces_in_production_and_is_off_in_development() {
+        let mode = |env: Environment, mode: Option<&str>| {
+            let raw = RawConfig {
+                env,
+                hibp_mode: mode.map(str::to_owned),
+                ..RawConfig::default()
+            };
+            Config::from_raw(raw).map(|c| crate::app::settings(&c).hibp_mode)
+        };
+        assert_eq!(
+            mode(Environment::Production, None).unwrap(),
+            HibpMode::Enforce
+        );
+        assert_eq!(mode(Environment::Development, None).unwrap(), HibpMode::Off);
+        assert_eq!(
+            mode(Environment::Production, Some("warn")).unwrap(),
+            HibpMode::Warn
+        );
+        assert_eq!(
+            mode(Environment::Development, Some(" Enforce ")).unwrap(),
+            HibpMode::Enforce
+        );
+        assert!(mode(Environment::Development, Some("strict"))
+            .unwrap_err()
+            .0
+            .contains("PALISADE_HIBP_MODE"));
+        let settings = crate::app::settings(&Config::from_raw(RawConfig::default()).unwrap());
+        assert_eq!(settings.hibp_url, "https://api.pwnedpasswords.com/range/");
+        for bad in ["", "ftp://mirror/range/", "https://", "pwned/range"] {
+            let raw = RawConfig {
+                hibp_url: bad.into(),
+                ..RawConfig::default()
+            };
+            assert!(
+                Config::from_raw(raw)
+                    .unwrap_err()
+                    .0
+                    .contains("PALISADE_HIBP_URL"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
