@@ -96,32 +96,6 @@ pub async fn list<S: Scope>(
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-/// When the user last signed in successfully from the device `device_hash` (a keyed MAC made
-/// by core), if ever.
-pub async fn device_last_seen<S: Scope>(
-    tx: &mut Tx<S>,
-    user: UserId,
-    device_hash: &[u8],
-) -> Result<Option<OffsetDateTime>> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        last_seen_at: OffsetDateTime,
-    }
-    let tenant = tx.scope().tenant();
-    let row: Option<Row> = tx
-        .fetch_optional(
-            Query::new(
-                "SELECT last_seen_at FROM login_devices
-                 WHERE user_id = $1 AND ($2 IS NULL OR tenant_id = $2) AND device_hash = $3",
-            )
-            .bind(user)
-            .bind(tenant)
-            .bind(device_hash),
-        )
-        .await?;
-    Ok(row.map(|r| r.last_seen_at))
-}
-
 /// Whether the user has signed in successfully from any device before.
 pub async fn has_devices<S: Scope>(tx: &mut Tx<S>, user: UserId) -> Result<bool> {
     #[derive(sqlx::FromRow)]
@@ -142,28 +116,40 @@ pub async fn has_devices<S: Scope>(tx: &mut Tx<S>, user: UserId) -> Result<bool>
     Ok(row.n > 0)
 }
 
-/// Records a successful sign-in from `device_hash` at `now` (first or again).
+/// Records a successful sign-in from `device_hash` at `now` and returns when the user was last
+/// seen on it before (`None`: never). One statement, so of two sign-ins racing from a new
+/// device exactly one sees it as new (PostgreSQL's upsert waits on the row; SQLite has one
+/// writer).
 pub async fn remember_device<S: Scope>(
     tx: &mut Tx<S>,
     tenant: Option<TenantId>,
     user: UserId,
     device_hash: &[u8],
     now: OffsetDateTime,
-) -> Result<()> {
-    tx.execute(
-        Query::new(
-            "INSERT INTO login_devices (id, tenant_id, user_id, device_hash, first_seen_at, last_seen_at)
-             VALUES ($1, $2, $3, $4, $5, $5)
-             ON CONFLICT (user_id, device_hash) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+) -> Result<Option<OffsetDateTime>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        previous_seen_at: Option<OffsetDateTime>,
+    }
+    let row: Row = tx
+        .fetch_one(
+            Query::new(
+                "INSERT INTO login_devices
+                     (id, tenant_id, user_id, device_hash, first_seen_at, last_seen_at)
+                 VALUES ($1, $2, $3, $4, $5, $5)
+                 ON CONFLICT (user_id, device_hash) DO UPDATE
+                     SET last_seen_at = excluded.last_seen_at,
+                         previous_seen_at = login_devices.last_seen_at
+                 RETURNING previous_seen_at",
+            )
+            .bind(Uuid::now_v7())
+            .bind(tenant)
+            .bind(user)
+            .bind(device_hash)
+            .bind(now),
         )
-        .bind(Uuid::now_v7())
-        .bind(tenant)
-        .bind(user)
-        .bind(device_hash)
-        .bind(now),
-    )
-    .await?;
-    Ok(())
+        .await?;
+    Ok(row.previous_seen_at)
 }
 
 /// Deletes attempts older than `before` (retention); returns how many.

@@ -14,6 +14,7 @@ both!(
     a_new_browser_or_network_alerts_by_mail_and_audit,
     a_device_unused_for_90_days_is_new_again,
     an_account_unused_beyond_the_history_still_alerts,
+    concurrent_sign_ins_from_a_new_device_alert_once,
 );
 
 const FIREFOX_LINUX: &str =
@@ -413,4 +414,27 @@ async fn an_account_unused_beyond_the_history_still_alerts(db: Db) {
         .await
         .unwrap();
     assert_eq!(raw, 2);
+}
+
+async fn concurrent_sign_ins_from_a_new_device_alert_once(db: Db) {
+    let app = app(db).await;
+    app.register("Acme", "owner@acme.example").await;
+    let owner = "owner@acme.example";
+    let r = login_from(&app, owner, GOOD_PASSWORD, FIREFOX_LINUX, "203.0.113.5").await;
+    assert_eq!(r.status, StatusCode::OK);
+    for round in 0..3 {
+        let ip = format!("198.51.{round}.9");
+        let (a, b) = tokio::join!(
+            login_from(&app, owner, GOOD_PASSWORD, CHROME_WINDOWS, &ip),
+            login_from(&app, owner, GOOD_PASSWORD, CHROME_WINDOWS, &ip)
+        );
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        assert_eq!(b.status, StatusCode::OK, "{}", b.body);
+        assert_eq!(
+            app.mails_of(owner, "new_device").await.len(),
+            round + 1,
+            "one mail per new device, however many sign-ins race"
+        );
+    }
+    assert_eq!(audit_count(&app, "auth.login.new_device").await, 3);
 }

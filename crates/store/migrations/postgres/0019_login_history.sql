@@ -37,6 +37,9 @@ CREATE TABLE login_devices (
     device_hash bytea NOT NULL,
     first_seen_at timestamptz NOT NULL,
     last_seen_at timestamptz NOT NULL,
+    -- The sighting before `last_seen_at` (NULL after the first), returned by the upsert that
+    -- records a sign-in, so the new-device decision is made in that one statement.
+    previous_seen_at timestamptz,
     FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id)
 );
 -- One row per device of a user (user ids are unique across tenants; tenant_id is NULL for

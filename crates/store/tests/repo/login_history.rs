@@ -27,6 +27,18 @@ fn attempt(tenant: TenantId, user: UserId, result: LoginResult) -> LoginAttempt 
     }
 }
 
+async fn remember(
+    tx: &mut palisade_store::Tx<palisade_store::TenantScope>,
+    tenant: TenantId,
+    user: UserId,
+    hash: &[u8],
+    at: time::OffsetDateTime,
+) -> Option<time::OffsetDateTime> {
+    login_history::remember_device(tx, Some(tenant), user, hash, at)
+        .await
+        .unwrap()
+}
+
 async fn attempts_page_newest_first_and_stay_in_their_tenant(db: Db) {
     let t = TestStore::new(db).await;
     let acme = t.new_tenant("Acme").await;
@@ -80,38 +92,31 @@ async fn a_device_is_one_row_and_its_last_sighting_moves(db: Db) {
     let ana = t.new_user(acme, "ana@acme.example").await;
     let mut tx = t.tenant(acme).await;
     assert!(!login_history::has_devices(&mut tx, ana.id).await.unwrap());
-    assert_eq!(
-        login_history::device_last_seen(&mut tx, ana.id, b"device-a")
-            .await
-            .unwrap(),
-        None
-    );
-    login_history::remember_device(&mut tx, Some(acme), ana.id, b"device-a", now())
-        .await
-        .unwrap();
     let later = now() + Duration::days(3);
-    login_history::remember_device(&mut tx, Some(acme), ana.id, b"device-a", later)
-        .await
-        .unwrap();
+    assert_eq!(
+        remember(&mut tx, acme, ana.id, b"device-a", now()).await,
+        None,
+        "never seen"
+    );
     assert!(login_history::has_devices(&mut tx, ana.id).await.unwrap());
     assert_eq!(
-        login_history::device_last_seen(&mut tx, ana.id, b"device-a")
-            .await
-            .unwrap(),
+        remember(&mut tx, acme, ana.id, b"device-a", later).await,
+        Some(now())
+    );
+    assert_eq!(
+        remember(&mut tx, acme, ana.id, b"device-b", later).await,
+        None
+    );
+    assert_eq!(
+        remember(&mut tx, acme, ana.id, b"device-a", later).await,
         Some(later)
     );
     assert_eq!(
-        login_history::device_last_seen(&mut tx, ana.id, b"device-b")
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
         count(&mut tx, "SELECT COUNT(*) AS n FROM login_devices").await,
-        1
+        2
     );
     tx.commit().await.unwrap();
-    // Another tenant does not see it.
+    // Another tenant does not see them.
     let globex = t.new_tenant("Globex").await;
     let mut tx = t.tenant(globex).await;
     assert!(!login_history::has_devices(&mut tx, ana.id).await.unwrap());

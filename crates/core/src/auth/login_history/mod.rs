@@ -83,13 +83,13 @@ pub async fn record<S: Scope>(
             .keys
             .mac(b"login-device", device::device_key(&ua, ip).as_bytes());
         let cutoff = now - time::Duration::days(NEW_DEVICE_WINDOW_DAYS);
-        let recent = store::device_last_seen(uow.tx(), user.id, &hash)
-            .await?
-            .is_some_and(|at| at >= cutoff);
-        if !recent && store::has_devices(uow.tx(), user.id).await? {
+        // Asked before this device is remembered: the account's very first device is no alert.
+        let known_account = store::has_devices(uow.tx(), user.id).await?;
+        let previous =
+            store::remember_device(uow.tx(), user.tenant_id, user.id, &hash, now).await?;
+        if known_account && previous.is_none_or(|at| at < cutoff) {
             alert_new_device(uow, user, &attempt).await?;
         }
-        store::remember_device(uow.tx(), user.tenant_id, user.id, &hash, now).await?;
     }
     store::insert(uow.tx(), &attempt).await?;
     Ok(())
