@@ -120,6 +120,7 @@ pub fn range_contains(body: &str, suffix: &str) -> bool {
 pub struct HibpRangeClient {
     http: reqwest::Client,
     base: String,
+    timeout: Duration,
 }
 
 impl HibpRangeClient {
@@ -135,6 +136,7 @@ impl HibpRangeClient {
         HibpRangeClient {
             http,
             base: base_url.to_owned(),
+            timeout,
         }
     }
 
@@ -170,7 +172,13 @@ impl HibpRangeClient {
 
 impl BreachChecker for HibpRangeClient {
     fn is_breached<'a>(&'a self, password: &'a str) -> BreachFuture<'a> {
-        Box::pin(self.check(password))
+        // The client's own timeout covers the request; this one also holds if the client
+        // could not be built with it (`unwrap_or_default` above) and covers reading the body.
+        Box::pin(async move {
+            tokio::time::timeout(self.timeout, self.check(password))
+                .await
+                .unwrap_or(Err(BreachCheckError::Timeout))
+        })
     }
 }
 
