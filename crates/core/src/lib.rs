@@ -59,6 +59,8 @@ pub struct Services {
     pub realtime: Arc<realtime::Hub>,
     /// Meta's verified webhook POSTs, stored and processed in batches.
     pub inbound: Arc<whatsapp::inbound::Pipeline>,
+    /// The breached-password check (asked only when `settings.hibp_mode` is not `off`).
+    pub breach: Arc<dyn auth::breach::BreachChecker>,
 }
 
 impl Services {
@@ -85,6 +87,10 @@ impl Services {
             media_downloads: Arc::new(tokio::sync::Notify::new()),
             mail_outbox: Arc::new(tokio::sync::Notify::new()),
             inbound: Arc::default(),
+            breach: Arc::new(auth::breach::HibpRangeClient::new(
+                &settings.hibp_url,
+                std::time::Duration::from_secs(2),
+            )),
             realtime: Arc::new(
                 realtime::Hub::new(store.backend() == palisade_store::Backend::Postgres)
                     .with_max_sockets_per_owner(settings.ws_max_per_user),

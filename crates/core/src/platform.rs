@@ -224,6 +224,7 @@ pub async fn impersonate(
         session_id: session.id,
         password_expired: false,
         csrf_token: crate::auth::sessions::csrf_token(s, session.id),
+        warnings: Vec::new(),
     };
     Ok(Impersonation {
         tokens,

@@ -76,6 +76,10 @@ pub struct Settings {
     pub email_verification: EmailVerification,
     /// `POST /api/v1/auth/password/forgot` per client address per hour; beyond it 429. 0 disables.
     pub rate_limit_password_forgot_per_hour: u32,
+    /// The breached-password check (`PALISADE_HIBP_MODE`).
+    pub hibp_mode: crate::auth::breach::HibpMode,
+    /// The k-anonymity range API the check asks (`PALISADE_HIBP_URL`). Operator-trusted.
+    pub hibp_url: String,
 }
 
 impl Default for Settings {
@@ -119,6 +123,8 @@ impl Default for Settings {
             ws_max_per_user: 20,
             email_verification: EmailVerification::Optional,
             rate_limit_password_forgot_per_hour: 5,
+            hibp_mode: crate::auth::breach::HibpMode::Off,
+            hibp_url: crate::auth::breach::DEFAULT_HIBP_URL.into(),
         }
     }
 }

@@ -117,3 +117,7 @@ id_type!(
     /// A password reset token sent by mail.
     PasswordResetId
 );
+id_type!(
+    /// One sign-in attempt in a user's login history.
+    LoginAttemptId
+);

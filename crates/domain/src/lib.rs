@@ -8,6 +8,7 @@ pub mod consent;
 pub mod contact;
 pub mod event;
 pub mod ids;
+pub mod login;
 pub mod password;
 pub mod permission;
 pub mod role;
@@ -21,9 +22,10 @@ pub use contact::{Contact, CustomAttributes, PhoneNumber, Tags};
 pub use event::EventType;
 pub use ids::{
     ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DeliveryId, EmailCodeId,
-    InboundEventId, InviteId, MailId, MessageId, NotificationId, PasswordResetId, RefreshTokenId,
-    SessionId, TenantId, UserId, WebhookId,
+    InboundEventId, InviteId, LoginAttemptId, MailId, MessageId, NotificationId, PasswordResetId,
+    RefreshTokenId, SessionId, TenantId, UserId, WebhookId,
 };
+pub use login::{LoginMethod, LoginResult};
 pub use password::{PasswordContext, PasswordPolicy, PasswordPolicyPreset, PasswordViolation};
 pub use permission::Permission;
 pub use role::Role;

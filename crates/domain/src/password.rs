@@ -90,6 +90,15 @@ impl PasswordViolation {
         }
     }
 
+    /// The password appears in a known data breach (the breached-password check in `core`).
+    /// The message names the rule, so a client can recognise it among the others.
+    pub fn breached() -> Self {
+        Self::new(
+            "breached",
+            "is a breached password: it appears in known data breaches, choose another",
+        )
+    }
+
     pub fn reused(history: usize) -> Self {
         Self::new(
             "reused",

@@ -82,6 +82,8 @@ pub fn settings(config: &Config) -> Settings {
         ws_max_per_user: r.ws_max_per_user,
         email_verification: r.email_verification,
         rate_limit_password_forgot_per_hour: r.rate_limit_password_forgot_per_hour,
+        hibp_mode: config.hibp_mode,
+        hibp_url: r.hibp_url.trim().to_owned(),
         ..Settings::default()
     }
 }
@@ -304,6 +306,11 @@ impl Application {
             self.services.clone(),
             palisade_core::whatsapp::retention::INTERVAL,
         );
+        // Sign-in attempts past their retention (180 days) are deleted hourly.
+        let login_history = palisade_core::auth::login_history::spawn_pruning(
+            self.services.clone(),
+            palisade_core::whatsapp::retention::INTERVAL,
+        );
         let limits = self.services.limits.clone();
         // A plain timer, not `worker::spawn_periodic`: `shrink` cannot fail and has nothing to
         // drain, and it keeps tokio's default (burst) catch-up.
@@ -341,6 +348,7 @@ impl Application {
             w.abort();
         }
         retention.abort();
+        login_history.abort();
         if let Some(w) = webhooks {
             w.abort();
         }

@@ -4,7 +4,7 @@ use crate::app::{database_settings, settings, Application};
 use crate::config::Config;
 use clap::{Parser, Subcommand};
 use palisade_core::auth::hashing::PasswordHasher;
-use palisade_core::auth::passwords::check_policy;
+use palisade_core::auth::passwords::check_rules;
 use palisade_domain::{EmailAddress, PasswordContext, PasswordPolicyPreset, PersonName};
 use palisade_store::{audit, users, Store, SystemScope};
 use std::io::{BufRead, IsTerminal};
@@ -253,7 +253,7 @@ async fn create_super_admin(config: &Config, email: &str, name: &str) -> anyhow:
         name: name.as_str(),
         tenant_name: "",
     };
-    check_policy(
+    check_rules(
         &PasswordPolicyPreset::Modern.policy(),
         "password",
         &password,

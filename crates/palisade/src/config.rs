@@ -7,6 +7,7 @@
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use ipnet::IpNet;
+use palisade_core::auth::breach::HibpMode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -86,6 +87,11 @@ pub struct RawConfig {
     pub email_verification: palisade_core::settings::EmailVerification,
     /// Password reset requests per hour per client address; 0 disables.
     pub rate_limit_password_forgot_per_hour: u32,
+    /// The breached-password check: `off`, `warn` or `enforce`; unset: `enforce` in
+    /// production, `off` in development.
+    pub hibp_mode: Option<String>,
+    /// The k-anonymity range API (the SHA-1 prefix is appended).
+    pub hibp_url: String,
 }
 
 impl Default for RawConfig {
@@ -134,6 +140,8 @@ impl Default for RawConfig {
             ws_max_per_user: 20,
             email_verification: palisade_core::settings::EmailVerification::Optional,
             rate_limit_password_forgot_per_hour: 5,
+            hibp_mode: None,
+            hibp_url: palisade_core::auth::breach::DEFAULT_HIBP_URL.into(),
         }
     }
 }
@@ -146,6 +154,7 @@ pub struct Config {
     pub database_url: String,
     pub trusted_proxies: Vec<IpNet>,
     pub cors_origins: Vec<String>,
+    pub hibp_mode: HibpMode,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -200,12 +209,35 @@ impl Config {
                     .into(),
             ));
         }
+        let hibp_mode = match raw.hibp_mode.as_deref().map(str::trim) {
+            None | Some("") => HibpMode::default_for(raw.env == Environment::Production),
+            Some(m) => HibpMode::parse(m).ok_or_else(|| {
+                ConfigError(format!(
+                    "PALISADE_HIBP_MODE={m:?} is not one of off, warn, enforce"
+                ))
+            })?,
+        };
+        let hibp_url = raw.hibp_url.trim();
+        let after_scheme = hibp_url
+            .strip_prefix("https://")
+            .or_else(|| hibp_url.strip_prefix("http://"));
+        match after_scheme {
+            Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {}
+            _ => {
+                return Err(ConfigError(format!(
+                    "PALISADE_HIBP_URL={:?} is not an http(s) URL like {}",
+                    raw.hibp_url,
+                    palisade_core::auth::breach::DEFAULT_HIBP_URL
+                )))
+            }
+        }
         Ok(Config {
             raw,
             listen,
             database_url,
             trusted_proxies,
             cors_origins,
+            hibp_mode,
         })
     }
 
@@ -233,6 +265,10 @@ impl Config {
         out.push_str(&format!(
             "encryption_keys = {}\n",
             ring(&self.raw.encryption_keys)
+        ));
+        out.push_str(&format!(
+            "# effective hibp_mode: {}\n",
+            self.hibp_mode.as_str()
         ));
         out.push_str(&format!(
             "# effective database: {}\n",
@@ -346,6 +382,50 @@ mod tests {
             ..RawConfig::default()
         };
         assert_eq!(Config::from_raw(raw).unwrap().trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn the_breach_check_enforces_in_production_and_is_off_in_development() {
+        let mode = |env: Environment, mode: Option<&str>| {
+            let raw = RawConfig {
+                env,
+                hibp_mode: mode.map(str::to_owned),
+                ..RawConfig::default()
+            };
+            Config::from_raw(raw).map(|c| crate::app::settings(&c).hibp_mode)
+        };
+        assert_eq!(
+            mode(Environment::Production, None).unwrap(),
+            HibpMode::Enforce
+        );
+        assert_eq!(mode(Environment::Development, None).unwrap(), HibpMode::Off);
+        assert_eq!(
+            mode(Environment::Production, Some("warn")).unwrap(),
+            HibpMode::Warn
+        );
+        assert_eq!(
+            mode(Environment::Development, Some(" Enforce ")).unwrap(),
+            HibpMode::Enforce
+        );
+        assert!(mode(Environment::Development, Some("strict"))
+            .unwrap_err()
+            .0
+            .contains("PALISADE_HIBP_MODE"));
+        let settings = crate::app::settings(&Config::from_raw(RawConfig::default()).unwrap());
+        assert_eq!(settings.hibp_url, "https://api.pwnedpasswords.com/range/");
+        for bad in ["", "ftp://mirror/range/", "https://", "pwned/range"] {
+            let raw = RawConfig {
+                hibp_url: bad.into(),
+                ..RawConfig::default()
+            };
+            assert!(
+                Config::from_raw(raw)
+                    .unwrap_err()
+                    .0
+                    .contains("PALISADE_HIBP_URL"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod email_codes;
 pub mod invites;
+pub mod login_history;
 pub mod login_throttle;
 pub mod mail_outbox;
 pub mod media;

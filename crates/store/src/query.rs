@@ -150,6 +150,7 @@ into_arg_id!(palisade_domain::AuditRecordId);
 into_arg_id!(palisade_domain::MailId);
 into_arg_id!(palisade_domain::EmailCodeId);
 into_arg_id!(palisade_domain::PasswordResetId);
+into_arg_id!(palisade_domain::LoginAttemptId);
 
 impl<T: IntoArg> IntoArg for Option<T> {
     fn into_arg(self) -> Arg {

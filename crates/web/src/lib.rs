@@ -63,6 +63,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(routes::auth::router())
         .merge(routes::auth_mail::router())
+        .merge(routes::login_history::router())
         .merge(routes::me::router())
         .merge(routes::users::router())
         .merge(routes::tenant::router())

@@ -5,10 +5,12 @@
 //! [`Principal::require`] on their first line.
 
 pub mod api_keys;
+pub mod breach;
 pub mod cache;
 pub mod email_verification;
 pub mod hashing;
 pub mod lockout;
+pub mod login_history;
 pub mod password_reset;
 pub mod passwords;
 pub mod register;

@@ -117,13 +117,22 @@ fn invalid_token() -> AppError {
     }
 }
 
-/// Sets a new password with a reset token; returns how many sessions were signed out.
+/// What a reset did.
+#[derive(Debug, Clone)]
+pub struct ResetDone {
+    /// Sessions of the user that were signed out (all of them).
+    pub sessions_revoked: usize,
+    /// `password_breached` when the password was accepted with that warning.
+    pub warnings: super::passwords::PasswordWarnings,
+}
+
+/// Sets a new password with a reset token.
 pub async fn reset(
     s: &Services,
     meta: &RequestMeta,
     token: &str,
     new_password: &str,
-) -> AppResult<usize> {
+) -> AppResult<ResetDone> {
     if !token.starts_with(tokens::PASSWORD_RESET_PREFIX) || token.len() > 128 {
         return Err(invalid_token());
     }
@@ -153,7 +162,16 @@ pub async fn reset(
         name: &user.name,
         tenant_name: &tenant_name,
     };
-    check_policy(&policy, "new_password", new_password, &ctx)?;
+    let warnings = check_policy(
+        s,
+        meta,
+        user.tenant_id,
+        &policy,
+        "new_password",
+        new_password,
+        &ctx,
+    )
+    .await?;
     check_reuse(s, &previous, &policy, "new_password", new_password).await?;
     let hash = s.hasher.hash(new_password).await.map_err(hash_error)?;
 
@@ -197,5 +215,8 @@ pub async fn reset(
     }
     login_throttle::clear(uow.tx(), &lockout::key(&user.email)).await?;
     uow.commit().await?;
-    Ok(n)
+    Ok(ResetDone {
+        sessions_revoked: n,
+        warnings,
+    })
 }

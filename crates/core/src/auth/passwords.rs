@@ -1,5 +1,6 @@
 //! Choosing and changing passwords: policy, history, expiry, invitations, generation.
 
+use super::breach::{self, HibpMode};
 use super::sessions::{hash_error, IssuedTokens};
 use super::{cache, sessions, tokens, Principal, RequestMeta};
 use crate::audit::AuditEntryExt;
@@ -13,20 +14,95 @@ use palisade_store::{Scope, SystemScope, TenantScope, Tx, UserScope};
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-/// Refuses a password that breaks the policy, listing every failed rule under `field`.
-pub fn check_policy(
+/// Refuses a password that breaks the policy's own rules (length, strength, common passwords,
+/// composition), listing every failed rule under `field`. No outside call: the CLI uses it as
+/// is; every request that sets a password goes through [`check_policy`], which adds the
+/// breached-password check.
+pub fn check_rules(
     policy: &PasswordPolicy,
     field: &'static str,
     password: &str,
     ctx: &PasswordContext<'_>,
 ) -> AppResult<()> {
-    let violations = policy.check(password, ctx);
+    violations_error(field, policy.check(password, ctx))
+}
+
+fn violations_error(
+    field: &'static str,
+    violations: Vec<palisade_domain::PasswordViolation>,
+) -> AppResult<()> {
     if violations.is_empty() {
         return Ok(());
     }
     Err(AppError::validation(violations.into_iter().map(|v| {
         palisade_domain::FieldError::new(field, v.message)
     })))
+}
+
+/// What a request that set an acceptable password tells the client besides success: in
+/// `warn` mode, `password_breached`.
+pub type PasswordWarnings = Vec<&'static str>;
+
+/// The one check every path that sets a password goes through (registration, change,
+/// invitation, user creation, reset): the policy's rules ([`check_rules`]) and, unless
+/// `PALISADE_HIBP_MODE` is `off`, the breached-password check (`auth::breach`). In `enforce`
+/// mode a breached password fails with the rule `breached` listed with the others; in `warn`
+/// mode it passes with the warning. When the range API cannot be asked the password passes
+/// (fail-open) and the failure is recorded: a tracing warning and the audit record
+/// `security.breach_check_failed` (in `tenant`'s chain when known, otherwise the platform's).
+/// History (reuse) is checked separately, with the hashes read by the caller.
+#[allow(clippy::too_many_arguments)]
+pub async fn check_policy(
+    s: &Services,
+    meta: &RequestMeta,
+    tenant: Option<palisade_domain::TenantId>,
+    policy: &PasswordPolicy,
+    field: &'static str,
+    password: &str,
+    ctx: &PasswordContext<'_>,
+) -> AppResult<PasswordWarnings> {
+    let mut violations = policy.check(password, ctx);
+    let mode = s.settings.hibp_mode;
+    // An oversized password is refused anyway; nothing is sent for it.
+    let too_long = password.chars().count() > policy.max_length;
+    let warn_only = mode == HibpMode::Warn && !violations.is_empty();
+    let mut warnings = PasswordWarnings::new();
+    if mode != HibpMode::Off && !too_long && !warn_only {
+        match s.breach.is_breached(password).await {
+            Ok(false) => {}
+            Ok(true) if mode == HibpMode::Enforce => {
+                violations.push(palisade_domain::PasswordViolation::breached());
+            }
+            Ok(true) => warnings.push(breach::PASSWORD_BREACHED),
+            Err(e) => breach_check_failed(s, meta, tenant, &e).await?,
+        }
+    }
+    violations_error(field, violations)?;
+    Ok(warnings)
+}
+
+/// Records that the breached-password check could not run (the password was accepted).
+async fn breach_check_failed(
+    s: &Services,
+    meta: &RequestMeta,
+    tenant: Option<palisade_domain::TenantId>,
+    e: &breach::BreachCheckError,
+) -> AppResult<()> {
+    tracing::warn!(
+        request_id = %meta.request_id,
+        error = %e,
+        "breached-password check failed; the password was accepted without it"
+    );
+    let mut uow = UnitOfWork::anonymous(s, meta, SystemScope::new("password.breach_check")).await?;
+    if let Some(t) = tenant {
+        uow.set_tenant(t);
+    }
+    uow.audit(
+        uow.entry("security.breach_check_failed")
+            .metadata(serde_json::json!({ "reason": e.reason() })),
+    )
+    .await?;
+    uow.commit().await
 }
 
 /// The hashes a new password must not match: the current one and the last `policy.history`.
@@ -108,6 +184,14 @@ pub(crate) async fn queue_changed_mail<S: Scope>(
     Ok(())
 }
 
+/// What changing a password did.
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    /// Other sessions of the user that were signed out.
+    pub other_sessions_revoked: usize,
+    pub warnings: PasswordWarnings,
+}
+
 /// Changes the signed-in user's password and signs out their other sessions.
 pub async fn change(
     s: &Services,
@@ -115,7 +199,7 @@ pub async fn change(
     meta: &RequestMeta,
     current: &str,
     new: &str,
-) -> AppResult<usize> {
+) -> AppResult<PasswordChange> {
     let session = p.session_id()?;
     if p.impersonator.is_some() {
         return Err(AppError::Forbidden {
@@ -149,7 +233,7 @@ pub async fn change(
         name: &user.name,
         tenant_name: &tenant_name,
     };
-    check_policy(&policy, "new_password", new, &ctx)?;
+    let warnings = check_policy(s, meta, p.tenant_id(), &policy, "new_password", new, &ctx).await?;
     check_reuse(s, &previous, &policy, "new_password", new).await?;
     let hash = s.hasher.hash(new).await.map_err(hash_error)?;
     let mut uow = UnitOfWork::begin_in(s, p, meta, p.own_scope()).await?;
@@ -186,7 +270,10 @@ pub async fn change(
     let user_id = user.id;
     uow.after_commit(move |s| s.auth_cache.forget_user(user_id));
     uow.commit().await?;
-    Ok(n)
+    Ok(PasswordChange {
+        other_sessions_revoked: n,
+        warnings,
+    })
 }
 
 /// Sets the first password of an invited user and signs them in.
@@ -228,7 +315,16 @@ pub async fn accept_invite(
         name: &user.name,
         tenant_name: &tenant_name,
     };
-    check_policy(&preset.policy(), "password", password, &ctx)?;
+    let warnings = check_policy(
+        s,
+        meta,
+        Some(invite.tenant_id),
+        &preset.policy(),
+        "password",
+        password,
+        &ctx,
+    )
+    .await?;
     // Hashed before the write transaction; the invitation's single use is enforced in it
     // (`mark_used` succeeds for one caller only) and the user re-checked.
     let hash = s.hasher.hash(password).await.map_err(hash_error)?;
@@ -257,7 +353,9 @@ pub async fn accept_invite(
     uow.commit().await?;
     let mut fresh = user.clone();
     fresh.password_changed_at = Some(now);
-    sessions::issue(s, &fresh, &session, refresh, false, now)
+    let mut tokens = sessions::issue(s, &fresh, &session, refresh, false, now)?;
+    tokens.warnings = warnings;
+    Ok(tokens)
 }
 
 /// A random 24-character password with every character class, which passes every preset.

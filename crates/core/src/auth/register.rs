@@ -47,12 +47,16 @@ pub async fn register(
         name: name.as_str(),
         tenant_name: tenant_name.as_str(),
     };
-    check_policy(
+    let warnings = check_policy(
+        s,
+        meta,
+        None,
         &PasswordPolicyPreset::Modern.policy(),
         "password",
         password,
         &ctx,
-    )?;
+    )
+    .await?;
     let hash = s.hasher.hash(password).await.map_err(hash_error)?;
 
     // The scope of a tenant that this transaction creates: its id was just generated here.
@@ -105,7 +109,8 @@ pub async fn register(
         );
     uow.audit(sessions::as_user(e, &user)).await?;
     uow.commit().await?;
-    let tokens = sessions::issue(s, &user, &session, refresh, false, now)?;
+    let mut tokens = sessions::issue(s, &user, &session, refresh, false, now)?;
+    tokens.warnings = warnings;
     Ok(Registration {
         tenant,
         user,

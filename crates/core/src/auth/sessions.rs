@@ -11,11 +11,11 @@
 //!   on every node within a second (see `cache`).
 
 use super::session_view::SessionView;
-use super::{cache, lockout, tokens, Principal, RequestMeta};
+use super::{cache, lockout, login_history, tokens, Principal, RequestMeta};
 use crate::audit::AuditEntryExt;
 use crate::error::code;
 use crate::{AppError, AppResult, Services, UnitOfWork};
-use palisade_domain::{PasswordPolicyPreset, SessionId, TenantId};
+use palisade_domain::{LoginMethod, LoginResult, PasswordPolicyPreset, SessionId, TenantId};
 use palisade_store::audit::AuditEntry;
 use palisade_store::auth_changes::ChangeKind;
 use palisade_store::sessions::Session;
@@ -37,6 +37,8 @@ pub struct IssuedTokens {
     pub password_expired: bool,
     /// The CSRF token for cookie-authenticated browsers.
     pub csrf_token: String,
+    /// Set by a request that also chose a password (`password_breached` in `warn` mode).
+    pub warnings: Vec<&'static str>,
 }
 
 /// The CSRF token of a session: a MAC of its id, so it needs no storage and dies with it.
@@ -81,10 +83,11 @@ pub(crate) async fn start<S: Scope>(
         .user_agent
         .as_deref()
         .map(|u| u.chars().take(512).collect::<String>());
-    let (browser, os) = ua
+    let parsed = ua
         .as_deref()
-        .map(describe_user_agent)
-        .unwrap_or((None, None));
+        .map(super::login_history::UserAgent::parse)
+        .unwrap_or_default();
+    let (browser, os) = (parsed.browser, parsed.os);
     let ttl = time::Duration::try_from(s.settings.refresh_token_ttl)
         .map_err(|e| anyhow::anyhow!("refresh ttl: {e}"))?;
     let session = Session {
@@ -112,21 +115,6 @@ pub(crate) async fn start<S: Scope>(
     )
     .await?;
     Ok((session, refresh))
-}
-
-/// Browser and OS names from a User-Agent header, e.g. ("Firefox 128.0", "Linux").
-fn describe_user_agent(ua: &str) -> (Option<String>, Option<String>) {
-    match woothee::parser::Parser::new().parse(ua) {
-        Some(r) => {
-            let known = |s: &str| (!s.is_empty() && s != "UNKNOWN").then(|| s.to_owned());
-            let browser = known(r.name).map(|n| match known(r.version) {
-                Some(v) => format!("{n} {v}"),
-                None => n,
-            });
-            (browser, known(r.os))
-        }
-        None => (None, None),
-    }
 }
 
 /// Whether the user's password has outlived the tenant's policy.
@@ -176,6 +164,7 @@ pub(crate) fn issue(
         session_id: session.id,
         password_expired,
         csrf_token: csrf_token(s, session.id),
+        warnings: Vec::new(),
     })
 }
 
@@ -220,6 +209,13 @@ pub async fn login(
     };
     if let Some(retry) = lockout::locked_for(throttle.as_ref(), now) {
         if !trusted_origin {
+            if let Some(u) = user.as_ref().filter(|u| u.deleted_at.is_none()) {
+                let scope = UserScope::for_tenant(u.tenant_id);
+                let mut uow = UnitOfWork::anonymous(s, meta, scope).await?;
+                login_history::record(&mut uow, u, LoginResult::Locked, LoginMethod::Password)
+                    .await?;
+                uow.commit().await?;
+            }
             return Err(AppError::TooManyRequests {
                 code: code::ACCOUNT_LOCKED,
                 message: "too many failed sign-ins; try again later".into(),
@@ -264,6 +260,7 @@ pub async fn login(
         &user,
     ))
     .await?;
+    login_history::record(&mut uow, &user, LoginResult::Success, LoginMethod::Password).await?;
     uow.commit().await?;
     if throttle.is_some() {
         let mut uow = UnitOfWork::anonymous(s, meta, SystemScope::new("login.throttle")).await?;
@@ -288,12 +285,13 @@ async fn record_failure(
     now: OffsetDateTime,
 ) -> AppResult<IssuedTokens> {
     let rule = lockout::failure_rule(&s.settings, now);
-    let tenant = {
+    let account = {
         let mut tx = s.store.begin_read(SystemScope::new("login.lookup")).await?;
-        users::find_by_email(&mut tx, email)
-            .await?
-            .and_then(|u| u.tenant_id.map(|t| (t, u.id)))
+        users::find_by_email(&mut tx, email).await?
     };
+    let tenant = account
+        .as_ref()
+        .and_then(|u| u.tenant_id.map(|t| (t, u.id)));
     let mut uow = UnitOfWork::anonymous(s, meta, SystemScope::new("login.failure")).await?;
     if let Some((t, _)) = tenant {
         uow.set_tenant(t);
@@ -322,6 +320,9 @@ async fn record_failure(
         }
         uow.audit(e).await?;
         tracing::warn!(request_id = %meta.request_id, "account locked after repeated failed sign-ins");
+    }
+    if let Some(u) = account.as_ref().filter(|u| u.deleted_at.is_none()) {
+        login_history::record(&mut uow, u, LoginResult::Failure, LoginMethod::Password).await?;
     }
     uow.commit().await?;
     tokio::time::sleep(lockout::delay(&s.settings, failures)).await;

@@ -32,6 +32,8 @@ pub struct CreatedUser {
     pub user: User,
     pub invite_token: Option<String>,
     pub invite_expires_at: Option<time::OffsetDateTime>,
+    /// `password_breached` when the given password is breached and the check only warns.
+    pub warnings: crate::auth::passwords::PasswordWarnings,
 }
 
 pub struct NewUser<'a> {
@@ -113,6 +115,7 @@ pub async fn create(
     let (Some(email), Some(name), Some(role)) = (email, name, role) else {
         return Err(AppError::validation(errors));
     };
+    let mut warnings = Vec::new();
     let hash = match input.password {
         Some(pw) => {
             let tenant = crate::auth::tenant_snapshot(s, scope.tenant_id()).await?;
@@ -121,7 +124,16 @@ pub async fn create(
                 name: name.as_str(),
                 tenant_name: &tenant.name,
             };
-            check_policy(&tenant.password_policy.policy(), "password", pw, &ctx)?;
+            warnings = check_policy(
+                s,
+                meta,
+                Some(scope.tenant_id()),
+                &tenant.password_policy.policy(),
+                "password",
+                pw,
+                &ctx,
+            )
+            .await?;
             Some(s.hasher.hash(pw).await.map_err(hash_error)?)
         }
         None => None,
@@ -203,6 +215,7 @@ pub async fn create(
         user,
         invite_token,
         invite_expires_at,
+        warnings,
     })
 }
 

@@ -42,12 +42,14 @@ mod startup;
 mod support;
 
 mod auth_login;
+mod breached_passwords;
 mod contacts;
 mod cross_tenant;
 mod email_verification;
 mod http_errors;
 mod inbound;
 mod lifecycle;
+mod login_history;
 mod media;
 mod notifications;
 mod openapi;

@@ -111,6 +111,19 @@ pub struct TokenResponse {
     pub password_expired: bool,
     /// For cookie-authenticated browsers: echo in `X-CSRF-Token` on unsafe requests.
     pub csrf_token: String,
+    /// Only when the request also chose a password that was accepted with a warning:
+    /// `password_breached` (the breached-password check is in `warn` mode).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<PasswordWarning>)]
+    pub warnings: Vec<&'static str>,
+}
+
+/// A warning about an accepted password.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordWarning {
+    /// The password appears in known data breaches (`PALISADE_HIBP_MODE=warn`).
+    PasswordBreached,
 }
 
 impl From<&IssuedTokens> for TokenResponse {
@@ -123,6 +136,7 @@ impl From<&IssuedTokens> for TokenResponse {
             session_id: t.session_id.as_uuid(),
             password_expired: t.password_expired,
             csrf_token: t.csrf_token.clone(),
+            warnings: t.warnings.clone(),
         }
     }
 }
@@ -150,6 +164,10 @@ pub struct LogoutAllResponse {
 pub struct ChangePasswordResponse {
     /// Other sessions of the user that were signed out.
     pub other_sessions_revoked: usize,
+    /// Only when the new password was accepted with a warning: `password_breached`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<PasswordWarning>)]
+    pub warnings: Vec<&'static str>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -368,7 +386,7 @@ pub async fn change_password(
     Meta(meta): Meta,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<Json<ChangePasswordResponse>> {
-    let n = passwords::change(
+    let changed = passwords::change(
         &state.services,
         &p,
         &meta,
@@ -377,7 +395,8 @@ pub async fn change_password(
     )
     .await?;
     Ok(Json(ChangePasswordResponse {
-        other_sessions_revoked: n,
+        other_sessions_revoked: changed.other_sessions_revoked,
+        warnings: changed.warnings,
     }))
 }
 

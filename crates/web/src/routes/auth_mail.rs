@@ -64,6 +64,10 @@ pub struct ResetPasswordRequest {
 pub struct ResetPasswordResponse {
     /// Sessions of the user that were signed out (all of them).
     pub sessions_revoked: usize,
+    /// Only when the new password was accepted with a warning: `password_breached`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<super::auth::PasswordWarning>)]
+    pub warnings: Vec<&'static str>,
 }
 
 fn per_address(
@@ -181,8 +185,9 @@ pub async fn reset_password(
         &meta,
         "too many attempts from your address; slow down",
     )?;
-    let n = password_reset::reset(s, &meta, &req.token, &req.new_password).await?;
+    let done = password_reset::reset(s, &meta, &req.token, &req.new_password).await?;
     Ok(Json(ResetPasswordResponse {
-        sessions_revoked: n,
+        sessions_revoked: done.sessions_revoked,
+        warnings: done.warnings,
     }))
 }

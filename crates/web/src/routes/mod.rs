@@ -6,6 +6,7 @@ pub mod auth;
 pub mod auth_mail;
 pub mod contacts;
 pub mod health;
+pub mod login_history;
 pub mod me;
 pub mod media;
 pub mod messaging;

@@ -38,6 +38,10 @@ pub struct CreatedUserResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
     pub invite_expires_at: Option<String>,
+    /// Only when the given password was accepted with a warning: `password_breached`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<super::auth::PasswordWarning>)]
+    pub warnings: Vec<&'static str>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -149,6 +153,7 @@ pub async fn create_user(
             user: UserResponse::from(&created.user),
             invite_token: created.invite_token,
             invite_expires_at: created.invite_expires_at.map(rfc3339),
+            warnings: created.warnings,
         }),
     ))
 }
