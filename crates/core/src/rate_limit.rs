@@ -83,6 +83,9 @@ pub struct Limits {
     pub export: Limit<uuid::Uuid>,
     /// Contact exports per hour, per tenant.
     pub contacts_export: Limit<uuid::Uuid>,
+    /// Changes to a user's second factors (each checks the password or a code) per minute,
+    /// per user.
+    pub two_factor: Limit<uuid::Uuid>,
 }
 
 impl Limits {
@@ -97,6 +100,7 @@ impl Limits {
             ),
             export: Limit::new(10, Duration::from_secs(3600)),
             contacts_export: Limit::new(10, Duration::from_secs(3600)),
+            two_factor: Limit::new(10, Duration::from_secs(60)),
         }
     }
 
@@ -108,6 +112,7 @@ impl Limits {
         self.webhook_failures.retain_recent();
         self.export.retain_recent();
         self.contacts_export.retain_recent();
+        self.two_factor.retain_recent();
     }
 }
 

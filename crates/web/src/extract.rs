@@ -150,7 +150,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         match parts.extensions.get::<AuthOutcome>() {
-            Some(AuthOutcome::Authenticated { principal, .. }) => Ok(Auth(principal.clone())),
+            Some(AuthOutcome::Authenticated { principal, .. }) => {
+                // A restricted session reaches only the routes its restriction leaves open.
+                // Applied here, where a route asks for a principal, so the routes that need
+                // none (sign-in, refresh) never refuse a browser's leftover cookie.
+                if let Some(r) = principal.restriction {
+                    if !r.allows(parts.uri.path()) {
+                        return Err(ApiError(r.error()).into_response());
+                    }
+                }
+                Ok(Auth(principal.clone()))
+            }
             Some(AuthOutcome::Failed(f)) => Err(ApiError(f.to_error()).into_response()),
             _ => Err(ApiError(AppError::unauthenticated(
                 "sign in first: send Authorization: Bearer <access token>",

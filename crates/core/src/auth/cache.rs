@@ -44,6 +44,8 @@ pub struct UserSnapshot {
     pub deleted: bool,
     pub created_at: OffsetDateTime,
     pub password_changed_at: Option<OffsetDateTime>,
+    /// A confirmed second factor (TOTP, later passkeys).
+    pub has_second_factor: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +54,7 @@ pub struct TenantSnapshot {
     pub name: String,
     pub suspended: bool,
     pub password_policy: palisade_domain::PasswordPolicyPreset,
+    pub require_2fa: palisade_domain::TwoFactorRequirement,
 }
 
 /// What a request needs to know about an API key.

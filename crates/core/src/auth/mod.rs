@@ -10,9 +10,11 @@ pub mod hashing;
 pub mod lockout;
 pub mod passwords;
 pub mod register;
+pub mod restriction;
 pub mod session_view;
 pub mod sessions;
 pub mod tokens;
+pub mod two_factor;
 
 use crate::error::code;
 use crate::{AppError, AppResult, Services};
@@ -53,6 +55,9 @@ pub struct Principal {
     pub password_change_only: bool,
     /// Set when a super admin acts as this user (impersonation).
     pub impersonator: Option<Impersonator>,
+    /// What the session may still reach while the user owes something (a required second
+    /// factor); the web layer applies it to every route that needs a principal.
+    pub restriction: Option<restriction::Restriction>,
     scope: Option<TenantScope>,
 }
 
@@ -223,6 +228,11 @@ pub async fn authenticate(s: &Services, token: &str) -> AppResult<Principal> {
         }
         None => None,
     };
+    // An impersonation is the super admin's doing, not the user's sign-in: never restricted.
+    let restriction = match claims.act {
+        Some(_) => None,
+        None => restriction::decide(&s.settings, &user, tenant.as_deref()),
+    };
     Ok(Principal {
         user_id: user.id,
         email: user.email.clone(),
@@ -241,6 +251,7 @@ pub async fn authenticate(s: &Services, token: &str) -> AppResult<Principal> {
             email: a.email.clone(),
             write: a.write,
         }),
+        restriction,
         scope: tenant_id.map(TenantScope::from_verified_credential),
         user,
     })
@@ -333,6 +344,7 @@ pub async fn authenticate_api_key_as(
         tenant: Some(tenant),
         password_change_only: false,
         impersonator: None,
+        restriction: None,
         user,
     })
 }
@@ -351,6 +363,7 @@ pub async fn user_snapshot(
     let u = palisade_store::users::find(&mut tx, id)
         .await?
         .ok_or_else(|| bad_token(code::INVALID_TOKEN, "this account no longer exists"))?;
+    let has_second_factor = two_factor::factors(&mut tx, id).await?.any();
     let snap = Arc::new(UserSnapshot {
         id: u.id,
         tenant_id: u.tenant_id,
@@ -361,6 +374,7 @@ pub async fn user_snapshot(
         deleted: u.deleted_at.is_some(),
         created_at: u.created_at,
         password_changed_at: u.password_changed_at,
+        has_second_factor,
     });
     s.auth_cache.offer_user(epoch, snap.clone());
     Ok(snap)
@@ -383,6 +397,7 @@ pub async fn tenant_snapshot(s: &Services, id: TenantId) -> AppResult<Arc<Tenant
         name: t.name,
         suspended: t.status == palisade_store::tenants::TenantStatus::Suspended,
         password_policy: t.password_policy,
+        require_2fa: t.require_2fa,
     });
     s.auth_cache.offer_tenant(epoch, snap.clone());
     Ok(snap)
@@ -405,6 +420,7 @@ mod tests {
             deleted: false,
             created_at: time::OffsetDateTime::now_utc(),
             password_changed_at: None,
+            has_second_factor: false,
         });
         let key = Arc::new(cache::ApiKeySnapshot {
             id: uuid::Uuid::now_v7(),
@@ -427,6 +443,7 @@ mod tests {
             user,
             password_change_only: false,
             impersonator: None,
+            restriction: None,
             scope: Some(TenantScope::from_verified_credential(tenant)),
         }
     }

@@ -133,8 +133,27 @@ pub const WEBHOOK_LIMIT_REACHED: &str = "webhook_limit_reached";
 /// The webhook is not active.
 pub const WEBHOOK_NOT_ACTIVE: &str = "webhook_not_active";
 
+/// The user must set up a second factor first; only enrolment, `/me` and logout are open.
+pub const TWO_FACTOR_ENROLLMENT_REQUIRED: &str = "2fa_enrollment_required";
+/// The tenant requires a second factor, so the last one cannot be removed.
+pub const TWO_FACTOR_REQUIRED: &str = "2fa_required";
+/// The TOTP code (its 30-second step) was already accepted once; wait for the next one.
+pub const CODE_ALREADY_USED: &str = "code_already_used";
+/// The one-time code or recovery code is wrong.
+pub const INVALID_CODE: &str = "invalid_code";
+/// The `mfa_token` is unknown, used, expired or spent its tries: sign in again.
+pub const INVALID_MFA_TOKEN: &str = "invalid_mfa_token";
+/// TOTP is already active; disable it before setting up another authenticator.
+pub const TOTP_ALREADY_ENABLED: &str = "totp_already_enabled";
+/// TOTP is not active for this user.
+pub const TOTP_NOT_ENABLED: &str = "totp_not_enabled";
+/// There is no pending TOTP setup to confirm; start one with `totp/setup`.
+pub const TOTP_NOT_SET_UP: &str = "totp_not_set_up";
+
 /// Every code above, sorted.
 pub const ALL: &[&str] = &[
+    TWO_FACTOR_ENROLLMENT_REQUIRED,
+    TWO_FACTOR_REQUIRED,
     ACCOUNT_LOCKED,
     ALREADY_DISCONNECTED,
     ALREADY_OWNER,
@@ -144,6 +163,7 @@ pub const ALL: &[&str] = &[
     APPROVAL_REQUIRED,
     BODY_TOO_LARGE,
     CANNOT_DELETE_SELF,
+    CODE_ALREADY_USED,
     CONNECTION_DISCONNECTED,
     CONNECTION_HAS_CONVERSATIONS,
     CONTACT_EXISTS,
@@ -157,8 +177,10 @@ pub const ALL: &[&str] = &[
     INTERNAL_ERROR,
     INVALID_API_KEY,
     INVALID_BODY,
+    INVALID_CODE,
     INVALID_CREDENTIALS,
     INVALID_INVITE,
+    INVALID_MFA_TOKEN,
     INVALID_PATH,
     INVALID_QUERY,
     INVALID_REFRESH_TOKEN,
@@ -190,6 +212,9 @@ pub const ALL: &[&str] = &[
     TOKEN_EXPIRED,
     TOKEN_IN_URL,
     TOO_MANY_WEBSOCKETS,
+    TOTP_ALREADY_ENABLED,
+    TOTP_NOT_ENABLED,
+    TOTP_NOT_SET_UP,
     UNAUTHENTICATED,
     UNAVAILABLE,
     UNSUPPORTED_MEDIA_TYPE,
@@ -213,7 +238,8 @@ mod tests {
         );
         for c in ALL {
             assert!(
-                c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'),
+                c.chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_'),
                 "{c}"
             );
         }

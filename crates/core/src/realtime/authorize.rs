@@ -51,6 +51,10 @@ pub async fn authorize(
         SocketCredential::AccessToken(t) => auth::authenticate(s, t).await?,
         SocketCredential::ApiKey(k) => auth::authenticate_api_key_as(s, k, ip, usage).await?,
     };
+    // A restricted session (a second factor still to set up) does not listen either.
+    if let Some(r) = p.restriction.filter(|r| !r.allows("/api/v1/ws")) {
+        return Err(r.error());
+    }
     p.require(Permission::ConversationsRead)?;
     let tenant = p.tenant_id().ok_or(AppError::Forbidden {
         code: crate::error::code::TENANT_REQUIRED,
