@@ -4,7 +4,9 @@ use crate::audit::AuditEntryExt;
 use crate::auth::cache;
 use crate::auth::{Principal, RequestMeta};
 use crate::{AppError, AppResult, Services, UnitOfWork};
-use palisade_domain::{rfc3339, PasswordPolicyPreset, Permission, TenantName, TwoFactorRequirement};
+use palisade_domain::{
+    rfc3339, PasswordPolicyPreset, Permission, TenantName, TwoFactorRequirement,
+};
 use palisade_store::auth_changes::ChangeKind;
 use palisade_store::tenants;
 use serde::Serialize;

@@ -63,8 +63,8 @@ impl TryFrom<TenantRow> for Tenant {
             StoreError::Integrity(format!("unknown password policy {}", r.password_policy))
         })?;
         // An unknown stored value reads as the strictest requirement rather than failing.
-        let require_2fa = TwoFactorRequirement::parse(&r.require_2fa)
-            .unwrap_or(TwoFactorRequirement::Everyone);
+        let require_2fa =
+            TwoFactorRequirement::parse(&r.require_2fa).unwrap_or(TwoFactorRequirement::Everyone);
         Ok(Tenant {
             id: r.id.into(),
             name: r.name,

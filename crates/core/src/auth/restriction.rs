@@ -83,6 +83,61 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use palisade_domain::{TenantId, TwoFactorRequirement, UserId};
+
+    fn user(role: Role, tenant: Option<TenantId>, has_second_factor: bool) -> UserSnapshot {
+        UserSnapshot {
+            id: UserId::new(),
+            tenant_id: tenant,
+            email: "a@b.example".into(),
+            name: "A".into(),
+            role,
+            is_owner: false,
+            deleted: false,
+            created_at: time::OffsetDateTime::now_utc(),
+            password_changed_at: None,
+            has_second_factor,
+        }
+    }
+
+    fn tenant(r: TwoFactorRequirement) -> TenantSnapshot {
+        TenantSnapshot {
+            id: TenantId::new(),
+            name: "T".into(),
+            suspended: false,
+            password_policy: palisade_domain::PasswordPolicyPreset::Modern,
+            require_2fa: r,
+        }
+    }
+
+    #[test]
+    fn the_decision_follows_the_tenant_and_production_for_super_admins() {
+        let dev = Settings::default();
+        let prod = Settings {
+            production: true,
+            ..Settings::default()
+        };
+        let root = user(Role::SuperAdmin, None, false);
+        assert_eq!(decide(&dev, &root, None), None);
+        assert_eq!(
+            decide(&prod, &root, None),
+            Some(Restriction::TwoFactorEnrollment)
+        );
+        assert_eq!(
+            decide(&prod, &user(Role::SuperAdmin, None, true), None),
+            None
+        );
+        let t = tenant(TwoFactorRequirement::Admins);
+        let admin = user(Role::Admin, Some(t.id), false);
+        let agent = user(Role::Agent, Some(t.id), false);
+        assert_eq!(
+            decide(&dev, &admin, Some(&t)),
+            Some(Restriction::TwoFactorEnrollment)
+        );
+        assert_eq!(decide(&dev, &agent, Some(&t)), None);
+        let off = tenant(TwoFactorRequirement::Off);
+        assert_eq!(decide(&prod, &admin, Some(&off)), None);
+    }
 
     #[test]
     fn enrolment_leaves_open_me_logout_and_the_factor_routes_only() {

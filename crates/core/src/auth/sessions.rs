@@ -130,7 +130,11 @@ fn describe_user_agent(ua: &str) -> (Option<String>, Option<String>) {
 }
 
 /// Whether the user's password has outlived the tenant's policy.
-pub(crate) fn password_expired(user: &User, policy: PasswordPolicyPreset, now: OffsetDateTime) -> bool {
+pub(crate) fn password_expired(
+    user: &User,
+    policy: PasswordPolicyPreset,
+    now: OffsetDateTime,
+) -> bool {
     match user.password_changed_at {
         Some(at) => policy.policy().is_expired(at, now),
         None => false,

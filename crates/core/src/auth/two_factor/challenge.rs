@@ -20,7 +20,9 @@ use crate::error::code;
 use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_store::two_factor::{self as rows, MfaChallenge};
 use palisade_store::users::User;
-use palisade_store::{login_throttle, users, Scope, SystemScope, UserScope};
+use palisade_store::{
+    login_throttle, sessions as session_rows, users, Scope, SystemScope, UserScope,
+};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -108,8 +110,11 @@ pub async fn complete(
     }
     let hash = tokens::secret_hash(token);
     let now = s.now();
-    let (challenge, user, throttle) = {
-        let mut tx = s.store.begin_read(SystemScope::new("login.mfa.lookup")).await?;
+    let (challenge, user, throttle, trusted_origin) = {
+        let mut tx = s
+            .store
+            .begin_read(SystemScope::new("login.mfa.lookup"))
+            .await?;
         let Some(c) = rows::find_challenge(&mut tx, &hash).await? else {
             return Err(invalid_token());
         };
@@ -118,7 +123,20 @@ pub async fn complete(
             Some(u) => login_throttle::get(&mut tx, &lockout::key(&u.email)).await?,
             None => None,
         };
-        (c, user, throttle)
+        // As for the password: a lock does not keep the owner out of an address they used.
+        let trusted = match (&user, meta.ip) {
+            (Some(u), Some(ip)) if lockout::locked_for(throttle.as_ref(), now).is_some() => {
+                session_rows::signed_in_from(
+                    &mut tx,
+                    u.id,
+                    &ip.to_string(),
+                    now - Duration::days(30),
+                )
+                .await?
+            }
+            _ => false,
+        };
+        (c, user, throttle, trusted)
     };
     let Some(user) = user.filter(|u| u.deleted_at.is_none()) else {
         return Err(invalid_token());
@@ -129,7 +147,7 @@ pub async fn complete(
     {
         return Err(invalid_token());
     }
-    if let Some(retry) = lockout::locked_for(throttle.as_ref(), now) {
+    if let Some(retry) = lockout::locked_for(throttle.as_ref(), now).filter(|_| !trusted_origin) {
         return Err(AppError::TooManyRequests {
             code: code::ACCOUNT_LOCKED,
             message: "too many failed sign-ins; try again later".into(),
@@ -147,9 +165,7 @@ pub async fn complete(
     let now = uow.now();
     let spent = match factor {
         Factor::Totp(code) => spend_totp(s, uow.tx(), user.id, code, now).await?,
-        Factor::RecoveryCode(code) => {
-            spend_recovery_code(s, uow.tx(), user.id, code, now).await?
-        }
+        Factor::RecoveryCode(code) => spend_recovery_code(s, uow.tx(), user.id, code, now).await?,
     };
     match spent {
         Spent::Totp | Spent::RecoveryCode => {}
@@ -229,8 +245,7 @@ async fn failed(
         uow.set_tenant(t);
     }
     let tries = rows::record_challenge_failure(uow.tx(), challenge.id).await?;
-    let state =
-        login_throttle::record_failure(uow.tx(), &lockout::key(&user.email), &rule).await?;
+    let state = login_throttle::record_failure(uow.tx(), &lockout::key(&user.email), &rule).await?;
     let locked = lockout::locked_by(&state, &rule);
     uow.audit(sessions::as_user(
         uow.entry("auth.login.mfa_failed")

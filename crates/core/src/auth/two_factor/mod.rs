@@ -61,8 +61,8 @@ pub async fn factors<S: Scope>(tx: &mut Tx<S>, user: UserId) -> AppResult<Factor
     let totp = rows::find_totp(tx, user)
         .await?
         .is_some_and(|t| t.confirmed_at.is_some());
-    let recovery_codes_left = i64::try_from(rows::unused_recovery_codes(tx, user).await?.len())
-        .unwrap_or(i64::MAX);
+    let recovery_codes_left =
+        i64::try_from(rows::unused_recovery_codes(tx, user).await?.len()).unwrap_or(i64::MAX);
     Ok(Factors {
         totp,
         passkeys: 0,
@@ -204,8 +204,11 @@ pub async fn setup_totp(
             "TOTP is already active; disable it first to move to another authenticator",
         ));
     }
-    uow.audit(uow.entry("auth.2fa.totp_setup_started").target("user", user.id))
-        .await?;
+    uow.audit(
+        uow.entry("auth.2fa.totp_setup_started")
+            .target("user", user.id),
+    )
+    .await?;
     uow.commit().await?;
     Ok(TotpSetup {
         secret: enrolment.secret,
@@ -247,12 +250,10 @@ pub async fn confirm_totp(
         .await?
         .ok_or(AppError::NotFound("user"))?;
     let pending = match rows::find_totp(uow.tx(), user.id).await? {
-        None => {
-            return Err(AppError::conflict(
-                code::TOTP_NOT_SET_UP,
-                "there is no TOTP setup to confirm; start one with POST /api/v1/auth/2fa/totp/setup",
-            ))
-        }
+        None => return Err(AppError::conflict(
+            code::TOTP_NOT_SET_UP,
+            "there is no TOTP setup to confirm; start one with POST /api/v1/auth/2fa/totp/setup",
+        )),
         Some(t) if t.confirmed_at.is_some() => {
             return Err(AppError::conflict(
                 code::TOTP_ALREADY_ENABLED,
@@ -493,7 +494,9 @@ pub async fn disable_totp(
             "The authenticator app was removed from your Palisade account: signing in no longer \
              asks for its codes.",
         )
-        .paragraph("If you did not do this, change your password and contact your administrator at once."),
+        .paragraph(
+            "If you did not do this, change your password and contact your administrator at once.",
+        ),
     )
     .await?;
     uow.commit().await

@@ -43,7 +43,8 @@ pub fn hash(s: &Services, user: UserId, code: &str) -> Vec<u8> {
 
 /// Constant-time comparison under every MAC key of the ring.
 pub fn matches(s: &Services, user: UserId, code: &str, stored: &[u8]) -> bool {
-    s.keys.mac_matches(b"recovery-code", &input(user, code), stored)
+    s.keys
+        .mac_matches(b"recovery-code", &input(user, code), stored)
 }
 
 #[cfg(test)]

@@ -122,7 +122,10 @@ mod tests {
     fn rfc_6238_sha1_vector() {
         // RFC 6238 appendix B, SHA-1, T = 59 s → 94287082 (8 digits); 6 digits: 287082.
         let secret = Secret::from(b"12345678901234567890".to_vec());
-        let code = code_at(&secret.to_base32(), OffsetDateTime::from_unix_timestamp(59).unwrap());
+        let code = code_at(
+            &secret.to_base32(),
+            OffsetDateTime::from_unix_timestamp(59).unwrap(),
+        );
         assert_eq!(code.as_deref(), Some("287082"));
     }
 }
