@@ -22,6 +22,8 @@ pub const APPROVAL_REQUIRED: &str = "approval_required";
 pub const BODY_TOO_LARGE: &str = "body_too_large";
 /// A user cannot delete their own account.
 pub const CANNOT_DELETE_SELF: &str = "cannot_delete_self";
+/// The TOTP code (its 30-second step) was already accepted once; wait for the next one.
+pub const CODE_ALREADY_USED: &str = "code_already_used";
 /// The WhatsApp connection is disconnected.
 pub const CONNECTION_DISCONNECTED: &str = "connection_disconnected";
 /// The connection still has conversations.
@@ -48,18 +50,22 @@ pub const INTERNAL_ERROR: &str = "internal_error";
 pub const INVALID_API_KEY: &str = "invalid_api_key";
 /// The body is not what the route accepts.
 pub const INVALID_BODY: &str = "invalid_body";
+/// The one-time code or recovery code is wrong.
+pub const INVALID_CODE: &str = "invalid_code";
 /// Wrong email or password.
 pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
 /// The invitation is unknown, used or expired.
 pub const INVALID_INVITE: &str = "invalid_invite";
+/// The `mfa_token` is unknown, used, expired or spent its tries: sign in again.
+pub const INVALID_MFA_TOKEN: &str = "invalid_mfa_token";
 /// A path parameter is malformed.
 pub const INVALID_PATH: &str = "invalid_path";
 /// A query parameter is malformed.
 pub const INVALID_QUERY: &str = "invalid_query";
-/// The access token is malformed, badly signed, or names an account that no longer exists.
-pub const INVALID_TOKEN: &str = "invalid_token";
 /// The refresh token is unknown, expired or revoked.
 pub const INVALID_REFRESH_TOKEN: &str = "invalid_refresh_token";
+/// The access token is malformed, badly signed, or names an account that no longer exists.
+pub const INVALID_TOKEN: &str = "invalid_token";
 /// The body is not valid JSON.
 pub const MALFORMED_JSON: &str = "malformed_json";
 /// The message's media could not be downloaded.
@@ -68,8 +74,6 @@ pub const MEDIA_FAILED: &str = "media_failed";
 pub const MEDIA_PENDING: &str = "media_pending";
 /// The route exists but not with this method.
 pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
-/// The message has no media.
-pub const NO_MEDIA: &str = "no_media";
 /// The user is not deleted, so there is nothing to restore.
 pub const NOT_DELETED: &str = "not_deleted";
 /// No such route or resource (or it belongs to another tenant).
@@ -78,6 +82,8 @@ pub const NOT_FOUND: &str = "not_found";
 pub const NOT_PENDING_APPROVAL: &str = "not_pending_approval";
 /// The tenant is active already, so there is nothing to reactivate.
 pub const NOT_SUSPENDED: &str = "not_suspended";
+/// The message has no media.
+pub const NO_MEDIA: &str = "no_media";
 /// The websocket's Origin is not allowed.
 pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
 /// Only a template may be sent outside the 24-hour window.
@@ -114,6 +120,16 @@ pub const TOKEN_EXPIRED: &str = "token_expired";
 pub const TOKEN_IN_URL: &str = "token_in_url";
 /// The user or key has too many open websockets.
 pub const TOO_MANY_WEBSOCKETS: &str = "too_many_websockets";
+/// TOTP is already active; disable it before setting up another authenticator.
+pub const TOTP_ALREADY_ENABLED: &str = "totp_already_enabled";
+/// TOTP is not active for this user.
+pub const TOTP_NOT_ENABLED: &str = "totp_not_enabled";
+/// There is no pending TOTP setup to confirm; start one with `totp/setup`.
+pub const TOTP_NOT_SET_UP: &str = "totp_not_set_up";
+/// The user must set up a second factor first; only enrolment, `/me` and logout are open.
+pub const TWO_FACTOR_ENROLLMENT_REQUIRED: &str = "2fa_enrollment_required";
+/// The tenant requires a second factor, so the last one cannot be removed.
+pub const TWO_FACTOR_REQUIRED: &str = "2fa_required";
 /// No valid credential.
 pub const UNAUTHENTICATED: &str = "unauthenticated";
 /// Temporarily unable; see Retry-After.
@@ -132,23 +148,6 @@ pub const VERIFICATION_FAILED: &str = "verification_failed";
 pub const WEBHOOK_LIMIT_REACHED: &str = "webhook_limit_reached";
 /// The webhook is not active.
 pub const WEBHOOK_NOT_ACTIVE: &str = "webhook_not_active";
-
-/// The user must set up a second factor first; only enrolment, `/me` and logout are open.
-pub const TWO_FACTOR_ENROLLMENT_REQUIRED: &str = "2fa_enrollment_required";
-/// The tenant requires a second factor, so the last one cannot be removed.
-pub const TWO_FACTOR_REQUIRED: &str = "2fa_required";
-/// The TOTP code (its 30-second step) was already accepted once; wait for the next one.
-pub const CODE_ALREADY_USED: &str = "code_already_used";
-/// The one-time code or recovery code is wrong.
-pub const INVALID_CODE: &str = "invalid_code";
-/// The `mfa_token` is unknown, used, expired or spent its tries: sign in again.
-pub const INVALID_MFA_TOKEN: &str = "invalid_mfa_token";
-/// TOTP is already active; disable it before setting up another authenticator.
-pub const TOTP_ALREADY_ENABLED: &str = "totp_already_enabled";
-/// TOTP is not active for this user.
-pub const TOTP_NOT_ENABLED: &str = "totp_not_enabled";
-/// There is no pending TOTP setup to confirm; start one with `totp/setup`.
-pub const TOTP_NOT_SET_UP: &str = "totp_not_set_up";
 
 /// Every code above, sorted.
 pub const ALL: &[&str] = &[
