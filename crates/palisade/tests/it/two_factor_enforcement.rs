@@ -13,6 +13,7 @@ both!(
     the_last_factor_cannot_be_removed_while_required,
     only_admins_set_the_requirement_and_bad_values_are_refused,
     super_admins_must_in_production,
+    a_restricted_session_cannot_listen_on_the_websocket,
 );
 
 async fn admins_without_a_factor_are_restricted_until_they_enrol(db: Db) {
@@ -271,4 +272,46 @@ async fn super_admins_must_in_production(db: Db) {
             .status,
         StatusCode::OK
     );
+}
+
+async fn a_restricted_session_cannot_listen_on_the_websocket(db: Db) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "ana@acme.example").await;
+    let r = app
+        .patch(
+            "/api/v1/tenant",
+            &owner.access_token,
+            json!({"require_2fa": "admins"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let url = app.url("/api/v1/ws").replacen("http://", "ws://", 1);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Message::Text(
+        json!({"type": "auth", "token": owner.access_token})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(3), ws.next()).await {
+            Ok(Some(Ok(Message::Close(Some(f))))) => {
+                assert_eq!(u16::from(f.code), 4403);
+                assert_eq!(f.reason.as_str(), "2fa_enrollment_required");
+                break;
+            }
+            Ok(Some(Ok(Message::Text(t)))) => {
+                assert_ne!(
+                    t.as_str(),
+                    r#"{"type":"ready"}"#,
+                    "the socket must not open"
+                );
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("expected a close, got {other:?}"),
+        }
+    }
 }
