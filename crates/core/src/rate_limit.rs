@@ -88,6 +88,9 @@ pub struct Limits {
     /// Email verification requests per minute, per user: a flood guard (each code dies after 5
     /// wrong tries anyway).
     pub email_verify: Limit<uuid::Uuid>,
+    /// Changes to a user's second factors (each checks the password or a code) per minute,
+    /// per user.
+    pub two_factor: Limit<uuid::Uuid>,
 }
 
 impl Limits {
@@ -107,6 +110,7 @@ impl Limits {
                 Duration::from_secs(3600),
             ),
             email_verify: Limit::new(20, Duration::from_secs(60)),
+            two_factor: Limit::new(10, Duration::from_secs(60)),
         }
     }
 
@@ -120,6 +124,7 @@ impl Limits {
         self.contacts_export.retain_recent();
         self.password_forgot.retain_recent();
         self.email_verify.retain_recent();
+        self.two_factor.retain_recent();
     }
 }
 

@@ -4,7 +4,9 @@ use crate::audit::AuditEntryExt;
 use crate::auth::cache;
 use crate::auth::{Principal, RequestMeta};
 use crate::{AppError, AppResult, Services, UnitOfWork};
-use palisade_domain::{rfc3339, PasswordPolicyPreset, Permission, TenantName};
+use palisade_domain::{
+    rfc3339, PasswordPolicyPreset, Permission, TenantName, TwoFactorRequirement,
+};
 use palisade_store::auth_changes::ChangeKind;
 use palisade_store::tenants;
 use serde::Serialize;
@@ -24,6 +26,8 @@ pub struct TenantView {
     /// `active` or `suspended`.
     pub status: String,
     pub password_policy: PasswordPolicyPreset,
+    /// Who must sign in with a second factor: `off`, `admins` or `everyone`.
+    pub require_2fa: TwoFactorRequirement,
     #[schema(format = DateTime)]
     pub created_at: String,
 }
@@ -35,6 +39,7 @@ impl From<&Tenant> for TenantView {
             name: t.name.clone(),
             status: t.status.as_str().to_owned(),
             password_policy: t.password_policy,
+            require_2fa: t.require_2fa,
             created_at: rfc3339(t.created_at),
         }
     }
@@ -55,6 +60,7 @@ pub async fn update(
     meta: &RequestMeta,
     name: Option<&str>,
     password_policy: Option<&str>,
+    require_2fa: Option<&str>,
 ) -> AppResult<Tenant> {
     p.require(Permission::TenantManage)?;
     let scope = p.tenant_scope()?;
@@ -76,6 +82,24 @@ pub async fn update(
         Some(Some(p)) => Some(p),
         None => None,
     };
+    if require_2fa.is_some() && p.impersonator.is_some() {
+        // Support may fix data, never weaken (or impose) how the tenant's people sign in.
+        return Err(AppError::Forbidden {
+            code: crate::error::code::IMPERSONATION_FORBIDDEN,
+            message: "an impersonation cannot change the tenant's two-factor requirement".into(),
+        });
+    }
+    let require_2fa = match require_2fa.map(TwoFactorRequirement::parse) {
+        Some(None) => {
+            errors.push(palisade_domain::FieldError::new(
+                "require_2fa",
+                "must be one of: off, admins, everyone",
+            ));
+            None
+        }
+        Some(Some(r)) => Some(r),
+        None => None,
+    };
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
@@ -85,13 +109,16 @@ pub async fn update(
     let before = tenants::find(uow.tx(), scope.tenant_id())
         .await?
         .ok_or(AppError::NotFound("tenant"))?;
-    let after = tenants::update_settings(
+    let mut after = tenants::update_settings(
         uow.tx(),
         name.as_ref().map_or(before.name.as_str(), |n| n.as_str()),
         policy.unwrap_or(before.password_policy),
         now,
     )
     .await?;
+    if let Some(r) = require_2fa.filter(|r| *r != before.require_2fa) {
+        after = tenants::set_require_2fa(uow.tx(), r, now).await?;
+    }
     cache::record(
         uow.tx(),
         ChangeKind::Tenant,
@@ -99,7 +126,13 @@ pub async fn update(
         now,
     )
     .await?;
-    let json = |t: &Tenant| serde_json::json!({ "name": t.name, "password_policy": t.password_policy.as_str() });
+    let json = |t: &Tenant| {
+        serde_json::json!({
+            "name": t.name,
+            "password_policy": t.password_policy.as_str(),
+            "require_2fa": t.require_2fa.as_str(),
+        })
+    };
     uow.audit(
         uow.entry("tenant.updated")
             .target("tenant", scope.tenant_id())

@@ -16,6 +16,7 @@ pub mod scope;
 pub mod status;
 pub mod text;
 pub mod timestamp;
+pub mod two_factor;
 
 pub use consent::{Consent, KeywordConsent, OptOutSource};
 pub use contact::{Contact, CustomAttributes, PhoneNumber, Tags};
@@ -33,6 +34,7 @@ pub use scope::ApiScope;
 pub use status::{ConnectionStatus, MessageStatus};
 pub use text::{EmailAddress, PersonName, TenantName};
 pub use timestamp::rfc3339;
+pub use two_factor::TwoFactorRequirement;
 
 /// A rejected input: which field, and a sentence a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

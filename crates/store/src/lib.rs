@@ -34,6 +34,7 @@ pub mod refresh_tokens;
 pub mod send_queue;
 pub mod sessions;
 pub mod tenants;
+pub mod two_factor;
 pub mod users;
 pub mod webhooks;
 pub mod whatsapp_connections;

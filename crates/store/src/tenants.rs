@@ -1,7 +1,7 @@
 //! Tenants: the businesses hosted on the platform.
 
 use crate::{Backend, Query, Result, Scope, StoreError, SystemScope, TenantScope, Tx};
-use palisade_domain::{PasswordPolicyPreset, TenantId};
+use palisade_domain::{PasswordPolicyPreset, TenantId, TwoFactorRequirement};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -26,6 +26,8 @@ pub struct Tenant {
     pub name: String,
     pub status: TenantStatus,
     pub password_policy: PasswordPolicyPreset,
+    /// Who must sign in with a second factor.
+    pub require_2fa: TwoFactorRequirement,
     pub suspended_at: Option<OffsetDateTime>,
     pub suspended_reason: Option<String>,
     pub created_at: OffsetDateTime,
@@ -38,6 +40,7 @@ struct TenantRow {
     name: String,
     status: String,
     password_policy: String,
+    require_2fa: String,
     suspended_at: Option<OffsetDateTime>,
     suspended_reason: Option<String>,
     created_at: OffsetDateTime,
@@ -59,11 +62,15 @@ impl TryFrom<TenantRow> for Tenant {
         let password_policy = PasswordPolicyPreset::parse(&r.password_policy).ok_or_else(|| {
             StoreError::Integrity(format!("unknown password policy {}", r.password_policy))
         })?;
+        // An unknown stored value reads as the strictest requirement rather than failing.
+        let require_2fa =
+            TwoFactorRequirement::parse(&r.require_2fa).unwrap_or(TwoFactorRequirement::Everyone);
         Ok(Tenant {
             id: r.id.into(),
             name: r.name,
             status,
             password_policy,
+            require_2fa,
             suspended_at: r.suspended_at,
             suspended_reason: r.suspended_reason,
             created_at: r.created_at,
@@ -72,8 +79,8 @@ impl TryFrom<TenantRow> for Tenant {
     }
 }
 
-const COLUMNS: &str =
-    "id, name, status, password_policy, suspended_at, suspended_reason, created_at, updated_at";
+const COLUMNS: &str = "id, name, status, password_policy, require_2fa, suspended_at, \
+     suspended_reason, created_at, updated_at";
 
 /// Creates the scope's own tenant (registration).
 pub async fn insert(tx: &mut Tx<TenantScope>, name: &str, now: OffsetDateTime) -> Result<Tenant> {
@@ -153,6 +160,27 @@ pub async fn update_settings(
             .bind(id)
             .bind(name)
             .bind(policy.as_str())
+            .bind(now),
+        )
+        .await?;
+    row.try_into()
+}
+
+/// Sets who in the scope's tenant must sign in with a second factor.
+pub async fn set_require_2fa(
+    tx: &mut Tx<TenantScope>,
+    requirement: TwoFactorRequirement,
+    now: OffsetDateTime,
+) -> Result<Tenant> {
+    let id = tx.scope().tenant_id();
+    let row: TenantRow = tx
+        .fetch_one(
+            Query::new(format!(
+                "UPDATE tenants SET require_2fa = $2, updated_at = $3 WHERE id = $1
+                 RETURNING {COLUMNS}"
+            ))
+            .bind(id)
+            .bind(requirement.as_str())
             .bind(now),
         )
         .await?;

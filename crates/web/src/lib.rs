@@ -67,6 +67,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::me::router())
         .merge(routes::users::router())
         .merge(routes::tenant::router())
+        .merge(routes::two_factor::router())
         .merge(routes::audit::router())
         .merge(routes::api_keys::router())
         .merge(routes::webhooks::router())

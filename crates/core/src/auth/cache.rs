@@ -46,6 +46,8 @@ pub struct UserSnapshot {
     pub password_changed_at: Option<OffsetDateTime>,
     /// Whether the user proved they read mail at `email`.
     pub email_verified: bool,
+    /// A confirmed second factor (TOTP, later passkeys).
+    pub has_second_factor: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +56,7 @@ pub struct TenantSnapshot {
     pub name: String,
     pub suspended: bool,
     pub password_policy: palisade_domain::PasswordPolicyPreset,
+    pub require_2fa: palisade_domain::TwoFactorRequirement,
 }
 
 /// What a request needs to know about an API key.

@@ -18,6 +18,7 @@ pub mod restriction;
 pub mod session_view;
 pub mod sessions;
 pub mod tokens;
+pub mod two_factor;
 
 use crate::error::code;
 use crate::{AppError, AppResult, Services};
@@ -253,6 +254,12 @@ pub async fn authenticate(s: &Services, token: &str) -> AppResult<Principal> {
         }
         None => None,
     };
+    let mut restrictions = restrictions_of(s, &user);
+    // An impersonation is the super admin's doing, not the user's sign-in: a missing second
+    // factor never restricts it.
+    if claims.act.is_none() {
+        restrictions.extend(restriction::decide(&s.settings, &user, tenant.as_deref()));
+    }
     Ok(Principal {
         user_id: user.id,
         email: user.email.clone(),
@@ -272,7 +279,7 @@ pub async fn authenticate(s: &Services, token: &str) -> AppResult<Principal> {
             write: a.write,
         }),
         scope: tenant_id.map(TenantScope::from_verified_credential),
-        restrictions: restrictions_of(s, &user),
+        restrictions,
         user,
     })
 }
@@ -383,6 +390,7 @@ pub async fn user_snapshot(
     let u = palisade_store::users::find(&mut tx, id)
         .await?
         .ok_or_else(|| bad_token(code::INVALID_TOKEN, "this account no longer exists"))?;
+    let has_second_factor = two_factor::factors(&mut tx, id).await?.any();
     let snap = Arc::new(UserSnapshot {
         id: u.id,
         tenant_id: u.tenant_id,
@@ -394,6 +402,7 @@ pub async fn user_snapshot(
         created_at: u.created_at,
         password_changed_at: u.password_changed_at,
         email_verified: u.email_verified_at.is_some(),
+        has_second_factor,
     });
     s.auth_cache.offer_user(epoch, snap.clone());
     Ok(snap)
@@ -416,6 +425,7 @@ pub async fn tenant_snapshot(s: &Services, id: TenantId) -> AppResult<Arc<Tenant
         name: t.name,
         suspended: t.status == palisade_store::tenants::TenantStatus::Suspended,
         password_policy: t.password_policy,
+        require_2fa: t.require_2fa,
     });
     s.auth_cache.offer_tenant(epoch, snap.clone());
     Ok(snap)
@@ -439,6 +449,7 @@ mod tests {
             created_at: time::OffsetDateTime::now_utc(),
             password_changed_at: None,
             email_verified: true,
+            has_second_factor: false,
         });
         let key = Arc::new(cache::ApiKeySnapshot {
             id: uuid::Uuid::now_v7(),

@@ -118,7 +118,11 @@ pub(crate) async fn start<S: Scope>(
 }
 
 /// Whether the user's password has outlived the tenant's policy.
-fn password_expired(user: &User, policy: PasswordPolicyPreset, now: OffsetDateTime) -> bool {
+pub(crate) fn password_expired(
+    user: &User,
+    policy: PasswordPolicyPreset,
+    now: OffsetDateTime,
+) -> bool {
     match user.password_changed_at {
         Some(at) => policy.policy().is_expired(at, now),
         None => false,
@@ -175,13 +179,21 @@ fn user_json(u: &User) -> serde_json::Value {
     })
 }
 
+/// What a correct password leads to: a session, or a challenge for the second factor.
+#[derive(Debug, Clone)]
+pub enum LoginOutcome {
+    SignedIn(IssuedTokens),
+    /// The user has a second factor: finish with `two_factor::challenge::complete`.
+    MfaRequired(super::two_factor::challenge::Challenge),
+}
+
 /// Signs in with email and password.
 pub async fn login(
     s: &Services,
     meta: &RequestMeta,
     email: &str,
     password: &str,
-) -> AppResult<IssuedTokens> {
+) -> AppResult<LoginOutcome> {
     let now = s.now();
     let email = email.trim().to_lowercase();
     let throttle_key = lockout::key(&email);
@@ -233,7 +245,9 @@ pub async fn login(
         .await
         .map_err(hash_error)?;
     let Some(user) = user.filter(|_| verified.ok()) else {
-        return record_failure(s, meta, &throttle_key, &email, now).await;
+        return record_failure(s, meta, &throttle_key, &email, now)
+            .await
+            .map(LoginOutcome::SignedIn);
     };
     let tenant = match user.tenant_id {
         Some(t) => Some(super::tenant_snapshot(s, t).await?),
@@ -253,6 +267,14 @@ pub async fn login(
     }
     let mut uow = UnitOfWork::anonymous(s, meta, UserScope::for_tenant(user.tenant_id)).await?;
     let now = uow.now();
+    let factors = super::two_factor::factors(uow.tx(), user.id).await?;
+    if factors.any() {
+        // The lockout counter is cleared only once the second factor is proved too.
+        let challenge =
+            super::two_factor::challenge::issue(&mut uow, &user, factors.methods()).await?;
+        uow.commit().await?;
+        return Ok(LoginOutcome::MfaRequired(challenge));
+    }
     let (session, refresh) = start(&mut uow, &user).await?;
     uow.audit(as_user(
         uow.entry("auth.login.succeeded")
@@ -275,6 +297,7 @@ pub async fn login(
         password_expired(&user, policy, now),
         now,
     )
+    .map(LoginOutcome::SignedIn)
 }
 
 async fn record_failure(

@@ -24,6 +24,8 @@ pub const APPROVAL_REQUIRED: &str = "approval_required";
 pub const BODY_TOO_LARGE: &str = "body_too_large";
 /// A user cannot delete their own account.
 pub const CANNOT_DELETE_SELF: &str = "cannot_delete_self";
+/// The TOTP code (its 30-second step) was already accepted once; wait for the next one.
+pub const CODE_ALREADY_USED: &str = "code_already_used";
 /// The WhatsApp connection is disconnected.
 pub const CONNECTION_DISCONNECTED: &str = "connection_disconnected";
 /// The connection still has conversations.
@@ -52,20 +54,22 @@ pub const INTERNAL_ERROR: &str = "internal_error";
 pub const INVALID_API_KEY: &str = "invalid_api_key";
 /// The body is not what the route accepts.
 pub const INVALID_BODY: &str = "invalid_body";
-/// The one-time code is wrong, expired or used.
+/// The one-time code (email, TOTP or recovery code) is wrong, expired or used.
 pub const INVALID_CODE: &str = "invalid_code";
 /// Wrong email or password.
 pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
 /// The invitation is unknown, used or expired.
 pub const INVALID_INVITE: &str = "invalid_invite";
+/// The `mfa_token` is unknown, used, expired or spent its tries: sign in again.
+pub const INVALID_MFA_TOKEN: &str = "invalid_mfa_token";
 /// A path parameter is malformed.
 pub const INVALID_PATH: &str = "invalid_path";
 /// A query parameter is malformed.
 pub const INVALID_QUERY: &str = "invalid_query";
-/// The access token is malformed, badly signed, or names an account that no longer exists.
-pub const INVALID_TOKEN: &str = "invalid_token";
 /// The refresh token is unknown, expired or revoked.
 pub const INVALID_REFRESH_TOKEN: &str = "invalid_refresh_token";
+/// The access token is malformed, badly signed, or names an account that no longer exists.
+pub const INVALID_TOKEN: &str = "invalid_token";
 /// The body is not valid JSON.
 pub const MALFORMED_JSON: &str = "malformed_json";
 /// The message's media could not be downloaded.
@@ -74,8 +78,6 @@ pub const MEDIA_FAILED: &str = "media_failed";
 pub const MEDIA_PENDING: &str = "media_pending";
 /// The route exists but not with this method.
 pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
-/// The message has no media.
-pub const NO_MEDIA: &str = "no_media";
 /// The user is not deleted, so there is nothing to restore.
 pub const NOT_DELETED: &str = "not_deleted";
 /// No such route or resource (or it belongs to another tenant).
@@ -84,6 +86,8 @@ pub const NOT_FOUND: &str = "not_found";
 pub const NOT_PENDING_APPROVAL: &str = "not_pending_approval";
 /// The tenant is active already, so there is nothing to reactivate.
 pub const NOT_SUSPENDED: &str = "not_suspended";
+/// The message has no media.
+pub const NO_MEDIA: &str = "no_media";
 /// The websocket's Origin is not allowed.
 pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
 /// Only a template may be sent outside the 24-hour window.
@@ -122,6 +126,16 @@ pub const TOKEN_IN_URL: &str = "token_in_url";
 pub const TOO_MANY_ATTEMPTS: &str = "too_many_attempts";
 /// The user or key has too many open websockets.
 pub const TOO_MANY_WEBSOCKETS: &str = "too_many_websockets";
+/// TOTP is already active; disable it before setting up another authenticator.
+pub const TOTP_ALREADY_ENABLED: &str = "totp_already_enabled";
+/// TOTP is not active for this user.
+pub const TOTP_NOT_ENABLED: &str = "totp_not_enabled";
+/// There is no pending TOTP setup to confirm; start one with `totp/setup`.
+pub const TOTP_NOT_SET_UP: &str = "totp_not_set_up";
+/// The user must set up a second factor first; only enrolment, `/me` and logout are open.
+pub const TWO_FACTOR_ENROLLMENT_REQUIRED: &str = "2fa_enrollment_required";
+/// The tenant requires a second factor, so the last one cannot be removed.
+pub const TWO_FACTOR_REQUIRED: &str = "2fa_required";
 /// No valid credential.
 pub const UNAUTHENTICATED: &str = "unauthenticated";
 /// Temporarily unable; see Retry-After.
@@ -143,6 +157,8 @@ pub const WEBHOOK_NOT_ACTIVE: &str = "webhook_not_active";
 
 /// Every code above, sorted.
 pub const ALL: &[&str] = &[
+    TWO_FACTOR_ENROLLMENT_REQUIRED,
+    TWO_FACTOR_REQUIRED,
     ACCOUNT_LOCKED,
     ALREADY_DISCONNECTED,
     ALREADY_OWNER,
@@ -153,6 +169,7 @@ pub const ALL: &[&str] = &[
     APPROVAL_REQUIRED,
     BODY_TOO_LARGE,
     CANNOT_DELETE_SELF,
+    CODE_ALREADY_USED,
     CONNECTION_DISCONNECTED,
     CONNECTION_HAS_CONVERSATIONS,
     CONTACT_EXISTS,
@@ -170,6 +187,7 @@ pub const ALL: &[&str] = &[
     INVALID_CODE,
     INVALID_CREDENTIALS,
     INVALID_INVITE,
+    INVALID_MFA_TOKEN,
     INVALID_PATH,
     INVALID_QUERY,
     INVALID_REFRESH_TOKEN,
@@ -202,6 +220,9 @@ pub const ALL: &[&str] = &[
     TOKEN_IN_URL,
     TOO_MANY_ATTEMPTS,
     TOO_MANY_WEBSOCKETS,
+    TOTP_ALREADY_ENABLED,
+    TOTP_NOT_ENABLED,
+    TOTP_NOT_SET_UP,
     UNAUTHENTICATED,
     UNAVAILABLE,
     UNSUPPORTED_MEDIA_TYPE,
@@ -225,7 +246,8 @@ mod tests {
         );
         for c in ALL {
             assert!(
-                c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'),
+                c.chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_'),
                 "{c}"
             );
         }

@@ -64,6 +64,8 @@ mod schema_parity;
 mod sessions;
 mod tenant;
 mod tokens;
+mod two_factor;
+mod two_factor_enforcement;
 mod users;
 mod webhook_floods;
 mod webhook_urls;

@@ -79,6 +79,7 @@ mod notifications;
 mod send_queue;
 mod sessions;
 mod tenants;
+mod two_factor;
 mod users;
 mod webhooks;
 mod whatsapp_connections;

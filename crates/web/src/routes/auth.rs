@@ -11,7 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use palisade_core::auth::session_view::SessionView;
-use palisade_core::auth::sessions::IssuedTokens;
+use palisade_core::auth::sessions::{IssuedTokens, LoginOutcome};
+use palisade_core::auth::two_factor::challenge::{self, Factor};
 use palisade_core::auth::{passwords, register, sessions, RequestMeta};
 use palisade_core::error::code;
 use palisade_core::{AppError, Services};
@@ -26,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register_tenant))
         .routes(routes!(login))
+        .routes(routes!(login_second_factor))
         .routes(routes!(refresh))
         .routes(routes!(logout))
         .routes(routes!(logout_all))
@@ -66,6 +68,19 @@ pub struct RegisterRequest {
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+}
+
+/// The second step of a sign-in: the challenge token and exactly one factor.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSecondFactorRequest {
+    /// The `pal_mfa_…` token from `POST /api/v1/auth/login`.
+    #[schema(pattern = "^pal_mfa_")]
+    pub mfa_token: String,
+    /// A 6-digit code from the authenticator app (or send `recovery_code`).
+    pub code: Option<String>,
+    /// One of the recovery codes (or send `code`).
+    pub recovery_code: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -139,6 +154,28 @@ impl From<&IssuedTokens> for TokenResponse {
             warnings: t.warnings.clone(),
         }
     }
+}
+
+/// The password was right and the account has a second factor: no session yet. Finish with
+/// `POST /api/v1/auth/login/2fa`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaChallengeResponse {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// `pal_mfa_…`: single-use, 5 minutes, 5 wrong codes.
+    pub mfa_token: String,
+    /// What the sign-in can be completed with: `totp`, `recovery_code` (later `passkey`).
+    pub methods: Vec<String>,
+    /// Seconds until `mfa_token` expires (300).
+    pub expires_in: i64,
+}
+
+/// The answer to a correct password: a token pair, or a second-factor challenge.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    Tokens(TokenResponse),
+    MfaRequired(MfaChallengeResponse),
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -237,10 +274,12 @@ pub async fn register_tenant(
     Ok((StatusCode::CREATED, with_cookies(s, &r.tokens), Json(body)).into_response())
 }
 
-/// Sign in with email and password. Creates a device session.
+/// Sign in with email and password. Creates a device session, or, when the account has a
+/// second factor, answers a challenge to complete with `POST /api/v1/auth/login/2fa` (no
+/// tokens, no cookies).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
-        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 200, description = "Signed in (a token pair), or a second factor is required (`mfa_required: true`)", body = LoginResponse),
         (status = 401, description = "Wrong email or password (`invalid_credentials`)", body = ErrorBody),
         (status = 403, description = "The tenant is suspended", body = ErrorBody),
         (status = 429, description = "Throttled (`rate_limited`) or locked (`account_locked`); see Retry-After", body = ErrorBody),
@@ -252,7 +291,49 @@ pub async fn login(
 ) -> ApiResult<Response> {
     let s = &state.services;
     ip_limit(&s.limits.login, &meta)?;
-    let t = sessions::login(s, &meta, &req.email, &req.password).await?;
+    match sessions::login(s, &meta, &req.email, &req.password).await? {
+        LoginOutcome::SignedIn(t) => {
+            Ok((with_cookies(s, &t), Json(TokenResponse::from(&t))).into_response())
+        }
+        LoginOutcome::MfaRequired(c) => Ok(Json(MfaChallengeResponse {
+            mfa_required: true,
+            mfa_token: c.mfa_token,
+            methods: c.methods.iter().map(|m| (*m).to_owned()).collect(),
+            expires_in: c.expires_in,
+        })
+        .into_response()),
+    }
+}
+
+/// Complete a sign-in with a second factor: a TOTP `code` or a `recovery_code`. Answers as a
+/// password sign-in does (tokens and cookies). A wrong code counts toward the account lockout.
+#[utoipa::path(post, path = "/api/v1/auth/login/2fa", tag = "auth", request_body = LoginSecondFactorRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 401, description = "Unknown, used, expired or exhausted `mfa_token` (`invalid_mfa_token`), wrong code (`invalid_code`), or a TOTP code already used (`code_already_used`)", body = ErrorBody),
+        (status = 403, description = "The tenant is suspended", body = ErrorBody),
+        (status = 422, description = "Neither or both of `code` and `recovery_code`", body = ErrorBody),
+        (status = 429, description = "Throttled (`rate_limited`) or locked (`account_locked`); see Retry-After", body = ErrorBody)))]
+pub async fn login_second_factor(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ApiJson(req): ApiJson<LoginSecondFactorRequest>,
+) -> ApiResult<Response> {
+    let s = &state.services;
+    ip_limit(&s.limits.login, &meta)?;
+    let factor = match (req.code.as_deref(), req.recovery_code.as_deref()) {
+        (Some(c), None) => Factor::Totp(c),
+        (None, Some(c)) => Factor::RecoveryCode(c),
+        _ => {
+            return Err(ApiError(AppError::validation([
+                palisade_domain::FieldError::new(
+                    "code",
+                    "send exactly one of code and recovery_code",
+                ),
+            ])))
+        }
+    };
+    let t = challenge::complete(s, &meta, &req.mfa_token, factor).await?;
     Ok((with_cookies(s, &t), Json(TokenResponse::from(&t))).into_response())
 }
 

@@ -13,6 +13,7 @@ pub mod messaging;
 pub mod notifications;
 pub mod platform;
 pub mod tenant;
+pub mod two_factor;
 pub mod users;
 pub mod webhooks;
 pub mod whatsapp;

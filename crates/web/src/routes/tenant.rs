@@ -27,6 +27,11 @@ pub struct UpdateTenantRequest {
     /// `modern` (NIST-style, default) or `compliance` (adds composition rules and 90-day expiry).
     #[schema(value_type = Option<palisade_domain::PasswordPolicyPreset>, inline)]
     pub password_policy: Option<String>,
+    /// Who must sign in with a second factor: `off` (default), `admins` or `everyone`. Users
+    /// it names who have none can only reach `/api/v1/me`, the 2FA and passkey enrolment
+    /// routes and logout until they set one up (`403 2fa_enrollment_required`).
+    #[schema(value_type = Option<palisade_domain::TwoFactorRequirement>, inline)]
+    pub require_2fa: Option<String>,
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -46,7 +51,7 @@ pub async fn get_tenant(
     Ok(Json(TenantResponse::from(&t)))
 }
 
-/// Rename the tenant or change its password policy (admins).
+/// Rename the tenant, change its password policy, or require a second factor (admins).
 #[utoipa::path(patch, path = "/api/v1/tenant", tag = "tenant", security(("bearer" = [])),
     request_body = UpdateTenantRequest,
     responses((status = 200, description = "The updated tenant", body = TenantResponse),
@@ -65,6 +70,7 @@ pub async fn update_tenant(
         &meta,
         req.name.as_deref(),
         req.password_policy.as_deref(),
+        req.require_2fa.as_deref(),
     )
     .await?;
     Ok(Json(TenantResponse::from(&t)))
