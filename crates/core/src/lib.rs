@@ -59,6 +59,8 @@ pub struct Services {
     pub realtime: Arc<realtime::Hub>,
     /// Meta's verified webhook POSTs, stored and processed in batches.
     pub inbound: Arc<whatsapp::inbound::Pipeline>,
+    /// The WebAuthn relying party (passkeys), built once from the settings.
+    pub passkeys: Arc<auth::passkeys::RelyingParty>,
 }
 
 impl Services {
@@ -85,6 +87,9 @@ impl Services {
             media_downloads: Arc::new(tokio::sync::Notify::new()),
             mail_outbox: Arc::new(tokio::sync::Notify::new()),
             inbound: Arc::default(),
+            passkeys: Arc::new(auth::passkeys::RelyingParty::from_settings_or_disabled(
+                &settings,
+            )),
             realtime: Arc::new(
                 realtime::Hub::new(store.backend() == palisade_store::Backend::Postgres)
                     .with_max_sockets_per_owner(settings.ws_max_per_user),

@@ -83,6 +83,8 @@ pub struct Limits {
     pub export: Limit<uuid::Uuid>,
     /// Contact exports per hour, per tenant.
     pub contacts_export: Limit<uuid::Uuid>,
+    /// Passkey registrations started per hour, per user.
+    pub passkey_registrations: Limit<uuid::Uuid>,
 }
 
 impl Limits {
@@ -97,6 +99,7 @@ impl Limits {
             ),
             export: Limit::new(10, Duration::from_secs(3600)),
             contacts_export: Limit::new(10, Duration::from_secs(3600)),
+            passkey_registrations: Limit::new(20, Duration::from_secs(3600)),
         }
     }
 
@@ -108,6 +111,7 @@ impl Limits {
         self.webhook_failures.retain_recent();
         self.export.retain_recent();
         self.contacts_export.retain_recent();
+        self.passkey_registrations.retain_recent();
     }
 }
 

@@ -61,6 +61,10 @@ pub struct Settings {
     pub media_max_bytes: u64,
     /// Websockets one user (or one API key) may hold open on a node; 0: no limit.
     pub ws_max_per_user: usize,
+    /// The WebAuthn relying party id (a domain); `None`: the host of `public_url`.
+    pub webauthn_rp_id: Option<String>,
+    /// The origins passkey ceremonies may come from; empty: the origin of `public_url`.
+    pub webauthn_origins: Vec<String>,
 }
 
 impl Default for Settings {
@@ -102,6 +106,8 @@ impl Default for Settings {
             storage_dir: "./data/storage".into(),
             media_max_bytes: 100 * 1024 * 1024,
             ws_max_per_user: 20,
+            webauthn_rp_id: None,
+            webauthn_origins: Vec::new(),
         }
     }
 }

@@ -109,3 +109,11 @@ id_type!(
     /// A mail in the outbox.
     MailId
 );
+id_type!(
+    /// A user's registered passkey (WebAuthn credential).
+    PasskeyId
+);
+id_type!(
+    /// A pending WebAuthn ceremony (registration or sign-in): single-use, five minutes.
+    WebauthnChallengeId
+);

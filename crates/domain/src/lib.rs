@@ -21,8 +21,8 @@ pub use contact::{Contact, CustomAttributes, PhoneNumber, Tags};
 pub use event::EventType;
 pub use ids::{
     ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DeliveryId, InboundEventId,
-    InviteId, MailId, MessageId, NotificationId, RefreshTokenId, SessionId, TenantId, UserId,
-    WebhookId,
+    InviteId, MailId, MessageId, NotificationId, PasskeyId, RefreshTokenId, SessionId, TenantId,
+    UserId, WebauthnChallengeId, WebhookId,
 };
 pub use password::{PasswordContext, PasswordPolicy, PasswordPolicyPreset, PasswordViolation};
 pub use permission::Permission;

@@ -80,6 +80,10 @@ pub fn settings(config: &Config) -> Settings {
         media_max_bytes: r.media_max_bytes,
         inbound_retention_days: r.inbound_retention_days,
         ws_max_per_user: r.ws_max_per_user,
+        webauthn_rp_id: r.webauthn_rp_id.clone().filter(|v| !v.trim().is_empty()),
+        webauthn_origins: crate::config::split_list(&r.webauthn_origins)
+            .map(str::to_owned)
+            .collect(),
         ..Settings::default()
     }
 }

@@ -81,6 +81,10 @@ pub struct RawConfig {
     pub outbound_worker_interval_ms: u64,
     /// Websockets one user (or API key) may hold open on a node; 0: no limit.
     pub ws_max_per_user: usize,
+    /// The WebAuthn relying party id; defaults to the host of the public URL.
+    pub webauthn_rp_id: Option<String>,
+    /// Comma-separated origins passkeys may be used from; defaults to the public URL's origin.
+    pub webauthn_origins: String,
 }
 
 impl Default for RawConfig {
@@ -127,6 +131,8 @@ impl Default for RawConfig {
             media_worker_interval_ms: 1000,
             outbound_worker_interval_ms: 1000,
             ws_max_per_user: 20,
+            webauthn_rp_id: None,
+            webauthn_origins: String::new(),
         }
     }
 }
@@ -193,13 +199,18 @@ impl Config {
                     .into(),
             ));
         }
-        Ok(Config {
+        let config = Config {
             raw,
             listen,
             database_url,
             trusted_proxies,
             cors_origins,
-        })
+        };
+        // Passkey settings given explicitly must work; a fallback that cannot only turns
+        // passkeys off (with a warning at start).
+        palisade_core::auth::passkeys::RelyingParty::from_settings(&crate::app::settings(&config))
+            .map_err(ConfigError)?;
+        Ok(config)
     }
 
     pub fn production(&self) -> bool {
@@ -359,6 +370,35 @@ mod tests {
         let s = settings(" HALT , Basta,,", "");
         assert_eq!(s.opt_out_keywords, ["HALT", "Basta"]);
         assert!(s.opt_in_keywords.is_empty(), "empty disables");
+    }
+
+    #[test]
+    fn passkey_settings_that_cannot_work_stop_the_start() {
+        let raw = RawConfig {
+            public_url: Some("https://crm.example.com".into()),
+            webauthn_rp_id: Some("other.example".into()),
+            ..RawConfig::default()
+        };
+        let err = Config::from_raw(raw).unwrap_err().0;
+        assert!(err.contains("PALISADE_WEBAUTHN_RP_ID"), "{err}");
+        let raw = RawConfig {
+            webauthn_origins: "https://crm.example.com/app".into(),
+            webauthn_rp_id: Some("example.com".into()),
+            ..RawConfig::default()
+        };
+        assert!(Config::from_raw(raw)
+            .unwrap_err()
+            .0
+            .contains("PALISADE_WEBAUTHN_ORIGINS"));
+        let raw = RawConfig {
+            webauthn_origins: "https://crm.example.com, https://app.example.com".into(),
+            webauthn_rp_id: Some("example.com".into()),
+            ..RawConfig::default()
+        };
+        let s = crate::app::settings(&Config::from_raw(raw).unwrap());
+        assert_eq!(s.webauthn_origins.len(), 2);
+        // The default (an IP address) cannot carry passkeys, but starts.
+        assert!(Config::from_raw(RawConfig::default()).is_ok());
     }
 
     #[test]

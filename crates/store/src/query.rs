@@ -148,6 +148,8 @@ into_arg_id!(palisade_domain::InviteId);
 into_arg_id!(palisade_domain::InboundEventId);
 into_arg_id!(palisade_domain::AuditRecordId);
 into_arg_id!(palisade_domain::MailId);
+into_arg_id!(palisade_domain::PasskeyId);
+into_arg_id!(palisade_domain::WebauthnChallengeId);
 
 impl<T: IntoArg> IntoArg for Option<T> {
     fn into_arg(self) -> Arg {

@@ -62,6 +62,7 @@ pub struct AppState {
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(routes::auth::router())
+        .merge(routes::passkeys::router())
         .merge(routes::me::router())
         .merge(routes::users::router())
         .merge(routes::tenant::router())

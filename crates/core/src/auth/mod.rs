@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod cache;
 pub mod hashing;
 pub mod lockout;
+pub mod passkeys;
 pub mod passwords;
 pub mod register;
 pub mod session_view;
