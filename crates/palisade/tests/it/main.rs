@@ -51,6 +51,7 @@ mod media;
 mod notifications;
 mod openapi;
 mod outbound;
+mod passkeys;
 mod passwords;
 mod platform;
 mod reach;
