@@ -397,7 +397,7 @@ mod tests {
         };
         let s = crate::app::settings(&Config::from_raw(raw).unwrap());
         assert_eq!(s.webauthn_origins.len(), 2);
-        // The default (an IP address) cannot carry passkeys, but starts.
+        // The default (a loopback address) starts, with passkeys on localhost.
         assert!(Config::from_raw(RawConfig::default()).is_ok());
     }
 

@@ -9,7 +9,7 @@
 //! run on the real answer.
 
 use crate::support::{assert_error, audit_count, field_messages};
-use palisade_testkit::{spawn_app, spawn_app_with, Db, Resp, Session, TestApp, GOOD_PASSWORD};
+use palisade_testkit::{spawn_app_with, Db, Resp, Session, TestApp, GOOD_PASSWORD};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use webauthn_authenticator_rs::prelude::{
@@ -648,8 +648,8 @@ async fn malformed_and_unsupported_requests_are_precise_4xx(db: Db) {
 }
 
 async fn without_a_domain_passkeys_are_off(db: Db) {
-    // The default test server's public URL is an IP address: no relying party id.
-    let app = spawn_app(db).await;
+    // A public URL that is an IP address (not loopback) gives no relying party id.
+    let app = spawn_app_with(db, |c| c.public_url = Some("http://10.0.0.7:8080".into())).await;
     let owner = app.register("Acme", "ana@acme.example").await;
     let r = app
         .post("/api/v1/auth/passkeys/login/start", None, json!({}))

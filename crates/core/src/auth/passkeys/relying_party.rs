@@ -41,10 +41,14 @@ impl RelyingParty {
             .as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty());
+        let loopback = public.domain().is_none() && is_loopback_ip(&public);
         let rp_id = match explicit_id {
             Some(id) => id.trim_end_matches('.').to_ascii_lowercase(),
             None => match public.domain() {
                 Some(d) => d.trim_end_matches('.').to_ascii_lowercase(),
+                // The development default (`http://127.0.0.1:8080`): WebAuthn refuses IP
+                // addresses, but the same server opened as http://localhost:<port> works.
+                None if loopback => "localhost".to_owned(),
                 None => {
                     return Ok(RelyingParty::off(format!(
                         "passkeys are off: PALISADE_PUBLIC_URL ({}) has no domain name, and \
@@ -63,6 +67,9 @@ impl RelyingParty {
                 .iter()
                 .map(|o| parse_origin(o))
                 .collect::<Result<_, _>>()?
+        } else if loopback {
+            let port = public.port_or_known_default().unwrap_or(80);
+            vec![parse_origin(&format!("http://localhost:{port}"))?]
         } else {
             vec![parse_origin(&public.origin().ascii_serialization())
                 .map_err(|e| format!("PALISADE_PUBLIC_URL: {e}"))?]
@@ -174,6 +181,14 @@ fn build(rp_id: &str, origins: &[Url], production: bool) -> Result<Webauthn, Str
         .map_err(|e| format!("PALISADE_WEBAUTHN_RP_ID={rp_id:?}: {e}"))
 }
 
+fn is_loopback_ip(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        _ => false,
+    }
+}
+
 fn is_localhost(host: &str) -> bool {
     host == "localhost" || host.ends_with(".localhost")
 }
@@ -207,9 +222,21 @@ mod tests {
     }
 
     #[test]
-    fn an_ip_public_url_turns_passkeys_off_but_does_not_stop_the_server() {
+    fn a_loopback_public_url_means_localhost() {
         let rp =
             RelyingParty::from_settings(&settings("http://127.0.0.1:8080", None, &[])).unwrap();
+        assert_eq!(rp.rp_id(), "localhost");
+        assert_eq!(
+            rp.webauthn().unwrap().get_allowed_origins()[0]
+                .origin()
+                .ascii_serialization(),
+            "http://localhost:8080"
+        );
+    }
+
+    #[test]
+    fn an_ip_public_url_turns_passkeys_off_but_does_not_stop_the_server() {
+        let rp = RelyingParty::from_settings(&settings("http://10.0.0.7:8080", None, &[])).unwrap();
         let err = rp.webauthn().unwrap_err().to_string();
         assert!(err.contains("PALISADE_WEBAUTHN_RP_ID"), "{err}");
     }
