@@ -37,7 +37,7 @@ pub async fn start_registration(
     };
     let exclude = existing
         .iter()
-        .map(|k| k.credential_id.clone().into())
+        .map(|k| k.credential_id.clone())
         .collect::<Vec<_>>();
     let (options, state) = webauthn
         .start_passkey_registration(p.user_id.as_uuid(), &p.email, &p.name, Some(exclude))
