@@ -5,6 +5,9 @@
 //! (`passkeys_credential_id_key`): a second registration of the same credential comes back as
 //! [`crate::StoreError::UniqueViolation`].
 //!
+//! Under a tenant scope every statement also binds the scope's tenant (SQLite has no row-level
+//! security); a system scope (the passwordless sign-in, a super admin's rows) binds none.
+//!
 //! Challenges are consumed by one conditional `UPDATE … WHERE used_at IS NULL AND expires_at >
 //! now … RETURNING`: of two requests presenting the same challenge, exactly one gets its state.
 
@@ -81,12 +84,15 @@ pub async fn insert<S: Scope>(tx: &mut Tx<S>, p: &StoredPasskey) -> Result<()> {
 
 /// The user's passkeys, oldest first.
 pub async fn list_for_user<S: Scope>(tx: &mut Tx<S>, user: UserId) -> Result<Vec<StoredPasskey>> {
+    let tenant = tx.scope().tenant();
     let rows: Vec<PasskeyRow> = tx
         .fetch_all(
             Query::new(format!(
-                "SELECT {COLUMNS} FROM passkeys WHERE user_id = $1 ORDER BY created_at, id"
+                "SELECT {COLUMNS} FROM passkeys WHERE user_id = $1
+                 AND ($2 IS NULL OR tenant_id = $2) ORDER BY created_at, id"
             ))
-            .bind(user),
+            .bind(user)
+            .bind(tenant),
         )
         .await?;
     Ok(rows.into_iter().map(StoredPasskey::from).collect())
@@ -114,11 +120,16 @@ pub async fn delete_for_user<S: Scope>(
     id: PasskeyId,
     user: UserId,
 ) -> Result<bool> {
+    let tenant = tx.scope().tenant();
     let n = tx
         .execute(
-            Query::new("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
-                .bind(id)
-                .bind(user),
+            Query::new(
+                "DELETE FROM passkeys WHERE id = $1 AND user_id = $2
+                 AND ($3 IS NULL OR tenant_id = $3)",
+            )
+            .bind(id)
+            .bind(user)
+            .bind(tenant),
         )
         .await?;
     Ok(n == 1)
@@ -134,16 +145,19 @@ pub async fn record_use<S: Scope>(
     sign_count: i64,
     now: OffsetDateTime,
 ) -> Result<bool> {
+    let tenant = tx.scope().tenant();
     let n = tx
         .execute(
             Query::new(
                 "UPDATE passkeys SET passkey = $2, sign_count = $3, last_used_at = $4
-                 WHERE id = $1 AND (sign_count < $3 OR $3 = 0)",
+                 WHERE id = $1 AND (sign_count < $3 OR $3 = 0)
+                   AND ($5 IS NULL OR tenant_id = $5)",
             )
             .bind(id)
             .bind(passkey)
             .bind(sign_count)
-            .bind(now),
+            .bind(now)
+            .bind(tenant),
         )
         .await?;
     Ok(n == 1)
@@ -238,9 +252,14 @@ pub async fn insert_challenge<S: Scope>(tx: &mut Tx<S>, c: &Challenge) -> Result
 
 /// Drops the user's pending registrations (a new one replaces them: one at a time per user).
 pub async fn delete_registrations<S: Scope>(tx: &mut Tx<S>, user: UserId) -> Result<u64> {
+    let tenant = tx.scope().tenant();
     tx.execute(
-        Query::new("DELETE FROM webauthn_challenges WHERE user_id = $1 AND kind = 'registration'")
-            .bind(user),
+        Query::new(
+            "DELETE FROM webauthn_challenges WHERE user_id = $1 AND kind = 'registration'
+             AND ($2 IS NULL OR tenant_id = $2)",
+        )
+        .bind(user)
+        .bind(tenant),
     )
     .await
 }
@@ -254,6 +273,7 @@ pub async fn consume<S: Scope>(
     kinds: &[ChallengeKind],
     now: OffsetDateTime,
 ) -> Result<Option<Challenge>> {
+    let tenant = tx.scope().tenant();
     let a = kinds.first().map_or("", |k| k.as_str());
     let b = kinds.get(1).map_or(a, |k| k.as_str());
     let row: Option<ChallengeRow> = tx
@@ -261,12 +281,14 @@ pub async fn consume<S: Scope>(
             Query::new(format!(
                 "UPDATE webauthn_challenges SET used_at = $2
                  WHERE id = $1 AND used_at IS NULL AND expires_at > $2 AND kind IN ($3, $4)
+                   AND ($5 IS NULL OR tenant_id = $5)
                  RETURNING {CHALLENGE_COLUMNS}"
             ))
             .bind(id)
             .bind(now)
             .bind(a)
-            .bind(b),
+            .bind(b)
+            .bind(tenant),
         )
         .await?;
     Ok(row.and_then(ChallengeRow::into_challenge))
@@ -278,16 +300,18 @@ pub async fn consume_registration<S: Scope>(
     user: UserId,
     now: OffsetDateTime,
 ) -> Result<Option<Challenge>> {
+    let tenant = tx.scope().tenant();
     let rows: Vec<ChallengeRow> = tx
         .fetch_all(
             Query::new(format!(
                 "UPDATE webauthn_challenges SET used_at = $2
                  WHERE user_id = $1 AND kind = 'registration' AND used_at IS NULL
-                   AND expires_at > $2
+                   AND expires_at > $2 AND ($3 IS NULL OR tenant_id = $3)
                  RETURNING {CHALLENGE_COLUMNS}"
             ))
             .bind(user)
-            .bind(now),
+            .bind(now)
+            .bind(tenant),
         )
         .await?;
     Ok(rows

@@ -30,6 +30,7 @@ both!(
     a_counter_that_goes_backwards_is_refused,
     malformed_and_unsupported_requests_are_precise_4xx,
     without_a_domain_passkeys_are_off,
+    sign_in_is_rate_limited_like_login,
 );
 
 const ORIGIN: &str = "http://localhost:8080";
@@ -670,4 +671,28 @@ async fn without_a_domain_passkeys_are_off(db: Db) {
     // Listing still works (there is nothing to list).
     let r = app.get("/api/v1/auth/passkeys", &owner.access_token).await;
     assert_eq!(r.status, StatusCode::OK);
+}
+
+async fn sign_in_is_rate_limited_like_login(db: Db) {
+    let app = spawn_app_with(db, |c| {
+        c.public_url = Some(ORIGIN.into());
+        c.rate_limit_login_per_minute = 2;
+    })
+    .await;
+    for _ in 0..2 {
+        login_start(&app).await;
+    }
+    let r = app
+        .post("/api/v1/auth/passkeys/login/start", None, json!({}))
+        .await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(r.header("retry-after").is_some());
+    let r = app
+        .post(
+            "/api/v1/auth/passkeys/login/finish",
+            None,
+            json!({"challenge_id": uuid::Uuid::now_v7(), "credential": {}}),
+        )
+        .await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
 }
