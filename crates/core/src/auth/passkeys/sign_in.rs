@@ -3,7 +3,7 @@
 
 use super::{invalid_challenge, invalid_passkey, state_error, CEREMONY_TTL};
 use crate::audit::AuditEntryExt;
-use crate::auth::sessions::{self, as_user, IssuedTokens, SignInMethod};
+use crate::auth::sessions::{self, IssuedTokens, SignInMethod};
 use crate::auth::RequestMeta;
 use crate::error::code;
 use crate::{AppError, AppResult, Services, UnitOfWork};
@@ -231,13 +231,13 @@ async fn refused(
         } else {
             "auth.login.failed"
         };
-        uow.audit(as_user(
-            uow.entry(action).target("passkey", key.id).metadata(
-                serde_json::json!({ "method": "passkey", "reason": reason, "user_id": user.id }),
-            ),
-            user,
-        ))
-        .await?;
+        // Like a failed password sign-in: the account is the target, not the actor (whoever
+        // presented the answer has not proved to be its owner).
+        let mut e = uow.entry(action).target("user", user.id).metadata(
+            serde_json::json!({ "method": "passkey", "reason": reason, "passkey_id": key.id }),
+        );
+        e.actor_email = Some(user.email.clone());
+        uow.audit(e).await?;
         uow.commit().await
     };
     if let Err(e) = write.await {
