@@ -61,6 +61,8 @@ pub struct Services {
     pub inbound: Arc<whatsapp::inbound::Pipeline>,
     /// The breached-password check (asked only when `settings.hibp_mode` is not `off`).
     pub breach: Arc<dyn auth::breach::BreachChecker>,
+    /// The WebAuthn relying party (passkeys), built once from the settings.
+    pub passkeys: Arc<auth::passkeys::RelyingParty>,
 }
 
 impl Services {
@@ -90,6 +92,9 @@ impl Services {
             breach: Arc::new(auth::breach::HibpRangeClient::new(
                 &settings.hibp_url,
                 std::time::Duration::from_secs(2),
+            )),
+            passkeys: Arc::new(auth::passkeys::RelyingParty::from_settings_or_disabled(
+                &settings,
             )),
             realtime: Arc::new(
                 realtime::Hub::new(store.backend() == palisade_store::Backend::Postgres)

@@ -91,6 +91,8 @@ pub struct Limits {
     /// Changes to a user's second factors (each checks the password or a code) per minute,
     /// per user.
     pub two_factor: Limit<uuid::Uuid>,
+    /// Passkey registrations started per hour, per user.
+    pub passkey_registrations: Limit<uuid::Uuid>,
 }
 
 impl Limits {
@@ -111,6 +113,7 @@ impl Limits {
             ),
             email_verify: Limit::new(20, Duration::from_secs(60)),
             two_factor: Limit::new(10, Duration::from_secs(60)),
+            passkey_registrations: Limit::new(20, Duration::from_secs(3600)),
         }
     }
 
@@ -125,6 +128,7 @@ impl Limits {
         self.password_forgot.retain_recent();
         self.email_verify.retain_recent();
         self.two_factor.retain_recent();
+        self.passkey_registrations.retain_recent();
     }
 }
 

@@ -80,6 +80,10 @@ pub struct Settings {
     pub hibp_mode: crate::auth::breach::HibpMode,
     /// The k-anonymity range API the check asks (`PALISADE_HIBP_URL`). Operator-trusted.
     pub hibp_url: String,
+    /// The WebAuthn relying party id (a domain); `None`: the host of `public_url`.
+    pub webauthn_rp_id: Option<String>,
+    /// The origins passkey ceremonies may come from; empty: the origin of `public_url`.
+    pub webauthn_origins: Vec<String>,
 }
 
 impl Default for Settings {
@@ -125,6 +129,8 @@ impl Default for Settings {
             rate_limit_password_forgot_per_hour: 5,
             hibp_mode: crate::auth::breach::HibpMode::Off,
             hibp_url: crate::auth::breach::DEFAULT_HIBP_URL.into(),
+            webauthn_rp_id: None,
+            webauthn_origins: Vec::new(),
         }
     }
 }

@@ -121,3 +121,11 @@ id_type!(
     /// One sign-in attempt in a user's login history.
     LoginAttemptId
 );
+id_type!(
+    /// A user's registered passkey (WebAuthn credential).
+    PasskeyId
+);
+id_type!(
+    /// A pending WebAuthn ceremony (registration or sign-in): single-use, five minutes.
+    WebauthnChallengeId
+);

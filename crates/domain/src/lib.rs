@@ -23,8 +23,8 @@ pub use contact::{Contact, CustomAttributes, PhoneNumber, Tags};
 pub use event::EventType;
 pub use ids::{
     ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DeliveryId, EmailCodeId,
-    InboundEventId, InviteId, LoginAttemptId, MailId, MessageId, NotificationId, PasswordResetId,
-    RefreshTokenId, SessionId, TenantId, UserId, WebhookId,
+    InboundEventId, InviteId, LoginAttemptId, MailId, MessageId, NotificationId, PasskeyId,
+    PasswordResetId, RefreshTokenId, SessionId, TenantId, UserId, WebauthnChallengeId, WebhookId,
 };
 pub use login::{LoginMethod, LoginResult};
 pub use password::{PasswordContext, PasswordPolicy, PasswordPolicyPreset, PasswordViolation};

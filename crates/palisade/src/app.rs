@@ -84,6 +84,10 @@ pub fn settings(config: &Config) -> Settings {
         rate_limit_password_forgot_per_hour: r.rate_limit_password_forgot_per_hour,
         hibp_mode: config.hibp_mode,
         hibp_url: r.hibp_url.trim().to_owned(),
+        webauthn_rp_id: r.webauthn_rp_id.clone().filter(|v| !v.trim().is_empty()),
+        webauthn_origins: crate::config::split_list(&r.webauthn_origins)
+            .map(str::to_owned)
+            .collect(),
         ..Settings::default()
     }
 }

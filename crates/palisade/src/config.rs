@@ -92,6 +92,10 @@ pub struct RawConfig {
     pub hibp_mode: Option<String>,
     /// The k-anonymity range API (the SHA-1 prefix is appended).
     pub hibp_url: String,
+    /// The WebAuthn relying party id; defaults to the host of the public URL.
+    pub webauthn_rp_id: Option<String>,
+    /// Comma-separated origins passkeys may be used from; defaults to the public URL's origin.
+    pub webauthn_origins: String,
 }
 
 impl Default for RawConfig {
@@ -142,6 +146,8 @@ impl Default for RawConfig {
             rate_limit_password_forgot_per_hour: 5,
             hibp_mode: None,
             hibp_url: palisade_core::auth::breach::DEFAULT_HIBP_URL.into(),
+            webauthn_rp_id: None,
+            webauthn_origins: String::new(),
         }
     }
 }
@@ -231,14 +237,19 @@ impl Config {
                 )))
             }
         }
-        Ok(Config {
+        let config = Config {
             raw,
             listen,
             database_url,
             trusted_proxies,
             cors_origins,
             hibp_mode,
-        })
+        };
+        // Passkey settings given explicitly must work; a fallback that cannot only turns
+        // passkeys off (with a warning at start).
+        palisade_core::auth::passkeys::RelyingParty::from_settings(&crate::app::settings(&config))
+            .map_err(ConfigError)?;
+        Ok(config)
     }
 
     pub fn production(&self) -> bool {
@@ -446,6 +457,35 @@ mod tests {
         let s = settings(" HALT , Basta,,", "");
         assert_eq!(s.opt_out_keywords, ["HALT", "Basta"]);
         assert!(s.opt_in_keywords.is_empty(), "empty disables");
+    }
+
+    #[test]
+    fn passkey_settings_that_cannot_work_stop_the_start() {
+        let raw = RawConfig {
+            public_url: Some("https://crm.example.com".into()),
+            webauthn_rp_id: Some("other.example".into()),
+            ..RawConfig::default()
+        };
+        let err = Config::from_raw(raw).unwrap_err().0;
+        assert!(err.contains("PALISADE_WEBAUTHN_RP_ID"), "{err}");
+        let raw = RawConfig {
+            webauthn_origins: "https://crm.example.com/app".into(),
+            webauthn_rp_id: Some("example.com".into()),
+            ..RawConfig::default()
+        };
+        assert!(Config::from_raw(raw)
+            .unwrap_err()
+            .0
+            .contains("PALISADE_WEBAUTHN_ORIGINS"));
+        let raw = RawConfig {
+            webauthn_origins: "https://crm.example.com, https://app.example.com".into(),
+            webauthn_rp_id: Some("example.com".into()),
+            ..RawConfig::default()
+        };
+        let s = crate::app::settings(&Config::from_raw(raw).unwrap());
+        assert_eq!(s.webauthn_origins.len(), 2);
+        // The default (a loopback address) starts, with passkeys on localhost.
+        assert!(Config::from_raw(RawConfig::default()).is_ok());
     }
 
     #[test]

@@ -64,6 +64,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::auth::router())
         .merge(routes::auth_mail::router())
         .merge(routes::login_history::router())
+        .merge(routes::passkeys::router())
         .merge(routes::me::router())
         .merge(routes::users::router())
         .merge(routes::tenant::router())

@@ -11,6 +11,7 @@ pub mod email_verification;
 pub mod hashing;
 pub mod lockout;
 pub mod login_history;
+pub mod passkeys;
 pub mod password_reset;
 pub mod passwords;
 pub mod register;

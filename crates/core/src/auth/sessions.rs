@@ -256,48 +256,98 @@ pub async fn login(
     if tenant.as_ref().is_some_and(|t| t.suspended) {
         return Err(super::tenant_suspended());
     }
-    let policy = tenant
-        .as_ref()
-        .map_or(PasswordPolicyPreset::Modern, |t| t.password_policy);
     if verified == super::hashing::Verified::YesButRehash {
         let new_hash = s.hasher.hash(password).await.map_err(hash_error)?;
         let mut uow = UnitOfWork::anonymous(s, meta, SystemScope::new("login.rehash")).await?;
         users::upgrade_hash(uow.tx(), user.id, &new_hash).await?;
         uow.commit().await?;
     }
-    let mut uow = UnitOfWork::anonymous(s, meta, UserScope::for_tenant(user.tenant_id)).await?;
-    let now = uow.now();
-    let factors = super::two_factor::factors(uow.tx(), user.id).await?;
+    // An account with a second factor gets a challenge, not a session: the lockout counter is
+    // cleared only once the second factor is proved too.
+    let factors = {
+        let mut tx = s
+            .store
+            .begin_read(UserScope::for_tenant(user.tenant_id))
+            .await?;
+        super::two_factor::factors(&mut tx, user.id).await?
+    };
     if factors.any() {
-        // The lockout counter is cleared only once the second factor is proved too.
+        let mut uow = UnitOfWork::anonymous(s, meta, UserScope::for_tenant(user.tenant_id)).await?;
         let challenge =
             super::two_factor::challenge::issue(&mut uow, &user, factors.methods()).await?;
         uow.commit().await?;
         return Ok(LoginOutcome::MfaRequired(challenge));
     }
-    let (session, refresh) = start(&mut uow, &user).await?;
-    uow.audit(as_user(
-        uow.entry("auth.login.succeeded")
-            .target("session", session.id),
-        &user,
-    ))
-    .await?;
-    login_history::record(&mut uow, &user, LoginResult::Success, LoginMethod::Password).await?;
-    uow.commit().await?;
+    let tokens = sign_in(s, meta, &user, SignInMethod::Password).await?;
     if throttle.is_some() {
         let mut uow = UnitOfWork::anonymous(s, meta, SystemScope::new("login.throttle")).await?;
         login_throttle::clear(uow.tx(), &throttle_key).await?;
         uow.commit().await?;
     }
+    Ok(LoginOutcome::SignedIn(tokens))
+}
+
+/// How a sign-in proved who the user is (recorded on `auth.login.succeeded`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInMethod {
+    Password,
+    /// A passkey with user verification: a complete multi-factor sign-in on its own.
+    Passkey,
+}
+
+impl SignInMethod {
+    pub fn as_str(self) -> &'static str {
+        self.login_method().as_str()
+    }
+
+    /// The method as the login history records it.
+    pub const fn login_method(self) -> LoginMethod {
+        match self {
+            SignInMethod::Password => LoginMethod::Password,
+            SignInMethod::Passkey => LoginMethod::Passkey,
+        }
+    }
+}
+
+/// Finishes a sign-in for a user who has just proved who they are: refuses a suspended tenant,
+/// opens the session, records `auth.login.succeeded` with the method, and mints the tokens.
+/// Password login and passkey sign-in share it, so both end in the same session and answer.
+pub(crate) async fn sign_in(
+    s: &Services,
+    meta: &RequestMeta,
+    user: &User,
+    method: SignInMethod,
+) -> AppResult<IssuedTokens> {
+    let tenant = match user.tenant_id {
+        Some(t) => Some(super::tenant_snapshot(s, t).await?),
+        None => None,
+    };
+    if tenant.as_ref().is_some_and(|t| t.suspended) {
+        return Err(super::tenant_suspended());
+    }
+    let policy = tenant
+        .as_ref()
+        .map_or(PasswordPolicyPreset::Modern, |t| t.password_policy);
+    let mut uow = UnitOfWork::anonymous(s, meta, UserScope::for_tenant(user.tenant_id)).await?;
+    let now = uow.now();
+    let (session, refresh) = start(&mut uow, user).await?;
+    uow.audit(as_user(
+        uow.entry("auth.login.succeeded")
+            .target("session", session.id)
+            .metadata(serde_json::json!({ "method": method.as_str() })),
+        user,
+    ))
+    .await?;
+    login_history::record(&mut uow, user, LoginResult::Success, method.login_method()).await?;
+    uow.commit().await?;
     issue(
         s,
-        &user,
+        user,
         &session,
         refresh,
-        password_expired(&user, policy, now),
+        password_expired(user, policy, now),
         now,
     )
-    .map(LoginOutcome::SignedIn)
 }
 
 async fn record_failure(

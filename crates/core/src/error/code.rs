@@ -58,10 +58,15 @@ pub const INVALID_BODY: &str = "invalid_body";
 pub const INVALID_CODE: &str = "invalid_code";
 /// Wrong email or password.
 pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
+/// The WebAuthn challenge is unknown, used or expired: start the ceremony again.
+pub const INVALID_CHALLENGE: &str = "invalid_challenge";
 /// The invitation is unknown, used or expired.
 pub const INVALID_INVITE: &str = "invalid_invite";
 /// The `mfa_token` is unknown, used, expired or spent its tries: sign in again.
 pub const INVALID_MFA_TOKEN: &str = "invalid_mfa_token";
+/// The passkey's answer did not verify (unknown credential, wrong origin, bad signature, a
+/// signature counter that went backwards, no user verification).
+pub const INVALID_PASSKEY: &str = "invalid_passkey";
 /// A path parameter is malformed.
 pub const INVALID_PATH: &str = "invalid_path";
 /// A query parameter is malformed.
@@ -96,6 +101,8 @@ pub const OUTSIDE_CUSTOMER_SERVICE_WINDOW: &str = "outside_customer_service_wind
 pub const OWNER_CANNOT_BE_DELETED: &str = "owner_cannot_be_deleted";
 /// The owner's role cannot change.
 pub const OWNER_ROLE_FIXED: &str = "owner_role_fixed";
+/// This passkey (credential id) is already registered to an account.
+pub const PASSKEY_EXISTS: &str = "passkey_exists";
 /// The password changed while this request was being handled.
 pub const PASSWORD_CHANGED: &str = "password_changed";
 /// The password has expired; only changing it is allowed.
@@ -184,10 +191,12 @@ pub const ALL: &[&str] = &[
     INTERNAL_ERROR,
     INVALID_API_KEY,
     INVALID_BODY,
+    INVALID_CHALLENGE,
     INVALID_CODE,
     INVALID_CREDENTIALS,
     INVALID_INVITE,
     INVALID_MFA_TOKEN,
+    INVALID_PASSKEY,
     INVALID_PATH,
     INVALID_QUERY,
     INVALID_REFRESH_TOKEN,
@@ -205,6 +214,7 @@ pub const ALL: &[&str] = &[
     OUTSIDE_CUSTOMER_SERVICE_WINDOW,
     OWNER_CANNOT_BE_DELETED,
     OWNER_ROLE_FIXED,
+    PASSKEY_EXISTS,
     PASSWORD_CHANGED,
     PASSWORD_EXPIRED,
     PHONE_NUMBER_ALREADY_CONNECTED,

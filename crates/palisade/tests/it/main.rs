@@ -54,6 +54,7 @@ mod media;
 mod notifications;
 mod openapi;
 mod outbound;
+mod passkeys;
 mod password_reset;
 mod passwords;
 mod platform;

@@ -76,6 +76,7 @@ mod login_throttle;
 mod media;
 mod messages;
 mod notifications;
+mod passkeys;
 mod send_queue;
 mod sessions;
 mod tenants;

@@ -222,7 +222,7 @@ fn limited(check: Result<(), u64>) -> ApiResult<()> {
     })
 }
 
-fn ip_limit(
+pub(crate) fn ip_limit(
     limit: &palisade_core::rate_limit::Limit<palisade_core::rate_limit::ClientKey>,
     meta: &RequestMeta,
 ) -> ApiResult<()> {
@@ -232,7 +232,7 @@ fn ip_limit(
     }
 }
 
-fn with_cookies(s: &Services, t: &IssuedTokens) -> HeaderMap {
+pub(crate) fn with_cookies(s: &Services, t: &IssuedTokens) -> HeaderMap {
     let mut h = HeaderMap::new();
     let max_age = i64::try_from(s.settings.refresh_token_ttl.as_secs()).unwrap_or(i64::MAX);
     cookies::set_tokens(&mut h, t, max_age, s.settings.cookie_secure);

@@ -11,6 +11,7 @@ pub mod me;
 pub mod media;
 pub mod messaging;
 pub mod notifications;
+pub mod passkeys;
 pub mod platform;
 pub mod tenant;
 pub mod two_factor;

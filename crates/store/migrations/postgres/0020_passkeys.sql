@@ -1,0 +1,54 @@
+-- Passkeys (WebAuthn credentials) and the pending ceremonies that create and use them.
+--
+-- `passkey` is webauthn-rs's serialized `Passkey` (JSON): the credential's public key, its
+-- signature counter and flags. It holds no secret, so it is stored as it is (an attacker who
+-- can write this table can already write `users`). `credential_id` is unique across the whole
+-- deployment, not per tenant: a passwordless sign-in finds the account by it before any tenant
+-- is known, and the same authenticator credential must never belong to two accounts.
+-- `tenant_id` is NULL exactly for a super admin's passkeys (like `sessions`).
+CREATE TABLE passkeys (
+    id            uuid PRIMARY KEY,
+    tenant_id     uuid,
+    user_id       uuid NOT NULL REFERENCES users (id),
+    name          text NOT NULL,
+    credential_id bytea NOT NULL,
+    passkey       text NOT NULL,
+    sign_count    bigint NOT NULL DEFAULT 0,
+    created_at    timestamptz NOT NULL,
+    last_used_at  timestamptz,
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id)
+);
+CREATE UNIQUE INDEX passkeys_credential_id_key ON passkeys (credential_id);
+CREATE INDEX passkeys_tenant_user_idx ON passkeys (tenant_id, user_id);
+
+-- A WebAuthn ceremony in progress: webauthn-rs's state for it (JSON: the challenge and what
+-- the answer must match). Single-use (`used_at`, set by one conditional UPDATE) and short-lived
+-- (`expires_at`, five minutes). A passwordless sign-in (`discoverable`) has no user and no
+-- tenant until the credential names them, so its rows are written and read under a system scope.
+CREATE TABLE webauthn_challenges (
+    id         uuid PRIMARY KEY,
+    tenant_id  uuid,
+    user_id    uuid REFERENCES users (id),
+    kind       text NOT NULL CHECK (kind IN ('registration', 'authentication', 'discoverable')),
+    state      text NOT NULL,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL,
+    used_at    timestamptz
+);
+CREATE INDEX webauthn_challenges_user_idx ON webauthn_challenges (user_id, kind);
+CREATE INDEX webauthn_challenges_expires_idx ON webauthn_challenges (expires_at);
+
+-- A tenant sees its own rows; a system scope (the passwordless sign-in, a super admin's own
+-- rows) sees every row. A discoverable challenge has no tenant: only a system scope reaches it.
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['passkeys', 'webauthn_challenges']
+    LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY tenant_isolation ON %I USING (tenant_id = app_tenant_id() OR app_is_system()) WITH CHECK (tenant_id = app_tenant_id() OR app_is_system())', t);
+    END LOOP;
+END
+$$;
+GRANT SELECT, INSERT, UPDATE, DELETE ON passkeys, webauthn_challenges TO palisade_app;
