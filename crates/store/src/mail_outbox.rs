@@ -79,7 +79,7 @@ pub async fn claim_due(
              UPDATE mail_outbox SET locked_until = $2
              WHERE id IN (SELECT id FROM due) AND status = 'pending'
                AND (locked_until IS NULL OR locked_until <= $1)
-             RETURNING id, tenant_id, kind, to_address, payload, attempts"
+             RETURNING id, tenant_id, kind, to_address, payload, CAST(attempts AS BIGINT) AS attempts"
         ))
         .bind(now)
         .bind(lease_until)

@@ -47,6 +47,7 @@ mod cross_tenant;
 mod http_errors;
 mod inbound;
 mod lifecycle;
+mod mail;
 mod media;
 mod notifications;
 mod openapi;
