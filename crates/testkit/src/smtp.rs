@@ -114,6 +114,11 @@ impl SmtpSink {
         self.state.lock().unwrap().received.clone()
     }
 
+    /// How many messages were accepted so far (cheaper than `received().len()`).
+    pub fn count(&self) -> usize {
+        self.state.lock().unwrap().received.len()
+    }
+
     /// Connections accepted so far.
     pub fn connections(&self) -> usize {
         self.state.lock().unwrap().connections
@@ -122,9 +127,8 @@ impl SmtpSink {
     /// Waits up to ten seconds until at least `n` messages were accepted; returns them all.
     pub async fn wait_for(&self, n: usize) -> Vec<Received> {
         for _ in 0..1000 {
-            let got = self.received();
-            if got.len() >= n {
-                return got;
+            if self.count() >= n {
+                return self.received();
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
