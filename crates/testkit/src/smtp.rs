@@ -146,6 +146,9 @@ fn address(arg: &str) -> String {
 }
 
 async fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
+    // Answers are small writes: without this, Nagle's algorithm and the client's delayed ACKs
+    // add tens of milliseconds to a round trip.
+    let _ = conn.set_nodelay(true);
     let (read, mut write) = conn.into_split();
     let mut lines = BufReader::new(read);
     let reply = |text: &'static str| text.as_bytes().to_vec();
