@@ -67,11 +67,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         db
     );
     let started = Instant::now();
-    let worker = mail::worker::spawn_worker(
-        s.clone(),
-        app.mailer.clone(),
-        Duration::from_millis(1000),
-    );
+    let worker =
+        mail::worker::spawn_worker(s.clone(), app.mailer.clone(), Duration::from_millis(1000));
     let deadline = started + Duration::from_secs(600);
     while sink.count() < args.mails {
         if Instant::now() > deadline {
