@@ -228,6 +228,12 @@ impl Application {
         }
         let keys = load_keys(config)?;
         let mailer = Arc::new(mailer(config)?);
+        if config.production() && crate::config::smtp_url(&config.raw).is_none() {
+            tracing::warn!(
+                "PALISADE_SMTP_URL is not set: mails are written to {} and never reach users",
+                config.raw.data_dir.join("mail").display()
+            );
+        }
         let db = database_settings(config);
         Store::migrate(&db).await?;
         let store = Store::connect(&db).await?;
