@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 
 mod ingest;
+mod mail;
 mod password_writes;
 mod ws;
 
@@ -30,6 +31,8 @@ enum Command {
     WsIdle(ws::IdleArgs),
     /// Another tenant's contact writes while concurrent wrong-password changes hash.
     PasswordWrites(password_writes::Args),
+    /// The mail worker draining a backlog into a local SMTP server (in this process).
+    MailOutbox(mail::Args),
 }
 
 #[tokio::main]
@@ -39,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         Command::WsLatency(args) => ws::latency(args).await,
         Command::WsIdle(args) => ws::idle(args).await,
         Command::PasswordWrites(args) => password_writes::run(args).await,
+        Command::MailOutbox(args) => mail::run(args).await,
     }
 }
 

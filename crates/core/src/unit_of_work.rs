@@ -51,6 +51,8 @@ pub enum SystemActor {
     MediaWorker,
     /// Scheduled clean-up: retention, expired rows.
     Maintenance,
+    /// Sending queued mails.
+    MailWorker,
 }
 
 impl SystemActor {
@@ -61,6 +63,7 @@ impl SystemActor {
             SystemActor::OutboundSender => "whatsapp-sender",
             SystemActor::MediaWorker => "media-worker",
             SystemActor::Maintenance => "maintenance",
+            SystemActor::MailWorker => "mail-worker",
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::config::{ensure_dir, key_ring_text, Config, ConfigError};
 use palisade_core::crypto::{generate_ring_text, EncryptionKeyRing, Keys, SigningKeyRing};
+use palisade_core::mail::Mailer;
 use palisade_core::{Clock, Services, Settings, SystemClock};
 use palisade_store::{DatabaseSettings, Store};
 use palisade_web::{AppState, WebConfig};
@@ -23,6 +24,19 @@ pub struct Application {
     webhooks_worker_interval: Duration,
     media_worker_interval: Duration,
     outbound_worker_interval: Duration,
+    mailer: Arc<Mailer>,
+    mail_worker_interval: Duration,
+}
+
+/// The configured mail transport: SMTP (`PALISADE_SMTP_URL`) or `.eml` files under
+/// `<data_dir>/mail/`, sending as `PALISADE_MAIL_FROM`. Call within a Tokio runtime.
+pub fn mailer(config: &Config) -> Result<Mailer, ConfigError> {
+    Mailer::new(
+        crate::config::smtp_url(&config.raw),
+        &config.raw.mail_from,
+        config.raw.data_dir.join("mail"),
+    )
+    .map_err(ConfigError)
 }
 
 pub fn database_settings(config: &Config) -> DatabaseSettings {
@@ -221,6 +235,13 @@ impl Application {
             ensure_dir(&config.raw.data_dir)?;
         }
         let keys = load_keys(config)?;
+        let mailer = Arc::new(mailer(config)?);
+        if config.production() && crate::config::smtp_url(&config.raw).is_none() {
+            tracing::warn!(
+                "PALISADE_SMTP_URL is not set: mails are written to {} and never reach users",
+                config.raw.data_dir.join("mail").display()
+            );
+        }
         let db = database_settings(config);
         Store::migrate(&db).await?;
         let store = Store::connect(&db).await?;
@@ -245,6 +266,8 @@ impl Application {
             webhooks_worker_interval: Duration::from_millis(config.raw.webhooks_worker_interval_ms),
             media_worker_interval: Duration::from_millis(config.raw.media_worker_interval_ms),
             outbound_worker_interval: Duration::from_millis(config.raw.outbound_worker_interval_ms),
+            mailer,
+            mail_worker_interval: Duration::from_millis(config.raw.mail_worker_interval_ms),
         })
     }
 
@@ -254,6 +277,11 @@ impl Application {
 
     pub fn services(&self) -> &Services {
         &self.services
+    }
+
+    /// The mail transport this node's worker sends through.
+    pub fn mailer(&self) -> Arc<Mailer> {
+        self.mailer.clone()
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests.
@@ -303,6 +331,16 @@ impl Application {
             palisade_core::whatsapp::media::spawn_worker(
                 self.services.clone(),
                 self.media_worker_interval,
+            )
+        });
+        // Queued mails (account security): woken after the commit that queued them, and on a
+        // timer for retries, other nodes' mails and leases that ran out.
+        let mail = (self.mail_worker_interval > Duration::ZERO).then(|| {
+            tracing::info!(transport = %self.mailer.describe(), "mail worker started");
+            palisade_core::mail::worker::spawn_worker(
+                self.services.clone(),
+                self.mailer.clone(),
+                self.mail_worker_interval,
             )
         });
         // Processed webhook bodies past their retention are dropped, in bounded batches.
@@ -357,6 +395,9 @@ impl Application {
             w.abort();
         }
         if let Some(w) = media {
+            w.abort();
+        }
+        if let Some(w) = mail {
             w.abort();
         }
         // The minute in progress too: no counted refusal is left out of the audit log.

@@ -45,6 +45,22 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Mail delivery.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Send one test mail through the configured transport now (not through the outbox) and
+    /// print the SMTP server's answer, or the path of the `.eml` file without SMTP.
+    Test {
+        /// The recipient.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +174,52 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify { tenant },
         } => verify_audit(tenant).await,
+        Command::Mail {
+            command: MailCommand::Test { to },
+        } => mail_test(&to).await,
+    }
+}
+
+async fn mail_test(to: &str) -> anyhow::Result<()> {
+    use palisade_core::mail::{Delivered, Mail};
+    let config = Config::load()?;
+    let to = EmailAddress::parse("to", to)
+        .map_err(|_| anyhow::anyhow!("--to {to:?} is not an email address"))?;
+    let mailer = crate::app::mailer(&config)?;
+    let mail = Mail::compose("test", to.as_str(), "Palisade test mail")
+        .paragraph("This is a test mail from `palisade mail test`: mail delivery works.")
+        .paragraph("Nothing to do; you can delete it.");
+    let id = palisade_domain::MailId::new();
+    let message = mailer
+        .message(
+            id,
+            to.as_str(),
+            &mail.content,
+            time::OffsetDateTime::now_utc(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    match mailer.send(id, &message).await {
+        Ok(Delivered::Smtp { code, message }) => {
+            println!("sent through {}: {code} {message}", mailer.describe());
+            Ok(())
+        }
+        Ok(Delivered::File(path)) => {
+            println!(
+                "no PALISADE_SMTP_URL: the mail was written to {}",
+                path.display()
+            );
+            Ok(())
+        }
+        Err(e) => anyhow::bail!(
+            "the mail was not sent through {} ({}): {}",
+            mailer.describe(),
+            if e.permanent {
+                "refused"
+            } else {
+                "temporary failure"
+            },
+            e.message
+        ),
     }
 }
 

@@ -96,6 +96,15 @@ pub struct RawConfig {
     pub webauthn_rp_id: Option<String>,
     /// Comma-separated origins passkeys may be used from; defaults to the public URL's origin.
     pub webauthn_origins: String,
+    /// Where mails go: `smtp://host:port` (plain), `smtp://…?tls=required` (STARTTLS),
+    /// `smtps://…` (implicit TLS), credentials as `user:password@`. Unset: `.eml` files under
+    /// `<data_dir>/mail/`.
+    #[serde(skip_serializing)]
+    pub smtp_url: Option<SecretString>,
+    /// The From of every mail, a mailbox (`Name <address>` or a bare address).
+    pub mail_from: String,
+    /// How often this node looks for due mails (retries, other nodes' mails); 0 runs no worker.
+    pub mail_worker_interval_ms: u64,
 }
 
 impl Default for RawConfig {
@@ -148,6 +157,9 @@ impl Default for RawConfig {
             hibp_url: palisade_core::auth::breach::DEFAULT_HIBP_URL.into(),
             webauthn_rp_id: None,
             webauthn_origins: String::new(),
+            smtp_url: None,
+            mail_from: "Palisade <no-reply@localhost>".into(),
+            mail_worker_interval_ms: 1000,
         }
     }
 }
@@ -237,6 +249,10 @@ impl Config {
                 )))
             }
         }
+        palisade_core::mail::transport::parse_from(&raw.mail_from).map_err(ConfigError)?;
+        if let Some(url) = smtp_url(&raw) {
+            palisade_core::mail::transport::check_smtp_url(url).map_err(ConfigError)?;
+        }
         let config = Config {
             raw,
             listen,
@@ -278,6 +294,13 @@ impl Config {
             ring(&self.raw.encryption_keys)
         ));
         out.push_str(&format!(
+            "smtp_url = {}\n",
+            match smtp_url(&self.raw) {
+                Some(u) => format!("{:?}", palisade_store::redact_url(u)),
+                None => "\"[not set: mails are written to <data_dir>/mail/]\"".into(),
+            }
+        ));
+        out.push_str(&format!(
             "# effective hibp_mode: {}\n",
             self.hibp_mode.as_str()
         ));
@@ -287,6 +310,14 @@ impl Config {
         ));
         out
     }
+}
+
+/// The SMTP URL when one is set and not blank.
+pub fn smtp_url(raw: &RawConfig) -> Option<&str> {
+    raw.smtp_url
+        .as_ref()
+        .map(|u| u.expose_secret().trim())
+        .filter(|u| !u.is_empty())
 }
 
 pub fn split_list(s: &str) -> impl Iterator<Item = &str> {
@@ -501,5 +532,39 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("[redacted: 1 key(s)]"));
+    }
+
+    #[test]
+    fn mail_settings_are_checked_and_the_smtp_password_redacted() {
+        let c = Config::from_raw(RawConfig::default()).unwrap();
+        assert_eq!(c.raw.mail_from, "Palisade <no-reply@localhost>");
+        assert!(c.redacted().contains("smtp_url = \"[not set"));
+        let raw = RawConfig {
+            mail_from: "Palisade <not an address>".into(),
+            ..RawConfig::default()
+        };
+        let e = Config::from_raw(raw).unwrap_err().0;
+        assert!(e.contains("PALISADE_MAIL_FROM"), "{e}");
+        let raw = RawConfig {
+            smtp_url: Some(SecretString::from("ftp://u:hunter2@x".to_owned())),
+            ..RawConfig::default()
+        };
+        let e = Config::from_raw(raw).unwrap_err().0;
+        assert!(
+            e.contains("PALISADE_SMTP_URL") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let raw = RawConfig {
+            smtp_url: Some(SecretString::from(
+                "smtp://mailer:hunter2@mail.example.com:587?tls=required".to_owned(),
+            )),
+            ..RawConfig::default()
+        };
+        let text = Config::from_raw(raw).unwrap().redacted();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("smtp_url = \"smtp://mailer:***@mail.example.com:587?tls=required\""),
+            "{text}"
+        );
     }
 }

@@ -15,7 +15,9 @@
 )]
 
 mod mail;
+pub mod smtp;
 pub use mail::TestMail;
+pub use smtp::SmtpSink;
 
 use palisade::config::{Environment, RawConfig};
 use palisade::{Application, Config};
@@ -49,6 +51,12 @@ pub struct TestApp {
     pub services: palisade_core::Services,
     /// The configuration the app runs with (for starting a peer on the same database).
     pub config: RawConfig,
+    /// The transport this node's mail worker sends through (for driving
+    /// `palisade_core::mail::worker::deliver_due` directly).
+    pub mailer: Arc<palisade_core::mail::Mailer>,
+    /// Where this node and its peers write delivered mails (`<data dir>/mail/`), shared with
+    /// the peers so `mails_to` finds a mail whichever node sent it.
+    mail_dirs: Arc<std::sync::Mutex<Vec<std::path::PathBuf>>>,
     /// Whether dropping this app drops its PostgreSQL database (false for peers).
     owns_db: bool,
     _data_dir: tempfile::TempDir,
@@ -200,10 +208,20 @@ pub async fn spawn_app_with(db: Db, tweak: impl FnOnce(&mut RawConfig)) -> TestA
     raw.signing_keys = Some(palisade_core::crypto::generate_ring_text().into());
     raw.encryption_keys = Some(palisade_core::crypto::generate_ring_text().into());
     tweak(&mut raw);
-    start(raw, test_db, data_dir, true).await
+    start(raw, test_db, data_dir, true, Arc::default()).await
 }
 
-async fn start(raw: RawConfig, db: TestDb, data_dir: tempfile::TempDir, owns_db: bool) -> TestApp {
+async fn start(
+    raw: RawConfig,
+    db: TestDb,
+    data_dir: tempfile::TempDir,
+    owns_db: bool,
+    mail_dirs: Arc<std::sync::Mutex<Vec<std::path::PathBuf>>>,
+) -> TestApp {
+    mail_dirs
+        .lock()
+        .expect("mail dirs")
+        .push(raw.data_dir.join("mail"));
     let config = Config::from_raw(raw.clone()).expect("test config");
     let clock = Arc::new(ManualClock::default());
     let app = Application::build_with_clock(&config, clock.clone())
@@ -211,6 +229,7 @@ async fn start(raw: RawConfig, db: TestDb, data_dir: tempfile::TempDir, owns_db:
         .expect("build app");
     let addr = app.local_addr().expect("addr");
     let services = app.services().clone();
+    let mailer = app.mailer();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
         let _ = rx.await;
@@ -225,6 +244,8 @@ async fn start(raw: RawConfig, db: TestDb, data_dir: tempfile::TempDir, owns_db:
         db,
         services,
         config: raw,
+        mailer,
+        mail_dirs,
         owns_db,
         _data_dir: data_dir,
         shutdown: Some(tx),
@@ -257,7 +278,7 @@ impl TestApp {
                 name: name.clone(),
             },
         };
-        start(raw, db, data_dir, false).await
+        start(raw, db, data_dir, false, self.mail_dirs.clone()).await
     }
 }
 

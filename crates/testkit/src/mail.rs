@@ -1,7 +1,10 @@
 //! The mails an app queued, as a test reads them: `app.wait_mail(to, kind)`.
 //!
 //! Mails are read from the outbox and decrypted with the app's key ring. A mail whose body is
-//! gone from the outbox (sent by the mail worker) is read from what the worker delivered.
+//! gone from the outbox (sent by the mail worker) is read from what the worker delivered: the
+//! test apps have no SMTP URL unless a test sets one, so the worker writes
+//! `<data dir>/mail/<outbox id>.eml` (this node's or a peer's). A mail sent over SMTP (to a
+//! test's `SmtpSink`) is read from the sink.
 
 use crate::{TestApp, TestDb};
 use palisade_core::mail::Content;
@@ -69,8 +72,11 @@ impl TestApp {
             }
         };
         rows.into_iter()
-            .filter(|r| r.to_address.eq_ignore_ascii_case(to) && !r.payload.is_empty())
-            .map(|r| {
+            .filter(|r| r.to_address.eq_ignore_ascii_case(to))
+            .filter_map(|r| {
+                if r.payload.is_empty() {
+                    return self.delivered(r);
+                }
                 let aad = format!("mail_outbox:{}", r.id);
                 let plain = self
                     .services
@@ -79,15 +85,37 @@ impl TestApp {
                     .decrypt(&r.payload, aad.as_bytes())
                     .expect("decrypt an outbox payload");
                 let c: Content = serde_json::from_slice(&plain).expect("outbox payload");
-                TestMail {
+                Some(TestMail {
                     kind: r.kind,
                     to: r.to_address,
                     subject: c.subject,
                     text: c.text,
                     html: c.html,
-                }
+                })
             })
             .collect()
+    }
+
+    /// A sent mail as the worker wrote it (`<id>.eml` in a mail directory); `None` when it was
+    /// not written here (given up, or sent over SMTP).
+    fn delivered(&self, r: Row) -> Option<TestMail> {
+        let dirs = self.mail_dirs.lock().expect("mail dirs").clone();
+        let bytes = dirs
+            .iter()
+            .find_map(|d| std::fs::read(d.join(format!("{}.eml", r.id))).ok())?;
+        let m = mail_parser::MessageParser::default()
+            .parse(&bytes)
+            .expect("a delivered .eml file parses");
+        let subject = m.subject().unwrap_or_default().to_owned();
+        let text = m.body_text(0).map(|c| c.into_owned()).unwrap_or_default();
+        let html = m.body_html(0).map(|c| c.into_owned()).unwrap_or_default();
+        Some(TestMail {
+            kind: r.kind,
+            to: r.to_address,
+            subject,
+            text,
+            html,
+        })
     }
 
     /// Mails of `kind` queued for `to`, oldest first.

@@ -15,6 +15,11 @@
 //! HTML part with the same content, the HTML escaped here. The body is encrypted with the key
 //! ring while it waits in the outbox.
 
+pub mod transport;
+pub mod worker;
+
+pub use transport::{Delivered, Mailer, SendError};
+
 use crate::unit_of_work::UnitOfWork;
 use crate::{AppError, AppResult, Services};
 use palisade_domain::{MailId, UserId};

@@ -50,6 +50,7 @@ mod http_errors;
 mod inbound;
 mod lifecycle;
 mod login_history;
+mod mail;
 mod media;
 mod notifications;
 mod openapi;
