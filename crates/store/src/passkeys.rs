@@ -204,6 +204,8 @@ pub struct Challenge {
     pub state: String,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    /// For a passkey as a second factor: the password sign-in's challenge it completes.
+    pub mfa_challenge_id: Option<Uuid>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -215,6 +217,7 @@ struct ChallengeRow {
     state: String,
     created_at: OffsetDateTime,
     expires_at: OffsetDateTime,
+    mfa_challenge_id: Option<Uuid>,
 }
 
 impl ChallengeRow {
@@ -227,16 +230,18 @@ impl ChallengeRow {
             state: self.state,
             created_at: self.created_at,
             expires_at: self.expires_at,
+            mfa_challenge_id: self.mfa_challenge_id,
         })
     }
 }
 
-const CHALLENGE_COLUMNS: &str = "id, tenant_id, user_id, kind, state, created_at, expires_at";
+const CHALLENGE_COLUMNS: &str =
+    "id, tenant_id, user_id, kind, state, created_at, expires_at, mfa_challenge_id";
 
 pub async fn insert_challenge<S: Scope>(tx: &mut Tx<S>, c: &Challenge) -> Result<()> {
     tx.execute(
         Query::new(format!(
-            "INSERT INTO webauthn_challenges ({CHALLENGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO webauthn_challenges ({CHALLENGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
         .bind(c.id)
         .bind(c.tenant_id)
@@ -244,7 +249,8 @@ pub async fn insert_challenge<S: Scope>(tx: &mut Tx<S>, c: &Challenge) -> Result
         .bind(c.kind.as_str())
         .bind(c.state.as_str())
         .bind(c.created_at)
-        .bind(c.expires_at),
+        .bind(c.expires_at)
+        .bind(c.mfa_challenge_id),
     )
     .await?;
     Ok(())

@@ -31,6 +31,8 @@ both!(
     malformed_and_unsupported_requests_are_precise_4xx,
     without_a_domain_passkeys_are_off,
     sign_in_is_rate_limited_like_login,
+    a_passkey_is_the_second_factor_after_a_password,
+    the_last_passkey_stays_while_the_tenant_requires_a_second_factor,
 );
 
 const ORIGIN: &str = "http://localhost:8080";
@@ -632,7 +634,7 @@ async fn malformed_and_unsupported_requests_are_precise_4xx(db: Db) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    // Passkeys as the second factor wait for the two-step login.
+    // An unknown two-step token is refused like at login/2fa.
     let r = app
         .post(
             "/api/v1/auth/passkeys/login/start",
@@ -640,7 +642,7 @@ async fn malformed_and_unsupported_requests_are_precise_4xx(db: Db) {
             json!({"mfa_token": "pal_mfa_whatever"}),
         )
         .await;
-    assert_error(&r, StatusCode::BAD_REQUEST, "invalid_mfa_token");
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_mfa_token");
     // Signed-in routes need a sign-in.
     let r = app
         .send(reqwest::Method::GET, "/api/v1/auth/passkeys", None, None)
@@ -695,4 +697,143 @@ async fn sign_in_is_rate_limited_like_login(db: Db) {
         )
         .await;
     assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+}
+
+async fn password_login(app: &TestApp, email: &str) -> Resp {
+    app.post(
+        "/api/v1/auth/login",
+        None,
+        json!({"email": email, "password": GOOD_PASSWORD}),
+    )
+    .await
+}
+
+async fn a_passkey_is_the_second_factor_after_a_password(db: Db) {
+    let app = app(db).await;
+    let owner = app.register("Acme", "ana@acme.example").await;
+    let mut dev = device();
+    add_passkey(&app, &owner, &mut dev, "Laptop").await;
+
+    // The right password of an account with a passkey yields a challenge, not a session.
+    let r = password_login(&app, "ana@acme.example").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["mfa_required"], true, "{}", r.body);
+    assert!(r.body.get("access_token").is_none(), "{}", r.body);
+    let methods: Vec<&str> = r.body["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert!(methods.contains(&"passkey"), "{methods:?}");
+    let mfa_token = r.body["mfa_token"].as_str().unwrap().to_owned();
+
+    // With the token, the options name the account's own passkeys.
+    let start = app
+        .post(
+            "/api/v1/auth/passkeys/login/start",
+            None,
+            json!({"mfa_token": mfa_token}),
+        )
+        .await;
+    assert_eq!(start.status, StatusCode::OK, "{}", start.body);
+    let allowed = start.body["publicKey"]["allowCredentials"]
+        .as_array()
+        .unwrap();
+    assert_eq!(allowed.len(), 1, "{}", start.body);
+    let rcr: RequestChallengeResponse =
+        serde_json::from_value(json!({"publicKey": start.body["publicKey"]})).unwrap();
+    let cred = dev
+        .do_authentication(Url::parse(ORIGIN).unwrap(), rcr)
+        .expect("the soft authenticator signs");
+    let done = login_finish(&app, &start.body["challenge_id"], &cred).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let token = done.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get("/api/v1/me", &token).await.status, StatusCode::OK);
+
+    // The password's challenge is spent: neither another passkey ceremony nor a code uses it.
+    let again = app
+        .post(
+            "/api/v1/auth/passkeys/login/start",
+            None,
+            json!({"mfa_token": mfa_token}),
+        )
+        .await;
+    assert_error(&again, StatusCode::UNAUTHORIZED, "invalid_mfa_token");
+    let code = app
+        .post(
+            "/api/v1/auth/login/2fa",
+            None,
+            json!({"mfa_token": mfa_token, "code": "123456"}),
+        )
+        .await;
+    assert_error(&code, StatusCode::UNAUTHORIZED, "invalid_mfa_token");
+
+    // The sign-in is in the login history as a passkey sign-in.
+    let history = app.get("/api/v1/auth/login-history", &token).await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.body);
+    assert_eq!(
+        history.body["data"][0]["method"], "passkey",
+        "{}",
+        history.body
+    );
+    assert_eq!(
+        history.body["data"][0]["result"], "success",
+        "{}",
+        history.body
+    );
+
+    // A made-up token is refused before any ceremony starts.
+    let bad = app
+        .post(
+            "/api/v1/auth/passkeys/login/start",
+            None,
+            json!({"mfa_token": "pal_mfa_not-a-real-token"}),
+        )
+        .await;
+    assert_error(&bad, StatusCode::UNAUTHORIZED, "invalid_mfa_token");
+}
+
+async fn the_last_passkey_stays_while_the_tenant_requires_a_second_factor(db: Db) {
+    let app = app(db).await;
+    let owner = app.register("Acme", "ana@acme.example").await;
+    let mut dev = device();
+    let key = add_passkey(&app, &owner, &mut dev, "Laptop").await;
+    let factors = app.get("/api/v1/auth/2fa", &owner.access_token).await;
+    assert_eq!(factors.body["passkeys"], 1, "{}", factors.body);
+
+    let set = |value: &'static str| {
+        let app = &app;
+        let token = owner.access_token.clone();
+        async move {
+            let r = app
+                .patch("/api/v1/tenant", &token, json!({"require_2fa": value}))
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        }
+    };
+    set("everyone").await;
+    let path = format!("/api/v1/auth/passkeys/{}", key.id);
+    let r = app
+        .send(
+            reqwest::Method::DELETE,
+            &path,
+            Some(&owner.access_token),
+            Some(json!({"password": GOOD_PASSWORD})),
+        )
+        .await;
+    assert_error(&r, StatusCode::CONFLICT, "2fa_required");
+    // The passkey is still there and still signs in.
+    assert_eq!(sign_in(&app, &mut dev, &key).await.status, StatusCode::OK);
+
+    set("off").await;
+    let r = app
+        .send(
+            reqwest::Method::DELETE,
+            &path,
+            Some(&owner.access_token),
+            Some(json!({"password": GOOD_PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
 }

@@ -33,7 +33,10 @@ CREATE TABLE webauthn_challenges (
     state      TEXT NOT NULL,
     created_at TEXT NOT NULL,
     expires_at TEXT NOT NULL,
-    used_at    TEXT
+    used_at    TEXT,
+    -- A passkey as the second factor of a password sign-in: the two-step challenge
+    -- (mfa_challenges) this ceremony completes; spent with it.
+    mfa_challenge_id BLOB
 );
 CREATE INDEX webauthn_challenges_user_idx ON webauthn_challenges (user_id, kind);
 CREATE INDEX webauthn_challenges_expires_idx ON webauthn_challenges (expires_at);

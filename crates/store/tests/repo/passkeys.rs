@@ -24,6 +24,7 @@ fn challenge(kind: ChallengeKind) -> Challenge {
         state: "{}".into(),
         created_at: now(),
         expires_at: now() + Duration::minutes(5),
+        mfa_challenge_id: None,
     }
 }
 

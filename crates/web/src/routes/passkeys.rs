@@ -64,7 +64,8 @@ pub struct PasskeyDeleteRequest {
 #[serde(deny_unknown_fields)]
 pub struct PasskeyLoginStartRequest {
     /// The `pal_mfa_…` token of a password sign-in that needs a second factor. Omit it for a
-    /// passwordless sign-in. (Not accepted yet: `400 invalid_mfa_token`.)
+    /// passwordless sign-in. With it, the options name the account's own passkeys, and a
+    /// successful answer spends the token.
     pub mfa_token: Option<String>,
 }
 
@@ -180,12 +181,15 @@ pub async fn delete_passkey(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Start a passkey sign-in. Without `mfa_token`, passwordless: any passkey of this site.
+/// Start a passkey sign-in. Without `mfa_token`, passwordless: any passkey of this site. With
+/// it, the second factor of a password sign-in: the account's passkeys.
 #[utoipa::path(post, path = "/api/v1/auth/passkeys/login/start", tag = "auth",
     request_body(content = Option<PasskeyLoginStartRequest>, description = "Optional: `{}` or no body for a passwordless sign-in"),
     responses(
         (status = 200, description = "Options for `navigator.credentials.get`", body = PasskeyLoginStartResponse),
-        (status = 400, description = "An `mfa_token` (`invalid_mfa_token`)", body = ErrorBody),
+        (status = 400, description = "A malformed body (`invalid_body`)", body = ErrorBody),
+        (status = 401, description = "The `mfa_token` is unknown, used, expired or out of tries (`invalid_mfa_token`)", body = ErrorBody),
+        (status = 422, description = "The account of the `mfa_token` has no passkey (`invalid_passkey`)", body = ErrorBody),
         (status = 429, description = "Throttled like password sign-in (`rate_limited`); see Retry-After", body = ErrorBody),
         (status = 503, description = "Passkeys are not configured on this server (`unavailable`)", body = ErrorBody)))]
 pub async fn login_start(
@@ -219,7 +223,7 @@ pub async fn login_start(
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 400, description = "Unknown, used or expired challenge (`invalid_challenge`)", body = ErrorBody),
-        (status = 401, description = "The passkey is not registered, belongs to no active account, or its answer does not verify (`invalid_passkey`)", body = ErrorBody),
+        (status = 401, description = "The passkey is not registered, belongs to no active account, or its answer does not verify (`invalid_passkey`); for a second factor, the password sign-in was completed meanwhile (`invalid_mfa_token`)", body = ErrorBody),
         (status = 403, description = "The tenant is suspended (`tenant_suspended`)", body = ErrorBody),
         (status = 422, description = "`credential` is not an AuthenticationResponseJSON (`validation_failed`)", body = ErrorBody),
         (status = 429, description = "Throttled like password sign-in (`rate_limited`); see Retry-After", body = ErrorBody),

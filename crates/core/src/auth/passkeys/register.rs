@@ -58,6 +58,7 @@ pub async fn start_registration(
             state,
             created_at: now,
             expires_at: now + CEREMONY_TTL,
+            mfa_challenge_id: None,
         },
     )
     .await?;
@@ -179,6 +180,7 @@ pub async fn finish_registration(
              password and sign out your other sessions.",
     );
     mail::queue(&mut uow, mail).await?;
+    crate::auth::two_factor::factors_changed(&mut uow, p.user_id).await?;
     uow.commit().await?;
     Ok(PasskeyView::from(&stored))
 }
@@ -213,10 +215,23 @@ pub async fn remove(
         return Err(AppError::field("password", "is incorrect"));
     }
     let mut uow = UnitOfWork::begin_in(s, p, meta, p.own_scope()).await?;
+    // The user's row lock orders this removal with other changes of their factors.
+    users::find_for_update(uow.tx(), p.user_id).await?;
     if !rows::delete_for_user(uow.tx(), id, p.user_id).await? {
         // Removed by another request meanwhile.
         return Err(AppError::NotFound("passkey"));
     }
+    // Decided after the delete, in its transaction: two removals racing each other cannot
+    // both leave the account without the second factor its tenant requires.
+    let left = crate::auth::two_factor::factors(uow.tx(), p.user_id).await?;
+    if !left.any() && crate::auth::two_factor::required(s, p) {
+        return Err(AppError::conflict(
+            code::TWO_FACTOR_REQUIRED,
+            "your organisation requires a second factor; add another one before removing \
+             this passkey",
+        ));
+    }
+    crate::auth::two_factor::factors_changed(&mut uow, p.user_id).await?;
     uow.audit(
         uow.entry("auth.passkey.removed")
             .target("passkey", id)

@@ -26,14 +26,14 @@ pub struct SignInChallenge {
 
 /// Starts a passkey sign-in. Without `mfa_token`: a passwordless one, for any discoverable
 /// credential of this relying party. With it: the second factor of the account whose password
-/// was just checked (see [`second_factor_user`]).
+/// was just checked (the two-step challenge behind the token, spent when the passkey answers).
 pub async fn start_sign_in(
     s: &Services,
     meta: &RequestMeta,
     mfa_token: Option<&str>,
 ) -> AppResult<SignInChallenge> {
     let webauthn = s.passkeys.webauthn()?;
-    let (options, kind, user, state) = match mfa_token {
+    let (options, kind, user, state, mfa_challenge_id) = match mfa_token {
         None => {
             let (mut rcr, state) = webauthn
                 .start_discoverable_authentication()
@@ -43,10 +43,11 @@ pub async fn start_sign_in(
             // `mediation: "conditional"` to `navigator.credentials.get` itself.
             rcr.mediation = None;
             let state = serde_json::to_string(&state).map_err(state_error)?;
-            (rcr, ChallengeKind::Discoverable, None, state)
+            (rcr, ChallengeKind::Discoverable, None, state, None)
         }
         Some(token) => {
-            let user = second_factor_user(s, token).await?;
+            let (mfa_challenge, user) =
+                crate::auth::two_factor::challenge::open_for_passkey(s, token).await?;
             let keys = {
                 let mut tx = s
                     .store
@@ -69,7 +70,13 @@ pub async fn start_sign_in(
                 .start_passkey_authentication(&passkeys)
                 .map_err(|e| AppError::Internal(anyhow::anyhow!("passkey sign-in start: {e}")))?;
             let state = serde_json::to_string(&state).map_err(state_error)?;
-            (rcr, ChallengeKind::Authentication, Some(user), state)
+            (
+                rcr,
+                ChallengeKind::Authentication,
+                Some(user),
+                state,
+                Some(mfa_challenge),
+            )
         }
     };
     let options = serde_json::to_value(&options).map_err(state_error)?;
@@ -83,6 +90,7 @@ pub async fn start_sign_in(
         state,
         created_at: now,
         expires_at: now + CEREMONY_TTL,
+        mfa_challenge_id,
     };
     rows::insert_challenge(uow.tx(), &challenge).await?;
     // Housekeeping: ceremonies that ended an hour ago or more are of no further use.
@@ -91,22 +99,6 @@ pub async fn start_sign_in(
     Ok(SignInChallenge {
         challenge_id: challenge.id,
         options,
-    })
-}
-
-/// The account behind an `mfa_token` (a password checked, a second factor pending).
-///
-/// GAP, to be connected when the two-step login lands (h-totp: `pal_mfa_…` tokens): look the
-/// token up (single-use, 5 tries, 5 minutes), refuse it with `401 invalid_mfa_token` when it is
-/// unknown, used or expired, and return its user; the token is then spent when `login/finish`
-/// succeeds (see [`finish_sign_in`]'s `Authentication` branch). Until then, passkeys work as a
-/// complete (passwordless) sign-in, and `mfa_token` is refused rather than half-honoured.
-async fn second_factor_user(_s: &Services, _mfa_token: &str) -> AppResult<User> {
-    Err(AppError::BadRequest {
-        code: code::INVALID_MFA_TOKEN,
-        message: "passkeys as a second factor after a password are not available yet; sign in \
-                  with a passkey alone (omit mfa_token)"
-            .into(),
     })
 }
 
@@ -208,9 +200,24 @@ pub async fn finish_sign_in(
         }
         uow.commit().await?;
     }
-    // GAP (h-totp): for `ChallengeKind::Authentication`, spend the mfa_token here, in step
-    // with the session (see `second_factor_user`). No such challenge exists until then:
-    // `login/start` refuses an mfa_token.
+    // The second half of a two-step sign-in spends its password challenge (once: a racing
+    // `login/2fa` or a second passkey answer finds it used), and lifts a lock like `login/2fa`.
+    if let Some(mfa) = challenge.mfa_challenge_id {
+        let mut uow = UnitOfWork::anonymous(s, meta, UserScope::for_tenant(user.tenant_id)).await?;
+        if !crate::auth::two_factor::challenge::spend(&mut uow, mfa).await? {
+            return Err(AppError::Unauthenticated {
+                code: code::INVALID_MFA_TOKEN,
+                message: "the sign-in has expired or was completed; sign in again with your \
+                          password"
+                    .into(),
+            });
+        }
+        uow.commit().await?;
+        let mut uow = UnitOfWork::anonymous(s, meta, SystemScope::new("login.throttle")).await?;
+        palisade_store::login_throttle::clear(uow.tx(), &crate::auth::lockout::key(&user.email))
+            .await?;
+        uow.commit().await?;
+    }
     sessions::sign_in(s, meta, &user, SignInMethod::Passkey).await
 }
 

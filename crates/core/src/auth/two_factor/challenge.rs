@@ -33,6 +33,7 @@ pub const TTL_SECONDS: i64 = 300;
 pub const MAX_FAILURES: i64 = 5;
 pub const METHOD_TOTP: &str = "totp";
 pub const METHOD_RECOVERY_CODE: &str = "recovery_code";
+pub const METHOD_PASSKEY: &str = "passkey";
 
 /// What the client is told after the password: how to finish signing in.
 #[derive(Debug, Clone)]
@@ -105,6 +106,43 @@ fn invalid_token() -> AppError {
                   again with your password"
             .into(),
     }
+}
+
+/// The open challenge behind `token` and its account, for a passkey as the second factor
+/// (`POST /api/v1/auth/passkeys/login/start {mfa_token}`): the passkey ceremony is tied to the
+/// challenge's id and spends it with [`spend`] when it succeeds. Refuses, like `login/2fa`, a
+/// token that is unknown, used, expired or out of tries (`401 invalid_mfa_token`), and a locked
+/// account.
+pub async fn open_for_passkey(s: &Services, token: &str) -> AppResult<(Uuid, User)> {
+    if !token.starts_with(PREFIX) || token.len() > 128 {
+        return Err(invalid_token());
+    }
+    let hash = tokens::secret_hash(token);
+    let now = s.now();
+    let mut tx = s
+        .store
+        .begin_read(SystemScope::new("login.mfa.lookup"))
+        .await?;
+    let Some(c) = rows::find_challenge(&mut tx, &hash).await? else {
+        return Err(invalid_token());
+    };
+    if c.used_at.is_some() || c.expires_at <= now || c.failed_attempts >= MAX_FAILURES {
+        return Err(invalid_token());
+    }
+    let Some(user) = users::find(&mut tx, c.user_id)
+        .await?
+        .filter(|u| u.deleted_at.is_none())
+    else {
+        return Err(invalid_token());
+    };
+    Ok((c.id, user))
+}
+
+/// Spends the challenge `id` in `uow` (the passkey half of a two-step sign-in). False when
+/// another request completed or exhausted it first.
+pub async fn spend<S: Scope>(uow: &mut UnitOfWork<'_, S>, id: Uuid) -> AppResult<bool> {
+    let now = uow.now();
+    Ok(rows::consume_challenge(uow.tx(), id, now, MAX_FAILURES).await?)
 }
 
 /// Completes the challenge behind `token` with `factor`: the normal sign-in answer.

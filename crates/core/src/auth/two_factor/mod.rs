@@ -32,7 +32,7 @@ use utoipa::ToSchema;
 pub struct Factors {
     /// A confirmed TOTP authenticator.
     pub totp: bool,
-    /// Registered passkeys (0 until passkeys exist).
+    /// Registered passkeys.
     pub passkeys: i64,
     pub recovery_codes_left: i64,
 }
@@ -49,6 +49,9 @@ impl Factors {
         if self.totp {
             m.push(challenge::METHOD_TOTP);
         }
+        if self.passkeys > 0 {
+            m.push(challenge::METHOD_PASSKEY);
+        }
         if self.any() && self.recovery_codes_left > 0 {
             m.push(challenge::METHOD_RECOVERY_CODE);
         }
@@ -56,16 +59,22 @@ impl Factors {
     }
 }
 
-/// The user's factors, read in `tx`. Passkeys add their count here when they arrive.
+/// The user's factors, read in `tx`.
 pub async fn factors<S: Scope>(tx: &mut Tx<S>, user: UserId) -> AppResult<Factors> {
     let totp = rows::find_totp(tx, user)
         .await?
         .is_some_and(|t| t.confirmed_at.is_some());
     let recovery_codes_left =
         i64::try_from(rows::unused_recovery_codes(tx, user).await?.len()).unwrap_or(i64::MAX);
+    let passkeys = i64::try_from(
+        palisade_store::passkeys::list_for_user(tx, user)
+            .await?
+            .len(),
+    )
+    .unwrap_or(i64::MAX);
     Ok(Factors {
         totp,
-        passkeys: 0,
+        passkeys,
         recovery_codes_left,
     })
 }
@@ -145,13 +154,16 @@ async fn check_password(s: &Services, p: &Principal, password: &str) -> AppResul
     Ok(user)
 }
 
-fn required(s: &Services, p: &Principal) -> bool {
+pub(crate) fn required(s: &Services, p: &Principal) -> bool {
     second_factor_required(&s.settings, &p.user, p.tenant.as_deref())
 }
 
 /// The user's second factors changed: every node re-reads them (restricted sessions open up
 /// or close at once).
-async fn factors_changed<S: Scope>(uow: &mut UnitOfWork<'_, S>, user: UserId) -> AppResult<()> {
+pub(crate) async fn factors_changed<S: Scope>(
+    uow: &mut UnitOfWork<'_, S>,
+    user: UserId,
+) -> AppResult<()> {
     let now = uow.now();
     cache::record(uow.tx(), ChangeKind::User, user.as_uuid(), now).await?;
     uow.after_commit(move |s| s.auth_cache.forget_user(user));
