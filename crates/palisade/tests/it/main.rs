@@ -32,6 +32,7 @@ macro_rules! both {
     };
 }
 
+mod account_story;
 mod api_keys;
 mod audit;
 mod foundation;

@@ -837,3 +837,27 @@ async fn the_last_passkey_stays_while_the_tenant_requires_a_second_factor(db: Db
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
 }
+
+// For the end-to-end story (account_story.rs).
+pub async fn passkey_app(db: Db) -> TestApp {
+    app(db).await
+}
+
+pub fn passkey_device() -> SoftPasskey {
+    device()
+}
+
+pub struct StoryKey(Registered);
+
+pub async fn add_passkey_for_story(
+    app: &TestApp,
+    s: &Session,
+    dev: &mut SoftPasskey,
+    name: &str,
+) -> StoryKey {
+    StoryKey(add_passkey(app, s, dev, name).await)
+}
+
+pub async fn passkey_sign_in(app: &TestApp, dev: &mut SoftPasskey, key: &StoryKey) -> Resp {
+    sign_in(app, dev, &key.0).await
+}
