@@ -4,7 +4,6 @@ use super::{
     invalid_challenge, own_account, parse_name, passkey_id, state_error, PasskeyView, CEREMONY_TTL,
 };
 use crate::audit::AuditEntryExt;
-use crate::auth::sessions::hash_error;
 use crate::auth::{Principal, RequestMeta};
 use crate::error::code;
 use crate::mail::{self, Mail};
@@ -196,24 +195,14 @@ pub async fn remove(
 ) -> AppResult<()> {
     own_account(p)?;
     let id = passkey_id(id);
-    let user = {
+    {
         let mut tx = s.store.begin_read(p.own_scope()).await?;
         let mine = rows::list_for_user(&mut tx, p.user_id).await?;
         if !mine.iter().any(|k| k.id == id) {
             return Err(AppError::NotFound("passkey"));
         }
-        users::find(&mut tx, p.user_id)
-            .await?
-            .ok_or(AppError::NotFound("user"))?
-    };
-    let ok = s
-        .hasher
-        .verify(password, user.password_hash.as_deref())
-        .await
-        .map_err(hash_error)?;
-    if !ok.ok() {
-        return Err(AppError::field("password", "is incorrect"));
     }
+    crate::auth::two_factor::check_password(s, p, password).await?;
     let mut uow = UnitOfWork::begin_in(s, p, meta, p.own_scope()).await?;
     // The user's row lock orders this removal with other changes of their factors.
     users::find_for_update(uow.tx(), p.user_id).await?;

@@ -134,8 +134,13 @@ fn limit(s: &Services, p: &Principal) -> AppResult<()> {
         .map_err(|wait| AppError::rate_limited("too many two-factor changes; slow down", wait))
 }
 
-/// Re-authentication: the user's password, checked before any transaction is open.
-async fn check_password(s: &Services, p: &Principal, password: &str) -> AppResult<users::User> {
+/// Re-authentication: the user's password, checked before any transaction is open (`422` on
+/// `password` when wrong). Used by every change of a second factor, passkeys included.
+pub(crate) async fn check_password(
+    s: &Services,
+    p: &Principal,
+    password: &str,
+) -> AppResult<users::User> {
     let user = {
         let mut tx = s.store.begin_read(p.own_scope()).await?;
         users::find(&mut tx, p.user_id)
