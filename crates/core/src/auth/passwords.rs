@@ -34,8 +34,14 @@ fn violations_error(
     if violations.is_empty() {
         return Ok(());
     }
-    Err(AppError::validation(violations.into_iter().map(|v| {
-        palisade_domain::FieldError::new(field, v.message)
+    // A breached password is named by its rule as well as described, so a client finds
+    // `breached` among the field's entries exactly as the contract states it.
+    Err(AppError::validation(violations.into_iter().flat_map(|v| {
+        let rule = (v.rule == "breached").then(|| palisade_domain::FieldError::new(field, v.rule));
+        rule.into_iter()
+            .chain(std::iter::once(palisade_domain::FieldError::new(
+                field, v.message,
+            )))
     })))
 }
 

@@ -154,8 +154,12 @@ fn assert_breached_refusal(r: &palisade_testkit::Resp, field: &str) {
     assert_eq!(r.body["error"]["code"], "validation_failed", "{}", r.body);
     let msgs = password_messages(r, field);
     assert!(
-        msgs.iter().any(|m| m.contains("breached")),
+        msgs.iter().any(|m| m == "breached"),
         "the rule `breached` under {field}: {msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.contains("known data breaches")),
+        "and a sentence a person understands: {msgs:?}"
     );
 }
 
