@@ -172,7 +172,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     }
 }
 
-/// For routes anyone may call that act on an account (a password reset): a credential that acts
+/// For routes anyone may call that act on an account (a password reset, the second step of a
+/// sign-in, a passkey sign-in): a credential that acts
 /// for someone else — an API key (for its creator) or an impersonation — is refused, as on every
 /// account-security route; no credential, or a user's own session, passes.
 pub struct NotDelegated;
@@ -194,7 +195,8 @@ impl<S: Send + Sync> FromRequestParts<S> for NotDelegated {
             if principal.impersonator.is_some() {
                 return Err(ApiError(AppError::Forbidden {
                     code: code::IMPERSONATION_FORBIDDEN,
-                    message: "an impersonation cannot reset passwords".into(),
+                    message: "an impersonation cannot sign in or reset passwords for the user"
+                        .into(),
                 })
                 .into_response());
             }

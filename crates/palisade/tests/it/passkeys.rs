@@ -483,6 +483,22 @@ async fn keys_and_impersonations_are_refused_on_every_route(db: Db) {
                 &del,
                 Some(json!({"password": GOOD_PASSWORD})),
             ),
+            // The sign-in routes take no credential; one that acts for someone else is refused.
+            (
+                reqwest::Method::POST,
+                "/api/v1/auth/passkeys/login/start",
+                Some(json!({})),
+            ),
+            (
+                reqwest::Method::POST,
+                "/api/v1/auth/passkeys/login/finish",
+                Some(json!({"challenge_id": uuid::Uuid::nil(), "credential": {}})),
+            ),
+            (
+                reqwest::Method::POST,
+                "/api/v1/auth/login/2fa",
+                Some(json!({"mfa_token": "pal_mfa_x", "code": "123456"})),
+            ),
         ];
         for (method, path, body) in routes {
             let r = app.send(method.clone(), path, Some(token), body).await;

@@ -311,11 +311,12 @@ pub async fn login(
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 401, description = "Unknown, used, expired or exhausted `mfa_token` (`invalid_mfa_token`), wrong code (`invalid_code`), or a TOTP code already used (`code_already_used`)", body = ErrorBody),
-        (status = 403, description = "The tenant is suspended", body = ErrorBody),
+        (status = 403, description = "The tenant is suspended (`tenant_suspended`), or sent with an API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 422, description = "Neither or both of `code` and `recovery_code`", body = ErrorBody),
         (status = 429, description = "Throttled (`rate_limited`) or locked (`account_locked`); see Retry-After", body = ErrorBody)))]
 pub async fn login_second_factor(
     State(state): State<AppState>,
+    _: crate::extract::NotDelegated,
     Meta(meta): Meta,
     ApiJson(req): ApiJson<LoginSecondFactorRequest>,
 ) -> ApiResult<Response> {

@@ -189,11 +189,13 @@ pub async fn delete_passkey(
         (status = 200, description = "Options for `navigator.credentials.get`", body = PasskeyLoginStartResponse),
         (status = 400, description = "A malformed body (`invalid_body`)", body = ErrorBody),
         (status = 401, description = "The `mfa_token` is unknown, used, expired or out of tries (`invalid_mfa_token`)", body = ErrorBody),
+        (status = 403, description = "Sent with an API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 422, description = "The account of the `mfa_token` has no passkey (`invalid_passkey`)", body = ErrorBody),
         (status = 429, description = "Throttled like password sign-in (`rate_limited`); see Retry-After", body = ErrorBody),
         (status = 503, description = "Passkeys are not configured on this server (`unavailable`)", body = ErrorBody)))]
 pub async fn login_start(
     State(state): State<AppState>,
+    _: crate::extract::NotDelegated,
     Meta(meta): Meta,
     body: crate::extract::ApiBytes,
 ) -> ApiResult<Response> {
@@ -224,12 +226,13 @@ pub async fn login_start(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 400, description = "Unknown, used or expired challenge (`invalid_challenge`)", body = ErrorBody),
         (status = 401, description = "The passkey is not registered, belongs to no active account, or its answer does not verify (`invalid_passkey`); for a second factor, the password sign-in was completed meanwhile (`invalid_mfa_token`)", body = ErrorBody),
-        (status = 403, description = "The tenant is suspended (`tenant_suspended`)", body = ErrorBody),
+        (status = 403, description = "The tenant is suspended (`tenant_suspended`), or sent with an API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 422, description = "`credential` is not an AuthenticationResponseJSON (`validation_failed`)", body = ErrorBody),
         (status = 429, description = "Throttled like password sign-in (`rate_limited`); see Retry-After", body = ErrorBody),
         (status = 503, description = "Passkeys are not configured on this server (`unavailable`)", body = ErrorBody)))]
 pub async fn login_finish(
     State(state): State<AppState>,
+    _: crate::extract::NotDelegated,
     Meta(meta): Meta,
     ApiJson(req): ApiJson<PasskeyLoginFinishRequest>,
 ) -> ApiResult<Response> {
