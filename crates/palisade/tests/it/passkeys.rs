@@ -569,6 +569,14 @@ async fn a_counter_that_goes_backwards_is_refused(db: Db) {
     let r = login_finish(&app, &early["challenge_id"], &early_answer).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_passkey");
     assert_eq!(audit_count(&app, "auth.passkey.counter_regressed").await, 1);
+    // The owner sees the refused answer in their login history, after the sign-in before it.
+    let history = app
+        .get("/api/v1/auth/login-history", &owner.access_token)
+        .await;
+    let rows = history.body["data"].as_array().unwrap();
+    assert_eq!(rows[0]["result"], "failure", "{}", history.body);
+    assert_eq!(rows[0]["method"], "passkey", "{}", history.body);
+    assert_eq!(rows[1]["result"], "success", "{}", history.body);
 }
 
 async fn malformed_and_unsupported_requests_are_precise_4xx(db: Db) {

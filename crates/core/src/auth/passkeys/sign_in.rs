@@ -221,7 +221,8 @@ pub async fn finish_sign_in(
     sessions::sign_in(s, meta, &user, SignInMethod::Passkey).await
 }
 
-/// Records a refused passkey answer for a known account and returns the error to answer.
+/// Records a refused passkey answer for a known account (audit and login history) and returns
+/// the error to answer.
 /// A counter that went backwards is recorded as its own event: the credential may be cloned.
 async fn refused(
     s: &Services,
@@ -245,6 +246,13 @@ async fn refused(
         );
         e.actor_email = Some(user.email.clone());
         uow.audit(e).await?;
+        crate::auth::login_history::record(
+            &mut uow,
+            user,
+            palisade_domain::LoginResult::Failure,
+            palisade_domain::LoginMethod::Passkey,
+        )
+        .await?;
         uow.commit().await
     };
     if let Err(e) = write.await {
