@@ -125,3 +125,10 @@ pub async fn issued_since<S: Scope>(
         .await?;
     Ok(rows.into_iter().map(|r| r.created_at).collect())
 }
+
+/// Deletes rows issued before `before` (long dead: they live minutes, and the sending limits
+/// look back an hour). Returns how many.
+pub async fn prune<S: Scope>(tx: &mut Tx<S>, before: OffsetDateTime) -> Result<u64> {
+    tx.execute(Query::new("DELETE FROM password_resets WHERE created_at < $1").bind(before))
+        .await
+}

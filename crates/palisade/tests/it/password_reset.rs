@@ -20,6 +20,7 @@ both!(
     the_policy_applies_and_a_refused_password_keeps_the_token,
     changing_the_password_mails_the_user,
     keys_and_impersonations_are_refused,
+    spent_codes_and_tokens_are_pruned_after_a_day,
 );
 
 const NEW_PASSWORD: &str = "amber-falcon-drifts-northward";
@@ -388,4 +389,42 @@ async fn keys_and_impersonations_are_refused(db: Db) {
         reset(&app, &newest, NEW_PASSWORD).await.status,
         StatusCode::OK
     );
+}
+
+async fn spent_codes_and_tokens_are_pruned_after_a_day(db: Db) {
+    let app = spawn_app(db).await;
+    app.register("Acme", "ana@acme.example").await;
+    app.wait_mail("ana@acme.example", "email_verification")
+        .await;
+    let r = app
+        .post(
+            "/api/v1/auth/password/forgot",
+            None,
+            json!({"email": "ana@acme.example"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    app.wait_mail("ana@acme.example", "password_reset").await;
+    let count = |table: &'static str| {
+        let app = &app;
+        async move {
+            app.db
+                .count_as_owner(&format!("SELECT COUNT(*) FROM {table}"))
+                .await
+                .unwrap()
+        }
+    };
+    // Within the day they stay (the sending limits count them).
+    app.clock.advance(time::Duration::hours(23));
+    palisade_core::auth::login_history::prune(&app.services)
+        .await
+        .unwrap();
+    assert_eq!(count("email_codes").await, 1);
+    assert_eq!(count("password_resets").await, 1);
+    app.clock.advance(time::Duration::hours(2));
+    palisade_core::auth::login_history::prune(&app.services)
+        .await
+        .unwrap();
+    assert_eq!(count("email_codes").await, 0);
+    assert_eq!(count("password_resets").await, 0);
 }

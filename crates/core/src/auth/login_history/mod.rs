@@ -196,12 +196,17 @@ pub async fn list_for_user(
     Ok(Page::from_overfetch(rows, limit, |a| a.id.as_uuid()).map(|a| LoginAttemptView::from(&a)))
 }
 
-/// Deletes attempts older than [`RETENTION_DAYS`]; returns how many.
+/// Deletes attempts older than [`RETENTION_DAYS`]; returns how many. The same pass deletes
+/// email verification codes and password reset tokens a day after they were issued (they live
+/// 10 and 30 minutes; the sending limits look back an hour).
 pub async fn prune(s: &Services) -> AppResult<u64> {
     let scope = SystemScope::new("auth.login_history.retention");
     let mut uow = UnitOfWork::system(s, SystemActor::Maintenance, scope).await?;
     let cutoff = uow.now() - time::Duration::days(RETENTION_DAYS);
     let n = store::prune(uow.tx(), cutoff).await?;
+    let spent = uow.now() - time::Duration::days(1);
+    palisade_store::email_codes::prune(uow.tx(), spent).await?;
+    palisade_store::password_resets::prune(uow.tx(), spent).await?;
     uow.commit().await?;
     Ok(n)
 }
