@@ -33,6 +33,7 @@ both!(
     sign_in_is_rate_limited_like_login,
     a_passkey_is_the_second_factor_after_a_password,
     the_last_passkey_stays_while_the_tenant_requires_a_second_factor,
+    refused_passkey_answers_use_up_the_second_steps_tries,
 );
 
 const ORIGIN: &str = "http://localhost:8080";
@@ -884,4 +885,50 @@ pub async fn add_passkey_for_story(
 
 pub async fn passkey_sign_in(app: &TestApp, dev: &mut SoftPasskey, key: &StoryKey) -> Resp {
     sign_in(app, dev, &key.0).await
+}
+
+async fn refused_passkey_answers_use_up_the_second_steps_tries(db: Db) {
+    let app = app(db).await;
+    let owner = app.register("Acme", "ana@acme.example").await;
+    let mut dev = device();
+    add_passkey(&app, &owner, &mut dev, "Laptop").await;
+    let r = password_login(&app, "ana@acme.example").await;
+    let mfa_token = r.body["mfa_token"].as_str().unwrap().to_owned();
+    // Five answers from another origin: each is refused and counts as a wrong second step.
+    for _ in 0..5 {
+        let start = app
+            .post(
+                "/api/v1/auth/passkeys/login/start",
+                None,
+                json!({"mfa_token": mfa_token}),
+            )
+            .await;
+        assert_eq!(start.status, StatusCode::OK, "{}", start.body);
+        let rcr: RequestChallengeResponse =
+            serde_json::from_value(json!({"publicKey": start.body["publicKey"]})).unwrap();
+        let cred = dev
+            .do_authentication(Url::parse("https://evil.localhost").unwrap(), rcr)
+            .expect("the soft authenticator signs for any origin it is given");
+        let r = login_finish(&app, &start.body["challenge_id"], &cred).await;
+        assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_passkey");
+    }
+    // The challenge is dead now, for passkeys and codes alike.
+    let r = app
+        .post(
+            "/api/v1/auth/passkeys/login/start",
+            None,
+            json!({"mfa_token": mfa_token}),
+        )
+        .await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_mfa_token");
+    let history = app
+        .get("/api/v1/auth/login-history", &owner.access_token)
+        .await;
+    let failures = history.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["result"] == "mfa_failure" && a["method"] == "passkey")
+        .count();
+    assert_eq!(failures, 5, "{}", history.body);
 }

@@ -177,13 +177,39 @@ pub async fn finish_sign_in(
     };
     let result = match result {
         Ok(r) if r.user_verified() => r,
-        Ok(_) => return Err(refused(s, meta, &user, &stored, "no_user_verification").await),
+        Ok(_) => {
+            return Err(refused(
+                s,
+                meta,
+                &user,
+                &stored,
+                "no_user_verification",
+                challenge.mfa_challenge_id,
+            )
+            .await)
+        }
         Err(WebauthnError::CredentialPossibleCompromise) => {
-            return Err(refused(s, meta, &user, &stored, "counter_regressed").await)
+            return Err(refused(
+                s,
+                meta,
+                &user,
+                &stored,
+                "counter_regressed",
+                challenge.mfa_challenge_id,
+            )
+            .await)
         }
         Err(e) => {
             tracing::info!(request_id = %meta.request_id, error = %e, "passkey sign-in refused");
-            return Err(refused(s, meta, &user, &stored, "invalid_answer").await);
+            return Err(refused(
+                s,
+                meta,
+                &user,
+                &stored,
+                "invalid_answer",
+                challenge.mfa_challenge_id,
+            )
+            .await);
         }
     };
     passkey.update_credential(&result);
@@ -196,7 +222,15 @@ pub async fn finish_sign_in(
             // Another sign-in with the same counter value was recorded first: one of the two
             // answers is a copy.
             drop(uow);
-            return Err(refused(s, meta, &user, &stored, "counter_regressed").await);
+            return Err(refused(
+                s,
+                meta,
+                &user,
+                &stored,
+                "counter_regressed",
+                challenge.mfa_challenge_id,
+            )
+            .await);
         }
         uow.commit().await?;
     }
@@ -230,6 +264,7 @@ async fn refused(
     user: &User,
     key: &StoredPasskey,
     reason: &'static str,
+    mfa_challenge: Option<uuid::Uuid>,
 ) -> AppError {
     let write = async {
         let mut uow = UnitOfWork::anonymous(s, meta, UserScope::for_tenant(user.tenant_id)).await?;
@@ -246,10 +281,19 @@ async fn refused(
         );
         e.actor_email = Some(user.email.clone());
         uow.audit(e).await?;
+        // As the second factor of a password sign-in, a refused answer is one of the
+        // challenge's five tries, like a wrong code.
+        let result = match mfa_challenge {
+            Some(id) => {
+                palisade_store::two_factor::record_challenge_failure(uow.tx(), id).await?;
+                palisade_domain::LoginResult::MfaFailure
+            }
+            None => palisade_domain::LoginResult::Failure,
+        };
         crate::auth::login_history::record(
             &mut uow,
             user,
-            palisade_domain::LoginResult::Failure,
+            result,
             palisade_domain::LoginMethod::Passkey,
         )
         .await?;
