@@ -29,6 +29,19 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 use time::OffsetDateTime;
 
+/// Lifts the throttle of `email` (its failures and any lock), in a unit of its own, once the
+/// owner proved who they are: a completed sign-in, a password reset.
+pub async fn clear(
+    s: &crate::Services,
+    meta: &super::RequestMeta,
+    email: &str,
+) -> crate::AppResult<()> {
+    let scope = palisade_store::SystemScope::new("login.throttle");
+    let mut uow = crate::UnitOfWork::anonymous(s, meta, scope).await?;
+    palisade_store::login_throttle::clear(uow.tx(), &key(email)).await?;
+    uow.commit().await
+}
+
 /// The throttle key of a login name.
 pub fn key(email: &str) -> Vec<u8> {
     let mut h = Sha256::new();

@@ -20,7 +20,7 @@ use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{PasswordContext, PasswordResetId};
 use palisade_store::auth_changes::ChangeKind;
 use palisade_store::password_resets::{self, PasswordReset};
-use palisade_store::{login_throttle, password_history, sessions, users};
+use palisade_store::{password_history, sessions, users};
 use palisade_store::{SystemScope, UserScope};
 
 /// How long a reset link works.
@@ -209,12 +209,7 @@ pub async fn reset(
     uow.commit().await?;
 
     // A lock on the account is lifted: whoever holds the mailbox proved to be the owner.
-    let mut uow = UnitOfWork::anonymous(s, meta, SystemScope::new("reset.unlock")).await?;
-    if let Some(t) = user.tenant_id {
-        uow.set_tenant(t);
-    }
-    login_throttle::clear(uow.tx(), &lockout::key(&user.email)).await?;
-    uow.commit().await?;
+    lockout::clear(s, meta, &user.email).await?;
     Ok(ResetDone {
         sessions_revoked: n,
         warnings,

@@ -280,9 +280,7 @@ pub async fn login(
     }
     let tokens = sign_in(s, meta, &user, SignInMethod::Password).await?;
     if throttle.is_some() {
-        let mut uow = UnitOfWork::anonymous(s, meta, SystemScope::new("login.throttle")).await?;
-        login_throttle::clear(uow.tx(), &throttle_key).await?;
-        uow.commit().await?;
+        lockout::clear(s, meta, &email).await?;
     }
     Ok(LoginOutcome::SignedIn(tokens))
 }

@@ -247,10 +247,7 @@ pub async fn finish_sign_in(
             });
         }
         uow.commit().await?;
-        let mut uow = UnitOfWork::anonymous(s, meta, SystemScope::new("login.throttle")).await?;
-        palisade_store::login_throttle::clear(uow.tx(), &crate::auth::lockout::key(&user.email))
-            .await?;
-        uow.commit().await?;
+        crate::auth::lockout::clear(s, meta, &user.email).await?;
     }
     sessions::sign_in(s, meta, &user, SignInMethod::Passkey).await
 }

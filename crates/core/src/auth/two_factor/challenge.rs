@@ -228,9 +228,7 @@ pub async fn complete(
     let (session, refresh) = succeeded(&mut uow, &user, factor).await?;
     uow.commit().await?;
     if throttle.is_some() {
-        let mut uow = UnitOfWork::anonymous(s, meta, SystemScope::new("login.throttle")).await?;
-        login_throttle::clear(uow.tx(), &lockout::key(&user.email)).await?;
-        uow.commit().await?;
+        lockout::clear(s, meta, &user.email).await?;
     }
     let policy = tenant
         .as_ref()
