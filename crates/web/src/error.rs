@@ -62,70 +62,96 @@ pub fn render(
     (status, axum::Json(body)).into_response()
 }
 
+/// An application error as the client sees it: status, code, message, per-field problems and
+/// how long to wait. The JSON API renders it as [`ErrorBody`]; the console renders the same
+/// parts as a page or next to a form's fields.
+#[derive(Debug)]
+pub struct Classified {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub fields: Option<BTreeMap<String, Vec<String>>>,
+    pub retry_after_secs: Option<u64>,
+}
+
+/// What the client is told about `e` (an internal error is logged here, with its cause).
+pub fn classify(e: AppError) -> Classified {
+    let (status, code, message, fields, retry) = match e {
+        AppError::Validation { message, fields } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code::VALIDATION_FAILED,
+            message,
+            Some(fields),
+            None,
+        ),
+        AppError::BadRequest { code, message } => {
+            (StatusCode::BAD_REQUEST, code, message, None, None)
+        }
+        AppError::Unauthenticated { code, message } => {
+            (StatusCode::UNAUTHORIZED, code, message, None, None)
+        }
+        AppError::Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message, None, None),
+        AppError::NotFound(what) => (
+            StatusCode::NOT_FOUND,
+            code::NOT_FOUND,
+            format!("{what} not found"),
+            None,
+            None,
+        ),
+        AppError::Conflict { code, message } => (StatusCode::CONFLICT, code, message, None, None),
+        AppError::Unprocessable { code, message } => {
+            (StatusCode::UNPROCESSABLE_ENTITY, code, message, None, None)
+        }
+        AppError::TooManyRequests {
+            code,
+            message,
+            retry_after_secs,
+        } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            code,
+            message,
+            None,
+            Some(retry_after_secs),
+        ),
+        AppError::Unavailable {
+            message,
+            retry_after_secs,
+        } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::UNAVAILABLE,
+            message,
+            None,
+            Some(retry_after_secs),
+        ),
+        AppError::Internal(e) => {
+            tracing::error!(request_id = %current_request_id(), error = format!("{e:#}"), "internal error");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                code::INTERNAL_ERROR,
+                "an internal error occurred; quote the request id when reporting it".to_owned(),
+                None,
+                None,
+            )
+        }
+    };
+    Classified {
+        status,
+        code,
+        message,
+        fields,
+        retry_after_secs: retry,
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message, fields, retry) = match self.0 {
-            AppError::Validation { message, fields } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                code::VALIDATION_FAILED,
-                message,
-                Some(fields),
-                None,
-            ),
-            AppError::BadRequest { code, message } => {
-                (StatusCode::BAD_REQUEST, code, message, None, None)
-            }
-            AppError::Unauthenticated { code, message } => {
-                (StatusCode::UNAUTHORIZED, code, message, None, None)
-            }
-            AppError::Forbidden { code, message } => {
-                (StatusCode::FORBIDDEN, code, message, None, None)
-            }
-            AppError::NotFound(what) => (
-                StatusCode::NOT_FOUND,
-                code::NOT_FOUND,
-                format!("{what} not found"),
-                None,
-                None,
-            ),
-            AppError::Conflict { code, message } => {
-                (StatusCode::CONFLICT, code, message, None, None)
-            }
-            AppError::Unprocessable { code, message } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, code, message, None, None)
-            }
-            AppError::TooManyRequests {
-                code,
-                message,
-                retry_after_secs,
-            } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                code,
-                message,
-                None,
-                Some(retry_after_secs),
-            ),
-            AppError::Unavailable {
-                message,
-                retry_after_secs,
-            } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                code::UNAVAILABLE,
-                message,
-                None,
-                Some(retry_after_secs),
-            ),
-            AppError::Internal(e) => {
-                tracing::error!(request_id = %current_request_id(), error = format!("{e:#}"), "internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    code::INTERNAL_ERROR,
-                    "an internal error occurred; quote the request id when reporting it".to_owned(),
-                    None,
-                    None,
-                )
-            }
-        };
+        let Classified {
+            status,
+            code,
+            message,
+            fields,
+            retry_after_secs: retry,
+        } = classify(self.0);
         let mut resp = render(status, code, message, fields);
         if let Some(secs) = retry {
             if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
@@ -140,7 +166,15 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub async fn route_not_found(method: Method, uri: Uri) -> Response {
+/// 404 for a path no route has: a page for a browser outside the API, else JSON.
+pub async fn route_not_found(method: Method, uri: Uri, headers: axum::http::HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html && !uri.path().starts_with("/api/") {
+        return crate::console::page::not_found(uri.path());
+    }
     render(
         StatusCode::NOT_FOUND,
         code::NOT_FOUND,

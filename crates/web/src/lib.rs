@@ -10,6 +10,7 @@
 // axum rejections are `Response`s by design; boxing them buys nothing here.
 #![allow(clippy::result_large_err)]
 
+pub mod console;
 pub mod cookies;
 pub mod error;
 pub mod export;
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, paths) = outside_routes().merge(api).split_for_parts();
     let app = routes
         .merge(openapi::router(openapi::document(paths)))
+        .merge(console::router(state.clone()))
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(

@@ -207,9 +207,9 @@ async fn request_context(
         .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
     let (ip, https) = client_ip(&req, &web);
     req.extensions_mut().insert(ClientIp(ip));
-    let no_store = req.uri().path().starts_with("/api/")
-        || req.headers().contains_key(header::AUTHORIZATION)
-        || req.headers().contains_key(header::COOKIE);
+    // Everything but the console's static files (which carry no personal data) is private:
+    // API answers, and pages (which hold CSRF and form tokens even before sign-in).
+    let no_store = !req.uri().path().starts_with("/static/");
     let span = tracing::debug_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
     let started = std::time::Instant::now();
     let mut resp = REQUEST_ID

@@ -44,6 +44,7 @@ mod support;
 
 mod auth_login;
 mod breached_passwords;
+mod console;
 mod contacts;
 mod cross_tenant;
 mod email_verification;

@@ -70,7 +70,7 @@ pub struct ResetPasswordResponse {
     pub warnings: Vec<&'static str>,
 }
 
-fn per_address(
+pub(crate) fn per_address(
     limit: &palisade_core::rate_limit::Limit<ClientKey>,
     meta: &RequestMeta,
     message: &str,

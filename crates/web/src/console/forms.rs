@@ -1,0 +1,111 @@
+//! Protection of the forms the console answers itself (the sign-in steps and sign-out).
+//!
+//! Two independent checks, both required:
+//! 1. **Same origin.** A browser marks every request with `Sec-Fetch-Site` (and a POST with
+//!    `Origin`); a form posted from another site is refused before anything is read. A request
+//!    that carries neither is not from a browser's page and is refused too: these forms exist
+//!    only for the console.
+//! 2. **A form token** (double submit): each page that shows such a form sets a random
+//!    `palisade_form` cookie (HttpOnly, SameSite=Strict) and repeats it in a hidden `csrf` field;
+//!    the post must bring both, equal. Signed-in forms use the session's CSRF token instead.
+//!
+//! Everything else the console changes goes through the JSON API, which has its own CSRF check.
+
+use crate::cookies;
+use axum::http::{header, HeaderMap, HeaderValue};
+use subtle::ConstantTimeEq;
+
+pub const FORM_COOKIE: &str = "palisade_form";
+
+/// Whether the request comes from a page of this very origin.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return site.as_bytes() == b"same-origin";
+    }
+    let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST))
+    else {
+        return false;
+    };
+    let (Ok(origin), Ok(host)) = (origin.to_str(), host.to_str()) else {
+        return false;
+    };
+    origin
+        .split_once("://")
+        .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest == host)
+}
+
+/// The form token of this browser, and the cookie to set when it has none yet.
+pub fn form_token(headers: &HeaderMap, secure: bool) -> (String, Option<HeaderValue>) {
+    let name = cookies::name(FORM_COOKIE, secure);
+    if let Some(t) = cookies::get(headers, &name).filter(|t| t.len() == 64) {
+        return (t.to_owned(), None);
+    }
+    let token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut c = format!("{name}={token}; Path=/; Max-Age=86400; SameSite=Strict; HttpOnly");
+    if secure {
+        c.push_str("; Secure");
+    }
+    (token, HeaderValue::from_str(&c).ok())
+}
+
+/// Whether `sent` (the hidden field) matches the browser's form cookie.
+pub fn form_token_valid(headers: &HeaderMap, secure: bool, sent: &str) -> bool {
+    let name = cookies::name(FORM_COOKIE, secure);
+    match cookies::get(headers, &name) {
+        Some(t) if t.len() == 64 => bool::from(t.as_bytes().ct_eq(sent.as_bytes())),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn only_pages_of_this_origin_may_post() {
+        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")])));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")])));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "same-site")])));
+        assert!(same_origin(&headers(&[
+            ("origin", "http://127.0.0.1:8080"),
+            ("host", "127.0.0.1:8080")
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("origin", "https://evil.example"),
+            ("host", "127.0.0.1:8080")
+        ])));
+        assert!(!same_origin(&headers(&[("origin", "null"), ("host", "a")])));
+        assert!(!same_origin(&headers(&[])), "neither header: not a page");
+    }
+
+    #[test]
+    fn the_form_token_must_match_its_cookie() {
+        let (t, cookie) = form_token(&HeaderMap::new(), true);
+        assert_eq!(t.len(), 64);
+        assert!(cookie.is_some());
+        let h = {
+            let mut h = HeaderMap::new();
+            let v = format!("__Host-palisade_form={t}");
+            h.insert(header::COOKIE, HeaderValue::from_str(&v).unwrap());
+            h
+        };
+        assert!(form_token_valid(&h, true, &t));
+        assert!(!form_token_valid(&h, true, "x"));
+        assert!(!form_token_valid(&HeaderMap::new(), true, &t));
+        let (again, none) = form_token(&h, true);
+        assert_eq!(again, t);
+        assert!(none.is_none());
+    }
+}

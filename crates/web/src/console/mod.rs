@@ -1,0 +1,54 @@
+//! The web console: server-rendered pages for agents, admins and the platform operator.
+//!
+//! How a page works (docs/console.md has the whole story and "Adding a page"):
+//! - **Reading.** A page handler takes a [`Viewer`] (the signed-in principal, resolved from the
+//!   API's own `__Host-` cookies by [`session::resolve`]), calls the same `palisade_core` use case
+//!   the JSON route calls — so permissions, scopes, tenant scope and audit are the API's — and
+//!   renders an askama template (`crates/web/templates/`; every value is HTML-escaped).
+//! - **Changing.** Forms carry `data-api` attributes; `static/app.js` sends them as JSON to the
+//!   JSON API with the session's CSRF token and shows the API's field errors next to the fields.
+//!   The only forms the console answers itself are the sign-in steps ([`auth_pages`]): those
+//!   issue tokens, and the console sets them as HttpOnly cookies so that no token ever reaches a
+//!   script.
+//! - **Live.** `static/live.js` listens on the API's websocket and reloads the parts of a page
+//!   an event touches (server-rendered fragments), and everything after a `lagged` frame or a
+//!   reconnect.
+//!
+//! Pages are HTML, not API: they are plain axum routes, outside the OpenAPI document.
+
+pub mod assets;
+pub mod auth_pages;
+pub mod forms;
+pub mod inbox;
+pub mod page;
+pub mod session;
+
+pub use page::{Chrome, Nav};
+pub use session::{MaybeViewer, Viewer};
+
+use crate::AppState;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+
+/// Every console route. The session layer resolves the viewer (and renews an expired access
+/// token with the refresh cookie) before any of them runs.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .merge(auth_pages::router())
+        .merge(inbox::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            session::resolve,
+        ))
+        .merge(assets::router())
+}
+
+/// `/`: the inbox when signed in, else the sign-in page.
+async fn home(viewer: MaybeViewer) -> Response {
+    match viewer.0 {
+        Some(_) => Redirect::to("/inbox").into_response(),
+        None => Redirect::to("/login").into_response(),
+    }
+}

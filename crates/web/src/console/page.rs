@@ -1,0 +1,165 @@
+//! What every signed-in page shares (the "chrome": header, navigation, impersonation banner,
+//! CSRF token, session timer) and the error page.
+
+use super::assets;
+use super::session::Viewer;
+use crate::error::Classified;
+use askama::Template;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use palisade_core::auth::{sessions, Principal};
+use palisade_core::Services;
+use palisade_domain::Role;
+
+/// The section of the navigation a page belongs to (marked `aria-current`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Inbox,
+    Contacts,
+    Settings,
+    Audit,
+    Admin,
+    None,
+}
+
+impl Nav {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Nav::Inbox => "inbox",
+            Nav::Contacts => "contacts",
+            Nav::Settings => "settings",
+            Nav::Audit => "audit",
+            Nav::Admin => "admin",
+            Nav::None => "",
+        }
+    }
+}
+
+/// The operator behind an impersonation, shown in a banner on every page.
+#[derive(Debug, Clone)]
+pub struct ImpersonationBanner {
+    pub operator_email: String,
+    pub write: bool,
+}
+
+/// The frame of a signed-in page.
+#[derive(Debug, Clone)]
+pub struct Chrome {
+    pub title: String,
+    pub nav: Nav,
+    pub user_name: String,
+    pub user_email: String,
+    pub role: &'static str,
+    pub tenant_name: Option<String>,
+    /// The session's CSRF token, for forms and `X-CSRF-Token` (not a credential: it only works
+    /// together with the HttpOnly session cookie).
+    pub csrf: String,
+    pub is_admin: bool,
+    pub is_super_admin: bool,
+    pub impersonation: Option<ImpersonationBanner>,
+    /// Unix seconds at which the access cookie expires; `app.js` renews it a minute before.
+    pub expires_at: i64,
+    pub asset_version: &'static str,
+}
+
+impl Chrome {
+    pub fn new(s: &Services, viewer: &Viewer, title: impl Into<String>, nav: Nav) -> Chrome {
+        let p: &Principal = &viewer.principal;
+        Chrome {
+            title: title.into(),
+            nav,
+            user_name: p.name.clone(),
+            user_email: p.email.clone(),
+            role: p.role.as_str(),
+            tenant_name: p.tenant.as_ref().map(|t| t.name.clone()),
+            csrf: p
+                .session_id()
+                .map(|sid| sessions::csrf_token(s, sid))
+                .unwrap_or_default(),
+            is_admin: matches!(p.role, Role::Admin | Role::SuperAdmin),
+            is_super_admin: p.role == Role::SuperAdmin && p.impersonator.is_none(),
+            impersonation: p.impersonator.as_ref().map(|i| ImpersonationBanner {
+                operator_email: i.email.clone(),
+                write: i.write,
+            }),
+            expires_at: viewer.expires_at.unwrap_or(0),
+            asset_version: assets::version(),
+        }
+    }
+
+    /// `aria-current="page"` belongs on the link of section `name` (`inbox`, `contacts`, …).
+    pub fn is(&self, name: &str) -> bool {
+        self.nav.as_str() == name
+    }
+}
+
+/// Renders a template as a page; a template that fails to render is a 500 page (logged).
+pub fn render(t: &impl Template) -> Response {
+    render_with(StatusCode::OK, t)
+}
+
+pub fn render_with(status: StatusCode, t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "console template failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    heading: &'a str,
+    message: &'a str,
+    request_id: String,
+    asset_version: &'static str,
+}
+
+/// An error as a page of its own (403, 404, 429, 500, …), with the API's message.
+pub fn error_page(c: Classified) -> Response {
+    let heading = match c.status {
+        StatusCode::FORBIDDEN => "You can't open this page",
+        StatusCode::NOT_FOUND => "Page not found",
+        StatusCode::TOO_MANY_REQUESTS => "Slow down",
+        StatusCode::UNAUTHORIZED => "Please sign in",
+        s if s.is_server_error() => "Something went wrong",
+        _ => "This didn't work",
+    };
+    let page = ErrorPage {
+        status: c.status.as_u16(),
+        heading,
+        message: &c.message,
+        request_id: crate::middleware::current_request_id(),
+        asset_version: assets::version(),
+    };
+    let mut resp = render_with(c.status, &page);
+    if let Some(secs) = c.retry_after_secs {
+        if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
+/// An application error on a page: the API's status and message, as a page.
+pub fn app_error(e: palisade_core::AppError) -> Response {
+    error_page(crate::error::classify(e))
+}
+
+/// The HTML 404 for a path that is neither a page nor an API route.
+pub fn not_found(path: &str) -> Response {
+    error_page(Classified {
+        status: StatusCode::NOT_FOUND,
+        code: palisade_core::error::code::NOT_FOUND,
+        message: format!("There is no page at {path}."),
+        fields: None,
+        retry_after_secs: None,
+    })
+}
