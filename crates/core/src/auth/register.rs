@@ -4,14 +4,14 @@ use super::passwords::check_policy;
 use super::sessions::{self, hash_error, IssuedTokens};
 use super::RequestMeta;
 use crate::audit::AuditEntryExt;
-use crate::error::{code, FieldErrors};
+use crate::error::FieldErrors;
 use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{
     EmailAddress, PasswordContext, PasswordPolicyPreset, PersonName, Role, TenantId, TenantName,
     UserId,
 };
 use palisade_store::users::User;
-use palisade_store::{tenants, users, TenantScope};
+use palisade_store::{tenants, TenantScope};
 
 pub struct Registration {
     pub tenant: tenants::Tenant,
@@ -74,16 +74,12 @@ pub async fn register(
         deleted_by: None,
         email_verified_at: None,
     };
-    users::insert(uow.tx(), &user).await.map_err(|e| {
-        if e.is_unique_violation_on("users", "email") {
-            AppError::Conflict {
-                code: code::EMAIL_TAKEN,
-                message: "an account with this email already exists; sign in instead".into(),
-            }
-        } else {
-            e.into()
-        }
-    })?;
+    crate::users::insert_new(
+        uow.tx(),
+        &user,
+        "an account with this email already exists; sign in instead",
+    )
+    .await?;
     let (session, refresh) = sessions::start(&mut uow, &user).await?;
     super::email_verification::send_code(
         &mut uow,

@@ -94,6 +94,21 @@ pub async fn get(s: &Services, p: &Principal, id: UserId) -> AppResult<User> {
     visible_user(&mut tx, p, id).await
 }
 
+/// Inserts a new account; an email already in use is `409 email_taken`, saying `taken`.
+pub(crate) async fn insert_new<S: palisade_store::Scope>(
+    tx: &mut Tx<S>,
+    user: &User,
+    taken: &str,
+) -> AppResult<()> {
+    users::insert(tx, user).await.map_err(|e| {
+        if e.is_unique_violation_on("users", "email") {
+            AppError::conflict(code::EMAIL_TAKEN, taken)
+        } else {
+            e.into()
+        }
+    })
+}
+
 pub async fn create(
     s: &Services,
     p: &Principal,
@@ -149,16 +164,7 @@ pub async fn create(
         deleted_by: None,
         email_verified_at: None,
     };
-    users::insert(uow.tx(), &user).await.map_err(|e| {
-        if e.is_unique_violation_on("users", "email") {
-            AppError::Conflict {
-                code: code::EMAIL_TAKEN,
-                message: "a user with this email already exists".into(),
-            }
-        } else {
-            e.into()
-        }
-    })?;
+    insert_new(uow.tx(), &user, "a user with this email already exists").await?;
     let (invite_token, invite_expires_at) = if user.password_hash.is_none() {
         let token = tokens::new_secret(tokens::INVITE_PREFIX);
         let ttl =
