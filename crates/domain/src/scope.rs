@@ -57,29 +57,6 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// Every name a key may be given: the scopes, then the groups.
-    pub const ALL: [Scope; 19] = [
-        Scope::ConversationsRead,
-        Scope::ConversationsWrite,
-        Scope::ConversationsDelete,
-        Scope::ConversationsExport,
-        Scope::ContactsRead,
-        Scope::ContactsWrite,
-        Scope::ContactsDelete,
-        Scope::ContactsExport,
-        Scope::CampaignsRead,
-        Scope::CampaignsWrite,
-        Scope::CampaignsDelete,
-        Scope::TemplatesRead,
-        Scope::TemplatesWrite,
-        Scope::TemplatesDelete,
-        Scope::WebhooksRead,
-        Scope::WebhooksWrite,
-        Scope::AnalyticsRead,
-        Scope::ReadOnly,
-        Scope::FullAccess,
-    ];
-
     /// The scopes themselves (what `full_access` stands for).
     pub const GRANTS: [Scope; 17] = [
         Scope::ConversationsRead,
@@ -100,6 +77,14 @@ impl Scope {
         Scope::WebhooksWrite,
         Scope::AnalyticsRead,
     ];
+
+    /// The groups, each standing for several scopes.
+    pub const GROUPS: [Scope; 2] = [Scope::ReadOnly, Scope::FullAccess];
+
+    /// Every name a key may be given: the scopes, then the groups.
+    pub fn all() -> impl Iterator<Item = Scope> {
+        Scope::GRANTS.into_iter().chain(Scope::GROUPS)
+    }
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -127,7 +112,7 @@ impl Scope {
 
     /// A scope or group by name; `None` if unknown.
     pub fn parse(s: &str) -> Option<Scope> {
-        Scope::ALL.into_iter().find(|x| x.as_str() == s)
+        Scope::all().find(|x| x.as_str() == s)
     }
 
     pub fn is_read(self) -> bool {
@@ -180,7 +165,8 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_groups_expand() {
-        for s in Scope::ALL {
+        assert_eq!(Scope::all().count(), 19);
+        for s in Scope::all() {
             assert_eq!(Scope::parse(s.as_str()), Some(s));
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
