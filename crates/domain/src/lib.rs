@@ -30,7 +30,7 @@ pub use login::{LoginMethod, LoginResult};
 pub use password::{PasswordContext, PasswordPolicy, PasswordPolicyPreset, PasswordViolation};
 pub use permission::Permission;
 pub use role::Role;
-pub use scope::ApiScope;
+pub use scope::Scope;
 pub use status::{ConnectionStatus, MessageStatus};
 pub use text::{EmailAddress, PersonName, TenantName};
 pub use timestamp::rfc3339;

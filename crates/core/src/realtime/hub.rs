@@ -4,7 +4,7 @@
 
 use super::events::{Event, Frame};
 use crate::auth::Principal;
-use palisade_domain::{TenantId, UserId};
+use palisade_domain::{ApiKeyId, TenantId, UserId};
 use palisade_store::NOTIFY_MAX_BYTES;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -48,7 +48,7 @@ pub struct Hub {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SocketOwner {
     User(UserId),
-    ApiKey(Uuid),
+    ApiKey(ApiKeyId),
 }
 
 impl SocketOwner {
@@ -394,7 +394,7 @@ mod tests {
         let hub = Arc::new(Hub::new(false).with_max_sockets_per_owner(2));
         let (a, b) = (
             SocketOwner::User(UserId::new()),
-            SocketOwner::ApiKey(Uuid::now_v7()),
+            SocketOwner::ApiKey(ApiKeyId::new()),
         );
         let first = hub.open_socket(a).unwrap();
         let _second = hub.open_socket(a).unwrap();

@@ -161,21 +161,22 @@ async fn download_one(s: &Services, client: &reqwest::Client, job: &ClaimedJob) 
             store::mark_failed(uow.tx(), tenant, job.message_id, code, why, now).await?;
         }
     }
+    if let Some(key) = orphan {
+        let message = job.message_id;
+        uow.after_commit_async("could not remove the file of an erased message", async move {
+            tracing::info!(%message, "media downloaded for an erased message; the file is removed");
+            s.storage
+                .delete(tenant, key)
+                .await
+                .map_err(|e| anyhow::anyhow!("message {message}, file {key}: {e}"))
+        });
+    }
     if let Err(e) = uow.commit().await {
         if let Outcome::Stored(f) = &outcome {
             // Not recorded, so not kept: the next attempt downloads it again.
             let _ = s.storage.delete(tenant, &f.storage_key).await;
         }
         return Err(e);
-    }
-    // Awaited here rather than in `after_commit` (which runs synchronously): a failed removal
-    // is this job's error.
-    if let Some(key) = orphan {
-        tracing::info!(message = %job.message_id, "media downloaded for an erased message; the file is removed");
-        s.storage
-            .delete(tenant, key)
-            .await
-            .map_err(|e| anyhow::anyhow!("removing the file of an erased message ({key}): {e}"))?;
     }
     Ok(())
 }
