@@ -1,7 +1,7 @@
 //! The statuses a message, a conversation, a media download and a WhatsApp connection move
-//! through, with their order. The order of message statuses exists once, here: the store builds its SQL `CASE` from
-//! [`MessageStatus::ALL`] and [`MessageStatus::rank`], and inbound processing asks
-//! [`MessageStatus::from_meta`] which of Meta's reported statuses it knows.
+//! through, with their order. The order of message statuses exists once, here: the store
+//! builds its SQL `CASE` from [`MessageStatus::ALL`] and [`MessageStatus::rank`], and inbound
+//! processing asks [`MessageStatus::from_meta`] which of Meta's reported statuses it knows.
 
 use std::fmt;
 use std::str::FromStr;
