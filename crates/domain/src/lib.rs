@@ -31,7 +31,7 @@ pub use password::{PasswordContext, PasswordPolicy, PasswordPolicyPreset, Passwo
 pub use permission::Permission;
 pub use role::Role;
 pub use scope::Scope;
-pub use status::{ConnectionStatus, MessageStatus};
+pub use status::{ConnectionStatus, ConversationStatus, MediaStatus, MessageStatus};
 pub use text::{EmailAddress, PersonName, TenantName};
 pub use timestamp::rfc3339;
 pub use two_factor::TwoFactorRequirement;

@@ -213,16 +213,16 @@ mod tests {
         let s = Settings::default();
         let k = ConsentKeywords::from_settings(&s);
         let msg = |kind: &str, body: Value| NewMessage {
-            id: Uuid::now_v7(),
+            id: palisade_domain::MessageId::new(),
             tenant_id: TenantId::new(),
-            conversation_id: Uuid::now_v7(),
-            connection_id: Uuid::now_v7(),
+            conversation_id: palisade_domain::ConversationId::new(),
+            connection_id: palisade_domain::ConnectionId::new(),
             wamid: "wamid.X".into(),
             direction: "inbound",
             kind: kind.into(),
             body,
             text: None,
-            status: "received",
+            status: palisade_domain::MessageStatus::Received,
             error: None,
             context_wamid: None,
             sent_at: None,

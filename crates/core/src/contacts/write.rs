@@ -243,7 +243,7 @@ pub async fn delete(
         .ok_or(AppError::NotFound("contact"))?;
     // The media rows go first, returning their files' keys (see `delete_of_contact` for the
     // race with a download being recorded; `whatsapp::media` covers the other order).
-    let files = palisade_store::media::delete_of_contact(uow.tx(), id.as_uuid()).await?;
+    let files = palisade_store::media::delete_of_contact(uow.tx(), id).await?;
     let erased = store::delete(uow.tx(), id).await?;
     uow.audit(
         uow.entry("contact.deleted")
