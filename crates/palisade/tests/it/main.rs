@@ -45,6 +45,7 @@ mod support;
 mod auth_login;
 mod breached_passwords;
 mod contacts;
+mod conversations;
 mod cross_tenant;
 mod email_verification;
 mod http_errors;
