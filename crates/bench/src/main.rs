@@ -11,6 +11,7 @@
 use anyhow::{bail, Context};
 use clap::Parser;
 
+mod conversations_list;
 mod ingest;
 mod mail;
 mod password_writes;
@@ -33,6 +34,9 @@ enum Command {
     PasswordWrites(password_writes::Args),
     /// The mail worker draining a backlog into a local SMTP server (in this process).
     MailOutbox(mail::Args),
+    /// `GET /api/v1/conversations` latency at 100,000 conversations: each filter's first and
+    /// deep page.
+    ConversationsList(conversations_list::Args),
 }
 
 #[tokio::main]
@@ -43,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         Command::WsIdle(args) => ws::idle(args).await,
         Command::PasswordWrites(args) => password_writes::run(args).await,
         Command::MailOutbox(args) => mail::run(args).await,
+        Command::ConversationsList(args) => conversations_list::run(args).await,
     }
 }
 

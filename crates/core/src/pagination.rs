@@ -1,24 +1,32 @@
 //! One page of a list and its cursor, for every list the API serves.
 //!
-//! Lists are keyset-paginated by id: a page is fetched with `limit + 1` rows, and the extra row,
-//! if it came, only says that there is more; the cursor is then the last id on the page. Built in
-//! one place ([`Page::from_overfetch`]) so no list gets the off-by-one wrong on its own.
+//! Lists are keyset-paginated: a page is fetched with `limit + 1` rows, and the extra row, if it
+//! came, only says that there is more; the cursor is then the last item's key. Most lists are
+//! ordered by id (UUID v7) and their cursor is the last id on the page; a list ordered by
+//! something that changes (conversations by last activity) uses an [`ActivityCursor`], the
+//! opaque (time, id) of the last item. Built in one place ([`Page::from_overfetch`]) so no list
+//! gets the off-by-one wrong on its own.
 
+use crate::{error::code, AppError};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::Serialize;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// A page: the items and, when there may be more, the cursor for the next page. Serialises as
-/// `{data, next_cursor}` (`next_cursor` is `null` on the last page).
+/// A page: the items and, when there may be more, the cursor for the next page (`C`: an id, or
+/// an opaque string). Serialises as `{data, next_cursor}` (`next_cursor` is `null` on the last
+/// page).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Page<T> {
+pub struct Page<T, C = Uuid> {
     pub data: Vec<T>,
-    pub next_cursor: Option<Uuid>,
+    pub next_cursor: Option<C>,
 }
 
-impl<T> Page<T> {
+impl<T, C> Page<T, C> {
     /// The page of at most `limit` items out of a fetch of `limit + 1`, the cursor being the
-    /// last item's id (by `cursor`) when the fetch returned more than `limit`.
-    pub fn from_overfetch(mut items: Vec<T>, limit: i64, cursor: impl Fn(&T) -> Uuid) -> Self {
+    /// last item's key (by `cursor`) when the fetch returned more than `limit`.
+    pub fn from_overfetch(mut items: Vec<T>, limit: i64, cursor: impl Fn(&T) -> C) -> Self {
         let limit = usize::try_from(limit).unwrap_or(0);
         let more = items.len() > limit;
         items.truncate(limit);
@@ -29,7 +37,7 @@ impl<T> Page<T> {
     }
 
     /// The same page with every item turned into another shape (a view).
-    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U, C> {
         Page {
             data: self.data.into_iter().map(f).collect(),
             next_cursor: self.next_cursor,
@@ -37,9 +45,102 @@ impl<T> Page<T> {
     }
 }
 
+/// The position of an item in a list ordered by a time that moves (newest first), ties broken
+/// by id: the (time, id) of the last item of a page. It travels as an opaque token
+/// (base64url of a version byte, the time in nanoseconds since the epoch and the id), so a
+/// client passes it back unchanged rather than building one; [`ActivityCursor::parse`] refuses
+/// anything else with a `400 invalid_query` that says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivityCursor {
+    pub at: OffsetDateTime,
+    pub id: Uuid,
+}
+
+const ACTIVITY_CURSOR_V1: u8 = 1;
+
+impl ActivityCursor {
+    /// The token.
+    pub fn encode(&self) -> String {
+        let mut bytes = Vec::with_capacity(25);
+        bytes.push(ACTIVITY_CURSOR_V1);
+        // Nanoseconds fit an i64 until 2262; a time past it saturates (it cannot be stored).
+        let nanos = i64::try_from(self.at.unix_timestamp_nanos()).unwrap_or(i64::MAX);
+        bytes.extend_from_slice(&nanos.to_be_bytes());
+        bytes.extend_from_slice(self.id.as_bytes());
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// A token made by [`encode`](Self::encode); `param` names the query parameter in the
+    /// refusal.
+    pub fn parse(param: &str, token: &str) -> Result<Self, AppError> {
+        let refuse = || {
+            AppError::BadRequest {
+            code: code::INVALID_QUERY,
+            message: format!(
+                "{param} is not a cursor of this list: pass the previous page's next_cursor back unchanged"
+            ),
+        }
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(token.trim()).map_err(|_| refuse())?;
+        let (Some(&ACTIVITY_CURSOR_V1), Some(nanos), Some(id)) =
+            (bytes.first(), bytes.get(1..9), bytes.get(9..25))
+        else {
+            return Err(refuse());
+        };
+        if bytes.len() != 25 {
+            return Err(refuse());
+        }
+        let nanos = i64::from_be_bytes(nanos.try_into().map_err(|_| refuse())?);
+        let at =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).map_err(|_| refuse())?;
+        let id = Uuid::from_slice(id).map_err(|_| refuse())?;
+        Ok(ActivityCursor { at, id })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_activity_cursor_comes_back_as_it_went() {
+        let c = ActivityCursor {
+            at: OffsetDateTime::from_unix_timestamp_nanos(1_780_000_000_123_456_789).unwrap(),
+            id: Uuid::now_v7(),
+        };
+        let token = c.encode();
+        assert!(token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(ActivityCursor::parse("cursor", &token).unwrap(), c);
+    }
+
+    #[test]
+    fn anything_else_is_refused_with_the_parameter_named() {
+        let good = ActivityCursor {
+            at: OffsetDateTime::UNIX_EPOCH,
+            id: Uuid::nil(),
+        }
+        .encode();
+        let longer = format!("{good}AA");
+        for bad in [
+            "",
+            "x",
+            "not base64!",
+            &Uuid::now_v7().to_string(),
+            &good[..good.len() - 2],
+            &longer,
+            &URL_SAFE_NO_PAD.encode([2u8; 25]),
+        ] {
+            match ActivityCursor::parse("cursor", bad) {
+                Err(AppError::BadRequest { code, message }) => {
+                    assert_eq!(code, "invalid_query");
+                    assert!(message.starts_with("cursor is not a cursor"), "{message}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
 
     fn ids(n: u128) -> Vec<Uuid> {
         (1..=n).map(Uuid::from_u128).collect()

@@ -306,6 +306,14 @@ pub async fn delete(tx: &mut Tx<TenantScope>, id: ContactId) -> Result<Erased> {
             .bind(id),
         )
         .await?;
+    tx.execute(
+        Query::new(format!(
+            "DELETE FROM conversation_labels WHERE tenant_id = $1 AND conversation_id IN ({of_contact})"
+        ))
+        .bind(tenant)
+        .bind(id),
+    )
+    .await?;
     let conversations = tx
         .execute(
             Query::new("DELETE FROM conversations WHERE tenant_id = $1 AND contact_id = $2")

@@ -5,6 +5,7 @@
 //! Separate from `messages` and `send_queue` so that each file holds one table's statements:
 //! a conversation's messages are in `messages`, its outgoing sends in `send_queue`.
 
+use crate::query::{member_chunks, member_of, tenant_is};
 use crate::{Backend, Query, Result, StoreError, SystemScope, TenantScope, Tx};
 use palisade_domain::{
     ConnectionId, ContactId, ConversationId, ConversationStatus, TenantId, UserId,
@@ -164,7 +165,38 @@ pub async fn touch_conversations(
             ids.insert(r.contact_id.into(), r.id.into());
         }
     }
+    let touched: Vec<Uuid> = ids.values().map(|c: &ConversationId| c.as_uuid()).collect();
+    sync_label_activity(tx, tenant, &touched).await?;
     Ok(ids)
+}
+
+/// Copies the conversations' `last_message_at` to their rows in `conversation_labels` (the
+/// label filter's index), in the transaction that moved it: every writer of `last_message_at`
+/// calls this after its change. Conversations without labels have no rows, so this costs one
+/// index probe per conversation.
+pub(crate) async fn sync_label_activity<S: crate::Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    conversation_ids: &[Uuid],
+) -> Result<()> {
+    let db = tx.backend();
+    for chunk in member_chunks(db, conversation_ids) {
+        if chunk.is_empty() {
+            continue;
+        }
+        let q = Query::new(format!(
+            "UPDATE conversation_labels SET last_message_at = (
+                 SELECT v.last_message_at FROM conversations v
+                 WHERE v.id = conversation_labels.conversation_id)
+             WHERE {} AND {}",
+            tenant_is(db, "tenant_id", 1),
+            member_of(db, "conversation_id", 2, chunk.len())
+        ))
+        .bind(tenant)
+        .bind_members(db, chunk);
+        tx.execute(q).await?;
+    }
+    Ok(())
 }
 
 /// Writes a conversation's status, assignee and labels.
@@ -190,16 +222,54 @@ pub async fn update_conversation(
         .bind(now),
     )
     .await?;
+    // The label filter's index: rewritten with the labels, from the conversation's own row (its
+    // tenant and activity), in this transaction.
+    tx.execute(
+        Query::new("DELETE FROM conversation_labels WHERE tenant_id = $1 AND conversation_id = $2")
+            .bind(tenant)
+            .bind(id),
+    )
+    .await?;
+    for label in labels {
+        tx.execute(
+            Query::new(
+                "INSERT INTO conversation_labels (tenant_id, conversation_id, label, last_message_at)
+                 SELECT tenant_id, id, $3, last_message_at FROM conversations
+                 WHERE tenant_id = $1 AND id = $2
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant)
+            .bind(id)
+            .bind(label.as_str()),
+        )
+        .await?;
+    }
     Ok(())
 }
 
 // ---- reads (users and API keys) ----
 
-pub(crate) const CONVERSATION_SELECT: &str =
-    "SELECT v.id, v.tenant_id, v.contact_id, v.connection_id, v.status, \
-    v.last_message_at, v.last_inbound_at, v.created_at, v.updated_at, v.assignee_id, v.labels, \
-    c.phone AS contact_phone, COALESCE(c.name, c.wa_profile_name) AS contact_name \
-    FROM conversations v JOIN contacts c ON c.tenant_id = v.tenant_id AND c.id = v.contact_id";
+macro_rules! conversation_columns {
+    () => {
+        "SELECT v.id, v.tenant_id, v.contact_id, v.connection_id, v.status, \
+        v.last_message_at, v.last_inbound_at, v.created_at, v.updated_at, v.assignee_id, v.labels, \
+        c.phone AS contact_phone, COALESCE(c.name, c.wa_profile_name) AS contact_name"
+    };
+}
+
+const CONVERSATION_COLUMNS: &str = conversation_columns!();
+
+pub(crate) const CONVERSATION_SELECT: &str = concat!(
+    conversation_columns!(),
+    " FROM conversations v JOIN contacts c ON c.tenant_id = v.tenant_id AND c.id = v.contact_id"
+);
+
+/// A conversation's place in the list: its last activity, then its id (both descending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivityKey {
+    pub last_message_at: OffsetDateTime,
+    pub id: ConversationId,
+}
 
 /// What a conversation list is narrowed to.
 #[derive(Debug, Clone, Default)]
@@ -211,32 +281,74 @@ pub struct ConversationFilter {
     pub unassigned: bool,
     /// Only conversations with this label (exact).
     pub label: Option<String>,
-    /// The last id of the previous page (newest first).
-    pub before_id: Option<ConversationId>,
+    /// Only conversations after this one in the list (the last of the previous page).
+    pub after: Option<ActivityKey>,
     pub limit: i64,
 }
 
-/// Conversations matching `f`, newest first.
+/// Conversations matching `f`, by last activity (`last_message_at`), newest first, ties by id
+/// (newest first), after `f.after`. The statement names only the filters given, so that each
+/// is an index condition: the status, assignee and label filters each have an index in this
+/// order (migration 0021; a label through `conversation_labels`), and the cursor is a row-value
+/// comparison both databases answer from the index, so every page (first or deep) reads about
+/// `limit` rows. With several filters, the label's index leads (then the status's, then the
+/// assignee's) and the others are checked on the rows it yields.
 pub async fn list_conversations(
     tx: &mut Tx<TenantScope>,
     f: &ConversationFilter,
 ) -> Result<Vec<Conversation>> {
     let tenant = tx.scope().tenant_id();
-    let (label_clause, label_arg) =
-        crate::query::json_array_has(tx.backend(), "v.labels", 6, f.label.as_deref());
-    let mut q = Query::new(format!(
-        "{CONVERSATION_SELECT} WHERE v.tenant_id = $1 AND ($2 IS NULL OR v.status = $2)
-         AND ($3 IS NULL OR v.id < $3) AND ($4 IS NULL OR v.assignee_id = $4)
-         AND ($5 = FALSE OR v.assignee_id IS NULL) AND {label_clause}
-         ORDER BY v.id DESC LIMIT $7"
-    ))
-    .bind(tenant)
-    .bind(f.status.map(ConversationStatus::as_str))
-    .bind(f.before_id)
-    .bind(f.assignee)
-    .bind(f.unassigned);
-    q.args.push(label_arg);
-    all(tx.fetch_all(q.bind(f.limit)).await?)
+    // The columns the order and the cursor are read from: the label rows' copy when a label
+    // leads (they are equal to the conversation's, kept so by every writer).
+    let (from, at, id) = if f.label.is_some() {
+        (
+            "FROM conversation_labels l \
+             JOIN conversations v ON v.id = l.conversation_id \
+             JOIN contacts c ON c.tenant_id = v.tenant_id AND c.id = v.contact_id \
+             WHERE l.tenant_id = $1",
+            "l.last_message_at",
+            "l.conversation_id",
+        )
+    } else {
+        (
+            "FROM conversations v \
+             JOIN contacts c ON c.tenant_id = v.tenant_id AND c.id = v.contact_id \
+             WHERE v.tenant_id = $1",
+            "v.last_message_at",
+            "v.id",
+        )
+    };
+    let mut q = Query::new(String::new()).bind(tenant);
+    let mut terms = String::new();
+    // Each term's parameter is the next one after those bound so far.
+    let next = |q: &Query| format!("${}", q.args.len() + 1);
+    if let Some(label) = &f.label {
+        terms.push_str(&format!(" AND l.label = {}", next(&q)));
+        q = q.bind(label.as_str());
+    }
+    if let Some(status) = &f.status {
+        terms.push_str(&format!(" AND v.status = {}", next(&q)));
+        q = q.bind(status.as_str());
+    }
+    if let Some(assignee) = f.assignee {
+        terms.push_str(&format!(" AND v.assignee_id = {}", next(&q)));
+        q = q.bind(assignee);
+    }
+    if f.unassigned {
+        terms.push_str(" AND v.assignee_id IS NULL");
+    }
+    if let Some(after) = f.after {
+        let n = q.args.len();
+        terms.push_str(&format!(" AND ({at}, {id}) < (${}, ${})", n + 1, n + 2));
+        q = q.bind(after.last_message_at).bind(after.id);
+    }
+    terms.push_str(&format!(
+        " ORDER BY {at} DESC, {id} DESC LIMIT {}",
+        next(&q)
+    ));
+    q = q.bind(f.limit);
+    q.sql = format!("{CONVERSATION_COLUMNS} {from}{terms}");
+    all(tx.fetch_all(q).await?)
 }
 
 pub async fn find_conversation(

@@ -340,3 +340,56 @@ pub async fn list_messages(
         )
         .await?)
 }
+
+/// The latest inbound or outbound message of a conversation, in short (a list's preview).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LastMessage {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    /// `inbound` or `outbound` (notes are not a conversation's activity).
+    pub direction: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    /// The start of the text ([`PREVIEW_CHARS`] characters and one more, so the reader can
+    /// tell that it was cut).
+    pub text: Option<String>,
+    pub status: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// How many characters of a message's text a preview keeps.
+pub const PREVIEW_CHARS: usize = 100;
+
+/// The last inbound or outbound message (by id: UUID v7, the order a conversation's messages
+/// are listed in) of each of `conversation_ids` that has one. One probe of the
+/// `(tenant_id, conversation_id, id)` index per conversation, read backwards from its end.
+pub async fn last_messages(
+    tx: &mut Tx<TenantScope>,
+    conversation_ids: &[Uuid],
+) -> Result<Vec<LastMessage>> {
+    let tenant = tx.scope().tenant_id();
+    let db = tx.backend();
+    let mut out = Vec::with_capacity(conversation_ids.len());
+    for chunk in member_chunks(db, conversation_ids) {
+        if chunk.is_empty() {
+            continue;
+        }
+        let q = Query::new(format!(
+            "SELECT m.id, m.conversation_id, m.direction, m.type, SUBSTR(m.text, 1, {chars}) AS text,
+                 m.status, m.created_at
+             FROM messages m
+             WHERE m.tenant_id = $1 AND m.id IN (
+                 SELECT (SELECT l.id FROM messages l
+                         WHERE l.tenant_id = $1 AND l.conversation_id = v.id
+                           AND l.direction <> 'internal'
+                         ORDER BY l.id DESC LIMIT 1)
+                 FROM conversations v WHERE v.tenant_id = $1 AND {})",
+            member_of(db, "v.id", 2, chunk.len()),
+            chars = PREVIEW_CHARS + 1
+        ))
+        .bind(tenant)
+        .bind_members(db, chunk);
+        out.extend(tx.fetch_all::<LastMessage>(q).await?);
+    }
+    Ok(out)
+}

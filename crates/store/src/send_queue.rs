@@ -64,6 +64,7 @@ pub async fn insert_outbound(tx: &mut Tx<TenantScope>, m: &NewOutbound) -> Resul
         .bind(m.created_at),
     )
     .await?;
+    crate::conversations::sync_label_activity(tx, tenant, &[m.conversation_id.as_uuid()]).await?;
     Ok(())
 }
 

@@ -6,18 +6,21 @@
 
 mod view;
 
-pub use view::{ConversationView, MediaErrorView, MediaView, MessageView};
+pub use view::{
+    ConversationListItemView, ConversationView, LastMessagePreview, MediaErrorView, MediaView,
+    MessageView,
+};
 
 use crate::audit::AuditEntryExt;
 use crate::auth::{Principal, RequestMeta};
 use crate::error::code;
-use crate::pagination::Page;
+use crate::pagination::{ActivityCursor, Page};
 use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{
     ConnectionStatus, ConversationId, ConversationStatus, FieldError, MessageId, Permission, UserId,
 };
-use palisade_store::conversations::{self, Conversation, ConversationFilter};
-use palisade_store::messages::{self, Message};
+use palisade_store::conversations::{self, ActivityKey, Conversation, ConversationFilter};
+use palisade_store::messages::{self, LastMessage, Message};
 use palisade_store::send_queue::{self, NewOutbound};
 use uuid::Uuid;
 
@@ -25,35 +28,59 @@ fn clamp(limit: Option<i64>) -> i64 {
     limit.unwrap_or(50).clamp(1, 200)
 }
 
-/// Conversations, newest first, optionally only those in `status`.
 /// A conversation list as the API receives it (see [`list_conversations`]).
 #[derive(Debug, Default, Clone)]
 pub struct ConversationQuery {
     pub status: Option<String>,
-    /// A user id, `me` (the caller; an API key's creator) or `none` (unassigned).
+    /// A user id, `me` (the caller; an API key's creator), or `none` / `unassigned` (assigned
+    /// to nobody).
     pub assignee: Option<String>,
     pub label: Option<String>,
-    pub cursor: Option<Uuid>,
+    /// The previous page's `next_cursor`, as the client sent it back.
+    pub cursor: Option<String>,
     pub limit: Option<i64>,
 }
 
-/// The tenant's conversations, newest first, narrowed by status, assignee and label.
+/// A conversation of a list, with its last inbound or outbound message (none yet: `None`).
+#[derive(Debug, Clone)]
+pub struct ConversationListItem {
+    pub conversation: Conversation,
+    pub last_message: Option<LastMessage>,
+}
+
+/// The tenant's conversations by last activity (the latest inbound or outbound message), newest
+/// first, ties by id, narrowed by status, assignee and label, each with its last message.
+///
+/// The cursor is the (last activity, id) of the previous page's last item, so pages are stable
+/// while conversations move: a page holds only conversations after that position, each at most
+/// once. A conversation that gets a new message while a client pages moves to the top: if the
+/// client had already seen it, it is not shown again; if not, it is not on the later pages
+/// either (it is now before the cursor), and the client finds it on a fresh first page (or by
+/// the realtime event of that message). Every other conversation is shown exactly once.
 pub async fn list_conversations(
     s: &Services,
     p: &Principal,
     q: ConversationQuery,
-) -> AppResult<Page<Conversation>> {
+) -> AppResult<Page<ConversationListItem, String>> {
     p.require(Permission::ConversationsRead)?;
+    let after = q
+        .cursor
+        .as_deref()
+        .map(|c| ActivityCursor::parse("cursor", c))
+        .transpose()?;
     let mut errors = Vec::new();
     let status = conversation_status(q.status.as_deref(), &mut errors);
     let (mut assignee, mut unassigned) = (None, false);
     match q.assignee.as_deref().map(str::trim) {
         None => {}
         Some("me") => assignee = Some(p.user_id),
-        Some("none") => unassigned = true,
+        Some("none" | "unassigned") => unassigned = true,
         Some(other) => match Uuid::parse_str(other) {
             Ok(id) => assignee = Some(UserId::from(id)),
-            Err(_) => errors.push(FieldError::new("assignee", "must be a user id, me or none")),
+            Err(_) => errors.push(FieldError::new(
+                "assignee",
+                "must be a user id, me, none or unassigned",
+            )),
         },
     }
     let label = q.label.map(|l| l.trim().to_owned());
@@ -72,12 +99,32 @@ pub async fn list_conversations(
         assignee,
         unassigned,
         label,
-        before_id: q.cursor.map(ConversationId::from),
+        after: after.map(|c| ActivityKey {
+            last_message_at: c.at,
+            id: c.id.into(),
+        }),
         limit: limit + 1,
     };
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
-    let items = conversations::list_conversations(&mut tx, &filter).await?;
-    Ok(Page::from_overfetch(items, limit, |c| c.id.as_uuid()))
+    let found = conversations::list_conversations(&mut tx, &filter).await?;
+    let page = Page::from_overfetch(found, limit, |c| {
+        ActivityCursor {
+            at: c.last_message_at,
+            id: c.id.as_uuid(),
+        }
+        .encode()
+    });
+    let ids: Vec<Uuid> = page.data.iter().map(|c| c.id.as_uuid()).collect();
+    let mut last: std::collections::HashMap<Uuid, LastMessage> =
+        messages::last_messages(&mut tx, &ids)
+            .await?
+            .into_iter()
+            .map(|m| (m.conversation_id, m))
+            .collect();
+    Ok(page.map(|conversation| ConversationListItem {
+        last_message: last.remove(&conversation.id.as_uuid()),
+        conversation,
+    }))
 }
 
 /// A conversation status as the API gives it (`open`, `pending` or `resolved`); anything else

@@ -6,7 +6,7 @@
 use palisade_domain::{rfc3339, MediaStatus};
 use palisade_store::conversations::Conversation;
 use palisade_store::media::MessageMedia;
-use palisade_store::messages::Message;
+use palisade_store::messages::{LastMessage, Message, PREVIEW_CHARS};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -58,6 +58,75 @@ impl From<&Conversation> for ConversationView {
 impl From<Conversation> for ConversationView {
     fn from(c: Conversation) -> Self {
         ConversationView::from(&c)
+    }
+}
+
+/// A conversation as the list shows it: the conversation (every field of
+/// `ConversationResponse`) and its last message in short. A type of its own rather than a field
+/// of [`ConversationView`], so that the conversation's one view (REST answer = realtime event
+/// data) does not need a second read for every event that carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = ConversationListItemResponse)]
+pub struct ConversationListItemView {
+    #[serde(flatten)]
+    pub conversation: ConversationView,
+    /// The latest inbound or outbound message (internal notes are not shown here, as they do
+    /// not move the conversation in the list); `null` when it has none.
+    pub last_message: Option<LastMessagePreview>,
+}
+
+impl From<&super::ConversationListItem> for ConversationListItemView {
+    fn from(c: &super::ConversationListItem) -> Self {
+        ConversationListItemView {
+            conversation: ConversationView::from(&c.conversation),
+            last_message: c.last_message.as_ref().map(LastMessagePreview::from),
+        }
+    }
+}
+
+impl From<super::ConversationListItem> for ConversationListItemView {
+    fn from(c: super::ConversationListItem) -> Self {
+        ConversationListItemView::from(&c)
+    }
+}
+
+/// The last message of a conversation, in short: enough for a line of an inbox. The whole
+/// message is in the conversation's messages.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = LastMessagePreviewResponse)]
+pub struct LastMessagePreview {
+    pub id: Uuid,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// Meta's message type (`text`, `image`, `template`, …).
+    pub r#type: String,
+    /// The first 100 characters of the message's text (a text message's body, or a media
+    /// message's caption), followed by `…` when there was more; `null` when it has no text.
+    pub text: Option<String>,
+    /// The message's status, as in `MessageResponse`.
+    pub status: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&LastMessage> for LastMessagePreview {
+    fn from(m: &LastMessage) -> Self {
+        LastMessagePreview {
+            id: m.id,
+            direction: m.direction.clone(),
+            r#type: m.kind.clone(),
+            text: m.text.as_deref().map(preview_text),
+            status: m.status.clone(),
+            created_at: rfc3339(m.created_at),
+        }
+    }
+}
+
+/// At most [`PREVIEW_CHARS`] characters of `text`, and `…` when it was longer.
+fn preview_text(text: &str) -> String {
+    match text.char_indices().nth(PREVIEW_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
     }
 }
 
@@ -179,5 +248,19 @@ impl From<&MessageMedia> for MediaView {
                 message: m.error.clone().unwrap_or_default(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_preview_keeps_a_hundred_characters_and_marks_the_cut() {
+        let short = "é".repeat(PREVIEW_CHARS);
+        assert_eq!(preview_text(&short), short);
+        let long = "é".repeat(PREVIEW_CHARS + 1);
+        assert_eq!(preview_text(&long), format!("{short}…"));
+        assert_eq!(preview_text(""), "");
     }
 }

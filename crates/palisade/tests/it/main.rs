@@ -46,6 +46,7 @@ mod auth_login;
 mod breached_passwords;
 mod console;
 mod contacts;
+mod conversations;
 mod cross_tenant;
 mod email_verification;
 mod http_errors;

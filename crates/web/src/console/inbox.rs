@@ -37,6 +37,10 @@ async fn inbox(State(state): State<AppState>, viewer: Viewer) -> Response {
     };
     render(&InboxPage {
         chrome: Chrome::new(s, &viewer, "Inbox", Nav::Inbox),
-        conversations: page.data.iter().map(Into::into).collect(),
+        conversations: page
+            .data
+            .iter()
+            .map(|i| ConversationView::from(&i.conversation))
+            .collect(),
     })
 }

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use palisade_core::messaging;
-use palisade_core::messaging::{ConversationView, MessageView};
+use palisade_core::messaging::{ConversationListItemView, ConversationView, MessageView};
 use palisade_domain::{ConversationId, MessageId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -42,25 +42,28 @@ pub struct ConversationQuery {
     #[param(value_type = Option<crate::openapi::schemas::ConversationStatus>, inline)]
     pub status: Option<String>,
     /// A user id (conversations assigned to that user), `me` (to the caller; for an API key,
-    /// its creator) or `none` (assigned to nobody).
+    /// its creator), or `none` or `unassigned` (assigned to nobody).
     #[param(
-        pattern = r"^(me|none|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+        pattern = r"^(me|none|unassigned|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
     )]
     pub assignee: Option<String>,
     /// Conversations carrying this label (exact, after trimming; 1–50 characters).
     #[param(min_length = 1, max_length = 50, pattern = r"\S")]
     pub label: Option<String>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<Uuid>,
+    /// `next_cursor` of the previous page, unchanged (an opaque token; anything else is a
+    /// `400 invalid_query`).
+    #[param(pattern = "^[A-Za-z0-9_-]+$")]
+    pub cursor: Option<String>,
     /// 1–200, default 50.
     pub limit: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationPage {
-    pub data: Vec<ConversationView>,
-    /// Pass as `cursor` for the next (older) page; absent on the last page.
-    pub next_cursor: Option<Uuid>,
+    pub data: Vec<ConversationListItemView>,
+    /// Pass as `cursor` for the next page (conversations with older activity); `null` on the
+    /// last page. An opaque token: the position of this page's last conversation.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,14 +73,25 @@ pub struct MessagePage {
     pub next_cursor: Option<Uuid>,
 }
 
-/// The tenant's conversations, newest first (by when they were opened), optionally narrowed by
-/// status, assignee and label (all given filters apply).
+/// The tenant's conversations by last activity, newest first: ordered by `last_message_at`
+/// (the latest inbound or outbound message; an internal note does not count), ties by id,
+/// optionally narrowed by status, assignee and label (all given filters apply). Each carries its
+/// last message in short (`last_message`).
+///
+/// Paging: `next_cursor` is the position (last activity, id) of the page's last conversation,
+/// and the next page holds the conversations after it. Conversations keep moving while a client
+/// pages (a new message moves one to the top), and the pages stay safe: no conversation is
+/// shown twice, and every conversation whose activity did not change meanwhile is shown
+/// exactly once. One that moved to the top after its page was read is not shown again; one that
+/// moved before its page was read is not on the later pages: it is on a fresh first page
+/// (fetch it again, or follow the realtime events, to see what moved).
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", security(("bearer" = [])),
     params(ConversationQuery),
-    responses((status = 200, description = "A page of conversations", body = ConversationPage),
+    responses((status = 200, description = "A page of conversations, latest activity first", body = ConversationPage),
+        (status = 400, description = "invalid_query: a cursor that is not a next_cursor of this list, or a malformed parameter", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing conversations.read (or the API key scope conversations:read)", body = ErrorBody),
-        (status = 422, description = "Unknown status, an assignee that is not a user id, me or none, or an empty label", body = ErrorBody)))]
+        (status = 422, description = "Unknown status, an assignee that is not a user id, me, none or unassigned, or an empty label", body = ErrorBody)))]
 pub async fn list_conversations(
     State(state): State<AppState>,
     Auth(p): Auth,
