@@ -409,3 +409,26 @@ pub async fn connection_has_conversations(
         .map(|r| r.id)
         .is_some())
 }
+
+/// One contact's conversations (on every number), newest first, before `before_id`: the
+/// contact's page in the console. A contact has one unresolved conversation per number and
+/// its resolved ones, so this reads the contact's few rows.
+pub async fn list_for_contact(
+    tx: &mut Tx<TenantScope>,
+    contact_id: Uuid,
+    before_id: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Conversation>> {
+    let tenant = tx.scope().tenant_id();
+    tx.fetch_all(
+        Query::new(format!(
+            "{CONVERSATION_SELECT} WHERE v.tenant_id = $1 AND v.contact_id = $2
+             AND ($3 IS NULL OR v.id < $3) ORDER BY v.id DESC LIMIT $4"
+        ))
+        .bind(tenant)
+        .bind(contact_id)
+        .bind(before_id)
+        .bind(limit),
+    )
+    .await
+}

@@ -47,6 +47,7 @@ pub(crate) use both;
 
 // The harness is the API browser tests are written with: not every test uses all of it.
 mod console_auth;
+mod contacts;
 #[allow(dead_code, unused_imports)]
 mod harness;
 mod selftest;

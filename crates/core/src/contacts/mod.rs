@@ -12,7 +12,7 @@
 //! contacts: ids, consent state and the names of the fields that changed, never values.
 //! Outgoing webhook events carry the contact itself (the tenant's own systems).
 //!
-//! Parts: [`view`] (the one JSON shape), [`read`] (list, get, export), [`write`] (create,
+//! Parts: [`view`] (the one JSON shape), [`read`] (list, get, export, a contact's conversations), [`write`] (create,
 //! edit, erase) and [`keywords`] (consent keywords and contacts created by inbound messages).
 //! The entity and its consent rules are the domain's ([`palisade_domain::Contact`],
 //! [`palisade_domain::Consent`]); the rows are the store's.
@@ -27,7 +27,7 @@ pub use keywords::{
     DEFAULT_OPT_IN_KEYWORDS, DEFAULT_OPT_OUT_KEYWORDS,
 };
 pub use palisade_store::contacts::ContactFilter;
-pub use read::{export_page, get, list, start_export, ListQuery};
+pub use read::{conversations, export_page, get, list, start_export, ListQuery};
 pub use view::ContactView;
 pub use write::{create, delete, update, ContactPatch, NewContact};
 

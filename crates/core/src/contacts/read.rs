@@ -8,6 +8,7 @@ use crate::pagination::Page;
 use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{Contact, ContactId, Permission, Tags};
 use palisade_store::contacts::{self as store, ContactFilter};
+use palisade_store::conversations::Conversation;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -117,4 +118,26 @@ pub async fn export_page(
     require_export(p)?;
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
     Ok(store::list(&mut tx, f).await?)
+}
+
+/// A contact's conversations (on every number), newest first, 50 a page after `cursor` (the
+/// previous page's `next_cursor`). Needs `contacts.read` and `conversations.read`; an id that
+/// is not a contact of the caller's tenant is `404`.
+pub async fn conversations(
+    s: &Services,
+    p: &Principal,
+    id: ContactId,
+    cursor: Option<Uuid>,
+) -> AppResult<Page<Conversation>> {
+    p.require(Permission::ContactsRead)?;
+    p.require(Permission::ConversationsRead)?;
+    const LIMIT: i64 = 50;
+    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
+    if store::find(&mut tx, id).await?.is_none() {
+        return Err(AppError::NotFound("contact"));
+    }
+    let items =
+        palisade_store::conversations::list_for_contact(&mut tx, id.as_uuid(), cursor, LIMIT + 1)
+            .await?;
+    Ok(Page::from_overfetch(items, LIMIT, |c| c.id))
 }

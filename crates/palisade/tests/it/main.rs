@@ -45,6 +45,7 @@ mod support;
 mod auth_login;
 mod breached_passwords;
 mod console;
+mod console_contacts;
 mod contacts;
 mod conversations;
 mod cross_tenant;

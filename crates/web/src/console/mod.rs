@@ -18,6 +18,7 @@
 
 pub mod assets;
 pub mod auth_pages;
+pub mod contacts;
 pub mod forms;
 pub mod inbox;
 pub mod page;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/", get(home))
         .merge(auth_pages::router())
         .merge(inbox::router())
+        .merge(contacts::router())
         .layer(axum::middleware::from_fn_with_state(
             state,
             session::resolve,
