@@ -45,9 +45,9 @@ macro_rules! both {
 }
 pub(crate) use both;
 
-// The harness is the API browser tests are written with: not every test uses all of it.
 mod console_auth;
 mod contacts;
+// The harness is the API browser tests are written with: not every test uses all of it.
 #[allow(dead_code, unused_imports)]
 mod harness;
 mod selftest;
