@@ -48,6 +48,7 @@ pub(crate) use both;
 mod console_auth;
 mod contacts;
 // The harness is the API browser tests are written with: not every test uses all of it.
+mod admin;
 #[allow(dead_code, unused_imports)]
 mod harness;
 mod selftest;

@@ -46,6 +46,7 @@ mod auth_login;
 mod breached_passwords;
 mod console;
 mod console_contacts;
+mod console_admin;
 mod contacts;
 mod conversations;
 mod cross_tenant;

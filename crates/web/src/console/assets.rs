@@ -45,6 +45,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/contacts.js"),
     ),
     (
+        "notifications.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/notifications.js"),
+    ),
+    (
         "icon.svg",
         "image/svg+xml",
         include_bytes!("../../static/icon.svg"),

@@ -16,6 +16,7 @@
 //!
 //! Pages are HTML, not API: they are plain axum routes, outside the OpenAPI document.
 
+pub mod admin;
 pub mod assets;
 pub mod auth_pages;
 pub mod contacts;
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(auth_pages::router())
         .merge(inbox::router())
         .merge(contacts::router())
+        .merge(admin::router())
         .layer(axum::middleware::from_fn_with_state(
             state,
             session::resolve,

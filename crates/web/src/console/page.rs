@@ -163,3 +163,14 @@ pub fn not_found(path: &str) -> Response {
         retry_after_secs: None,
     })
 }
+
+/// A page's query string that does not parse (`?unread=maybe`): the API's `400 invalid_query`.
+pub fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> Response {
+    app_error(palisade_core::AppError::BadRequest {
+        code: palisade_core::error::code::INVALID_QUERY,
+        message: format!(
+            "This page's address is not valid: {}",
+            rejection.body_text()
+        ),
+    })
+}

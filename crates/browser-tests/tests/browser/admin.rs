@@ -1,0 +1,114 @@
+//! The tenant administration pages in Chromium: an owner invites a teammate who accepts the
+//! mailed invitation; an API key is created and shown once with its copy button; an agent is
+//! refused `/settings/users`. Screenshots of the users and API keys pages at both sizes.
+
+use crate::harness::{label, role, text, Db, Page, Server};
+
+crate::both!(
+    an_owner_invites_a_teammate_who_accepts_by_mail,
+    an_api_key_is_shown_once_and_an_agent_is_refused,
+);
+
+const PASSWORD: &str = "correct-orbit-lantern-quietly";
+
+/// Registers `email` as the owner of a new tenant through the pages.
+async fn register_owner(page: &Page, email: &str) {
+    page.goto("/register").await;
+    page.fill(&label("Organisation name"), "Acme").await;
+    page.fill(&label("Your name"), "Ana Lima").await;
+    page.fill(&label("Work email"), email).await;
+    page.fill(&label("Password"), PASSWORD).await;
+    page.click(&role("button", "Create organisation")).await;
+    // The test server does not ask new owners to verify their address first.
+    page.wait_for_path("/inbox").await;
+}
+
+/// Invites `email` with `role` from the users page and waits for the confirmation.
+async fn invite(page: &Page, email: &str, name: &str, role_name: &str) {
+    page.goto("/settings/users").await;
+    page.fill(&label("Email"), email).await;
+    page.fill(&label("Name"), name).await;
+    page.fill(&label("Role"), role_name).await;
+    page.click(&role("button", "Send invitation")).await;
+    page.wait_for(&text(&format!("Invitation sent to {email}")))
+        .await;
+}
+
+async fn an_owner_invites_a_teammate_who_accepts_by_mail(db: Db) {
+    let server = Server::start(db).await;
+    let owner = Page::open(&server).await;
+    register_owner(&owner, "ana@acme.example").await;
+    invite(&owner, "bo@acme.example", "Bo Invited", "agent").await;
+    owner.click(&role("link", "Show the updated list")).await;
+    owner.wait_for(&text("bo@acme.example")).await;
+    owner.wait_for(&text("invited")).await;
+    owner.assert_accessible().await;
+    owner.screenshot("settings-users").await;
+    owner.assert_clean().await;
+
+    // Bo opens the mailed link in a browser of their own and chooses a password.
+    let mail = server
+        .wait_mail("bo@acme.example", "You are invited to Palisade")
+        .await;
+    let link = mail.link(&server.url("/accept-invite"));
+    let bo = Page::open(&server).await;
+    bo.goto(&link).await;
+    bo.fill(&label("Password"), "another-lantern-orbit-quietly")
+        .await;
+    bo.click(&role("button", "Join")).await;
+    bo.wait_for_path("/inbox").await;
+    bo.assert_clean().await;
+
+    // The owner sees Bo active now.
+    owner.goto("/settings/users").await;
+    owner.wait_for(&text("bo@acme.example")).await;
+    owner.wait_for(&text("active")).await;
+    owner.assert_clean().await;
+}
+
+async fn an_api_key_is_shown_once_and_an_agent_is_refused(db: Db) {
+    let server = Server::start(db).await;
+    let owner = Page::open(&server).await;
+    register_owner(&owner, "ana@acme.example").await;
+
+    owner.goto("/settings/api-keys").await;
+    owner.wait_for(&text("No API keys yet")).await;
+    owner.fill(&label("Name"), "CRM sync").await;
+    owner.click(&label("contacts:read")).await;
+    owner.click(&label("conversations:read")).await;
+    owner.click(&role("button", "Create key")).await;
+    owner.wait_for(&text("Copy this key now")).await;
+    owner.wait_for(&role("button", "Copy key")).await;
+    let key = owner
+        .eval("document.querySelector('#new-key-value').textContent")
+        .await;
+    let key = key.as_str().unwrap_or_default().to_owned();
+    assert!(key.len() > 20, "the key is shown: {key:?}");
+    owner.screenshot("settings-api-keys-created").await;
+
+    // Once: the list never shows it again.
+    owner.click(&role("link", "Done: show the list")).await;
+    owner.wait_for(&text("CRM sync")).await;
+    assert!(!owner.body_text().await.contains(&key));
+    owner.assert_accessible().await;
+    owner.screenshot("settings-api-keys").await;
+    owner.assert_clean().await;
+
+    // An agent who accepted an invitation gets the 403 page on the users page.
+    invite(&owner, "cy@acme.example", "Cy Agent", "agent").await;
+    let mail = server
+        .wait_mail("cy@acme.example", "You are invited to Palisade")
+        .await;
+    let link = mail.link(&server.url("/accept-invite"));
+    let agent = Page::open(&server).await;
+    agent.goto(&link).await;
+    agent
+        .fill(&label("Password"), "another-lantern-orbit-quietly")
+        .await;
+    agent.click(&role("button", "Join")).await;
+    agent.wait_for_path("/inbox").await;
+    agent.goto("/settings/users").await;
+    agent.wait_for(&text("You can't open this page")).await;
+    assert!(!agent.body_text().await.contains("ana@acme.example"));
+    agent.assert_clean().await;
+}
