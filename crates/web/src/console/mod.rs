@@ -16,6 +16,7 @@
 //!
 //! Pages are HTML, not API: they are plain axum routes, outside the OpenAPI document.
 
+pub mod account;
 pub mod assets;
 pub mod auth_pages;
 pub mod forms;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/", get(home))
         .merge(auth_pages::router())
         .merge(inbox::router())
+        .merge(account::router())
         .layer(axum::middleware::from_fn_with_state(
             state,
             session::resolve,
