@@ -17,6 +17,7 @@ document.addEventListener("totp-setup", (e) => {
   for (const b of bytes) bin += String.fromCharCode(b);
   img.src = `data:image/svg+xml;base64,${btoa(bin)}`;
   panel.querySelector("[data-totp-secret]").textContent = secret || "";
+  panel.querySelector("[data-totp-link]").href = e.detail?.otpauth_uri || "#";
   document.getElementById("totp-setup").hidden = true;
   panel.hidden = false;
   panel.querySelector('input[name="code"]')?.focus();

@@ -46,6 +46,7 @@ macro_rules! both {
 pub(crate) use both;
 
 // The harness is the API browser tests are written with: not every test uses all of it.
+mod account;
 #[allow(dead_code, unused_imports)]
 mod harness;
 mod selftest;
