@@ -202,10 +202,12 @@ async fn revoking_a_session_and_signing_out_everywhere(db: Db) {
     }
 
     page.click(&role("button", "Sign out everywhere")).await;
-    page.click(&role("button", "Yes, sign out everywhere"))
+    page.wait_for(&role("button", "Yes, sign out everywhere"))
         .await;
+    page.press("Tab").await;
+    page.press("Enter").await;
     page.wait_for_path("/login").await;
     page.goto("/settings/security").await;
-    page.wait_for_path("/login").await;
+    page.wait_for_path("/login?next=/settings/security").await;
     page.assert_clean().await;
 }
