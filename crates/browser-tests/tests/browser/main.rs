@@ -49,6 +49,7 @@ mod console_auth;
 mod contacts;
 // The harness is the API browser tests are written with: not every test uses all of it.
 mod admin;
+mod account;
 #[allow(dead_code, unused_imports)]
 mod harness;
 mod selftest;

@@ -47,6 +47,7 @@ mod breached_passwords;
 mod console;
 mod console_contacts;
 mod console_admin;
+mod console_account;
 mod contacts;
 mod conversations;
 mod cross_tenant;

@@ -50,6 +50,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/notifications.js"),
     ),
     (
+        "security.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/security.js"),
+    ),
+    (
         "icon.svg",
         "image/svg+xml",
         include_bytes!("../../static/icon.svg"),

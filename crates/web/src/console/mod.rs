@@ -17,6 +17,7 @@
 //! Pages are HTML, not API: they are plain axum routes, outside the OpenAPI document.
 
 pub mod admin;
+pub mod account;
 pub mod assets;
 pub mod auth_pages;
 pub mod contacts;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(inbox::router())
         .merge(contacts::router())
         .merge(admin::router())
+        .merge(account::router())
         .layer(axum::middleware::from_fn_with_state(
             state,
             session::resolve,
