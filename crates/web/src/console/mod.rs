@@ -20,6 +20,7 @@ pub mod assets;
 pub mod auth_pages;
 pub mod forms;
 pub mod inbox;
+pub mod ops;
 pub mod page;
 pub mod session;
 
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/", get(home))
         .merge(auth_pages::router())
         .merge(inbox::router())
+        .merge(ops::router())
         .layer(axum::middleware::from_fn_with_state(
             state,
             session::resolve,
