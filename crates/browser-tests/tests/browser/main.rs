@@ -48,6 +48,7 @@ pub(crate) use both;
 // The harness is the API browser tests are written with: not every test uses all of it.
 #[allow(dead_code, unused_imports)]
 mod harness;
+mod ops;
 mod selftest;
 // The signed-out pages (`/login`, `/register` → `/verify-email` → `/inbox`), written against the
 // console foundation's templates: enable this line when that foundation is merged.
