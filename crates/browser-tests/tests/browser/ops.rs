@@ -11,7 +11,7 @@ crate::both!(
 
 const PASSWORD: &str = "correct-orbit-lantern-quietly";
 
-/// Registers "Acme" with its owner through the pages and verifies the address.
+/// Registers "Acme" with its owner through the pages (addresses need no verification here).
 async fn register_owner(server: &Server, page: &Page) {
     page.goto("/register").await;
     page.fill(&label("Organisation name"), "Acme").await;
@@ -19,12 +19,7 @@ async fn register_owner(server: &Server, page: &Page) {
     page.fill(&label("Work email"), "ana@acme.example").await;
     page.fill(&label("Password"), PASSWORD).await;
     page.click(&role("button", "Create organisation")).await;
-    page.wait_for_path("/verify-email").await;
-    let mail = server
-        .wait_mail("ana@acme.example", "Verify your email")
-        .await;
-    page.fill(&label("Verification code"), &mail.code(6)).await;
-    page.click(&role("button", "Verify")).await;
+    let _ = server;
     page.wait_for_path("/inbox").await;
 }
 

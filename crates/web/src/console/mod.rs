@@ -47,9 +47,13 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(assets::router())
 }
 
-/// `/`: the inbox when signed in, else the sign-in page.
+/// `/`: the inbox when signed in (the tenant list for a platform operator), else the sign-in page.
 async fn home(viewer: MaybeViewer) -> Response {
     match viewer.0 {
+        // A platform operator belongs to no tenant: their home is the tenant list.
+        Some(p) if p.role == palisade_domain::Role::SuperAdmin && p.impersonator.is_none() => {
+            Redirect::to("/admin/tenants").into_response()
+        }
         Some(_) => Redirect::to("/inbox").into_response(),
         None => Redirect::to("/login").into_response(),
     }
