@@ -34,7 +34,7 @@ pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim())
 }
 
-fn cookie(
+pub(crate) fn cookie(
     name: &str,
     value: &str,
     max_age: i64,

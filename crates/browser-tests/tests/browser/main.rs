@@ -52,4 +52,5 @@ mod admin;
 mod account;
 #[allow(dead_code, unused_imports)]
 mod harness;
+mod ops;
 mod selftest;

@@ -48,6 +48,7 @@ mod console;
 mod console_contacts;
 mod console_admin;
 mod console_account;
+mod console_ops;
 mod contacts;
 mod conversations;
 mod cross_tenant;

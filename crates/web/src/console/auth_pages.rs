@@ -110,7 +110,7 @@ fn with_cookie(mut resp: Response, c: Option<HeaderValue>) -> Response {
     resp
 }
 
-fn see_other(to: &str) -> Response {
+pub(crate) fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]).into_response()
 }
 
@@ -128,7 +128,7 @@ fn next_or_home(next: &str) -> String {
 }
 
 /// A form that was not posted from one of our pages, or without its token.
-fn forged() -> Response {
+pub(crate) fn forged() -> Response {
     app_error(AppError::Forbidden {
         code: palisade_core::error::code::CSRF_FAILED,
         message: "this form was not sent from a Palisade page; reload the page and try again"
@@ -840,7 +840,7 @@ struct CsrfForm {
     csrf: String,
 }
 
-fn session_csrf_ok(s: &Services, viewer: &Viewer, sent: &str) -> bool {
+pub(crate) fn session_csrf_ok(s: &Services, viewer: &Viewer, sent: &str) -> bool {
     viewer
         .principal
         .session_id()

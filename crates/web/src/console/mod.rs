@@ -23,6 +23,7 @@ pub mod auth_pages;
 pub mod contacts;
 pub mod forms;
 pub mod inbox;
+pub mod ops;
 pub mod page;
 pub mod session;
 
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(contacts::router())
         .merge(admin::router())
         .merge(account::router())
+        .merge(ops::router())
         .layer(axum::middleware::from_fn_with_state(
             state,
             session::resolve,
@@ -51,9 +53,13 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(assets::router())
 }
 
-/// `/`: the inbox when signed in, else the sign-in page.
+/// `/`: the inbox when signed in (the tenant list for a platform operator), else the sign-in page.
 async fn home(viewer: MaybeViewer) -> Response {
     match viewer.0 {
+        // A platform operator belongs to no tenant: their home is the tenant list.
+        Some(p) if p.role == palisade_domain::Role::SuperAdmin && p.impersonator.is_none() => {
+            Redirect::to("/admin/tenants").into_response()
+        }
         Some(_) => Redirect::to("/inbox").into_response(),
         None => Redirect::to("/login").into_response(),
     }

@@ -35,11 +35,18 @@ impl Nav {
     }
 }
 
-/// The operator behind an impersonation, shown in a banner on every page.
+/// The operator behind an impersonation, shown in a banner on every page with an "End" button
+/// (`POST /impersonation/end`, see `console::ops::impersonation`).
 #[derive(Debug, Clone)]
 pub struct ImpersonationBanner {
     pub operator_email: String,
     pub write: bool,
+    /// The operator's reason (when the impersonation was started from the console).
+    pub reason: Option<String>,
+    /// When the impersonation's token expires (RFC 3339; empty if unknown).
+    pub ends_at: String,
+    /// Whole minutes left until then (at least 1 while it lasts).
+    pub minutes_left: i64,
 }
 
 /// The frame of a signed-in page.
@@ -78,9 +85,18 @@ impl Chrome {
                 .unwrap_or_default(),
             is_admin: matches!(p.role, Role::Admin | Role::SuperAdmin),
             is_super_admin: p.role == Role::SuperAdmin && p.impersonator.is_none(),
-            impersonation: p.impersonator.as_ref().map(|i| ImpersonationBanner {
-                operator_email: i.email.clone(),
-                write: i.write,
+            impersonation: p.impersonator.as_ref().map(|i| {
+                let now = s.now().unix_timestamp();
+                let ends = viewer.expires_at.unwrap_or(now);
+                ImpersonationBanner {
+                    operator_email: i.email.clone(),
+                    write: i.write,
+                    reason: viewer.impersonation_reason.clone(),
+                    ends_at: time::OffsetDateTime::from_unix_timestamp(ends)
+                        .map(palisade_domain::rfc3339)
+                        .unwrap_or_default(),
+                    minutes_left: ((ends - now + 59) / 60).max(1),
+                }
             }),
             expires_at: viewer.expires_at.unwrap_or(0),
             asset_version: assets::version(),

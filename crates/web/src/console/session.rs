@@ -34,6 +34,9 @@ pub struct SessionState {
     pub expires_at: Option<i64>,
     /// Why the visitor was signed out, when they were (a suspended tenant, a revoked session).
     pub notice: Option<String>,
+    /// The reason an operator gave when starting the impersonation this browser is under (for
+    /// the banner; see [`super::ops::impersonation`]).
+    pub impersonation_reason: Option<String>,
 }
 
 /// The signed-in person behind a page. Without one, the page answers with a redirect to
@@ -42,6 +45,8 @@ pub struct SessionState {
 pub struct Viewer {
     pub principal: Principal,
     pub expires_at: Option<i64>,
+    /// Under an impersonation started from the console: the operator's reason.
+    pub impersonation_reason: Option<String>,
 }
 
 /// The viewer if someone is signed in (for pages anyone may see: sign-in, registration, …).
@@ -106,12 +111,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Viewer {
             Some(SessionState {
                 principal: Some(principal),
                 expires_at,
+                impersonation_reason,
                 ..
             }) => {
                 if let Some(home) = restricted_home(&principal, parts.uri.path()) {
                     return Err(Redirect::to(home).into_response());
                 }
                 Ok(Viewer {
+                    impersonation_reason: impersonation_reason
+                        .filter(|_| principal.impersonator.is_some()),
                     principal,
                     expires_at,
                 })
@@ -151,12 +159,21 @@ pub async fn resolve(State(state): State<AppState>, mut req: Request, next: Next
     let (mut parts, body) = req.into_parts();
     let meta = request_meta(&parts);
     let access = cookies::get(&parts.headers, &cookies::name(cookies::ACCESS, secure));
-    let refresh = cookies::get(&parts.headers, &cookies::name(cookies::REFRESH, secure));
+    let mut refresh = cookies::get(&parts.headers, &cookies::name(cookies::REFRESH, secure));
+    // An impersonation started in the console keeps the operator's own session aside; once the
+    // impersonation's token is gone (expired, revoked), that session comes back.
+    let operator = super::ops::impersonation::stashed_refresh(&parts.headers, secure)
+        .filter(|_| refresh.is_none());
+    let restoring_operator = operator.is_some();
+    if restoring_operator {
+        refresh = operator;
+    }
     let mut set_cookies: Option<HeaderMap> = None;
     let mut session = SessionState {
         principal: None,
         expires_at: None,
         notice: None,
+        impersonation_reason: super::ops::impersonation::reason(&parts.headers, secure),
     };
     let mut failure: Option<AppError> = None;
     if let Some(token) = access {
@@ -178,7 +195,11 @@ pub async fn resolve(State(state): State<AppState>, mut req: Request, next: Next
                     Ok(p) => {
                         session.expires_at = token_expiry(&t.access_token);
                         session.principal = Some(p);
-                        set_cookies = Some(crate::routes::auth::with_cookies(s, &t));
+                        let mut h = crate::routes::auth::with_cookies(s, &t);
+                        if restoring_operator {
+                            super::ops::impersonation::clear_stash(&mut h, secure);
+                        }
+                        set_cookies = Some(h);
                         failure = None;
                     }
                     Err(e) => failure = Some(e),
@@ -199,6 +220,9 @@ pub async fn resolve(State(state): State<AppState>, mut req: Request, next: Next
         }
         let mut h = HeaderMap::new();
         cookies::clear(&mut h, secure);
+        if restoring_operator && renewable {
+            super::ops::impersonation::clear_stash(&mut h, secure);
+        }
         set_cookies = Some(h);
     }
     // The same overall budget as the API, by principal or by address.

@@ -51,6 +51,8 @@ pub struct Server {
     sim: Child,
     /// The PostgreSQL database to drop afterwards: (server URL, database name).
     pg: Option<(String, String)>,
+    /// The server's `PALISADE_*` settings, for the CLI commands a test runs beside it.
+    settings: Vec<(String, String)>,
 }
 
 /// A free loopback port: bind port 0 and let it go. Another process could take it in between;
@@ -144,6 +146,7 @@ impl Server {
 
         let serve = spawn(&bin, &["serve"], &settings, data_dir.path(), "serve.log");
         let mut server = Server {
+            settings,
             base_url,
             sim_url,
             db,
@@ -184,6 +187,52 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Creates a platform super admin with the CLI (`palisade admin create-super-admin`), on
+    /// the server's database; they sign in at `/login` with `password`.
+    pub async fn create_super_admin(&self, email: &str, name: &str, password: &str) {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = Command::new(paths::palisade_bin());
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("PALISADE_") {
+                cmd.env_remove(k);
+            }
+        }
+        let mut child = cmd
+            .args([
+                "admin",
+                "create-super-admin",
+                "--email",
+                email,
+                "--name",
+                name,
+            ])
+            .envs(self.settings.iter().map(|(k, v)| (k, v)))
+            .env(
+                "PALISADE_CONFIG",
+                self.data_dir.path().join("palisade.toml"),
+            )
+            .current_dir(self.data_dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("palisade admin create-super-admin starts");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(format!("{password}\n").as_bytes())
+            .await
+            .expect("the password is written");
+        drop(stdin);
+        let out = child.wait_with_output().await.expect("the CLI finishes");
+        assert!(
+            out.status.success(),
+            "create-super-admin failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `base_url` + `path` (a path starting with `/`).

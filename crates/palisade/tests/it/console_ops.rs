@@ -1,0 +1,361 @@
+//! The console's operator and plumbing pages over plain HTTP: `/admin/tenants` (who may see
+//! it), impersonation from the console (the banner on every page, "End" restoring the
+//! operator, the operator restored when the impersonation's cookie is gone), a suspended
+//! tenant signed out at the next page, `/settings/webhooks` and `/settings/whatsapp` per role.
+
+use palisade_testkit::{spawn_app, Db, TestApp, GOOD_PASSWORD};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+both!(
+    agents_and_admins_get_403_on_admin_tenants,
+    impersonation_shows_the_banner_on_every_page_and_end_restores_the_operator,
+    the_operator_comes_back_when_the_impersonation_cookie_is_gone,
+    impersonating_needs_a_reason_and_the_session_csrf_token,
+    a_suspended_tenants_users_are_signed_out_at_the_next_page,
+    webhooks_and_whatsapp_pages_follow_the_api_roles,
+);
+
+/// A cookie jar and a client that does not follow redirects: a browser, step by step.
+struct Browser<'a> {
+    app: &'a TestApp,
+    client: reqwest::Client,
+    jar: BTreeMap<String, String>,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The value of the hidden `csrf` field of the page's form.
+    fn form_token(&self) -> String {
+        let at = self.text.find(r#"name="csrf" value=""#).expect("a form");
+        let rest = &self.text[at + r#"name="csrf" value=""#.len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Browser {
+            app,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            jar: BTreeMap::new(),
+        }
+    }
+
+    fn cookie(&self, base: &str) -> Option<&String> {
+        self.jar
+            .get(&format!("__Host-{base}"))
+            .or_else(|| self.jar.get(base))
+    }
+
+    async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        form: Option<&[(&str, &str)]>,
+    ) -> Page {
+        let mut req = self
+            .client
+            .request(method, self.app.url(path))
+            .header("accept", "text/html");
+        let cookies: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if !cookies.is_empty() {
+            req = req.header("cookie", cookies.join("; "));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(f) = form {
+            req = req.form(f);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        let headers = r.headers().clone();
+        for c in headers.get_all("set-cookie") {
+            let c = c.to_str().unwrap();
+            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            if attrs.contains("Max-Age=0") {
+                self.jar.remove(k);
+            } else {
+                self.jar.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        let text = r.text().await.unwrap_or_default();
+        Page {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        self.request(
+            Method::GET,
+            path,
+            &[("sec-fetch-site", "same-origin")],
+            None,
+        )
+        .await
+    }
+
+    async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        self.request(
+            Method::POST,
+            path,
+            &[("sec-fetch-site", "same-origin")],
+            Some(form),
+        )
+        .await
+    }
+
+    async fn sign_in(&mut self, email: &str, password: &str) -> Page {
+        let token = self.get("/login").await.form_token();
+        self.post_form(
+            "/login",
+            &[("email", email), ("password", password), ("csrf", &token)],
+        )
+        .await
+    }
+}
+
+async fn signed_in<'a>(app: &'a TestApp, email: &str) -> Browser<'a> {
+    let mut b = Browser::new(app);
+    let r = b.sign_in(email, GOOD_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    b
+}
+
+async fn agents_and_admins_get_403_on_admin_tenants(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    app.add_user(&owner, "agent@acme.example", "agent").await;
+    app.register("<script>x</script> Ltd", "owner@evil.example")
+        .await;
+    app.super_admin("root@platform.example").await;
+    for email in ["owner@acme.example", "agent@acme.example"] {
+        let mut b = signed_in(&app, email).await;
+        let r = b.get("/admin/tenants").await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{email}: {}", r.text);
+        assert!(!r.text.contains("Start impersonation"));
+        let inbox = b.get("/inbox").await;
+        assert!(
+            !inbox.text.contains("href=\"/admin/tenants\""),
+            "no link to a page {email} can't use"
+        );
+    }
+    let mut root = signed_in(&app, "root@platform.example").await;
+    let r = root.get("/admin/tenants").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("Acme"));
+    assert!(r.text.contains("&#60;script&#62;x"));
+    assert!(!r.text.contains("<script>x</script>"));
+    assert!(r.text.contains("Reason for impersonating Acme"));
+    assert!(r.text.contains("Reason for suspending Acme"));
+    let bad = root.get("/admin/tenants?cursor=nope").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let far = root.get("/admin/tenants?cursor=500").await;
+    assert_eq!(far.status, StatusCode::OK);
+    assert!(far.text.contains("first page"));
+}
+
+/// Starts an impersonation of `tenant_id`'s owner from `/admin/tenants`.
+async fn impersonate(b: &mut Browser<'_>, tenant_id: &str, reason: &str, access: &str) -> Page {
+    let csrf = b.get("/admin/tenants").await.form_token();
+    b.post_form(
+        &format!("/admin/tenants/{tenant_id}/impersonate"),
+        &[("csrf", &csrf), ("reason", reason), ("access", access)],
+    )
+    .await
+}
+
+async fn impersonation_shows_the_banner_on_every_page_and_end_restores_the_operator(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    app.super_admin("root@platform.example").await;
+    let mut b = signed_in(&app, "root@platform.example").await;
+    let operator_refresh = b.cookie("palisade_refresh").cloned().unwrap();
+
+    let r = impersonate(&mut b, &owner.tenant_id, "Ticket <b>42</b>", "read").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(r.location(), "/inbox");
+    assert!(b.cookie("palisade_refresh").is_none(), "nothing renews it");
+    assert_eq!(
+        b.cookie("palisade_operator_refresh"),
+        Some(&operator_refresh)
+    );
+    let imp_access = b.cookie("palisade_access").cloned().unwrap();
+
+    for path in ["/inbox", "/settings/whatsapp", "/settings/webhooks"] {
+        let page = b.get(path).await;
+        if page.status != StatusCode::OK {
+            // The API refuses some admin pages to an impersonation; the rest show the banner.
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
+            continue;
+        }
+        assert!(page.text.contains("Impersonating"), "{path}");
+        assert!(page.text.contains("root@platform.example"), "{path}");
+        assert!(page.text.contains("read-only"), "{path}");
+        assert!(page.text.contains("Ticket &#60;b&#62;42"), "{path}");
+        assert!(page.text.contains("min left"), "{path}");
+        assert!(page.text.contains(">End</button>"), "{path}");
+    }
+    let inbox = b.get("/inbox").await;
+    assert_eq!(inbox.status, StatusCode::OK);
+    // The operator's own pages are not theirs while they act as the owner.
+    assert_eq!(b.get("/admin/tenants").await.status, StatusCode::FORBIDDEN);
+
+    // A forged End does nothing.
+    let forged = b.post_form("/impersonation/end", &[("csrf", "nope")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(b.get("/inbox").await.text.contains("Impersonating"));
+
+    let csrf = inbox.form_token();
+    let end = b.post_form("/impersonation/end", &[("csrf", &csrf)]).await;
+    assert_eq!(end.status, StatusCode::SEE_OTHER, "{}", end.text);
+    assert_eq!(end.location(), "/admin/tenants");
+    assert!(b.cookie("palisade_operator_refresh").is_none());
+    let back = b.get("/admin/tenants").await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.text);
+    assert!(!back.text.contains("Impersonating"));
+    assert!(back.text.contains("Platform Operator"));
+    // The impersonation's session was ended through the core: its token is dead.
+    let me = app.get("/api/v1/me", &imp_access).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{:?}", me.body);
+}
+
+async fn the_operator_comes_back_when_the_impersonation_cookie_is_gone(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    app.super_admin("root@platform.example").await;
+    let mut b = signed_in(&app, "root@platform.example").await;
+    let r = impersonate(&mut b, &owner.tenant_id, "support", "write").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert!(b.get("/inbox").await.text.contains("with write access"));
+    // The access cookie expires with the impersonation (Max-Age): as if 30 minutes passed.
+    b.jar.retain(|k, _| !k.ends_with("palisade_access"));
+    let page = b.get("/admin/tenants").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(!page.text.contains("Impersonating"));
+    assert!(b.cookie("palisade_operator_refresh").is_none());
+    assert!(b.cookie("palisade_refresh").is_some());
+}
+
+async fn impersonating_needs_a_reason_and_the_session_csrf_token(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let root_api = app.super_admin("root@platform.example").await;
+    let mut b = signed_in(&app, "root@platform.example").await;
+    let path = format!("/admin/tenants/{}/impersonate", owner.tenant_id);
+    let forged = b
+        .post_form(&path, &[("csrf", "x"), ("reason", "r"), ("access", "read")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let blank = impersonate(&mut b, &owner.tenant_id, "   ", "read").await;
+    assert_eq!(blank.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(blank.text.contains("reason"), "{}", blank.text);
+    assert!(blank.text.contains("role=\"alert\""));
+    let unknown = impersonate(&mut b, "00000000-0000-7000-8000-000000000000", "r", "read").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let garbage = impersonate(&mut b, "nope", "r", "read").await;
+    assert_eq!(garbage.status, StatusCode::NOT_FOUND);
+    // A suspended tenant: the API's 409 and message on the page.
+    let s = app
+        .post(
+            &format!("/api/v1/admin/tenants/{}/suspend", owner.tenant_id),
+            Some(&root_api.access_token),
+            json!({"reason": "unpaid"}),
+        )
+        .await;
+    assert_eq!(s.status, StatusCode::OK);
+    let r = impersonate(&mut b, &owner.tenant_id, "look", "read").await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.text.contains("reactivate the tenant"), "{}", r.text);
+    assert!(
+        r.text.contains("unpaid"),
+        "the list shows the suspension reason"
+    );
+    assert!(b.cookie("palisade_operator_refresh").is_none());
+}
+
+async fn a_suspended_tenants_users_are_signed_out_at_the_next_page(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let root = app.super_admin("root@platform.example").await;
+    let mut b = signed_in(&app, "owner@acme.example").await;
+    assert_eq!(b.get("/inbox").await.status, StatusCode::OK);
+    let s = app
+        .post(
+            &format!("/api/v1/admin/tenants/{}/suspend", owner.tenant_id),
+            Some(&root.access_token),
+            json!({"reason": "unpaid"}),
+        )
+        .await;
+    assert_eq!(s.status, StatusCode::OK, "{:?}", s.body);
+    let r = b.get("/inbox").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert!(r.location().starts_with("/login"), "{}", r.location());
+    assert!(b.cookie("palisade_access").is_none());
+    assert!(b.cookie("palisade_refresh").is_none());
+}
+
+async fn webhooks_and_whatsapp_pages_follow_the_api_roles(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    app.add_user(&owner, "agent@acme.example", "agent").await;
+    let mut agent = signed_in(&app, "agent@acme.example").await;
+    for path in ["/settings/webhooks", "/settings/whatsapp"] {
+        assert_eq!(
+            agent.get(path).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    let put = app
+        .send(
+            Method::PUT,
+            "/api/v1/webhooks/allowed-domains",
+            Some(&owner.access_token),
+            Some(json!({"allowed_domains": ["hooks.acme.example"]})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    let mut admin = signed_in(&app, "owner@acme.example").await;
+    let w = admin.get("/settings/webhooks").await;
+    assert_eq!(w.status, StatusCode::OK, "{}", w.text);
+    assert!(w.text.contains("No webhooks yet"));
+    assert!(w.text.contains("hooks.acme.example"));
+    assert!(w.text.contains("data-api=\"POST /api/v1/webhooks\""));
+    let wa = admin.get("/settings/whatsapp").await;
+    assert_eq!(wa.status, StatusCode::OK, "{}", wa.text);
+    assert!(wa.text.contains("No number connected yet"));
+    assert!(wa.text.contains("Phone number id"));
+    for path in [
+        "/settings/webhooks/00000000-0000-7000-8000-000000000000",
+        "/settings/webhooks/nope",
+    ] {
+        assert_eq!(
+            admin.get(path).await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+}
