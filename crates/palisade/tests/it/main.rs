@@ -45,6 +45,7 @@ mod support;
 mod auth_login;
 mod breached_passwords;
 mod console;
+mod console_inbox;
 mod contacts;
 mod cross_tenant;
 mod email_verification;
