@@ -3,6 +3,7 @@
 use crate::audit::AuditEntryExt;
 use crate::auth::cache;
 use crate::auth::{Principal, RequestMeta};
+use crate::error::FieldErrors;
 use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{
     rfc3339, PasswordPolicyPreset, Permission, TenantName, TwoFactorRequirement,
@@ -64,13 +65,8 @@ pub async fn update(
 ) -> AppResult<Tenant> {
     p.require(Permission::TenantManage)?;
     let scope = p.tenant_scope()?;
-    let mut errors = Vec::new();
-    let name = name
-        .map(|n| TenantName::parse("name", n))
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
+    let mut errors = FieldErrors::new();
+    let name = errors.check_some(name, |n| TenantName::parse("name", n));
     let policy = match password_policy.map(PasswordPolicyPreset::parse) {
         Some(None) => {
             errors.push(palisade_domain::FieldError::new(
@@ -100,9 +96,7 @@ pub async fn update(
         Some(Some(r)) => Some(r),
         None => None,
     };
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    errors.finish()?;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
     let now = uow.now();
     tenants::lock(uow.tx()).await?;

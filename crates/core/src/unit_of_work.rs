@@ -13,6 +13,7 @@
 //! uow.audit(uow.entry("x.created").target(…)).await?;
 //! uow.emit(EventType::XCreated, &view).await?;
 //! uow.after_commit(|s| s.realtime.publish(…));
+//! uow.after_commit_async("…", async { … });   awaited after the commit (files to remove)
 //! uow.commit().await?;                 commits, then runs the after-commit work
 //! ```
 //!
@@ -35,6 +36,8 @@ use palisade_store::audit::{self as audit_log, AuditEntry};
 use palisade_store::{Scope, TenantScope, Tx};
 use serde::Serialize;
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
 use time::OffsetDateTime;
 
 /// Work no request asked for. Its name stands where a request id would in the audit log
@@ -79,7 +82,15 @@ pub enum Actor<'a> {
     Anonymous,
 }
 
-type AfterCommit<'a> = Box<dyn FnOnce(&Services) + Send + 'a>;
+/// Work queued for after the commit: run at once, or awaited (see
+/// [`UnitOfWork::after_commit_async`]).
+enum AfterCommit<'a> {
+    Now(Box<dyn FnOnce(&Services) + Send + 'a>),
+    Awaited(
+        &'static str,
+        Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>,
+    ),
+}
 
 /// A write in progress: the transaction, who acts, where the request came from, the instant,
 /// and the work to run once it commits. See the module documentation.
@@ -211,24 +222,73 @@ impl<'a, S: Scope> UnitOfWork<'a, S> {
         event: EventType,
         data: &T,
     ) -> AppResult<usize> {
-        let tenant = self
-            .tenant
-            .ok_or_else(|| anyhow::anyhow!("event {event} raised outside a tenant"))?;
-        let data = serde_json::to_value(data).map_err(|e| AppError::Internal(e.into()))?;
-        crate::webhooks::enqueue(&mut self.tx, tenant, event.as_str(), data, self.now).await
+        self.emit_all(event, std::slice::from_ref(&data)).await
+    }
+
+    /// Queues `event` once with each of `data` (in order) for every endpoint of the tenant that
+    /// subscribes to it, in this transaction, reading the subscribers once. Returns how many
+    /// deliveries were queued.
+    pub async fn emit_all<T: Serialize>(
+        &mut self,
+        event: EventType,
+        data: &[T],
+    ) -> AppResult<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let tenant = self.event_tenant(event)?;
+        let data = data
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AppError::Internal(e.into()))?;
+        crate::webhooks::enqueue(&mut self.tx, tenant, event, data, self.now).await
+    }
+
+    /// Whether any active endpoint of the tenant subscribes to `event`: for a use case whose
+    /// event data costs a read it would not make otherwise.
+    pub async fn is_subscribed(&mut self, event: EventType) -> AppResult<bool> {
+        let tenant = self.event_tenant(event)?;
+        let hooks = crate::webhooks::subscribers(&mut self.tx, tenant, event).await?;
+        Ok(!hooks.is_empty())
+    }
+
+    fn event_tenant(&self, event: EventType) -> AppResult<TenantId> {
+        self.tenant
+            .ok_or_else(|| anyhow::anyhow!("event {event} raised outside a tenant").into())
     }
 
     /// Runs `f` once the transaction has committed (never if it does not).
     pub fn after_commit(&mut self, f: impl FnOnce(&Services) + Send + 'a) {
-        self.after_commit.push(Box::new(f));
+        self.after_commit.push(AfterCommit::Now(Box::new(f)));
+    }
+
+    /// Awaits `work` once the transaction has committed (never if it does not), in order with
+    /// the other after-commit work, before [`commit`](Self::commit) returns: for work that must
+    /// be done when the answer goes out, such as removing files. The change is durable by then,
+    /// so a failure cannot undo it: it is logged as a warning, `what` first, not returned.
+    pub fn after_commit_async(
+        &mut self,
+        what: &'static str,
+        work: impl Future<Output = anyhow::Result<()>> + Send + 'a,
+    ) {
+        self.after_commit
+            .push(AfterCommit::Awaited(what, Box::pin(work)));
     }
 
     /// Commits the change, its audit records and events, then runs the after-commit work in
     /// the order it was added.
     pub async fn commit(self) -> AppResult<()> {
         self.tx.commit().await?;
-        for f in self.after_commit {
-            f(self.services);
+        for work in self.after_commit {
+            match work {
+                AfterCommit::Now(f) => f(self.services),
+                AfterCommit::Awaited(what, work) => {
+                    if let Err(e) = work.await {
+                        tracing::warn!(error = format!("{e:#}"), "{what}");
+                    }
+                }
+            }
         }
         Ok(())
     }

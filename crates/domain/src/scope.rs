@@ -6,93 +6,133 @@
 //! reads the audit log and never acts on the platform.
 
 use crate::Permission;
+use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ApiScope {
+// A key stores the names it was given (groups unexpanded, so `full_access` keeps meaning every
+// scope as scopes are added); a request's principal holds them expanded ([`Scope::expand`]).
+// Serialized (and documented, as `ScopeName`) by name; a unit test keeps serde's names and
+// `as_str` equal. (A plain comment: the doc comment below is the schema's description.)
+/// An API key scope, or a group of them (`read_only`, `full_access`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[schema(as = ScopeName)]
+pub enum Scope {
+    #[serde(rename = "conversations:read")]
     ConversationsRead,
+    #[serde(rename = "conversations:write")]
     ConversationsWrite,
+    #[serde(rename = "conversations:delete")]
     ConversationsDelete,
+    #[serde(rename = "conversations:export")]
     ConversationsExport,
+    #[serde(rename = "contacts:read")]
     ContactsRead,
+    #[serde(rename = "contacts:write")]
     ContactsWrite,
+    #[serde(rename = "contacts:delete")]
     ContactsDelete,
+    #[serde(rename = "contacts:export")]
     ContactsExport,
+    #[serde(rename = "campaigns:read")]
     CampaignsRead,
+    #[serde(rename = "campaigns:write")]
     CampaignsWrite,
+    #[serde(rename = "campaigns:delete")]
     CampaignsDelete,
+    #[serde(rename = "templates:read")]
     TemplatesRead,
+    #[serde(rename = "templates:write")]
     TemplatesWrite,
+    #[serde(rename = "templates:delete")]
     TemplatesDelete,
+    #[serde(rename = "webhooks:read")]
     WebhooksRead,
+    #[serde(rename = "webhooks:write")]
     WebhooksWrite,
+    #[serde(rename = "analytics:read")]
     AnalyticsRead,
+    #[serde(rename = "read_only")]
+    ReadOnly,
+    #[serde(rename = "full_access")]
+    FullAccess,
 }
 
-impl ApiScope {
-    pub const ALL: [ApiScope; 17] = [
-        ApiScope::ConversationsRead,
-        ApiScope::ConversationsWrite,
-        ApiScope::ConversationsDelete,
-        ApiScope::ConversationsExport,
-        ApiScope::ContactsRead,
-        ApiScope::ContactsWrite,
-        ApiScope::ContactsDelete,
-        ApiScope::ContactsExport,
-        ApiScope::CampaignsRead,
-        ApiScope::CampaignsWrite,
-        ApiScope::CampaignsDelete,
-        ApiScope::TemplatesRead,
-        ApiScope::TemplatesWrite,
-        ApiScope::TemplatesDelete,
-        ApiScope::WebhooksRead,
-        ApiScope::WebhooksWrite,
-        ApiScope::AnalyticsRead,
+impl Scope {
+    /// The scopes themselves (what `full_access` stands for).
+    pub const GRANTS: [Scope; 17] = [
+        Scope::ConversationsRead,
+        Scope::ConversationsWrite,
+        Scope::ConversationsDelete,
+        Scope::ConversationsExport,
+        Scope::ContactsRead,
+        Scope::ContactsWrite,
+        Scope::ContactsDelete,
+        Scope::ContactsExport,
+        Scope::CampaignsRead,
+        Scope::CampaignsWrite,
+        Scope::CampaignsDelete,
+        Scope::TemplatesRead,
+        Scope::TemplatesWrite,
+        Scope::TemplatesDelete,
+        Scope::WebhooksRead,
+        Scope::WebhooksWrite,
+        Scope::AnalyticsRead,
     ];
+
+    /// The groups, each standing for several scopes.
+    pub const GROUPS: [Scope; 2] = [Scope::ReadOnly, Scope::FullAccess];
+
+    /// Every name a key may be given: the scopes, then the groups.
+    pub fn all() -> impl Iterator<Item = Scope> {
+        Scope::GRANTS.into_iter().chain(Scope::GROUPS)
+    }
 
     pub const fn as_str(self) -> &'static str {
         match self {
-            ApiScope::ConversationsRead => "conversations:read",
-            ApiScope::ConversationsWrite => "conversations:write",
-            ApiScope::ConversationsDelete => "conversations:delete",
-            ApiScope::ConversationsExport => "conversations:export",
-            ApiScope::ContactsRead => "contacts:read",
-            ApiScope::ContactsWrite => "contacts:write",
-            ApiScope::ContactsDelete => "contacts:delete",
-            ApiScope::ContactsExport => "contacts:export",
-            ApiScope::CampaignsRead => "campaigns:read",
-            ApiScope::CampaignsWrite => "campaigns:write",
-            ApiScope::CampaignsDelete => "campaigns:delete",
-            ApiScope::TemplatesRead => "templates:read",
-            ApiScope::TemplatesWrite => "templates:write",
-            ApiScope::TemplatesDelete => "templates:delete",
-            ApiScope::WebhooksRead => "webhooks:read",
-            ApiScope::WebhooksWrite => "webhooks:write",
-            ApiScope::AnalyticsRead => "analytics:read",
+            Scope::ConversationsRead => "conversations:read",
+            Scope::ConversationsWrite => "conversations:write",
+            Scope::ConversationsDelete => "conversations:delete",
+            Scope::ConversationsExport => "conversations:export",
+            Scope::ContactsRead => "contacts:read",
+            Scope::ContactsWrite => "contacts:write",
+            Scope::ContactsDelete => "contacts:delete",
+            Scope::ContactsExport => "contacts:export",
+            Scope::CampaignsRead => "campaigns:read",
+            Scope::CampaignsWrite => "campaigns:write",
+            Scope::CampaignsDelete => "campaigns:delete",
+            Scope::TemplatesRead => "templates:read",
+            Scope::TemplatesWrite => "templates:write",
+            Scope::TemplatesDelete => "templates:delete",
+            Scope::WebhooksRead => "webhooks:read",
+            Scope::WebhooksWrite => "webhooks:write",
+            Scope::AnalyticsRead => "analytics:read",
+            Scope::ReadOnly => "read_only",
+            Scope::FullAccess => "full_access",
         }
     }
 
-    pub fn parse(s: &str) -> Option<ApiScope> {
-        ApiScope::ALL.into_iter().find(|x| x.as_str() == s)
+    /// A scope or group by name; `None` if unknown.
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::all().find(|x| x.as_str() == s)
     }
 
     pub fn is_read(self) -> bool {
         self.as_str().ends_with(":read")
     }
 
-    /// Expands a scope name or group (`read_only`, `full_access`) to scopes; `None` if unknown.
-    pub fn expand(name: &str) -> Option<Vec<ApiScope>> {
-        match name {
-            "full_access" => Some(ApiScope::ALL.to_vec()),
-            "read_only" => Some(ApiScope::ALL.into_iter().filter(|s| s.is_read()).collect()),
-            other => ApiScope::parse(other).map(|s| vec![s]),
+    /// The scopes a name grants: a group its members, a scope itself.
+    pub fn expand(self) -> Vec<Scope> {
+        match self {
+            Scope::FullAccess => Scope::GRANTS.to_vec(),
+            Scope::ReadOnly => Scope::GRANTS.into_iter().filter(|s| s.is_read()).collect(),
+            one => vec![one],
         }
     }
 }
 
 /// The scopes a request needs for a permission, any one of which suffices; `None` when API keys
 /// may never have the permission.
-pub fn scopes_for(p: Permission) -> Option<&'static [ApiScope]> {
-    use ApiScope as S;
+pub fn scopes_for(p: Permission) -> Option<&'static [Scope]> {
+    use Scope as S;
     match p {
         Permission::TenantRead => Some(&[]),
         Permission::ContactsRead => Some(&[S::ContactsRead]),
@@ -125,13 +165,19 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_groups_expand() {
-        for s in ApiScope::ALL {
-            assert_eq!(ApiScope::parse(s.as_str()), Some(s));
+        assert_eq!(Scope::all().count(), 19);
+        for s in Scope::all() {
+            assert_eq!(Scope::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
-        assert_eq!(ApiScope::expand("full_access").unwrap().len(), 17);
-        let ro = ApiScope::expand("read_only").unwrap();
-        assert!(ro.contains(&ApiScope::ContactsRead) && !ro.contains(&ApiScope::ContactsWrite));
-        assert!(ApiScope::expand("contacts:admin").is_none());
+        assert_eq!(Scope::FullAccess.expand(), Scope::GRANTS);
+        let ro = Scope::ReadOnly.expand();
+        assert!(ro.contains(&Scope::ContactsRead) && !ro.contains(&Scope::ContactsWrite));
+        assert_eq!(Scope::ContactsWrite.expand(), [Scope::ContactsWrite]);
+        assert!(Scope::GRANTS
+            .iter()
+            .all(|s| s.expand() == [*s] && !matches!(s, Scope::ReadOnly | Scope::FullAccess)));
+        assert!(Scope::parse("contacts:admin").is_none());
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! The statuses a message and a WhatsApp connection move through, with their order. The order
-//! of message statuses exists once, here: the store builds its SQL `CASE` from
-//! [`MessageStatus::ALL`] and [`MessageStatus::rank`], and inbound processing asks
-//! [`MessageStatus::from_meta`] which of Meta's reported statuses it knows.
+//! The statuses a message, a conversation, a media download and a WhatsApp connection move
+//! through, with their order. The order of message statuses exists once, here: the store
+//! builds its SQL `CASE` from [`MessageStatus::ALL`] and [`MessageStatus::rank`], and inbound
+//! processing asks [`MessageStatus::from_meta`] which of Meta's reported statuses it knows.
 
 use std::fmt;
 use std::str::FromStr;
@@ -131,6 +131,89 @@ impl FromStr for ConnectionStatus {
     }
 }
 
+/// Where a conversation stands: `open` (an inbound message reopens it), `pending` (waiting on
+/// someone) or `resolved` (closed; the next inbound message opens a new one). Agents move it
+/// freely between the three, so there is no order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConversationStatus {
+    Open,
+    Pending,
+    Resolved,
+}
+
+impl ConversationStatus {
+    pub const ALL: [ConversationStatus; 3] = [
+        ConversationStatus::Open,
+        ConversationStatus::Pending,
+        ConversationStatus::Resolved,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConversationStatus::Open => "open",
+            ConversationStatus::Pending => "pending",
+            ConversationStatus::Resolved => "resolved",
+        }
+    }
+}
+
+impl fmt::Display for ConversationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ConversationStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ConversationStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown conversation status {s:?}"))
+    }
+}
+
+/// The state of an inbound media message's file: `pending` (to be downloaded, retried after a
+/// transient failure), then `stored` or `failed` for good. Both ends are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaStatus {
+    Pending,
+    Stored,
+    Failed,
+}
+
+impl MediaStatus {
+    pub const ALL: [MediaStatus; 3] = [
+        MediaStatus::Pending,
+        MediaStatus::Stored,
+        MediaStatus::Failed,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MediaStatus::Pending => "pending",
+            MediaStatus::Stored => "stored",
+            MediaStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for MediaStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for MediaStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        MediaStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown media status {s:?}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +226,13 @@ mod tests {
         for st in ConnectionStatus::ALL {
             assert_eq!(st.as_str().parse::<ConnectionStatus>(), Ok(st));
         }
+        for st in ConversationStatus::ALL {
+            assert_eq!(st.as_str().parse::<ConversationStatus>(), Ok(st));
+        }
+        for st in MediaStatus::ALL {
+            assert_eq!(st.as_str().parse::<MediaStatus>(), Ok(st));
+        }
+        assert!("closed".parse::<ConversationStatus>().is_err());
         assert!("played".parse::<MessageStatus>().is_err());
     }
 

@@ -129,8 +129,8 @@ async fn main() -> anyhow::Result<()> {
         palisade_core::webhooks::enqueue(
             &mut tx,
             tenant.into(),
-            "user.updated",
-            data,
+            palisade_domain::EventType::UserUpdated,
+            vec![data],
             time::OffsetDateTime::now_utc(),
         )
         .await?;

@@ -1,7 +1,7 @@
 //! API keys of a tenant. The secret itself is never stored: only its SHA-256 hash, which is
 //! what a presented key is looked up by (a unique index: O(1)).
 
-use crate::{Backend, Query, Result, Scope, StoreError, SystemScope, TenantScope, Tx};
+use crate::{Query, Result, Scope, StoreError, SystemScope, TenantScope, Tx};
 use palisade_domain::{ApiKeyId, TenantId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -14,7 +14,7 @@ pub struct ApiKey {
     /// The first characters of the key, to recognise it in lists.
     pub prefix: String,
     /// Scope names as given (groups unexpanded).
-    pub scopes: Vec<String>,
+    pub scopes: Vec<palisade_domain::Scope>,
     pub allowed_ips: Option<Vec<String>>,
     pub expires_at: Option<OffsetDateTime>,
     pub created_by: UserId,
@@ -55,7 +55,13 @@ impl From<ApiKeyRow> for ApiKey {
             tenant_id: r.tenant_id.into(),
             name: r.name,
             prefix: r.prefix,
-            scopes: r.scopes.0,
+            // Every stored name was parsed when written; one no longer known grants nothing.
+            scopes: r
+                .scopes
+                .0
+                .iter()
+                .filter_map(|s| palisade_domain::Scope::parse(s))
+                .collect(),
             allowed_ips: r.allowed_ips.map(|j| j.0),
             expires_at: r.expires_at,
             created_by: r.created_by.into(),
@@ -116,17 +122,7 @@ pub async fn find_by_hash(tx: &mut Tx<SystemScope>, hash: &[u8]) -> Result<Optio
 }
 
 pub async fn find(tx: &mut Tx<TenantScope>, id: ApiKeyId) -> Result<Option<ApiKey>> {
-    let tenant = tx.scope().tenant_id();
-    Ok(tx
-        .fetch_optional::<ApiKeyRow>(
-            Query::new(format!(
-                "SELECT {COLUMNS} FROM api_keys WHERE id = $1 AND tenant_id = $2"
-            ))
-            .bind(id)
-            .bind(tenant),
-        )
-        .await?
-        .map(Into::into))
+    select_one(tx, id, "").await
 }
 
 /// [`find`], locking the row until the transaction ends, for a read-modify-write ([`update`]
@@ -134,11 +130,12 @@ pub async fn find(tx: &mut Tx<TenantScope>, id: ApiKeyId) -> Result<Option<ApiKe
 /// before a concurrent revocation committed would otherwise write `revoked_at = NULL` back and
 /// bring the revoked key to life again. On SQLite write transactions already run one at a time.
 pub async fn find_for_update(tx: &mut Tx<TenantScope>, id: ApiKeyId) -> Result<Option<ApiKey>> {
+    let lock = tx.row_lock();
+    select_one(tx, id, lock).await
+}
+
+async fn select_one(tx: &mut Tx<TenantScope>, id: ApiKeyId, lock: &str) -> Result<Option<ApiKey>> {
     let tenant = tx.scope().tenant_id();
-    let lock = match tx.backend() {
-        Backend::Postgres => "FOR UPDATE",
-        Backend::Sqlite => "",
-    };
     Ok(tx
         .fetch_optional::<ApiKeyRow>(
             Query::new(format!(

@@ -332,7 +332,7 @@ pub async fn delete(tx: &mut Tx<TenantScope>, id: ContactId) -> Result<Erased> {
 pub async fn find_by_conversation_for_update(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    conversation_id: Uuid,
+    conversation_id: palisade_domain::ConversationId,
 ) -> Result<Option<Contact>> {
     let lock = match tx.backend() {
         crate::Backend::Postgres => "FOR UPDATE",

@@ -5,30 +5,79 @@
 //! Separate from `messages` and `send_queue` so that each file holds one table's statements:
 //! a conversation's messages are in `messages`, its outgoing sends in `send_queue`.
 
-use crate::{Backend, Query, Result, SystemScope, TenantScope, Tx};
-use palisade_domain::TenantId;
+use crate::{Backend, Query, Result, StoreError, SystemScope, TenantScope, Tx};
+use palisade_domain::{
+    ConnectionId, ContactId, ConversationId, ConversationStatus, TenantId, UserId,
+};
 use sqlx::types::Json;
 use std::collections::HashMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A conversation, with its contact's phone and name (read with it, for lists).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Conversation {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub contact_id: Uuid,
-    pub connection_id: Uuid,
-    /// `open`, `pending` or `resolved`.
-    pub status: String,
+    pub id: ConversationId,
+    pub tenant_id: TenantId,
+    pub contact_id: ContactId,
+    pub connection_id: ConnectionId,
+    pub status: ConversationStatus,
     pub last_message_at: OffsetDateTime,
     pub last_inbound_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     /// The user handling it.
-    pub assignee_id: Option<Uuid>,
-    pub labels: Json<Vec<String>>,
+    pub assignee_id: Option<UserId>,
+    pub labels: Vec<String>,
     pub contact_phone: String,
     pub contact_name: Option<String>,
+}
+
+/// A row of [`CONVERSATION_SELECT`].
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ConversationRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    contact_id: Uuid,
+    connection_id: Uuid,
+    status: String,
+    last_message_at: OffsetDateTime,
+    last_inbound_at: Option<OffsetDateTime>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    assignee_id: Option<Uuid>,
+    labels: Json<Vec<String>>,
+    contact_phone: String,
+    contact_name: Option<String>,
+}
+
+impl TryFrom<ConversationRow> for Conversation {
+    type Error = StoreError;
+    fn try_from(r: ConversationRow) -> Result<Self> {
+        Ok(Conversation {
+            id: r.id.into(),
+            tenant_id: r.tenant_id.into(),
+            contact_id: r.contact_id.into(),
+            connection_id: r.connection_id.into(),
+            status: StoreError::parse_stored(&r.status)?,
+            last_message_at: r.last_message_at,
+            last_inbound_at: r.last_inbound_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            assignee_id: r.assignee_id.map(UserId::from),
+            labels: r.labels.0,
+            contact_phone: r.contact_phone,
+            contact_name: r.contact_name,
+        })
+    }
+}
+
+pub(crate) fn all(rows: Vec<ConversationRow>) -> Result<Vec<Conversation>> {
+    rows.into_iter().map(Conversation::try_from).collect()
+}
+
+fn one(row: Option<ConversationRow>) -> Result<Option<Conversation>> {
+    row.map(Conversation::try_from).transpose()
 }
 
 #[derive(sqlx::FromRow)]
@@ -47,16 +96,17 @@ struct IdRow {
 pub async fn touch_conversations(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    connection_id: Uuid,
-    latest: &HashMap<Uuid, OffsetDateTime>,
+    connection_id: ConnectionId,
+    latest: &HashMap<ContactId, OffsetDateTime>,
     now: OffsetDateTime,
-) -> Result<HashMap<Uuid, Uuid>> {
+) -> Result<HashMap<ContactId, ConversationId>> {
     #[derive(sqlx::FromRow)]
     struct Row {
         id: Uuid,
         contact_id: Uuid,
     }
-    let mut contacts: Vec<(Uuid, OffsetDateTime)> = latest.iter().map(|(c, t)| (*c, *t)).collect();
+    let mut contacts: Vec<(ContactId, OffsetDateTime)> =
+        latest.iter().map(|(c, t)| (*c, *t)).collect();
     contacts.sort_unstable();
     let mut ids = HashMap::with_capacity(contacts.len());
     let postgres = tx.backend() == Backend::Postgres;
@@ -103,7 +153,7 @@ pub async fn touch_conversations(
         if postgres {
             q = q
                 .bind(chunk.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|(c, _)| *c).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|(c, _)| c.as_uuid()).collect::<Vec<_>>())
                 .bind(chunk.iter().map(|(_, at)| Some(*at)).collect::<Vec<_>>());
         } else {
             for (contact, at) in chunk {
@@ -111,7 +161,7 @@ pub async fn touch_conversations(
             }
         }
         for r in tx.fetch_all::<Row>(q).await? {
-            ids.insert(r.contact_id, r.id);
+            ids.insert(r.contact_id.into(), r.id.into());
         }
     }
     Ok(ids)
@@ -120,9 +170,9 @@ pub async fn touch_conversations(
 /// Writes a conversation's status, assignee and labels.
 pub async fn update_conversation(
     tx: &mut Tx<TenantScope>,
-    id: Uuid,
-    status: &str,
-    assignee_id: Option<Uuid>,
+    id: ConversationId,
+    status: ConversationStatus,
+    assignee_id: Option<UserId>,
     labels: &[String],
     now: OffsetDateTime,
 ) -> Result<()> {
@@ -134,7 +184,7 @@ pub async fn update_conversation(
         )
         .bind(tenant)
         .bind(id)
-        .bind(status)
+        .bind(status.as_str())
         .bind(assignee_id)
         .bind(serde_json::json!(labels))
         .bind(now),
@@ -154,16 +204,15 @@ pub(crate) const CONVERSATION_SELECT: &str =
 /// What a conversation list is narrowed to.
 #[derive(Debug, Clone, Default)]
 pub struct ConversationFilter {
-    /// `open`, `pending` or `resolved`.
-    pub status: Option<String>,
+    pub status: Option<ConversationStatus>,
     /// Only conversations assigned to this user.
-    pub assignee: Option<Uuid>,
+    pub assignee: Option<UserId>,
     /// Only conversations assigned to nobody.
     pub unassigned: bool,
     /// Only conversations with this label (exact).
     pub label: Option<String>,
     /// The last id of the previous page (newest first).
-    pub before_id: Option<Uuid>,
+    pub before_id: Option<ConversationId>,
     pub limit: i64,
 }
 
@@ -182,24 +231,28 @@ pub async fn list_conversations(
          ORDER BY v.id DESC LIMIT $7"
     ))
     .bind(tenant)
-    .bind(f.status.as_deref())
+    .bind(f.status.map(ConversationStatus::as_str))
     .bind(f.before_id)
     .bind(f.assignee)
     .bind(f.unassigned);
     q.args.push(label_arg);
-    tx.fetch_all(q.bind(f.limit)).await
+    all(tx.fetch_all(q.bind(f.limit)).await?)
 }
 
-pub async fn find_conversation(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Conversation>> {
+pub async fn find_conversation(
+    tx: &mut Tx<TenantScope>,
+    id: ConversationId,
+) -> Result<Option<Conversation>> {
     let tenant = tx.scope().tenant_id();
-    tx.fetch_optional(
-        Query::new(format!(
-            "{CONVERSATION_SELECT} WHERE v.tenant_id = $1 AND v.id = $2"
-        ))
-        .bind(tenant)
-        .bind(id),
-    )
-    .await
+    one(tx
+        .fetch_optional(
+            Query::new(format!(
+                "{CONVERSATION_SELECT} WHERE v.tenant_id = $1 AND v.id = $2"
+            ))
+            .bind(tenant)
+            .bind(id),
+        )
+        .await?)
 }
 
 /// [`find_conversation`], locking the conversation's row (not its contact's) until the
@@ -208,27 +261,28 @@ pub async fn find_conversation(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Opt
 /// change it had not seen. On SQLite write transactions already run one at a time.
 pub async fn find_conversation_for_update(
     tx: &mut Tx<TenantScope>,
-    id: Uuid,
+    id: ConversationId,
 ) -> Result<Option<Conversation>> {
     let tenant = tx.scope().tenant_id();
     let lock = match tx.backend() {
         Backend::Postgres => "FOR UPDATE OF v",
         Backend::Sqlite => "",
     };
-    tx.fetch_optional(
-        Query::new(format!(
-            "{CONVERSATION_SELECT} WHERE v.tenant_id = $1 AND v.id = $2 {lock}"
-        ))
-        .bind(tenant)
-        .bind(id),
-    )
-    .await
+    one(tx
+        .fetch_optional(
+            Query::new(format!(
+                "{CONVERSATION_SELECT} WHERE v.tenant_id = $1 AND v.id = $2 {lock}"
+            ))
+            .bind(tenant)
+            .bind(id),
+        )
+        .await?)
 }
 
 /// Whether any conversation uses this connection (a connection with history cannot be deleted).
 pub async fn connection_has_conversations(
     tx: &mut Tx<TenantScope>,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
 ) -> Result<bool> {
     let tenant = tx.scope().tenant_id();
     Ok(tx

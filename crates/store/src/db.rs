@@ -411,6 +411,16 @@ impl<S: Scope> Tx<S> {
         }
     }
 
+    /// What ends a `SELECT` whose rows are locked until the transaction ends, for a
+    /// read-modify-write: `FOR UPDATE` on PostgreSQL, nothing on SQLite (whose write
+    /// transactions already run one at a time).
+    pub fn row_lock(&self) -> &'static str {
+        match self.backend() {
+            Backend::Postgres => "FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
     /// Runs a statement; returns the number of rows it touched.
     pub async fn execute(&mut self, q: Query) -> Result<u64> {
         let n = match &mut self.inner {

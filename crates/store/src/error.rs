@@ -29,6 +29,12 @@ impl StoreError {
         }
     }
 
+    /// A stored enum value (a status) read back. The table's CHECK admits only known values,
+    /// so an unknown one means the row was written past it: an integrity error, not a panic.
+    pub(crate) fn parse_stored<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, Self> {
+        s.parse().map_err(StoreError::Integrity)
+    }
+
     pub(crate) fn from_sqlx(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &e {
             if db.is_unique_violation() {

@@ -8,16 +8,16 @@
 //! lease, so a worker that dies mid-download only delays the job. Users read the state under
 //! their [`TenantScope`].
 
-use crate::{Backend, Query, Result, SystemScope, TenantScope, Tx};
-use palisade_domain::TenantId;
+use crate::{Backend, Query, Result, StoreError, SystemScope, TenantScope, Tx};
+use palisade_domain::{ConnectionId, ContactId, MediaStatus, MessageId, TenantId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// A media message's file: the job and, once downloaded, where it is.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MessageMedia {
-    pub message_id: Uuid,
-    pub tenant_id: Uuid,
+    pub message_id: MessageId,
+    pub tenant_id: TenantId,
     /// `image`, `audio`, `video`, `document` or `sticker`.
     pub kind: String,
     /// Meta's media id.
@@ -27,8 +27,7 @@ pub struct MessageMedia {
     pub sha256: Option<String>,
     /// A document's file name, as the sender gave it (never used as a storage name).
     pub filename: Option<String>,
-    /// `pending`, `stored` or `failed`.
-    pub status: String,
+    pub status: MediaStatus,
     pub size_bytes: Option<i64>,
     /// Lowercase hex SHA-256 of the stored bytes.
     pub content_sha256: Option<String>,
@@ -42,6 +41,52 @@ pub struct MessageMedia {
     pub updated_at: OffsetDateTime,
 }
 
+#[derive(Debug, sqlx::FromRow)]
+struct MediaRow {
+    message_id: Uuid,
+    tenant_id: Uuid,
+    kind: String,
+    media_id: String,
+    mime_type: Option<String>,
+    sha256: Option<String>,
+    filename: Option<String>,
+    status: String,
+    size_bytes: Option<i64>,
+    content_sha256: Option<String>,
+    storage_key: Option<String>,
+    attempts: i64,
+    next_attempt_at: OffsetDateTime,
+    error_code: Option<String>,
+    error: Option<String>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl TryFrom<MediaRow> for MessageMedia {
+    type Error = StoreError;
+    fn try_from(r: MediaRow) -> Result<Self> {
+        Ok(MessageMedia {
+            message_id: r.message_id.into(),
+            tenant_id: r.tenant_id.into(),
+            kind: r.kind,
+            media_id: r.media_id,
+            mime_type: r.mime_type,
+            sha256: r.sha256,
+            filename: r.filename,
+            status: StoreError::parse_stored(&r.status)?,
+            size_bytes: r.size_bytes,
+            content_sha256: r.content_sha256,
+            storage_key: r.storage_key,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            error_code: r.error_code,
+            error: r.error,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
 const COLUMNS: &str = "message_id, tenant_id, kind, media_id, mime_type, sha256, filename, \
     status, size_bytes, content_sha256, storage_key, attempts, next_attempt_at, error_code, \
     error, created_at, updated_at";
@@ -49,15 +94,15 @@ const COLUMNS: &str = "message_id, tenant_id, kind, media_id, mime_type, sha256,
 /// A job to insert with its message (see [`enqueue`]).
 #[derive(Debug, Clone)]
 pub struct NewMediaJob {
-    pub message_id: Uuid,
+    pub message_id: MessageId,
     pub tenant_id: TenantId,
     pub kind: String,
     pub media_id: String,
     pub mime_type: Option<String>,
     pub sha256: Option<String>,
     pub filename: Option<String>,
-    /// `pending`, or `failed` when the webhook's media object is unusable.
-    pub status: &'static str,
+    /// `Pending`, or `Failed` when the webhook's media object is unusable.
+    pub status: MediaStatus,
     pub error_code: Option<&'static str>,
     pub error: Option<String>,
     pub created_at: OffsetDateTime,
@@ -90,7 +135,7 @@ pub async fn enqueue(tx: &mut Tx<SystemScope>, jobs: &[NewMediaJob]) -> Result<u
                 .bind(j.mime_type.clone())
                 .bind(j.sha256.clone())
                 .bind(j.filename.clone())
-                .bind(j.status)
+                .bind(j.status.as_str())
                 .bind(j.error_code)
                 .bind(j.error.clone())
                 .bind(0_i64)
@@ -104,11 +149,18 @@ pub async fn enqueue(tx: &mut Tx<SystemScope>, jobs: &[NewMediaJob]) -> Result<u
 }
 
 /// A claimed job.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedJob {
-    pub message_id: Uuid,
-    pub tenant_id: Uuid,
+    pub message_id: MessageId,
+    pub tenant_id: TenantId,
     pub attempts: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    message_id: Uuid,
+    tenant_id: Uuid,
+    attempts: i64,
 }
 
 /// Claims up to `limit` due jobs (every active tenant) by moving their `next_attempt_at` to
@@ -130,7 +182,8 @@ pub async fn claim_due(
     // subquery for every candidate row; each rescan skips the rows this statement has already
     // updated and takes the next ones, so more than `limit` rows were claimed (seen in the
     // store's repository tests: 3 with a limit of 2).
-    tx.fetch_all(
+    let rows: Vec<ClaimedRow> = tx
+        .fetch_all(
         Query::new(format!(
             "WITH due AS MATERIALIZED (
                 SELECT mm.message_id FROM message_media mm
@@ -146,20 +199,28 @@ pub async fn claim_due(
         .bind(lease_until)
         .bind(limit),
     )
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ClaimedJob {
+            message_id: r.message_id.into(),
+            tenant_id: r.tenant_id.into(),
+            attempts: r.attempts,
+        })
+        .collect())
 }
 
 /// What the worker needs for a job: the row and the connection its message came through.
 pub async fn job(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    message_id: Uuid,
-) -> Result<Option<(MessageMedia, Uuid)>> {
+    message_id: MessageId,
+) -> Result<Option<(MessageMedia, ConnectionId)>> {
     #[derive(sqlx::FromRow)]
     struct Conn {
         connection_id: Uuid,
     }
-    let m: Option<MessageMedia> = tx
+    let m: Option<MediaRow> = tx
         .fetch_optional(
             Query::new(format!(
                 "SELECT {COLUMNS} FROM message_media WHERE tenant_id = $1 AND message_id = $2"
@@ -169,6 +230,7 @@ pub async fn job(
         )
         .await?;
     let Some(m) = m else { return Ok(None) };
+    let m = MessageMedia::try_from(m)?;
     let c: Conn = tx
         .fetch_one(
             Query::new("SELECT connection_id FROM messages WHERE tenant_id = $1 AND id = $2")
@@ -176,7 +238,7 @@ pub async fn job(
                 .bind(message_id),
         )
         .await?;
-    Ok(Some((m, c.connection_id)))
+    Ok(Some((m, c.connection_id.into())))
 }
 
 /// What a successful download stored.
@@ -199,7 +261,7 @@ pub struct StoredFile {
 pub async fn mark_stored(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    message_id: Uuid,
+    message_id: MessageId,
     f: &StoredFile,
     now: OffsetDateTime,
 ) -> Result<bool> {
@@ -227,7 +289,7 @@ pub async fn mark_stored(
 pub async fn mark_failed(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    message_id: Uuid,
+    message_id: MessageId,
     code: &str,
     reason: &str,
     now: OffsetDateTime,
@@ -252,7 +314,7 @@ pub async fn mark_failed(
 pub async fn retry(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    message_id: Uuid,
+    message_id: MessageId,
     next_attempt_at: OffsetDateTime,
     code: &str,
     reason: &str,
@@ -278,22 +340,24 @@ pub async fn retry(
 // ---- reads (users and API keys) ----
 
 /// The media of one message of the scope's tenant.
-pub async fn find(tx: &mut Tx<TenantScope>, message_id: Uuid) -> Result<Option<MessageMedia>> {
+pub async fn find(tx: &mut Tx<TenantScope>, message_id: MessageId) -> Result<Option<MessageMedia>> {
     let tenant = tx.scope().tenant_id();
-    tx.fetch_optional(
+    tx.fetch_optional::<MediaRow>(
         Query::new(format!(
             "SELECT {COLUMNS} FROM message_media WHERE tenant_id = $1 AND message_id = $2"
         ))
         .bind(tenant)
         .bind(message_id),
     )
-    .await
+    .await?
+    .map(MessageMedia::try_from)
+    .transpose()
 }
 
 /// The media of several messages of the scope's tenant (those that have any).
 pub async fn for_messages(
     tx: &mut Tx<TenantScope>,
-    message_ids: &[Uuid],
+    message_ids: &[MessageId],
 ) -> Result<Vec<MessageMedia>> {
     let tenant = tx.scope().tenant_id();
     for_messages_of(tx, tenant, message_ids).await
@@ -303,11 +367,12 @@ pub async fn for_messages(
 pub async fn for_messages_of<S: crate::Scope>(
     tx: &mut Tx<S>,
     tenant: TenantId,
-    message_ids: &[Uuid],
+    message_ids: &[MessageId],
 ) -> Result<Vec<MessageMedia>> {
+    let message_ids: Vec<Uuid> = message_ids.iter().map(MessageId::as_uuid).collect();
     let mut out = Vec::new();
     let db = tx.backend();
-    for chunk in crate::query::member_chunks(db, message_ids) {
+    for chunk in crate::query::member_chunks(db, &message_ids) {
         let q = Query::new(format!(
             "SELECT {COLUMNS} FROM message_media WHERE {} AND {}",
             crate::query::tenant_is(db, "tenant_id", 1),
@@ -315,7 +380,9 @@ pub async fn for_messages_of<S: crate::Scope>(
         ))
         .bind(tenant)
         .bind_members(db, chunk);
-        out.extend(tx.fetch_all::<MessageMedia>(q).await?);
+        for r in tx.fetch_all::<MediaRow>(q).await? {
+            out.push(MessageMedia::try_from(r)?);
+        }
     }
     Ok(out)
 }
@@ -326,7 +393,10 @@ pub async fn for_messages_of<S: crate::Scope>(
 /// A `DELETE … RETURNING` rather than a read: on PostgreSQL a download being recorded at the
 /// same moment holds the row, this waits for it and then returns the key it recorded, so no
 /// stored file escapes the erasure (see [`mark_stored`] for the other order).
-pub async fn delete_of_contact(tx: &mut Tx<TenantScope>, contact_id: Uuid) -> Result<Vec<String>> {
+pub async fn delete_of_contact(
+    tx: &mut Tx<TenantScope>,
+    contact_id: ContactId,
+) -> Result<Vec<String>> {
     #[derive(sqlx::FromRow)]
     struct Key {
         storage_key: Option<String>,

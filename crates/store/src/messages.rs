@@ -3,41 +3,95 @@
 //! users and API keys make under their [`TenantScope`]. Outbound messages are written together
 //! with their send-queue row (`send_queue`).
 
+use crate::media::MessageMedia;
 use crate::query::{member_chunks, member_of, placeholders, tenant_is};
-use crate::{Backend, Query, Result, SystemScope, TenantScope, Tx};
-use palisade_domain::{MessageStatus, TenantId};
+use crate::{Backend, Query, Result, StoreError, SystemScope, TenantScope, Tx};
+use palisade_domain::{ConnectionId, ConversationId, MessageId, MessageStatus, TenantId, UserId};
 use sqlx::types::Json;
 use std::collections::HashSet;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Message {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub conversation_id: Uuid,
-    pub connection_id: Uuid,
+    pub id: MessageId,
+    pub tenant_id: TenantId,
+    pub conversation_id: ConversationId,
+    pub connection_id: ConnectionId,
     /// WhatsApp's id; `None` until an outbound message has been accepted by Meta.
     pub wamid: Option<String>,
     /// `inbound`, `outbound` or `internal` (notes).
     pub direction: String,
-    #[sqlx(rename = "type")]
+    /// Meta's message type (`text`, `image`, …; `note` for internal notes).
     pub kind: String,
     /// The message object as Meta sent it.
-    pub body: Json<serde_json::Value>,
+    pub body: serde_json::Value,
     pub text: Option<String>,
-    /// `received`, `queued`, `sent`, `delivered`, `read` or `failed`.
-    pub status: String,
-    pub error: Option<Json<serde_json::Value>>,
+    pub status: MessageStatus,
+    pub error: Option<serde_json::Value>,
     pub context_wamid: Option<String>,
     pub sent_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub status_updated_at: OffsetDateTime,
     /// The user who wrote an outbound message.
-    pub author_id: Option<Uuid>,
+    pub author_id: Option<UserId>,
     /// An inbound media message's file (filled by the reads that show it, not by this query).
-    #[sqlx(skip)]
-    pub media: Option<crate::media::MessageMedia>,
+    pub media: Option<MessageMedia>,
+}
+
+/// A row of [`MESSAGE_COLUMNS`] and `author_id`.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct MessageRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    conversation_id: Uuid,
+    connection_id: Uuid,
+    wamid: Option<String>,
+    direction: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    body: Json<serde_json::Value>,
+    text: Option<String>,
+    status: String,
+    error: Option<Json<serde_json::Value>>,
+    context_wamid: Option<String>,
+    sent_at: Option<OffsetDateTime>,
+    created_at: OffsetDateTime,
+    status_updated_at: OffsetDateTime,
+    author_id: Option<Uuid>,
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = StoreError;
+    fn try_from(r: MessageRow) -> Result<Self> {
+        Ok(Message {
+            id: r.id.into(),
+            tenant_id: r.tenant_id.into(),
+            conversation_id: r.conversation_id.into(),
+            connection_id: r.connection_id.into(),
+            wamid: r.wamid,
+            direction: r.direction,
+            kind: r.kind,
+            body: r.body.0,
+            text: r.text,
+            status: StoreError::parse_stored(&r.status)?,
+            error: r.error.map(|e| e.0),
+            context_wamid: r.context_wamid,
+            sent_at: r.sent_at,
+            created_at: r.created_at,
+            status_updated_at: r.status_updated_at,
+            author_id: r.author_id.map(UserId::from),
+            media: None,
+        })
+    }
+}
+
+pub(crate) fn all(rows: Vec<MessageRow>) -> Result<Vec<Message>> {
+    rows.into_iter().map(Message::try_from).collect()
+}
+
+pub(crate) fn one(row: Option<MessageRow>) -> Result<Option<Message>> {
+    row.map(Message::try_from).transpose()
 }
 
 // ---- writes (processing Meta's webhooks) ----
@@ -46,7 +100,7 @@ pub struct Message {
 pub async fn existing_wamids(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     wamids: &[String],
 ) -> Result<HashSet<String>> {
     #[derive(sqlx::FromRow)]
@@ -73,16 +127,16 @@ pub async fn existing_wamids(
 /// A message to insert (see [`insert_messages`]).
 #[derive(Debug, Clone)]
 pub struct NewMessage {
-    pub id: Uuid,
+    pub id: MessageId,
     pub tenant_id: TenantId,
-    pub conversation_id: Uuid,
-    pub connection_id: Uuid,
+    pub conversation_id: ConversationId,
+    pub connection_id: ConnectionId,
     pub wamid: String,
     pub direction: &'static str,
     pub kind: String,
     pub body: serde_json::Value,
     pub text: Option<String>,
-    pub status: &'static str,
+    pub status: MessageStatus,
     pub error: Option<serde_json::Value>,
     pub context_wamid: Option<String>,
     pub sent_at: Option<OffsetDateTime>,
@@ -119,26 +173,34 @@ pub async fn insert_messages(
              ON CONFLICT (wamid, connection_id, tenant_id) DO NOTHING
              RETURNING {MESSAGE_COLUMNS}, author_id"
         ))
-        .bind(list.iter().map(|m| m.id).collect::<Vec<_>>())
+        .bind(list.iter().map(|m| m.id.as_uuid()).collect::<Vec<_>>())
         .bind(
             list.iter()
                 .map(|m| m.tenant_id.as_uuid())
                 .collect::<Vec<_>>(),
         )
-        .bind(list.iter().map(|m| m.conversation_id).collect::<Vec<_>>())
-        .bind(list.iter().map(|m| m.connection_id).collect::<Vec<_>>())
+        .bind(
+            list.iter()
+                .map(|m| m.conversation_id.as_uuid())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            list.iter()
+                .map(|m| m.connection_id.as_uuid())
+                .collect::<Vec<_>>(),
+        )
         .bind(text(&|m| Some(m.wamid.clone())))
         .bind(text(&|m| Some(m.direction.to_owned())))
         .bind(text(&|m| Some(m.kind.clone())))
         .bind(text(&|m| Some(m.body.to_string())))
         .bind(text(&|m| m.text.clone()))
-        .bind(text(&|m| Some(m.status.to_owned())))
+        .bind(text(&|m| Some(m.status.as_str().to_owned())))
         .bind(text(&|m| m.error.as_ref().map(ToString::to_string)))
         .bind(text(&|m| m.context_wamid.clone()))
         .bind(list.iter().map(|m| m.sent_at).collect::<Vec<_>>())
         .bind(list.iter().map(|m| Some(m.created_at)).collect::<Vec<_>>())
         .bind(list.iter().map(|m| Some(m.created_at)).collect::<Vec<_>>());
-        return tx.fetch_all(q).await;
+        return all(tx.fetch_all(q).await?);
     }
     // SQLite: small statements. sqlx asks SQLite for each parameter's name when binding, and
     // SQLite finds it by a linear walk, so binding is quadratic in the parameter count: at 200
@@ -166,14 +228,14 @@ pub async fn insert_messages(
                 .bind(m.kind.as_str())
                 .bind(m.body.clone())
                 .bind(m.text.clone())
-                .bind(m.status)
+                .bind(m.status.as_str())
                 .bind(m.error.clone())
                 .bind(m.context_wamid.clone())
                 .bind(m.sent_at)
                 .bind(m.created_at)
                 .bind(m.created_at);
         }
-        stored.extend(tx.fetch_all::<Message>(q).await?);
+        stored.extend(all(tx.fetch_all(q).await?)?);
     }
     Ok(stored)
 }
@@ -187,7 +249,7 @@ static RANK: std::sync::LazyLock<String> =
 pub async fn advance_status(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     wamid: &str,
     status: MessageStatus,
     error: Option<serde_json::Value>,
@@ -215,11 +277,11 @@ pub async fn advance_status(
 /// Stores an internal note (type `note`, direction `internal`, status `recorded`; never sent).
 pub async fn insert_note(
     tx: &mut Tx<TenantScope>,
-    id: Uuid,
-    conversation_id: Uuid,
-    connection_id: Uuid,
+    id: MessageId,
+    conversation_id: ConversationId,
+    connection_id: ConnectionId,
     text: &str,
-    author_id: Uuid,
+    author_id: UserId,
     now: OffsetDateTime,
 ) -> Result<()> {
     let tenant = tx.scope().tenant_id();
@@ -243,36 +305,38 @@ pub async fn insert_note(
 
 // ---- reads (users and API keys) ----
 
-pub async fn find_message(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Message>> {
+pub async fn find_message(tx: &mut Tx<TenantScope>, id: MessageId) -> Result<Option<Message>> {
     let tenant = tx.scope().tenant_id();
-    tx.fetch_optional(
-        Query::new(format!(
-            "SELECT {MESSAGE_COLUMNS}, author_id FROM messages WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(tenant)
-        .bind(id),
-    )
-    .await
+    one(tx
+        .fetch_optional(
+            Query::new(format!(
+                "SELECT {MESSAGE_COLUMNS}, author_id FROM messages WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant)
+            .bind(id),
+        )
+        .await?)
 }
 
 /// A conversation's messages, oldest first; `cursor` is the last id of the previous page.
 pub async fn list_messages(
     tx: &mut Tx<TenantScope>,
-    conversation_id: Uuid,
-    cursor: Option<Uuid>,
+    conversation_id: ConversationId,
+    cursor: Option<MessageId>,
     limit: i64,
 ) -> Result<Vec<Message>> {
     let tenant = tx.scope().tenant_id();
-    tx.fetch_all(
-        Query::new(format!(
-            "SELECT {MESSAGE_COLUMNS}, author_id FROM messages
+    all(tx
+        .fetch_all(
+            Query::new(format!(
+                "SELECT {MESSAGE_COLUMNS}, author_id FROM messages
              WHERE tenant_id = $1 AND conversation_id = $2 AND ($3 IS NULL OR id > $3)
              ORDER BY id LIMIT $4"
-        ))
-        .bind(tenant)
-        .bind(conversation_id)
-        .bind(cursor)
-        .bind(limit),
-    )
-    .await
+            ))
+            .bind(tenant)
+            .bind(conversation_id)
+            .bind(cursor)
+            .bind(limit),
+        )
+        .await?)
 }

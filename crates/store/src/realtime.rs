@@ -2,22 +2,23 @@
 //! processing, the sender, a node resolving a reference heard from another node) with the
 //! tenant bound into every statement. The rows are those the REST API returns.
 
-use crate::conversations::{Conversation, CONVERSATION_SELECT};
-use crate::messages::{Message, MESSAGE_COLUMNS};
+use crate::conversations::{Conversation, ConversationRow, CONVERSATION_SELECT};
+use crate::messages::{Message, MessageRow, MESSAGE_COLUMNS};
 use crate::query::{member_chunks, member_of, tenant_is};
 use crate::{Query, Result, SystemScope, Tx};
-use palisade_domain::TenantId;
+use palisade_domain::{ConnectionId, ConversationId, MessageId, TenantId};
 use uuid::Uuid;
 
 /// The tenant's messages with these ids, in id (creation) order.
 pub async fn messages(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    ids: &[Uuid],
+    ids: &[MessageId],
 ) -> Result<Vec<Message>> {
+    let ids: Vec<Uuid> = ids.iter().map(MessageId::as_uuid).collect();
     let mut out = Vec::with_capacity(ids.len());
     let db = tx.backend();
-    for chunk in member_chunks(db, ids) {
+    for chunk in member_chunks(db, &ids) {
         let q = Query::new(format!(
             "SELECT {MESSAGE_COLUMNS}, author_id FROM messages WHERE {} AND {} ORDER BY id",
             tenant_is(db, "tenant_id", 1),
@@ -25,7 +26,7 @@ pub async fn messages(
         ))
         .bind(tenant)
         .bind_members(db, chunk);
-        out.extend(tx.fetch_all::<Message>(q).await?);
+        out.extend(crate::messages::all(tx.fetch_all::<MessageRow>(q).await?)?);
     }
     attach_media(tx, tenant, &mut out).await?;
     Ok(out)
@@ -35,7 +36,7 @@ pub async fn messages(
 pub async fn messages_by_wamid(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     wamids: &[String],
 ) -> Result<Vec<Message>> {
     let mut out = Vec::with_capacity(wamids.len());
@@ -50,7 +51,7 @@ pub async fn messages_by_wamid(
         .bind(tenant)
         .bind(connection_id)
         .bind_members(db, chunk);
-        out.extend(tx.fetch_all::<Message>(q).await?);
+        out.extend(crate::messages::all(tx.fetch_all::<MessageRow>(q).await?)?);
     }
     attach_media(tx, tenant, &mut out).await?;
     Ok(out)
@@ -60,11 +61,12 @@ pub async fn messages_by_wamid(
 pub async fn conversations(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    ids: &[Uuid],
+    ids: &[ConversationId],
 ) -> Result<Vec<Conversation>> {
+    let ids: Vec<Uuid> = ids.iter().map(ConversationId::as_uuid).collect();
     let mut out = Vec::with_capacity(ids.len());
     let db = tx.backend();
-    for chunk in member_chunks(db, ids) {
+    for chunk in member_chunks(db, &ids) {
         let q = Query::new(format!(
             "{CONVERSATION_SELECT} WHERE {} AND {} ORDER BY v.id",
             tenant_is(db, "v.tenant_id", 1),
@@ -72,7 +74,9 @@ pub async fn conversations(
         ))
         .bind(tenant)
         .bind_members(db, chunk);
-        out.extend(tx.fetch_all::<Conversation>(q).await?);
+        out.extend(crate::conversations::all(
+            tx.fetch_all::<ConversationRow>(q).await?,
+        )?);
     }
     Ok(out)
 }
@@ -83,7 +87,7 @@ async fn attach_media(
     tenant: TenantId,
     list: &mut [Message],
 ) -> Result<()> {
-    let ids: Vec<Uuid> = list
+    let ids: Vec<MessageId> = list
         .iter()
         .filter(|m| m.direction == "inbound")
         .map(|m| m.id)
@@ -91,7 +95,7 @@ async fn attach_media(
     if ids.is_empty() {
         return Ok(());
     }
-    let mut found: std::collections::HashMap<Uuid, crate::media::MessageMedia> =
+    let mut found: std::collections::HashMap<MessageId, crate::media::MessageMedia> =
         crate::media::for_messages_of(tx, tenant, &ids)
             .await?
             .into_iter()

@@ -3,23 +3,23 @@
 //! marks each message sent, failed or due again. Separate from `messages` because the queue is
 //! its own table with its own lease and retry rules.
 
-use crate::messages::{Message, MESSAGE_COLUMNS};
+use crate::messages::{Message, MessageRow, MESSAGE_COLUMNS};
 use crate::{Query, Result, SystemScope, TenantScope, Tx};
-use palisade_domain::TenantId;
+use palisade_domain::{ConnectionId, ConversationId, MessageId, TenantId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// An outbound message written by a user or an API key (see [`insert_outbound`]).
 #[derive(Debug, Clone)]
 pub struct NewOutbound {
-    pub id: Uuid,
-    pub conversation_id: Uuid,
-    pub connection_id: Uuid,
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub connection_id: ConnectionId,
     pub kind: String,
     /// `{type, <type>: {…}}`: the Graph API body without the recipient.
     pub body: serde_json::Value,
     pub text: Option<String>,
-    pub author_id: Option<Uuid>,
+    pub author_id: Option<UserId>,
     pub created_at: OffsetDateTime,
 }
 
@@ -68,11 +68,18 @@ pub async fn insert_outbound(tx: &mut Tx<TenantScope>, m: &NewOutbound) -> Resul
 }
 
 /// A claimed row of the send queue.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedSend {
-    pub message_id: Uuid,
-    pub tenant_id: Uuid,
+    pub message_id: MessageId,
+    pub tenant_id: TenantId,
     pub attempts: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct QueuedRow {
+    message_id: Uuid,
+    tenant_id: Uuid,
+    attempts: i64,
 }
 
 /// Claims up to `limit` due sends (every active tenant) by moving their `next_attempt_at` to
@@ -97,7 +104,8 @@ pub async fn claim_sends(
     // subquery for every candidate row; each rescan skips the rows this statement has already
     // updated and takes the next ones, so more than `limit` rows were claimed (seen with media
     // jobs in the store's repository tests: 3 claimed with a limit of 2).
-    tx.fetch_all(
+    let rows: Vec<QueuedRow> = tx
+        .fetch_all(
         Query::new(format!(
             "WITH due AS MATERIALIZED (
                 SELECT q.message_id FROM whatsapp_outbound_queue q
@@ -112,21 +120,29 @@ pub async fn claim_sends(
         .bind(lease_until)
         .bind(limit),
     )
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| QueuedSend {
+            message_id: r.message_id.into(),
+            tenant_id: r.tenant_id.into(),
+            attempts: r.attempts,
+        })
+        .collect())
 }
 
 /// What the sender needs: the message and its recipient (`wa_id`, or the phone's digits).
 pub async fn send_job(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    message_id: Uuid,
+    message_id: MessageId,
 ) -> Result<Option<(Message, String)>> {
     #[derive(sqlx::FromRow)]
     struct Recipient {
         phone: String,
         wa_id: Option<String>,
     }
-    let m: Option<Message> = tx
+    let m: Option<MessageRow> = tx
         .fetch_optional(
             Query::new(format!(
                 "SELECT {MESSAGE_COLUMNS}, author_id FROM messages WHERE tenant_id = $1 AND id = $2"
@@ -135,7 +151,9 @@ pub async fn send_job(
             .bind(message_id),
         )
         .await?;
-    let Some(m) = m else { return Ok(None) };
+    let Some(m) = crate::messages::one(m)? else {
+        return Ok(None);
+    };
     let r: Recipient = tx
         .fetch_one(
             Query::new(
@@ -158,7 +176,7 @@ pub async fn send_job(
 pub async fn mark_sent(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    message_id: Uuid,
+    message_id: MessageId,
     wamid: &str,
     now: OffsetDateTime,
 ) -> Result<()> {
@@ -182,7 +200,7 @@ pub async fn mark_sent(
 pub async fn mark_failed(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    message_id: Uuid,
+    message_id: MessageId,
     error: serde_json::Value,
     now: OffsetDateTime,
 ) -> Result<()> {
@@ -200,7 +218,7 @@ pub async fn mark_failed(
     dequeue(tx, tenant, message_id).await
 }
 
-async fn dequeue(tx: &mut Tx<SystemScope>, tenant: TenantId, message_id: Uuid) -> Result<()> {
+async fn dequeue(tx: &mut Tx<SystemScope>, tenant: TenantId, message_id: MessageId) -> Result<()> {
     tx.execute(
         Query::new("DELETE FROM whatsapp_outbound_queue WHERE tenant_id = $1 AND message_id = $2")
             .bind(tenant)
@@ -214,7 +232,7 @@ async fn dequeue(tx: &mut Tx<SystemScope>, tenant: TenantId, message_id: Uuid) -
 pub async fn retry_send(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    message_id: Uuid,
+    message_id: MessageId,
     next_attempt_at: OffsetDateTime,
     error: &str,
 ) -> Result<()> {

@@ -3,7 +3,7 @@
 //! Functions generic over the scope filter by the scope's tenant when it has one, so the same
 //! query serves a tenant admin (confined to their tenant) and a super admin (system scope).
 
-use crate::{Backend, Query, Result, Scope, StoreError, SystemScope, Tx};
+use crate::{Query, Result, Scope, StoreError, SystemScope, Tx};
 use palisade_domain::{Role, TenantId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -147,29 +147,21 @@ pub async fn find_by_email(tx: &mut Tx<SystemScope>, email: &str) -> Result<Opti
 /// committed would otherwise write the old state back: a deleted user undeleted, a tenant left
 /// without an owner. On SQLite write transactions already run one at a time.
 pub async fn find_for_update<S: Scope>(tx: &mut Tx<S>, id: UserId) -> Result<Option<User>> {
-    let tenant = tx.scope().tenant();
-    let lock = match tx.backend() {
-        Backend::Postgres => "FOR UPDATE",
-        Backend::Sqlite => "",
-    };
-    one(tx
-        .fetch_optional(
-            Query::new(format!(
-                "SELECT {COLUMNS} FROM users WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2) {lock}"
-            ))
-            .bind(id)
-            .bind(tenant),
-        )
-        .await?)
+    let lock = tx.row_lock();
+    select_one(tx, id, lock).await
 }
 
 /// A user by id (deleted ones included), within the scope.
 pub async fn find<S: Scope>(tx: &mut Tx<S>, id: UserId) -> Result<Option<User>> {
+    select_one(tx, id, "").await
+}
+
+async fn select_one<S: Scope>(tx: &mut Tx<S>, id: UserId, lock: &str) -> Result<Option<User>> {
     let tenant = tx.scope().tenant();
     one(tx
         .fetch_optional(
             Query::new(format!(
-                "SELECT {COLUMNS} FROM users WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2)"
+                "SELECT {COLUMNS} FROM users WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2) {lock}"
             ))
             .bind(id)
             .bind(tenant),

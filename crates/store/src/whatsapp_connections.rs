@@ -7,13 +7,13 @@
 //! Meta's webhooks name the connection id in the URL.
 
 use crate::{Backend, Query, Result, StoreError, SystemScope, TenantScope, Tx};
-use palisade_domain::{TenantId, UserId};
+use palisade_domain::{ConnectionId, ConnectionStatus, TenantId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {
-    pub id: Uuid,
+    pub id: ConnectionId,
     pub tenant_id: TenantId,
     pub display_name: String,
     pub phone_number_id: String,
@@ -23,8 +23,7 @@ pub struct Connection {
     pub access_token_ciphertext: String,
     pub app_secret_ciphertext: String,
     pub verify_token_hash: Vec<u8>,
-    /// `active` or `disconnected`.
-    pub status: String,
+    pub status: ConnectionStatus,
     pub created_by: UserId,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -32,7 +31,7 @@ pub struct Connection {
 }
 
 #[derive(sqlx::FromRow)]
-struct Row {
+struct ConnectionRow {
     id: Uuid,
     tenant_id: Uuid,
     display_name: String,
@@ -50,10 +49,11 @@ struct Row {
     disconnected_at: Option<OffsetDateTime>,
 }
 
-impl From<Row> for Connection {
-    fn from(r: Row) -> Self {
-        Connection {
-            id: r.id,
+impl TryFrom<ConnectionRow> for Connection {
+    type Error = StoreError;
+    fn try_from(r: ConnectionRow) -> Result<Self> {
+        Ok(Connection {
+            id: r.id.into(),
             tenant_id: r.tenant_id.into(),
             display_name: r.display_name,
             phone_number_id: r.phone_number_id,
@@ -63,13 +63,17 @@ impl From<Row> for Connection {
             access_token_ciphertext: r.access_token_ciphertext,
             app_secret_ciphertext: r.app_secret_ciphertext,
             verify_token_hash: r.verify_token_hash,
-            status: r.status,
+            status: StoreError::parse_stored(&r.status)?,
             created_by: r.created_by.into(),
             created_at: r.created_at,
             updated_at: r.updated_at,
             disconnected_at: r.disconnected_at,
-        }
+        })
     }
+}
+
+fn one(row: Option<ConnectionRow>) -> Result<Option<Connection>> {
+    row.map(Connection::try_from).transpose()
 }
 
 const COLUMNS: &str =
@@ -110,7 +114,7 @@ pub async fn insert(tx: &mut Tx<TenantScope>, c: &Connection) -> Result<()> {
 
 pub async fn list(tx: &mut Tx<TenantScope>) -> Result<Vec<Connection>> {
     let tenant = tx.scope().tenant_id();
-    let rows: Vec<Row> = tx
+    let rows: Vec<ConnectionRow> = tx
         .fetch_all(
             Query::new(format!(
                 "SELECT {COLUMNS} FROM whatsapp_connections WHERE tenant_id = $1 ORDER BY created_at, id"
@@ -118,43 +122,44 @@ pub async fn list(tx: &mut Tx<TenantScope>) -> Result<Vec<Connection>> {
             .bind(tenant),
         )
         .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    rows.into_iter().map(Connection::try_from).collect()
 }
 
-pub async fn find(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Connection>> {
+pub async fn find(tx: &mut Tx<TenantScope>, id: ConnectionId) -> Result<Option<Connection>> {
     let tenant = tx.scope().tenant_id();
-    Ok(tx
-        .fetch_optional::<Row>(
+    one(tx
+        .fetch_optional::<ConnectionRow>(
             Query::new(format!(
                 "SELECT {COLUMNS} FROM whatsapp_connections WHERE id = $1 AND tenant_id = $2"
             ))
             .bind(id)
             .bind(tenant),
         )
-        .await?
-        .map(Into::into))
+        .await?)
 }
 
 /// [`find`], locking the row until the transaction ends, for a read-modify-write
 /// ([`update_credentials`] writes the name and both secrets together): on PostgreSQL a change
 /// would otherwise write back what it read before a concurrent one committed. On SQLite write
 /// transactions already run one at a time.
-pub async fn find_for_update(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<Option<Connection>> {
+pub async fn find_for_update(
+    tx: &mut Tx<TenantScope>,
+    id: ConnectionId,
+) -> Result<Option<Connection>> {
     let tenant = tx.scope().tenant_id();
     let lock = match tx.backend() {
         Backend::Postgres => "FOR UPDATE",
         Backend::Sqlite => "",
     };
-    Ok(tx
-        .fetch_optional::<Row>(
+    one(tx
+        .fetch_optional::<ConnectionRow>(
             Query::new(format!(
                 "SELECT {COLUMNS} FROM whatsapp_connections WHERE id = $1 AND tenant_id = $2 {lock}"
             ))
             .bind(id)
             .bind(tenant),
         )
-        .await?
-        .map(Into::into))
+        .await?)
 }
 
 /// The tenant's connection of a number (active or disconnected), if any.
@@ -163,16 +168,15 @@ pub async fn find_by_phone_number_id(
     phone_number_id: &str,
 ) -> Result<Option<Connection>> {
     let tenant = tx.scope().tenant_id();
-    Ok(tx
-        .fetch_optional::<Row>(
+    one(tx
+        .fetch_optional::<ConnectionRow>(
             Query::new(format!(
                 "SELECT {COLUMNS} FROM whatsapp_connections WHERE tenant_id = $1 AND phone_number_id = $2"
             ))
             .bind(tenant)
             .bind(phone_number_id),
         )
-        .await?
-        .map(Into::into))
+        .await?)
 }
 
 /// Makes a disconnected connection active again with `c`'s details and secrets (same id).
@@ -241,26 +245,25 @@ pub async fn update_credentials(tx: &mut Tx<TenantScope>, c: &Connection) -> Res
 /// A connection by id alone: Meta's webhook requests name the connection in the URL and carry
 /// no credential of ours, so the lookup is system work; the caller authenticates the request
 /// (verify token or signature) before trusting anything.
-pub async fn find_any(tx: &mut Tx<SystemScope>, id: Uuid) -> Result<Option<Connection>> {
-    Ok(tx
-        .fetch_optional::<Row>(
+pub async fn find_any(tx: &mut Tx<SystemScope>, id: ConnectionId) -> Result<Option<Connection>> {
+    one(tx
+        .fetch_optional::<ConnectionRow>(
             Query::new(format!(
                 "SELECT {COLUMNS} FROM whatsapp_connections WHERE id = $1"
             ))
             .bind(id),
         )
-        .await?
-        .map(Into::into))
+        .await?)
 }
 
 pub async fn set_status(
     tx: &mut Tx<TenantScope>,
-    id: Uuid,
-    status: &str,
+    id: ConnectionId,
+    status: ConnectionStatus,
     now: OffsetDateTime,
 ) -> Result<bool> {
     let tenant = tx.scope().tenant_id();
-    let disconnected_at = (status == "disconnected").then_some(now);
+    let disconnected_at = (status == ConnectionStatus::Disconnected).then_some(now);
     Ok(tx
         .execute(
             Query::new(
@@ -269,7 +272,7 @@ pub async fn set_status(
             )
             .bind(id)
             .bind(tenant)
-            .bind(status)
+            .bind(status.as_str())
             .bind(disconnected_at)
             .bind(now),
         )
@@ -277,7 +280,7 @@ pub async fn set_status(
         > 0)
 }
 
-pub async fn delete(tx: &mut Tx<TenantScope>, id: Uuid) -> Result<bool> {
+pub async fn delete(tx: &mut Tx<TenantScope>, id: ConnectionId) -> Result<bool> {
     let tenant = tx.scope().tenant_id();
     Ok(tx
         .execute(

@@ -6,7 +6,7 @@
 //! in the URL gives the tenant, and every statement binds it explicitly.
 
 use crate::{Backend, Query, Result, SystemScope, Tx};
-use palisade_domain::TenantId;
+use palisade_domain::{ConnectionId, TenantId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -14,7 +14,7 @@ use uuid::Uuid;
 pub struct InboundEvent {
     pub id: Uuid,
     pub tenant_id: TenantId,
-    pub connection_id: Uuid,
+    pub connection_id: ConnectionId,
     pub body: Vec<u8>,
     pub received_at: OffsetDateTime,
     pub processed_at: Option<OffsetDateTime>,
@@ -39,7 +39,7 @@ impl From<Row> for InboundEvent {
         InboundEvent {
             id: r.id,
             tenant_id: r.tenant_id.into(),
-            connection_id: r.connection_id,
+            connection_id: r.connection_id.into(),
             body: r.body,
             received_at: r.received_at,
             processed_at: r.processed_at,
@@ -93,7 +93,12 @@ pub async fn insert_all(tx: &mut Tx<SystemScope>, events: &[InboundEvent]) -> Re
                 .map(|e| e.tenant_id.as_uuid())
                 .collect::<Vec<_>>(),
         )
-        .bind(events.iter().map(|e| e.connection_id).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.connection_id.as_uuid())
+                .collect::<Vec<_>>(),
+        )
         .bind(events.iter().map(|e| e.body.clone()).collect::<Vec<_>>())
         .bind(
             events

@@ -338,7 +338,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let ip = req.extensions().get::<ClientIp>().and_then(|c| c.0);
     let key = match &outcome {
         AuthOutcome::Authenticated { principal, .. } => Some(match principal.api_key() {
-            Some(k) => ApiKey::User(k.id),
+            Some(k) => ApiKey::User(k.id.as_uuid()),
             None => ApiKey::User(principal.user_id.as_uuid()),
         }),
         _ => ip.map(|ip| ApiKey::Ip(palisade_core::rate_limit::ClientKey::of(ip))),

@@ -28,7 +28,8 @@ async fn registering_and_verifying_the_email_lands_on_the_inbox(db: Db) {
     page.fill(&label("Organisation name"), "Acme").await;
     page.fill(&label("Your name"), "Ana Lima").await;
     page.fill(&label("Work email"), "ana@acme.example").await;
-    page.fill(&label("Password"), "correct-orbit-lantern-quietly").await;
+    page.fill(&label("Password"), "correct-orbit-lantern-quietly")
+        .await;
     page.click(&role("button", "Create organisation")).await;
 
     page.wait_for_path("/verify-email").await;

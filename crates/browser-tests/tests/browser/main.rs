@@ -46,9 +46,7 @@ macro_rules! both {
 pub(crate) use both;
 
 // The harness is the API browser tests are written with: not every test uses all of it.
+mod console_auth;
 #[allow(dead_code, unused_imports)]
 mod harness;
 mod selftest;
-// The signed-out pages (`/login`, `/register` → `/verify-email` → `/inbox`), written against the
-// console foundation's templates: enable this line when that foundation is merged.
-// mod console_auth;

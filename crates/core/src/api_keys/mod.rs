@@ -3,9 +3,9 @@
 use crate::audit::AuditEntryExt;
 use crate::auth::cache;
 use crate::auth::{api_keys as keys, tokens, Principal, RequestMeta};
-use crate::error::code;
+use crate::error::{code, FieldErrors};
 use crate::{AppError, AppResult, Services, UnitOfWork};
-use palisade_domain::{ApiKeyId, ApiScope, EventType, FieldError, Permission, UserId};
+use palisade_domain::{ApiKeyId, EventType, FieldError, Permission, UserId};
 use palisade_store::api_keys;
 use palisade_store::auth_changes::ChangeKind;
 use palisade_store::Scope;
@@ -45,14 +45,15 @@ fn parse_name(name: &str) -> Result<String, FieldError> {
     Ok(n.to_owned())
 }
 
-fn parse_scopes(scopes: &[String]) -> Result<Vec<String>, FieldError> {
+/// The names given, each once, in the order of their names.
+fn parse_scopes(scopes: &[String]) -> Result<Vec<palisade_domain::Scope>, FieldError> {
     if scopes.is_empty() {
         return Err(FieldError::new("scopes", "must name at least one scope"));
     }
     let unknown: Vec<&str> = scopes
         .iter()
         .map(String::as_str)
-        .filter(|s| ApiScope::expand(s).is_none())
+        .filter(|s| palisade_domain::Scope::parse(s).is_none())
         .collect();
     if !unknown.is_empty() {
         return Err(FieldError::new(
@@ -63,8 +64,11 @@ fn parse_scopes(scopes: &[String]) -> Result<Vec<String>, FieldError> {
             ),
         ));
     }
-    let mut out: Vec<String> = scopes.to_vec();
-    out.sort();
+    let mut out: Vec<palisade_domain::Scope> = scopes
+        .iter()
+        .filter_map(|s| palisade_domain::Scope::parse(s))
+        .collect();
+    out.sort_by_key(|s| s.as_str());
     out.dedup();
     Ok(out)
 }
@@ -102,26 +106,17 @@ pub async fn create(
 ) -> AppResult<(ApiKey, String)> {
     require_manager(p)?;
     let now = s.now();
-    let mut errors = Vec::new();
-    let name = parse_name(&input.name).map_err(|e| errors.push(e)).ok();
-    let scopes = parse_scopes(&input.scopes).map_err(|e| errors.push(e)).ok();
-    let ips = input
-        .allowed_ips
-        .as_deref()
-        .map(parse_ips)
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
+    let mut errors = FieldErrors::new();
+    let name = errors.check(parse_name(&input.name));
+    let scopes = errors.check(parse_scopes(&input.scopes));
+    let ips = errors.check_some(input.allowed_ips.as_deref(), parse_ips);
     if input.expires_at.is_some_and(|e| e <= now) {
         errors.push(FieldError::new("expires_at", "must be in the future"));
     }
     let (Some(name), Some(scopes)) = (name, scopes) else {
         return Err(AppError::validation(errors));
     };
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    errors.finish()?;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
     let now = uow.now();
     let secret = keys::generate();
@@ -179,22 +174,10 @@ pub async fn update(
     scopes: Option<&[String]>,
 ) -> AppResult<ApiKey> {
     require_manager(p)?;
-    let mut errors = Vec::new();
-    let name = name
-        .map(parse_name)
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
-    let scopes = scopes
-        .map(parse_scopes)
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    let mut errors = FieldErrors::new();
+    let name = errors.check_some(name, parse_name);
+    let scopes = errors.check_some(scopes, parse_scopes);
+    errors.finish()?;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
     let now = uow.now();
     let before = api_keys::find_for_update(uow.tx(), id)

@@ -5,7 +5,7 @@
 //! it, so the event keeps its documented contract as its own typed struct
 //! (docs/architecture.md says why).
 
-use palisade_domain::rfc3339;
+use palisade_domain::{rfc3339, Scope};
 use palisade_store::api_keys::ApiKey;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -19,7 +19,8 @@ pub struct ApiKeyView {
     pub name: String,
     /// The first characters of the key, to recognise it.
     pub prefix: String,
-    pub scopes: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub scopes: Vec<Scope>,
     pub allowed_ips: Option<Vec<String>>,
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
@@ -76,7 +77,7 @@ pub struct ApiKeyEvent {
     pub id: Uuid,
     pub name: String,
     pub prefix: String,
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     pub allowed_ips: Option<Vec<String>>,
     /// Unix seconds (the documented contract), not RFC 3339 as in the REST answer.
     pub expires_at: Option<i64>,
@@ -120,7 +121,7 @@ mod tests {
             tenant_id: TenantId::new(),
             name: "CRM sync".into(),
             prefix: "pal_live_AbC1".into(),
-            scopes: vec!["contacts:read".into()],
+            scopes: vec![Scope::ContactsRead],
             allowed_ips: None,
             expires_at: Some(at + time::Duration::days(1)),
             created_by: UserId::new(),

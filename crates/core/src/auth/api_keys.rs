@@ -17,13 +17,13 @@ use crate::error::code;
 use crate::worker::Next;
 use crate::{AppError, AppResult, Services, SystemActor, UnitOfWork};
 use dashmap::DashMap;
+use palisade_domain::ApiKeyId;
 use palisade_store::{api_keys, SystemScope};
 use rand::RngCore;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 pub const PREFIX: &str = "pal_live_";
 /// Matches exactly the keys Palisade issues (for secret scanners).
@@ -152,11 +152,11 @@ struct Usage {
 /// Per-node usage counters, flushed to the database periodically.
 #[derive(Default)]
 pub struct UsageBuffer {
-    pending: DashMap<Uuid, Usage>,
+    pending: DashMap<ApiKeyId, Usage>,
 }
 
 impl UsageBuffer {
-    pub fn record(&self, key: Uuid, at: OffsetDateTime, ip: Option<IpAddr>) {
+    pub fn record(&self, key: ApiKeyId, at: OffsetDateTime, ip: Option<IpAddr>) {
         let mut e = self.pending.entry(key).or_insert(Usage {
             requests: 0,
             last_used_at: at,
@@ -171,7 +171,7 @@ impl UsageBuffer {
 
     /// Writes what was counted since the last flush.
     pub async fn flush(&self, s: &Services) -> anyhow::Result<()> {
-        let ids: Vec<Uuid> = self.pending.iter().map(|e| *e.key()).collect();
+        let ids: Vec<ApiKeyId> = self.pending.iter().map(|e| *e.key()).collect();
         if ids.is_empty() {
             return Ok(());
         }
@@ -180,14 +180,8 @@ impl UsageBuffer {
         for id in ids {
             if let Some((_, u)) = self.pending.remove(&id) {
                 let ip = u.last_ip.map(|i| i.to_string());
-                api_keys::add_usage(
-                    uow.tx(),
-                    id.into(),
-                    u.requests,
-                    u.last_used_at,
-                    ip.as_deref(),
-                )
-                .await?;
+                api_keys::add_usage(uow.tx(), id, u.requests, u.last_used_at, ip.as_deref())
+                    .await?;
             }
         }
         uow.commit().await?;

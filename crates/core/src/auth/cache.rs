@@ -23,7 +23,7 @@
 use super::tokens::AccessClaims;
 use crate::{Services, SystemActor, UnitOfWork};
 use dashmap::DashMap;
-use palisade_domain::{Role, SessionId, TenantId, UserId};
+use palisade_domain::{ApiKeyId, Role, SessionId, TenantId, UserId};
 use palisade_store::auth_changes::{self, Change, ChangeKind};
 use palisade_store::SystemScope;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -62,11 +62,11 @@ pub struct TenantSnapshot {
 /// What a request needs to know about an API key.
 #[derive(Debug, Clone)]
 pub struct ApiKeySnapshot {
-    pub id: Uuid,
+    pub id: ApiKeyId,
     pub tenant_id: TenantId,
     pub name: String,
     /// Expanded: groups already resolved to scopes.
-    pub scopes: std::collections::HashSet<palisade_domain::ApiScope>,
+    pub scopes: std::collections::HashSet<palisade_domain::Scope>,
     pub created_by: UserId,
     pub revoked: bool,
     pub expires_at: Option<OffsetDateTime>,
@@ -76,15 +76,10 @@ pub struct ApiKeySnapshot {
 impl From<&palisade_store::api_keys::ApiKey> for ApiKeySnapshot {
     fn from(k: &palisade_store::api_keys::ApiKey) -> Self {
         ApiKeySnapshot {
-            id: k.id.as_uuid(),
+            id: k.id,
             tenant_id: k.tenant_id,
             name: k.name.clone(),
-            scopes: k
-                .scopes
-                .iter()
-                .filter_map(|s| palisade_domain::ApiScope::expand(s))
-                .flatten()
-                .collect(),
+            scopes: k.scopes.iter().flat_map(|s| s.expand()).collect(),
             created_by: k.created_by,
             revoked: k.revoked_at.is_some(),
             expires_at: k.expires_at,
@@ -181,7 +176,7 @@ impl AuthCache {
 
     pub fn forget_api_key(&self, id: palisade_domain::ApiKeyId) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.api_keys.retain(|_, k| k.id != id.as_uuid());
+        self.api_keys.retain(|_, k| k.id != id);
     }
 
     pub fn revoke_session(&self, session: SessionId, now: OffsetDateTime) {

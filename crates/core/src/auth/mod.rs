@@ -435,9 +435,9 @@ pub async fn tenant_snapshot(s: &Services, id: TenantId) -> AppResult<Arc<Tenant
 #[cfg(test)]
 mod tests {
     use super::*;
-    use palisade_domain::ApiScope;
+    use palisade_domain::Scope;
 
-    fn key_principal(scopes: &[ApiScope]) -> Principal {
+    fn key_principal(scopes: &[Scope]) -> Principal {
         let tenant = TenantId::new();
         let user = Arc::new(UserSnapshot {
             id: UserId::new(),
@@ -453,7 +453,7 @@ mod tests {
             has_second_factor: false,
         });
         let key = Arc::new(cache::ApiKeySnapshot {
-            id: uuid::Uuid::now_v7(),
+            id: palisade_domain::ApiKeyId::new(),
             tenant_id: tenant,
             name: "k".into(),
             scopes: scopes.iter().copied().collect(),
@@ -480,7 +480,7 @@ mod tests {
 
     #[test]
     fn a_key_without_the_scope_is_refused_naming_it() {
-        let p = key_principal(&[ApiScope::ContactsRead]);
+        let p = key_principal(&[Scope::ContactsRead]);
         assert!(p.require(Permission::ContactsRead).is_ok());
         match p.require(Permission::ContactsDelete) {
             Err(AppError::Forbidden { code, message }) => {
@@ -489,7 +489,7 @@ mod tests {
             }
             other => panic!("expected insufficient_scope, got {other:?}"),
         }
-        let full = key_principal(&ApiScope::ALL);
+        let full = key_principal(&Scope::GRANTS);
         for perm in [
             Permission::UsersManage,
             Permission::ApiKeysManage,

@@ -4,14 +4,14 @@ use super::passwords::check_policy;
 use super::sessions::{self, hash_error, IssuedTokens};
 use super::RequestMeta;
 use crate::audit::AuditEntryExt;
-use crate::error::code;
+use crate::error::FieldErrors;
 use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{
-    EmailAddress, FieldError, PasswordContext, PasswordPolicyPreset, PersonName, Role, TenantId,
-    TenantName, UserId,
+    EmailAddress, PasswordContext, PasswordPolicyPreset, PersonName, Role, TenantId, TenantName,
+    UserId,
 };
 use palisade_store::users::User;
-use palisade_store::{tenants, users, TenantScope};
+use palisade_store::{tenants, TenantScope};
 
 pub struct Registration {
     pub tenant: tenants::Tenant,
@@ -29,16 +29,10 @@ pub async fn register(
     email: &str,
     password: &str,
 ) -> AppResult<Registration> {
-    let mut errors: Vec<FieldError> = Vec::new();
-    let tenant_name = TenantName::parse("tenant_name", tenant_name)
-        .map_err(|e| errors.push(e))
-        .ok();
-    let name = PersonName::parse("name", name)
-        .map_err(|e| errors.push(e))
-        .ok();
-    let email = EmailAddress::parse("email", email)
-        .map_err(|e| errors.push(e))
-        .ok();
+    let mut errors = FieldErrors::new();
+    let tenant_name = errors.check(TenantName::parse("tenant_name", tenant_name));
+    let name = errors.check(PersonName::parse("name", name));
+    let email = errors.check(EmailAddress::parse("email", email));
     let (Some(tenant_name), Some(name), Some(email)) = (tenant_name, name, email) else {
         return Err(AppError::validation(errors));
     };
@@ -80,16 +74,12 @@ pub async fn register(
         deleted_by: None,
         email_verified_at: None,
     };
-    users::insert(uow.tx(), &user).await.map_err(|e| {
-        if e.is_unique_violation_on("users", "email") {
-            AppError::Conflict {
-                code: code::EMAIL_TAKEN,
-                message: "an account with this email already exists; sign in instead".into(),
-            }
-        } else {
-            e.into()
-        }
-    })?;
+    crate::users::insert_new(
+        uow.tx(),
+        &user,
+        "an account with this email already exists; sign in instead",
+    )
+    .await?;
     let (session, refresh) = sessions::start(&mut uow, &user).await?;
     super::email_verification::send_code(
         &mut uow,

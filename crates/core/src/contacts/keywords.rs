@@ -113,8 +113,8 @@ fn message_texts(m: &NewMessage) -> Vec<String> {
 }
 
 /// Queues `contact.created` for contacts that inbound messages created, in the unit of work of
-/// the inbound batch (nothing is read when no endpoint of the tenant subscribes; the
-/// subscribers are read once for all of them). Unlike contacts created through the API, these
+/// the inbound batch (the contacts are read only when an endpoint of the tenant subscribes).
+/// Unlike contacts created through the API, these
 /// are not audited: a customer writing in is not an action of anyone in the tenant.
 pub async fn announce_created(
     uow: &mut UnitOfWork<'_, SystemScope>,
@@ -124,19 +124,15 @@ pub async fn announce_created(
     if ids.is_empty() {
         return Ok(());
     }
-    let event = EventType::ContactCreated.as_str();
-    let hooks = crate::webhooks::subscribers(uow.tx(), tenant, event).await?;
-    if hooks.is_empty() {
+    uow.set_tenant(tenant);
+    let event = EventType::ContactCreated;
+    if !uow.is_subscribed(event).await? {
         return Ok(());
     }
     let ids: Vec<ContactId> = ids.iter().copied().map(ContactId::from).collect();
     let contacts = store::find_many(uow.tx(), tenant, &ids).await?;
-    let events = contacts
-        .iter()
-        .map(|c| ContactView::from(c).to_json())
-        .collect::<anyhow::Result<Vec<Value>>>()?;
-    let now = uow.now();
-    crate::webhooks::enqueue_to(uow.tx(), tenant, &hooks, event, events, now).await?;
+    let views: Vec<ContactView> = contacts.iter().map(ContactView::from).collect();
+    uow.emit_all(event, &views).await?;
     Ok(())
 }
 
@@ -217,16 +213,16 @@ mod tests {
         let s = Settings::default();
         let k = ConsentKeywords::from_settings(&s);
         let msg = |kind: &str, body: Value| NewMessage {
-            id: Uuid::now_v7(),
+            id: palisade_domain::MessageId::new(),
             tenant_id: TenantId::new(),
-            conversation_id: Uuid::now_v7(),
-            connection_id: Uuid::now_v7(),
+            conversation_id: palisade_domain::ConversationId::new(),
+            connection_id: palisade_domain::ConnectionId::new(),
             wamid: "wamid.X".into(),
             direction: "inbound",
             kind: kind.into(),
             body,
             text: None,
-            status: "received",
+            status: palisade_domain::MessageStatus::Received,
             error: None,
             context_wamid: None,
             sent_at: None,

@@ -6,7 +6,7 @@ use crate::auth::{Principal, RequestMeta};
 use crate::error::code;
 use crate::pagination::Page;
 use crate::{AppError, AppResult, Services, UnitOfWork};
-use palisade_domain::{ApiScope, Contact, ContactId, Permission, Tags};
+use palisade_domain::{Contact, ContactId, Permission, Tags};
 use palisade_store::contacts::{self as store, ContactFilter};
 use serde_json::json;
 use uuid::Uuid;
@@ -71,7 +71,7 @@ pub async fn get(s: &Services, p: &Principal, id: ContactId) -> AppResult<Contac
 fn require_export(p: &Principal) -> AppResult<()> {
     p.require(Permission::DataExport)?;
     if let Some(k) = p.api_key() {
-        if !k.scopes.contains(&ApiScope::ContactsExport) {
+        if !k.scopes.contains(&palisade_domain::Scope::ContactsExport) {
             return Err(AppError::Forbidden {
                 code: code::INSUFFICIENT_SCOPE,
                 message: "this API key is missing the scope contacts:export".into(),

@@ -71,11 +71,6 @@ impl From<&Contact> for ContactView {
 }
 
 impl ContactView {
-    /// The view as a webhook event's data.
-    pub fn to_json(&self) -> anyhow::Result<Value> {
-        Ok(serde_json::to_value(self)?)
-    }
-
     /// The CSV columns, in order (see [`ContactView::csv_fields`]).
     pub const CSV_HEADER: &'static str = "id,phone,name,wa_profile_name,email,tags,custom_attributes,marketing_opt_in,opted_out,opted_in_at,opted_out_at,opt_out_source,wa_id,created_at,updated_at";
 

@@ -4,11 +4,11 @@
 use super::{audit_json, ContactView};
 use crate::audit::AuditEntryExt;
 use crate::auth::{Principal, RequestMeta};
-use crate::error::code;
+use crate::error::{code, FieldErrors};
 use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{
-    Contact, ContactId, CustomAttributes, EmailAddress, EventType, FieldError, Permission,
-    PersonName, PhoneNumber, Tags,
+    Contact, ContactId, CustomAttributes, EmailAddress, EventType, Permission, PersonName,
+    PhoneNumber, Tags,
 };
 use palisade_store::contacts as store;
 use palisade_store::{StoreError, TenantScope, Tx};
@@ -92,11 +92,6 @@ pub struct ContactPatch {
     pub marketing_opt_in: Option<bool>,
 }
 
-/// Parses one optional field, collecting its error.
-fn collect<T>(errors: &mut Vec<FieldError>, r: Result<T, FieldError>) -> Option<T> {
-    r.map_err(|e| errors.push(e)).ok()
-}
-
 pub async fn create(
     s: &Services,
     p: &Principal,
@@ -104,20 +99,18 @@ pub async fn create(
     new: NewContact,
 ) -> AppResult<Contact> {
     p.require(Permission::ContactsWrite)?;
-    let mut errors = Vec::new();
-    let phone = collect(&mut errors, PhoneNumber::parse("phone", &new.phone));
+    let mut errors = FieldErrors::new();
+    let phone = errors.check(PhoneNumber::parse("phone", &new.phone));
     let name = new
         .name
-        .map(|n| collect(&mut errors, PersonName::parse("name", &n)));
+        .map(|n| errors.check(PersonName::parse("name", &n)));
     let email = new
         .email
-        .map(|e| collect(&mut errors, EmailAddress::parse("email", &e)));
-    let tags = new
-        .tags
-        .map(|t| collect(&mut errors, Tags::parse("tags", &t)));
+        .map(|e| errors.check(EmailAddress::parse("email", &e)));
+    let tags = new.tags.map(|t| errors.check(Tags::parse("tags", &t)));
     let attrs = new
         .custom_attributes
-        .map(|a| collect(&mut errors, CustomAttributes::parse("custom_attributes", a)));
+        .map(|a| errors.check(CustomAttributes::parse("custom_attributes", a)));
     let (Some(phone), true) = (phone, errors.is_empty()) else {
         return Err(AppError::validation(errors));
     };
@@ -162,28 +155,26 @@ pub async fn update(
     patch: ContactPatch,
 ) -> AppResult<Contact> {
     p.require(Permission::ContactsWrite)?;
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::new();
     let phone = patch
         .phone
-        .map(|ph| collect(&mut errors, PhoneNumber::parse("phone", &ph)));
+        .map(|ph| errors.check(PhoneNumber::parse("phone", &ph)));
     let name = patch
         .name
-        .map(|n| n.and_then(|n| collect(&mut errors, PersonName::parse("name", &n))));
+        .map(|n| n.and_then(|n| errors.check(PersonName::parse("name", &n))));
     let email = patch
         .email
-        .map(|e| e.and_then(|e| collect(&mut errors, EmailAddress::parse("email", &e))));
+        .map(|e| e.and_then(|e| errors.check(EmailAddress::parse("email", &e))));
     // A field that failed to parse is left out here; the errors return before anything is set.
     let tags = patch.tags.map(|t| {
-        t.and_then(|t| collect(&mut errors, Tags::parse("tags", &t)))
+        t.and_then(|t| errors.check(Tags::parse("tags", &t)))
             .unwrap_or_default()
     });
     let attrs = patch.custom_attributes.map(|a| {
-        a.and_then(|a| collect(&mut errors, CustomAttributes::parse("custom_attributes", a)))
+        a.and_then(|a| errors.check(CustomAttributes::parse("custom_attributes", a)))
             .unwrap_or_default()
     });
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    errors.finish()?;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
     let now = uow.now();
     let before = store::find_for_update(uow.tx(), id)
@@ -252,7 +243,7 @@ pub async fn delete(
         .ok_or(AppError::NotFound("contact"))?;
     // The media rows go first, returning their files' keys (see `delete_of_contact` for the
     // race with a download being recorded; `whatsapp::media` covers the other order).
-    let files = palisade_store::media::delete_of_contact(uow.tx(), id.as_uuid()).await?;
+    let files = palisade_store::media::delete_of_contact(uow.tx(), id).await?;
     let erased = store::delete(uow.tx(), id).await?;
     uow.audit(
         uow.entry("contact.deleted")
@@ -269,15 +260,19 @@ pub async fn delete(
         deleted: true,
     };
     uow.emit(EventType::ContactDeleted, &gone).await?;
-    uow.commit().await?;
-    // The erasure covers the downloaded media too; it is awaited here rather than handed to
-    // `after_commit` (which cannot await) so the answer comes once the files are gone. A file
-    // that cannot be removed now is logged (by key, never by content) and the erasure still
-    // stands in the database.
+    // The erasure covers the downloaded media too, and the answer comes once the files are
+    // gone. A file that cannot be removed then is logged (by key, never by content) and the
+    // erasure still stands in the database.
     for key in files {
-        if let Err(e) = s.storage.delete(tenant, &key).await {
-            tracing::warn!(contact = %id, key, error = %e, "could not remove an erased contact's media file");
-        }
+        uow.after_commit_async(
+            "could not remove an erased contact's media file",
+            async move {
+                s.storage
+                    .delete(tenant, &key)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("contact {id}, file {key}: {e}"))
+            },
+        );
     }
-    Ok(())
+    uow.commit().await
 }

@@ -5,6 +5,9 @@
 //! request id.
 
 pub mod code;
+mod fields;
+
+pub use fields::FieldErrors;
 
 use palisade_domain::{FieldError, Permission};
 use std::collections::BTreeMap;

@@ -13,7 +13,9 @@ use crate::auth::{Principal, RequestMeta};
 use crate::error::code;
 use crate::pagination::Page;
 use crate::{AppError, AppResult, Services, UnitOfWork};
-use palisade_domain::{ConnectionStatus, FieldError, Permission};
+use palisade_domain::{
+    ConnectionStatus, ConversationId, ConversationStatus, FieldError, MessageId, Permission, UserId,
+};
 use palisade_store::conversations::{self, Conversation, ConversationFilter};
 use palisade_store::messages::{self, Message};
 use palisade_store::send_queue::{self, NewOutbound};
@@ -43,21 +45,14 @@ pub async fn list_conversations(
 ) -> AppResult<Page<Conversation>> {
     p.require(Permission::ConversationsRead)?;
     let mut errors = Vec::new();
-    if let Some(st) = &q.status {
-        if !["open", "pending", "resolved"].contains(&st.as_str()) {
-            errors.push(FieldError::new(
-                "status",
-                "must be open, pending or resolved",
-            ));
-        }
-    }
+    let status = conversation_status(q.status.as_deref(), &mut errors);
     let (mut assignee, mut unassigned) = (None, false);
     match q.assignee.as_deref().map(str::trim) {
         None => {}
-        Some("me") => assignee = Some(p.user_id.as_uuid()),
+        Some("me") => assignee = Some(p.user_id),
         Some("none") => unassigned = true,
         Some(other) => match Uuid::parse_str(other) {
-            Ok(id) => assignee = Some(id),
+            Ok(id) => assignee = Some(UserId::from(id)),
             Err(_) => errors.push(FieldError::new("assignee", "must be a user id, me or none")),
         },
     }
@@ -73,19 +68,39 @@ pub async fn list_conversations(
     }
     let limit = clamp(q.limit);
     let filter = ConversationFilter {
-        status: q.status,
+        status,
         assignee,
         unassigned,
         label,
-        before_id: q.cursor,
+        before_id: q.cursor.map(ConversationId::from),
         limit: limit + 1,
     };
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
     let items = conversations::list_conversations(&mut tx, &filter).await?;
-    Ok(Page::from_overfetch(items, limit, |c| c.id))
+    Ok(Page::from_overfetch(items, limit, |c| c.id.as_uuid()))
 }
 
-pub async fn get_conversation(s: &Services, p: &Principal, id: Uuid) -> AppResult<Conversation> {
+/// A conversation status as the API gives it (`open`, `pending` or `resolved`); anything else
+/// is a field error.
+fn conversation_status(
+    status: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) -> Option<ConversationStatus> {
+    let parsed = status?.parse().ok();
+    if parsed.is_none() {
+        errors.push(FieldError::new(
+            "status",
+            "must be open, pending or resolved",
+        ));
+    }
+    parsed
+}
+
+pub async fn get_conversation(
+    s: &Services,
+    p: &Principal,
+    id: ConversationId,
+) -> AppResult<Conversation> {
     p.require(Permission::ConversationsRead)?;
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
     conversations::find_conversation(&mut tx, id)
@@ -97,8 +112,8 @@ pub async fn get_conversation(s: &Services, p: &Principal, id: Uuid) -> AppResul
 pub async fn list_messages(
     s: &Services,
     p: &Principal,
-    conversation_id: Uuid,
-    cursor: Option<Uuid>,
+    conversation_id: ConversationId,
+    cursor: Option<MessageId>,
     limit: Option<i64>,
 ) -> AppResult<Page<Message>> {
     p.require(Permission::ConversationsRead)?;
@@ -112,7 +127,7 @@ pub async fn list_messages(
     }
     let mut items = messages::list_messages(&mut tx, conversation_id, cursor, limit + 1).await?;
     crate::whatsapp::media::attach(&mut tx, &mut items).await?;
-    Ok(Page::from_overfetch(items, limit, |m| m.id))
+    Ok(Page::from_overfetch(items, limit, |m| m.id.as_uuid()))
 }
 
 /// How long after a customer's last message free-form messages may be sent (Meta's customer
@@ -235,7 +250,7 @@ pub async fn send_message(
     s: &Services,
     p: &Principal,
     meta: &RequestMeta,
-    conversation_id: Uuid,
+    conversation_id: ConversationId,
     out: Outgoing,
 ) -> AppResult<Message> {
     p.require(Permission::ConversationsWrite)?;
@@ -332,7 +347,7 @@ pub async fn send_message(
     let conn = palisade_store::whatsapp_connections::find(uow.tx(), conv.connection_id)
         .await?
         .ok_or(AppError::NotFound("WhatsApp connection"))?;
-    if conn.status != ConnectionStatus::Active.as_str() {
+    if conn.status != ConnectionStatus::Active {
         return Err(AppError::conflict(
             code::CONNECTION_DISCONNECTED,
             "the WhatsApp connection of this conversation is disconnected",
@@ -351,13 +366,13 @@ pub async fn send_message(
         });
     }
     let m = NewOutbound {
-        id: Uuid::now_v7(),
+        id: MessageId::new(),
         conversation_id,
         connection_id: conv.connection_id,
         kind: kind.to_owned(),
         body,
         text,
-        author_id: Some(p.user_id.as_uuid()),
+        author_id: Some(p.user_id),
         created_at: now,
     };
     send_queue::insert_outbound(uow.tx(), &m).await?;
@@ -384,19 +399,12 @@ pub async fn update_conversation(
     s: &Services,
     p: &Principal,
     meta: &RequestMeta,
-    id: Uuid,
+    id: ConversationId,
     patch: ConversationPatch,
 ) -> AppResult<Conversation> {
     p.require(Permission::ConversationsWrite)?;
     let mut errors = Vec::new();
-    if let Some(st) = &patch.status {
-        if !["open", "pending", "resolved"].contains(&st.as_str()) {
-            errors.push(FieldError::new(
-                "status",
-                "must be open, pending or resolved",
-            ));
-        }
-    }
+    let new_status = conversation_status(patch.status.as_deref(), &mut errors);
     let labels = patch.labels.map(|list| {
         let mut out: Vec<String> = Vec::new();
         for l in list {
@@ -424,8 +432,7 @@ pub async fn update_conversation(
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
     if let Some(Some(a)) = patch.assignee_id {
-        let user =
-            palisade_store::users::find(uow.tx(), palisade_domain::UserId::from_uuid(a)).await?;
+        let user = palisade_store::users::find(uow.tx(), UserId::from_uuid(a)).await?;
         if user.is_none_or(|u| u.deleted_at.is_some()) {
             return Err(AppError::field(
                 "assignee_id",
@@ -433,10 +440,12 @@ pub async fn update_conversation(
             ));
         }
     }
-    let status = patch.status.unwrap_or_else(|| before.status.clone());
-    let assignee = patch.assignee_id.unwrap_or(before.assignee_id);
-    let labels = labels.unwrap_or_else(|| before.labels.0.clone());
-    conversations::update_conversation(uow.tx(), id, &status, assignee, &labels, now)
+    let status = new_status.unwrap_or(before.status);
+    let assignee = patch
+        .assignee_id
+        .map_or(before.assignee_id, |a| a.map(UserId::from_uuid));
+    let labels = labels.unwrap_or_else(|| before.labels.clone());
+    conversations::update_conversation(uow.tx(), id, status, assignee, &labels, now)
         .await
         .map_err(|e| match e {
             palisade_store::StoreError::UniqueViolation { .. } => AppError::conflict(
@@ -450,10 +459,10 @@ pub async fn update_conversation(
             .target("conversation", id)
             .change(
                 Some(serde_json::json!({
-                    "status": before.status, "assignee_id": before.assignee_id, "labels": before.labels.0,
+                    "status": before.status.as_str(), "assignee_id": before.assignee_id, "labels": before.labels,
                 })),
                 Some(serde_json::json!({
-                    "status": status, "assignee_id": assignee, "labels": labels,
+                    "status": status.as_str(), "assignee_id": assignee, "labels": labels,
                 })),
             ),
     )
@@ -473,7 +482,7 @@ pub async fn add_note(
     s: &Services,
     p: &Principal,
     meta: &RequestMeta,
-    conversation_id: Uuid,
+    conversation_id: ConversationId,
     body: &str,
 ) -> AppResult<Message> {
     p.require(Permission::ConversationsWrite)?;
@@ -485,14 +494,14 @@ pub async fn add_note(
     let conv = conversations::find_conversation(uow.tx(), conversation_id)
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
-    let id = Uuid::now_v7();
+    let id = MessageId::new();
     messages::insert_note(
         uow.tx(),
         id,
         conversation_id,
         conv.connection_id,
         body,
-        p.user_id.as_uuid(),
+        p.user_id,
         now,
     )
     .await?;

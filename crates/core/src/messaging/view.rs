@@ -3,7 +3,7 @@
 //! cannot drift apart (a test in `web::routes::ws::frames` keeps the event data equal to the
 //! REST body). Separate from the use cases so the web layer and `realtime` share it.
 
-use palisade_domain::rfc3339;
+use palisade_domain::{rfc3339, MediaStatus};
 use palisade_store::conversations::Conversation;
 use palisade_store::media::MessageMedia;
 use palisade_store::messages::Message;
@@ -39,14 +39,14 @@ pub struct ConversationView {
 impl From<&Conversation> for ConversationView {
     fn from(c: &Conversation) -> Self {
         ConversationView {
-            id: c.id,
-            contact_id: c.contact_id,
+            id: c.id.as_uuid(),
+            contact_id: c.contact_id.as_uuid(),
             contact_phone: c.contact_phone.clone(),
             contact_name: c.contact_name.clone(),
-            connection_id: c.connection_id,
-            status: c.status.clone(),
-            assignee_id: c.assignee_id,
-            labels: c.labels.0.clone(),
+            connection_id: c.connection_id.as_uuid(),
+            status: c.status.as_str().to_owned(),
+            assignee_id: c.assignee_id.map(|u| u.as_uuid()),
+            labels: c.labels.clone(),
             last_message_at: rfc3339(c.last_message_at),
             last_inbound_at: c.last_inbound_at.map(rfc3339),
             created_at: rfc3339(c.created_at),
@@ -103,21 +103,21 @@ pub struct MessageView {
 impl From<&Message> for MessageView {
     fn from(m: &Message) -> Self {
         MessageView {
-            id: m.id,
-            conversation_id: m.conversation_id,
-            connection_id: m.connection_id,
+            id: m.id.as_uuid(),
+            conversation_id: m.conversation_id.as_uuid(),
+            connection_id: m.connection_id.as_uuid(),
             wamid: m.wamid.clone(),
             direction: m.direction.clone(),
             r#type: m.kind.clone(),
             text: m.text.clone(),
-            body: m.body.0.clone(),
-            status: m.status.clone(),
-            error: m.error.as_ref().map(|e| e.0.clone()),
+            body: m.body.clone(),
+            status: m.status.as_str().to_owned(),
+            error: m.error.clone(),
             context_wamid: m.context_wamid.clone(),
             sent_at: m.sent_at.map(rfc3339),
             created_at: rfc3339(m.created_at),
             status_updated_at: rfc3339(m.status_updated_at),
-            author_id: m.author_id,
+            author_id: m.author_id.map(|u| u.as_uuid()),
             media: m.media.as_ref().map(MediaView::from),
         }
     }
@@ -162,7 +162,7 @@ pub struct MediaErrorView {
 
 impl From<&MessageMedia> for MediaView {
     fn from(m: &MessageMedia) -> Self {
-        let stored = m.status == "stored";
+        let stored = m.status == MediaStatus::Stored;
         MediaView {
             download_url: stored.then(|| format!("/api/v1/messages/{}/media", m.message_id)),
             sha256: if stored {
@@ -170,7 +170,7 @@ impl From<&MessageMedia> for MediaView {
             } else {
                 None
             },
-            status: m.status.clone(),
+            status: m.status.as_str().to_owned(),
             mime_type: m.mime_type.clone(),
             size_bytes: m.size_bytes,
             filename: m.filename.clone(),

@@ -6,7 +6,7 @@
 use super::events::Event;
 use super::hub::{lock, WIRE_VERSION};
 use crate::{AppResult, Services};
-use palisade_domain::TenantId;
+use palisade_domain::{ConversationId, MessageId, TenantId};
 use palisade_store::realtime as rows;
 use palisade_store::SystemScope;
 use std::sync::Arc;
@@ -125,18 +125,20 @@ async fn heard(s: &Services, payload: &str) -> AppResult<()> {
         .begin_read(SystemScope::new("realtime.resolve"))
         .await?;
     let event = match kind {
-        "message.created" | "message.status" => rows::messages(&mut tx, tenant, &[id])
-            .await?
-            .into_iter()
-            .next()
-            .map(|m| {
-                if kind == "message.created" {
-                    Event::MessageCreated(m)
-                } else {
-                    Event::MessageStatus(m)
-                }
-            }),
-        "conversation.updated" => rows::conversations(&mut tx, tenant, &[id])
+        "message.created" | "message.status" => {
+            rows::messages(&mut tx, tenant, &[MessageId::from(id)])
+                .await?
+                .into_iter()
+                .next()
+                .map(|m| {
+                    if kind == "message.created" {
+                        Event::MessageCreated(m)
+                    } else {
+                        Event::MessageStatus(m)
+                    }
+                })
+        }
+        "conversation.updated" => rows::conversations(&mut tx, tenant, &[ConversationId::from(id)])
             .await?
             .into_iter()
             .next()

@@ -33,15 +33,15 @@ impl Event {
     /// The tenant whose sockets receive it: that of the row it carries.
     pub fn tenant(&self) -> TenantId {
         match self {
-            Event::MessageCreated(m) | Event::MessageStatus(m) => TenantId::from_uuid(m.tenant_id),
-            Event::ConversationUpdated(c) => TenantId::from_uuid(c.tenant_id),
+            Event::MessageCreated(m) | Event::MessageStatus(m) => m.tenant_id,
+            Event::ConversationUpdated(c) => c.tenant_id,
         }
     }
 
     pub(super) fn object_id(&self) -> Uuid {
         match self {
-            Event::MessageCreated(m) | Event::MessageStatus(m) => m.id,
-            Event::ConversationUpdated(c) => c.id,
+            Event::MessageCreated(m) | Event::MessageStatus(m) => m.id.as_uuid(),
+            Event::ConversationUpdated(c) => c.id.as_uuid(),
         }
     }
 
@@ -70,13 +70,15 @@ pub type Frame = Arc<str>;
 mod tests {
     use super::Event;
     use crate::messaging::{ConversationView, MessageView};
+    use palisade_domain::{
+        ConnectionId, ContactId, ConversationId, ConversationStatus, MediaStatus, MessageId,
+        MessageStatus, TenantId, UserId,
+    };
     use palisade_store::conversations::Conversation;
     use palisade_store::media::MessageMedia;
     use palisade_store::messages::Message;
     use serde_json::{json, Value};
-    use sqlx::types::Json;
     use time::OffsetDateTime;
-    use uuid::Uuid;
 
     /// The frame a socket receives for `event`, parsed: its `data` must be what the REST
     /// API returns for the object (the route's body is the same view type).
@@ -98,22 +100,22 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         for (optional, error) in [(true, Some(json!([{"code": 131026}]))), (false, None)] {
             let m = Message {
-                id: Uuid::now_v7(),
-                tenant_id: Uuid::now_v7(),
-                conversation_id: Uuid::now_v7(),
-                connection_id: Uuid::now_v7(),
+                id: MessageId::new(),
+                tenant_id: TenantId::new(),
+                conversation_id: ConversationId::new(),
+                connection_id: ConnectionId::new(),
                 wamid: optional.then(|| "wamid.abc".to_owned()),
                 direction: "outbound".into(),
                 kind: "text".into(),
-                body: Json(json!({"type": "text", "text": {"body": "hello"}})),
+                body: json!({"type": "text", "text": {"body": "hello"}}),
                 text: optional.then(|| "hello".to_owned()),
-                status: "failed".into(),
-                error: error.clone().map(Json),
+                status: MessageStatus::Failed,
+                error: error.clone(),
                 context_wamid: optional.then(|| "wamid.ctx".to_owned()),
                 sent_at: optional.then_some(now),
                 created_at: now,
                 status_updated_at: now,
-                author_id: optional.then(Uuid::now_v7),
+                author_id: optional.then(UserId::new),
                 media: None,
             };
             let mut m = m;
@@ -126,7 +128,7 @@ mod tests {
                     mime_type: Some("image/jpeg".into()),
                     sha256: Some("aGVsbG8=".into()),
                     filename: None,
-                    status: "stored".into(),
+                    status: MediaStatus::Stored,
                     size_bytes: Some(5),
                     content_sha256: Some("2cf24dba".into()),
                     storage_key: Some("0123456789abcdef0123456789abcdef".into()),
@@ -169,17 +171,17 @@ mod tests {
             }
             assert_eq!(keys(&rest), expected, "media only on media messages");
             let c = Conversation {
-                id: Uuid::now_v7(),
-                tenant_id: Uuid::now_v7(),
-                contact_id: Uuid::now_v7(),
-                connection_id: Uuid::now_v7(),
-                status: "open".into(),
+                id: ConversationId::new(),
+                tenant_id: TenantId::new(),
+                contact_id: ContactId::new(),
+                connection_id: ConnectionId::new(),
+                status: ConversationStatus::Open,
                 last_message_at: now,
                 last_inbound_at: optional.then_some(now),
                 created_at: now,
                 updated_at: now,
-                assignee_id: optional.then(Uuid::now_v7),
-                labels: Json(vec!["vip".into()]),
+                assignee_id: optional.then(UserId::new),
+                labels: vec!["vip".into()],
                 contact_phone: "+447700900123".into(),
                 contact_name: optional.then(|| "Ana".to_owned()),
             };

@@ -4,7 +4,7 @@
 
 use super::events::{Event, Frame};
 use crate::auth::Principal;
-use palisade_domain::{TenantId, UserId};
+use palisade_domain::{ApiKeyId, TenantId, UserId};
 use palisade_store::NOTIFY_MAX_BYTES;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -48,7 +48,7 @@ pub struct Hub {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SocketOwner {
     User(UserId),
-    ApiKey(Uuid),
+    ApiKey(ApiKeyId),
 }
 
 impl SocketOwner {
@@ -338,24 +338,24 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use palisade_domain::{ConnectionId, ConversationId, MessageId, MessageStatus};
     use palisade_store::messages::Message;
     use serde_json::json;
-    use sqlx::types::Json;
     use time::OffsetDateTime;
 
     fn message(tenant: TenantId) -> Message {
         let now = OffsetDateTime::now_utc();
         Message {
-            id: Uuid::now_v7(),
-            tenant_id: tenant.as_uuid(),
-            conversation_id: Uuid::now_v7(),
-            connection_id: Uuid::now_v7(),
+            id: MessageId::new(),
+            tenant_id: tenant,
+            conversation_id: ConversationId::new(),
+            connection_id: ConnectionId::new(),
             wamid: Some("wamid.x".into()),
             direction: "inbound".into(),
             kind: "text".into(),
-            body: Json(json!({"type": "text", "text": {"body": "hi"}})),
+            body: json!({"type": "text", "text": {"body": "hi"}}),
             text: Some("hi".into()),
-            status: "received".into(),
+            status: MessageStatus::Received,
             error: None,
             context_wamid: None,
             sent_at: Some(now),
@@ -394,7 +394,7 @@ mod tests {
         let hub = Arc::new(Hub::new(false).with_max_sockets_per_owner(2));
         let (a, b) = (
             SocketOwner::User(UserId::new()),
-            SocketOwner::ApiKey(Uuid::now_v7()),
+            SocketOwner::ApiKey(ApiKeyId::new()),
         );
         let first = hub.open_socket(a).unwrap();
         let _second = hub.open_socket(a).unwrap();

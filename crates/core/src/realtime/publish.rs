@@ -4,11 +4,10 @@
 
 use super::events::Event;
 use crate::Services;
-use palisade_domain::TenantId;
+use palisade_domain::{ConnectionId, ConversationId, MessageId, TenantId};
 use palisade_store::messages::Message;
 use palisade_store::realtime as rows;
 use palisade_store::{SystemScope, TenantScope, Tx};
-use uuid::Uuid;
 
 /// The events of processed inbound webhooks, in their transaction: each stored message (its
 /// row as the insert returned it), each conversation it opened or moved, each message whose
@@ -17,7 +16,7 @@ pub async fn inbound_events(
     s: &Services,
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     mut created: Vec<Message>,
     statuses: &[(String, String)],
 ) -> palisade_store::Result<Vec<Event>> {
@@ -29,7 +28,8 @@ pub async fn inbound_events(
         // As stored by this transaction; their media rows do not exist yet (they are queued
         // after the messages), as a read here would show.
         created.sort_unstable_by_key(|m| m.id);
-        let mut conversations: Vec<Uuid> = created.iter().map(|m| m.conversation_id).collect();
+        let mut conversations: Vec<ConversationId> =
+            created.iter().map(|m| m.conversation_id).collect();
         conversations.sort_unstable();
         conversations.dedup();
         events.extend(created.into_iter().map(Event::MessageCreated));
@@ -58,7 +58,7 @@ pub async fn sender_events(
     s: &Services,
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
-    message_ids: &[Uuid],
+    message_ids: &[MessageId],
 ) -> palisade_store::Result<Vec<Event>> {
     if message_ids.is_empty() || !s.realtime.wants(tenant) {
         return Ok(Vec::new());

@@ -18,7 +18,7 @@ use crate::audit::AuditEntryExt;
 use crate::auth::passwords::check_policy;
 use crate::auth::sessions::{hash_error, revoke_sessions, user_audit_json};
 use crate::auth::{cache, lockout, tokens, Principal, RequestMeta};
-use crate::error::code;
+use crate::error::{code, FieldErrors};
 use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{
     EmailAddress, EventType, FieldError, InviteId, PasswordContext, Permission, PersonName, Role,
@@ -94,6 +94,21 @@ pub async fn get(s: &Services, p: &Principal, id: UserId) -> AppResult<User> {
     visible_user(&mut tx, p, id).await
 }
 
+/// Inserts a new account; an email already in use is `409 email_taken`, saying `taken`.
+pub(crate) async fn insert_new<S: palisade_store::Scope>(
+    tx: &mut Tx<S>,
+    user: &User,
+    taken: &str,
+) -> AppResult<()> {
+    users::insert(tx, user).await.map_err(|e| {
+        if e.is_unique_violation_on("users", "email") {
+            AppError::conflict(code::EMAIL_TAKEN, taken)
+        } else {
+            e.into()
+        }
+    })
+}
+
 pub async fn create(
     s: &Services,
     p: &Principal,
@@ -102,16 +117,10 @@ pub async fn create(
 ) -> AppResult<CreatedUser> {
     p.require(Permission::UsersManage)?;
     let scope = p.tenant_scope()?;
-    let mut errors = Vec::new();
-    let email = EmailAddress::parse("email", input.email)
-        .map_err(|e| errors.push(e))
-        .ok();
-    let name = PersonName::parse("name", input.name)
-        .map_err(|e| errors.push(e))
-        .ok();
-    let role = parse_tenant_role("role", input.role)
-        .map_err(|e| errors.push(e))
-        .ok();
+    let mut errors = FieldErrors::new();
+    let email = errors.check(EmailAddress::parse("email", input.email));
+    let name = errors.check(PersonName::parse("name", input.name));
+    let role = errors.check(parse_tenant_role("role", input.role));
     let (Some(email), Some(name), Some(role)) = (email, name, role) else {
         return Err(AppError::validation(errors));
     };
@@ -155,16 +164,7 @@ pub async fn create(
         deleted_by: None,
         email_verified_at: None,
     };
-    users::insert(uow.tx(), &user).await.map_err(|e| {
-        if e.is_unique_violation_on("users", "email") {
-            AppError::Conflict {
-                code: code::EMAIL_TAKEN,
-                message: "a user with this email already exists".into(),
-            }
-        } else {
-            e.into()
-        }
-    })?;
+    insert_new(uow.tx(), &user, "a user with this email already exists").await?;
     let (invite_token, invite_expires_at) = if user.password_hash.is_none() {
         let token = tokens::new_secret(tokens::INVITE_PREFIX);
         let ttl =
@@ -253,24 +253,10 @@ pub async fn update(
     changes: UserChanges<'_>,
 ) -> AppResult<User> {
     p.require(Permission::UsersManage)?;
-    let mut errors = Vec::new();
-    let name = changes
-        .name
-        .map(|n| PersonName::parse("name", n))
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
-    let role = changes
-        .role
-        .map(|r| parse_tenant_role("role", r))
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    let mut errors = FieldErrors::new();
+    let name = errors.check_some(changes.name, |n| PersonName::parse("name", n));
+    let role = errors.check_some(changes.role, |r| parse_tenant_role("role", r));
+    errors.finish()?;
     let (mut uow, before) = begin_on_user(s, p, meta, id).await?;
     let now = uow.now();
     if before.deleted_at.is_some() {

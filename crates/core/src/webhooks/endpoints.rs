@@ -5,20 +5,20 @@
 //! delivery worker, which runs under a system scope and shares only the store and the signing
 //! keys.
 
-use super::events::{event_payload, parse_events, require_event_access};
+use super::events::{event_payload, parse_events, queue_delivery, require_event_access};
 use super::signing::{aad, new_signing_key, SignatureAlgorithm};
 use super::targets::{is_allowlisted, parse_url};
 use super::view::{DeliveryView, WebhookView};
 use crate::audit::AuditEntryExt;
 use crate::auth::{Principal, RequestMeta};
-use crate::error::code;
+use crate::error::{code, FieldErrors};
 use crate::notifications::{self, NewNotification};
 use crate::safe_http;
 use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::rfc3339;
 use palisade_domain::{DeliveryId, EventType, FieldError, Permission, UserId, WebhookId};
-use palisade_store::webhooks::{self as store, Webhook, WebhookStatus};
-use palisade_store::TenantScope;
+use palisade_store::webhooks::{self as store, Delivery, Webhook, WebhookStatus};
+use palisade_store::{TenantScope, Tx};
 use serde_json::{json, Value};
 use time::Duration;
 
@@ -100,17 +100,11 @@ pub async fn create(
 ) -> AppResult<(WebhookView, String)> {
     p.require(Permission::WebhooksManage)?;
     let scope = p.tenant_scope()?;
-    let mut errors = Vec::new();
-    let target = parse_url(s, &input.url).map_err(|e| errors.push(e)).ok();
-    let events = parse_events(&input.events).map_err(|e| errors.push(e)).ok();
-    let description = input
-        .description
-        .as_deref()
-        .map(parse_description)
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten()
+    let mut errors = FieldErrors::new();
+    let target = errors.check(parse_url(s, &input.url));
+    let events = errors.check(parse_events(&input.events));
+    let description = errors
+        .check_some(input.description.as_deref(), parse_description)
         .flatten();
     let algorithm = match input.signature_algorithm.as_deref() {
         None => Some(SignatureAlgorithm::HmacSha256),
@@ -125,9 +119,7 @@ pub async fn create(
     let (Some(target), Some(events), Some(algorithm)) = (target, events, algorithm) else {
         return Err(AppError::validation(errors));
     };
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    errors.finish()?;
     require_event_access(p, &events)?;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
     let now = uow.now();
@@ -196,12 +188,8 @@ pub async fn list(s: &Services, p: &Principal) -> AppResult<Vec<WebhookView>> {
 
 pub async fn get(s: &Services, p: &Principal, id: WebhookId) -> AppResult<WebhookView> {
     p.require(Permission::WebhooksRead)?;
-    let scope = p.tenant_scope()?;
-    let mut tx = s.store.begin_read(scope).await?;
-    store::find(&mut tx, scope.tenant_id(), id)
-        .await?
-        .map(|w| (&w).into())
-        .ok_or(AppError::NotFound("webhook"))
+    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
+    Ok((&found(&mut tx, id).await?).into())
 }
 
 pub async fn update(
@@ -213,31 +201,10 @@ pub async fn update(
 ) -> AppResult<WebhookView> {
     p.require(Permission::WebhooksManage)?;
     let scope = p.tenant_scope()?;
-    let mut errors = Vec::new();
-    let target = changes
-        .url
-        .as_deref()
-        .map(|u| parse_url(s, u))
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
-    let events = changes
-        .events
-        .as_deref()
-        .map(parse_events)
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
-    let description = changes
-        .description
-        .as_deref()
-        .map(parse_description)
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
+    let mut errors = FieldErrors::new();
+    let target = errors.check_some(changes.url.as_deref(), |u| parse_url(s, u));
+    let events = errors.check_some(changes.events.as_deref(), parse_events);
+    let description = errors.check_some(changes.description.as_deref(), parse_description);
     let status = match changes.status.as_deref() {
         None => None,
         Some("active") => Some(WebhookStatus::Active),
@@ -250,14 +217,10 @@ pub async fn update(
             None
         }
     };
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    errors.finish()?;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
     let now = uow.now();
-    let before = store::find_for_update(uow.tx(), scope.tenant_id(), id)
-        .await?
-        .ok_or(AppError::NotFound("webhook"))?;
+    let before = found_for_update(uow.tx(), id).await?;
     let mut after = before.clone();
     if let Some(e) = events {
         after.events = e;
@@ -318,11 +281,8 @@ pub async fn delete(
     id: WebhookId,
 ) -> AppResult<()> {
     p.require(Permission::WebhooksManage)?;
-    let scope = p.tenant_scope()?;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
-    let before = store::find(uow.tx(), scope.tenant_id(), id)
-        .await?
-        .ok_or(AppError::NotFound("webhook"))?;
+    let before = found(uow.tx(), id).await?;
     store::delete(uow.tx(), id).await?;
     let entry = uow
         .entry("webhook.deleted")
@@ -340,21 +300,15 @@ pub async fn approve(
     id: WebhookId,
 ) -> AppResult<WebhookView> {
     p.require(Permission::WebhooksApprove)?;
-    let scope = p.tenant_scope()?;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
     let now = uow.now();
-    let before = store::find_for_update(uow.tx(), scope.tenant_id(), id)
-        .await?
-        .ok_or(AppError::NotFound("webhook"))?;
-    if before.status != WebhookStatus::PendingApproval {
-        return Err(AppError::conflict(
-            code::NOT_PENDING_APPROVAL,
-            format!(
-                "this webhook is {}, not pending approval",
-                before.status.as_str()
-            ),
-        ));
-    }
+    let before = found_for_update(uow.tx(), id).await?;
+    require_status(
+        &before,
+        WebhookStatus::PendingApproval,
+        code::NOT_PENDING_APPROVAL,
+        ", not pending approval",
+    )?;
     let mut after = before.clone();
     after.status = WebhookStatus::Active;
     after.approved_by = Some(p.user_id);
@@ -406,9 +360,7 @@ pub async fn rotate_secret(
     let expire_previous_now = expire_previous_now || overlap == Duration::ZERO;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
     let now = uow.now();
-    let before = store::find_for_update(uow.tx(), scope.tenant_id(), id)
-        .await?
-        .ok_or(AppError::NotFound("webhook"))?;
+    let before = found_for_update(uow.tx(), id).await?;
     require_event_access(p, &before.events)?;
     let algorithm = SignatureAlgorithm::parse(&before.signature_algorithm)
         .ok_or_else(|| anyhow::anyhow!("unknown signature algorithm"))?;
@@ -452,44 +404,27 @@ pub async fn send_test(
     let scope = p.tenant_scope()?;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
     let now = uow.now();
-    let w = store::find(uow.tx(), scope.tenant_id(), id)
-        .await?
-        .ok_or(AppError::NotFound("webhook"))?;
-    if w.status != WebhookStatus::Active {
-        return Err(AppError::conflict(
-            code::WEBHOOK_NOT_ACTIVE,
-            format!(
-                "this webhook is {}; only active webhooks receive events",
-                w.status.as_str()
-            ),
-        ));
-    }
+    let w = found(uow.tx(), id).await?;
+    require_status(
+        &w,
+        WebhookStatus::Active,
+        code::WEBHOOK_NOT_ACTIVE,
+        "; only active webhooks receive events",
+    )?;
     // To this endpoint only, whatever it subscribes to: not `uow.emit`, which fans out.
     let event = EventType::WebhookTest;
     let payload = event_payload(
-        event.as_str(),
+        event,
         json!({ "webhook_id": id, "message": "This is a test event from Palisade." }),
         now,
     );
-    let delivery_id = DeliveryId::new();
-    store::insert_delivery(
-        uow.tx(),
-        scope.tenant_id(),
-        id,
-        delivery_id,
-        event.as_str(),
-        &payload,
-        now,
-    )
-    .await?;
+    let delivery_id = queue_delivery(uow.tx(), scope.tenant_id(), id, event, &payload, now).await?;
     let entry = uow
         .entry("webhook.test_sent")
         .target("webhook", id.as_uuid())
         .metadata(json!({ "delivery_id": delivery_id }));
     uow.audit(entry).await?;
-    let d = store::find_delivery(uow.tx(), scope.tenant_id(), id, delivery_id)
-        .await?
-        .ok_or(AppError::NotFound("delivery"))?;
+    let d = delivery_found(uow.tx(), id, delivery_id).await?;
     uow.commit().await?;
     Ok((&d).into())
 }
@@ -503,9 +438,7 @@ pub async fn list_deliveries(
     p.require(Permission::WebhooksRead)?;
     let scope = p.tenant_scope()?;
     let mut tx = s.store.begin_read(scope).await?;
-    let w = store::find(&mut tx, scope.tenant_id(), id)
-        .await?
-        .ok_or(AppError::NotFound("webhook"))?;
+    let w = found(&mut tx, id).await?;
     // Deliveries carry the events' data.
     require_event_access(p, &w.events)?;
     let list = store::list_deliveries(&mut tx, id, limit.unwrap_or(100).clamp(1, 500)).await?;
@@ -521,25 +454,64 @@ pub async fn retry_delivery(
     delivery_id: DeliveryId,
 ) -> AppResult<DeliveryView> {
     p.require(Permission::WebhooksManage)?;
-    let scope = p.tenant_scope()?;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
     let now = uow.now();
-    let w = store::find(uow.tx(), scope.tenant_id(), id)
-        .await?
-        .ok_or(AppError::NotFound("webhook"))?;
+    let w = found(uow.tx(), id).await?;
     require_event_access(p, &w.events)?;
-    store::find_delivery(uow.tx(), scope.tenant_id(), id, delivery_id)
-        .await?
-        .ok_or(AppError::NotFound("delivery"))?;
+    delivery_found(uow.tx(), id, delivery_id).await?;
     store::requeue_delivery(uow.tx(), delivery_id, now).await?;
     let entry = uow
         .entry("webhook.delivery_retried")
         .target("webhook", id.as_uuid())
         .metadata(json!({ "delivery_id": delivery_id }));
     uow.audit(entry).await?;
-    let d = store::find_delivery(uow.tx(), scope.tenant_id(), id, delivery_id)
-        .await?
-        .ok_or(AppError::NotFound("delivery"))?;
+    let d = delivery_found(uow.tx(), id, delivery_id).await?;
     uow.commit().await?;
     Ok((&d).into())
+}
+
+/// The endpoint `id` of the transaction's tenant, or `404`.
+async fn found(tx: &mut Tx<TenantScope>, id: WebhookId) -> AppResult<Webhook> {
+    let tenant = tx.scope().tenant_id();
+    store::find(tx, tenant, id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))
+}
+
+/// [`found`], locked until the transaction ends: every read-modify-write of an endpoint reads
+/// it this way (see [`store::find_for_update`]).
+async fn found_for_update(tx: &mut Tx<TenantScope>, id: WebhookId) -> AppResult<Webhook> {
+    let tenant = tx.scope().tenant_id();
+    store::find_for_update(tx, tenant, id)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))
+}
+
+/// The delivery `id` of the endpoint `webhook`, or `404`.
+async fn delivery_found(
+    tx: &mut Tx<TenantScope>,
+    webhook: WebhookId,
+    id: DeliveryId,
+) -> AppResult<Delivery> {
+    let tenant = tx.scope().tenant_id();
+    store::find_delivery(tx, tenant, webhook, id)
+        .await?
+        .ok_or(AppError::NotFound("delivery"))
+}
+
+/// `409 code` unless the endpoint is `wanted`; the message reads "this webhook is {status}"
+/// followed by `why`.
+fn require_status(
+    w: &Webhook,
+    wanted: WebhookStatus,
+    code: &'static str,
+    why: &str,
+) -> AppResult<()> {
+    if w.status == wanted {
+        return Ok(());
+    }
+    Err(AppError::conflict(
+        code,
+        format!("this webhook is {}{why}", w.status.as_str()),
+    ))
 }

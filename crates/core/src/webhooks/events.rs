@@ -8,7 +8,7 @@ use crate::auth::Principal;
 use crate::error::code;
 use crate::{AppError, AppResult};
 use palisade_domain::rfc3339;
-use palisade_domain::{DeliveryId, EventType, FieldError, TenantId};
+use palisade_domain::{DeliveryId, EventType, FieldError, TenantId, WebhookId};
 use palisade_store::webhooks::{self as store, Webhook};
 use palisade_store::{Scope, Tx};
 use serde_json::{json, Value};
@@ -98,63 +98,73 @@ pub(super) fn parse_events(events: &[String]) -> Result<Vec<String>, FieldError>
 }
 
 /// The JSON body of an event, as delivered: `{type, timestamp, data}`.
-pub fn event_payload(event_type: &str, data: Value, now: OffsetDateTime) -> Value {
-    json!({ "type": event_type, "timestamp": rfc3339(now), "data": data })
+pub fn event_payload(event: EventType, data: Value, now: OffsetDateTime) -> Value {
+    json!({ "type": event.as_str(), "timestamp": rfc3339(now), "data": data })
 }
 
-/// Queues `event_type` for every active endpoint of `tenant` subscribed to it, in the caller's
-/// transaction (so it commits or rolls back with the change). Returns how many were queued.
+/// Queues `event` once with each of `data` (in order) for every active endpoint of `tenant`
+/// subscribed to it, in the caller's transaction (so it commits or rolls back with the change).
+/// Returns how many deliveries were queued. Use cases go through
+/// [`UnitOfWork::emit`](crate::UnitOfWork::emit) / [`emit_all`](crate::UnitOfWork::emit_all).
 pub async fn enqueue<S: Scope>(
     tx: &mut Tx<S>,
     tenant: TenantId,
-    event_type: &str,
-    data: Value,
+    event: EventType,
+    data: Vec<Value>,
     now: OffsetDateTime,
 ) -> AppResult<usize> {
-    let hooks = subscribers(tx, tenant, event_type).await?;
-    enqueue_to(tx, tenant, &hooks, event_type, vec![data], now).await
+    let hooks = subscribers(tx, tenant, event).await?;
+    enqueue_to(tx, tenant, &hooks, event, data, now).await
 }
 
-/// The tenant's active endpoints that subscribe to `event_type` (for [`enqueue_to`]: a caller
-/// with many events of one type, or with data that costs a read, asks once).
+/// The tenant's active endpoints that subscribe to `event`.
 pub async fn subscribers<S: Scope>(
     tx: &mut Tx<S>,
     tenant: TenantId,
-    event_type: &str,
+    event: EventType,
 ) -> AppResult<Vec<Webhook>> {
     let mut hooks = store::list_active(tx, tenant).await?;
-    hooks.retain(|w| w.events.iter().any(|e| subscription_matches(e, event_type)));
+    hooks.retain(|w| {
+        w.events
+            .iter()
+            .any(|e| subscription_matches(e, event.as_str()))
+    });
     Ok(hooks)
 }
 
 /// Queues one delivery of each event (`data`, in order) to each of `hooks` (from
 /// [`subscribers`]), in the caller's transaction. Returns the deliveries queued.
-pub async fn enqueue_to<S: Scope>(
+async fn enqueue_to<S: Scope>(
     tx: &mut Tx<S>,
     tenant: TenantId,
     hooks: &[Webhook],
-    event_type: &str,
+    event: EventType,
     data: Vec<Value>,
     now: OffsetDateTime,
 ) -> AppResult<usize> {
     let mut n = 0;
     for data in data {
-        let payload = event_payload(event_type, data, now);
+        let payload = event_payload(event, data, now);
         for w in hooks {
-            store::insert_delivery(
-                tx,
-                tenant,
-                w.id,
-                DeliveryId::new(),
-                event_type,
-                &payload,
-                now,
-            )
-            .await?;
+            queue_delivery(tx, tenant, w.id, event, &payload, now).await?;
             n += 1;
         }
     }
     Ok(n)
+}
+
+/// Queues one delivery of `payload` (from [`event_payload`]) to the endpoint `webhook`.
+pub(super) async fn queue_delivery<S: Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    webhook: WebhookId,
+    event: EventType,
+    payload: &Value,
+    now: OffsetDateTime,
+) -> AppResult<DeliveryId> {
+    let id = DeliveryId::new();
+    store::insert_delivery(tx, tenant, webhook, id, event.as_str(), payload, now).await?;
+    Ok(id)
 }
 
 #[cfg(test)]

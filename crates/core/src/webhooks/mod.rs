@@ -53,7 +53,8 @@ pub use endpoints::{
     approve, create, delete, get, list, list_deliveries, retry_delivery, rotate_secret, send_test,
     update, NewWebhook, WebhookChanges, MAX_ROTATION_OVERLAP, ROTATION_OVERLAP,
 };
-pub use events::{enqueue, enqueue_to, event_payload, subscribers, subscription_matches};
+pub(crate) use events::subscribers;
+pub use events::{enqueue, event_payload, subscription_matches};
 pub use signing::{
     generate_ed25519, generate_secret, secret_bytes, sign, signature_header, SignatureAlgorithm,
     SigningKey, PRIVATE_KEY_PREFIX, PUBLIC_KEY_PREFIX, SECRET_PREFIX,

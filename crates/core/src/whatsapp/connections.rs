@@ -12,7 +12,7 @@ use crate::audit::AuditEntryExt;
 use crate::auth::{tokens, Principal, RequestMeta};
 use crate::error::code;
 use crate::{AppError, AppResult, Services, UnitOfWork};
-use palisade_domain::{rfc3339, ConnectionStatus, FieldError, Permission};
+use palisade_domain::{rfc3339, ConnectionId, ConnectionStatus, FieldError, Permission};
 use palisade_store::whatsapp_connections::{self as store, Connection};
 use palisade_store::SystemScope;
 use serde::Serialize;
@@ -63,13 +63,13 @@ impl ConnectionView {
     /// `c` as the API shows it, with this server's webhook URL for it.
     pub fn of(s: &Services, c: &Connection) -> Self {
         ConnectionView {
-            id: c.id,
+            id: c.id.as_uuid(),
             display_name: c.display_name.clone(),
             phone_number_id: c.phone_number_id.clone(),
             waba_id: c.waba_id.clone(),
             display_phone_number: c.display_phone_number.clone(),
             verified_name: c.verified_name.clone(),
-            status: c.status.clone(),
+            status: c.status.as_str().to_owned(),
             webhook_url: webhook_url(s, c.id),
             created_at: rfc3339(c.created_at),
             disconnected_at: c.disconnected_at.map(rfc3339),
@@ -104,7 +104,7 @@ fn secret(field: &'static str, v: &str, max: usize) -> Result<String, FieldError
 }
 
 /// The callback URL to register in Meta's dashboard.
-pub fn webhook_url(s: &Services, id: Uuid) -> String {
+pub fn webhook_url(s: &Services, id: ConnectionId) -> String {
     format!(
         "{}/webhooks/whatsapp/{id}",
         s.settings.public_url.trim_end_matches('/')
@@ -215,12 +215,12 @@ pub async fn create(
     let previous = store::find_by_phone_number_id(uow.tx(), &phone).await?;
     if previous
         .as_ref()
-        .is_some_and(|c| c.status == ConnectionStatus::Active.as_str())
+        .is_some_and(|c| c.status == ConnectionStatus::Active)
     {
         return Err(already_connected());
     }
     let mut c = Connection {
-        id: previous.as_ref().map_or_else(Uuid::now_v7, |c| c.id),
+        id: previous.as_ref().map_or_else(ConnectionId::new, |c| c.id),
         tenant_id: scope.tenant_id(),
         display_name: name,
         phone_number_id: phone,
@@ -230,7 +230,7 @@ pub async fn create(
         access_token_ciphertext: String::new(),
         app_secret_ciphertext: String::new(),
         verify_token_hash: tokens::secret_hash(&verify_token),
-        status: ConnectionStatus::Active.as_str().into(),
+        status: ConnectionStatus::Active,
         created_by: previous.as_ref().map_or(p.user_id, |c| c.created_by),
         created_at: previous.as_ref().map_or(now, |c| c.created_at),
         updated_at: now,
@@ -253,7 +253,7 @@ pub async fn create(
         Some(old) => (
             "whatsapp_connection.reconnected",
             Some(serde_json::json!({
-                "display_name": old.display_name, "waba_id": old.waba_id, "status": old.status,
+                "display_name": old.display_name, "waba_id": old.waba_id, "status": old.status.as_str(),
             })),
         ),
     };
@@ -294,7 +294,7 @@ pub async fn update(
     s: &Services,
     p: &Principal,
     meta: &RequestMeta,
-    id: Uuid,
+    id: ConnectionId,
     changes: ConnectionChanges,
 ) -> AppResult<Connection> {
     p.require(Permission::WhatsAppConnectionsManage)?;
@@ -412,7 +412,7 @@ pub async fn disconnect(
     s: &Services,
     p: &Principal,
     meta: &RequestMeta,
-    id: Uuid,
+    id: ConnectionId,
 ) -> AppResult<Connection> {
     p.require(Permission::WhatsAppConnectionsManage)?;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
@@ -420,7 +420,7 @@ pub async fn disconnect(
     let mut c = store::find(uow.tx(), id)
         .await?
         .ok_or(AppError::NotFound("WhatsApp connection"))?;
-    let disconnected = ConnectionStatus::Disconnected.as_str();
+    let disconnected = ConnectionStatus::Disconnected;
     if c.status == disconnected {
         return Err(AppError::conflict(
             code::ALREADY_DISCONNECTED,
@@ -435,13 +435,18 @@ pub async fn disconnect(
     .await?;
     uow.after_commit(move |s| s.inbound.forget(id));
     uow.commit().await?;
-    c.status = disconnected.into();
+    c.status = disconnected;
     c.disconnected_at = Some(now);
     c.updated_at = now;
     Ok(c)
 }
 
-pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -> AppResult<()> {
+pub async fn delete(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: ConnectionId,
+) -> AppResult<()> {
     p.require(Permission::WhatsAppConnectionsManage)?;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
     let c = store::find(uow.tx(), id)
@@ -472,7 +477,7 @@ pub async fn delete(s: &Services, p: &Principal, meta: &RequestMeta, id: Uuid) -
 /// connection's. Any other request (unknown connection included) gets the same refusal.
 pub async fn verify_subscription(
     s: &Services,
-    id: Uuid,
+    id: ConnectionId,
     mode: Option<&str>,
     token: Option<&str>,
     challenge: Option<&str>,
@@ -493,7 +498,7 @@ pub async fn verify_subscription(
         .await?;
     let c = store::find_any(&mut tx, id)
         .await?
-        .filter(|c| c.status == ConnectionStatus::Active.as_str())
+        .filter(|c| c.status == ConnectionStatus::Active)
         .ok_or_else(refuse)?;
     let presented = tokens::secret_hash(token);
     if bool::from(presented.ct_eq(&c.verify_token_hash)) {

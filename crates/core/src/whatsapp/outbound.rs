@@ -22,7 +22,7 @@ use super::graph::GraphError;
 use crate::error::code;
 use crate::worker::Next;
 use crate::{AppResult, Services, SystemActor, UnitOfWork};
-use palisade_domain::{ConnectionStatus, TenantId};
+use palisade_domain::ConnectionStatus;
 use palisade_store::send_queue::{self as store, QueuedSend};
 use palisade_store::whatsapp_connections as connections;
 use palisade_store::SystemScope;
@@ -85,7 +85,7 @@ enum Outcome {
 }
 
 async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
-    let tenant = TenantId::from_uuid(q.tenant_id);
+    let tenant = q.tenant_id;
     let mut tx = s
         .store
         .begin_read(SystemScope::new("whatsapp.outbound.send"))
@@ -103,13 +103,11 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
             "connection_missing",
             "the WhatsApp connection no longer exists",
         )),
-        (Some(_), Some(c)) if c.status != ConnectionStatus::Active.as_str() => {
-            Outcome::Failed(error(
-                0,
-                code::CONNECTION_DISCONNECTED,
-                "the WhatsApp connection was disconnected before the message could be sent",
-            ))
-        }
+        (Some(_), Some(c)) if c.status != ConnectionStatus::Active => Outcome::Failed(error(
+            0,
+            code::CONNECTION_DISCONNECTED,
+            "the WhatsApp connection was disconnected before the message could be sent",
+        )),
         (Some((m, to)), Some(c)) => {
             let token = s
                 .keys
@@ -118,7 +116,7 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
                 .map_err(|e| anyhow::anyhow!("access token of connection {}: {e:?}", c.id))?;
             let token = String::from_utf8(token)
                 .map_err(|_| anyhow::anyhow!("access token of connection {} is not UTF-8", c.id))?;
-            let mut body = m.body.0.clone();
+            let mut body = m.body.clone();
             if let Some(o) = body.as_object_mut() {
                 o.insert("messaging_product".into(), json!("whatsapp"));
                 o.insert("recipient_type".into(), json!("individual"));

@@ -27,13 +27,12 @@ use crate::audit::AuditEntryExt;
 use crate::auth::RequestMeta;
 use crate::worker::Next;
 use crate::{AppResult, Services, UnitOfWork};
-use palisade_domain::TenantId;
+use palisade_domain::{ConnectionId, TenantId};
 use palisade_store::SystemScope;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 /// The audit action of a minute's refusals (the name of the per-request record it replaced).
 pub const ACTION: &str = "whatsapp.webhook.signature_invalid";
@@ -45,7 +44,7 @@ pub const MAX_UNWRITTEN: usize = 10_000;
 /// One refusal, as the webhook route saw it.
 pub struct Refusal<'a> {
     pub meta: &'a RequestMeta,
-    pub connection_id: Uuid,
+    pub connection_id: ConnectionId,
     pub tenant_id: TenantId,
     pub reason: &'static str,
     pub body_bytes: usize,
@@ -56,7 +55,7 @@ pub struct Refusal<'a> {
 /// A connection's refusals in one minute.
 #[derive(Debug, Clone)]
 struct Window {
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     tenant_id: TenantId,
     minute: i64,
     first: RequestMeta,
@@ -138,7 +137,7 @@ pub struct RefusalLog {
 #[derive(Default)]
 struct State {
     /// The minute being counted, per connection.
-    open: HashMap<Uuid, Window>,
+    open: HashMap<ConnectionId, Window>,
     /// Finished minutes not written yet.
     finished: Vec<Window>,
 }
@@ -177,7 +176,7 @@ impl RefusalLog {
         let minute = minute_of(now);
         let mut state = self.state();
         let mut due = std::mem::take(&mut state.finished);
-        let ended: Vec<Uuid> = state
+        let ended: Vec<ConnectionId> = state
             .open
             .iter()
             .filter(|(_, w)| all || w.minute < minute)
@@ -285,11 +284,11 @@ async fn write(s: &Services, w: &Window) -> AppResult<()> {
 mod tests {
     use super::*;
 
-    fn refusal<'a>(meta: &'a RequestMeta, conn: Uuid, reason: &'static str) -> Refusal<'a> {
+    fn refusal<'a>(meta: &'a RequestMeta, conn: ConnectionId, reason: &'static str) -> Refusal<'a> {
         Refusal {
             meta,
             connection_id: conn,
-            tenant_id: TenantId::from_uuid(Uuid::now_v7()),
+            tenant_id: TenantId::new(),
             reason,
             body_bytes: 10,
             rate_limited: false,
@@ -299,7 +298,7 @@ mod tests {
     #[test]
     fn a_minute_of_refusals_is_one_window_with_its_counts() {
         let log = RefusalLog::default();
-        let conn = Uuid::now_v7();
+        let conn = ConnectionId::new();
         let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(); // a minute start
         let mut meta = RequestMeta::default();
         for i in 0..(MAX_ADDRESSES as u8 + 4) {
@@ -347,7 +346,10 @@ mod tests {
         let log = RefusalLog::default();
         let meta = RequestMeta::default();
         let now = OffsetDateTime::now_utc();
-        log.note(&refusal(&meta, Uuid::now_v7(), "signature_invalid"), now);
+        log.note(
+            &refusal(&meta, ConnectionId::new(), "signature_invalid"),
+            now,
+        );
         let due = log.take_due(now, true);
         assert_eq!(due.len(), 1);
         for w in due {

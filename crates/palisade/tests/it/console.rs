@@ -518,6 +518,14 @@ async fn registration_through_the_console_signs_the_owner_in(db: Db) {
         )
         .await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.text);
+    assert_eq!(
+        ok.location(),
+        "/verify-email",
+        "the mailed code is the next step"
+    );
+    let verify = b.get("/verify-email").await;
+    assert!(verify.text.contains("Verification code"));
+    assert!(verify.text.contains("Skip for now"), "optional by default");
     let inbox = b.get("/inbox").await;
     assert_eq!(inbox.status, StatusCode::OK);
     assert!(inbox.text.contains("No conversations yet"));

@@ -560,10 +560,8 @@ async fn declared_enums_and_ranges_are_what_the_server_accepts(db: Db) {
     // API key scopes: every scope and group the server knows, and no other.
     let op = operation(&doc, "post", "/api/v1/api-keys");
     let scopes = enum_values(body_field(&doc, op, "scopes"));
-    let mut known: Vec<String> = palisade_domain::ApiScope::ALL
-        .iter()
+    let mut known: Vec<String> = palisade_domain::Scope::all()
         .map(|s| s.as_str().to_owned())
-        .chain(["read_only".to_owned(), "full_access".to_owned()])
         .collect();
     known.sort();
     let mut declared = scopes.clone();

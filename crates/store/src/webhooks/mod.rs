@@ -17,7 +17,7 @@ pub use deliveries::{
     record_attempt, requeue_delivery, Attempt, Delivery, DeliveryStatus,
 };
 
-use crate::{Backend, Query, Result, Scope, StoreError, SystemScope, TenantScope, Tx};
+use crate::{Query, Result, Scope, StoreError, SystemScope, TenantScope, Tx};
 use palisade_domain::{TenantId, UserId, WebhookId};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -195,17 +195,7 @@ pub async fn find<S: Scope>(
     tenant: TenantId,
     id: WebhookId,
 ) -> Result<Option<Webhook>> {
-    check_tenant(tx, tenant)?;
-    tx.fetch_optional::<WebhookRow>(
-        Query::new(format!(
-            "SELECT {COLUMNS} FROM webhooks WHERE id = $1 AND tenant_id = $2"
-        ))
-        .bind(id)
-        .bind(tenant),
-    )
-    .await?
-    .map(Webhook::try_from)
-    .transpose()
+    select_one(tx, tenant, id, "").await
 }
 
 /// [`find`], locking the row until the transaction ends: for every read-modify-write of an
@@ -219,11 +209,17 @@ pub async fn find_for_update<S: Scope>(
     tenant: TenantId,
     id: WebhookId,
 ) -> Result<Option<Webhook>> {
+    let lock = tx.row_lock();
+    select_one(tx, tenant, id, lock).await
+}
+
+async fn select_one<S: Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    id: WebhookId,
+    lock: &str,
+) -> Result<Option<Webhook>> {
     check_tenant(tx, tenant)?;
-    let lock = match tx.backend() {
-        Backend::Postgres => "FOR UPDATE",
-        Backend::Sqlite => "",
-    };
     tx.fetch_optional::<WebhookRow>(
         Query::new(format!(
             "SELECT {COLUMNS} FROM webhooks WHERE id = $1 AND tenant_id = $2 {lock}"

@@ -15,7 +15,7 @@ async fn an_api_key_is_found_by_its_hash_and_revoked(db: Db) {
         tenant_id: tenant,
         name: "CI".into(),
         prefix: "pk_live_ab".into(),
-        scopes: vec!["contacts:read".into()],
+        scopes: vec![palisade_domain::Scope::ContactsRead],
         allowed_ips: Some(vec!["192.0.2.0/24".into()]),
         expires_at: None,
         created_by: admin.id,

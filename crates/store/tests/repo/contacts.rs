@@ -5,8 +5,8 @@
 
 use crate::harness::{count, now, scope, Db, Fixture, TestStore};
 use palisade_domain::{
-    Consent, Contact, ContactId, CustomAttributes, EmailAddress, KeywordConsent, OptOutSource,
-    PersonName, PhoneNumber, Tags, TenantId,
+    Consent, Contact, ContactId, CustomAttributes, EmailAddress, KeywordConsent, MessageId,
+    MessageStatus, OptOutSource, PersonName, PhoneNumber, Tags, TenantId,
 };
 use palisade_store::contacts::{self, ContactFilter, Sender};
 use palisade_store::conversations;
@@ -14,7 +14,6 @@ use palisade_store::messages::{self, NewMessage};
 use palisade_store::send_queue::{self, NewOutbound};
 use palisade_store::StoreError;
 use time::Duration;
-use uuid::Uuid;
 
 both!(
     a_taken_phone_is_a_unique_violation,
@@ -222,7 +221,7 @@ async fn the_list_filters_and_pages(db: Db) {
 
 fn message(f: &Fixture, wamid: &str) -> NewMessage {
     NewMessage {
-        id: Uuid::now_v7(),
+        id: MessageId::new(),
         tenant_id: f.tenant,
         conversation_id: f.conversation,
         connection_id: f.connection,
@@ -231,7 +230,7 @@ fn message(f: &Fixture, wamid: &str) -> NewMessage {
         kind: "text".into(),
         body: serde_json::json!({ "type": "text", "text": { "body": "STOP" } }),
         text: Some("STOP".into()),
-        status: "received",
+        status: MessageStatus::Received,
         error: None,
         context_wamid: None,
         sent_at: None,
@@ -255,13 +254,13 @@ async fn deleting_a_contact_erases_its_conversations(db: Db) {
     send_queue::insert_outbound(
         &mut tx,
         &NewOutbound {
-            id: Uuid::now_v7(),
+            id: MessageId::new(),
             conversation_id: f.conversation,
             connection_id: f.connection,
             kind: "text".into(),
             body: serde_json::json!({ "type": "text", "text": { "body": "bye" } }),
             text: Some("bye".into()),
-            author_id: Some(f.admin.id.as_uuid()),
+            author_id: Some(f.admin.id),
             created_at: now() + Duration::minutes(1),
         },
     )
@@ -270,15 +269,13 @@ async fn deleting_a_contact_erases_its_conversations(db: Db) {
     tx.commit().await.unwrap();
 
     let mut tx = t.tenant(f.tenant).await;
-    let erased = contacts::delete(&mut tx, ContactId::from(f.contact))
-        .await
-        .unwrap();
+    let erased = contacts::delete(&mut tx, f.contact).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(
         (erased.conversations, erased.messages, erased.queued_sends),
         (1, 3, 1)
     );
-    assert_eq!(find(&t, f.tenant, ContactId::from(f.contact)).await, None);
+    assert_eq!(find(&t, f.tenant, f.contact).await, None);
     let mut tx = t.store.begin_read(scope(f.tenant)).await.unwrap();
     let gone = conversations::find_conversation(&mut tx, f.conversation)
         .await
@@ -310,7 +307,7 @@ async fn a_keyword_stores_what_the_consent_rules_decide(db: Db) {
                 .await
                 .unwrap()
                 .unwrap();
-            assert_eq!(c.id, ContactId::from(f.contact));
+            assert_eq!(c.id, f.contact);
             let next = c.consent.apply_keyword(keyword, at)?;
             let stored = contacts::write_consent(&mut tx, f.tenant, c.id, next, at)
                 .await

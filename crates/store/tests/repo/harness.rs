@@ -10,7 +10,9 @@
 //! This is the one file of the store's tests that builds [`TenantScope`]s (the scan in
 //! `core::auth` allows it): the scope stands for a credential the auth layer would have verified.
 
-use palisade_domain::{Role, TenantId, UserId};
+use palisade_domain::{
+    ConnectionId, ConnectionStatus, ContactId, ConversationId, Role, TenantId, UserId,
+};
 use palisade_store::contacts::{upsert_contacts, Sender};
 use palisade_store::conversations::touch_conversations;
 use palisade_store::users::User;
@@ -209,9 +211,9 @@ impl TestStore {
     pub async fn new_conversation(
         &self,
         tenant: TenantId,
-        connection: Uuid,
+        connection: ConnectionId,
         phone: &str,
-    ) -> (Uuid, Uuid) {
+    ) -> (ContactId, ConversationId) {
         let mut tx = self.system().await;
         let sender = Sender {
             phone: phone.to_owned(),
@@ -221,7 +223,7 @@ impl TestStore {
         let contacts = upsert_contacts(&mut tx, tenant, &[sender], now())
             .await
             .unwrap();
-        let contact = contacts.ids[phone];
+        let contact = ContactId::from(contacts.ids[phone]);
         let latest = HashMap::from([(contact, now())]);
         let conversations = touch_conversations(&mut tx, tenant, connection, &latest, now())
             .await
@@ -253,10 +255,10 @@ impl TestStore {
 pub struct Fixture {
     pub tenant: TenantId,
     pub admin: User,
-    pub connection: Uuid,
+    pub connection: ConnectionId,
     #[allow(dead_code)]
-    pub contact: Uuid,
-    pub conversation: Uuid,
+    pub contact: ContactId,
+    pub conversation: ConversationId,
 }
 
 /// An admin of `tenant` (not inserted).
@@ -281,7 +283,7 @@ pub fn user(tenant: TenantId, email: &str) -> User {
 /// An active connection (not inserted).
 pub fn connection(tenant: TenantId, by: UserId, phone_number_id: &str) -> Connection {
     Connection {
-        id: Uuid::now_v7(),
+        id: ConnectionId::new(),
         tenant_id: tenant,
         display_name: "Support".into(),
         phone_number_id: phone_number_id.to_owned(),
@@ -291,7 +293,7 @@ pub fn connection(tenant: TenantId, by: UserId, phone_number_id: &str) -> Connec
         access_token_ciphertext: "sealed-token".into(),
         app_secret_ciphertext: "sealed-secret".into(),
         verify_token_hash: vec![7; 32],
-        status: "active".into(),
+        status: ConnectionStatus::Active,
         created_by: by,
         created_at: now(),
         updated_at: now(),

@@ -3,6 +3,7 @@
 //! row-level security hides the rows even from a statement that forgets to.
 
 use crate::harness::{count, now, scope, Db, TestStore};
+use palisade_domain::{ConversationStatus, MessageId};
 use palisade_store::send_queue::{self, NewOutbound};
 use palisade_store::{conversations, messages, whatsapp_connections, Query};
 use uuid::Uuid;
@@ -23,7 +24,7 @@ async fn another_tenants_rows_are_invisible(db: Db) {
     let t = TestStore::new(db).await;
     let f = t.conversation_fixture("6055501").await;
     let reply = NewOutbound {
-        id: Uuid::now_v7(),
+        id: MessageId::new(),
         conversation_id: f.conversation,
         connection_id: f.connection,
         kind: "text".into(),
@@ -68,9 +69,16 @@ async fn another_tenants_rows_are_invisible(db: Db) {
             .await
             .unwrap()
     );
-    conversations::update_conversation(&mut tx, f.conversation, "resolved", None, &[], now())
-        .await
-        .unwrap();
+    conversations::update_conversation(
+        &mut tx,
+        f.conversation,
+        ConversationStatus::Resolved,
+        None,
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
     assert!(!whatsapp_connections::delete(&mut tx, f.connection)
         .await
         .unwrap());
@@ -82,7 +90,8 @@ async fn another_tenants_rows_are_invisible(db: Db) {
         .unwrap()
         .unwrap();
     assert_eq!(
-        c.status, "open",
+        c.status,
+        ConversationStatus::Open,
         "B's update did not reach A's conversation"
     );
     assert!(whatsapp_connections::find(&mut tx, f.connection)

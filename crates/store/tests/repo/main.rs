@@ -77,6 +77,7 @@ mod media;
 mod messages;
 mod notifications;
 mod passkeys;
+mod realtime;
 mod send_queue;
 mod sessions;
 mod tenants;

@@ -2,21 +2,22 @@
 //! and inbound messages reopen the one unresolved conversation rather than starting another.
 
 use crate::harness::{now, scope, Db, Fixture, TestStore};
+use palisade_domain::{ConversationId, ConversationStatus, MessageId, MessageStatus};
 use palisade_store::conversations::{self, ConversationFilter};
 use palisade_store::messages::{self, NewMessage};
 use std::collections::HashMap;
 use time::Duration;
-use uuid::Uuid;
 
 both!(
     a_duplicate_wamid_is_ignored,
     a_status_only_moves_forward,
-    an_unresolved_conversation_is_reused
+    an_unresolved_conversation_is_reused,
+    conversations_are_narrowed_by_status_and_assignee
 );
 
-fn message(f: &Fixture, wamid: &str, direction: &'static str, status: &'static str) -> NewMessage {
+fn message(f: &Fixture, wamid: &str, direction: &'static str, status: MessageStatus) -> NewMessage {
     NewMessage {
-        id: Uuid::now_v7(),
+        id: MessageId::new(),
         tenant_id: f.tenant,
         conversation_id: f.conversation,
         connection_id: f.connection,
@@ -37,13 +38,15 @@ async fn a_duplicate_wamid_is_ignored(db: Db) {
     let t = TestStore::new(db).await;
     let f = t.conversation_fixture("3055501").await;
     let mut tx = t.system().await;
-    let stored =
-        messages::insert_messages(&mut tx, &[message(&f, "wamid.A", "inbound", "received")])
-            .await
-            .unwrap();
+    let stored = messages::insert_messages(
+        &mut tx,
+        &[message(&f, "wamid.A", "inbound", MessageStatus::Received)],
+    )
+    .await
+    .unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].wamid.as_deref(), Some("wamid.A"));
-    assert_eq!(stored[0].status, "received");
+    assert_eq!(stored[0].status, MessageStatus::Received);
     tx.commit().await.unwrap();
 
     // Meta redelivers the webhook: the same wamid (with a new one beside it).
@@ -60,8 +63,8 @@ async fn a_duplicate_wamid_is_ignored(db: Db) {
     let again = messages::insert_messages(
         &mut tx,
         &[
-            message(&f, "wamid.A", "inbound", "received"),
-            message(&f, "wamid.B", "inbound", "received"),
+            message(&f, "wamid.A", "inbound", MessageStatus::Received),
+            message(&f, "wamid.B", "inbound", MessageStatus::Received),
         ],
     )
     .await
@@ -90,7 +93,7 @@ async fn a_duplicate_wamid_is_ignored(db: Db) {
 async fn a_status_only_moves_forward(db: Db) {
     let t = TestStore::new(db).await;
     let f = t.conversation_fixture("3055502").await;
-    let out = message(&f, "wamid.out", "outbound", "sent");
+    let out = message(&f, "wamid.out", "outbound", MessageStatus::Sent);
     let mut tx = t.system().await;
     messages::insert_messages(&mut tx, std::slice::from_ref(&out))
         .await
@@ -128,7 +131,7 @@ async fn a_status_only_moves_forward(db: Db) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(m.status, "read");
+    assert_eq!(m.status, MessageStatus::Read);
     assert_eq!(m.status_updated_at, now() + Duration::seconds(4));
 }
 
@@ -140,7 +143,7 @@ async fn an_unresolved_conversation_is_reused(db: Db) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(c.status, "open");
+    assert_eq!(c.status, ConversationStatus::Open);
     assert_eq!(c.contact_phone, "+15550001111");
     assert_eq!(c.contact_name.as_deref(), Some("Ana"));
     assert_eq!(c.last_inbound_at, Some(now()));
@@ -180,8 +183,8 @@ async fn an_unresolved_conversation_is_reused(db: Db) {
     conversations::update_conversation(
         &mut tx,
         f.conversation,
-        "resolved",
-        Some(f.admin.id.as_uuid()),
+        ConversationStatus::Resolved,
+        Some(f.admin.id),
         &["vip".to_owned()],
         later,
     )
@@ -204,21 +207,24 @@ async fn an_unresolved_conversation_is_reused(db: Db) {
     tx.commit().await.unwrap();
 
     let mut tx = t.store.begin_read(scope(f.tenant)).await.unwrap();
-    let filter = |status: Option<&str>, label: Option<&str>| ConversationFilter {
-        status: status.map(str::to_owned),
+    let filter = |status: Option<ConversationStatus>, label: Option<&str>| ConversationFilter {
+        status,
         label: label.map(str::to_owned),
         limit: 10,
         ..ConversationFilter::default()
     };
-    let resolved = conversations::list_conversations(&mut tx, &filter(Some("resolved"), None))
-        .await
-        .unwrap();
+    let resolved = conversations::list_conversations(
+        &mut tx,
+        &filter(Some(ConversationStatus::Resolved), None),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         resolved.iter().map(|c| c.id).collect::<Vec<_>>(),
         [f.conversation]
     );
-    assert_eq!(resolved[0].labels.0, ["vip"]);
-    assert_eq!(resolved[0].assignee_id, Some(f.admin.id.as_uuid()));
+    assert_eq!(resolved[0].labels, ["vip"]);
+    assert_eq!(resolved[0].assignee_id, Some(f.admin.id));
     let vip = conversations::list_conversations(&mut tx, &filter(None, Some("vip")))
         .await
         .unwrap();
@@ -236,4 +242,80 @@ async fn an_unresolved_conversation_is_reused(db: Db) {
             .await
             .unwrap()
     );
+}
+
+async fn conversations_are_narrowed_by_status_and_assignee(db: Db) {
+    let t = TestStore::new(db).await;
+    let f = t.conversation_fixture("3055504").await;
+    let (_, other) = t
+        .new_conversation(f.tenant, f.connection, "+15550002222")
+        .await;
+    let mut tx = t.tenant(f.tenant).await;
+    conversations::update_conversation(
+        &mut tx,
+        f.conversation,
+        ConversationStatus::Pending,
+        Some(f.admin.id),
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = t.store.begin_read(scope(f.tenant)).await.unwrap();
+    let pending = listed(
+        &mut tx,
+        ConversationFilter {
+            status: Some(ConversationStatus::Pending),
+            ..ConversationFilter::default()
+        },
+    )
+    .await;
+    assert_eq!(pending, [f.conversation]);
+    let open = listed(
+        &mut tx,
+        ConversationFilter {
+            status: Some(ConversationStatus::Open),
+            ..ConversationFilter::default()
+        },
+    )
+    .await;
+    assert_eq!(open, [other]);
+    let mine = listed(
+        &mut tx,
+        ConversationFilter {
+            assignee: Some(f.admin.id),
+            ..ConversationFilter::default()
+        },
+    )
+    .await;
+    assert_eq!(mine, [f.conversation]);
+    let nobody = listed(
+        &mut tx,
+        ConversationFilter {
+            unassigned: true,
+            ..ConversationFilter::default()
+        },
+    )
+    .await;
+    assert_eq!(nobody, [other]);
+}
+
+async fn listed(
+    tx: &mut palisade_store::Tx<palisade_store::TenantScope>,
+    filter: ConversationFilter,
+) -> Vec<ConversationId> {
+    conversations::list_conversations(
+        tx,
+        &ConversationFilter {
+            limit: 10,
+            ..filter
+        },
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|c| c.id)
+    .collect()
 }

@@ -2,30 +2,30 @@
 //! one sender at a time, retried with its attempts counted, and leaves the queue once sent.
 
 use crate::harness::{now, scope, Db, Fixture, TestStore};
+use palisade_domain::{MessageId, MessageStatus};
 use palisade_store::send_queue::{self, NewOutbound};
 use palisade_store::tenants::{self, TenantStatus};
 use palisade_store::{conversations, messages};
 use std::collections::HashSet;
 use time::Duration;
-use uuid::Uuid;
 
 both!(
     a_send_is_claimed_once_and_retried,
     a_suspended_tenants_sends_wait
 );
 
-async fn queue(t: &TestStore, f: &Fixture, n: usize) -> Vec<Uuid> {
+async fn queue(t: &TestStore, f: &Fixture, n: usize) -> Vec<MessageId> {
     let mut tx = t.tenant(f.tenant).await;
     let mut ids = Vec::new();
     for i in 0..n {
         let m = NewOutbound {
-            id: Uuid::now_v7(),
+            id: MessageId::new(),
             conversation_id: f.conversation,
             connection_id: f.connection,
             kind: "text".into(),
             body: serde_json::json!({ "type": "text", "text": { "body": format!("reply {i}") } }),
             text: Some(format!("reply {i}")),
-            author_id: Some(f.admin.id.as_uuid()),
+            author_id: Some(f.admin.id),
             created_at: now() + Duration::minutes(1),
         };
         send_queue::insert_outbound(&mut tx, &m).await.unwrap();
@@ -62,7 +62,7 @@ async fn a_send_is_claimed_once_and_retried(db: Db) {
     let lease = due + Duration::seconds(30);
     let (a, b) = claim_twice!(t, |tx| send_queue::claim_sends(tx, due, lease, 3));
     assert_eq!((a.len(), b.len()), (3, 2));
-    let claimed: HashSet<Uuid> = a.iter().chain(&b).map(|s| s.message_id).collect();
+    let claimed: HashSet<MessageId> = a.iter().chain(&b).map(|s| s.message_id).collect();
     assert_eq!(claimed, ids.iter().copied().collect(), "each send once");
 
     // The recipient is the contact's WhatsApp id.
@@ -98,7 +98,7 @@ async fn a_send_is_claimed_once_and_retried(db: Db) {
     let retried = send_queue::claim_sends(&mut tx, lease, lease + Duration::minutes(1), 10)
         .await
         .unwrap();
-    let by_id: Vec<(Uuid, i64)> = retried.iter().map(|s| (s.message_id, s.attempts)).collect();
+    let by_id: Vec<(MessageId, i64)> = retried.iter().map(|s| (s.message_id, s.attempts)).collect();
     assert!(by_id.contains(&(ids[0], 1)), "{by_id:?}");
     assert!(
         by_id.iter().all(|(id, _)| *id != ids[1] && *id != ids[2]),
@@ -112,15 +112,15 @@ async fn a_send_is_claimed_once_and_retried(db: Db) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(sent.status, "sent");
+    assert_eq!(sent.status, MessageStatus::Sent);
     assert_eq!(sent.wamid.as_deref(), Some("wamid.sent"));
     assert_eq!(sent.sent_at, Some(due));
     let failed = messages::find_message(&mut tx, ids[2])
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(failed.status, "failed");
-    assert_eq!(failed.error.unwrap().0["code"], 131026);
+    assert_eq!(failed.status, MessageStatus::Failed);
+    assert_eq!(failed.error.unwrap()["code"], 131026);
 }
 
 async fn a_suspended_tenants_sends_wait(db: Db) {
@@ -139,7 +139,7 @@ async fn a_suspended_tenants_sends_wait(db: Db) {
     tenants::set_status(&mut tx, f.tenant, TenantStatus::Active, None, now())
         .await
         .unwrap();
-    let mut claimed: Vec<(Uuid, i64)> = send_queue::claim_sends(&mut tx, due, due, 10)
+    let mut claimed: Vec<(MessageId, i64)> = send_queue::claim_sends(&mut tx, due, due, 10)
         .await
         .unwrap()
         .iter()

@@ -2,9 +2,13 @@
 //! another tenant may connect it.
 
 use crate::harness::{connection, now, scope, Db, TestStore};
+use palisade_domain::ConnectionStatus;
 use palisade_store::{conversations, whatsapp_connections, StoreError};
 
-both!(an_active_number_belongs_to_one_tenant);
+both!(
+    an_active_number_belongs_to_one_tenant,
+    a_status_change_is_read_back_by_id
+);
 
 async fn an_active_number_belongs_to_one_tenant(db: Db) {
     let t = TestStore::new(db).await;
@@ -37,16 +41,19 @@ async fn an_active_number_belongs_to_one_tenant(db: Db) {
     drop(tx);
 
     let mut tx = t.tenant(a).await;
-    assert!(
-        whatsapp_connections::set_status(&mut tx, first.id, "disconnected", now())
-            .await
-            .unwrap()
-    );
+    assert!(whatsapp_connections::set_status(
+        &mut tx,
+        first.id,
+        ConnectionStatus::Disconnected,
+        now()
+    )
+    .await
+    .unwrap());
     let found = whatsapp_connections::find(&mut tx, first.id)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(found.status, "disconnected");
+    assert_eq!(found.status, ConnectionStatus::Disconnected);
     assert_eq!(found.disconnected_at, Some(now()));
     // It has no history: nothing keeps it from being deleted.
     assert!(
@@ -70,4 +77,58 @@ async fn an_active_number_belongs_to_one_tenant(db: Db) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::UniqueViolation { .. }), "{err:?}");
+}
+
+async fn a_status_change_is_read_back_by_id(db: Db) {
+    let t = TestStore::new(db).await;
+    let a = t.new_tenant("A").await;
+    let ana = t.new_user(a, "ana@a.example").await;
+    let c = t.new_connection(a, ana.id, "1055502").await;
+    let later = now() + time::Duration::minutes(1);
+
+    let mut tx = t.tenant(a).await;
+    assert_eq!(
+        whatsapp_connections::find(&mut tx, c.id).await.unwrap(),
+        Some(c.clone()),
+        "read back as written"
+    );
+    assert!(
+        whatsapp_connections::set_status(&mut tx, c.id, ConnectionStatus::Disconnected, now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        whatsapp_connections::set_status(&mut tx, c.id, ConnectionStatus::Active, later)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+
+    // Meta's webhooks look it up by id alone (system work).
+    let mut tx = t.system().await;
+    let found = whatsapp_connections::find_any(&mut tx, c.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.status, found.disconnected_at, found.updated_at),
+        (ConnectionStatus::Active, None, later),
+        "active again: no disconnection time"
+    );
+    assert_eq!((found.tenant_id, found.created_by), (a, ana.id));
+    drop(tx);
+
+    // Another tenant neither changes nor deletes it.
+    let b = t.new_tenant("B").await;
+    let mut tx = t.tenant(b).await;
+    assert!(!whatsapp_connections::set_status(
+        &mut tx,
+        c.id,
+        ConnectionStatus::Disconnected,
+        later
+    )
+    .await
+    .unwrap());
+    assert!(!whatsapp_connections::delete(&mut tx, c.id).await.unwrap());
+    tx.commit().await.unwrap();
 }

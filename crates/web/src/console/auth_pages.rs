@@ -532,8 +532,9 @@ async fn register_submit(
     };
     match result {
         Ok(r) => {
-            // The session layer sends an unverified address to /verify-email when it must be.
-            let mut resp = see_other("/inbox");
+            // Registration mailed a code: the next step is entering it (skippable unless
+            // verification is required).
+            let mut resp = see_other("/verify-email");
             resp.headers_mut().extend(with_cookies(s, &r.tokens));
             resp
         }
@@ -559,12 +560,20 @@ async fn register_submit(
 struct VerifyEmailPage {
     chrome: Chrome,
     verified: bool,
+    /// `PALISADE_EMAIL_VERIFICATION=required`: no way around it.
+    required: bool,
 }
 
 async fn verify_email_page(State(state): State<AppState>, viewer: Viewer) -> Response {
     let verified = viewer.principal.user.email_verified;
+    let required = state.services.settings.email_verification
+        == palisade_core::settings::EmailVerification::Required;
     let chrome = Chrome::new(&state.services, &viewer, "Verify your email", Nav::None);
-    render(&VerifyEmailPage { chrome, verified })
+    render(&VerifyEmailPage {
+        chrome,
+        verified,
+        required,
+    })
 }
 
 // ---- forgotten and reset passwords ----

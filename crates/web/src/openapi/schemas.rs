@@ -53,49 +53,6 @@ pub enum SignatureAlgorithmName {
     Ed25519,
 }
 
-/// An API key scope, or a group of them (`read_only`, `full_access`).
-#[derive(Serialize, ToSchema)]
-pub enum ScopeName {
-    #[serde(rename = "conversations:read")]
-    ConversationsRead,
-    #[serde(rename = "conversations:write")]
-    ConversationsWrite,
-    #[serde(rename = "conversations:delete")]
-    ConversationsDelete,
-    #[serde(rename = "conversations:export")]
-    ConversationsExport,
-    #[serde(rename = "contacts:read")]
-    ContactsRead,
-    #[serde(rename = "contacts:write")]
-    ContactsWrite,
-    #[serde(rename = "contacts:delete")]
-    ContactsDelete,
-    #[serde(rename = "contacts:export")]
-    ContactsExport,
-    #[serde(rename = "campaigns:read")]
-    CampaignsRead,
-    #[serde(rename = "campaigns:write")]
-    CampaignsWrite,
-    #[serde(rename = "campaigns:delete")]
-    CampaignsDelete,
-    #[serde(rename = "templates:read")]
-    TemplatesRead,
-    #[serde(rename = "templates:write")]
-    TemplatesWrite,
-    #[serde(rename = "templates:delete")]
-    TemplatesDelete,
-    #[serde(rename = "webhooks:read")]
-    WebhooksRead,
-    #[serde(rename = "webhooks:write")]
-    WebhooksWrite,
-    #[serde(rename = "analytics:read")]
-    AnalyticsRead,
-    #[serde(rename = "read_only")]
-    ReadOnly,
-    #[serde(rename = "full_access")]
-    FullAccess,
-}
-
 /// An event type a webhook subscribes to, a family (`contact.*`) or everything (`*`).
 #[derive(Serialize, ToSchema)]
 pub enum EventSubscription {

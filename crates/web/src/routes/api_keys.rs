@@ -39,7 +39,7 @@ pub struct CreateApiKeyRequest {
     )]
     pub name: String,
     /// Scope names (`contacts:read`, …) or groups (`read_only`, `full_access`).
-    #[schema(value_type = Vec<crate::openapi::schemas::ScopeName>, inline, min_items = 1)]
+    #[schema(value_type = Vec<palisade_domain::Scope>, inline, min_items = 1)]
     pub scopes: Vec<String>,
     /// RFC 3339, in the future; the key stops working then.
     #[schema(format = DateTime)]
@@ -59,7 +59,7 @@ pub struct UpdateApiKeyRequest {
     )]
     pub name: Option<String>,
     /// Replaces the scopes.
-    #[schema(value_type = Option<Vec<crate::openapi::schemas::ScopeName>>, inline, min_items = 1)]
+    #[schema(value_type = Option<Vec<palisade_domain::Scope>>, inline, min_items = 1)]
     pub scopes: Option<Vec<String>>,
 }
 

@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use palisade_core::whatsapp::media::{self, MediaFile};
+use palisade_domain::MessageId;
 use tokio::io::AsyncReadExt;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -42,7 +43,7 @@ pub async fn download(
     Auth(p): Auth,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Response> {
-    let file = media::open(&state.services, &p, id).await?;
+    let file = media::open(&state.services, &p, MessageId::from(id)).await?;
     let (object, content_type, filename) = match file {
         MediaFile::Stored {
             object,

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use palisade_core::messaging;
 use palisade_core::messaging::{ConversationView, MessageView};
+use palisade_domain::{ConversationId, MessageId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -109,7 +110,7 @@ pub async fn get_conversation(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<ConversationView>> {
     Ok(Json(
-        messaging::get_conversation(&state.services, &p, id)
+        messaging::get_conversation(&state.services, &p, ConversationId::from(id))
             .await?
             .into(),
     ))
@@ -128,7 +129,14 @@ pub async fn list_messages(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<MessagePage>> {
-    let page = messaging::list_messages(&state.services, &p, id, q.cursor, q.limit).await?;
+    let page = messaging::list_messages(
+        &state.services,
+        &p,
+        ConversationId::from(id),
+        q.cursor.map(MessageId::from),
+        q.limit,
+    )
+    .await?;
     Ok(Json(MessagePage {
         data: page.data.into_iter().map(Into::into).collect(),
         next_cursor: page.next_cursor,
@@ -236,7 +244,8 @@ pub async fn send_message(
             object: interactive,
         },
     };
-    let m = messaging::send_message(&state.services, &p, &meta, id, out).await?;
+    let m =
+        messaging::send_message(&state.services, &p, &meta, ConversationId::from(id), out).await?;
     Ok((StatusCode::ACCEPTED, Json(m.into())))
 }
 
@@ -286,7 +295,7 @@ pub async fn update_conversation(
         &state.services,
         &p,
         &meta,
-        id,
+        ConversationId::from(id),
         messaging::ConversationPatch {
             status: req.status,
             assignee_id: req.assignee_id,
@@ -322,6 +331,13 @@ pub async fn add_note(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<NoteRequest>,
 ) -> ApiResult<(StatusCode, Json<MessageView>)> {
-    let m = messaging::add_note(&state.services, &p, &meta, id, &req.body).await?;
+    let m = messaging::add_note(
+        &state.services,
+        &p,
+        &meta,
+        ConversationId::from(id),
+        &req.body,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(m.into())))
 }

@@ -16,6 +16,7 @@ use palisade_core::whatsapp::connections::{
     self, ConnectionChanges, ConnectionView, NewConnection,
 };
 use palisade_core::whatsapp::inbound;
+use palisade_domain::ConnectionId;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use utoipa::ToSchema;
@@ -195,7 +196,7 @@ pub async fn update_connection(
         &state.services,
         &p,
         &meta,
-        id,
+        ConnectionId::from(id),
         ConnectionChanges {
             display_name: req.display_name,
             access_token: req.access_token,
@@ -220,7 +221,7 @@ pub async fn disconnect_connection(
     Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<ConnectionView>> {
-    let c = connections::disconnect(&state.services, &p, &meta, id).await?;
+    let c = connections::disconnect(&state.services, &p, &meta, ConnectionId::from(id)).await?;
     Ok(Json(ConnectionView::of(&state.services, &c)))
 }
 
@@ -237,7 +238,7 @@ pub async fn delete_connection(
     Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    connections::delete(&state.services, &p, &meta, id).await?;
+    connections::delete(&state.services, &p, &meta, ConnectionId::from(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -257,7 +258,7 @@ pub async fn verify_webhook(
 ) -> ApiResult<Response> {
     let challenge = connections::verify_subscription(
         &state.services,
-        id,
+        ConnectionId::from(id),
         q.get("hub.mode").map(String::as_str),
         q.get("hub.verify_token").map(String::as_str),
         q.get("hub.challenge").map(String::as_str),
@@ -311,7 +312,7 @@ pub async fn receive_webhook(
         return Ok(too_large());
     }
     // Before a byte of the body is read: a made-up or disconnected id costs one lookup.
-    let admitted = inbound::admit(&state.services, &meta, id).await?;
+    let admitted = inbound::admit(&state.services, &meta, ConnectionId::from(id)).await?;
     let Ok(bytes) = axum::body::to_bytes(body, inbound::MAX_BODY_BYTES).await else {
         return Ok(too_large());
     };

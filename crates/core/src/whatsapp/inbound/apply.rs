@@ -5,7 +5,7 @@
 
 use super::payload::{self, Incoming, Notification, StatusChange};
 use crate::{AppResult, UnitOfWork};
-use palisade_domain::TenantId;
+use palisade_domain::{ConnectionId, ContactId, MessageId, MessageStatus, TenantId};
 use palisade_store::contacts::{self as contacts_store, Sender, UpsertedContacts};
 use palisade_store::conversations;
 use palisade_store::messages::{self, Message, NewMessage};
@@ -26,7 +26,7 @@ pub(super) async fn process_in(
 ) -> AppResult<Vec<Option<String>>> {
     let payloads: Vec<Result<Notification<'_>, String>> =
         events.iter().map(|e| payload::read(&e.body)).collect();
-    let mut connections: HashMap<Uuid, Option<Connection>> = HashMap::new();
+    let mut connections: HashMap<ConnectionId, Option<Connection>> = HashMap::new();
     for e in events {
         if let std::collections::hash_map::Entry::Vacant(slot) = connections.entry(e.connection_id)
         {
@@ -65,8 +65,8 @@ pub(super) async fn process_in(
 /// concurrent processors (other nodes) from deadlocking each other.
 #[derive(Default)]
 struct Batch<'a> {
-    messages: BTreeMap<(TenantId, Uuid), Vec<Incoming<'a>>>,
-    statuses: BTreeMap<(TenantId, Uuid), Vec<StatusChange<'a>>>,
+    messages: BTreeMap<(TenantId, ConnectionId), Vec<Incoming<'a>>>,
+    statuses: BTreeMap<(TenantId, ConnectionId), Vec<StatusChange<'a>>>,
 }
 
 impl<'a> Batch<'a> {
@@ -91,7 +91,7 @@ impl<'a> Batch<'a> {
     async fn apply(
         self,
         uow: &mut UnitOfWork<'_, SystemScope>,
-        connections: &HashMap<Uuid, Option<Connection>>,
+        connections: &HashMap<ConnectionId, Option<Connection>>,
         notes: &mut [Vec<String>],
     ) -> AppResult<()> {
         let s = uow.services();
@@ -102,7 +102,7 @@ impl<'a> Batch<'a> {
         // status) that moved.
         type Changes = (Vec<NewMessage>, Vec<Message>, Vec<(String, String)>);
         let mut new_contacts: BTreeMap<TenantId, Vec<Uuid>> = BTreeMap::new();
-        let mut by_group: BTreeMap<(TenantId, Uuid), Changes> = BTreeMap::new();
+        let mut by_group: BTreeMap<(TenantId, ConnectionId), Changes> = BTreeMap::new();
         for ((tenant, conn_id), list) in self.messages {
             let Some(conn) = connections.get(&conn_id).and_then(Option::as_ref) else {
                 continue;
@@ -199,11 +199,11 @@ async fn store_messages(
         ids: contacts,
         created,
     } = contacts_store::upsert_contacts(tx, tenant, &senders, now).await?;
-    let mut latest: HashMap<Uuid, OffsetDateTime> = HashMap::new();
+    let mut latest: HashMap<ContactId, OffsetDateTime> = HashMap::new();
     for m in &accepted {
         if let Some(contact) = contacts.get(&format!("+{}", m.from)) {
             let t = m.fields.timestamp.unwrap_or(now);
-            let e = latest.entry(*contact).or_insert(t);
+            let e = latest.entry(ContactId::from(*contact)).or_insert(t);
             *e = (*e).max(t);
         }
     }
@@ -213,7 +213,7 @@ async fn store_messages(
     for m in accepted {
         let Some(conversation_id) = contacts
             .get(&format!("+{}", m.from))
-            .and_then(|c| conversations.get(c))
+            .and_then(|c| conversations.get(&ContactId::from(*c)))
             .copied()
         else {
             // Only if a concurrent erasure removed the contact between the statements.
@@ -232,7 +232,7 @@ async fn store_messages(
             .flatten()
             .map(str::to_owned);
         new.push(NewMessage {
-            id: Uuid::now_v7(),
+            id: MessageId::new(),
             tenant_id: tenant,
             conversation_id,
             connection_id: conn.id,
@@ -241,7 +241,7 @@ async fn store_messages(
             kind,
             body: m.message.clone(),
             text,
-            status: "received",
+            status: MessageStatus::Received,
             error: fields.errors,
             context_wamid: fields.context.and_then(|c| c.id).map(str::to_owned),
             sent_at: fields.timestamp,

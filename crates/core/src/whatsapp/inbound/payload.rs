@@ -19,13 +19,12 @@
 //! processed instead of being noted as not JSON. Invalid UTF-8 is still refused everywhere.
 
 use super::lenient;
-use palisade_domain::MessageStatus;
+use palisade_domain::{ConnectionId, MessageStatus};
 use serde::Deserialize;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 /// A webhook POST's body.
 #[derive(Debug, Default, Deserialize)]
@@ -168,7 +167,7 @@ pub(super) fn read(body: &[u8]) -> Result<Notification<'_>, String> {
 /// `phone_number_id` (connection `connection`, for the logs); what is skipped goes to `notes`.
 pub(super) fn changes<'a>(
     event: usize,
-    connection: Uuid,
+    connection: ConnectionId,
     phone_number_id: &str,
     payload: &'a Notification<'_>,
     notes: &mut Vec<String>,
@@ -337,7 +336,7 @@ mod tests {
             Ok(p) => p,
             Err(why) => return (vec![why], Vec::new(), Vec::new()),
         };
-        let (messages, statuses) = changes(0, Uuid::nil(), "PN", &payload, &mut notes);
+        let (messages, statuses) = changes(0, ConnectionId::new(), "PN", &payload, &mut notes);
         let messages = messages
             .iter()
             .map(|m| {

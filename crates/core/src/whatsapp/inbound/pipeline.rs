@@ -6,6 +6,7 @@ use super::super::webhook_refusals;
 use super::apply::process_in;
 use crate::worker::Next;
 use crate::{AppError, AppResult, Services, SystemActor, UnitOfWork};
+use palisade_domain::ConnectionId;
 use palisade_store::whatsapp_connections::Connection;
 use palisade_store::whatsapp_inbound::{self as store, InboundEvent};
 use palisade_store::SystemScope;
@@ -44,7 +45,7 @@ pub struct Pipeline {
     /// hundreds of times a second per number under load, and each lookup was a read
     /// transaction. Disconnecting or deleting a connection forgets it on this node at once;
     /// another node may accept its POSTs (signature still checked) for up to the TTL.
-    connections: Mutex<HashMap<Uuid, (Instant, Connection)>>,
+    connections: Mutex<HashMap<ConnectionId, (Instant, Connection)>>,
     /// Refused POSTs per connection and minute, written as one audit record each.
     pub refusals: webhook_refusals::RefusalLog,
 }
@@ -70,7 +71,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Pipeline {
-    pub(super) fn cached(&self, id: Uuid) -> Option<Connection> {
+    pub(super) fn cached(&self, id: ConnectionId) -> Option<Connection> {
         lock(&self.connections)
             .get(&id)
             .filter(|(at, _)| at.elapsed() < CONNECTION_TTL)
@@ -86,7 +87,7 @@ impl Pipeline {
     }
 
     /// Forgets a connection that was disconnected or deleted (call after the commit).
-    pub fn forget(&self, id: Uuid) {
+    pub fn forget(&self, id: ConnectionId) {
         lock(&self.connections).remove(&id);
     }
 

@@ -8,6 +8,7 @@ use crate::auth::RequestMeta;
 use crate::rate_limit::ClientKey;
 use crate::{AppError, AppResult, Services};
 use hmac::{Hmac, Mac};
+use palisade_domain::{ConnectionId, ConnectionStatus};
 use palisade_store::whatsapp_connections::{self as connections, Connection};
 use palisade_store::whatsapp_inbound::InboundEvent;
 use palisade_store::SystemScope;
@@ -30,7 +31,11 @@ pub struct Admitted {
 /// (`unknown_connection`, `connection_disconnected`) within it, `429 rate_limited` with a wait
 /// beyond it. A disconnected connection's refusals are recorded in its tenant's audit log, one
 /// record per minute ([`webhook_refusals`]); made-up ids are only traced.
-pub async fn admit(s: &Services, meta: &RequestMeta, connection_id: Uuid) -> AppResult<Admitted> {
+pub async fn admit(
+    s: &Services,
+    meta: &RequestMeta,
+    connection_id: ConnectionId,
+) -> AppResult<Admitted> {
     let conn = match s.inbound.cached(connection_id) {
         Some(c) => Some(c),
         None => {
@@ -40,7 +45,10 @@ pub async fn admit(s: &Services, meta: &RequestMeta, connection_id: Uuid) -> App
                 .await?;
             let found = connections::find_any(&mut tx, connection_id).await?;
             drop(tx);
-            if let Some(c) = found.as_ref().filter(|c| c.status == "active") {
+            if let Some(c) = found
+                .as_ref()
+                .filter(|c| c.status == ConnectionStatus::Active)
+            {
                 s.inbound.remember(c);
             }
             found
@@ -57,7 +65,7 @@ pub async fn admit(s: &Services, meta: &RequestMeta, connection_id: Uuid) -> App
             "no such WhatsApp connection",
         )
         .await),
-        Some(c) if c.status != "active" => Err(refuse(
+        Some(c) if c.status != ConnectionStatus::Active => Err(refuse(
             s,
             meta,
             Some(&c),
@@ -125,7 +133,7 @@ async fn refuse(
     s: &Services,
     meta: &RequestMeta,
     conn: Option<&Connection>,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     body_bytes: usize,
     code: &'static str,
     message: &str,

@@ -9,7 +9,7 @@ use crate::error::code;
 use crate::worker::Next;
 use crate::{AppResult, Services, SystemActor, UnitOfWork};
 use base64::Engine as _;
-use palisade_domain::{ConnectionStatus, TenantId};
+use palisade_domain::{ConnectionStatus, MediaStatus, TenantId};
 use palisade_store::media::{self as store, ClaimedJob, MessageMedia, StoredFile};
 use palisade_store::whatsapp_connections::{self as connections, Connection};
 use palisade_store::SystemScope;
@@ -85,7 +85,7 @@ enum Outcome {
 }
 
 async fn download_one(s: &Services, client: &reqwest::Client, job: &ClaimedJob) -> AppResult<()> {
-    let tenant = TenantId::from_uuid(job.tenant_id);
+    let tenant = job.tenant_id;
     let mut tx = s
         .store
         .begin_read(SystemScope::new("whatsapp.media.download"))
@@ -93,7 +93,7 @@ async fn download_one(s: &Services, client: &reqwest::Client, job: &ClaimedJob) 
     let Some((media, connection_id)) = store::job(&mut tx, tenant, job.message_id).await? else {
         return Ok(()); // deleted with its message
     };
-    if media.status != "pending" {
+    if media.status != MediaStatus::Pending {
         return Ok(());
     }
     let conn = connections::find_any(&mut tx, connection_id).await?;
@@ -103,7 +103,7 @@ async fn download_one(s: &Services, client: &reqwest::Client, job: &ClaimedJob) 
             "connection_missing",
             "the WhatsApp connection no longer exists".into(),
         ),
-        Some(c) if c.status != ConnectionStatus::Active.as_str() => Outcome::Failed(
+        Some(c) if c.status != ConnectionStatus::Active => Outcome::Failed(
             code::CONNECTION_DISCONNECTED,
             "the WhatsApp connection was disconnected before the media could be downloaded".into(),
         ),
@@ -161,21 +161,22 @@ async fn download_one(s: &Services, client: &reqwest::Client, job: &ClaimedJob) 
             store::mark_failed(uow.tx(), tenant, job.message_id, code, why, now).await?;
         }
     }
+    if let Some(key) = orphan {
+        let message = job.message_id;
+        uow.after_commit_async("could not remove the file of an erased message", async move {
+            tracing::info!(%message, "media downloaded for an erased message; the file is removed");
+            s.storage
+                .delete(tenant, key)
+                .await
+                .map_err(|e| anyhow::anyhow!("message {message}, file {key}: {e}"))
+        });
+    }
     if let Err(e) = uow.commit().await {
         if let Outcome::Stored(f) = &outcome {
             // Not recorded, so not kept: the next attempt downloads it again.
             let _ = s.storage.delete(tenant, &f.storage_key).await;
         }
         return Err(e);
-    }
-    // Awaited here rather than in `after_commit` (which runs synchronously): a failed removal
-    // is this job's error.
-    if let Some(key) = orphan {
-        tracing::info!(message = %job.message_id, "media downloaded for an erased message; the file is removed");
-        s.storage
-            .delete(tenant, key)
-            .await
-            .map_err(|e| anyhow::anyhow!("removing the file of an erased message ({key}): {e}"))?;
     }
     Ok(())
 }

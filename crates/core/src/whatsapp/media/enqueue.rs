@@ -3,6 +3,7 @@
 
 use super::{clip, KINDS};
 use crate::{AppResult, UnitOfWork};
+use palisade_domain::MediaStatus;
 use palisade_store::media::{self as store, NewMediaJob};
 use palisade_store::messages::NewMessage;
 use palisade_store::SystemScope;
@@ -40,7 +41,11 @@ fn job_for(m: &NewMessage) -> Option<NewMediaJob> {
         mime_type: field("mime_type"),
         sha256: field("sha256"),
         filename: field("filename"),
-        status: if usable { "pending" } else { "failed" },
+        status: if usable {
+            MediaStatus::Pending
+        } else {
+            MediaStatus::Failed
+        },
         error_code: (!usable).then_some("invalid_media_id"),
         error: (!usable).then(|| "the webhook's media object has no usable media id".to_owned()),
         created_at: m.created_at,

@@ -5,16 +5,15 @@ use super::KINDS;
 use crate::auth::Principal;
 use crate::storage::StoredObject;
 use crate::{AppError, AppResult, Services};
-use palisade_domain::Permission;
+use palisade_domain::{MediaStatus, MessageId, Permission};
 use palisade_store::media::{self as store, MessageMedia};
 use palisade_store::messages::{self, Message};
 use palisade_store::{TenantScope, Tx};
 use std::collections::HashMap;
-use uuid::Uuid;
 
 /// The media state of listed messages (inbound media messages only).
 pub async fn attach(tx: &mut Tx<TenantScope>, list: &mut [Message]) -> palisade_store::Result<()> {
-    let ids: Vec<Uuid> = list
+    let ids: Vec<MessageId> = list
         .iter()
         .filter(|m| m.direction == "inbound" && KINDS.contains(&m.kind.as_str()))
         .map(|m| m.id)
@@ -22,7 +21,7 @@ pub async fn attach(tx: &mut Tx<TenantScope>, list: &mut [Message]) -> palisade_
     if ids.is_empty() {
         return Ok(());
     }
-    let mut found: HashMap<Uuid, MessageMedia> = store::for_messages(tx, &ids)
+    let mut found: HashMap<MessageId, MessageMedia> = store::for_messages(tx, &ids)
         .await?
         .into_iter()
         .map(|m| (m.message_id, m))
@@ -51,7 +50,7 @@ pub enum MediaFile {
 }
 
 /// Opens a message's downloaded file. Another tenant's message is not found.
-pub async fn open(s: &Services, p: &Principal, message_id: Uuid) -> AppResult<MediaFile> {
+pub async fn open(s: &Services, p: &Principal, message_id: MessageId) -> AppResult<MediaFile> {
     p.require(Permission::ConversationsRead)?;
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
     if messages::find_message(&mut tx, message_id).await?.is_none() {
@@ -63,13 +62,13 @@ pub async fn open(s: &Services, p: &Principal, message_id: Uuid) -> AppResult<Me
     let Some(media) = media else {
         return Ok(MediaFile::NoMedia);
     };
-    match media.status.as_str() {
-        "pending" => Ok(MediaFile::Pending),
-        "failed" => Ok(MediaFile::Failed {
+    match media.status {
+        MediaStatus::Pending => Ok(MediaFile::Pending),
+        MediaStatus::Failed => Ok(MediaFile::Failed {
             code: media.error_code.clone().unwrap_or_else(|| "failed".into()),
             reason: media.error.clone().unwrap_or_default(),
         }),
-        _ => {
+        MediaStatus::Stored => {
             let object = match media.storage_key.as_deref() {
                 Some(key) => s
                     .storage
@@ -204,7 +203,7 @@ pub fn download_filename(m: &MessageMedia) -> String {
             .iter()
             .find(|(t, _)| *t == base)
             .map_or("bin", |(_, e)| e);
-        format!("{}-{}.{ext}", m.kind, m.message_id.simple())
+        format!("{}-{}.{ext}", m.kind, m.message_id.as_uuid().simple())
     })
 }
 
@@ -240,14 +239,14 @@ mod tests {
     fn media(kind: &str, mime: Option<&str>, filename: Option<&str>) -> MessageMedia {
         let now = time::OffsetDateTime::UNIX_EPOCH;
         MessageMedia {
-            message_id: Uuid::nil(),
-            tenant_id: Uuid::nil(),
+            message_id: MessageId::from_uuid(uuid::Uuid::nil()),
+            tenant_id: palisade_domain::TenantId::from_uuid(uuid::Uuid::nil()),
             kind: kind.into(),
             media_id: "1".into(),
             mime_type: mime.map(Into::into),
             sha256: None,
             filename: filename.map(Into::into),
-            status: "stored".into(),
+            status: MediaStatus::Stored,
             size_bytes: None,
             content_sha256: None,
             storage_key: None,
@@ -262,7 +261,7 @@ mod tests {
 
     #[test]
     fn download_names_are_sanitised_or_generated() {
-        let nil = Uuid::nil().simple().to_string();
+        let nil = uuid::Uuid::nil().simple().to_string();
         assert_eq!(
             download_filename(&media("image", Some("image/jpeg"), None)),
             format!("image-{nil}.jpg")
