@@ -49,4 +49,5 @@ pub(crate) use both;
 mod console_auth;
 #[allow(dead_code, unused_imports)]
 mod harness;
+mod inbox;
 mod selftest;
