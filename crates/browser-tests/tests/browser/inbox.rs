@@ -82,7 +82,8 @@ async fn sign_in(page: &Page, email: &str) {
     page.fill(&label("Password"), PASSWORD).await;
     page.click(&role("button", "Sign in")).await;
     page.wait_for_path("/inbox").await;
-    page.wait_for(&role("status", "Live")).await;
+    page.wait_for(&css("[data-live-status][data-state=\"live\"]"))
+        .await;
 }
 
 async fn a_customer_message_arrives_live_and_the_reply_is_read(db: Db) {

@@ -23,7 +23,7 @@ use axum::routing::get;
 use axum::Router;
 use palisade_core::messaging::{self, ConversationQuery, ConversationView, MessageView};
 use palisade_core::{AppError, Services};
-use palisade_domain::rfc3339;
+use palisade_domain::{rfc3339, ConversationId, MessageId};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -460,16 +460,22 @@ async fn load_thread(
                 )))
             }
         };
-        let page = messaging::list_messages(s, p, id, cursor, Some(LATEST_MESSAGES as i64))
-            .await
-            .map_err(app_error)?;
+        let page = messaging::list_messages(
+            s,
+            p,
+            ConversationId::from(id),
+            cursor.map(MessageId::from),
+            Some(LATEST_MESSAGES as i64),
+        )
+        .await
+        .map_err(app_error)?;
         next_cursor = page.next_cursor.map(|c| c.to_string());
         all.extend(page.data.into_iter().map(MessageView::from));
     } else {
         // The API pages oldest first: walk to the end, keeping the latest messages.
         let mut cursor = None;
         loop {
-            let page = messaging::list_messages(s, p, id, cursor, Some(200))
+            let page = messaging::list_messages(s, p, ConversationId::from(id), cursor, Some(200))
                 .await
                 .map_err(app_error)?;
             all.extend(page.data.into_iter().map(MessageView::from));
@@ -479,7 +485,7 @@ async fn load_thread(
                 earlier = true;
             }
             match page.next_cursor {
-                Some(c) => cursor = Some(c),
+                Some(c) => cursor = Some(MessageId::from(c)),
                 None => break,
             }
         }
@@ -536,10 +542,11 @@ async fn conversation(
     let Ok(id) = Uuid::parse_str(&id) else {
         return app_error(AppError::NotFound("conversation"));
     };
-    let conv = match messaging::get_conversation(s, &viewer.principal, id).await {
-        Ok(c) => c,
-        Err(e) => return app_error(e),
-    };
+    let conv =
+        match messaging::get_conversation(s, &viewer.principal, ConversationId::from(id)).await {
+            Ok(c) => c,
+            Err(e) => return app_error(e),
+        };
     let people = people(s, &viewer).await;
     let now = s.clock.now();
     let window_end = conv
