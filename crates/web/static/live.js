@@ -1,32 +1,41 @@
-// Live updates over the API's websocket (cookie-authenticated). A page that wants them imports
-// `connect` and gets two callbacks: `onEvent(event)` for each event, and `onResync()` when it
-// must reload what it shows because events may have been missed (a `lagged` frame, or a
-// reconnect after the socket dropped). Reconnects with backoff; gives up (and sends the person
-// to sign in) when the session is gone.
+// Live updates over the API's websocket (cookie-authenticated; docs/realtime.md). A page that
+// wants them imports `connect` and gets callbacks: `onEvent(frame)` for each event
+// (`{type, data}`: message.created, message.status, conversation.updated, …), `onResync()` when
+// it must reload what it shows because events may have been missed (a `lagged` frame
+// `{"type":"lagged","data":{"missed":n}}`, or a reconnect after the socket dropped), and
+// `onStatus("live" | "reconnecting" | "offline")`.
+// Close codes: 4401 (the credential stopped being valid) renews the session and reconnects, or
+// sends the person to sign in; 4403 (authenticated but not allowed) and 4429 (too many sockets)
+// are not retried in a loop ("offline"); anything else reconnects with backoff.
 import { renewSession } from "./app.js";
+
+const CONTROL = new Set(["ready", "pong", "error", "lagged"]);
 
 export function connect({ onEvent, onResync, onStatus = () => {} }) {
   let attempt = 0;
-  let opened = false;
+  let ready = false;
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/ws`;
   const open = () => {
     const ws = new WebSocket(url);
-    ws.addEventListener("open", () => {
-      onStatus("live");
-      if (opened) onResync();
-      opened = true;
-      attempt = 0;
-    });
     ws.addEventListener("message", (m) => {
       let frame;
       try { frame = JSON.parse(m.data); } catch { return; }
-      if (frame.type === "lagged") onResync();
-      else onEvent(frame);
+      if (frame.type === "ready") {
+        onStatus("live");
+        // Events may have been missed while the socket was down.
+        if (ready) onResync();
+        ready = true;
+        attempt = 0;
+      } else if (frame.type === "lagged") onResync();
+      else if (!CONTROL.has(frame.type)) onEvent(frame);
     });
     ws.addEventListener("close", async (e) => {
+      if (e.code === 4403 || e.code === 4429) {
+        onStatus("offline");
+        return;
+      }
       onStatus("reconnecting");
-      // 4401/4403: the session ended or was revoked; renewing decides whether to go on.
-      if (e.code === 4401 || e.code === 4403 || e.code === 1008) {
+      if (e.code === 4401 || e.code === 1008) {
         if (!(await renewSession())) {
           location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
           return;

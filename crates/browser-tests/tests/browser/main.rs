@@ -53,4 +53,5 @@ mod account;
 #[allow(dead_code, unused_imports)]
 mod harness;
 mod ops;
+mod inbox;
 mod selftest;

@@ -49,6 +49,7 @@ mod console_contacts;
 mod console_admin;
 mod console_account;
 mod console_ops;
+mod console_inbox;
 mod contacts;
 mod conversations;
 mod cross_tenant;

@@ -35,6 +35,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/webauthn.js"),
     ),
     (
+        "inbox.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/inbox.js"),
+    ),
+    (
         "live.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/live.js"),
