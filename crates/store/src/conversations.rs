@@ -420,15 +420,16 @@ pub async fn list_for_contact(
     limit: i64,
 ) -> Result<Vec<Conversation>> {
     let tenant = tx.scope().tenant_id();
-    tx.fetch_all(
-        Query::new(format!(
-            "{CONVERSATION_SELECT} WHERE v.tenant_id = $1 AND v.contact_id = $2
+    all(tx
+        .fetch_all(
+            Query::new(format!(
+                "{CONVERSATION_SELECT} WHERE v.tenant_id = $1 AND v.contact_id = $2
              AND ($3 IS NULL OR v.id < $3) ORDER BY v.id DESC LIMIT $4"
-        ))
-        .bind(tenant)
-        .bind(contact_id)
-        .bind(before_id)
-        .bind(limit),
-    )
-    .await
+            ))
+            .bind(tenant)
+            .bind(contact_id)
+            .bind(before_id)
+            .bind(limit),
+        )
+        .await?)
 }

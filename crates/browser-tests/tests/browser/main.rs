@@ -48,10 +48,10 @@ pub(crate) use both;
 mod console_auth;
 mod contacts;
 // The harness is the API browser tests are written with: not every test uses all of it.
-mod admin;
 mod account;
+mod admin;
 #[allow(dead_code, unused_imports)]
 mod harness;
-mod ops;
 mod inbox;
+mod ops;
 mod selftest;

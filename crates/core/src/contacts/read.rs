@@ -139,5 +139,5 @@ pub async fn conversations(
     let items =
         palisade_store::conversations::list_for_contact(&mut tx, id.as_uuid(), cursor, LIMIT + 1)
             .await?;
-    Ok(Page::from_overfetch(items, LIMIT, |c| c.id))
+    Ok(Page::from_overfetch(items, LIMIT, |c| c.id.as_uuid()))
 }

@@ -21,7 +21,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use palisade_core::messaging::{self, ConversationQuery, ConversationView, MessageView};
+use palisade_core::messaging::{
+    self, ConversationListItemView, ConversationQuery, ConversationView, MessageView,
+};
 use palisade_core::{AppError, Services};
 use palisade_domain::{rfc3339, ConversationId, MessageId};
 use serde::Deserialize;
@@ -215,14 +217,7 @@ async fn load_list(
         status: non_empty(&q.status),
         assignee: non_empty(&q.assignee),
         label: non_empty(&q.label),
-        cursor: match non_empty(&q.cursor).map(|c| Uuid::parse_str(&c)) {
-            None => None,
-            Some(Ok(c)) => Some(c),
-            Some(Err(_)) => {
-                view.error = "cursor: must be the next_cursor of a previous page".to_owned();
-                return Ok(view);
-            }
-        },
+        cursor: non_empty(&q.cursor),
         limit: Some(LIST_PAGE),
     };
     let page = match messaging::list_conversations(s, &viewer.principal, query).await {
@@ -239,15 +234,26 @@ async fn load_list(
             }
             return Ok(view);
         }
+        // A cursor that is not one of this list's: the API's 400, as a message on the page.
+        Err(AppError::BadRequest { message, .. }) => {
+            view.error_field = "cursor".to_owned();
+            view.error = format!("cursor: {message}");
+            return Ok(view);
+        }
         Err(e) => return Err(app_error(e)),
     };
-    view.next_cursor = page.next_cursor.map(|c| c.to_string());
+    view.next_cursor = page.next_cursor;
     view.rows = page
         .data
         .iter()
         .map(|item| {
-            let c = ConversationView::from(item);
-            let last: Option<Preview> = None;
+            let item = ConversationListItemView::from(item);
+            let c = item.conversation;
+            let last: Option<Preview> = item.last_message.map(|m| Preview {
+                direction: m.direction,
+                r#type: m.r#type,
+                text: m.text,
+            });
             Row {
                 id: c.id,
                 name: c

@@ -16,8 +16,8 @@
 //!
 //! Pages are HTML, not API: they are plain axum routes, outside the OpenAPI document.
 
-pub mod admin;
 pub mod account;
+pub mod admin;
 pub mod assets;
 pub mod auth_pages;
 pub mod contacts;
