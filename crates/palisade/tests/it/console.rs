@@ -24,21 +24,22 @@ both!(
     registration_through_the_console_signs_the_owner_in,
 );
 
-/// A cookie jar and a client that does not follow redirects: a browser, step by step.
-struct Browser<'a> {
+/// A cookie jar and a client that does not follow redirects: a browser, step by step (shared by
+/// the console page tests).
+pub(crate) struct Browser<'a> {
     app: &'a TestApp,
     client: reqwest::Client,
-    jar: BTreeMap<String, String>,
+    pub(crate) jar: BTreeMap<String, String>,
 }
 
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    text: String,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) text: String,
 }
 
 impl Page {
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers
             .get("location")
             .and_then(|v| v.to_str().ok())
@@ -46,7 +47,7 @@ impl Page {
     }
 
     /// The value of the hidden `csrf` field of the page's form.
-    fn form_token(&self) -> String {
+    pub(crate) fn form_token(&self) -> String {
         let at = self.text.find(r#"name="csrf" value=""#).expect("a form");
         let rest = &self.text[at + r#"name="csrf" value=""#.len()..];
         rest[..rest.find('"').unwrap()].to_owned()
@@ -54,7 +55,7 @@ impl Page {
 }
 
 impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub(crate) fn new(app: &'a TestApp) -> Self {
         Browser {
             app,
             client: reqwest::Client::builder()
@@ -65,13 +66,13 @@ impl<'a> Browser<'a> {
         }
     }
 
-    fn cookie(&self, base: &str) -> Option<&String> {
+    pub(crate) fn cookie(&self, base: &str) -> Option<&String> {
         self.jar
             .get(&format!("__Host-{base}"))
             .or_else(|| self.jar.get(base))
     }
 
-    async fn request(
+    pub(crate) async fn request(
         &mut self,
         method: Method,
         path: &str,
@@ -113,7 +114,7 @@ impl<'a> Browser<'a> {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         self.request(
             Method::GET,
             path,
@@ -123,7 +124,7 @@ impl<'a> Browser<'a> {
         .await
     }
 
-    async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         self.request(
             Method::POST,
             path,
@@ -133,7 +134,7 @@ impl<'a> Browser<'a> {
         .await
     }
 
-    async fn sign_in(&mut self, email: &str, password: &str) -> Page {
+    pub(crate) async fn sign_in(&mut self, email: &str, password: &str) -> Page {
         let token = self.get("/login").await.form_token();
         self.post_form(
             "/login",

@@ -3,11 +3,10 @@
 //! operator, the operator restored when the impersonation's cookie is gone), a suspended
 //! tenant signed out at the next page, `/settings/webhooks` and `/settings/whatsapp` per role.
 
+use crate::console::{Browser, Page};
 use palisade_testkit::{spawn_app, Db, TestApp, GOOD_PASSWORD};
-use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use std::collections::BTreeMap;
 
 both!(
     agents_and_admins_get_403_on_admin_tenants,
@@ -17,125 +16,6 @@ both!(
     a_suspended_tenants_users_are_signed_out_at_the_next_page,
     webhooks_and_whatsapp_pages_follow_the_api_roles,
 );
-
-/// A cookie jar and a client that does not follow redirects: a browser, step by step.
-struct Browser<'a> {
-    app: &'a TestApp,
-    client: reqwest::Client,
-    jar: BTreeMap<String, String>,
-}
-
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    text: String,
-}
-
-impl Page {
-    fn location(&self) -> &str {
-        self.headers
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    /// The value of the hidden `csrf` field of the page's form.
-    fn form_token(&self) -> String {
-        let at = self.text.find(r#"name="csrf" value=""#).expect("a form");
-        let rest = &self.text[at + r#"name="csrf" value=""#.len()..];
-        rest[..rest.find('"').unwrap()].to_owned()
-    }
-}
-
-impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
-        Browser {
-            app,
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            jar: BTreeMap::new(),
-        }
-    }
-
-    fn cookie(&self, base: &str) -> Option<&String> {
-        self.jar
-            .get(&format!("__Host-{base}"))
-            .or_else(|| self.jar.get(base))
-    }
-
-    async fn request(
-        &mut self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        form: Option<&[(&str, &str)]>,
-    ) -> Page {
-        let mut req = self
-            .client
-            .request(method, self.app.url(path))
-            .header("accept", "text/html");
-        let cookies: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        if !cookies.is_empty() {
-            req = req.header("cookie", cookies.join("; "));
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(f) = form {
-            req = req.form(f);
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status();
-        let headers = r.headers().clone();
-        for c in headers.get_all("set-cookie") {
-            let c = c.to_str().unwrap();
-            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = pair.split_once('=').unwrap();
-            if attrs.contains("Max-Age=0") {
-                self.jar.remove(k);
-            } else {
-                self.jar.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        let text = r.text().await.unwrap_or_default();
-        Page {
-            status,
-            headers,
-            text,
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        self.request(
-            Method::GET,
-            path,
-            &[("sec-fetch-site", "same-origin")],
-            None,
-        )
-        .await
-    }
-
-    async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        self.request(
-            Method::POST,
-            path,
-            &[("sec-fetch-site", "same-origin")],
-            Some(form),
-        )
-        .await
-    }
-
-    async fn sign_in(&mut self, email: &str, password: &str) -> Page {
-        let token = self.get("/login").await.form_token();
-        self.post_form(
-            "/login",
-            &[("email", email), ("password", password), ("csrf", &token)],
-        )
-        .await
-    }
-}
 
 async fn signed_in<'a>(app: &'a TestApp, email: &str) -> Browser<'a> {
     let mut b = Browser::new(app);
