@@ -1,7 +1,8 @@
 //! The account pages in Chromium: TOTP enrolment on `/settings/security` (QR code, the secret as
 //! text, recovery codes shown once) and then a sign-in with a code on `/login`; a passkey added
 //! with Chromium's virtual authenticator and then "Sign in with a passkey"; revoking another
-//! session and signing out everywhere. Screenshots of `/settings/security` at both sizes.
+//! session and signing out everywhere. Screenshots of `/settings/security` at both sizes, at the
+//! top and at its sessions (where the new-device mail's link leads).
 
 use crate::harness::{label, role, text, Db, Page, Server};
 use serde_json::json;
@@ -221,6 +222,15 @@ async fn revoking_a_session_and_signing_out_everywhere(db: Db) {
     }
 
     // The dialog opens on "Cancel"; a keyboard user moves to the confirmation.
+    // The link of the new-device mail: the sessions section of this page.
+    page.goto("/settings/sessions").await;
+    page.wait_for_path("/settings/security").await;
+    assert_eq!(page.eval("location.hash").await, json!("#sessions"));
+    page.wait_for(&role("heading", "Where you're signed in"))
+        .await;
+    page.assert_accessible().await;
+    page.screenshot("security-sessions").await;
+
     page.click(&role("button", "Sign out everywhere")).await;
     page.wait_for(&role("button", "Yes, sign out everywhere"))
         .await;
