@@ -23,7 +23,7 @@ use chromiumoxide::cdp::browser_protocol::log::{
     self, EventEntryAdded, LogEntryLevel, LogEntrySource,
 };
 use chromiumoxide::cdp::browser_protocol::page::{
-    CaptureScreenshotFormat, CaptureScreenshotParams,
+    AddScriptToEvaluateOnNewDocumentParams, CaptureScreenshotFormat, CaptureScreenshotParams,
 };
 use chromiumoxide::cdp::browser_protocol::web_authn::{
     self, AddVirtualAuthenticatorParams, AuthenticatorProtocol, AuthenticatorTransport,
@@ -808,6 +808,35 @@ impl Page {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// From the next document on, the page's websockets fail to connect (their handshake goes
+    /// to a path with no socket, as behind a network that drops them) until
+    /// [`Page::release_websockets`]; the page's own retries then get through. DevTools' request
+    /// blocking does not apply to websockets, hence a wrapper around `WebSocket` installed
+    /// before the page's scripts run.
+    pub async fn hold_websockets(&self) {
+        self.page
+            .execute(AddScriptToEvaluateOnNewDocumentParams::new(
+                r#"(() => {
+                  const Real = window.WebSocket;
+                  window.WebSocket = new Proxy(Real, { construct(target, args) {
+                    if (!window.__palisadeSocketsReleased) {
+                      const u = new URL(args[0], location.href);
+                      u.pathname = "/__held_websocket";
+                      args = [u.toString(), ...args.slice(1)];
+                    }
+                    return Reflect.construct(target, args);
+                  } });
+                })()"#,
+            ))
+            .await
+            .expect("Page.addScriptToEvaluateOnNewDocument");
+    }
+
+    /// Lets the websockets of the current document connect (see [`Page::hold_websockets`]).
+    pub async fn release_websockets(&self) {
+        self.eval("window.__palisadeSocketsReleased = true").await;
     }
 
     /// Adds Chromium's virtual WebAuthn authenticator to this tab (CTAP2, built in, resident
