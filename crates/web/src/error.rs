@@ -167,13 +167,18 @@ impl IntoResponse for ApiError {
 }
 
 /// 404 for a path no route has: a page for a browser outside the API, else JSON.
-pub async fn route_not_found(method: Method, uri: Uri, headers: axum::http::HeaderMap) -> Response {
+pub async fn route_not_found(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+    method: Method,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
     if wants_html && !uri.path().starts_with("/api/") {
-        return crate::console::page::not_found(uri.path());
+        return crate::console::page::route_not_found(&state, &headers, uri.path()).await;
     }
     render(
         StatusCode::NOT_FOUND,

@@ -2,8 +2,8 @@
 // wants them imports `connect` and gets callbacks: `onEvent(frame)` for each event
 // (`{type, data}`: message.created, message.status, conversation.updated, …), `onResync()` when
 // it must reload what it shows because events may have been missed (a `lagged` frame
-// `{"type":"lagged","data":{"missed":n}}`, or a reconnect after the socket dropped), and
-// `onStatus("live" | "reconnecting" | "offline")`.
+// `{"type":"lagged","data":{"missed":n}}`, or any `ready`: the first one too, as the page was
+// rendered before its socket was listening), and `onStatus("live" | "reconnecting" | "offline")`.
 // Close codes: 4401 (the credential stopped being valid) renews the session and reconnects, or
 // sends the person to sign in; 4403 (authenticated but not allowed) and 4429 (too many sockets)
 // are not retried in a loop ("offline"); anything else reconnects with backoff.
@@ -13,7 +13,6 @@ const CONTROL = new Set(["ready", "pong", "error", "lagged"]);
 
 export function connect({ onEvent, onResync, onStatus = () => {} }) {
   let attempt = 0;
-  let ready = false;
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/ws`;
   const open = () => {
     const ws = new WebSocket(url);
@@ -22,9 +21,11 @@ export function connect({ onEvent, onResync, onStatus = () => {} }) {
       try { frame = JSON.parse(m.data); } catch { return; }
       if (frame.type === "ready") {
         onStatus("live");
-        // Events may have been missed while the socket was down.
-        if (ready) onResync();
-        ready = true;
+        // Events may have been missed while the socket was down, and on the first `ready`
+        // between the server rendering the page and this socket listening (a reply sent in
+        // that moment was lost to a page just opened): load the current state after `ready`,
+        // as docs/realtime.md asks of every client.
+        onResync();
         attempt = 0;
       } else if (frame.type === "lagged") onResync();
       else if (!CONTROL.has(frame.type)) onEvent(frame);

@@ -1,7 +1,8 @@
 //! The console's account pages over plain HTTP: `/settings/profile` and `/settings/security`
 //! for each role, the sub-navigation, escaping, login history paging, the people the session
 //! layer sends there (a required second factor, an expired password) and impersonations,
-//! which the API refuses. The browser suite drives the same pages in Chromium.
+//! which the API refuses; `/settings` and the sessions link of the new-device mail. The
+//! browser suite drives the same pages in Chromium.
 
 use crate::two_factor::enable_totp;
 use palisade_testkit::{spawn_app, Db, TestApp, GOOD_PASSWORD};
@@ -18,6 +19,7 @@ both!(
     a_required_second_factor_sends_the_person_to_security_and_says_why,
     an_expired_password_sends_the_person_to_the_profile_and_says_why,
     an_impersonation_is_refused_the_security_settings,
+    settings_and_the_mailed_sessions_link_lead_to_their_pages,
 );
 
 struct Page {
@@ -303,4 +305,38 @@ async fn an_impersonation_is_refused_the_security_settings(db: Db) {
     assert!(p.text.contains("An impersonation cannot change passwords"));
     assert!(!p.text.contains("/api/v1/auth/password"));
     assert!(!p.text.contains("PATCH /api/v1/users/"));
+}
+
+async fn settings_and_the_mailed_sessions_link_lead_to_their_pages(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "ana@acme.example").await;
+    // The new-device mail links to `SESSIONS_PAGE`: a section of the security page.
+    let mailed = palisade_core::auth::login_history::SESSIONS_PAGE;
+    for (path, to) in [
+        ("/settings", "/settings/profile"),
+        (mailed, "/settings/security#sessions"),
+    ] {
+        let p = page(&app, &owner.access_token, path).await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{path}: {}", p.text);
+        assert_eq!(p.location, to, "{path}");
+        // Signed out, the page it leads to asks for a sign-in first.
+        let p = page(&app, "", path).await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(p.location, to, "{path}");
+        let target = to.split('#').next().unwrap();
+        let p = page(&app, "", target).await;
+        assert_eq!(p.location, format!("/login?next={target}"), "{path}");
+    }
+    let security = page(&app, &owner.access_token, "/settings/security").await;
+    assert_eq!(security.status, StatusCode::OK, "{}", security.text);
+    assert_eq!(
+        security.text.matches(r#"id="sessions""#).count(),
+        1,
+        "the section the link points at"
+    );
+    let at = security.text.find(r#"id="sessions""#).unwrap();
+    assert!(
+        security.text[at..].contains("Where you're signed in"),
+        "it is the sessions section"
+    );
 }

@@ -1,6 +1,7 @@
 //! The console's operator and plumbing pages over plain HTTP: `/admin/tenants` (who may see
 //! it), impersonation from the console (the banner on every page, "End" restoring the
-//! operator, the operator restored when the impersonation's cookie is gone), a suspended
+//! operator, the operator restored when the impersonation's cookie is gone, the banner on the
+//! 403 and 404 pages too), a suspended
 //! tenant signed out at the next page, `/settings/webhooks` and `/settings/whatsapp` per role.
 
 use crate::console::{Browser, Page};
@@ -11,6 +12,7 @@ use serde_json::json;
 both!(
     agents_and_admins_get_403_on_admin_tenants,
     impersonation_shows_the_banner_on_every_page_and_end_restores_the_operator,
+    error_pages_show_the_impersonation_banner_too,
     the_operator_comes_back_when_the_impersonation_cookie_is_gone,
     impersonating_needs_a_reason_and_the_session_csrf_token,
     a_suspended_tenants_users_are_signed_out_at_the_next_page,
@@ -120,6 +122,55 @@ async fn impersonation_shows_the_banner_on_every_page_and_end_restores_the_opera
     // The impersonation's session was ended through the core: its token is dead.
     let me = app.get("/api/v1/me", &imp_access).await;
     assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{:?}", me.body);
+}
+
+async fn error_pages_show_the_impersonation_banner_too(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    app.super_admin("root@platform.example").await;
+    let mut b = signed_in(&app, "root@platform.example").await;
+    let r = impersonate(&mut b, &owner.tenant_id, "Ticket <b>42</b>", "write").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let csrf = b.get("/inbox").await.form_token();
+
+    let missing = format!("/inbox/{}", uuid::Uuid::now_v7());
+    for (path, status) in [
+        // Refused by the core (the operator's own page is not the owner's).
+        ("/admin/tenants", StatusCode::FORBIDDEN),
+        // A page's resource that is not there.
+        (missing.as_str(), StatusCode::NOT_FOUND),
+        // No such page at all: the router's own 404.
+        ("/no/such/page", StatusCode::NOT_FOUND),
+    ] {
+        let page = b.get(path).await;
+        assert_eq!(page.status, status, "{path}: {}", page.text);
+        assert!(page.text.contains("Impersonating"), "{path}: {}", page.text);
+        assert!(page.text.contains("root@platform.example"), "{path}");
+        assert!(page.text.contains("with write access"), "{path}");
+        assert!(page.text.contains("Ticket &#60;b&#62;42"), "{path}");
+        assert!(page.text.contains("min left"), "{path}");
+        assert!(page.text.contains(">End</button>"), "{path}");
+        // The End button works from the error page: it carries the session's token.
+        assert_eq!(page.form_token(), csrf, "{path}");
+    }
+
+    let end = b.post_form("/impersonation/end", &[("csrf", &csrf)]).await;
+    assert_eq!(end.status, StatusCode::SEE_OTHER, "{}", end.text);
+    // The operator, and anyone else, gets error pages without a banner.
+    let page = b.get("/no/such/page").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(!page.text.contains("Impersonating"), "{}", page.text);
+    assert!(!page.text.contains("/impersonation/end"));
+    let mut owner_browser = signed_in(&app, "owner@acme.example").await;
+    for path in ["/no/such/page", missing.as_str()] {
+        let page = owner_browser.get(path).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            !page.text.contains("Impersonating"),
+            "{path}: {}",
+            page.text
+        );
+    }
 }
 
 async fn the_operator_comes_back_when_the_impersonation_cookie_is_gone(db: Db) {

@@ -18,7 +18,7 @@ use crate::AppState;
 use askama::Template;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use palisade_core::auth::login_history::{self, LoginAttemptView, PageRequest};
@@ -37,6 +37,16 @@ const HISTORY_PAGE: i64 = 20;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route(
+            "/settings",
+            get(|| async { Redirect::to("/settings/profile") }),
+        )
+        // Where the new-device sign-in mail sends people (`login_history::SESSIONS_PAGE`); the
+        // sessions are a section of the security page. Mails already sent keep working.
+        .route(
+            "/settings/sessions",
+            get(|| async { Redirect::to("/settings/security#sessions") }),
+        )
         .route("/settings/profile", get(profile))
         .route("/settings/security", get(security))
 }

@@ -1,11 +1,17 @@
 //! What every signed-in page shares (the "chrome": header, navigation, impersonation banner,
 //! CSRF token, session timer) and the error page.
+//!
+//! The error page is rendered from anywhere (`app_error` in a handler, the session layer, the
+//! router's 404), without a viewer at hand. Under an impersonation it must still show the
+//! banner with its "End" button, so the session layer lends it the frame for the request
+//! ([`with_error_frame`], a task-local like the request id).
 
 use super::assets;
 use super::session::Viewer;
 use crate::error::Classified;
+use crate::AppState;
 use askama::Template;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use palisade_core::auth::{sessions, Principal};
 use palisade_core::Services;
@@ -128,6 +134,27 @@ pub fn render_with(status: StatusCode, t: &impl Template) -> Response {
     }
 }
 
+tokio::task_local! {
+    /// The frame of the request's error page: set only under an impersonation.
+    static ERROR_FRAME: Option<Chrome>;
+}
+
+/// Runs `f` (the rest of a request) with `frame` for any error page it renders: the frame of
+/// an impersonated viewer, so that the page shows the impersonation banner.
+pub async fn with_error_frame<F: std::future::Future>(frame: Option<Chrome>, f: F) -> F::Output {
+    ERROR_FRAME.scope(frame, f).await
+}
+
+/// The frame for an error page under an impersonation; `None` for everyone else (error pages
+/// show no navigation, so a plain viewer needs nothing from it).
+pub fn error_frame(s: &Services, viewer: &Viewer) -> Option<Chrome> {
+    viewer
+        .principal
+        .impersonator
+        .is_some()
+        .then(|| Chrome::new(s, viewer, "", Nav::None))
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
@@ -136,10 +163,18 @@ struct ErrorPage<'a> {
     message: &'a str,
     request_id: String,
     asset_version: &'static str,
+    /// Under an impersonation: the frame, for the banner.
+    chrome: Option<Chrome>,
 }
 
-/// An error as a page of its own (403, 404, 429, 500, …), with the API's message.
+/// An error as a page of its own (403, 404, 429, 500, …), with the API's message (and the
+/// impersonation banner the session layer lent the request, if any).
 pub fn error_page(c: Classified) -> Response {
+    error_page_in(ERROR_FRAME.try_with(Clone::clone).ok().flatten(), c)
+}
+
+/// [`error_page`] with the frame given (`None`: no banner).
+pub fn error_page_in(chrome: Option<Chrome>, c: Classified) -> Response {
     let heading = match c.status {
         StatusCode::FORBIDDEN => "You can't open this page",
         StatusCode::NOT_FOUND => "Page not found",
@@ -154,6 +189,7 @@ pub fn error_page(c: Classified) -> Response {
         message: &c.message,
         request_id: crate::middleware::current_request_id(),
         asset_version: assets::version(),
+        chrome,
     };
     let mut resp = render_with(c.status, &page);
     if let Some(secs) = c.retry_after_secs {
@@ -171,13 +207,24 @@ pub fn app_error(e: palisade_core::AppError) -> Response {
 
 /// The HTML 404 for a path that is neither a page nor an API route.
 pub fn not_found(path: &str) -> Response {
-    error_page(Classified {
+    error_page(not_found_error(path))
+}
+
+/// The router's HTML 404 (a path no route has, outside the session layer): the banner comes
+/// from the access cookie, checked as on every page.
+pub async fn route_not_found(state: &AppState, headers: &HeaderMap, path: &str) -> Response {
+    let frame = super::session::error_frame_of(state, headers).await;
+    error_page_in(frame, not_found_error(path))
+}
+
+fn not_found_error(path: &str) -> Classified {
+    Classified {
         status: StatusCode::NOT_FOUND,
         code: palisade_core::error::code::NOT_FOUND,
         message: format!("There is no page at {path}."),
         fields: None,
         retry_after_secs: None,
-    })
+    }
 }
 
 /// A page's query string that does not parse (`?unread=maybe`): the API's `400 invalid_query`.

@@ -152,6 +152,23 @@ fn token_expiry(token: &str) -> Option<i64> {
         .as_i64()
 }
 
+/// The frame of an error page outside the session layer (the router's 404): the access cookie,
+/// checked as [`resolve`] checks it but never renewed, if it is an impersonation's.
+pub async fn error_frame_of(state: &AppState, headers: &HeaderMap) -> Option<super::Chrome> {
+    let s = &state.services;
+    let token = cookies::get(
+        headers,
+        &cookies::name(cookies::ACCESS, s.settings.cookie_secure),
+    )?;
+    let principal = auth::authenticate(s, token).await.ok()?;
+    let viewer = Viewer {
+        principal,
+        expires_at: token_expiry(token),
+        impersonation_reason: super::ops::impersonation::reason(headers, s.settings.cookie_secure),
+    };
+    super::page::error_frame(s, &viewer)
+}
+
 /// The console's session layer (see the module docs).
 pub async fn resolve(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let s = &state.services;
@@ -231,21 +248,32 @@ pub async fn resolve(State(state): State<AppState>, mut req: Request, next: Next
         Some(p) => Some(ApiKey::User(p.user_id.as_uuid())),
         None => ip.map(|ip| ApiKey::Ip(ClientKey::of(ip))),
     };
-    if let Some(k) = key {
-        if let Err(wait) = s.limits.api.check(&k) {
-            let c = classify(AppError::rate_limited("too many requests; slow down", wait));
-            return crate::console::page::error_page(c).into_response();
-        }
-    }
     let impersonated = session
         .principal
         .clone()
         .filter(|p| p.impersonator.is_some());
+    // Error pages show the impersonation banner too.
+    let error_frame = impersonated.clone().and_then(|principal| {
+        super::page::error_frame(
+            s,
+            &Viewer {
+                principal,
+                expires_at: session.expires_at,
+                impersonation_reason: session.impersonation_reason.clone(),
+            },
+        )
+    });
+    if let Some(k) = key {
+        if let Err(wait) = s.limits.api.check(&k) {
+            let c = classify(AppError::rate_limited("too many requests; slow down", wait));
+            return super::page::error_page_in(error_frame, c);
+        }
+    }
     let method = parts.method.to_string();
     let path = parts.uri.path().to_owned();
     parts.extensions.insert(session);
     req = Request::from_parts(parts, body);
-    let mut resp = next.run(req).await;
+    let mut resp = super::page::with_error_frame(error_frame, next.run(req)).await;
     if let Some(h) = set_cookies {
         for v in h.get_all(axum::http::header::SET_COOKIE) {
             resp.headers_mut()

@@ -23,7 +23,7 @@ use chromiumoxide::cdp::browser_protocol::log::{
     self, EventEntryAdded, LogEntryLevel, LogEntrySource,
 };
 use chromiumoxide::cdp::browser_protocol::page::{
-    CaptureScreenshotFormat, CaptureScreenshotParams,
+    AddScriptToEvaluateOnNewDocumentParams, CaptureScreenshotFormat, CaptureScreenshotParams,
 };
 use chromiumoxide::cdp::browser_protocol::web_authn::{
     self, AddVirtualAuthenticatorParams, AuthenticatorProtocol, AuthenticatorTransport,
@@ -444,14 +444,21 @@ impl Page {
         }
     }
 
-    /// Waits until `what` is gone (absent or hidden), up to [`WAIT`].
+    /// Waits until `what` is gone (absent or hidden), up to [`WAIT`]. While the page is between
+    /// two documents (a reload) nothing can be looked up: that is not "gone", so it waits for
+    /// the next document to answer.
     pub async fn wait_gone(&self, what: &Locator) {
         let deadline = Instant::now() + WAIT;
-        while self.is_visible(what).await {
+        while self
+            .with_element(what, "return true;")
+            .await
+            .map_or(true, |v| v == Value::Bool(true))
+        {
             if Instant::now() > deadline {
                 panic!(
-                    "{what} still visible after {WAIT:?} on {}",
-                    self.current_url().await
+                    "{what} still visible after {WAIT:?} on {}\n{}",
+                    self.current_url().await,
+                    self.text_excerpt().await
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -476,6 +483,22 @@ impl Page {
         }
     }
 
+    /// How many requests this document has made to `path` (its own requests: scripts, styles,
+    /// `fetch` calls; counted from the Resource Timing entries, so a reload starts again at 0).
+    /// For checking that a form is sent once.
+    pub async fn requests_to(&self, path: &str) -> usize {
+        let n = self
+            .eval(&format!(
+                "performance.getEntriesByType('resource') \
+                 .filter((e) => new URL(e.name).pathname === {}).length",
+                json!(path)
+            ))
+            .await;
+        n.as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or_default()
+    }
+
     /// The visible text of the page.
     pub async fn body_text(&self) -> String {
         self.eval("document.body ? document.body.innerText : ''")
@@ -492,12 +515,35 @@ impl Page {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        format!("page text: {:.600}", t)
+        format!("page text: {:.1500}", t)
     }
 
-    /// Waits for `what`, then fails unless it can be acted on; returns its centre.
+    /// Waits until the document has loaded, its module scripts included (`readyState` is
+    /// `complete`), up to [`WAIT`]. A page's behaviour (`data-api` forms, confirmation
+    /// dialogs) is attached by those scripts: a click while a page is still loading (just after
+    /// a form reloaded it) would meet a plain form.
+    pub async fn wait_loaded(&self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let state = self.try_eval("document.readyState").await;
+            if state.as_ref().ok().and_then(Value::as_str) == Some("complete") {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} did not finish loading within {WAIT:?} ({state:?})",
+                    self.current_url().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for `what` on a loaded page, then fails unless it can be acted on; returns its
+    /// centre.
     async fn actionable(&self, what: &Locator) -> Point {
         self.wait_for(what).await;
+        self.wait_loaded().await;
         let v = self
             .with_element(
                 what,
@@ -640,6 +686,36 @@ impl Page {
         .to_owned()
     }
 
+    /// Presses Tab until the focused element, as [`Page::focused`] describes it, starts with
+    /// `wanted` (`textbox "Email"`, `link "Carla Mendes`): how a keyboard user reaches a
+    /// control. Fails after 100 presses, naming the elements passed.
+    pub async fn tab_to(&self, wanted: &str) {
+        self.move_focus_to("Tab", wanted).await
+    }
+
+    /// [`Page::tab_to`] backwards (Shift+Tab).
+    pub async fn shift_tab_to(&self, wanted: &str) {
+        self.move_focus_to("Shift+Tab", wanted).await
+    }
+
+    async fn move_focus_to(&self, key: &str, wanted: &str) {
+        self.wait_loaded().await;
+        let mut passed = Vec::new();
+        for _ in 0..100 {
+            self.press(key).await;
+            let now = self.focused().await;
+            if now.starts_with(wanted) {
+                return;
+            }
+            passed.push(now);
+        }
+        panic!(
+            "{key} never reached {wanted} on {}; it passed:\n  {}",
+            self.current_url().await,
+            passed.join("\n  ")
+        );
+    }
+
     /// Saves the page at both [`SCREEN_SIZES`] as
     /// `target/browser-screenshots/<name>-<w>x<h>.png`, then returns to the desktop size.
     pub async fn screenshot(&self, name: &str) {
@@ -732,6 +808,35 @@ impl Page {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// From the next document on, the page's websockets fail to connect (their handshake goes
+    /// to a path with no socket, as behind a network that drops them) until
+    /// [`Page::release_websockets`]; the page's own retries then get through. DevTools' request
+    /// blocking does not apply to websockets, hence a wrapper around `WebSocket` installed
+    /// before the page's scripts run.
+    pub async fn hold_websockets(&self) {
+        self.page
+            .execute(AddScriptToEvaluateOnNewDocumentParams::new(
+                r#"(() => {
+                  const Real = window.WebSocket;
+                  window.WebSocket = new Proxy(Real, { construct(target, args) {
+                    if (!window.__palisadeSocketsReleased) {
+                      const u = new URL(args[0], location.href);
+                      u.pathname = "/__held_websocket";
+                      args = [u.toString(), ...args.slice(1)];
+                    }
+                    return Reflect.construct(target, args);
+                  } });
+                })()"#,
+            ))
+            .await
+            .expect("Page.addScriptToEvaluateOnNewDocument");
+    }
+
+    /// Lets the websockets of the current document connect (see [`Page::hold_websockets`]).
+    pub async fn release_websockets(&self) {
+        self.eval("window.__palisadeSocketsReleased = true").await;
     }
 
     /// Adds Chromium's virtual WebAuthn authenticator to this tab (CTAP2, built in, resident
