@@ -245,6 +245,10 @@ async fn the_api_keys_page_offers_every_scope_and_lists_keys_without_secrets(db:
     }
     assert!(body.contains(r##"data-then="fill:#new-key""##));
     assert!(body.contains(r##"data-copy="#new-key-value""##));
+    // Allowed addresses: a labelled list field, left out when empty, with its error slot.
+    assert!(body.contains(r#"<label for="key-ips">Allowed IP addresses</label>"#));
+    assert!(body.contains(r#"name="allowed_ips""#) && body.contains("data-omit-empty"));
+    assert!(body.contains(r#"id="allowed_ips-error""#));
 
     let created = app
         .post(
@@ -261,6 +265,24 @@ async fn the_api_keys_page_offers_every_scope_and_lists_keys_without_secrets(db:
     assert!(body.contains("&#60;b&#62;CRM sync&#60;/b&#62;"));
     assert!(body.contains(&format!(r#"data-api="POST /api/v1/api-keys/{id}/revoke""#)));
     assert!(body.contains("data-confirm=\"Revoke the key"));
+    assert!(
+        body.contains(">anywhere<"),
+        "no allowed_ips: usable from anywhere"
+    );
+    let limited = app
+        .post(
+            "/api/v1/api-keys",
+            Some(&owner.access_token),
+            json!({"name": "Office", "scopes": ["contacts:read"],
+                   "allowed_ips": ["203.0.113.7", "198.51.100.0/24"]}),
+        )
+        .await;
+    assert_eq!(limited.status, StatusCode::CREATED, "{:?}", limited.body);
+    let (_, body) = page(&app, &owner.access_token, "/settings/api-keys").await;
+    assert!(
+        body.contains("203.0.113.7/32, 198.51.100.0/24"),
+        "the allowed addresses are listed"
+    );
 
     let r = app
         .post(
