@@ -468,6 +468,13 @@ async fn notifications_are_counted_by_the_api_and_listed_on_their_page(db: Db) {
     assert!(body.contains("A webhook waits for approval"));
     assert!(body.contains(">unread<"));
     assert!(body.contains("/read\""), "a Mark read form");
+    let webhook_id = r.body["webhook"]["id"].as_str().unwrap();
+    assert!(
+        body.contains(&format!(
+            r#"href="/settings/webhooks/{webhook_id}">Open the webhook"#
+        )),
+        "the notification links to its webhook"
+    );
     let (status, body) = page(&app, &owner.access_token, "/notifications?unread=maybe").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, _) = page(&app, &owner.access_token, "/notifications?cursor=nope").await;
