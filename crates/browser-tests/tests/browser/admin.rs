@@ -2,7 +2,7 @@
 //! mailed invitation; an API key is created and shown once with its copy button; an agent is
 //! refused `/settings/users`. Screenshots of the users and API keys pages at both sizes.
 
-use crate::harness::{label, role, text, Db, Page, Server};
+use crate::harness::{css, label, role, text, Db, Page, Server};
 
 crate::both!(
     an_owner_invites_a_teammate_who_accepts_by_mail,
@@ -127,6 +127,28 @@ async fn an_api_key_is_shown_once_and_an_agent_is_refused(db: Db) {
         .await;
     owner.assert_accessible().await;
     owner.screenshot("settings-api-keys").await;
+    owner.assert_clean().await;
+
+    // Usable at 360 px: no admin page scrolls sideways (wide tables scroll in their frame).
+    owner.set_size(360, 740).await;
+    for path in [
+        "/settings/users",
+        "/settings/api-keys",
+        "/settings/webhooks",
+        "/settings/whatsapp",
+        "/settings/tenant",
+        "/audit",
+        "/notifications",
+    ] {
+        owner.goto(path).await;
+        owner.wait_for(&css("h1")).await;
+        let width = owner
+            .eval("document.documentElement.scrollWidth")
+            .await
+            .as_u64()
+            .unwrap_or(u64::MAX);
+        assert!(width <= 360, "{path} is {width} px wide at 360");
+    }
     owner.assert_clean().await;
 
     // An agent who accepted an invitation gets the 403 page on the users page.
