@@ -198,6 +198,19 @@ async fn a_suspended_tenants_users_are_signed_out_at_the_next_page(db: Db) {
     assert!(b.cookie("palisade_refresh").is_none());
 }
 
+/// Lets webhooks to `hooks.acme.example` start without approval.
+async fn allow_acme_hooks(app: &TestApp, token: &str) {
+    let put = app
+        .send(
+            Method::PUT,
+            "/api/v1/webhooks/allowed-domains",
+            Some(token),
+            Some(json!({"allowed_domains": ["hooks.acme.example"]})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+}
+
 async fn webhooks_and_whatsapp_pages_follow_the_api_roles(db: Db) {
     let app = spawn_app(db).await;
     let owner = app.register("Acme", "owner@acme.example").await;
@@ -210,15 +223,7 @@ async fn webhooks_and_whatsapp_pages_follow_the_api_roles(db: Db) {
             "{path}"
         );
     }
-    let put = app
-        .send(
-            Method::PUT,
-            "/api/v1/webhooks/allowed-domains",
-            Some(&owner.access_token),
-            Some(json!({"allowed_domains": ["hooks.acme.example"]})),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    allow_acme_hooks(&app, &owner.access_token).await;
     let mut admin = signed_in(&app, "owner@acme.example").await;
     let w = admin.get("/settings/webhooks").await;
     assert_eq!(w.status, StatusCode::OK, "{}", w.text);
@@ -252,15 +257,7 @@ async fn webhook_deliveries_page_with_the_api_cursor(db: Db) {
     })
     .await;
     let owner = app.register("Acme", "owner@acme.example").await;
-    let put = app
-        .send(
-            Method::PUT,
-            "/api/v1/webhooks/allowed-domains",
-            Some(&owner.access_token),
-            Some(json!({"allowed_domains": ["hooks.acme.example"]})),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    allow_acme_hooks(&app, &owner.access_token).await;
     let created = app
         .post(
             "/api/v1/webhooks",
