@@ -5,6 +5,7 @@
 //! upsert on the row (SQLite's single writer, PostgreSQL's row lock) and each statement sees the
 //! count the previous one left.
 
+use crate::query::{member_chunks, member_of};
 use crate::{Query, Result, SystemScope, Tx};
 use time::OffsetDateTime;
 
@@ -35,6 +36,38 @@ pub async fn get(tx: &mut Tx<SystemScope>, key: &[u8]) -> Result<Option<Throttle
         .bind(key),
     )
     .await
+}
+
+/// A lock in force: the throttle key and when the lock ends.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ActiveLock {
+    pub key_hash: Vec<u8>,
+    pub locked_until: OffsetDateTime,
+}
+
+/// The locks among `keys` that still hold at `now` (a team's list shows who is locked out):
+/// one statement per chunk of keys, by the primary key.
+pub async fn active_locks(
+    tx: &mut Tx<SystemScope>,
+    keys: &[Vec<u8>],
+    now: OffsetDateTime,
+) -> Result<Vec<ActiveLock>> {
+    let db = tx.backend();
+    let mut out = Vec::new();
+    for chunk in member_chunks(db, keys) {
+        if chunk.is_empty() {
+            continue;
+        }
+        let q = Query::new(format!(
+            "SELECT key_hash, locked_until FROM login_throttle
+             WHERE locked_until > $1 AND {}",
+            member_of(db, "key_hash", 2, chunk.len())
+        ))
+        .bind(now)
+        .bind_members(db, chunk);
+        out.extend(tx.fetch_all::<ActiveLock>(q).await?);
+    }
+    Ok(out)
 }
 
 /// Counts one failure and returns the state it left, in one write.

@@ -341,6 +341,31 @@ pub async fn list_messages(
         .await?)
 }
 
+/// A conversation's latest `limit` messages (notes included), newest first: a page that shows
+/// the end of a long conversation reads only those rows, backwards along the
+/// `(tenant_id, conversation_id, id)` index, however many came before. The order is the id
+/// (UUID v7), the order [`list_messages`] pages in, so the two reads agree on what "latest" and
+/// "earlier" are; `created_at` is the clock's time and need not follow the ids.
+pub async fn latest_messages(
+    tx: &mut Tx<TenantScope>,
+    conversation_id: ConversationId,
+    limit: i64,
+) -> Result<Vec<Message>> {
+    let tenant = tx.scope().tenant_id();
+    all(tx
+        .fetch_all(
+            Query::new(format!(
+                "SELECT {MESSAGE_COLUMNS}, author_id FROM messages
+             WHERE tenant_id = $1 AND conversation_id = $2
+             ORDER BY id DESC LIMIT $3"
+            ))
+            .bind(tenant)
+            .bind(conversation_id)
+            .bind(limit),
+        )
+        .await?)
+}
+
 /// The latest inbound or outbound message of a conversation, in short (a list's preview).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LastMessage {

@@ -110,7 +110,8 @@ function setPath(obj, path, value) {
 // name="a.b" nests; data-type="number" | "list" (comma or line separated) | "json" | "bool";
 // a checkbox is a boolean unless it has a value and data-type="list-item" (then all checked
 // boxes of that name form a list); select[multiple] is a list; an empty text field is left out
-// unless it has data-keep-empty (then it is sent as null).
+// unless it has data-keep-empty (then it is sent as null); an empty list is sent as [] unless it
+// has data-omit-empty (then it is left out: "no list", where [] would mean "none").
 export function formBody(form) {
   const body = {};
   const lists = {};
@@ -129,7 +130,7 @@ export function formBody(form) {
       continue;
     }
     const v = el.value;
-    if (v.trim() === "" && type !== "list") {
+    if (v.trim() === "" && (type !== "list" || el.hasAttribute("data-omit-empty"))) {
       if (el.hasAttribute("data-keep-empty")) setPath(body, el.name, null);
       continue;
     }

@@ -2,7 +2,7 @@
 //! mailed invitation; an API key is created and shown once with its copy button; an agent is
 //! refused `/settings/users`. Screenshots of the users and API keys pages at both sizes.
 
-use crate::harness::{label, role, text, Db, Page, Server};
+use crate::harness::{css, label, role, text, Db, Page, Server};
 
 crate::both!(
     an_owner_invites_a_teammate_who_accepts_by_mail,
@@ -88,12 +88,67 @@ async fn an_api_key_is_shown_once_and_an_agent_is_refused(db: Db) {
     assert!(key.len() > 20, "the key is shown: {key:?}");
     owner.screenshot("settings-api-keys-created").await;
 
-    // Once: the list never shows it again.
+    // Once: the list never shows it again. Its allowed addresses were left empty: anywhere
+    // (not `[]`, which would allow it from nowhere).
     owner.click(&role("link", "Done: show the list")).await;
     owner.wait_for(&text("CRM sync")).await;
     assert!(!owner.body_text().await.contains(&key));
+    owner.wait_for(&text("anywhere")).await;
+
+    // Allowed addresses: the API's refusal next to the field, then the key limited to them.
+    owner.fill(&label("Name"), "Office only").await;
+    owner.click(&label("contacts:read")).await;
+    owner
+        .fill(&label("Allowed IP addresses"), "203.0.113.7, not-an-ip")
+        .await;
+    owner.click(&role("button", "Create key")).await;
+    owner
+        .wait_for(&text("\"not-an-ip\" is not an IP address or CIDR range"))
+        .await;
+    let invalid = owner
+        .eval("document.querySelector('#key-ips').getAttribute('aria-invalid')")
+        .await;
+    assert_eq!(
+        invalid.as_str(),
+        Some("true"),
+        "the field is marked invalid"
+    );
+    owner
+        .fill(
+            &label("Allowed IP addresses"),
+            "203.0.113.7, 198.51.100.0/24",
+        )
+        .await;
+    owner.click(&role("button", "Create key")).await;
+    owner.wait_for(&text("Copy this key now")).await;
+    owner.click(&role("link", "Done: show the list")).await;
+    owner
+        .wait_for(&text("203.0.113.7/32, 198.51.100.0/24"))
+        .await;
     owner.assert_accessible().await;
     owner.screenshot("settings-api-keys").await;
+    owner.assert_clean().await;
+
+    // Usable at 360 px: no admin page scrolls sideways (wide tables scroll in their frame).
+    owner.set_size(360, 740).await;
+    for path in [
+        "/settings/users",
+        "/settings/api-keys",
+        "/settings/webhooks",
+        "/settings/whatsapp",
+        "/settings/tenant",
+        "/audit",
+        "/notifications",
+    ] {
+        owner.goto(path).await;
+        owner.wait_for(&css("h1")).await;
+        let width = owner
+            .eval("document.documentElement.scrollWidth")
+            .await
+            .as_u64()
+            .unwrap_or(u64::MAX);
+        assert!(width <= 360, "{path} is {width} px wide at 360");
+    }
     owner.assert_clean().await;
 
     // An agent who accepted an invitation gets the 403 page on the users page.

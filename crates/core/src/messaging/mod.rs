@@ -177,6 +177,45 @@ pub async fn list_messages(
     Ok(Page::from_overfetch(items, limit, |m| m.id.as_uuid()))
 }
 
+/// The end of a conversation: its latest messages, oldest first, and whether earlier ones exist.
+#[derive(Debug, Clone)]
+pub struct LatestMessages {
+    pub messages: Vec<Message>,
+    /// Messages before the first of `messages` exist (read them with [`list_messages`]).
+    pub earlier: bool,
+}
+
+/// A conversation's latest `limit` messages (notes included; 1 to 200), oldest first, read
+/// from the end (`limit + 1` rows, whatever the conversation's length), with the same checks
+/// as [`list_messages`]: the permission, the tenant, and `404` for another tenant's
+/// conversation. For a page that opens on the end of a conversation; the API pages from the
+/// start.
+pub async fn latest_messages(
+    s: &Services,
+    p: &Principal,
+    conversation_id: ConversationId,
+    limit: i64,
+) -> AppResult<LatestMessages> {
+    p.require(Permission::ConversationsRead)?;
+    let limit = clamp(Some(limit));
+    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
+    if conversations::find_conversation(&mut tx, conversation_id)
+        .await?
+        .is_none()
+    {
+        return Err(AppError::NotFound("conversation"));
+    }
+    let mut items = messages::latest_messages(&mut tx, conversation_id, limit + 1).await?;
+    let earlier = i64::try_from(items.len()).unwrap_or(i64::MAX) > limit;
+    items.truncate(usize::try_from(limit).unwrap_or(0));
+    items.reverse();
+    crate::whatsapp::media::attach(&mut tx, &mut items).await?;
+    Ok(LatestMessages {
+        messages: items,
+        earlier,
+    })
+}
+
 /// How long after a customer's last message free-form messages may be sent (Meta's customer
 /// service window).
 pub const CUSTOMER_SERVICE_WINDOW: time::Duration = time::Duration::hours(24);

@@ -88,6 +88,41 @@ pub async fn list(
     Ok(list)
 }
 
+/// The views of `list` as the caller may see them: for those who may manage users, with
+/// `locked_until` on each user whose sign-in is locked now (the lock `unlock` lifts), read in
+/// one statement for the whole list. The lock is kept per login name, so it is looked up by
+/// the user's email exactly as `unlock` clears it.
+pub async fn views(s: &Services, p: &Principal, list: &[User]) -> AppResult<Vec<UserView>> {
+    let mut views: Vec<UserView> = list.iter().map(UserView::from).collect();
+    if p.require(Permission::UsersManage).is_err() {
+        return Ok(views);
+    }
+    let keys: Vec<Vec<u8>> = list
+        .iter()
+        .filter(|u| u.deleted_at.is_none())
+        .map(|u| lockout::key(&u.email))
+        .collect();
+    if keys.is_empty() {
+        return Ok(views);
+    }
+    let mut tx = s.store.begin_read(SystemScope::new("users.locks")).await?;
+    let locks: std::collections::HashMap<Vec<u8>, time::OffsetDateTime> =
+        login_throttle::active_locks(&mut tx, &keys, s.now())
+            .await?
+            .into_iter()
+            .map(|l| (l.key_hash, l.locked_until))
+            .collect();
+    for (view, user) in views.iter_mut().zip(list) {
+        if user.deleted_at.is_none() {
+            view.locked_until = locks
+                .get(&lockout::key(&user.email))
+                .copied()
+                .map(palisade_domain::rfc3339);
+        }
+    }
+    Ok(views)
+}
+
 pub async fn get(s: &Services, p: &Principal, id: UserId) -> AppResult<User> {
     p.require(Permission::UsersRead)?;
     let mut tx = s.store.begin_read(p.own_scope()).await?;

@@ -34,6 +34,13 @@ pub struct UserView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
     pub deleted_at: Option<String>,
+    /// While the user's sign-in is locked after too many failed passwords: when the lock ends
+    /// (an admin lifts it earlier with `POST /api/v1/users/{id}/unlock`). Only in the list and
+    /// the read of users answered to those who may manage users (`users.manage`); absent
+    /// otherwise, and in events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub locked_until: Option<String>,
 }
 
 impl From<&User> for UserView {
@@ -51,6 +58,7 @@ impl From<&User> for UserView {
             created_at: rfc3339(u.created_at),
             updated_at: rfc3339(u.updated_at),
             deleted_at: u.deleted_at.map(rfc3339),
+            locked_until: None,
         }
     }
 }

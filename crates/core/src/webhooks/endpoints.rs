@@ -13,6 +13,7 @@ use crate::audit::AuditEntryExt;
 use crate::auth::{Principal, RequestMeta};
 use crate::error::{code, FieldErrors};
 use crate::notifications::{self, NewNotification};
+use crate::pagination::{ActivityCursor, Page};
 use crate::safe_http;
 use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::rfc3339;
@@ -429,20 +430,40 @@ pub async fn send_test(
     Ok((&d).into())
 }
 
+/// A webhook's deliveries, newest first, `limit` a page (default 100, at most 500), from
+/// `cursor` (the previous page's `next_cursor`, an opaque (created at, id) position).
 pub async fn list_deliveries(
     s: &Services,
     p: &Principal,
     id: WebhookId,
+    cursor: Option<&str>,
     limit: Option<i64>,
-) -> AppResult<Vec<DeliveryView>> {
+) -> AppResult<Page<DeliveryView, String>> {
     p.require(Permission::WebhooksRead)?;
+    let before = cursor
+        .map(|c| ActivityCursor::parse("cursor", c))
+        .transpose()?;
+    let limit = limit.unwrap_or(100).clamp(1, 500);
     let scope = p.tenant_scope()?;
     let mut tx = s.store.begin_read(scope).await?;
     let w = found(&mut tx, id).await?;
     // Deliveries carry the events' data.
     require_event_access(p, &w.events)?;
-    let list = store::list_deliveries(&mut tx, id, limit.unwrap_or(100).clamp(1, 500)).await?;
-    Ok(list.iter().map(Into::into).collect())
+    let list = store::list_deliveries(
+        &mut tx,
+        id,
+        before.map(|c| (c.at, DeliveryId::from(c.id))),
+        limit + 1,
+    )
+    .await?;
+    let page = Page::from_overfetch(list, limit, |d| {
+        ActivityCursor {
+            at: d.created_at,
+            id: d.id.as_uuid(),
+        }
+        .encode()
+    });
+    Ok(page.map(|d| DeliveryView::from(&d)))
 }
 
 /// Schedules a delivery for an immediate new attempt.

@@ -10,6 +10,7 @@ use serde_json::json;
 both!(
     admin_pages_open_for_admins_and_refuse_agents,
     the_users_page_lists_the_team_escaped_with_its_actions,
+    unlock_is_offered_only_for_a_locked_user,
     the_api_keys_page_offers_every_scope_and_lists_keys_without_secrets,
     the_tenant_page_shows_the_current_settings,
     the_audit_page_filters_pages_and_explains_bad_filters,
@@ -129,10 +130,10 @@ async fn the_users_page_lists_the_team_escaped_with_its_actions(db: Db) {
         r#"data-api="PATCH /api/v1/users/{}""#,
         agent.user_id
     )));
-    assert!(body.contains(&format!(
-        r#"data-api="POST /api/v1/users/{}/unlock""#,
-        agent.user_id
-    )));
+    assert!(
+        !body.contains("/unlock\""),
+        "nobody is locked: no Unlock button"
+    );
     // The owner can hand the tenant over (with the password); nobody deletes the owner.
     assert!(body.contains(&format!(
         r#"data-api="POST /api/v1/users/{}/transfer-ownership""#,
@@ -159,6 +160,77 @@ async fn the_users_page_lists_the_team_escaped_with_its_actions(db: Db) {
     assert!(!body.contains("transfer-ownership"));
 }
 
+/// The lock comes from failed passwords (the login throttle); the users list shows it to those
+/// who may lift it, with the Unlock button on that user only, and no longer once lifted.
+async fn unlock_is_offered_only_for_a_locked_user(db: Db) {
+    let app = spawn_app_with(db, |c| c.lockout_threshold = 3).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let agent = app.add_user(&owner, "agent@acme.example", "agent").await;
+    let other = app.add_user(&owner, "other@acme.example", "agent").await;
+    for _ in 0..3 {
+        let r = app
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": "agent@acme.example", "password": "not-the-password-1"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
+    }
+    let unlock = |id: &str| format!(r#"data-api="POST /api/v1/users/{id}/unlock""#);
+
+    let (status, body) = page(&app, &owner.access_token, "/settings/users").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(&unlock(&agent.user_id.to_string())), "{body}");
+    assert!(!body.contains(&unlock(&other.user_id.to_string())));
+    assert!(!body.contains(&unlock(&owner.user_id.to_string())));
+    assert_eq!(body.matches(">locked<").count(), 1);
+
+    // The API says the same to an admin, and nothing about locks to an agent.
+    let listed = app.get("/api/v1/users", &owner.access_token).await;
+    let of = |list: &serde_json::Value, id: String| {
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let locked = of(&listed.body, agent.user_id.to_string());
+    assert!(
+        locked["locked_until"].as_str().unwrap().ends_with('Z'),
+        "{locked}"
+    );
+    assert!(of(&listed.body, other.user_id.to_string())
+        .get("locked_until")
+        .is_none());
+    let one = app
+        .get(
+            &format!("/api/v1/users/{}", agent.user_id),
+            &owner.access_token,
+        )
+        .await;
+    assert_eq!(one.body["locked_until"], locked["locked_until"]);
+    let as_agent = app.get("/api/v1/users", &other.access_token).await;
+    assert_eq!(as_agent.status, StatusCode::OK);
+    assert!(of(&as_agent.body, agent.user_id.to_string())
+        .get("locked_until")
+        .is_none());
+
+    let r = app
+        .post(
+            &format!("/api/v1/users/{}/unlock", agent.user_id),
+            Some(&owner.access_token),
+            json!({}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{:?}", r.body);
+    let (_, body) = page(&app, &owner.access_token, "/settings/users").await;
+    assert!(!body.contains("/unlock\""), "unlocked: the button is gone");
+    assert!(!body.contains(">locked<"));
+}
+
 async fn the_api_keys_page_offers_every_scope_and_lists_keys_without_secrets(db: Db) {
     let app = spawn_app(db).await;
     let owner = app.register("Acme", "owner@acme.example").await;
@@ -173,6 +245,10 @@ async fn the_api_keys_page_offers_every_scope_and_lists_keys_without_secrets(db:
     }
     assert!(body.contains(r##"data-then="fill:#new-key""##));
     assert!(body.contains(r##"data-copy="#new-key-value""##));
+    // Allowed addresses: a labelled list field, left out when empty, with its error slot.
+    assert!(body.contains(r#"<label for="key-ips">Allowed IP addresses</label>"#));
+    assert!(body.contains(r#"name="allowed_ips""#) && body.contains("data-omit-empty"));
+    assert!(body.contains(r#"id="allowed_ips-error""#));
 
     let created = app
         .post(
@@ -189,6 +265,24 @@ async fn the_api_keys_page_offers_every_scope_and_lists_keys_without_secrets(db:
     assert!(body.contains("&#60;b&#62;CRM sync&#60;/b&#62;"));
     assert!(body.contains(&format!(r#"data-api="POST /api/v1/api-keys/{id}/revoke""#)));
     assert!(body.contains("data-confirm=\"Revoke the key"));
+    assert!(
+        body.contains(">anywhere<"),
+        "no allowed_ips: usable from anywhere"
+    );
+    let limited = app
+        .post(
+            "/api/v1/api-keys",
+            Some(&owner.access_token),
+            json!({"name": "Office", "scopes": ["contacts:read"],
+                   "allowed_ips": ["203.0.113.7", "198.51.100.0/24"]}),
+        )
+        .await;
+    assert_eq!(limited.status, StatusCode::CREATED, "{:?}", limited.body);
+    let (_, body) = page(&app, &owner.access_token, "/settings/api-keys").await;
+    assert!(
+        body.contains("203.0.113.7/32, 198.51.100.0/24"),
+        "the allowed addresses are listed"
+    );
 
     let r = app
         .post(
@@ -374,6 +468,13 @@ async fn notifications_are_counted_by_the_api_and_listed_on_their_page(db: Db) {
     assert!(body.contains("A webhook waits for approval"));
     assert!(body.contains(">unread<"));
     assert!(body.contains("/read\""), "a Mark read form");
+    let webhook_id = r.body["webhook"]["id"].as_str().unwrap();
+    assert!(
+        body.contains(&format!(
+            r#"href="/settings/webhooks/{webhook_id}">Open the webhook"#
+        )),
+        "the notification links to its webhook"
+    );
     let (status, body) = page(&app, &owner.access_token, "/notifications?unread=maybe").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, _) = page(&app, &owner.access_token, "/notifications?cursor=nope").await;

@@ -16,6 +16,7 @@ both!(
     another_tenant_gets_404_for_a_conversation_and_its_fragments,
     a_read_only_impersonation_sees_no_forms,
     the_list_pages_with_the_api_cursor,
+    a_long_conversation_opens_on_its_latest_hundred_with_their_notes_apart,
 );
 
 /// A page as the browser gets it with the API's session cookie holding `token`.
@@ -420,4 +421,96 @@ async fn the_list_pages_with_the_api_cursor(db: Db) {
     assert_eq!(next.matches(r#"<li><a href="/inbox/"#).count(), 6);
     assert!(next.contains(">Previous</a>"));
     assert!(!next.contains("Next page"));
+}
+
+/// The conversation's thread part of a page (its messages and notes), without the list beside.
+fn thread(html: &str) -> &str {
+    let start = html.find(r#"<div id="thread""#).expect("a thread");
+    let end = html[start..]
+        .find(r#"class="composer""#)
+        .map_or(html.len(), |e| start + e);
+    &html[start..end]
+}
+
+/// The page reads the end of a conversation directly: the latest 100 messages (notes included,
+/// shown apart), a link to the earlier ones, which page from the start with the API's cursor.
+async fn a_long_conversation_opens_on_its_latest_hundred_with_their_notes_apart(db: Db) {
+    let f = whatsapp_fixture(db).await;
+    f.customer_message("text", json!({"body": "First question"}))
+        .await;
+    let c = first_conversation(&f).await;
+    let id = c["id"].as_str().unwrap();
+    let token = &f.owner.access_token;
+    for i in 0..101 {
+        let note = f
+            .app
+            .post(
+                &format!("/api/v1/conversations/{id}/notes"),
+                Some(token),
+                json!({ "body": format!("note number {i}.") }),
+            )
+            .await;
+        assert_eq!(note.status, StatusCode::CREATED, "{:?}", note.body);
+    }
+    // 102 so far, all notes but the first: the latest 100 are notes 1 to 100. (The list
+    // beside the thread previews the last customer message: look at the thread only.)
+    let (status, page_html) = page(&f.app, token, &format!("/inbox/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let html = thread(&page_html);
+    assert!(html.contains("note number 100.") && html.contains("note number 1."));
+    assert!(!html.contains("note number 0.") && !html.contains("First question"));
+    assert!(html.contains(&format!(
+        r#"href="/inbox/{id}?from=start">Earlier messages"#
+    )));
+    assert!(
+        !html.contains("No messages yet"),
+        "messages exist, only earlier: {html}"
+    );
+
+    f.customer_message("text", json!({"body": "Second question"}))
+        .await;
+    let mut html = String::new();
+    for _ in 0..100 {
+        html = thread(&page(&f.app, token, &format!("/inbox/{id}")).await.1).to_owned();
+        if html.contains("Second question") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(html.contains("Second question"), "{html}");
+    assert!(!html.contains("note number 1.") && html.contains("note number 2."));
+    let notes_at = html.find(r#"id="notes-heading""#).unwrap();
+    assert!(
+        html[notes_at..].contains("note number 2.")
+            && !html[notes_at..].contains("Second question"),
+        "notes apart from the messages"
+    );
+    assert!(html.contains("Earlier messages"));
+    // The live fragment is the same part.
+    let (_, frag) = page(&f.app, token, &format!("/inbox/{id}?fragment=messages")).await;
+    assert!(frag.contains("Second question") && !frag.contains("note number 1."));
+    assert!(frag.contains("Earlier messages"));
+
+    // Earlier messages: from the start, 100 a page, with the next page's link.
+    let (status, page_html) = page(&f.app, token, &format!("/inbox/{id}?from=start")).await;
+    assert_eq!(status, StatusCode::OK);
+    let html = thread(&page_html);
+    assert!(html.contains("First question") && html.contains("note number 0."));
+    assert!(!html.contains("Second question"));
+    assert!(html.contains("Latest messages"));
+    assert!(html.contains(&format!("/inbox/{id}?from=start&amp;cursor=")));
+
+    // An agent reads the same end; another tenant gets the 404 page.
+    let agent = f
+        .app
+        .add_user(&f.owner, "agent@acme.example", "agent")
+        .await;
+    let (status, page_html) = page(&f.app, &agent.access_token, &format!("/inbox/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let html = thread(&page_html);
+    assert!(html.contains("Second question") && !html.contains("note number 1."));
+    let other = f.app.register("Globex", "owner@globex.example").await;
+    let (status, html) = page(&f.app, &other.access_token, &format!("/inbox/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!html.contains("note number"));
 }

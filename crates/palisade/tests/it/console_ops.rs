@@ -5,7 +5,7 @@
 //! tenant signed out at the next page, `/settings/webhooks` and `/settings/whatsapp` per role.
 
 use crate::console::{Browser, Page};
-use palisade_testkit::{spawn_app, Db, TestApp, GOOD_PASSWORD};
+use palisade_testkit::{spawn_app, spawn_app_with, Db, TestApp, GOOD_PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -17,6 +17,7 @@ both!(
     impersonating_needs_a_reason_and_the_session_csrf_token,
     a_suspended_tenants_users_are_signed_out_at_the_next_page,
     webhooks_and_whatsapp_pages_follow_the_api_roles,
+    webhook_deliveries_page_with_the_api_cursor,
 );
 
 async fn signed_in<'a>(app: &'a TestApp, email: &str) -> Browser<'a> {
@@ -248,6 +249,19 @@ async fn a_suspended_tenants_users_are_signed_out_at_the_next_page(db: Db) {
     assert!(b.cookie("palisade_refresh").is_none());
 }
 
+/// Lets webhooks to `hooks.acme.example` start without approval.
+async fn allow_acme_hooks(app: &TestApp, token: &str) {
+    let put = app
+        .send(
+            Method::PUT,
+            "/api/v1/webhooks/allowed-domains",
+            Some(token),
+            Some(json!({"allowed_domains": ["hooks.acme.example"]})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+}
+
 async fn webhooks_and_whatsapp_pages_follow_the_api_roles(db: Db) {
     let app = spawn_app(db).await;
     let owner = app.register("Acme", "owner@acme.example").await;
@@ -260,15 +274,7 @@ async fn webhooks_and_whatsapp_pages_follow_the_api_roles(db: Db) {
             "{path}"
         );
     }
-    let put = app
-        .send(
-            Method::PUT,
-            "/api/v1/webhooks/allowed-domains",
-            Some(&owner.access_token),
-            Some(json!({"allowed_domains": ["hooks.acme.example"]})),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    allow_acme_hooks(&app, &owner.access_token).await;
     let mut admin = signed_in(&app, "owner@acme.example").await;
     let w = admin.get("/settings/webhooks").await;
     assert_eq!(w.status, StatusCode::OK, "{}", w.text);
@@ -288,5 +294,108 @@ async fn webhooks_and_whatsapp_pages_follow_the_api_roles(db: Db) {
             StatusCode::NOT_FOUND,
             "{path}"
         );
+    }
+}
+
+/// The deliveries of a webhook page newest first with the API's cursor, in the API and on the
+/// page (older / newest links); a cursor that is not one is a 400, another tenant's webhook a
+/// 404.
+async fn webhook_deliveries_page_with_the_api_cursor(db: Db) {
+    // No worker: the deliveries stay as queued, nothing disables the webhook.
+    let app = spawn_app_with(db, |c| {
+        c.webhooks_worker_interval_ms = 0;
+        c.webhooks_allow_private_targets = true;
+    })
+    .await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    allow_acme_hooks(&app, &owner.access_token).await;
+    let created = app
+        .post(
+            "/api/v1/webhooks",
+            Some(&owner.access_token),
+            json!({"url": "https://hooks.acme.example/in", "events": ["contact.created"]}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["webhook"]["id"].as_str().unwrap().to_owned();
+    let mut sent = Vec::new();
+    for _ in 0..53 {
+        let t = app
+            .post(
+                &format!("/api/v1/webhooks/{id}/test"),
+                Some(&owner.access_token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(t.status, StatusCode::ACCEPTED, "{:?}", t.body);
+        sent.push(t.body["id"].as_str().unwrap().to_owned());
+    }
+
+    // The API: pages of 20, each delivery once, newest first.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/webhooks/{id}/deliveries?limit=20&cursor={c}"),
+            None => format!("/api/v1/webhooks/{id}/deliveries?limit=20"),
+        };
+        let r = app.get(&path, &owner.access_token).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        for d in r.body["data"].as_array().unwrap() {
+            seen.push(d["id"].as_str().unwrap().to_owned());
+        }
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = sent.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+    let bad = app
+        .get(
+            &format!("/api/v1/webhooks/{id}/deliveries?cursor=nope"),
+            &owner.access_token,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.code(), "invalid_query");
+
+    // The page: 50, then the older ones behind "Older deliveries", and back to the newest.
+    let mut b = signed_in(&app, "owner@acme.example").await;
+    let first = b.get(&format!("/settings/webhooks/{id}")).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(first.text.matches("/retry\"").count(), 50);
+    assert!(first.text.contains(&sent[52]) && !first.text.contains(&sent[2]));
+    assert!(!first.text.contains(">Newest<"));
+    let older = first
+        .text
+        .split(&format!("href=\"/settings/webhooks/{id}?cursor="))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("an Older deliveries link")
+        .to_owned();
+    let second = b
+        .get(&format!("/settings/webhooks/{id}?cursor={older}"))
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text);
+    assert_eq!(second.text.matches("/retry\"").count(), 3);
+    assert!(second.text.contains(&sent[0]) && !second.text.contains(&sent[52]));
+    assert!(second
+        .text
+        .contains(&format!(r#"href="/settings/webhooks/{id}">Newest</a>"#)));
+    assert!(!second.text.contains("Older deliveries"));
+    let bad = b.get(&format!("/settings/webhooks/{id}?cursor=nope")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    // Another tenant's admin: the 404 page, on every page of it.
+    app.register("Globex", "owner@globex.example").await;
+    let mut other = signed_in(&app, "owner@globex.example").await;
+    for path in [
+        format!("/settings/webhooks/{id}"),
+        format!("/settings/webhooks/{id}?cursor={older}"),
+    ] {
+        let r = other.get(&path).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(!r.text.contains(&sent[0]));
     }
 }

@@ -168,25 +168,36 @@ pub async fn find_delivery<S: Scope>(
     .transpose()
 }
 
-/// An endpoint's deliveries, newest first.
+/// An endpoint's deliveries, newest first (by `created_at`, ties by id), after `before` (the
+/// `(created_at, id)` of the previous page's last delivery): a row-value comparison that both
+/// databases answer from the `(tenant_id, webhook_id, created_at)` index.
 pub async fn list_deliveries(
     tx: &mut Tx<TenantScope>,
     webhook_id: WebhookId,
+    before: Option<(OffsetDateTime, DeliveryId)>,
     limit: i64,
 ) -> Result<Vec<Delivery>> {
     let tenant = tx.scope().tenant_id();
-    deliveries(
-        tx.fetch_all(
-            Query::new(format!(
-                "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries
+    let q = match before {
+        None => Query::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries
              WHERE tenant_id = $1 AND webhook_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3"
-            ))
-            .bind(tenant)
-            .bind(webhook_id)
-            .bind(limit),
-        )
-        .await?,
-    )
+        ))
+        .bind(tenant)
+        .bind(webhook_id)
+        .bind(limit),
+        Some((at, id)) => Query::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries
+             WHERE tenant_id = $1 AND webhook_id = $2 AND (created_at, id) < ($3, $4)
+             ORDER BY created_at DESC, id DESC LIMIT $5"
+        ))
+        .bind(tenant)
+        .bind(webhook_id)
+        .bind(at)
+        .bind(id)
+        .bind(limit),
+    };
+    deliveries(tx.fetch_all(q).await?)
 }
 
 /// Schedules a delivery for an immediate new attempt (manual retry).

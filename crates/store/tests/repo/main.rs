@@ -71,6 +71,7 @@ mod audit;
 mod contacts;
 mod inbound_events;
 mod isolation;
+mod latest_messages;
 mod login_history;
 mod login_throttle;
 mod media;

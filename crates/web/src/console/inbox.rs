@@ -3,8 +3,9 @@
 //! - `/inbox`: the tenant's conversations by last activity (the core's
 //!   `messaging::list_conversations`, as `GET /api/v1/conversations`), narrowed by a GET form
 //!   (status, assignee incl. "me" and "unassigned", label), paged with the API's cursor.
-//! - `/inbox/{id}`: the conversation's messages (`messaging::list_messages`), the internal notes
-//!   apart, a composer (text while the customer service window is open, else a template), and
+//! - `/inbox/{id}`: the conversation's latest messages (`messaging::latest_messages`, read from
+//!   the end; "Earlier messages" pages from the start with `messaging::list_messages`, as
+//!   `GET /api/v1/conversations/{id}/messages`), the internal notes among them apart, a composer (text while the customer service window is open, else a template), and
 //!   the assign / labels / status forms. Changes are `data-api` forms against the JSON API.
 //! - Live: `static/inbox.js` listens on the websocket (`live.js`) and re-fetches the parts an
 //!   event touches as server-rendered fragments: `/inbox?fragment=list&…` (the list, with the
@@ -38,7 +39,11 @@ pub fn router() -> Router<AppState> {
 /// How many conversations a page of the list shows.
 const LIST_PAGE: i64 = 50;
 /// How many of the latest messages a conversation page shows (older ones: "Earlier messages").
-const LATEST_MESSAGES: usize = 100;
+/// Notes are messages of the conversation too: the notes panel shows the notes among these, and
+/// older notes are on the "Earlier messages" pages beside the messages they were written
+/// among. (A separate read of the latest notes would scan the whole conversation when it has
+/// none: there is no index by direction.)
+const LATEST_MESSAGES: i64 = 100;
 
 /// The list's filters and position, as the GET form and the paging links carry them. Empty
 /// values (the form's "Any") are no filter.
@@ -471,35 +476,19 @@ async fn load_thread(
             p,
             ConversationId::from(id),
             cursor.map(MessageId::from),
-            Some(LATEST_MESSAGES as i64),
+            Some(LATEST_MESSAGES),
         )
         .await
         .map_err(app_error)?;
         next_cursor = page.next_cursor.map(|c| c.to_string());
         all.extend(page.data.into_iter().map(MessageView::from));
     } else {
-        // The API pages oldest first: walk to the end, keeping the latest messages.
-        let mut cursor = None;
-        loop {
-            let page = messaging::list_messages(s, p, ConversationId::from(id), cursor, Some(200))
-                .await
-                .map_err(app_error)?;
-            all.extend(page.data.into_iter().map(MessageView::from));
-            if all.len() > LATEST_MESSAGES * 2 {
-                let cut = all.len() - LATEST_MESSAGES;
-                all.drain(..cut);
-                earlier = true;
-            }
-            match page.next_cursor {
-                Some(c) => cursor = Some(MessageId::from(c)),
-                None => break,
-            }
-        }
-        if all.len() > LATEST_MESSAGES {
-            let cut = all.len() - LATEST_MESSAGES;
-            all.drain(..cut);
-            earlier = true;
-        }
+        // The end of the conversation, read from the end (however long it is).
+        let latest = messaging::latest_messages(s, p, ConversationId::from(id), LATEST_MESSAGES)
+            .await
+            .map_err(app_error)?;
+        earlier = latest.earlier;
+        all.extend(latest.messages.into_iter().map(MessageView::from));
     }
     let (notes, messages): (Vec<MessageRow>, Vec<MessageRow>) = all
         .into_iter()

@@ -117,7 +117,7 @@ pub async fn list_users(
     )
     .await?;
     Ok(Json(ListResponse {
-        data: list.iter().map(UserResponse::from).collect(),
+        data: users::views(&state.services, &p, &list).await?,
     }))
 }
 
@@ -169,9 +169,13 @@ pub async fn get_user(
     Auth(p): Auth,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<UserResponse>> {
-    Ok(Json(UserResponse::from(
-        &users::get(&state.services, &p, UserId::from_uuid(id)).await?,
-    )))
+    let user = users::get(&state.services, &p, UserId::from_uuid(id)).await?;
+    let view = users::views(&state.services, &p, std::slice::from_ref(&user)).await?;
+    Ok(Json(
+        view.into_iter()
+            .next()
+            .unwrap_or_else(|| UserResponse::from(&user)),
+    ))
 }
 
 /// Change a user's name or role (admins; see docs/permissions.md for role rules).

@@ -96,8 +96,19 @@ pub struct AllowedDomains {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveriesQuery {
+    /// `next_cursor` of the previous page, unchanged (an opaque token; anything else is a
+    /// `400 invalid_query`).
+    pub cursor: Option<String>,
     /// At most this many, newest first (default 100, at most 500).
     pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryPage {
+    pub data: Vec<DeliveryResponse>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last page. An opaque token:
+    /// the position of this page's last delivery.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -290,10 +301,12 @@ pub async fn test_webhook(
     Ok((StatusCode::ACCEPTED, Json(d)))
 }
 
-/// The webhook's deliveries, newest first.
+/// The webhook's deliveries, newest first (by creation, ties by id), paged: pass `next_cursor`
+/// back as `cursor` for older ones.
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Webhook id"), DeliveriesQuery),
-    responses((status = 200, description = "Deliveries", body = ListResponse<DeliveryResponse>),
+    responses((status = 200, description = "Deliveries", body = DeliveryPage),
+        (status = 400, description = "invalid_query: a cursor that is not a next_cursor of this list, or a malformed parameter", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin; an API key without `webhooks:read` or `webhooks:write` (`insufficient_scope`); an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 404, description = "No such webhook in your tenant", body = ErrorBody)))]
@@ -302,9 +315,19 @@ pub async fn list_deliveries(
     Auth(p): Auth,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<DeliveriesQuery>,
-) -> ApiResult<Json<ListResponse<DeliveryResponse>>> {
-    let data = webhooks::list_deliveries(&state.services, &p, WebhookId::from(id), q.limit).await?;
-    Ok(Json(ListResponse { data }))
+) -> ApiResult<Json<DeliveryPage>> {
+    let page = webhooks::list_deliveries(
+        &state.services,
+        &p,
+        WebhookId::from(id),
+        q.cursor.as_deref(),
+        q.limit,
+    )
+    .await?;
+    Ok(Json(DeliveryPage {
+        data: page.data,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Attempt a delivery again now (whatever its status).

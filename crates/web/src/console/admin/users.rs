@@ -1,5 +1,5 @@
-//! `/settings/users`: the tenant's team — invite, change role, unlock, delete, restore, transfer
-//! ownership.
+//! `/settings/users`: the tenant's team — invite, change role, unlock (offered on the users whose
+//! sign-in is locked now: the view's `locked_until`), delete, restore, transfer ownership.
 //!
 //! The list includes deleted users, which needs the API's `users.manage` permission: an agent
 //! (who may read the team through the API) gets the `403` page here, as on every admin page, and
@@ -50,7 +50,10 @@ async fn users_page(State(state): State<AppState>, viewer: Viewer) -> Response {
         Err(e) => return app_error(e),
     };
     let me = p.user_id.as_uuid();
-    let users: Vec<UserView> = list.iter().map(UserView::from).collect();
+    let users = match users::views(s, p, &list).await {
+        Ok(v) => v,
+        Err(e) => return app_error(e),
+    };
     render(&UsersPage {
         chrome: Chrome::new(s, &viewer, "Users", Nav::Settings),
         viewer_is_owner: users.iter().any(|u| u.id == me && u.is_owner),

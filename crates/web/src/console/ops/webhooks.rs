@@ -1,6 +1,7 @@
 //! `/settings/webhooks` (admins): the tenant's webhooks, creating one (its secret shown once),
 //! the allowed domains; `/settings/webhooks/{id}`: one webhook with approve, rotate secret (the
-//! new secret shown once), test, disable / enable, delete, and its deliveries with retry.
+//! new secret shown once), test, disable / enable, delete, and its deliveries with retry, paged
+//! newest first with the API's cursor (`?cursor=`, the API's `next_cursor`).
 //! Every change is a `data-api` form against the JSON API; which buttons show is decided by
 //! the same permissions the API checks (`Principal::require`).
 
@@ -9,13 +10,14 @@ use super::super::Viewer;
 use super::parse_id;
 use crate::AppState;
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use palisade_core::webhooks::{self, DeliveryView, WebhookView};
 use palisade_domain::event::EventType;
 use palisade_domain::{Permission, WebhookId};
+use serde::Deserialize;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -67,16 +69,34 @@ async fn list(State(state): State<AppState>, viewer: Viewer) -> Response {
     })
 }
 
+/// How many deliveries a page shows.
+const DELIVERIES_PAGE: i64 = 50;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DeliveriesParams {
+    /// The API's `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "ops/webhook.html")]
 struct WebhookPage {
     chrome: Chrome,
     webhook: WebhookView,
     deliveries: Vec<DeliveryView>,
+    /// The next (older) page's cursor.
+    next_cursor: Option<String>,
+    /// This page is not the first (offer the newest).
+    paged: bool,
     can: Can,
 }
 
-async fn detail(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
+async fn detail(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(params): Query<DeliveriesParams>,
+) -> Response {
     let s = &state.services;
     let Some(uuid) = parse_id(&id) else {
         return not_found(&format!("/settings/webhooks/{id}"));
@@ -86,14 +106,24 @@ async fn detail(State(state): State<AppState>, viewer: Viewer, Path(id): Path<St
         Ok(w) => w,
         Err(e) => return app_error(e),
     };
-    let deliveries = match webhooks::list_deliveries(s, &viewer.principal, id, Some(50)).await {
-        Ok(d) => d,
-        Err(e) => return app_error(e),
-    };
+    let cursor = params
+        .cursor
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    let page =
+        match webhooks::list_deliveries(s, &viewer.principal, id, cursor, Some(DELIVERIES_PAGE))
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => return app_error(e),
+        };
     render(&WebhookPage {
         chrome: Chrome::new(s, &viewer, "Webhook", Nav::Settings),
         webhook,
-        deliveries,
+        deliveries: page.data,
+        next_cursor: page.next_cursor,
+        paged: cursor.is_some(),
         can: Can::of(&viewer),
     })
 }
