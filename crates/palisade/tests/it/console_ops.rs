@@ -125,13 +125,24 @@ async fn impersonation_shows_the_banner_on_every_page_and_end_restores_the_opera
     assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{:?}", me.body);
 }
 
-async fn error_pages_show_the_impersonation_banner_too(db: Db) {
-    let app = spawn_app(db).await;
+/// Acme (owner owner@acme.example) and the platform operator, signed in and impersonating its
+/// owner from the console.
+async fn operator_impersonating_acme<'a>(
+    app: &'a TestApp,
+    reason: &str,
+    access: &str,
+) -> Browser<'a> {
     let owner = app.register("Acme", "owner@acme.example").await;
     app.super_admin("root@platform.example").await;
-    let mut b = signed_in(&app, "root@platform.example").await;
-    let r = impersonate(&mut b, &owner.tenant_id, "Ticket <b>42</b>", "write").await;
+    let mut b = signed_in(app, "root@platform.example").await;
+    let r = impersonate(&mut b, &owner.tenant_id, reason, access).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    b
+}
+
+async fn error_pages_show_the_impersonation_banner_too(db: Db) {
+    let app = spawn_app(db).await;
+    let mut b = operator_impersonating_acme(&app, "Ticket <b>42</b>", "write").await;
     let csrf = b.get("/inbox").await.form_token();
 
     let missing = format!("/inbox/{}", uuid::Uuid::now_v7());
@@ -176,11 +187,7 @@ async fn error_pages_show_the_impersonation_banner_too(db: Db) {
 
 async fn the_operator_comes_back_when_the_impersonation_cookie_is_gone(db: Db) {
     let app = spawn_app(db).await;
-    let owner = app.register("Acme", "owner@acme.example").await;
-    app.super_admin("root@platform.example").await;
-    let mut b = signed_in(&app, "root@platform.example").await;
-    let r = impersonate(&mut b, &owner.tenant_id, "support", "write").await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let mut b = operator_impersonating_acme(&app, "support", "write").await;
     assert!(b.get("/inbox").await.text.contains("with write access"));
     // The access cookie expires with the impersonation (Max-Age): as if 30 minutes passed.
     b.jar.retain(|k, _| !k.ends_with("palisade_access"));

@@ -467,17 +467,28 @@ impl Page {
 
     /// Waits until the path (with query) is `path` (up to [`WAIT`]), e.g. after a form submits.
     pub async fn wait_for_path(&self, path: &str) {
+        if let Err(now) = self
+            .poll_for("location.pathname + location.search", path)
+            .await
+        {
+            panic!(
+                "the page did not reach {path} within {WAIT:?}: it is at {now:?}\n{}",
+                self.text_excerpt().await
+            );
+        }
+    }
+
+    /// Evaluates `js` until its value is the string `want` (up to [`WAIT`]); else the last
+    /// answer.
+    async fn poll_for(&self, js: &str, want: &str) -> Result<(), Result<Value, String>> {
         let deadline = Instant::now() + WAIT;
         loop {
-            let now = self.try_eval("location.pathname + location.search").await;
-            if now.as_ref().ok().and_then(Value::as_str) == Some(path) {
-                return;
+            let now = self.try_eval(js).await;
+            if now.as_ref().ok().and_then(Value::as_str) == Some(want) {
+                return Ok(());
             }
             if Instant::now() > deadline {
-                panic!(
-                    "the page did not reach {path} within {WAIT:?}: it is at {now:?}\n{}",
-                    self.text_excerpt().await
-                );
+                return Err(now);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -523,19 +534,11 @@ impl Page {
     /// dialogs) is attached by those scripts: a click while a page is still loading (just after
     /// a form reloaded it) would meet a plain form.
     pub async fn wait_loaded(&self) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let state = self.try_eval("document.readyState").await;
-            if state.as_ref().ok().and_then(Value::as_str) == Some("complete") {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "{} did not finish loading within {WAIT:?} ({state:?})",
-                    self.current_url().await
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Err(state) = self.poll_for("document.readyState", "complete").await {
+            panic!(
+                "{} did not finish loading within {WAIT:?} ({state:?})",
+                self.current_url().await
+            );
         }
     }
 
