@@ -108,4 +108,44 @@ mod tests {
         assert_eq!(again, t);
         assert!(none.is_none());
     }
+
+    /// A `data-api` form is sent by app.js; a form submitted before the module runs (it is
+    /// deferred) falls back to the browser's own submission. Every form names its method, so
+    /// that fallback is a POST to the page (refused) and never a GET that would put the fields,
+    /// passwords included, into the address, the history and access logs.
+    #[test]
+    fn every_form_in_the_templates_names_its_method() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "html") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"),
+            &mut files,
+        );
+        assert!(files.len() > 20, "the templates were found");
+        let mut forms = 0;
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (at, _) in text.match_indices("<form") {
+                let tag = &text[at..at + text[at..].find('>').expect("a closed tag")];
+                forms += 1;
+                let method = ["method=\"post\"", "method=\"get\""]
+                    .iter()
+                    .any(|m| tag.contains(m));
+                assert!(method, "{}: a form without method: {tag}", file.display());
+                if tag.contains("data-api") || tag.contains("password") {
+                    assert!(tag.contains("method=\"post\""), "{}: {tag}", file.display());
+                }
+            }
+        }
+        assert!(forms > 40, "{forms} forms checked");
+    }
 }
