@@ -134,9 +134,12 @@ mod tests {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
     use metrics_util::MetricKind;
 
-    /// The counters a closure increments, as (name, labels, value), read from a recorder of
-    /// its own (so tests running at once never see each other's counts).
-    fn counted(f: impl FnOnce()) -> Vec<(String, Vec<(String, String)>, u64)> {
+    /// A counter as a test reads it: name, labels, value.
+    type Counted = (String, Vec<(String, String)>, u64);
+
+    /// The counters a closure increments, read from a recorder of its own (so tests running at
+    /// once never see each other's counts).
+    fn counted(f: impl FnOnce()) -> Vec<Counted> {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         metrics::with_local_recorder(&recorder, f);
@@ -146,7 +149,7 @@ mod tests {
             .into_iter()
             .filter_map(|(key, _, _, value)| match (key.kind(), value) {
                 (MetricKind::Counter, DebugValue::Counter(n)) => {
-                    let (k, _) = key.into_parts();
+                    let (_, k) = key.into_parts();
                     let labels = k
                         .labels()
                         .map(|l| (l.key().to_owned(), l.value().to_owned()))
