@@ -311,31 +311,8 @@ async fn queue_depth_counts_the_rows_waiting_in_each_queue(db: Db) {
     assert_eq!(queue(&scrape(&app).await, "mail"), mails as f64);
 
     // A webhook delivery waits until the (manually driven) worker delivers it.
-    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", receiver.local_addr().unwrap());
-    tokio::spawn(async move {
-        let app = axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
-        axum::serve(receiver, app).await.unwrap();
-    });
-    let w = app
-        .post(
-            "/api/v1/webhooks",
-            Some(&a.access_token),
-            json!({"url": url, "events": ["contact.created"]}),
-        )
-        .await;
-    assert_eq!(w.status, StatusCode::CREATED, "{}", w.body);
-    let id = w.body["webhook"]["id"].as_str().unwrap().to_owned();
-    if w.body["webhook"]["status"] == "pending_approval" {
-        let r = app
-            .post(
-                &format!("/api/v1/webhooks/{id}/approve"),
-                Some(&a.access_token),
-                json!({}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    }
+    let receiver = crate::webhooks::Receiver::start().await;
+    crate::webhooks::active_webhook(&app, &a, &receiver.url, json!(["contact.created"])).await;
     for phone in ["+447700900123", "+447700900124"] {
         let r = app
             .post(
@@ -354,6 +331,7 @@ async fn queue_depth_counts_the_rows_waiting_in_each_queue(db: Db) {
             .unwrap(),
         2
     );
+    assert_eq!(receiver.count(), 2);
     let after = scrape(&app).await;
     assert_eq!(queue(&after, "webhook_deliveries"), 0.0);
     assert!(
