@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod error;
 pub mod mail;
 pub mod messaging;
+pub mod metrics;
 pub mod notifications;
 pub mod pagination;
 pub mod platform;

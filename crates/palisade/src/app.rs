@@ -20,12 +20,21 @@ use tokio::net::TcpListener;
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    /// The metrics listener and its router, when `PALISADE_METRICS_LISTEN` is set.
+    metrics: Option<Metrics>,
     services: Services,
     webhooks_worker_interval: Duration,
     media_worker_interval: Duration,
     outbound_worker_interval: Duration,
     mailer: Arc<Mailer>,
     mail_worker_interval: Duration,
+}
+
+/// The metrics listener: bound in `build`, like the public one, so a taken port fails the start.
+struct Metrics {
+    listener: TcpListener,
+    router: axum::Router,
+    handle: palisade_web::metrics::PrometheusHandle,
 }
 
 /// The configured mail transport: SMTP (`PALISADE_SMTP_URL`) or `.eml` files under
@@ -113,6 +122,7 @@ pub fn web_config(config: &Config) -> WebConfig {
         hsts: config.raw.behind_tls_proxy,
         request_timeout: Duration::from_secs(config.raw.request_timeout_secs.max(1)),
         max_body_bytes: config.raw.max_body_bytes,
+        slow_request: Duration::from_millis(config.raw.slow_request_ms),
     }
 }
 
@@ -259,8 +269,23 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let metrics = match config.metrics_listen {
+            Some(addr) => {
+                let handle = palisade_web::metrics::install().map_err(anyhow::Error::msg)?;
+                let listener = TcpListener::bind(addr).await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {addr} (PALISADE_METRICS_LISTEN): {e}")
+                })?;
+                Some(Metrics {
+                    listener,
+                    router: palisade_web::metrics::router(handle.clone(), &state),
+                    handle,
+                })
+            }
+            None => None,
+        };
         Ok(Application {
             listener,
+            metrics,
             router: palisade_web::router(state),
             services,
             webhooks_worker_interval: Duration::from_millis(config.raw.webhooks_worker_interval_ms),
@@ -273,6 +298,13 @@ impl Application {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The metrics listener's address, when metrics are on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|m| m.listener.local_addr().ok())
     }
 
     pub fn services(&self) -> &Services {
@@ -363,6 +395,16 @@ impl Application {
                 limits.shrink();
             }
         });
+        // The metrics listener: served until the public one has drained.
+        let metrics = self.metrics.map(|m| {
+            let upkeep = palisade_web::metrics::spawn_upkeep(m.handle);
+            let server = tokio::spawn(async move {
+                if let Err(e) = axum::serve(m.listener, m.router).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            });
+            [upkeep, server]
+        });
         let hub = self.services.realtime.clone();
         let result = axum::serve(
             self.listener,
@@ -375,7 +417,7 @@ impl Application {
             hub.shut_down();
         })
         .await;
-        for t in realtime {
+        for t in realtime.into_iter().chain(metrics.into_iter().flatten()) {
             t.abort();
         }
         sync.abort();

@@ -163,6 +163,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::build(&config).await?;
             let addr = app.local_addr()?;
             tracing::info!(url = %format!("http://{addr}"), "Palisade is listening on http://{addr}");
+            if let Some(addr) = app.metrics_addr() {
+                tracing::info!(url = %format!("http://{addr}/metrics"), "metrics are served on http://{addr}/metrics");
+            }
             app.run_until(shutdown_signal()).await
         }
         Command::Admin {

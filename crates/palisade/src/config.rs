@@ -105,6 +105,10 @@ pub struct RawConfig {
     pub mail_from: String,
     /// How often this node looks for due mails (retries, other nodes' mails); 0 runs no worker.
     pub mail_worker_interval_ms: u64,
+    /// Address of the metrics listener (`GET /metrics`); empty: no metrics.
+    pub metrics_listen: String,
+    /// Requests slower than this are logged at warn and counted as slow.
+    pub slow_request_ms: u64,
 }
 
 impl Default for RawConfig {
@@ -160,6 +164,8 @@ impl Default for RawConfig {
             smtp_url: None,
             mail_from: "Palisade <no-reply@localhost>".into(),
             mail_worker_interval_ms: 1000,
+            metrics_listen: String::new(),
+            slow_request_ms: 1000,
         }
     }
 }
@@ -169,6 +175,8 @@ impl Default for RawConfig {
 pub struct Config {
     pub raw: RawConfig,
     pub listen: SocketAddr,
+    /// Where `GET /metrics` is served, when metrics are on.
+    pub metrics_listen: Option<SocketAddr>,
     pub database_url: String,
     pub trusted_proxies: Vec<IpNet>,
     pub cors_origins: Vec<String>,
@@ -201,6 +209,22 @@ impl Config {
                 raw.listen
             ))
         })?;
+        let metrics_listen = match raw.metrics_listen.trim() {
+            "" => None,
+            text => {
+                let addr: SocketAddr = text.parse().map_err(|_| {
+                    ConfigError(format!(
+                        "PALISADE_METRICS_LISTEN={text:?} is not an address like 127.0.0.1:9464 (empty turns metrics off)"
+                    ))
+                })?;
+                if addr == listen && addr.port() != 0 {
+                    return Err(ConfigError(format!(
+                        "PALISADE_METRICS_LISTEN={text:?} is the public address: metrics need a listener of their own"
+                    )));
+                }
+                Some(addr)
+            }
+        };
         let database_url = match &raw.database_url {
             Some(u) if !u.trim().is_empty() => u.trim().to_owned(),
             _ => format!(
@@ -256,6 +280,7 @@ impl Config {
         let config = Config {
             raw,
             listen,
+            metrics_listen,
             database_url,
             trusted_proxies,
             cors_origins,
@@ -308,6 +333,10 @@ impl Config {
             "# effective database: {}\n",
             palisade_store_redact(&self.database_url)
         ));
+        out.push_str(&match self.metrics_listen {
+            Some(addr) => format!("# metrics: GET http://{addr}/metrics\n"),
+            None => "# metrics: off (set PALISADE_METRICS_LISTEN to serve GET /metrics)\n".into(),
+        });
         out
     }
 }
@@ -517,6 +546,31 @@ mod tests {
         assert_eq!(s.webauthn_origins.len(), 2);
         // The default (a loopback address) starts, with passkeys on localhost.
         assert!(Config::from_raw(RawConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_need_their_own_address() {
+        let c = Config::from_raw(RawConfig::default()).unwrap();
+        assert_eq!(c.metrics_listen, None);
+        assert!(c.redacted().contains("# metrics: off"));
+        let with = |v: &str| {
+            Config::from_raw(RawConfig {
+                metrics_listen: v.into(),
+                ..RawConfig::default()
+            })
+        };
+        let c = with(" 127.0.0.1:9464 ").unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert!(c
+            .redacted()
+            .contains("# metrics: GET http://127.0.0.1:9464/metrics"));
+        for bad in ["9464", "localhost:9464", "127.0.0.1"] {
+            let e = with(bad).unwrap_err().0;
+            assert!(e.contains("PALISADE_METRICS_LISTEN"), "{bad}: {e}");
+        }
+        let e = with("127.0.0.1:8080").unwrap_err().0;
+        assert!(e.contains("public address"), "{e}");
+        assert_eq!(c.raw.slow_request_ms, 1000);
     }
 
     #[test]

@@ -6,8 +6,10 @@ fn init_tracing(production: bool) {
     let filter = EnvFilter::try_from_env("PALISADE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let json = std::env::var("PALISADE_LOG_FORMAT").map_or(production, |f| f == "json");
+    // Colours only for a person at a terminal: a pipe (a log shipper, a file) gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder

@@ -86,6 +86,13 @@ pub(crate) enum Pools {
     },
 }
 
+/// Connections of the application's pools: `active` are checked out, `idle` wait in the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConnections {
+    pub active: u64,
+    pub idle: u64,
+}
+
 /// The application's database handle. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -289,6 +296,28 @@ impl Store {
             }
         }
         Ok(None)
+    }
+
+    /// The application's connections, open and idle, across its pools (SQLite: the writer and
+    /// the readers), for the operator's metrics.
+    pub fn pool_connections(&self) -> PoolConnections {
+        let of = |size: u32, idle: usize| PoolConnections {
+            active: u64::from(size).saturating_sub(idle as u64),
+            idle: idle as u64,
+        };
+        match &self.pools {
+            Pools::Sqlite { read, write } => {
+                let (r, w) = (
+                    of(read.size(), read.num_idle()),
+                    of(write.size(), write.num_idle()),
+                );
+                PoolConnections {
+                    active: r.active + w.active,
+                    idle: r.idle + w.idle,
+                }
+            }
+            Pools::Postgres { pool, .. } => of(pool.size(), pool.num_idle()),
+        }
     }
 
     pub async fn close(&self) {

@@ -30,6 +30,7 @@ pub mod notifications;
 pub mod passkeys;
 pub mod password_history;
 pub mod password_resets;
+pub mod queues;
 pub mod realtime;
 pub mod refresh_tokens;
 pub mod send_queue;
@@ -41,7 +42,7 @@ pub mod webhooks;
 pub mod whatsapp_connections;
 pub mod whatsapp_inbound;
 
-pub use db::{redact_url, Backend, DatabaseSettings, Store, Tx, PG_APP_ROLE};
+pub use db::{redact_url, Backend, DatabaseSettings, PoolConnections, Store, Tx, PG_APP_ROLE};
 pub use error::StoreError;
 pub use notify::{Listener, NOTIFY_MAX_BYTES};
 pub use query::{Arg, IntoArg, Query};

@@ -45,6 +45,8 @@ impl Db {
 /// A running application and what a test needs to poke at it.
 pub struct TestApp {
     pub base_url: String,
+    /// `http://<metrics listener>/metrics` when the config sets `metrics_listen`.
+    pub metrics_url: Option<String>,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub db: TestDb,
@@ -228,6 +230,7 @@ async fn start(
         .await
         .expect("build app");
     let addr = app.local_addr().expect("addr");
+    let metrics_url = app.metrics_addr().map(|a| format!("http://{a}/metrics"));
     let services = app.services().clone();
     let mailer = app.mailer();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -236,6 +239,7 @@ async fn start(
     }));
     TestApp {
         base_url: format!("http://{addr}"),
+        metrics_url,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

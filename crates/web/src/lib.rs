@@ -15,6 +15,7 @@ pub mod cookies;
 pub mod error;
 pub mod export;
 pub mod extract;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
@@ -38,6 +39,8 @@ pub struct WebConfig {
     pub request_timeout: Duration,
     /// Largest JSON body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Requests taking at least this long are logged at warn and counted as slow.
+    pub slow_request: Duration,
 }
 
 impl Default for WebConfig {
@@ -48,6 +51,7 @@ impl Default for WebConfig {
             hsts: false,
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
+            slow_request: Duration::from_secs(1),
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::cookies;
 use crate::error::ApiError;
 use crate::{AppState, WebConfig};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -194,7 +194,13 @@ fn security_headers(h: &mut HeaderMap, hsts: bool, no_store: bool) {
     }
 }
 
-/// The outermost layer: request id, client address, span, security headers.
+/// The outermost layer: request id, client address, span, security headers, and the request's
+/// log line and metrics.
+///
+/// Every request writes one line when it is answered (`request`, at info; `slow request` at
+/// warn past `PALISADE_SLOW_REQUEST_MS`) in the request's span, which carries the request id,
+/// method, path and route template; the line adds the status and the duration in ms. Layers of
+/// `Router::layer` run after routing, so the route template is known here.
 async fn request_context(
     State(web): State<Arc<WebConfig>>,
     mut req: Request,
@@ -210,20 +216,26 @@ async fn request_context(
     // Everything but the console's static files (which carry no personal data) is private:
     // API answers, and pages (which hold CSRF and form tokens even before sign-in).
     let no_store = !req.uri().path().starts_with("/static/");
-    let span = tracing::debug_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = crate::metrics::route_label(matched.as_ref());
+    let method = req.method().clone();
+    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.uri().path(), route = %route);
     let started = std::time::Instant::now();
     let mut resp = REQUEST_ID
         .scope(id.clone(), next.run(req).instrument(span.clone()))
         .await;
     let status = resp.status();
-    // Internal errors are logged where they are rendered, with their cause; logging every
-    // refused request here would let a flood amplify itself into the logs.
+    let elapsed = started.elapsed();
+    let slow = elapsed >= web.slow_request;
+    crate::metrics::record_request(&method, route, status, elapsed, slow);
+    // Internal errors are also logged where they are rendered, with their cause.
     span.in_scope(|| {
-        tracing::debug!(
-            status = status.as_u16(),
-            ms = started.elapsed().as_millis() as u64,
-            "request"
-        );
+        let ms = elapsed.as_millis() as u64;
+        if slow {
+            tracing::warn!(status = status.as_u16(), ms, "slow request");
+        } else {
+            tracing::info!(status = status.as_u16(), ms, "request");
+        }
     });
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut()

@@ -228,6 +228,7 @@ pub async fn login(
                     .await?;
                 uow.commit().await?;
             }
+            crate::metrics::login(LoginResult::Locked);
             return Err(AppError::TooManyRequests {
                 code: code::ACCOUNT_LOCKED,
                 message: "too many failed sign-ins; try again later".into(),
@@ -338,6 +339,7 @@ pub(crate) async fn sign_in(
     .await?;
     login_history::record(&mut uow, user, LoginResult::Success, method.login_method()).await?;
     uow.commit().await?;
+    crate::metrics::login(LoginResult::Success);
     issue(
         s,
         user,
@@ -391,11 +393,13 @@ async fn record_failure(
         }
         uow.audit(e).await?;
         tracing::warn!(request_id = %meta.request_id, "account locked after repeated failed sign-ins");
+        crate::metrics::lockout();
     }
     if let Some(u) = account.as_ref().filter(|u| u.deleted_at.is_none()) {
         login_history::record(&mut uow, u, LoginResult::Failure, LoginMethod::Password).await?;
     }
     uow.commit().await?;
+    crate::metrics::login(LoginResult::Failure);
     tokio::time::sleep(lockout::delay(&s.settings, failures)).await;
     Err(invalid_credentials())
 }

@@ -127,6 +127,11 @@ impl Hub {
         })
     }
 
+    /// Websockets open on this node (for the operator's metrics).
+    pub fn open_sockets(&self) -> usize {
+        lock(&self.sockets).values().sum()
+    }
+
     /// Whether anyone could receive the tenant's events: a socket here, or one that another
     /// node announced (see "Presence" in the module docs). Publishers skip loading rows for
     /// events nobody would receive.

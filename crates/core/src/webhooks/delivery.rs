@@ -231,6 +231,17 @@ enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The `result` label of `palisade_webhook_deliveries_total`.
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Gone => "gone",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+}
+
 fn retry_after_secs(headers: &HeaderMap) -> Option<i64> {
     headers
         .get(reqwest::header::RETRY_AFTER)?
@@ -319,6 +330,7 @@ async fn attempt(s: &Services, e: &Endpoint, d: Delivery) -> AppResult<bool> {
             },
         ),
     };
+    crate::metrics::webhook_delivery(outcome.label());
     let attempt_no = d.attempts + 1;
     let mut uow = UnitOfWork::system(
         s,

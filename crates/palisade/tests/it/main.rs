@@ -60,6 +60,7 @@ mod lifecycle;
 mod login_history;
 mod mail;
 mod media;
+mod metrics;
 mod notifications;
 mod openapi;
 mod outbound;

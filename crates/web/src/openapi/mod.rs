@@ -130,8 +130,9 @@ mod tests {
     /// A route added with axum's own `.route(…)` (or a nested plain router) would be served but
     /// missing from the document, and so from the probes of `tests/it/openapi.rs`, which walk
     /// the document. Every route goes through `routes!` instead; the exceptions are this
-    /// document's own route, which the base document lists, and the console's pages
-    /// (`src/console/`), which are HTML for browsers, not API.
+    /// document's own route, which the base document lists, the console's pages
+    /// (`src/console/`), which are HTML for browsers, not API, and `/metrics`, which is served
+    /// on the operator's metrics listener, never on the public port.
     #[test]
     fn every_route_is_registered_with_its_documentation() {
         let calls: Vec<String> = ["route", "route_service", "nest", "nest_service"]
@@ -165,7 +166,10 @@ mod tests {
         }
         assert_eq!(
             found,
-            [r#"openapi/mod.rs: .route("/api/v1/openapi.json", get(openapi_json))"#],
+            [
+                r#"metrics.rs: .route("/metrics", get(scrape))"#,
+                r#"openapi/mod.rs: .route("/api/v1/openapi.json", get(openapi_json))"#
+            ],
             "register routes with `routes!` so that they are documented"
         );
     }

@@ -287,6 +287,7 @@ async fn refused(
             }
             None => palisade_domain::LoginResult::Failure,
         };
+        crate::metrics::login(result);
         crate::auth::login_history::record(
             &mut uow,
             user,

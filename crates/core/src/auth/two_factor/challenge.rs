@@ -271,6 +271,7 @@ async fn succeeded(
         super::mail_recovery_code_used(uow, user, left).await?;
     }
     login_history::record(uow, user, LoginResult::Success, factor.login_method()).await?;
+    crate::metrics::login(LoginResult::Success);
     Ok((session, refresh))
 }
 
@@ -315,6 +316,7 @@ async fn failed(
         )
         .await?;
         tracing::warn!(request_id = %meta.request_id, "account locked after repeated failed second factors");
+        crate::metrics::lockout();
     }
     login_history::record(
         &mut uow,
@@ -324,6 +326,7 @@ async fn failed(
     )
     .await?;
     uow.commit().await?;
+    crate::metrics::login(LoginResult::MfaFailure);
     tokio::time::sleep(lockout::delay(&s.settings, state.failures)).await;
     Err(if replayed {
         AppError::Unauthenticated {

@@ -124,6 +124,7 @@ pub async fn receive(
     };
     let id = event.id;
     s.inbound.submit(s, event).await?;
+    crate::metrics::inbound_event("accepted");
     Ok(id)
 }
 
@@ -159,6 +160,7 @@ async fn refuse(
         Some(retry_after_secs) => {
             // Past the budget, refusals are only counted: a flood must not fill the logs.
             tracing::debug!(%connection_id, reason = code, "WhatsApp webhook refused (rate limited)");
+            crate::metrics::inbound_event("rate_limited");
             AppError::rate_limited(
                 "too many refused webhook deliveries from your address; correctly signed deliveries are still accepted",
                 retry_after_secs,
@@ -166,6 +168,7 @@ async fn refuse(
         }
         None => {
             tracing::warn!(%connection_id, reason = code, "WhatsApp webhook refused");
+            crate::metrics::inbound_event("refused");
             AppError::Unauthenticated {
                 code,
                 message: message.into(),

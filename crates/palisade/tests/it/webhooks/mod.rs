@@ -25,15 +25,15 @@ use std::sync::{Arc, Mutex};
 type Received = (reqwest::header::HeaderMap, Vec<u8>);
 
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     /// Statuses to answer, in order; 200 once empty.
     script: Arc<Mutex<VecDeque<u16>>>,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         let mut r = Receiver::default();
         let state = r.clone();
         let app = axum::Router::new().route(
@@ -63,7 +63,7 @@ impl Receiver {
         });
         r
     }
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.got.lock().unwrap().len()
     }
     fn last(&self) -> Received {
@@ -90,7 +90,12 @@ async fn create(app: &TestApp, s: &Session, body: Value) -> palisade_testkit::Re
 }
 
 /// Creates and (if needed) approves a webhook; returns its id and secret.
-async fn active_webhook(app: &TestApp, s: &Session, url: &str, events: Value) -> (String, String) {
+pub(crate) async fn active_webhook(
+    app: &TestApp,
+    s: &Session,
+    url: &str,
+    events: Value,
+) -> (String, String) {
     let r = create(app, s, json!({"url": url, "events": events})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let id = r.body["webhook"]["id"].as_str().unwrap().to_owned();
