@@ -9,6 +9,7 @@ pub mod contact;
 pub mod event;
 pub mod ids;
 pub mod login;
+pub mod message;
 pub mod password;
 pub mod permission;
 pub mod role;
@@ -27,6 +28,7 @@ pub use ids::{
     PasswordResetId, RefreshTokenId, SessionId, TenantId, UserId, WebauthnChallengeId, WebhookId,
 };
 pub use login::{LoginMethod, LoginResult};
+pub use message::{MessageDirection, MessageKind};
 pub use password::{PasswordContext, PasswordPolicy, PasswordPolicyPreset, PasswordViolation};
 pub use permission::Permission;
 pub use role::Role;
