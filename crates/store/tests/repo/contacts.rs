@@ -408,9 +408,7 @@ async fn inbound_upsert_creates_a_sender_once(db: Db) {
     .await;
     assert!(again.created.is_empty());
     assert_eq!(again.ids["+15550001111"], first.ids["+15550001111"]);
-    let ana = find(&t, acme, ContactId::from(first.ids["+15550001111"]))
-        .await
-        .unwrap();
+    let ana = find(&t, acme, first.ids["+15550001111"]).await.unwrap();
     assert_eq!(ana.wa_profile_name.as_deref(), Some("Ana Lima"));
     assert_eq!(ana.updated_at, later);
     assert_eq!(ana.created_at, now());

@@ -798,11 +798,7 @@ async fn reset_submit(
         Ok(posted) => posted,
         Err(r) => return r,
     };
-    let result = match per_address(
-        &s.limits.login,
-        &meta,
-        "too many attempts from your address; slow down",
-    ) {
+    let result = match ip_limit(&s.limits.login, &meta) {
         Ok(()) => password_reset::reset(s, &meta, token, &f.new_password).await,
         Err(e) => Err(e.0),
     };
