@@ -33,21 +33,7 @@ impl MessageDirection {
     }
 }
 
-impl fmt::Display for MessageDirection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for MessageDirection {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        MessageDirection::ALL
-            .into_iter()
-            .find(|d| d.as_str() == s)
-            .ok_or_else(|| format!("unknown message direction {s:?}"))
-    }
-}
+text_enum!(MessageDirection, "message direction");
 
 /// Meta's type of a message (`type` in its JSON). The types this server acts on are named;
 /// any other is kept as Meta sent it ([`MessageKind::Other`]): Meta adds types, and an inbound

@@ -27,7 +27,7 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use palisade_core::auth::sessions::{self, LoginOutcome};
 use palisade_core::auth::two_factor::challenge::{self, Factor};
-use palisade_core::auth::{passkeys, password_reset, passwords, register};
+use palisade_core::auth::{passkeys, password_reset, passwords, register, RequestMeta};
 use palisade_core::{AppError, Services};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -747,17 +747,21 @@ impl TokenPage {
         )
     }
 
-    /// The checks before a posted password is tried: the form, its CSRF token, and the stashed
-    /// token (without one, back to the page).
+    /// The checks before a posted password is tried: the form, its CSRF token, the stashed
+    /// token (without one, back to the page) and the sign-in limit per address.
     fn posted<'h>(
         self,
         s: &Services,
+        meta: &RequestMeta,
         headers: &'h HeaderMap,
         form: Result<Form<NewPasswordForm>, FormRejection>,
     ) -> Result<(NewPasswordForm, &'h str), Response> {
         let Form(f) = form.map_err(bad_form)?;
         guard(s, headers, &f.csrf)?;
         let token = stashed(s, headers, self.cookie()).ok_or_else(|| see_other(self.path()))?;
+        if let Err(e) = ip_limit(&s.limits.login, meta) {
+            return Err(self.refused(f.csrf, Refusal::of(e.0)));
+        }
         Ok((f, token))
     }
 
@@ -794,15 +798,11 @@ async fn reset_submit(
 ) -> Response {
     let s = &state.services;
     let page = TokenPage::Reset;
-    let (f, token) = match page.posted(s, &headers, form) {
+    let (f, token) = match page.posted(s, &meta, &headers, form) {
         Ok(posted) => posted,
         Err(r) => return r,
     };
-    let result = match ip_limit(&s.limits.login, &meta) {
-        Ok(()) => password_reset::reset(s, &meta, token, &f.new_password).await,
-        Err(e) => Err(e.0),
-    };
-    match result {
+    match password_reset::reset(s, &meta, token, &f.new_password).await {
         Ok(_) => with_cookie(see_other("/login?reason=reset"), page.clear_cookie(s)),
         Err(e) => {
             let error = Refusal::of(e);
@@ -835,15 +835,11 @@ async fn invite_submit(
 ) -> Response {
     let s = &state.services;
     let page = TokenPage::Invite;
-    let (f, token) = match page.posted(s, &headers, form) {
+    let (f, token) = match page.posted(s, &meta, &headers, form) {
         Ok(posted) => posted,
         Err(r) => return r,
     };
-    let result = match ip_limit(&s.limits.login, &meta) {
-        Ok(()) => passwords::accept_invite(s, &meta, token, &f.new_password).await,
-        Err(e) => Err(e.0),
-    };
-    match result {
+    match passwords::accept_invite(s, &meta, token, &f.new_password).await {
         Ok(t) => {
             let mut resp = see_other("/inbox");
             resp.headers_mut().extend(with_cookies(s, &t));
