@@ -282,7 +282,7 @@ pub mod log {
     /// Verifies every chain, or one tenant's (the CLI).
     pub async fn verify(
         store: &Store,
-        tenant: Option<uuid::Uuid>,
+        tenant: Option<palisade_domain::TenantId>,
     ) -> anyhow::Result<Vec<ChainReport>> {
         let mut tx = store.begin_read(SystemScope::new("audit.verify")).await?;
         Ok(store::verify(&mut tx, tenant).await?)

@@ -4,11 +4,34 @@
 //! what a valid email or password is) can be read and tested in isolation. Outside strings become
 //! these types at the edge ("parse, don't validate"): a value of a type defined here is valid.
 
+/// `Display` (the value's `as_str`) and `FromStr` (the value of `ALL` with that name, or an error
+/// naming `what`) of an enum whose values have names: statuses, kinds, methods.
+macro_rules! text_enum {
+    ($t:ty, $what:literal) => {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                <$t>::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| format!(concat!("unknown ", $what, " {:?}"), s))
+            }
+        }
+    };
+}
+
 pub mod consent;
 pub mod contact;
 pub mod event;
 pub mod ids;
 pub mod login;
+pub mod message;
 pub mod password;
 pub mod permission;
 pub mod role;
@@ -27,6 +50,7 @@ pub use ids::{
     PasswordResetId, RefreshTokenId, SessionId, TenantId, UserId, WebauthnChallengeId, WebhookId,
 };
 pub use login::{LoginMethod, LoginResult};
+pub use message::{MessageDirection, MessageKind};
 pub use password::{PasswordContext, PasswordPolicy, PasswordPolicyPreset, PasswordViolation};
 pub use permission::Permission;
 pub use role::Role;

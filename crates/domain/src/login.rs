@@ -4,8 +4,6 @@
 //! `GET /api/v1/auth/login-history`; the sets below are the CHECK's and the API's.
 
 use serde::Serialize;
-use std::fmt;
-use std::str::FromStr;
 
 /// How a sign-in attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
@@ -67,25 +65,6 @@ impl LoginMethod {
     }
 }
 
-macro_rules! text_enum {
-    ($t:ty, $what:literal) => {
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $t {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                <$t>::ALL
-                    .into_iter()
-                    .find(|v| v.as_str() == s)
-                    .ok_or_else(|| format!(concat!("unknown ", $what, " {:?}"), s))
-            }
-        }
-    };
-}
 text_enum!(LoginResult, "login result");
 text_enum!(LoginMethod, "login method");
 

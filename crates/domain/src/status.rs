@@ -3,9 +3,6 @@
 //! builds its SQL `CASE` from [`MessageStatus::ALL`] and [`MessageStatus::rank`], and inbound
 //! processing asks [`MessageStatus::from_meta`] which of Meta's reported statuses it knows.
 
-use std::fmt;
-use std::str::FromStr;
-
 /// Where a message is in its life. Inbound messages start `received`, an agent's `queued`,
 /// internal notes are `recorded` (never sent); Meta then reports `sent`, `delivered`, `read`
 /// or `failed`, and a message only ever moves to a higher [`rank`](Self::rank).
@@ -79,21 +76,7 @@ impl MessageStatus {
     }
 }
 
-impl fmt::Display for MessageStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for MessageStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        MessageStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown message status {s:?}"))
-    }
-}
+text_enum!(MessageStatus, "message status");
 
 /// Whether a WhatsApp connection sends and receives (`active`) or was disconnected by an admin
 /// (kept, with its history, until deleted or reconnected).
@@ -115,21 +98,7 @@ impl ConnectionStatus {
     }
 }
 
-impl fmt::Display for ConnectionStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ConnectionStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        ConnectionStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown connection status {s:?}"))
-    }
-}
+text_enum!(ConnectionStatus, "connection status");
 
 /// Where a conversation stands: `open` (an inbound message reopens it), `pending` (waiting on
 /// someone) or `resolved` (closed; the next inbound message opens a new one). Agents move it
@@ -157,21 +126,7 @@ impl ConversationStatus {
     }
 }
 
-impl fmt::Display for ConversationStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ConversationStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        ConversationStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown conversation status {s:?}"))
-    }
-}
+text_enum!(ConversationStatus, "conversation status");
 
 /// The state of an inbound media message's file: `pending` (to be downloaded, retried after a
 /// transient failure), then `stored` or `failed` for good. Both ends are final.
@@ -198,21 +153,7 @@ impl MediaStatus {
     }
 }
 
-impl fmt::Display for MediaStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for MediaStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        MediaStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown media status {s:?}"))
-    }
-}
+text_enum!(MediaStatus, "media status");
 
 #[cfg(test)]
 mod tests {

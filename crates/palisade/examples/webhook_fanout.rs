@@ -15,6 +15,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+#[path = "../../store/examples/support/scratch_db.rs"]
+mod scratch_db;
+
+use scratch_db::ScratchDb;
+
 use palisade::app::Application;
 use palisade::config::RawConfig;
 use palisade::Config;
@@ -31,25 +36,8 @@ const ENDPOINTS: usize = 10;
 async fn main() -> anyhow::Result<()> {
     let pg = std::env::args().nth(1);
     let dir = tempfile::tempdir()?;
-    let (url, cleanup) = match &pg {
-        Some(base) => {
-            let name = format!("palisade_bench_{}", uuid::Uuid::new_v4().simple());
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(base).await?;
-            sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-                .execute(&mut c)
-                .await?;
-            let url = format!(
-                "{}/{name}",
-                base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b)
-            );
-            (url, Some((base.clone(), name)))
-        }
-        None => (
-            format!("sqlite://{}", dir.path().join("bench.sqlite").display()),
-            None,
-        ),
-    };
+    let db = ScratchDb::create(pg.as_deref(), dir.path()).await?;
+    let url = db.url.clone();
 
     // The receiver: counts requests, answers 200 at once.
     let received = Arc::new(AtomicUsize::new(0));
@@ -176,13 +164,7 @@ async fn main() -> anyhow::Result<()> {
 
     let _ = stop.send(());
     let _ = server.await;
-    if let Some((base, name)) = cleanup {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&base).await?;
-        sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut c)
-            .await?;
-    }
+    db.drop().await?;
     anyhow::ensure!(
         delivered == total && logged == total,
         "not everything was delivered"

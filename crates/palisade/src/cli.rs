@@ -262,7 +262,9 @@ async fn verify_audit(tenant: Option<uuid::Uuid>) -> anyhow::Result<()> {
     let db = database_settings(&config);
     Store::migrate(&db).await?;
     let store = Store::connect(&db).await?;
-    let reports = palisade_core::audit::log::verify(&store, tenant).await?;
+    let reports =
+        palisade_core::audit::log::verify(&store, tenant.map(palisade_domain::TenantId::from))
+            .await?;
     store.close().await;
     let mut bad = 0usize;
     for r in &reports {

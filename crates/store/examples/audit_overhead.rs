@@ -8,6 +8,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+#[path = "support/scratch_db.rs"]
+mod scratch_db;
+
+use scratch_db::ScratchDb;
+
 use palisade_domain::{Role, TenantId, UserId};
 use palisade_store::audit::{self, AuditEntry};
 use palisade_store::{users, DatabaseSettings, Query, Store, SystemScope};
@@ -27,25 +32,8 @@ async fn main() -> anyhow::Result<()> {
     let pg = std::env::args().nth(1);
     let dir = std::env::temp_dir().join(format!("palisade-audit-bench-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir)?;
-    let (url, cleanup) = match &pg {
-        Some(base) => {
-            let name = format!("palisade_bench_{}", uuid::Uuid::new_v4().simple());
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(base).await?;
-            sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-                .execute(&mut c)
-                .await?;
-            let url = format!(
-                "{}/{name}",
-                base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b)
-            );
-            (url, Some((base.clone(), name)))
-        }
-        None => (
-            format!("sqlite://{}", dir.join("bench.sqlite").display()),
-            None,
-        ),
-    };
+    let db = ScratchDb::create(pg.as_deref(), &dir).await?;
+    let url = db.url.clone();
     let settings = DatabaseSettings {
         url: url.clone(),
         migration_url: None,
@@ -110,13 +98,7 @@ async fn main() -> anyhow::Result<()> {
     println!("  with audit      p50 {p50b:.3} ms  p99 {p99b:.3} ms");
     println!("  p99 grows by    {:.3} ms (target <= 1 ms)", p99b - p99a);
     store.close().await;
-    if let Some((base, name)) = cleanup {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&base).await?;
-        sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut c)
-            .await?;
-    }
+    db.drop().await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

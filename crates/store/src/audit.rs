@@ -121,8 +121,8 @@ const COLUMNS: &str = "id, tenant_id, created_at, actor_id, actor_email, actor_r
     prev_hash, hash";
 
 /// The chain a tenant's records belong to; platform events use the nil UUID.
-pub fn chain_of(tenant: Option<Uuid>) -> Uuid {
-    tenant.unwrap_or(Uuid::nil())
+pub fn chain_of(tenant: Option<TenantId>) -> Uuid {
+    tenant.map_or(Uuid::nil(), |t| t.as_uuid())
 }
 
 fn micros(t: OffsetDateTime) -> OffsetDateTime {
@@ -173,7 +173,7 @@ pub async fn append<S: Scope>(tx: &mut Tx<S>, e: &AuditEntry, now: OffsetDateTim
             ));
         }
     }
-    let tenant = e.tenant_id.map(|t| t.as_uuid());
+    let tenant = e.tenant_id;
     let chain = chain_of(tenant);
     // Takes (and on PostgreSQL locks until commit) the chain's head row.
     let head: Head = tx
@@ -361,7 +361,10 @@ pub struct ChainReport {
 }
 
 /// Recomputes every chain (or only `tenant`'s) and reports what does not add up.
-pub async fn verify(tx: &mut Tx<SystemScope>, tenant: Option<Uuid>) -> Result<Vec<ChainReport>> {
+pub async fn verify(
+    tx: &mut Tx<SystemScope>,
+    tenant: Option<TenantId>,
+) -> Result<Vec<ChainReport>> {
     #[derive(sqlx::FromRow)]
     struct ChainId {
         chain_id: Uuid,

@@ -396,7 +396,7 @@ pub use inbound::{upsert_contacts, Sender, UpsertedContacts};
 /// module with its own imports, so the code above can change without touching it.
 mod inbound {
     use crate::{Backend, Query, Result, SystemScope, Tx};
-    use palisade_domain::TenantId;
+    use palisade_domain::{ContactId, TenantId};
     use std::collections::{HashMap, HashSet};
     use time::OffsetDateTime;
     use uuid::Uuid;
@@ -505,9 +505,9 @@ mod inbound {
             let fresh: HashSet<&Uuid> = new_ids.iter().collect();
             for r in tx.fetch_all::<Row>(q).await? {
                 if fresh.contains(&r.id) {
-                    created.push(r.id);
+                    created.push(ContactId::from(r.id));
                 }
-                ids.insert(r.phone, r.id);
+                ids.insert(r.phone, ContactId::from(r.id));
             }
         }
         Ok(UpsertedContacts { ids, created })
@@ -517,8 +517,8 @@ mod inbound {
     #[derive(Debug, Default)]
     pub struct UpsertedContacts {
         /// Phone → contact id, for every sender.
-        pub ids: HashMap<String, Uuid>,
+        pub ids: HashMap<String, ContactId>,
         /// The contacts it created.
-        pub created: Vec<Uuid>,
+        pub created: Vec<ContactId>,
     }
 }

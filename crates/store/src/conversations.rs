@@ -415,8 +415,8 @@ pub async fn connection_has_conversations(
 /// its resolved ones, so this reads the contact's few rows.
 pub async fn list_for_contact(
     tx: &mut Tx<TenantScope>,
-    contact_id: Uuid,
-    before_id: Option<Uuid>,
+    contact_id: ContactId,
+    before_id: Option<ConversationId>,
     limit: i64,
 ) -> Result<Vec<Conversation>> {
     let tenant = tx.scope().tenant_id();

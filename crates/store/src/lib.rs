@@ -10,6 +10,7 @@
 
 mod db;
 mod error;
+mod lease;
 mod notify;
 mod query;
 mod scope;

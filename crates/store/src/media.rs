@@ -8,8 +8,8 @@
 //! lease, so a worker that dies mid-download only delays the job. Users read the state under
 //! their [`TenantScope`].
 
-use crate::{Backend, Query, Result, StoreError, SystemScope, TenantScope, Tx};
-use palisade_domain::{ConnectionId, ContactId, MediaStatus, MessageId, TenantId};
+use crate::{Query, Result, StoreError, SystemScope, TenantScope, Tx};
+use palisade_domain::{ConnectionId, ContactId, MediaStatus, MessageId, MessageKind, TenantId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -19,7 +19,7 @@ pub struct MessageMedia {
     pub message_id: MessageId,
     pub tenant_id: TenantId,
     /// `image`, `audio`, `video`, `document` or `sticker`.
-    pub kind: String,
+    pub kind: MessageKind,
     /// Meta's media id.
     pub media_id: String,
     pub mime_type: Option<String>,
@@ -68,7 +68,7 @@ impl TryFrom<MediaRow> for MessageMedia {
         Ok(MessageMedia {
             message_id: r.message_id.into(),
             tenant_id: r.tenant_id.into(),
-            kind: r.kind,
+            kind: MessageKind::parse(&r.kind),
             media_id: r.media_id,
             mime_type: r.mime_type,
             sha256: r.sha256,
@@ -96,7 +96,7 @@ const COLUMNS: &str = "message_id, tenant_id, kind, media_id, mime_type, sha256,
 pub struct NewMediaJob {
     pub message_id: MessageId,
     pub tenant_id: TenantId,
-    pub kind: String,
+    pub kind: MessageKind,
     pub media_id: String,
     pub mime_type: Option<String>,
     pub sha256: Option<String>,
@@ -149,65 +149,26 @@ pub async fn enqueue(tx: &mut Tx<SystemScope>, jobs: &[NewMediaJob]) -> Result<u
 }
 
 /// A claimed job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimedJob {
-    pub message_id: MessageId,
-    pub tenant_id: TenantId,
-    pub attempts: i64,
-}
+pub type ClaimedJob = crate::lease::Claimed;
 
-#[derive(sqlx::FromRow)]
-struct ClaimedRow {
-    message_id: Uuid,
-    tenant_id: Uuid,
-    attempts: i64,
-}
-
-/// Claims up to `limit` due jobs (every active tenant) by moving their `next_attempt_at` to
-/// `lease_until`. On PostgreSQL concurrent workers skip each other's rows. A suspended
-/// tenant's jobs are not claimed: they wait untouched (no attempt counted) until it is
-/// reactivated.
+/// Claims up to `limit` pending jobs due at `now` (every active tenant) by moving their
+/// `next_attempt_at` to `lease_until`; see [`crate::lease`]. A suspended tenant's jobs wait
+/// untouched (no attempt counted) until it is reactivated.
 pub async fn claim_due(
     tx: &mut Tx<SystemScope>,
     now: OffsetDateTime,
     lease_until: OffsetDateTime,
     limit: i64,
 ) -> Result<Vec<ClaimedJob>> {
-    let lock = match tx.backend() {
-        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
-    // The claimed rows are picked once, in a materialized CTE. As `WHERE … IN (SELECT … LIMIT n
-    // FOR UPDATE SKIP LOCKED)` PostgreSQL may plan a nested-loop semi-join that rescans the
-    // subquery for every candidate row; each rescan skips the rows this statement has already
-    // updated and takes the next ones, so more than `limit` rows were claimed (seen in the
-    // store's repository tests: 3 with a limit of 2).
-    let rows: Vec<ClaimedRow> = tx
-        .fetch_all(
-        Query::new(format!(
-            "WITH due AS MATERIALIZED (
-                SELECT mm.message_id FROM message_media mm
-                WHERE mm.status = 'pending' AND mm.next_attempt_at <= $1
-                  AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = mm.tenant_id AND t.status = 'active')
-                ORDER BY mm.next_attempt_at, mm.message_id LIMIT $3 {lock})
-             UPDATE message_media SET next_attempt_at = $2
-             WHERE message_id IN (SELECT message_id FROM due)
-             AND status = 'pending'
-             RETURNING message_id, tenant_id, attempts"
-        ))
-        .bind(now)
-        .bind(lease_until)
-        .bind(limit),
+    crate::lease::claim_due(
+        tx,
+        "message_media",
+        Some("status = 'pending'"),
+        now,
+        lease_until,
+        limit,
     )
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| ClaimedJob {
-            message_id: r.message_id.into(),
-            tenant_id: r.tenant_id.into(),
-            attempts: r.attempts,
-        })
-        .collect())
+    .await
 }
 
 /// What the worker needs for a job: the row and the connection its message came through.

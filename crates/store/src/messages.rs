@@ -6,7 +6,10 @@
 use crate::media::MessageMedia;
 use crate::query::{member_chunks, member_of, placeholders, tenant_is};
 use crate::{Backend, Query, Result, StoreError, SystemScope, TenantScope, Tx};
-use palisade_domain::{ConnectionId, ConversationId, MessageId, MessageStatus, TenantId, UserId};
+use palisade_domain::{
+    ConnectionId, ConversationId, MessageDirection, MessageId, MessageKind, MessageStatus,
+    TenantId, UserId,
+};
 use sqlx::types::Json;
 use std::collections::HashSet;
 use time::OffsetDateTime;
@@ -20,10 +23,9 @@ pub struct Message {
     pub connection_id: ConnectionId,
     /// WhatsApp's id; `None` until an outbound message has been accepted by Meta.
     pub wamid: Option<String>,
-    /// `inbound`, `outbound` or `internal` (notes).
-    pub direction: String,
-    /// Meta's message type (`text`, `image`, …; `note` for internal notes).
-    pub kind: String,
+    pub direction: MessageDirection,
+    /// Meta's message type (`note` for internal notes).
+    pub kind: MessageKind,
     /// The message object as Meta sent it.
     pub body: serde_json::Value,
     pub text: Option<String>,
@@ -70,8 +72,8 @@ impl TryFrom<MessageRow> for Message {
             conversation_id: r.conversation_id.into(),
             connection_id: r.connection_id.into(),
             wamid: r.wamid,
-            direction: r.direction,
-            kind: r.kind,
+            direction: StoreError::parse_stored(&r.direction)?,
+            kind: MessageKind::parse(&r.kind),
             body: r.body.0,
             text: r.text,
             status: StoreError::parse_stored(&r.status)?,
@@ -132,8 +134,8 @@ pub struct NewMessage {
     pub conversation_id: ConversationId,
     pub connection_id: ConnectionId,
     pub wamid: String,
-    pub direction: &'static str,
-    pub kind: String,
+    pub direction: MessageDirection,
+    pub kind: MessageKind,
     pub body: serde_json::Value,
     pub text: Option<String>,
     pub status: MessageStatus,
@@ -190,8 +192,8 @@ pub async fn insert_messages(
                 .collect::<Vec<_>>(),
         )
         .bind(text(&|m| Some(m.wamid.clone())))
-        .bind(text(&|m| Some(m.direction.to_owned())))
-        .bind(text(&|m| Some(m.kind.clone())))
+        .bind(text(&|m| Some(m.direction.as_str().to_owned())))
+        .bind(text(&|m| Some(m.kind.as_str().to_owned())))
         .bind(text(&|m| Some(m.body.to_string())))
         .bind(text(&|m| m.text.clone()))
         .bind(text(&|m| Some(m.status.as_str().to_owned())))
@@ -224,7 +226,7 @@ pub async fn insert_messages(
                 .bind(m.conversation_id)
                 .bind(m.connection_id)
                 .bind(m.wamid.as_str())
-                .bind(m.direction)
+                .bind(m.direction.as_str())
                 .bind(m.kind.as_str())
                 .bind(m.body.clone())
                 .bind(m.text.clone())
@@ -367,19 +369,45 @@ pub async fn latest_messages(
 }
 
 /// The latest inbound or outbound message of a conversation, in short (a list's preview).
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LastMessage {
-    pub id: Uuid,
-    pub conversation_id: Uuid,
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
     /// `inbound` or `outbound` (notes are not a conversation's activity).
-    pub direction: String,
-    #[sqlx(rename = "type")]
-    pub kind: String,
+    pub direction: MessageDirection,
+    pub kind: MessageKind,
     /// The start of the text ([`PREVIEW_CHARS`] characters and one more, so the reader can
     /// tell that it was cut).
     pub text: Option<String>,
-    pub status: String,
+    pub status: MessageStatus,
     pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct LastMessageRow {
+    id: Uuid,
+    conversation_id: Uuid,
+    direction: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    text: Option<String>,
+    status: String,
+    created_at: OffsetDateTime,
+}
+
+impl TryFrom<LastMessageRow> for LastMessage {
+    type Error = StoreError;
+    fn try_from(r: LastMessageRow) -> Result<Self> {
+        Ok(LastMessage {
+            id: r.id.into(),
+            conversation_id: r.conversation_id.into(),
+            direction: StoreError::parse_stored(&r.direction)?,
+            kind: MessageKind::parse(&r.kind),
+            text: r.text,
+            status: StoreError::parse_stored(&r.status)?,
+            created_at: r.created_at,
+        })
+    }
 }
 
 /// How many characters of a message's text a preview keeps.
@@ -390,12 +418,13 @@ pub const PREVIEW_CHARS: usize = 100;
 /// `(tenant_id, conversation_id, id)` index per conversation, read backwards from its end.
 pub async fn last_messages(
     tx: &mut Tx<TenantScope>,
-    conversation_ids: &[Uuid],
+    conversation_ids: &[ConversationId],
 ) -> Result<Vec<LastMessage>> {
     let tenant = tx.scope().tenant_id();
     let db = tx.backend();
+    let conversation_ids: Vec<Uuid> = conversation_ids.iter().map(|c| c.as_uuid()).collect();
     let mut out = Vec::with_capacity(conversation_ids.len());
-    for chunk in member_chunks(db, conversation_ids) {
+    for chunk in member_chunks(db, &conversation_ids) {
         if chunk.is_empty() {
             continue;
         }
@@ -414,7 +443,9 @@ pub async fn last_messages(
         ))
         .bind(tenant)
         .bind_members(db, chunk);
-        out.extend(tx.fetch_all::<LastMessage>(q).await?);
+        for row in tx.fetch_all::<LastMessageRow>(q).await? {
+            out.push(LastMessage::try_from(row)?);
+        }
     }
     Ok(out)
 }

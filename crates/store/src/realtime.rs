@@ -6,7 +6,7 @@ use crate::conversations::{Conversation, ConversationRow, CONVERSATION_SELECT};
 use crate::messages::{Message, MessageRow, MESSAGE_COLUMNS};
 use crate::query::{member_chunks, member_of, tenant_is};
 use crate::{Query, Result, SystemScope, Tx};
-use palisade_domain::{ConnectionId, ConversationId, MessageId, TenantId};
+use palisade_domain::{ConnectionId, ConversationId, MessageDirection, MessageId, TenantId};
 use uuid::Uuid;
 
 /// The tenant's messages with these ids, in id (creation) order.
@@ -89,7 +89,7 @@ async fn attach_media(
 ) -> Result<()> {
     let ids: Vec<MessageId> = list
         .iter()
-        .filter(|m| m.direction == "inbound")
+        .filter(|m| m.direction == MessageDirection::Inbound)
         .map(|m| m.id)
         .collect();
     if ids.is_empty() {

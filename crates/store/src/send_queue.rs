@@ -5,9 +5,8 @@
 
 use crate::messages::{Message, MessageRow, MESSAGE_COLUMNS};
 use crate::{Query, Result, SystemScope, TenantScope, Tx};
-use palisade_domain::{ConnectionId, ConversationId, MessageId, TenantId, UserId};
+use palisade_domain::{ConnectionId, ConversationId, MessageId, MessageKind, TenantId, UserId};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 /// An outbound message written by a user or an API key (see [`insert_outbound`]).
 #[derive(Debug, Clone)]
@@ -15,7 +14,7 @@ pub struct NewOutbound {
     pub id: MessageId,
     pub conversation_id: ConversationId,
     pub connection_id: ConnectionId,
-    pub kind: String,
+    pub kind: MessageKind,
     /// `{type, <type>: {…}}`: the Graph API body without the recipient.
     pub body: serde_json::Value,
     pub text: Option<String>,
@@ -69,23 +68,10 @@ pub async fn insert_outbound(tx: &mut Tx<TenantScope>, m: &NewOutbound) -> Resul
 }
 
 /// A claimed row of the send queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueuedSend {
-    pub message_id: MessageId,
-    pub tenant_id: TenantId,
-    pub attempts: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct QueuedRow {
-    message_id: Uuid,
-    tenant_id: Uuid,
-    attempts: i64,
-}
+pub type QueuedSend = crate::lease::Claimed;
 
 /// Claims up to `limit` due sends (every active tenant) by moving their `next_attempt_at` to
-/// `lease_until`; a sender that dies mid-send only delays them. On PostgreSQL concurrent
-/// senders skip each other's rows.
+/// `lease_until`; a sender that dies mid-send only delays them (see [`crate::lease`]).
 ///
 /// A suspended tenant's sends are not claimed: they wait untouched (no attempt counted, no
 /// backoff, `next_attempt_at` unchanged, so their order is kept) and go out, oldest first, once
@@ -96,40 +82,7 @@ pub async fn claim_sends(
     lease_until: OffsetDateTime,
     limit: i64,
 ) -> Result<Vec<QueuedSend>> {
-    let lock = match tx.backend() {
-        crate::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-        crate::Backend::Sqlite => "",
-    };
-    // The claimed rows are picked once, in a materialized CTE. As `WHERE … IN (SELECT … LIMIT n
-    // FOR UPDATE SKIP LOCKED)` PostgreSQL may plan a nested-loop semi-join that rescans the
-    // subquery for every candidate row; each rescan skips the rows this statement has already
-    // updated and takes the next ones, so more than `limit` rows were claimed (seen with media
-    // jobs in the store's repository tests: 3 claimed with a limit of 2).
-    let rows: Vec<QueuedRow> = tx
-        .fetch_all(
-        Query::new(format!(
-            "WITH due AS MATERIALIZED (
-                SELECT q.message_id FROM whatsapp_outbound_queue q
-                WHERE q.next_attempt_at <= $1
-                  AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = q.tenant_id AND t.status = 'active')
-                ORDER BY q.next_attempt_at, q.message_id LIMIT $3 {lock})
-             UPDATE whatsapp_outbound_queue SET next_attempt_at = $2
-             WHERE message_id IN (SELECT message_id FROM due)
-             RETURNING message_id, tenant_id, attempts"
-        ))
-        .bind(now)
-        .bind(lease_until)
-        .bind(limit),
-    )
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| QueuedSend {
-            message_id: r.message_id.into(),
-            tenant_id: r.tenant_id.into(),
-            attempts: r.attempts,
-        })
-        .collect())
+    crate::lease::claim_due(tx, "whatsapp_outbound_queue", None, now, lease_until, limit).await
 }
 
 /// What the sender needs: the message and its recipient (`wa_id`, or the phone's digits).

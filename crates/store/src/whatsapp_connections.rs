@@ -82,11 +82,7 @@ const COLUMNS: &str =
     created_by, created_at, updated_at, disconnected_at";
 
 pub async fn insert(tx: &mut Tx<TenantScope>, c: &Connection) -> Result<()> {
-    if tx.scope().tenant_id() != c.tenant_id {
-        return Err(StoreError::Integrity(
-            "connection outside the scope's tenant".into(),
-        ));
-    }
+    same_tenant(tx, c)?;
     tx.execute(
         Query::new(format!(
             "INSERT INTO whatsapp_connections ({COLUMNS})
@@ -126,16 +122,7 @@ pub async fn list(tx: &mut Tx<TenantScope>) -> Result<Vec<Connection>> {
 }
 
 pub async fn find(tx: &mut Tx<TenantScope>, id: ConnectionId) -> Result<Option<Connection>> {
-    let tenant = tx.scope().tenant_id();
-    one(tx
-        .fetch_optional::<ConnectionRow>(
-            Query::new(format!(
-                "SELECT {COLUMNS} FROM whatsapp_connections WHERE id = $1 AND tenant_id = $2"
-            ))
-            .bind(id)
-            .bind(tenant),
-        )
-        .await?)
+    find_locked(tx, id, "").await
 }
 
 /// [`find`], locking the row until the transaction ends, for a read-modify-write
@@ -146,11 +133,19 @@ pub async fn find_for_update(
     tx: &mut Tx<TenantScope>,
     id: ConnectionId,
 ) -> Result<Option<Connection>> {
-    let tenant = tx.scope().tenant_id();
     let lock = match tx.backend() {
         Backend::Postgres => "FOR UPDATE",
         Backend::Sqlite => "",
     };
+    find_locked(tx, id, lock).await
+}
+
+async fn find_locked(
+    tx: &mut Tx<TenantScope>,
+    id: ConnectionId,
+    lock: &str,
+) -> Result<Option<Connection>> {
+    let tenant = tx.scope().tenant_id();
     one(tx
         .fetch_optional::<ConnectionRow>(
             Query::new(format!(
@@ -179,16 +174,22 @@ pub async fn find_by_phone_number_id(
         .await?)
 }
 
-/// Makes a disconnected connection active again with `c`'s details and secrets (same id).
-/// Returns false when the row is no longer disconnected (a concurrent reconnect won) or gone.
-/// A number another tenant's active connection holds is a unique violation
-/// (`whatsapp_connections_active_phone_number_id_key`).
-pub async fn reactivate(tx: &mut Tx<TenantScope>, c: &Connection) -> Result<bool> {
+/// A write of `c` only in its own tenant's scope.
+fn same_tenant(tx: &Tx<TenantScope>, c: &Connection) -> Result<()> {
     if tx.scope().tenant_id() != c.tenant_id {
         return Err(StoreError::Integrity(
             "connection outside the scope's tenant".into(),
         ));
     }
+    Ok(())
+}
+
+/// Makes a disconnected connection active again with `c`'s details and secrets (same id).
+/// Returns false when the row is no longer disconnected (a concurrent reconnect won) or gone.
+/// A number another tenant's active connection holds is a unique violation
+/// (`whatsapp_connections_active_phone_number_id_key`).
+pub async fn reactivate(tx: &mut Tx<TenantScope>, c: &Connection) -> Result<bool> {
+    same_tenant(tx, c)?;
     Ok(tx
         .execute(
             Query::new(
@@ -216,11 +217,7 @@ pub async fn reactivate(tx: &mut Tx<TenantScope>, c: &Connection) -> Result<bool
 /// Replaces the display name, the details from Meta and the (encrypted) secrets of `c`, in
 /// whatever status it is. Returns false when the row is gone.
 pub async fn update_credentials(tx: &mut Tx<TenantScope>, c: &Connection) -> Result<bool> {
-    if tx.scope().tenant_id() != c.tenant_id {
-        return Err(StoreError::Integrity(
-            "connection outside the scope's tenant".into(),
-        ));
-    }
+    same_tenant(tx, c)?;
     Ok(tx
         .execute(
             Query::new(

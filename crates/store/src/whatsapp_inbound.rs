@@ -6,13 +6,13 @@
 //! in the URL gives the tenant, and every statement binds it explicitly.
 
 use crate::{Backend, Query, Result, SystemScope, Tx};
-use palisade_domain::{ConnectionId, TenantId};
+use palisade_domain::{ConnectionId, InboundEventId, TenantId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct InboundEvent {
-    pub id: Uuid,
+    pub id: InboundEventId,
     pub tenant_id: TenantId,
     pub connection_id: ConnectionId,
     pub body: Vec<u8>,
@@ -37,7 +37,7 @@ struct Row {
 impl From<Row> for InboundEvent {
     fn from(r: Row) -> Self {
         InboundEvent {
-            id: r.id,
+            id: r.id.into(),
             tenant_id: r.tenant_id.into(),
             connection_id: r.connection_id.into(),
             body: r.body,
@@ -86,7 +86,7 @@ pub async fn insert_all(tx: &mut Tx<SystemScope>, events: &[InboundEvent]) -> Re
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bytea[],
                  $5::timestamptz[], $6::timestamptz[], $7::bigint[], $8::text[])"
         ))
-        .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.id.as_uuid()).collect::<Vec<_>>())
         .bind(
             events
                 .iter()
@@ -120,7 +120,7 @@ struct IdRow {
 }
 
 /// The oldest unprocessed events (every tenant), at most `limit`.
-pub async fn pending(tx: &mut Tx<SystemScope>, limit: i64) -> Result<Vec<Uuid>> {
+pub async fn pending(tx: &mut Tx<SystemScope>, limit: i64) -> Result<Vec<InboundEventId>> {
     let rows: Vec<IdRow> = tx
         .fetch_all(
             Query::new(
@@ -129,12 +129,12 @@ pub async fn pending(tx: &mut Tx<SystemScope>, limit: i64) -> Result<Vec<Uuid>> 
             .bind(limit),
         )
         .await?;
-    Ok(rows.into_iter().map(|r| r.id).collect())
+    Ok(rows.into_iter().map(|r| r.id.into()).collect())
 }
 
 /// Locks one unprocessed event for the rest of the transaction. On PostgreSQL a row another
 /// processor holds is skipped (`None`); SQLite's single writer serialises processors anyway.
-pub async fn claim(tx: &mut Tx<SystemScope>, id: Uuid) -> Result<Option<InboundEvent>> {
+pub async fn claim(tx: &mut Tx<SystemScope>, id: InboundEventId) -> Result<Option<InboundEvent>> {
     let lock = match tx.backend() {
         Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
@@ -154,7 +154,7 @@ pub async fn claim(tx: &mut Tx<SystemScope>, id: Uuid) -> Result<Option<InboundE
 /// Marks an event processed, with the reason when it could not be (kept for inspection).
 pub async fn finish(
     tx: &mut Tx<SystemScope>,
-    id: Uuid,
+    id: InboundEventId,
     now: OffsetDateTime,
     error: Option<String>,
 ) -> Result<()> {
@@ -172,7 +172,11 @@ pub async fn finish(
 }
 
 /// Records a failed attempt that will be retried (the event stays unprocessed).
-pub async fn record_attempt(tx: &mut Tx<SystemScope>, id: Uuid, error: &str) -> Result<i64> {
+pub async fn record_attempt(
+    tx: &mut Tx<SystemScope>,
+    id: InboundEventId,
+    error: &str,
+) -> Result<i64> {
     tx.execute(
         Query::new(
             "UPDATE whatsapp_inbound_events SET error = $2, attempts = attempts + 1 WHERE id = $1",
@@ -194,7 +198,7 @@ pub async fn record_attempt(tx: &mut Tx<SystemScope>, id: Uuid, error: &str) -> 
 }
 
 /// One event by id (tests and operators).
-pub async fn find(tx: &mut Tx<SystemScope>, id: Uuid) -> Result<Option<InboundEvent>> {
+pub async fn find(tx: &mut Tx<SystemScope>, id: InboundEventId) -> Result<Option<InboundEvent>> {
     Ok(tx
         .fetch_optional::<Row>(
             Query::new(format!(

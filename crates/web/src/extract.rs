@@ -260,6 +260,19 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
     }
 }
 
+/// An optional JSON body (`request_body(content = Option<…>)`): [`ApiBytes`] read with
+/// [`optional_json`], so absent, empty and `null` are `None`, with the answers of [`ApiJson`].
+pub struct ApiOptionalJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiOptionalJson<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let ApiBytes(bytes) = ApiBytes::from_request(req, state).await?;
+        optional_json(&bytes).map(ApiOptionalJson)
+    }
+}
+
 /// Parses an optional JSON body given as bytes (empty or `null` means absent, as the OpenAPI
 /// document's `Option<…>` body says), with the same answers as [`ApiJson`].
 pub fn optional_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, Response> {

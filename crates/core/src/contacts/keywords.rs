@@ -7,12 +7,13 @@
 use super::{audit_json, ContactView};
 use crate::audit::AuditEntryExt;
 use crate::{AppResult, Settings, UnitOfWork};
-use palisade_domain::{Contact, ContactId, EventType, KeywordConsent, TenantId};
+use palisade_domain::{
+    Contact, ContactId, EventType, KeywordConsent, MessageDirection, MessageKind, TenantId,
+};
 use palisade_store::contacts as store;
 use palisade_store::messages::NewMessage;
 use palisade_store::SystemScope;
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 /// The default opt-out keywords: the carrier-standard English set, Meta's marketing opt-out
 /// button (`Stop promotions`), and the usual words in French, Spanish, Portuguese, German and
@@ -93,10 +94,10 @@ impl ConsentKeywords {
 /// reply's title and id.
 fn message_texts(m: &NewMessage) -> Vec<String> {
     let b = &m.body;
-    let paths: &[&str] = match m.kind.as_str() {
-        "text" => &["/text/body"],
-        "button" => &["/button/text", "/button/payload"],
-        "interactive" => &[
+    let paths: &[&str] = match m.kind {
+        MessageKind::Text => &["/text/body"],
+        MessageKind::Button => &["/button/text", "/button/payload"],
+        MessageKind::Interactive => &[
             "/interactive/button_reply/title",
             "/interactive/button_reply/id",
             "/interactive/list_reply/title",
@@ -119,7 +120,7 @@ fn message_texts(m: &NewMessage) -> Vec<String> {
 pub async fn announce_created(
     uow: &mut UnitOfWork<'_, SystemScope>,
     tenant: TenantId,
-    ids: &[Uuid],
+    ids: &[ContactId],
 ) -> AppResult<()> {
     if ids.is_empty() {
         return Ok(());
@@ -129,8 +130,7 @@ pub async fn announce_created(
     if !uow.is_subscribed(event).await? {
         return Ok(());
     }
-    let ids: Vec<ContactId> = ids.iter().copied().map(ContactId::from).collect();
-    let contacts = store::find_many(uow.tx(), tenant, &ids).await?;
+    let contacts = store::find_many(uow.tx(), tenant, ids).await?;
     let views: Vec<ContactView> = contacts.iter().map(ContactView::from).collect();
     uow.emit_all(event, &views).await?;
     Ok(())
@@ -154,7 +154,7 @@ pub async fn apply_consent_keywords(
     }
     let mut hits: Vec<(&NewMessage, KeywordConsent, String)> = messages
         .iter()
-        .filter(|m| m.direction == "inbound")
+        .filter(|m| m.direction == MessageDirection::Inbound)
         .filter_map(|m| keywords.classify(m).map(|(k, w)| (m, k, w)))
         .collect();
     hits.sort_by_key(|(m, _, _)| m.sent_at.unwrap_or(m.created_at));
@@ -218,8 +218,8 @@ mod tests {
             conversation_id: palisade_domain::ConversationId::new(),
             connection_id: palisade_domain::ConnectionId::new(),
             wamid: "wamid.X".into(),
-            direction: "inbound",
-            kind: kind.into(),
+            direction: MessageDirection::Inbound,
+            kind: MessageKind::parse(kind),
             body,
             text: None,
             status: palisade_domain::MessageStatus::Received,

@@ -6,7 +6,7 @@ use crate::auth::{Principal, RequestMeta};
 use crate::error::code;
 use crate::pagination::Page;
 use crate::{AppError, AppResult, Services, UnitOfWork};
-use palisade_domain::{Contact, ContactId, Permission, Tags};
+use palisade_domain::{Contact, ContactId, ConversationId, Permission, Tags};
 use palisade_store::contacts::{self as store, ContactFilter};
 use palisade_store::conversations::Conversation;
 use serde_json::json;
@@ -136,8 +136,12 @@ pub async fn conversations(
     if store::find(&mut tx, id).await?.is_none() {
         return Err(AppError::NotFound("contact"));
     }
-    let items =
-        palisade_store::conversations::list_for_contact(&mut tx, id.as_uuid(), cursor, LIMIT + 1)
-            .await?;
+    let items = palisade_store::conversations::list_for_contact(
+        &mut tx,
+        id,
+        cursor.map(ConversationId::from),
+        LIMIT + 1,
+    )
+    .await?;
     Ok(Page::from_overfetch(items, LIMIT, |c| c.id.as_uuid()))
 }

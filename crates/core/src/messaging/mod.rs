@@ -17,7 +17,8 @@ use crate::error::code;
 use crate::pagination::{ActivityCursor, Page};
 use crate::{AppError, AppResult, Services, UnitOfWork};
 use palisade_domain::{
-    ConnectionStatus, ConversationId, ConversationStatus, FieldError, MessageId, Permission, UserId,
+    ConnectionStatus, ConversationId, ConversationStatus, FieldError, MessageId, MessageKind,
+    Permission, UserId,
 };
 use palisade_store::conversations::{self, ActivityKey, Conversation, ConversationFilter};
 use palisade_store::messages::{self, LastMessage, Message};
@@ -114,15 +115,15 @@ pub async fn list_conversations(
         }
         .encode()
     });
-    let ids: Vec<Uuid> = page.data.iter().map(|c| c.id.as_uuid()).collect();
-    let mut last: std::collections::HashMap<Uuid, LastMessage> =
+    let ids: Vec<ConversationId> = page.data.iter().map(|c| c.id).collect();
+    let mut last: std::collections::HashMap<ConversationId, LastMessage> =
         messages::last_messages(&mut tx, &ids)
             .await?
             .into_iter()
             .map(|m| (m.conversation_id, m))
             .collect();
     Ok(page.map(|conversation| ConversationListItem {
-        last_message: last.remove(&conversation.id.as_uuid()),
+        last_message: last.remove(&conversation.id),
         conversation,
     }))
 }
@@ -233,7 +234,7 @@ pub enum Outgoing {
     },
     /// `image`, `audio`, `video`, `document` or `sticker`: `{id | link, caption?, filename?}`.
     Media {
-        kind: &'static str,
+        kind: MessageKind,
         object: serde_json::Value,
     },
     /// Meta's `interactive` object (buttons, lists, …), checked in outline here and in detail by
@@ -246,10 +247,10 @@ pub enum Outgoing {
 /// Checks a media object: exactly one of `id` or an http(s) `link`; a caption (at most 1024
 /// characters) only on images, videos and documents; a filename only on documents. Returns
 /// the caption.
-fn check_media(kind: &'static str, o: &serde_json::Value) -> AppResult<Option<String>> {
+fn check_media(kind: &MessageKind, o: &serde_json::Value) -> AppResult<Option<String>> {
     let field = |m: &str| AppError::Validation {
         message: format!("{kind}: {m}"),
-        fields: [(kind.to_owned(), vec![m.to_owned()])]
+        fields: [(kind.to_string(), vec![m.to_owned()])]
             .into_iter()
             .collect(),
     };
@@ -257,8 +258,8 @@ fn check_media(kind: &'static str, o: &serde_json::Value) -> AppResult<Option<St
         return Err(field("must be an object"));
     };
     let allowed: &[&str] = match kind {
-        "document" => &["id", "link", "caption", "filename"],
-        "image" | "video" => &["id", "link", "caption"],
+        MessageKind::Document => &["id", "link", "caption", "filename"],
+        MessageKind::Image | MessageKind::Video => &["id", "link", "caption"],
         _ => &["id", "link"],
     };
     if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -347,7 +348,7 @@ pub async fn send_message(
                 return Err(AppError::field("text.body", "must be 1 to 4096 characters"));
             }
             (
-                "text",
+                MessageKind::Text,
                 serde_json::json!({ "type": "text", "text": { "body": body } }),
                 Some(body),
             )
@@ -403,23 +404,21 @@ pub async fn send_message(
                 t.insert("components".into(), c);
             }
             (
-                "template",
+                MessageKind::Template,
                 serde_json::json!({ "type": "template", "template": t }),
                 None,
             )
         }
         Outgoing::Media { kind, object } => {
-            let caption = check_media(kind, &object)?;
-            (
-                kind,
-                serde_json::json!({ "type": kind, kind: object }),
-                caption,
-            )
+            let caption = check_media(&kind, &object)?;
+            let name = kind.as_str();
+            let body = serde_json::json!({ "type": name, name: object });
+            (kind, body, caption)
         }
         Outgoing::Interactive { object } => {
             let body = check_interactive(&object)?;
             (
-                "interactive",
+                MessageKind::Interactive,
                 serde_json::json!({ "type": "interactive", "interactive": object }),
                 body,
             )
@@ -439,7 +438,7 @@ pub async fn send_message(
             "the WhatsApp connection of this conversation is disconnected",
         ));
     }
-    if kind != "template"
+    if kind != MessageKind::Template
         && conv
             .last_inbound_at
             .is_none_or(|at| now - at > CUSTOMER_SERVICE_WINDOW)
@@ -455,7 +454,7 @@ pub async fn send_message(
         id: MessageId::new(),
         conversation_id,
         connection_id: conv.connection_id,
-        kind: kind.to_owned(),
+        kind,
         body,
         text,
         author_id: Some(p.user_id),

@@ -3,7 +3,7 @@
 //! cannot drift apart (a test in `web::routes::ws::frames` keeps the event data equal to the
 //! REST body). Separate from the use cases so the web layer and `realtime` share it.
 
-use palisade_domain::{rfc3339, MediaStatus};
+use palisade_domain::{rfc3339, MediaStatus, MessageDirection, MessageKind};
 use palisade_store::conversations::Conversation;
 use palisade_store::media::MessageMedia;
 use palisade_store::messages::{LastMessage, Message, PREVIEW_CHARS};
@@ -97,9 +97,11 @@ impl From<super::ConversationListItem> for ConversationListItemView {
 pub struct LastMessagePreview {
     pub id: Uuid,
     /// `inbound` or `outbound`.
-    pub direction: String,
+    #[schema(inline)]
+    pub direction: MessageDirection,
     /// Meta's message type (`text`, `image`, `template`, …).
-    pub r#type: String,
+    #[schema(value_type = String)]
+    pub r#type: MessageKind,
     /// The first 100 characters of the message's text (a text message's body, or a media
     /// message's caption), followed by `…` when there was more; `null` when it has no text.
     pub text: Option<String>,
@@ -112,11 +114,11 @@ pub struct LastMessagePreview {
 impl From<&LastMessage> for LastMessagePreview {
     fn from(m: &LastMessage) -> Self {
         LastMessagePreview {
-            id: m.id,
-            direction: m.direction.clone(),
+            id: m.id.as_uuid(),
+            direction: m.direction,
             r#type: m.kind.clone(),
             text: m.text.as_deref().map(preview_text),
-            status: m.status.clone(),
+            status: m.status.as_str().to_owned(),
             created_at: rfc3339(m.created_at),
         }
     }
@@ -139,9 +141,11 @@ pub struct MessageView {
     /// WhatsApp's message id (absent while an outbound message is `queued`).
     pub wamid: Option<String>,
     /// `inbound`, `outbound`, or `internal` (a note, never sent).
-    pub direction: String,
+    #[schema(inline)]
+    pub direction: MessageDirection,
     /// Meta's message type (`text`, `image`, `interactive`, … or whatever Meta sent).
-    pub r#type: String,
+    #[schema(value_type = String)]
+    pub r#type: MessageKind,
     /// The text of a text message.
     pub text: Option<String>,
     /// The message object exactly as Meta sent it (outbound: `{type, <type>: {…}}` as sent).
@@ -176,7 +180,7 @@ impl From<&Message> for MessageView {
             conversation_id: m.conversation_id.as_uuid(),
             connection_id: m.connection_id.as_uuid(),
             wamid: m.wamid.clone(),
-            direction: m.direction.clone(),
+            direction: m.direction,
             r#type: m.kind.clone(),
             text: m.text.clone(),
             body: m.body.clone(),

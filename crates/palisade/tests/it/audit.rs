@@ -13,10 +13,14 @@ both!(
 );
 
 async fn problems(app: &TestApp, tenant: &str) -> Vec<String> {
-    let reports =
-        palisade_core::audit::log::verify(&app.services.store, Some(tenant.parse().unwrap()))
-            .await
-            .unwrap();
+    let reports = palisade_core::audit::log::verify(
+        &app.services.store,
+        Some(palisade_domain::TenantId::from(
+            tenant.parse::<uuid::Uuid>().unwrap(),
+        )),
+    )
+    .await
+    .unwrap();
     reports.into_iter().flat_map(|r| r.problems).collect()
 }
 

@@ -71,9 +71,7 @@ async fn appends_chain_hashes_and_verify_finds_an_edit(db: Db) {
     drop(tx);
 
     let mut tx = t.system().await;
-    let reports = audit::verify(&mut tx, Some(tenant.as_uuid()))
-        .await
-        .unwrap();
+    let reports = audit::verify(&mut tx, Some(tenant)).await.unwrap();
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].records, 3);
     assert!(reports[0].problems.is_empty(), "{:?}", reports[0].problems);
@@ -89,9 +87,7 @@ async fn appends_chain_hashes_and_verify_finds_an_edit(db: Db) {
     )
     .await;
     let mut tx = t.system().await;
-    let reports = audit::verify(&mut tx, Some(tenant.as_uuid()))
-        .await
-        .unwrap();
+    let reports = audit::verify(&mut tx, Some(tenant)).await.unwrap();
     let problems = &reports[0].problems;
     assert!(
         problems

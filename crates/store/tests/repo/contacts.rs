@@ -226,7 +226,7 @@ fn message(f: &Fixture, wamid: &str) -> NewMessage {
         conversation_id: f.conversation,
         connection_id: f.connection,
         wamid: wamid.to_owned(),
-        direction: "inbound",
+        direction: palisade_domain::MessageDirection::Inbound,
         kind: "text".into(),
         body: serde_json::json!({ "type": "text", "text": { "body": "STOP" } }),
         text: Some("STOP".into()),
@@ -377,7 +377,7 @@ async fn inbound_upsert_creates_a_sender_once(db: Db) {
     )
     .await;
     assert_eq!(first.ids.len(), 3, "one per phone");
-    assert_eq!(first.ids["+15550003333"], by_hand.id.as_uuid());
+    assert_eq!(first.ids["+15550003333"], by_hand.id);
     let mut created = first.created.clone();
     created.sort();
     let mut expected = vec![first.ids["+15550001111"], first.ids["+15550002222"]];
@@ -408,9 +408,7 @@ async fn inbound_upsert_creates_a_sender_once(db: Db) {
     .await;
     assert!(again.created.is_empty());
     assert_eq!(again.ids["+15550001111"], first.ids["+15550001111"]);
-    let ana = find(&t, acme, ContactId::from(first.ids["+15550001111"]))
-        .await
-        .unwrap();
+    let ana = find(&t, acme, first.ids["+15550001111"]).await.unwrap();
     assert_eq!(ana.wa_profile_name.as_deref(), Some("Ana Lima"));
     assert_eq!(ana.updated_at, later);
     assert_eq!(ana.created_at, now());

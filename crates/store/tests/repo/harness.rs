@@ -223,7 +223,7 @@ impl TestStore {
         let contacts = upsert_contacts(&mut tx, tenant, &[sender], now())
             .await
             .unwrap();
-        let contact = ContactId::from(contacts.ids[phone]);
+        let contact = contacts.ids[phone];
         let latest = HashMap::from([(contact, now())]);
         let conversations = touch_conversations(&mut tx, tenant, connection, &latest, now())
             .await

@@ -3,7 +3,6 @@
 
 use crate::harness::{now, Db, TestStore};
 use palisade_store::whatsapp_inbound::{self, InboundEvent};
-use uuid::Uuid;
 
 both!(an_event_is_stored_claimed_and_marked);
 
@@ -12,7 +11,7 @@ async fn an_event_is_stored_claimed_and_marked(db: Db) {
     let f = t.conversation_fixture("2055501").await;
     let events: Vec<InboundEvent> = (0..3)
         .map(|i| InboundEvent {
-            id: Uuid::now_v7(),
+            id: palisade_domain::InboundEventId::new(),
             tenant_id: f.tenant,
             connection_id: f.connection,
             body: format!("{{\"entry\":[{i}]}}").into_bytes(),

@@ -2,7 +2,9 @@
 //! and inbound messages reopen the one unresolved conversation rather than starting another.
 
 use crate::harness::{now, scope, Db, Fixture, TestStore};
-use palisade_domain::{ConversationId, ConversationStatus, MessageId, MessageStatus};
+use palisade_domain::{
+    ConversationId, ConversationStatus, MessageDirection, MessageId, MessageStatus,
+};
 use palisade_store::conversations::{self, ConversationFilter};
 use palisade_store::messages::{self, NewMessage};
 use std::collections::HashMap;
@@ -15,7 +17,12 @@ both!(
     conversations_are_narrowed_by_status_and_assignee
 );
 
-fn message(f: &Fixture, wamid: &str, direction: &'static str, status: MessageStatus) -> NewMessage {
+fn message(
+    f: &Fixture,
+    wamid: &str,
+    direction: MessageDirection,
+    status: MessageStatus,
+) -> NewMessage {
     NewMessage {
         id: MessageId::new(),
         tenant_id: f.tenant,
@@ -40,7 +47,12 @@ async fn a_duplicate_wamid_is_ignored(db: Db) {
     let mut tx = t.system().await;
     let stored = messages::insert_messages(
         &mut tx,
-        &[message(&f, "wamid.A", "inbound", MessageStatus::Received)],
+        &[message(
+            &f,
+            "wamid.A",
+            MessageDirection::Inbound,
+            MessageStatus::Received,
+        )],
     )
     .await
     .unwrap();
@@ -63,8 +75,18 @@ async fn a_duplicate_wamid_is_ignored(db: Db) {
     let again = messages::insert_messages(
         &mut tx,
         &[
-            message(&f, "wamid.A", "inbound", MessageStatus::Received),
-            message(&f, "wamid.B", "inbound", MessageStatus::Received),
+            message(
+                &f,
+                "wamid.A",
+                MessageDirection::Inbound,
+                MessageStatus::Received,
+            ),
+            message(
+                &f,
+                "wamid.B",
+                MessageDirection::Inbound,
+                MessageStatus::Received,
+            ),
         ],
     )
     .await
@@ -93,7 +115,12 @@ async fn a_duplicate_wamid_is_ignored(db: Db) {
 async fn a_status_only_moves_forward(db: Db) {
     let t = TestStore::new(db).await;
     let f = t.conversation_fixture("3055502").await;
-    let out = message(&f, "wamid.out", "outbound", MessageStatus::Sent);
+    let out = message(
+        &f,
+        "wamid.out",
+        MessageDirection::Outbound,
+        MessageStatus::Sent,
+    );
     let mut tx = t.system().await;
     messages::insert_messages(&mut tx, std::slice::from_ref(&out))
         .await

@@ -20,7 +20,7 @@ async fn realtime_reads_are_the_rest_records(db: Db) {
         conversation_id: f.conversation,
         connection_id: f.connection,
         wamid: "wamid.img".into(),
-        direction: "inbound",
+        direction: palisade_domain::MessageDirection::Inbound,
         kind: "image".into(),
         body: json!({ "type": "image", "image": { "id": "media-1" } }),
         text: None,

@@ -195,13 +195,23 @@ fn own_phone(
     Ok((major, phone))
 }
 
-/// The WABA named in the path, which must belong to the token's number.
-fn waba_owner(st: &AppState, waba: &str, owner: &str, method: &str) -> Result<(), GraphError> {
+/// A request on the WABA named in the path: a known version, a token, and the WABA must belong
+/// to the token's number. Returns the token's number (the owner).
+fn own_waba(
+    st: &AppState,
+    version: &str,
+    waba: &str,
+    method: &str,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Result<String, GraphError> {
+    check_version(version)?;
+    let owner = authenticate(st, headers, q)?;
     let inner = lock(&st.inner);
     match inner.wabas.get(waba) {
         None => Err(GraphError::unknown_object(method, waba)),
-        Some(p) if p != owner => Err(GraphError::permission()),
-        Some(_) => Ok(()),
+        Some(p) if *p != owner => Err(GraphError::permission()),
+        Some(_) => Ok(owner),
     }
 }
 

@@ -7,10 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::{
-    authenticate, check_version, cursor, ok, own_phone, parse_json, project, waba_owner, GResult,
-    St, Q,
-};
+use super::{cursor, ok, own_phone, own_waba, parse_json, project, GResult, St, Q};
 use crate::error::GraphError;
 use crate::state::Phone;
 
@@ -45,9 +42,7 @@ pub(super) async fn list_phone_numbers(
     Query(q): Q,
     headers: HeaderMap,
 ) -> GResult {
-    check_version(&version)?;
-    let owner = authenticate(&st, &headers, &q)?;
-    waba_owner(&st, &waba, &owner, "get")?;
+    let owner = own_waba(&st, &version, &waba, "get", &headers, &q)?;
     let phone = st
         .phone(&owner)
         .ok_or_else(|| GraphError::unknown_object("get", &waba))?;
@@ -80,9 +75,7 @@ pub(super) async fn subscribed_apps(
     Query(q): Q,
     headers: HeaderMap,
 ) -> GResult {
-    check_version(&version)?;
-    let owner = authenticate(&st, &headers, &q)?;
-    waba_owner(&st, &waba, &owner, "get")?;
+    own_waba(&st, &version, &waba, "get", &headers, &q)?;
     Ok(ok(
         &version,
         StatusCode::OK,
@@ -98,9 +91,7 @@ pub(super) async fn subscribe_app(
     Query(q): Q,
     headers: HeaderMap,
 ) -> GResult {
-    check_version(&version)?;
-    let owner = authenticate(&st, &headers, &q)?;
-    waba_owner(&st, &waba, &owner, "post")?;
+    own_waba(&st, &version, &waba, "post", &headers, &q)?;
     Ok(ok(&version, StatusCode::OK, json!({"success": true})))
 }
 

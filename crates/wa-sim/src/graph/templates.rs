@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
 use super::{
-    authenticate, check_version, cursor, ok, parse_cursor, parse_json, project, waba_owner,
-    GResult, St, Q,
+    authenticate, check_version, cursor, ok, own_waba, parse_cursor, parse_json, project, GResult,
+    St, Q,
 };
 use crate::error::GraphError;
 use crate::ids;
@@ -23,9 +23,7 @@ pub(super) async fn list_templates(
     Query(q): Q,
     headers: HeaderMap,
 ) -> GResult {
-    check_version(&version)?;
-    let owner = authenticate(&st, &headers, &q)?;
-    waba_owner(&st, &waba, &owner, "get")?;
+    own_waba(&st, &version, &waba, "get", &headers, &q)?;
     let all: Vec<Template> = lock(&st.inner)
         .templates
         .get(&waba)
@@ -203,9 +201,7 @@ pub(super) async fn create_template(
     headers: HeaderMap,
     body: Bytes,
 ) -> GResult {
-    check_version(&version)?;
-    let owner = authenticate(&st, &headers, &q)?;
-    waba_owner(&st, &waba, &owner, "post")?;
+    own_waba(&st, &version, &waba, "post", &headers, &q)?;
     let b = parse_json(&body)?;
     let name = b
         .get("name")
@@ -358,9 +354,7 @@ pub(super) async fn delete_templates(
     Query(q): Q,
     headers: HeaderMap,
 ) -> GResult {
-    check_version(&version)?;
-    let owner = authenticate(&st, &headers, &q)?;
-    waba_owner(&st, &waba, &owner, "delete")?;
+    own_waba(&st, &version, &waba, "delete", &headers, &q)?;
     let Some(name) = q.get("name") else {
         return Err(GraphError::invalid_parameter(
             "The parameter name is required.",

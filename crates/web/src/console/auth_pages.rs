@@ -27,7 +27,7 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use palisade_core::auth::sessions::{self, LoginOutcome};
 use palisade_core::auth::two_factor::challenge::{self, Factor};
-use palisade_core::auth::{passkeys, password_reset, passwords, register};
+use palisade_core::auth::{passkeys, password_reset, passwords, register, RequestMeta};
 use palisade_core::{AppError, Services};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -676,25 +676,112 @@ struct ResetPage {
     error: Refusal,
 }
 
+#[derive(Template)]
+#[template(path = "auth/accept_invite.html")]
+struct InvitePage {
+    asset_version: &'static str,
+    csrf: String,
+    has_token: bool,
+    error: Refusal,
+}
+
+/// The two pages that set a password with a mailed link's one-time token: a password reset
+/// and an invitation. They share their steps (the link's token moves into a cookie, the form
+/// posts a new password with it) and differ in their address, cookie, template and in what the
+/// token does, which stays in each submit handler.
+#[derive(Clone, Copy)]
+enum TokenPage {
+    Reset,
+    Invite,
+}
+
+impl TokenPage {
+    fn path(self) -> &'static str {
+        match self {
+            TokenPage::Reset => "/reset-password",
+            TokenPage::Invite => "/accept-invite",
+        }
+    }
+
+    fn cookie(self) -> &'static str {
+        match self {
+            TokenPage::Reset => RESET_COOKIE,
+            TokenPage::Invite => INVITE_COOKIE,
+        }
+    }
+
+    fn render(self, status: StatusCode, csrf: String, has_token: bool, error: Refusal) -> Response {
+        let asset_version = assets::version();
+        match self {
+            TokenPage::Reset => render_with(
+                status,
+                &ResetPage {
+                    asset_version,
+                    csrf,
+                    has_token,
+                    error,
+                },
+            ),
+            TokenPage::Invite => render_with(
+                status,
+                &InvitePage {
+                    asset_version,
+                    csrf,
+                    has_token,
+                    error,
+                },
+            ),
+        }
+    }
+
+    /// The page: a link's token is stashed (and the address bar cleaned), else the form.
+    fn show(self, s: &Services, headers: &HeaderMap, q: TokenQuery) -> Response {
+        if let Some(t) = q.token.filter(|t| !t.is_empty() && t.len() <= 128) {
+            return stash_token(s, self.path(), self.cookie(), &t);
+        }
+        let (csrf, set) = form_token(headers, s.settings.cookie_secure);
+        let has_token = stashed(s, headers, self.cookie()).is_some();
+        with_cookie(
+            self.render(StatusCode::OK, csrf, has_token, Refusal::default()),
+            set,
+        )
+    }
+
+    /// The checks before a posted password is tried: the form, its CSRF token, the stashed
+    /// token (without one, back to the page) and the sign-in limit per address.
+    fn posted<'h>(
+        self,
+        s: &Services,
+        meta: &RequestMeta,
+        headers: &'h HeaderMap,
+        form: Result<Form<NewPasswordForm>, FormRejection>,
+    ) -> Result<(NewPasswordForm, &'h str), Response> {
+        let Form(f) = form.map_err(bad_form)?;
+        guard(s, headers, &f.csrf)?;
+        let token = stashed(s, headers, self.cookie()).ok_or_else(|| see_other(self.path()))?;
+        if let Err(e) = ip_limit(&s.limits.login, meta) {
+            return Err(self.refused(f.csrf, Refusal::of(e.0)));
+        }
+        Ok((f, token))
+    }
+
+    /// The form again after a refusal; a refused token (`400`) leaves only the page's advice.
+    fn refused(self, csrf: String, error: Refusal) -> Response {
+        let invalid = error.status() == StatusCode::BAD_REQUEST;
+        self.render(error.status(), csrf, !invalid, error)
+    }
+
+    fn clear_cookie(self, s: &Services) -> Option<HeaderValue> {
+        cookie(self.cookie(), "", 0, s.settings.cookie_secure)
+    }
+}
+
 async fn reset_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
 ) -> Response {
-    let s = &state.services;
-    if let Some(t) = q.token.filter(|t| !t.is_empty() && t.len() <= 128) {
-        return stash_token(s, "/reset-password", RESET_COOKIE, &t);
-    }
-    let (csrf, set) = form_token(&headers, s.settings.cookie_secure);
-    with_cookie(
-        render(&ResetPage {
-            asset_version: assets::version(),
-            csrf,
-            has_token: stashed(s, &headers, RESET_COOKIE).is_some(),
-            error: Refusal::default(),
-        }),
-        set,
-    )
+    TokenPage::Reset.show(&state.services, &headers, q)
 }
 
 #[derive(Deserialize)]
@@ -710,43 +797,19 @@ async fn reset_submit(
     form: Result<Form<NewPasswordForm>, FormRejection>,
 ) -> Response {
     let s = &state.services;
-    let Form(f) = match form {
-        Ok(f) => f,
-        Err(e) => return bad_form(e),
+    let page = TokenPage::Reset;
+    let (f, token) = match page.posted(s, &meta, &headers, form) {
+        Ok(posted) => posted,
+        Err(r) => return r,
     };
-    if let Err(r) = guard(s, &headers, &f.csrf) {
-        return r;
-    }
-    let Some(token) = stashed(s, &headers, RESET_COOKIE) else {
-        return see_other("/reset-password");
-    };
-    let result = match per_address(
-        &s.limits.login,
-        &meta,
-        "too many attempts from your address; slow down",
-    ) {
-        Ok(()) => password_reset::reset(s, &meta, token, &f.new_password).await,
-        Err(e) => Err(e.0),
-    };
-    match result {
-        Ok(_) => with_cookie(
-            see_other("/login?reason=reset"),
-            cookie(RESET_COOKIE, "", 0, s.settings.cookie_secure),
-        ),
+    match password_reset::reset(s, &meta, token, &f.new_password).await {
+        Ok(_) => with_cookie(see_other("/login?reason=reset"), page.clear_cookie(s)),
         Err(e) => {
             let error = Refusal::of(e);
             let invalid = error.status() == StatusCode::BAD_REQUEST;
-            let resp = render_with(
-                error.status(),
-                &ResetPage {
-                    asset_version: assets::version(),
-                    csrf: f.csrf,
-                    has_token: !invalid,
-                    error,
-                },
-            );
+            let resp = page.refused(f.csrf, error);
             if invalid {
-                with_cookie(resp, cookie(RESET_COOKIE, "", 0, s.settings.cookie_secure))
+                with_cookie(resp, page.clear_cookie(s))
             } else {
                 resp
             }
@@ -756,34 +819,12 @@ async fn reset_submit(
 
 // ---- invitations ----
 
-#[derive(Template)]
-#[template(path = "auth/accept_invite.html")]
-struct InvitePage {
-    asset_version: &'static str,
-    csrf: String,
-    has_token: bool,
-    error: Refusal,
-}
-
 async fn invite_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
 ) -> Response {
-    let s = &state.services;
-    if let Some(t) = q.token.filter(|t| !t.is_empty() && t.len() <= 128) {
-        return stash_token(s, "/accept-invite", INVITE_COOKIE, &t);
-    }
-    let (csrf, set) = form_token(&headers, s.settings.cookie_secure);
-    with_cookie(
-        render(&InvitePage {
-            asset_version: assets::version(),
-            csrf,
-            has_token: stashed(s, &headers, INVITE_COOKIE).is_some(),
-            error: Refusal::default(),
-        }),
-        set,
-    )
+    TokenPage::Invite.show(&state.services, &headers, q)
 }
 
 async fn invite_submit(
@@ -793,25 +834,16 @@ async fn invite_submit(
     form: Result<Form<NewPasswordForm>, FormRejection>,
 ) -> Response {
     let s = &state.services;
-    let Form(f) = match form {
-        Ok(f) => f,
-        Err(e) => return bad_form(e),
+    let page = TokenPage::Invite;
+    let (f, token) = match page.posted(s, &meta, &headers, form) {
+        Ok(posted) => posted,
+        Err(r) => return r,
     };
-    if let Err(r) = guard(s, &headers, &f.csrf) {
-        return r;
-    }
-    let Some(token) = stashed(s, &headers, INVITE_COOKIE) else {
-        return see_other("/accept-invite");
-    };
-    let result = match ip_limit(&s.limits.login, &meta) {
-        Ok(()) => passwords::accept_invite(s, &meta, token, &f.new_password).await,
-        Err(e) => Err(e.0),
-    };
-    match result {
+    match passwords::accept_invite(s, &meta, token, &f.new_password).await {
         Ok(t) => {
             let mut resp = see_other("/inbox");
             resp.headers_mut().extend(with_cookies(s, &t));
-            with_cookie(resp, cookie(INVITE_COOKIE, "", 0, s.settings.cookie_secure))
+            with_cookie(resp, page.clear_cookie(s))
         }
         Err(e) => {
             let mut error = Refusal::of(e);
@@ -819,16 +851,7 @@ async fn invite_submit(
             if let Some(v) = error.fields.0.remove("password") {
                 error.fields.0.insert("new_password".into(), v);
             }
-            let invalid = error.status() == StatusCode::BAD_REQUEST;
-            render_with(
-                error.status(),
-                &InvitePage {
-                    asset_version: assets::version(),
-                    csrf: f.csrf,
-                    has_token: !invalid,
-                    error,
-                },
-            )
+            page.refused(f.csrf, error)
         }
     }
 }

@@ -255,8 +255,8 @@ async fn load_list(
             let item = ConversationListItemView::from(item);
             let c = item.conversation;
             let last: Option<Preview> = item.last_message.map(|m| Preview {
-                direction: m.direction,
-                r#type: m.r#type,
+                direction: m.direction.to_string(),
+                r#type: m.r#type.to_string(),
                 text: m.text,
             });
             Row {
@@ -365,7 +365,7 @@ fn error_text(e: &serde_json::Value) -> String {
 }
 
 fn message_row(m: MessageView, people: &[Person]) -> MessageRow {
-    let template = (m.r#type == "template")
+    let template = (m.r#type == palisade_domain::MessageKind::Template)
         .then(|| {
             m.body
                 .get("template")
@@ -393,8 +393,8 @@ fn message_row(m: MessageView, people: &[Person]) -> MessageRow {
         id: m.id,
         author: name_of(people, m.author_id),
         error: m.error.as_ref().map(error_text),
-        direction: m.direction,
-        kind: m.r#type,
+        direction: m.direction.to_string(),
+        kind: m.r#type.to_string(),
         text: m.text,
         template,
         status: m.status,

@@ -159,7 +159,7 @@ fn request_path_answers(path: &str, method: &str, op: &Operation) -> Vec<Answer>
 }
 
 /// A required body goes through `ApiJson`, which insists on the JSON content type; an optional
-/// one (`request_body(content = Option<…>)`, read with `optional_json`) is parsed whatever its
+/// one (`request_body(content = Option<…>)`, read with `ApiOptionalJson`) is parsed whatever its
 /// content type says.
 fn is_required(body: &RequestBody) -> bool {
     matches!(body.required, Some(Required::True))

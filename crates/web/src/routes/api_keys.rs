@@ -2,7 +2,7 @@
 
 use super::ListResponse;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{optional_json, ApiBytes, ApiJson, ApiPath, Auth, Meta};
+use crate::extract::{ApiJson, ApiOptionalJson, ApiPath, Auth, Meta};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -193,12 +193,8 @@ pub async fn revoke_key(
     Auth(p): Auth,
     Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
-    ApiBytes(body): ApiBytes,
+    ApiOptionalJson(req): ApiOptionalJson<RevokeApiKeyRequest>,
 ) -> ApiResult<Response> {
-    let req: Option<RevokeApiKeyRequest> = match optional_json(&body) {
-        Ok(r) => r,
-        Err(rejection) => return Ok(rejection),
-    };
     let reason = req.and_then(|r| r.reason);
     let k = api_keys::revoke(
         &state.services,

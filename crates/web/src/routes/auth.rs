@@ -4,7 +4,7 @@ use super::users::UserResponse;
 use super::ListResponse;
 use crate::cookies;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{optional_json, ApiBytes, ApiJson, ApiPath, Auth, Meta};
+use crate::extract::{ApiJson, ApiOptionalJson, ApiPath, Auth, Meta};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -213,23 +213,16 @@ pub struct GeneratedPasswordResponse {
     pub password: String,
 }
 
-fn limited(check: Result<(), u64>) -> ApiResult<()> {
-    check.map_err(|wait| {
-        ApiError(AppError::rate_limited(
-            "too many attempts from your address; slow down",
-            wait,
-        ))
-    })
-}
-
+/// The sign-in family's limit per client address (sign-in, second factor, passkeys, invites).
 pub(crate) fn ip_limit(
     limit: &palisade_core::rate_limit::Limit<palisade_core::rate_limit::ClientKey>,
     meta: &RequestMeta,
 ) -> ApiResult<()> {
-    match meta.ip {
-        Some(ip) => limited(limit.check(&palisade_core::rate_limit::ClientKey::of(ip))),
-        None => Ok(()),
-    }
+    super::auth_mail::per_address(
+        limit,
+        meta,
+        "too many attempts from your address; slow down",
+    )
 }
 
 pub(crate) fn with_cookies(s: &Services, t: &IssuedTokens) -> HeaderMap {
@@ -350,13 +343,9 @@ pub async fn refresh(
     State(state): State<AppState>,
     Meta(meta): Meta,
     headers: HeaderMap,
-    ApiBytes(body): ApiBytes,
+    ApiOptionalJson(req): ApiOptionalJson<RefreshRequest>,
 ) -> ApiResult<Response> {
     let s = &state.services;
-    let req: Option<RefreshRequest> = match optional_json(&body) {
-        Ok(r) => r,
-        Err(rejection) => return Ok(rejection),
-    };
     let secure = s.settings.cookie_secure;
     let token = match req.and_then(|r| r.refresh_token) {
         Some(t) => t,

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use palisade_core::messaging;
 use palisade_core::messaging::{ConversationListItemView, ConversationView, MessageView};
-use palisade_domain::{ConversationId, MessageId};
+use palisade_domain::{ConversationId, MessageId, MessageKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -249,11 +249,11 @@ pub async fn send_message(
             language: template.language,
             components: template.components,
         },
-        SendMessageRequest::Image { image } => media("image", image),
-        SendMessageRequest::Audio { audio } => media("audio", audio),
-        SendMessageRequest::Video { video } => media("video", video),
-        SendMessageRequest::Document { document } => media("document", document),
-        SendMessageRequest::Sticker { sticker } => media("sticker", sticker),
+        SendMessageRequest::Image { image } => media(MessageKind::Image, image),
+        SendMessageRequest::Audio { audio } => media(MessageKind::Audio, audio),
+        SendMessageRequest::Video { video } => media(MessageKind::Video, video),
+        SendMessageRequest::Document { document } => media(MessageKind::Document, document),
+        SendMessageRequest::Sticker { sticker } => media(MessageKind::Sticker, sticker),
         SendMessageRequest::Interactive { interactive } => messaging::Outgoing::Interactive {
             object: interactive,
         },
@@ -263,7 +263,7 @@ pub async fn send_message(
     Ok((StatusCode::ACCEPTED, Json(m.into())))
 }
 
-fn media(kind: &'static str, object: serde_json::Value) -> messaging::Outgoing {
+fn media(kind: MessageKind, object: serde_json::Value) -> messaging::Outgoing {
     messaging::Outgoing::Media { kind, object }
 }
 

@@ -197,13 +197,9 @@ pub async fn login_start(
     State(state): State<AppState>,
     _: crate::extract::NotDelegated,
     Meta(meta): Meta,
-    body: crate::extract::ApiBytes,
+    crate::extract::ApiOptionalJson(req): crate::extract::ApiOptionalJson<PasskeyLoginStartRequest>,
 ) -> ApiResult<Response> {
     let s = &state.services;
-    let req: Option<PasskeyLoginStartRequest> = match crate::extract::optional_json(&body.0) {
-        Ok(r) => r,
-        Err(rejection) => return Ok(rejection),
-    };
     ip_limit(&s.limits.login, &meta)?;
     let mfa = req.and_then(|r| r.mfa_token);
     let c = passkeys::start_sign_in(s, &meta, mfa.as_deref()).await?;

@@ -2,7 +2,7 @@
 
 use super::ListResponse;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{optional_json, ApiBytes, ApiJson, ApiPath, ApiQuery, Auth, Meta};
+use crate::extract::{ApiJson, ApiOptionalJson, ApiPath, ApiQuery, Auth, Meta};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -262,12 +262,8 @@ pub async fn rotate_secret(
     Auth(p): Auth,
     Meta(meta): Meta,
     ApiPath(id): ApiPath<Uuid>,
-    ApiBytes(body): ApiBytes,
+    ApiOptionalJson(req): ApiOptionalJson<RotateSecretRequest>,
 ) -> ApiResult<Response> {
-    let req: Option<RotateSecretRequest> = match optional_json(&body) {
-        Ok(r) => r,
-        Err(rejection) => return Ok(rejection),
-    };
     let (expire, overlap) = req.map_or((false, None), |r| {
         (r.expire_previous_now, r.overlap_seconds)
     });

@@ -134,6 +134,14 @@ fn limit(s: &Services, p: &Principal) -> AppResult<()> {
         .map_err(|wait| AppError::rate_limited("too many two-factor changes; slow down", wait))
 }
 
+/// The gate of a change to one's own second factors: one's own session (not an impersonation),
+/// under the rate limit, with the password again ([`check_password`]).
+async fn reauthenticate(s: &Services, p: &Principal, password: &str) -> AppResult<users::User> {
+    own_session(p)?;
+    limit(s, p)?;
+    check_password(s, p, password).await
+}
+
 /// Re-authentication: the user's password, checked before any transaction is open (`422` on
 /// `password` when wrong). Used by every change of a second factor, passkeys included.
 pub(crate) async fn check_password(
@@ -209,9 +217,7 @@ pub async fn setup_totp(
     meta: &RequestMeta,
     password: &str,
 ) -> AppResult<TotpSetup> {
-    own_session(p)?;
-    limit(s, p)?;
-    let user = check_password(s, p, password).await?;
+    let user = reauthenticate(s, p, password).await?;
     let (enrolment, sealed) = totp::generate(s, user.id, &user.email)?;
     let mut uow = UnitOfWork::begin_in(s, p, meta, p.own_scope()).await?;
     let now = uow.now();
@@ -325,9 +331,7 @@ pub async fn regenerate_recovery_codes(
     meta: &RequestMeta,
     password: &str,
 ) -> AppResult<RecoveryCodes> {
-    own_session(p)?;
-    limit(s, p)?;
-    let user = check_password(s, p, password).await?;
+    let user = reauthenticate(s, p, password).await?;
     let mut uow = UnitOfWork::begin_in(s, p, meta, p.own_scope()).await?;
     if !factors(uow.tx(), user.id).await?.any() {
         return Err(AppError::conflict(
@@ -469,9 +473,7 @@ pub async fn disable_totp(
     password: &str,
     code: &str,
 ) -> AppResult<()> {
-    own_session(p)?;
-    limit(s, p)?;
-    let user = check_password(s, p, password).await?;
+    let user = reauthenticate(s, p, password).await?;
     let mut uow = UnitOfWork::begin_in(s, p, meta, p.own_scope()).await?;
     let now = uow.now();
     let before = factors(uow.tx(), user.id).await?;

@@ -5,7 +5,9 @@
 
 use super::payload::{self, Incoming, Notification, StatusChange};
 use crate::{AppResult, UnitOfWork};
-use palisade_domain::{ConnectionId, ContactId, MessageId, MessageStatus, TenantId};
+use palisade_domain::{
+    ConnectionId, ContactId, MessageDirection, MessageId, MessageKind, MessageStatus, TenantId,
+};
 use palisade_store::contacts::{self as contacts_store, Sender, UpsertedContacts};
 use palisade_store::conversations;
 use palisade_store::messages::{self, Message, NewMessage};
@@ -14,7 +16,6 @@ use palisade_store::whatsapp_inbound::InboundEvent;
 use palisade_store::{SystemScope, Tx};
 use std::collections::{BTreeMap, HashMap};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 /// Applies `events` in `uow`, all at once (see [`Batch`]), and reads the realtime events of
 /// what changed (published once it commits). Returns, per event, the note to keep in its
@@ -101,7 +102,7 @@ impl<'a> Batch<'a> {
         // Per (tenant, connection): the new messages, their rows as stored, and the (wamid,
         // status) that moved.
         type Changes = (Vec<NewMessage>, Vec<Message>, Vec<(String, String)>);
-        let mut new_contacts: BTreeMap<TenantId, Vec<Uuid>> = BTreeMap::new();
+        let mut new_contacts: BTreeMap<TenantId, Vec<ContactId>> = BTreeMap::new();
         let mut by_group: BTreeMap<(TenantId, ConnectionId), Changes> = BTreeMap::new();
         for ((tenant, conn_id), list) in self.messages {
             let Some(conn) = connections.get(&conn_id).and_then(Option::as_ref) else {
@@ -171,7 +172,7 @@ async fn store_messages(
     list: Vec<Incoming<'_>>,
     now: OffsetDateTime,
     notes: &mut [Vec<String>],
-) -> palisade_store::Result<(Vec<NewMessage>, Vec<Message>, Vec<Uuid>)> {
+) -> palisade_store::Result<(Vec<NewMessage>, Vec<Message>, Vec<ContactId>)> {
     let wamids: Vec<String> = list.iter().map(|m| m.wamid.to_owned()).collect();
     let mut seen = messages::existing_wamids(tx, tenant, conn.id, &wamids).await?;
     let mut accepted: Vec<Incoming<'_>> = Vec::with_capacity(list.len());
@@ -203,7 +204,7 @@ async fn store_messages(
     for m in &accepted {
         if let Some(contact) = contacts.get(&format!("+{}", m.from)) {
             let t = m.fields.timestamp.unwrap_or(now);
-            let e = latest.entry(ContactId::from(*contact)).or_insert(t);
+            let e = latest.entry(*contact).or_insert(t);
             *e = (*e).max(t);
         }
     }
@@ -213,7 +214,7 @@ async fn store_messages(
     for m in accepted {
         let Some(conversation_id) = contacts
             .get(&format!("+{}", m.from))
-            .and_then(|c| conversations.get(&ContactId::from(*c)))
+            .and_then(|c| conversations.get(c))
             .copied()
         else {
             // Only if a concurrent erasure removed the contact between the statements.
@@ -226,8 +227,8 @@ async fn store_messages(
             continue;
         };
         let fields = m.fields;
-        let kind = fields.kind.unwrap_or("unknown").to_owned();
-        let text = (kind == "text")
+        let kind = fields.kind.map_or(MessageKind::Unknown, MessageKind::parse);
+        let text = (kind == MessageKind::Text)
             .then(|| fields.text.and_then(|t| t.body))
             .flatten()
             .map(str::to_owned);
@@ -237,7 +238,7 @@ async fn store_messages(
             conversation_id,
             connection_id: conn.id,
             wamid: m.wamid.to_owned(),
-            direction: "inbound",
+            direction: MessageDirection::Inbound,
             kind,
             body: m.message.clone(),
             text,

@@ -7,6 +7,7 @@ use super::apply::process_in;
 use crate::worker::Next;
 use crate::{AppError, AppResult, Services, SystemActor, UnitOfWork};
 use palisade_domain::ConnectionId;
+use palisade_domain::InboundEventId;
 use palisade_store::whatsapp_connections::Connection;
 use palisade_store::whatsapp_inbound::{self as store, InboundEvent};
 use palisade_store::SystemScope;
@@ -15,7 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-use uuid::Uuid;
 
 const MAX_ATTEMPTS: i64 = 5;
 const BATCH: i64 = 100;
@@ -205,7 +205,7 @@ async fn process_batch(s: &Services, events: &mut [InboundEvent]) -> AppResult<(
 }
 
 /// Spawns the processing of one stored, unprocessed event.
-pub fn spawn_process(s: &Services, id: Uuid) {
+pub fn spawn_process(s: &Services, id: InboundEventId) {
     let s = s.clone();
     tokio::spawn(async move {
         if let Err(e) = process_event(&s, id).await {
@@ -230,7 +230,7 @@ pub fn spawn_worker(s: Services, every: std::time::Duration) -> tokio::task::Joi
 /// Processes every unprocessed event (oldest first). Returns how many were processed.
 pub async fn process_pending(s: &Services) -> AppResult<usize> {
     let mut done = 0;
-    let mut skipped: HashSet<Uuid> = HashSet::new();
+    let mut skipped: HashSet<InboundEventId> = HashSet::new();
     loop {
         let mut tx = s
             .store
@@ -239,7 +239,7 @@ pub async fn process_pending(s: &Services) -> AppResult<usize> {
         let ids =
             store::pending(&mut tx, BATCH + i64::try_from(skipped.len()).unwrap_or(0)).await?;
         drop(tx);
-        let ids: Vec<Uuid> = ids.into_iter().filter(|id| !skipped.contains(id)).collect();
+        let ids: Vec<InboundEventId> = ids.into_iter().filter(|id| !skipped.contains(id)).collect();
         if ids.is_empty() {
             return Ok(done);
         }
@@ -257,7 +257,7 @@ pub async fn process_pending(s: &Services) -> AppResult<usize> {
 
 /// Processes one stored event. `Ok(false)` when it was already processed, is being processed
 /// elsewhere, or failed on the database (recorded; retried up to a limit).
-pub async fn process_event(s: &Services, id: Uuid) -> AppResult<bool> {
+pub async fn process_event(s: &Services, id: InboundEventId) -> AppResult<bool> {
     let mut uow = inbound_work(s, "whatsapp.inbound.process").await?;
     let now = uow.now();
     let Some(event) = store::claim(uow.tx(), id).await? else {

@@ -8,11 +8,10 @@ use crate::auth::RequestMeta;
 use crate::rate_limit::ClientKey;
 use crate::{AppError, AppResult, Services};
 use hmac::{Hmac, Mac};
-use palisade_domain::{ConnectionId, ConnectionStatus};
+use palisade_domain::{ConnectionId, ConnectionStatus, InboundEventId};
 use palisade_store::whatsapp_connections::{self as connections, Connection};
 use palisade_store::whatsapp_inbound::InboundEvent;
 use palisade_store::SystemScope;
-use uuid::Uuid;
 
 /// Meta sends up to 3 MB per POST.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -90,7 +89,7 @@ pub async fn receive(
     admitted: Admitted,
     signature: Option<&str>,
     body: Vec<u8>,
-) -> AppResult<Uuid> {
+) -> AppResult<InboundEventId> {
     let conn = admitted.conn;
     let refusal = match signature {
         None => Some(("signature_missing", "X-Hub-Signature-256 is required")),
@@ -113,7 +112,7 @@ pub async fn receive(
         return Err(refuse(s, meta, Some(&conn), conn.id, body.len(), code, message).await);
     }
     let event = InboundEvent {
-        id: Uuid::now_v7(),
+        id: InboundEventId::new(),
         tenant_id: conn.tenant_id,
         connection_id: conn.id,
         body,

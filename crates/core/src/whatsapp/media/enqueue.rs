@@ -1,9 +1,9 @@
 //! Download jobs, inserted in the transaction that stores inbound media messages, so a message
 //! is never stored without its job; the worker is woken after the commit.
 
-use super::{clip, KINDS};
+use super::clip;
 use crate::{AppResult, UnitOfWork};
-use palisade_domain::MediaStatus;
+use palisade_domain::{MediaStatus, MessageDirection};
 use palisade_store::media::{self as store, NewMediaJob};
 use palisade_store::messages::NewMessage;
 use palisade_store::SystemScope;
@@ -18,11 +18,10 @@ fn valid_media_id(id: &str) -> bool {
 }
 
 fn job_for(m: &NewMessage) -> Option<NewMediaJob> {
-    if m.direction != "inbound" {
+    if m.direction != MessageDirection::Inbound || !m.kind.is_media() {
         return None;
     }
-    let kind = KINDS.iter().find(|k| **k == m.kind)?;
-    let obj = m.body.get(*kind);
+    let obj = m.body.get(m.kind.as_str());
     let field = |k: &str| {
         obj.and_then(|o| o.get(k))
             .and_then(Value::as_str)
@@ -36,7 +35,7 @@ fn job_for(m: &NewMessage) -> Option<NewMediaJob> {
     Some(NewMediaJob {
         message_id: m.id,
         tenant_id: m.tenant_id,
-        kind: (*kind).to_owned(),
+        kind: m.kind.clone(),
         media_id: clip(media_id, 128),
         mime_type: field("mime_type"),
         sha256: field("sha256"),

@@ -38,6 +38,8 @@
 //! The parts: [`enqueue`] (jobs in the processing transaction), [`download`] (the worker and
 //! the host policy) and [`serve`] (handing stored files to the team).
 
+use palisade_domain::MessageKind;
+
 mod download;
 mod enqueue;
 mod serve;
@@ -45,9 +47,6 @@ mod serve;
 pub use download::{download_due, host_allowed, sha256_matches, spawn_worker};
 pub use enqueue::enqueue_downloads;
 pub use serve::{attach, download_filename, open, safe_content_type, MediaFile};
-
-/// Message types whose file is downloaded.
-pub const KINDS: [&str; 5] = ["image", "audio", "video", "document", "sticker"];
 
 /// Meta's media download hosts, besides the Graph base URL's origin: `lookaside.fbsbx.com`
 /// (the URLs `GET /{media_id}` returns) and the CDNs behind Meta's apps (`*.fbcdn.net`,
@@ -60,11 +59,11 @@ pub const MAX_ATTEMPTS: i64 = 6;
 const MIB: u64 = 1024 * 1024;
 
 /// WhatsApp's largest file of each type (reference §3; stickers: the animated maximum).
-pub fn type_max_bytes(kind: &str) -> u64 {
+pub fn type_max_bytes(kind: &MessageKind) -> u64 {
     match kind {
-        "image" => 5 * MIB,
-        "audio" | "video" => 16 * MIB,
-        "sticker" => 500 * 1024,
+        MessageKind::Image => 5 * MIB,
+        MessageKind::Audio | MessageKind::Video => 16 * MIB,
+        MessageKind::Sticker => 500 * 1024,
         _ => 100 * MIB,
     }
 }

@@ -1,11 +1,10 @@
 //! Handing downloaded files to the team: the media state of listed messages, and a stored file
 //! opened for download with a safe `Content-Type` and a sanitised file name.
 
-use super::KINDS;
 use crate::auth::Principal;
 use crate::storage::StoredObject;
 use crate::{AppError, AppResult, Services};
-use palisade_domain::{MediaStatus, MessageId, Permission};
+use palisade_domain::{MediaStatus, MessageDirection, MessageId, Permission};
 use palisade_store::media::{self as store, MessageMedia};
 use palisade_store::messages::{self, Message};
 use palisade_store::{TenantScope, Tx};
@@ -15,7 +14,7 @@ use std::collections::HashMap;
 pub async fn attach(tx: &mut Tx<TenantScope>, list: &mut [Message]) -> palisade_store::Result<()> {
     let ids: Vec<MessageId> = list
         .iter()
-        .filter(|m| m.direction == "inbound" && KINDS.contains(&m.kind.as_str()))
+        .filter(|m| m.direction == MessageDirection::Inbound && m.kind.is_media())
         .map(|m| m.id)
         .collect();
     if ids.is_empty() {
@@ -241,7 +240,7 @@ mod tests {
         MessageMedia {
             message_id: MessageId::from_uuid(uuid::Uuid::nil()),
             tenant_id: palisade_domain::TenantId::from_uuid(uuid::Uuid::nil()),
-            kind: kind.into(),
+            kind: palisade_domain::MessageKind::parse(kind),
             media_id: "1".into(),
             mime_type: mime.map(Into::into),
             sha256: None,
