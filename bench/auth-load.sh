@@ -22,7 +22,10 @@ trap 'kill "${SERVER_PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 command -v wrk >/dev/null && command -v hey >/dev/null || { echo "install wrk and hey first (apt-get install -y wrk hey)" >&2; exit 1; }
 
-cargo build --release -p palisade >/dev/null 2>&1 || cargo build --release -p palisade
+# The same packages as the other bench scripts: cargo unifies features over the packages it
+# builds, so `-p palisade` alone would rebuild several dependencies with other features.
+cargo build --release --locked -p palisade -p palisade-bench >/dev/null 2>&1 ||
+  cargo build --release --locked -p palisade -p palisade-bench
 BIN="target/release/palisade"
 
 # Rate limits off and the lockout out of the way: we measure the server, not its throttles

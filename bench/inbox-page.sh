@@ -48,7 +48,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release -p palisade >/dev/null 2>&1 || cargo build --release -p palisade
+# The same packages as the other bench scripts: cargo unifies features over the packages it
+# builds, so `-p palisade` alone would rebuild several dependencies with other features.
+cargo build --release --locked -p palisade -p palisade-bench >/dev/null 2>&1 ||
+  cargo build --release --locked -p palisade -p palisade-bench
 BIN="$ROOT/target/release/palisade"
 
 for url in "$BASE/healthz" "$SIM/_sim/config"; do
@@ -82,7 +85,14 @@ start_server() {
   exit 1
 }
 
-p() { awk '/^ *50%|^ *99%/ {printf "%s %.1f ms  ", $1, $3 * 1000}'; }
+# hey's p50 and p99, and any answer that was not a 200 (a redirect to the sign-in page or an
+# error page would be timed as if it were the inbox).
+p() {
+  awk '/^ *50%|^ *99%/ {printf "%s %.1f ms  ", $1, $3 * 1000}
+       /Status code distribution/ {codes = 1; next}
+       codes && /\[[0-9]+\]/ && $1 != "[200]" {printf "NOT 200: %s %s responses  ", $1, $2}
+       /Error distribution/ {printf "ERRORS (see hey)  "}'
+}
 
 # run LABEL DATA_DIR [DATABASE_URL]
 run() {
@@ -129,7 +139,12 @@ print(token)
 PY
 )
   local cookie="Cookie: __Host-palisade_access=$TOKEN"
-  curl -fsS -o /dev/null -H "$cookie" -H 'Accept: text/html' "$BASE/inbox" || { echo "GET /inbox failed" >&2; exit 1; }
+  local code
+  code=$(curl -sS -o "$WORK/inbox.html" -w '%{http_code}' -H "$cookie" -H 'Accept: text/html' "$BASE/inbox")
+  if [ "$code" != 200 ]; then
+    echo "GET /inbox answered $code, not 200 (hey would time that answer instead of the inbox)" >&2
+    exit 1
+  fi
   hey -z 3s -c 2 -H "$cookie" -H 'Accept: text/html' "$BASE/inbox" >/dev/null   # warm-up
   {
     echo "--- $label ($N conversations)"

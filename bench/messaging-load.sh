@@ -65,8 +65,8 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NEED_FILES" ]; then
   }
 fi
 
-cargo build --release -p palisade -p palisade-bench >/dev/null 2>&1 ||
-  cargo build --release -p palisade -p palisade-bench
+cargo build --release --locked -p palisade -p palisade-bench >/dev/null 2>&1 ||
+  cargo build --release --locked -p palisade -p palisade-bench
 BIN="$ROOT/target/release/palisade"
 BENCH="$ROOT/target/release/palisade-bench"
 

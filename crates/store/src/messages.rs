@@ -428,16 +428,25 @@ pub async fn last_messages(
         if chunk.is_empty() {
             continue;
         }
+        // On PostgreSQL the last ids are collected into an array first (`= ANY(ARRAY(…))`) and
+        // the outer tenant term is no index condition ([`tenant_is`]): before a table's first
+        // ANALYZE, `m.tenant_id = $1 AND m.id IN (…)` was planned as a hash semi-join over every
+        // message of the tenant (240 ms at 120,000 messages; with the array, 1 ms: one probe
+        // of the primary key per conversation).
+        let (tenant_term, open, close) = match db {
+            Backend::Postgres => (tenant_is(db, "m.tenant_id", 1), "= ANY(ARRAY(", "))"),
+            Backend::Sqlite => ("m.tenant_id = $1".to_owned(), "IN (", ")"),
+        };
         let q = Query::new(format!(
             "SELECT m.id, m.conversation_id, m.direction, m.type, SUBSTR(m.text, 1, {chars}) AS text,
                  m.status, m.created_at
              FROM messages m
-             WHERE m.tenant_id = $1 AND m.id IN (
+             WHERE {tenant_term} AND m.id {open}
                  SELECT (SELECT l.id FROM messages l
                          WHERE l.tenant_id = $1 AND l.conversation_id = v.id
                            AND l.direction <> 'internal'
                          ORDER BY l.id DESC LIMIT 1)
-                 FROM conversations v WHERE v.tenant_id = $1 AND {})",
+                 FROM conversations v WHERE v.tenant_id = $1 AND {}{close}",
             member_of(db, "v.id", 2, chunk.len()),
             chars = PREVIEW_CHARS + 1
         ))
