@@ -22,7 +22,8 @@
 #
 # Rate limits are off (PALISADE_RATE_LIMIT_*=0): every connection comes from one client address,
 # and the per-address API limit (100/min by default) would refuse the websocket handshakes after
-# the first hundred. We measure the server, not its throttles. The open-file limit is raised for
+# the first hundred; the per-user websocket cap (PALISADE_WS_MAX_PER_USER, 20) is raised above
+# BENCH_IDLE_SOCKETS, which one user's token opens. We measure the server, not its throttles. The open-file limit is raised for
 # the thousands of sockets (server and client both inherit it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,7 +86,7 @@ start_server() {
     ${2:+PALISADE_DATABASE_URL="$2"} \
     PALISADE_WHATSAPP_GRAPH_BASE_URL="$SIM" \
     PALISADE_RATE_LIMIT_API_PER_MINUTE=0 PALISADE_RATE_LIMIT_LOGIN_PER_MINUTE=0 \
-    PALISADE_RATE_LIMIT_REGISTER_PER_HOUR=0 PALISADE_LOG=warn \
+    PALISADE_RATE_LIMIT_REGISTER_PER_HOUR=0 PALISADE_WS_MAX_PER_USER=$((IDLE_SOCKETS + 10)) PALISADE_LOG=warn \
     "$BIN" serve) >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 150); do

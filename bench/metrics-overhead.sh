@@ -25,7 +25,8 @@ trap 'kill "${OFF_PID:-0}" "${ON_PID:-0}" "${SCRAPER_PID:-0}" 2>/dev/null || tru
 
 command -v wrk >/dev/null || { echo "install wrk first (apt-get install -y wrk)" >&2; exit 1; }
 
-cargo build --release -p palisade >/dev/null 2>&1 || cargo build --release -p palisade
+cargo build --release --locked -p palisade -p palisade-bench >/dev/null 2>&1 ||
+  cargo build --release --locked -p palisade -p palisade-bench
 BIN="$PWD/target/release/palisade"
 
 start() { # port data-dir [extra env…]
