@@ -130,7 +130,6 @@ async fn an_api_key_is_shown_once_and_an_agent_is_refused(db: Db) {
     owner.assert_clean().await;
 
     // Usable at 360 px: no admin page scrolls sideways (wide tables scroll in their frame).
-    owner.set_size(360, 740).await;
     for path in [
         "/settings/users",
         "/settings/api-keys",
@@ -142,12 +141,7 @@ async fn an_api_key_is_shown_once_and_an_agent_is_refused(db: Db) {
     ] {
         owner.goto(path).await;
         owner.wait_for(&css("h1")).await;
-        let width = owner
-            .eval("document.documentElement.scrollWidth")
-            .await
-            .as_u64()
-            .unwrap_or(u64::MAX);
-        assert!(width <= 360, "{path} is {width} px wide at 360");
+        owner.assert_fits(360).await;
     }
     owner.assert_clean().await;
 

@@ -14,6 +14,7 @@ const INLINE: &str = "<!doctype html><html lang=en><head><title>inline</title></
     <script>document.getElementById('out').textContent = 'ran';</script></main></body></html>";
 
 const CLEAN: &str = "<!doctype html><html lang=en><head><title>clean</title>\
+    <meta name=viewport content=\"width=device-width, initial-scale=1\">\
     <script src=/app.js defer></script></head><body><main><h1>Clean page</h1>\
     <form><label for=name>Your name</label> <input id=name name=name>\
     <button type=button id=greet>Greet</button></form><p id=out>waiting</p></main></body></html>";

@@ -47,6 +47,9 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// The two screenshot sizes: desktop and a phone.
 pub const SCREEN_SIZES: [(u32, u32); 2] = [(1440, 900), (390, 844)];
 
+/// The narrowest width the console must be usable at (the issue: 360 px).
+pub const NARROWEST: u32 = 360;
+
 const FIND_JS: &str = include_str!("find.js");
 
 /// How a person finds an element on the page.
@@ -747,8 +750,26 @@ impl Page {
                 .and_then(|()| std::fs::rename(&part, &path))
                 .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
         }
+        // Every page worth a screenshot is also usable on the narrowest phone.
+        self.assert_fits(NARROWEST).await;
         let (w, h) = SCREEN_SIZES[0];
         self.set_size(w, h).await;
+    }
+
+    /// At `width` CSS pixels the document does not scroll sideways (wide tables scroll inside
+    /// their own frame, which is allowed). Leaves the page at that width.
+    pub async fn assert_fits(&self, width: u32) {
+        self.set_size(width, 740).await;
+        let scroll_width = self
+            .eval("document.documentElement.scrollWidth")
+            .await
+            .as_u64()
+            .unwrap_or(u64::MAX);
+        let path = self.current_path().await;
+        assert!(
+            scroll_width <= u64::from(width),
+            "{path} is {scroll_width} px wide at {width} px"
+        );
     }
 
     /// Emulates a viewport of `width`×`height` CSS pixels (a phone below 600 px: mobile
