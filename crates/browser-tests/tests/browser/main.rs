@@ -53,5 +53,6 @@ mod admin;
 #[allow(dead_code, unused_imports)]
 mod harness;
 mod inbox;
+mod journey;
 mod ops;
 mod selftest;
