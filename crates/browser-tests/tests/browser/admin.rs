@@ -2,28 +2,12 @@
 //! mailed invitation; an API key is created and shown once with its copy button; an agent is
 //! refused `/settings/users`. Screenshots of the users and API keys pages at both sizes.
 
-use crate::harness::{css, label, role, text, Db, Page, Server};
+use crate::harness::{css, label, role, steps, text, Db, Page, Server};
 
 crate::both!(
     an_owner_invites_a_teammate_who_accepts_by_mail,
     an_api_key_is_shown_once_and_an_agent_is_refused,
 );
-
-const PASSWORD: &str = "correct-orbit-lantern-quietly";
-
-/// Registers `email` as the owner of a new tenant through the pages.
-async fn register_owner(page: &Page, email: &str) {
-    page.goto("/register").await;
-    page.fill(&label("Organisation name"), "Acme").await;
-    page.fill(&label("Your name"), "Ana Lima").await;
-    page.fill(&label("Work email"), email).await;
-    page.fill(&label("Password"), PASSWORD).await;
-    page.click(&role("button", "Create organisation")).await;
-    // The mailed code is the next step; verification is optional on this test server.
-    page.wait_for_path("/verify-email").await;
-    page.click(&role("link", "Skip for now")).await;
-    page.wait_for_path("/inbox").await;
-}
 
 /// Invites `email` with `role` from the users page and waits for the confirmation.
 async fn invite(page: &Page, email: &str, name: &str, role_name: &str) {
@@ -39,7 +23,7 @@ async fn invite(page: &Page, email: &str, name: &str, role_name: &str) {
 async fn an_owner_invites_a_teammate_who_accepts_by_mail(db: Db) {
     let server = Server::start(db).await;
     let owner = Page::open(&server).await;
-    register_owner(&owner, "ana@acme.example").await;
+    steps::register_and_skip_verification(&owner).await;
     invite(&owner, "bo@acme.example", "Bo Invited", "agent").await;
     owner.click(&role("link", "Show the updated list")).await;
     owner.wait_for(&text("bo@acme.example")).await;
@@ -71,7 +55,7 @@ async fn an_owner_invites_a_teammate_who_accepts_by_mail(db: Db) {
 async fn an_api_key_is_shown_once_and_an_agent_is_refused(db: Db) {
     let server = Server::start(db).await;
     let owner = Page::open(&server).await;
-    register_owner(&owner, "ana@acme.example").await;
+    steps::register_and_skip_verification(&owner).await;
 
     owner.goto("/settings/api-keys").await;
     owner.wait_for(&text("No API keys yet")).await;

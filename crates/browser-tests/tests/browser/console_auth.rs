@@ -2,7 +2,7 @@
 //! and is captured at both sizes; a person registers through the form, verifies the address with
 //! the mailed code and lands on the inbox.
 
-use crate::harness::{label, role, Db, Page, Server};
+use crate::harness::{label, role, steps, Db, Page, Server};
 
 crate::both!(
     the_login_page_is_clean_accessible_and_captured,
@@ -24,17 +24,9 @@ async fn the_login_page_is_clean_accessible_and_captured(db: Db) {
 async fn registering_and_verifying_the_email_lands_on_the_inbox(db: Db) {
     let server = Server::start(db).await;
     let page = Page::open(&server).await;
-    page.goto("/register").await;
-    page.fill(&label("Organisation name"), "Acme").await;
-    page.fill(&label("Your name"), "Ana Lima").await;
-    page.fill(&label("Work email"), "ana@acme.example").await;
-    page.fill(&label("Password"), "correct-orbit-lantern-quietly")
-        .await;
-    page.click(&role("button", "Create organisation")).await;
-
-    page.wait_for_path("/verify-email").await;
+    steps::submit_registration(&page).await;
     let mail = server
-        .wait_mail("ana@acme.example", "Verify your email")
+        .wait_mail(steps::OWNER_EMAIL, "Verify your email")
         .await;
     page.fill(&label("Verification code"), &mail.code(6)).await;
     page.click(&role("button", "Verify")).await;

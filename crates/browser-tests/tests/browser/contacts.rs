@@ -4,7 +4,7 @@
 //! `<img src=x onerror=alert(1)>` throughout: it must show as text, and no script may run.
 //! Screenshots: `contacts` (the list) and `contact` (a contact's page) at both sizes.
 
-use crate::harness::{css, label, role, text, Db, Page, Server};
+use crate::harness::{css, label, role, steps, text, Db, Page, Server};
 
 crate::both!(a_contact_is_created_edited_exported_and_erased_through_the_pages);
 
@@ -14,17 +14,7 @@ const XSS: &str = "<img src=x onerror=alert(1)>";
 /// a signed-in admin on the inbox.
 async fn signed_in_owner(server: &Server) -> Page {
     let page = Page::open(server).await;
-    page.goto("/register").await;
-    page.fill(&label("Organisation name"), "Acme").await;
-    page.fill(&label("Your name"), "Ana Lima").await;
-    page.fill(&label("Work email"), "ana@acme.example").await;
-    page.fill(&label("Password"), "correct-orbit-lantern-quietly")
-        .await;
-    page.click(&role("button", "Create organisation")).await;
-    // The mailed code is the next step; verification is optional on this test server.
-    page.wait_for_path("/verify-email").await;
-    page.click(&role("link", "Skip for now")).await;
-    page.wait_for_path("/inbox").await;
+    steps::register_and_skip_verification(&page).await;
     page
 }
 

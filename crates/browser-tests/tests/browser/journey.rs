@@ -4,7 +4,7 @@
 //! then a customer's message arrives live in the open inbox, the owner replies and watches the
 //! reply reach "read".
 
-use crate::harness::{css, label, role, text, Db, Page, Server};
+use crate::harness::{css, label, role, steps, text, Db, Page, Server};
 use serde_json::{json, Value};
 
 crate::both!(register_verify_connect_receive_reply_and_see_it_read);
@@ -40,16 +40,9 @@ async fn register_verify_connect_receive_reply_and_see_it_read(db: Db) {
     // Register and verify the address.
     page.goto("/").await;
     page.wait_for_path("/login").await;
-    page.goto("/register").await;
-    page.fill(&label("Organisation name"), "Acme").await;
-    page.fill(&label("Your name"), "Ana Lima").await;
-    page.fill(&label("Work email"), "ana@acme.example").await;
-    page.fill(&label("Password"), "correct-orbit-lantern-quietly")
-        .await;
-    page.click(&role("button", "Create organisation")).await;
-    page.wait_for_path("/verify-email").await;
+    steps::submit_registration(&page).await;
     let mail = server
-        .wait_mail("ana@acme.example", "Verify your email")
+        .wait_mail(steps::OWNER_EMAIL, "Verify your email")
         .await;
     page.fill(&label("Verification code"), &mail.code(6)).await;
     page.click(&role("button", "Verify")).await;
@@ -62,17 +55,7 @@ async fn register_verify_connect_receive_reply_and_see_it_read(db: Db) {
         json!({"display_phone_number": "+1 555 0100", "verified_name": "Acme Support"}),
     )
     .await;
-    let field = |k: &str| number[k].as_str().unwrap().to_owned();
-    page.goto("/settings/whatsapp").await;
-    page.fill(&label("Name"), "Support").await;
-    page.fill(&label("Phone number id"), &field("phone_number_id"))
-        .await;
-    page.fill(&label("WhatsApp Business Account id"), &field("waba_id"))
-        .await;
-    page.fill(&label("Access token"), &field("access_token"))
-        .await;
-    page.fill(&label("App secret"), &field("app_secret")).await;
-    page.click(&role("button", "Connect number")).await;
+    steps::connect_number(&page, &number).await;
     page.wait_for(&text("Paste these into Meta's dashboard"))
         .await;
     let callback_url = shown(&page, "new-callback-url").await;
@@ -83,7 +66,7 @@ async fn register_verify_connect_receive_reply_and_see_it_read(db: Db) {
     );
     assert!(!verify_token.is_empty(), "the verify token is shown");
     // "Meta's dashboard": the simulator verifies the callback with the token, as Meta does.
-    let pid = field("phone_number_id");
+    let pid = number["phone_number_id"].as_str().unwrap().to_owned();
     sim_post(
         &server,
         &format!("/_sim/phone-numbers/{pid}/subscribe"),

@@ -2,7 +2,7 @@
 //! the callback URL and verify token; the webhooks page; a super admin impersonates a tenant's
 //! owner from `/admin/tenants`, sees the banner on the pages and ends it with "End".
 
-use crate::harness::{label, role, text, Db, Page, Server};
+use crate::harness::{label, role, steps, text, Db, Page, Server};
 
 crate::both!(
     connecting_a_simulated_number_shows_what_to_paste_into_meta,
@@ -11,25 +11,10 @@ crate::both!(
 
 const PASSWORD: &str = "correct-orbit-lantern-quietly";
 
-/// Registers "Acme" with its owner through the pages (addresses need no verification here).
-async fn register_owner(server: &Server, page: &Page) {
-    page.goto("/register").await;
-    page.fill(&label("Organisation name"), "Acme").await;
-    page.fill(&label("Your name"), "Ana Lima").await;
-    page.fill(&label("Work email"), "ana@acme.example").await;
-    page.fill(&label("Password"), PASSWORD).await;
-    page.click(&role("button", "Create organisation")).await;
-    let _ = server;
-    // The mailed code is the next step; verification is optional on this test server.
-    page.wait_for_path("/verify-email").await;
-    page.click(&role("link", "Skip for now")).await;
-    page.wait_for_path("/inbox").await;
-}
-
 async fn connecting_a_simulated_number_shows_what_to_paste_into_meta(db: Db) {
     let server = Server::start(db).await;
     let page = Page::open(&server).await;
-    register_owner(&server, &page).await;
+    steps::register_and_skip_verification(&page).await;
     let number: serde_json::Value = reqwest::Client::new()
         .post(format!("{}/_sim/phone-numbers", server.sim_url))
         .json(&serde_json::json!({"display_phone_number": "+1 555 0100", "verified_name": "Acme Support"}))
@@ -39,20 +24,10 @@ async fn connecting_a_simulated_number_shows_what_to_paste_into_meta(db: Db) {
         .json()
         .await
         .unwrap();
-    let field = |k: &str| number[k].as_str().unwrap().to_owned();
-
     page.goto("/settings/whatsapp").await;
     page.wait_for(&text("No number connected yet")).await;
     page.assert_accessible().await;
-    page.fill(&label("Name"), "Support").await;
-    page.fill(&label("Phone number id"), &field("phone_number_id"))
-        .await;
-    page.fill(&label("WhatsApp Business Account id"), &field("waba_id"))
-        .await;
-    page.fill(&label("Access token"), &field("access_token"))
-        .await;
-    page.fill(&label("App secret"), &field("app_secret")).await;
-    page.click(&role("button", "Connect number")).await;
+    steps::connect_number(&page, &number).await;
     page.wait_for(&text("Paste these into Meta's dashboard"))
         .await;
     page.wait_for(&role("button", "Copy the verify token"))
@@ -74,7 +49,7 @@ async fn connecting_a_simulated_number_shows_what_to_paste_into_meta(db: Db) {
 async fn an_operator_impersonates_an_owner_and_ends_it(db: Db) {
     let server = Server::start(db).await;
     let owner = Page::open(&server).await;
-    register_owner(&server, &owner).await;
+    steps::register_and_skip_verification(&owner).await;
     server
         .create_super_admin("root@platform.example", "Platform Operator", PASSWORD)
         .await;

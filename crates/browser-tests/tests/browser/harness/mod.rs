@@ -6,6 +6,7 @@ pub mod mail;
 pub mod page;
 pub mod paths;
 pub mod server;
+pub mod steps;
 
 pub use mail::Mail;
 pub use page::{any_role, css, label, role, text, Browser, Locator, Page};
