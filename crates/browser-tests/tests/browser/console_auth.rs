@@ -24,14 +24,7 @@ async fn the_login_page_is_clean_accessible_and_captured(db: Db) {
 async fn registering_and_verifying_the_email_lands_on_the_inbox(db: Db) {
     let server = Server::start(db).await;
     let page = Page::open(&server).await;
-    steps::submit_registration(&page).await;
-    let mail = server
-        .wait_mail(steps::OWNER_EMAIL, "Verify your email")
-        .await;
-    page.fill(&label("Verification code"), &mail.code(6)).await;
-    page.click(&role("button", "Verify")).await;
-
-    page.wait_for_path("/inbox").await;
+    steps::register_and_verify(&server, &page).await;
     page.assert_accessible().await;
     page.assert_clean().await;
 }

@@ -40,13 +40,7 @@ async fn register_verify_connect_receive_reply_and_see_it_read(db: Db) {
     // Register and verify the address.
     page.goto("/").await;
     page.wait_for_path("/login").await;
-    steps::submit_registration(&page).await;
-    let mail = server
-        .wait_mail(steps::OWNER_EMAIL, "Verify your email")
-        .await;
-    page.fill(&label("Verification code"), &mail.code(6)).await;
-    page.click(&role("button", "Verify")).await;
-    page.wait_for_path("/inbox").await;
+    steps::register_and_verify(&server, &page).await;
 
     // Connect the number Meta (the simulator) gave the business.
     let number = sim_post(

@@ -2,6 +2,7 @@
 //! the WhatsApp connection form, filled and sent as a person does.
 
 use super::page::{label, role, Page};
+use super::server::Server;
 use serde_json::Value;
 
 /// The owner every story registers: Ana Lima of Acme.
@@ -17,6 +18,16 @@ pub async fn submit_registration(page: &Page) {
     page.fill(&label("Password"), OWNER_PASSWORD).await;
     page.click(&role("button", "Create organisation")).await;
     page.wait_for_path("/verify-email").await;
+}
+
+/// Registers and verifies the address with the code the server mailed: a signed-in owner on
+/// the inbox.
+pub async fn register_and_verify(server: &Server, page: &Page) {
+    submit_registration(page).await;
+    let mail = server.wait_mail(OWNER_EMAIL, "Verify your email").await;
+    page.fill(&label("Verification code"), &mail.code(6)).await;
+    page.click(&role("button", "Verify")).await;
+    page.wait_for_path("/inbox").await;
 }
 
 /// Registers and skips the address verification (optional on the test server): a signed-in
