@@ -144,6 +144,27 @@ impl<'a> Browser<'a> {
     }
 }
 
+/// A console page requested as a signed-in browser does: the API's access cookie (under both
+/// names the console reads), no redirect followed.
+pub(crate) async fn signed_in_get(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .header("accept", "text/html")
+        .header(
+            "cookie",
+            format!("palisade_access={token}; __Host-palisade_access={token}"),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+/// [`signed_in_get`]'s status and HTML.
+pub(crate) async fn signed_in_page(app: &TestApp, token: &str, path: &str) -> (StatusCode, String) {
+    let r = signed_in_get(app, token, path).await;
+    (r.status(), r.text().await.unwrap())
+}
+
 async fn anonymous_visitors_are_sent_to_sign_in(db: Db) {
     let app = spawn_app(db).await;
     let mut b = Browser::new(&app);

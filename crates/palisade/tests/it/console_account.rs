@@ -30,19 +30,7 @@ struct Page {
 
 /// A console page as seen with `access_token` in the API's session cookie.
 async fn page(app: &TestApp, access_token: &str, path: &str) -> Page {
-    let r = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(app.url(path))
-        .header("accept", "text/html")
-        .header(
-            "cookie",
-            format!("palisade_access={access_token}; __Host-palisade_access={access_token}"),
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = crate::console::signed_in_get(app, access_token, path).await;
     let status = r.status();
     let location = r
         .headers()

@@ -3,7 +3,8 @@
 //! records never show, that user content is escaped, and that the forms carry what the API
 //! needs (the scopes from the domain, the key shown once, confirmation on destructive actions).
 
-use palisade_testkit::{spawn_app, spawn_app_with, Db, Session, TestApp};
+use crate::console::signed_in_page as page;
+use palisade_testkit::{spawn_app, spawn_app_with, Db, Session};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -25,25 +26,6 @@ const ADMIN_PAGES: [&str; 4] = [
     "/settings/tenant",
     "/audit",
 ];
-
-/// A page as a signed-in browser gets it: the API's access cookie, as the console sets it.
-async fn page(app: &TestApp, token: &str, path: &str) -> (StatusCode, String) {
-    let r = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(app.url(path))
-        .header("accept", "text/html")
-        .header(
-            "cookie",
-            format!("palisade_access={token}; __Host-palisade_access={token}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.text().await.unwrap())
-}
 
 async fn admin_pages_open_for_admins_and_refuse_agents(db: Db) {
     let app = spawn_app(db).await;

@@ -4,6 +4,7 @@
 //! contact's conversations. The pages are authenticated by the API's access cookie, as a
 //! browser sends it; the browser suite (crates/browser-tests, `contacts.rs`) drives the forms.
 
+use crate::console::signed_in_page as page;
 use crate::support::{whatsapp_fixture, WhatsAppFixture};
 use palisade_testkit::{spawn_app, Db, Session, TestApp};
 use reqwest::StatusCode;
@@ -21,19 +22,6 @@ both!(
 );
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
-
-/// A console page as a browser gets it with the session's access cookie.
-async fn page(app: &TestApp, token: &str, path: &str) -> (StatusCode, String) {
-    let r = app
-        .client
-        .get(app.url(path))
-        .header("accept", "text/html")
-        .header("cookie", format!("__Host-palisade_access={token}"))
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.text().await.unwrap())
-}
 
 async fn create(app: &TestApp, s: &Session, body: Value) -> Value {
     let r = app

@@ -2,8 +2,9 @@
 //! impersonation), the filters and paging, escaping of what customers send, the fragments the
 //! live script re-fetches. The browser suite drives the same pages live in Chromium.
 
+use crate::console::signed_in_page as page;
 use crate::support::{whatsapp_fixture, WhatsAppFixture};
-use palisade_testkit::{Db, TestApp};
+use palisade_testkit::Db;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -18,19 +19,6 @@ both!(
     the_list_pages_with_the_api_cursor,
     a_long_conversation_opens_on_its_latest_hundred_with_their_notes_apart,
 );
-
-/// A page as the browser gets it with the API's session cookie holding `token`.
-async fn page(app: &TestApp, token: &str, path: &str) -> (StatusCode, String) {
-    let r = app
-        .client
-        .get(app.url(path))
-        .header("accept", "text/html")
-        .header("cookie", format!("__Host-palisade_access={token}"))
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.text().await.unwrap())
-}
 
 async fn first_conversation(f: &WhatsAppFixture) -> Value {
     for _ in 0..100 {
