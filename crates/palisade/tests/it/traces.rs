@@ -482,3 +482,51 @@ async fn serve_exports_traces_over_otlp_http_and_flushes_them_on_shutdown() {
     assert!(has("palisade-e2e"), "the service name");
     assert!(!has(&missing.to_string()), "the raw path is never exported");
 }
+
+#[test]
+fn check_config_and_serve_check_the_otlp_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |command: &str, endpoint: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"))
+            .arg(command)
+            .env_clear()
+            .env("PALISADE_DATA_DIR", dir.path())
+            .env("PALISADE_LISTEN", "127.0.0.1:0")
+            .env("PALISADE_OTLP_ENDPOINT", endpoint)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = run("check-config", "");
+    assert!(ok, "{text}");
+    assert!(text.contains("# traces: off"), "{text}");
+    let (ok, text) = run("check-config", "http://127.0.0.1:4318/");
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(
+            "# traces: OTLP/HTTP to http://127.0.0.1:4318/v1/traces as service \"palisade\""
+        ),
+        "{text}"
+    );
+    for bad in ["127.0.0.1:4318", "grpc://collector:4317"] {
+        let (ok, text) = run("check-config", bad);
+        assert!(!ok, "{bad}: {text}");
+        assert!(text.contains("PALISADE_OTLP_ENDPOINT"), "{bad}: {text}");
+        // `serve` refuses to start with it too, saying why.
+        let (ok, text) = run("serve", bad);
+        assert!(!ok, "{bad}: {text}");
+        assert!(text.contains("PALISADE_OTLP_ENDPOINT"), "{bad}: {text}");
+    }
+    let (ok, text) = run("check-config", "https://ops:hunter2@otel.example.com");
+    assert!(!ok);
+    assert!(
+        text.contains("OTEL_EXPORTER_OTLP_HEADERS") && !text.contains("hunter2"),
+        "{text}"
+    );
+}
