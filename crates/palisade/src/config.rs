@@ -459,6 +459,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn redis_settings_are_checked_and_the_password_never_printed() {
+        let with = |url: &str, prefix: &str| {
+            Config::from_raw(RawConfig {
+                redis_url: Some(url.to_owned().into()),
+                redis_key_prefix: prefix.into(),
+                ..RawConfig::default()
+            })
+        };
+        let c = with("redis://:s3cret@redis.internal:6379/0", "acme").unwrap();
+        let printed = c.redacted();
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(
+            printed.contains("redis_url = \"redis://:***@redis.internal:6379/0\""),
+            "{printed}"
+        );
+        assert!(printed.contains("redis_key_prefix = \"acme\""), "{printed}");
+        let e = with("http://:s3cret@redis.internal", "acme").unwrap_err().0;
+        assert!(
+            e.contains("PALISADE_REDIS_URL") && !e.contains("s3cret"),
+            "{e}"
+        );
+        let e = with("redis://127.0.0.1:6379", " ").unwrap_err().0;
+        assert!(e.contains("PALISADE_REDIS_KEY_PREFIX"), "{e}");
+        // Empty means no Redis.
+        let c = with("  ", "palisade").unwrap();
+        assert!(crate::app::settings(&c).redis_url.is_none());
+        assert!(c.redacted().contains("redis_url = \"[not set"));
+    }
+
+    #[test]
     fn defaults_are_sqlite_in_the_data_dir_on_localhost() {
         let c = Config::from_raw(RawConfig::default()).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
