@@ -266,6 +266,7 @@ pub mod log {
         s.limits
             .export
             .check(&key)
+            .await
             .map_err(|wait| AppError::rate_limited("at most 10 audit exports per hour", wait))?;
         let mut uow = UnitOfWork::begin_in(s, p, meta, p.own_scope()).await?;
         let mut entry = uow.entry("audit_log.exported").metadata(serde_json::json!({

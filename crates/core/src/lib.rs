@@ -10,6 +10,7 @@ pub mod auth;
 pub mod client_address;
 pub mod clock;
 pub mod contacts;
+pub mod coordination;
 pub mod crypto;
 pub mod error;
 pub mod mail;
@@ -64,6 +65,8 @@ pub struct Services {
     pub breach: Arc<dyn auth::breach::BreachChecker>,
     /// The WebAuthn relying party (passkeys), built once from the settings.
     pub passkeys: Arc<auth::passkeys::RelyingParty>,
+    /// Redis shared by the nodes (`PALISADE_REDIS_URL`), when configured.
+    pub redis: Option<Arc<coordination::Redis>>,
 }
 
 impl Services {
@@ -74,13 +77,23 @@ impl Services {
         keys: crypto::Keys,
     ) -> Self {
         let settings = Arc::new(settings);
+        // The URL was checked with the configuration; a client that still cannot be built
+        // leaves the node on its own limits, loudly.
+        let redis = settings.redis_url.as_ref().and_then(|url| {
+            use secrecy::ExposeSecret;
+            coordination::Redis::new(url.expose_secret(), &settings.redis_key_prefix)
+                .map(Arc::new)
+                .map_err(|e| tracing::error!(error = %e, "Redis is not used"))
+                .ok()
+        });
+        let cross_process = store.backend() == palisade_store::Backend::Postgres || redis.is_some();
         Services {
             hasher: auth::hashing::PasswordHasher::new(
                 settings.password_hash_concurrency,
                 settings.password_hash_queue,
             ),
             auth_cache: Arc::new(auth::cache::AuthCache::new()),
-            limits: Arc::new(rate_limit::Limits::new(&settings)),
+            limits: Arc::new(rate_limit::Limits::new(&settings, redis.as_ref())),
             api_key_usage: Arc::new(auth::api_keys::UsageBuffer::default()),
             graph: whatsapp::graph::GraphClient::new(
                 &settings.whatsapp_graph_base_url,
@@ -98,9 +111,15 @@ impl Services {
                 &settings,
             )),
             realtime: Arc::new(
-                realtime::Hub::new(store.backend() == palisade_store::Backend::Postgres)
-                    .with_max_sockets_per_owner(settings.ws_max_per_user),
+                realtime::Hub::new(cross_process)
+                    .with_max_sockets_per_owner(settings.ws_max_per_user)
+                    .with_remote_max_bytes(if redis.is_some() {
+                        realtime::REDIS_MAX_BYTES
+                    } else {
+                        palisade_store::NOTIFY_MAX_BYTES
+                    }),
             ),
+            redis,
             store,
             clock,
             settings,

@@ -29,6 +29,7 @@ pub const WEBSOCKET_CONNECTIONS: &str = "palisade_websocket_connections";
 pub const DB_POOL_CONNECTIONS: &str = "palisade_db_pool_connections";
 pub const SECURITY_ALERTS: &str = "palisade_security_alerts_total";
 pub const BACKUP_LAST_SUCCESS: &str = "palisade_backup_last_success_timestamp_seconds";
+pub const REDIS_FALLBACKS: &str = "palisade_redis_fallbacks_total";
 
 /// The route label of a request no route matched (a 404 from the fallback): one value for
 /// every such path, so scanning random URLs adds no series.
@@ -84,6 +85,16 @@ pub fn describe() {
         Unit::Seconds,
         "Unix time of the last successful backup (no value until scheduled backups exist)."
     );
+    describe_counter!(
+        REDIS_FALLBACKS,
+        "Rate-limit decisions made by this node's in-process limit because Redis (PALISADE_REDIS_URL) did not answer, by limit."
+    );
+}
+
+/// A rate limit was decided in-process because Redis did not answer; `limit` is the limit's
+/// fixed name (`login`, `api`, …).
+pub fn redis_fallback(limit: &'static str) {
+    counter!(REDIS_FALLBACKS, "limit" => limit).increment(1);
 }
 
 /// A sign-in attempt decided with `result`.

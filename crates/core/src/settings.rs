@@ -84,6 +84,11 @@ pub struct Settings {
     pub webauthn_rp_id: Option<String>,
     /// The origins passkey ceremonies may come from; empty: the origin of `public_url`.
     pub webauthn_origins: Vec<String>,
+    /// Redis shared by every node (`PALISADE_REDIS_URL`); `None`: each node on its own.
+    pub redis_url: Option<secrecy::SecretString>,
+    /// What every Redis key and channel of this deployment starts with
+    /// (`PALISADE_REDIS_KEY_PREFIX`), so deployments (or tests) can share one Redis.
+    pub redis_key_prefix: String,
 }
 
 impl Default for Settings {
@@ -131,6 +136,8 @@ impl Default for Settings {
             hibp_url: crate::auth::breach::DEFAULT_HIBP_URL.into(),
             webauthn_rp_id: None,
             webauthn_origins: Vec::new(),
+            redis_url: None,
+            redis_key_prefix: "palisade".into(),
         }
     }
 }

@@ -111,6 +111,8 @@ pub fn settings(config: &Config) -> Settings {
         webauthn_origins: crate::config::split_list(&r.webauthn_origins)
             .map(str::to_owned)
             .collect(),
+        redis_url: crate::config::redis_url(r).map(|u| u.to_owned().into()),
+        redis_key_prefix: r.redis_key_prefix.trim().to_owned(),
         ..Settings::default()
     }
 }
@@ -325,6 +327,8 @@ impl Application {
         // Cross-process realtime fan-out (PostgreSQL): listening before serving, so a socket
         // opened here hears every node's events; first, as it can fail.
         let realtime = palisade_core::realtime::start(&self.services).await?;
+        // Revocations and other auth changes over Redis (when set), subscribed before serving.
+        let sharing = palisade_core::auth::cache::spawn_sharing(&self.services).await;
         let sync = palisade_core::auth::cache::spawn_sync(
             self.services.clone(),
             Duration::from_millis(250),
@@ -418,7 +422,11 @@ impl Application {
             hub.shut_down();
         })
         .await;
-        for t in realtime.into_iter().chain(metrics.into_iter().flatten()) {
+        for t in realtime
+            .into_iter()
+            .chain(sharing)
+            .chain(metrics.into_iter().flatten())
+        {
             t.abort();
         }
         sync.abort();

@@ -114,6 +114,11 @@ pub struct RawConfig {
     pub otlp_endpoint: String,
     /// `service.name` of the exported traces.
     pub otlp_service_name: String,
+    /// Redis shared by every node (`redis://…`, `rediss://…`); unset or empty: none.
+    #[serde(skip_serializing)]
+    pub redis_url: Option<SecretString>,
+    /// What every Redis key and channel of this deployment starts with.
+    pub redis_key_prefix: String,
 }
 
 impl Default for RawConfig {
@@ -173,6 +178,8 @@ impl Default for RawConfig {
             slow_request_ms: 1000,
             otlp_endpoint: String::new(),
             otlp_service_name: "palisade".into(),
+            redis_url: None,
+            redis_key_prefix: "palisade".into(),
         }
     }
 }
@@ -204,7 +211,13 @@ impl Config {
             .merge(Toml::file(&file))
             .merge(
                 Env::prefixed("PALISADE_")
-                    .ignore(&["config", "test_postgres_url", "log", "log_format"])
+                    .ignore(&[
+                        "config",
+                        "test_postgres_url",
+                        "test_redis_url",
+                        "log",
+                        "log_format",
+                    ])
                     .split("__"),
             );
         let raw: RawConfig = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
@@ -288,6 +301,16 @@ impl Config {
         if let Some(url) = smtp_url(&raw) {
             palisade_core::mail::transport::check_smtp_url(url).map_err(ConfigError)?;
         }
+        if let Some(url) = redis_url(&raw) {
+            palisade_core::coordination::check_url(url).map_err(ConfigError)?;
+        }
+        let prefix = raw.redis_key_prefix.trim();
+        if prefix.is_empty() || prefix.len() > 64 || prefix.chars().any(|c| c.is_whitespace()) {
+            return Err(ConfigError(format!(
+                "PALISADE_REDIS_KEY_PREFIX={:?} must be 1 to 64 characters without spaces",
+                raw.redis_key_prefix
+            )));
+        }
         let config = Config {
             raw,
             listen,
@@ -338,6 +361,13 @@ impl Config {
             }
         ));
         out.push_str(&format!(
+            "redis_url = {}\n",
+            match redis_url(&self.raw) {
+                Some(u) => format!("{:?}", palisade_store::redact_url(u)),
+                None => "\"[not set: limits, revocations and realtime stay on each node and the database]\"".into(),
+            }
+        ));
+        out.push_str(&format!(
             "# effective hibp_mode: {}\n",
             self.hibp_mode.as_str()
         ));
@@ -363,6 +393,14 @@ impl Config {
 /// The SMTP URL when one is set and not blank.
 pub fn smtp_url(raw: &RawConfig) -> Option<&str> {
     raw.smtp_url
+        .as_ref()
+        .map(|u| u.expose_secret().trim())
+        .filter(|u| !u.is_empty())
+}
+
+/// The Redis URL when one is set and not blank.
+pub fn redis_url(raw: &RawConfig) -> Option<&str> {
+    raw.redis_url
         .as_ref()
         .map(|u| u.expose_secret().trim())
         .filter(|u| !u.is_empty())
@@ -438,6 +476,36 @@ pub fn ensure_dir(p: &Path) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redis_settings_are_checked_and_the_password_never_printed() {
+        let with = |url: &str, prefix: &str| {
+            Config::from_raw(RawConfig {
+                redis_url: Some(url.to_owned().into()),
+                redis_key_prefix: prefix.into(),
+                ..RawConfig::default()
+            })
+        };
+        let c = with("redis://:s3cret@redis.internal:6379/0", "acme").unwrap();
+        let printed = c.redacted();
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(
+            printed.contains("redis_url = \"redis://:***@redis.internal:6379/0\""),
+            "{printed}"
+        );
+        assert!(printed.contains("redis_key_prefix = \"acme\""), "{printed}");
+        let e = with("http://:s3cret@redis.internal", "acme").unwrap_err().0;
+        assert!(
+            e.contains("PALISADE_REDIS_URL") && !e.contains("s3cret"),
+            "{e}"
+        );
+        let e = with("redis://127.0.0.1:6379", " ").unwrap_err().0;
+        assert!(e.contains("PALISADE_REDIS_KEY_PREFIX"), "{e}");
+        // Empty means no Redis.
+        let c = with("  ", "palisade").unwrap();
+        assert!(crate::app::settings(&c).redis_url.is_none());
+        assert!(c.redacted().contains("redis_url = \"[not set"));
+    }
 
     #[test]
     fn defaults_are_sqlite_in_the_data_dir_on_localhost() {

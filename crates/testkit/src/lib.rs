@@ -42,6 +42,25 @@ impl Db {
     }
 }
 
+/// The Redis the tests that need one use (CI sets it); those tests skip when it is unset.
+pub const REDIS_ENV: &str = "PALISADE_TEST_REDIS_URL";
+
+pub fn redis_url() -> Option<String> {
+    std::env::var(REDIS_ENV)
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// Points a test app at the test Redis under a key prefix of its own, so tests running at once
+/// never share a limit or a channel; peers (`spawn_peer`) copy the configuration and so share
+/// the prefix with their first node. Panics when `PALISADE_TEST_REDIS_URL` is unset: check
+/// [`redis_url`] first.
+pub fn use_redis(raw: &mut RawConfig) {
+    let url = redis_url().expect("set PALISADE_TEST_REDIS_URL for Redis tests");
+    raw.redis_url = Some(url.into());
+    raw.redis_key_prefix = format!("palisade-test-{}", uuid::Uuid::new_v4().simple());
+}
+
 /// A running application and what a test needs to poke at it.
 pub struct TestApp {
     pub base_url: String,

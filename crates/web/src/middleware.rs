@@ -382,7 +382,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         _ => ip.map(|ip| ApiKey::Ip(palisade_core::rate_limit::ClientKey::of(ip))),
     };
     if let Some(k) = key {
-        if let Err(wait) = s.limits.api.check(&k) {
+        if let Err(wait) = s.limits.api.check(&k).await {
             return ApiError(AppError::rate_limited("too many requests; slow down", wait))
                 .into_response();
         }

@@ -147,6 +147,7 @@ async fn a_second_agent_sees_the_conversation_change_live(db: Db) {
     ana.wait_for(&text("Assigned to Ana Lima")).await;
     ana.fill(&label("Labels"), "vip").await;
     ana.click(&role("button", "Save labels")).await;
+    ana.wait_for(&css(".badge-label")).await;
     bruno.wait_for(&text("Ana Lima")).await;
     bruno.wait_for(&css(".badge-label")).await;
 

@@ -9,7 +9,10 @@
 //!   per node. A revoked, deleted, expired or IP-disallowed key gets 401 at once; revocation
 //!   reaches other nodes through the auth change feed within a second.
 //! - Usage (`last_used_at`, last IP, `total_requests`) is counted in memory and flushed every
-//!   30 seconds: no database write per request. A request counts once; an open websocket
+//!   30 seconds: no database write per request. With Redis (`PALISADE_REDIS_URL`) every node
+//!   adds its counts to one hash in Redis and one node at a time (a 20-second lease) writes
+//!   the sum, so the database sees one write per key per round whatever the number of nodes;
+//!   when Redis does not answer a node writes its own counts, as without Redis. A request counts once; an open websocket
 //!   counts once, when it opens (its per-second re-checks use [`verify`], which does not count).
 
 use super::cache::ApiKeySnapshot;
@@ -169,24 +172,131 @@ impl UsageBuffer {
         }
     }
 
-    /// Writes what was counted since the last flush.
-    pub async fn flush(&self, s: &Services) -> anyhow::Result<()> {
+    fn add(&self, key: ApiKeyId, u: Usage) {
+        let mut e = self.pending.entry(key).or_insert(Usage {
+            requests: 0,
+            last_used_at: u.last_used_at,
+            last_ip: None,
+        });
+        e.requests += u.requests;
+        e.last_used_at = e.last_used_at.max(u.last_used_at);
+        if u.last_ip.is_some() {
+            e.last_ip = u.last_ip;
+        }
+    }
+
+    fn take(&self) -> Vec<(ApiKeyId, Usage)> {
         let ids: Vec<ApiKeyId> = self.pending.iter().map(|e| *e.key()).collect();
-        if ids.is_empty() {
+        ids.into_iter()
+            .filter_map(|id| self.pending.remove(&id))
+            .collect()
+    }
+
+    /// Writes what was counted since the last flush: to the database, or with Redis into the
+    /// deployment's shared counters, which one node at a time then writes (see the module
+    /// comment).
+    pub async fn flush(&self, s: &Services) -> anyhow::Result<()> {
+        let taken = self.take();
+        let Some(redis) = &s.redis else {
+            return self.write(s, taken).await;
+        };
+        if !redis.usage_add(&shared_entries(&taken)).await {
+            // Redis did not take them: this node writes its own, as without Redis.
+            return self.write(s, taken).await;
+        }
+        if !redis
+            .try_lease("api_key_usage_writer", Duration::from_secs(20))
+            .await
+        {
             return Ok(());
         }
-        let scope = SystemScope::new("api_key.usage");
-        let mut uow = UnitOfWork::system(s, SystemActor::Maintenance, scope).await?;
-        for id in ids {
-            if let Some((_, u)) = self.pending.remove(&id) {
-                let ip = u.last_ip.map(|i| i.to_string());
-                api_keys::add_usage(uow.tx(), id, u.requests, u.last_used_at, ip.as_deref())
-                    .await?;
-            }
+        let Some(fields) = redis.usage_take().await else {
+            return Ok(());
+        };
+        let all = parse_shared(&fields);
+        if all.is_empty() {
+            return Ok(());
         }
-        uow.commit().await?;
+        let entries = shared_entries(&all);
+        if let Err(e) = self.write(s, all).await {
+            // Given back for the next round (the failed write kept them here, too: take them).
+            self.take();
+            redis.usage_add(&entries).await;
+            return Err(e);
+        }
         Ok(())
     }
+
+    /// One transaction adding `usage` to the keys' rows; on failure it is kept for next time.
+    async fn write(&self, s: &Services, usage: Vec<(ApiKeyId, Usage)>) -> anyhow::Result<()> {
+        if usage.is_empty() {
+            return Ok(());
+        }
+        let written = async {
+            let scope = SystemScope::new("api_key.usage");
+            let mut uow = UnitOfWork::system(s, SystemActor::Maintenance, scope).await?;
+            for (id, u) in &usage {
+                let ip = u.last_ip.map(|i| i.to_string());
+                api_keys::add_usage(uow.tx(), *id, u.requests, u.last_used_at, ip.as_deref())
+                    .await?;
+            }
+            uow.commit().await?;
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        if written.is_err() {
+            for (id, u) in usage {
+                self.add(id, u);
+            }
+        }
+        written
+    }
+}
+
+/// Usage as the Redis script takes it: id, requests, last use in µs, last address or empty.
+fn shared_entries(usage: &[(ApiKeyId, Usage)]) -> Vec<(String, i64, i64, String)> {
+    usage
+        .iter()
+        .map(|(id, u)| {
+            let at = i64::try_from(u.last_used_at.unix_timestamp_nanos() / 1000).unwrap_or(0);
+            let ip = u.last_ip.map(|i| i.to_string()).unwrap_or_default();
+            (id.to_string(), u.requests, at, ip)
+        })
+        .collect()
+}
+
+/// The shared hash's fields (`<id>:n`, `<id>:at`, `<id>:ip`) back into usage; a field that
+/// does not parse (nothing Palisade writes) is skipped.
+fn parse_shared(fields: &[(String, String)]) -> Vec<(ApiKeyId, Usage)> {
+    let mut out: std::collections::HashMap<ApiKeyId, Usage> = std::collections::HashMap::new();
+    for (field, value) in fields {
+        let Some((id, what)) = field.rsplit_once(':') else {
+            continue;
+        };
+        let Ok(id) = id.parse::<uuid::Uuid>().map(ApiKeyId::from_uuid) else {
+            continue;
+        };
+        let u = out.entry(id).or_insert(Usage {
+            requests: 0,
+            last_used_at: OffsetDateTime::UNIX_EPOCH,
+            last_ip: None,
+        });
+        match what {
+            "n" => u.requests += value.parse::<i64>().unwrap_or(0),
+            "at" => {
+                if let Some(at) = value
+                    .parse::<i128>()
+                    .ok()
+                    .and_then(|us| OffsetDateTime::from_unix_timestamp_nanos(us * 1000).ok())
+                {
+                    u.last_used_at = u.last_used_at.max(at);
+                }
+            }
+            "ip" => u.last_ip = value.parse().ok(),
+            _ => {}
+        }
+    }
+    out.into_iter().filter(|(_, u)| u.requests > 0).collect()
 }
 
 /// Flushes usage every `every` until aborted.

@@ -11,7 +11,10 @@
 //! Invariant: a revocation, user change or tenant change is visible on every node within one
 //! second. The node that makes a change applies it locally at once; every change is also written
 //! to `auth_changes` in the same transaction, which each node polls every 250 ms
-//! ([`spawn_sync`]). A snapshot loaded concurrently with a change is discarded rather than cached
+//! ([`spawn_sync`]). With Redis (`PALISADE_REDIS_URL`) the node also publishes the change once
+//! it has committed and the others apply it as they hear it ([`spawn_sharing`]), within
+//! milliseconds; the database poll stays as the durable path (a node whose subscription was
+//! down catches up from it). A snapshot loaded concurrently with a change is discarded rather than cached
 //! (the `epoch` check), so a stale value cannot outlive the change that made it stale.
 //!
 //! Invariant: a revoked session's tokens are refused until they expire, across restarts and on
@@ -30,6 +33,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// What a request needs to know about its user.
@@ -117,6 +121,8 @@ pub struct AuthCache {
     api_keys: DashMap<Vec<u8>, Arc<ApiKeySnapshot>>,
     epoch: AtomicU64,
     last_seq: AtomicI64,
+    /// Changes made here, to be published to the other nodes (set when Redis is used).
+    shared: std::sync::OnceLock<mpsc::Sender<(ChangeKind, Uuid)>>,
 }
 
 impl AuthCache {
@@ -174,14 +180,34 @@ impl AuthCache {
         }
     }
 
+    /// Forgets a changed API key here and (with Redis) on the other nodes. Call after the
+    /// change committed; so for the others below.
     pub fn forget_api_key(&self, id: palisade_domain::ApiKeyId) {
+        self.forget_api_key_here(id);
+        self.share(ChangeKind::ApiKey, id.as_uuid());
+    }
+
+    fn forget_api_key_here(&self, id: palisade_domain::ApiKeyId) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.api_keys.retain(|_, k| k.id != id);
     }
 
     pub fn revoke_session(&self, session: SessionId, now: OffsetDateTime) {
+        self.revoke_session_here(session, now);
+        self.share(ChangeKind::Session, session.as_uuid());
+    }
+
+    fn revoke_session_here(&self, session: SessionId, now: OffsetDateTime) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.revoked_sessions.insert(session, now);
+    }
+
+    /// Queues a committed change for the other nodes (nothing without Redis). Never blocks: a
+    /// change that does not fit the queue still reaches them through the database poll.
+    fn share(&self, kind: ChangeKind, subject: Uuid) {
+        if let Some(tx) = self.shared.get() {
+            let _ = tx.try_send((kind, subject));
+        }
     }
 
     /// Remembers a revocation found in the database (nothing cached depends on it).
@@ -190,23 +216,38 @@ impl AuthCache {
     }
 
     pub fn forget_user(&self, user: UserId) {
+        self.forget_user_here(user);
+        self.share(ChangeKind::User, user.as_uuid());
+    }
+
+    fn forget_user_here(&self, user: UserId) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.users.remove(&user);
     }
 
     pub fn forget_tenant(&self, tenant: TenantId) {
+        self.forget_tenant_here(tenant);
+        self.share(ChangeKind::Tenant, tenant.as_uuid());
+    }
+
+    fn forget_tenant_here(&self, tenant: TenantId) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.tenants.remove(&tenant);
     }
 
     fn apply(&self, c: &Change, now: OffsetDateTime) {
-        match c.kind {
-            ChangeKind::Session => self.revoke_session(SessionId::from_uuid(c.subject_id), now),
-            ChangeKind::User => self.forget_user(UserId::from_uuid(c.subject_id)),
-            ChangeKind::Tenant => self.forget_tenant(TenantId::from_uuid(c.subject_id)),
-            ChangeKind::ApiKey => self.forget_api_key(c.subject_id.into()),
-        }
+        self.apply_here(c.kind, c.subject_id, now);
         self.last_seq.fetch_max(c.seq, Ordering::SeqCst);
+    }
+
+    /// Applies a change another node made (heard from the database or from Redis).
+    fn apply_here(&self, kind: ChangeKind, subject: Uuid, now: OffsetDateTime) {
+        match kind {
+            ChangeKind::Session => self.revoke_session_here(SessionId::from_uuid(subject), now),
+            ChangeKind::User => self.forget_user_here(UserId::from_uuid(subject)),
+            ChangeKind::Tenant => self.forget_tenant_here(TenantId::from_uuid(subject)),
+            ChangeKind::ApiKey => self.forget_api_key_here(subject.into()),
+        }
     }
 
     fn prune(&self, now: OffsetDateTime, memory: time::Duration) {
@@ -252,6 +293,83 @@ pub fn spawn_sync(s: Services, every: Duration) -> tokio::task::JoinHandle<()> {
             polled.map(|()| crate::worker::Next::Wait)
         }
     })
+}
+
+/// The Redis channel (under the key prefix) of auth cache changes.
+const SHARING_CHANNEL: &str = "auth_changes";
+/// Changes waiting to be published; beyond this they reach the others through the poll.
+const SHARING_QUEUE: usize = 4096;
+
+fn kind_name(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Session => "session",
+        ChangeKind::User => "user",
+        ChangeKind::Tenant => "tenant",
+        ChangeKind::ApiKey => "api_key",
+    }
+}
+
+fn kind_of(name: &str) -> Option<ChangeKind> {
+    Some(match name {
+        "session" => ChangeKind::Session,
+        "user" => ChangeKind::User,
+        "tenant" => ChangeKind::Tenant,
+        "api_key" => ChangeKind::ApiKey,
+        _ => return None,
+    })
+}
+
+/// With Redis: publishes this node's committed changes (`1 <node> <kind> <id>`) and applies
+/// the other nodes' as they arrive. Subscribed when this returns (unless Redis does not answer
+/// within two seconds; the poll covers the gap). Nothing to start without Redis.
+pub async fn spawn_sharing(s: &Services) -> Vec<tokio::task::JoinHandle<()>> {
+    let Some(redis) = s.redis.clone() else {
+        return Vec::new();
+    };
+    let (tx, mut rx) = mpsc::channel::<(ChangeKind, Uuid)>(SHARING_QUEUE);
+    if s.auth_cache.shared.set(tx).is_err() {
+        return Vec::new(); // already sharing (a second start of the same services)
+    }
+    let node = Uuid::now_v7();
+    let (mut heard, subscription) = redis
+        .subscribe(SHARING_CHANNEL, Duration::from_secs(2))
+        .await;
+    let publisher = {
+        let redis = redis.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(64);
+            while rx.recv_many(&mut batch, 64).await > 0 {
+                let payloads: Vec<String> = batch
+                    .drain(..)
+                    .map(|(kind, id)| format!("1 {node} {} {id}", kind_name(kind)))
+                    .collect();
+                // Not taken: the others still read it from `auth_changes` within 250 ms.
+                redis.publish(SHARING_CHANNEL, &payloads).await;
+            }
+        })
+    };
+    let cache = s.auth_cache.clone();
+    let clock = s.clock.clone();
+    let listener = tokio::spawn(async move {
+        while let Some(payload) = heard.recv().await {
+            let mut parts = payload.split(' ');
+            let (Some("1"), Some(from), Some(kind), Some(id), None) = (
+                parts.next(),
+                parts.next(),
+                parts.next().and_then(kind_of),
+                parts.next().and_then(|i| i.parse::<Uuid>().ok()),
+                parts.next(),
+            ) else {
+                tracing::warn!("auth cache: a malformed change was heard on Redis");
+                continue;
+            };
+            if from.parse::<Uuid>().ok() == Some(node) {
+                continue;
+            }
+            cache.apply_here(kind, id, clock.now());
+        }
+    });
+    vec![subscription, publisher, listener]
 }
 
 /// Forgets revocations and recorded changes that no node can still need (best effort).

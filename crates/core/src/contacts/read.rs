@@ -98,6 +98,7 @@ pub async fn start_export(
     s.limits
         .contacts_export
         .check(&scope.tenant_id().as_uuid())
+        .await
         .map_err(|wait| AppError::rate_limited("at most 10 contact exports per hour", wait))?;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
     let mut entry = uow.entry("contact.exported").metadata(json!({

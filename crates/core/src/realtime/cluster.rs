@@ -1,10 +1,16 @@
-//! Across processes (PostgreSQL): the task that sends this node's events with `NOTIFY`, the
-//! listener that delivers other nodes' events to local sockets (loading rows sent as
-//! references), and the presence timer. Separate because it is the only part that talks to the
-//! database outside a request; SQLite starts none of it.
+//! Across processes: the task that sends this node's events to the other nodes, the listener
+//! that delivers other nodes' events to local sockets (loading rows sent as references), and
+//! the presence timer. Separate because it is the only part that talks to the outside world
+//! outside a request.
+//!
+//! The transport is Redis pub/sub when `PALISADE_REDIS_URL` is set (on its own subscription
+//! connection; no payload size limit worth the name), otherwise PostgreSQL `NOTIFY`/`LISTEN`.
+//! Both carry the same payloads; [`Transport`] is the one place that knows which. SQLite
+//! without Redis starts none of it.
 
 use super::events::Event;
 use super::hub::{lock, WIRE_VERSION};
+use crate::coordination::Redis;
 use crate::{AppResult, Services};
 use palisade_domain::{ConversationId, MessageId, TenantId};
 use palisade_store::realtime as rows;
@@ -14,8 +20,62 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-/// The PostgreSQL notification channel of realtime events.
+/// The PostgreSQL notification channel of realtime events (and, under the key prefix, the
+/// Redis channel).
 pub const CHANNEL: &str = "palisade_realtime";
+
+/// The largest event sent whole over Redis; a larger one travels as a reference, as over
+/// PostgreSQL (a frame is a message or a conversation: far below this in practice).
+pub const REDIS_MAX_BYTES: usize = 512 * 1024;
+
+/// How long a starting node waits for its Redis subscription before serving anyway.
+const SUBSCRIBE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How events travel between nodes.
+#[derive(Clone)]
+enum Transport {
+    Postgres,
+    Redis(Arc<Redis>),
+}
+
+impl Transport {
+    fn of(s: &Services) -> Transport {
+        match &s.redis {
+            Some(r) => Transport::Redis(r.clone()),
+            None => Transport::Postgres,
+        }
+    }
+
+    async fn send(&self, s: &Services, batch: &[String]) -> AppResult<()> {
+        match self {
+            Transport::Postgres => {
+                s.store.notify(CHANNEL, batch).await?;
+            }
+            Transport::Redis(r) => {
+                if !r.publish(CHANNEL, batch).await {
+                    return Err(anyhow::anyhow!("Redis did not take the events").into());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a node hears from the others.
+enum Feed {
+    Postgres(palisade_store::Listener),
+    Redis(mpsc::Receiver<String>),
+}
+
+impl Feed {
+    /// The next payload; `None` when the feed has ended for good.
+    async fn recv(&mut self) -> Option<AppResult<String>> {
+        match self {
+            Feed::Postgres(l) => Some(l.recv().await.map_err(Into::into)),
+            Feed::Redis(rx) => rx.recv().await.map(Ok),
+        }
+    }
+}
 
 /// Payloads sent to PostgreSQL in one statement.
 const NOTIFY_BATCH: usize = 200;
@@ -23,15 +83,25 @@ const NOTIFY_BATCH: usize = 200;
 /// How often a node announces the tenants it holds sockets for.
 pub const PRESENCE_EVERY: Duration = Duration::from_secs(10);
 
-/// Starts the cross-process fan-out (PostgreSQL): the listener is listening when this returns,
-/// so a node serves sockets only once it hears the others. Nothing to start on SQLite.
+/// Starts the cross-process fan-out (PostgreSQL or Redis): the listener is listening when this
+/// returns (over Redis: unless Redis does not answer within two seconds), so a node serves
+/// sockets only once it hears the others. Nothing to start on SQLite without Redis.
 pub async fn start(s: &Services) -> AppResult<Vec<tokio::task::JoinHandle<()>>> {
     let Some(rx) = lock(&s.realtime.remote_rx).take() else {
         return Ok(Vec::new());
     };
-    let mut tasks = vec![tokio::spawn(notifier(s.clone(), rx))];
-    if let Some(listener) = s.store.listen(CHANNEL).await? {
-        tasks.push(tokio::spawn(listen(s.clone(), listener)));
+    let transport = Transport::of(s);
+    let mut tasks = vec![tokio::spawn(notifier(s.clone(), transport.clone(), rx))];
+    let feed = match &transport {
+        Transport::Postgres => s.store.listen(CHANNEL).await?.map(Feed::Postgres),
+        Transport::Redis(r) => {
+            let (rx, task) = r.subscribe(CHANNEL, SUBSCRIBE_WAIT).await;
+            tasks.push(task);
+            Some(Feed::Redis(rx))
+        }
+    };
+    if let Some(feed) = feed {
+        tasks.push(tokio::spawn(listen(s.clone(), feed)));
     }
     // Presence: ask the others for theirs (they answer with an announcement), then announce
     // this node's tenants on a timer and forget what expired.
@@ -51,19 +121,27 @@ pub async fn start(s: &Services) -> AppResult<Vec<tokio::task::JoinHandle<()>>> 
     Ok(tasks)
 }
 
-async fn notifier(s: Services, mut rx: mpsc::Receiver<String>) {
+async fn notifier(s: Services, transport: Transport, mut rx: mpsc::Receiver<String>) {
     let mut batch = Vec::with_capacity(NOTIFY_BATCH);
     while rx.recv_many(&mut batch, NOTIFY_BATCH).await > 0 {
-        if let Err(e) = s.store.notify(CHANNEL, &batch).await {
-            tracing::warn!(error = %e, lost = batch.len(), "realtime: could not notify other nodes");
+        if let Err(e) = transport.send(&s, &batch).await {
+            match transport {
+                Transport::Postgres => {
+                    tracing::warn!(error = %e, lost = batch.len(), "realtime: could not notify other nodes");
+                }
+                // A Redis outage is logged once by `coordination`, not per batch.
+                Transport::Redis(_) => {
+                    tracing::debug!(error = %e, lost = batch.len(), "realtime: could not notify other nodes");
+                }
+            }
         }
         batch.clear();
     }
 }
 
-async fn listen(s: Services, mut listener: palisade_store::Listener) {
-    loop {
-        match listener.recv().await {
+async fn listen(s: Services, mut feed: Feed) {
+    while let Some(next) = feed.recv().await {
+        match next {
             Ok(payload) => {
                 if let Err(e) = heard(&s, &payload).await {
                     tracing::warn!(error = %e, "realtime: could not deliver an event from another node");

@@ -5,7 +5,6 @@
 use super::events::{Event, Frame};
 use crate::auth::Principal;
 use palisade_domain::{ApiKeyId, TenantId, UserId};
-use palisade_store::NOTIFY_MAX_BYTES;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -40,6 +39,9 @@ pub struct Hub {
     sockets: Mutex<HashMap<SocketOwner, usize>>,
     /// Sockets one owner may hold open on this node; 0: no limit.
     max_sockets_per_owner: usize,
+    /// The largest payload the transport between nodes carries; a larger event travels as a
+    /// reference.
+    remote_max_bytes: usize,
 }
 
 /// Whom an open socket counts against for `PALISADE_WS_MAX_PER_USER`: the signed-in user (an
@@ -102,7 +104,15 @@ impl Hub {
             closing: watch::channel(false).0,
             sockets: Mutex::new(HashMap::new()),
             max_sockets_per_owner: 0,
+            remote_max_bytes: palisade_store::NOTIFY_MAX_BYTES,
         }
+    }
+
+    /// The largest payload the transport between nodes carries (PostgreSQL `NOTIFY`: under
+    /// 8000 bytes; Redis: [`super::REDIS_MAX_BYTES`]).
+    pub fn with_remote_max_bytes(mut self, max: usize) -> Hub {
+        self.remote_max_bytes = max;
+        self
     }
 
     /// Limits the sockets one owner may hold open on this node (0: no limit).
@@ -205,7 +215,8 @@ impl Hub {
         lock(&self.tenants).contains_key(&tenant)
     }
 
-    /// Sends the event to the tenant's sockets on this node and (PostgreSQL) every other node.
+    /// Sends the event to the tenant's sockets on this node and (PostgreSQL or Redis) every
+    /// other node.
     /// Call only after the change it describes has committed. Never blocks.
     pub fn publish(&self, event: &Event) {
         let tenant = event.tenant();
@@ -216,7 +227,7 @@ impl Hub {
         self.deliver(tenant, frame.clone());
         if self.has_elsewhere(tenant) {
             let mut payload = format!("{WIRE_VERSION} {} {} {frame}", self.node, tenant);
-            if payload.len() > NOTIFY_MAX_BYTES {
+            if payload.len() > self.remote_max_bytes {
                 payload = format!(
                     "{WIRE_VERSION} {} {} ref {} {}",
                     self.node,
@@ -445,7 +456,7 @@ mod tests {
             first.starts_with(&format!("1 {} {t} {{", hub.node)),
             "{first}"
         );
-        assert!(first.len() <= NOTIFY_MAX_BYTES);
+        assert!(first.len() <= palisade_store::NOTIFY_MAX_BYTES);
         let second = rx.try_recv().unwrap();
         assert_eq!(
             second,

@@ -24,7 +24,9 @@
 //! itself (it delivered that locally already), so each socket gets each event once. A
 //! `NOTIFY` payload must stay under 8000 bytes: a larger event travels as a reference (kind and
 //! id) and the receiving node loads the row, so its `data` may already show a later state of
-//! the same object. SQLite runs as one process by design: local fan-out only.
+//! the same object. With `PALISADE_REDIS_URL` set, Redis pub/sub carries the same payloads
+//! instead of `NOTIFY` (on both databases). SQLite without Redis runs as one process by
+//! design: local fan-out only.
 //!
 //! Presence (PostgreSQL): a node sends a tenant's events to the others only while some node has
 //! a socket of that tenant, so a deployment without open sockets neither loads event rows nor
@@ -43,7 +45,8 @@
 //! - `hub.rs`: the per-node fan-out, socket limits and presence bookkeeping.
 //! - `authorize.rs`: who a socket listens as, checked at the handshake and every second.
 //! - `publish.rs`: the events use cases publish, read in their transactions.
-//! - `cluster.rs`: the cross-process fan-out over PostgreSQL `NOTIFY`/`LISTEN`.
+//! - `cluster.rs`: the cross-process fan-out over PostgreSQL `NOTIFY`/`LISTEN` or Redis
+//!   pub/sub.
 
 mod authorize;
 mod cluster;
@@ -52,7 +55,7 @@ mod hub;
 mod publish;
 
 pub use authorize::{authorize, SocketCredential};
-pub use cluster::{start, CHANNEL, PRESENCE_EVERY};
+pub use cluster::{start, CHANNEL, PRESENCE_EVERY, REDIS_MAX_BYTES};
 pub use events::{Event, Frame};
 pub use hub::{Hub, Received, SocketOwner, SocketSlot, Subscription, PRESENCE_TTL, TENANT_BUFFER};
 pub use publish::{inbound_events, message_queued, sender_events};

@@ -32,6 +32,38 @@ macro_rules! both {
     };
 }
 
+/// Like `both!`, for tests that need Redis: each variant is skipped (and says so) when
+/// `PALISADE_TEST_REDIS_URL` is not set. The test body points its apps at Redis itself
+/// (`palisade_testkit::use_redis`).
+macro_rules! both_with_redis {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    if palisade_testkit::redis_url().is_none() {
+                        eprintln!("skipped: set PALISADE_TEST_REDIS_URL to run with Redis");
+                        return;
+                    }
+                    super::$name(palisade_testkit::Db::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if palisade_testkit::Db::postgres_url().is_none() {
+                        eprintln!("skipped: set PALISADE_TEST_POSTGRES_URL to run on PostgreSQL");
+                        return;
+                    }
+                    if palisade_testkit::redis_url().is_none() {
+                        eprintln!("skipped: set PALISADE_TEST_REDIS_URL to run with Redis");
+                        return;
+                    }
+                    super::$name(palisade_testkit::Db::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
 mod account_story;
 mod api_keys;
 mod audit;
@@ -59,6 +91,7 @@ mod inbound;
 mod lifecycle;
 mod login_history;
 mod mail;
+mod many_nodes;
 mod media;
 mod metrics;
 mod notifications;

@@ -25,6 +25,8 @@ both!(
     an_expiring_token_is_replaced_in_band_or_the_socket_closes,
 );
 
+both_with_redis!(a_customer_message_received_by_one_node_reaches_a_socket_on_the_other_over_redis);
+
 /// PostgreSQL only: SQLite runs as one process by design (local fan-out only).
 mod an_event_caused_on_one_node_reaches_sockets_on_every_node {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -609,6 +611,49 @@ async fn an_event_caused_on_one_node_reaches_sockets_on_every_node(db: Db) {
             assert!(
                 !(v["type"] == "message.created"
                     && (v["data"]["wamid"] == wamid.as_str() || v["data"]["id"] == r.body["id"])),
+                "delivered twice: {v}"
+            );
+        }
+    }
+}
+
+/// With `PALISADE_REDIS_URL` the events travel over Redis pub/sub (on either database): a
+/// customer's message that node A received reaches a socket on node B within a second, once.
+async fn a_customer_message_received_by_one_node_reaches_a_socket_on_the_other_over_redis(db: Db) {
+    let fx = crate::support::whatsapp_fixture_with(db, palisade_testkit::use_redis).await;
+    let peer = fx.app.spawn_peer().await;
+    let mut there = open(&peer, &fx.owner.access_token).await;
+    // Node A hears of the peer's socket (presence travels the same way).
+    let tenant = palisade_domain::TenantId::from_uuid(fx.owner.tenant_id.parse().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !fx.app.services.realtime.wants(tenant) {
+        assert!(
+            Instant::now() < deadline,
+            "the peer's socket was never announced"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The simulator's webhooks reach node A only.
+    let started = Instant::now();
+    let wamid = customer_writes(&fx, "Hello over Redis").await;
+    let m = wait_for(&mut there, "message.created", |m| {
+        m["wamid"] == wamid.as_str()
+    })
+    .await;
+    let took = started.elapsed();
+    assert_eq!(m["text"], "Hello over Redis");
+    assert!(took < Duration::from_secs(1), "it took {took:?}");
+    // Once: nothing more about that message on the peer.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while let Some(got) = recv(
+        &mut there,
+        deadline.saturating_duration_since(Instant::now()),
+    )
+    .await
+    {
+        if let Got::Frame(v) = &got {
+            assert!(
+                !(v["type"] == "message.created" && v["data"]["wamid"] == wamid.as_str()),
                 "delivered twice: {v}"
             );
         }

@@ -250,7 +250,7 @@ async fn login(
     if let Err(r) = guard(s, &headers, &f.csrf) {
         return r;
     }
-    let result = match ip_limit(&s.limits.login, &meta) {
+    let result = match ip_limit(&s.limits.login, &meta).await {
         Ok(()) => sessions::login(s, &meta, &f.email, &f.password).await,
         Err(e) => Err(e.0),
     };
@@ -324,7 +324,7 @@ async fn login_second_factor(
     } else {
         Factor::Totp(f.code.trim())
     };
-    let result = match ip_limit(&s.limits.login, &meta) {
+    let result = match ip_limit(&s.limits.login, &meta).await {
         Ok(()) => challenge::complete(s, &meta, token, factor).await,
         Err(e) => Err(e.0),
     };
@@ -399,7 +399,7 @@ async fn passkey_start(
             message: "send {\"second_factor\": true|false}".into(),
         });
     };
-    if let Err(e) = ip_limit(&s.limits.login, &meta) {
+    if let Err(e) = ip_limit(&s.limits.login, &meta).await {
         return json_error(e.0);
     }
     let mfa = if req.second_factor {
@@ -452,7 +452,7 @@ async fn passkey_finish(
             message: "send {\"challenge_id\": …, \"credential\": …}".into(),
         });
     };
-    if let Err(e) = ip_limit(&s.limits.login, &meta) {
+    if let Err(e) = ip_limit(&s.limits.login, &meta).await {
         return json_error(e.0);
     }
     match passkeys::finish_sign_in(s, &meta, req.challenge_id, req.credential).await {
@@ -524,7 +524,7 @@ async fn register_submit(
     if let Err(r) = guard(s, &headers, &f.csrf) {
         return r;
     }
-    let result = match ip_limit(&s.limits.register, &meta) {
+    let result = match ip_limit(&s.limits.register, &meta).await {
         Ok(()) => {
             register::register(s, &meta, &f.tenant_name, &f.name, &f.email, &f.password).await
         }
@@ -624,7 +624,8 @@ async fn forgot_submit(
         &s.limits.password_forgot,
         &meta,
         "too many password reset requests from your address; try again later",
-    );
+    )
+    .await;
     let (sent, error) = match limited {
         Ok(()) => {
             password_reset::forgot(s, &meta, &f.email);
@@ -749,7 +750,7 @@ impl TokenPage {
 
     /// The checks before a posted password is tried: the form, its CSRF token, the stashed
     /// token (without one, back to the page) and the sign-in limit per address.
-    fn posted<'h>(
+    async fn posted<'h>(
         self,
         s: &Services,
         meta: &RequestMeta,
@@ -759,7 +760,7 @@ impl TokenPage {
         let Form(f) = form.map_err(bad_form)?;
         guard(s, headers, &f.csrf)?;
         let token = stashed(s, headers, self.cookie()).ok_or_else(|| see_other(self.path()))?;
-        if let Err(e) = ip_limit(&s.limits.login, meta) {
+        if let Err(e) = ip_limit(&s.limits.login, meta).await {
             return Err(self.refused(f.csrf, Refusal::of(e.0)));
         }
         Ok((f, token))
@@ -798,7 +799,7 @@ async fn reset_submit(
 ) -> Response {
     let s = &state.services;
     let page = TokenPage::Reset;
-    let (f, token) = match page.posted(s, &meta, &headers, form) {
+    let (f, token) = match page.posted(s, &meta, &headers, form).await {
         Ok(posted) => posted,
         Err(r) => return r,
     };
@@ -835,7 +836,7 @@ async fn invite_submit(
 ) -> Response {
     let s = &state.services;
     let page = TokenPage::Invite;
-    let (f, token) = match page.posted(s, &meta, &headers, form) {
+    let (f, token) = match page.posted(s, &meta, &headers, form).await {
         Ok(posted) => posted,
         Err(r) => return r,
     };

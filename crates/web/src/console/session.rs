@@ -264,7 +264,7 @@ pub async fn resolve(State(state): State<AppState>, mut req: Request, next: Next
         )
     });
     if let Some(k) = key {
-        if let Err(wait) = s.limits.api.check(&k) {
+        if let Err(wait) = s.limits.api.check(&k).await {
             let c = classify(AppError::rate_limited("too many requests; slow down", wait));
             return super::page::error_page_in(error_frame, c);
         }

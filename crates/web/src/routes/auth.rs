@@ -214,7 +214,7 @@ pub struct GeneratedPasswordResponse {
 }
 
 /// The sign-in family's limit per client address (sign-in, second factor, passkeys, invites).
-pub(crate) fn ip_limit(
+pub(crate) async fn ip_limit(
     limit: &palisade_core::rate_limit::Limit<palisade_core::rate_limit::ClientKey>,
     meta: &RequestMeta,
 ) -> ApiResult<()> {
@@ -223,6 +223,7 @@ pub(crate) fn ip_limit(
         meta,
         "too many attempts from your address; slow down",
     )
+    .await
 }
 
 pub(crate) fn with_cookies(s: &Services, t: &IssuedTokens) -> HeaderMap {
@@ -246,7 +247,7 @@ pub async fn register_tenant(
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<Response> {
     let s = &state.services;
-    ip_limit(&s.limits.register, &meta)?;
+    ip_limit(&s.limits.register, &meta).await?;
     let r = register::register(
         s,
         &meta,
@@ -283,7 +284,7 @@ pub async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
     let s = &state.services;
-    ip_limit(&s.limits.login, &meta)?;
+    ip_limit(&s.limits.login, &meta).await?;
     match sessions::login(s, &meta, &req.email, &req.password).await? {
         LoginOutcome::SignedIn(t) => {
             Ok((with_cookies(s, &t), Json(TokenResponse::from(&t))).into_response())
@@ -314,7 +315,7 @@ pub async fn login_second_factor(
     ApiJson(req): ApiJson<LoginSecondFactorRequest>,
 ) -> ApiResult<Response> {
     let s = &state.services;
-    ip_limit(&s.limits.login, &meta)?;
+    ip_limit(&s.limits.login, &meta).await?;
     let factor = match (req.code.as_deref(), req.recovery_code.as_deref()) {
         (Some(c), None) => Factor::Totp(c),
         (None, Some(c)) => Factor::RecoveryCode(c),
@@ -492,7 +493,7 @@ pub async fn accept_invite(
     ApiJson(req): ApiJson<AcceptInviteRequest>,
 ) -> ApiResult<Response> {
     let s = &state.services;
-    ip_limit(&s.limits.login, &meta)?;
+    ip_limit(&s.limits.login, &meta).await?;
     let t = passwords::accept_invite(s, &meta, &req.token, &req.password).await?;
     Ok((with_cookies(s, &t), Json(TokenResponse::from(&t))).into_response())
 }

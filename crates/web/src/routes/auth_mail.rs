@@ -70,7 +70,7 @@ pub struct ResetPasswordResponse {
     pub warnings: Vec<&'static str>,
 }
 
-pub(crate) fn per_address(
+pub(crate) async fn per_address(
     limit: &palisade_core::rate_limit::Limit<ClientKey>,
     meta: &RequestMeta,
     message: &str,
@@ -78,6 +78,7 @@ pub(crate) fn per_address(
     match meta.ip {
         Some(ip) => limit
             .check(&ClientKey::of(ip))
+            .await
             .map_err(|wait| ApiError(AppError::rate_limited(message, wait))),
         None => Ok(()),
     }
@@ -105,6 +106,7 @@ pub async fn verify_email(
     s.limits
         .email_verify
         .check(&p.user_id.as_uuid())
+        .await
         .map_err(|wait| {
             ApiError(AppError::rate_limited(
                 "too many verification tries; slow down",
@@ -156,7 +158,8 @@ pub async fn forgot_password(
         &s.limits.password_forgot,
         &meta,
         "too many password reset requests from your address; try again later",
-    )?;
+    )
+    .await?;
     password_reset::forgot(s, &meta, &req.email);
     Ok((StatusCode::ACCEPTED, Json(AcceptedResponse {})))
 }
@@ -184,7 +187,8 @@ pub async fn reset_password(
         &s.limits.login,
         &meta,
         "too many attempts from your address; slow down",
-    )?;
+    )
+    .await?;
     let done = password_reset::reset(s, &meta, &req.token, &req.new_password).await?;
     Ok(Json(ResetPasswordResponse {
         sessions_revoked: done.sessions_revoked,

@@ -176,7 +176,7 @@ pub async fn delete_passkey(
 ) -> ApiResult<StatusCode> {
     let s = &state.services;
     // A password guess: counted like a sign-in.
-    ip_limit(&s.limits.login, &meta)?;
+    ip_limit(&s.limits.login, &meta).await?;
     passkeys::remove(s, &p, &meta, id, &req.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -200,7 +200,7 @@ pub async fn login_start(
     crate::extract::ApiOptionalJson(req): crate::extract::ApiOptionalJson<PasskeyLoginStartRequest>,
 ) -> ApiResult<Response> {
     let s = &state.services;
-    ip_limit(&s.limits.login, &meta)?;
+    ip_limit(&s.limits.login, &meta).await?;
     let mfa = req.and_then(|r| r.mfa_token);
     let c = passkeys::start_sign_in(s, &meta, mfa.as_deref()).await?;
     Ok(Json(PasskeyLoginStartResponse {
@@ -233,7 +233,7 @@ pub async fn login_finish(
     ApiJson(req): ApiJson<PasskeyLoginFinishRequest>,
 ) -> ApiResult<Response> {
     let s = &state.services;
-    ip_limit(&s.limits.login, &meta)?;
+    ip_limit(&s.limits.login, &meta).await?;
     let t = passkeys::finish_sign_in(s, &meta, req.challenge_id, req.credential).await?;
     Ok((with_cookies(s, &t), Json(TokenResponse::from(&t))).into_response())
 }

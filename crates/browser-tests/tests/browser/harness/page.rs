@@ -44,6 +44,39 @@ use std::time::{Duration, Instant};
 /// How long [`Page::wait_for`] and friends wait by default.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// How often [`Page::click`] tries again when the element moved under the mouse.
+const CLICK_TRIES: usize = 5;
+
+/// Installed on the element `el` just before the mouse is pressed on it: the press, release and
+/// click of that one click must land on `el` (or its label); one that does not is stopped in
+/// the capture phase, so the page never sees it, and named in `window.__palisadeStray`.
+const CATCH_STRAY_CLICKS: &str = r#"
+    window.__palisadeCatchOff?.();
+    delete window.__palisadeStray;
+    const on = (t) => t instanceof Node && (t === el || el.contains(t) ||
+        (el.labels && Array.from(el.labels).some((l) => l === t || l.contains(t))));
+    const kinds = ['pointerdown', 'mousedown', 'pointerup', 'mouseup', 'click'];
+    const check = (e) => {
+        if (window.__palisadeStray !== undefined || !on(e.target)) {
+            if (window.__palisadeStray === undefined) window.__palisadeStray = lib.describe(e.target);
+            e.preventDefault();
+            e.stopImmediatePropagation();
+        }
+        if (e.type === 'click') window.__palisadeCatchOff();
+    };
+    kinds.forEach((k) => window.addEventListener(k, check, true));
+    window.__palisadeCatchOff = () => {
+        kinds.forEach((k) => window.removeEventListener(k, check, true));
+        delete window.__palisadeCatchOff;
+    };
+    return true;
+"#;
+
+/// After the click: what a stray press landed on (or null), and the catcher is taken down
+/// either way (a click the browser never sent must not leave it catching the next one).
+const STRAY_CLICK: &str = "(() => { const s = window.__palisadeStray ?? null; \
+    window.__palisadeCatchOff?.(); delete window.__palisadeStray; return s; })()";
+
 /// The two screenshot sizes: desktop and a phone.
 pub const SCREEN_SIZES: [(u32, u32); 2] = [(1440, 900), (390, 844)];
 
@@ -579,12 +612,38 @@ impl Page {
     }
 
     /// Clicks `what` with the mouse (waits for it to appear first).
+    ///
+    /// The element's place is measured, then the mouse is pressed there: between the two the
+    /// page may move it (a live part swapped in, a scroll). As Playwright does, a catcher on the
+    /// window checks that the press, release and click land on `what`; one that lands
+    /// elsewhere is stopped before the page sees it and the click is tried again at the new
+    /// place (a person would click where the button now is), up to [`CLICK_TRIES`] times.
     pub async fn click(&self, what: &Locator) {
-        let at = self.actionable(what).await;
-        self.page
-            .click(at)
-            .await
-            .unwrap_or_else(|e| panic!("clicking {what}: {e}"));
+        let mut missed = String::new();
+        for _ in 0..CLICK_TRIES {
+            let at = self.actionable(what).await;
+            self.with_element(what, CATCH_STRAY_CLICKS)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            self.page
+                .click(at)
+                .await
+                .unwrap_or_else(|e| panic!("clicking {what}: {e}"));
+            // After a click that navigated, the new document has no catcher: the click landed.
+            match self.try_eval(STRAY_CLICK).await {
+                Ok(Value::String(by)) => {
+                    eprintln!("clicking {what}: the press landed on {by}; trying again");
+                    missed = by;
+                }
+                _ => return,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "clicking {what}: {CLICK_TRIES} times the element moved before the mouse reached it \
+             (the last press landed on {missed}) on {}",
+            self.current_url().await
+        );
     }
 
     /// Replaces the value of the field `what` with `value`, typed as text (a `<select>`: picks

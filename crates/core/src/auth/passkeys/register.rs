@@ -24,7 +24,12 @@ pub async fn start_registration(
 ) -> AppResult<serde_json::Value> {
     own_account(p)?;
     let webauthn = s.passkeys.webauthn()?;
-    if let Err(wait) = s.limits.passkey_registrations.check(&p.user_id.as_uuid()) {
+    if let Err(wait) = s
+        .limits
+        .passkey_registrations
+        .check(&p.user_id.as_uuid())
+        .await
+    {
         return Err(AppError::rate_limited(
             "too many passkey registrations started; try again later",
             wait,

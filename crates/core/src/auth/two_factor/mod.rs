@@ -127,10 +127,11 @@ fn own_session(p: &Principal) -> AppResult<()> {
 }
 
 /// The per-user budget for changes to second factors (each checks the password).
-fn limit(s: &Services, p: &Principal) -> AppResult<()> {
+async fn limit(s: &Services, p: &Principal) -> AppResult<()> {
     s.limits
         .two_factor
         .check(&p.user_id.as_uuid())
+        .await
         .map_err(|wait| AppError::rate_limited("too many two-factor changes; slow down", wait))
 }
 
@@ -138,7 +139,7 @@ fn limit(s: &Services, p: &Principal) -> AppResult<()> {
 /// under the rate limit, with the password again ([`check_password`]).
 async fn reauthenticate(s: &Services, p: &Principal, password: &str) -> AppResult<users::User> {
     own_session(p)?;
-    limit(s, p)?;
+    limit(s, p).await?;
     check_password(s, p, password).await
 }
 
@@ -266,7 +267,7 @@ pub async fn confirm_totp(
     code: &str,
 ) -> AppResult<RecoveryCodes> {
     own_session(p)?;
-    limit(s, p)?;
+    limit(s, p).await?;
     let mut uow = UnitOfWork::begin_in(s, p, meta, p.own_scope()).await?;
     let now = uow.now();
     let user = users::find(uow.tx(), p.user_id)

@@ -138,9 +138,15 @@ async fn refuse(
     code: &'static str,
     message: &str,
 ) -> AppError {
-    let wait = meta
-        .ip
-        .and_then(|ip| s.limits.webhook_failures.check(&ClientKey::of(ip)).err());
+    let wait = match meta.ip {
+        Some(ip) => s
+            .limits
+            .webhook_failures
+            .check(&ClientKey::of(ip))
+            .await
+            .err(),
+        None => None,
+    };
     if let Some(c) = conn {
         webhook_refusals::record(
             s,
