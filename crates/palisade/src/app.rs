@@ -125,6 +125,7 @@ pub fn web_config(config: &Config) -> WebConfig {
         request_timeout: Duration::from_secs(config.raw.request_timeout_secs.max(1)),
         max_body_bytes: config.raw.max_body_bytes,
         slow_request: Duration::from_millis(config.raw.slow_request_ms),
+        traces: config.otlp.is_some(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! later. Secrets are `SecretString`s, whose `Debug` prints nothing; `palisade check-config`
 //! prints the effective configuration with them redacted.
 
+use crate::telemetry::OtlpSettings;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use ipnet::IpNet;
@@ -109,6 +110,10 @@ pub struct RawConfig {
     pub metrics_listen: String,
     /// Requests slower than this are logged at warn and counted as slow.
     pub slow_request_ms: u64,
+    /// Base URL of an OTLP/HTTP collector (`/v1/traces` is appended); empty: no traces.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported traces.
+    pub otlp_service_name: String,
     /// Redis shared by every node (`redis://…`, `rediss://…`); unset or empty: none.
     #[serde(skip_serializing)]
     pub redis_url: Option<SecretString>,
@@ -171,6 +176,8 @@ impl Default for RawConfig {
             mail_worker_interval_ms: 1000,
             metrics_listen: String::new(),
             slow_request_ms: 1000,
+            otlp_endpoint: String::new(),
+            otlp_service_name: "palisade".into(),
             redis_url: None,
             redis_key_prefix: "palisade".into(),
         }
@@ -188,6 +195,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     pub cors_origins: Vec<String>,
     pub hibp_mode: HibpMode,
+    /// Where traces are exported, when `PALISADE_OTLP_ENDPOINT` is set.
+    pub otlp: Option<OtlpSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -286,6 +295,8 @@ impl Config {
                 )))
             }
         }
+        let otlp =
+            OtlpSettings::parse(&raw.otlp_endpoint, &raw.otlp_service_name).map_err(ConfigError)?;
         palisade_core::mail::transport::parse_from(&raw.mail_from).map_err(ConfigError)?;
         if let Some(url) = smtp_url(&raw) {
             palisade_core::mail::transport::check_smtp_url(url).map_err(ConfigError)?;
@@ -308,6 +319,7 @@ impl Config {
             trusted_proxies,
             cors_origins,
             hibp_mode,
+            otlp,
         };
         // Passkey settings given explicitly must work; a fallback that cannot only turns
         // passkeys off (with a warning at start).
@@ -366,6 +378,13 @@ impl Config {
         out.push_str(&match self.metrics_listen {
             Some(addr) => format!("# metrics: GET http://{addr}/metrics\n"),
             None => "# metrics: off (set PALISADE_METRICS_LISTEN to serve GET /metrics)\n".into(),
+        });
+        out.push_str(&match &self.otlp {
+            Some(o) => format!(
+                "# traces: OTLP/HTTP to {} as service {:?}\n",
+                o.traces_url, o.service_name
+            ),
+            None => "# traces: off (set PALISADE_OTLP_ENDPOINT to export them)\n".into(),
         });
         out
     }
@@ -639,6 +658,74 @@ mod tests {
         let e = with("127.0.0.1:8080").unwrap_err().0;
         assert!(e.contains("public address"), "{e}");
         assert_eq!(c.raw.slow_request_ms, 1000);
+    }
+
+    #[test]
+    fn traces_are_off_by_default_and_need_an_http_collector_url() {
+        let c = Config::from_raw(RawConfig::default()).unwrap();
+        assert_eq!(c.otlp, None);
+        assert!(c.redacted().contains("# traces: off"));
+        let with = |endpoint: &str, service: &str| {
+            Config::from_raw(RawConfig {
+                otlp_endpoint: endpoint.into(),
+                otlp_service_name: service.into(),
+                ..RawConfig::default()
+            })
+        };
+        for (given, url) in [
+            ("http://127.0.0.1:4318", "http://127.0.0.1:4318/v1/traces"),
+            (
+                " https://otel.example.com/ ",
+                "https://otel.example.com/v1/traces",
+            ),
+            (
+                "https://otel.example.com/otlp/",
+                "https://otel.example.com/otlp/v1/traces",
+            ),
+            (
+                "http://collector:4318/v1/traces",
+                "http://collector:4318/v1/traces",
+            ),
+        ] {
+            let c = with(given, "palisade").unwrap();
+            let o = c.otlp.clone().unwrap();
+            assert_eq!(o.traces_url, url, "{given}");
+            assert!(
+                c.redacted().contains(&format!(
+                    "# traces: OTLP/HTTP to {url} as service \"palisade\""
+                )),
+                "{}",
+                c.redacted()
+            );
+        }
+        assert_eq!(
+            with("http://c:4318", " crm-eu ")
+                .unwrap()
+                .otlp
+                .unwrap()
+                .service_name,
+            "crm-eu"
+        );
+        for bad in [
+            "collector:4318",
+            "127.0.0.1:4318",
+            "grpc://collector:4317",
+            "http://",
+            "http://collector:4318/?x=1",
+            "not a url",
+        ] {
+            let e = with(bad, "palisade").unwrap_err().0;
+            assert!(e.contains("PALISADE_OTLP_ENDPOINT"), "{bad}: {e}");
+        }
+        let e = with("https://user:hunter2@otel.example.com", "palisade")
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_HEADERS") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let e = with("http://c:4318", " ").unwrap_err().0;
+        assert!(e.contains("PALISADE_OTLP_SERVICE_NAME"), "{e}");
     }
 
     #[test]

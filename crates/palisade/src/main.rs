@@ -1,35 +1,34 @@
 use clap::Parser;
 use palisade::cli::{Cli, Command};
-use tracing_subscriber::EnvFilter;
-
-fn init_tracing(production: bool) {
-    let filter = EnvFilter::try_from_env("PALISADE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let json = std::env::var("PALISADE_LOG_FORMAT").map_or(production, |f| f == "json");
-    // Colours only for a person at a terminal: a pipe (a log shipper, a file) gets plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init();
-    } else {
-        builder.init();
-    }
-}
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let production = std::env::var("PALISADE_ENV").is_ok_and(|e| e == "production");
-    if !matches!(cli.command, Command::Keys { .. }) {
-        init_tracing(production);
+    let telemetry = if matches!(cli.command, Command::Keys { .. }) {
+        None
+    } else {
+        let json = std::env::var("PALISADE_LOG_FORMAT").map_or(production, |f| f == "json");
+        // Traces are for the server only. Its configuration is read here too, before logging
+        // starts; a configuration that does not load is reported by `serve` itself.
+        let otlp = match cli.command {
+            Command::Serve => palisade::Config::load().ok().and_then(|c| c.otlp),
+            _ => None,
+        };
+        match palisade::telemetry::init(json, otlp.as_ref()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    };
+    let outcome = palisade::cli::run(cli).await;
+    // After `serve` has drained: the last requests' spans are flushed to the collector.
+    if let Some(t) = telemetry {
+        t.shutdown().await;
     }
-    match palisade::cli::run(cli).await {
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -232,6 +232,25 @@ impl Store {
     }
 
     async fn open<S: Scope>(&self, scope: S, write: bool) -> Result<Tx<S>> {
+        // The transaction's span, from waiting for a connection to commit or rollback (it ends
+        // when the `Tx` is dropped). Debug level: it exists only for traces
+        // (`PALISADE_OTLP_ENDPOINT`), where it is a child of the request or job that opened it.
+        let span = tracing::debug_span!(
+            "db.transaction",
+            otel.kind = "client",
+            db.system.name = match self.backend() {
+                Backend::Sqlite => "sqlite",
+                Backend::Postgres => "postgresql",
+            },
+            db.transaction.access = if write { "read_write" } else { "read_only" },
+            db.scope = if scope.tenant().is_some() {
+                "tenant"
+            } else {
+                "system"
+            },
+            db.transaction.outcome = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
         let inner = match &self.pools {
             Pools::Sqlite { read, write: w } => {
                 let pool = if write { w } else { read };
@@ -253,7 +272,7 @@ impl Store {
         if scope.tenant().is_none() {
             tracing::trace!(scope = %scope.describe(), "system scope opened");
         }
-        Ok(Tx { inner, scope })
+        Ok(Tx { inner, scope, span })
     }
 
     /// Whether the database answers (for `/readyz`).
@@ -340,6 +359,9 @@ enum TxInner {
 pub struct Tx<S> {
     inner: TxInner,
     scope: S,
+    /// `db.transaction`; its outcome is recorded by [`Tx::commit`] (a dropped `Tx` has none:
+    /// it rolled back).
+    span: tracing::Span,
 }
 
 /// A row type that decodes on both databases.
@@ -500,10 +522,18 @@ impl<S: Scope> Tx<S> {
     }
 
     pub async fn commit(self) -> Result<()> {
-        match self.inner {
+        let outcome = match self.inner {
             TxInner::Sqlite(tx) => tx.commit().await.map_err(StoreError::from_sqlx),
             TxInner::Postgres(tx) => tx.commit().await.map_err(StoreError::from_sqlx),
-        }
+        };
+        match &outcome {
+            Ok(()) => self.span.record("db.transaction.outcome", "commit"),
+            Err(_) => self
+                .span
+                .record("db.transaction.outcome", "commit_failed")
+                .record("otel.status_code", "error"),
+        };
+        outcome
     }
 }
 

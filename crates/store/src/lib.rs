@@ -8,6 +8,8 @@
 //! Repository modules (`users`, `sessions`, …) are plain async functions over a `Tx`, one module
 //! per aggregate. Their row structs are private; they return the public records defined beside them.
 
+#[cfg(test)]
+mod citus_plan;
 mod db;
 mod error;
 mod lease;

@@ -41,6 +41,9 @@ pub struct WebConfig {
     pub max_body_bytes: usize,
     /// Requests taking at least this long are logged at warn and counted as slow.
     pub slow_request: Duration,
+    /// Traces are exported (`PALISADE_OTLP_ENDPOINT`): the request span also carries the
+    /// OpenTelemetry name, kind and status (left out otherwise, so log lines stay as they are).
+    pub traces: bool,
 }
 
 impl Default for WebConfig {
@@ -52,6 +55,7 @@ impl Default for WebConfig {
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
             slow_request: Duration::from_secs(1),
+            traces: false,
         }
     }
 }

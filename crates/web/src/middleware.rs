@@ -199,7 +199,8 @@ fn security_headers(h: &mut HeaderMap, hsts: bool, no_store: bool) {
 ///
 /// Every request writes one line when it is answered (`request`, at info; `slow request` at
 /// warn past `PALISADE_SLOW_REQUEST_MS`) in the request's span, which carries the request id,
-/// method, path and route template; the line adds the status and the duration in ms. Layers of
+/// method and route template; the line adds the status, the duration in ms and the path. With
+/// traces on, the same span is the trace's server span. Layers of
 /// `Router::layer` run after routing, so the route template is known here.
 async fn request_context(
     State(web): State<Arc<WebConfig>>,
@@ -219,7 +220,25 @@ async fn request_context(
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = crate::metrics::route_label(matched.as_ref());
     let method = req.method().clone();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.uri().path(), route = %route);
+    // The raw path is not a field of the span: the span is exported as the trace's server
+    // span (crates/palisade/src/telemetry.rs), and a path can hold ids or tokens. The log line
+    // (an event, never exported) carries it.
+    // A `Uri` clone shares its bytes: no copy of the path per request.
+    let uri = req.uri().clone();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %method,
+        route = %route,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    if web.traces {
+        span.record("otel.name", format!("{method} {route}"));
+        span.record("otel.kind", "server");
+    }
     let started = std::time::Instant::now();
     let mut resp = REQUEST_ID
         .scope(id.clone(), next.run(req).instrument(span.clone()))
@@ -228,13 +247,20 @@ async fn request_context(
     let elapsed = started.elapsed();
     let slow = elapsed >= web.slow_request;
     crate::metrics::record_request(&method, route, status, elapsed, slow);
+    if web.traces {
+        span.record("http.response.status_code", i64::from(status.as_u16()));
+        // OpenTelemetry's rule for server spans: only a 5xx is the server's error.
+        if status.is_server_error() {
+            span.record("otel.status_code", "error");
+        }
+    }
     // Internal errors are also logged where they are rendered, with their cause.
     span.in_scope(|| {
         let ms = elapsed.as_millis() as u64;
         if slow {
-            tracing::warn!(status = status.as_u16(), ms, "slow request");
+            tracing::warn!(status = status.as_u16(), ms, path = %uri.path(), "slow request");
         } else {
-            tracing::info!(status = status.as_u16(), ms, "request");
+            tracing::info!(status = status.as_u16(), ms, path = %uri.path(), "request");
         }
     });
     if let Ok(v) = HeaderValue::from_str(&id) {

@@ -136,12 +136,17 @@ pub async fn send_with_resolver<R: HostResolver>(
     body: Vec<u8>,
 ) -> Result<OutboundResponse, OutboundError> {
     let started = Instant::now();
-    let outcome = tokio::time::timeout(
-        policy.total_timeout,
-        send_inner(resolver, policy, method, target, headers, body, started),
+    let span = request_span(&method, target);
+    let mut headers = headers;
+    propagate(&span, &mut headers);
+    let outcome = traced(
+        &span,
+        tokio::time::timeout(
+            policy.total_timeout,
+            send_inner(resolver, policy, method, target, headers, body, started),
+        ),
     )
-    .await
-    .unwrap_or(Err(OutboundError::Timeout));
+    .await;
     if let Err(err) = &outcome {
         tracing::debug!(
             target: "palisade::outbound",
@@ -248,20 +253,25 @@ impl PinnedClient {
         if body.len() > self.policy.max_request_bytes {
             return Err(OutboundError::TooLarge);
         }
-        tokio::time::timeout(
-            self.policy.total_timeout,
-            execute(
-                &self.client,
-                &self.policy,
-                method,
-                &self.target,
-                headers,
-                body,
-                started,
+        let span = request_span(&method, &self.target);
+        let mut headers = headers;
+        propagate(&span, &mut headers);
+        traced(
+            &span,
+            tokio::time::timeout(
+                self.policy.total_timeout,
+                execute(
+                    &self.client,
+                    &self.policy,
+                    method,
+                    &self.target,
+                    headers,
+                    body,
+                    started,
+                ),
             ),
         )
         .await
-        .unwrap_or(Err(OutboundError::Timeout))
     }
 }
 
@@ -314,6 +324,74 @@ async fn execute(
         truncated,
         latency: started.elapsed(),
     })
+}
+
+/// The `http.client` span of one outgoing request: method, host and port, then the status or
+/// the error code — never the path or query (a webhook URL may carry a secret). Debug level:
+/// it exists only for traces (`PALISADE_OTLP_ENDPOINT`).
+fn request_span(method: &Method, target: &TargetUrl) -> tracing::Span {
+    let url = target.url();
+    tracing::debug_span!(
+        "http.client",
+        otel.name = %method,
+        otel.kind = "client",
+        http.request.method = %method,
+        server.address = url.host_str().unwrap_or_default(),
+        server.port = url.port_or_known_default().unwrap_or_default(),
+        http.response.status_code = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    )
+}
+
+/// Adds the W3C `traceparent` of `span` to `headers`. Without traces the global propagator is
+/// OpenTelemetry's no-op one (and the span has no trace context): nothing is added.
+fn propagate(span: &tracing::Span, headers: &mut HeaderMap) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let cx = span.context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut HeaderInjector(headers));
+    });
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl opentelemetry::propagation::Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(key.as_bytes()),
+            header::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// Runs one (timed) request in `span` and records how it ended.
+async fn traced(
+    span: &tracing::Span,
+    request: impl Future<
+        Output = Result<Result<OutboundResponse, OutboundError>, tokio::time::error::Elapsed>,
+    >,
+) -> Result<OutboundResponse, OutboundError> {
+    use tracing::Instrument;
+    let outcome = request
+        .instrument(span.clone())
+        .await
+        .unwrap_or(Err(OutboundError::Timeout));
+    match &outcome {
+        Ok(r) => {
+            span.record("http.response.status_code", i64::from(r.status.as_u16()));
+            if r.status.is_server_error() || r.status.is_client_error() {
+                span.record("otel.status_code", "error");
+            }
+        }
+        Err(e) => {
+            span.record("error.type", e.code());
+            span.record("otel.status_code", "error");
+        }
+    }
+    outcome
 }
 
 /// Map a reqwest error to what the caller may know. reqwest's own message carries the URL (and

@@ -108,6 +108,7 @@ mod schema_parity;
 mod sessions;
 mod tenant;
 mod tokens;
+mod traces;
 mod two_factor;
 mod two_factor_enforcement;
 mod users;

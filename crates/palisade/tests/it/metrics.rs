@@ -444,7 +444,7 @@ async fn metrics_off_starts_no_listener_and_the_public_port_has_no_metrics() {
 
 /// `palisade serve` on port 0 with `env`; returns the child, the public base URL, the metrics
 /// URL (if announced) and a channel of its stderr lines.
-fn serve(
+pub(crate) fn serve(
     dir: &std::path::Path,
     env: &[(&str, &str)],
 ) -> (
@@ -528,7 +528,7 @@ fn listening_sockets(pid: u32) -> usize {
 }
 
 /// The stderr lines that arrive within `wait`.
-fn lines_within(rx: &std::sync::mpsc::Receiver<String>, wait: Duration) -> Vec<String> {
+pub(crate) fn lines_within(rx: &std::sync::mpsc::Receiver<String>, wait: Duration) -> Vec<String> {
     let deadline = std::time::Instant::now() + wait;
     let mut out = Vec::new();
     while let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
