@@ -11,6 +11,7 @@ pub mod client_address;
 pub mod clock;
 pub mod contacts;
 pub mod crypto;
+pub mod deals;
 pub mod error;
 pub mod mail;
 pub mod messaging;
