@@ -138,6 +138,21 @@ pub async fn find_pipeline_for_update(
     find_pipeline_with(tx, id, lock).await
 }
 
+/// [`find_pipeline`], holding a shared lock on the pipeline's row until the transaction ends,
+/// for a deal written into it: a concurrent deletion of the pipeline or removal of a stage
+/// (which lock it for update) then waits for the deal, or the deal for them, and sees what they
+/// did, instead of failing on a foreign key (on SQLite writers already run one at a time).
+pub async fn find_pipeline_for_share(
+    tx: &mut Tx<TenantScope>,
+    id: PipelineId,
+) -> Result<Option<Pipeline>> {
+    let lock = match tx.backend() {
+        crate::Backend::Postgres => "FOR SHARE",
+        crate::Backend::Sqlite => "",
+    };
+    find_pipeline_with(tx, id, lock).await
+}
+
 async fn insert_stage(tx: &mut Tx<TenantScope>, s: &Stage) -> Result<()> {
     let tenant = tx.scope().tenant_id();
     tx.execute(

@@ -139,8 +139,9 @@ async fn check_owner(tx: &mut Tx<TenantScope>, id: UserId) -> AppResult<()> {
     Ok(())
 }
 
+/// The pipeline a deal is written into, share-locked (see [`store::find_pipeline_for_share`]).
 async fn pipeline_of(tx: &mut Tx<TenantScope>, id: PipelineId) -> AppResult<Pipeline> {
-    store::find_pipeline(tx, id)
+    store::find_pipeline_for_share(tx, id)
         .await?
         .ok_or_else(|| AppError::field("pipeline_id", "must be a pipeline of this tenant"))
 }

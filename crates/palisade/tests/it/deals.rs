@@ -14,6 +14,7 @@ both!(
     scopes_and_roles_decide_who_works_deals,
     deals_are_filtered_and_paged,
     concurrent_stage_moves_are_all_recorded,
+    a_pipeline_deleted_while_a_deal_is_created_in_it_is_one_or_the_other,
 );
 
 async fn contact(app: &TestApp, t: &str, phone: &str) -> String {
@@ -764,4 +765,44 @@ async fn concurrent_stage_moves_are_all_recorded(db: Db) {
         .await
         .unwrap();
     assert_eq!(stage_changed, 5);
+}
+
+/// A pipeline deleted while a deal is created in it: either the deal is created and the
+/// deletion refused (`409`), or the pipeline is gone and the deal refused (`422`), never a
+/// server error.
+async fn a_pipeline_deleted_while_a_deal_is_created_in_it_is_one_or_the_other(db: Db) {
+    let app = spawn_app(db).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let t = &owner.access_token;
+    let c = contact(&app, t, "+447700900123").await;
+    for round in 0..5 {
+        let p = app
+            .post(
+                "/api/v1/pipelines",
+                Some(t),
+                json!({"name": format!("P{round}"),
+                       "stages": [{"name": "A", "probability": 10, "kind": "open"}]}),
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+        let path = format!("/api/v1/pipelines/{}", p.body["id"].as_str().unwrap());
+        let body = json!({"title": "D", "value_minor": 1, "currency": "EUR", "contact_id": c,
+                          "pipeline_id": p.body["id"]});
+        let (created, deleted) = tokio::join!(
+            app.post("/api/v1/deals", Some(t), body),
+            app.delete(&path, t)
+        );
+        match (created.status, deleted.status) {
+            (StatusCode::CREATED, StatusCode::CONFLICT) => {
+                assert_eq!(deleted.code(), "pipeline_has_deals");
+                let d = format!("/api/v1/deals/{}", created.body["id"].as_str().unwrap());
+                assert_eq!(app.delete(&d, t).await.status, StatusCode::NO_CONTENT);
+                assert_eq!(app.delete(&path, t).await.status, StatusCode::NO_CONTENT);
+            }
+            (StatusCode::UNPROCESSABLE_ENTITY, StatusCode::NO_CONTENT) => {
+                assert!(created.body["error"]["fields"]["pipeline_id"].is_array());
+            }
+            other => panic!("{other:?}: {} / {}", created.body, deleted.body),
+        }
+    }
 }
