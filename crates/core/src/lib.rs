@@ -12,6 +12,7 @@ pub mod clock;
 pub mod contacts;
 pub mod coordination;
 pub mod crypto;
+pub mod deals;
 pub mod error;
 pub mod mail;
 pub mod messaging;

@@ -17,12 +17,18 @@ pub enum EventType {
     ContactCreated,
     ContactUpdated,
     ContactDeleted,
+    DealCreated,
+    DealUpdated,
+    DealStageChanged,
+    DealWon,
+    DealLost,
+    DealDeleted,
     WebhookTest,
 }
 
 impl EventType {
     /// Every event, in the order the API lists them.
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 15] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeleted,
@@ -31,6 +37,12 @@ impl EventType {
         EventType::ContactCreated,
         EventType::ContactUpdated,
         EventType::ContactDeleted,
+        EventType::DealCreated,
+        EventType::DealUpdated,
+        EventType::DealStageChanged,
+        EventType::DealWon,
+        EventType::DealLost,
+        EventType::DealDeleted,
         EventType::WebhookTest,
     ];
 
@@ -44,6 +56,12 @@ impl EventType {
             EventType::ContactCreated => "contact.created",
             EventType::ContactUpdated => "contact.updated",
             EventType::ContactDeleted => "contact.deleted",
+            EventType::DealCreated => "deal.created",
+            EventType::DealUpdated => "deal.updated",
+            EventType::DealStageChanged => "deal.stage_changed",
+            EventType::DealWon => "deal.won",
+            EventType::DealLost => "deal.lost",
+            EventType::DealDeleted => "deal.deleted",
             EventType::WebhookTest => "webhook.test",
         }
     }
@@ -61,6 +79,12 @@ impl EventType {
             EventType::ContactCreated | EventType::ContactUpdated | EventType::ContactDeleted => {
                 Some(Permission::ContactsRead)
             }
+            EventType::DealCreated
+            | EventType::DealUpdated
+            | EventType::DealStageChanged
+            | EventType::DealWon
+            | EventType::DealLost
+            | EventType::DealDeleted => Some(Permission::DealsRead),
             EventType::UserCreated | EventType::UserUpdated | EventType::UserDeleted => {
                 Some(Permission::UsersRead)
             }

@@ -129,3 +129,19 @@ id_type!(
     /// A pending WebAuthn ceremony (registration or sign-in): single-use, five minutes.
     WebauthnChallengeId
 );
+id_type!(
+    /// A tenant's sales pipeline: an ordered list of stages.
+    PipelineId
+);
+id_type!(
+    /// One stage of a pipeline.
+    StageId
+);
+id_type!(
+    /// A deal: a sale in progress with a contact, in a stage of a pipeline.
+    DealId
+);
+id_type!(
+    /// One move of a deal from a stage to another.
+    DealStageChangeId
+);

@@ -28,6 +28,7 @@ macro_rules! text_enum {
 
 pub mod consent;
 pub mod contact;
+pub mod deal;
 pub mod event;
 pub mod ids;
 pub mod login;
@@ -43,11 +44,16 @@ pub mod two_factor;
 
 pub use consent::{Consent, KeywordConsent, OptOutSource};
 pub use contact::{Contact, CustomAttributes, PhoneNumber, Tags};
+pub use deal::{
+    Currency, Deal, DealStageChange, DealTitle, Pipeline, PipelineName, Probability, Stage,
+    StageKind,
+};
 pub use event::EventType;
 pub use ids::{
-    ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DeliveryId, EmailCodeId,
-    InboundEventId, InviteId, LoginAttemptId, MailId, MessageId, NotificationId, PasskeyId,
-    PasswordResetId, RefreshTokenId, SessionId, TenantId, UserId, WebauthnChallengeId, WebhookId,
+    ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DealId, DealStageChangeId,
+    DeliveryId, EmailCodeId, InboundEventId, InviteId, LoginAttemptId, MailId, MessageId,
+    NotificationId, PasskeyId, PasswordResetId, PipelineId, RefreshTokenId, SessionId, StageId,
+    TenantId, UserId, WebauthnChallengeId, WebhookId,
 };
 pub use login::{LoginMethod, LoginResult};
 pub use message::{MessageDirection, MessageKind};

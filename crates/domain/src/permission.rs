@@ -40,6 +40,14 @@ pub enum Permission {
     ContactsDelete,
     /// Export contacts or conversations.
     DataExport,
+    /// Read pipelines, deals and their stage history.
+    DealsRead,
+    /// Create deals, edit them and move them between stages.
+    DealsWrite,
+    /// Delete deals and pipelines.
+    DealsDelete,
+    /// Create pipelines and change their stages.
+    PipelinesManage,
     /// Read conversations and messages.
     ConversationsRead,
     /// Answer conversations, change their status, assignee and labels, add notes.
@@ -61,7 +69,7 @@ const ADMIN_SUPER: &[Role] = &[Role::Admin, Role::SuperAdmin];
 const EVERYONE: &[Role] = &[Role::Admin, Role::Agent, Role::SuperAdmin];
 
 impl Permission {
-    pub const ALL: [Permission; 22] = [
+    pub const ALL: [Permission; 26] = [
         Permission::TenantRead,
         Permission::TenantManage,
         Permission::UsersRead,
@@ -78,6 +86,10 @@ impl Permission {
         Permission::ContactsWrite,
         Permission::ContactsDelete,
         Permission::DataExport,
+        Permission::DealsRead,
+        Permission::DealsWrite,
+        Permission::DealsDelete,
+        Permission::PipelinesManage,
         Permission::ConversationsRead,
         Permission::ConversationsWrite,
         Permission::NotificationsRead,
@@ -105,6 +117,10 @@ impl Permission {
             Permission::ContactsWrite => ADMIN_AGENT,
             Permission::ContactsDelete => ADMIN,
             Permission::DataExport => ADMIN,
+            Permission::DealsRead => ADMIN_AGENT,
+            Permission::DealsWrite => ADMIN_AGENT,
+            Permission::DealsDelete => ADMIN,
+            Permission::PipelinesManage => ADMIN,
             Permission::ConversationsRead => ADMIN_AGENT,
             Permission::ConversationsWrite => ADMIN_AGENT,
             Permission::NotificationsRead => ADMIN_AGENT,
@@ -134,6 +150,10 @@ impl Permission {
             | Permission::ContactsWrite
             | Permission::ContactsDelete
             | Permission::DataExport
+            | Permission::DealsRead
+            | Permission::DealsWrite
+            | Permission::DealsDelete
+            | Permission::PipelinesManage
             | Permission::ConversationsRead
             | Permission::ConversationsWrite
             | Permission::NotificationsRead => true,
@@ -175,6 +195,10 @@ impl Permission {
             Permission::ContactsWrite => "contacts.write",
             Permission::ContactsDelete => "contacts.delete",
             Permission::DataExport => "data.export",
+            Permission::DealsRead => "deals.read",
+            Permission::DealsWrite => "deals.write",
+            Permission::DealsDelete => "deals.delete",
+            Permission::PipelinesManage => "pipelines.manage",
             Permission::ConversationsRead => "conversations.read",
             Permission::ConversationsWrite => "conversations.write",
             Permission::NotificationsRead => "notifications.read",
@@ -208,6 +232,10 @@ impl Permission {
             Permission::ContactsWrite => "Create and edit contacts",
             Permission::ContactsDelete => "Delete contacts",
             Permission::DataExport => "Export contacts and conversations",
+            Permission::DealsRead => "Read pipelines, deals and a deal's stage history",
+            Permission::DealsWrite => "Create and edit deals, move them between stages",
+            Permission::DealsDelete => "Delete deals and pipelines",
+            Permission::PipelinesManage => "Create pipelines and change their stages",
             Permission::ConversationsRead => "Read conversations and messages",
             Permission::ConversationsWrite => "Answer, assign, label and resolve conversations",
             Permission::NotificationsRead => "Read and mark read one's own notifications",

@@ -32,6 +32,12 @@ pub enum Scope {
     ContactsDelete,
     #[serde(rename = "contacts:export")]
     ContactsExport,
+    #[serde(rename = "deals:read")]
+    DealsRead,
+    #[serde(rename = "deals:write")]
+    DealsWrite,
+    #[serde(rename = "deals:delete")]
+    DealsDelete,
     #[serde(rename = "campaigns:read")]
     CampaignsRead,
     #[serde(rename = "campaigns:write")]
@@ -58,7 +64,7 @@ pub enum Scope {
 
 impl Scope {
     /// The scopes themselves (what `full_access` stands for).
-    pub const GRANTS: [Scope; 17] = [
+    pub const GRANTS: [Scope; 20] = [
         Scope::ConversationsRead,
         Scope::ConversationsWrite,
         Scope::ConversationsDelete,
@@ -67,6 +73,9 @@ impl Scope {
         Scope::ContactsWrite,
         Scope::ContactsDelete,
         Scope::ContactsExport,
+        Scope::DealsRead,
+        Scope::DealsWrite,
+        Scope::DealsDelete,
         Scope::CampaignsRead,
         Scope::CampaignsWrite,
         Scope::CampaignsDelete,
@@ -96,6 +105,9 @@ impl Scope {
             Scope::ContactsWrite => "contacts:write",
             Scope::ContactsDelete => "contacts:delete",
             Scope::ContactsExport => "contacts:export",
+            Scope::DealsRead => "deals:read",
+            Scope::DealsWrite => "deals:write",
+            Scope::DealsDelete => "deals:delete",
             Scope::CampaignsRead => "campaigns:read",
             Scope::CampaignsWrite => "campaigns:write",
             Scope::CampaignsDelete => "campaigns:delete",
@@ -139,6 +151,9 @@ pub fn scopes_for(p: Permission) -> Option<&'static [Scope]> {
         Permission::ContactsWrite => Some(&[S::ContactsWrite]),
         Permission::ContactsDelete => Some(&[S::ContactsDelete]),
         Permission::DataExport => Some(&[S::ContactsExport, S::ConversationsExport]),
+        Permission::DealsRead => Some(&[S::DealsRead]),
+        Permission::DealsWrite | Permission::PipelinesManage => Some(&[S::DealsWrite]),
+        Permission::DealsDelete => Some(&[S::DealsDelete]),
         Permission::ConversationsRead => Some(&[S::ConversationsRead]),
         Permission::ConversationsWrite => Some(&[S::ConversationsWrite]),
         Permission::WebhooksRead => Some(&[S::WebhooksRead, S::WebhooksWrite]),
@@ -165,7 +180,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_groups_expand() {
-        assert_eq!(Scope::all().count(), 19);
+        assert_eq!(Scope::all().count(), 22);
         for s in Scope::all() {
             assert_eq!(Scope::parse(s.as_str()), Some(s));
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());

@@ -55,7 +55,11 @@ impl EmailAddress {
     }
 }
 
-fn parse_display_text(field: &'static str, raw: &str, max: usize) -> Result<String, FieldError> {
+pub(crate) fn parse_display_text(
+    field: &'static str,
+    raw: &str,
+    max: usize,
+) -> Result<String, FieldError> {
     let s = raw.trim();
     if s.is_empty() {
         return Err(FieldError::new(field, "is required"));

@@ -9,7 +9,7 @@
 //! Consent is stored as the current state (the migration's CHECK keeps it consistent): opted
 //! in (`marketing_opt_in`, `opted_in_at`), opted out (`opted_out_at`, `opt_out_source`), or
 //! neither. Its rules are the domain's ([`Consent`]); this module only stores the result.
-//! Deleting a contact erases its conversations, messages and queued sends with it.
+//! Deleting a contact erases its conversations, messages, queued sends and deals with it.
 
 use crate::{Query, Result, SystemScope, TenantScope, Tx};
 use palisade_domain::{
@@ -279,6 +279,7 @@ pub struct Erased {
     pub conversations: u64,
     pub messages: u64,
     pub queued_sends: u64,
+    pub deals: u64,
 }
 
 /// Deletes a contact with its conversations, their messages (inbound, outbound and notes) and
@@ -321,6 +322,8 @@ pub async fn delete(tx: &mut Tx<TenantScope>, id: ContactId) -> Result<Erased> {
                 .bind(id),
         )
         .await?;
+    // The contact's deals (and their stage histories) go with it.
+    let deals = crate::deals::delete_of_contact(tx, id).await?;
     tx.execute(
         Query::new("DELETE FROM contacts WHERE tenant_id = $1 AND id = $2")
             .bind(tenant)
@@ -331,6 +334,7 @@ pub async fn delete(tx: &mut Tx<TenantScope>, id: ContactId) -> Result<Erased> {
         conversations,
         messages,
         queued_sends,
+        deals,
     })
 }
 

@@ -22,6 +22,7 @@ pub mod audit;
 pub mod auth_changes;
 pub mod contacts;
 pub mod conversations;
+pub mod deals;
 pub mod email_codes;
 pub mod invites;
 pub mod login_history;

@@ -86,6 +86,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::whatsapp::router())
         .merge(routes::messaging::router())
         .merge(routes::contacts::router())
+        .merge(routes::deals::router())
         .merge(routes::media::router())
         .merge(routes::ws::router())
 }

@@ -80,6 +80,8 @@ pub async fn register(
         "an account with this email already exists; sign in instead",
     )
     .await?;
+    // Every tenant starts with the default sales pipeline.
+    crate::deals::create_default(uow.tx(), tenant_id, now).await?;
     let (session, refresh) = sessions::start(&mut uow, &user).await?;
     super::email_verification::send_code(
         &mut uow,

@@ -252,6 +252,7 @@ pub async fn delete(
             .metadata(json!({
                 "conversations": erased.conversations, "messages": erased.messages,
                 "queued_sends": erased.queued_sends, "media_files": files.len(),
+                "deals": erased.deals,
             })),
     )
     .await?;

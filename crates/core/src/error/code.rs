@@ -109,6 +109,12 @@ pub const PASSWORD_CHANGED: &str = "password_changed";
 pub const PASSWORD_EXPIRED: &str = "password_expired";
 /// An active connection already has this number.
 pub const PHONE_NUMBER_ALREADY_CONNECTED: &str = "phone_number_already_connected";
+/// The pipeline still has deals (delete or move them first).
+pub const PIPELINE_HAS_DEALS: &str = "pipeline_has_deals";
+/// The tenant's last pipeline cannot be deleted.
+pub const LAST_PIPELINE: &str = "last_pipeline";
+/// A stage being removed from a pipeline still has deals.
+pub const STAGE_HAS_DEALS: &str = "stage_has_deals";
 /// Too many requests; see Retry-After.
 pub const RATE_LIMITED: &str = "rate_limited";
 /// The refresh cookie or field is missing.
@@ -201,6 +207,7 @@ pub const ALL: &[&str] = &[
     INVALID_QUERY,
     INVALID_REFRESH_TOKEN,
     INVALID_TOKEN,
+    LAST_PIPELINE,
     MALFORMED_JSON,
     MEDIA_FAILED,
     MEDIA_PENDING,
@@ -218,12 +225,14 @@ pub const ALL: &[&str] = &[
     PASSWORD_CHANGED,
     PASSWORD_EXPIRED,
     PHONE_NUMBER_ALREADY_CONNECTED,
+    PIPELINE_HAS_DEALS,
     RATE_LIMITED,
     REFRESH_TOKEN_MISSING,
     REFRESH_TOKEN_REUSED,
     REQUEST_TIMEOUT,
     RESTORE_WINDOW_PASSED,
     SESSION_REVOKED,
+    STAGE_HAS_DEALS,
     TENANT_REQUIRED,
     TENANT_SUSPENDED,
     TOKEN_EXPIRED,

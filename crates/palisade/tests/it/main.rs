@@ -85,6 +85,7 @@ mod console_ops;
 mod contacts;
 mod conversations;
 mod cross_tenant;
+mod deals;
 mod email_verification;
 mod http_errors;
 mod inbound;

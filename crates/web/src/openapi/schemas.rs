@@ -80,6 +80,20 @@ pub enum EventSubscription {
     ContactUpdated,
     #[serde(rename = "contact.deleted")]
     ContactDeleted,
+    #[serde(rename = "deal.*")]
+    Deal,
+    #[serde(rename = "deal.created")]
+    DealCreated,
+    #[serde(rename = "deal.updated")]
+    DealUpdated,
+    #[serde(rename = "deal.stage_changed")]
+    DealStageChanged,
+    #[serde(rename = "deal.won")]
+    DealWon,
+    #[serde(rename = "deal.lost")]
+    DealLost,
+    #[serde(rename = "deal.deleted")]
+    DealDeleted,
     #[serde(rename = "webhook.*")]
     Webhook,
     #[serde(rename = "webhook.test")]

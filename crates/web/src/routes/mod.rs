@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod auth_mail;
 pub mod contacts;
+pub mod deals;
 pub mod health;
 pub mod login_history;
 pub mod me;
