@@ -11,6 +11,7 @@ pub mod client_address;
 pub mod clock;
 pub mod contacts;
 pub mod crypto;
+pub mod detections;
 pub mod error;
 pub mod mail;
 pub mod messaging;
@@ -64,6 +65,8 @@ pub struct Services {
     pub breach: Arc<dyn auth::breach::BreachChecker>,
     /// The WebAuthn relying party (passkeys), built once from the settings.
     pub passkeys: Arc<auth::passkeys::RelyingParty>,
+    /// This node's counters for the in-memory detection rules.
+    pub detector: Arc<detections::Detector>,
 }
 
 impl Services {
@@ -89,6 +92,7 @@ impl Services {
             storage: Arc::new(storage::Storage::local(settings.storage_dir.clone())),
             media_downloads: Arc::new(tokio::sync::Notify::new()),
             mail_outbox: Arc::new(tokio::sync::Notify::new()),
+            detector: Arc::default(),
             inbound: Arc::default(),
             breach: Arc::new(auth::breach::HibpRangeClient::new(
                 &settings.hibp_url,

@@ -84,6 +84,8 @@ pub struct Settings {
     pub webauthn_rp_id: Option<String>,
     /// The origins passkey ceremonies may come from; empty: the origin of `public_url`.
     pub webauthn_origins: Vec<String>,
+    /// Detection thresholds and the platform's alert destinations.
+    pub detect: crate::detections::DetectionSettings,
 }
 
 impl Default for Settings {
@@ -131,6 +133,7 @@ impl Default for Settings {
             hibp_url: crate::auth::breach::DEFAULT_HIBP_URL.into(),
             webauthn_rp_id: None,
             webauthn_origins: Vec::new(),
+            detect: crate::detections::DetectionSettings::default(),
         }
     }
 }

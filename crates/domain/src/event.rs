@@ -18,11 +18,12 @@ pub enum EventType {
     ContactUpdated,
     ContactDeleted,
     WebhookTest,
+    SecurityAlert,
 }
 
 impl EventType {
     /// Every event, in the order the API lists them.
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 10] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeleted,
@@ -32,6 +33,7 @@ impl EventType {
         EventType::ContactUpdated,
         EventType::ContactDeleted,
         EventType::WebhookTest,
+        EventType::SecurityAlert,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -45,6 +47,7 @@ impl EventType {
             EventType::ContactUpdated => "contact.updated",
             EventType::ContactDeleted => "contact.deleted",
             EventType::WebhookTest => "webhook.test",
+            EventType::SecurityAlert => "security.alert",
         }
     }
 
@@ -65,6 +68,7 @@ impl EventType {
                 Some(Permission::UsersRead)
             }
             EventType::ApiKeyCreated | EventType::ApiKeyRevoked => Some(Permission::ApiKeysManage),
+            EventType::SecurityAlert => Some(Permission::SecurityAlertsRead),
         }
     }
 }

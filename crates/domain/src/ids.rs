@@ -129,3 +129,7 @@ id_type!(
     /// A pending WebAuthn ceremony (registration or sign-in): single-use, five minutes.
     WebauthnChallengeId
 );
+id_type!(
+    /// A security alert raised by a detection rule.
+    SecurityAlertId
+);

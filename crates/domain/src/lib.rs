@@ -26,6 +26,7 @@ macro_rules! text_enum {
     };
 }
 
+pub mod alert;
 pub mod consent;
 pub mod contact;
 pub mod event;
@@ -41,13 +42,15 @@ pub mod text;
 pub mod timestamp;
 pub mod two_factor;
 
+pub use alert::{AlertRule, AlertSeverity, AlertStatus};
 pub use consent::{Consent, KeywordConsent, OptOutSource};
 pub use contact::{Contact, CustomAttributes, PhoneNumber, Tags};
 pub use event::EventType;
 pub use ids::{
     ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DeliveryId, EmailCodeId,
     InboundEventId, InviteId, LoginAttemptId, MailId, MessageId, NotificationId, PasskeyId,
-    PasswordResetId, RefreshTokenId, SessionId, TenantId, UserId, WebauthnChallengeId, WebhookId,
+    PasswordResetId, RefreshTokenId, SecurityAlertId, SessionId, TenantId, UserId,
+    WebauthnChallengeId, WebhookId,
 };
 pub use login::{LoginMethod, LoginResult};
 pub use message::{MessageDirection, MessageKind};

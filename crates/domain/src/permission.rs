@@ -52,6 +52,10 @@ pub enum Permission {
     PlatformTenantsManage,
     /// Act as a tenant's owner for support.
     PlatformImpersonate,
+    /// See the tenant's security alerts and metrics (super admins: every tenant's).
+    SecurityAlertsRead,
+    /// Acknowledge and resolve security alerts.
+    SecurityAlertsManage,
 }
 
 const ADMIN: &[Role] = &[Role::Admin];
@@ -61,7 +65,7 @@ const ADMIN_SUPER: &[Role] = &[Role::Admin, Role::SuperAdmin];
 const EVERYONE: &[Role] = &[Role::Admin, Role::Agent, Role::SuperAdmin];
 
 impl Permission {
-    pub const ALL: [Permission; 22] = [
+    pub const ALL: [Permission; 24] = [
         Permission::TenantRead,
         Permission::TenantManage,
         Permission::UsersRead,
@@ -84,6 +88,8 @@ impl Permission {
         Permission::SessionsManage,
         Permission::PlatformTenantsManage,
         Permission::PlatformImpersonate,
+        Permission::SecurityAlertsRead,
+        Permission::SecurityAlertsManage,
     ];
 
     /// The roles granted this permission. This match is the whole policy.
@@ -111,6 +117,8 @@ impl Permission {
             Permission::SessionsManage => EVERYONE,
             Permission::PlatformTenantsManage => SUPER,
             Permission::PlatformImpersonate => SUPER,
+            Permission::SecurityAlertsRead => ADMIN_SUPER,
+            Permission::SecurityAlertsManage => ADMIN_SUPER,
         }
     }
 
@@ -130,6 +138,7 @@ impl Permission {
             | Permission::TenantManage
             | Permission::UsersRead
             | Permission::AuditLogRead
+            | Permission::SecurityAlertsRead
             | Permission::ContactsRead
             | Permission::ContactsWrite
             | Permission::ContactsDelete
@@ -147,7 +156,8 @@ impl Permission {
             | Permission::WhatsAppConnectionsManage
             | Permission::SessionsManage
             | Permission::PlatformTenantsManage
-            | Permission::PlatformImpersonate => false,
+            | Permission::PlatformImpersonate
+            | Permission::SecurityAlertsManage => false,
         }
     }
 
@@ -181,6 +191,8 @@ impl Permission {
             Permission::SessionsManage => "sessions.manage",
             Permission::PlatformTenantsManage => "platform.tenants.manage",
             Permission::PlatformImpersonate => "platform.impersonate",
+            Permission::SecurityAlertsRead => "security_alerts.read",
+            Permission::SecurityAlertsManage => "security_alerts.manage",
         }
     }
 
@@ -214,6 +226,10 @@ impl Permission {
             Permission::SessionsManage => "Sign out one's own other sessions (one or all)",
             Permission::PlatformTenantsManage => "List, suspend and reactivate tenants",
             Permission::PlatformImpersonate => "Impersonate a tenant's owner, under audit",
+            Permission::SecurityAlertsRead => {
+                "See security alerts and metrics (super admins: of every tenant)"
+            }
+            Permission::SecurityAlertsManage => "Acknowledge and resolve security alerts",
         }
     }
 

@@ -111,6 +111,23 @@ pub fn settings(config: &Config) -> Settings {
         webauthn_origins: crate::config::split_list(&r.webauthn_origins)
             .map(str::to_owned)
             .collect(),
+        detect: palisade_core::detections::DetectionSettings {
+            failed_logins: r.detect_failed_logins.max(1),
+            spray_accounts: r.detect_spray_accounts.max(1),
+            window: Duration::from_secs(r.detect_window_minutes.max(1) * 60),
+            export_rows: r.detect_export_rows,
+            exports_per_hour: r.detect_exports_per_hour,
+            read_records: r.detect_read_records,
+            alert_email: r
+                .security_alert_email
+                .clone()
+                .filter(|v| !v.trim().is_empty()),
+            alert_webhook: r
+                .security_alert_webhook
+                .clone()
+                .filter(|v| !v.trim().is_empty()),
+            alert_webhook_secret: r.security_alert_webhook_secret.clone(),
+        },
         ..Settings::default()
     }
 }

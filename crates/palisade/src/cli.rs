@@ -369,7 +369,20 @@ async fn create_super_admin(config: &Config, email: &str, name: &str) -> anyhow:
         metadata: serde_json::json!({ "email": user.email }),
         ..audit::AuditEntry::default()
     };
-    audit::append(&mut tx, &entry, now).await?;
+    let record = audit::append(&mut tx, &entry, now).await?;
+    // No server runs the detection rules here: the alert is written with the record (it is
+    // listed by `GET /api/v1/security/alerts`; no mail or webhook goes out from the CLI).
+    let alert = palisade_store::security_alerts::NewAlert {
+        tenant_id: None,
+        rule: palisade_domain::AlertRule::PrivilegeEscalation,
+        severity: palisade_domain::AlertSeverity::Critical,
+        subject_type: "user".into(),
+        subject_id: user.id.to_string(),
+        subject_label: Some(user.email.clone()),
+        summary: "A super admin was created (command line)".into(),
+        evidence: vec![record],
+    };
+    palisade_store::security_alerts::raise(&mut tx, &alert, now).await?;
     tx.commit().await?;
     store.close().await;
     println!("created super admin {} ({})", user.email, user.id);

@@ -72,6 +72,7 @@ mod reach;
 mod realtime;
 mod registration;
 mod schema_parity;
+mod security_alerts;
 mod sessions;
 mod tenant;
 mod tokens;

@@ -215,6 +215,19 @@ async fn cli_creates_a_super_admin_who_can_sign_in() {
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.body["role"], "super_admin");
     assert!(me.body["tenant"].is_null());
+    // The new super admin is a critical platform alert, with the audit record as evidence.
+    let alerts = app
+        .get(
+            "/api/v1/security/alerts?rule=privilege_escalation",
+            &root.access_token,
+        )
+        .await;
+    assert_eq!(alerts.status, StatusCode::OK, "{:?}", alerts.body);
+    let a = &alerts.body["data"][0];
+    assert_eq!(a["severity"], "critical");
+    assert_eq!(a["tenant_id"], serde_json::Value::Null);
+    assert_eq!(a["subject"]["label"], "root@platform.example");
+    assert_eq!(a["evidence"].as_array().unwrap().len(), 1);
 }
 
 #[test]

@@ -92,6 +92,15 @@ pub async fn record<S: Scope>(
         }
     }
     store::insert(uow.tx(), &attempt).await?;
+    if result != LoginResult::Success {
+        let (tenant, id, email, ip) = (
+            user.tenant_id,
+            user.id,
+            user.email.clone(),
+            attempt.ip.clone(),
+        );
+        uow.after_commit(move |s| crate::detections::login_failed(s, tenant, id, email, ip));
+    }
     Ok(())
 }
 

@@ -66,7 +66,7 @@ impl Receiver {
     pub(crate) fn count(&self) -> usize {
         self.got.lock().unwrap().len()
     }
-    fn last(&self) -> Received {
+    pub(crate) fn last(&self) -> Received {
         self.got.lock().unwrap().last().cloned().unwrap()
     }
     fn answer(&self, codes: &[u16]) {
