@@ -127,6 +127,7 @@ pub fn settings(config: &Config) -> Settings {
                 .clone()
                 .filter(|v| !v.trim().is_empty()),
             alert_webhook_secret: r.security_alert_webhook_secret.clone(),
+            ..palisade_core::detections::DetectionSettings::default()
         },
         ..Settings::default()
     }
@@ -278,6 +279,16 @@ impl Application {
             }
         }
         let services = Services::new(store, clock, settings(config), keys);
+        if let Some(path) = config
+            .raw
+            .geoip_db
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            let db =
+                palisade_core::detections::geo::GeoDb::open(path).map_err(anyhow::Error::msg)?;
+            services.detector.set_geo(db);
+        }
         palisade_core::auth::cache::load_recent(&services).await?;
         let state = AppState {
             services: services.clone(),

@@ -136,6 +136,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig => {
             let config = Config::load()?;
             print!("{}", config.redacted());
+            match config.raw.geoip_db.as_deref().filter(|p| !p.as_os_str().is_empty()) {
+                Some(_) => println!(
+                    "# geographic detection rules (impossible_travel, new_country): on (PALISADE_GEOIP_DB)"
+                ),
+                None => println!(
+                    "# geographic detection rules (impossible_travel, new_country): off (PALISADE_GEOIP_DB is not set)"
+                ),
+            }
             let refusals = crate::app::production_refusals(&config);
             let keys = crate::app::load_keys_checked(&config);
             let mut problems = refusals;

@@ -129,6 +129,9 @@ pub struct RawConfig {
     /// The `whsec_` secret the platform alert webhook is signed with.
     #[serde(skip_serializing)]
     pub security_alert_webhook_secret: Option<SecretString>,
+    /// A MaxMind-format City database (`.mmdb`) for the geographic detection rules
+    /// (`impossible_travel`, `new_country`, an API key's new country); unset: those rules are off.
+    pub geoip_db: Option<PathBuf>,
 }
 
 impl Default for RawConfig {
@@ -195,6 +198,7 @@ impl Default for RawConfig {
             security_alert_email: None,
             security_alert_webhook: None,
             security_alert_webhook_secret: None,
+            geoip_db: None,
         }
     }
 }
@@ -326,6 +330,13 @@ impl Config {
                     "PALISADE_SECURITY_ALERT_WEBHOOK needs PALISADE_SECURITY_ALERT_WEBHOOK_SECRET, a whsec_ secret (base64 after the prefix)".into(),
                 ));
             }
+        }
+        if let Some(path) = raw
+            .geoip_db
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            palisade_core::detections::geo::GeoDb::open(path).map_err(ConfigError)?;
         }
         let config = Config {
             raw,

@@ -455,3 +455,44 @@ pub async fn failed_attempts<S: Scope>(
         .await?;
     Ok(rows.into_iter().map(|r| r.user_id.into()).collect())
 }
+
+/// A successful sign-in, for the geographic rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignIn {
+    pub id: palisade_domain::LoginAttemptId,
+    pub at: OffsetDateTime,
+    pub ip: Option<String>,
+}
+
+/// The user's successful sign-ins since `since`, newest first (at most 200).
+pub async fn successful_sign_ins<S: Scope>(
+    tx: &mut Tx<S>,
+    user: UserId,
+    since: OffsetDateTime,
+) -> Result<Vec<SignIn>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: Uuid,
+        at: OffsetDateTime,
+        ip: Option<String>,
+    }
+    let rows: Vec<Row> = tx
+        .fetch_all(
+            Query::new(
+                "SELECT id, at, ip FROM login_history
+                 WHERE user_id = $1 AND result = 'success' AND at >= $2
+                 ORDER BY at DESC, id DESC LIMIT 200",
+            )
+            .bind(user)
+            .bind(since),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| SignIn {
+            id: r.id.into(),
+            at: r.at,
+            ip: r.ip,
+        })
+        .collect())
+}

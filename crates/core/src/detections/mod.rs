@@ -21,11 +21,12 @@
 
 pub mod api;
 mod delivery;
+pub mod geo;
 mod rules;
 
 pub use api::{AlertView, SecurityMetricsView};
-pub(crate) use rules::login_failed;
 pub use rules::{api_key_used, export_started, exported_rows, records_read};
+pub(crate) use rules::{login_failed, login_succeeded};
 
 use crate::{AppResult, Services, SystemActor, UnitOfWork};
 use palisade_domain::{AlertRule, AlertSeverity, AuditRecordId, TenantId};
@@ -55,6 +56,11 @@ pub struct DetectionSettings {
     /// The platform's alert webhook (every alert, signed with `alert_webhook_secret`).
     pub alert_webhook: Option<String>,
     pub alert_webhook_secret: Option<secrecy::SecretString>,
+    /// Speed between two successful sign-ins of one user above which `impossible_travel` is
+    /// raised, km/h.
+    pub travel_kmh: f64,
+    /// How far back `new_country` looks for the user's countries.
+    pub new_country_days: i64,
 }
 
 impl Default for DetectionSettings {
@@ -69,6 +75,8 @@ impl Default for DetectionSettings {
             alert_email: None,
             alert_webhook: None,
             alert_webhook_secret: None,
+            travel_kmh: 1000.0,
+            new_country_days: 90,
         }
     }
 }
@@ -94,6 +102,20 @@ pub struct Detector {
     reads: dashmap::DashMap<String, std::collections::VecDeque<(time::OffsetDateTime, u64)>>,
     exports: dashmap::DashMap<String, rules::ExportProgress>,
     key_addresses: dashmap::DashSet<(palisade_domain::ApiKeyId, String)>,
+    /// The City database, when `PALISADE_GEOIP_DB` is set (the geographic rules are off
+    /// without it).
+    geo: std::sync::OnceLock<std::sync::Arc<geo::GeoDb>>,
+}
+
+impl Detector {
+    /// Turns the geographic rules on with `db` (once, at start).
+    pub fn set_geo(&self, db: geo::GeoDb) {
+        let _ = self.geo.set(std::sync::Arc::new(db));
+    }
+
+    pub fn geo(&self) -> Option<&geo::GeoDb> {
+        self.geo.get().map(|g| g.as_ref())
+    }
 }
 
 /// An audit record a unit of work wrote, handed to the rules after its commit.

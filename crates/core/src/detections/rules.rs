@@ -310,6 +310,152 @@ async fn password_spraying(s: &Services, ip: &str) -> AppResult<()> {
     Ok(())
 }
 
+/// A successful sign-in was recorded: with a GeoIP database, the geographic rules run once it
+/// has committed.
+pub(crate) fn login_succeeded(
+    s: &Services,
+    tenant: Option<TenantId>,
+    user: UserId,
+    email: String,
+    ip: Option<String>,
+    attempt: palisade_domain::LoginAttemptId,
+) {
+    if s.detector.geo().is_none() || ip.is_none() {
+        return;
+    }
+    let s = s.clone();
+    tokio::spawn(async move {
+        if let Err(e) = geographic(&s, tenant, user, &email, attempt).await {
+            tracing::warn!(error = %e, "a geographic detection rule failed");
+        }
+    });
+}
+
+fn locate(s: &Services, ip: Option<&str>) -> Option<super::geo::Place> {
+    let ip: IpAddr = ip?.parse().ok()?;
+    s.detector.geo()?.locate(ip)
+}
+
+fn place_label(p: &super::geo::Place, ip: &str) -> String {
+    match &p.country {
+        Some(c) => format!("{ip} ({c})"),
+        None => ip.to_owned(),
+    }
+}
+
+async fn geographic(
+    s: &Services,
+    tenant: Option<TenantId>,
+    user: UserId,
+    email: &str,
+    attempt: palisade_domain::LoginAttemptId,
+) -> AppResult<()> {
+    let days = s.settings.detect.new_country_days;
+    let since = s.now() - Duration::days(days);
+    let sign_ins = {
+        let mut tx = s
+            .store
+            .begin_read(SystemScope::new("detections.geography"))
+            .await?;
+        store::successful_sign_ins(&mut tx, user, since).await?
+    };
+    let Some(current) = sign_ins.iter().find(|x| x.id == attempt) else {
+        return Ok(());
+    };
+    let Some(here) = locate(s, current.ip.as_deref()) else {
+        return Ok(());
+    };
+    let here_ip = current.ip.clone().unwrap_or_default();
+    let others: Vec<_> = sign_ins
+        .iter()
+        .filter(|x| x.id != attempt && x.at <= current.at)
+        .collect();
+    let evidence_since = others.first().map_or(current.at, |p| p.at);
+    let evidence_ids = || async {
+        let mut tx = s
+            .store
+            .begin_read(SystemScope::new("detections.geography"))
+            .await?;
+        let records = store::recent_records(
+            &mut tx,
+            &RecentFilter {
+                actions: &["auth.login.succeeded", "auth.login.succeeded"],
+                actor: Some(user),
+                since: Some(evidence_since),
+                ..RecentFilter::default()
+            },
+        )
+        .await?;
+        Ok::<_, crate::AppError>(evidence(records.into_iter().map(|r| r.id).collect()))
+    };
+
+    // Impossible travel: against the sign-in just before this one.
+    if let Some(previous) = others.first() {
+        if let (Some(there), Some(a), Some(b)) = (
+            locate(s, previous.ip.as_deref()),
+            here.coordinates,
+            locate(s, previous.ip.as_deref()).and_then(|p| p.coordinates),
+        ) {
+            let km = super::geo::distance_km(a, b);
+            let hours = ((current.at - previous.at).as_seconds_f64() / 3600.0).max(1.0 / 3600.0);
+            let speed = km / hours;
+            if km > 0.0 && speed > s.settings.detect.travel_kmh {
+                let minutes = (current.at - previous.at).whole_minutes();
+                raise(
+                    s,
+                    alert(
+                        tenant,
+                        AlertRule::ImpossibleTravel,
+                        AlertSeverity::High,
+                        ("user", user.to_string(), Some(email.to_owned())),
+                        format!(
+                            "Signed in from {} and then {} ({:.0} km apart) {minutes} minutes later: {:.0} km/h",
+                            place_label(&there, previous.ip.as_deref().unwrap_or_default()),
+                            place_label(&here, &here_ip),
+                            km,
+                            speed
+                        ),
+                        evidence_ids().await?,
+                    ),
+                )
+                .await?;
+            }
+        }
+    }
+
+    // A country this user has not signed in from in the last `days` days.
+    if let Some(country) = here.country.as_deref() {
+        let mut seen_any = false;
+        let mut seen_here = false;
+        let mut ips: Vec<&str> = others.iter().filter_map(|x| x.ip.as_deref()).collect();
+        ips.sort_unstable();
+        ips.dedup();
+        for ip in ips {
+            if let Some(c) = locate(s, Some(ip)).and_then(|p| p.country) {
+                seen_any = true;
+                seen_here |= c == country;
+            }
+        }
+        if seen_any && !seen_here {
+            raise(
+                s,
+                alert(
+                    tenant,
+                    AlertRule::NewCountry,
+                    AlertSeverity::Medium,
+                    ("user", user.to_string(), Some(email.to_owned())),
+                    format!(
+                        "Signed in from {country} ({here_ip}), a country this user has not signed in from in {days} days"
+                    ),
+                    evidence_ids().await?,
+                ),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 fn url_host(url: &str) -> Option<String> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?', '#']).next()?;
@@ -555,13 +701,46 @@ async fn key_address(
     address: &str,
 ) -> AppResult<()> {
     let now = s.now();
-    let (new, known) = {
+    let country = locate(s, Some(address)).and_then(|p| p.country);
+    let (new, known, new_country) = {
         let scope = SystemScope::new("detections.api_key_addresses");
         let mut tx = s.store.begin(scope).await?;
         let r = store::remember_api_key_address(&mut tx, tenant, key, address, now).await?;
+        let c = match &country {
+            Some(c) => {
+                let (new, known) = store::remember_api_key_address(
+                    &mut tx,
+                    tenant,
+                    key,
+                    &format!("country:{c}"),
+                    now,
+                )
+                .await?;
+                new && known
+            }
+            None => false,
+        };
         tx.commit().await?;
-        r
+        (r.0, r.1, c)
     };
+    if new_country {
+        raise(
+            s,
+            alert(
+                Some(tenant),
+                AlertRule::ApiKeyNewAddress,
+                AlertSeverity::High,
+                ("api_key", key.to_string(), Some(name.to_owned())),
+                format!(
+                    "The API key was used from a country it has never used ({}, {address})",
+                    country.unwrap_or_default()
+                ),
+                vec![],
+            ),
+        )
+        .await?;
+        return Ok(());
+    }
     if new && known {
         raise(
             s,

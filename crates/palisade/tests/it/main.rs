@@ -73,6 +73,7 @@ mod realtime;
 mod registration;
 mod schema_parity;
 mod security_alerts;
+mod security_geo;
 mod sessions;
 mod tenant;
 mod tokens;

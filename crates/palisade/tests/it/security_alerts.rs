@@ -18,6 +18,7 @@ both!(
     privilege_escalations_raise_alerts,
     a_mass_export_and_many_exports_raise_mass_data_access,
     an_api_key_used_from_a_new_address_raises_an_alert,
+    one_credential_reading_many_records_raises_mass_data_access,
     alerts_are_acknowledged_and_resolved_by_admins_only,
     metrics_count_events_failures_and_alerts,
 );
@@ -660,4 +661,52 @@ async fn metrics_count_events_failures_and_alerts(db: Db) {
             "invalid_query",
         );
     }
+}
+
+async fn one_credential_reading_many_records_raises_mass_data_access(db: Db) {
+    let app = app(db, |c| c.detect_read_records = 5).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    for i in 0..4 {
+        let r = app
+            .post(
+                "/api/v1/contacts",
+                Some(&owner.access_token),
+                json!({"phone": format!("+4477009002{i:02}")}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let k = app
+        .post(
+            "/api/v1/api-keys",
+            Some(&owner.access_token),
+            json!({"name": "reader", "scopes": ["contacts:read"]}),
+        )
+        .await;
+    let key = k.body["key"].as_str().unwrap().to_owned();
+    let key_id = k.body["api_key"]["id"].as_str().unwrap().to_owned();
+    // Four records: under the limit of five.
+    assert_eq!(
+        app.get("/api/v1/contacts", &key).await.status,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(alerts(&app, &owner.access_token, "?rule=mass_data_access")
+        .await
+        .is_empty());
+    // Eight within the window: over it, on the key.
+    assert_eq!(
+        app.get("/api/v1/contacts", &key).await.status,
+        StatusCode::OK
+    );
+    let found = wait_alerts(&app, &owner.access_token, "?rule=mass_data_access", |a| {
+        !a.is_empty()
+    })
+    .await;
+    assert_eq!(found[0]["subject"]["type"], "api_key");
+    assert_eq!(found[0]["subject"]["id"], key_id.as_str());
+    assert!(found[0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("8 contacts or messages"));
 }
