@@ -2,7 +2,8 @@
 //! country) with a MaxMind-format City database the test builds itself (`mmdb-writer`), read by
 //! the server through `PALISADE_GEOIP_DB`.
 
-use crate::support::login_from;
+use crate::support::{create_user, login_from};
+use crate::webhooks::Receiver;
 use palisade_testkit::{spawn_app_with, Db, TestApp, GOOD_PASSWORD};
 use reqwest::StatusCode;
 use serde::Serialize;
@@ -14,6 +15,7 @@ both!(
     an_impossible_travel_pair_raises_impossible_travel_and_new_country,
     travel_at_a_possible_speed_raises_nothing,
     an_api_key_used_from_a_new_country_raises_an_alert,
+    a_scripted_attack_raises_the_expected_alerts_by_mail_and_signed_webhook,
 );
 
 const PARIS: &str = "192.0.2.10";
@@ -181,4 +183,126 @@ async fn an_api_key_used_from_a_new_country_raises_an_alert(db: Db) {
         "{summary}"
     );
     assert_eq!(found[0]["severity"], "high");
+}
+
+const SECRET: &str = "whsec_c2VjdXJpdHktYWxlcnQtdGVzdC1zZWNyZXQtMzJieXRlcyE=";
+
+fn signed(secret: &str, headers: &reqwest::header::HeaderMap, body: &[u8]) -> bool {
+    use base64::Engine;
+    use hmac::Mac;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let get = |n: &str| headers.get(n).unwrap().to_str().unwrap().to_owned();
+    let key = b64.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.", get("webhook-id"), get("webhook-timestamp")).as_bytes());
+    mac.update(body);
+    let expected = format!("v1,{}", b64.encode(mac.finalize().into_bytes()));
+    get("webhook-signature").split(' ').any(|s| s == expected)
+}
+
+/// The "done when": a password spray, a mass export and an impossible-travel pair, one
+/// after the other, raise the expected alerts; the platform's mailbox gets a mail and its
+/// webhook a signed `security.alert` for each.
+async fn a_scripted_attack_raises_the_expected_alerts_by_mail_and_signed_webhook(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = geo_db(dir.path());
+    let rx = Receiver::start().await;
+    let url = rx.url.clone();
+    let app = spawn_app_with(db, move |c| {
+        c.trusted_proxies = "127.0.0.1/32, ::1".into();
+        c.geoip_db = Some(path);
+        c.detect_export_rows = 3;
+        c.security_alert_email = Some("soc@platform.example".into());
+        c.security_alert_webhook = Some(url);
+        c.security_alert_webhook_secret = Some(SECRET.to_owned().into());
+    })
+    .await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    app.super_admin("root@platform.example").await;
+
+    // 1. A password spray: ten accounts, one wrong password each, from one address.
+    for i in 0..10 {
+        let email = format!("agent{i}@acme.example");
+        create_user(&app, &owner, &email, "agent").await;
+        let r = login_from(&app, "203.0.113.200", &email, "Wrong-password-1234").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    // 2. A mass export: more rows than PALISADE_DETECT_EXPORT_ROWS (3).
+    for i in 0..4 {
+        let r = app
+            .post(
+                "/api/v1/contacts",
+                Some(&owner.access_token),
+                json!({"phone": format!("+4477009003{i:02}")}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let r = app
+        .get("/api/v1/contacts/export?format=csv", &owner.access_token)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // 3. An impossible-travel pair: Paris, then Sydney an hour later.
+    signed_in(&app, PARIS, &owner.email).await;
+    app.clock.advance(time::Duration::hours(1));
+    let owner_token = signed_in(&app, SYDNEY, &owner.email).await;
+    let root_token = app
+        .login("root@platform.example", GOOD_PASSWORD)
+        .await
+        .access_token;
+
+    for rule in ["password_spraying", "mass_data_access", "impossible_travel"] {
+        let found = wait_alerts(&app, &root_token, rule, 1).await;
+        assert_eq!(found.len(), 1, "{rule}: {found:?}");
+    }
+    for rule in ["mass_data_access", "impossible_travel", "new_country"] {
+        let found = wait_alerts(&app, &owner_token, rule, 1).await;
+        assert_eq!(found[0]["tenant_id"], owner.tenant_id.as_str(), "{rule}");
+    }
+    // The platform's mailbox and webhook heard of every one (high: the admins too).
+    let started = std::time::Instant::now();
+    loop {
+        let mails = app.mails_of("soc@platform.example", "security_alert").await;
+        let rules: Vec<String> = mails.iter().map(|m| m.text.clone()).collect();
+        let all = ["password_spraying", "mass_data_access", "impossible_travel"]
+            .iter()
+            .all(|r| rules.iter().any(|t| t.contains(r)));
+        if all {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "platform mails: {rules:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let admin_mails = app.mails_of(&owner.email, "security_alert").await;
+    assert!(
+        admin_mails.len() >= 2,
+        "mass_data_access and impossible_travel are high"
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let got = rx.all();
+        let rules: Vec<String> = got
+            .iter()
+            .map(|(h, b)| {
+                assert!(signed(SECRET, h, b), "every platform delivery is signed");
+                let v: Value = serde_json::from_slice(b).unwrap();
+                assert_eq!(v["type"], "security.alert");
+                v["data"]["rule"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        if ["password_spraying", "mass_data_access", "impossible_travel"]
+            .iter()
+            .all(|r| rules.iter().any(|x| x == r))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "platform webhook: {rules:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

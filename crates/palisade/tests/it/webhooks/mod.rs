@@ -66,6 +66,9 @@ impl Receiver {
     pub(crate) fn count(&self) -> usize {
         self.got.lock().unwrap().len()
     }
+    pub(crate) fn all(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
     pub(crate) fn last(&self) -> Received {
         self.got.lock().unwrap().last().cloned().unwrap()
     }
