@@ -11,6 +11,10 @@ use serde_json::Value;
 use std::net::IpAddr;
 use time::Duration;
 
+/// Credentials (or key and address pairs, ten times as many) a node keeps counters for before
+/// it forgets the stale ones, so the maps stay bounded.
+const MAX_TRACKED: usize = 10_000;
+
 fn window(s: &Services) -> Duration {
     Duration::try_from(s.settings.detect.window).unwrap_or(Duration::minutes(10))
 }
@@ -592,6 +596,13 @@ pub fn records_read(s: &Services, p: &Principal, n: usize) {
         entry.push_back((now, n as u64));
         (before, before + n as u64)
     };
+    // Credentials that stopped reading leave empty windows behind: drop them now and then, so
+    // the map holds only the credentials of the last window.
+    if s.detector.reads.len() > MAX_TRACKED {
+        s.detector
+            .reads
+            .retain(|_, q| q.back().is_some_and(|(at, _)| *at >= since));
+    }
     let limit = s.settings.detect.read_records;
     // Raised once when the count crosses the limit (and bumped at each further crossing of
     // a multiple of it), not on every page past it.
@@ -624,6 +635,10 @@ pub struct ExportProgress {
 
 /// An export by `p` began (its audit record is `audit_id`).
 pub fn export_started(s: &Services, p: &Principal, audit_id: Option<AuditRecordId>) {
+    if s.detector.exports.len() > MAX_TRACKED {
+        // Exports finished long ago; at worst an export in flight is counted from zero again.
+        s.detector.exports.clear();
+    }
     s.detector.exports.insert(
         credential_key(p),
         ExportProgress {
@@ -679,6 +694,10 @@ pub fn api_key_used(
         return;
     };
     let address = ip.to_string();
+    if s.detector.key_addresses.len() > MAX_TRACKED * 10 {
+        // Only a cache of what the database already knows: forgetting costs one query each.
+        s.detector.key_addresses.clear();
+    }
     if !s.detector.key_addresses.insert((key, address.clone())) {
         return;
     }
