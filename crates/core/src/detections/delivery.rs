@@ -20,16 +20,10 @@ pub(super) async fn within<S: Scope>(
 ) -> AppResult<()> {
     let s = uow.services();
     let view = AlertView::from(a);
-    let entry = uow
-        .entry("security.alert.raised")
-        .target("security_alert", a.id)
-        .metadata(serde_json::json!({
-            "rule": a.rule.as_str(),
-            "severity": a.severity.as_str(),
-            "subject_type": a.subject_type,
-            "subject_id": a.subject_id,
-        }));
-    uow.audit(entry).await?;
+    // The audit record goes last: appending locks the tenant's chain head until commit, and the
+    // mails reference the admins' user rows (a key-share lock). A change that holds a user row
+    // (a demotion) and then appends to the chain would otherwise deadlock with this unit on
+    // PostgreSQL.
     if let Some(tenant) = a.tenant_id {
         uow.emit(EventType::SecurityAlert, &view).await?;
         if a.severity.is_mailed() {
@@ -47,6 +41,16 @@ pub(super) async fn within<S: Scope>(
     if let Some(to) = s.settings.detect.alert_email.clone() {
         mail::queue(uow, compose(s, a, &to)).await?;
     }
+    let entry = uow
+        .entry("security.alert.raised")
+        .target("security_alert", a.id)
+        .metadata(serde_json::json!({
+            "rule": a.rule.as_str(),
+            "severity": a.severity.as_str(),
+            "subject_type": a.subject_type,
+            "subject_id": a.subject_id,
+        }));
+    uow.audit(entry).await?;
     Ok(())
 }
 
