@@ -13,6 +13,7 @@ pub mod contacts;
 pub mod coordination;
 pub mod crypto;
 pub mod deals;
+pub mod detections;
 pub mod error;
 pub mod mail;
 pub mod messaging;
@@ -68,6 +69,8 @@ pub struct Services {
     pub passkeys: Arc<auth::passkeys::RelyingParty>,
     /// Redis shared by the nodes (`PALISADE_REDIS_URL`), when configured.
     pub redis: Option<Arc<coordination::Redis>>,
+    /// This node's counters for the in-memory detection rules.
+    pub detector: Arc<detections::Detector>,
 }
 
 impl Services {
@@ -103,6 +106,7 @@ impl Services {
             storage: Arc::new(storage::Storage::local(settings.storage_dir.clone())),
             media_downloads: Arc::new(tokio::sync::Notify::new()),
             mail_outbox: Arc::new(tokio::sync::Notify::new()),
+            detector: Arc::default(),
             inbound: Arc::default(),
             breach: Arc::new(auth::breach::HibpRangeClient::new(
                 &settings.hibp_url,

@@ -78,7 +78,7 @@ pub fn describe() {
     );
     describe_counter!(
         SECURITY_ALERTS,
-        "Security alerts raised, by rule and severity (no values until detections exist)."
+        "Security alerts opened, by rule and severity."
     );
     describe_gauge!(
         BACKUP_LAST_SUCCESS,
@@ -105,6 +105,12 @@ pub fn login(result: LoginResult) {
 /// An account locked by the failure that reached the threshold.
 pub fn lockout() {
     counter!(AUTH_LOCKOUTS).increment(1);
+}
+
+/// A security alert opened (a repeat that bumps an open alert is not counted again).
+pub fn security_alert(rule: palisade_domain::AlertRule, severity: palisade_domain::AlertSeverity) {
+    counter!(SECURITY_ALERTS, "rule" => rule.as_str(), "severity" => severity.as_str())
+        .increment(1);
 }
 
 /// An outgoing webhook delivery attempt ended with `result` (`delivered`, `failed`, `gone`).

@@ -89,6 +89,8 @@ pub struct Settings {
     /// What every Redis key and channel of this deployment starts with
     /// (`PALISADE_REDIS_KEY_PREFIX`), so deployments (or tests) can share one Redis.
     pub redis_key_prefix: String,
+    /// Detection thresholds and the platform's alert destinations.
+    pub detect: crate::detections::DetectionSettings,
 }
 
 impl Default for Settings {
@@ -138,6 +140,7 @@ impl Default for Settings {
             webauthn_origins: Vec::new(),
             redis_url: None,
             redis_key_prefix: "palisade".into(),
+            detect: crate::detections::DetectionSettings::default(),
         }
     }
 }

@@ -31,7 +31,7 @@
 use crate::audit::{self};
 use crate::auth::{Principal, RequestMeta};
 use crate::{AppError, AppResult, Services};
-use palisade_domain::{EventType, TenantId};
+use palisade_domain::{AuditRecordId, EventType, TenantId};
 use palisade_store::audit::{self as audit_log, AuditEntry};
 use palisade_store::{Scope, TenantScope, Tx};
 use serde::Serialize;
@@ -56,6 +56,8 @@ pub enum SystemActor {
     Maintenance,
     /// Sending queued mails.
     MailWorker,
+    /// Raising security alerts (the detection rules).
+    Detections,
 }
 
 impl SystemActor {
@@ -67,6 +69,7 @@ impl SystemActor {
             SystemActor::MediaWorker => "media-worker",
             SystemActor::Maintenance => "maintenance",
             SystemActor::MailWorker => "mail-worker",
+            SystemActor::Detections => "detections",
         }
     }
 }
@@ -102,6 +105,8 @@ pub struct UnitOfWork<'a, S: Scope = TenantScope> {
     tenant: Option<TenantId>,
     now: OffsetDateTime,
     after_commit: Vec<AfterCommit<'a>>,
+    /// The audit records written, for the detection rules once committed.
+    audited: Vec<crate::detections::AuditedEvent>,
 }
 
 impl<'a> UnitOfWork<'a, TenantScope> {
@@ -135,6 +140,7 @@ impl<'a, S: Scope> UnitOfWork<'a, S> {
             tenant,
             now: s.now(),
             after_commit: Vec::new(),
+            audited: Vec::new(),
         })
     }
 
@@ -151,6 +157,7 @@ impl<'a, S: Scope> UnitOfWork<'a, S> {
             }),
             now: s.now(),
             after_commit: Vec::new(),
+            audited: Vec::new(),
         })
     }
 
@@ -167,6 +174,7 @@ impl<'a, S: Scope> UnitOfWork<'a, S> {
             meta: Cow::Borrowed(meta),
             now: s.now(),
             after_commit: Vec::new(),
+            audited: Vec::new(),
         })
     }
 
@@ -211,8 +219,17 @@ impl<'a, S: Scope> UnitOfWork<'a, S> {
 
     /// Appends `entry` to the audit log, in this transaction.
     pub async fn audit(&mut self, entry: AuditEntry) -> AppResult<()> {
-        audit_log::append(&mut self.tx, &entry, self.now).await?;
+        let id = audit_log::append(&mut self.tx, &entry, self.now).await?;
+        if crate::detections::watches(&entry.action) {
+            self.audited
+                .push(crate::detections::AuditedEvent { id, entry });
+        }
         Ok(())
+    }
+
+    /// The id of the last audit record this unit wrote that a detection rule watches.
+    pub fn last_watched_audit_id(&self) -> Option<AuditRecordId> {
+        self.audited.last().map(|e| e.id)
     }
 
     /// Queues `event` with `data` (the resource's view) for every endpoint of the tenant that
@@ -280,6 +297,7 @@ impl<'a, S: Scope> UnitOfWork<'a, S> {
     /// the order it was added.
     pub async fn commit(self) -> AppResult<()> {
         self.tx.commit().await?;
+        crate::detections::spawn_evaluation(self.services, self.audited);
         for work in self.after_commit {
             match work {
                 AfterCommit::Now(f) => f(self.services),

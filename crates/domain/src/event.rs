@@ -24,11 +24,12 @@ pub enum EventType {
     DealLost,
     DealDeleted,
     WebhookTest,
+    SecurityAlert,
 }
 
 impl EventType {
     /// Every event, in the order the API lists them.
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 16] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeleted,
@@ -44,6 +45,7 @@ impl EventType {
         EventType::DealLost,
         EventType::DealDeleted,
         EventType::WebhookTest,
+        EventType::SecurityAlert,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -63,6 +65,7 @@ impl EventType {
             EventType::DealLost => "deal.lost",
             EventType::DealDeleted => "deal.deleted",
             EventType::WebhookTest => "webhook.test",
+            EventType::SecurityAlert => "security.alert",
         }
     }
 
@@ -89,6 +92,7 @@ impl EventType {
                 Some(Permission::UsersRead)
             }
             EventType::ApiKeyCreated | EventType::ApiKeyRevoked => Some(Permission::ApiKeysManage),
+            EventType::SecurityAlert => Some(Permission::SecurityAlertsRead),
         }
     }
 }

@@ -145,3 +145,7 @@ id_type!(
     /// One move of a deal from a stage to another.
     DealStageChangeId
 );
+id_type!(
+    /// A security alert raised by a detection rule.
+    SecurityAlertId
+);

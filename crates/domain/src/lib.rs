@@ -26,6 +26,7 @@ macro_rules! text_enum {
     };
 }
 
+pub mod alert;
 pub mod consent;
 pub mod contact;
 pub mod deal;
@@ -42,6 +43,7 @@ pub mod text;
 pub mod timestamp;
 pub mod two_factor;
 
+pub use alert::{AlertRule, AlertSeverity, AlertStatus};
 pub use consent::{Consent, KeywordConsent, OptOutSource};
 pub use contact::{Contact, CustomAttributes, PhoneNumber, Tags};
 pub use deal::{
@@ -50,10 +52,7 @@ pub use deal::{
 };
 pub use event::EventType;
 pub use ids::{
-    ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DealId, DealStageChangeId,
-    DeliveryId, EmailCodeId, InboundEventId, InviteId, LoginAttemptId, MailId, MessageId,
-    NotificationId, PasskeyId, PasswordResetId, PipelineId, RefreshTokenId, SessionId, StageId,
-    TenantId, UserId, WebauthnChallengeId, WebhookId,
+    ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DealId, DealStageChangeId, DeliveryId, EmailCodeId, InboundEventId, InviteId, LoginAttemptId, MailId, MessageId, NotificationId, PasskeyId, PasswordResetId, PipelineId, RefreshTokenId, SecurityAlertId, SessionId, StageId, TenantId, UserId, WebauthnChallengeId, WebhookId,
 };
 pub use login::{LoginMethod, LoginResult};
 pub use message::{MessageDirection, MessageKind};

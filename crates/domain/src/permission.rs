@@ -60,6 +60,10 @@ pub enum Permission {
     PlatformTenantsManage,
     /// Act as a tenant's owner for support.
     PlatformImpersonate,
+    /// See the tenant's security alerts and metrics (super admins: every tenant's).
+    SecurityAlertsRead,
+    /// Acknowledge and resolve security alerts.
+    SecurityAlertsManage,
 }
 
 const ADMIN: &[Role] = &[Role::Admin];
@@ -69,7 +73,7 @@ const ADMIN_SUPER: &[Role] = &[Role::Admin, Role::SuperAdmin];
 const EVERYONE: &[Role] = &[Role::Admin, Role::Agent, Role::SuperAdmin];
 
 impl Permission {
-    pub const ALL: [Permission; 26] = [
+    pub const ALL: [Permission; 28] = [
         Permission::TenantRead,
         Permission::TenantManage,
         Permission::UsersRead,
@@ -96,6 +100,8 @@ impl Permission {
         Permission::SessionsManage,
         Permission::PlatformTenantsManage,
         Permission::PlatformImpersonate,
+        Permission::SecurityAlertsRead,
+        Permission::SecurityAlertsManage,
     ];
 
     /// The roles granted this permission. This match is the whole policy.
@@ -127,6 +133,8 @@ impl Permission {
             Permission::SessionsManage => EVERYONE,
             Permission::PlatformTenantsManage => SUPER,
             Permission::PlatformImpersonate => SUPER,
+            Permission::SecurityAlertsRead => ADMIN_SUPER,
+            Permission::SecurityAlertsManage => ADMIN_SUPER,
         }
     }
 
@@ -146,6 +154,7 @@ impl Permission {
             | Permission::TenantManage
             | Permission::UsersRead
             | Permission::AuditLogRead
+            | Permission::SecurityAlertsRead
             | Permission::ContactsRead
             | Permission::ContactsWrite
             | Permission::ContactsDelete
@@ -167,7 +176,8 @@ impl Permission {
             | Permission::WhatsAppConnectionsManage
             | Permission::SessionsManage
             | Permission::PlatformTenantsManage
-            | Permission::PlatformImpersonate => false,
+            | Permission::PlatformImpersonate
+            | Permission::SecurityAlertsManage => false,
         }
     }
 
@@ -205,6 +215,8 @@ impl Permission {
             Permission::SessionsManage => "sessions.manage",
             Permission::PlatformTenantsManage => "platform.tenants.manage",
             Permission::PlatformImpersonate => "platform.impersonate",
+            Permission::SecurityAlertsRead => "security_alerts.read",
+            Permission::SecurityAlertsManage => "security_alerts.manage",
         }
     }
 
@@ -242,6 +254,10 @@ impl Permission {
             Permission::SessionsManage => "Sign out one's own other sessions (one or all)",
             Permission::PlatformTenantsManage => "List, suspend and reactivate tenants",
             Permission::PlatformImpersonate => "Impersonate a tenant's owner, under audit",
+            Permission::SecurityAlertsRead => {
+                "See security alerts and metrics (super admins: of every tenant)"
+            }
+            Permission::SecurityAlertsManage => "Acknowledge and resolve security alerts",
         }
     }
 

@@ -170,7 +170,9 @@ pub fn scopes_for(p: Permission) -> Option<&'static [Scope]> {
         | Permission::WebhooksApprove
         | Permission::SessionsManage
         | Permission::PlatformTenantsManage
-        | Permission::PlatformImpersonate => None,
+        | Permission::PlatformImpersonate
+        | Permission::SecurityAlertsRead
+        | Permission::SecurityAlertsManage => None,
     }
 }
 

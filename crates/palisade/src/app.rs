@@ -113,6 +113,24 @@ pub fn settings(config: &Config) -> Settings {
             .collect(),
         redis_url: crate::config::redis_url(r).map(|u| u.to_owned().into()),
         redis_key_prefix: r.redis_key_prefix.trim().to_owned(),
+        detect: palisade_core::detections::DetectionSettings {
+            failed_logins: r.detect_failed_logins.max(1),
+            spray_accounts: r.detect_spray_accounts.max(1),
+            window: Duration::from_secs(r.detect_window_minutes.max(1) * 60),
+            export_rows: r.detect_export_rows,
+            exports_per_hour: r.detect_exports_per_hour,
+            read_records: r.detect_read_records,
+            alert_email: r
+                .security_alert_email
+                .clone()
+                .filter(|v| !v.trim().is_empty()),
+            alert_webhook: r
+                .security_alert_webhook
+                .clone()
+                .filter(|v| !v.trim().is_empty()),
+            alert_webhook_secret: r.security_alert_webhook_secret.clone(),
+            ..palisade_core::detections::DetectionSettings::default()
+        },
         ..Settings::default()
     }
 }
@@ -264,6 +282,16 @@ impl Application {
             }
         }
         let services = Services::new(store, clock, settings(config), keys);
+        if let Some(path) = config
+            .raw
+            .geoip_db
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            let db =
+                palisade_core::detections::geo::GeoDb::open(path).map_err(anyhow::Error::msg)?;
+            services.detector.set_geo(db);
+        }
         palisade_core::auth::cache::load_recent(&services).await?;
         let state = AppState {
             services: services.clone(),

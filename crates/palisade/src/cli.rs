@@ -136,6 +136,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig => {
             let config = Config::load()?;
             print!("{}", config.redacted());
+            match config.raw.geoip_db.as_deref().filter(|p| !p.as_os_str().is_empty()) {
+                Some(_) => println!(
+                    "# geographic detection rules (impossible_travel, new_country): on (PALISADE_GEOIP_DB)"
+                ),
+                None => println!(
+                    "# geographic detection rules (impossible_travel, new_country): off (PALISADE_GEOIP_DB is not set)"
+                ),
+            }
             let refusals = crate::app::production_refusals(&config);
             let keys = crate::app::load_keys_checked(&config);
             let mut problems = refusals;
@@ -369,7 +377,20 @@ async fn create_super_admin(config: &Config, email: &str, name: &str) -> anyhow:
         metadata: serde_json::json!({ "email": user.email }),
         ..audit::AuditEntry::default()
     };
-    audit::append(&mut tx, &entry, now).await?;
+    let record = audit::append(&mut tx, &entry, now).await?;
+    // No server runs the detection rules here: the alert is written with the record (it is
+    // listed by `GET /api/v1/security/alerts`; no mail or webhook goes out from the CLI).
+    let alert = palisade_store::security_alerts::NewAlert {
+        tenant_id: None,
+        rule: palisade_domain::AlertRule::PrivilegeEscalation,
+        severity: palisade_domain::AlertSeverity::Critical,
+        subject_type: "user".into(),
+        subject_id: user.id.to_string(),
+        subject_label: Some(user.email.clone()),
+        summary: "A super admin was created (command line)".into(),
+        evidence: vec![record],
+    };
+    palisade_store::security_alerts::raise(&mut tx, &alert, now).await?;
     tx.commit().await?;
     store.close().await;
     println!("created super admin {} ({})", user.email, user.id);

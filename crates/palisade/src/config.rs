@@ -119,6 +119,29 @@ pub struct RawConfig {
     pub redis_url: Option<SecretString>,
     /// What every Redis key and channel of this deployment starts with.
     pub redis_key_prefix: String,
+    /// Failed sign-ins of one account within the detection window that raise
+    /// `account_under_attack`.
+    pub detect_failed_logins: u32,
+    /// Different accounts one address fails against within the window (`password_spraying`).
+    pub detect_spray_accounts: u32,
+    /// The window of the sign-in and read-volume rules, in minutes.
+    pub detect_window_minutes: u64,
+    /// Rows an export may have before it raises `mass_data_access`.
+    pub detect_export_rows: u64,
+    /// Exports by one user in an hour beyond which `mass_data_access` is raised.
+    pub detect_exports_per_hour: u32,
+    /// Contacts and messages one credential may read through the API within the window.
+    pub detect_read_records: u64,
+    /// The platform's security mailbox: every alert that opens, of every tenant.
+    pub security_alert_email: Option<String>,
+    /// The platform's alert webhook: every alert that opens, signed.
+    pub security_alert_webhook: Option<String>,
+    /// The `whsec_` secret the platform alert webhook is signed with.
+    #[serde(skip_serializing)]
+    pub security_alert_webhook_secret: Option<SecretString>,
+    /// A MaxMind-format City database (`.mmdb`) for the geographic detection rules
+    /// (`impossible_travel`, `new_country`, an API key's new country); unset: those rules are off.
+    pub geoip_db: Option<PathBuf>,
 }
 
 impl Default for RawConfig {
@@ -180,6 +203,16 @@ impl Default for RawConfig {
             otlp_service_name: "palisade".into(),
             redis_url: None,
             redis_key_prefix: "palisade".into(),
+            detect_failed_logins: 10,
+            detect_spray_accounts: 10,
+            detect_window_minutes: 10,
+            detect_export_rows: 10_000,
+            detect_exports_per_hour: 3,
+            detect_read_records: 5_000,
+            security_alert_email: None,
+            security_alert_webhook: None,
+            security_alert_webhook_secret: None,
+            geoip_db: None,
         }
     }
 }
@@ -310,6 +343,34 @@ impl Config {
                 "PALISADE_REDIS_KEY_PREFIX={:?} must be 1 to 64 characters without spaces",
                 raw.redis_key_prefix
             )));
+        }
+        if let Some(url) = raw
+            .security_alert_webhook
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError(format!(
+                    "PALISADE_SECURITY_ALERT_WEBHOOK must be an http(s) URL, not {url:?}"
+                )));
+            }
+            let secret_ok = raw
+                .security_alert_webhook_secret
+                .as_ref()
+                .and_then(|k| palisade_core::webhooks::secret_bytes(k.expose_secret()))
+                .is_some();
+            if !secret_ok {
+                return Err(ConfigError(
+                    "PALISADE_SECURITY_ALERT_WEBHOOK needs PALISADE_SECURITY_ALERT_WEBHOOK_SECRET, a whsec_ secret (base64 after the prefix)".into(),
+                ));
+            }
+        }
+        if let Some(path) = raw
+            .geoip_db
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            palisade_core::detections::geo::GeoDb::open(path).map_err(ConfigError)?;
         }
         let config = Config {
             raw,

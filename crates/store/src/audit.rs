@@ -165,7 +165,11 @@ struct Head {
     hash: String,
 }
 
-pub async fn append<S: Scope>(tx: &mut Tx<S>, e: &AuditEntry, now: OffsetDateTime) -> Result<()> {
+pub async fn append<S: Scope>(
+    tx: &mut Tx<S>,
+    e: &AuditEntry,
+    now: OffsetDateTime,
+) -> Result<AuditRecordId> {
     if let Some(scope_tenant) = tx.scope().tenant() {
         if e.tenant_id != Some(scope_tenant) {
             return Err(StoreError::Integrity(
@@ -258,7 +262,7 @@ pub async fn append<S: Scope>(tx: &mut Tx<S>, e: &AuditEntry, now: OffsetDateTim
         )
         .await?;
     }
-    Ok(())
+    Ok(r.id)
 }
 
 /// What to search for. `None` fields do not filter.

@@ -37,6 +37,7 @@ pub mod password_resets;
 pub mod queues;
 pub mod realtime;
 pub mod refresh_tokens;
+pub mod security_alerts;
 pub mod send_queue;
 pub mod sessions;
 pub mod tenants;

@@ -156,6 +156,7 @@ into_arg_id!(palisade_domain::EmailCodeId);
 into_arg_id!(palisade_domain::PasswordResetId);
 into_arg_id!(palisade_domain::LoginAttemptId);
 into_arg_id!(palisade_domain::PasskeyId);
+into_arg_id!(palisade_domain::SecurityAlertId);
 into_arg_id!(palisade_domain::WebauthnChallengeId);
 
 impl<T: IntoArg> IntoArg for Option<T> {

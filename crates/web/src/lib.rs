@@ -79,6 +79,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::tenant::router())
         .merge(routes::two_factor::router())
         .merge(routes::audit::router())
+        .merge(routes::security::router())
         .merge(routes::api_keys::router())
         .merge(routes::webhooks::router())
         .merge(routes::notifications::router())

@@ -98,6 +98,7 @@ pub async fn authenticate(
 ) -> AppResult<Arc<ApiKeySnapshot>> {
     let snap = verify(s, key, ip).await?;
     s.api_key_usage.record(snap.id, s.now(), ip);
+    crate::detections::api_key_used(s, snap.tenant_id, snap.id, &snap.name, ip);
     Ok(snap)
 }
 

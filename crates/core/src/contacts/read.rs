@@ -54,7 +54,9 @@ pub async fn list(s: &Services, p: &Principal, q: ListQuery) -> AppResult<Page<C
     f.limit = limit + 1;
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
     let items = store::list(&mut tx, &f).await?;
-    Ok(Page::from_overfetch(items, limit, |c| c.id.as_uuid()))
+    let page = Page::from_overfetch(items, limit, |c| c.id.as_uuid());
+    crate::detections::records_read(s, p, page.data.len());
+    Ok(page)
 }
 
 pub async fn get(s: &Services, p: &Principal, id: ContactId) -> AppResult<Contact> {
@@ -106,7 +108,9 @@ pub async fn start_export(
     }));
     entry.target_type = Some("contact".into());
     uow.audit(entry).await?;
+    let audit_id = uow.last_watched_audit_id();
     uow.commit().await?;
+    crate::detections::export_started(s, p, audit_id);
     Ok(f)
 }
 
@@ -118,7 +122,9 @@ pub async fn export_page(
 ) -> AppResult<Vec<Contact>> {
     require_export(p)?;
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
-    Ok(store::list(&mut tx, f).await?)
+    let page = store::list(&mut tx, f).await?;
+    crate::detections::exported_rows(s, p, page.len());
+    Ok(page)
 }
 
 /// A contact's conversations (on every number), newest first, 50 a page after `cursor` (the

@@ -6,6 +6,8 @@
 
 /// Too many failed sign-ins: the account is locked for a while.
 pub const ACCOUNT_LOCKED: &str = "account_locked";
+/// The security alert is resolved: it can no longer be acknowledged or resolved.
+pub const ALERT_RESOLVED: &str = "alert_resolved";
 /// The WhatsApp connection is already disconnected.
 pub const ALREADY_DISCONNECTED: &str = "already_disconnected";
 /// The user already owns the tenant.
@@ -173,6 +175,7 @@ pub const ALL: &[&str] = &[
     TWO_FACTOR_ENROLLMENT_REQUIRED,
     TWO_FACTOR_REQUIRED,
     ACCOUNT_LOCKED,
+    ALERT_RESOLVED,
     ALREADY_DISCONNECTED,
     ALREADY_OWNER,
     ALREADY_REVOKED,

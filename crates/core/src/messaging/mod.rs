@@ -175,7 +175,9 @@ pub async fn list_messages(
     }
     let mut items = messages::list_messages(&mut tx, conversation_id, cursor, limit + 1).await?;
     crate::whatsapp::media::attach(&mut tx, &mut items).await?;
-    Ok(Page::from_overfetch(items, limit, |m| m.id.as_uuid()))
+    let page = Page::from_overfetch(items, limit, |m| m.id.as_uuid());
+    crate::detections::records_read(s, p, page.data.len());
+    Ok(page)
 }
 
 /// The end of a conversation: its latest messages, oldest first, and whether earlier ones exist.

@@ -106,6 +106,8 @@ mod reach;
 mod realtime;
 mod registration;
 mod schema_parity;
+mod security_alerts;
+mod security_geo;
 mod sessions;
 mod tenant;
 mod tokens;

@@ -215,6 +215,19 @@ async fn cli_creates_a_super_admin_who_can_sign_in() {
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.body["role"], "super_admin");
     assert!(me.body["tenant"].is_null());
+    // The new super admin is a critical platform alert, with the audit record as evidence.
+    let alerts = app
+        .get(
+            "/api/v1/security/alerts?rule=privilege_escalation",
+            &root.access_token,
+        )
+        .await;
+    assert_eq!(alerts.status, StatusCode::OK, "{:?}", alerts.body);
+    let a = &alerts.body["data"][0];
+    assert_eq!(a["severity"], "critical");
+    assert_eq!(a["tenant_id"], serde_json::Value::Null);
+    assert_eq!(a["subject"]["label"], "root@platform.example");
+    assert_eq!(a["evidence"].as_array().unwrap().len(), 1);
 }
 
 #[test]
@@ -250,6 +263,25 @@ fn check_config_redacts_secrets() {
         text.contains("rate_limit_webhook_failures_per_minute = 60"),
         "the webhook refusal limit and its default: {text}"
     );
+    assert!(
+        text.contains("geographic detection rules (impossible_travel, new_country): off"),
+        "without PALISADE_GEOIP_DB the geographic rules are off, and check-config says so: {text}"
+    );
+    assert!(text.contains("detect_export_rows = 10000"), "{text}");
+
+    // A GeoIP database that is not one is refused by name.
+    let not_a_db = dir.path().join("city.mmdb");
+    std::fs::write(&not_a_db, b"not a MaxMind database").unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .arg("check-config")
+        .env("PALISADE_DATA_DIR", dir.path())
+        .env("PALISADE_SIGNING_KEYS", &secret)
+        .env("PALISADE_GEOIP_DB", &not_a_db)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("PALISADE_GEOIP_DB"));
 
     let bad = Command::new(env!("CARGO_BIN_EXE_palisade"))
         .arg("check-config")

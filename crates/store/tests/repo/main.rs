@@ -79,6 +79,7 @@ mod messages;
 mod notifications;
 mod passkeys;
 mod realtime;
+mod security_alerts;
 mod send_queue;
 mod sessions;
 mod tenants;

@@ -47,6 +47,7 @@ use utoipa::{Modify, OpenApi};
         (name = "webhooks", description = "Outgoing webhooks, signed per Standard Webhooks"),
         (name = "notifications", description = "The signed-in user's in-app notifications"),
         (name = "audit", description = "The tamper-evident audit log"),
+        (name = "security", description = "Security alerts raised by the detection rules, and security metrics"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

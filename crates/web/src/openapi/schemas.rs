@@ -98,6 +98,10 @@ pub enum EventSubscription {
     Webhook,
     #[serde(rename = "webhook.test")]
     WebhookTest,
+    #[serde(rename = "security.*")]
+    Security,
+    #[serde(rename = "security.alert")]
+    SecurityAlert,
 }
 
 fn text(

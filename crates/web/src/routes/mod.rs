@@ -14,6 +14,7 @@ pub mod messaging;
 pub mod notifications;
 pub mod passkeys;
 pub mod platform;
+pub mod security;
 pub mod tenant;
 pub mod two_factor;
 pub mod users;

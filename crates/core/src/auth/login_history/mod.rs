@@ -92,6 +92,20 @@ pub async fn record<S: Scope>(
         }
     }
     store::insert(uow.tx(), &attempt).await?;
+    let (tenant, id, email, ip) = (
+        user.tenant_id,
+        user.id,
+        user.email.clone(),
+        attempt.ip.clone(),
+    );
+    if result == LoginResult::Success {
+        let attempt_id = attempt.id;
+        uow.after_commit(move |s| {
+            crate::detections::login_succeeded(s, tenant, id, email, ip, attempt_id);
+        });
+    } else {
+        uow.after_commit(move |s| crate::detections::login_failed(s, tenant, id, email, ip));
+    }
     Ok(())
 }
 

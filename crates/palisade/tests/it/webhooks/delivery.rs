@@ -23,7 +23,7 @@ async fn failures_are_retried_with_backoff_until_delivered(db: Db) {
     let app = app_with_private_targets(db).await;
     let rx = Receiver::start().await;
     let owner = app.register("Acme", "owner@acme.example").await;
-    let (id, _) = active_webhook(&app, &owner, &rx.url, json!(["*"])).await;
+    let (id, _) = active_webhook(&app, &owner, &rx.url, json!(["webhook.test"])).await;
     rx.answer(&[500, 503]);
     let t = app
         .post(
@@ -107,7 +107,7 @@ async fn gone_disables_the_endpoint(db: Db) {
     let app = app_with_private_targets(db).await;
     let rx = Receiver::start().await;
     let owner = app.register("Acme", "owner@acme.example").await;
-    let (id, _) = active_webhook(&app, &owner, &rx.url, json!(["*"])).await;
+    let (id, _) = active_webhook(&app, &owner, &rx.url, json!(["webhook.test"])).await;
     rx.answer(&[410]);
     app.post(
         &format!("/api/v1/webhooks/{id}/test"),

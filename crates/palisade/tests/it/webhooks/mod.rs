@@ -66,7 +66,10 @@ impl Receiver {
     pub(crate) fn count(&self) -> usize {
         self.got.lock().unwrap().len()
     }
-    fn last(&self) -> Received {
+    pub(crate) fn all(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+    pub(crate) fn last(&self) -> Received {
         self.got.lock().unwrap().last().cloned().unwrap()
     }
     fn answer(&self, codes: &[u16]) {

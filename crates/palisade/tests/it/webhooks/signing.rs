@@ -349,7 +349,7 @@ async fn rotation_overlap_is_configurable_and_bounded(db: Db) {
     let app = app_with_private_targets(db).await;
     let rx = Receiver::start().await;
     let owner = app.register("Acme", "owner@acme.example").await;
-    let (id, _) = active_webhook(&app, &owner, &rx.url, json!(["*"])).await;
+    let (id, _) = active_webhook(&app, &owner, &rx.url, json!(["webhook.test"])).await;
     let path = format!("/api/v1/webhooks/{id}/rotate-secret");
     for bad in [
         json!({"overlap_seconds": 604_801}),

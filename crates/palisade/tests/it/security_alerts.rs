@@ -1,0 +1,712 @@
+//! Security detections and alerts (`/api/v1/security/alerts`, `/api/v1/security/metrics`): a
+//! scripted attack raises the expected alerts, by mail and signed webhook; repeats bump
+//! `occurrences`; who may read and handle alerts.
+
+use crate::support::{assert_error, create_user, login_from};
+use crate::webhooks::{active_webhook, Receiver};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use palisade_testkit::{spawn_app_with, Db, Session, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+both!(
+    a_password_spray_raises_one_platform_alert_that_repeats_bump,
+    an_account_under_attack_alerts_its_admins_by_mail_and_signed_webhook,
+    privilege_escalations_raise_alerts,
+    a_mass_export_and_many_exports_raise_mass_data_access,
+    an_api_key_used_from_a_new_address_raises_an_alert,
+    one_credential_reading_many_records_raises_mass_data_access,
+    alerts_are_acknowledged_and_resolved_by_admins_only,
+    metrics_count_events_failures_and_alerts,
+);
+
+const ATTACKER: &str = "203.0.113.66";
+const PLATFORM_SECRET: &str = "whsec_c2VjdXJpdHktYWxlcnQtdGVzdC1zZWNyZXQtMzJieXRlcyE=";
+
+async fn app(db: Db, tweak: impl FnOnce(&mut palisade::config::RawConfig)) -> TestApp {
+    spawn_app_with(db, |c| {
+        c.trusted_proxies = "127.0.0.1/32, ::1".into();
+        c.webhooks_allow_private_targets = true;
+        c.webhooks_worker_interval_ms = 0;
+        tweak(c);
+    })
+    .await
+}
+
+/// The alerts `token` sees with `query`, polled until `want(alerts)` holds (at most 5 s: the
+/// issue's bound for raising an alert).
+async fn wait_alerts(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+    want: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let started = std::time::Instant::now();
+    loop {
+        let r = app
+            .get(&format!("/api/v1/security/alerts{query}"), token)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let data = r.body["data"].as_array().unwrap().clone();
+        if want(&data) {
+            return data;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no alert as expected within 5 s: {data:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn alerts(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    let r = app
+        .get(&format!("/api/v1/security/alerts{query}"), token)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body["data"].as_array().unwrap().clone()
+}
+
+/// Every evidence id of `alert` is a record of the audit log.
+async fn evidence_is_in_the_audit_log(app: &TestApp, alert: &Value) {
+    let ids = alert["evidence"].as_array().unwrap();
+    assert!(!ids.is_empty(), "{alert}");
+    for id in ids {
+        let uuid = uuid::Uuid::parse_str(id.as_str().unwrap()).unwrap();
+        let literal = match app.db.kind() {
+            Db::Sqlite => format!("x'{}'", uuid.simple()),
+            Db::Postgres => format!("'{uuid}'"),
+        };
+        let n = app
+            .db
+            .count_as_owner(&format!(
+                "SELECT COUNT(*) FROM audit_log WHERE id = {literal}"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "evidence {id} is not an audit record");
+    }
+}
+
+fn verify_signature(secret: &str, headers: &reqwest::header::HeaderMap, body: &[u8]) -> bool {
+    let get = |n: &str| headers.get(n).unwrap().to_str().unwrap().to_owned();
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.", get("webhook-id"), get("webhook-timestamp")).as_bytes());
+    mac.update(body);
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    get("webhook-signature").split(' ').any(|s| s == expected)
+}
+
+async fn a_password_spray_raises_one_platform_alert_that_repeats_bump(db: Db) {
+    let rx = Receiver::start().await;
+    let url = rx.url.clone();
+    let app = app(db, move |c| {
+        c.security_alert_email = Some("soc@platform.example".into());
+        c.security_alert_webhook = Some(url);
+        c.security_alert_webhook_secret = Some(PLATFORM_SECRET.to_owned().into());
+    })
+    .await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let other = app.register("Globex", "owner@globex.example").await;
+    let root = app.super_admin("root@platform.example").await;
+    // Eleven accounts in two tenants, one wrong password each, from one address.
+    let mut emails = vec![other.email.clone()];
+    for i in 0..10 {
+        let email = format!("agent{i}@acme.example");
+        create_user(&app, &owner, &email, "agent").await;
+        emails.push(email);
+    }
+    for email in emails.iter().take(10) {
+        let r = login_from(&app, ATTACKER, email, "Wrong-password-1234").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
+    }
+    let found = wait_alerts(&app, &root.access_token, "?rule=password_spraying", |a| {
+        !a.is_empty()
+    })
+    .await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    let a = &found[0];
+    assert_eq!(a["severity"], "high");
+    assert_eq!(a["status"], "open");
+    assert_eq!(a["tenant_id"], Value::Null, "a spray is the platform's");
+    assert_eq!(a["subject"]["type"], "ip_address");
+    assert_eq!(a["subject"]["id"], ATTACKER);
+    assert_eq!(a["occurrences"], 1);
+    evidence_is_in_the_audit_log(&app, a).await;
+    // Tenant admins do not see the platform's alert.
+    assert!(alerts(&app, &owner.access_token, "?rule=password_spraying")
+        .await
+        .is_empty());
+
+    // The platform's mailbox and its signed webhook were told.
+    let mail = app
+        .wait_mail("soc@platform.example", "security_alert")
+        .await;
+    assert!(mail.text.contains("password_spraying"), "{}", mail.text);
+    let started = std::time::Instant::now();
+    while rx.count() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no platform webhook"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (headers, body) = rx.last();
+    assert!(verify_signature(PLATFORM_SECRET, &headers, &body));
+    let payload: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(payload["type"], "security.alert");
+    assert_eq!(payload["data"]["rule"], "password_spraying");
+
+    // The eleventh account: the same alert, one more occurrence; no second delivery.
+    login_from(&app, ATTACKER, &emails[10], "Wrong-password-1234").await;
+    let bumped = wait_alerts(&app, &root.access_token, "?rule=password_spraying", |a| {
+        a.first().is_some_and(|a| a["occurrences"] == 2)
+    })
+    .await;
+    assert_eq!(bumped.len(), 1);
+    assert_eq!(bumped[0]["id"], a["id"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.count(), 1);
+}
+
+async fn an_account_under_attack_alerts_its_admins_by_mail_and_signed_webhook(db: Db) {
+    let app = app(db, |_| {}).await;
+    let rx = Receiver::start().await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let (_, secret) = active_webhook(&app, &owner, &rx.url, json!(["security.alert"])).await;
+    let victim = "victim@acme.example";
+    create_user(&app, &owner, victim, "agent").await;
+    // Ten failures in ten minutes (the lockout starts at five; locked attempts count too).
+    for i in 0..10 {
+        let ip = format!("198.51.100.{}", i + 1);
+        let r = login_from(&app, &ip, victim, "Wrong-password-1234").await;
+        assert!(r.status.is_client_error(), "{:?}", r.body);
+        app.clock.advance(time::Duration::seconds(30));
+    }
+    let found = wait_alerts(
+        &app,
+        &owner.access_token,
+        "?rule=account_under_attack",
+        |a| !a.is_empty(),
+    )
+    .await;
+    let a = &found[0];
+    assert_eq!(a["subject"]["type"], "user");
+    assert_eq!(a["subject"]["label"], victim);
+    assert_eq!(a["tenant_id"], owner.tenant_id.as_str());
+    assert_eq!(a["severity"], "high");
+    evidence_is_in_the_audit_log(&app, a).await;
+
+    // High: mailed to the tenant's admins.
+    let mail = app.wait_mail(&owner.email, "security_alert").await;
+    assert!(mail.text.contains("account_under_attack"), "{}", mail.text);
+    // The tenant's webhook gets `security.alert`, signed with its secret.
+    let mut delivered = 0;
+    let started = std::time::Instant::now();
+    while delivered == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no delivery queued"
+        );
+        delivered = palisade_core::webhooks::deliver_due(&app.services)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (headers, body) = rx.last();
+    assert!(verify_signature(&secret, &headers, &body));
+    let payload: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(payload["type"], "security.alert");
+    assert_eq!(payload["data"]["id"], a["id"]);
+    assert_eq!(payload["data"]["rule"], "account_under_attack");
+
+    // One more failure bumps the same alert.
+    login_from(&app, "198.51.100.77", victim, "Wrong-password-1234").await;
+    let bumped = wait_alerts(
+        &app,
+        &owner.access_token,
+        "?rule=account_under_attack",
+        |a| a.first().is_some_and(|a| a["occurrences"] == 2),
+    )
+    .await;
+    assert_eq!(bumped.len(), 1);
+}
+
+async fn privilege_escalations_raise_alerts(db: Db) {
+    let app = app(db, |_| {}).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let agent = create_user(&app, &owner, "agent@acme.example", "agent").await;
+    let r = app
+        .patch(
+            &format!("/api/v1/users/{agent}"),
+            &owner.access_token,
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let found = wait_alerts(
+        &app,
+        &owner.access_token,
+        "?rule=privilege_escalation",
+        |a| a.iter().any(|a| a["subject"]["id"] == agent.as_str()),
+    )
+    .await;
+    assert_eq!(found[0]["subject"]["type"], "user");
+    assert_eq!(found[0]["subject"]["label"], "agent@acme.example");
+
+    // A read-only key is no alert; a full_access key is.
+    for (name, scopes) in [
+        ("reader", json!(["read_only"])),
+        ("robot", json!(["full_access"])),
+    ] {
+        let r = app
+            .post(
+                "/api/v1/api-keys",
+                Some(&owner.access_token),
+                json!({"name": name, "scopes": scopes}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let found = wait_alerts(
+        &app,
+        &owner.access_token,
+        "?rule=privilege_escalation",
+        |a| a.iter().any(|a| a["subject"]["type"] == "api_key"),
+    )
+    .await;
+    let keys: Vec<_> = found
+        .iter()
+        .filter(|a| a["subject"]["type"] == "api_key")
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0]["subject"]["label"], "robot");
+    assert_eq!(keys[0]["severity"], "high");
+
+    // Lowering the tenant's two-factor requirement (handed to the rules as the audit record
+    // `tenant.updated` is: the API would first make the owner enrol a second factor).
+    let tenant = palisade_domain::TenantId::from(uuid::Uuid::parse_str(&owner.tenant_id).unwrap());
+    let updated = |before: &str, after: &str| palisade_core::detections::AuditedEvent {
+        id: palisade_domain::AuditRecordId::new(),
+        entry: palisade_store::audit::AuditEntry {
+            tenant_id: Some(tenant),
+            action: "tenant.updated".into(),
+            actor_email: Some(owner.email.clone()),
+            target_type: Some("tenant".into()),
+            target_id: Some(owner.tenant_id.clone()),
+            before: Some(json!({"require_2fa": before})),
+            after: Some(json!({"require_2fa": after})),
+            ..Default::default()
+        },
+    };
+    palisade_core::detections::evaluate(
+        app.services.clone(),
+        vec![updated("off", "everyone"), updated("everyone", "admins")],
+    )
+    .await;
+    let found = alerts(&app, &owner.access_token, "?rule=privilege_escalation").await;
+    let lowered: Vec<_> = found
+        .iter()
+        .filter(|a| a["subject"]["type"] == "tenant")
+        .collect();
+    assert_eq!(lowered.len(), 1, "{found:?}");
+    assert_eq!(
+        lowered[0]["occurrences"], 1,
+        "raising the requirement is no alert"
+    );
+    assert!(lowered[0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("two-factor"));
+}
+
+async fn a_mass_export_and_many_exports_raise_mass_data_access(db: Db) {
+    let app = app(db, |c| c.detect_export_rows = 5).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    for i in 0..6 {
+        let r = app
+            .post(
+                "/api/v1/contacts",
+                Some(&owner.access_token),
+                json!({"phone": format!("+4477009001{i:02}")}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let r = app
+        .get("/api/v1/contacts/export?format=csv", &owner.access_token)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let found = wait_alerts(&app, &owner.access_token, "?rule=mass_data_access", |a| {
+        !a.is_empty()
+    })
+    .await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("more than 5 rows"),
+        "{}",
+        found[0]
+    );
+    evidence_is_in_the_audit_log(&app, &found[0]).await;
+
+    // Another admin exports four times in an hour (a filter that matches nothing, so no export
+    // is large): the many-exports rule, on that user.
+    let second = app.add_user(&owner, "second@acme.example", "admin").await;
+    for _ in 0..4 {
+        let r = app
+            .get(
+                "/api/v1/contacts/export?format=jsonl&q=nobody",
+                &second.access_token,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let found = wait_alerts(&app, &owner.access_token, "?rule=mass_data_access", |a| {
+        a.iter()
+            .any(|a| a["subject"]["id"] == second.user_id.as_str())
+    })
+    .await;
+    let many = found
+        .iter()
+        .find(|a| a["subject"]["id"] == second.user_id.as_str())
+        .unwrap();
+    assert!(
+        many["summary"]
+            .as_str()
+            .unwrap()
+            .contains("4 exports by this user"),
+        "{many}"
+    );
+    assert_eq!(many["evidence"].as_array().unwrap().len(), 4);
+    evidence_is_in_the_audit_log(&app, many).await;
+}
+
+async fn an_api_key_used_from_a_new_address_raises_an_alert(db: Db) {
+    let app = app(db, |_| {}).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let r = app
+        .post(
+            "/api/v1/api-keys",
+            Some(&owner.access_token),
+            json!({"name": "crm-sync", "scopes": ["contacts:read"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let key = r.body["key"].as_str().unwrap().to_owned();
+    let key_id = r.body["api_key"]["id"].as_str().unwrap().to_owned();
+    let use_from = |ip: &'static str| {
+        let req = app
+            .client
+            .get(app.url("/api/v1/contacts"))
+            .bearer_auth(&key)
+            .header("x-forwarded-for", ip);
+        async move { req.send().await.unwrap().status() }
+    };
+    // The first address is no alert, nor its repeats.
+    assert_eq!(use_from("192.0.2.10").await, StatusCode::OK);
+    assert_eq!(use_from("192.0.2.10").await, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        alerts(&app, &owner.access_token, "?rule=api_key_new_address")
+            .await
+            .is_empty()
+    );
+    assert_eq!(use_from("192.0.2.99").await, StatusCode::OK);
+    let found = wait_alerts(
+        &app,
+        &owner.access_token,
+        "?rule=api_key_new_address",
+        |a| !a.is_empty(),
+    )
+    .await;
+    assert_eq!(found[0]["subject"]["type"], "api_key");
+    assert_eq!(found[0]["subject"]["id"], key_id.as_str());
+    assert_eq!(found[0]["severity"], "medium");
+    assert!(found[0]["summary"].as_str().unwrap().contains("192.0.2.99"));
+}
+
+/// Raises a `privilege_escalation` alert in `owner`'s tenant (an agent made admin); returns it.
+async fn one_alert(app: &TestApp, owner: &Session, email: &str) -> Value {
+    let agent = create_user(app, owner, email, "agent").await;
+    let r = app
+        .patch(
+            &format!("/api/v1/users/{agent}"),
+            &owner.access_token,
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    wait_alerts(
+        app,
+        &owner.access_token,
+        "?rule=privilege_escalation",
+        |a| a.iter().any(|a| a["subject"]["id"] == agent.as_str()),
+    )
+    .await
+    .into_iter()
+    .find(|a| a["subject"]["id"] == agent.as_str())
+    .unwrap()
+}
+
+async fn alerts_are_acknowledged_and_resolved_by_admins_only(db: Db) {
+    let app = app(db, |_| {}).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let other = app.register("Globex", "owner@globex.example").await;
+    let agent = app.add_user(&owner, "agent@acme.example", "agent").await;
+    let root = app.super_admin("root@platform.example").await;
+    let a = one_alert(&app, &owner, "second@acme.example").await;
+    let id = a["id"].as_str().unwrap();
+    let ack = format!("/api/v1/security/alerts/{id}/acknowledge");
+    let resolve = format!("/api/v1/security/alerts/{id}/resolve");
+
+    // Agents: 403 on every route.
+    assert_error(
+        &app.get("/api/v1/security/alerts", &agent.access_token)
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &app.get("/api/v1/security/metrics", &agent.access_token)
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_eq!(
+        app.post(&ack, Some(&agent.access_token), json!({}))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    // API keys, whatever their scopes: no scope grants security alerts.
+    let k = app
+        .post(
+            "/api/v1/api-keys",
+            Some(&owner.access_token),
+            json!({"name": "all", "scopes": ["full_access"]}),
+        )
+        .await;
+    let key = k.body["key"].as_str().unwrap();
+    assert_eq!(
+        app.get("/api/v1/security/alerts", key).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.post(&resolve, Some(key), json!({})).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // Another tenant's admin: the alert does not exist for them.
+    assert!(alerts(&app, &other.access_token, "")
+        .await
+        .iter()
+        .all(|x| x["id"] != a["id"]));
+    assert_error(
+        &app.post(&ack, Some(&other.access_token), json!({})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert!(alerts(
+        &app,
+        &other.access_token,
+        &format!("?tenant_id={}", owner.tenant_id)
+    )
+    .await
+    .is_empty());
+    // Impersonations read, but never acknowledge or resolve.
+    for write in [false, true] {
+        let r = app
+            .post(
+                &format!("/api/v1/admin/tenants/{}/impersonate", owner.tenant_id),
+                Some(&root.access_token),
+                json!({"reason": "ticket #7", "write": write}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let imp = r.body["access_token"].as_str().unwrap();
+        assert!(alerts(&app, imp, "")
+            .await
+            .iter()
+            .any(|x| x["id"] == a["id"]));
+        assert_eq!(
+            app.post(&ack, Some(imp), json!({})).await.status,
+            StatusCode::FORBIDDEN
+        );
+    }
+    // Bad filters are 400 with the allowed values.
+    for q in [
+        "?status=closed",
+        "?severity=urgent",
+        "?rule=brute_force",
+        "?limit=0",
+    ] {
+        assert_error(
+            &app.get(&format!("/api/v1/security/alerts{q}"), &owner.access_token)
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        );
+    }
+    assert_eq!(
+        app.post(
+            "/api/v1/security/alerts/not-a-uuid/acknowledge",
+            Some(&owner.access_token),
+            json!({})
+        )
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // The owner acknowledges, then resolves with a note; both audited.
+    let r = app.post(&ack, Some(&owner.access_token), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["status"], "acknowledged");
+    assert_eq!(
+        alerts(&app, &owner.access_token, "?status=acknowledged")
+            .await
+            .len(),
+        1
+    );
+    let long = "x".repeat(2001);
+    assert_error(
+        &app.post(&resolve, Some(&owner.access_token), json!({"note": long}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let r = app
+        .post(
+            &resolve,
+            Some(&owner.access_token),
+            json!({"note": "expected: a new team lead"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["status"], "resolved");
+    assert_error(
+        &app.post(&resolve, Some(&owner.access_token), json!({}))
+            .await,
+        StatusCode::CONFLICT,
+        "alert_resolved",
+    );
+    for action in ["security.alert.acknowledged", "security.alert.resolved"] {
+        let r = app
+            .get(
+                &format!("/api/v1/audit-logs?action={action}"),
+                &owner.access_token,
+            )
+            .await;
+        assert_eq!(r.body["data"].as_array().unwrap().len(), 1, "{action}");
+        assert_eq!(r.body["data"][0]["target_id"], id);
+    }
+    // Super admins see every tenant's alerts, and may narrow to one.
+    let all = alerts(&app, &root.access_token, "?status=resolved").await;
+    assert!(all.iter().any(|x| x["id"] == a["id"]));
+    let narrowed = alerts(
+        &app,
+        &root.access_token,
+        &format!("?tenant_id={}", other.tenant_id),
+    )
+    .await;
+    assert!(narrowed
+        .iter()
+        .all(|x| x["tenant_id"] == other.tenant_id.as_str()));
+    assert!(narrowed.iter().all(|x| x["id"] != a["id"]));
+}
+
+async fn metrics_count_events_failures_and_alerts(db: Db) {
+    let app = app(db, |_| {}).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    login_from(&app, ATTACKER, &owner.email, "Wrong-password-1234").await;
+    one_alert(&app, &owner, "second@acme.example").await;
+    let r = app
+        .get("/api/v1/security/metrics", &owner.access_token)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let m = &r.body;
+    assert!(m["total_events"].as_i64().unwrap() >= 3, "{m}");
+    assert_eq!(m["failed_logins"], 1);
+    assert_eq!(m["suspicious_activities"], 1);
+    assert_eq!(m["critical_events"], 0);
+    assert_eq!(m["unresolved_alerts"], 1);
+    // A period before anything happened.
+    let r = app
+        .get(
+            "/api/v1/security/metrics?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z",
+            &owner.access_token,
+        )
+        .await;
+    assert_eq!(r.body["total_events"], 0);
+    assert_eq!(
+        r.body["unresolved_alerts"], 1,
+        "unresolved is now, not the period"
+    );
+    for q in [
+        "?from=yesterday",
+        "?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+    ] {
+        assert_error(
+            &app.get(&format!("/api/v1/security/metrics{q}"), &owner.access_token)
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        );
+    }
+}
+
+async fn one_credential_reading_many_records_raises_mass_data_access(db: Db) {
+    let app = app(db, |c| c.detect_read_records = 5).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    for i in 0..4 {
+        let r = app
+            .post(
+                "/api/v1/contacts",
+                Some(&owner.access_token),
+                json!({"phone": format!("+4477009002{i:02}")}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let k = app
+        .post(
+            "/api/v1/api-keys",
+            Some(&owner.access_token),
+            json!({"name": "reader", "scopes": ["contacts:read"]}),
+        )
+        .await;
+    let key = k.body["key"].as_str().unwrap().to_owned();
+    let key_id = k.body["api_key"]["id"].as_str().unwrap().to_owned();
+    // Four records: under the limit of five.
+    assert_eq!(
+        app.get("/api/v1/contacts", &key).await.status,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(alerts(&app, &owner.access_token, "?rule=mass_data_access")
+        .await
+        .is_empty());
+    // Eight within the window: over it, on the key.
+    assert_eq!(
+        app.get("/api/v1/contacts", &key).await.status,
+        StatusCode::OK
+    );
+    let found = wait_alerts(&app, &owner.access_token, "?rule=mass_data_access", |a| {
+        !a.is_empty()
+    })
+    .await;
+    assert_eq!(found[0]["subject"]["type"], "api_key");
+    assert_eq!(found[0]["subject"]["id"], key_id.as_str());
+    assert!(found[0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("8 contacts or messages"));
+}
