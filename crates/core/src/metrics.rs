@@ -29,6 +29,7 @@ pub const WEBSOCKET_CONNECTIONS: &str = "palisade_websocket_connections";
 pub const DB_POOL_CONNECTIONS: &str = "palisade_db_pool_connections";
 pub const SECURITY_ALERTS: &str = "palisade_security_alerts_total";
 pub const BACKUP_LAST_SUCCESS: &str = "palisade_backup_last_success_timestamp_seconds";
+pub const BACKUP_FAILURES: &str = "palisade_backup_failures_total";
 
 /// The route label of a request no route matched (a 404 from the fallback): one value for
 /// every such path, so scanning random URLs adds no series.
@@ -82,8 +83,22 @@ pub fn describe() {
     describe_gauge!(
         BACKUP_LAST_SUCCESS,
         Unit::Seconds,
-        "Unix time of the last successful backup (no value until scheduled backups exist)."
+        "Unix time of the last successful scheduled backup on this node (no value until one succeeds)."
     );
+    describe_counter!(
+        BACKUP_FAILURES,
+        "Scheduled backups that need attention, by reason: failed (no archive), verification_failed (the archive does not verify), missed (started more than 15 minutes late)."
+    );
+}
+
+/// A scheduled backup was written at `at`.
+pub fn backup_succeeded(at: time::OffsetDateTime) {
+    gauge!(BACKUP_LAST_SUCCESS).set(at.unix_timestamp() as f64);
+}
+
+/// A scheduled backup needs attention for `reason` (`failed`, `verification_failed`, `missed`).
+pub fn backup_failed(reason: &'static str) {
+    counter!(BACKUP_FAILURES, "reason" => reason).increment(1);
 }
 
 /// A sign-in attempt decided with `result`.

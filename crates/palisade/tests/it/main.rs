@@ -35,6 +35,7 @@ macro_rules! both {
 mod account_story;
 mod api_keys;
 mod audit;
+mod backups;
 mod foundation;
 mod nodes;
 mod proxies;
