@@ -140,9 +140,7 @@ async fn round(
     if now - due > MISSED_AFTER {
         raise_backup_alert(&BackupProblem::Missed { due, started: now });
     }
-    let run: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>> =
-        Box::pin(run_once(&s, &ctx, &plan, now));
-    let _ = run.await;
+    let _ = run_once(&s, &ctx, &plan, now).await;
     *next = plan.next_after(s.now());
     tracing::info!(next = %next_text(*next), "next scheduled backup");
     Ok(Next::Wait)
@@ -162,11 +160,7 @@ pub async fn run_once(
 ) -> Result<RunOutcome, BackupError> {
     let archive = plan.dir.join(archive_name(now, !ctx.encryption.is_none()));
     let created = match super::database::private_dirs(&plan.dir) {
-        Ok(()) => {
-            let f: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>> =
-                Box::pin(create(ctx, &s.store, &archive, false, now));
-            f.await
-        }
+        Ok(()) => create(ctx, &s.store, &archive, false, now).await,
         Err(e) => Err(BackupError::new(format!(
             "cannot create {}: {e}",
             plan.dir.display()
