@@ -31,7 +31,7 @@ pub struct Application {
     mailer: Arc<Mailer>,
     mail_worker_interval: Duration,
     /// Scheduled backups, when `PALISADE_BACKUP_DIR` is set.
-    backups: Option<(BackupContext, Plan)>,
+    backups: Option<(BackupContext, Plan, Option<time::OffsetDateTime>)>,
 }
 
 /// The metrics listener: bound in `build`, like the public one, so a taken port fails the start.
@@ -299,7 +299,10 @@ impl Application {
             None => None,
         };
         let backups = match crate::config::backup_plan(&config.raw)? {
-            Some(plan) => Some((backup_context(config, "backup-scheduler")?, plan)),
+            Some(plan) => {
+                let first = plan.next_after(services.now());
+                Some((backup_context(config, "backup-scheduler")?, plan, first))
+            }
             None => None,
         };
         Ok(Application {
@@ -406,11 +409,12 @@ impl Application {
             palisade_core::whatsapp::retention::INTERVAL,
         );
         // Scheduled backups (PALISADE_BACKUP_DIR): created, verified, old ones pruned.
-        let backups = self.backups.map(|(ctx, plan)| {
+        let backups = self.backups.map(|(ctx, plan, first)| {
             palisade_core::backup::schedule::spawn(
                 self.services.clone(),
                 ctx,
                 plan,
+                first,
                 palisade_core::backup::schedule::TICK,
             )
         });

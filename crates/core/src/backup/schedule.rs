@@ -108,9 +108,17 @@ pub struct RunOutcome {
     pub deleted: Vec<PathBuf>,
 }
 
-/// Starts the schedule on this node.
-pub fn spawn(s: Services, ctx: BackupContext, plan: Plan, tick: Duration) -> JoinHandle<()> {
-    let next = Arc::new(Mutex::new(plan.next_after(s.now())));
+/// Starts the schedule on this node; the first run is due at `first` (the first occurrence
+/// after the server was built: computed then, so that a clock moved before this task first
+/// runs cannot skip it).
+pub fn spawn(
+    s: Services,
+    ctx: BackupContext,
+    plan: Plan,
+    first: Option<OffsetDateTime>,
+    tick: Duration,
+) -> JoinHandle<()> {
+    let next = Arc::new(Mutex::new(first));
     let (ctx, plan) = (Arc::new(ctx), Arc::new(plan));
     tracing::info!(
         dir = %plan.dir.display(),

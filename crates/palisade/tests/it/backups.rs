@@ -709,6 +709,47 @@ async fn scheduled_backups_write_verify_and_prune_only_after_a_verified_one(db: 
     );
 }
 
+async fn a_failed_scheduled_backup_is_recorded_and_counted(db: Db) {
+    // The backup directory's place is taken by a file: no archive can be written there.
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = dir.path().join("backups");
+    std::fs::write(&blocked, b"a file, not a directory").unwrap();
+    let path = blocked.clone();
+    let app = palisade_testkit::spawn_app_with(db, move |raw| {
+        raw.backup_dir = Some(path);
+        raw.backup_passphrase = Some(PASSPHRASE.to_owned().into());
+        raw.metrics_listen = "127.0.0.1:0".into();
+    })
+    .await;
+    run_schedule(
+        &app,
+        time::macros::time!(02:00),
+        dir.path(),
+        "platform.backup.failed",
+        1,
+    )
+    .await;
+    assert_eq!(
+        crate::support::audit_count(&app, "platform.backup.created").await,
+        0
+    );
+    let metrics = app
+        .client
+        .get(app.metrics_url.clone().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("palisade_backup_failures_total{reason=\"failed\"}")),
+        "{metrics}"
+    );
+}
+
 /// `check-config` (and the start) refuse backup settings that cannot work, saying which.
 #[test]
 fn check_config_names_bad_backup_settings() {
@@ -768,4 +809,5 @@ both!(
     restore_refuses_a_database_that_is_not_empty_without_force,
     an_unencrypted_backup_needs_the_flag,
     scheduled_backups_write_verify_and_prune_only_after_a_verified_one,
+    a_failed_scheduled_backup_is_recorded_and_counted,
 );
