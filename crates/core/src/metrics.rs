@@ -30,6 +30,7 @@ pub const DB_POOL_CONNECTIONS: &str = "palisade_db_pool_connections";
 pub const SECURITY_ALERTS: &str = "palisade_security_alerts_total";
 pub const BACKUP_LAST_SUCCESS: &str = "palisade_backup_last_success_timestamp_seconds";
 pub const REDIS_FALLBACKS: &str = "palisade_redis_fallbacks_total";
+pub const BACKUP_FAILURES: &str = "palisade_backup_failures_total";
 
 /// The route label of a request no route matched (a 404 from the fallback): one value for
 /// every such path, so scanning random URLs adds no series.
@@ -83,11 +84,15 @@ pub fn describe() {
     describe_gauge!(
         BACKUP_LAST_SUCCESS,
         Unit::Seconds,
-        "Unix time of the last successful backup (no value until scheduled backups exist)."
+        "Unix time of the last successful scheduled backup on this node (no value until one succeeds)."
     );
     describe_counter!(
         REDIS_FALLBACKS,
         "Rate-limit decisions made by this node's in-process limit because Redis (PALISADE_REDIS_URL) did not answer, by limit."
+    );
+    describe_counter!(
+        BACKUP_FAILURES,
+        "Scheduled backups that need attention, by reason: failed (no archive), verification_failed (the archive does not verify), missed (started more than 15 minutes late)."
     );
 }
 
@@ -95,6 +100,16 @@ pub fn describe() {
 /// fixed name (`login`, `api`, …).
 pub fn redis_fallback(limit: &'static str) {
     counter!(REDIS_FALLBACKS, "limit" => limit).increment(1);
+}
+
+/// A scheduled backup was written at `at`.
+pub fn backup_succeeded(at: time::OffsetDateTime) {
+    gauge!(BACKUP_LAST_SUCCESS).set(at.unix_timestamp() as f64);
+}
+
+/// A scheduled backup needs attention for `reason` (`failed`, `verification_failed`, `missed`).
+pub fn backup_failed(reason: &'static str) {
+    counter!(BACKUP_FAILURES, "reason" => reason).increment(1);
 }
 
 /// A sign-in attempt decided with `result`.

@@ -52,7 +52,10 @@ pub use deal::{
 };
 pub use event::EventType;
 pub use ids::{
-    ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DealId, DealStageChangeId, DeliveryId, EmailCodeId, InboundEventId, InviteId, LoginAttemptId, MailId, MessageId, NotificationId, PasskeyId, PasswordResetId, PipelineId, RefreshTokenId, SecurityAlertId, SessionId, StageId, TenantId, UserId, WebauthnChallengeId, WebhookId,
+    ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DealId, DealStageChangeId,
+    DeliveryId, EmailCodeId, InboundEventId, InviteId, LoginAttemptId, MailId, MessageId,
+    NotificationId, PasskeyId, PasswordResetId, PipelineId, RefreshTokenId, SecurityAlertId,
+    SessionId, StageId, TenantId, UserId, WebauthnChallengeId, WebhookId,
 };
 pub use login::{LoginMethod, LoginResult};
 pub use message::{MessageDirection, MessageKind};

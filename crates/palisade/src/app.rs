@@ -5,6 +5,8 @@
 //! ready server or a clear error. Tests bind port 0 and read the port back.
 
 use crate::config::{ensure_dir, key_ring_text, Config, ConfigError};
+use palisade_core::backup::schedule::Plan;
+use palisade_core::backup::BackupContext;
 use palisade_core::crypto::{generate_ring_text, EncryptionKeyRing, Keys, SigningKeyRing};
 use palisade_core::mail::Mailer;
 use palisade_core::{Clock, Services, Settings, SystemClock};
@@ -28,6 +30,8 @@ pub struct Application {
     outbound_worker_interval: Duration,
     mailer: Arc<Mailer>,
     mail_worker_interval: Duration,
+    /// Scheduled backups, when `PALISADE_BACKUP_DIR` is set.
+    backups: Option<(BackupContext, Plan, Option<time::OffsetDateTime>)>,
 }
 
 /// The metrics listener: bound in `build`, like the public one, so a taken port fails the start.
@@ -58,6 +62,17 @@ pub fn database_settings(config: &Config) -> DatabaseSettings {
             .filter(|u| !u.trim().is_empty()),
         max_connections: config.raw.database_max_connections,
     }
+}
+
+/// What backup operations need, from the configuration; `actor` names them in the audit log.
+pub fn backup_context(config: &Config, actor: &'static str) -> Result<BackupContext, ConfigError> {
+    Ok(BackupContext {
+        database: database_settings(config),
+        storage_dir: settings(config).storage_dir,
+        encryption: crate::config::backup_encryption(&config.raw)?,
+        decryption: crate::config::backup_decryption(&config.raw),
+        actor,
+    })
 }
 
 pub fn settings(config: &Config) -> Settings {
@@ -314,7 +329,15 @@ impl Application {
             }
             None => None,
         };
+        let backups = match crate::config::backup_plan(&config.raw)? {
+            Some(plan) => {
+                let first = plan.next_after(services.now());
+                Some((backup_context(config, "backup-scheduler")?, plan, first))
+            }
+            None => None,
+        };
         Ok(Application {
+            backups,
             listener,
             metrics,
             router: palisade_web::router(state),
@@ -418,6 +441,16 @@ impl Application {
             self.services.clone(),
             palisade_core::whatsapp::retention::INTERVAL,
         );
+        // Scheduled backups (PALISADE_BACKUP_DIR): created, verified, old ones pruned.
+        let backups = self.backups.map(|(ctx, plan, first)| {
+            palisade_core::backup::schedule::spawn(
+                self.services.clone(),
+                ctx,
+                plan,
+                first,
+                palisade_core::backup::schedule::TICK,
+            )
+        });
         let limits = self.services.limits.clone();
         // A plain timer, not `worker::spawn_periodic`: `shrink` cannot fail and has nothing to
         // drain, and it keeps tokio's default (burst) catch-up.
@@ -470,6 +503,9 @@ impl Application {
         }
         retention.abort();
         login_history.abort();
+        if let Some(w) = backups {
+            w.abort();
+        }
         if let Some(w) = webhooks {
             w.abort();
         }

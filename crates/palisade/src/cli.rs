@@ -50,6 +50,49 @@ pub enum Command {
         #[command(subcommand)]
         command: MailCommand,
     },
+    /// Encrypted backups: create, verify, restore.
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Write a consistent snapshot of the database and the storage directory, while the server
+    /// runs, into one compressed archive encrypted with age to PALISADE_BACKUP_RECIPIENTS or
+    /// PALISADE_BACKUP_PASSPHRASE.
+    Create {
+        /// The archive to write (must not exist). Default:
+        /// `palisade-backup-<UTC time>.tar.zst.age` in PALISADE_BACKUP_DIR or the current
+        /// directory.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+        /// Write the archive without encryption (refused otherwise when no key is configured).
+        #[arg(long)]
+        unencrypted: bool,
+    },
+    /// Check every hash, restore into a scratch database, check the migration level, count the
+    /// rows and verify every audit hash chain; exit non-zero on any problem.
+    Verify {
+        /// The archive.
+        file: std::path::PathBuf,
+    },
+    /// Restore into an empty database (and storage directory), then print the rows per table.
+    Restore {
+        /// The archive.
+        file: std::path::PathBuf,
+        /// The database to restore into (default: PALISADE_DATABASE_MIGRATION_URL or
+        /// PALISADE_DATABASE_URL).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Where the stored files go (default: PALISADE_STORAGE_DIR).
+        #[arg(long)]
+        storage_dir: Option<std::path::PathBuf>,
+        /// Replace the contents of a database or storage directory that is not empty.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +193,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Err(e) = keys {
                 problems.push(e.0);
             }
+            let scheduled = crate::config::backup_plan(&config.raw)
+                .ok()
+                .flatten()
+                .is_some();
+            if scheduled && !config.database_url.starts_with("sqlite:") {
+                if let Err(e) = palisade_core::backup::PgTools::find() {
+                    problems.push(format!("PALISADE_BACKUP_DIR: {e}"));
+                }
+            }
             if problems.is_empty() {
                 println!("# configuration OK");
                 Ok(())
@@ -188,6 +240,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mail {
             command: MailCommand::Test { to },
         } => mail_test(&to).await,
+        Command::Backup { command } => crate::backup_cli::run(command).await,
     }
 }
 

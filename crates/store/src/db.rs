@@ -99,7 +99,7 @@ pub struct Store {
     pub(crate) pools: Pools,
 }
 
-fn sqlite_options(url: &str) -> Result<SqliteConnectOptions> {
+pub(crate) fn sqlite_options(url: &str) -> Result<SqliteConnectOptions> {
     Ok(SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
@@ -118,7 +118,7 @@ fn sqlite_options(url: &str) -> Result<SqliteConnectOptions> {
         .disable_statement_logging())
 }
 
-fn pg_options(url: &str) -> Result<PgConnectOptions> {
+pub(crate) fn pg_options(url: &str) -> Result<PgConnectOptions> {
     Ok(PgConnectOptions::from_str(url)?.disable_statement_logging())
 }
 

@@ -20,6 +20,7 @@ mod scope;
 pub mod api_keys;
 pub mod audit;
 pub mod auth_changes;
+pub mod backup;
 pub mod contacts;
 pub mod conversations;
 pub mod deals;

@@ -67,6 +67,7 @@ macro_rules! both_with_redis {
 mod account_story;
 mod api_keys;
 mod audit;
+mod backups;
 mod foundation;
 mod nodes;
 mod proxies;

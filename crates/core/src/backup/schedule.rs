@@ -1,0 +1,340 @@
+//! Scheduled backups in `palisade serve` (`PALISADE_BACKUP_DIR`, `PALISADE_BACKUP_SCHEDULE`,
+//! `PALISADE_BACKUP_RETENTION_DAYS`).
+//!
+//! A worker (`worker::spawn_periodic`, every few seconds) compares the services' clock with the
+//! next occurrence of the cron schedule (UTC); when it is due, it writes an archive into the
+//! directory, verifies it (a full scratch restore), and only then deletes archives older than
+//! the retention: an older archive is never deleted unless a newer one has been verified. The
+//! clock is the services' `Clock`, so tests move time instead of waiting for 02:00.
+//!
+//! Each outcome is in the platform's audit chain (`platform.backup.created`, `…verified`,
+//! `…failed`); a success sets `palisade_backup_last_success_timestamp_seconds`, a failure (or
+//! a run that started late enough to count as missed) increments
+//! `palisade_backup_failures_total{reason}` and goes through [`raise_backup_alert`].
+
+use super::{archive_name, create, file_name, record, verify, BackupContext, BackupError};
+use crate::worker::{spawn_periodic, Next};
+use crate::Services;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+/// Every archive the schedule writes is named `palisade-backup-<UTC time>.tar.zst.age`;
+/// retention looks only at files named so.
+pub const ARCHIVE_PREFIX: &str = "palisade-backup-";
+
+/// A run that starts this much after its due time (the node was down, asleep or stuck) is
+/// also reported as missed.
+pub const MISSED_AFTER: time::Duration = time::Duration::minutes(15);
+
+/// How often the worker looks at the clock.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// The schedule's settings.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub dir: PathBuf,
+    pub cron: croner::Cron,
+    pub retention_days: u32,
+}
+
+impl Plan {
+    /// The first occurrence strictly after `t`, or `None` when the schedule has no more.
+    pub fn next_after(&self, t: OffsetDateTime) -> Option<OffsetDateTime> {
+        let at = chrono::DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond())?;
+        let next = self.cron.find_next_occurrence(&at, false).ok()?;
+        OffsetDateTime::from_unix_timestamp(next.timestamp()).ok()
+    }
+}
+
+/// Why a scheduled backup needs the operator's attention.
+#[derive(Debug, Clone)]
+pub enum BackupProblem {
+    /// The run due at `due` started only at `started` (more than [`MISSED_AFTER`] late).
+    Missed {
+        due: OffsetDateTime,
+        started: OffsetDateTime,
+    },
+    /// Writing the archive failed.
+    Failed { error: String },
+    /// The archive was written but does not verify.
+    VerificationFailed { file: String, problems: Vec<String> },
+}
+
+impl BackupProblem {
+    fn reason(&self) -> &'static str {
+        match self {
+            BackupProblem::Missed { .. } => "missed",
+            BackupProblem::Failed { .. } => "failed",
+            BackupProblem::VerificationFailed { .. } => "verification_failed",
+        }
+    }
+}
+
+/// The place where "a failed or missed backup raises a platform alert" is connected.
+///
+/// Today it logs at `error` and counts `palisade_backup_failures_total{reason}`; the security
+/// alerts (issue 15, "Detections and alerts") hook in here to raise a platform alert (mail and
+/// webhook) for each problem.
+pub fn raise_backup_alert(problem: &BackupProblem) {
+    crate::metrics::backup_failed(problem.reason());
+    match problem {
+        BackupProblem::Missed { due, started } => tracing::error!(
+            due = %palisade_domain::rfc3339(*due),
+            started = %palisade_domain::rfc3339(*started),
+            "a scheduled backup was missed: it started late"
+        ),
+        BackupProblem::Failed { error } => {
+            tracing::error!(error = %error, "a scheduled backup failed")
+        }
+        BackupProblem::VerificationFailed { file, problems } => tracing::error!(
+            file = %file,
+            problems = %problems.join("; "),
+            "a scheduled backup does not verify"
+        ),
+    }
+}
+
+/// What one scheduled run did.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub archive: PathBuf,
+    /// Whether the archive was verified (false when nothing configured can decrypt it).
+    pub verified: bool,
+    /// Older archives deleted by the retention.
+    pub deleted: Vec<PathBuf>,
+}
+
+/// Starts the schedule on this node; the first run is due at `first` (the first occurrence
+/// after the server was built: computed then, so that a clock moved before this task first
+/// runs cannot skip it).
+pub fn spawn(
+    s: Services,
+    ctx: BackupContext,
+    plan: Plan,
+    first: Option<OffsetDateTime>,
+    tick: Duration,
+) -> JoinHandle<()> {
+    let next = Arc::new(Mutex::new(first));
+    let (ctx, plan) = (Arc::new(ctx), Arc::new(plan));
+    tracing::info!(
+        dir = %plan.dir.display(),
+        next = %next_text(*next.try_lock().map(|g| *g).as_ref().unwrap_or(&None)),
+        "scheduled backups on"
+    );
+    spawn_periodic("backup schedule check failed", tick, None, move || {
+        round(s.clone(), ctx.clone(), plan.clone(), next.clone())
+    })
+}
+
+/// One look at the clock: runs the backup when it is due.
+async fn round(
+    s: Services,
+    ctx: Arc<BackupContext>,
+    plan: Arc<Plan>,
+    next: Arc<Mutex<Option<OffsetDateTime>>>,
+) -> Result<Next, BackupError> {
+    let mut next = next.lock().await;
+    let Some(due) = *next else {
+        return Ok(Next::Wait);
+    };
+    let now = s.now();
+    if now < due {
+        return Ok(Next::Wait);
+    }
+    if now - due > MISSED_AFTER {
+        raise_backup_alert(&BackupProblem::Missed { due, started: now });
+    }
+    let _ = run_once(&s, &ctx, &plan, now).await;
+    *next = plan.next_after(s.now());
+    tracing::info!(next = %next_text(*next), "next scheduled backup");
+    Ok(Next::Wait)
+}
+
+fn next_text(t: Option<OffsetDateTime>) -> String {
+    t.map_or_else(|| "never".to_owned(), palisade_domain::rfc3339)
+}
+
+/// One scheduled backup: create, verify, apply the retention. Problems are logged, counted,
+/// audited and raised ([`raise_backup_alert`]) here, and returned.
+pub async fn run_once(
+    s: &Services,
+    ctx: &BackupContext,
+    plan: &Plan,
+    now: OffsetDateTime,
+) -> Result<RunOutcome, BackupError> {
+    let archive = plan.dir.join(archive_name(now, !ctx.encryption.is_none()));
+    let created = match super::database::private_dirs(&plan.dir) {
+        Ok(()) => create(ctx, &s.store, &archive, false, now).await,
+        Err(e) => Err(BackupError::new(format!(
+            "cannot create {}: {e}",
+            plan.dir.display()
+        ))),
+    };
+    let manifest = match created {
+        Ok(m) => m,
+        Err(e) => {
+            audit(
+                s,
+                ctx,
+                "platform.backup.failed",
+                serde_json::json!({ "stage": "create", "error": e.0 }),
+            )
+            .await;
+            raise_backup_alert(&BackupProblem::Failed { error: e.0.clone() });
+            return Err(e);
+        }
+    };
+    let bytes = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
+    crate::metrics::backup_succeeded(s.now());
+    audit(
+        s,
+        ctx,
+        "platform.backup.created",
+        serde_json::json!({
+            "file": file_name(&archive), "bytes": bytes, "database": manifest.database,
+            "migration_level": manifest.migration_level, "parts": manifest.parts.len(),
+            "scheduled": true,
+        }),
+    )
+    .await;
+    tracing::info!(file = %archive.display(), bytes, "scheduled backup written");
+    if !ctx.decryption.is_configured() {
+        tracing::warn!(
+            file = %archive.display(),
+            "the backup was not verified (set PALISADE_BACKUP_IDENTITY_FILE to verify backups encrypted to recipients); older archives are kept"
+        );
+        return Ok(RunOutcome {
+            archive,
+            verified: false,
+            deleted: Vec::new(),
+        });
+    }
+    let problems = match verify(ctx, &archive).await {
+        Ok(report) => report.problems,
+        Err(e) => vec![e.0],
+    };
+    audit(
+        s,
+        ctx,
+        "platform.backup.verified",
+        serde_json::json!({
+            "file": file_name(&archive), "ok": problems.is_empty(), "problems": problems,
+            "scheduled": true,
+        }),
+    )
+    .await;
+    if !problems.is_empty() {
+        raise_backup_alert(&BackupProblem::VerificationFailed {
+            file: file_name(&archive),
+            problems: problems.clone(),
+        });
+        return Err(BackupError::new(format!(
+            "the new backup does not verify: {}",
+            problems.join("; ")
+        )));
+    }
+    let deleted = apply_retention(&plan.dir, &archive, now, plan.retention_days);
+    for d in &deleted {
+        tracing::info!(file = %d.display(), "old backup deleted (retention)");
+    }
+    Ok(RunOutcome {
+        archive,
+        verified: true,
+        deleted,
+    })
+}
+
+/// Records a scheduled run's outcome (boxed: the future is `Send` for any lifetime, which
+/// the worker's spawn needs).
+fn audit<'a>(
+    s: &'a Services,
+    ctx: &'a BackupContext,
+    action: &'static str,
+    metadata: serde_json::Value,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+    Box::pin(async move {
+        if let Err(e) = record(&s.store, ctx.actor, action, metadata, s.now()).await {
+            tracing::error!(error = %e, action, "could not record a backup in the audit log");
+        }
+    })
+}
+
+/// When the archive named `name` was taken, from its name.
+pub fn taken_at(name: &str) -> Option<OffsetDateTime> {
+    let stamp = name.strip_prefix(ARCHIVE_PREFIX)?.get(..16)?;
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    time::PrimitiveDateTime::parse(stamp, format)
+        .ok()
+        .map(|t| t.assume_utc())
+}
+
+/// Deletes the archives in `dir` taken more than `days` before `now`, except `keep` (the
+/// newer archive that was just verified). Returns what it deleted.
+pub fn apply_retention(dir: &Path, keep: &Path, now: OffsetDateTime, days: u32) -> Vec<PathBuf> {
+    if days == 0 {
+        return Vec::new();
+    }
+    let cutoff = now - time::Duration::days(i64::from(days));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut deleted = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path == keep || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let archive = name.ends_with(".tar.zst") || name.ends_with(".tar.zst.age");
+        match taken_at(&name) {
+            Some(at) if archive && at < cutoff => match std::fs::remove_file(&path) {
+                Ok(()) => deleted.push(path),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "could not delete an old backup")
+                }
+            },
+            _ => {}
+        }
+    }
+    deleted.sort();
+    deleted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_schedule_runs_at_two_in_the_morning_utc() {
+        let plan = Plan {
+            dir: PathBuf::new(),
+            cron: super::super::parse_schedule("0 2 * * *").unwrap(),
+            retention_days: 30,
+        };
+        let t = time::macros::datetime!(2026-12-06 16:00 UTC);
+        assert_eq!(
+            plan.next_after(t),
+            Some(time::macros::datetime!(2026-12-07 02:00 UTC))
+        );
+        let at_two = time::macros::datetime!(2026-12-07 02:00 UTC);
+        assert_eq!(
+            plan.next_after(at_two),
+            Some(time::macros::datetime!(2026-12-08 02:00 UTC))
+        );
+        assert!(super::super::parse_schedule("every night").is_err());
+        assert!(super::super::parse_schedule("61 2 * * *").is_err());
+    }
+
+    #[test]
+    fn archive_names_carry_their_time() {
+        let t = time::macros::datetime!(2026-12-06 02:00:05 UTC);
+        let name = archive_name(t, true);
+        assert_eq!(name, "palisade-backup-20261206T020005Z.tar.zst.age");
+        assert_eq!(taken_at(&name), Some(t));
+        assert_eq!(taken_at("notes.txt"), None);
+    }
+}
