@@ -15,6 +15,7 @@
 use super::{archive_name, create, file_name, record, verify, BackupContext, BackupError};
 use crate::worker::{spawn_periodic, Next};
 use crate::Services;
+use palisade_domain::{AlertRule, AlertSeverity};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,27 +75,62 @@ impl BackupProblem {
     }
 }
 
-/// The place where "a failed or missed backup raises a platform alert" is connected.
-///
-/// Today it logs at `error` and counts `palisade_backup_failures_total{reason}`; the security
-/// alerts (issue 15, "Detections and alerts") hook in here to raise a platform alert (mail and
-/// webhook) for each problem.
-pub fn raise_backup_alert(problem: &BackupProblem) {
+/// A failed or missed backup: logged at `error`, counted in
+/// `palisade_backup_failures_total{reason}`, and raised as the platform alert `backup_failed`
+/// (subject: the reason; a repeat while it is unresolved adds an occurrence), which mails
+/// `PALISADE_SECURITY_ALERT_EMAIL` and posts to `PALISADE_SECURITY_ALERT_WEBHOOK`.
+pub async fn raise_backup_alert(s: &Services, problem: &BackupProblem) {
     crate::metrics::backup_failed(problem.reason());
-    match problem {
-        BackupProblem::Missed { due, started } => tracing::error!(
-            due = %palisade_domain::rfc3339(*due),
-            started = %palisade_domain::rfc3339(*started),
-            "a scheduled backup was missed: it started late"
-        ),
-        BackupProblem::Failed { error } => {
-            tracing::error!(error = %error, "a scheduled backup failed")
+    let (severity, summary) = match problem {
+        BackupProblem::Missed { due, started } => {
+            tracing::error!(
+                due = %palisade_domain::rfc3339(*due),
+                started = %palisade_domain::rfc3339(*started),
+                "a scheduled backup was missed: it started late"
+            );
+            (
+                AlertSeverity::Medium,
+                format!(
+                    "The scheduled backup due at {} started late, at {}.",
+                    palisade_domain::rfc3339(*due),
+                    palisade_domain::rfc3339(*started)
+                ),
+            )
         }
-        BackupProblem::VerificationFailed { file, problems } => tracing::error!(
-            file = %file,
-            problems = %problems.join("; "),
-            "a scheduled backup does not verify"
-        ),
+        BackupProblem::Failed { error } => {
+            tracing::error!(error = %error, "a scheduled backup failed");
+            (
+                AlertSeverity::High,
+                format!("A scheduled backup failed: {error}"),
+            )
+        }
+        BackupProblem::VerificationFailed { file, problems } => {
+            tracing::error!(
+                file = %file,
+                problems = %problems.join("; "),
+                "a scheduled backup does not verify"
+            );
+            (
+                AlertSeverity::High,
+                format!(
+                    "The scheduled backup {file} does not verify: {}",
+                    problems.join("; ")
+                ),
+            )
+        }
+    };
+    if let Err(e) = crate::detections::raise_platform_alert(
+        s,
+        AlertRule::BackupFailed,
+        severity,
+        "backup",
+        problem.reason(),
+        &summary,
+        Vec::new(),
+    )
+    .await
+    {
+        tracing::error!(error = %e, "the backup alert could not be raised");
     }
 }
 
@@ -146,7 +182,7 @@ async fn round(
         return Ok(Next::Wait);
     }
     if now - due > MISSED_AFTER {
-        raise_backup_alert(&BackupProblem::Missed { due, started: now });
+        raise_backup_alert(&s, &BackupProblem::Missed { due, started: now }).await;
     }
     let _ = run_once(&s, &ctx, &plan, now).await;
     *next = plan.next_after(s.now());
@@ -184,7 +220,7 @@ pub async fn run_once(
                 serde_json::json!({ "stage": "create", "error": e.0 }),
             )
             .await;
-            raise_backup_alert(&BackupProblem::Failed { error: e.0.clone() });
+            raise_backup_alert(s, &BackupProblem::Failed { error: e.0.clone() }).await;
             return Err(e);
         }
     };
@@ -228,10 +264,14 @@ pub async fn run_once(
     )
     .await;
     if !problems.is_empty() {
-        raise_backup_alert(&BackupProblem::VerificationFailed {
-            file: file_name(&archive),
-            problems: problems.clone(),
-        });
+        raise_backup_alert(
+            s,
+            &BackupProblem::VerificationFailed {
+                file: file_name(&archive),
+                problems: problems.clone(),
+            },
+        )
+        .await;
         return Err(BackupError::new(format!(
             "the new backup does not verify: {}",
             problems.join("; ")

@@ -748,6 +748,20 @@ async fn a_failed_scheduled_backup_is_recorded_and_counted(db: Db) {
             .any(|l| l.starts_with("palisade_backup_failures_total{reason=\"failed\"}")),
         "{metrics}"
     );
+    // …and raised as the platform alert the super admin sees (mail and webhook follow it).
+    let root = app.super_admin("root@platform.example").await;
+    let alerts = app
+        .get(
+            "/api/v1/security/alerts?rule=backup_failed",
+            &root.access_token,
+        )
+        .await;
+    assert_eq!(alerts.status, reqwest::StatusCode::OK, "{:?}", alerts.body);
+    let data = alerts.body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{data:?}");
+    assert_eq!(data[0]["severity"], "high");
+    assert_eq!(data[0]["tenant_id"], serde_json::Value::Null);
+    assert_eq!(data[0]["subject"]["id"], "failed");
 }
 
 /// `check-config` (and the start) refuse backup settings that cannot work, saying which.
