@@ -25,19 +25,24 @@ function setStatus(s) {
 const busy = (el) => el.contains(document.activeElement) && document.activeElement.matches("input, select, textarea");
 
 const pending = new Set();
+// `el` holds the focus of a form control: swap it in when the person leaves it, not now.
+function deferWhileBusy(id, el) {
+  if (!busy(el)) return false;
+  if (!pending.has(id)) {
+    pending.add(id);
+    el.addEventListener("focusout", () => setTimeout(() => {
+      pending.delete(id);
+      if (!busy(el)) refresh(id);
+      else deferWhileBusy(id, el);
+    }, 0), { once: true });
+  }
+  return true;
+}
+
 async function refresh(id) {
   const el = document.getElementById(id);
   if (!el || !el.dataset.fragment) return;
-  if (busy(el)) {
-    if (!pending.has(id)) {
-      pending.add(id);
-      el.addEventListener("focusout", () => setTimeout(() => {
-        if (!busy(el)) { pending.delete(id); refresh(id); }
-        else pending.delete(id);
-      }, 0), { once: true });
-    }
-    return;
-  }
+  if (deferWhileBusy(id, el)) return;
   let res;
   try {
     res = await fetch(el.dataset.fragment, { credentials: "same-origin", headers: { Accept: "text/html" } });
@@ -48,6 +53,8 @@ async function refresh(id) {
   const fresh = doc.getElementById(id);
   const current = document.getElementById(id);
   if (!fresh || !current) return;
+  // The person started typing or picking while this part loaded: what they typed wins.
+  if (deferWhileBusy(id, current)) return;
   // Keep the focus on the same item (links carry data-key) and the thread's scroll position.
   const focusedKey = current.contains(document.activeElement) ? document.activeElement.closest("[data-key]")?.dataset.key : null;
   const scroller = document.scrollingElement;

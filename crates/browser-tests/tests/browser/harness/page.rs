@@ -646,8 +646,8 @@ impl Page {
         );
     }
 
-    /// Replaces the value of the field `what` with `value`, typed as text (a `<select>`: picks
-    /// the option with that visible text).
+    /// Replaces the value of the field `what` with `value`, typed as text (a `<select>`: focused
+    /// and the option with that visible text picked, as a person's pick focuses it).
     pub async fn fill(&self, what: &Locator, value: &str) {
         self.actionable(what).await;
         let kind = self
@@ -658,6 +658,7 @@ impl Page {
                     if (el.tagName === 'SELECT') {{
                         const o = Array.from(el.options).find((o) => o.text.trim() === {v});
                         if (!o) return 'no option';
+                        el.focus();
                         el.value = o.value;
                         el.dispatchEvent(new Event('input', {{bubbles: true}}));
                         el.dispatchEvent(new Event('change', {{bubbles: true}}));
