@@ -395,27 +395,27 @@ pub async fn recent_records<S: Scope>(
         target_id: Option<String>,
         metadata: sqlx::types::Json<serde_json::Value>,
     }
-    let first = f.actions.first().copied().unwrap_or("");
-    let second = f.actions.get(1).copied().unwrap_or(first);
+    let db = tx.backend();
+    let actions: Vec<String> = f.actions.iter().map(|a| (*a).to_owned()).collect();
     let rows: Vec<Row> = tx
         .fetch_all(
-            Query::new(
+            Query::new(format!(
                 "SELECT id, target_id, metadata FROM audit_log
-                 WHERE action IN ($1, $2)
-                   AND ($3 IS NULL OR tenant_id = $3)
-                   AND ($4 IS NULL OR target_id = $4)
-                   AND ($5 IS NULL OR ip = $5)
-                   AND ($6 IS NULL OR actor_id = $6)
-                   AND ($7 IS NULL OR created_at >= $7)
+                 WHERE ($1 IS NULL OR tenant_id = $1)
+                   AND ($2 IS NULL OR target_id = $2)
+                   AND ($3 IS NULL OR ip = $3)
+                   AND ($4 IS NULL OR actor_id = $4)
+                   AND ($5 IS NULL OR created_at >= $5)
+                   AND {}
                  ORDER BY id DESC LIMIT 1000",
-            )
-            .bind(first)
-            .bind(second)
+                crate::query::member_of(db, "action", 6, actions.len())
+            ))
             .bind(f.tenant)
             .bind(f.target_id)
             .bind(f.ip)
             .bind(f.actor)
-            .bind(f.since),
+            .bind(f.since)
+            .bind_members(db, &actions),
         )
         .await?;
     Ok(rows

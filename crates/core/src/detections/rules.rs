@@ -287,7 +287,7 @@ async fn password_spraying(s: &Services, ip: &str) -> AppResult<()> {
     let records = store::recent_records(
         &mut tx,
         &RecentFilter {
-            actions: &["auth.login.failed", "auth.login.failed"],
+            actions: &["auth.login.failed"],
             ip: Some(ip),
             since: Some(since),
             ..RecentFilter::default()
@@ -383,7 +383,7 @@ async fn geographic(
         let records = store::recent_records(
             &mut tx,
             &RecentFilter {
-                actions: &["auth.login.succeeded", "auth.login.succeeded"],
+                actions: &["auth.login.succeeded"],
                 actor: Some(user),
                 since: Some(evidence_since),
                 ..RecentFilter::default()
