@@ -692,15 +692,7 @@ async fn scheduled_backups_write_verify_and_prune_only_after_a_verified_one(db: 
     ));
     assert!(out.contains("backup OK"), "{out}");
     // …and the success shows in /metrics.
-    let metrics = app
-        .client
-        .get(app.metrics_url.clone().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::metrics::scrape(&app).await.text;
     assert!(
         metrics
             .lines()
@@ -733,15 +725,7 @@ async fn a_failed_scheduled_backup_is_recorded_and_counted(db: Db) {
         crate::support::audit_count(&app, "platform.backup.created").await,
         0
     );
-    let metrics = app
-        .client
-        .get(app.metrics_url.clone().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::metrics::scrape(&app).await.text;
     assert!(
         metrics
             .lines()

@@ -287,15 +287,7 @@ fn uuid_like() -> String {
 /// `palisade_redis_fallbacks_total{limit="login"}` as the app's metrics listener reports it
 /// (the recorder is one per process: a delta is what a test may assert).
 async fn fallbacks(app: &TestApp) -> f64 {
-    let text = app
-        .client
-        .get(app.metrics_url.as_deref().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::metrics::scrape(app).await.text;
     text.lines()
         .find(|l| l.starts_with("palisade_redis_fallbacks_total{limit=\"login\"}"))
         .and_then(|l| l.rsplit_once(' '))

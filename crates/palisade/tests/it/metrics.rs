@@ -35,8 +35,8 @@ async fn metrics_app(db: Db) -> TestApp {
 }
 
 /// One exposition: each sample line as (name, labels) → value, plus the raw text.
-struct Scrape {
-    text: String,
+pub(crate) struct Scrape {
+    pub(crate) text: String,
     samples: BTreeMap<(String, Vec<(String, String)>), f64>,
 }
 
@@ -84,7 +84,8 @@ fn parse(text: &str) -> BTreeMap<(String, Vec<(String, String)>), f64> {
     out
 }
 
-async fn scrape(app: &TestApp) -> Scrape {
+/// `GET /metrics` on the app's own metrics listener (200, Prometheus text format).
+pub(crate) async fn scrape(app: &TestApp) -> Scrape {
     let url = app.metrics_url.as_deref().expect("metrics are on");
     let r = app.client.get(url).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
