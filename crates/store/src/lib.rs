@@ -38,6 +38,7 @@ pub mod password_resets;
 pub mod queues;
 pub mod realtime;
 pub mod refresh_tokens;
+pub mod scheduled_runs;
 pub mod security_alerts;
 pub mod send_queue;
 pub mod sessions;

@@ -16,6 +16,7 @@ use super::{archive_name, create, file_name, record, verify, BackupContext, Back
 use crate::worker::{spawn_periodic, Next};
 use crate::Services;
 use palisade_domain::{AlertRule, AlertSeverity};
+use palisade_store::{scheduled_runs, SystemScope};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +49,13 @@ impl Plan {
         let at = chrono::DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond())?;
         let next = self.cron.find_next_occurrence(&at, false).ok()?;
         OffsetDateTime::from_unix_timestamp(next.timestamp()).ok()
+    }
+
+    /// The latest occurrence at or before `t`, or `None` when the schedule has none.
+    pub fn at_or_before(&self, t: OffsetDateTime) -> Option<OffsetDateTime> {
+        let at = chrono::DateTime::from_timestamp(t.unix_timestamp(), 0)?;
+        let previous = self.cron.find_previous_occurrence(&at, true).ok()?;
+        OffsetDateTime::from_unix_timestamp(previous.timestamp()).ok()
     }
 }
 
@@ -154,40 +162,123 @@ pub fn spawn(
     first: Option<OffsetDateTime>,
     tick: Duration,
 ) -> JoinHandle<()> {
-    let next = Arc::new(Mutex::new(first));
+    let state = Arc::new(Mutex::new(State {
+        next: first,
+        looked_back: false,
+    }));
     let (ctx, plan) = (Arc::new(ctx), Arc::new(plan));
     tracing::info!(
         dir = %plan.dir.display(),
-        next = %next_text(*next.try_lock().map(|g| *g).as_ref().unwrap_or(&None)),
+        next = %next_text(first),
         "scheduled backups on"
     );
     spawn_periodic("backup schedule check failed", tick, None, move || {
-        round(s.clone(), ctx.clone(), plan.clone(), next.clone())
+        round(s.clone(), ctx.clone(), plan.clone(), state.clone())
     })
 }
 
-/// One look at the clock: runs the backup when it is due.
+/// The name under which the schedule's occurrences are claimed (`scheduled_runs.job`).
+pub const JOB: &str = "backup";
+
+/// How long the claims of past runs are kept (only the latest one is read).
+const CLAIMS_KEPT: time::Duration = time::Duration::days(90);
+
+/// What the worker keeps between rounds.
+struct State {
+    /// The occurrence this node waits for.
+    next: Option<OffsetDateTime>,
+    /// Whether the first round has looked at the cluster's last run (missed while down).
+    looked_back: bool,
+}
+
+/// One look at the clock: runs the backup when it is due, if no other node claimed it.
 async fn round(
     s: Services,
     ctx: Arc<BackupContext>,
     plan: Arc<Plan>,
-    next: Arc<Mutex<Option<OffsetDateTime>>>,
+    state: Arc<Mutex<State>>,
 ) -> Result<Next, BackupError> {
-    let mut next = next.lock().await;
-    let Some(due) = *next else {
+    let mut state = state.lock().await;
+    if !state.looked_back {
+        state.looked_back = true;
+        // Missed while every node was down: due at once, under the missed occurrence's claim,
+        // so of several nodes that start together one catches up (and, being late, raises it
+        // as missed below).
+        if let Some(missed) = missed_while_down(&s, &plan, state.next).await {
+            state.next = Some(missed);
+        }
+    }
+    let Some(due) = state.next else {
         return Ok(Next::Wait);
     };
     let now = s.now();
     if now < due {
         return Ok(Next::Wait);
     }
-    if now - due > MISSED_AFTER {
-        raise_backup_alert(&s, &BackupProblem::Missed { due, started: now }).await;
+    if claim(&s, due, now).await {
+        if now - due > MISSED_AFTER {
+            raise_backup_alert(&s, &BackupProblem::Missed { due, started: now }).await;
+        }
+        let _ = run_once(&s, &ctx, &plan, now).await;
+    } else {
+        tracing::info!(
+            due = %palisade_domain::rfc3339(due),
+            "the scheduled backup is run by another node"
+        );
     }
-    let _ = run_once(&s, &ctx, &plan, now).await;
-    *next = plan.next_after(s.now());
-    tracing::info!(next = %next_text(*next), "next scheduled backup");
+    state.next = plan.next_after(s.now());
+    tracing::info!(next = %next_text(state.next), "next scheduled backup");
     Ok(Next::Wait)
+}
+
+/// Claims the occurrence due at `due` for this node (`scheduled_runs`): true when this node
+/// runs it. When the database cannot be asked, the node runs it anyway (a second archive is
+/// better than none; the backup itself will tell whether the database answers).
+async fn claim(s: &Services, due: OffsetDateTime, now: OffsetDateTime) -> bool {
+    let claimed = async {
+        let mut tx = s.store.begin(SystemScope::new("backup.schedule")).await?;
+        let won = scheduled_runs::claim(&mut tx, JOB, due, &node_name(), now).await?;
+        if won {
+            scheduled_runs::prune(&mut tx, JOB, now - CLAIMS_KEPT).await?;
+        }
+        tx.commit().await?;
+        Ok::<_, palisade_store::StoreError>(won)
+    }
+    .await;
+    claimed.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the scheduled backup could not be claimed; running it here");
+        true
+    })
+}
+
+/// The occurrence that every node missed while none ran: the schedule's latest occurrence
+/// before now, when it is after the cluster's latest claimed run and before this node's first.
+/// Only the latest is caught up (one archive, not one per missed day). A cluster that never
+/// ran the schedule has missed nothing.
+async fn missed_while_down(
+    s: &Services,
+    plan: &Plan,
+    first: Option<OffsetDateTime>,
+) -> Option<OffsetDateTime> {
+    let latest = async {
+        let mut tx = s
+            .store
+            .begin_read(SystemScope::new("backup.schedule"))
+            .await?;
+        scheduled_runs::latest(&mut tx, JOB).await
+    }
+    .await
+    .inspect_err(|e| tracing::warn!(error = %e, "the last scheduled backup could not be read"))
+    .ok()
+    .flatten()?;
+    let previous = plan.at_or_before(s.now())?;
+    (previous > latest && first.is_none_or(|f| previous < f)).then_some(previous)
+}
+
+/// How this node names itself in its claims (the host name and process id).
+fn node_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "node".to_owned());
+    format!("{host}:{}", std::process::id())
 }
 
 fn next_text(t: Option<OffsetDateTime>) -> String {

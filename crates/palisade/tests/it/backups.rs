@@ -748,6 +748,129 @@ async fn a_failed_scheduled_backup_is_recorded_and_counted(db: Db) {
     assert_eq!(data[0]["subject"]["id"], "failed");
 }
 
+/// Both nodes of a cluster see the same occurrence come due; the one that claims it first in
+/// the database writes the archive, the other leaves it.
+async fn two_nodes_on_one_database_write_each_scheduled_backup_once(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let a = palisade_testkit::spawn_app_with(db, move |raw| {
+        raw.backup_dir = Some(path);
+        raw.backup_passphrase = Some(PASSPHRASE.to_owned().into());
+    })
+    .await;
+    let b = a.spawn_peer().await;
+    a.register("Acme", "owner@acme.example").await;
+    // Both clocks past the same 02:00; B's moved first, then A's through run_schedule.
+    let now = b.services.now();
+    let next_two = {
+        let today = now.replace_time(time::macros::time!(02:00));
+        if today > now {
+            today
+        } else {
+            today + time::Duration::days(1)
+        }
+    };
+    b.clock.advance(next_two - now + time::Duration::seconds(1));
+    run_schedule(
+        &a,
+        time::macros::time!(02:00),
+        dir.path(),
+        "platform.backup.created",
+        1,
+    )
+    .await;
+    // Both nodes look at the clock every second: three seconds give the other node its turns.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        crate::support::audit_count(&a, "platform.backup.created").await,
+        1,
+        "one archive for the occurrence: {:?}",
+        archives(dir.path())
+    );
+    assert_eq!(archives(dir.path()).len(), 1, "{:?}", archives(dir.path()));
+    assert_eq!(
+        crate::support::audit_count(&a, "platform.backup.failed").await,
+        0
+    );
+}
+
+/// The cluster's last claimed backup is three days old (every node was down since): the
+/// first node to start catches up at once, without waiting for the next 02:00, and raises
+/// `backup_failed` (reason `missed`) when the occurrence it catches up is more than 15 minutes
+/// past; a second node starting beside it does not run it again.
+async fn a_backup_missed_while_every_node_was_down_is_raised_and_caught_up_once(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let first = palisade_testkit::spawn_app(db).await;
+    first.register("Acme", "owner@acme.example").await;
+    let now = first.services.now();
+    let three_days_ago = (now - time::Duration::days(3)).replace_time(time::macros::time!(02:00));
+    {
+        let mut tx = first
+            .services
+            .store
+            .begin(palisade_store::SystemScope::new("test"))
+            .await
+            .unwrap();
+        let claimed = palisade_store::scheduled_runs::claim(
+            &mut tx,
+            palisade_core::backup::schedule::JOB,
+            three_days_ago,
+            "an-old-node",
+            three_days_ago,
+        )
+        .await
+        .unwrap();
+        assert!(claimed);
+        tx.commit().await.unwrap();
+    }
+    let path = dir.path().to_path_buf();
+    let passphrase = PASSPHRASE.to_owned();
+    let tweak = move |raw: &mut palisade::config::RawConfig| {
+        raw.backup_dir = Some(path);
+        raw.backup_passphrase = Some(passphrase.into());
+    };
+    let a = first.spawn_peer_with(tweak.clone()).await;
+    let b = first.spawn_peer_with(tweak).await;
+    for _ in 0..600 {
+        if crate::support::audit_count(&a, "platform.backup.created").await >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        crate::support::audit_count(&a, "platform.backup.created").await,
+        1,
+        "one catch-up archive: {:?}",
+        archives(dir.path())
+    );
+    // The occurrence caught up: the latest 02:00 at or before the start.
+    let today = now.replace_time(time::macros::time!(02:00));
+    let missed = if today > now {
+        today - time::Duration::days(1)
+    } else {
+        today
+    };
+    let root = a.super_admin("root@platform.example").await;
+    let alerts = b
+        .get(
+            "/api/v1/security/alerts?rule=backup_failed",
+            &root.access_token,
+        )
+        .await;
+    assert_eq!(alerts.status, StatusCode::OK, "{:?}", alerts.body);
+    let data = alerts.body["data"].as_array().unwrap();
+    if now - missed > palisade_core::backup::schedule::MISSED_AFTER {
+        assert_eq!(data.len(), 1, "{data:?}");
+        assert_eq!(data[0]["subject"]["id"], "missed");
+        assert_eq!(data[0]["severity"], "medium");
+        assert_eq!(data[0]["occurrences"], 1, "raised by one node: {data:?}");
+    } else {
+        // Started within 15 minutes of 02:00: a late start, not a missed one.
+        assert!(data.is_empty(), "{data:?}");
+    }
+}
+
 /// `check-config` (and the start) refuse backup settings that cannot work, saying which.
 #[test]
 fn check_config_names_bad_backup_settings() {
@@ -808,4 +931,6 @@ both!(
     an_unencrypted_backup_needs_the_flag,
     scheduled_backups_write_verify_and_prune_only_after_a_verified_one,
     a_failed_scheduled_backup_is_recorded_and_counted,
+    two_nodes_on_one_database_write_each_scheduled_backup_once,
+    a_backup_missed_while_every_node_was_down_is_raised_and_caught_up_once,
 );
