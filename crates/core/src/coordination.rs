@@ -77,9 +77,56 @@ return 1
 pub fn check_url(url: &str) -> Result<(), String> {
     // The parser's message may quote the URL, and the URL may hold a password: not shown.
     redis::Client::open(url).map(|_| ()).map_err(|_| {
-        "PALISADE_REDIS_URL is not a Redis URL like redis://[:password@]host:port[/db] \
-         (rediss:// is not supported: this build has no TLS for Redis; reach it over a private network)"
+        "PALISADE_REDIS_URL is not a Redis URL like redis://[:password@]host:port[/db] or \
+         rediss://[:password@]host:port[/db] (TLS)"
             .to_owned()
+    })
+}
+
+/// Checks the TLS settings with the URL: a CA file (`PALISADE_REDIS_CA_FILE`, PEM) only with a
+/// `rediss://` URL, holding certificates the TLS client can load.
+pub fn check_tls(url: &str, ca_pem: Option<&[u8]>) -> Result<(), String> {
+    let Some(pem) = ca_pem else {
+        return Ok(());
+    };
+    if !is_tls(url) {
+        return Err(
+            "PALISADE_REDIS_CA_FILE is set but PALISADE_REDIS_URL is not a rediss:// (TLS) URL"
+                .to_owned(),
+        );
+    }
+    if !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err("PALISADE_REDIS_CA_FILE holds no PEM certificate".to_owned());
+    }
+    client(url, Some(pem)).map(|_| ())
+}
+
+/// Whether the URL asks for TLS (`rediss://`).
+fn is_tls(url: &str) -> bool {
+    url.trim_start()
+        .to_ascii_lowercase()
+        .starts_with("rediss://")
+}
+
+/// The client for `url`: over TLS for `rediss://`, trusting `ca_pem` when given and the
+/// system's roots otherwise (rustls, with the host name verified).
+fn client(url: &str, ca_pem: Option<&[u8]>) -> Result<redis::Client, String> {
+    let built = match ca_pem {
+        Some(pem) if is_tls(url) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            },
+        ),
+        _ => redis::Client::open(url),
+    };
+    // The error may quote the URL, which may hold a password: only its kind is shown.
+    built.map_err(|e| {
+        format!(
+            "PALISADE_REDIS_URL / PALISADE_REDIS_CA_FILE: {:?}",
+            e.kind()
+        )
     })
 }
 
@@ -110,10 +157,10 @@ impl std::fmt::Debug for Redis {
 impl Redis {
     /// Connects lazily: a node starts (and limits in-process) while Redis is unreachable, and
     /// uses it from the first request after it answers. Call within a Tokio runtime.
-    pub fn new(url: &str, prefix: &str) -> Result<Redis, String> {
+    pub fn new(url: &str, prefix: &str, ca_pem: Option<&[u8]>) -> Result<Redis, String> {
         check_url(url)?;
-        let client =
-            redis::Client::open(url).map_err(|e| format!("PALISADE_REDIS_URL: {:?}", e.kind()))?;
+        check_tls(url, ca_pem)?;
+        let client = client(url, ca_pem)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT))
@@ -415,7 +462,7 @@ mod tests {
             eprintln!("skipped: set PALISADE_TEST_REDIS_URL to run with Redis");
             return None;
         };
-        Some(Arc::new(Redis::new(&url, prefix).unwrap()))
+        Some(Arc::new(Redis::new(&url, prefix, None).unwrap()))
     }
 
     fn prefix() -> String {
@@ -514,7 +561,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let r = Redis::new(&format!("redis://127.0.0.1:{port}"), "t").unwrap();
+        let r = Redis::new(&format!("redis://127.0.0.1:{port}"), "t", None).unwrap();
         assert_eq!(r.gcra("k", Duration::from_secs(1), 1).await, None);
         assert!(r.is_down());
         // Within the back-off nothing is sent: the answer is immediate.
@@ -532,10 +579,188 @@ mod tests {
         assert!(check_url("redis://:pw@redis.internal:6380").is_ok());
         let e = check_url("http://:s3cret@x").unwrap_err();
         assert!(!e.contains("s3cret"), "{e}");
-        let e = check_url("rediss://:s3cret@redis.internal:6380").unwrap_err();
+        assert!(check_url("rediss://:s3cret@redis.internal:6380").is_ok());
+        let e = check_tls("redis://:s3cret@redis.internal:6380", Some(b"x")).unwrap_err();
         assert!(
-            e.contains("rediss:// is not supported") && !e.contains("s3cret"),
+            e.contains("not a rediss://") && !e.contains("s3cret"),
             "{e}"
+        );
+        let e = check_tls("rediss://:s3cret@redis.internal:6380", Some(b"junk")).unwrap_err();
+        assert!(
+            e.contains("no PEM certificate") && !e.contains("s3cret"),
+            "{e}"
+        );
+        assert!(check_tls("rediss://redis.internal:6380", None).is_ok());
+    }
+
+    /// Runs `openssl` with `args` in `dir`.
+    fn openssl(dir: &std::path::Path, args: &[&str]) {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (the TLS test makes its certificates with it)");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    }
+
+    /// A certificate authority `name`.crt/.key in `dir`.
+    fn make_ca(dir: &std::path::Path, name: &str) {
+        let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-subj",
+                "/CN=palisade test ca",
+            ],
+        );
+    }
+
+    /// A Redis that speaks only TLS, with a certificate for 127.0.0.1 signed by the CA `ca`,
+    /// killed when dropped.
+    struct TlsRedis(std::process::Child, u16);
+
+    impl Drop for TlsRedis {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn tls_redis(dir: &std::path::Path) -> TlsRedis {
+        make_ca(dir, "ca");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        );
+        std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "2",
+                "-extfile",
+                "ext",
+            ],
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .args([
+                "--tls-cert-file",
+                "server.crt",
+                "--tls-key-file",
+                "server.key",
+            ])
+            .args(["--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"])
+            .args(["--save", "", "--appendonly", "no", "--dir", "."])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (the TLS test starts one of its own)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        TlsRedis(child, port)
+    }
+
+    /// `rediss://` end to end against a Redis of its own that speaks only TLS: trusted through
+    /// `PALISADE_REDIS_CA_FILE`'s CA it answers; a certificate from another CA, or none given
+    /// (the system roots do not hold the test CA), is refused, so the server's certificate is
+    /// checked. Runs where the Redis tests run (`PALISADE_TEST_REDIS_URL`, as in CI), which
+    /// provide `redis-server` and `openssl`.
+    #[tokio::test]
+    async fn rediss_verifies_the_server_against_the_configured_ca() {
+        if std::env::var("PALISADE_TEST_REDIS_URL").is_err() {
+            eprintln!("skipped: PALISADE_TEST_REDIS_URL is not set");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let server = tls_redis(dir.path());
+        let url = format!("rediss://127.0.0.1:{}", server.1);
+        let ca = std::fs::read(dir.path().join("ca.crt")).unwrap();
+        let trusted = Redis::new(&url, "t", Some(&ca)).unwrap();
+        let mut answered = false;
+        for _ in 0..40 {
+            if trusted.ping().await {
+                answered = true;
+                break;
+            }
+            // After a failure the client waits a second before asking again.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(answered, "Redis over TLS with the configured CA answers");
+        assert_eq!(
+            trusted.gcra("tls", Duration::from_secs(60), 1).await,
+            Some(Ok(()))
+        );
+
+        make_ca(dir.path(), "other");
+        let other = std::fs::read(dir.path().join("other.crt")).unwrap();
+        let wrong = Redis::new(&url, "t", Some(&other)).unwrap();
+        assert!(
+            !wrong.ping().await,
+            "a certificate from another CA is refused"
+        );
+        let system_roots = Redis::new(&url, "t", None).unwrap();
+        assert!(
+            !system_roots.ping().await,
+            "the test CA is not a system root"
+        );
+        let plain = Redis::new(&format!("redis://127.0.0.1:{}", server.1), "t", None).unwrap();
+        assert!(
+            !plain.ping().await,
+            "the TLS port does not speak plain Redis"
         );
     }
 }

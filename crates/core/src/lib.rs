@@ -86,10 +86,14 @@ impl Services {
         // leaves the node on its own limits, loudly.
         let redis = settings.redis_url.as_ref().and_then(|url| {
             use secrecy::ExposeSecret;
-            coordination::Redis::new(url.expose_secret(), &settings.redis_key_prefix)
-                .map(Arc::new)
-                .map_err(|e| tracing::error!(error = %e, "Redis is not used"))
-                .ok()
+            coordination::Redis::new(
+                url.expose_secret(),
+                &settings.redis_key_prefix,
+                settings.redis_ca_pem.as_deref(),
+            )
+            .map(Arc::new)
+            .map_err(|e| tracing::error!(error = %e, "Redis is not used"))
+            .ok()
         });
         let cross_process = store.backend() == palisade_store::Backend::Postgres || redis.is_some();
         Services {

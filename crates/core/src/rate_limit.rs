@@ -260,7 +260,7 @@ mod shared_tests {
             .local_addr()
             .unwrap()
             .port();
-        let redis = Arc::new(Redis::new(&format!("redis://127.0.0.1:{port}"), "t").unwrap());
+        let redis = Arc::new(Redis::new(&format!("redis://127.0.0.1:{port}"), "t", None).unwrap());
         let l: Limit<u8> = Limit::shared(3, Duration::from_secs(60), "test", Some(&redis));
         for _ in 0..3 {
             assert!(l.check(&1).await.is_ok());
@@ -282,11 +282,11 @@ mod shared_tests {
         let settings = Settings::default(); // 5 sign-ins a minute per address
         let a = Limits::new(
             &settings,
-            Some(&Arc::new(Redis::new(&url, &prefix).unwrap())),
+            Some(&Arc::new(Redis::new(&url, &prefix, None).unwrap())),
         );
         let b = Limits::new(
             &settings,
-            Some(&Arc::new(Redis::new(&url, &prefix).unwrap())),
+            Some(&Arc::new(Redis::new(&url, &prefix, None).unwrap())),
         );
         let ip = ClientKey::of("203.0.113.7".parse().unwrap());
         for i in 0..5 {

@@ -89,6 +89,9 @@ pub struct Settings {
     /// What every Redis key and channel of this deployment starts with
     /// (`PALISADE_REDIS_KEY_PREFIX`), so deployments (or tests) can share one Redis.
     pub redis_key_prefix: String,
+    /// The CA certificates (PEM) a `rediss://` Redis is verified against
+    /// (`PALISADE_REDIS_CA_FILE`); `None`: the system's roots.
+    pub redis_ca_pem: Option<Vec<u8>>,
     /// Detection thresholds and the platform's alert destinations.
     pub detect: crate::detections::DetectionSettings,
 }
@@ -140,6 +143,7 @@ impl Default for Settings {
             webauthn_origins: Vec::new(),
             redis_url: None,
             redis_key_prefix: "palisade".into(),
+            redis_ca_pem: None,
             detect: crate::detections::DetectionSettings::default(),
         }
     }

@@ -128,6 +128,8 @@ pub fn settings(config: &Config) -> Settings {
             .collect(),
         redis_url: crate::config::redis_url(r).map(|u| u.to_owned().into()),
         redis_key_prefix: r.redis_key_prefix.trim().to_owned(),
+        // Read and checked with the configuration.
+        redis_ca_pem: crate::config::redis_ca_pem(r).ok().flatten(),
         detect: palisade_core::detections::DetectionSettings {
             failed_logins: r.detect_failed_logins.max(1),
             spray_accounts: r.detect_spray_accounts.max(1),

@@ -121,6 +121,9 @@ pub struct RawConfig {
     pub redis_url: Option<SecretString>,
     /// What every Redis key and channel of this deployment starts with.
     pub redis_key_prefix: String,
+    /// CA certificates (PEM) that a `rediss://` Redis is verified against; unset: the
+    /// system's roots.
+    pub redis_ca_file: Option<PathBuf>,
     /// Failed sign-ins of one account within the detection window that raise
     /// `account_under_attack`.
     pub detect_failed_logins: u32,
@@ -219,6 +222,7 @@ impl Default for RawConfig {
             otlp_service_name: "palisade".into(),
             redis_url: None,
             redis_key_prefix: "palisade".into(),
+            redis_ca_file: None,
             detect_failed_logins: 10,
             detect_spray_accounts: 10,
             detect_window_minutes: 10,
@@ -358,6 +362,12 @@ impl Config {
         }
         if let Some(url) = redis_url(&raw) {
             palisade_core::coordination::check_url(url).map_err(ConfigError)?;
+            let ca = redis_ca_pem(&raw).map_err(ConfigError)?;
+            palisade_core::coordination::check_tls(url, ca.as_deref()).map_err(ConfigError)?;
+        } else if raw.redis_ca_file.is_some() {
+            return Err(ConfigError(
+                "PALISADE_REDIS_CA_FILE is set without PALISADE_REDIS_URL".into(),
+            ));
         }
         let prefix = raw.redis_key_prefix.trim();
         if prefix.is_empty() || prefix.len() > 64 || prefix.chars().any(|c| c.is_whitespace()) {
@@ -589,6 +599,21 @@ pub fn smtp_url(raw: &RawConfig) -> Option<&str> {
         .filter(|u| !u.is_empty())
 }
 
+/// The CA certificates of `PALISADE_REDIS_CA_FILE`, when it is set.
+pub fn redis_ca_pem(raw: &RawConfig) -> Result<Option<Vec<u8>>, String> {
+    raw.redis_ca_file
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path).map_err(|e| {
+                format!(
+                    "PALISADE_REDIS_CA_FILE={} cannot be read: {e}",
+                    path.display()
+                )
+            })
+        })
+        .transpose()
+}
+
 /// The Redis URL when one is set and not blank.
 pub fn redis_url(raw: &RawConfig) -> Option<&str> {
     raw.redis_url
@@ -696,6 +721,40 @@ mod tests {
         let c = with("  ", "palisade").unwrap();
         assert!(crate::app::settings(&c).redis_url.is_none());
         assert!(c.redacted().contains("redis_url = \"[not set"));
+    }
+
+    #[test]
+    fn a_redis_ca_file_needs_a_rediss_url_and_a_readable_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |url: Option<&str>, ca: &Path| {
+            Config::from_raw(RawConfig {
+                redis_url: url.map(|u| u.to_owned().into()),
+                redis_ca_file: Some(ca.to_path_buf()),
+                ..RawConfig::default()
+            })
+        };
+        let missing = dir.path().join("missing.pem");
+        let e = with(Some("rediss://:s3cret@redis.internal:6380"), &missing)
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("PALISADE_REDIS_CA_FILE")
+                && e.contains("cannot be read")
+                && !e.contains("s3cret"),
+            "{e}"
+        );
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let e = with(Some("rediss://redis.internal:6380"), &junk)
+            .unwrap_err()
+            .0;
+        assert!(e.contains("no PEM certificate"), "{e}");
+        let e = with(Some("redis://redis.internal:6379"), &junk)
+            .unwrap_err()
+            .0;
+        assert!(e.contains("not a rediss://"), "{e}");
+        let e = with(None, &junk).unwrap_err().0;
+        assert!(e.contains("without PALISADE_REDIS_URL"), "{e}");
     }
 
     #[test]
