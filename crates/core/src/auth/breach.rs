@@ -155,11 +155,7 @@ impl HibpRangeClient {
                 BreachCheckError::Request(e.without_url().to_string())
             }
         };
-        let resp = self
-            .http
-            .get(url)
-            .header("Add-Padding", "true")
-            .send()
+        let resp = crate::safe_http::traced_send(self.http.get(url).header("Add-Padding", "true"))
             .await
             .map_err(classify)?;
         if !resp.status().is_success() {

@@ -330,7 +330,10 @@ async fn execute(
 /// the error code — never the path or query (a webhook URL may carry a secret). Debug level:
 /// it exists only for traces (`PALISADE_OTLP_ENDPOINT`).
 fn request_span(method: &Method, target: &TargetUrl) -> tracing::Span {
-    let url = target.url();
+    span_for(method, target.url())
+}
+
+fn span_for(method: &Method, url: &reqwest::Url) -> tracing::Span {
     tracing::debug_span!(
         "http.client",
         otel.name = %method,
@@ -342,6 +345,38 @@ fn request_span(method: &Method, target: &TargetUrl) -> tracing::Span {
         "error.type" = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     )
+}
+
+/// Sends a request of a client made for one third party (Meta's Graph API and media
+/// downloads, Have I Been Pwned), which do not go through [`send`], in the same `http.client`
+/// span: method, host and port, then the status or the error kind, never the path or query.
+/// No `traceparent` is added: trace context is not given away to third parties.
+pub async fn traced_send(builder: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+    use tracing::Instrument;
+    let (client, request) = builder.build_split();
+    let request = request?;
+    let span = span_for(request.method(), request.url());
+    let result = client.execute(request).instrument(span.clone()).await;
+    match &result {
+        Ok(r) => {
+            span.record("http.response.status_code", i64::from(r.status().as_u16()));
+            if r.status().is_client_error() || r.status().is_server_error() {
+                span.record("otel.status_code", "error");
+            }
+        }
+        Err(e) => {
+            let kind = if e.is_timeout() {
+                "timeout"
+            } else if e.is_connect() {
+                "connect"
+            } else {
+                "request"
+            };
+            span.record("error.type", kind);
+            span.record("otel.status_code", "error");
+        }
+    }
+    result
 }
 
 /// Adds the W3C `traceparent` of `span` to `headers`. Without traces the global propagator is

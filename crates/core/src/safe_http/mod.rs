@@ -71,8 +71,8 @@ mod target;
 use std::time::Duration;
 
 pub use client::{
-    resolve_checked, send, send_with_resolver, HostResolver, PinnedClient, SystemResolver,
-    USER_AGENT,
+    resolve_checked, send, send_with_resolver, traced_send, HostResolver, PinnedClient,
+    SystemResolver, USER_AGENT,
 };
 pub use redact::redact_url;
 pub use reqwest::header::HeaderMap;

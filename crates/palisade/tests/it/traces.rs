@@ -406,6 +406,51 @@ async fn outgoing_http_is_a_child_span_and_carries_traceparent() {
     assert!(matches!(failed.status, Status::Error { .. }));
 }
 
+/// The clients made for one third party (Have I Been Pwned here; Meta's Graph API and media
+/// downloads go through the same `safe_http::traced_send`) are child spans too, with the host
+/// and status but not the path (the password hash prefix), and give away no trace context.
+#[tokio::test(flavor = "current_thread")]
+async fn third_party_requests_are_child_spans_without_traceparent() {
+    use palisade_core::auth::breach::{BreachChecker, HibpRangeClient};
+    let (exporter, _guard) = in_memory();
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    let (base, rx) = recording_listener();
+    let hibp = HibpRangeClient::new(&format!("{base}/range"), Duration::from_secs(5));
+    let parent = tracing::info_span!(target: "palisade::test", "request", request_id = "hibp-1");
+    let breached =
+        tracing::Instrument::instrument(hibp.is_breached("a password to look up"), parent.clone())
+            .await
+            .unwrap();
+    assert!(!breached, "the listener's empty range holds no suffix");
+    drop(parent);
+    let seen = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(seen.path.starts_with("/range/"), "{seen:?}");
+    assert_eq!(seen.header("traceparent"), None, "{seen:?}");
+    let spans = exporter.get_finished_spans().unwrap();
+    let parent = spans
+        .iter()
+        .find(|s| attr_str(s, "request_id") == "hibp-1")
+        .unwrap();
+    let client = spans
+        .iter()
+        .find(|s| s.parent_span_id == parent.span_context.span_id())
+        .expect("an http.client child span");
+    assert_eq!(client.name, "GET");
+    assert_eq!(client.span_kind, SpanKind::Client);
+    assert_eq!(attr_str(client, "server.address"), "127.0.0.1");
+    assert_eq!(
+        attr(client, "http.response.status_code"),
+        Some(&OtelValue::I64(200))
+    );
+    let prefix = seen.path.trim_start_matches("/range/");
+    assert!(
+        !format!("{client:?}").contains(prefix),
+        "no path in the span: {client:?}"
+    );
+}
+
 #[tokio::test]
 async fn serve_exports_traces_over_otlp_http_and_flushes_them_on_shutdown() {
     let (collector, rx) = recording_listener();

@@ -242,7 +242,7 @@ async fn fetch(
     if let Err(why) = host_allowed(&url, &base) {
         return Outcome::Failed("host_not_allowed", why);
     }
-    let mut resp = match client.get(url).bearer_auth(token).send().await {
+    let mut resp = match crate::safe_http::traced_send(client.get(url).bearer_auth(token)).await {
         Ok(r) => r,
         Err(e) => return Outcome::Retry("download_error", e.without_url().to_string()),
     };
