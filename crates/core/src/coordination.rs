@@ -603,29 +603,29 @@ mod tests {
         assert!(out.status.success(), "openssl {args:?}: {out:?}");
     }
 
+    /// A new P-256 key `key` and, for the subject `cn`, a self-signed certificate (`x509`) or
+    /// a signing request, named `out`.
+    fn new_key(dir: &std::path::Path, x509: bool, key: &str, out: &str, cn: &str) {
+        let subject = format!("/CN={cn}");
+        let mut args = vec!["req"];
+        if x509 {
+            args.extend(["-x509", "-days", "2"]);
+        }
+        args.extend([
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ]);
+        args.extend(["-keyout", key, "-out", out, "-subj", &subject]);
+        openssl(dir, &args);
+    }
+
     /// A certificate authority `name`.crt/.key in `dir`.
     fn make_ca(dir: &std::path::Path, name: &str) {
         let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &crt,
-                "-days",
-                "2",
-                "-subj",
-                "/CN=palisade test ca",
-            ],
-        );
+        new_key(dir, true, &key, &crt, "palisade test ca");
     }
 
     /// A Redis that speaks only TLS, with a certificate for 127.0.0.1 signed by the CA `ca`,
@@ -641,23 +641,7 @@ mod tests {
 
     fn tls_redis(dir: &std::path::Path) -> TlsRedis {
         make_ca(dir, "ca");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        );
+        new_key(dir, false, "server.key", "server.csr", "127.0.0.1");
         std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
         openssl(
             dir,

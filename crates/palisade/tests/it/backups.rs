@@ -567,20 +567,22 @@ fn archives(dir: &Path) -> Vec<String> {
     v
 }
 
+/// Moves the app's clock one second past the next `at` UTC.
+fn past_next(app: &TestApp, at: time::Time) {
+    let now = app.services.now();
+    let today = now.replace_time(at);
+    let next = if today > now {
+        today
+    } else {
+        today + time::Duration::days(1)
+    };
+    app.clock.advance(next - now + time::Duration::seconds(1));
+}
+
 /// Advances the app's clock past the next `at` UTC (its schedule's time) and waits for the
 /// scheduled run's audit record `action`.
 async fn run_schedule(app: &TestApp, at: time::Time, dir: &Path, action: &str, want_records: i64) {
-    let now = app.services.now();
-    let next_two = {
-        let today = now.replace_time(at);
-        if today > now {
-            today
-        } else {
-            today + time::Duration::days(1)
-        }
-    };
-    app.clock
-        .advance(next_two - now + time::Duration::seconds(1));
+    past_next(app, at);
     for _ in 0..600 {
         if crate::support::audit_count(app, action).await >= want_records {
             return;
@@ -761,16 +763,7 @@ async fn two_nodes_on_one_database_write_each_scheduled_backup_once(db: Db) {
     let b = a.spawn_peer().await;
     a.register("Acme", "owner@acme.example").await;
     // Both clocks past the same 02:00; B's moved first, then A's through run_schedule.
-    let now = b.services.now();
-    let next_two = {
-        let today = now.replace_time(time::macros::time!(02:00));
-        if today > now {
-            today
-        } else {
-            today + time::Duration::days(1)
-        }
-    };
-    b.clock.advance(next_two - now + time::Duration::seconds(1));
+    past_next(&b, time::macros::time!(02:00));
     run_schedule(
         &a,
         time::macros::time!(02:00),
