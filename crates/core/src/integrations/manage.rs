@@ -78,6 +78,16 @@ async fn check_connection(
     Ok(Some(id))
 }
 
+/// The row just written, as the database keeps it (timestamps at its precision).
+async fn stored(
+    tx: &mut palisade_store::Tx<palisade_store::TenantScope>,
+    id: IntegrationId,
+) -> AppResult<Integration> {
+    Ok(store::find(tx, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the integration just written is missing"))?)
+}
+
 /// Creates an integration; returns it with its secret, which is never shown again.
 pub async fn create(
     s: &Services,
@@ -116,6 +126,7 @@ pub async fn create(
         updated_at: now,
     };
     store::insert(uow.tx(), &i).await?;
+    let i = stored(uow.tx(), id).await?;
     uow.audit(
         uow.entry("integration.created")
             .target("integration", id.as_uuid())
@@ -193,6 +204,7 @@ pub async fn update(
     }
     after.updated_at = now;
     store::update(uow.tx(), &after).await?;
+    let after = stored(uow.tx(), id).await?;
     uow.audit(
         uow.entry("integration.updated")
             .target("integration", id.as_uuid())
@@ -223,6 +235,7 @@ pub async fn rotate_secret(
         .encrypt(secret.as_bytes(), &aad(tenant, id))?;
     i.updated_at = uow.now();
     store::update(uow.tx(), &i).await?;
+    let i = stored(uow.tx(), id).await?;
     uow.audit(
         uow.entry("integration.secret_rotated")
             .target("integration", id.as_uuid()),

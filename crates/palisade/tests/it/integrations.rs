@@ -166,7 +166,7 @@ async fn an_integration_shows_its_secret_once_and_its_rules_are_validated(db: Db
     ] {
         let r = app.post("/api/v1/integrations", Some(t), body).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
-        assert!(r.body["fields"][field].is_array(), "{}", r.body);
+        assert!(r.body["error"]["fields"][field].is_array(), "{}", r.body);
     }
     let r = app
         .post(
@@ -187,7 +187,7 @@ async fn an_integration_shows_its_secret_once_and_its_rules_are_validated(db: Db
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
-    let messages: Vec<String> = bad.body["fields"]["rules"]
+    let messages: Vec<String> = bad.body["error"]["fields"]["rules"]
         .as_array()
         .unwrap()
         .iter()
@@ -322,7 +322,7 @@ async fn a_signed_order_creates_the_contact_and_the_order_and_a_replay_does_noth
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-    assert_eq!(r.body["code"], "invalid_body");
+    assert_eq!(r.body["error"]["code"], "invalid_body");
     let r = deliver(app, &id, Some(&secret), "order.created", "", &body).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     // An order without a usable phone is recorded without a contact.
@@ -618,8 +618,11 @@ async fn refused_deliveries_answer_alike_and_write_nothing(db: Db) {
     ];
     for r in &refusals {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
-        assert_eq!(r.body["code"], "signature_invalid");
-        assert_eq!(r.body["message"], refusals[0].body["message"]);
+        assert_eq!(r.body["error"]["code"], "signature_invalid");
+        assert_eq!(
+            r.body["error"]["message"],
+            refusals[0].body["error"]["message"]
+        );
     }
     // A flood of refusals is limited per address and writes nothing.
     let mut limited = false;
@@ -705,7 +708,7 @@ async fn only_the_tenants_admins_manage_integrations(db: Db) {
     let key = k.body["key"].as_str().unwrap();
     let r = app.get("/api/v1/integrations", key).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    assert_eq!(r.body["code"], "api_key_not_allowed");
+    assert_eq!(r.body["error"]["code"], "api_key_not_allowed");
 
     // Impersonation, read-only or not, never sees or changes them (they hold a secret).
     let root = app.super_admin("root@platform.example").await;
@@ -776,7 +779,7 @@ async fn a_suspended_tenant_refuses_deliveries(db: Db) {
     let body = serde_json::to_vec(&order(5001, "processing")).unwrap();
     let r = deliver(&app, &id, Some(&secret), "order.created", "1", &body).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    assert_eq!(r.body["code"], "tenant_suspended");
+    assert_eq!(r.body["error"]["code"], "tenant_suspended");
     assert_eq!(
         count(&app, "SELECT COUNT(*) FROM integration_orders").await,
         0
