@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod deals;
 pub mod detections;
 pub mod error;
+pub mod integrations;
 pub mod mail;
 pub mod messaging;
 pub mod metrics;

@@ -58,6 +58,8 @@ pub enum SystemActor {
     MailWorker,
     /// Raising security alerts (the detection rules).
     Detections,
+    /// Recording shops' order webhooks and sending their rules' templates.
+    StoreIntegrations,
 }
 
 impl SystemActor {
@@ -70,6 +72,7 @@ impl SystemActor {
             SystemActor::Maintenance => "maintenance",
             SystemActor::MailWorker => "mail-worker",
             SystemActor::Detections => "detections",
+            SystemActor::StoreIntegrations => "store-integrations",
         }
     }
 }

@@ -149,3 +149,11 @@ id_type!(
     /// A security alert raised by a detection rule.
     SecurityAlertId
 );
+id_type!(
+    /// A shop connected to a tenant (WooCommerce), sending its orders by signed webhooks.
+    IntegrationId
+);
+id_type!(
+    /// An order a shop told Palisade about.
+    OrderId
+);

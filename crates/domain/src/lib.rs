@@ -32,6 +32,7 @@ pub mod contact;
 pub mod deal;
 pub mod event;
 pub mod ids;
+pub mod integration;
 pub mod login;
 pub mod message;
 pub mod password;
@@ -53,9 +54,9 @@ pub use deal::{
 pub use event::EventType;
 pub use ids::{
     ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DealId, DealStageChangeId,
-    DeliveryId, EmailCodeId, InboundEventId, InviteId, LoginAttemptId, MailId, MessageId,
-    NotificationId, PasskeyId, PasswordResetId, PipelineId, RefreshTokenId, SecurityAlertId,
-    SessionId, StageId, TenantId, UserId, WebauthnChallengeId, WebhookId,
+    DeliveryId, EmailCodeId, InboundEventId, IntegrationId, InviteId, LoginAttemptId, MailId,
+    MessageId, NotificationId, OrderId, PasskeyId, PasswordResetId, PipelineId, RefreshTokenId,
+    SecurityAlertId, SessionId, StageId, TenantId, UserId, WebauthnChallengeId, WebhookId,
 };
 pub use login::{LoginMethod, LoginResult};
 pub use message::{MessageDirection, MessageKind};

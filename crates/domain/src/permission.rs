@@ -64,6 +64,9 @@ pub enum Permission {
     SecurityAlertsRead,
     /// Acknowledge and resolve security alerts.
     SecurityAlertsManage,
+    /// Connect shops (WooCommerce) whose order webhooks create contacts and orders and send
+    /// templates, change their rules and rotate their secrets.
+    IntegrationsManage,
 }
 
 const ADMIN: &[Role] = &[Role::Admin];
@@ -73,7 +76,7 @@ const ADMIN_SUPER: &[Role] = &[Role::Admin, Role::SuperAdmin];
 const EVERYONE: &[Role] = &[Role::Admin, Role::Agent, Role::SuperAdmin];
 
 impl Permission {
-    pub const ALL: [Permission; 28] = [
+    pub const ALL: [Permission; 29] = [
         Permission::TenantRead,
         Permission::TenantManage,
         Permission::UsersRead,
@@ -102,6 +105,7 @@ impl Permission {
         Permission::PlatformImpersonate,
         Permission::SecurityAlertsRead,
         Permission::SecurityAlertsManage,
+        Permission::IntegrationsManage,
     ];
 
     /// The roles granted this permission. This match is the whole policy.
@@ -135,6 +139,7 @@ impl Permission {
             Permission::PlatformImpersonate => SUPER,
             Permission::SecurityAlertsRead => ADMIN_SUPER,
             Permission::SecurityAlertsManage => ADMIN_SUPER,
+            Permission::IntegrationsManage => ADMIN,
         }
     }
 
@@ -177,7 +182,8 @@ impl Permission {
             | Permission::SessionsManage
             | Permission::PlatformTenantsManage
             | Permission::PlatformImpersonate
-            | Permission::SecurityAlertsManage => false,
+            | Permission::SecurityAlertsManage
+            | Permission::IntegrationsManage => false,
         }
     }
 
@@ -217,6 +223,7 @@ impl Permission {
             Permission::PlatformImpersonate => "platform.impersonate",
             Permission::SecurityAlertsRead => "security_alerts.read",
             Permission::SecurityAlertsManage => "security_alerts.manage",
+            Permission::IntegrationsManage => "integrations.manage",
         }
     }
 
@@ -258,6 +265,9 @@ impl Permission {
                 "See security alerts and metrics (super admins: of every tenant)"
             }
             Permission::SecurityAlertsManage => "Acknowledge and resolve security alerts",
+            Permission::IntegrationsManage => {
+                "Connect shops (order webhooks), change their rules and secrets"
+            }
         }
     }
 

@@ -172,7 +172,8 @@ pub fn scopes_for(p: Permission) -> Option<&'static [Scope]> {
         | Permission::PlatformTenantsManage
         | Permission::PlatformImpersonate
         | Permission::SecurityAlertsRead
-        | Permission::SecurityAlertsManage => None,
+        | Permission::SecurityAlertsManage
+        | Permission::IntegrationsManage => None,
     }
 }
 

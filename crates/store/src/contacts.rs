@@ -240,6 +240,47 @@ pub async fn insert(tx: &mut Tx<TenantScope>, c: &Contact) -> Result<()> {
     Ok(())
 }
 
+/// Inserts `c` unless the tenant has a contact with its phone already, and returns the
+/// tenant's contact with that phone (`c`, or the one that was there) and whether it was
+/// inserted. Two inserts of one phone at once: on PostgreSQL the second waits for the first
+/// and then finds its row; on SQLite writers run one at a time.
+pub async fn insert_or_find_by_phone(
+    tx: &mut Tx<TenantScope>,
+    c: &Contact,
+) -> Result<(Contact, bool)> {
+    let tenant = tx.scope().tenant_id();
+    let n = tx
+        .execute(
+            Query::new(format!(
+                "INSERT INTO contacts ({COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                 ON CONFLICT (tenant_id, phone) DO NOTHING"
+            ))
+            .bind(c.id)
+            .bind(tenant)
+            .bind(c.phone.as_str())
+            .bind(c.wa_id.clone())
+            .bind(c.name.as_ref().map(PersonName::as_str))
+            .bind(c.wa_profile_name.clone())
+            .bind(c.email.as_ref().map(EmailAddress::as_str))
+            .bind(serde_json::json!(c.tags.as_slice()))
+            .bind(serde_json::Value::Object(
+                c.custom_attributes.as_map().clone(),
+            ))
+            .bind(c.consent.marketing_opt_in())
+            .bind(c.consent.opted_in_at())
+            .bind(c.consent.opted_out_at())
+            .bind(c.consent.opt_out_source().map(OptOutSource::as_str))
+            .bind(c.created_at)
+            .bind(c.updated_at),
+        )
+        .await?;
+    let found = find_by_phone(tx, &c.phone).await?.ok_or_else(|| {
+        crate::StoreError::Integrity(format!("no contact with phone {} after an insert", c.id))
+    })?;
+    Ok((found, n > 0))
+}
+
 /// Writes every editable field of `c` (and the WhatsApp id and profile name, which a phone
 /// change clears). A phone another contact has is a unique violation.
 pub async fn update(tx: &mut Tx<TenantScope>, c: &Contact) -> Result<()> {
@@ -322,8 +363,9 @@ pub async fn delete(tx: &mut Tx<TenantScope>, id: ContactId) -> Result<Erased> {
                 .bind(id),
         )
         .await?;
-    // The contact's deals (and their stage histories) go with it.
+    // The contact's deals (and their stage histories) go with it, and the shops' orders.
     let deals = crate::deals::delete_of_contact(tx, id).await?;
+    crate::integrations::delete_orders_of_contact(tx, id).await?;
     tx.execute(
         Query::new("DELETE FROM contacts WHERE tenant_id = $1 AND id = $2")
             .bind(tenant)

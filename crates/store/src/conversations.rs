@@ -170,6 +170,49 @@ pub async fn touch_conversations(
     Ok(ids)
 }
 
+/// The unresolved conversation of `contact` on `connection`, opened now (status `open`, no
+/// inbound message yet) when there is none: for a message Palisade starts (an order
+/// notification), which Meta allows only as a template.
+pub async fn open_for_outbound(
+    tx: &mut Tx<TenantScope>,
+    contact: ContactId,
+    connection: ConnectionId,
+    now: OffsetDateTime,
+) -> Result<ConversationId> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: Uuid,
+    }
+    let tenant = tx.scope().tenant_id();
+    tx.execute(
+        Query::new(
+            "INSERT INTO conversations (id, tenant_id, contact_id, connection_id, status,
+                 last_message_at, last_inbound_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'open', $5, NULL, $5, $5)
+             ON CONFLICT (tenant_id, contact_id, connection_id) WHERE status <> 'resolved'
+             DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant)
+        .bind(contact)
+        .bind(connection)
+        .bind(now),
+    )
+    .await?;
+    let row: Row = tx
+        .fetch_one(
+            Query::new(
+                "SELECT id FROM conversations WHERE tenant_id = $1 AND contact_id = $2
+                 AND connection_id = $3 AND status <> 'resolved'",
+            )
+            .bind(tenant)
+            .bind(contact)
+            .bind(connection),
+        )
+        .await?;
+    Ok(row.id.into())
+}
+
 /// Copies the conversations' `last_message_at` to their rows in `conversation_labels` (the
 /// label filter's index), in the transaction that moved it: every writer of `last_message_at`
 /// calls this after its change. Conversations without labels have no rows, so this costs one

@@ -25,6 +25,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod deals;
 pub mod email_codes;
+pub mod integrations;
 pub mod invites;
 pub mod login_history;
 pub mod login_throttle;

@@ -158,6 +158,8 @@ into_arg_id!(palisade_domain::LoginAttemptId);
 into_arg_id!(palisade_domain::PasskeyId);
 into_arg_id!(palisade_domain::SecurityAlertId);
 into_arg_id!(palisade_domain::WebauthnChallengeId);
+into_arg_id!(palisade_domain::IntegrationId);
+into_arg_id!(palisade_domain::OrderId);
 
 impl<T: IntoArg> IntoArg for Option<T> {
     fn into_arg(self) -> Arg {

@@ -88,6 +88,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::messaging::router())
         .merge(routes::contacts::router())
         .merge(routes::deals::router())
+        .merge(routes::integrations::router())
         .merge(routes::media::router())
         .merge(routes::ws::router())
 }
@@ -98,6 +99,7 @@ fn outside_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(routes::health::router())
         .merge(routes::whatsapp::webhook_router())
+        .merge(routes::integrations::webhook_router())
 }
 
 /// The whole application router.

@@ -24,6 +24,8 @@ pub const API_KEY_NOT_ALLOWED: &str = "api_key_not_allowed";
 pub const APPROVAL_REQUIRED: &str = "approval_required";
 /// The request body exceeds the limit.
 pub const BODY_TOO_LARGE: &str = "body_too_large";
+/// A store webhook without a valid signature of its body (or for no such integration).
+pub const SIGNATURE_INVALID: &str = "signature_invalid";
 /// A user cannot delete their own account.
 pub const CANNOT_DELETE_SELF: &str = "cannot_delete_self";
 /// The TOTP code (its 30-second step) was already accepted once; wait for the next one.
@@ -235,6 +237,7 @@ pub const ALL: &[&str] = &[
     REQUEST_TIMEOUT,
     RESTORE_WINDOW_PASSED,
     SESSION_REVOKED,
+    SIGNATURE_INVALID,
     STAGE_HAS_DEALS,
     TENANT_REQUIRED,
     TENANT_SUSPENDED,

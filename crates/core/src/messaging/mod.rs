@@ -343,6 +343,24 @@ pub async fn send_message(
     out: Outgoing,
 ) -> AppResult<Message> {
     p.require(Permission::ConversationsWrite)?;
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let stored = queue_message(&mut uow, conversation_id, out, Some(p.user_id)).await?;
+    uow.commit().await?;
+    Ok(stored)
+}
+
+/// The send path shared by people ([`send_message`]) and Palisade's own messages (order
+/// notifications, `integrations`): checks `out`, the conversation's connection and the
+/// customer service window, and queues the message in `uow` (its realtime event published
+/// after the commit). `author`: the user who sent it, `None` for Palisade. The caller checked
+/// the permission and commits.
+pub async fn queue_message(
+    uow: &mut UnitOfWork<'_>,
+    conversation_id: ConversationId,
+    out: Outgoing,
+    author: Option<UserId>,
+) -> AppResult<Message> {
+    let s = uow.services();
     let (kind, body, text) = match out {
         Outgoing::Text { body } => {
             let n = body.chars().count();
@@ -426,7 +444,6 @@ pub async fn send_message(
             )
         }
     };
-    let mut uow = UnitOfWork::begin(s, p, meta).await?;
     let now = uow.now();
     let conv = conversations::find_conversation(uow.tx(), conversation_id)
         .await?
@@ -459,7 +476,7 @@ pub async fn send_message(
         kind,
         body,
         text,
-        author_id: Some(p.user_id),
+        author_id: author,
         created_at: now,
     };
     send_queue::insert_outbound(uow.tx(), &m).await?;
@@ -468,7 +485,6 @@ pub async fn send_message(
         .ok_or_else(|| anyhow::anyhow!("the message just stored is missing"))?;
     let events = crate::realtime::message_queued(s, uow.tx(), &stored).await?;
     uow.after_commit(move |s| s.realtime.publish_all(&events));
-    uow.commit().await?;
     Ok(stored)
 }
 

@@ -90,6 +90,7 @@ mod deals;
 mod email_verification;
 mod http_errors;
 mod inbound;
+mod integrations;
 mod lifecycle;
 mod login_history;
 mod mail;

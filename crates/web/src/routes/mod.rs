@@ -7,6 +7,7 @@ pub mod auth_mail;
 pub mod contacts;
 pub mod deals;
 pub mod health;
+pub mod integrations;
 pub mod login_history;
 pub mod me;
 pub mod media;
