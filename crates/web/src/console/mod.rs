@@ -21,10 +21,12 @@ pub mod admin;
 pub mod assets;
 pub mod auth_pages;
 pub mod contacts;
+pub mod deals;
 pub mod forms;
 pub mod inbox;
 pub mod ops;
 pub mod page;
+pub mod security;
 pub mod session;
 
 pub use page::{Chrome, Nav};
@@ -43,6 +45,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(auth_pages::router())
         .merge(inbox::router())
         .merge(contacts::router())
+        .merge(deals::router())
+        .merge(security::router())
         .merge(admin::router())
         .merge(account::router())
         .merge(ops::router())
