@@ -7,9 +7,10 @@
 //!   renders an askama template (`crates/web/templates/`; every value is HTML-escaped).
 //! - **Changing.** Forms carry `data-api` attributes; `static/app.js` sends them as JSON to the
 //!   JSON API with the session's CSRF token and shows the API's field errors next to the fields.
-//!   The only forms the console answers itself are the sign-in steps ([`auth_pages`]): those
+//!   The forms the console answers itself are the sign-in steps ([`auth_pages`]): those
 //!   issue tokens, and the console sets them as HttpOnly cookies so that no token ever reaches a
-//!   script.
+//!   script; and the deal forms that must work without script ([`deals`]: moving a card,
+//!   creating a deal), which pass the API's checks and call the same core use cases.
 //! - **Live.** `static/live.js` listens on the API's websocket and reloads the parts of a page
 //!   an event touches (server-rendered fragments), and everything after a `lagged` frame or a
 //!   reconnect.
