@@ -47,6 +47,7 @@ pub(crate) use both;
 
 mod console_auth;
 mod contacts;
+mod deals;
 // The harness is the API browser tests are written with: not every test uses all of it.
 mod account;
 mod admin;
@@ -55,4 +56,5 @@ mod harness;
 mod inbox;
 mod journey;
 mod ops;
+mod security_alerts;
 mod selftest;

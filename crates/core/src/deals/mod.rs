@@ -13,10 +13,12 @@
 //! `deal.stage_changed` (with `deal.won` / `deal.lost` when the new stage is won / lost) and
 //! `deal.deleted`. The audit log keeps ids, stages and amounts, never titles or reasons.
 
+pub mod board;
 pub mod deal;
 pub mod pipelines;
 pub mod view;
 
+pub use board::{board, Board, BoardColumn};
 pub use deal::{create, delete, get, history, list, update, DealListQuery, DealPatch, NewDeal};
 pub use pipelines::{
     create_default, create_pipeline, delete_pipeline, get_pipeline, list_pipelines,

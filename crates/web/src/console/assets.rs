@@ -50,6 +50,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/contacts.js"),
     ),
     (
+        "deals.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/deals.js"),
+    ),
+    (
         "notifications.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/notifications.js"),

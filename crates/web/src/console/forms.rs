@@ -9,7 +9,9 @@
 //!    `palisade_form` cookie (HttpOnly, SameSite=Strict) and repeats it in a hidden `csrf` field;
 //!    the post must bring both, equal. Signed-in forms use the session's CSRF token instead.
 //!
-//! Everything else the console changes goes through the JSON API, which has its own CSRF check.
+//! Everything else the console changes goes through the JSON API, which has its own CSRF check,
+//! except the deal forms that must work without script (`console::deals`, which makes the same
+//! checks as the API: same origin, the session's CSRF token, no read-only impersonation).
 
 use crate::cookies;
 use axum::http::{header, HeaderMap, HeaderValue};

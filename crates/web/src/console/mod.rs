@@ -7,9 +7,10 @@
 //!   renders an askama template (`crates/web/templates/`; every value is HTML-escaped).
 //! - **Changing.** Forms carry `data-api` attributes; `static/app.js` sends them as JSON to the
 //!   JSON API with the session's CSRF token and shows the API's field errors next to the fields.
-//!   The only forms the console answers itself are the sign-in steps ([`auth_pages`]): those
+//!   The forms the console answers itself are the sign-in steps ([`auth_pages`]): those
 //!   issue tokens, and the console sets them as HttpOnly cookies so that no token ever reaches a
-//!   script.
+//!   script; and the deal forms that must work without script ([`deals`]: moving a card,
+//!   creating a deal), which pass the API's checks and call the same core use cases.
 //! - **Live.** `static/live.js` listens on the API's websocket and reloads the parts of a page
 //!   an event touches (server-rendered fragments), and everything after a `lagged` frame or a
 //!   reconnect.
@@ -21,10 +22,12 @@ pub mod admin;
 pub mod assets;
 pub mod auth_pages;
 pub mod contacts;
+pub mod deals;
 pub mod forms;
 pub mod inbox;
 pub mod ops;
 pub mod page;
+pub mod security;
 pub mod session;
 
 pub use page::{Chrome, Nav};
@@ -43,6 +46,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(auth_pages::router())
         .merge(inbox::router())
         .merge(contacts::router())
+        .merge(deals::router())
+        .merge(security::router())
         .merge(admin::router())
         .merge(account::router())
         .merge(ops::router())

@@ -22,6 +22,8 @@ use palisade_domain::Role;
 pub enum Nav {
     Inbox,
     Contacts,
+    Deals,
+    Security,
     Settings,
     Audit,
     Admin,
@@ -33,6 +35,8 @@ impl Nav {
         match self {
             Nav::Inbox => "inbox",
             Nav::Contacts => "contacts",
+            Nav::Deals => "deals",
+            Nav::Security => "security",
             Nav::Settings => "settings",
             Nav::Audit => "audit",
             Nav::Admin => "admin",
