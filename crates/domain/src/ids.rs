@@ -149,3 +149,15 @@ id_type!(
     /// A security alert raised by a detection rule.
     SecurityAlertId
 );
+id_type!(
+    /// A support ticket.
+    TicketId
+);
+id_type!(
+    /// A comment on a ticket (public: sent to the customer; internal: the team only).
+    TicketCommentId
+);
+id_type!(
+    /// A file attached to a ticket.
+    AttachmentId
+);
