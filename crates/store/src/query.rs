@@ -158,6 +158,9 @@ into_arg_id!(palisade_domain::LoginAttemptId);
 into_arg_id!(palisade_domain::PasskeyId);
 into_arg_id!(palisade_domain::SecurityAlertId);
 into_arg_id!(palisade_domain::WebauthnChallengeId);
+into_arg_id!(palisade_domain::TicketId);
+into_arg_id!(palisade_domain::TicketCommentId);
+into_arg_id!(palisade_domain::AttachmentId);
 
 impl<T: IntoArg> IntoArg for Option<T> {
     fn into_arg(self) -> Arg {
