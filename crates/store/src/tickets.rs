@@ -120,9 +120,11 @@ pub async fn find_for_update(tx: &mut Tx<TenantScope>, id: TicketId) -> Result<O
 pub async fn insert(tx: &mut Tx<TenantScope>, t: &Ticket) -> Result<()> {
     let tenant = tx.scope().tenant_id();
     tx.execute(
+        // The conversation's connection is copied with it (the key into conversations).
         Query::new(format!(
-            "INSERT INTO tickets ({TICKET_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "INSERT INTO tickets ({TICKET_COLUMNS}, connection_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                 (SELECT connection_id FROM conversations WHERE tenant_id = $2 AND id = $9))"
         ))
         .bind(t.id)
         .bind(tenant)

@@ -427,6 +427,24 @@ pub async fn send_message(
         }
     };
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let stored = queue_in(s, p, &mut uow, conversation_id, kind, body, text).await?;
+    uow.commit().await?;
+    Ok(stored)
+}
+
+/// Queues a message in `uow` (the caller commits): the conversation must be of the tenant
+/// (`404`), its connection active (`409 connection_disconnected`) and, unless a template, the
+/// customer service window open (`422 outside_customer_service_window`). Used by
+/// [`send_message`] and by public ticket comments.
+pub(crate) async fn queue_in(
+    s: &Services,
+    p: &Principal,
+    uow: &mut UnitOfWork<'_>,
+    conversation_id: ConversationId,
+    kind: MessageKind,
+    body: serde_json::Value,
+    text: Option<String>,
+) -> AppResult<Message> {
     let now = uow.now();
     let conv = conversations::find_conversation(uow.tx(), conversation_id)
         .await?
@@ -468,7 +486,6 @@ pub async fn send_message(
         .ok_or_else(|| anyhow::anyhow!("the message just stored is missing"))?;
     let events = crate::realtime::message_queued(s, uow.tx(), &stored).await?;
     uow.after_commit(move |s| s.realtime.publish_all(&events));
-    uow.commit().await?;
     Ok(stored)
 }
 

@@ -22,6 +22,8 @@ CREATE TABLE tickets (
     assignee_id      uuid,
     contact_id       uuid,
     conversation_id  uuid,
+    -- The conversation's connection, written with conversation_id (see the key below).
+    connection_id    uuid,
     -- The user who opened it (an API key acts for its creator).
     created_by       uuid,
     created_at       timestamptz NOT NULL,
@@ -29,7 +31,9 @@ CREATE TABLE tickets (
     FOREIGN KEY (tenant_id, assignee_id) REFERENCES users (tenant_id, id),
     FOREIGN KEY (tenant_id, created_by) REFERENCES users (tenant_id, id),
     FOREIGN KEY (tenant_id, contact_id) REFERENCES contacts (tenant_id, id),
-    FOREIGN KEY (tenant_id, conversation_id) REFERENCES conversations (tenant_id, id),
+    -- Conversations are keyed by (tenant, id, connection) on PostgreSQL (migration 0012).
+    FOREIGN KEY (tenant_id, conversation_id, connection_id)
+        REFERENCES conversations (tenant_id, id, connection_id),
     CONSTRAINT tickets_tenant_id_id_key UNIQUE (tenant_id, id)
 );
 -- The list's filters, each yielding its rows newest first (by id).

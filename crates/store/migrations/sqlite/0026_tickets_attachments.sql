@@ -22,6 +22,9 @@ CREATE TABLE tickets (
     assignee_id      BLOB,
     contact_id       BLOB,
     conversation_id  BLOB,
+    -- The conversation's connection, written with conversation_id (PostgreSQL keys a
+    -- conversation by (tenant, id, connection): see migration 0012).
+    connection_id    BLOB,
     -- The user who opened it (an API key acts for its creator).
     created_by       BLOB,
     created_at       TEXT NOT NULL,
