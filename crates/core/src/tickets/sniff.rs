@@ -131,8 +131,11 @@ fn content_type(bytes: &[u8]) -> Result<&'static str, Refusal> {
         "image/webp" => {
             no_zip_inside(bytes, "WebP image")?;
             // RIFF's length field covers the whole file.
-            let declared = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
-            if declared.saturating_add(8) != bytes.len() {
+            let declared = bytes
+                .get(4..8)
+                .and_then(|l| <[u8; 4]>::try_from(l).ok())
+                .map(|l| u32::from_le_bytes(l) as usize);
+            if declared.map(|d| d.saturating_add(8)) != Some(bytes.len()) {
                 return refuse("the WebP image's length does not match the file (a polyglot file)");
             }
             Ok("image/webp")
@@ -187,16 +190,16 @@ fn strip_bom(b: &[u8]) -> &[u8] {
 }
 
 fn head(b: &[u8]) -> &[u8] {
-    &b[..b.len().min(1024)]
+    b.get(..b.len().min(1024)).unwrap_or(b)
 }
 
 fn tail(b: &[u8]) -> &[u8] {
-    &b[b.len().saturating_sub(1024)..]
+    b.get(b.len().saturating_sub(1024)..).unwrap_or(b)
 }
 
 fn trim_end_zeros(b: &[u8]) -> &[u8] {
     let end = b.iter().rposition(|c| *c != 0).map_or(0, |i| i + 1);
-    &b[..end]
+    b.get(..end).unwrap_or(b)
 }
 
 /// The first markup tag a browser would take for HTML, SVG or XML in `b`, if any.
@@ -231,7 +234,7 @@ fn contains_utf16(hay: &[u8], needle: &str) -> bool {
 /// A zip's end-of-central-directory record lies within the last 64 KiB + 22 bytes: one there
 /// makes the file a zip too.
 fn no_zip_inside(b: &[u8], what: &str) -> Result<(), Refusal> {
-    let window = &b[b.len().saturating_sub(65_557)..];
+    let window = b.get(b.len().saturating_sub(65_557)..).unwrap_or(b);
     if contains(window, b"PK\x05\x06") || contains(b, b"PK\x03\x04\x14\x00") {
         return refuse(format!(
             "the {what} also carries a zip archive (a polyglot file)"
@@ -246,7 +249,7 @@ fn pdf(b: &[u8]) -> Result<&'static str, Refusal> {
         .iter()
         .rposition(|c| !c.is_ascii_whitespace() && *c != 0)
         .map_or(0, |i| i + 1);
-    if !b[..end].ends_with(b"%%EOF") {
+    if !b.get(..end).unwrap_or(b).ends_with(b"%%EOF") {
         return refuse("the PDF has data after its end (a polyglot file)");
     }
     for (name, what) in [

@@ -360,9 +360,9 @@ async fn the_allow_list_is_configurable(db: Db) {
     // A type outside the safe set is refused by the configuration check.
     let mut raw = palisade_testkit::test_config(std::path::Path::new("/tmp"));
     raw.upload_allowed_types = "text/html".into();
-    let e = palisade::config::Config::from_raw(raw)
-        .err()
-        .expect("refused");
+    let Err(e) = palisade::config::Config::from_raw(raw) else {
+        panic!("a type outside the safe set was accepted");
+    };
     assert!(
         e.to_string().contains("PALISADE_UPLOAD_ALLOWED_TYPES"),
         "{e}"
