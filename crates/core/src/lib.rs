@@ -29,6 +29,7 @@ pub mod safe_http;
 pub mod settings;
 pub mod storage;
 pub mod tenants;
+pub mod tickets;
 pub mod unit_of_work;
 pub mod users;
 pub mod webhooks;

@@ -70,6 +70,12 @@ pub struct Settings {
     pub storage_dir: std::path::PathBuf,
     /// Largest media file downloaded, in bytes, on top of WhatsApp's per-type maxima.
     pub media_max_bytes: u64,
+    /// Largest ticket attachment accepted, in bytes (`413 file_too_large` beyond).
+    pub upload_max_bytes: u64,
+    /// Bytes one user may upload per UTC day (`429 upload_quota_exceeded` beyond).
+    pub upload_quota_bytes_per_day: u64,
+    /// The MIME types an attachment may be: a subset of `tickets::sniff::SAFE_TYPES`.
+    pub upload_allowed_types: Vec<String>,
     /// Websockets one user (or one API key) may hold open on a node; 0: no limit.
     pub ws_max_per_user: usize,
     /// Whether an unverified email address restricts its user.
@@ -134,6 +140,12 @@ impl Default for Settings {
             inbound_retention_days: 7,
             storage_dir: "./data/storage".into(),
             media_max_bytes: 100 * 1024 * 1024,
+            upload_max_bytes: 10 * 1024 * 1024,
+            upload_quota_bytes_per_day: 200 * 1024 * 1024,
+            upload_allowed_types: crate::tickets::sniff::SAFE_TYPES
+                .iter()
+                .map(|(m, _)| (*m).to_owned())
+                .collect(),
             ws_max_per_user: 20,
             email_verification: EmailVerification::Optional,
             rate_limit_password_forgot_per_hour: 5,

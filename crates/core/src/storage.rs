@@ -106,9 +106,10 @@ impl Storage {
     }
 }
 
-/// Keys are exactly what [`Storage::begin`] generates: 32 lowercase hex digits.
+/// Keys are exactly what [`Storage::begin`] generates (32 lowercase hex digits) or a content
+/// address given to [`Upload::finish_as`] (a SHA-256: 64 lowercase hex digits).
 fn valid_key(key: &str) -> bool {
-    key.len() == 32
+    (key.len() == 32 || key.len() == 64)
         && key
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -146,6 +147,23 @@ impl Upload {
             return Err(e);
         }
         Ok(std::mem::take(&mut self.key))
+    }
+}
+
+impl Upload {
+    /// [`finish`](Self::finish), naming the object by its content: `sha256_hex` (64 lowercase
+    /// hex digits, checked) instead of the generated key. An object of that name already has
+    /// these bytes, so it is replaced by an identical copy.
+    pub async fn finish_as(mut self, sha256_hex: &str) -> io::Result<String> {
+        if sha256_hex.len() != 64 || !valid_key(sha256_hex) {
+            return Err(io::Error::other("not a SHA-256 in lowercase hex"));
+        }
+        self.dest = match self.dest.parent() {
+            Some(dir) => dir.join(sha256_hex),
+            None => return Err(io::Error::other("no tenant directory")),
+        };
+        self.key = sha256_hex.to_owned();
+        self.finish().await
     }
 }
 

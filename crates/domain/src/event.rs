@@ -23,13 +23,16 @@ pub enum EventType {
     DealWon,
     DealLost,
     DealDeleted,
+    TicketCreated,
+    TicketUpdated,
+    TicketCommentAdded,
     WebhookTest,
     SecurityAlert,
 }
 
 impl EventType {
     /// Every event, in the order the API lists them.
-    pub const ALL: [EventType; 16] = [
+    pub const ALL: [EventType; 19] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeleted,
@@ -44,6 +47,9 @@ impl EventType {
         EventType::DealWon,
         EventType::DealLost,
         EventType::DealDeleted,
+        EventType::TicketCreated,
+        EventType::TicketUpdated,
+        EventType::TicketCommentAdded,
         EventType::WebhookTest,
         EventType::SecurityAlert,
     ];
@@ -64,6 +70,9 @@ impl EventType {
             EventType::DealWon => "deal.won",
             EventType::DealLost => "deal.lost",
             EventType::DealDeleted => "deal.deleted",
+            EventType::TicketCreated => "ticket.created",
+            EventType::TicketUpdated => "ticket.updated",
+            EventType::TicketCommentAdded => "ticket.comment_added",
             EventType::WebhookTest => "webhook.test",
             EventType::SecurityAlert => "security.alert",
         }
@@ -88,6 +97,9 @@ impl EventType {
             | EventType::DealWon
             | EventType::DealLost
             | EventType::DealDeleted => Some(Permission::DealsRead),
+            EventType::TicketCreated | EventType::TicketUpdated | EventType::TicketCommentAdded => {
+                Some(Permission::TicketsRead)
+            }
             EventType::UserCreated | EventType::UserUpdated | EventType::UserDeleted => {
                 Some(Permission::UsersRead)
             }

@@ -157,3 +157,15 @@ id_type!(
     /// An order a shop told Palisade about.
     OrderId
 );
+id_type!(
+    /// A support ticket.
+    TicketId
+);
+id_type!(
+    /// A comment on a ticket (public: sent to the customer; internal: the team only).
+    TicketCommentId
+);
+id_type!(
+    /// A file attached to a ticket.
+    AttachmentId
+);

@@ -41,6 +41,7 @@ pub mod role;
 pub mod scope;
 pub mod status;
 pub mod text;
+pub mod ticket;
 pub mod timestamp;
 pub mod two_factor;
 
@@ -53,10 +54,11 @@ pub use deal::{
 };
 pub use event::EventType;
 pub use ids::{
-    ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DealId, DealStageChangeId,
-    DeliveryId, EmailCodeId, InboundEventId, IntegrationId, InviteId, LoginAttemptId, MailId,
-    MessageId, NotificationId, OrderId, PasskeyId, PasswordResetId, PipelineId, RefreshTokenId,
-    SecurityAlertId, SessionId, StageId, TenantId, UserId, WebauthnChallengeId, WebhookId,
+    ApiKeyId, AttachmentId, AuditRecordId, ConnectionId, ContactId, ConversationId, DealId,
+    DealStageChangeId, DeliveryId, EmailCodeId, InboundEventId, IntegrationId, InviteId,
+    LoginAttemptId, MailId, MessageId, NotificationId, OrderId, PasskeyId, PasswordResetId,
+    PipelineId, RefreshTokenId, SecurityAlertId, SessionId, StageId, TenantId, TicketCommentId,
+    TicketId, UserId, WebauthnChallengeId, WebhookId,
 };
 pub use login::{LoginMethod, LoginResult};
 pub use message::{MessageDirection, MessageKind};
@@ -66,6 +68,10 @@ pub use role::Role;
 pub use scope::Scope;
 pub use status::{ConnectionStatus, ConversationStatus, MediaStatus, MessageStatus};
 pub use text::{EmailAddress, PersonName, TenantName};
+pub use ticket::{
+    Attachment, AttachmentName, CommentVisibility, Ticket, TicketComment, TicketPriority,
+    TicketStatus, TicketSubject,
+};
 pub use timestamp::rfc3339;
 pub use two_factor::TwoFactorRequirement;
 

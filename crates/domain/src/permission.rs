@@ -48,6 +48,12 @@ pub enum Permission {
     DealsDelete,
     /// Create pipelines and change their stages.
     PipelinesManage,
+    /// Read tickets, their comments and attachments (and download the files).
+    TicketsRead,
+    /// Open and edit tickets, comment on them and attach files.
+    TicketsWrite,
+    /// Delete tickets with their comments and attachments.
+    TicketsDelete,
     /// Read conversations and messages.
     ConversationsRead,
     /// Answer conversations, change their status, assignee and labels, add notes.
@@ -76,7 +82,7 @@ const ADMIN_SUPER: &[Role] = &[Role::Admin, Role::SuperAdmin];
 const EVERYONE: &[Role] = &[Role::Admin, Role::Agent, Role::SuperAdmin];
 
 impl Permission {
-    pub const ALL: [Permission; 29] = [
+    pub const ALL: [Permission; 32] = [
         Permission::TenantRead,
         Permission::TenantManage,
         Permission::UsersRead,
@@ -97,6 +103,9 @@ impl Permission {
         Permission::DealsWrite,
         Permission::DealsDelete,
         Permission::PipelinesManage,
+        Permission::TicketsRead,
+        Permission::TicketsWrite,
+        Permission::TicketsDelete,
         Permission::ConversationsRead,
         Permission::ConversationsWrite,
         Permission::NotificationsRead,
@@ -131,6 +140,9 @@ impl Permission {
             Permission::DealsWrite => ADMIN_AGENT,
             Permission::DealsDelete => ADMIN,
             Permission::PipelinesManage => ADMIN,
+            Permission::TicketsRead => ADMIN_AGENT,
+            Permission::TicketsWrite => ADMIN_AGENT,
+            Permission::TicketsDelete => ADMIN,
             Permission::ConversationsRead => ADMIN_AGENT,
             Permission::ConversationsWrite => ADMIN_AGENT,
             Permission::NotificationsRead => ADMIN_AGENT,
@@ -168,6 +180,9 @@ impl Permission {
             | Permission::DealsWrite
             | Permission::DealsDelete
             | Permission::PipelinesManage
+            | Permission::TicketsRead
+            | Permission::TicketsWrite
+            | Permission::TicketsDelete
             | Permission::ConversationsRead
             | Permission::ConversationsWrite
             | Permission::NotificationsRead => true,
@@ -215,6 +230,9 @@ impl Permission {
             Permission::DealsWrite => "deals.write",
             Permission::DealsDelete => "deals.delete",
             Permission::PipelinesManage => "pipelines.manage",
+            Permission::TicketsRead => "tickets.read",
+            Permission::TicketsWrite => "tickets.write",
+            Permission::TicketsDelete => "tickets.delete",
             Permission::ConversationsRead => "conversations.read",
             Permission::ConversationsWrite => "conversations.write",
             Permission::NotificationsRead => "notifications.read",
@@ -255,6 +273,9 @@ impl Permission {
             Permission::DealsWrite => "Create and edit deals, move them between stages",
             Permission::DealsDelete => "Delete deals and pipelines",
             Permission::PipelinesManage => "Create pipelines and change their stages",
+            Permission::TicketsRead => "Read tickets, comments and attachments",
+            Permission::TicketsWrite => "Open and edit tickets, comment, attach files",
+            Permission::TicketsDelete => "Delete tickets with their comments and files",
             Permission::ConversationsRead => "Read conversations and messages",
             Permission::ConversationsWrite => "Answer, assign, label and resolve conversations",
             Permission::NotificationsRead => "Read and mark read one's own notifications",

@@ -38,6 +38,12 @@ pub enum Scope {
     DealsWrite,
     #[serde(rename = "deals:delete")]
     DealsDelete,
+    #[serde(rename = "tickets:read")]
+    TicketsRead,
+    #[serde(rename = "tickets:write")]
+    TicketsWrite,
+    #[serde(rename = "tickets:delete")]
+    TicketsDelete,
     #[serde(rename = "campaigns:read")]
     CampaignsRead,
     #[serde(rename = "campaigns:write")]
@@ -64,7 +70,7 @@ pub enum Scope {
 
 impl Scope {
     /// The scopes themselves (what `full_access` stands for).
-    pub const GRANTS: [Scope; 20] = [
+    pub const GRANTS: [Scope; 23] = [
         Scope::ConversationsRead,
         Scope::ConversationsWrite,
         Scope::ConversationsDelete,
@@ -76,6 +82,9 @@ impl Scope {
         Scope::DealsRead,
         Scope::DealsWrite,
         Scope::DealsDelete,
+        Scope::TicketsRead,
+        Scope::TicketsWrite,
+        Scope::TicketsDelete,
         Scope::CampaignsRead,
         Scope::CampaignsWrite,
         Scope::CampaignsDelete,
@@ -108,6 +117,9 @@ impl Scope {
             Scope::DealsRead => "deals:read",
             Scope::DealsWrite => "deals:write",
             Scope::DealsDelete => "deals:delete",
+            Scope::TicketsRead => "tickets:read",
+            Scope::TicketsWrite => "tickets:write",
+            Scope::TicketsDelete => "tickets:delete",
             Scope::CampaignsRead => "campaigns:read",
             Scope::CampaignsWrite => "campaigns:write",
             Scope::CampaignsDelete => "campaigns:delete",
@@ -154,6 +166,9 @@ pub fn scopes_for(p: Permission) -> Option<&'static [Scope]> {
         Permission::DealsRead => Some(&[S::DealsRead]),
         Permission::DealsWrite | Permission::PipelinesManage => Some(&[S::DealsWrite]),
         Permission::DealsDelete => Some(&[S::DealsDelete]),
+        Permission::TicketsRead => Some(&[S::TicketsRead]),
+        Permission::TicketsWrite => Some(&[S::TicketsWrite]),
+        Permission::TicketsDelete => Some(&[S::TicketsDelete]),
         Permission::ConversationsRead => Some(&[S::ConversationsRead]),
         Permission::ConversationsWrite => Some(&[S::ConversationsWrite]),
         Permission::WebhooksRead => Some(&[S::WebhooksRead, S::WebhooksWrite]),
@@ -183,7 +198,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_groups_expand() {
-        assert_eq!(Scope::all().count(), 22);
+        assert_eq!(Scope::all().count(), 25);
         for s in Scope::all() {
             assert_eq!(Scope::parse(s.as_str()), Some(s));
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());

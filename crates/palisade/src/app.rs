@@ -116,6 +116,11 @@ pub fn settings(config: &Config) -> Settings {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| r.data_dir.join("storage")),
         media_max_bytes: r.media_max_bytes,
+        upload_max_bytes: r.upload_max_bytes,
+        upload_quota_bytes_per_day: r.upload_quota_bytes_per_day,
+        // Checked when the configuration was loaded.
+        upload_allowed_types: crate::config::upload_allowed_types(&r.upload_allowed_types)
+            .unwrap_or_default(),
         inbound_retention_days: r.inbound_retention_days,
         ws_max_per_user: r.ws_max_per_user,
         email_verification: r.email_verification,

@@ -79,6 +79,14 @@ pub struct RawConfig {
     pub storage_dir: Option<PathBuf>,
     /// Largest inbound media file downloaded, in bytes (WhatsApp's per-type maxima apply too).
     pub media_max_bytes: u64,
+    /// Largest ticket attachment accepted, in bytes (`413 file_too_large` beyond; the upload is
+    /// refused while it streams in).
+    pub upload_max_bytes: u64,
+    /// Bytes one user may upload per UTC day (`429 upload_quota_exceeded` beyond).
+    pub upload_quota_bytes_per_day: u64,
+    /// Comma-separated MIME types an attachment may be, within the safe set (see
+    /// `docs/security.md`); empty: the whole safe set.
+    pub upload_allowed_types: String,
     /// How often this node looks for due media downloads; 0 runs no media worker.
     pub media_worker_interval_ms: u64,
     /// How often this node sends due queued WhatsApp messages; 0 runs no sender.
@@ -204,6 +212,9 @@ impl Default for RawConfig {
             inbound_retention_days: 7,
             storage_dir: None,
             media_max_bytes: 100 * 1024 * 1024,
+            upload_max_bytes: 10 * 1024 * 1024,
+            upload_quota_bytes_per_day: 200 * 1024 * 1024,
+            upload_allowed_types: String::new(),
             media_worker_interval_ms: 1000,
             outbound_worker_interval_ms: 1000,
             ws_max_per_user: 20,
@@ -405,6 +416,12 @@ impl Config {
             palisade_core::detections::geo::GeoDb::open(path).map_err(ConfigError)?;
         }
         check_backup_settings(&raw)?;
+        upload_allowed_types(&raw.upload_allowed_types)?;
+        if raw.upload_max_bytes == 0 {
+            return Err(ConfigError(
+                "PALISADE_UPLOAD_MAX_BYTES must be at least 1".into(),
+            ));
+        }
         let config = Config {
             raw,
             listen,
@@ -620,6 +637,28 @@ pub fn redis_url(raw: &RawConfig) -> Option<&str> {
         .as_ref()
         .map(|u| u.expose_secret().trim())
         .filter(|u| !u.is_empty())
+}
+
+/// `PALISADE_UPLOAD_ALLOWED_TYPES`: each type must be in the safe set (a type outside it is
+/// refused, naming the safe set); empty means the whole safe set.
+pub fn upload_allowed_types(raw: &str) -> Result<Vec<String>, ConfigError> {
+    use palisade_core::tickets::sniff::{is_safe_type, SAFE_TYPES};
+    let listed: Vec<String> = split_list(raw).map(str::to_ascii_lowercase).collect();
+    if let Some(bad) = listed.iter().find(|t| !is_safe_type(t)) {
+        return Err(ConfigError(format!(
+            "PALISADE_UPLOAD_ALLOWED_TYPES: {bad:?} is not in the safe set ({})",
+            SAFE_TYPES
+                .iter()
+                .map(|(m, _)| *m)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(if listed.is_empty() {
+        SAFE_TYPES.iter().map(|(m, _)| (*m).to_owned()).collect()
+    } else {
+        listed
+    })
 }
 
 pub fn split_list(s: &str) -> impl Iterator<Item = &str> {

@@ -44,6 +44,7 @@ pub mod security_alerts;
 pub mod send_queue;
 pub mod sessions;
 pub mod tenants;
+pub mod tickets;
 pub mod two_factor;
 pub mod users;
 pub mod webhooks;

@@ -160,6 +160,9 @@ into_arg_id!(palisade_domain::SecurityAlertId);
 into_arg_id!(palisade_domain::WebauthnChallengeId);
 into_arg_id!(palisade_domain::IntegrationId);
 into_arg_id!(palisade_domain::OrderId);
+into_arg_id!(palisade_domain::TicketId);
+into_arg_id!(palisade_domain::TicketCommentId);
+into_arg_id!(palisade_domain::AttachmentId);
 
 impl<T: IntoArg> IntoArg for Option<T> {
     fn into_arg(self) -> Arg {

@@ -102,6 +102,9 @@ pub fn classify(e: AppError) -> Classified {
         AppError::Unprocessable { code, message } => {
             (StatusCode::UNPROCESSABLE_ENTITY, code, message, None, None)
         }
+        AppError::PayloadTooLarge { code, message } => {
+            (StatusCode::PAYLOAD_TOO_LARGE, code, message, None, None)
+        }
         AppError::TooManyRequests {
             code,
             message,

@@ -89,6 +89,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::contacts::router())
         .merge(routes::deals::router())
         .merge(routes::integrations::router())
+        .merge(routes::tickets::router())
         .merge(routes::media::router())
         .merge(routes::ws::router())
 }

@@ -244,6 +244,8 @@ pub async fn delete(
     // The media rows go first, returning their files' keys (see `delete_of_contact` for the
     // race with a download being recorded; `whatsapp::media` covers the other order).
     let files = palisade_store::media::delete_of_contact(uow.tx(), id).await?;
+    // Its tickets go too (they are about the contact, and hold its conversation).
+    let (tickets, ticket_files) = palisade_store::tickets::delete_of_contact(uow.tx(), id).await?;
     let erased = store::delete(uow.tx(), id).await?;
     uow.audit(
         uow.entry("contact.deleted")
@@ -252,7 +254,8 @@ pub async fn delete(
             .metadata(json!({
                 "conversations": erased.conversations, "messages": erased.messages,
                 "queued_sends": erased.queued_sends, "media_files": files.len(),
-                "deals": erased.deals,
+                "deals": erased.deals, "tickets": tickets,
+                "ticket_files": ticket_files.len(),
             })),
     )
     .await?;
@@ -264,6 +267,17 @@ pub async fn delete(
     // The erasure covers the downloaded media too, and the answer comes once the files are
     // gone. A file that cannot be removed then is logged (by key, never by content) and the
     // erasure still stands in the database.
+    for sha in ticket_files {
+        uow.after_commit_async(
+            "could not remove an erased contact's ticket file",
+            async move {
+                s.storage
+                    .delete(tenant, &sha)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("contact {id}, ticket file {sha}: {e}"))
+            },
+        );
+    }
     for key in files {
         uow.after_commit_async(
             "could not remove an erased contact's media file",

@@ -44,6 +44,12 @@ pub const CSRF_FAILED: &str = "csrf_failed";
 pub const EMAIL_TAKEN: &str = "email_taken";
 /// The email address must be verified first (`PALISADE_EMAIL_VERIFICATION=required`).
 pub const EMAIL_UNVERIFIED: &str = "email_unverified";
+/// The uploaded file is larger than `PALISADE_UPLOAD_MAX_BYTES`.
+pub const FILE_TOO_LARGE: &str = "file_too_large";
+/// The uploaded file's content is not an accepted type, does not match its extension, or is
+/// hostile (executable, script, markup, macros, polyglot); the message says why and lists the
+/// accepted types.
+pub const FILE_TYPE_NOT_ALLOWED: &str = "file_type_not_allowed";
 /// The credential's role or scopes do not allow this.
 pub const FORBIDDEN: &str = "forbidden";
 /// An impersonation may never do this.
@@ -161,6 +167,8 @@ pub const UNAVAILABLE: &str = "unavailable";
 pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
 /// The websocket route needs an Upgrade request.
 pub const UPGRADE_REQUIRED: &str = "upgrade_required";
+/// The user has uploaded `PALISADE_UPLOAD_QUOTA_BYTES_PER_DAY` today (UTC); see Retry-After.
+pub const UPLOAD_QUOTA_EXCEEDED: &str = "upload_quota_exceeded";
 /// The user is deleted.
 pub const USER_DELETED: &str = "user_deleted";
 /// Fields break a rule; `fields` lists every one.
@@ -195,6 +203,8 @@ pub const ALL: &[&str] = &[
     CSRF_FAILED,
     EMAIL_TAKEN,
     EMAIL_UNVERIFIED,
+    FILE_TOO_LARGE,
+    FILE_TYPE_NOT_ALLOWED,
     FORBIDDEN,
     IMPERSONATION_FORBIDDEN,
     IMPERSONATION_READ_ONLY,
@@ -252,6 +262,7 @@ pub const ALL: &[&str] = &[
     UNAVAILABLE,
     UNSUPPORTED_MEDIA_TYPE,
     UPGRADE_REQUIRED,
+    UPLOAD_QUOTA_EXCEEDED,
     USER_DELETED,
     VALIDATION_FAILED,
     VERIFICATION_FAILED,

@@ -40,6 +40,9 @@ pub enum AppError {
     /// 422 with a precise code: well-formed input that a business rule refuses.
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
+    /// 413: a body (an uploaded file) larger than the limit named in the message.
+    #[error("{message}")]
+    PayloadTooLarge { code: &'static str, message: String },
     /// 429: slow down.
     #[error("{message}")]
     TooManyRequests {

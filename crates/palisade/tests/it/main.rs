@@ -75,6 +75,7 @@ mod races;
 mod startup;
 mod support;
 
+mod attachments;
 mod auth_login;
 mod breached_passwords;
 mod console;
@@ -114,6 +115,7 @@ mod security_alerts;
 mod security_geo;
 mod sessions;
 mod tenant;
+mod tickets;
 mod tokens;
 mod traces;
 mod two_factor;

@@ -94,6 +94,14 @@ pub enum EventSubscription {
     DealLost,
     #[serde(rename = "deal.deleted")]
     DealDeleted,
+    #[serde(rename = "ticket.*")]
+    Ticket,
+    #[serde(rename = "ticket.created")]
+    TicketCreated,
+    #[serde(rename = "ticket.updated")]
+    TicketUpdated,
+    #[serde(rename = "ticket.comment_added")]
+    TicketCommentAdded,
     #[serde(rename = "webhook.*")]
     Webhook,
     #[serde(rename = "webhook.test")]

@@ -17,6 +17,7 @@ pub mod passkeys;
 pub mod platform;
 pub mod security;
 pub mod tenant;
+pub mod tickets;
 pub mod two_factor;
 pub mod users;
 pub mod webhooks;

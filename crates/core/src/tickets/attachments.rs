@@ -1,0 +1,298 @@
+//! Ticket attachments: upload (checked, typed by content, quota reserved, stored by SHA-256)
+//! and download (audited). See [`super::sniff`] for what is refused and why, and
+//! `docs/security.md` ("Uploads") for the whole set of controls.
+
+use super::sniff;
+use crate::audit::AuditEntryExt;
+use crate::auth::{Principal, RequestMeta};
+use crate::error::code;
+use crate::storage::StoredObject;
+use crate::{AppError, AppResult, Services, UnitOfWork};
+use palisade_domain::{Attachment, AttachmentId, AttachmentName, Permission, TicketId};
+use palisade_store::tickets as store;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+/// The UTC day of `now`, `YYYY-MM-DD` (the quota's period).
+fn day(now: OffsetDateTime) -> String {
+    let d = now.to_offset(time::UtcOffset::UTC).date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// Seconds until the next UTC midnight (when the quota starts again), at least 1.
+fn until_midnight(now: OffsetDateTime) -> u64 {
+    let now = now.to_offset(time::UtcOffset::UTC);
+    let next = now
+        .date()
+        .next_day()
+        .map(|d| d.midnight().assume_utc())
+        .unwrap_or(now);
+    u64::try_from((next - now).whole_seconds())
+        .unwrap_or(1)
+        .max(1)
+}
+
+fn mib(bytes: u64) -> String {
+    if bytes.is_multiple_of(1024 * 1024) {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// The `413` for a file over `PALISADE_UPLOAD_MAX_BYTES`.
+pub fn too_large(max: u64) -> AppError {
+    AppError::PayloadTooLarge {
+        code: code::FILE_TOO_LARGE,
+        message: format!("the file is larger than the {} allowed", mib(max)),
+    }
+}
+
+fn quota_exceeded(s: &Services, now: OffsetDateTime) -> AppError {
+    AppError::TooManyRequests {
+        code: code::UPLOAD_QUOTA_EXCEEDED,
+        message: format!(
+            "you have reached your upload quota of {} per day (UTC); try again tomorrow",
+            mib(s.settings.upload_quota_bytes_per_day)
+        ),
+        retry_after_secs: until_midnight(now),
+    }
+}
+
+/// Checks made before the body is read, so a refused upload is not streamed in: the
+/// permission, the ticket (`404`) and a quota not already spent (`429`). Returns the largest
+/// file accepted, in bytes.
+pub async fn may_upload(s: &Services, p: &Principal, ticket: TicketId) -> AppResult<u64> {
+    p.require(Permission::TicketsWrite)?;
+    let now = s.clock.now();
+    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
+    if store::find(&mut tx, ticket).await?.is_none() {
+        return Err(AppError::NotFound("ticket"));
+    }
+    let used = store::uploaded_on(&mut tx, p.user_id, &day(now)).await?;
+    if u64::try_from(used).unwrap_or(u64::MAX) >= s.settings.upload_quota_bytes_per_day {
+        return Err(quota_exceeded(s, now));
+    }
+    Ok(s.settings.upload_max_bytes)
+}
+
+/// A file as it arrived: the name the client gave (untrusted) and its bytes (at most
+/// `PALISADE_UPLOAD_MAX_BYTES`, enforced while they were read).
+pub struct IncomingFile {
+    pub filename: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Records a refused upload in its own transaction (the upload's own is rolled back), with the
+/// reason and no content or name.
+async fn audit_refusal(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    ticket: TicketId,
+    size: usize,
+    reason: &str,
+) -> AppResult<()> {
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    uow.audit(
+        uow.entry("attachment.refused")
+            .target("ticket", ticket)
+            .metadata(json!({ "size_bytes": size, "reason": reason })),
+    )
+    .await?;
+    uow.commit().await
+}
+
+/// Attaches a file to a ticket. Refusals: `413 file_too_large`, `422 file_type_not_allowed`
+/// (the reason and the accepted types), `429 upload_quota_exceeded` (reserved in the
+/// attachment's transaction, so concurrent uploads cannot together pass the quota), `404` for
+/// a ticket not of the tenant.
+pub async fn upload(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    ticket_id: TicketId,
+    file: IncomingFile,
+) -> AppResult<Attachment> {
+    p.require(Permission::TicketsWrite)?;
+    let tenant = p.tenant_scope()?.tenant_id();
+    let size = file.bytes.len();
+    let max = s.settings.upload_max_bytes;
+    if u64::try_from(size).unwrap_or(u64::MAX) > max {
+        return Err(too_large(max));
+    }
+    let name = AttachmentName::sanitise(&file.filename);
+    let allowed = &s.settings.upload_allowed_types;
+    let mime = match sniff::sniff(&file.bytes, name.extension().as_deref(), allowed) {
+        Ok(m) => m,
+        Err(refusal) => {
+            audit_refusal(s, p, meta, ticket_id, size, &refusal.0).await?;
+            return Err(AppError::Unprocessable {
+                code: code::FILE_TYPE_NOT_ALLOWED,
+                message: format!(
+                    "{}. Accepted types: {}",
+                    refusal.0,
+                    sniff::describe(allowed)
+                ),
+            });
+        }
+    };
+    let sha = hex::encode(Sha256::digest(&file.bytes));
+    // The bytes go to a temporary file first; it becomes the object (named by its hash) in the
+    // attachment's transaction, once the quota is reserved.
+    let mut pending = s
+        .storage
+        .begin(tenant)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the upload's file: {e}"))?;
+    pending
+        .write(&file.bytes)
+        .await
+        .map_err(|e| anyhow::anyhow!("writing the upload's file: {e}"))?;
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let now = uow.now();
+    if store::find_for_update(uow.tx(), ticket_id).await?.is_none() {
+        return Err(AppError::NotFound("ticket"));
+    }
+    let reserved = store::reserve_upload(
+        uow.tx(),
+        p.user_id,
+        &day(now),
+        i64::try_from(size).unwrap_or(i64::MAX),
+        i64::try_from(s.settings.upload_quota_bytes_per_day).unwrap_or(i64::MAX),
+    )
+    .await?;
+    if !reserved {
+        drop(uow);
+        audit_refusal(s, p, meta, ticket_id, size, "upload quota exceeded").await?;
+        return Err(quota_exceeded(s, now));
+    }
+    let a = Attachment {
+        id: AttachmentId::new(),
+        tenant_id: tenant,
+        ticket_id,
+        filename: name.as_str().to_owned(),
+        content_type: mime.to_owned(),
+        size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+        sha256: sha.clone(),
+        uploaded_by: Some(p.user_id),
+        created_at: now,
+    };
+    store::insert_attachment(uow.tx(), &a).await?;
+    uow.audit(
+        uow.entry("attachment.uploaded")
+            .target("attachment", a.id)
+            .metadata(json!({
+                "ticket_id": ticket_id, "content_type": mime, "size_bytes": size,
+                "sha256": sha,
+            })),
+    )
+    .await?;
+    pending
+        .finish_as(&sha)
+        .await
+        .map_err(|e| anyhow::anyhow!("storing the upload's file: {e}"))?;
+    uow.commit().await?;
+    Ok(a)
+}
+
+/// An attachment opened for download.
+pub struct AttachmentFile {
+    pub attachment: Attachment,
+    pub object: StoredObject,
+}
+
+/// Opens an attachment's file for download, recording the download in the audit log.
+pub async fn open(
+    s: &Services,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: AttachmentId,
+) -> AppResult<AttachmentFile> {
+    p.require(Permission::TicketsRead)?;
+    let tenant = p.tenant_scope()?.tenant_id();
+    let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    let a = store::find_attachment(uow.tx(), id)
+        .await?
+        .ok_or(AppError::NotFound("attachment"))?;
+    uow.audit(
+        uow.entry("attachment.downloaded")
+            .target("attachment", id)
+            .metadata(json!({ "ticket_id": a.ticket_id, "sha256": a.sha256 })),
+    )
+    .await?;
+    uow.commit().await?;
+    let object = s
+        .storage
+        .open(tenant, &a.sha256)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening attachment {id}: {e}"))?
+        .ok_or_else(|| anyhow::anyhow!("the file of attachment {id} is missing from storage"))?;
+    Ok(AttachmentFile {
+        attachment: a,
+        object,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn the_quota_day_is_utc() {
+        assert_eq!(day(datetime!(2026-12-06 23:30 -05:00)), "2026-12-07");
+        assert_eq!(until_midnight(datetime!(2026-12-06 23:59:30 UTC)), 30);
+        assert_eq!(mib(10 * 1024 * 1024), "10 MiB");
+    }
+}
+
+/// RFC 5987 `attr-char`s are left as they are; everything else is percent-encoded.
+const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `Content-Disposition: attachment` for a (sanitised) file name: an ASCII `filename` fallback
+/// (anything else, quotes and backslashes as `_`) and the exact name as RFC 5987 `filename*`.
+pub fn content_disposition(filename: &str) -> String {
+    let ascii: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded = percent_encoding::utf8_percent_encode(filename, ATTR_CHAR);
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod disposition_tests {
+    use super::*;
+
+    #[test]
+    fn names_are_quoted_safely_and_encoded_exactly() {
+        assert_eq!(
+            content_disposition("report.pdf"),
+            "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
+        );
+        assert_eq!(
+            content_disposition("naïve \"x\".txt"),
+            "attachment; filename=\"na_ve _x_.txt\"; filename*=UTF-8''na%C3%AFve%20%22x%22.txt"
+        );
+    }
+}
