@@ -23,13 +23,16 @@ pub enum EventType {
     DealWon,
     DealLost,
     DealDeleted,
+    TemplateCreated,
+    TemplateUpdated,
+    TemplateDeleted,
     WebhookTest,
     SecurityAlert,
 }
 
 impl EventType {
     /// Every event, in the order the API lists them.
-    pub const ALL: [EventType; 16] = [
+    pub const ALL: [EventType; 19] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeleted,
@@ -44,6 +47,9 @@ impl EventType {
         EventType::DealWon,
         EventType::DealLost,
         EventType::DealDeleted,
+        EventType::TemplateCreated,
+        EventType::TemplateUpdated,
+        EventType::TemplateDeleted,
         EventType::WebhookTest,
         EventType::SecurityAlert,
     ];
@@ -64,6 +70,9 @@ impl EventType {
             EventType::DealWon => "deal.won",
             EventType::DealLost => "deal.lost",
             EventType::DealDeleted => "deal.deleted",
+            EventType::TemplateCreated => "template.created",
+            EventType::TemplateUpdated => "template.updated",
+            EventType::TemplateDeleted => "template.deleted",
             EventType::WebhookTest => "webhook.test",
             EventType::SecurityAlert => "security.alert",
         }
@@ -88,6 +97,9 @@ impl EventType {
             | EventType::DealWon
             | EventType::DealLost
             | EventType::DealDeleted => Some(Permission::DealsRead),
+            EventType::TemplateCreated
+            | EventType::TemplateUpdated
+            | EventType::TemplateDeleted => Some(Permission::TemplatesRead),
             EventType::UserCreated | EventType::UserUpdated | EventType::UserDeleted => {
                 Some(Permission::UsersRead)
             }

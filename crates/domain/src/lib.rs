@@ -39,6 +39,7 @@ pub mod permission;
 pub mod role;
 pub mod scope;
 pub mod status;
+pub mod template;
 pub mod text;
 pub mod timestamp;
 pub mod two_factor;
@@ -55,7 +56,7 @@ pub use ids::{
     ApiKeyId, AuditRecordId, ConnectionId, ContactId, ConversationId, DealId, DealStageChangeId,
     DeliveryId, EmailCodeId, InboundEventId, InviteId, LoginAttemptId, MailId, MessageId,
     NotificationId, PasskeyId, PasswordResetId, PipelineId, RefreshTokenId, SecurityAlertId,
-    SessionId, StageId, TenantId, UserId, WebauthnChallengeId, WebhookId,
+    SessionId, StageId, TemplateId, TenantId, UserId, WebauthnChallengeId, WebhookId,
 };
 pub use login::{LoginMethod, LoginResult};
 pub use message::{MessageDirection, MessageKind};
@@ -64,6 +65,7 @@ pub use permission::Permission;
 pub use role::Role;
 pub use scope::Scope;
 pub use status::{ConnectionStatus, ConversationStatus, MediaStatus, MessageStatus};
+pub use template::{NewTemplate, SendRefusal, Template, TemplateCategory, TemplateStatus};
 pub use text::{EmailAddress, PersonName, TenantName};
 pub use timestamp::rfc3339;
 pub use two_factor::TwoFactorRequirement;

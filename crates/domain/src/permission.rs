@@ -48,6 +48,12 @@ pub enum Permission {
     DealsDelete,
     /// Create pipelines and change their stages.
     PipelinesManage,
+    /// Read the WhatsApp message templates of the tenant's numbers.
+    TemplatesRead,
+    /// Sync templates from Meta and submit new ones.
+    TemplatesManage,
+    /// Delete templates (at Meta and here).
+    TemplatesDelete,
     /// Read conversations and messages.
     ConversationsRead,
     /// Answer conversations, change their status, assignee and labels, add notes.
@@ -73,7 +79,7 @@ const ADMIN_SUPER: &[Role] = &[Role::Admin, Role::SuperAdmin];
 const EVERYONE: &[Role] = &[Role::Admin, Role::Agent, Role::SuperAdmin];
 
 impl Permission {
-    pub const ALL: [Permission; 28] = [
+    pub const ALL: [Permission; 31] = [
         Permission::TenantRead,
         Permission::TenantManage,
         Permission::UsersRead,
@@ -94,6 +100,9 @@ impl Permission {
         Permission::DealsWrite,
         Permission::DealsDelete,
         Permission::PipelinesManage,
+        Permission::TemplatesRead,
+        Permission::TemplatesManage,
+        Permission::TemplatesDelete,
         Permission::ConversationsRead,
         Permission::ConversationsWrite,
         Permission::NotificationsRead,
@@ -127,6 +136,9 @@ impl Permission {
             Permission::DealsWrite => ADMIN_AGENT,
             Permission::DealsDelete => ADMIN,
             Permission::PipelinesManage => ADMIN,
+            Permission::TemplatesRead => ADMIN_AGENT,
+            Permission::TemplatesManage => ADMIN,
+            Permission::TemplatesDelete => ADMIN,
             Permission::ConversationsRead => ADMIN_AGENT,
             Permission::ConversationsWrite => ADMIN_AGENT,
             Permission::NotificationsRead => ADMIN_AGENT,
@@ -163,6 +175,9 @@ impl Permission {
             | Permission::DealsWrite
             | Permission::DealsDelete
             | Permission::PipelinesManage
+            | Permission::TemplatesRead
+            | Permission::TemplatesManage
+            | Permission::TemplatesDelete
             | Permission::ConversationsRead
             | Permission::ConversationsWrite
             | Permission::NotificationsRead => true,
@@ -209,6 +224,9 @@ impl Permission {
             Permission::DealsWrite => "deals.write",
             Permission::DealsDelete => "deals.delete",
             Permission::PipelinesManage => "pipelines.manage",
+            Permission::TemplatesRead => "templates.read",
+            Permission::TemplatesManage => "templates.manage",
+            Permission::TemplatesDelete => "templates.delete",
             Permission::ConversationsRead => "conversations.read",
             Permission::ConversationsWrite => "conversations.write",
             Permission::NotificationsRead => "notifications.read",
@@ -248,6 +266,9 @@ impl Permission {
             Permission::DealsWrite => "Create and edit deals, move them between stages",
             Permission::DealsDelete => "Delete deals and pipelines",
             Permission::PipelinesManage => "Create pipelines and change their stages",
+            Permission::TemplatesRead => "Read the WhatsApp message templates",
+            Permission::TemplatesManage => "Sync message templates from Meta, submit new ones",
+            Permission::TemplatesDelete => "Delete message templates (at Meta and here)",
             Permission::ConversationsRead => "Read conversations and messages",
             Permission::ConversationsWrite => "Answer, assign, label and resolve conversations",
             Permission::NotificationsRead => "Read and mark read one's own notifications",
