@@ -41,6 +41,7 @@ pub mod refresh_tokens;
 pub mod security_alerts;
 pub mod send_queue;
 pub mod sessions;
+pub mod templates;
 pub mod tenants;
 pub mod two_factor;
 pub mod users;
