@@ -212,6 +212,39 @@ pub async fn find_by_meta_id<S: Scope>(
     Ok(row.map(Template::from))
 }
 
+/// Locks the connection's row for a change to its templates until the transaction ends: a sync
+/// and Meta's template webhooks of one connection then run one after the other, each taking
+/// this lock before any template row (so they never wait for each other's template rows in
+/// opposite orders). `FOR NO KEY UPDATE`, which leaves the foreign-key checks of the
+/// connection's other writes (`FOR KEY SHARE`: inbound events, messages) unblocked; on SQLite
+/// writers already run one at a time. Whether the connection exists.
+pub async fn lock_connection<S: Scope>(
+    tx: &mut Tx<S>,
+    tenant: TenantId,
+    connection: ConnectionId,
+) -> Result<bool> {
+    #[derive(sqlx::FromRow)]
+    struct Locked {
+        #[allow(dead_code)]
+        id: Uuid,
+    }
+    check_tenant(tx, tenant)?;
+    let lock = match tx.backend() {
+        crate::Backend::Postgres => "FOR NO KEY UPDATE",
+        crate::Backend::Sqlite => "",
+    };
+    let row: Option<Locked> = tx
+        .fetch_optional(
+            Query::new(format!(
+                "SELECT id FROM whatsapp_connections WHERE tenant_id = $1 AND id = $2 {lock}"
+            ))
+            .bind(tenant)
+            .bind(connection),
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
 /// Stores a new template; a second row for the same (connection, name, language) or Meta id is
 /// a [`StoreError::UniqueViolation`].
 pub async fn insert(tx: &mut Tx<TenantScope>, t: &Template) -> Result<()> {

@@ -110,6 +110,7 @@ mod schema_parity;
 mod security_alerts;
 mod security_geo;
 mod sessions;
+mod templates;
 mod tenant;
 mod tokens;
 mod traces;

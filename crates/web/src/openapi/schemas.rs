@@ -94,6 +94,14 @@ pub enum EventSubscription {
     DealLost,
     #[serde(rename = "deal.deleted")]
     DealDeleted,
+    #[serde(rename = "template.*")]
+    Template,
+    #[serde(rename = "template.created")]
+    TemplateCreated,
+    #[serde(rename = "template.updated")]
+    TemplateUpdated,
+    #[serde(rename = "template.deleted")]
+    TemplateDeleted,
     #[serde(rename = "webhook.*")]
     Webhook,
     #[serde(rename = "webhook.test")]

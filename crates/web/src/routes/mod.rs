@@ -15,6 +15,7 @@ pub mod notifications;
 pub mod passkeys;
 pub mod platform;
 pub mod security;
+pub mod templates;
 pub mod tenant;
 pub mod two_factor;
 pub mod users;
