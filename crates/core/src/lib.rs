@@ -28,6 +28,7 @@ pub mod realtime;
 pub mod safe_http;
 pub mod settings;
 pub mod storage;
+pub mod templates;
 pub mod tenants;
 pub mod tickets;
 pub mod unit_of_work;

@@ -26,13 +26,16 @@ pub enum EventType {
     TicketCreated,
     TicketUpdated,
     TicketCommentAdded,
+    TemplateCreated,
+    TemplateUpdated,
+    TemplateDeleted,
     WebhookTest,
     SecurityAlert,
 }
 
 impl EventType {
     /// Every event, in the order the API lists them.
-    pub const ALL: [EventType; 19] = [
+    pub const ALL: [EventType; 22] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeleted,
@@ -50,6 +53,9 @@ impl EventType {
         EventType::TicketCreated,
         EventType::TicketUpdated,
         EventType::TicketCommentAdded,
+        EventType::TemplateCreated,
+        EventType::TemplateUpdated,
+        EventType::TemplateDeleted,
         EventType::WebhookTest,
         EventType::SecurityAlert,
     ];
@@ -73,6 +79,9 @@ impl EventType {
             EventType::TicketCreated => "ticket.created",
             EventType::TicketUpdated => "ticket.updated",
             EventType::TicketCommentAdded => "ticket.comment_added",
+            EventType::TemplateCreated => "template.created",
+            EventType::TemplateUpdated => "template.updated",
+            EventType::TemplateDeleted => "template.deleted",
             EventType::WebhookTest => "webhook.test",
             EventType::SecurityAlert => "security.alert",
         }
@@ -100,6 +109,9 @@ impl EventType {
             EventType::TicketCreated | EventType::TicketUpdated | EventType::TicketCommentAdded => {
                 Some(Permission::TicketsRead)
             }
+            EventType::TemplateCreated
+            | EventType::TemplateUpdated
+            | EventType::TemplateDeleted => Some(Permission::TemplatesRead),
             EventType::UserCreated | EventType::UserUpdated | EventType::UserDeleted => {
                 Some(Permission::UsersRead)
             }

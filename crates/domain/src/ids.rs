@@ -146,6 +146,10 @@ id_type!(
     DealStageChangeId
 );
 id_type!(
+    /// A WhatsApp message template of a connection's business account.
+    TemplateId
+);
+id_type!(
     /// A security alert raised by a detection rule.
     SecurityAlertId
 );

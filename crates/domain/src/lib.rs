@@ -40,6 +40,7 @@ pub mod permission;
 pub mod role;
 pub mod scope;
 pub mod status;
+pub mod template;
 pub mod text;
 pub mod ticket;
 pub mod timestamp;
@@ -57,8 +58,8 @@ pub use ids::{
     ApiKeyId, AttachmentId, AuditRecordId, ConnectionId, ContactId, ConversationId, DealId,
     DealStageChangeId, DeliveryId, EmailCodeId, InboundEventId, IntegrationId, InviteId,
     LoginAttemptId, MailId, MessageId, NotificationId, OrderId, PasskeyId, PasswordResetId,
-    PipelineId, RefreshTokenId, SecurityAlertId, SessionId, StageId, TenantId, TicketCommentId,
-    TicketId, UserId, WebauthnChallengeId, WebhookId,
+    PipelineId, RefreshTokenId, SecurityAlertId, SessionId, StageId, TemplateId, TenantId,
+    TicketCommentId, TicketId, UserId, WebauthnChallengeId, WebhookId,
 };
 pub use login::{LoginMethod, LoginResult};
 pub use message::{MessageDirection, MessageKind};
@@ -67,6 +68,7 @@ pub use permission::Permission;
 pub use role::Role;
 pub use scope::Scope;
 pub use status::{ConnectionStatus, ConversationStatus, MediaStatus, MessageStatus};
+pub use template::{NewTemplate, SendRefusal, Template, TemplateCategory, TemplateStatus};
 pub use text::{EmailAddress, PersonName, TenantName};
 pub use ticket::{
     Attachment, AttachmentName, CommentVisibility, Ticket, TicketComment, TicketPriority,

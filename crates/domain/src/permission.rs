@@ -54,6 +54,12 @@ pub enum Permission {
     TicketsWrite,
     /// Delete tickets with their comments and attachments.
     TicketsDelete,
+    /// Read the WhatsApp message templates of the tenant's numbers.
+    TemplatesRead,
+    /// Sync templates from Meta and submit new ones.
+    TemplatesManage,
+    /// Delete templates (at Meta and here).
+    TemplatesDelete,
     /// Read conversations and messages.
     ConversationsRead,
     /// Answer conversations, change their status, assignee and labels, add notes.
@@ -82,7 +88,7 @@ const ADMIN_SUPER: &[Role] = &[Role::Admin, Role::SuperAdmin];
 const EVERYONE: &[Role] = &[Role::Admin, Role::Agent, Role::SuperAdmin];
 
 impl Permission {
-    pub const ALL: [Permission; 32] = [
+    pub const ALL: [Permission; 35] = [
         Permission::TenantRead,
         Permission::TenantManage,
         Permission::UsersRead,
@@ -106,6 +112,9 @@ impl Permission {
         Permission::TicketsRead,
         Permission::TicketsWrite,
         Permission::TicketsDelete,
+        Permission::TemplatesRead,
+        Permission::TemplatesManage,
+        Permission::TemplatesDelete,
         Permission::ConversationsRead,
         Permission::ConversationsWrite,
         Permission::NotificationsRead,
@@ -143,6 +152,9 @@ impl Permission {
             Permission::TicketsRead => ADMIN_AGENT,
             Permission::TicketsWrite => ADMIN_AGENT,
             Permission::TicketsDelete => ADMIN,
+            Permission::TemplatesRead => ADMIN_AGENT,
+            Permission::TemplatesManage => ADMIN,
+            Permission::TemplatesDelete => ADMIN,
             Permission::ConversationsRead => ADMIN_AGENT,
             Permission::ConversationsWrite => ADMIN_AGENT,
             Permission::NotificationsRead => ADMIN_AGENT,
@@ -183,6 +195,9 @@ impl Permission {
             | Permission::TicketsRead
             | Permission::TicketsWrite
             | Permission::TicketsDelete
+            | Permission::TemplatesRead
+            | Permission::TemplatesManage
+            | Permission::TemplatesDelete
             | Permission::ConversationsRead
             | Permission::ConversationsWrite
             | Permission::NotificationsRead => true,
@@ -233,6 +248,9 @@ impl Permission {
             Permission::TicketsRead => "tickets.read",
             Permission::TicketsWrite => "tickets.write",
             Permission::TicketsDelete => "tickets.delete",
+            Permission::TemplatesRead => "templates.read",
+            Permission::TemplatesManage => "templates.manage",
+            Permission::TemplatesDelete => "templates.delete",
             Permission::ConversationsRead => "conversations.read",
             Permission::ConversationsWrite => "conversations.write",
             Permission::NotificationsRead => "notifications.read",
@@ -276,6 +294,9 @@ impl Permission {
             Permission::TicketsRead => "Read tickets, comments and attachments",
             Permission::TicketsWrite => "Open and edit tickets, comment, attach files",
             Permission::TicketsDelete => "Delete tickets with their comments and files",
+            Permission::TemplatesRead => "Read the WhatsApp message templates",
+            Permission::TemplatesManage => "Sync message templates from Meta, submit new ones",
+            Permission::TemplatesDelete => "Delete message templates (at Meta and here)",
             Permission::ConversationsRead => "Read conversations and messages",
             Permission::ConversationsWrite => "Answer, assign, label and resolve conversations",
             Permission::NotificationsRead => "Read and mark read one's own notifications",

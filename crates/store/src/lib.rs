@@ -43,6 +43,7 @@ pub mod scheduled_runs;
 pub mod security_alerts;
 pub mod send_queue;
 pub mod sessions;
+pub mod templates;
 pub mod tenants;
 pub mod tickets;
 pub mod two_factor;

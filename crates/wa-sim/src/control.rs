@@ -40,6 +40,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/_sim/deliveries", get(deliveries).delete(clear_deliveries))
         .route("/_sim/config", get(get_config).post(set_config))
         .route("/_sim/templates/{id}/status", post(template_status))
+        .route("/_sim/templates/{id}/quality", post(template_quality))
+        .route("/_sim/templates/{id}/category", post(template_category))
 }
 
 /// A control API error: `{"error": "<message>"}`.
@@ -494,4 +496,46 @@ async fn template_status(
         return Err(not_found("template", &id));
     }
     Ok(Json(json!({"id": id, "status": status})).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TemplateQuality {
+    score: Option<String>,
+}
+
+async fn template_quality(
+    State(st): St,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> Result<Response, ControlError> {
+    let req: TemplateQuality = body(&raw)?;
+    let score = req
+        .score
+        .ok_or_else(|| bad("score is required"))?
+        .to_ascii_uppercase();
+    if !webhook::set_template_quality(&st, &id, &score) {
+        return Err(not_found("template", &id));
+    }
+    Ok(Json(json!({"id": id, "quality_score": score})).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TemplateCategory {
+    category: Option<String>,
+}
+
+async fn template_category(
+    State(st): St,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> Result<Response, ControlError> {
+    let req: TemplateCategory = body(&raw)?;
+    let category = req
+        .category
+        .ok_or_else(|| bad("category is required"))?
+        .to_ascii_uppercase();
+    if !webhook::set_template_category(&st, &id, &category) {
+        return Err(not_found("template", &id));
+    }
+    Ok(Json(json!({"id": id, "category": category})).into_response())
 }

@@ -99,6 +99,8 @@
 //! | `GET /_sim/config` | | the run-time settings |
 //! | `POST /_sim/config` | any of `auto_status`, `status_step_delay_ms`, `skip_delivered_rate`, `duplicate_rate`, `batch_rate`, `batch_window_ms`, `batch_max`, `accept_then_fail`, `throughput_per_second`, `pair_burst`, `pair_interval_ms`, `window_ms`, `media_url_ttl_ms`, `media_url_base`, `media_corrupt_downloads`, `media_hold_downloads`, `template_review_delay_ms`, `max_delivery_attempts`, `retry_base_delay_ms`, `retry_max_delay_ms`, `webhook_timeout_ms`, `delivery_log_capacity` | the settings after the change |
 //! | `POST /_sim/templates/{template_id}/status` | `{status, reason?}` | 200; sets e.g. `PAUSED`/`REJECTED` and emits `message_template_status_update` |
+//! | `POST /_sim/templates/{template_id}/quality` | `{score}` | 200; sets `GREEN`/`YELLOW`/`RED`/`UNKNOWN` and emits `message_template_quality_update` |
+//! | `POST /_sim/templates/{template_id}/category` | `{category}` | 200; recategorises it and emits `template_category_update` |
 
 mod config;
 mod control;

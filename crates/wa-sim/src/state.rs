@@ -50,6 +50,10 @@ pub struct Template {
     pub category: String,
     pub parameter_format: String,
     pub components: Value,
+    /// `GREEN`, `YELLOW`, `RED` or `UNKNOWN` (listed as `quality_score.score`).
+    pub quality_score: String,
+    /// Why it was rejected (`NONE` unless it was).
+    pub rejected_reason: String,
 }
 
 impl Template {
@@ -61,6 +65,8 @@ impl Template {
             "language": self.language,
             "status": self.status,
             "category": self.category,
+            "quality_score": {"score": self.quality_score},
+            "rejected_reason": self.rejected_reason,
             "id": self.id,
         })
     }

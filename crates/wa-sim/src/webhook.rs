@@ -277,6 +277,11 @@ pub fn set_template_status(
         for (waba, list) in inner.templates.iter_mut() {
             if let Some(t) = list.iter_mut().find(|t| t.id == template_id) {
                 t.status = status.to_owned();
+                t.rejected_reason = if status == "REJECTED" {
+                    reason.to_owned()
+                } else {
+                    "NONE".to_owned()
+                };
                 found = Some((waba.clone(), t.clone()));
                 break;
             }
@@ -300,6 +305,77 @@ pub fn set_template_status(
             "message_template_language": t.language,
             "reason": reason,
             "message_template_category": t.category,
+        }),
+    );
+    true
+}
+
+/// Applies `change` to a template and returns (the phone of its WABA, it before, it after).
+fn change_template(
+    state: &AppState,
+    template_id: &str,
+    change: impl FnOnce(&mut crate::state::Template),
+) -> Option<(String, crate::state::Template, crate::state::Template)> {
+    let mut inner = lock(&state.inner);
+    let mut found = None;
+    for (waba, list) in inner.templates.iter_mut() {
+        if let Some(t) = list.iter_mut().find(|t| t.id == template_id) {
+            let before = t.clone();
+            change(t);
+            found = Some((waba.clone(), before, t.clone()));
+            break;
+        }
+    }
+    let (waba, before, after) = found?;
+    let phone = inner.wabas.get(&waba)?.clone();
+    Some((phone, before, after))
+}
+
+fn numeric(id: &str) -> Value {
+    id.parse::<u64>()
+        .map(Value::from)
+        .unwrap_or_else(|_| json!(id))
+}
+
+/// Sets a template's quality score and emits `message_template_quality_update`. False if
+/// unknown.
+pub fn set_template_quality(state: &AppState, template_id: &str, score: &str) -> bool {
+    let Some((phone_id, before, t)) =
+        change_template(state, template_id, |t| t.quality_score = score.to_owned())
+    else {
+        return false;
+    };
+    state.emit(
+        &phone_id,
+        "message_template_quality_update",
+        json!({
+            "previous_quality_score": before.quality_score,
+            "new_quality_score": t.quality_score,
+            "message_template_id": numeric(&t.id),
+            "message_template_name": t.name,
+            "message_template_language": t.language,
+        }),
+    );
+    true
+}
+
+/// Sets a template's category (Meta recategorising it) and emits `template_category_update`.
+/// False if unknown.
+pub fn set_template_category(state: &AppState, template_id: &str, category: &str) -> bool {
+    let Some((phone_id, before, t)) =
+        change_template(state, template_id, |t| t.category = category.to_owned())
+    else {
+        return false;
+    };
+    state.emit(
+        &phone_id,
+        "template_category_update",
+        json!({
+            "message_template_id": numeric(&t.id),
+            "message_template_name": t.name,
+            "message_template_language": t.language,
+            "previous_category": before.category,
+            "new_category": t.category,
         }),
     );
     true

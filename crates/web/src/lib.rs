@@ -90,6 +90,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::deals::router())
         .merge(routes::integrations::router())
         .merge(routes::tickets::router())
+        .merge(routes::templates::router())
         .merge(routes::media::router())
         .merge(routes::ws::router())
 }

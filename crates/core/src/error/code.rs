@@ -87,6 +87,9 @@ pub const INVALID_REFRESH_TOKEN: &str = "invalid_refresh_token";
 pub const INVALID_TOKEN: &str = "invalid_token";
 /// The body is not valid JSON.
 pub const MALFORMED_JSON: &str = "malformed_json";
+/// Meta refused a template operation (create, list, delete); the message carries Meta's
+/// error code and explanation.
+pub const META_REFUSED: &str = "meta_refused";
 /// The message's media could not be downloaded.
 pub const MEDIA_FAILED: &str = "media_failed";
 /// The message's media is still being downloaded.
@@ -139,6 +142,16 @@ pub const RESTORE_WINDOW_PASSED: &str = "restore_window_passed";
 pub const SESSION_REVOKED: &str = "session_revoked";
 /// The operation needs a tenant; super admins have none.
 pub const TENANT_REQUIRED: &str = "tenant_required";
+/// The connection already has a template of this name in this language.
+pub const TEMPLATE_EXISTS: &str = "template_exists";
+/// The template exists on the connection, but not in the requested language.
+pub const TEMPLATE_LANGUAGE_UNAVAILABLE: &str = "template_language_unavailable";
+/// The template is not `APPROVED` (pending, rejected, paused, disabled, …): it cannot be sent.
+pub const TEMPLATE_NOT_APPROVED: &str = "template_not_approved";
+/// The connection has no template of this name (sync the templates, or create it).
+pub const TEMPLATE_NOT_FOUND: &str = "template_not_found";
+/// The send gives a different number of body or header parameters than the template has.
+pub const TEMPLATE_PARAMETER_MISMATCH: &str = "template_parameter_mismatch";
 /// The tenant is suspended.
 pub const TENANT_SUSPENDED: &str = "tenant_suspended";
 /// The access token has expired: refresh it.
@@ -226,6 +239,7 @@ pub const ALL: &[&str] = &[
     MALFORMED_JSON,
     MEDIA_FAILED,
     MEDIA_PENDING,
+    META_REFUSED,
     METHOD_NOT_ALLOWED,
     NO_MEDIA,
     NOT_DELETED,
@@ -249,6 +263,11 @@ pub const ALL: &[&str] = &[
     SESSION_REVOKED,
     SIGNATURE_INVALID,
     STAGE_HAS_DEALS,
+    TEMPLATE_EXISTS,
+    TEMPLATE_LANGUAGE_UNAVAILABLE,
+    TEMPLATE_NOT_APPROVED,
+    TEMPLATE_NOT_FOUND,
+    TEMPLATE_PARAMETER_MISMATCH,
     TENANT_REQUIRED,
     TENANT_SUSPENDED,
     TOKEN_EXPIRED,

@@ -334,7 +334,9 @@ fn check_interactive(o: &serde_json::Value) -> AppResult<Option<String>> {
 
 /// Queues a message to the conversation's contact: stored `queued` with its row in the send
 /// queue, in one transaction; `whatsapp::outbound` sends it. A free-form message needs the
-/// customer service window to be open (the contact wrote within 24 hours); a template does not.
+/// customer service window to be open (the contact wrote within 24 hours); a template does not,
+/// but must be a stored template of the conversation's connection, `APPROVED` in that
+/// language, given exactly its body and header parameters (`crate::templates::check_send`).
 pub async fn send_message(
     s: &Services,
     p: &Principal,
@@ -361,6 +363,9 @@ pub async fn queue_message(
     author: Option<UserId>,
 ) -> AppResult<Message> {
     let s = uow.services();
+    // A template message's (name, language code, send components), checked against the
+    // stored template once the conversation's connection is known.
+    let mut template_check: Option<(String, String, Option<serde_json::Value>)> = None;
     let (kind, body, text) = match out {
         Outgoing::Text { body } => {
             let n = body.chars().count();
@@ -417,6 +422,13 @@ pub async fn queue_message(
             if !errors.is_empty() {
                 return Err(AppError::validation(errors));
             }
+            let code = language
+                .as_ref()
+                .and_then(|l| l.get("code"))
+                .and_then(|c| c.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            template_check = Some((name.clone(), code, components.clone()));
             let mut t = serde_json::Map::new();
             t.insert("name".into(), serde_json::Value::String(name));
             t.insert("language".into(), language.unwrap_or_default());
@@ -456,6 +468,16 @@ pub async fn queue_message(
             code::CONNECTION_DISCONNECTED,
             "the WhatsApp connection of this conversation is disconnected",
         ));
+    }
+    if let Some((name, language, components)) = &template_check {
+        crate::templates::check_send(
+            uow.tx(),
+            conv.connection_id,
+            name,
+            language,
+            components.as_ref(),
+        )
+        .await?;
     }
     if kind != MessageKind::Template
         && conv

@@ -458,6 +458,8 @@ pub async fn delete(
             "this connection has conversations; disconnect it instead",
         ));
     }
+    // Its templates are Meta's copy for this number's account: they go with it.
+    palisade_store::templates::delete_of_connection(uow.tx(), id).await?;
     store::delete(uow.tx(), id).await?;
     uow.audit(
         uow.entry("whatsapp_connection.deleted")

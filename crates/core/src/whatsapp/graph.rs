@@ -86,6 +86,59 @@ impl MediaInfo {
     }
 }
 
+/// One page of `GET /{waba_id}/message_templates`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TemplatePage {
+    #[serde(default)]
+    pub data: Vec<MetaTemplate>,
+    #[serde(default)]
+    pub paging: Option<Paging>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Paging {
+    #[serde(default)]
+    pub cursors: Option<Cursors>,
+    /// Absent on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Cursors {
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+/// A template as Meta lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetaTemplate {
+    pub id: String,
+    pub name: String,
+    pub language: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub components: serde_json::Value,
+    /// `{score: GREEN|YELLOW|RED|UNKNOWN, …}` when Meta rated it.
+    #[serde(default)]
+    pub quality_score: Option<serde_json::Value>,
+    #[serde(default)]
+    pub rejected_reason: Option<String>,
+}
+
+/// `POST /{waba_id}/message_templates`: Meta's id and first status of a new template.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreatedTemplate {
+    pub id: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct ErrorEnvelope {
     error: ErrorBody,
@@ -217,5 +270,70 @@ impl GraphClient {
             .await
             .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
         Self::read(resp).await
+    }
+
+    /// One page of a WABA's templates: the first (`after` `None`) or the one after a cursor.
+    /// The page's `paging.cursors.after` continues it while `paging.next` is present.
+    pub async fn list_templates(
+        &self,
+        token: &str,
+        waba_id: &str,
+        after: Option<&str>,
+    ) -> Result<TemplatePage, GraphError> {
+        let mut query: Vec<(&str, &str)> = vec![(
+            "fields",
+            "id,name,language,status,category,components,quality_score,rejected_reason",
+        )];
+        query.push(("limit", "100"));
+        if let Some(a) = after {
+            query.push(("after", a));
+        }
+        let resp = self
+            .http
+            .get(self.url(&format!("{waba_id}/message_templates")))
+            .query(&query)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        Self::read(resp).await
+    }
+
+    /// Submits a new template for review (`body`: `{name, language, category, components}`).
+    pub async fn create_template(
+        &self,
+        token: &str,
+        waba_id: &str,
+        body: &serde_json::Value,
+    ) -> Result<CreatedTemplate, GraphError> {
+        let resp = self
+            .http
+            .post(self.url(&format!("{waba_id}/message_templates")))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        Self::read(resp).await
+    }
+
+    /// Deletes one template (one name in one language: `hsm_id` with its `name`).
+    pub async fn delete_template(
+        &self,
+        token: &str,
+        waba_id: &str,
+        meta_id: &str,
+        name: &str,
+    ) -> Result<(), GraphError> {
+        let resp = self
+            .http
+            .delete(self.url(&format!("{waba_id}/message_templates")))
+            .query(&[("hsm_id", meta_id), ("name", name)])
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        let _: serde_json::Value = Self::read(resp).await?;
+        Ok(())
     }
 }

@@ -114,6 +114,7 @@ mod schema_parity;
 mod security_alerts;
 mod security_geo;
 mod sessions;
+mod templates;
 mod tenant;
 mod tickets;
 mod tokens;

@@ -281,6 +281,18 @@ async fn outside_the_window_only_templates_are_accepted(db: Db) {
         0
     );
 
+    // A template is checked against the stored ones first: synced from Meta, then accepted.
+    let r = s
+        .app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            Some(&s.owner.access_token),
+            hello_world(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert_eq!(r.code(), "template_not_found");
+    s.sync_templates().await;
     let r = s
         .app
         .post(
@@ -334,7 +346,16 @@ async fn graph_errors_fail_permanently_or_are_retried(db: Db) {
     let s = setup(db).await;
     s.sim_config(json!({"auto_status": false})).await;
     let conv = s.customer_writes("Hi").await;
-    // A template Meta does not have: 132001, permanent.
+    // A template Meta does not have (stored here under a name Meta no longer knows, as when it
+    // was deleted at Meta after the last sync): 132001, permanent.
+    s.sync_templates().await;
+    s.app
+        .db
+        .execute_as_owner(
+            "UPDATE message_templates SET name = 'no_such_template' WHERE name = 'hello_world'",
+        )
+        .await
+        .unwrap();
     let r = s
         .app
         .post(

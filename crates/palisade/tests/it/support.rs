@@ -170,9 +170,27 @@ pub struct WhatsAppFixture {
     pub connection_id: String,
     pub phone_number_id: String,
     pub app_secret: String,
+    /// The number's WhatsApp Business Account and the access token for it at the simulator.
+    pub waba_id: String,
+    pub access_token: String,
 }
 
 impl WhatsAppFixture {
+    /// Syncs the connection's templates from the simulator (every WABA starts with the approved
+    /// `hello_world` and `order_confirmation` in `en_US`), as a tenant must before sending one.
+    pub async fn sync_templates(&self) -> Value {
+        let r = self
+            .app
+            .post(
+                "/api/v1/whatsapp/templates/sync",
+                Some(&self.owner.access_token),
+                json!({ "connection_id": self.connection_id }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        r.body
+    }
+
     /// Ana Souza (+44 7700 900123) sends a message of `kind` (`object` is its body, e.g.
     /// `{"body": "Hello"}` for text) through the simulator, which delivers it by webhook.
     /// Returns its wamid.
@@ -299,5 +317,7 @@ pub async fn whatsapp_fixture_with(
         connection_id,
         phone_number_id: pid,
         app_secret: n["app_secret"].as_str().unwrap().to_owned(),
+        waba_id: n["waba_id"].as_str().unwrap().to_owned(),
+        access_token: n["access_token"].as_str().unwrap().to_owned(),
     }
 }

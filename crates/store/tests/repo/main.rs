@@ -82,6 +82,7 @@ mod realtime;
 mod security_alerts;
 mod send_queue;
 mod sessions;
+mod templates;
 mod tenants;
 mod two_factor;
 mod users;

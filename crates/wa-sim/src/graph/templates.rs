@@ -257,6 +257,8 @@ pub(super) async fn create_template(
         category: category.clone(),
         parameter_format,
         components: normalize_components(components),
+        quality_score: "UNKNOWN".into(),
+        rejected_reason: "NONE".into(),
     };
     let id = template.id.clone();
     {
@@ -388,6 +390,8 @@ pub fn seed_templates() -> Vec<Template> {
                 {"type": "BODY", "text": "Welcome and congratulations!! This message demonstrates your ability to send a WhatsApp message notification from the Cloud API, hosted by Meta. Thank you for taking the time to test with us."},
                 {"type": "FOOTER", "text": "WhatsApp Business Platform sample message"}
             ]),
+            quality_score: "GREEN".into(),
+            rejected_reason: "NONE".into(),
         },
         Template {
             id: ids::numeric_id(),
@@ -400,6 +404,8 @@ pub fn seed_templates() -> Vec<Template> {
                 {"type": "BODY", "text": "Hi {{1}}, your order {{2}} is confirmed.",
                  "example": {"body_text": [["Jessica", "SKBUP2-4CPIG9"]]}}
             ]),
+            quality_score: "GREEN".into(),
+            rejected_reason: "NONE".into(),
         },
     ]
 }

@@ -102,6 +102,14 @@ pub enum EventSubscription {
     TicketUpdated,
     #[serde(rename = "ticket.comment_added")]
     TicketCommentAdded,
+    #[serde(rename = "template.*")]
+    Template,
+    #[serde(rename = "template.created")]
+    TemplateCreated,
+    #[serde(rename = "template.updated")]
+    TemplateUpdated,
+    #[serde(rename = "template.deleted")]
+    TemplateDeleted,
     #[serde(rename = "webhook.*")]
     Webhook,
     #[serde(rename = "webhook.test")]

@@ -16,6 +16,7 @@ pub mod notifications;
 pub mod passkeys;
 pub mod platform;
 pub mod security;
+pub mod templates;
 pub mod tenant;
 pub mod tickets;
 pub mod two_factor;

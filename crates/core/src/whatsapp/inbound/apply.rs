@@ -4,6 +4,7 @@
 //! need no transaction once it commits: realtime pushes, waking the media worker).
 
 use super::payload::{self, Incoming, Notification, StatusChange};
+use crate::templates::TemplateChange;
 use crate::{AppResult, UnitOfWork};
 use palisade_domain::{
     ConnectionId, ContactId, MessageDirection, MessageId, MessageKind, MessageStatus, TenantId,
@@ -68,6 +69,8 @@ pub(super) async fn process_in(
 struct Batch<'a> {
     messages: BTreeMap<(TenantId, ConnectionId), Vec<Incoming<'a>>>,
     statuses: BTreeMap<(TenantId, ConnectionId), Vec<StatusChange<'a>>>,
+    /// Meta's template webhooks, with the event each came in (for its notes).
+    templates: BTreeMap<(TenantId, ConnectionId), Vec<(usize, TemplateChange)>>,
 }
 
 impl<'a> Batch<'a> {
@@ -84,6 +87,13 @@ impl<'a> Batch<'a> {
         let key = (conn.tenant_id, conn.id);
         self.messages.entry(key).or_default().extend(messages);
         self.statuses.entry(key).or_default().extend(statuses);
+        let templates = payload::template_changes(payload, notes);
+        if !templates.is_empty() {
+            self.templates
+                .entry(key)
+                .or_default()
+                .extend(templates.into_iter().map(|t| (event, t)));
+        }
     }
 
     /// Writes the batch: per (tenant, connection), the new messages with their contacts and
@@ -140,6 +150,22 @@ impl<'a> Batch<'a> {
                 }
             }
             by_group.entry((tenant, conn_id)).or_default().2 = moved;
+        }
+        for ((tenant, conn_id), list) in self.templates {
+            for (event, change) in list {
+                let mut skipped = Vec::new();
+                crate::templates::apply_meta_changes(
+                    uow,
+                    tenant,
+                    conn_id,
+                    vec![change],
+                    &mut skipped,
+                )
+                .await?;
+                if let Some(n) = notes.get_mut(event) {
+                    n.extend(skipped);
+                }
+            }
         }
         for ((tenant, conn_id), (messages, stored, statuses)) in by_group {
             events.extend(

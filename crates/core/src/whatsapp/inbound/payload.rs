@@ -19,6 +19,7 @@
 //! processed instead of being noted as not JSON. Invalid UTF-8 is still refused everywhere.
 
 use super::lenient;
+use crate::templates::TemplateChange;
 use palisade_domain::{ConnectionId, MessageStatus};
 use serde::Deserialize;
 use serde_json::Value;
@@ -71,6 +72,20 @@ pub(super) struct ChangeValue<'a> {
     pub(super) statuses: Option<Vec<Status<'a>>>,
     #[serde(deserialize_with = "lenient::present")]
     pub(super) errors: Option<Value>,
+    // Meta's template webhooks (`message_template_status_update`,
+    // `message_template_quality_update`, `template_category_update`).
+    /// Meta's id of the template: a number in Meta's payloads (a string is read too).
+    #[serde(deserialize_with = "lenient::present")]
+    pub(super) message_template_id: Option<Value>,
+    /// The new status of a status update.
+    #[serde(borrow, deserialize_with = "lenient::text")]
+    pub(super) event: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "lenient::text")]
+    pub(super) reason: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "lenient::text")]
+    pub(super) new_quality_score: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "lenient::text")]
+    pub(super) new_category: Option<Cow<'a, str>>,
 }
 
 /// The business number a change is for.
@@ -185,6 +200,9 @@ pub(super) fn changes<'a>(
         for (ci, change) in entry.changes.iter().flatten().enumerate() {
             let at = format!("entry[{ei}].changes[{ci}]");
             let field = change.field.as_deref().unwrap_or("");
+            if TEMPLATE_FIELDS.contains(&field) {
+                continue; // read by `template_changes`
+            }
             if field != "messages" {
                 tracing::debug!(field, "WhatsApp webhook field not handled yet");
                 continue;
@@ -209,6 +227,70 @@ pub(super) fn changes<'a>(
         }
     }
     (messages, statuses)
+}
+
+/// The webhook fields about message templates.
+const TEMPLATE_FIELDS: [&str; 3] = [
+    "message_template_status_update",
+    "message_template_quality_update",
+    "template_category_update",
+];
+
+/// The template changes of a payload (Meta's template webhooks carry no phone number id: they
+/// are for the connection's WABA, and the connection is the one the webhook was posted to);
+/// what is skipped goes to `notes`.
+pub(super) fn template_changes(
+    payload: &Notification<'_>,
+    notes: &mut Vec<String>,
+) -> Vec<TemplateChange> {
+    use crate::templates::TemplateChangeKind as K;
+    let mut out = Vec::new();
+    if payload.object.as_deref() != Some("whatsapp_business_account") {
+        return out;
+    }
+    for (ei, entry) in payload.entry.iter().flatten().enumerate() {
+        for (ci, change) in entry.changes.iter().flatten().enumerate() {
+            let field = change.field.as_deref().unwrap_or("");
+            if !TEMPLATE_FIELDS.contains(&field) {
+                continue;
+            }
+            let at = format!("entry[{ei}].changes[{ci}]");
+            let Some(value) = &change.value else {
+                notes.push(format!("{at}: no value"));
+                continue;
+            };
+            let meta_id = match &value.message_template_id {
+                Some(Value::Number(n)) => Some(n.to_string()),
+                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                _ => None,
+            };
+            let Some(meta_id) = meta_id.filter(|id| id.len() <= 64) else {
+                notes.push(format!("{at}: {field} without a message_template_id"));
+                continue;
+            };
+            let text = |v: &Option<Cow<'_, str>>| {
+                v.as_deref()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty() && s.len() <= 500)
+                    .map(str::to_owned)
+            };
+            let kind = match field {
+                "message_template_status_update" => text(&value.event).map(|status| K::Status {
+                    status,
+                    reason: text(&value.reason),
+                }),
+                "message_template_quality_update" => {
+                    text(&value.new_quality_score).map(|score| K::Quality { score })
+                }
+                _ => text(&value.new_category).map(|category| K::Category { category }),
+            };
+            match kind {
+                Some(change) => out.push(TemplateChange { meta_id, change }),
+                None => notes.push(format!("{at}: {field} without its new value")),
+            }
+        }
+    }
+    out
 }
 
 /// A customer message found in a payload, checked, waiting to be stored.
