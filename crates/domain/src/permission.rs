@@ -64,6 +64,8 @@ pub enum Permission {
     SecurityAlertsRead,
     /// Acknowledge and resolve security alerts.
     SecurityAlertsManage,
+    /// Read the tenant's analytics (messages, conversations, agents, deals).
+    AnalyticsRead,
 }
 
 const ADMIN: &[Role] = &[Role::Admin];
@@ -73,7 +75,7 @@ const ADMIN_SUPER: &[Role] = &[Role::Admin, Role::SuperAdmin];
 const EVERYONE: &[Role] = &[Role::Admin, Role::Agent, Role::SuperAdmin];
 
 impl Permission {
-    pub const ALL: [Permission; 28] = [
+    pub const ALL: [Permission; 29] = [
         Permission::TenantRead,
         Permission::TenantManage,
         Permission::UsersRead,
@@ -102,6 +104,7 @@ impl Permission {
         Permission::PlatformImpersonate,
         Permission::SecurityAlertsRead,
         Permission::SecurityAlertsManage,
+        Permission::AnalyticsRead,
     ];
 
     /// The roles granted this permission. This match is the whole policy.
@@ -135,6 +138,7 @@ impl Permission {
             Permission::PlatformImpersonate => SUPER,
             Permission::SecurityAlertsRead => ADMIN_SUPER,
             Permission::SecurityAlertsManage => ADMIN_SUPER,
+            Permission::AnalyticsRead => ADMIN_AGENT,
         }
     }
 
@@ -165,7 +169,8 @@ impl Permission {
             | Permission::PipelinesManage
             | Permission::ConversationsRead
             | Permission::ConversationsWrite
-            | Permission::NotificationsRead => true,
+            | Permission::NotificationsRead
+            | Permission::AnalyticsRead => true,
             Permission::UsersManage
             | Permission::UsersDeleteAdmin
             | Permission::UsersRestore
@@ -217,6 +222,7 @@ impl Permission {
             Permission::PlatformImpersonate => "platform.impersonate",
             Permission::SecurityAlertsRead => "security_alerts.read",
             Permission::SecurityAlertsManage => "security_alerts.manage",
+            Permission::AnalyticsRead => "analytics.read",
         }
     }
 
@@ -258,6 +264,9 @@ impl Permission {
                 "See security alerts and metrics (super admins: of every tenant)"
             }
             Permission::SecurityAlertsManage => "Acknowledge and resolve security alerts",
+            Permission::AnalyticsRead => {
+                "Read analytics: messages, conversations, response times, agents, deal value"
+            }
         }
     }
 

@@ -154,6 +154,7 @@ pub fn scopes_for(p: Permission) -> Option<&'static [Scope]> {
         Permission::DealsRead => Some(&[S::DealsRead]),
         Permission::DealsWrite | Permission::PipelinesManage => Some(&[S::DealsWrite]),
         Permission::DealsDelete => Some(&[S::DealsDelete]),
+        Permission::AnalyticsRead => Some(&[S::AnalyticsRead]),
         Permission::ConversationsRead => Some(&[S::ConversationsRead]),
         Permission::ConversationsWrite => Some(&[S::ConversationsWrite]),
         Permission::WebhooksRead => Some(&[S::WebhooksRead, S::WebhooksWrite]),

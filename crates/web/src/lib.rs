@@ -88,6 +88,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::messaging::router())
         .merge(routes::contacts::router())
         .merge(routes::deals::router())
+        .merge(routes::analytics::router())
         .merge(routes::media::router())
         .merge(routes::ws::router())
 }
