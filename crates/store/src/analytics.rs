@@ -1,8 +1,10 @@
 //! Analytics: counts, sums and percentiles over a tenant's messages, conversations and deals,
 //! computed by the database under the caller's [`TenantScope`] (every statement binds the
 //! scope's tenant). The caller cuts the range into buckets (local days or weeks as UTC
-//! instants); each statement joins a `VALUES` list of those ranges and counts the rows of each
-//! with one index range read per bucket, identically on SQLite and PostgreSQL.
+//! instants). On SQLite each statement joins a `VALUES` list of those ranges and counts the
+//! rows of each with one index range read per bucket; on PostgreSQL (whose planner runs that
+//! join as one scan compared with every bucket) one index range read of the whole range finds
+//! each row's bucket with `width_bucket` over the sorted boundaries.
 //!
 //! Percentiles are continuous (linear interpolation between the two nearest ranks, as
 //! PostgreSQL's `percentile_cont`): PostgreSQL computes them with `percentile_cont`; SQLite,
@@ -121,17 +123,48 @@ pub async fn bucket_counts(
         }
     };
 
-    let (cte, q) = buckets_cte(db, start(), first, buckets);
-    let sql = format!(
-        "{cte}
-         SELECT CAST(b.i AS bigint) AS i,
-             COALESCE(SUM(CASE WHEN m.direction = 'inbound' THEN 1 ELSE 0 END), 0) AS a,
-             COALESCE(SUM(CASE WHEN m.direction = 'outbound' THEN 1 ELSE 0 END), 0) AS b
-         FROM b JOIN messages m
-             ON m.tenant_id = $1 AND m.created_at >= b.lo AND m.created_at < b.hi{}
-         GROUP BY b.i",
-        on_number("m")
-    );
+    // PostgreSQL: one range read of the index, each row's bucket found by `width_bucket`'s
+    // binary search over the boundaries (its planner runs a join on a VALUES list as one scan
+    // compared with every bucket). SQLite: one index range read per bucket of the VALUES list.
+    let (sql, q) = match db {
+        Backend::Postgres => {
+            let n = first;
+            let q = start()
+                .bind(buckets.iter().map(|b| Some(b.lo)).collect::<Vec<_>>())
+                .bind(range.from)
+                .bind(range.to);
+            (
+                format!(
+                    "SELECT CAST(width_bucket(m.created_at, CAST(${n} AS timestamptz[])) - 1 AS bigint) AS i,
+                         COALESCE(SUM(CASE WHEN m.direction = 'inbound' THEN 1 ELSE 0 END), 0) AS a,
+                         COALESCE(SUM(CASE WHEN m.direction = 'outbound' THEN 1 ELSE 0 END), 0) AS b
+                     FROM messages m
+                     WHERE m.tenant_id = $1 AND m.created_at >= ${} AND m.created_at < ${}{}
+                     GROUP BY 1",
+                    n + 1,
+                    n + 2,
+                    on_number("m")
+                ),
+                q,
+            )
+        }
+        Backend::Sqlite => {
+            let (cte, q) = buckets_cte(db, start(), first, buckets);
+            (
+                format!(
+                    "{cte}
+                     SELECT CAST(b.i AS bigint) AS i,
+                         COALESCE(SUM(CASE WHEN m.direction = 'inbound' THEN 1 ELSE 0 END), 0) AS a,
+                         COALESCE(SUM(CASE WHEN m.direction = 'outbound' THEN 1 ELSE 0 END), 0) AS b
+                     FROM b JOIN messages m
+                         ON m.tenant_id = $1 AND m.created_at >= b.lo AND m.created_at < b.hi{}
+                     GROUP BY b.i",
+                    on_number("m")
+                ),
+                q,
+            )
+        }
+    };
     for r in tx.fetch_all::<PairRow>(Query { sql, ..q }).await? {
         if let Some(c) = usize::try_from(r.i).ok().and_then(|i| out.get_mut(i)) {
             c.messages_in = r.a;
@@ -140,15 +173,42 @@ pub async fn bucket_counts(
     }
 
     for (column, resolved) in [("created_at", false), ("resolved_at", true)] {
-        let (cte, q) = buckets_cte(db, start(), first, buckets);
-        let sql = format!(
-            "{cte}
-             SELECT CAST(b.i AS bigint) AS i, COUNT(*) AS a, CAST(0 AS bigint) AS b
-             FROM b JOIN conversations v
-                 ON v.tenant_id = $1 AND v.{column} >= b.lo AND v.{column} < b.hi{}
-             GROUP BY b.i",
-            on_number("v")
-        );
+        let (sql, q) = match db {
+            Backend::Postgres => {
+                let n = first;
+                let q = start()
+                    .bind(buckets.iter().map(|b| Some(b.lo)).collect::<Vec<_>>())
+                    .bind(range.from)
+                    .bind(range.to);
+                (
+                    format!(
+                        "SELECT CAST(width_bucket(v.{column}, CAST(${n} AS timestamptz[])) - 1 AS bigint) AS i,
+                             COUNT(*) AS a, CAST(0 AS bigint) AS b
+                         FROM conversations v
+                         WHERE v.tenant_id = $1 AND v.{column} >= ${} AND v.{column} < ${}{}
+                         GROUP BY 1",
+                        n + 1,
+                        n + 2,
+                        on_number("v")
+                    ),
+                    q,
+                )
+            }
+            Backend::Sqlite => {
+                let (cte, q) = buckets_cte(db, start(), first, buckets);
+                (
+                    format!(
+                        "{cte}
+                         SELECT CAST(b.i AS bigint) AS i, COUNT(*) AS a, CAST(0 AS bigint) AS b
+                         FROM b JOIN conversations v
+                             ON v.tenant_id = $1 AND v.{column} >= b.lo AND v.{column} < b.hi{}
+                         GROUP BY b.i",
+                        on_number("v")
+                    ),
+                    q,
+                )
+            }
+        };
         for r in tx.fetch_all::<PairRow>(Query { sql, ..q }).await? {
             if let Some(c) = usize::try_from(r.i).ok().and_then(|i| out.get_mut(i)) {
                 if resolved {
