@@ -4,6 +4,7 @@
 //! work it does, checks permission on its first line, and writes its audit record in the same
 //! transaction as its change. The web layer only parses input and renders output.
 
+pub mod analytics;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;

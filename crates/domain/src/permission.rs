@@ -79,6 +79,8 @@ pub enum Permission {
     /// Connect shops (WooCommerce) whose order webhooks create contacts and orders and send
     /// templates, change their rules and rotate their secrets.
     IntegrationsManage,
+    /// Read the tenant's analytics (messages, conversations, agents, deals).
+    AnalyticsRead,
 }
 
 const ADMIN: &[Role] = &[Role::Admin];
@@ -88,7 +90,7 @@ const ADMIN_SUPER: &[Role] = &[Role::Admin, Role::SuperAdmin];
 const EVERYONE: &[Role] = &[Role::Admin, Role::Agent, Role::SuperAdmin];
 
 impl Permission {
-    pub const ALL: [Permission; 35] = [
+    pub const ALL: [Permission; 36] = [
         Permission::TenantRead,
         Permission::TenantManage,
         Permission::UsersRead,
@@ -124,6 +126,7 @@ impl Permission {
         Permission::SecurityAlertsRead,
         Permission::SecurityAlertsManage,
         Permission::IntegrationsManage,
+        Permission::AnalyticsRead,
     ];
 
     /// The roles granted this permission. This match is the whole policy.
@@ -164,6 +167,7 @@ impl Permission {
             Permission::SecurityAlertsRead => ADMIN_SUPER,
             Permission::SecurityAlertsManage => ADMIN_SUPER,
             Permission::IntegrationsManage => ADMIN,
+            Permission::AnalyticsRead => ADMIN_AGENT,
         }
     }
 
@@ -200,7 +204,8 @@ impl Permission {
             | Permission::TemplatesDelete
             | Permission::ConversationsRead
             | Permission::ConversationsWrite
-            | Permission::NotificationsRead => true,
+            | Permission::NotificationsRead
+            | Permission::AnalyticsRead => true,
             Permission::UsersManage
             | Permission::UsersDeleteAdmin
             | Permission::UsersRestore
@@ -260,6 +265,7 @@ impl Permission {
             Permission::SecurityAlertsRead => "security_alerts.read",
             Permission::SecurityAlertsManage => "security_alerts.manage",
             Permission::IntegrationsManage => "integrations.manage",
+            Permission::AnalyticsRead => "analytics.read",
         }
     }
 
@@ -309,6 +315,9 @@ impl Permission {
             Permission::SecurityAlertsManage => "Acknowledge and resolve security alerts",
             Permission::IntegrationsManage => {
                 "Connect shops (order webhooks), change their rules and secrets"
+            }
+            Permission::AnalyticsRead => {
+                "Read analytics: messages, conversations, response times, agents, deal value"
             }
         }
     }

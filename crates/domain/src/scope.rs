@@ -172,6 +172,7 @@ pub fn scopes_for(p: Permission) -> Option<&'static [Scope]> {
         Permission::TemplatesRead => Some(&[S::TemplatesRead]),
         Permission::TemplatesManage => Some(&[S::TemplatesWrite]),
         Permission::TemplatesDelete => Some(&[S::TemplatesDelete]),
+        Permission::AnalyticsRead => Some(&[S::AnalyticsRead]),
         Permission::ConversationsRead => Some(&[S::ConversationsRead]),
         Permission::ConversationsWrite => Some(&[S::ConversationsWrite]),
         Permission::WebhooksRead => Some(&[S::WebhooksRead, S::WebhooksWrite]),

@@ -242,7 +242,8 @@ pub(crate) async fn sync_label_activity<S: crate::Scope>(
     Ok(())
 }
 
-/// Writes a conversation's status, assignee and labels.
+/// Writes a conversation's status, assignee and labels; `resolved_at` (analytics) becomes `now`
+/// when it is resolved, stays while it remains resolved and is cleared when it is reopened.
 pub async fn update_conversation(
     tx: &mut Tx<TenantScope>,
     id: ConversationId,
@@ -254,7 +255,10 @@ pub async fn update_conversation(
     let tenant = tx.scope().tenant_id();
     tx.execute(
         Query::new(
-            "UPDATE conversations SET status = $3, assignee_id = $4, labels = $5, updated_at = $6
+            "UPDATE conversations SET status = $3, assignee_id = $4, labels = $5, updated_at = $6,
+                 resolved_at = CASE WHEN $3 <> 'resolved' THEN NULL
+                                    WHEN status = 'resolved' THEN resolved_at
+                                    ELSE $6 END
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant)

@@ -17,6 +17,7 @@ mod notify;
 mod query;
 mod scope;
 
+pub mod analytics;
 pub mod api_keys;
 pub mod audit;
 pub mod auth_changes;

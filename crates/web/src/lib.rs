@@ -91,6 +91,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::integrations::router())
         .merge(routes::tickets::router())
         .merge(routes::templates::router())
+        .merge(routes::analytics::router())
         .merge(routes::media::router())
         .merge(routes::ws::router())
 }

@@ -65,6 +65,7 @@ macro_rules! both_with_redis {
 }
 
 mod account_story;
+mod analytics;
 mod api_keys;
 mod audit;
 mod backups;

@@ -1,5 +1,6 @@
 //! One module per feature, each with its own `router()`.
 
+pub mod analytics;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;

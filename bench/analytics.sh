@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Server time of each `/api/v1/analytics/*` endpoint over 1,000,000 messages (README,
+# "Performance"; target ≤ 200 ms).
+#
+#   bench/analytics.sh                      # SQLite
+#   BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres bench/analytics.sh
+#                                           # then again on a fresh PostgreSQL database it
+#                                           # creates (and drops)
+#
+# Needs sqlite3 and psql. Builds the release binary (or takes BENCH_BIN), starts `palisade sim`
+# and `palisade serve` on 127.0.0.1 with a throw-away data directory, registers a tenant and
+# connects a simulated number through the API, stops the server and seeds by direct SQL inserts
+# (fast; not the inbound path): BENCH_CONVERSATIONS (default 50,000) contacts with one
+# conversation each, created over 2026 (one a third resolved, half assigned to the owner), and
+# BENCH_MESSAGES_EACH (default 20) messages per conversation, in and out by turns ten minutes
+# apart: 1,000,000 messages. Then it runs ANALYZE (PostgreSQL: VACUUM ANALYZE, what autovacuum
+# does on a live database), starts the server again and times BENCH_SAMPLES (default 20)
+# sequential requests of each endpoint at the client, for 30 local days and for 366 days
+# (`tz=America/New_York`, day buckets), and prints p50 and max.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+PORT="${BENCH_PORT:-18483}"
+SIM_PORT="${BENCH_SIM_PORT:-18491}"
+CONVERSATIONS="${BENCH_CONVERSATIONS:-50000}"
+EACH="${BENCH_MESSAGES_EACH:-20}"
+SAMPLES="${BENCH_SAMPLES:-20}"
+BASE="http://127.0.0.1:${PORT}"
+SIM="http://127.0.0.1:${SIM_PORT}"
+WORK="$(mktemp -d)"
+PG_ADMIN_URL="${BENCH_POSTGRES_URL:-}"
+PG_DB=""
+
+command -v sqlite3 >/dev/null || { echo "install sqlite3 first" >&2; exit 1; }
+
+stop_server() {
+  if [ -n "${SERVER_PID:-}" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+  fi
+}
+cleanup() {
+  stop_server
+  if [ -n "${SIM_PID:-}" ]; then kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; fi
+  if [ -n "$PG_DB" ]; then
+    psql "$PG_ADMIN_URL" -q -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN="$BENCH_BIN"
+else
+  cargo build --release --locked -p palisade -p palisade-bench >/dev/null 2>&1 ||
+    cargo build --release --locked -p palisade -p palisade-bench
+  BIN="$ROOT/target/release/palisade"
+fi
+
+for url in "$BASE/healthz" "$SIM/_sim/config"; do
+  if curl -fsS "$url" >/dev/null 2>&1; then
+    echo "something already answers $url; pick other ports with BENCH_PORT / BENCH_SIM_PORT" >&2
+    exit 1
+  fi
+done
+"$BIN" sim --listen "127.0.0.1:${SIM_PORT}" --auto-status off >"$WORK/sim.log" 2>&1 &
+SIM_PID=$!
+for _ in $(seq 1 50); do curl -fsS "$SIM/_sim/config" >/dev/null 2>&1 && break; sleep 0.2; done
+
+# start_server DATA_DIR [DATABASE_URL]
+start_server() {
+  mkdir -p "$1"
+  (cd "$WORK" && exec env PALISADE_LISTEN="127.0.0.1:${PORT}" PALISADE_DATA_DIR="$1" \
+    ${2:+PALISADE_DATABASE_URL="$2"} \
+    PALISADE_PUBLIC_URL="$BASE" \
+    PALISADE_WHATSAPP_GRAPH_BASE_URL="$SIM" \
+    PALISADE_RATE_LIMIT_API_PER_MINUTE=0 PALISADE_RATE_LIMIT_LOGIN_PER_MINUTE=0 \
+    PALISADE_RATE_LIMIT_REGISTER_PER_HOUR=0 PALISADE_LOG=warn \
+    "$BIN" serve) >>"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 150); do
+    curl -fsS "$BASE/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "the server did not start; its log:" >&2
+  tail -n 30 "$WORK/server.log" >&2
+  exit 1
+}
+
+# The tenant, its owner and a connected number, through the API; prints the owner's email.
+setup_tenant() {
+  python3 - "$BASE" "$SIM" <<'PY'
+import json, sys, urllib.request
+base, sim = sys.argv[1], sys.argv[2]
+def call(url, body=None, token=None):
+    req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
+                                 method="GET" if body is None else "POST")
+    req.add_header("content-type", "application/json")
+    if token: req.add_header("authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read() or b"null")
+owner = call(f"{base}/api/v1/auth/register", {"tenant_name": "Bench", "name": "Owner",
+             "email": "owner@bench.example", "password": "correct-orbit-lantern-quietly"})
+num = call(f"{sim}/_sim/phone-numbers", {"verified_name": "Bench"})
+call(f"{base}/api/v1/whatsapp/connections", {"display_name": "Bench",
+     "phone_number_id": num["phone_number_id"], "waba_id": num["waba_id"],
+     "access_token": num["access_token"], "app_secret": num["app_secret"]}, owner["access_token"])
+PY
+}
+
+# The seed, in each dialect. Times: 2026-01-01T00:00:00Z plus an offset in seconds; a
+# conversation i starts on day i % 365 at second (i * 7919) % 86400.
+sqlite_seed() {
+  sqlite3 "$1" <<SQL
+PRAGMA journal_mode = WAL;
+BEGIN;
+CREATE TEMP TABLE ctx AS
+  SELECT t.id AS tenant_id, w.id AS connection_id, u.id AS owner_id
+  FROM tenants t JOIN whatsapp_connections w ON w.tenant_id = t.id
+  JOIN users u ON u.tenant_id = t.id WHERE t.name = 'Bench';
+CREATE TEMP TABLE n AS
+  WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${CONVERSATIONS})
+  SELECT i, randomblob(16) AS contact_id, randomblob(16) AS conversation_id,
+         (i % 365) * 86400 + (i * 7919) % 86400 AS start FROM s;
+CREATE TEMP TABLE m AS
+  WITH RECURSIVE s(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM s WHERE j < ${EACH} - 1)
+  SELECT j FROM s;
+INSERT INTO contacts (id, tenant_id, phone, created_at, updated_at)
+  SELECT n.contact_id, ctx.tenant_id, '+4471' || printf('%08d', n.i),
+         strftime('%Y-%m-%dT%H:%M:%S.000000000Z', 1767225600 + n.start, 'unixepoch'),
+         strftime('%Y-%m-%dT%H:%M:%S.000000000Z', 1767225600 + n.start, 'unixepoch')
+  FROM n, ctx;
+INSERT INTO conversations (id, tenant_id, contact_id, connection_id, status, last_message_at,
+    last_inbound_at, created_at, updated_at, assignee_id, resolved_at)
+  SELECT n.conversation_id, ctx.tenant_id, n.contact_id, ctx.connection_id,
+         CASE WHEN n.i % 3 = 0 THEN 'resolved' ELSE 'open' END,
+         strftime('%Y-%m-%dT%H:%M:%S.000000000Z', 1767225600 + n.start + (${EACH} - 1) * 600, 'unixepoch'),
+         strftime('%Y-%m-%dT%H:%M:%S.000000000Z', 1767225600 + n.start, 'unixepoch'),
+         strftime('%Y-%m-%dT%H:%M:%S.000000000Z', 1767225600 + n.start, 'unixepoch'),
+         strftime('%Y-%m-%dT%H:%M:%S.000000000Z', 1767225600 + n.start, 'unixepoch'),
+         CASE WHEN n.i % 2 = 0 THEN ctx.owner_id END,
+         CASE WHEN n.i % 3 = 0 THEN
+           strftime('%Y-%m-%dT%H:%M:%S.000000000Z', 1767225600 + n.start + 3600 * (1 + n.i % 48), 'unixepoch') END
+  FROM n, ctx;
+INSERT INTO messages (id, tenant_id, conversation_id, connection_id, wamid, direction, type, body,
+    text, status, created_at, status_updated_at, author_id)
+  SELECT randomblob(16), ctx.tenant_id, n.conversation_id, ctx.connection_id, NULL,
+         CASE WHEN m.j % 2 = 0 THEN 'inbound' ELSE 'outbound' END, 'text', '{}', 'Hello',
+         CASE WHEN m.j % 2 = 0 THEN 'received' ELSE 'sent' END,
+         strftime('%Y-%m-%dT%H:%M:%S.000000000Z', 1767225600 + n.start + m.j * 600, 'unixepoch'),
+         strftime('%Y-%m-%dT%H:%M:%S.000000000Z', 1767225600 + n.start + m.j * 600, 'unixepoch'),
+         CASE WHEN m.j % 2 = 1 THEN ctx.owner_id END
+  FROM n, m, ctx;
+COMMIT;
+ANALYZE;
+SQL
+}
+
+pg_seed() {
+  psql "$1" -q -v ON_ERROR_STOP=1 <<SQL
+BEGIN;
+CREATE TEMP TABLE ctx AS
+  SELECT t.id AS tenant_id, w.id AS connection_id, u.id AS owner_id
+  FROM tenants t JOIN whatsapp_connections w ON w.tenant_id = t.id
+  JOIN users u ON u.tenant_id = t.id WHERE t.name = 'Bench';
+CREATE TEMP TABLE n AS
+  SELECT i, gen_random_uuid() AS contact_id, gen_random_uuid() AS conversation_id,
+         timestamptz '2026-01-01 00:00:00Z'
+           + make_interval(secs => (i % 365) * 86400 + (i * 7919) % 86400) AS start
+  FROM generate_series(1, ${CONVERSATIONS}) AS i;
+INSERT INTO contacts (id, tenant_id, phone, created_at, updated_at)
+  SELECT n.contact_id, ctx.tenant_id, '+4471' || lpad(n.i::text, 8, '0'), n.start, n.start
+  FROM n, ctx;
+INSERT INTO conversations (id, tenant_id, contact_id, connection_id, status, last_message_at,
+    last_inbound_at, created_at, updated_at, assignee_id, resolved_at)
+  SELECT n.conversation_id, ctx.tenant_id, n.contact_id, ctx.connection_id,
+         CASE WHEN n.i % 3 = 0 THEN 'resolved' ELSE 'open' END,
+         n.start + make_interval(secs => (${EACH} - 1) * 600), n.start, n.start, n.start,
+         CASE WHEN n.i % 2 = 0 THEN ctx.owner_id END,
+         CASE WHEN n.i % 3 = 0 THEN n.start + make_interval(secs => 3600 * (1 + n.i % 48)) END
+  FROM n, ctx;
+INSERT INTO messages (id, tenant_id, conversation_id, connection_id, wamid, direction, type, body,
+    text, status, created_at, status_updated_at, author_id)
+  SELECT gen_random_uuid(), ctx.tenant_id, n.conversation_id, ctx.connection_id, NULL,
+         CASE WHEN j % 2 = 0 THEN 'inbound' ELSE 'outbound' END, 'text', '{}', 'Hello',
+         CASE WHEN j % 2 = 0 THEN 'received' ELSE 'sent' END,
+         n.start + make_interval(secs => j * 600), n.start + make_interval(secs => j * 600),
+         CASE WHEN j % 2 = 1 THEN ctx.owner_id END
+  FROM n, generate_series(0, ${EACH} - 1) AS j, ctx;
+COMMIT;
+VACUUM ANALYZE;
+SQL
+}
+
+measure() {
+  python3 - "$BASE" "$SAMPLES" <<'PY'
+import json, sys, time, urllib.request
+base, samples = sys.argv[1], int(sys.argv[2])
+def call(url, body=None, token=None):
+    req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
+                                 method="GET" if body is None else "POST")
+    req.add_header("content-type", "application/json")
+    if token: req.add_header("authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.loads(r.read() or b"null")
+token = call(f"{base}/api/v1/auth/login", {"email": "owner@bench.example",
+             "password": "correct-orbit-lantern-quietly"})["access_token"]
+ranges = {"30 days": "from=2026-06-01&to=2026-07-01", "366 days": "from=2026-01-01&to=2027-01-02"}
+for endpoint in ["overview", "conversations", "agents", "deals"]:
+    for label, q in ranges.items():
+        url = f"{base}/api/v1/analytics/{endpoint}?{q}&tz=America/New_York"
+        body = call(url, token=token)  # warm-up, and a check that it answers
+        times = []
+        for _ in range(samples):
+            t = time.perf_counter()
+            call(url, token=token)
+            times.append((time.perf_counter() - t) * 1000)
+        times.sort()
+        extra = ""
+        if endpoint == "overview":
+            extra = f"  (messages_in {body['messages_in']}, out {body['messages_out']})"
+        print(f"{endpoint:14} {label:9} p50 {times[len(times) // 2]:7.1f} ms  max {times[-1]:7.1f} ms{extra}")
+PY
+}
+
+# run LABEL DATA_DIR [DATABASE_URL]
+run() {
+  local label="$1"
+  start_server "$2" "${3:-}"
+  setup_tenant
+  stop_server
+  echo "== $label: seeding $CONVERSATIONS conversations x $EACH messages" >&2
+  local t0=$SECONDS
+  if [ -n "${3:-}" ]; then pg_seed "$3"; else sqlite_seed "$2/palisade.sqlite"; fi
+  echo "   seeded in $((SECONDS - t0)) s" >&2
+  start_server "$2" "${3:-}"
+  {
+    echo "--- $label ($((CONVERSATIONS * EACH)) messages, $CONVERSATIONS conversations)"
+    measure
+  } >>"$WORK/results.txt"
+  stop_server
+}
+
+run sqlite "$WORK/sqlite"
+if [ -n "$PG_ADMIN_URL" ]; then
+  PG_DB="palisade_bench_$$"
+  psql "$PG_ADMIN_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB" >/dev/null
+  PG_URL=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' \
+    "$PG_ADMIN_URL" "$PG_DB")
+  run postgres "$WORK/postgres" "$PG_URL"
+fi
+echo
+echo "Palisade analytics ($(nproc) cores; load average at the end: $(awk '{print $1, $2, $3}' /proc/loadavg))"
+cat "$WORK/results.txt"

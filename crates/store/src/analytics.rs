@@ -1,0 +1,586 @@
+//! Analytics: counts, sums and percentiles over a tenant's messages, conversations and deals,
+//! computed by the database under the caller's [`TenantScope`] (every statement binds the
+//! scope's tenant). The caller cuts the range into buckets (local days or weeks as UTC
+//! instants). On SQLite each statement joins a `VALUES` list of those ranges and counts the
+//! rows of each with one index range read per bucket; on PostgreSQL (whose planner runs that
+//! join as one scan compared with every bucket) one index range read of the whole range finds
+//! each row's bucket with `width_bucket` over the sorted boundaries.
+//!
+//! Percentiles are continuous (linear interpolation between the two nearest ranks, as
+//! PostgreSQL's `percentile_cont`): PostgreSQL computes them with `percentile_cont`; SQLite,
+//! which has no such aggregate, numbers the ordered values with a window function and returns
+//! only the (at most four) rows around each rank, which [`interpolate`] combines.
+
+use crate::{Backend, Query, Result, TenantScope, Tx};
+use palisade_domain::{ConnectionId, UserId};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The rows counted: created (or resolved, closed) in `[from, to)`, on one number if given.
+#[derive(Debug, Clone, Copy)]
+pub struct Range {
+    pub from: OffsetDateTime,
+    pub to: OffsetDateTime,
+    pub connection_id: Option<ConnectionId>,
+}
+
+/// One bucket, `[lo, hi)`, inside the range.
+#[derive(Debug, Clone, Copy)]
+pub struct Bucket {
+    pub lo: OffsetDateTime,
+    pub hi: OffsetDateTime,
+}
+
+/// Counts of one bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BucketCounts {
+    pub messages_in: i64,
+    pub messages_out: i64,
+    pub conversations_new: i64,
+    pub conversations_resolved: i64,
+}
+
+/// Median and 90th percentile in seconds; `None` without any value.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Percentiles {
+    pub median: Option<f64>,
+    pub p90: Option<f64>,
+    pub count: i64,
+}
+
+/// `a - b` in seconds, as a double.
+fn seconds_between(db: Backend, a: &str, b: &str) -> String {
+    match db {
+        Backend::Postgres => {
+            format!("CAST(EXTRACT(EPOCH FROM ({a} - {b})) AS double precision)")
+        }
+        Backend::Sqlite => format!("(unixepoch({a}, 'subsec') - unixepoch({b}, 'subsec')) * 1.0"),
+    }
+}
+
+/// A bound time inside a `VALUES` row: PostgreSQL needs its type.
+fn time_param(db: Backend, n: usize) -> String {
+    match db {
+        Backend::Postgres => format!("CAST(${n} AS timestamptz)"),
+        Backend::Sqlite => format!("${n}"),
+    }
+}
+
+/// `WITH b(i, lo, hi) AS (VALUES …)` for `buckets`, their times bound from `$first` on;
+/// returns the SQL and the query with the times bound.
+fn buckets_cte(db: Backend, mut q: Query, first: usize, buckets: &[Bucket]) -> (String, Query) {
+    let rows: Vec<String> = buckets
+        .iter()
+        .enumerate()
+        .map(|(i, _)| {
+            let n = first + i * 2;
+            format!("({i}, {}, {})", time_param(db, n), time_param(db, n + 1))
+        })
+        .collect();
+    for b in buckets {
+        q = q.bind(b.lo).bind(b.hi);
+    }
+    (
+        format!("WITH b(i, lo, hi) AS (VALUES {})", rows.join(", ")),
+        q,
+    )
+}
+
+#[derive(sqlx::FromRow)]
+struct PairRow {
+    i: i64,
+    a: i64,
+    b: i64,
+}
+
+/// Messages in and out, new and resolved conversations, per bucket (in the order given).
+pub async fn bucket_counts(
+    tx: &mut Tx<TenantScope>,
+    range: &Range,
+    buckets: &[Bucket],
+) -> Result<Vec<BucketCounts>> {
+    let mut out = vec![BucketCounts::default(); buckets.len()];
+    if buckets.is_empty() {
+        return Ok(out);
+    }
+    let db = tx.backend();
+    let tenant = tx.scope().tenant_id();
+    // $1 tenant, $2 connection (when filtered), then the buckets.
+    let first = if range.connection_id.is_some() { 3 } else { 2 };
+    let on_number = |alias: &str| {
+        if range.connection_id.is_some() {
+            format!(" AND {alias}.connection_id = $2")
+        } else {
+            String::new()
+        }
+    };
+    let start = || {
+        let q = Query::new("").bind(tenant);
+        match range.connection_id {
+            Some(c) => q.bind(c),
+            None => q,
+        }
+    };
+
+    // PostgreSQL: one range read of the index, each row's bucket found by `width_bucket`'s
+    // binary search over the boundaries (its planner runs a join on a VALUES list as one scan
+    // compared with every bucket). SQLite: one index range read per bucket of the VALUES list.
+    let (sql, q) = match db {
+        Backend::Postgres => {
+            let n = first;
+            let q = start()
+                .bind(buckets.iter().map(|b| Some(b.lo)).collect::<Vec<_>>())
+                .bind(range.from)
+                .bind(range.to);
+            (
+                format!(
+                    "SELECT CAST(width_bucket(m.created_at, CAST(${n} AS timestamptz[])) - 1 AS bigint) AS i,
+                         COALESCE(SUM(CASE WHEN m.direction = 'inbound' THEN 1 ELSE 0 END), 0) AS a,
+                         COALESCE(SUM(CASE WHEN m.direction = 'outbound' THEN 1 ELSE 0 END), 0) AS b
+                     FROM messages m
+                     WHERE m.tenant_id = $1 AND m.created_at >= ${} AND m.created_at < ${}{}
+                     GROUP BY 1",
+                    n + 1,
+                    n + 2,
+                    on_number("m")
+                ),
+                q,
+            )
+        }
+        Backend::Sqlite => {
+            let (cte, q) = buckets_cte(db, start(), first, buckets);
+            (
+                format!(
+                    "{cte}
+                     SELECT CAST(b.i AS bigint) AS i,
+                         COALESCE(SUM(CASE WHEN m.direction = 'inbound' THEN 1 ELSE 0 END), 0) AS a,
+                         COALESCE(SUM(CASE WHEN m.direction = 'outbound' THEN 1 ELSE 0 END), 0) AS b
+                     FROM b JOIN messages m
+                         ON m.tenant_id = $1 AND m.created_at >= b.lo AND m.created_at < b.hi{}
+                     GROUP BY b.i",
+                    on_number("m")
+                ),
+                q,
+            )
+        }
+    };
+    for r in tx.fetch_all::<PairRow>(Query { sql, ..q }).await? {
+        if let Some(c) = usize::try_from(r.i).ok().and_then(|i| out.get_mut(i)) {
+            c.messages_in = r.a;
+            c.messages_out = r.b;
+        }
+    }
+
+    for (column, resolved) in [("created_at", false), ("resolved_at", true)] {
+        let (sql, q) = match db {
+            Backend::Postgres => {
+                let n = first;
+                let q = start()
+                    .bind(buckets.iter().map(|b| Some(b.lo)).collect::<Vec<_>>())
+                    .bind(range.from)
+                    .bind(range.to);
+                (
+                    format!(
+                        "SELECT CAST(width_bucket(v.{column}, CAST(${n} AS timestamptz[])) - 1 AS bigint) AS i,
+                             COUNT(*) AS a, CAST(0 AS bigint) AS b
+                         FROM conversations v
+                         WHERE v.tenant_id = $1 AND v.{column} >= ${} AND v.{column} < ${}{}
+                         GROUP BY 1",
+                        n + 1,
+                        n + 2,
+                        on_number("v")
+                    ),
+                    q,
+                )
+            }
+            Backend::Sqlite => {
+                let (cte, q) = buckets_cte(db, start(), first, buckets);
+                (
+                    format!(
+                        "{cte}
+                         SELECT CAST(b.i AS bigint) AS i, COUNT(*) AS a, CAST(0 AS bigint) AS b
+                         FROM b JOIN conversations v
+                             ON v.tenant_id = $1 AND v.{column} >= b.lo AND v.{column} < b.hi{}
+                         GROUP BY b.i",
+                        on_number("v")
+                    ),
+                    q,
+                )
+            }
+        };
+        for r in tx.fetch_all::<PairRow>(Query { sql, ..q }).await? {
+            if let Some(c) = usize::try_from(r.i).ok().and_then(|i| out.get_mut(i)) {
+                if resolved {
+                    c.conversations_resolved = r.a;
+                } else {
+                    c.conversations_new = r.a;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The first query arguments of a range: `$1` tenant, `$2` from, `$3` to, `$4` connection.
+fn range_query(tenant: palisade_domain::TenantId, range: &Range) -> (Query, String) {
+    let q = Query::new("").bind(tenant).bind(range.from).bind(range.to);
+    match range.connection_id {
+        Some(c) => (q.bind(c), " AND v.connection_id = $4".to_owned()),
+        None => (q, String::new()),
+    }
+}
+
+/// What a percentile is taken over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// Conversations created in the range that had an inbound message and then an outbound
+    /// one: seconds from the first inbound message to the first outbound message at or after
+    /// it.
+    FirstResponse,
+    /// Conversations resolved in the range: seconds from their creation to their resolution.
+    Resolution,
+}
+
+/// The median and p90 of `measure`, over all conversations (`by_assignee` false, under the key
+/// `None`) or per assignee (`None` for unassigned conversations).
+pub async fn percentiles(
+    tx: &mut Tx<TenantScope>,
+    range: &Range,
+    measure: Measure,
+    by_assignee: bool,
+) -> Result<HashMap<Option<UserId>, Percentiles>> {
+    let db = tx.backend();
+    let tenant = tx.scope().tenant_id();
+    let (q, on_number) = range_query(tenant, range);
+    let group = match (by_assignee, db) {
+        (true, _) => "v.assignee_id",
+        (false, Backend::Postgres) => "CAST(NULL AS uuid)",
+        (false, Backend::Sqlite) => "NULL",
+    };
+    let source = match measure {
+        Measure::FirstResponse => {
+            let first_in = "(SELECT MIN(i.created_at) FROM messages i
+                  WHERE i.tenant_id = $1 AND i.conversation_id = v.id AND i.direction = 'inbound')";
+            let first_out = "(SELECT MIN(o.created_at) FROM messages o
+                  WHERE o.tenant_id = $1 AND o.conversation_id = f.id AND o.direction = 'outbound'
+                    AND o.created_at >= f.first_in)";
+            format!(
+                "SELECT r.g AS g, {} AS secs FROM (
+                     SELECT f.g, f.first_in, {first_out} AS first_out FROM (
+                         SELECT {group} AS g, v.id, {first_in} AS first_in
+                         FROM conversations v
+                         WHERE v.tenant_id = $1 AND v.created_at >= $2 AND v.created_at < $3{on_number}
+                     ) f WHERE f.first_in IS NOT NULL
+                 ) r WHERE r.first_out IS NOT NULL",
+                seconds_between(db, "r.first_out", "r.first_in")
+            )
+        }
+        Measure::Resolution => format!(
+            "SELECT {group} AS g, {} AS secs FROM conversations v
+             WHERE v.tenant_id = $1 AND v.resolved_at >= $2 AND v.resolved_at < $3{on_number}",
+            seconds_between(db, "v.resolved_at", "v.created_at")
+        ),
+    };
+    let mut out = HashMap::new();
+    match db {
+        Backend::Postgres => {
+            #[derive(sqlx::FromRow)]
+            struct Row {
+                g: Option<Uuid>,
+                median: Option<f64>,
+                p90: Option<f64>,
+                n: i64,
+            }
+            let sql = format!(
+                "SELECT s.g AS g,
+                     percentile_cont(0.5) WITHIN GROUP (ORDER BY s.secs) AS median,
+                     percentile_cont(0.9) WITHIN GROUP (ORDER BY s.secs) AS p90,
+                     COUNT(*) AS n
+                 FROM ({source}) s GROUP BY s.g"
+            );
+            for r in tx.fetch_all::<Row>(Query { sql, ..q }).await? {
+                out.insert(
+                    r.g.map(UserId::from),
+                    Percentiles {
+                        median: r.median,
+                        p90: r.p90,
+                        count: r.n,
+                    },
+                );
+            }
+        }
+        Backend::Sqlite => {
+            #[derive(sqlx::FromRow)]
+            struct Row {
+                g: Option<Uuid>,
+                secs: f64,
+                rn: i64,
+                n: i64,
+            }
+            let sql = format!(
+                "SELECT g, secs, rn, n FROM (
+                     SELECT s.g AS g, s.secs AS secs,
+                         ROW_NUMBER() OVER (PARTITION BY s.g ORDER BY s.secs) - 1 AS rn,
+                         COUNT(*) OVER (PARTITION BY s.g) AS n
+                     FROM ({source}) s
+                 ) r
+                 WHERE rn IN (CAST((n - 1) * 0.5 AS INTEGER), CAST((n - 1) * 0.5 AS INTEGER) + 1,
+                              CAST((n - 1) * 0.9 AS INTEGER), CAST((n - 1) * 0.9 AS INTEGER) + 1)"
+            );
+            let mut ranks: HashMap<Option<Uuid>, (i64, HashMap<i64, f64>)> = HashMap::new();
+            for r in tx.fetch_all::<Row>(Query { sql, ..q }).await? {
+                let e = ranks.entry(r.g).or_insert_with(|| (r.n, HashMap::new()));
+                e.1.insert(r.rn, r.secs);
+            }
+            for (g, (n, values)) in ranks {
+                out.insert(
+                    g.map(UserId::from),
+                    Percentiles {
+                        median: interpolate(n, 0.5, &values),
+                        p90: interpolate(n, 0.9, &values),
+                        count: n,
+                    },
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The continuous percentile `p` of `n` ordered values, from the values at the ranks
+/// (0-based) around `p·(n-1)`: what PostgreSQL's `percentile_cont` answers.
+pub fn interpolate(n: i64, p: f64, at: &HashMap<i64, f64>) -> Option<f64> {
+    if n <= 0 {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let pos = (n - 1) as f64 * p;
+    #[allow(clippy::cast_possible_truncation)]
+    let lo = pos.floor() as i64;
+    let low = *at.get(&lo)?;
+    if lo + 1 >= n {
+        return Some(low);
+    }
+    let high = *at.get(&(lo + 1))?;
+    #[allow(clippy::cast_precision_loss)]
+    Some(low + (high - low) * (pos - lo as f64))
+}
+
+/// Conversations created in the range, by their status now.
+pub async fn conversations_by_status(
+    tx: &mut Tx<TenantScope>,
+    range: &Range,
+) -> Result<Vec<(String, i64)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        status: String,
+        n: i64,
+    }
+    let (q, on_number) = range_query(tx.scope().tenant_id(), range);
+    let sql = format!(
+        "SELECT v.status AS status, COUNT(*) AS n FROM conversations v
+         WHERE v.tenant_id = $1 AND v.created_at >= $2 AND v.created_at < $3{on_number}
+         GROUP BY v.status"
+    );
+    Ok(tx
+        .fetch_all::<Row>(Query { sql, ..q })
+        .await?
+        .into_iter()
+        .map(|r| (r.status, r.n))
+        .collect())
+}
+
+/// One member's workload in the range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCounts {
+    pub user_id: UserId,
+    pub name: String,
+    /// Conversations created in the range and assigned to them now.
+    pub conversations_assigned: i64,
+    /// Conversations resolved in the range and assigned to them now.
+    pub conversations_resolved: i64,
+    /// Outbound messages they wrote in the range.
+    pub messages_sent: i64,
+}
+
+/// Every member of the tenant (not deleted), by name, with their counts: three grouped
+/// statements (assigned, resolved, sent), each one index range read.
+pub async fn agent_counts(tx: &mut Tx<TenantScope>, range: &Range) -> Result<Vec<AgentCounts>> {
+    #[derive(sqlx::FromRow)]
+    struct UserRow {
+        id: Uuid,
+        name: String,
+    }
+    #[derive(sqlx::FromRow)]
+    struct CountRow {
+        g: Option<Uuid>,
+        n: i64,
+    }
+    let tenant = tx.scope().tenant_id();
+    let users = tx
+        .fetch_all::<UserRow>(
+            Query::new(
+                "SELECT id, name FROM users WHERE tenant_id = $1 AND deleted_at IS NULL
+                 ORDER BY name, id",
+            )
+            .bind(tenant),
+        )
+        .await?;
+    let (_, on_number) = range_query(tenant, range);
+    let on_message_number = on_number.replace("v.", "m.");
+    let statements = [
+        format!(
+            "SELECT v.assignee_id AS g, COUNT(*) AS n FROM conversations v
+             WHERE v.tenant_id = $1 AND v.created_at >= $2 AND v.created_at < $3{on_number}
+             GROUP BY v.assignee_id"
+        ),
+        format!(
+            "SELECT v.assignee_id AS g, COUNT(*) AS n FROM conversations v
+             WHERE v.tenant_id = $1 AND v.resolved_at >= $2 AND v.resolved_at < $3{on_number}
+             GROUP BY v.assignee_id"
+        ),
+        format!(
+            "SELECT m.author_id AS g, COUNT(*) AS n FROM messages m
+             WHERE m.tenant_id = $1 AND m.created_at >= $2 AND m.created_at < $3
+               AND m.direction = 'outbound'{on_message_number}
+             GROUP BY m.author_id"
+        ),
+    ];
+    let mut counts: [HashMap<Uuid, i64>; 3] = Default::default();
+    for (sql, into) in statements.into_iter().zip(counts.iter_mut()) {
+        let (q, _) = range_query(tenant, range);
+        *into = tx
+            .fetch_all::<CountRow>(Query { sql, ..q })
+            .await?
+            .into_iter()
+            .filter_map(|r| r.g.map(|g| (g, r.n)))
+            .collect();
+    }
+    let [assigned, resolved, sent] = counts;
+    Ok(users
+        .into_iter()
+        .map(|u| AgentCounts {
+            user_id: u.id.into(),
+            conversations_assigned: assigned.get(&u.id).copied().unwrap_or(0),
+            conversations_resolved: resolved.get(&u.id).copied().unwrap_or(0),
+            messages_sent: sent.get(&u.id).copied().unwrap_or(0),
+            name: u.name,
+        })
+        .collect())
+}
+
+/// Deals won or lost in the range: deals now in a won (lost) stage that entered it in the
+/// range (their latest move into that stage). Sums by kind (`won`, `lost`) and currency.
+pub async fn closed_deal_values(
+    tx: &mut Tx<TenantScope>,
+    range: &Range,
+) -> Result<Vec<(String, String, i64, i64)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        kind: String,
+        currency: String,
+        value_minor: i64,
+        n: i64,
+    }
+    let q = Query::new("")
+        .bind(tx.scope().tenant_id())
+        .bind(range.from)
+        .bind(range.to);
+    let sql = "SELECT c.kind AS kind, c.currency AS currency,
+             CAST(SUM(c.value_minor) AS bigint) AS value_minor, COUNT(*) AS n
+         FROM (
+             SELECT s.kind AS kind, d.currency AS currency, d.value_minor AS value_minor,
+                 (SELECT MAX(h.changed_at) FROM deal_stage_history h
+                  WHERE h.tenant_id = $1 AND h.deal_id = d.id AND h.to_stage_id = d.stage_id)
+                     AS closed_at
+             FROM deals d JOIN pipeline_stages s ON s.tenant_id = d.tenant_id AND s.id = d.stage_id
+             WHERE d.tenant_id = $1 AND s.kind IN ('won', 'lost')
+         ) c
+         WHERE c.closed_at >= $2 AND c.closed_at < $3
+         GROUP BY c.kind, c.currency
+         ORDER BY c.kind, c.currency"
+        .to_owned();
+    Ok(tx
+        .fetch_all::<Row>(Query { sql, ..q })
+        .await?
+        .into_iter()
+        .map(|r| (r.kind, r.currency, r.value_minor, r.n))
+        .collect())
+}
+
+/// One stage's deals in one currency (a stage without deals has one row, currency `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageValue {
+    pub pipeline_id: Uuid,
+    pub pipeline_name: String,
+    pub stage_id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub position: i64,
+    pub currency: Option<String>,
+    pub count: i64,
+    pub value_minor: i64,
+}
+
+/// The deals in each stage now, by currency, pipelines oldest first and stages in order.
+pub async fn stage_values(tx: &mut Tx<TenantScope>) -> Result<Vec<StageValue>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        pipeline_id: Uuid,
+        pipeline_name: String,
+        stage_id: Uuid,
+        name: String,
+        kind: String,
+        position: i64,
+        currency: Option<String>,
+        n: i64,
+        value_minor: i64,
+    }
+    let q = Query::new(
+        "SELECT p.id AS pipeline_id, p.name AS pipeline_name, s.id AS stage_id, s.name AS name,
+             s.kind AS kind, s.position AS position, d.currency AS currency, COUNT(d.id) AS n,
+             CAST(COALESCE(SUM(d.value_minor), 0) AS bigint) AS value_minor
+         FROM pipeline_stages s
+         JOIN pipelines p ON p.tenant_id = s.tenant_id AND p.id = s.pipeline_id
+         LEFT JOIN deals d ON d.tenant_id = s.tenant_id AND d.stage_id = s.id
+         WHERE s.tenant_id = $1
+         GROUP BY p.id, p.name, p.created_at, s.id, s.name, s.kind, s.position, d.currency
+         ORDER BY p.created_at, p.id, s.position, d.currency",
+    )
+    .bind(tx.scope().tenant_id());
+    Ok(tx
+        .fetch_all::<Row>(q)
+        .await?
+        .into_iter()
+        .map(|r| StageValue {
+            pipeline_id: r.pipeline_id,
+            pipeline_name: r.pipeline_name,
+            stage_id: r.stage_id,
+            name: r.name,
+            kind: r.kind,
+            position: r.position,
+            currency: r.currency,
+            count: r.n,
+            value_minor: r.value_minor,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolation_is_percentile_cont() {
+        let at: HashMap<i64, f64> = [(0, 10.0), (1, 20.0)].into();
+        assert_eq!(interpolate(2, 0.5, &at), Some(15.0));
+        assert_eq!(interpolate(2, 0.9, &at), Some(19.0));
+        assert_eq!(interpolate(1, 0.9, &[(0, 7.0)].into()), Some(7.0));
+        assert_eq!(interpolate(0, 0.5, &HashMap::new()), None);
+        // 5 values: median is rank 2, p90 between ranks 3 and 4 (3.6).
+        let at: HashMap<i64, f64> = [(2, 3.0), (3, 4.0), (4, 14.0)].into();
+        assert_eq!(interpolate(5, 0.5, &at), Some(3.0));
+        assert!((interpolate(5, 0.9, &at).unwrap() - 10.0).abs() < 1e-9);
+    }
+}
