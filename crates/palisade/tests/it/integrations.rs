@@ -249,6 +249,25 @@ async fn fixture(db: Db) -> WhatsAppFixture {
     whatsapp_fixture_with(db, |_| {}).await
 }
 
+/// The shop's notification template, `order_confirmation` (two body variables), which every
+/// simulated WABA holds approved, synced as a business would before writing a rule that sends it.
+async fn approved_confirmation(fx: &WhatsAppFixture) {
+    fx.sync_templates().await;
+    let r = fx
+        .app
+        .get(
+            "/api/v1/whatsapp/templates?q=order_confirmation",
+            &fx.owner.access_token,
+        )
+        .await;
+    assert_eq!(
+        r.body["data"][0]["name"], "order_confirmation",
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["data"][0]["status"], "APPROVED", "{}", r.body);
+}
+
 async fn a_signed_order_creates_the_contact_and_the_order_and_a_replay_does_nothing(db: Db) {
     let fx = fixture(db).await;
     let app = &fx.app;
@@ -404,6 +423,7 @@ async fn sent(fx: &WhatsAppFixture, n: usize) -> Vec<Value> {
 
 async fn two_identical_deliveries_at_once_record_one_order_and_send_once(db: Db) {
     let fx = fixture(db).await;
+    approved_confirmation(&fx).await;
     let app = &fx.app;
     let t = &fx.owner.access_token;
     let (id, secret) = create(app, t).await;
@@ -451,6 +471,7 @@ async fn two_identical_deliveries_at_once_record_one_order_and_send_once(db: Db)
 
 async fn a_status_change_rule_sends_the_template_and_a_failed_send_is_recorded(db: Db) {
     let fx = fixture(db).await;
+    approved_confirmation(&fx).await;
     let app = &fx.app;
     let t = &fx.owner.access_token;
     let (id, secret) = create(app, t).await;
@@ -531,6 +552,32 @@ async fn a_status_change_rule_sends_the_template_and_a_failed_send_is_recorded(d
         .as_str()
         .unwrap()
         .contains("custom_attributes.loyalty_id"));
+    // A rule naming a template that is not approved here: refused before any Graph call,
+    // recorded on the order, and the shop still gets 200.
+    set_rules(
+        app,
+        t,
+        &id,
+        json!([{
+            "on": "order.created",
+            "template": {"name": "order_shipped", "language": "en_US"},
+            "parameters": [],
+        }]),
+    )
+    .await;
+    let body = serde_json::to_vec(&order(3004, "processing")).unwrap();
+    let r = deliver(app, &id, Some(&secret), "order.created", "8007", &body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let orders = contact_orders(app, t, contact["id"].as_str().unwrap()).await;
+    let unknown = orders.iter().find(|o| o["external_id"] == "3004").unwrap();
+    assert_eq!(unknown["notification"], "failed", "{unknown}");
+    assert!(
+        unknown["notification_error"]
+            .as_str()
+            .unwrap()
+            .contains("order_shipped"),
+        "{unknown}"
+    );
     // A contact who opted out is skipped.
     let r = app
         .patch(
