@@ -214,19 +214,22 @@ impl GraphClient {
         }
     }
 
+    /// Sends one request in an `http.client` span (`safe_http::traced_send`: host and status,
+    /// never the path, no `traceparent` to Meta). A transport failure's text leaves the URL out.
+    async fn execute(request: reqwest::RequestBuilder) -> Result<reqwest::Response, GraphError> {
+        crate::safe_http::traced_send(request)
+            .await
+            .map_err(|e| GraphError::Transport(e.without_url().to_string()))
+    }
+
     /// Looks up a phone number with a business's token (also proves the token works for it).
     pub async fn phone_number(
         &self,
         token: &str,
         phone_number_id: &str,
     ) -> Result<PhoneNumberInfo, GraphError> {
-        let resp = self
-            .http
-            .get(self.url(phone_number_id))
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        let resp =
+            Self::execute(self.http.get(self.url(phone_number_id)).bearer_auth(token)).await?;
         Self::read(resp).await
     }
 
@@ -237,14 +240,13 @@ impl GraphClient {
         phone_number_id: &str,
         body: &serde_json::Value,
     ) -> Result<String, GraphError> {
-        let resp = self
-            .http
-            .post(self.url(&format!("{phone_number_id}/messages")))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        let resp = Self::execute(
+            self.http
+                .post(self.url(&format!("{phone_number_id}/messages")))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await?;
         let sent: SendResponse = Self::read(resp).await?;
         sent.messages
             .into_iter()
@@ -261,14 +263,13 @@ impl GraphClient {
         media_id: &str,
         phone_number_id: &str,
     ) -> Result<MediaInfo, GraphError> {
-        let resp = self
-            .http
-            .get(self.url(media_id))
-            .query(&[("phone_number_id", phone_number_id)])
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        let resp = Self::execute(
+            self.http
+                .get(self.url(media_id))
+                .query(&[("phone_number_id", phone_number_id)])
+                .bearer_auth(token),
+        )
+        .await?;
         Self::read(resp).await
     }
 
@@ -288,14 +289,13 @@ impl GraphClient {
         if let Some(a) = after {
             query.push(("after", a));
         }
-        let resp = self
-            .http
-            .get(self.url(&format!("{waba_id}/message_templates")))
-            .query(&query)
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        let resp = Self::execute(
+            self.http
+                .get(self.url(&format!("{waba_id}/message_templates")))
+                .query(&query)
+                .bearer_auth(token),
+        )
+        .await?;
         Self::read(resp).await
     }
 
@@ -306,14 +306,13 @@ impl GraphClient {
         waba_id: &str,
         body: &serde_json::Value,
     ) -> Result<CreatedTemplate, GraphError> {
-        let resp = self
-            .http
-            .post(self.url(&format!("{waba_id}/message_templates")))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        let resp = Self::execute(
+            self.http
+                .post(self.url(&format!("{waba_id}/message_templates")))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await?;
         Self::read(resp).await
     }
 
@@ -325,14 +324,13 @@ impl GraphClient {
         meta_id: &str,
         name: &str,
     ) -> Result<(), GraphError> {
-        let resp = self
-            .http
-            .delete(self.url(&format!("{waba_id}/message_templates")))
-            .query(&[("hsm_id", meta_id), ("name", name)])
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        let resp = Self::execute(
+            self.http
+                .delete(self.url(&format!("{waba_id}/message_templates")))
+                .query(&[("hsm_id", meta_id), ("name", name)])
+                .bearer_auth(token),
+        )
+        .await?;
         let _: serde_json::Value = Self::read(resp).await?;
         Ok(())
     }
