@@ -171,7 +171,10 @@ pub async fn receive(
             ),
         })?;
     let order = parse_order(d.body)?;
-    record(s, &integration, delivery_id, topic, order).await
+    // The shop's signature over this body was verified above with the integration's secret:
+    // the credential that binds the delivery to the integration's tenant.
+    let scope = TenantScope::from_verified_credential(integration.tenant_id);
+    record(s, scope, &integration, delivery_id, topic, order).await
 }
 
 // ---- the order as WooCommerce sends it (REST API v3 shape), read leniently ----
@@ -333,12 +336,12 @@ fn parse_order(body: &[u8]) -> AppResult<IncomingOrder> {
 /// Records a verified delivery (see the module documentation).
 async fn record(
     s: &Services,
+    scope: TenantScope,
     integration: &Integration,
     delivery_id: &str,
     topic: &str,
     incoming: IncomingOrder,
 ) -> AppResult<Outcome> {
-    let scope = TenantScope::from_verified_credential(integration.tenant_id);
     let mut uow = UnitOfWork::system(s, SystemActor::StoreIntegrations, scope).await?;
     let now = uow.now();
     if !store::record_delivery(uow.tx(), integration.id, delivery_id, topic, now).await? {
