@@ -80,22 +80,7 @@ pub async fn download(
         }
     };
     let size = object.size;
-    let stream = futures_util::stream::unfold(Some(object.reader), |reader| async move {
-        let mut reader = reader?;
-        let mut buf = vec![0u8; 64 * 1024];
-        match reader.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(buf), Some(reader)))
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "reading stored media failed");
-                Some((Err(e), None))
-            }
-        }
-    });
-    let mut resp = Body::from_stream(stream).into_response();
+    let mut resp = stored_file_body(object.reader, "reading stored media failed").into_response();
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&content_type) {
         h.insert(header::CONTENT_TYPE, v);
@@ -117,4 +102,28 @@ pub async fn download(
         HeaderValue::from_static("private, no-store"),
     );
     Ok(resp)
+}
+
+/// A stored file's bytes as a streamed body, 64 KiB at a time; a read error ends the stream
+/// (the client sees a cut answer) and is logged as `what`. Shared by media and attachments.
+pub(crate) fn stored_file_body(
+    reader: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send + Sync>>,
+    what: &'static str,
+) -> Body {
+    let stream = futures_util::stream::unfold(Some(reader), move |reader| async move {
+        let mut reader = reader?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match reader.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(buf), Some(reader)))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "{what}");
+                Some((Err(e), None))
+            }
+        }
+    });
+    Body::from_stream(stream)
 }

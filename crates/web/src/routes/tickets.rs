@@ -11,7 +11,6 @@
 use crate::error::{render, ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, Meta};
 use crate::AppState;
-use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -29,7 +28,6 @@ use palisade_core::tickets::{
 };
 use palisade_domain::{AttachmentId, TicketId};
 use serde::{Deserialize, Deserializer, Serialize};
-use tokio::io::AsyncReadExt;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -425,22 +423,9 @@ pub async fn download_attachment(
 ) -> ApiResult<Response> {
     let f = attachments::open(&state.services, &p, &meta, AttachmentId::from_uuid(id)).await?;
     let size = f.object.size;
-    let stream = futures_util::stream::unfold(Some(f.object.reader), |reader| async move {
-        let mut reader = reader?;
-        let mut buf = vec![0u8; 64 * 1024];
-        match reader.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(buf), Some(reader)))
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "reading a stored attachment failed");
-                Some((Err(e), None))
-            }
-        }
-    });
-    let mut resp = Body::from_stream(stream).into_response();
+    let mut resp =
+        super::media::stored_file_body(f.object.reader, "reading a stored attachment failed")
+            .into_response();
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&f.attachment.content_type) {
         h.insert(header::CONTENT_TYPE, v);
