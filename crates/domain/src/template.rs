@@ -580,6 +580,13 @@ pub enum SendRefusal {
     NotApproved(String),
     /// (component, expected, given)
     ParameterCount(&'static str, i64, i64),
+    /// A URL button (by its index among the template's buttons) given the wrong number of
+    /// parameters: one when its URL has a variable, none otherwise.
+    ButtonParameterCount {
+        index: usize,
+        expected: i64,
+        given: i64,
+    },
 }
 
 /// How many parameters a send's `components` (Meta's send format: `[{type: "body",
@@ -602,9 +609,38 @@ pub fn given_parameters(components: Option<&Value>, kind: &str) -> i64 {
         .sum()
 }
 
+fn has_type(v: &Value, kind: &str) -> bool {
+    v.get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.eq_ignore_ascii_case(kind))
+}
+
+/// How many parameters a send's `components` give the button at `index` (Meta's send format:
+/// `{type: "button", sub_type: "url", index: "0", parameters: [{type: "text", text: "…"}]}`;
+/// the index may be a string or a number).
+fn given_button_parameters(components: Option<&Value>, index: usize) -> i64 {
+    components
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| has_type(c, "button"))
+        .find(|c| {
+            let at = match c.get("index") {
+                Some(Value::String(s)) => s.trim().parse::<usize>().ok(),
+                Some(Value::Number(n)) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
+                _ => None,
+            };
+            at == Some(index)
+        })
+        .and_then(|c| c.get("parameters"))
+        .and_then(Value::as_array)
+        .map_or(0, |p| i64::try_from(p.len()).unwrap_or(i64::MAX))
+}
+
 impl Template {
     /// Whether a message with this template and these send components may be queued: the
-    /// template is `APPROVED` and the body and header get exactly the parameters it has.
+    /// template is `APPROVED`, the body and header get exactly the parameters it has, and each
+    /// URL button one parameter when its URL has a variable (none when it has not).
     pub fn check_send(&self, components: Option<&Value>) -> Result<(), SendRefusal> {
         if self.status != TemplateStatus::Approved {
             return Err(SendRefusal::NotApproved(self.status.as_str().to_owned()));
@@ -615,7 +651,41 @@ impl Template {
                 return Err(SendRefusal::ParameterCount(kind, expected, given));
             }
         }
+        for (index, expected) in self.url_buttons() {
+            let given = given_button_parameters(components, index);
+            if given != expected {
+                return Err(SendRefusal::ButtonParameterCount {
+                    index,
+                    expected,
+                    given,
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// The template's URL buttons, by index among its buttons, with how many parameters a send
+    /// gives each: 1 when the URL has a variable (`https://shop.example/track/{{1}}`), else 0.
+    fn url_buttons(&self) -> Vec<(usize, i64)> {
+        let buttons = self
+            .components
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| has_type(c, "BUTTONS"))
+            .filter_map(|c| c.get("buttons").and_then(Value::as_array))
+            .flatten();
+        buttons
+            .enumerate()
+            .filter(|(_, b)| has_type(b, "URL"))
+            .map(|(i, b)| {
+                let dynamic = b
+                    .get("url")
+                    .and_then(Value::as_str)
+                    .is_some_and(|u| u.contains("{{"));
+                (i, i64::from(dynamic))
+            })
+            .collect()
     }
 }
 
@@ -875,6 +945,73 @@ mod tests {
         assert_eq!(
             t.check_send(Some(&good)),
             Err(SendRefusal::NotApproved("PAUSED".into()))
+        );
+    }
+
+    #[test]
+    fn a_url_button_with_a_variable_needs_its_parameter_and_a_static_one_none() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let c = json!([
+            {"type": "BODY", "text": "Your order shipped."},
+            {"type": "BUTTONS", "buttons": [
+                {"type": "QUICK_REPLY", "text": "Stop"},
+                {"type": "URL", "text": "Track", "url": "https://shop.example/track/{{1}}"},
+                {"type": "url", "text": "Shop", "url": "https://shop.example/"}]}
+        ]);
+        let (header_params, body_params) = parameter_counts(&c);
+        let t = Template {
+            id: TemplateId::new(),
+            tenant_id: TenantId::new(),
+            connection_id: ConnectionId::new(),
+            waba_id: "1".into(),
+            meta_id: "2".into(),
+            name: "shipped".into(),
+            language: "en".into(),
+            category: TemplateCategory::Utility,
+            status: TemplateStatus::Approved,
+            quality_score: None,
+            rejection_reason: None,
+            components: c,
+            header_params,
+            body_params,
+            synced_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let track = |index: Value, n: usize| {
+            json!([{"type": "button", "sub_type": "url", "index": index,
+                    "parameters": vec![json!({"type": "text", "text": "A1"}); n]}])
+        };
+        assert_eq!(t.check_send(Some(&track(json!("1"), 1))), Ok(()));
+        assert_eq!(t.check_send(Some(&track(json!(1), 1))), Ok(()));
+        let missing = SendRefusal::ButtonParameterCount {
+            index: 1,
+            expected: 1,
+            given: 0,
+        };
+        assert_eq!(t.check_send(None), Err(missing.clone()));
+        // Addressed to the wrong button: the dynamic one still has none, and the static one
+        // is given one it does not take.
+        assert_eq!(t.check_send(Some(&track(json!("0"), 1))), Err(missing));
+        assert_eq!(
+            t.check_send(Some(&track(json!("1"), 2))),
+            Err(SendRefusal::ButtonParameterCount {
+                index: 1,
+                expected: 1,
+                given: 2
+            })
+        );
+        let mut both = track(json!("1"), 1);
+        both.as_array_mut().unwrap().push(
+            json!({"type": "button", "sub_type": "url", "index": "2", "parameters": [{"type": "text", "text": "x"}]}),
+        );
+        assert_eq!(
+            t.check_send(Some(&both)),
+            Err(SendRefusal::ButtonParameterCount {
+                index: 2,
+                expected: 0,
+                given: 1
+            })
         );
     }
 }

@@ -644,5 +644,17 @@ pub async fn check_send(
                 "the template {name} ({language}) takes {expected} {part} parameter(s); {given} given"
             ),
         }),
+        Err(SendRefusal::ButtonParameterCount {
+            index,
+            expected,
+            given,
+        }) => Err(AppError::Unprocessable {
+            code: code::TEMPLATE_PARAMETER_MISMATCH,
+            message: format!(
+                "the template {name} ({language}) takes {expected} parameter(s) for its URL button \
+                 at index {index} (a `button` component with sub_type `url` and that index); \
+                 {given} given"
+            ),
+        }),
     }
 }
