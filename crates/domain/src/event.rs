@@ -29,13 +29,15 @@ pub enum EventType {
     TemplateCreated,
     TemplateUpdated,
     TemplateDeleted,
+    OrderCreated,
+    OrderUpdated,
     WebhookTest,
     SecurityAlert,
 }
 
 impl EventType {
     /// Every event, in the order the API lists them.
-    pub const ALL: [EventType; 22] = [
+    pub const ALL: [EventType; 24] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeleted,
@@ -56,6 +58,8 @@ impl EventType {
         EventType::TemplateCreated,
         EventType::TemplateUpdated,
         EventType::TemplateDeleted,
+        EventType::OrderCreated,
+        EventType::OrderUpdated,
         EventType::WebhookTest,
         EventType::SecurityAlert,
     ];
@@ -82,6 +86,8 @@ impl EventType {
             EventType::TemplateCreated => "template.created",
             EventType::TemplateUpdated => "template.updated",
             EventType::TemplateDeleted => "template.deleted",
+            EventType::OrderCreated => "order.created",
+            EventType::OrderUpdated => "order.updated",
             EventType::WebhookTest => "webhook.test",
             EventType::SecurityAlert => "security.alert",
         }
@@ -112,6 +118,8 @@ impl EventType {
             EventType::TemplateCreated
             | EventType::TemplateUpdated
             | EventType::TemplateDeleted => Some(Permission::TemplatesRead),
+            // Orders are read on their contact (`GET /api/v1/contacts/{id}/orders`).
+            EventType::OrderCreated | EventType::OrderUpdated => Some(Permission::ContactsRead),
             EventType::UserCreated | EventType::UserUpdated | EventType::UserDeleted => {
                 Some(Permission::UsersRead)
             }

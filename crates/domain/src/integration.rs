@@ -580,8 +580,20 @@ pub struct Order {
     pub notification: Option<NotificationStatus>,
     pub notification_error: Option<String>,
     pub message_id: Option<Uuid>,
+    /// When the shop last modified the order (WooCommerce's `date_modified_gmt`), if it said.
+    pub shop_modified_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+}
+
+impl Order {
+    /// Whether a delivery describing the order as of `shop_modified_at` is older than what is
+    /// stored, so applying it would put an older state back. Equal times are not stale (the
+    /// shop's clock has whole seconds: two changes within one second both apply, in arrival
+    /// order), and a side without a time cannot be compared, so it applies.
+    pub fn is_newer_than(&self, shop_modified_at: Option<OffsetDateTime>) -> bool {
+        matches!((self.shop_modified_at, shop_modified_at), (Some(stored), Some(incoming)) if incoming < stored)
+    }
 }
 
 /// The calling code of an ISO 3166-1 alpha-2 country (`GB` → 44).

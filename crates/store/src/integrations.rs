@@ -234,6 +234,7 @@ struct OrderRow {
     notification: Option<String>,
     notification_error: Option<String>,
     message_id: Option<Uuid>,
+    shop_modified_at: Option<OffsetDateTime>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
@@ -260,6 +261,7 @@ impl OrderRow {
             notification,
             notification_error: self.notification_error,
             message_id: self.message_id,
+            shop_modified_at: self.shop_modified_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -268,7 +270,7 @@ impl OrderRow {
 
 const ORDER_COLUMNS: &str = "id, tenant_id, integration_id, external_id, number, status, total, \
     currency, contact_id, line_summary, notification, notification_error, message_id, \
-    created_at, updated_at";
+    shop_modified_at, created_at, updated_at";
 
 /// Inserts `o` unless the integration already has an order with its external id. Returns
 /// whether it was inserted.
@@ -278,7 +280,7 @@ pub async fn insert_order_if_absent(tx: &mut Tx<TenantScope>, o: &Order) -> Resu
         .execute(
             Query::new(format!(
                 "INSERT INTO integration_orders ({ORDER_COLUMNS})
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                  ON CONFLICT (tenant_id, integration_id, external_id) DO NOTHING"
             ))
             .bind(o.id)
@@ -294,6 +296,7 @@ pub async fn insert_order_if_absent(tx: &mut Tx<TenantScope>, o: &Order) -> Resu
             .bind(o.notification.map(NotificationStatus::as_str))
             .bind(o.notification_error.clone())
             .bind(o.message_id)
+            .bind(o.shop_modified_at)
             .bind(o.created_at)
             .bind(o.updated_at),
         )
@@ -332,7 +335,8 @@ pub async fn update_order(tx: &mut Tx<TenantScope>, o: &Order) -> Result<()> {
         Query::new(
             "UPDATE integration_orders SET number = $3, status = $4, total = $5, currency = $6,
                  contact_id = $7, line_summary = $8, notification = $9,
-                 notification_error = $10, message_id = $11, updated_at = $12
+                 notification_error = $10, message_id = $11, updated_at = $12,
+                 shop_modified_at = $13
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant)
@@ -346,7 +350,8 @@ pub async fn update_order(tx: &mut Tx<TenantScope>, o: &Order) -> Result<()> {
         .bind(o.notification.map(NotificationStatus::as_str))
         .bind(o.notification_error.clone())
         .bind(o.message_id)
-        .bind(o.updated_at),
+        .bind(o.updated_at)
+        .bind(o.shop_modified_at),
     )
     .await?;
     Ok(())

@@ -85,6 +85,10 @@ pub struct OrderView {
     pub notification_error: Option<String>,
     /// The queued message (its status follows Meta's).
     pub message_id: Option<Uuid>,
+    /// When the shop last modified the order (its `date_modified_gmt`), if it said; a delivery
+    /// older than this is not applied.
+    #[schema(format = DateTime)]
+    pub shop_modified_at: Option<String>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -106,6 +110,7 @@ impl From<&Order> for OrderView {
             notification: o.notification.map(|n| n.as_str().to_owned()),
             notification_error: o.notification_error.clone(),
             message_id: o.message_id,
+            shop_modified_at: o.shop_modified_at.map(rfc3339),
             created_at: rfc3339(o.created_at),
             updated_at: rfc3339(o.updated_at),
         }

@@ -19,12 +19,15 @@
 //! when two copies arrive at once), the customer as a contact (found by the billing phone in
 //! E.164, created with the billing name and email when new, a known contact's missing name or
 //! email filled in; consent is never implied), and the order (by the shop's order id: created,
-//! or updated with its status change detected). When a rule matches (the first that does), its
+//! or updated with its status change detected; a delivery whose `date_modified_gmt` is older than
+//! the stored order's is `Stale`: audited, nothing changed, no notification). The tenant's
+//! webhooks get `order.created` or `order.updated`. When a rule matches (the first that does), its
 //! template is queued to the customer through the messaging send path; a send that cannot be
 //! queued is recorded on the order (`notification: failed` and why), never an error to the
 //! shop. Other topics are answered `200` and ignored.
 
 use super::manage::aad;
+use super::view::OrderView;
 use crate::audit::AuditEntryExt;
 use crate::auth::RequestMeta;
 use crate::error::code;
@@ -39,12 +42,14 @@ use palisade_domain::integration::{
     Rule,
 };
 use palisade_domain::{
-    ConnectionStatus, Contact, ContactId, EmailAddress, IntegrationId, OrderId, PersonName,
+    ConnectionStatus, Contact, ContactId, EmailAddress, EventType, IntegrationId, OrderId,
+    PersonName,
 };
 use palisade_store::integrations as store;
 use palisade_store::{SystemScope, TenantScope};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 
 /// The largest body read (an order with a few hundred lines fits many times over).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -69,6 +74,9 @@ pub enum Outcome {
     Ignored,
     /// A delivery id received before: nothing done.
     Replay,
+    /// A delivery older than the stored order (by the shop's modification time): recorded as
+    /// received and audited, the order left as it is, no notification.
+    Stale { order_id: OrderId },
     Recorded {
         order_id: OrderId,
         contact_id: Option<ContactId>,
@@ -193,6 +201,9 @@ struct WcOrder {
     billing: Option<WcBilling>,
     #[serde(default)]
     line_items: Vec<WcLine>,
+    /// `2017-03-22T16:28:08`: UTC without an offset (WooCommerce's `_gmt` fields).
+    #[serde(default)]
+    date_modified_gmt: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -228,6 +239,7 @@ struct IncomingOrder {
     phone: Option<palisade_domain::PhoneNumber>,
     name: Option<PersonName>,
     email: Option<EmailAddress>,
+    shop_modified_at: Option<OffsetDateTime>,
 }
 
 fn bad_body(message: impl Into<String>) -> AppError {
@@ -253,6 +265,17 @@ fn clean(s: &str) -> String {
         .collect::<String>()
         .trim()
         .to_owned()
+}
+
+/// WooCommerce's `date_modified_gmt` (`2017-03-22T16:28:08`, UTC without an offset), or an RFC
+/// 3339 time; anything else is taken as absent (the order is then applied whatever its age).
+fn shop_time(v: Option<&Value>) -> Option<OffsetDateTime> {
+    let s = v?.as_str()?.trim();
+    let naive = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(s, naive)
+        .map(time::PrimitiveDateTime::assume_utc)
+        .or_else(|_| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339))
+        .ok()
 }
 
 fn parse_order(body: &[u8]) -> AppResult<IncomingOrder> {
@@ -330,6 +353,7 @@ fn parse_order(body: &[u8]) -> AppResult<IncomingOrder> {
         phone,
         name,
         email,
+        shop_modified_at: shop_time(o.date_modified_gmt.as_ref()),
     })
 }
 
@@ -391,6 +415,7 @@ async fn record(
         notification: None,
         notification_error: None,
         message_id: None,
+        shop_modified_at: incoming.shop_modified_at,
         created_at: now,
         updated_at: now,
     };
@@ -400,6 +425,22 @@ async fn record(
         let mut o = store::find_order_for_update(uow.tx(), integration.id, &incoming.external_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("order {} vanished", incoming.external_id))?;
+        if o.is_newer_than(fresh.shop_modified_at) {
+            uow.audit(
+                uow.entry("integration.order_stale")
+                    .target("order", o.id.as_uuid())
+                    .metadata(json!({
+                        "integration_id": integration.id,
+                        "delivery_id": delivery_id,
+                        "topic": topic,
+                        "status": fresh.status,
+                        "stored_status": o.status,
+                    })),
+            )
+            .await?;
+            uow.commit().await?;
+            return Ok(Outcome::Stale { order_id: o.id });
+        }
         let event = if o.status == fresh.status {
             OrderEvent::Unchanged
         } else {
@@ -413,6 +454,7 @@ async fn record(
         o.currency = fresh.currency;
         o.contact_id = fresh.contact_id.or(o.contact_id);
         o.line_summary = fresh.line_summary;
+        o.shop_modified_at = fresh.shop_modified_at.or(o.shop_modified_at);
         o.updated_at = now;
         (o, event)
     };
@@ -454,6 +496,11 @@ async fn record(
             })),
     )
     .await?;
+    let event_type = match event {
+        OrderEvent::Created => EventType::OrderCreated,
+        OrderEvent::StatusChanged { .. } | OrderEvent::Unchanged => EventType::OrderUpdated,
+    };
+    uow.emit(event_type, &OrderView::from(&order)).await?;
     uow.commit().await?;
     Ok(Outcome::Recorded {
         order_id: order.id,

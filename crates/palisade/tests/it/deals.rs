@@ -2,6 +2,7 @@
 //! every refusal, stage moves recorded in the history with their events, filters and pages,
 //! another tenant's ids, API key scopes and roles, and concurrent moves.
 
+use crate::support::subscribe_webhook;
 use palisade_testkit::{spawn_app, spawn_app_with, Db, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -175,29 +176,6 @@ async fn a_new_tenant_has_the_default_pipeline_and_pipelines_are_managed(db: Db)
     assert_eq!(audited, 4);
 }
 
-async fn subscribe(app: &TestApp, t: &str, events: &str) -> String {
-    let w = app
-        .post(
-            "/api/v1/webhooks",
-            Some(t),
-            json!({"url": "http://127.0.0.1:9/hook", "events": [events]}),
-        )
-        .await;
-    assert_eq!(w.status, StatusCode::CREATED, "{}", w.body);
-    let wid = w.body["webhook"]["id"].as_str().unwrap().to_owned();
-    if w.body["webhook"]["status"] == "pending_approval" {
-        let a = app
-            .post(
-                &format!("/api/v1/webhooks/{wid}/approve"),
-                Some(t),
-                json!({}),
-            )
-            .await;
-        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    }
-    wid
-}
-
 async fn deals_are_created_moved_with_history_and_events_and_deleted(db: Db) {
     let app = spawn_app_with(db, |c| {
         c.webhooks_allow_private_targets = true;
@@ -206,7 +184,7 @@ async fn deals_are_created_moved_with_history_and_events_and_deleted(db: Db) {
     .await;
     let owner = app.register("Acme", "owner@acme.example").await;
     let t = &owner.access_token;
-    subscribe(&app, t, "deal.*").await;
+    subscribe_webhook(&app, t, "deal.*").await;
     let c = contact(&app, t, "+447700900123").await;
     let pl = default_pipeline(&app, t).await;
     let d = deal(

@@ -5,7 +5,7 @@
 //! nothing written, limited per address), roles, API keys, impersonation, another tenant's ids,
 //! a suspended tenant.
 
-use crate::support::{audit_count, raw, whatsapp_fixture_with, WhatsAppFixture};
+use crate::support::{audit_count, raw, subscribe_webhook, whatsapp_fixture_with, WhatsAppFixture};
 use base64::Engine;
 use palisade_testkit::{spawn_app, Db, Resp, TestApp};
 use reqwest::{Method, StatusCode};
@@ -20,6 +20,7 @@ both!(
     refused_deliveries_answer_alike_and_write_nothing,
     only_the_tenants_admins_manage_integrations,
     a_suspended_tenant_refuses_deliveries,
+    a_late_delivery_of_an_older_state_changes_nothing_and_sends_nothing,
 );
 
 /// base64(HMAC-SHA256(secret, body)), as WooCommerce signs its deliveries.
@@ -855,4 +856,93 @@ async fn a_suspended_tenant_refuses_deliveries(db: Db) {
         count(&app, "SELECT COUNT(*) FROM integration_orders").await,
         1
     );
+}
+
+/// WooCommerce retries a failed delivery later, and two updates of one order can race: a
+/// delivery describing the order as of an older `date_modified_gmt` than the stored one must
+/// neither put the older status back nor send that status's template. Each applied delivery
+/// reaches the tenant's webhooks as `order.created` / `order.updated`; a stale one or a replay
+/// does not.
+async fn a_late_delivery_of_an_older_state_changes_nothing_and_sends_nothing(db: Db) {
+    let fx = whatsapp_fixture_with(db, |c| {
+        c.webhooks_allow_private_targets = true;
+        c.webhooks_worker_interval_ms = 0;
+    })
+    .await;
+    approved_confirmation(&fx).await;
+    let app = &fx.app;
+    let t = &fx.owner.access_token;
+    subscribe_webhook(app, t, "order.*").await;
+    let (id, secret) = create(app, t).await;
+    set_rules(
+        app,
+        t,
+        &id,
+        json!([confirmation_rule(
+            "order.status_changed",
+            Some("processing")
+        )]),
+    )
+    .await;
+    let at = |status: &str, modified: &str| {
+        let mut o = order(3001, status);
+        o["date_modified_gmt"] = json!(modified);
+        serde_json::to_vec(&o).unwrap()
+    };
+    let send = |topic: &'static str, delivery: &'static str, body: Vec<u8>| {
+        let (id, secret) = (id.clone(), secret.clone());
+        async move {
+            let r = deliver(app, &id, Some(&secret), topic, delivery, &body).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body["result"].as_str().unwrap().to_owned()
+        }
+    };
+    let pending = at("pending", "2026-12-06T10:00:00");
+    assert_eq!(send("order.created", "9001", pending).await, "recorded");
+    let completed = at("completed", "2026-12-06T10:05:00");
+    assert_eq!(send("order.updated", "9003", completed).await, "recorded");
+    // The processing update (10:02) arrives last: older than what is stored.
+    let processing = at("processing", "2026-12-06T10:02:00");
+    assert_eq!(send("order.updated", "9002", processing).await, "stale");
+
+    let contact = the_contact(app, t).await;
+    let orders = contact_orders(app, t, contact["id"].as_str().unwrap()).await;
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0]["status"], "completed", "{}", orders[0]);
+    assert_eq!(orders[0]["shop_modified_at"], "2026-12-06T10:05:00Z");
+    // The rule for `processing` did not fire on the stale delivery.
+    assert_eq!(orders[0]["notification"], Value::Null, "{}", orders[0]);
+    assert_eq!(
+        count(
+            app,
+            "SELECT COUNT(*) FROM messages WHERE direction = 'outbound'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(audit_count(app, "integration.order_stale").await, 1);
+    assert_eq!(audit_count(app, "integration.order_recorded").await, 2);
+
+    // A newer delivery in the same second as the stored one still applies (the shop's clock
+    // has whole seconds), and one without a time cannot be compared, so it applies too.
+    let refunded = at("refunded", "2026-12-06T10:05:00");
+    assert_eq!(send("order.updated", "9004", refunded).await, "recorded");
+    let untimed = serde_json::to_vec(&order(3001, "processing")).unwrap();
+    assert_eq!(send("order.updated", "9005", untimed).await, "recorded");
+    let orders = contact_orders(app, t, contact["id"].as_str().unwrap()).await;
+    assert_eq!(orders[0]["status"], "processing");
+    assert_eq!(orders[0]["notification"], "queued", "{}", orders[0]);
+    // The stored time stays the newest the shop gave.
+    assert_eq!(orders[0]["shop_modified_at"], "2026-12-06T10:05:00Z");
+    // A replay changes nothing and tells nobody.
+    let again = at("completed", "2026-12-06T10:05:00");
+    assert_eq!(send("order.updated", "9003", again).await, "replay");
+
+    for (event, n) in [("order.created", 1), ("order.updated", 3)] {
+        let sql = format!("SELECT COUNT(*) FROM webhook_deliveries WHERE event_type = '{event}'");
+        assert_eq!(count(app, &sql).await, n, "{event}");
+    }
+    let sql = "SELECT COUNT(*) FROM webhook_deliveries WHERE event_type = 'order.updated'
+               AND CAST(payload AS TEXT) LIKE '%\"status\":\"refunded\"%'";
+    assert_eq!(count(app, sql).await, 1);
 }

@@ -321,3 +321,29 @@ pub async fn whatsapp_fixture_with(
         access_token: n["access_token"].as_str().unwrap().to_owned(),
     }
 }
+
+/// An active endpoint (approved if the tenant needs approval) on an address nothing listens
+/// on, subscribed to `events`; deliveries stay queued for the test to read (spawn the app with
+/// `webhooks_allow_private_targets` and `webhooks_worker_interval_ms = 0`). Returns its id.
+pub async fn subscribe_webhook(app: &TestApp, token: &str, events: &str) -> String {
+    let w = app
+        .post(
+            "/api/v1/webhooks",
+            Some(token),
+            json!({"url": "http://127.0.0.1:9/hook", "events": [events]}),
+        )
+        .await;
+    assert_eq!(w.status, StatusCode::CREATED, "{}", w.body);
+    let wid = w.body["webhook"]["id"].as_str().unwrap().to_owned();
+    if w.body["webhook"]["status"] == "pending_approval" {
+        let a = app
+            .post(
+                &format!("/api/v1/webhooks/{wid}/approve"),
+                Some(token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    }
+    wid
+}

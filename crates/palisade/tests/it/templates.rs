@@ -4,7 +4,7 @@
 //! message is queued, and who may do what (roles, API key scopes, another tenant,
 //! impersonation), with concurrent syncs and creations.
 
-use crate::support::{whatsapp_fixture, whatsapp_fixture_with, WhatsAppFixture};
+use crate::support::{subscribe_webhook, whatsapp_fixture, whatsapp_fixture_with, WhatsAppFixture};
 use palisade_testkit::{Db, Session, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -351,27 +351,7 @@ async fn a_template_is_created_reviewed_and_deleted_with_its_events(db: Db) {
     })
     .await;
     let t = &f.owner.access_token;
-    let w = f
-        .app
-        .post(
-            "/api/v1/webhooks",
-            Some(t),
-            json!({"url": "http://127.0.0.1:9/hook", "events": ["template.*"]}),
-        )
-        .await;
-    assert_eq!(w.status, StatusCode::CREATED, "{}", w.body);
-    if w.body["webhook"]["status"] == "pending_approval" {
-        let wid = w.body["webhook"]["id"].as_str().unwrap();
-        let a = f
-            .app
-            .post(
-                &format!("/api/v1/webhooks/{wid}/approve"),
-                Some(t),
-                json!({}),
-            )
-            .await;
-        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    }
+    subscribe_webhook(&f.app, t, "template.*").await;
     // Held for review, so the PENDING answer is what is stored first.
     sim_control(
         &f,

@@ -110,6 +110,12 @@ pub enum EventSubscription {
     TemplateUpdated,
     #[serde(rename = "template.deleted")]
     TemplateDeleted,
+    #[serde(rename = "order.*")]
+    Order,
+    #[serde(rename = "order.created")]
+    OrderCreated,
+    #[serde(rename = "order.updated")]
+    OrderUpdated,
     #[serde(rename = "webhook.*")]
     Webhook,
     #[serde(rename = "webhook.test")]

@@ -265,13 +265,34 @@ pub async fn contact_orders(
 /// order on it, and send a rule's template; other topics are answered 200 and ignored. A
 /// delivery id received before is answered 200 and does nothing. Refusals write nothing and
 /// are limited per address (`PALISADE_RATE_LIMIT_WEBHOOK_FAILURES_PER_MINUTE`).
+/// What became of a shop's delivery.
+#[derive(Serialize, ToSchema)]
+pub struct StoreDeliveryResult {
+    pub result: DeliveryResult,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryResult {
+    /// The order (and its customer) was recorded.
+    Recorded,
+    /// This delivery id was received before; nothing was done.
+    Replay,
+    /// Older than the stored order (`date_modified_gmt`); nothing was changed.
+    Stale,
+    /// WooCommerce's unsigned ping when the webhook was saved.
+    Ping,
+    /// A topic Palisade does not use.
+    Ignored,
+}
+
 #[utoipa::path(post, path = "/webhooks/integrations/{id}", tag = "integrations",
     params(("id" = Uuid, Path, description = "Integration id"),
         ("X-WC-Webhook-Signature" = String, Header, description = "base64(HMAC-SHA256(secret, raw body))"),
         ("X-WC-Webhook-Topic" = String, Header, description = "`order.created` or `order.updated` (others are ignored)"),
         ("X-WC-Webhook-Delivery-ID" = String, Header, description = "WooCommerce's delivery id; a repeated one does nothing")),
     request_body(content = Object, description = "A WooCommerce order (REST API v3 shape), or the ping's form body `webhook_id=<n>`", content_type = "application/json"),
-    responses((status = 200, description = "Recorded, a replay, a ping or an ignored topic (`{\"result\": \"recorded\"|\"replay\"|\"ping\"|\"ignored\"}`)", body = Object),
+    responses((status = 200, description = "Recorded, a replay, a stale delivery, a ping or an ignored topic", body = StoreDeliveryResult),
         (status = 400, description = "invalid_body: a signed delivery that is not an order, or without X-WC-Webhook-Delivery-ID", body = ErrorBody),
         (status = 401, description = "signature_invalid: missing or wrong signature, or no such integration (one answer for all three)", body = ErrorBody),
         (status = 403, description = "tenant_suspended: the integration's organisation is suspended", body = ErrorBody),
@@ -317,10 +338,11 @@ pub async fn receive_store_webhook(
     )
     .await?;
     let result = match outcome {
-        woocommerce::Outcome::Ping => "ping",
-        woocommerce::Outcome::Ignored => "ignored",
-        woocommerce::Outcome::Replay => "replay",
-        woocommerce::Outcome::Recorded { .. } => "recorded",
+        woocommerce::Outcome::Ping => DeliveryResult::Ping,
+        woocommerce::Outcome::Ignored => DeliveryResult::Ignored,
+        woocommerce::Outcome::Replay => DeliveryResult::Replay,
+        woocommerce::Outcome::Stale { .. } => DeliveryResult::Stale,
+        woocommerce::Outcome::Recorded { .. } => DeliveryResult::Recorded,
     };
-    Ok(Json(serde_json::json!({ "result": result })).into_response())
+    Ok(Json(StoreDeliveryResult { result }).into_response())
 }

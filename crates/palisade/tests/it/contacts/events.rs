@@ -1,7 +1,8 @@
 //! Contact events and the one view: `contact.*` events queued with the change, a contact an
 //! inbound message creates announced once, and the same JSON in the API, events and exports.
 
-use super::{contact_by_phone, create, csv_fields, customer_says, queued, subscribe};
+use super::{contact_by_phone, create, csv_fields, customer_says, queued};
+use crate::support::subscribe_webhook;
 use palisade_testkit::{spawn_app_with, Db};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -20,7 +21,7 @@ async fn contact_events_are_queued_with_the_change(db: Db) {
     .await;
     let owner = app.register("Acme", "owner@acme.example").await;
     let t = &owner.access_token;
-    let wid = subscribe(&app, t, "contact.*").await;
+    let wid = subscribe_webhook(&app, t, "contact.*").await;
     let c = create(&app, t, json!({"phone": "+447700900123", "name": "Ana"})).await;
     let path = format!("/api/v1/contacts/{}", c["id"].as_str().unwrap());
     app.patch(&path, t, json!({"tags": ["vip"]})).await;
@@ -56,7 +57,7 @@ async fn a_contact_an_inbound_message_creates_is_announced_once(db: Db) {
     })
     .await;
     let t = &s.owner.access_token;
-    let wid = subscribe(&s.app, t, "contact.created").await;
+    let wid = subscribe_webhook(&s.app, t, "contact.created").await;
     let announced = |phone: &'static str| queued(&s.app, "contact.created", phone);
     customer_says(&s, "447700900123", "Hello").await;
     let c = contact_by_phone(&s, "+447700900123").await;
@@ -104,7 +105,7 @@ async fn a_contact_is_the_same_in_the_api_events_and_exports(db: Db) {
     .await;
     let owner = app.register("Acme", "owner@acme.example").await;
     let t = &owner.access_token;
-    let wid = subscribe(&app, t, "contact.*").await;
+    let wid = subscribe_webhook(&app, t, "contact.*").await;
     let created = create(
         &app,
         t,

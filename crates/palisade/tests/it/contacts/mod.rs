@@ -113,31 +113,6 @@ async fn contact_by_phone(s: &crate::support::WhatsAppFixture, phone: &str) -> V
     list[0].clone()
 }
 
-/// An active endpoint (approved if the tenant needs approval) on an address nothing listens
-/// on, subscribed to `events`; deliveries stay queued for the test to read. Returns its id.
-async fn subscribe(app: &TestApp, token: &str, events: &str) -> String {
-    let w = app
-        .post(
-            "/api/v1/webhooks",
-            Some(token),
-            json!({"url": "http://127.0.0.1:9/hook", "events": [events]}),
-        )
-        .await;
-    assert_eq!(w.status, StatusCode::CREATED, "{}", w.body);
-    let wid = w.body["webhook"]["id"].as_str().unwrap().to_owned();
-    if w.body["webhook"]["status"] == "pending_approval" {
-        let a = app
-            .post(
-                &format!("/api/v1/webhooks/{wid}/approve"),
-                Some(token),
-                json!({}),
-            )
-            .await;
-        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    }
-    wid
-}
-
 /// Deliveries of `event` queued whose payload mentions `text`.
 async fn queued(app: &TestApp, event: &str, text: &str) -> i64 {
     app.db
