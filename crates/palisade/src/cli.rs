@@ -400,6 +400,7 @@ async fn create_super_admin(config: &Config, email: &str, name: &str) -> anyhow:
         other => anyhow::anyhow!("{other}"),
     })?;
     let s = settings(config);
+    let keys = crate::app::load_keys(config)?;
     let hash = PasswordHasher::new(s.password_hash_concurrency, 1)
         .hash(&password)
         .await
@@ -410,6 +411,12 @@ async fn create_super_admin(config: &Config, email: &str, name: &str) -> anyhow:
     let db = database_settings(config);
     Store::migrate(&db).await?;
     let store = Store::connect(&db).await?;
+    let services = palisade_core::Services::new(
+        store.clone(),
+        std::sync::Arc::new(palisade_core::SystemClock),
+        s,
+        keys,
+    );
     let now = time::OffsetDateTime::now_utc();
     let user = users::User::new_super_admin(email.as_str(), name.as_str(), hash, now);
     let mut tx = store
@@ -431,8 +438,10 @@ async fn create_super_admin(config: &Config, email: &str, name: &str) -> anyhow:
         ..audit::AuditEntry::default()
     };
     let record = audit::append(&mut tx, &entry, now).await?;
-    // No server runs the detection rules here: the alert is written with the record (it is
-    // listed by `GET /api/v1/security/alerts`; no mail or webhook goes out from the CLI).
+    // No server runs the detection rules here: the alert is written with the record (listed by
+    // `GET /api/v1/security/alerts`), its mail to `PALISADE_SECURITY_ALERT_EMAIL` is queued in
+    // the same transaction (a running server's mail worker sends it), and the platform webhook
+    // is called before the command returns.
     let alert = palisade_store::security_alerts::NewAlert {
         tenant_id: None,
         rule: palisade_domain::AlertRule::PrivilegeEscalation,
@@ -443,8 +452,21 @@ async fn create_super_admin(config: &Config, email: &str, name: &str) -> anyhow:
         summary: "A super admin was created (command line)".into(),
         evidence: vec![record],
     };
-    palisade_store::security_alerts::raise(&mut tx, &alert, now).await?;
+    let raised = palisade_store::security_alerts::raise(&mut tx, &alert, now).await?;
+    if raised.opened {
+        palisade_core::detections::platform_mail_in(&services, &mut tx, &raised.alert)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     tx.commit().await?;
+    if raised.opened
+        && services.settings.detect.alert_webhook.is_some()
+        && !palisade_core::detections::send_platform_webhook(&services, &raised.alert).await
+    {
+        eprintln!(
+            "warning: PALISADE_SECURITY_ALERT_WEBHOOK did not accept the alert (see the log)"
+        );
+    }
     store.close().await;
     println!("created super admin {} ({})", user.email, user.id);
     Ok(())

@@ -76,74 +76,100 @@ fn compose(s: &Services, a: &SecurityAlert, to: &str) -> Mail {
         )
 }
 
-/// Sends the alert to `PALISADE_SECURITY_ALERT_WEBHOOK` in the background, signed like every
-/// Palisade webhook (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature:
-/// v1,<HMAC-SHA256>` with `PALISADE_SECURITY_ALERT_WEBHOOK_SECRET`), retried three times.
+/// Queues the mail to `PALISADE_SECURITY_ALERT_EMAIL` for a platform alert raised outside a
+/// unit of work (the command line), in the alert's own transaction.
+pub async fn platform_mail_in<S: Scope>(
+    s: &Services,
+    tx: &mut palisade_store::Tx<S>,
+    a: &SecurityAlert,
+) -> AppResult<()> {
+    if let Some(to) = s.settings.detect.alert_email.clone() {
+        mail::queue_in(s, tx, compose(s, a, &to), s.now()).await?;
+    }
+    Ok(())
+}
+
+/// Sends the alert to `PALISADE_SECURITY_ALERT_WEBHOOK` in the background (see
+/// [`send_platform_webhook`]).
 pub(super) fn platform_webhook(s: &Services, a: &SecurityAlert) {
-    let Some(url) = s.settings.detect.alert_webhook.clone() else {
+    if s.settings.detect.alert_webhook.is_none() {
         return;
-    };
+    }
     let s = s.clone();
     let a = a.clone();
     tokio::spawn(async move {
-        let now = s.now();
-        let payload = crate::webhooks::event_payload(
-            EventType::SecurityAlert,
-            serde_json::to_value(AlertView::from(&a)).unwrap_or_default(),
-            now,
-        );
-        let body = serde_json::to_vec(&payload).unwrap_or_default();
-        let msg_id = format!("alert_{}_{}", a.id, a.occurrences);
-        let ts = now.unix_timestamp();
-        let mut headers = HeaderMap::new();
-        let mut put = |name: &'static str, value: String| {
-            if let Ok(v) = reqwest::header::HeaderValue::from_str(&value) {
-                headers.insert(name, v);
-            }
-        };
-        put("content-type", "application/json".into());
-        put("webhook-id", msg_id.clone());
-        put("webhook-timestamp", ts.to_string());
-        if let Some(key) = s
-            .settings
-            .detect
-            .alert_webhook_secret
-            .as_ref()
-            .and_then(|k| crate::webhooks::secret_bytes(k.expose_secret()))
-        {
-            put(
-                "webhook-signature",
-                format!("v1,{}", crate::webhooks::sign(&key, &msg_id, ts, &body)),
-            );
-        }
-        // The operator chose this URL (it may well be an internal SIEM): the development
-        // policy, which allows private addresses.
-        let policy = crate::safe_http::OutboundPolicy::development();
-        let target = match crate::safe_http::TargetUrl::parse(&url, &policy) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "PALISADE_SECURITY_ALERT_WEBHOOK is not a usable URL");
-                return;
-            }
-        };
-        for attempt in 0..3u32 {
-            match crate::safe_http::send(
-                &policy,
-                Method::POST,
-                &target,
-                headers.clone(),
-                body.clone(),
-            )
-            .await
-            {
-                Ok(r) if r.status.is_success() => return,
-                Ok(r) => tracing::warn!(
-                    status = r.status.as_u16(),
-                    "the platform alert webhook refused an alert"
-                ),
-                Err(e) => tracing::warn!(error = %e, "the platform alert webhook failed"),
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(2u64.pow(attempt))).await;
-        }
+        send_platform_webhook(&s, &a).await;
     });
+}
+
+/// Sends the alert to `PALISADE_SECURITY_ALERT_WEBHOOK`, signed like every Palisade webhook
+/// (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<HMAC-SHA256>`
+/// with `PALISADE_SECURITY_ALERT_WEBHOOK_SECRET`), tried three times (1 s and 2 s apart).
+/// Returns whether the receiver accepted it; does nothing (and returns `false`) without a URL.
+pub async fn send_platform_webhook(s: &Services, a: &SecurityAlert) -> bool {
+    let Some(url) = s.settings.detect.alert_webhook.clone() else {
+        return false;
+    };
+    let now = s.now();
+    let payload = crate::webhooks::event_payload(
+        EventType::SecurityAlert,
+        serde_json::to_value(AlertView::from(a)).unwrap_or_default(),
+        now,
+    );
+    let body = serde_json::to_vec(&payload).unwrap_or_default();
+    let msg_id = format!("alert_{}_{}", a.id, a.occurrences);
+    let ts = now.unix_timestamp();
+    let mut headers = HeaderMap::new();
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = reqwest::header::HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    };
+    put("content-type", "application/json".into());
+    put("webhook-id", msg_id.clone());
+    put("webhook-timestamp", ts.to_string());
+    if let Some(key) = s
+        .settings
+        .detect
+        .alert_webhook_secret
+        .as_ref()
+        .and_then(|k| crate::webhooks::secret_bytes(k.expose_secret()))
+    {
+        put(
+            "webhook-signature",
+            format!("v1,{}", crate::webhooks::sign(&key, &msg_id, ts, &body)),
+        );
+    }
+    // The operator chose this URL (it may well be an internal SIEM): the development
+    // policy, which allows private addresses.
+    let policy = crate::safe_http::OutboundPolicy::development();
+    let target = match crate::safe_http::TargetUrl::parse(&url, &policy) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "PALISADE_SECURITY_ALERT_WEBHOOK is not a usable URL");
+            return false;
+        }
+    };
+    for attempt in 0..3u32 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_secs(2u64.pow(attempt - 1))).await;
+        }
+        match crate::safe_http::send(
+            &policy,
+            Method::POST,
+            &target,
+            headers.clone(),
+            body.clone(),
+        )
+        .await
+        {
+            Ok(r) if r.status.is_success() => return true,
+            Ok(r) => tracing::warn!(
+                status = r.status.as_u16(),
+                "the platform alert webhook refused an alert"
+            ),
+            Err(e) => tracing::warn!(error = %e, "the platform alert webhook failed"),
+        }
+    }
+    false
 }

@@ -25,6 +25,7 @@ pub mod geo;
 mod rules;
 
 pub use api::{AlertView, SecurityMetricsView};
+pub use delivery::{platform_mail_in, send_platform_webhook};
 pub use rules::{api_key_used, export_started, exported_rows, records_read};
 pub(crate) use rules::{login_failed, login_succeeded};
 

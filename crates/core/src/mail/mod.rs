@@ -175,17 +175,31 @@ pub(crate) fn payload_aad(id: MailId) -> Vec<u8> {
 /// Queues `mail` in the unit of work's transaction: it is sent once (and only if) the change
 /// commits. Wakes this node's mail worker after the commit.
 pub async fn queue<S: Scope>(uow: &mut UnitOfWork<'_, S>, mail: Mail) -> AppResult<MailId> {
+    let s = uow.services().clone();
+    let now = uow.now();
+    let id = queue_in(&s, uow.tx(), mail, now).await?;
+    uow.after_commit(|s| s.mail_outbox.notify_one());
+    Ok(id)
+}
+
+/// Queues `mail` in a transaction that is not a unit of work's (the command line, which has no
+/// mail worker of its own: a running server's worker sends it after the commit, within its
+/// polling interval).
+pub async fn queue_in<S: Scope>(
+    s: &Services,
+    tx: &mut palisade_store::Tx<S>,
+    mail: Mail,
+    now: time::OffsetDateTime,
+) -> AppResult<MailId> {
     let id = MailId::new();
     let plain = serde_json::to_vec(&mail.content).map_err(|e| AppError::Internal(e.into()))?;
-    let payload = uow
-        .services()
+    let payload = s
         .keys
         .encryption
         .encrypt(&plain, &payload_aad(id))
         .map_err(AppError::Internal)?;
-    let now = uow.now();
     mail_outbox::insert(
-        uow.tx(),
+        tx,
         NewMail {
             id,
             user_id: mail.user,
@@ -196,7 +210,6 @@ pub async fn queue<S: Scope>(uow: &mut UnitOfWork<'_, S>, mail: Mail) -> AppResu
         now,
     )
     .await?;
-    uow.after_commit(|s| s.mail_outbox.notify_one());
     Ok(id)
 }
 

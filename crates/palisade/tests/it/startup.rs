@@ -143,8 +143,18 @@ async fn development_keys_are_generated_private_and_reused() {
 }
 
 fn cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+    cli_with(dir, args, stdin, &[])
+}
+
+fn cli_with(
+    dir: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+    env: &[(&str, &str)],
+) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_palisade"))
         .args(args)
+        .envs(env.iter().copied())
         .env("PALISADE_DATA_DIR", dir)
         .env_remove("PALISADE_DATABASE_URL")
         .env("PALISADE_LOG", "warn")
@@ -178,7 +188,43 @@ async fn cli_creates_a_super_admin_who_can_sign_in() {
     );
     assert!(!weak.status.success());
     assert!(String::from_utf8_lossy(&weak.stderr).contains("not acceptable"));
-    let ok = cli(
+    // The platform's alert webhook: one request, answered 200, its body kept.
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_url = format!("http://{}/alerts", hook.local_addr().unwrap());
+    let received = std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut conn, _) = hook.accept().unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = conn.read(&mut chunk).unwrap_or(0);
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len || n == 0 {
+                    conn.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    )
+                    .unwrap();
+                    return text;
+                }
+            }
+            if n == 0 {
+                return text;
+            }
+        }
+    });
+    let ok = cli_with(
         dir.path(),
         &[
             "admin",
@@ -187,11 +233,30 @@ async fn cli_creates_a_super_admin_who_can_sign_in() {
             "root@platform.example",
         ],
         &format!("{GOOD_PASSWORD}\n"),
+        &[
+            ("PALISADE_SECURITY_ALERT_EMAIL", "soc@platform.example"),
+            ("PALISADE_SECURITY_ALERT_WEBHOOK", &hook_url),
+            (
+                "PALISADE_SECURITY_ALERT_WEBHOOK_SECRET",
+                "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            ),
+        ],
     );
     assert!(
         ok.status.success(),
         "{}",
         String::from_utf8_lossy(&ok.stderr)
+    );
+    // The webhook was called before the command returned, signed as a `security.alert`.
+    let request = received.join().unwrap();
+    assert!(request.starts_with("POST /alerts"), "{request}");
+    assert!(request.contains("\"security.alert\""), "{request}");
+    assert!(request.contains("privilege_escalation"), "{request}");
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains("webhook-signature: v1,"),
+        "{request}"
     );
     let dup = cli(
         dir.path(),
@@ -228,6 +293,21 @@ async fn cli_creates_a_super_admin_who_can_sign_in() {
     assert_eq!(a["tenant_id"], serde_json::Value::Null);
     assert_eq!(a["subject"]["label"], "root@platform.example");
     assert_eq!(a["evidence"].as_array().unwrap().len(), 1);
+    // Its mail waits in the outbox for a running server's mail worker.
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("palisade.sqlite").display()
+    ))
+    .await
+    .unwrap();
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM mail_outbox
+         WHERE to_address = 'soc@platform.example' AND kind = 'security_alert'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(queued, 1);
 }
 
 #[test]
