@@ -29,13 +29,21 @@ pub enum EventType {
     TemplateCreated,
     TemplateUpdated,
     TemplateDeleted,
+    CampaignCreated,
+    CampaignUpdated,
+    CampaignStarted,
+    CampaignPaused,
+    CampaignResumed,
+    CampaignCancelled,
+    CampaignCompleted,
+    CampaignDeleted,
     WebhookTest,
     SecurityAlert,
 }
 
 impl EventType {
     /// Every event, in the order the API lists them.
-    pub const ALL: [EventType; 22] = [
+    pub const ALL: [EventType; 30] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeleted,
@@ -56,6 +64,14 @@ impl EventType {
         EventType::TemplateCreated,
         EventType::TemplateUpdated,
         EventType::TemplateDeleted,
+        EventType::CampaignCreated,
+        EventType::CampaignUpdated,
+        EventType::CampaignStarted,
+        EventType::CampaignPaused,
+        EventType::CampaignResumed,
+        EventType::CampaignCancelled,
+        EventType::CampaignCompleted,
+        EventType::CampaignDeleted,
         EventType::WebhookTest,
         EventType::SecurityAlert,
     ];
@@ -82,6 +98,14 @@ impl EventType {
             EventType::TemplateCreated => "template.created",
             EventType::TemplateUpdated => "template.updated",
             EventType::TemplateDeleted => "template.deleted",
+            EventType::CampaignCreated => "campaign.created",
+            EventType::CampaignUpdated => "campaign.updated",
+            EventType::CampaignStarted => "campaign.started",
+            EventType::CampaignPaused => "campaign.paused",
+            EventType::CampaignResumed => "campaign.resumed",
+            EventType::CampaignCancelled => "campaign.cancelled",
+            EventType::CampaignCompleted => "campaign.completed",
+            EventType::CampaignDeleted => "campaign.deleted",
             EventType::WebhookTest => "webhook.test",
             EventType::SecurityAlert => "security.alert",
         }
@@ -112,6 +136,14 @@ impl EventType {
             EventType::TemplateCreated
             | EventType::TemplateUpdated
             | EventType::TemplateDeleted => Some(Permission::TemplatesRead),
+            EventType::CampaignCreated
+            | EventType::CampaignUpdated
+            | EventType::CampaignStarted
+            | EventType::CampaignPaused
+            | EventType::CampaignResumed
+            | EventType::CampaignCancelled
+            | EventType::CampaignCompleted
+            | EventType::CampaignDeleted => Some(Permission::CampaignsRead),
             EventType::UserCreated | EventType::UserUpdated | EventType::UserDeleted => {
                 Some(Permission::UsersRead)
             }

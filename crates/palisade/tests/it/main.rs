@@ -77,6 +77,7 @@ mod startup;
 mod support;
 
 mod attachments;
+mod campaigns;
 mod auth_login;
 mod breached_passwords;
 mod console;

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod auth_mail;
 pub mod contacts;
+pub mod campaigns;
 pub mod deals;
 pub mod health;
 pub mod integrations;
