@@ -255,7 +255,10 @@ pub fn parse_parameters(raw: &Value) -> Result<Vec<TemplateParameter>, Vec<Field
         if p.get("type").and_then(Value::as_str) == Some("order_field") {
             errors.push(FieldError::new(
                 "parameters",
-                format!("parameter {}: a campaign has no order; use literal or contact_field", i + 1),
+                format!(
+                    "parameter {}: a campaign has no order; use literal or contact_field",
+                    i + 1
+                ),
             ));
             continue;
         }
@@ -309,7 +312,13 @@ mod tests {
     fn the_state_machine_allows_only_its_transitions() {
         assert_eq!(S::Draft.start(false), Ok(S::Running));
         assert_eq!(S::Draft.start(true), Ok(S::Scheduled));
-        for s in [S::Scheduled, S::Running, S::Paused, S::Completed, S::Cancelled] {
+        for s in [
+            S::Scheduled,
+            S::Running,
+            S::Paused,
+            S::Completed,
+            S::Cancelled,
+        ] {
             assert!(s.start(false).is_err(), "{s:?}");
         }
         assert_eq!(S::Running.pause(), Ok(S::Paused));
@@ -341,10 +350,13 @@ mod tests {
         assert_eq!(a.exclude_tags, ["x"]);
         assert!(!a.everyone());
         assert!(Audience::parse(&json!({})).unwrap().everyone());
-        let bad = Audience::parse(&json!({"contact_ids": ["nope"], "tags": "vip", "x": 1}))
-            .unwrap_err();
+        let bad =
+            Audience::parse(&json!({"contact_ids": ["nope"], "tags": "vip", "x": 1})).unwrap_err();
         let fields: Vec<_> = bad.iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["audience", "audience.tags", "audience.contact_ids"]);
+        assert_eq!(
+            fields,
+            ["audience", "audience.tags", "audience.contact_ids"]
+        );
         let many: Vec<String> = (0..=MAX_CONTACT_IDS)
             .map(|_| uuid::Uuid::now_v7().to_string())
             .collect();

@@ -57,8 +57,8 @@ pub use deal::{
 };
 pub use event::EventType;
 pub use ids::{
-    ApiKeyId, AttachmentId, AuditRecordId, CampaignId, ConnectionId, ContactId, ConversationId, DealId,
-    DealStageChangeId, DeliveryId, EmailCodeId, InboundEventId, IntegrationId, InviteId,
+    ApiKeyId, AttachmentId, AuditRecordId, CampaignId, ConnectionId, ContactId, ConversationId,
+    DealId, DealStageChangeId, DeliveryId, EmailCodeId, InboundEventId, IntegrationId, InviteId,
     LoginAttemptId, MailId, MessageId, NotificationId, OrderId, PasskeyId, PasswordResetId,
     PipelineId, RefreshTokenId, SecurityAlertId, SessionId, StageId, TemplateId, TenantId,
     TicketCommentId, TicketId, UserId, WebauthnChallengeId, WebhookId,

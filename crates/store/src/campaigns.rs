@@ -10,7 +10,9 @@
 use crate::{Backend, Query, Result, StoreError, SystemScope, TenantScope, Tx};
 use palisade_domain::campaign::{parameters_from_stored, Audience};
 use palisade_domain::integration::TemplateParameter;
-use palisade_domain::{CampaignId, CampaignStatus, ConnectionId, ContactId, MessageId, TenantId, UserId};
+use palisade_domain::{
+    CampaignId, CampaignStatus, ConnectionId, ContactId, MessageId, TenantId, UserId,
+};
 use sqlx::types::Json;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -143,7 +145,11 @@ pub async fn update(tx: &mut Tx<TenantScope>, c: &Campaign) -> Result<()> {
     Ok(())
 }
 
-async fn find_with(tx: &mut Tx<TenantScope>, id: CampaignId, lock: &str) -> Result<Option<Campaign>> {
+async fn find_with(
+    tx: &mut Tx<TenantScope>,
+    id: CampaignId,
+    lock: &str,
+) -> Result<Option<Campaign>> {
     let tenant = tx.scope().tenant_id();
     let r: Option<CampaignRow> = tx
         .fetch_optional(
@@ -223,13 +229,15 @@ pub async fn materialise(
 ) -> Result<u64> {
     let tenant = tx.scope().tenant_id();
     let backend = tx.backend();
-    let has_tag = |n: usize| match backend {
+    let has_tag = |n: usize| {
+        match backend {
         Backend::Postgres => format!(
             "EXISTS (SELECT 1 FROM jsonb_array_elements_text(c.tags) t(v) WHERE t.v = ANY(${n}::text[]))"
         ),
         Backend::Sqlite => format!(
             "EXISTS (SELECT 1 FROM json_each(c.tags) t WHERE t.value IN (SELECT value FROM json_each(${n})))"
         ),
+    }
     };
     let in_ids = match backend {
         Backend::Postgres => "c.id = ANY($5::uuid[])".to_owned(),
@@ -490,6 +498,34 @@ pub async fn recipients(
             updated_at: r.updated_at,
         })
         .collect())
+}
+
+/// The campaigns started in `[from, to)`, of one connection when given, oldest first (at most
+/// `limit`).
+pub async fn started_between(
+    tx: &mut Tx<TenantScope>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    connection: Option<ConnectionId>,
+    limit: i64,
+) -> Result<Vec<Campaign>> {
+    let tenant = tx.scope().tenant_id();
+    let rows: Vec<CampaignRow> = tx
+        .fetch_all(
+            Query::new(format!(
+                "SELECT {COLUMNS} FROM campaigns
+                 WHERE tenant_id = $1 AND started_at >= $2 AND started_at < $3
+                   AND ($4 IS NULL OR connection_id = $4)
+                 ORDER BY started_at, id LIMIT $5"
+            ))
+            .bind(tenant)
+            .bind(from)
+            .bind(to)
+            .bind(connection)
+            .bind(limit),
+        )
+        .await?;
+    rows.into_iter().map(Campaign::try_from).collect()
 }
 
 // ---- the dispatcher (system work) ----

@@ -311,10 +311,7 @@ pub async fn begin_attempt(
 
 /// How many bulk sends are in the queue for a connection (due or not): the dispatcher tops
 /// the queue up to its budget rather than piling a backlog in it.
-pub async fn bulk_backlog(
-    tx: &mut Tx<SystemScope>,
-    connection_id: ConnectionId,
-) -> Result<i64> {
+pub async fn bulk_backlog(tx: &mut Tx<SystemScope>, connection_id: ConnectionId) -> Result<i64> {
     #[derive(sqlx::FromRow)]
     struct Row {
         n: i64,

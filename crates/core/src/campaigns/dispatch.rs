@@ -93,7 +93,9 @@ impl Pacer {
 
 /// The dispatcher: a round every `every` (at most a second, so the pace is kept).
 pub fn spawn_worker(s: Services, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-    let pacer = Arc::new(Mutex::new(Pacer::new(s.settings.campaign_messages_per_second)));
+    let pacer = Arc::new(Mutex::new(Pacer::new(
+        s.settings.campaign_messages_per_second,
+    )));
     crate::worker::spawn_periodic("campaign dispatch round failed", every, None, move || {
         let s = s.clone();
         let pacer = pacer.clone();
@@ -203,11 +205,7 @@ async fn dispatch_connection(
 
 /// Queues up to `budget` messages of one campaign. Returns (queued, skipped, whether no
 /// pending recipient was left to take).
-async fn dispatch_campaign(
-    s: &Services,
-    l: &Leased,
-    budget: i64,
-) -> AppResult<(i64, usize, bool)> {
+async fn dispatch_campaign(s: &Services, l: &Leased, budget: i64) -> AppResult<(i64, usize, bool)> {
     // The tenant comes from the campaign leased above (see the review note in `auth`).
     let scope = TenantScope::from_verified_credential(l.tenant_id);
     let mut tx = s.store.begin_read(scope).await?;
@@ -306,8 +304,7 @@ async fn dispatch_one(
         language: Value::String(campaign.template_language.clone()),
         components: components(&values, header),
     };
-    let m = match queue_message_with(&mut uow, conversation, out, None, SendPriority::Bulk).await
-    {
+    let m = match queue_message_with(&mut uow, conversation, out, None, SendPriority::Bulk).await {
         Ok(m) => m,
         Err(
             e @ (AppError::Validation { .. }

@@ -136,11 +136,13 @@ async fn check_template(
     let placeholders: Vec<String> = parameters.iter().map(|_| "x".to_owned()).collect();
     let components = components(&placeholders, header);
     crate::templates::check_send(tx, connection, name, language, components.as_ref()).await?;
-    Ok(palisade_store::templates::find_by_name(tx, connection, name)
-        .await?
-        .into_iter()
-        .find(|t| t.language == language)
-        .map_or(TemplateCategory::Marketing, |t| t.category))
+    Ok(
+        palisade_store::templates::find_by_name(tx, connection, name)
+            .await?
+            .into_iter()
+            .find(|t| t.language == language)
+            .map_or(TemplateCategory::Marketing, |t| t.category),
+    )
 }
 
 /// Meta's send components for `values`: the first `header` values to the header, the rest to
@@ -269,11 +271,7 @@ async fn detail(tx: &mut Tx<TenantScope>, campaign: Campaign) -> AppResult<Campa
     })
 }
 
-pub async fn list(
-    s: &Services,
-    p: &Principal,
-    q: CampaignListQuery,
-) -> AppResult<Page<Campaign>> {
+pub async fn list(s: &Services, p: &Principal, q: CampaignListQuery) -> AppResult<Page<Campaign>> {
     p.require(Permission::CampaignsRead)?;
     let status = match q.status.as_deref() {
         None => None,
@@ -335,7 +333,10 @@ pub async fn recipients(
         limit + 1,
     )
     .await?;
-    Ok(Page::from_overfetch(items, limit, |r| r.contact_id.as_uuid()).map(|r| RecipientView::from(&r)))
+    Ok(
+        Page::from_overfetch(items, limit, |r| r.contact_id.as_uuid())
+            .map(|r| RecipientView::from(&r)),
+    )
 }
 
 pub async fn update(
@@ -545,7 +546,8 @@ pub async fn act(
             .change(Some(audit_json(&before)), Some(audit_json(&after))),
     )
     .await?;
-    uow.emit(action.event(), &CampaignView::from(&after)).await?;
+    uow.emit(action.event(), &CampaignView::from(&after))
+        .await?;
     let detail = detail(uow.tx(), after).await?;
     uow.commit().await?;
     Ok(detail)

@@ -112,7 +112,10 @@ impl From<&Campaign> for CampaignView {
                 language: c.template_language.clone(),
             },
             parameters: serde_json::Value::Array(
-                c.parameters.iter().map(TemplateParameter::to_json).collect(),
+                c.parameters
+                    .iter()
+                    .map(TemplateParameter::to_json)
+                    .collect(),
             ),
             audience: c.audience.to_json(),
             status: c.status.as_str().to_owned(),

@@ -112,20 +112,21 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
             Gate::Gone => return Ok(()),
             Gate::Refuse(err) => Outcome::Failed(err),
             Gate::Go { bulk } => {
-            let token = s
-                .keys
-                .encryption
-                .decrypt(&c.access_token_ciphertext, &secret_aad(&c, "access_token"))
-                .map_err(|e| anyhow::anyhow!("access token of connection {}: {e:?}", c.id))?;
-            let token = String::from_utf8(token)
-                .map_err(|_| anyhow::anyhow!("access token of connection {} is not UTF-8", c.id))?;
-            let mut body = m.body.clone();
-            if let Some(o) = body.as_object_mut() {
-                o.insert("messaging_product".into(), json!("whatsapp"));
-                o.insert("recipient_type".into(), json!("individual"));
-                o.insert("to".into(), json!(to));
-            }
-            match s
+                let token = s
+                    .keys
+                    .encryption
+                    .decrypt(&c.access_token_ciphertext, &secret_aad(&c, "access_token"))
+                    .map_err(|e| anyhow::anyhow!("access token of connection {}: {e:?}", c.id))?;
+                let token = String::from_utf8(token).map_err(|_| {
+                    anyhow::anyhow!("access token of connection {} is not UTF-8", c.id)
+                })?;
+                let mut body = m.body.clone();
+                if let Some(o) = body.as_object_mut() {
+                    o.insert("messaging_product".into(), json!("whatsapp"));
+                    o.insert("recipient_type".into(), json!("individual"));
+                    o.insert("to".into(), json!(to));
+                }
+                match s
                 .graph
                 .send_message(&token, &c.phone_number_id, &body)
                 .await
@@ -245,9 +246,13 @@ async fn bulk_gate(
     let now = s.clock.now();
     let attempt = store::begin_attempt(&mut tx, tenant, m.id, now).await?;
     let opted_out = if attempt == Attempt::BulkStarted {
-        palisade_store::contacts::find_by_conversation_for_update(&mut tx, tenant, m.conversation_id)
-            .await?
-            .is_some_and(|c| c.consent.is_opted_out())
+        palisade_store::contacts::find_by_conversation_for_update(
+            &mut tx,
+            tenant,
+            m.conversation_id,
+        )
+        .await?
+        .is_some_and(|c| c.consent.is_opted_out())
     } else {
         false
     };

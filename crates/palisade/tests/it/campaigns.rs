@@ -92,7 +92,10 @@ async fn get(fx: &WhatsAppFixture, id: &str) -> Value {
     r.body
 }
 
-async fn round(fx: &WhatsAppFixture, pacer: &mut Pacer) -> palisade_core::campaigns::dispatch::Round {
+async fn round(
+    fx: &WhatsAppFixture,
+    pacer: &mut Pacer,
+) -> palisade_core::campaigns::dispatch::Round {
     dispatch_round(&fx.app.services, pacer).await.unwrap()
 }
 
@@ -158,16 +161,30 @@ async fn a_campaign_reaches_its_audience_once_and_completes(db: Db) {
     let fx = fixture(db).await;
     let (app, t) = (&fx.app, fx.owner.access_token.as_str());
     // The simulator's customer (Ana Souza) is one of the audience.
-    let ana = contact(app, t, json!({"phone": "+447700900123", "name": "Ana", "tags": ["vip"]})).await;
-    let bo = contact(app, t, json!({"phone": "+447700900202", "tags": ["vip", "lead"]})).await;
+    let ana = contact(
+        app,
+        t,
+        json!({"phone": "+447700900123", "name": "Ana", "tags": ["vip"]}),
+    )
+    .await;
+    let bo = contact(
+        app,
+        t,
+        json!({"phone": "+447700900202", "tags": ["vip", "lead"]}),
+    )
+    .await;
     let out = contact(
         app,
         t,
         json!({"phone": "+447700900203", "tags": ["vip"], "marketing_opt_in": false}),
     )
     .await;
-    let _excluded =
-        contact(app, t, json!({"phone": "+447700900204", "tags": ["vip", "blocked"]})).await;
+    let _excluded = contact(
+        app,
+        t,
+        json!({"phone": "+447700900204", "tags": ["vip", "blocked"]}),
+    )
+    .await;
     let _other = contact(app, t, json!({"phone": "+447700900205"})).await;
     let listed = contact(app, t, json!({"phone": "+447700900206", "name": "Lia"})).await;
 
@@ -201,13 +218,19 @@ async fn a_campaign_reaches_its_audience_once_and_completes(db: Db) {
     send(&fx).await;
     let sent = sim_outbound(&fx).await;
     assert_eq!(sent.len(), 3, "{sent:?}");
-    let mut to: Vec<String> = sent.iter().map(|m| m["to"].as_str().unwrap().to_owned()).collect();
+    let mut to: Vec<String> = sent
+        .iter()
+        .map(|m| m["to"].as_str().unwrap().to_owned())
+        .collect();
     to.sort();
     assert_eq!(to, ["447700900123", "447700900202", "447700900206"]);
     // The parameters: the contact's name, its fallback, and the literal.
     let bodies: Vec<String> = sent.iter().map(|m| m["body"].to_string()).collect();
     assert!(bodies.iter().any(|b| b.contains("\"Ana\"")), "{bodies:?}");
-    assert!(bodies.iter().any(|b| b.contains("\"friend\"")), "{bodies:?}");
+    assert!(
+        bodies.iter().any(|b| b.contains("\"friend\"")),
+        "{bodies:?}"
+    );
     assert!(bodies.iter().all(|b| b.contains("SPRING-24")), "{bodies:?}");
 
     assert_eq!(r.completed, 1, "nothing is pending any more: {r:?}");
@@ -221,7 +244,10 @@ async fn a_campaign_reaches_its_audience_once_and_completes(db: Db) {
     let counts = &done["counts"];
     assert_eq!(counts["targeted"], 4);
     assert_eq!(
-        sum(counts, &["skipped", "queued", "sent", "delivered", "read", "failed"]),
+        sum(
+            counts,
+            &["skipped", "queued", "sent", "delivered", "read", "failed"]
+        ),
         4,
         "{counts}"
     );
@@ -250,6 +276,35 @@ async fn a_campaign_reaches_its_audience_once_and_completes(db: Db) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(replied, 1);
+
+    // The analytics funnel (members read it).
+    let today = fx.app.services.clock.now().date();
+    let q = format!(
+        "/api/v1/analytics/campaigns?from={}&to={}",
+        today.previous_day().unwrap(),
+        today.next_day().unwrap()
+    );
+    let agent = app.add_user(&fx.owner, "agent@acme.example", "agent").await;
+    let r = app.get(&q, &agent.access_token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let f = &r.body["campaigns"][0];
+    assert_eq!(f["id"], id.as_str(), "{}", r.body);
+    assert_eq!(
+        [
+            &f["targeted"],
+            &f["skipped"],
+            &f["sent"],
+            &f["failed"],
+            &f["replied"]
+        ],
+        [&json!(4), &json!(1), &json!(3), &json!(0), &json!(1)],
+        "{}",
+        r.body
+    );
+    let r = app
+        .get(&format!("{q}&connection_id={}", uuid::Uuid::now_v7()), t)
+        .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 
     for action in ["campaign.created", "campaign.started", "campaign.completed"] {
         assert_eq!(audit_count(app, action).await, 1, "{action}");
@@ -293,7 +348,10 @@ async fn bad_campaigns_are_refused_with_precise_codes(db: Db) {
         StatusCode::UNPROCESSABLE_ENTITY,
         "template_language_unavailable",
     );
-    let r = post(with(&|b| b["parameters"] = json!([{"type": "literal", "value": "x"}]))).await;
+    let r = post(with(&|b| {
+        b["parameters"] = json!([{"type": "literal", "value": "x"}])
+    }))
+    .await;
     assert_error(
         &r,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -305,7 +363,10 @@ async fn bad_campaigns_are_refused_with_precise_codes(db: Db) {
     .await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert!(r.body.to_string().contains("no order"), "{}", r.body);
-    let r = post(with(&|b| b["audience"] = json!({"contact_ids": ["nope"], "x": 1}))).await;
+    let r = post(with(&|b| {
+        b["audience"] = json!({"contact_ids": ["nope"], "x": 1})
+    }))
+    .await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     let r = post(with(&|b| {
         b["name"] = json!(" ");
@@ -314,7 +375,11 @@ async fn bad_campaigns_are_refused_with_precise_codes(db: Db) {
     .await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     let fields = r.body["error"]["fields"].as_object().unwrap();
-    assert!(fields.contains_key("name") && fields.contains_key("scheduled_at"), "{}", r.body);
+    assert!(
+        fields.contains_key("name") && fields.contains_key("scheduled_at"),
+        "{}",
+        r.body
+    );
     let r = post(with(&|b| b["connection_id"] = json!(uuid::Uuid::now_v7()))).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
     let r = post(with(&|b| b["surprise"] = json!(true))).await;
@@ -335,7 +400,11 @@ async fn bad_campaigns_are_refused_with_precise_codes(db: Db) {
         b["parameters"] = json!([]);
     }))
     .await;
-    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "template_not_approved");
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "template_not_approved",
+    );
     assert_eq!(count(app, "SELECT COUNT(*) FROM campaigns").await, 0);
 }
 
@@ -362,12 +431,19 @@ async fn the_state_machine_refuses_wrong_transitions(db: Db) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["name"], "Summer sale");
     let r = app
-        .patch(&path, t, json!({"template": {"name": "nope", "language": "en_US"}}))
+        .patch(
+            &path,
+            t,
+            json!({"template": {"name": "nope", "language": "en_US"}}),
+        )
         .await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "template_not_found");
 
     let (st, body) = act(&fx, &id, "start").await;
-    assert_eq!((st, body["status"].as_str()), (StatusCode::OK, Some("running")));
+    assert_eq!(
+        (st, body["status"].as_str()),
+        (StatusCode::OK, Some("running"))
+    );
     assert_error(
         &app.post(&format!("{path}/start"), Some(t), json!({})).await,
         StatusCode::CONFLICT,
@@ -384,14 +460,23 @@ async fn the_state_machine_refuses_wrong_transitions(db: Db) {
         "campaign_not_editable",
     );
     let (st, body) = act(&fx, &id, "pause").await;
-    assert_eq!((st, body["status"].as_str()), (StatusCode::OK, Some("paused")));
+    assert_eq!(
+        (st, body["status"].as_str()),
+        (StatusCode::OK, Some("paused"))
+    );
     // Paused: the dispatcher leaves it alone.
     let r = round(&fx, &mut Pacer::new(20)).await;
     assert_eq!(r.queued, 0);
     let (st, body) = act(&fx, &id, "resume").await;
-    assert_eq!((st, body["status"].as_str()), (StatusCode::OK, Some("running")));
+    assert_eq!(
+        (st, body["status"].as_str()),
+        (StatusCode::OK, Some("running"))
+    );
     let (st, body) = act(&fx, &id, "cancel").await;
-    assert_eq!((st, body["status"].as_str()), (StatusCode::OK, Some("cancelled")));
+    assert_eq!(
+        (st, body["status"].as_str()),
+        (StatusCode::OK, Some("cancelled"))
+    );
     // Its recipient not yet queued is skipped as cancelled.
     assert_eq!(body["counts"]["skipped"], 1, "{body}");
     assert_eq!(
@@ -420,10 +505,17 @@ async fn the_state_machine_refuses_wrong_transitions(db: Db) {
     body["scheduled_at"] = json!("2099-01-01T09:00:00Z");
     let id = create(&fx, body).await["id"].as_str().unwrap().to_owned();
     let (st, body) = act(&fx, &id, "start").await;
-    assert_eq!((st, body["status"].as_str()), (StatusCode::OK, Some("scheduled")));
+    assert_eq!(
+        (st, body["status"].as_str()),
+        (StatusCode::OK, Some("scheduled"))
+    );
     assert_eq!(round(&fx, &mut Pacer::new(20)).await.queued, 0);
     let r = app
-        .patch(&format!("/api/v1/campaigns/{id}"), t, json!({"name": "Later"}))
+        .patch(
+            &format!("/api/v1/campaigns/{id}"),
+            t,
+            json!({"name": "Later"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["counts"]["targeted"], 1, "{}", r.body);
@@ -488,7 +580,10 @@ async fn marketing_needs_consent_and_stops_and_refusals_are_honoured(db: Db) {
     let skipped = recipients(&fx, &id, Some("skipped")).await;
     assert_eq!(skipped.len(), 1);
     assert_eq!(
-        (skipped[0]["contact_id"].as_str(), skipped[0]["skip_reason"].as_str()),
+        (
+            skipped[0]["contact_id"].as_str(),
+            skipped[0]["skip_reason"].as_str()
+        ),
         (Some(never.as_str()), Some("no_marketing_consent"))
     );
 
@@ -549,13 +644,29 @@ async fn marketing_needs_consent_and_stops_and_refusals_are_honoured(db: Db) {
     assert_eq!(code_of(131_050)["count"], 1);
     assert_eq!(code_of(0)["title"], "contact_opted_out");
     let failed = recipients(&fx, &id, Some("failed")).await;
-    let of = |who: &str| failed.iter().find(|r| r["contact_id"] == who).unwrap().clone();
+    let of = |who: &str| {
+        failed
+            .iter()
+            .find(|r| r["contact_id"] == who)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(of(&limited)["error"]["code"], 131_049);
     assert_eq!(of(&stopped)["error"]["code"], 131_050);
     // 131050 opted `stopped` out of marketing (source whatsapp); 131049 changed nothing.
-    let s = app.get(&format!("/api/v1/contacts/{stopped}"), t).await.body;
-    assert_eq!((s["opted_out"].as_bool(), s["opt_out_source"].as_str()), (Some(true), Some("whatsapp")), "{s}");
-    let l = app.get(&format!("/api/v1/contacts/{limited}"), t).await.body;
+    let s = app
+        .get(&format!("/api/v1/contacts/{stopped}"), t)
+        .await
+        .body;
+    assert_eq!(
+        (s["opted_out"].as_bool(), s["opt_out_source"].as_str()),
+        (Some(true), Some("whatsapp")),
+        "{s}"
+    );
+    let l = app
+        .get(&format!("/api/v1/contacts/{limited}"), t)
+        .await
+        .body;
     assert_eq!(l["marketing_opt_in"], true, "{l}");
     // Failed recipients are never retried: nothing left in the queue.
     assert_eq!(
@@ -601,7 +712,10 @@ async fn dispatch_keeps_the_pace_and_agents_go_first(db: Db) {
     act(&fx, &id, "start").await;
     let mut pacer = Pacer::new(5);
     let r = round(&fx, &mut pacer).await;
-    assert_eq!(r.queued, 5, "a round takes at most the connection's budget: {r:?}");
+    assert_eq!(
+        r.queued, 5,
+        "a round takes at most the connection's budget: {r:?}"
+    );
     // At once again: no token left, and the queue already holds a second's worth.
     let r = round(&fx, &mut pacer).await;
     assert_eq!(r.queued, 0, "{r:?}");
@@ -609,7 +723,11 @@ async fn dispatch_keeps_the_pace_and_agents_go_first(db: Db) {
     let r = round(&fx, &mut Pacer::new(5)).await;
     assert_eq!(r.queued, 0, "{r:?}");
     assert_eq!(
-        count(app, "SELECT COUNT(*) FROM whatsapp_outbound_queue WHERE priority = 1").await,
+        count(
+            app,
+            "SELECT COUNT(*) FROM whatsapp_outbound_queue WHERE priority = 1"
+        )
+        .await,
         5
     );
 
@@ -657,13 +775,10 @@ async fn dispatch_keeps_the_pace_and_agents_go_first(db: Db) {
     // message in the end, however many dispatchers race.
     send(&fx).await;
     fx.app.clock.advance(time::Duration::milliseconds(1100));
-    let (a, b) = tokio::join!(
-        dispatch_round(&fx.app.services, &mut pacer),
-        async {
-            let mut other = Pacer::new(5);
-            dispatch_round(&fx.app.services, &mut other).await
-        }
-    );
+    let (a, b) = tokio::join!(dispatch_round(&fx.app.services, &mut pacer), async {
+        let mut other = Pacer::new(5);
+        dispatch_round(&fx.app.services, &mut other).await
+    });
     let total = a.unwrap().queued + b.unwrap().queued;
     assert!(total <= 10 && total >= 5, "{total}");
     for _ in 0..10 {
@@ -685,7 +800,11 @@ async fn dispatch_keeps_the_pace_and_agents_go_first(db: Db) {
     to.sort();
     let before = to.len();
     to.dedup();
-    assert_eq!((before, to.len()), (12, 12), "each recipient exactly once: {to:?}");
+    assert_eq!(
+        (before, to.len()),
+        (12, 12),
+        "each recipient exactly once: {to:?}"
+    );
 }
 
 async fn an_interrupted_bulk_send_is_not_sent_again(db: Db) {
@@ -784,7 +903,9 @@ async fn another_tenants_ids_roles_scopes_and_impersonation(db: Db) {
     );
     for a in ["start", "pause", "resume", "cancel"] {
         assert_eq!(
-            app.post(&format!("{path}/{a}"), Some(o), json!({})).await.status,
+            app.post(&format!("{path}/{a}"), Some(o), json!({}))
+                .await
+                .status,
             StatusCode::NOT_FOUND,
             "{a}"
         );
@@ -810,7 +931,9 @@ async fn another_tenants_ids_roles_scopes_and_impersonation(db: Db) {
         "forbidden",
     );
     assert_eq!(
-        app.post(&format!("{path}/start"), Some(a), json!({})).await.status,
+        app.post(&format!("{path}/start"), Some(a), json!({}))
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
     assert_eq!(app.delete(&path, a).await.status, StatusCode::FORBIDDEN);
@@ -818,7 +941,11 @@ async fn another_tenants_ids_roles_scopes_and_impersonation(db: Db) {
     // API keys by scope.
     let key = |scopes: Value| async move {
         let k = app
-            .post("/api/v1/api-keys", Some(t), json!({"name": "k", "scopes": scopes}))
+            .post(
+                "/api/v1/api-keys",
+                Some(t),
+                json!({"name": "k", "scopes": scopes}),
+            )
             .await;
         assert_eq!(k.status, StatusCode::CREATED, "{}", k.body);
         k.body["key"].as_str().unwrap().to_owned()
@@ -833,24 +960,39 @@ async fn another_tenants_ids_roles_scopes_and_impersonation(db: Db) {
     assert_eq!(app.get(&path, &none).await.status, StatusCode::FORBIDDEN);
     let write = key(json!(["campaigns:write"])).await;
     let r = app
-        .post("/api/v1/campaigns", Some(&write), new_campaign(&fx, json!({})))
+        .post(
+            "/api/v1/campaigns",
+            Some(&write),
+            new_campaign(&fx, json!({})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let by_key = format!("/api/v1/campaigns/{}", r.body["id"].as_str().unwrap());
-    assert_eq!(app.delete(&by_key, &write).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.delete(&by_key, &write).await.status,
+        StatusCode::FORBIDDEN
+    );
     let del = key(json!(["campaigns:delete"])).await;
-    assert_eq!(app.delete(&by_key, &del).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.delete(&by_key, &del).await.status,
+        StatusCode::NO_CONTENT
+    );
 
     // Impersonation: read-only reads; a write impersonation starts it.
     let root = app.super_admin("root@platform.example").await;
     let imp = format!("/api/v1/admin/tenants/{}/impersonate", fx.owner.tenant_id);
     let r = app
-        .post(&imp, Some(&root.access_token), json!({"reason": "support case 7"}))
+        .post(
+            &imp,
+            Some(&root.access_token),
+            json!({"reason": "support case 7"}),
+        )
         .await;
     let ro = r.body["access_token"].as_str().unwrap().to_owned();
     assert_eq!(app.get(&path, &ro).await.status, StatusCode::OK);
     assert_error(
-        &app.post(&format!("{path}/start"), Some(&ro), json!({})).await,
+        &app.post(&format!("{path}/start"), Some(&ro), json!({}))
+            .await,
         StatusCode::FORBIDDEN,
         "impersonation_read_only",
     );
@@ -862,7 +1004,9 @@ async fn another_tenants_ids_roles_scopes_and_impersonation(db: Db) {
         )
         .await;
     let w = r.body["access_token"].as_str().unwrap().to_owned();
-    let r = app.post(&format!("{path}/start"), Some(&w), json!({})).await;
+    let r = app
+        .post(&format!("{path}/start"), Some(&w), json!({}))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
@@ -879,7 +1023,11 @@ async fn two_starts_at_once_materialise_one_audience(db: Db) {
     let (a, b) = tokio::join!(act(&fx, &id, "start"), act(&fx, &id, "start"));
     let mut statuses = [a.0, b.0];
     statuses.sort();
-    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "{a:?} {b:?}");
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CONFLICT],
+        "{a:?} {b:?}"
+    );
     assert_eq!(
         count(app, "SELECT COUNT(*) FROM campaign_recipients").await,
         5

@@ -77,9 +77,9 @@ mod startup;
 mod support;
 
 mod attachments;
-mod campaigns;
 mod auth_login;
 mod breached_passwords;
+mod campaigns;
 mod console;
 mod console_account;
 mod console_admin;
