@@ -69,25 +69,19 @@ impl Pacer {
         *tokens = (*tokens + elapsed * rate).min(rate);
         *last = now;
         // Whole tokens only; the fraction is kept for the next round.
-        #[allow(clippy::cast_possible_truncation)]
-        let whole = tokens.floor() as i64;
-        whole
+        tokens.floor() as i64
     }
 
     /// `n` messages were queued for `connection`.
     pub fn take(&mut self, connection: ConnectionId, n: i64) {
         if let Some((tokens, _)) = self.buckets.get_mut(&connection) {
-            #[allow(clippy::cast_precision_loss)]
-            let n = n as f64;
-            *tokens = (*tokens - n).max(0.0);
+            *tokens = (*tokens - n as f64).max(0.0);
         }
     }
 
     /// The rate, as a whole count (the most a connection's queue may hold in bulk sends).
     pub fn per_second(&self) -> i64 {
-        #[allow(clippy::cast_possible_truncation)]
-        let r = self.rate as i64;
-        r
+        self.rate as i64
     }
 }
 
