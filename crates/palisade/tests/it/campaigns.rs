@@ -780,7 +780,7 @@ async fn dispatch_keeps_the_pace_and_agents_go_first(db: Db) {
         dispatch_round(&fx.app.services, &mut other).await
     });
     let total = a.unwrap().queued + b.unwrap().queued;
-    assert!(total <= 10 && total >= 5, "{total}");
+    assert!((5..=10).contains(&total), "{total}");
     for _ in 0..10 {
         send(&fx).await;
         fx.app.clock.advance(time::Duration::seconds(1));
