@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod campaigns;
 pub mod client_address;
 pub mod clock;
 pub mod contacts;

@@ -53,6 +53,9 @@ pub struct Settings {
     pub webhooks_max_per_tenant: usize,
     /// Delivery attempts per endpoint per minute; more wait for the next minute.
     pub webhooks_deliveries_per_minute: u32,
+    /// Campaign messages queued per second per WhatsApp connection, across all its running
+    /// campaigns (at least 1).
+    pub campaign_messages_per_second: u32,
     /// Base URL of Meta's Graph API (tests point it at `palisade sim`). Operator-trusted.
     pub whatsapp_graph_base_url: String,
     /// The pinned Graph API version, e.g. `v25.0`.
@@ -126,6 +129,7 @@ impl Default for Settings {
             webhooks_allowed_domains: Vec::new(),
             webhooks_max_per_tenant: 10,
             webhooks_deliveries_per_minute: 60,
+            campaign_messages_per_second: 20,
             whatsapp_graph_base_url: "https://graph.facebook.com".into(),
             whatsapp_graph_api_version: "v25.0".into(),
             public_url: "http://127.0.0.1:8080".into(),

@@ -60,6 +60,8 @@ pub enum SystemActor {
     Detections,
     /// Recording shops' order webhooks and sending their rules' templates.
     StoreIntegrations,
+    /// Queuing campaigns' messages at their connection's pace, and completing campaigns.
+    CampaignDispatcher,
 }
 
 impl SystemActor {
@@ -73,6 +75,7 @@ impl SystemActor {
             SystemActor::MailWorker => "mail-worker",
             SystemActor::Detections => "detections",
             SystemActor::StoreIntegrations => "store-integrations",
+            SystemActor::CampaignDispatcher => "campaign-dispatcher",
         }
     }
 }

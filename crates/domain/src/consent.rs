@@ -27,6 +27,9 @@ pub enum OptOutSource {
     Api,
     /// The contact sent an opt-out keyword (`STOP`, …).
     Keyword,
+    /// WhatsApp refused a marketing template because the contact stopped marketing messages
+    /// from this business (Meta's error 131050).
+    Whatsapp,
 }
 
 impl OptOutSource {
@@ -34,6 +37,7 @@ impl OptOutSource {
         match self {
             OptOutSource::Api => "api",
             OptOutSource::Keyword => "keyword",
+            OptOutSource::Whatsapp => "whatsapp",
         }
     }
 
@@ -41,6 +45,7 @@ impl OptOutSource {
         match s {
             "api" => Some(OptOutSource::Api),
             "keyword" => Some(OptOutSource::Keyword),
+            "whatsapp" => Some(OptOutSource::Whatsapp),
             _ => None,
         }
     }
@@ -106,6 +111,20 @@ impl Consent {
                 Some(Consent::OptedIn { at })
             }
             _ => None,
+        }
+    }
+
+    /// WhatsApp reports, at `at`, that the contact stopped marketing messages (131050): opted
+    /// out unless already out or opted in after `at`. `None` when it changes nothing.
+    #[must_use]
+    pub fn apply_whatsapp_stop(self, at: OffsetDateTime) -> Option<Consent> {
+        match self {
+            Consent::OptedOut { .. } => None,
+            Consent::OptedIn { at: since } if since > at => None,
+            _ => Some(Consent::OptedOut {
+                at,
+                source: OptOutSource::Whatsapp,
+            }),
         }
     }
 

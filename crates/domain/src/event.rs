@@ -31,13 +31,21 @@ pub enum EventType {
     TemplateDeleted,
     OrderCreated,
     OrderUpdated,
+    CampaignCreated,
+    CampaignUpdated,
+    CampaignStarted,
+    CampaignPaused,
+    CampaignResumed,
+    CampaignCancelled,
+    CampaignCompleted,
+    CampaignDeleted,
     WebhookTest,
     SecurityAlert,
 }
 
 impl EventType {
     /// Every event, in the order the API lists them.
-    pub const ALL: [EventType; 24] = [
+    pub const ALL: [EventType; 32] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeleted,
@@ -60,6 +68,14 @@ impl EventType {
         EventType::TemplateDeleted,
         EventType::OrderCreated,
         EventType::OrderUpdated,
+        EventType::CampaignCreated,
+        EventType::CampaignUpdated,
+        EventType::CampaignStarted,
+        EventType::CampaignPaused,
+        EventType::CampaignResumed,
+        EventType::CampaignCancelled,
+        EventType::CampaignCompleted,
+        EventType::CampaignDeleted,
         EventType::WebhookTest,
         EventType::SecurityAlert,
     ];
@@ -88,6 +104,14 @@ impl EventType {
             EventType::TemplateDeleted => "template.deleted",
             EventType::OrderCreated => "order.created",
             EventType::OrderUpdated => "order.updated",
+            EventType::CampaignCreated => "campaign.created",
+            EventType::CampaignUpdated => "campaign.updated",
+            EventType::CampaignStarted => "campaign.started",
+            EventType::CampaignPaused => "campaign.paused",
+            EventType::CampaignResumed => "campaign.resumed",
+            EventType::CampaignCancelled => "campaign.cancelled",
+            EventType::CampaignCompleted => "campaign.completed",
+            EventType::CampaignDeleted => "campaign.deleted",
             EventType::WebhookTest => "webhook.test",
             EventType::SecurityAlert => "security.alert",
         }
@@ -120,6 +144,14 @@ impl EventType {
             | EventType::TemplateDeleted => Some(Permission::TemplatesRead),
             // Orders are read on their contact (`GET /api/v1/contacts/{id}/orders`).
             EventType::OrderCreated | EventType::OrderUpdated => Some(Permission::ContactsRead),
+            EventType::CampaignCreated
+            | EventType::CampaignUpdated
+            | EventType::CampaignStarted
+            | EventType::CampaignPaused
+            | EventType::CampaignResumed
+            | EventType::CampaignCancelled
+            | EventType::CampaignCompleted
+            | EventType::CampaignDeleted => Some(Permission::CampaignsRead),
             EventType::UserCreated | EventType::UserUpdated | EventType::UserDeleted => {
                 Some(Permission::UsersRead)
             }

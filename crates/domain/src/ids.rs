@@ -146,6 +146,10 @@ id_type!(
     DealStageChangeId
 );
 id_type!(
+    /// A broadcast campaign: one template sent to an audience of contacts.
+    CampaignId
+);
+id_type!(
     /// A WhatsApp message template of a connection's business account.
     TemplateId
 );

@@ -136,6 +136,11 @@ impl ContactField {
         }
     }
 
+    /// The contact's value of this field, `None` when empty or unset.
+    pub fn value_of(&self, c: &Contact) -> Option<String> {
+        self.of(c)
+    }
+
     fn of(&self, c: &Contact) -> Option<String> {
         let v = match self {
             ContactField::Name => c
@@ -461,7 +466,9 @@ fn check_language(code: &str) -> Result<(), String> {
     })
 }
 
-fn parse_parameter(p: &Value) -> Result<TemplateParameter, String> {
+/// One template parameter (`literal`, `contact_field` or `order_field`); campaigns refuse the
+/// last (`campaign::parse_parameters`).
+pub fn parse_parameter(p: &Value) -> Result<TemplateParameter, String> {
     let Some(o) = p.as_object() else {
         return Err("must be an object with a type".into());
     };

@@ -27,6 +27,7 @@ macro_rules! text_enum {
 }
 
 pub mod alert;
+pub mod campaign;
 pub mod consent;
 pub mod contact;
 pub mod deal;
@@ -47,6 +48,7 @@ pub mod timestamp;
 pub mod two_factor;
 
 pub use alert::{AlertRule, AlertSeverity, AlertStatus};
+pub use campaign::{Audience, CampaignStatus};
 pub use consent::{Consent, KeywordConsent, OptOutSource};
 pub use contact::{Contact, CustomAttributes, PhoneNumber, Tags};
 pub use deal::{
@@ -55,8 +57,8 @@ pub use deal::{
 };
 pub use event::EventType;
 pub use ids::{
-    ApiKeyId, AttachmentId, AuditRecordId, ConnectionId, ContactId, ConversationId, DealId,
-    DealStageChangeId, DeliveryId, EmailCodeId, InboundEventId, IntegrationId, InviteId,
+    ApiKeyId, AttachmentId, AuditRecordId, CampaignId, ConnectionId, ContactId, ConversationId,
+    DealId, DealStageChangeId, DeliveryId, EmailCodeId, InboundEventId, IntegrationId, InviteId,
     LoginAttemptId, MailId, MessageId, NotificationId, OrderId, PasskeyId, PasswordResetId,
     PipelineId, RefreshTokenId, SecurityAlertId, SessionId, StageId, TemplateId, TenantId,
     TicketCommentId, TicketId, UserId, WebauthnChallengeId, WebhookId,

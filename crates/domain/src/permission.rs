@@ -81,6 +81,12 @@ pub enum Permission {
     IntegrationsManage,
     /// Read the tenant's analytics (messages, conversations, agents, deals).
     AnalyticsRead,
+    /// Read broadcast campaigns, their counts and recipients.
+    CampaignsRead,
+    /// Create, edit, start, pause, resume and cancel broadcast campaigns.
+    CampaignsWrite,
+    /// Delete broadcast campaigns (not while running).
+    CampaignsDelete,
 }
 
 const ADMIN: &[Role] = &[Role::Admin];
@@ -90,7 +96,7 @@ const ADMIN_SUPER: &[Role] = &[Role::Admin, Role::SuperAdmin];
 const EVERYONE: &[Role] = &[Role::Admin, Role::Agent, Role::SuperAdmin];
 
 impl Permission {
-    pub const ALL: [Permission; 36] = [
+    pub const ALL: [Permission; 39] = [
         Permission::TenantRead,
         Permission::TenantManage,
         Permission::UsersRead,
@@ -127,6 +133,9 @@ impl Permission {
         Permission::SecurityAlertsManage,
         Permission::IntegrationsManage,
         Permission::AnalyticsRead,
+        Permission::CampaignsRead,
+        Permission::CampaignsWrite,
+        Permission::CampaignsDelete,
     ];
 
     /// The roles granted this permission. This match is the whole policy.
@@ -168,6 +177,9 @@ impl Permission {
             Permission::SecurityAlertsManage => ADMIN_SUPER,
             Permission::IntegrationsManage => ADMIN,
             Permission::AnalyticsRead => ADMIN_AGENT,
+            Permission::CampaignsRead => ADMIN_AGENT,
+            Permission::CampaignsWrite => ADMIN,
+            Permission::CampaignsDelete => ADMIN,
         }
     }
 
@@ -205,7 +217,10 @@ impl Permission {
             | Permission::ConversationsRead
             | Permission::ConversationsWrite
             | Permission::NotificationsRead
-            | Permission::AnalyticsRead => true,
+            | Permission::AnalyticsRead
+            | Permission::CampaignsRead
+            | Permission::CampaignsWrite
+            | Permission::CampaignsDelete => true,
             Permission::UsersManage
             | Permission::UsersDeleteAdmin
             | Permission::UsersRestore
@@ -266,6 +281,9 @@ impl Permission {
             Permission::SecurityAlertsManage => "security_alerts.manage",
             Permission::IntegrationsManage => "integrations.manage",
             Permission::AnalyticsRead => "analytics.read",
+            Permission::CampaignsRead => "campaigns.read",
+            Permission::CampaignsWrite => "campaigns.write",
+            Permission::CampaignsDelete => "campaigns.delete",
         }
     }
 
@@ -319,6 +337,11 @@ impl Permission {
             Permission::AnalyticsRead => {
                 "Read analytics: messages, conversations, response times, agents, deal value"
             }
+            Permission::CampaignsRead => "Read broadcast campaigns, their counts and recipients",
+            Permission::CampaignsWrite => {
+                "Create, edit, start, pause, resume and cancel broadcast campaigns"
+            }
+            Permission::CampaignsDelete => "Delete broadcast campaigns (not while running)",
         }
     }
 

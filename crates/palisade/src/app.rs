@@ -97,6 +97,7 @@ pub fn settings(config: &Config) -> Settings {
             .collect(),
         webhooks_max_per_tenant: r.webhooks_max_per_tenant,
         webhooks_deliveries_per_minute: r.webhooks_deliveries_per_minute,
+        campaign_messages_per_second: r.campaign_messages_per_second,
         whatsapp_graph_base_url: r.whatsapp_graph_base_url.trim_end_matches('/').to_owned(),
         whatsapp_graph_api_version: r.whatsapp_graph_api_version.clone(),
         public_url: r
@@ -421,6 +422,13 @@ impl Application {
                 self.outbound_worker_interval,
             )
         });
+        // Campaigns: scheduled ones started when due, running ones queued at the pace.
+        let campaigns = (self.outbound_worker_interval > Duration::ZERO).then(|| {
+            palisade_core::campaigns::dispatch::spawn_worker(
+                self.services.clone(),
+                self.outbound_worker_interval.min(Duration::from_secs(1)),
+            )
+        });
         // Inbound media downloads: woken when media messages are stored, and on a timer.
         let media = (self.media_worker_interval > Duration::ZERO).then(|| {
             palisade_core::whatsapp::media::spawn_worker(
@@ -506,6 +514,9 @@ impl Application {
             p.abort();
         }
         if let Some(w) = outbound {
+            w.abort();
+        }
+        if let Some(w) = campaigns {
             w.abort();
         }
         retention.abort();

@@ -65,6 +65,8 @@ pub struct RawConfig {
     pub webhooks_deliveries_per_minute: u32,
     /// How often this node's delivery worker looks for due deliveries; 0 runs no worker.
     pub webhooks_worker_interval_ms: u64,
+    /// Campaign messages per second per WhatsApp connection (at least 1).
+    pub campaign_messages_per_second: u32,
     pub whatsapp_graph_base_url: String,
     pub whatsapp_graph_api_version: String,
     /// Defaults to `http://<listen>`.
@@ -204,6 +206,7 @@ impl Default for RawConfig {
             webhooks_max_per_tenant: 10,
             webhooks_deliveries_per_minute: 60,
             webhooks_worker_interval_ms: 1000,
+            campaign_messages_per_second: 20,
             whatsapp_graph_base_url: "https://graph.facebook.com".into(),
             whatsapp_graph_api_version: "v25.0".into(),
             public_url: None,
@@ -336,6 +339,12 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let cors_origins = split_list(&raw.cors_origins).map(str::to_owned).collect();
+        if raw.campaign_messages_per_second == 0 {
+            return Err(ConfigError(
+                "PALISADE_CAMPAIGN_MESSAGES_PER_SECOND must be at least 1 (pause a campaign to stop it)"
+                    .into(),
+            ));
+        }
         if raw.webhooks_deliveries_per_minute == 0 {
             return Err(ConfigError(
                 "PALISADE_WEBHOOKS_DELIVERIES_PER_MINUTE must be at least 1 \

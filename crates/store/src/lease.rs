@@ -24,7 +24,8 @@ struct ClaimedRow {
 }
 
 /// Claims up to `limit` rows of `table` due at `now` (every active tenant) that also meet
-/// `only` (a condition on the table's columns, or `None`), moving their `next_attempt_at` to
+/// `only` (a condition on the table's columns, or `None`), lowest `first` (a column, or `None`)
+/// first and then the longest due, moving their `next_attempt_at` to
 /// `lease_until`. On PostgreSQL concurrent workers skip each other's rows. A suspended
 /// tenant's rows are not claimed: they wait untouched (no attempt counted, their order kept)
 /// until it is reactivated.
@@ -32,6 +33,7 @@ pub(crate) async fn claim_due(
     tx: &mut Tx<SystemScope>,
     table: &str,
     only: Option<&str>,
+    first: Option<&str>,
     now: OffsetDateTime,
     lease_until: OffsetDateTime,
     limit: i64,
@@ -40,6 +42,7 @@ pub(crate) async fn claim_due(
         Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
+    let first = first.map(|c| format!("q.{c}, ")).unwrap_or_default();
     let (due_only, update_only) = match only {
         Some(c) => (format!("AND q.{c}"), format!("AND {c}")),
         None => (String::new(), String::new()),
@@ -56,7 +59,7 @@ pub(crate) async fn claim_due(
                     SELECT q.message_id FROM {table} q
                     WHERE q.next_attempt_at <= $1 {due_only}
                       AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = q.tenant_id AND t.status = 'active')
-                    ORDER BY q.next_attempt_at, q.message_id LIMIT $3 {lock})
+                    ORDER BY {first}q.next_attempt_at, q.message_id LIMIT $3 {lock})
                  UPDATE {table} SET next_attempt_at = $2
                  WHERE message_id IN (SELECT message_id FROM due) {update_only}
                  RETURNING message_id, tenant_id, attempts"

@@ -22,6 +22,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth_changes;
 pub mod backup;
+pub mod campaigns;
 pub mod contacts;
 pub mod conversations;
 pub mod deals;

@@ -164,6 +164,7 @@ pub async fn claim_due(
         tx,
         "message_media",
         Some("status = 'pending'"),
+        None,
         now,
         lease_until,
         limit,

@@ -276,6 +276,32 @@ pub async fn advance_status(
         > 0)
 }
 
+/// The conversation and id of the message a connection sent with `wamid`.
+pub async fn conversation_of_wamid(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    connection_id: ConnectionId,
+    wamid: &str,
+) -> Result<Option<(ConversationId, MessageId)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        conversation_id: Uuid,
+        id: Uuid,
+    }
+    let r: Option<Row> = tx
+        .fetch_optional(
+            Query::new(
+                "SELECT conversation_id, id FROM messages
+                 WHERE tenant_id = $1 AND connection_id = $2 AND wamid = $3",
+            )
+            .bind(tenant)
+            .bind(connection_id)
+            .bind(wamid),
+        )
+        .await?;
+    Ok(r.map(|r| (r.conversation_id.into(), r.id.into())))
+}
+
 /// Stores an internal note (type `note`, direction `internal`, status `recorded`; never sent).
 pub async fn insert_note(
     tx: &mut Tx<TenantScope>,

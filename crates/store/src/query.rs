@@ -151,6 +151,7 @@ into_arg_id!(palisade_domain::MailId);
 into_arg_id!(palisade_domain::PipelineId);
 into_arg_id!(palisade_domain::StageId);
 into_arg_id!(palisade_domain::DealId);
+into_arg_id!(palisade_domain::CampaignId);
 into_arg_id!(palisade_domain::TemplateId);
 into_arg_id!(palisade_domain::DealStageChangeId);
 into_arg_id!(palisade_domain::EmailCodeId);

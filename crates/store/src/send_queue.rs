@@ -6,6 +6,7 @@
 use crate::messages::{Message, MessageRow, MESSAGE_COLUMNS};
 use crate::{Query, Result, SystemScope, TenantScope, Tx};
 use palisade_domain::{ConnectionId, ConversationId, MessageId, MessageKind, TenantId, UserId};
+
 use time::OffsetDateTime;
 
 /// An outbound message written by a user or an API key (see [`insert_outbound`]).
@@ -22,9 +23,37 @@ pub struct NewOutbound {
     pub created_at: OffsetDateTime,
 }
 
+/// Which sends the sender claims first: people's and integrations' messages before campaigns'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendPriority {
+    /// A person's answer, an API key's or an integration's message.
+    Interactive,
+    /// A campaign's message: claimed after every due interactive one, and sent at most once
+    /// (see [`begin_attempt`]).
+    Bulk,
+}
+
+impl SendPriority {
+    pub const fn as_i64(self) -> i64 {
+        match self {
+            SendPriority::Interactive => 0,
+            SendPriority::Bulk => 1,
+        }
+    }
+}
+
 /// Stores an outbound message as `queued` with its row in the send queue (one transaction: the
 /// caller's), and moves the conversation's latest message time.
 pub async fn insert_outbound(tx: &mut Tx<TenantScope>, m: &NewOutbound) -> Result<()> {
+    insert_outbound_with(tx, m, SendPriority::Interactive).await
+}
+
+/// [`insert_outbound`] with the queue row's priority.
+pub async fn insert_outbound_with(
+    tx: &mut Tx<TenantScope>,
+    m: &NewOutbound,
+    priority: SendPriority,
+) -> Result<()> {
     let tenant = tx.scope().tenant_id();
     tx.execute(
         Query::new(format!(
@@ -44,12 +73,14 @@ pub async fn insert_outbound(tx: &mut Tx<TenantScope>, m: &NewOutbound) -> Resul
     .await?;
     tx.execute(
         Query::new(
-            "INSERT INTO whatsapp_outbound_queue (message_id, tenant_id, attempts, next_attempt_at, created_at)
-             VALUES ($1, $2, 0, $3, $3)",
+            "INSERT INTO whatsapp_outbound_queue
+                 (message_id, tenant_id, attempts, next_attempt_at, created_at, priority)
+             VALUES ($1, $2, 0, $3, $3, $4)",
         )
         .bind(m.id)
         .bind(tenant)
-        .bind(m.created_at),
+        .bind(m.created_at)
+        .bind(priority.as_i64()),
     )
     .await?;
     tx.execute(
@@ -72,6 +103,7 @@ pub type QueuedSend = crate::lease::Claimed;
 
 /// Claims up to `limit` due sends (every active tenant) by moving their `next_attempt_at` to
 /// `lease_until`; a sender that dies mid-send only delays them (see [`crate::lease`]).
+/// Interactive sends are claimed before bulk (campaign) ones.
 ///
 /// A suspended tenant's sends are not claimed: they wait untouched (no attempt counted, no
 /// backoff, `next_attempt_at` unchanged, so their order is kept) and go out, oldest first, once
@@ -82,7 +114,16 @@ pub async fn claim_sends(
     lease_until: OffsetDateTime,
     limit: i64,
 ) -> Result<Vec<QueuedSend>> {
-    crate::lease::claim_due(tx, "whatsapp_outbound_queue", None, now, lease_until, limit).await
+    crate::lease::claim_due(
+        tx,
+        "whatsapp_outbound_queue",
+        None,
+        Some("priority"),
+        now,
+        lease_until,
+        limit,
+    )
+    .await
 }
 
 /// What the sender needs: the message and its recipient (`wa_id`, or the phone's digits).
@@ -193,7 +234,8 @@ pub async fn retry_send(
     tx.execute(
         Query::new(
             "UPDATE whatsapp_outbound_queue
-             SET attempts = attempts + 1, next_attempt_at = $3, last_error = $4
+             SET attempts = attempts + 1, next_attempt_at = $3, last_error = $4,
+                 attempt_started_at = NULL
              WHERE tenant_id = $1 AND message_id = $2",
         )
         .bind(tenant)
@@ -203,4 +245,86 @@ pub async fn retry_send(
     )
     .await?;
     Ok(())
+}
+
+/// What the sender may do with a claimed send before calling Meta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// An interactive send: sent, and retried after a crash (at least once).
+    Interactive,
+    /// A bulk send: its attempt is now recorded (commit before the Graph call).
+    BulkStarted,
+    /// A bulk send whose earlier attempt started and never finished (the sender died mid-send):
+    /// its outcome is unknown, so it is not sent again.
+    BulkInterrupted,
+    /// The queue row is gone (sent or deleted meanwhile).
+    Gone,
+}
+
+/// Before a send: an interactive one goes ahead; a bulk one records that its attempt started,
+/// unless an earlier attempt already did (then [`Attempt::BulkInterrupted`]). Bulk sends are
+/// at most once: a crash between Meta's answer and [`mark_sent`] must not send a campaign
+/// message twice.
+pub async fn begin_attempt(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    message_id: MessageId,
+    now: OffsetDateTime,
+) -> Result<Attempt> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        priority: i64,
+        attempt_started_at: Option<OffsetDateTime>,
+    }
+    let lock = tx.row_lock();
+    let row: Option<Row> = tx
+        .fetch_optional(
+            Query::new(format!(
+                "SELECT priority, attempt_started_at FROM whatsapp_outbound_queue
+                 WHERE tenant_id = $1 AND message_id = $2 {lock}"
+            ))
+            .bind(tenant)
+            .bind(message_id),
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(Attempt::Gone);
+    };
+    if row.priority == SendPriority::Interactive.as_i64() {
+        return Ok(Attempt::Interactive);
+    }
+    if row.attempt_started_at.is_some() {
+        return Ok(Attempt::BulkInterrupted);
+    }
+    tx.execute(
+        Query::new(
+            "UPDATE whatsapp_outbound_queue SET attempt_started_at = $3
+             WHERE tenant_id = $1 AND message_id = $2",
+        )
+        .bind(tenant)
+        .bind(message_id)
+        .bind(now),
+    )
+    .await?;
+    Ok(Attempt::BulkStarted)
+}
+
+/// How many bulk sends are in the queue for a connection (due or not): the dispatcher tops
+/// the queue up to its budget rather than piling a backlog in it.
+pub async fn bulk_backlog(tx: &mut Tx<SystemScope>, connection_id: ConnectionId) -> Result<i64> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        n: i64,
+    }
+    let r: Row = tx
+        .fetch_one(
+            Query::new(
+                "SELECT COUNT(*) AS n FROM whatsapp_outbound_queue q
+                 JOIN messages m ON m.tenant_id = q.tenant_id AND m.id = q.message_id
+                 WHERE q.priority = 1 AND m.connection_id = $1",
+            )
+            .bind(connection_id),
+        )
+        .await?;
+    Ok(r.n)
 }

@@ -42,6 +42,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/_sim/templates/{id}/status", post(template_status))
         .route("/_sim/templates/{id}/quality", post(template_quality))
         .route("/_sim/templates/{id}/category", post(template_category))
+        .route(
+            "/_sim/recipients/{wa_id}/refuse",
+            post(refuse_recipient).delete(accept_recipient),
+        )
 }
 
 /// A control API error: `{"error": "<message>"}`.
@@ -538,4 +542,32 @@ async fn template_category(
         return Err(not_found("template", &id));
     }
     Ok(Json(json!({"id": id, "category": category})).into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct Refusal {
+    code: Option<u32>,
+}
+
+/// From now on, template sends to `wa_id` fail synchronously with `code` (131049 or 131050).
+async fn refuse_recipient(
+    State(st): St,
+    Path(wa_id): Path<String>,
+    raw: Bytes,
+) -> Result<Response, ControlError> {
+    let req: Refusal = body(&raw)?;
+    let code = req.code.ok_or_else(|| bad("code is required"))?;
+    if code != 131_049 && code != 131_050 {
+        return Err(bad("code must be 131049 or 131050"));
+    }
+    let wa_id: String = wa_id.chars().filter(char::is_ascii_digit).collect();
+    lock(&st.inner).refusals.insert(wa_id.clone(), code);
+    Ok(Json(json!({"wa_id": wa_id, "code": code})).into_response())
+}
+
+/// Template sends to `wa_id` are accepted again.
+async fn accept_recipient(State(st): St, Path(wa_id): Path<String>) -> Response {
+    let wa_id: String = wa_id.chars().filter(char::is_ascii_digit).collect();
+    lock(&st.inner).refusals.remove(&wa_id);
+    StatusCode::NO_CONTENT.into_response()
 }

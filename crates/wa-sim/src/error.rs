@@ -141,6 +141,23 @@ impl GraphError {
         )
     }
 
+    /// A recipient's refusal of template messages (`/_sim/recipients/{wa_id}/refuse`): 131049
+    /// (per-user marketing limit) or 131050 (the user stopped marketing messages).
+    pub fn refused(code: u32) -> Self {
+        let (title, details) = if code == 131050 {
+            (
+                "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business",
+                "The user has opted out of marketing messages from this business.",
+            )
+        } else {
+            (
+                "This message was not delivered to maintain healthy ecosystem engagement.",
+                "The recipient has reached their limit of marketing messages.",
+            )
+        };
+        Self::wa(StatusCode::BAD_REQUEST, code, title, details)
+    }
+
     /// 131056 pair rate limit.
     pub fn pair_rate() -> Self {
         Self::wa(

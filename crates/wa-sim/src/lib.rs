@@ -74,7 +74,9 @@
 //!   Brazil/Mexico rewrites are not simulated. Every recipient "has WhatsApp" (no 131026).
 //! * Messaging-limit tiers (unique users outside the window), quality rating changes, opt-outs
 //!   (131050), 131049, paused templates and the WABA endpoint rate limits (4/80007) are not
-//!   enforced; they can be emitted by hand as `failed` statuses through the control API.
+//!   enforced; they can be emitted by hand as `failed` statuses through the control API, and a
+//!   recipient's template sends can be made to fail synchronously with 131049 or 131050
+//!   (`/_sim/recipients/{wa_id}/refuse`, any template category).
 //! * Media sent by `link` is not fetched; media ids never expire (Meta: 30 days), only URLs do.
 //!   Template header media handles and resumable uploads are not simulated.
 //! * Delivery order is "concurrent" (each POST is its own task); the retry schedule is a
@@ -101,6 +103,8 @@
 //! | `POST /_sim/templates/{template_id}/status` | `{status, reason?}` | 200; sets e.g. `PAUSED`/`REJECTED` and emits `message_template_status_update` |
 //! | `POST /_sim/templates/{template_id}/quality` | `{score}` | 200; sets `GREEN`/`YELLOW`/`RED`/`UNKNOWN` and emits `message_template_quality_update` |
 //! | `POST /_sim/templates/{template_id}/category` | `{category}` | 200; recategorises it and emits `template_category_update` |
+//! | `POST /_sim/recipients/{wa_id}/refuse` | `{code}` (131049 or 131050) | 200 `{wa_id, code}`; from now on every template send to `wa_id` fails synchronously with that error (131049: the per-user marketing limit; 131050: the user stopped marketing messages) |
+//! | `DELETE /_sim/recipients/{wa_id}/refuse` | | 204; that recipient's template sends are accepted again |
 
 mod config;
 mod control;

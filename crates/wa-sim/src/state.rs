@@ -152,6 +152,8 @@ pub struct Inner {
     pub inbound_ids: HashSet<(String, String)>,
     /// (phone id, wa_id, category) → (conversation id, expiration unix seconds)
     conversations: HashMap<(String, String, String), (String, u64)>,
+    /// wa_id → the error (131049 or 131050) its template sends are refused with
+    pub refusals: HashMap<String, u32>,
 }
 
 pub struct AppState {

@@ -88,6 +88,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::messaging::router())
         .merge(routes::contacts::router())
         .merge(routes::deals::router())
+        .merge(routes::campaigns::router())
         .merge(routes::integrations::router())
         .merge(routes::tickets::router())
         .merge(routes::templates::router())

@@ -32,8 +32,8 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 pub use view::{
-    AgentView, AgentsView, BucketView, ConversationsView, DealsView, OverviewView, PercentilesView,
-    StageValueView,
+    AgentView, AgentsView, BucketView, CampaignFunnelView, CampaignsAnalyticsView,
+    ConversationsView, DealsView, OverviewView, PercentilesView, StageValueView,
 };
 
 /// The longest range: a year and a day, so a leap year fits whole.
@@ -336,6 +336,34 @@ pub async fn deals(s: &Services, p: &Principal, q: &AnalyticsQuery) -> AppResult
         money(&closed, "won"),
         money(&closed, "lost"),
     ))
+}
+
+/// Campaigns started in the range (of one connection when given), each with its funnel:
+/// targeted, then how many messages reached at least sent, delivered and read, failed, and
+/// replied (at most 500 campaigns, oldest first).
+pub async fn campaigns(
+    s: &Services,
+    p: &Principal,
+    q: &AnalyticsQuery,
+) -> AppResult<CampaignsAnalyticsView> {
+    let (period, mut tx) = begin(s, p, q).await?;
+    let list = palisade_store::campaigns::started_between(
+        &mut tx,
+        period.range.from,
+        period.range.to,
+        period.range.connection_id,
+        500,
+    )
+    .await?;
+    let mut out = Vec::with_capacity(list.len());
+    for c in list {
+        let n = palisade_store::campaigns::counts(&mut tx, c.id).await?;
+        out.push(CampaignFunnelView::new(&c, &n));
+    }
+    Ok(CampaignsAnalyticsView {
+        period: view::PeriodView::from(&period),
+        campaigns: out,
+    })
 }
 
 #[cfg(test)]

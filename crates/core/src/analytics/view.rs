@@ -281,3 +281,53 @@ impl DealsView {
         }
     }
 }
+
+/// One campaign's funnel: `sent` counts the messages that reached at least sent (so it
+/// includes delivered and read), `delivered` those that reached at least delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CampaignFunnelView {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub connection_id: uuid::Uuid,
+    pub status: String,
+    #[schema(format = DateTime)]
+    pub started_at: Option<String>,
+    pub targeted: i64,
+    pub skipped: i64,
+    pub sent: i64,
+    pub delivered: i64,
+    pub read: i64,
+    pub failed: i64,
+    pub replied: i64,
+}
+
+impl CampaignFunnelView {
+    pub(crate) fn new(
+        c: &palisade_store::campaigns::Campaign,
+        n: &palisade_store::campaigns::Counts,
+    ) -> Self {
+        CampaignFunnelView {
+            id: c.id.as_uuid(),
+            name: c.name.clone(),
+            connection_id: c.connection_id.as_uuid(),
+            status: c.status.as_str().to_owned(),
+            started_at: c.started_at.map(rfc3339),
+            targeted: n.targeted,
+            skipped: n.skipped,
+            sent: n.sent + n.delivered + n.read,
+            delivered: n.delivered + n.read,
+            read: n.read,
+            failed: n.failed,
+            replied: n.replied,
+        }
+    }
+}
+
+/// The campaigns started in the range with their funnels.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = AnalyticsCampaignsResponse)]
+pub struct CampaignsAnalyticsView {
+    #[serde(flatten)]
+    pub period: PeriodView,
+    pub campaigns: Vec<CampaignFunnelView>,
+}

@@ -180,6 +180,41 @@ pub async fn apply_consent_keywords(
     Ok(())
 }
 
+/// WhatsApp answered a marketing template with 131050 (the contact stopped marketing messages
+/// from this business), synchronously or in a `failed` status webhook: the conversation's
+/// contact is opted out (source `whatsapp`, at `at`) unless already out or opted in later.
+/// Audited (`contact.opted_out`) and emits `contact.updated`.
+pub async fn opt_out_stopped_marketing(
+    uow: &mut UnitOfWork<'_, SystemScope>,
+    tenant: TenantId,
+    conversation_id: palisade_domain::ConversationId,
+    message_id: palisade_domain::MessageId,
+    at: time::OffsetDateTime,
+) -> AppResult<()> {
+    let Some(c) = store::find_by_conversation_for_update(uow.tx(), tenant, conversation_id).await?
+    else {
+        return Ok(());
+    };
+    let Some(changed) = c.consent.apply_whatsapp_stop(at) else {
+        return Ok(());
+    };
+    let now = uow.now();
+    let Some(c) = store::write_consent(uow.tx(), tenant, c.id, changed, now).await? else {
+        return Ok(());
+    };
+    uow.set_tenant(tenant);
+    uow.audit(
+        uow.entry("contact.opted_out")
+            .target("contact", c.id)
+            .change(None, Some(audit_json(&c)))
+            .metadata(json!({ "source": "whatsapp", "code": 131050, "message_id": message_id })),
+    )
+    .await?;
+    uow.emit(EventType::ContactUpdated, &ContactView::from(&c))
+        .await?;
+    Ok(())
+}
+
 async fn record_keyword_change(
     uow: &mut UnitOfWork<'_, SystemScope>,
     c: &Contact,

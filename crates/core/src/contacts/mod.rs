@@ -23,8 +23,8 @@ pub mod view;
 pub mod write;
 
 pub use keywords::{
-    announce_created, apply_consent_keywords, normalize_keyword, ConsentKeywords,
-    DEFAULT_OPT_IN_KEYWORDS, DEFAULT_OPT_OUT_KEYWORDS,
+    announce_created, apply_consent_keywords, normalize_keyword, opt_out_stopped_marketing,
+    ConsentKeywords, DEFAULT_OPT_IN_KEYWORDS, DEFAULT_OPT_OUT_KEYWORDS,
 };
 pub use palisade_store::contacts::ContactFilter;
 pub use read::{conversations, export_page, get, list, start_export, ListQuery};

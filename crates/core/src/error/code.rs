@@ -26,6 +26,12 @@ pub const APPROVAL_REQUIRED: &str = "approval_required";
 pub const BODY_TOO_LARGE: &str = "body_too_large";
 /// A store webhook without a valid signature of its body (or for no such integration).
 pub const SIGNATURE_INVALID: &str = "signature_invalid";
+/// A campaign can be edited only while it is a draft or scheduled.
+pub const CAMPAIGN_NOT_EDITABLE: &str = "campaign_not_editable";
+/// A running campaign cannot be deleted; pause or cancel it first.
+pub const CAMPAIGN_RUNNING: &str = "campaign_running";
+/// The campaign's status does not allow this action (start, pause, resume, cancel).
+pub const CAMPAIGN_STATE_CONFLICT: &str = "campaign_state_conflict";
 /// A user cannot delete their own account.
 pub const CANNOT_DELETE_SELF: &str = "cannot_delete_self";
 /// The TOTP code (its 30-second step) was already accepted once; wait for the next one.
@@ -207,6 +213,9 @@ pub const ALL: &[&str] = &[
     API_KEY_NOT_ALLOWED,
     APPROVAL_REQUIRED,
     BODY_TOO_LARGE,
+    CAMPAIGN_NOT_EDITABLE,
+    CAMPAIGN_RUNNING,
+    CAMPAIGN_STATE_CONFLICT,
     CANNOT_DELETE_SELF,
     CODE_ALREADY_USED,
     CONNECTION_DISCONNECTED,

@@ -22,7 +22,7 @@ use palisade_domain::{
 };
 use palisade_store::conversations::{self, ActivityKey, Conversation, ConversationFilter};
 use palisade_store::messages::{self, LastMessage, Message};
-use palisade_store::send_queue::{self, NewOutbound};
+use palisade_store::send_queue::{self, NewOutbound, SendPriority};
 use uuid::Uuid;
 
 fn clamp(limit: Option<i64>) -> i64 {
@@ -362,6 +362,18 @@ pub async fn queue_message(
     out: Outgoing,
     author: Option<UserId>,
 ) -> AppResult<Message> {
+    queue_message_with(uow, conversation_id, out, author, SendPriority::Interactive).await
+}
+
+/// [`queue_message`] with the send queue's priority: campaigns queue theirs as
+/// [`SendPriority::Bulk`], claimed after every interactive send and sent at most once.
+pub async fn queue_message_with(
+    uow: &mut UnitOfWork<'_>,
+    conversation_id: ConversationId,
+    out: Outgoing,
+    author: Option<UserId>,
+    priority: SendPriority,
+) -> AppResult<Message> {
     let s = uow.services();
     // A template message's (name, language code, send components), checked against the
     // stored template once the conversation's connection is known.
@@ -501,7 +513,7 @@ pub async fn queue_message(
         author_id: author,
         created_at: now,
     };
-    send_queue::insert_outbound(uow.tx(), &m).await?;
+    send_queue::insert_outbound_with(uow.tx(), &m, priority).await?;
     let stored = messages::find_message(uow.tx(), m.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the message just stored is missing"))?;

@@ -108,26 +108,36 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
             code::CONNECTION_DISCONNECTED,
             "the WhatsApp connection was disconnected before the message could be sent",
         )),
-        (Some((m, to)), Some(c)) => {
-            let token = s
-                .keys
-                .encryption
-                .decrypt(&c.access_token_ciphertext, &secret_aad(&c, "access_token"))
-                .map_err(|e| anyhow::anyhow!("access token of connection {}: {e:?}", c.id))?;
-            let token = String::from_utf8(token)
-                .map_err(|_| anyhow::anyhow!("access token of connection {} is not UTF-8", c.id))?;
-            let mut body = m.body.clone();
-            if let Some(o) = body.as_object_mut() {
-                o.insert("messaging_product".into(), json!("whatsapp"));
-                o.insert("recipient_type".into(), json!("individual"));
-                o.insert("to".into(), json!(to));
-            }
-            match s
+        (Some((m, to)), Some(c)) => match bulk_gate(s, tenant, &m).await? {
+            Gate::Gone => return Ok(()),
+            Gate::Refuse(err) => Outcome::Failed(err),
+            Gate::Go { bulk } => {
+                let token = s
+                    .keys
+                    .encryption
+                    .decrypt(&c.access_token_ciphertext, &secret_aad(&c, "access_token"))
+                    .map_err(|e| anyhow::anyhow!("access token of connection {}: {e:?}", c.id))?;
+                let token = String::from_utf8(token).map_err(|_| {
+                    anyhow::anyhow!("access token of connection {} is not UTF-8", c.id)
+                })?;
+                let mut body = m.body.clone();
+                if let Some(o) = body.as_object_mut() {
+                    o.insert("messaging_product".into(), json!("whatsapp"));
+                    o.insert("recipient_type".into(), json!("individual"));
+                    o.insert("to".into(), json!(to));
+                }
+                match s
                 .graph
                 .send_message(&token, &c.phone_number_id, &body)
                 .await
             {
                 Ok(wamid) => Outcome::Sent(wamid),
+                // A bulk send that did not reach Meta's answer may have been sent: at most once.
+                Err(e @ GraphError::Transport(_)) if bulk => Outcome::Failed(error(
+                    0,
+                    "outcome_unknown",
+                    &format!("the request to WhatsApp failed without an answer ({e}); a campaign message is not sent twice"),
+                )),
                 Err(e) if e.is_transient() && q.attempts + 1 < MAX_ATTEMPTS => {
                     Outcome::Retry(e.to_string())
                 }
@@ -147,7 +157,8 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
                     &format!("gave up after {MAX_ATTEMPTS} attempts: {e}"),
                 )),
             }
-        }
+            }
+        },
     };
     let mut uow = UnitOfWork::system(
         s,
@@ -175,7 +186,20 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
         }
         Outcome::Failed(err) => {
             tracing::warn!(message = %q.message_id, error = %err, "WhatsApp send failed");
+            let stopped_marketing = has_code(&err, STOPPED_MARKETING);
             store::mark_failed(uow.tx(), tenant, q.message_id, err, now).await?;
+            if stopped_marketing {
+                if let Some((m, _)) = store::send_job(uow.tx(), tenant, q.message_id).await? {
+                    crate::contacts::opt_out_stopped_marketing(
+                        &mut uow,
+                        tenant,
+                        m.conversation_id,
+                        q.message_id,
+                        now,
+                    )
+                    .await?;
+                }
+            }
         }
     }
     if status_moved {
@@ -185,6 +209,70 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
         }
     }
     uow.commit().await
+}
+
+/// Meta's error when the contact stopped marketing messages from this business: the message
+/// fails and the contact is opted out of marketing (source `whatsapp`).
+pub const STOPPED_MARKETING: i64 = 131050;
+
+/// Whether a stored error (`[{code, …}]`) carries Meta's `code`.
+pub fn has_code(err: &Value, code: i64) -> bool {
+    err.as_array().is_some_and(|a| {
+        a.iter()
+            .any(|e| e.get("code").and_then(Value::as_i64) == Some(code))
+    })
+}
+
+enum Gate {
+    Go { bulk: bool },
+    Refuse(Value),
+    Gone,
+}
+
+/// Before a send reaches Meta: an interactive message goes; a campaign (bulk) message records
+/// that its attempt started (committed first, so that a crash after Meta's answer cannot send it
+/// twice: see `send_queue::begin_attempt`), and is refused if an earlier attempt was interrupted
+/// (`outcome_unknown`) or the contact opted out meanwhile (`contact_opted_out`).
+async fn bulk_gate(
+    s: &Services,
+    tenant: palisade_domain::TenantId,
+    m: &palisade_store::messages::Message,
+) -> AppResult<Gate> {
+    use palisade_store::send_queue::Attempt;
+    let mut tx = s
+        .store
+        .begin(SystemScope::new("whatsapp.outbound.attempt"))
+        .await?;
+    let now = s.clock.now();
+    let attempt = store::begin_attempt(&mut tx, tenant, m.id, now).await?;
+    let opted_out = if attempt == Attempt::BulkStarted {
+        palisade_store::contacts::find_by_conversation_for_update(
+            &mut tx,
+            tenant,
+            m.conversation_id,
+        )
+        .await?
+        .is_some_and(|c| c.consent.is_opted_out())
+    } else {
+        false
+    };
+    tx.commit().await?;
+    Ok(match attempt {
+        Attempt::Gone => Gate::Gone,
+        Attempt::Interactive => Gate::Go { bulk: false },
+        Attempt::BulkInterrupted => Gate::Refuse(error(
+            0,
+            "outcome_unknown",
+            "an earlier attempt to send this campaign message was interrupted; WhatsApp may have \
+             sent it, so it is not sent twice",
+        )),
+        Attempt::BulkStarted if opted_out => Gate::Refuse(error(
+            0,
+            "contact_opted_out",
+            "the contact opted out before the campaign message was sent",
+        )),
+        Attempt::BulkStarted => Gate::Go { bulk: true },
+    })
 }
 
 /// An error in the shape of Meta's status webhooks' `errors` (`[{code, title, message}]`).

@@ -79,6 +79,7 @@ mod support;
 mod attachments;
 mod auth_login;
 mod breached_passwords;
+mod campaigns;
 mod console;
 mod console_account;
 mod console_admin;

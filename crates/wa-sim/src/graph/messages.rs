@@ -66,6 +66,11 @@ pub(super) async fn send(
         } else {
             None
         };
+        if template.is_some() {
+            if let Some(code) = inner.refusals.get(&s.wa_id) {
+                return Err(GraphError::refused(*code));
+            }
+        }
         AppState::take_throughput(&mut inner, &phone.id, cfg.throughput_per_second, true)?;
         AppState::take_pair(
             &mut inner,

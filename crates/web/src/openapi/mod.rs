@@ -40,6 +40,7 @@ use utoipa::{Modify, OpenApi};
         (name = "whatsapp", description = "WhatsApp Business connections and Meta's webhooks"),
         (name = "contacts", description = "The people a tenant talks to on WhatsApp, and their marketing consent"),
         (name = "analytics", description = "Counts, response times, agent workload and pipeline value over local days or weeks"),
+        (name = "campaigns", description = "Broadcast campaigns: one approved template to an audience, paced per WhatsApp connection"),
         (name = "deals", description = "Sales pipelines with ordered stages, deals and their stage history"),
         (name = "conversations", description = "Conversations and their messages"),
         (name = "realtime", description = "The websocket of live inbox events (docs/realtime.md)"),

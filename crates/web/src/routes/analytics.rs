@@ -9,12 +9,14 @@ use crate::AppState;
 use axum::extract::State;
 use axum::Json;
 use palisade_core::analytics::{
-    self, AgentsView, AnalyticsQuery, ConversationsView, DealsView, OverviewView,
+    self, AgentsView, AnalyticsQuery, CampaignsAnalyticsView, ConversationsView, DealsView,
+    OverviewView,
 };
 // The OpenAPI attributes name the answers by their schema names.
 use palisade_core::analytics::{
-    AgentsView as AnalyticsAgentsResponse, ConversationsView as AnalyticsConversationsResponse,
-    DealsView as AnalyticsDealsResponse, OverviewView as AnalyticsOverviewResponse,
+    AgentsView as AnalyticsAgentsResponse, CampaignsAnalyticsView as AnalyticsCampaignsResponse,
+    ConversationsView as AnalyticsConversationsResponse, DealsView as AnalyticsDealsResponse,
+    OverviewView as AnalyticsOverviewResponse,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -27,6 +29,7 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(conversations))
         .routes(routes!(agents))
         .routes(routes!(deals))
+        .routes(routes!(campaigns))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -130,5 +133,24 @@ pub async fn deals(
 ) -> ApiResult<Json<DealsView>> {
     Ok(Json(
         analytics::deals(&state.services, &p, &q.into()).await?,
+    ))
+}
+
+/// The campaigns started in the range (of one connection when given), each with its funnel:
+/// targeted, skipped, sent (at least), delivered (at least), read, failed, replied.
+#[utoipa::path(get, path = "/api/v1/analytics/campaigns", tag = "analytics", security(("bearer" = [])),
+    params(RangeQuery),
+    responses((status = 200, description = "Campaign funnels", body = AnalyticsCampaignsResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing analytics.read (or the API key scope analytics:read)", body = ErrorBody),
+        (status = 422, description = "validation_failed naming from, to, interval, tz or connection_id", body = ErrorBody),
+        (status = 400, description = "invalid_query: a malformed connection_id or an unknown parameter", body = ErrorBody)))]
+pub async fn campaigns(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<RangeQuery>,
+) -> ApiResult<Json<CampaignsAnalyticsView>> {
+    Ok(Json(
+        analytics::campaigns(&state.services, &p, &q.into()).await?,
     ))
 }

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod auth_mail;
+pub mod campaigns;
 pub mod contacts;
 pub mod deals;
 pub mod health;

@@ -129,6 +129,13 @@ impl<'a> Batch<'a> {
         for ((tenant, conn_id), list) in self.statuses {
             let mut moved = Vec::new();
             for st in list {
+                let stopped_marketing = st.status == palisade_domain::MessageStatus::Failed
+                    && st.error.as_ref().is_some_and(|e| {
+                        crate::whatsapp::outbound::has_code(
+                            e,
+                            crate::whatsapp::outbound::STOPPED_MARKETING,
+                        )
+                    });
                 let changed = messages::advance_status(
                     uow.tx(),
                     tenant,
@@ -139,6 +146,20 @@ impl<'a> Batch<'a> {
                     now,
                 )
                 .await?;
+                if changed && stopped_marketing {
+                    if let Some((conversation, message)) =
+                        messages::conversation_of_wamid(uow.tx(), tenant, conn_id, st.wamid).await?
+                    {
+                        crate::contacts::opt_out_stopped_marketing(
+                            uow,
+                            tenant,
+                            conversation,
+                            message,
+                            now,
+                        )
+                        .await?;
+                    }
+                }
                 if changed {
                     moved.push((st.wamid.to_owned(), st.status.as_str().to_owned()));
                 } else {

@@ -1,0 +1,1036 @@
+//! Broadcast campaigns: creation and every refusal, the state machine and its 409s, audiences
+//! (tags, exclusions, ids), consent skips, a STOP between the start and the dispatch, Meta's
+//! 131049 and 131050, the pace (a round takes at most its budget and never piles a backlog),
+//! the bulk priority and the at-most-once send, a suspended tenant, another tenant's ids,
+//! roles, scopes and impersonation, and two starts at once.
+
+use crate::support::{assert_error, audit_count, whatsapp_fixture_with, WhatsAppFixture};
+use palisade_core::campaigns::dispatch::{dispatch_round, Pacer};
+use palisade_testkit::{Db, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+both!(
+    a_campaign_reaches_its_audience_once_and_completes,
+    bad_campaigns_are_refused_with_precise_codes,
+    the_state_machine_refuses_wrong_transitions,
+    marketing_needs_consent_and_stops_and_refusals_are_honoured,
+    dispatch_keeps_the_pace_and_agents_go_first,
+    an_interrupted_bulk_send_is_not_sent_again,
+    a_suspended_tenants_campaign_waits,
+    another_tenants_ids_roles_scopes_and_impersonation,
+    two_starts_at_once_materialise_one_audience,
+);
+
+/// A fixture whose own workers do not send or dispatch: the tests drive rounds themselves.
+async fn fixture(db: Db) -> WhatsAppFixture {
+    let fx = whatsapp_fixture_with(db, |c| {
+        c.outbound_worker_interval_ms = 0;
+    })
+    .await;
+    fx.sync_templates().await;
+    // Meta's acceptance is the last status unless a test moves it.
+    let r = fx
+        .app
+        .client
+        .post(format!("{}/_sim/config", fx.sim))
+        .json(&json!({"auto_status": false}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    fx
+}
+
+async fn contact(app: &TestApp, t: &str, body: Value) -> String {
+    let r = app.post("/api/v1/contacts", Some(t), body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
+fn new_campaign(fx: &WhatsAppFixture, audience: Value) -> Value {
+    json!({
+        "name": "Spring sale",
+        "connection_id": fx.connection_id,
+        "template": {"name": "order_confirmation", "language": "en_US"},
+        "parameters": [
+            {"type": "contact_field", "field": "name", "fallback": "friend"},
+            {"type": "literal", "value": "SPRING-24"}
+        ],
+        "audience": audience,
+    })
+}
+
+async fn create(fx: &WhatsAppFixture, body: Value) -> Value {
+    let r = fx
+        .app
+        .post("/api/v1/campaigns", Some(&fx.owner.access_token), body)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body
+}
+
+async fn act(fx: &WhatsAppFixture, id: &str, action: &str) -> (StatusCode, Value) {
+    let r = fx
+        .app
+        .post(
+            &format!("/api/v1/campaigns/{id}/{action}"),
+            Some(&fx.owner.access_token),
+            json!({}),
+        )
+        .await;
+    (r.status, r.body)
+}
+
+async fn get(fx: &WhatsAppFixture, id: &str) -> Value {
+    let r = fx
+        .app
+        .get(&format!("/api/v1/campaigns/{id}"), &fx.owner.access_token)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body
+}
+
+async fn round(
+    fx: &WhatsAppFixture,
+    pacer: &mut Pacer,
+) -> palisade_core::campaigns::dispatch::Round {
+    dispatch_round(&fx.app.services, pacer).await.unwrap()
+}
+
+async fn send(fx: &WhatsAppFixture) {
+    palisade_core::whatsapp::outbound::send_pending(&fx.app.services)
+        .await
+        .unwrap();
+}
+
+/// The simulator's outbound messages (every send Meta accepted), oldest first.
+async fn sim_outbound(fx: &WhatsAppFixture) -> Vec<Value> {
+    fx.app
+        .client
+        .get(format!(
+            "{}/_sim/phone-numbers/{}/outbound",
+            fx.sim, fx.phone_number_id
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn recipients(fx: &WhatsAppFixture, id: &str, status: Option<&str>) -> Vec<Value> {
+    let q = status.map(|s| format!("?status={s}")).unwrap_or_default();
+    let r = fx
+        .app
+        .get(
+            &format!("/api/v1/campaigns/{id}/recipients{q}"),
+            &fx.owner.access_token,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["data"].as_array().unwrap().clone()
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    app.db.count_as_owner(sql).await.unwrap()
+}
+
+fn sum(counts: &Value, keys: &[&str]) -> i64 {
+    keys.iter().map(|k| counts[*k].as_i64().unwrap()).sum()
+}
+
+/// The stored template's meta id (to drive the simulator's template controls).
+async fn meta_id(fx: &WhatsAppFixture, name: &str) -> String {
+    let r = fx
+        .app
+        .get(
+            &format!("/api/v1/whatsapp/templates?q={name}"),
+            &fx.owner.access_token,
+        )
+        .await;
+    r.body["data"][0]["meta_id"].as_str().unwrap().to_owned()
+}
+
+async fn a_campaign_reaches_its_audience_once_and_completes(db: Db) {
+    let fx = fixture(db).await;
+    let (app, t) = (&fx.app, fx.owner.access_token.as_str());
+    // The simulator's customer (Ana Souza) is one of the audience.
+    let ana = contact(
+        app,
+        t,
+        json!({"phone": "+447700900123", "name": "Ana", "tags": ["vip"]}),
+    )
+    .await;
+    let bo = contact(
+        app,
+        t,
+        json!({"phone": "+447700900202", "tags": ["vip", "lead"]}),
+    )
+    .await;
+    let out = contact(
+        app,
+        t,
+        json!({"phone": "+447700900203", "tags": ["vip"], "marketing_opt_in": false}),
+    )
+    .await;
+    let _excluded = contact(
+        app,
+        t,
+        json!({"phone": "+447700900204", "tags": ["vip", "blocked"]}),
+    )
+    .await;
+    let _other = contact(app, t, json!({"phone": "+447700900205"})).await;
+    let listed = contact(app, t, json!({"phone": "+447700900206", "name": "Lia"})).await;
+
+    let c = create(
+        &fx,
+        new_campaign(
+            &fx,
+            json!({"tags": ["VIP"], "contact_ids": [listed], "exclude_tags": ["blocked"]}),
+        ),
+    )
+    .await;
+    assert_eq!(c["status"], "draft");
+    assert_eq!(c["counts"]["targeted"], 0, "{c}");
+    let id = c["id"].as_str().unwrap().to_owned();
+
+    let (st, started) = act(&fx, &id, "start").await;
+    assert_eq!(st, StatusCode::OK, "{started}");
+    assert_eq!(started["status"], "running");
+    // ana, bo, out (opted out: skipped) and the listed contact; not the excluded one.
+    assert_eq!(started["counts"]["targeted"], 4, "{started}");
+    assert_eq!(started["counts"]["skipped"], 1, "{started}");
+    assert_eq!(started["counts"]["queued"], 3, "{started}");
+    let skipped = recipients(&fx, &id, Some("skipped")).await;
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0]["contact_id"], out.as_str());
+    assert_eq!(skipped[0]["skip_reason"], "opted_out");
+
+    let mut pacer = Pacer::new(20);
+    let r = round(&fx, &mut pacer).await;
+    assert_eq!(r.queued, 3, "{r:?}");
+    send(&fx).await;
+    let sent = sim_outbound(&fx).await;
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    let mut to: Vec<String> = sent
+        .iter()
+        .map(|m| m["to"].as_str().unwrap().to_owned())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["447700900123", "447700900202", "447700900206"]);
+    // The parameters: the contact's name, its fallback, and the literal.
+    let bodies: Vec<String> = sent.iter().map(|m| m["body"].to_string()).collect();
+    assert!(bodies.iter().any(|b| b.contains("\"Ana\"")), "{bodies:?}");
+    assert!(
+        bodies.iter().any(|b| b.contains("\"friend\"")),
+        "{bodies:?}"
+    );
+    assert!(bodies.iter().all(|b| b.contains("SPRING-24")), "{bodies:?}");
+
+    assert_eq!(r.completed, 1, "nothing is pending any more: {r:?}");
+    // The next round sends nothing again.
+    let r = round(&fx, &mut pacer).await;
+    assert_eq!((r.queued, r.completed), (0, 0), "{r:?}");
+    send(&fx).await;
+    assert_eq!(sim_outbound(&fx).await.len(), 3);
+    let done = get(&fx, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let counts = &done["counts"];
+    assert_eq!(counts["targeted"], 4);
+    assert_eq!(
+        sum(
+            counts,
+            &["skipped", "queued", "sent", "delivered", "read", "failed"]
+        ),
+        4,
+        "{counts}"
+    );
+    assert_eq!(sum(counts, &["sent", "delivered", "read"]), 3, "{counts}");
+    let all = recipients(&fx, &id, None).await;
+    assert_eq!(all.len(), 4);
+    assert!(all
+        .iter()
+        .filter(|r| r["status"] != "skipped")
+        .all(|r| r["wamid"].as_str().is_some_and(|w| w.starts_with("wamid."))));
+    for who in [&ana, &bo] {
+        assert!(all.iter().any(|r| r["contact_id"] == who.as_str()));
+    }
+
+    // Ana's reply after the campaign's message counts as replied.
+    assert_eq!(get(&fx, &id).await["counts"]["replied"], 0);
+    fx.app.clock.advance(time::Duration::seconds(1));
+    fx.customer_message("text", json!({"body": "Tell me more"}))
+        .await;
+    let mut replied = Value::Null;
+    for _ in 0..400 {
+        replied = get(&fx, &id).await["counts"]["replied"].clone();
+        if replied == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(replied, 1);
+
+    // The analytics funnel (members read it).
+    let today = fx.app.services.clock.now().date();
+    let q = format!(
+        "/api/v1/analytics/campaigns?from={}&to={}",
+        today.previous_day().unwrap(),
+        today.next_day().unwrap()
+    );
+    let agent = app.add_user(&fx.owner, "agent@acme.example", "agent").await;
+    let r = app.get(&q, &agent.access_token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let f = &r.body["campaigns"][0];
+    assert_eq!(f["id"], id.as_str(), "{}", r.body);
+    assert_eq!(
+        [
+            &f["targeted"],
+            &f["skipped"],
+            &f["sent"],
+            &f["failed"],
+            &f["replied"]
+        ],
+        [&json!(4), &json!(1), &json!(3), &json!(0), &json!(1)],
+        "{}",
+        r.body
+    );
+    let r = app
+        .get(&format!("{q}&connection_id={}", uuid::Uuid::now_v7()), t)
+        .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+
+    for action in ["campaign.created", "campaign.started", "campaign.completed"] {
+        assert_eq!(audit_count(app, action).await, 1, "{action}");
+    }
+    assert_eq!(
+        count(app, "SELECT COUNT(*) FROM whatsapp_outbound_queue").await,
+        0
+    );
+    // Listed, filtered by status.
+    let r = app.get("/api/v1/campaigns?status=completed", t).await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 1, "{}", r.body);
+    let r = app.get("/api/v1/campaigns?status=draft", t).await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 0, "{}", r.body);
+    assert_error(
+        &app.get("/api/v1/campaigns?status=done", t).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_error(
+        &app.get(&format!("/api/v1/campaigns/{id}/recipients?status=x"), t)
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+}
+
+async fn bad_campaigns_are_refused_with_precise_codes(db: Db) {
+    let fx = fixture(db).await;
+    let (app, t) = (&fx.app, fx.owner.access_token.as_str());
+    let post = |body: Value| async move { app.post("/api/v1/campaigns", Some(t), body).await };
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut b = new_campaign(&fx, json!({}));
+        f(&mut b);
+        b
+    };
+    let r = post(with(&|b| b["template"]["name"] = json!("no_such_template"))).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "template_not_found");
+    let r = post(with(&|b| b["template"]["language"] = json!("pt_BR"))).await;
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "template_language_unavailable",
+    );
+    let r = post(with(&|b| {
+        b["parameters"] = json!([{"type": "literal", "value": "x"}])
+    }))
+    .await;
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "template_parameter_mismatch",
+    );
+    let r = post(with(&|b| {
+        b["parameters"] = json!([{"type": "order_field", "field": "number"}, {"type": "literal", "value": "x"}])
+    }))
+    .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert!(r.body.to_string().contains("no order"), "{}", r.body);
+    let r = post(with(&|b| {
+        b["audience"] = json!({"contact_ids": ["nope"], "x": 1})
+    }))
+    .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let r = post(with(&|b| {
+        b["name"] = json!(" ");
+        b["scheduled_at"] = json!("tomorrow");
+    }))
+    .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let fields = r.body["error"]["fields"].as_object().unwrap();
+    assert!(
+        fields.contains_key("name") && fields.contains_key("scheduled_at"),
+        "{}",
+        r.body
+    );
+    let r = post(with(&|b| b["connection_id"] = json!(uuid::Uuid::now_v7()))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let r = post(with(&|b| b["surprise"] = json!(true))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    // A template no longer approved (paused at Meta, synced).
+    let hello = meta_id(&fx, "hello_world").await;
+    let r = app
+        .client
+        .post(format!("{}/_sim/templates/{hello}/status", fx.sim))
+        .json(&json!({"status": "PAUSED"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    fx.sync_templates().await;
+    let r = post(with(&|b| {
+        b["template"]["name"] = json!("hello_world");
+        b["parameters"] = json!([]);
+    }))
+    .await;
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "template_not_approved",
+    );
+    assert_eq!(count(app, "SELECT COUNT(*) FROM campaigns").await, 0);
+}
+
+async fn the_state_machine_refuses_wrong_transitions(db: Db) {
+    let fx = fixture(db).await;
+    let (app, t) = (&fx.app, fx.owner.access_token.as_str());
+    contact(app, t, json!({"phone": "+447700900301"})).await;
+    let id = create(&fx, new_campaign(&fx, json!({}))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/v1/campaigns/{id}");
+    for action in ["pause", "resume"] {
+        let (st, body) = act(&fx, &id, action).await;
+        assert_eq!(st, StatusCode::CONFLICT, "{action}: {body}");
+        assert_eq!(body["error"]["code"], "campaign_state_conflict");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("draft"),
+            "{body}"
+        );
+    }
+    // A draft is edited.
+    let r = app.patch(&path, t, json!({"name": "Summer sale"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["name"], "Summer sale");
+    let r = app
+        .patch(
+            &path,
+            t,
+            json!({"template": {"name": "nope", "language": "en_US"}}),
+        )
+        .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "template_not_found");
+
+    let (st, body) = act(&fx, &id, "start").await;
+    assert_eq!(
+        (st, body["status"].as_str()),
+        (StatusCode::OK, Some("running"))
+    );
+    assert_error(
+        &app.post(&format!("{path}/start"), Some(t), json!({})).await,
+        StatusCode::CONFLICT,
+        "campaign_state_conflict",
+    );
+    assert_error(
+        &app.delete(&path, t).await,
+        StatusCode::CONFLICT,
+        "campaign_running",
+    );
+    assert_error(
+        &app.patch(&path, t, json!({"name": "x"})).await,
+        StatusCode::CONFLICT,
+        "campaign_not_editable",
+    );
+    let (st, body) = act(&fx, &id, "pause").await;
+    assert_eq!(
+        (st, body["status"].as_str()),
+        (StatusCode::OK, Some("paused"))
+    );
+    // Paused: the dispatcher leaves it alone.
+    let r = round(&fx, &mut Pacer::new(20)).await;
+    assert_eq!(r.queued, 0);
+    let (st, body) = act(&fx, &id, "resume").await;
+    assert_eq!(
+        (st, body["status"].as_str()),
+        (StatusCode::OK, Some("running"))
+    );
+    let (st, body) = act(&fx, &id, "cancel").await;
+    assert_eq!(
+        (st, body["status"].as_str()),
+        (StatusCode::OK, Some("cancelled"))
+    );
+    // Its recipient not yet queued is skipped as cancelled.
+    assert_eq!(body["counts"]["skipped"], 1, "{body}");
+    assert_eq!(
+        recipients(&fx, &id, Some("skipped")).await[0]["skip_reason"],
+        "cancelled"
+    );
+    let (st, body) = act(&fx, &id, "cancel").await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert_eq!(app.delete(&path, t).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&path, t).await.status, StatusCode::NOT_FOUND);
+    for a in [
+        "campaign.created",
+        "campaign.updated",
+        "campaign.started",
+        "campaign.paused",
+        "campaign.resumed",
+        "campaign.cancelled",
+        "campaign.deleted",
+    ] {
+        assert_eq!(audit_count(app, a).await, 1, "{a}");
+    }
+
+    // Scheduled in the future: start schedules it, the dispatcher waits; it can still be
+    // edited, paused and resumed (scheduled again).
+    let mut body = new_campaign(&fx, json!({}));
+    body["scheduled_at"] = json!("2099-01-01T09:00:00Z");
+    let id = create(&fx, body).await["id"].as_str().unwrap().to_owned();
+    let (st, body) = act(&fx, &id, "start").await;
+    assert_eq!(
+        (st, body["status"].as_str()),
+        (StatusCode::OK, Some("scheduled"))
+    );
+    assert_eq!(round(&fx, &mut Pacer::new(20)).await.queued, 0);
+    let r = app
+        .patch(
+            &format!("/api/v1/campaigns/{id}"),
+            t,
+            json!({"name": "Later"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["counts"]["targeted"], 1, "{}", r.body);
+    let (_, body) = act(&fx, &id, "pause").await;
+    assert_eq!(body["status"], "paused");
+    let (_, body) = act(&fx, &id, "resume").await;
+    assert_eq!(body["status"], "scheduled");
+    // Its time comes: the dispatcher runs it.
+    let r = app
+        .db
+        .execute_as_owner("UPDATE campaigns SET scheduled_at = '2000-01-01T00:00:00.000000000Z' WHERE status = 'scheduled'")
+        .await;
+    if r.is_err() {
+        app.db
+            .execute_as_owner("UPDATE campaigns SET scheduled_at = TIMESTAMPTZ '2000-01-01 00:00:00Z' WHERE status = 'scheduled'")
+            .await
+            .unwrap();
+    }
+    let r = round(&fx, &mut Pacer::new(20)).await;
+    assert_eq!((r.queued, r.completed), (1, 1), "{r:?}");
+    assert_eq!(get(&fx, &id).await["status"], "completed");
+    assert_eq!(audit_count(app, "campaign.running").await, 1);
+}
+
+async fn marketing_needs_consent_and_stops_and_refusals_are_honoured(db: Db) {
+    let fx = fixture(db).await;
+    let (app, t) = (&fx.app, fx.owner.access_token.as_str());
+    // The template becomes a MARKETING one at Meta.
+    let meta = meta_id(&fx, "order_confirmation").await;
+    let r = app
+        .client
+        .post(format!("{}/_sim/templates/{meta}/category", fx.sim))
+        .json(&json!({"category": "MARKETING"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    fx.sync_templates().await;
+    let opted = |phone: &str| json!({"phone": phone, "marketing_opt_in": true, "tags": ["promo"]});
+    let ana = contact(app, t, opted("+447700900123")).await; // the simulator's Ana Souza
+    let never = contact(app, t, json!({"phone": "+447700900402", "tags": ["promo"]})).await;
+    let limited = contact(app, t, opted("+447700900403")).await;
+    let stopped = contact(app, t, opted("+447700900404")).await;
+    let late = contact(app, t, opted("+447700900405")).await;
+    let fine = contact(app, t, opted("+447700900406")).await;
+    for (wa, code) in [("447700900403", 131_049), ("447700900404", 131_050)] {
+        let r = app
+            .client
+            .post(format!("{}/_sim/recipients/{wa}/refuse", fx.sim))
+            .json(&json!({"code": code}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    let id = create(&fx, new_campaign(&fx, json!({"tags": ["promo"]}))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, started) = act(&fx, &id, "start").await;
+    assert_eq!(started["counts"]["targeted"], 6, "{started}");
+    let skipped = recipients(&fx, &id, Some("skipped")).await;
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(
+        (
+            skipped[0]["contact_id"].as_str(),
+            skipped[0]["skip_reason"].as_str()
+        ),
+        (Some(never.as_str()), Some("no_marketing_consent"))
+    );
+
+    // Ana writes STOP after the start (a whole second later, as Meta's timestamps are in
+    // seconds and a keyword older than her opt-in changes nothing): the dispatcher skips her.
+    let at = fx.app.services.clock.now().unix_timestamp() + 2;
+    let r = app
+        .client
+        .post(format!("{}/_sim/inbound", fx.sim))
+        .json(&json!({
+            "phone_number_id": fx.phone_number_id, "from": "447700900123",
+            "profile_name": "Ana Souza", "type": "text", "text": {"body": "STOP"},
+            "timestamp": at.to_string(),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let path = format!("/api/v1/contacts/{ana}");
+    let mut out = false;
+    for _ in 0..400 {
+        if app.get(&path, t).await.body["opted_out"] == true {
+            out = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(out, "the STOP keyword was not applied");
+    let r = round(&fx, &mut Pacer::new(20)).await;
+    assert_eq!((r.queued, r.skipped), (4, 1), "{r:?}");
+    // `late` opts out through the API after its message was queued: the sender checks again.
+    let r = app
+        .patch(
+            &format!("/api/v1/contacts/{late}"),
+            t,
+            json!({"marketing_opt_in": false}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    send(&fx).await;
+    let sent = sim_outbound(&fx).await;
+    assert_eq!(sent.len(), 1, "only `fine` is accepted by Meta: {sent:?}");
+    assert_eq!(sent[0]["to"], "447700900406");
+
+    let c = get(&fx, &id).await;
+    let counts = &c["counts"];
+    assert_eq!(counts["skipped"], 2, "{c}");
+    assert_eq!(counts["failed"], 3, "{c}");
+    let failures = c["failures"].as_array().unwrap();
+    let code_of = |code: i64| {
+        failures
+            .iter()
+            .find(|f| f["code"] == code)
+            .unwrap_or_else(|| panic!("no failure {code} in {c}"))
+            .clone()
+    };
+    assert_eq!(code_of(131_049)["count"], 1);
+    assert_eq!(code_of(131_050)["count"], 1);
+    assert_eq!(code_of(0)["title"], "contact_opted_out");
+    let failed = recipients(&fx, &id, Some("failed")).await;
+    let of = |who: &str| {
+        failed
+            .iter()
+            .find(|r| r["contact_id"] == who)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(of(&limited)["error"]["code"], 131_049);
+    assert_eq!(of(&stopped)["error"]["code"], 131_050);
+    // 131050 opted `stopped` out of marketing (source whatsapp); 131049 changed nothing.
+    let s = app
+        .get(&format!("/api/v1/contacts/{stopped}"), t)
+        .await
+        .body;
+    assert_eq!(
+        (s["opted_out"].as_bool(), s["opt_out_source"].as_str()),
+        (Some(true), Some("whatsapp")),
+        "{s}"
+    );
+    let l = app
+        .get(&format!("/api/v1/contacts/{limited}"), t)
+        .await
+        .body;
+    assert_eq!(l["marketing_opt_in"], true, "{l}");
+    // Failed recipients are never retried: nothing left in the queue.
+    assert_eq!(
+        count(app, "SELECT COUNT(*) FROM whatsapp_outbound_queue").await,
+        0
+    );
+
+    // 131050 arriving as a `failed` status webhook also opts the contact out.
+    let wamid = sent[0]["wamid"].as_str().unwrap();
+    let r = app
+        .client
+        .post(format!(
+            "{}/_sim/phone-numbers/{}/outbound/{wamid}/status",
+            fx.sim, fx.phone_number_id
+        ))
+        .json(&json!({"status": "failed", "error": 131_050}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let path = format!("/api/v1/contacts/{fine}");
+    let mut source = Value::Null;
+    for _ in 0..400 {
+        source = app.get(&path, t).await.body["opt_out_source"].clone();
+        if source == "whatsapp" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(source, "whatsapp");
+}
+
+async fn dispatch_keeps_the_pace_and_agents_go_first(db: Db) {
+    let fx = fixture(db).await;
+    let (app, t) = (&fx.app, fx.owner.access_token.as_str());
+    for i in 0..12 {
+        contact(app, t, json!({"phone": format!("+4477009005{i:02}")})).await;
+    }
+    let id = create(&fx, new_campaign(&fx, json!({}))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    act(&fx, &id, "start").await;
+    let mut pacer = Pacer::new(5);
+    let r = round(&fx, &mut pacer).await;
+    assert_eq!(
+        r.queued, 5,
+        "a round takes at most the connection's budget: {r:?}"
+    );
+    // At once again: no token left, and the queue already holds a second's worth.
+    let r = round(&fx, &mut pacer).await;
+    assert_eq!(r.queued, 0, "{r:?}");
+    // Another node's dispatcher (its own full bucket) does not pile a backlog either.
+    let r = round(&fx, &mut Pacer::new(5)).await;
+    assert_eq!(r.queued, 0, "{r:?}");
+    assert_eq!(
+        count(
+            app,
+            "SELECT COUNT(*) FROM whatsapp_outbound_queue WHERE priority = 1"
+        )
+        .await,
+        5
+    );
+
+    // An agent's answer, queued after the campaign's messages, is claimed first.
+    fx.customer_message("text", json!({"body": "Hi"})).await;
+    let mut conv = Value::Null;
+    for _ in 0..400 {
+        let r = app.get("/api/v1/conversations", t).await;
+        if let Some(c) = r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["last_message"]["direction"] == "inbound")
+        {
+            conv = c["id"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let conv = conv.as_str().expect("the inbound conversation").to_owned();
+    let r = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            Some(t),
+            json!({"type": "text", "text": {"body": "Hello Ana"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let reply = r.body["id"].as_str().unwrap().to_owned();
+    let mut tx = app
+        .services
+        .store
+        .begin(palisade_store::SystemScope::new("test"))
+        .await
+        .unwrap();
+    let now = fx.app.services.clock.now();
+    let first = palisade_store::send_queue::claim_sends(&mut tx, now, now, 1)
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].message_id.to_string(), reply);
+
+    // The queue drained, the next round takes the next budget; every recipient gets one
+    // message in the end, however many dispatchers race.
+    send(&fx).await;
+    fx.app.clock.advance(time::Duration::milliseconds(1100));
+    let (a, b) = tokio::join!(dispatch_round(&fx.app.services, &mut pacer), async {
+        let mut other = Pacer::new(5);
+        dispatch_round(&fx.app.services, &mut other).await
+    });
+    let total = a.unwrap().queued + b.unwrap().queued;
+    assert!((5..=10).contains(&total), "{total}");
+    for _ in 0..10 {
+        send(&fx).await;
+        fx.app.clock.advance(time::Duration::seconds(1));
+        round(&fx, &mut pacer).await;
+        if get(&fx, &id).await["status"] == "completed" {
+            break;
+        }
+    }
+    send(&fx).await;
+    assert_eq!(get(&fx, &id).await["status"], "completed");
+    let sent = sim_outbound(&fx).await;
+    let mut to: Vec<String> = sent
+        .iter()
+        .filter(|m| m["type"] == "template")
+        .map(|m| m["to"].as_str().unwrap().to_owned())
+        .collect();
+    to.sort();
+    let before = to.len();
+    to.dedup();
+    assert_eq!(
+        (before, to.len()),
+        (12, 12),
+        "each recipient exactly once: {to:?}"
+    );
+}
+
+async fn an_interrupted_bulk_send_is_not_sent_again(db: Db) {
+    let fx = fixture(db).await;
+    let (app, t) = (&fx.app, fx.owner.access_token.as_str());
+    contact(app, t, json!({"phone": "+447700900601"})).await;
+    let id = create(&fx, new_campaign(&fx, json!({}))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    act(&fx, &id, "start").await;
+    assert_eq!(round(&fx, &mut Pacer::new(20)).await.queued, 1);
+    // A sender recorded its attempt and died before storing Meta's answer.
+    let mut tx = app
+        .services
+        .store
+        .begin(palisade_store::SystemScope::new("test"))
+        .await
+        .unwrap();
+    let now = fx.app.services.clock.now();
+    let claimed = palisade_store::send_queue::claim_sends(&mut tx, now, now, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let a = palisade_store::send_queue::begin_attempt(
+        &mut tx,
+        claimed[0].tenant_id,
+        claimed[0].message_id,
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(a, palisade_store::send_queue::Attempt::BulkStarted);
+    tx.commit().await.unwrap();
+    // The next sender fails it as outcome_unknown rather than sending it a second time.
+    send(&fx).await;
+    assert!(sim_outbound(&fx).await.is_empty());
+    let c = get(&fx, &id).await;
+    assert_eq!(c["counts"]["failed"], 1, "{c}");
+    assert_eq!(c["failures"][0]["title"], "outcome_unknown", "{c}");
+}
+
+async fn a_suspended_tenants_campaign_waits(db: Db) {
+    let fx = fixture(db).await;
+    let (app, t) = (&fx.app, fx.owner.access_token.as_str());
+    contact(app, t, json!({"phone": "+447700900701"})).await;
+    let id = create(&fx, new_campaign(&fx, json!({}))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    act(&fx, &id, "start").await;
+    let root = app.super_admin("root@platform.example").await;
+    let tenant = &fx.owner.tenant_id;
+    let r = app
+        .post(
+            &format!("/api/v1/admin/tenants/{tenant}/suspend"),
+            Some(&root.access_token),
+            json!({"reason": "unpaid invoices"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let mut pacer = Pacer::new(20);
+    assert_eq!(round(&fx, &mut pacer).await.queued, 0);
+    let r = app
+        .post(
+            &format!("/api/v1/admin/tenants/{tenant}/reactivate"),
+            Some(&root.access_token),
+            json!({}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    assert_eq!(round(&fx, &mut pacer).await.queued, 1);
+}
+
+async fn another_tenants_ids_roles_scopes_and_impersonation(db: Db) {
+    let fx = fixture(db).await;
+    let (app, t) = (&fx.app, fx.owner.access_token.as_str());
+    contact(app, t, json!({"phone": "+447700900801"})).await;
+    let id = create(&fx, new_campaign(&fx, json!({}))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/v1/campaigns/{id}");
+
+    // Another tenant: 404 for the campaign and for its own use of our connection.
+    let other = app.register("Globex", "owner@globex.example").await;
+    let o = other.access_token.as_str();
+    assert_eq!(app.get(&path, o).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&format!("{path}/recipients"), o).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.patch(&path, o, json!({"name": "x"})).await.status,
+        StatusCode::NOT_FOUND
+    );
+    for a in ["start", "pause", "resume", "cancel"] {
+        assert_eq!(
+            app.post(&format!("{path}/{a}"), Some(o), json!({}))
+                .await
+                .status,
+            StatusCode::NOT_FOUND,
+            "{a}"
+        );
+    }
+    assert_eq!(app.delete(&path, o).await.status, StatusCode::NOT_FOUND);
+    let r = app
+        .post("/api/v1/campaigns", Some(o), new_campaign(&fx, json!({})))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    assert!(app.get("/api/v1/campaigns", o).await.body["data"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // Agents read, never write.
+    let agent = app.add_user(&fx.owner, "agent@acme.example", "agent").await;
+    let a = agent.access_token.as_str();
+    assert_eq!(app.get(&path, a).await.status, StatusCode::OK);
+    assert_error(
+        &app.post("/api/v1/campaigns", Some(a), new_campaign(&fx, json!({})))
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_eq!(
+        app.post(&format!("{path}/start"), Some(a), json!({}))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(app.delete(&path, a).await.status, StatusCode::FORBIDDEN);
+
+    // API keys by scope.
+    let key = |scopes: Value| async move {
+        let k = app
+            .post(
+                "/api/v1/api-keys",
+                Some(t),
+                json!({"name": "k", "scopes": scopes}),
+            )
+            .await;
+        assert_eq!(k.status, StatusCode::CREATED, "{}", k.body);
+        k.body["key"].as_str().unwrap().to_owned()
+    };
+    let read = key(json!(["campaigns:read"])).await;
+    assert_eq!(app.get(&path, &read).await.status, StatusCode::OK);
+    assert_eq!(
+        app.patch(&path, &read, json!({"name": "x"})).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let none = key(json!(["contacts:read"])).await;
+    assert_eq!(app.get(&path, &none).await.status, StatusCode::FORBIDDEN);
+    let write = key(json!(["campaigns:write"])).await;
+    let r = app
+        .post(
+            "/api/v1/campaigns",
+            Some(&write),
+            new_campaign(&fx, json!({})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let by_key = format!("/api/v1/campaigns/{}", r.body["id"].as_str().unwrap());
+    assert_eq!(
+        app.delete(&by_key, &write).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let del = key(json!(["campaigns:delete"])).await;
+    assert_eq!(
+        app.delete(&by_key, &del).await.status,
+        StatusCode::NO_CONTENT
+    );
+
+    // Impersonation: read-only reads; a write impersonation starts it.
+    let root = app.super_admin("root@platform.example").await;
+    let imp = format!("/api/v1/admin/tenants/{}/impersonate", fx.owner.tenant_id);
+    let r = app
+        .post(
+            &imp,
+            Some(&root.access_token),
+            json!({"reason": "support case 7"}),
+        )
+        .await;
+    let ro = r.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get(&path, &ro).await.status, StatusCode::OK);
+    assert_error(
+        &app.post(&format!("{path}/start"), Some(&ro), json!({}))
+            .await,
+        StatusCode::FORBIDDEN,
+        "impersonation_read_only",
+    );
+    let r = app
+        .post(
+            &imp,
+            Some(&root.access_token),
+            json!({"reason": "support case 8", "write": true}),
+        )
+        .await;
+    let w = r.body["access_token"].as_str().unwrap().to_owned();
+    let r = app
+        .post(&format!("{path}/start"), Some(&w), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+async fn two_starts_at_once_materialise_one_audience(db: Db) {
+    let fx = fixture(db).await;
+    let (app, t) = (&fx.app, fx.owner.access_token.as_str());
+    for i in 0..5 {
+        contact(app, t, json!({"phone": format!("+4477009009{i:02}")})).await;
+    }
+    let id = create(&fx, new_campaign(&fx, json!({}))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (a, b) = tokio::join!(act(&fx, &id, "start"), act(&fx, &id, "start"));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CONFLICT],
+        "{a:?} {b:?}"
+    );
+    assert_eq!(
+        count(app, "SELECT COUNT(*) FROM campaign_recipients").await,
+        5
+    );
+    assert_eq!(audit_count(app, "campaign.started").await, 1);
+}
