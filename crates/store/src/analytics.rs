@@ -782,7 +782,13 @@ mod tests {
                 hi: t("2026-03-07T15:20:00Z"),
             },
         ] {
-            assert_eq!(split(&[b]), Split { slots: vec![], raw: vec![(0, b)] });
+            assert_eq!(
+                split(&[b]),
+                Split {
+                    slots: vec![],
+                    raw: vec![(0, b)]
+                }
+            );
         }
         // Before 1970 the slot is still the one holding the time.
         assert_eq!(slot_floor(t("1969-12-31T23:59:00Z")), -900);

@@ -672,7 +672,8 @@ async fn counts_come_from_slots_and_the_ends_of_a_range_on_every_number(db: Db) 
     // (18:15 UTC) and 13:20 on Mar 7 in New York.
     s.message("+15550000001", "inbound", "2026-03-07T18:20:00Z", None)
         .await;
-    let day = |tz: &str| format!("/api/v1/analytics/overview?from=2026-03-07&to=2026-03-10&tz={tz}");
+    let day =
+        |tz: &str| format!("/api/v1/analytics/overview?from=2026-03-07&to=2026-03-10&tz={tz}");
     let k = s.get(s.t(), &day("Asia/Kolkata")).await;
     assert_eq!(column(&k, "messages_in"), [3, 1, 1], "{k}");
     assert_eq!(column(&k, "messages_out"), [1, 2, 1], "{k}");
@@ -681,7 +682,9 @@ async fn counts_come_from_slots_and_the_ends_of_a_range_on_every_number(db: Db) 
     assert_eq!(column(&n, "messages_in"), [2, 2, 1], "{n}");
     assert_eq!(column(&n, "messages_out"), [1, 2, 1], "{n}");
     // c1 keeps its first inbound message (15:00) and first response (300 s).
-    let o = s.get(s.t(), &format!("/api/v1/analytics/overview?{NY}")).await;
+    let o = s
+        .get(s.t(), &format!("/api/v1/analytics/overview?{NY}"))
+        .await;
     assert_eq!(column(&o, "messages_in"), [4, 0, 1], "{o}");
     assert_eq!(o["first_response_seconds"]["median"], 1950.0);
 
@@ -729,7 +732,9 @@ async fn counts_come_from_slots_and_the_ends_of_a_range_on_every_number(db: Db) 
         .await;
     s.message("+15550000005", "outbound", "2026-03-08T12:01:00Z", bo)
         .await;
-    let all = s.get(s.t(), &format!("/api/v1/analytics/overview?{NY}")).await;
+    let all = s
+        .get(s.t(), &format!("/api/v1/analytics/overview?{NY}"))
+        .await;
     assert_eq!(column(&all, "messages_in"), [4, 1, 1], "{all}");
     assert_eq!(column(&all, "messages_out"), [2, 2, 1], "{all}");
     let first = s
