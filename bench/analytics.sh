@@ -13,8 +13,10 @@
 # (fast; not the inbound path): BENCH_CONVERSATIONS (default 50,000) contacts with one
 # conversation each, created over 2026 (one a third resolved, half assigned to the owner), and
 # BENCH_MESSAGES_EACH (default 20) messages per conversation, in and out by turns ten minutes
-# apart: 1,000,000 messages. Then it runs ANALYZE (PostgreSQL: VACUUM ANALYZE, what autovacuum
-# does on a live database), starts the server again and times BENCH_SAMPLES (default 20)
+# apart: 1,000,000 messages (the triggers on `messages`, migration 0031, fill `message_counts`
+# and the conversations' first-response columns as they do for every write). Then it runs
+# ANALYZE (PostgreSQL: VACUUM ANALYZE, what autovacuum does on a live database), starts the
+# server again and times BENCH_SAMPLES (default 20)
 # sequential requests of each endpoint at the client, for 30 local days and for 366 days
 # (`tz=America/New_York`, day buckets), and prints p50 and max.
 set -euo pipefail

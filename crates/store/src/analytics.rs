@@ -1,10 +1,18 @@
 //! Analytics: counts, sums and percentiles over a tenant's messages, conversations and deals,
 //! computed by the database under the caller's [`TenantScope`] (every statement binds the
 //! scope's tenant). The caller cuts the range into buckets (local days or weeks as UTC
-//! instants). On SQLite each statement joins a `VALUES` list of those ranges and counts the
-//! rows of each with one index range read per bucket; on PostgreSQL (whose planner runs that
-//! join as one scan compared with every bucket) one index range read of the whole range finds
-//! each row's bucket with `width_bucket` over the sorted boundaries.
+//! instants).
+//!
+//! Messages are not read one by one: triggers on `messages` (migration 0031) keep
+//! `message_counts`, the messages in and out per 15-minute UTC slot, number and author, and
+//! each conversation's `first_inbound_at` and `first_response_at`. A bucket's messages are the
+//! counts of its whole slots (a local day of any zone is a whole number of them), plus the
+//! messages of its ends that are not a whole slot (an RFC 3339 bound such as 10:07), read from
+//! `messages` (at most 15 minutes each). Each statement reads one index range per bucket: on
+//! SQLite a `VALUES` list of the buckets joined to the table, on PostgreSQL the same list with
+//! a `LATERAL` read (its planner would otherwise run a join on a `VALUES` list as one scan
+//! compared with every bucket), or one range read that finds each row's bucket with
+//! `width_bucket` over the sorted boundaries.
 //!
 //! Percentiles are continuous (linear interpolation between the two nearest ranks, as
 //! PostgreSQL's `percentile_cont`): PostgreSQL computes them with `percentile_cont`; SQLite,
@@ -26,7 +34,7 @@ pub struct Range {
 }
 
 /// One bucket, `[lo, hi)`, inside the range.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bucket {
     pub lo: OffsetDateTime,
     pub hi: OffsetDateTime,
@@ -94,6 +102,158 @@ struct PairRow {
     b: i64,
 }
 
+/// A rollup slot: 15 minutes, in seconds.
+const SLOT_SECONDS: i64 = 900;
+const SLOT_NANOS: i128 = 900_000_000_000;
+
+/// The start (Unix seconds) of the slot holding `t`.
+fn slot_floor(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos().div_euclid(SLOT_NANOS)).unwrap_or(0) * SLOT_SECONDS
+}
+
+/// The first slot start at or after `t`.
+fn slot_ceil(t: OffsetDateTime) -> i64 {
+    let n = t.unix_timestamp_nanos();
+    let whole = n.div_euclid(SLOT_NANOS) + i128::from(n.rem_euclid(SLOT_NANOS) != 0);
+    i64::try_from(whole).unwrap_or(0) * SLOT_SECONDS
+}
+
+/// Where each bucket's messages are counted: `slots`, the whole slots `[lo, hi)` (Unix
+/// seconds) of bucket `i`, read from `message_counts`; `raw`, the parts of bucket `i` that are
+/// not a whole slot (its ends, each shorter than a slot), read from `messages`.
+#[derive(Debug, Default, PartialEq)]
+struct Split {
+    slots: Vec<(usize, i64, i64)>,
+    raw: Vec<(usize, Bucket)>,
+}
+
+fn split(buckets: &[Bucket]) -> Split {
+    let mut out = Split::default();
+    for (i, b) in buckets.iter().enumerate() {
+        let (lo, hi) = (slot_ceil(b.lo), slot_floor(b.hi));
+        let times = (
+            OffsetDateTime::from_unix_timestamp(lo),
+            OffsetDateTime::from_unix_timestamp(hi),
+        );
+        match times {
+            (Ok(lo_t), Ok(hi_t)) if lo < hi => {
+                out.slots.push((i, lo, hi));
+                if b.lo < lo_t {
+                    out.raw.push((i, Bucket { lo: b.lo, hi: lo_t }));
+                }
+                if hi_t < b.hi {
+                    out.raw.push((i, Bucket { lo: hi_t, hi: b.hi }));
+                }
+            }
+            _ => out.raw.push((i, *b)),
+        }
+    }
+    out
+}
+
+/// `$1` tenant and, when the range is on one number, `$2` with its condition on `alias`.
+fn tenant_and_number(
+    tenant: palisade_domain::TenantId,
+    range: &Range,
+    alias: &str,
+) -> (Query, String) {
+    let q = Query::new("").bind(tenant);
+    match range.connection_id {
+        Some(c) => (q.bind(c), format!(" AND {alias}.connection_id = $2")),
+        None => (q, String::new()),
+    }
+}
+
+/// `(i, lo, hi)` rows of whole numbers, for a `VALUES` list.
+fn int_rows(rows: &[(usize, i64, i64)]) -> String {
+    rows.iter()
+        .map(|(i, lo, hi)| format!("({i}, CAST({lo} AS bigint), CAST({hi} AS bigint))"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Messages in and out of the slots `[lo, hi)` of each `(i, lo, hi)`, from `message_counts`,
+/// as `(i, in, out)`.
+async fn slot_counts(
+    tx: &mut Tx<TenantScope>,
+    range: &Range,
+    slots: &[(usize, i64, i64)],
+) -> Result<Vec<(usize, i64, i64)>> {
+    if slots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (q, on_number) = tenant_and_number(tx.scope().tenant_id(), range, "c");
+    let sums = "CAST(COALESCE(SUM(CASE WHEN c.direction = 'inbound' THEN c.n ELSE 0 END), 0) AS bigint) AS a,
+         CAST(COALESCE(SUM(CASE WHEN c.direction = 'outbound' THEN c.n ELSE 0 END), 0) AS bigint) AS b";
+    let rows = int_rows(slots);
+    let sql = match tx.backend() {
+        Backend::Postgres => format!(
+            "SELECT CAST(s.i AS bigint) AS i, x.a AS a, x.b AS b
+             FROM (VALUES {rows}) AS s(i, lo, hi) CROSS JOIN LATERAL (
+                 SELECT {sums} FROM message_counts c
+                 WHERE c.tenant_id = $1 AND c.slot >= s.lo AND c.slot < s.hi{on_number}
+             ) x"
+        ),
+        Backend::Sqlite => format!(
+            "WITH s(i, lo, hi) AS (VALUES {rows})
+             SELECT CAST(s.i AS bigint) AS i, {sums}
+             FROM s JOIN message_counts c
+                 ON c.tenant_id = $1 AND c.slot >= s.lo AND c.slot < s.hi{on_number}
+             GROUP BY s.i"
+        ),
+    };
+    Ok(tx
+        .fetch_all::<PairRow>(Query { sql, ..q })
+        .await?
+        .into_iter()
+        .filter_map(|r| usize::try_from(r.i).ok().map(|i| (i, r.a, r.b)))
+        .collect())
+}
+
+/// Messages in and out of each `(i, [lo, hi))`, read from `messages`, as `(i, in, out)`.
+async fn raw_counts(
+    tx: &mut Tx<TenantScope>,
+    range: &Range,
+    pieces: &[(usize, Bucket)],
+) -> Result<Vec<(usize, i64, i64)>> {
+    if pieces.is_empty() {
+        return Ok(Vec::new());
+    }
+    let db = tx.backend();
+    let (q, on_number) = tenant_and_number(tx.scope().tenant_id(), range, "m");
+    let first = if range.connection_id.is_some() { 3 } else { 2 };
+    let times: Vec<Bucket> = pieces.iter().map(|(_, b)| *b).collect();
+    let (cte, q) = buckets_cte(db, q, first, &times);
+    let sums = "COALESCE(SUM(CASE WHEN m.direction = 'inbound' THEN 1 ELSE 0 END), 0) AS a,
+         COALESCE(SUM(CASE WHEN m.direction = 'outbound' THEN 1 ELSE 0 END), 0) AS b";
+    let sql = match db {
+        Backend::Postgres => format!(
+            "{cte}
+             SELECT CAST(b.i AS bigint) AS i, CAST(x.a AS bigint) AS a, CAST(x.b AS bigint) AS b
+             FROM b CROSS JOIN LATERAL (
+                 SELECT {sums} FROM messages m
+                 WHERE m.tenant_id = $1 AND m.created_at >= b.lo AND m.created_at < b.hi{on_number}
+             ) x"
+        ),
+        Backend::Sqlite => format!(
+            "{cte}
+             SELECT CAST(b.i AS bigint) AS i, {sums}
+             FROM b JOIN messages m
+                 ON m.tenant_id = $1 AND m.created_at >= b.lo AND m.created_at < b.hi{on_number}
+             GROUP BY b.i"
+        ),
+    };
+    Ok(tx
+        .fetch_all::<PairRow>(Query { sql, ..q })
+        .await?
+        .into_iter()
+        .filter_map(|r| {
+            let piece = pieces.get(usize::try_from(r.i).ok()?)?;
+            Some((piece.0, r.a, r.b))
+        })
+        .collect())
+}
+
 /// Messages in and out, new and resolved conversations, per bucket (in the order given).
 pub async fn bucket_counts(
     tx: &mut Tx<TenantScope>,
@@ -123,52 +283,18 @@ pub async fn bucket_counts(
         }
     };
 
-    // PostgreSQL: one range read of the index, each row's bucket found by `width_bucket`'s
-    // binary search over the boundaries (its planner runs a join on a VALUES list as one scan
-    // compared with every bucket). SQLite: one index range read per bucket of the VALUES list.
-    let (sql, q) = match db {
-        Backend::Postgres => {
-            let n = first;
-            let q = start()
-                .bind(buckets.iter().map(|b| Some(b.lo)).collect::<Vec<_>>())
-                .bind(range.from)
-                .bind(range.to);
-            (
-                format!(
-                    "SELECT CAST(width_bucket(m.created_at, CAST(${n} AS timestamptz[])) - 1 AS bigint) AS i,
-                         COALESCE(SUM(CASE WHEN m.direction = 'inbound' THEN 1 ELSE 0 END), 0) AS a,
-                         COALESCE(SUM(CASE WHEN m.direction = 'outbound' THEN 1 ELSE 0 END), 0) AS b
-                     FROM messages m
-                     WHERE m.tenant_id = $1 AND m.created_at >= ${} AND m.created_at < ${}{}
-                     GROUP BY 1",
-                    n + 1,
-                    n + 2,
-                    on_number("m")
-                ),
-                q,
-            )
+    let split = split(buckets);
+    let slots: Vec<(usize, i64, i64)> = split.slots.clone();
+    for (i, a, b) in slot_counts(tx, range, &slots).await? {
+        if let Some(c) = out.get_mut(i) {
+            c.messages_in += a;
+            c.messages_out += b;
         }
-        Backend::Sqlite => {
-            let (cte, q) = buckets_cte(db, start(), first, buckets);
-            (
-                format!(
-                    "{cte}
-                     SELECT CAST(b.i AS bigint) AS i,
-                         COALESCE(SUM(CASE WHEN m.direction = 'inbound' THEN 1 ELSE 0 END), 0) AS a,
-                         COALESCE(SUM(CASE WHEN m.direction = 'outbound' THEN 1 ELSE 0 END), 0) AS b
-                     FROM b JOIN messages m
-                         ON m.tenant_id = $1 AND m.created_at >= b.lo AND m.created_at < b.hi{}
-                     GROUP BY b.i",
-                    on_number("m")
-                ),
-                q,
-            )
-        }
-    };
-    for r in tx.fetch_all::<PairRow>(Query { sql, ..q }).await? {
-        if let Some(c) = usize::try_from(r.i).ok().and_then(|i| out.get_mut(i)) {
-            c.messages_in = r.a;
-            c.messages_out = r.b;
+    }
+    for (i, a, b) in raw_counts(tx, range, &split.raw).await? {
+        if let Some(c) = out.get_mut(i) {
+            c.messages_in += a;
+            c.messages_out += b;
         }
     }
 
@@ -236,7 +362,7 @@ fn range_query(tenant: palisade_domain::TenantId, range: &Range) -> (Query, Stri
 pub enum Measure {
     /// Conversations created in the range that had an inbound message and then an outbound
     /// one: seconds from the first inbound message to the first outbound message at or after
-    /// it.
+    /// it (`first_inbound_at` and `first_response_at`, kept by the triggers on `messages`).
     FirstResponse,
     /// Conversations resolved in the range: seconds from their creation to their resolution.
     Resolution,
@@ -259,23 +385,12 @@ pub async fn percentiles(
         (false, Backend::Sqlite) => "NULL",
     };
     let source = match measure {
-        Measure::FirstResponse => {
-            let first_in = "(SELECT MIN(i.created_at) FROM messages i
-                  WHERE i.tenant_id = $1 AND i.conversation_id = v.id AND i.direction = 'inbound')";
-            let first_out = "(SELECT MIN(o.created_at) FROM messages o
-                  WHERE o.tenant_id = $1 AND o.conversation_id = f.id AND o.direction = 'outbound'
-                    AND o.created_at >= f.first_in)";
-            format!(
-                "SELECT r.g AS g, {} AS secs FROM (
-                     SELECT f.g, f.first_in, {first_out} AS first_out FROM (
-                         SELECT {group} AS g, v.id, {first_in} AS first_in
-                         FROM conversations v
-                         WHERE v.tenant_id = $1 AND v.created_at >= $2 AND v.created_at < $3{on_number}
-                     ) f WHERE f.first_in IS NOT NULL
-                 ) r WHERE r.first_out IS NOT NULL",
-                seconds_between(db, "r.first_out", "r.first_in")
-            )
-        }
+        Measure::FirstResponse => format!(
+            "SELECT {group} AS g, {} AS secs FROM conversations v
+             WHERE v.tenant_id = $1 AND v.created_at >= $2 AND v.created_at < $3{on_number}
+               AND v.first_response_at IS NOT NULL",
+            seconds_between(db, "v.first_response_at", "v.first_inbound_at")
+        ),
         Measure::Resolution => format!(
             "SELECT {group} AS g, {} AS secs FROM conversations v
              WHERE v.tenant_id = $1 AND v.resolved_at >= $2 AND v.resolved_at < $3{on_number}",
@@ -404,8 +519,10 @@ pub struct AgentCounts {
     pub messages_sent: i64,
 }
 
-/// Every member of the tenant (not deleted), by name, with their counts: three grouped
-/// statements (assigned, resolved, sent), each one index range read.
+/// Every member of the tenant (not deleted), by name, with their counts: grouped statements
+/// (assigned, resolved, sent), each one index range read; sent from `message_counts` (the
+/// nil author of a message without one matches no member) and the range's ends that are not
+/// whole slots from `messages`.
 pub async fn agent_counts(tx: &mut Tx<TenantScope>, range: &Range) -> Result<Vec<AgentCounts>> {
     #[derive(sqlx::FromRow)]
     struct UserRow {
@@ -440,14 +557,8 @@ pub async fn agent_counts(tx: &mut Tx<TenantScope>, range: &Range) -> Result<Vec
              WHERE v.tenant_id = $1 AND v.resolved_at >= $2 AND v.resolved_at < $3{on_number}
              GROUP BY v.assignee_id"
         ),
-        format!(
-            "SELECT m.author_id AS g, COUNT(*) AS n FROM messages m
-             WHERE m.tenant_id = $1 AND m.created_at >= $2 AND m.created_at < $3
-               AND m.direction = 'outbound'{on_message_number}
-             GROUP BY m.author_id"
-        ),
     ];
-    let mut counts: [HashMap<Uuid, i64>; 3] = Default::default();
+    let mut counts: [HashMap<Uuid, i64>; 2] = Default::default();
     for (sql, into) in statements.into_iter().zip(counts.iter_mut()) {
         let (q, _) = range_query(tenant, range);
         *into = tx
@@ -457,7 +568,46 @@ pub async fn agent_counts(tx: &mut Tx<TenantScope>, range: &Range) -> Result<Vec
             .filter_map(|r| r.g.map(|g| (g, r.n)))
             .collect();
     }
-    let [assigned, resolved, sent] = counts;
+    let [assigned, resolved] = counts;
+
+    // Sent: the whole slots of the range from `message_counts`, its ends from `messages`.
+    let mut sent: HashMap<Uuid, i64> = HashMap::new();
+    let whole = split(&[Bucket {
+        lo: range.from,
+        hi: range.to,
+    }]);
+    let mut add = |rows: Vec<CountRow>| {
+        for r in rows {
+            if let Some(g) = r.g {
+                *sent.entry(g).or_insert(0) += r.n;
+            }
+        }
+    };
+    for (_, lo, hi) in &whole.slots {
+        let (q, on_number) = tenant_and_number(tenant, range, "c");
+        let sql = format!(
+            "SELECT c.author_id AS g, CAST(SUM(c.n) AS bigint) AS n FROM message_counts c
+             WHERE c.tenant_id = $1 AND c.slot >= {lo} AND c.slot < {hi}
+               AND c.direction = 'outbound'{on_number}
+             GROUP BY c.author_id"
+        );
+        add(tx.fetch_all::<CountRow>(Query { sql, ..q }).await?);
+    }
+    for (_, piece) in &whole.raw {
+        let piece = Range {
+            from: piece.lo,
+            to: piece.hi,
+            connection_id: range.connection_id,
+        };
+        let (q, _) = range_query(tenant, &piece);
+        let sql = format!(
+            "SELECT m.author_id AS g, COUNT(*) AS n FROM messages m
+             WHERE m.tenant_id = $1 AND m.created_at >= $2 AND m.created_at < $3
+               AND m.direction = 'outbound'{on_message_number}
+             GROUP BY m.author_id"
+        );
+        add(tx.fetch_all::<CountRow>(Query { sql, ..q }).await?);
+    }
     Ok(users
         .into_iter()
         .map(|u| AgentCounts {
@@ -570,6 +720,80 @@ pub async fn stage_values(tx: &mut Tx<TenantScope>) -> Result<Vec<StageValue>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn t(s: &str) -> OffsetDateTime {
+        OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+    }
+
+    #[test]
+    fn buckets_are_whole_slots_and_the_ends_that_are_not() {
+        // A Kolkata day (18:30 UTC to 18:30 UTC): whole slots only.
+        let day = Bucket {
+            lo: t("2026-03-06T18:30:00Z"),
+            hi: t("2026-03-07T18:30:00Z"),
+        };
+        let s = split(&[day]);
+        assert_eq!(
+            s.slots,
+            [(0, day.lo.unix_timestamp(), day.hi.unix_timestamp())]
+        );
+        assert!(s.raw.is_empty());
+        // RFC 3339 ends inside slots: the ends are read from the messages.
+        let b = Bucket {
+            lo: t("2026-03-07T15:04:00.5Z"),
+            hi: t("2026-03-08T04:31:00Z"),
+        };
+        let s = split(&[day, b]);
+        assert_eq!(
+            s.slots[1],
+            (
+                1,
+                t("2026-03-07T15:15:00Z").unix_timestamp(),
+                t("2026-03-08T04:30:00Z").unix_timestamp()
+            )
+        );
+        assert_eq!(
+            s.raw,
+            [
+                (
+                    1,
+                    Bucket {
+                        lo: b.lo,
+                        hi: t("2026-03-07T15:15:00Z")
+                    }
+                ),
+                (
+                    1,
+                    Bucket {
+                        lo: t("2026-03-08T04:30:00Z"),
+                        hi: b.hi
+                    }
+                )
+            ]
+        );
+        // Shorter than a slot, or across one boundary only: all from the messages.
+        for b in [
+            Bucket {
+                lo: t("2026-03-07T15:05:00Z"),
+                hi: t("2026-03-07T15:10:00Z"),
+            },
+            Bucket {
+                lo: t("2026-03-07T15:05:00Z"),
+                hi: t("2026-03-07T15:20:00Z"),
+            },
+        ] {
+            assert_eq!(
+                split(&[b]),
+                Split {
+                    slots: vec![],
+                    raw: vec![(0, b)]
+                }
+            );
+        }
+        // Before 1970 the slot is still the one holding the time.
+        assert_eq!(slot_floor(t("1969-12-31T23:59:00Z")), -900);
+        assert_eq!(slot_ceil(t("1969-12-31T23:44:00Z")), -900);
+    }
 
     #[test]
     fn interpolation_is_percentile_cont() {

@@ -17,6 +17,7 @@ both!(
     bad_queries_are_refused_with_precise_errors,
     scopes_roles_and_tenants_decide_who_reads_what,
     resolving_and_reopening_a_conversation_moves_its_resolution_time,
+    counts_come_from_slots_and_the_ends_of_a_range_on_every_number,
 );
 
 /// A time as both databases store it (SQLite compares the text).
@@ -658,4 +659,136 @@ async fn resolving_and_reopening_a_conversation_moves_its_resolution_time(db: Db
     let c = s.get(s.t(), &q).await;
     assert_eq!(c["conversations_resolved"], 0, "{c}");
     assert_eq!(c["resolution_seconds"]["count"], 0);
+}
+
+/// The counts come from `message_counts` (15-minute slots kept by triggers on `messages`) and
+/// the conversations' first-response columns: a +05:45 zone, a range whose ends are inside
+/// slots, a second number of the tenant with and without the filter, and a contact's erasure
+/// (its conversation and first response go, the message counts stay).
+async fn counts_come_from_slots_and_the_ends_of_a_range_on_every_number(db: Db) {
+    let s = seed(db).await;
+    let bo = Some("bo@acme.example");
+    // 18:20 UTC on Mar 7 is Mar 7 in Kolkata (days start 18:30 UTC), Mar 8 in Kathmandu
+    // (18:15 UTC) and 13:20 on Mar 7 in New York.
+    s.message("+15550000001", "inbound", "2026-03-07T18:20:00Z", None)
+        .await;
+    let day =
+        |tz: &str| format!("/api/v1/analytics/overview?from=2026-03-07&to=2026-03-10&tz={tz}");
+    let k = s.get(s.t(), &day("Asia/Kolkata")).await;
+    assert_eq!(column(&k, "messages_in"), [3, 1, 1], "{k}");
+    assert_eq!(column(&k, "messages_out"), [1, 2, 1], "{k}");
+    let n = s.get(s.t(), &day("Asia/Kathmandu")).await;
+    assert_eq!(n["from"], "2026-03-06T18:15:00Z");
+    assert_eq!(column(&n, "messages_in"), [2, 2, 1], "{n}");
+    assert_eq!(column(&n, "messages_out"), [1, 2, 1], "{n}");
+    // c1 keeps its first inbound message (15:00) and first response (300 s).
+    let o = s
+        .get(s.t(), &format!("/api/v1/analytics/overview?{NY}"))
+        .await;
+    assert_eq!(column(&o, "messages_in"), [4, 0, 1], "{o}");
+    assert_eq!(o["first_response_seconds"]["median"], 1950.0);
+
+    // Ends inside slots: [15:04, 15:15) and [04:30, 04:31) are read from the messages, the
+    // slots between from the counts.
+    let edges = "from=2026-03-07T15:04:00Z&to=2026-03-08T04:31:00Z";
+    let r = s
+        .get(s.t(), &format!("/api/v1/analytics/overview?{edges}"))
+        .await;
+    assert_eq!(starts(&r), ["2026-03-07", "2026-03-08"]);
+    assert_eq!(column(&r, "messages_in"), [2, 1], "{r}");
+    assert_eq!(column(&r, "messages_out"), [1, 1], "{r}");
+    let a = s
+        .get(s.t(), &format!("/api/v1/analytics/agents?{edges}"))
+        .await;
+    let sent = |a: &Value, id: &str| {
+        a["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["user_id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {a}"))["messages_sent"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(sent(&a, &s.agent.user_id), 2, "{a}");
+    assert_eq!(sent(&a, &s.f.owner.user_id), 0, "{a}");
+
+    // A second number: counted without the filter, alone with its own.
+    let (_, second) = connect_sim_number(&s.f.app, &s.f.sim, &s.f.owner, "Second").await;
+    let second = second["connection"]["id"].as_str().unwrap().to_owned();
+    s.contact(s.t(), "+15550000005").await;
+    s.sql(&format!(
+        "INSERT INTO conversations (id, tenant_id, contact_id, connection_id, status,
+             last_message_at, created_at, updated_at)
+         SELECT {}, c.tenant_id, c.id, w.id, 'open', '{t}', '{t}', '{t}'
+         FROM contacts c JOIN whatsapp_connections w
+             ON w.tenant_id = c.tenant_id AND w.display_name = 'Second'
+         WHERE c.phone = '+15550000005'",
+        new_id(db),
+        t = at("2026-03-08T12:00:00Z"),
+    ))
+    .await;
+    s.message("+15550000005", "inbound", "2026-03-08T12:00:00Z", None)
+        .await;
+    s.message("+15550000005", "outbound", "2026-03-08T12:01:00Z", bo)
+        .await;
+    let all = s
+        .get(s.t(), &format!("/api/v1/analytics/overview?{NY}"))
+        .await;
+    assert_eq!(column(&all, "messages_in"), [4, 1, 1], "{all}");
+    assert_eq!(column(&all, "messages_out"), [2, 2, 1], "{all}");
+    let first = s
+        .get(
+            s.t(),
+            &format!(
+                "/api/v1/analytics/overview?{NY}&connection_id={}",
+                s.f.connection_id
+            ),
+        )
+        .await;
+    assert_eq!(column(&first, "messages_in"), [4, 0, 1], "{first}");
+    assert_eq!(column(&first, "messages_out"), [2, 1, 1], "{first}");
+    let on_second = format!("{NY}&connection_id={second}");
+    let only = s
+        .get(s.t(), &format!("/api/v1/analytics/overview?{on_second}"))
+        .await;
+    assert_eq!(column(&only, "messages_in"), [0, 1, 0], "{only}");
+    assert_eq!(column(&only, "messages_out"), [0, 1, 0], "{only}");
+    assert_eq!(column(&only, "conversations_new"), [0, 1, 0], "{only}");
+    assert_eq!(
+        only["first_response_seconds"],
+        json!({"median": 60.0, "p90": 60.0, "count": 1})
+    );
+    let a = s
+        .get(s.t(), &format!("/api/v1/analytics/agents?{on_second}"))
+        .await;
+    assert_eq!(sent(&a, &s.agent.user_id), 1, "{a}");
+    // Another tenant's number is refused, its rows never counted.
+    let r = s
+        .app()
+        .get(
+            &format!(
+                "/api/v1/analytics/overview?{NY}&connection_id={}",
+                s.other_connection
+            ),
+            s.t(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+
+    // Erasing the contact removes its conversation and first response; the message counts
+    // (no personal data) stay.
+    let id = s.contacts.lock().unwrap()["+15550000005"].clone();
+    let r = s
+        .app()
+        .delete(&format!("/api/v1/contacts/{id}"), s.t())
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let erased = s
+        .get(s.t(), &format!("/api/v1/analytics/overview?{on_second}"))
+        .await;
+    assert_eq!(column(&erased, "messages_in"), [0, 1, 0], "{erased}");
+    assert_eq!(column(&erased, "messages_out"), [0, 1, 0], "{erased}");
+    assert_eq!(column(&erased, "conversations_new"), [0, 0, 0], "{erased}");
+    assert_eq!(erased["first_response_seconds"]["count"], 0, "{erased}");
 }
