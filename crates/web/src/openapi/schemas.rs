@@ -116,6 +116,24 @@ pub enum EventSubscription {
     OrderCreated,
     #[serde(rename = "order.updated")]
     OrderUpdated,
+    #[serde(rename = "campaign.*")]
+    Campaign,
+    #[serde(rename = "campaign.created")]
+    CampaignCreated,
+    #[serde(rename = "campaign.updated")]
+    CampaignUpdated,
+    #[serde(rename = "campaign.started")]
+    CampaignStarted,
+    #[serde(rename = "campaign.paused")]
+    CampaignPaused,
+    #[serde(rename = "campaign.resumed")]
+    CampaignResumed,
+    #[serde(rename = "campaign.cancelled")]
+    CampaignCancelled,
+    #[serde(rename = "campaign.completed")]
+    CampaignCompleted,
+    #[serde(rename = "campaign.deleted")]
+    CampaignDeleted,
     #[serde(rename = "webhook.*")]
     Webhook,
     #[serde(rename = "webhook.test")]
@@ -330,3 +348,20 @@ impl utoipa::PartialSchema for TemplateLanguage {
     }
 }
 impl ToSchema for TemplateLanguage {}
+
+#[cfg(test)]
+mod event_subscription_tests {
+    /// The documented list of subscribable names keeps up with the events there are.
+    #[test]
+    fn every_event_type_is_a_documented_subscription() {
+        let schema =
+            serde_json::to_value(<super::EventSubscription as utoipa::PartialSchema>::schema())
+                .unwrap()
+                .to_string();
+        for e in palisade_domain::EventType::ALL {
+            let family = format!("\"{}.*\"", e.as_str().split('.').next().unwrap());
+            assert!(schema.contains(&format!("\"{}\"", e.as_str())), "{e}");
+            assert!(schema.contains(&family), "{family}");
+        }
+    }
+}
