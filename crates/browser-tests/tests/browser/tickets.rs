@@ -60,7 +60,7 @@ async fn a_ticket_is_opened_from_a_conversation_commented_and_given_files(db: Db
     page.wait_loaded().await;
     for _ in 0..50 {
         if page
-            .eval("document.querySelector('.page-badges .badge').textContent")
+            .eval("document.querySelector('.page-badges .badge')?.textContent ?? ''")
             .await
             == "Pending"
         {
@@ -69,7 +69,7 @@ async fn a_ticket_is_opened_from_a_conversation_commented_and_given_files(db: Db
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        page.eval("document.querySelector('.page-badges .badge').textContent")
+        page.eval("document.querySelector('.page-badges .badge')?.textContent ?? ''")
             .await,
         "Pending"
     );
