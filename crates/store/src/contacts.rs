@@ -102,7 +102,8 @@ pub struct ContactFilter {
     pub limit: i64,
 }
 
-fn like_pattern(s: &str) -> String {
+/// `s` as a `LIKE … ESCAPE '\\'` pattern matching it anywhere (also used by tickets).
+pub(crate) fn like_pattern(s: &str) -> String {
     let escaped = s
         .replace('\\', "\\\\")
         .replace('%', "\\%")

@@ -63,6 +63,8 @@ pub struct TicketFilter {
     pub priority: Option<TicketPriority>,
     pub assignee_id: Option<UserId>,
     pub contact_id: Option<ContactId>,
+    /// Part of the subject, lower case.
+    pub q: Option<String>,
     /// The last id of the previous page (newest first).
     pub before_id: Option<TicketId>,
     pub limit: i64,
@@ -78,6 +80,7 @@ pub async fn list(tx: &mut Tx<TenantScope>, f: &TicketFilter) -> Result<Vec<Tick
                  WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)
                    AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR priority = $4)
                    AND ($5 IS NULL OR assignee_id = $5) AND ($6 IS NULL OR contact_id = $6)
+                   AND ($8 IS NULL OR LOWER(subject) LIKE $8 ESCAPE '\\')
                  ORDER BY id DESC LIMIT $7"
             ))
             .bind(tenant)
@@ -86,7 +89,8 @@ pub async fn list(tx: &mut Tx<TenantScope>, f: &TicketFilter) -> Result<Vec<Tick
             .bind(f.priority.map(TicketPriority::as_str))
             .bind(f.assignee_id)
             .bind(f.contact_id)
-            .bind(f.limit),
+            .bind(f.limit)
+            .bind(f.q.as_deref().map(crate::contacts::like_pattern)),
         )
         .await?;
     rows.into_iter().map(TicketRow::into_ticket).collect()

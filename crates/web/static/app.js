@@ -1,8 +1,9 @@
 // The console's shared behaviour, loaded by every page (a module: no globals, no inline code).
 // - api(): calls the JSON API with the session cookie and the CSRF token; renews an expired
 //   session once and retries; sends the person to /login when the session is gone.
-// - <form data-api="METHOD /api/v1/…">: sends the form as JSON to the API and shows the API's
-//   errors next to the fields (see docs/console.md for the attributes).
+// - <form data-api="METHOD /api/v1/…">: sends the form as JSON (a multipart form as
+//   multipart/form-data) to the API and shows the API's errors next to the fields (see
+//   docs/console.md for the attributes).
 // - data-confirm on a form: a confirmation dialog before it is sent.
 // - data-copy="#id" on a button: copies that element's text.
 // - <time datetime>: shown in the reader's time zone.
@@ -71,17 +72,19 @@ export class ApiError extends Error {
 }
 
 // Calls the JSON API. Resolves to the parsed body (or null for 204); rejects with ApiError.
+// A FormData body is sent as multipart/form-data (the browser sets the boundary).
 export async function api(method, path, body) {
+  const multipart = body instanceof FormData;
   const send = () =>
     fetch(path, {
       method,
       credentials: "same-origin",
       headers: {
         Accept: "application/json",
-        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+        ...(body === undefined || multipart ? {} : { "Content-Type": "application/json" }),
         ...(method === "GET" ? {} : { "X-CSRF-Token": csrfToken() }),
       },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || multipart ? body : JSON.stringify(body),
     });
   let res = await send();
   if (res.status === 401) {
@@ -121,6 +124,10 @@ export function formBody(form) {
     if (el.type === "checkbox" && type === "list-item") {
       lists[el.name] ??= [];
       if (el.checked) lists[el.name].push(el.value);
+      continue;
+    }
+    if (el.type === "checkbox" && el.dataset.on !== undefined) {
+      setPath(body, el.name, el.checked ? el.dataset.on : el.dataset.off ?? "");
       continue;
     }
     if (el.type === "checkbox") { setPath(body, el.name, el.checked); continue; }
@@ -250,20 +257,23 @@ export function confirmDialog(message, confirmLabel = "Confirm") {
 async function submitApiForm(form, submitter) {
   const [method, path] = form.dataset.api.split(" ");
   if (form.dataset.confirm && !(await confirmDialog(form.dataset.confirm, form.dataset.confirmLabel))) return;
+  // A form with enctype="multipart/form-data" (a file upload) is sent as it is.
+  const multipart = form.enctype === "multipart/form-data";
   let body;
   try {
-    body = formBody(form);
+    body = multipart ? {} : formBody(form);
   } catch {
     showErrors(form, { message: "A field holds text that is not valid JSON.", fields: {} });
     return;
   }
-  const hasBody = !["GET", "DELETE"].includes(method) || Object.keys(body).length > 0;
+  const hasBody = multipart || !["GET", "DELETE"].includes(method) || Object.keys(body).length > 0;
   clearErrors(form);
   const buttons = [...form.querySelectorAll('button[type="submit"]')];
   buttons.forEach((b) => { b.disabled = true; });
   form.setAttribute("aria-busy", "true");
   try {
-    const data = await api(method, fillPath(path, body), hasBody ? body : undefined);
+    const sent = multipart ? new FormData(form) : body;
+    const data = await api(method, fillPath(path, body), hasBody ? sent : undefined);
     then(form, (submitter && submitter.dataset.then) || form.dataset.then, data);
   } catch (err) {
     if (err instanceof ApiError) showErrors(form, err);

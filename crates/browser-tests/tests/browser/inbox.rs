@@ -20,7 +20,7 @@ const PASSWORD: &str = "correct-orbit-lantern-quietly";
 
 /// A tenant (owner ana@acme.example) with a simulated number connected and subscribed; returns
 /// the owner's access token and the number's `phone_number_id`.
-async fn tenant_with_number(server: &Server) -> (String, String) {
+pub(crate) async fn tenant_with_number(server: &Server) -> (String, String) {
     let http = reqwest::Client::new();
     let post = |url: String, token: Option<String>, body: Value| {
         let mut r = http.post(url).json(&body);
@@ -67,7 +67,7 @@ async fn tenant_with_number(server: &Server) -> (String, String) {
 }
 
 /// The customer Carla Mendes (+55 11 98765 4321) writes `body`.
-async fn customer_writes(server: &Server, pid: &str, body: &str) {
+pub(crate) async fn customer_writes(server: &Server, pid: &str, body: &str) {
     let r = reqwest::Client::new()
         .post(format!("{}/_sim/inbound", server.sim_url))
         .json(
@@ -80,7 +80,7 @@ async fn customer_writes(server: &Server, pid: &str, body: &str) {
     assert!(r.status().is_success(), "{}", r.status());
 }
 
-async fn sign_in(page: &Page, email: &str) {
+pub(crate) async fn sign_in(page: &Page, email: &str) {
     page.goto("/login").await;
     page.fill(&label("Email"), email).await;
     page.fill(&label("Password"), PASSWORD).await;

@@ -58,3 +58,5 @@ mod journey;
 mod ops;
 mod security_alerts;
 mod selftest;
+mod templates;
+mod tickets;

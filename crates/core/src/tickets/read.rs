@@ -17,6 +17,8 @@ pub struct TicketListQuery {
     pub priority: Option<String>,
     pub assignee_id: Option<Uuid>,
     pub contact_id: Option<Uuid>,
+    /// Part of the subject (any case).
+    pub q: Option<String>,
     pub cursor: Option<Uuid>,
     pub limit: Option<i64>,
 }
@@ -49,12 +51,19 @@ pub async fn list(s: &Services, p: &Principal, q: TicketListQuery) -> AppResult<
             )
         })?),
     };
+    let search =
+        q.q.map(|raw| raw.trim().to_lowercase())
+            .filter(|s| !s.is_empty());
+    if search.as_ref().is_some_and(|s| s.chars().count() > 200) {
+        return Err(AppError::field("q", "must be at most 200 characters"));
+    }
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let f = TicketFilter {
         status,
         priority,
         assignee_id: q.assignee_id.map(UserId::from_uuid),
         contact_id: q.contact_id.map(ContactId::from_uuid),
+        q: search,
         before_id: q.cursor.map(TicketId::from_uuid),
         limit: limit + 1,
     };

@@ -86,7 +86,13 @@ async fn upload_parts(
     TestApp::read(r).await
 }
 
-async fn upload(app: &TestApp, token: &str, ticket: &str, name: &str, bytes: &[u8]) -> Resp {
+pub(crate) async fn upload(
+    app: &TestApp,
+    token: &str,
+    ticket: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Resp {
     upload_parts(app, token, ticket, &[("file", name, bytes)]).await
 }
 

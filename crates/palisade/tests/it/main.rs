@@ -88,6 +88,8 @@ mod console_deals;
 mod console_inbox;
 mod console_ops;
 mod console_security;
+mod console_templates;
+mod console_tickets;
 mod contacts;
 mod conversations;
 mod cross_tenant;

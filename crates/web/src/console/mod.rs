@@ -29,6 +29,8 @@ pub mod ops;
 pub mod page;
 pub mod security;
 pub mod session;
+pub mod templates;
+pub mod tickets;
 
 pub use page::{Chrome, Nav};
 pub use session::{MaybeViewer, Viewer};
@@ -47,6 +49,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(inbox::router())
         .merge(contacts::router())
         .merge(deals::router())
+        .merge(templates::router())
+        .merge(tickets::router())
         .merge(security::router())
         .merge(admin::router())
         .merge(account::router())

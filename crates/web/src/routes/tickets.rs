@@ -68,6 +68,8 @@ pub struct TicketQuery {
     pub assignee_id: Option<Uuid>,
     /// Only tickets about this contact.
     pub contact_id: Option<Uuid>,
+    /// Part of the subject (any case; at most 200 characters).
+    pub q: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
     /// 1–200, default 50 (a value outside is brought within).
@@ -84,7 +86,9 @@ pub struct TicketPage {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTicketRequest {
-    /// 1 to 200 characters, no control characters.
+    /// 1 to 200 characters, no control characters. Required (left out: `422` naming
+    /// `subject`, as an empty one, so a form shows it at the field).
+    #[serde(default)]
     #[schema(min_length = 1, max_length = 200)]
     pub subject: String,
     /// At most 10,000 characters.
@@ -143,14 +147,15 @@ pub struct UploadForm {
     pub file: Vec<u8>,
 }
 
-/// The tenant's tickets, newest first, narrowed by status, priority, assignee and contact.
+/// The tenant's tickets, newest first, narrowed by status, priority, assignee, contact and a
+/// part of the subject.
 #[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", security(("bearer" = [])),
     params(TicketQuery),
     responses((status = 200, description = "A page of tickets", body = TicketPage),
         (status = 400, description = "Malformed query parameter", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing tickets.read (or the API key scope tickets:read)", body = ErrorBody),
-        (status = 422, description = "A status or priority that is not one of the values", body = ErrorBody)))]
+        (status = 422, description = "A status or priority that is not one of the values; q longer than 200 characters", body = ErrorBody)))]
 pub async fn list_tickets(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -164,6 +169,7 @@ pub async fn list_tickets(
             priority: q.priority,
             assignee_id: q.assignee_id,
             contact_id: q.contact_id,
+            q: q.q,
             cursor: q.cursor,
             limit: q.limit,
         },

@@ -15,6 +15,10 @@
 use super::paths;
 use super::server::Server;
 use chromiumoxide::cdp::browser_protocol::audits::{self, EventIssueAdded, InspectorIssueCode};
+use chromiumoxide::cdp::browser_protocol::browser::{
+    SetDownloadBehaviorBehavior, SetDownloadBehaviorParams,
+};
+use chromiumoxide::cdp::browser_protocol::dom::SetFileInputFilesParams;
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::input::{
     DispatchKeyEventParams, DispatchKeyEventType, InsertTextParams,
@@ -680,6 +684,52 @@ impl Page {
             _ if value.is_empty() => self.press("Delete").await,
             _ => self.type_text(value).await,
         }
+    }
+
+    /// Chooses the file at `path` in the file input `what`, as a person picks it in the file
+    /// dialog (DevTools `DOM.setFileInputFiles`; the page sees a real `File`).
+    pub async fn set_file(&self, what: &Locator, path: &std::path::Path) {
+        self.actionable(what).await;
+        self.with_element(
+            what,
+            "el.setAttribute('data-harness-file', ''); return true;",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let el = self
+            .page
+            .find_element("[data-harness-file]")
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let params = SetFileInputFilesParams::builder()
+            .files(vec![path.display().to_string()])
+            .backend_node_id(el.backend_node_id)
+            .build()
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        self.page
+            .execute(params)
+            .await
+            .unwrap_or_else(|e| panic!("choosing {} in {what}: {e}", path.display()));
+        self.with_element(
+            what,
+            "el.removeAttribute('data-harness-file'); return true;",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+
+    /// Lets this tab save the files it downloads into `dir` (headless Chromium refuses
+    /// downloads unless told where they go).
+    pub async fn allow_downloads(&self, dir: &std::path::Path) {
+        let params = SetDownloadBehaviorParams::builder()
+            .behavior(SetDownloadBehaviorBehavior::Allow)
+            .download_path(dir.display().to_string())
+            .build()
+            .unwrap_or_else(|e| panic!("download behaviour: {e}"));
+        self.page
+            .execute(params)
+            .await
+            .unwrap_or_else(|e| panic!("allowing downloads: {e}"));
     }
 
     /// Types `text` into the focused element (as an input method would: one input event).
