@@ -19,6 +19,7 @@
 
 use super::connections::secret_aad;
 use super::graph::GraphError;
+use super::outbound_media::Prepared;
 use crate::error::code;
 use crate::worker::Next;
 use crate::{AppResult, Services, SystemActor, UnitOfWork};
@@ -122,12 +123,28 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
                 o.insert("recipient_type".into(), json!("individual"));
                 o.insert("to".into(), json!(to));
             }
-            match s
-                .graph
-                .send_message(&token, &c.phone_number_id, &body)
-                .await
-            {
-                Ok(wamid) => Outcome::Sent(wamid),
+            // A file to send is uploaded to Meta first (`outbound_media`).
+            let prepared = super::outbound_media::prepare_body(
+                s,
+                &token,
+                &c.phone_number_id,
+                tenant,
+                q.message_id,
+                body,
+            )
+            .await?;
+            let sent = match prepared {
+                Prepared::Body(body) => s
+                    .graph
+                    .send_message(&token, &c.phone_number_id, &body)
+                    .await
+                    .map(Ok),
+                Prepared::Graph(e) => Err(e),
+                Prepared::Failed(err) => Ok(Err(err)),
+            };
+            match sent {
+                Ok(Ok(wamid)) => Outcome::Sent(wamid),
+                Ok(Err(err)) => Outcome::Failed(err),
                 Err(e) if e.is_transient() && q.attempts + 1 < MAX_ATTEMPTS => {
                     Outcome::Retry(e.to_string())
                 }
@@ -202,6 +219,7 @@ fn reason(code: i64) -> &'static str {
         131047 => "more than 24 hours have passed since the contact last wrote; send a template",
         131050 => "the contact stopped marketing messages from this business",
         131051 => "WhatsApp does not support this message type",
+        131053 => "WhatsApp refused the file to send (its type or size)",
         132000 => "the number of template parameters does not match the template",
         132001 => "the template does not exist in this language or is not approved",
         368 | 131031 => "the WhatsApp Business account is restricted",
