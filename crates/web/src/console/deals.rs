@@ -145,7 +145,7 @@ pub(crate) fn parse_amount(raw: &str, currency: &str) -> Result<i64, String> {
 /// The API's checks for a change sent with the session cookie: a page of this origin, the
 /// session's CSRF token, and (as the API's middleware refuses every unsafe method of one) no
 /// read-only impersonation.
-fn check_change(
+pub(super) fn check_change(
     s: &Services,
     viewer: &Viewer,
     headers: &HeaderMap,

@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         // not apply to it.
         .merge(
             OpenApiRouter::new()
-                .routes(routes!(upload_attachment))
+                .routes(routes!(upload_conversation_attachment))
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
 }
@@ -49,7 +49,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 422, description = "file_type_not_allowed: the reason and the accepted types", body = ErrorBody),
         (status = 429, description = "upload_quota_exceeded: PALISADE_UPLOAD_QUOTA_BYTES_PER_DAY reached for today (UTC); Retry-After says when the next day starts", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait")))))]
-pub async fn upload_attachment(
+pub async fn upload_conversation_attachment(
     State(state): State<AppState>,
     Auth(p): Auth,
     Meta(meta): Meta,

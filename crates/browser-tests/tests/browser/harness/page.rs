@@ -682,6 +682,25 @@ impl Page {
         }
     }
 
+    /// Chooses `path` in the file input matched by the CSS selector `selector` (as a person
+    /// picking a file in the dialog would).
+    pub async fn choose_file(&self, selector: &str, path: &std::path::Path) {
+        let el = self
+            .page
+            .find_element(selector)
+            .await
+            .unwrap_or_else(|e| panic!("no file input {selector}: {e}"));
+        let params = chromiumoxide::cdp::browser_protocol::dom::SetFileInputFilesParams::builder()
+            .file(path.to_string_lossy().into_owned())
+            .backend_node_id(el.backend_node_id)
+            .build()
+            .unwrap_or_else(|e| panic!("choosing {}: {e}", path.display()));
+        self.page
+            .execute(params)
+            .await
+            .unwrap_or_else(|e| panic!("choosing {} in {selector}: {e}", path.display()));
+    }
+
     /// Types `text` into the focused element (as an input method would: one input event).
     pub async fn type_text(&self, text: &str) {
         self.page
