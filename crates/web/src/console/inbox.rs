@@ -141,10 +141,12 @@ async fn send_file(
         Ok(a) => a,
         Err(e) => return app_error(e),
     };
-    let mut object = serde_json::json!({ "attachment_id": a.id });
+    let mut object = serde_json::Map::new();
+    object.insert("attachment_id".into(), serde_json::json!(a.id));
     if !caption.trim().is_empty() {
-        object["caption"] = serde_json::json!(caption.trim());
+        object.insert("caption".into(), serde_json::json!(caption.trim()));
     }
+    let object = serde_json::Value::Object(object);
     let out = messaging::Outgoing::Media { kind, object };
     match messaging::send_message(s, &viewer.principal, &meta, ConversationId::from(id), out).await
     {
