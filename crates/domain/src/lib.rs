@@ -73,8 +73,8 @@ pub use status::{ConnectionStatus, ConversationStatus, MediaStatus, MessageStatu
 pub use template::{NewTemplate, SendRefusal, Template, TemplateCategory, TemplateStatus};
 pub use text::{EmailAddress, PersonName, TenantName};
 pub use ticket::{
-    Attachment, AttachmentName, CommentVisibility, Ticket, TicketComment, TicketPriority,
-    TicketStatus, TicketSubject,
+    Attachment, AttachmentName, AttachmentOwner, CommentVisibility, Ticket, TicketComment,
+    TicketPriority, TicketStatus, TicketSubject,
 };
 pub use timestamp::rfc3339;
 pub use two_factor::TwoFactorRequirement;

@@ -188,12 +188,50 @@ pub struct TicketComment {
     pub created_at: OffsetDateTime,
 }
 
-/// A file attached to a ticket.
+/// What an attachment belongs to: a ticket, or a conversation it is sent to as WhatsApp media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachmentOwner {
+    Ticket(TicketId),
+    Conversation(ConversationId),
+}
+
+impl AttachmentOwner {
+    pub fn ticket_id(self) -> Option<TicketId> {
+        match self {
+            AttachmentOwner::Ticket(t) => Some(t),
+            AttachmentOwner::Conversation(_) => None,
+        }
+    }
+
+    pub fn conversation_id(self) -> Option<ConversationId> {
+        match self {
+            AttachmentOwner::Conversation(c) => Some(c),
+            AttachmentOwner::Ticket(_) => None,
+        }
+    }
+
+    /// `ticket` or `conversation` (the audit records' target type).
+    pub fn kind(self) -> &'static str {
+        match self {
+            AttachmentOwner::Ticket(_) => "ticket",
+            AttachmentOwner::Conversation(_) => "conversation",
+        }
+    }
+
+    pub fn id(self) -> uuid::Uuid {
+        match self {
+            AttachmentOwner::Ticket(t) => t.as_uuid(),
+            AttachmentOwner::Conversation(c) => c.as_uuid(),
+        }
+    }
+}
+
+/// A file attached to a ticket or uploaded to a conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attachment {
     pub id: AttachmentId,
     pub tenant_id: TenantId,
-    pub ticket_id: TicketId,
+    pub owner: AttachmentOwner,
     /// Display only, sanitised ([`AttachmentName`]).
     pub filename: String,
     /// Decided from the content (magic bytes), never from the client.

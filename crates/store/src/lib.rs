@@ -35,6 +35,7 @@ pub mod mail_outbox;
 pub mod media;
 pub mod messages;
 pub mod notifications;
+pub mod outbound_media;
 pub mod passkeys;
 pub mod password_history;
 pub mod password_resets;

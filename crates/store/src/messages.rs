@@ -39,6 +39,8 @@ pub struct Message {
     pub author_id: Option<UserId>,
     /// An inbound media message's file (filled by the reads that show it, not by this query).
     pub media: Option<MessageMedia>,
+    /// An outbound message's file sent from an attachment (filled by the reads that show it).
+    pub sent_file: Option<crate::outbound_media::OutboundMedia>,
 }
 
 /// A row of [`MESSAGE_COLUMNS`] and `author_id`.
@@ -84,6 +86,7 @@ impl TryFrom<MessageRow> for Message {
             status_updated_at: r.status_updated_at,
             author_id: r.author_id.map(UserId::from),
             media: None,
+            sent_file: None,
         })
     }
 }

@@ -4,8 +4,9 @@
 
 use crate::{Query, Result, StoreError, TenantScope, Tx};
 use palisade_domain::{
-    Attachment, AttachmentId, CommentVisibility, ContactId, ConversationId, MessageId, Ticket,
-    TicketComment, TicketId, TicketPriority, TicketStatus, TicketSubject, UserId,
+    Attachment, AttachmentId, AttachmentOwner, CommentVisibility, ContactId, ConversationId,
+    MessageId, Ticket, TicketComment, TicketId, TicketPriority, TicketStatus, TicketSubject,
+    UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -234,13 +235,73 @@ pub async fn delete_of_contact(
     tx: &mut Tx<TenantScope>,
     contact: ContactId,
 ) -> Result<(u64, Vec<String>)> {
-    delete_where(
+    let tenant = tx.scope().tenant_id();
+    let of_contact = "SELECT id FROM conversations WHERE tenant_id = $1 AND contact_id = $2";
+    // Its messages are erased next (their files with them); none of them keeps a file alive.
+    tx.execute(
+        Query::new(format!(
+            "DELETE FROM outbound_media WHERE tenant_id = $1 AND message_id IN (
+                 SELECT id FROM messages WHERE tenant_id = $1 AND conversation_id IN ({of_contact}))"
+        ))
+        .bind(tenant)
+        .bind(contact),
+    )
+    .await?;
+    let (n, mut orphans) = delete_where(
         tx,
         "(contact_id = $2 OR conversation_id IN (
              SELECT id FROM conversations WHERE tenant_id = $1 AND contact_id = $2))",
         contact.as_uuid(),
     )
-    .await
+    .await?;
+    // The files uploaded to its conversations go too.
+    #[derive(sqlx::FromRow)]
+    struct Sha {
+        sha256: String,
+    }
+    let shas: Vec<Sha> = tx
+        .fetch_all(
+            Query::new(format!(
+                "SELECT DISTINCT sha256 FROM attachments
+                 WHERE tenant_id = $1 AND conversation_id IN ({of_contact})"
+            ))
+            .bind(tenant)
+            .bind(contact),
+        )
+        .await?;
+    tx.execute(
+        Query::new(format!(
+            "DELETE FROM attachments WHERE tenant_id = $1 AND conversation_id IN ({of_contact})"
+        ))
+        .bind(tenant)
+        .bind(contact),
+    )
+    .await?;
+    for s in shas {
+        if !orphans.contains(&s.sha256) && !sha_in_use(tx, &s.sha256).await? {
+            orphans.push(s.sha256);
+        }
+    }
+    Ok((n, orphans))
+}
+
+/// A conversation's attachments, oldest first.
+pub async fn conversation_attachments(
+    tx: &mut Tx<TenantScope>,
+    conversation: ConversationId,
+) -> Result<Vec<Attachment>> {
+    let tenant = tx.scope().tenant_id();
+    let rows: Vec<AttachmentRow> = tx
+        .fetch_all(
+            Query::new(format!(
+                "SELECT {ATTACHMENT_COLUMNS} FROM attachments
+                 WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY id"
+            ))
+            .bind(tenant)
+            .bind(conversation),
+        )
+        .await?;
+    rows.into_iter().map(Attachment::try_from).collect()
 }
 
 // ---- comments ----
@@ -313,7 +374,8 @@ pub async fn comments(tx: &mut Tx<TenantScope>, ticket: TicketId) -> Result<Vec<
 struct AttachmentRow {
     id: Uuid,
     tenant_id: Uuid,
-    ticket_id: Uuid,
+    ticket_id: Option<Uuid>,
+    conversation_id: Option<Uuid>,
     filename: String,
     content_type: String,
     size_bytes: i64,
@@ -322,35 +384,53 @@ struct AttachmentRow {
     created_at: OffsetDateTime,
 }
 
-impl From<AttachmentRow> for Attachment {
-    fn from(r: AttachmentRow) -> Self {
-        Attachment {
+impl TryFrom<AttachmentRow> for Attachment {
+    type Error = StoreError;
+
+    fn try_from(r: AttachmentRow) -> Result<Self> {
+        let owner = match (r.ticket_id, r.conversation_id) {
+            (Some(t), None) => AttachmentOwner::Ticket(t.into()),
+            (None, Some(c)) => AttachmentOwner::Conversation(c.into()),
+            _ => {
+                return Err(StoreError::Integrity(format!(
+                    "attachment {} has not exactly one of a ticket and a conversation",
+                    r.id
+                )))
+            }
+        };
+        Ok(Attachment {
             id: r.id.into(),
             tenant_id: r.tenant_id.into(),
-            ticket_id: r.ticket_id.into(),
+            owner,
             filename: r.filename,
             content_type: r.content_type,
             size_bytes: r.size_bytes,
             sha256: r.sha256,
             uploaded_by: r.uploaded_by.map(UserId::from_uuid),
             created_at: r.created_at,
-        }
+        })
     }
 }
 
-const ATTACHMENT_COLUMNS: &str =
-    "id, tenant_id, ticket_id, filename, content_type, size_bytes, sha256, uploaded_by, created_at";
+const ATTACHMENT_COLUMNS: &str = "id, tenant_id, ticket_id, conversation_id, filename, \
+     content_type, size_bytes, sha256, uploaded_by, created_at";
 
+/// Stores an attachment; a conversation's also records the conversation's connection (the
+/// PostgreSQL key into `conversations` includes it).
 pub async fn insert_attachment(tx: &mut Tx<TenantScope>, a: &Attachment) -> Result<()> {
     let tenant = tx.scope().tenant_id();
     tx.execute(
-        Query::new(format!(
-            "INSERT INTO attachments ({ATTACHMENT_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        ))
+        Query::new(
+            "INSERT INTO attachments (id, tenant_id, ticket_id, conversation_id, connection_id,
+                 filename, content_type, size_bytes, sha256, uploaded_by, created_at)
+             VALUES ($1, $2, $3, $4,
+                 (SELECT connection_id FROM conversations WHERE tenant_id = $2 AND id = $4),
+                 $5, $6, $7, $8, $9, $10)",
+        )
         .bind(a.id)
         .bind(tenant)
-        .bind(a.ticket_id)
+        .bind(a.owner.ticket_id())
+        .bind(a.owner.conversation_id())
         .bind(a.filename.clone())
         .bind(a.content_type.clone())
         .bind(a.size_bytes)
@@ -376,7 +456,7 @@ pub async fn find_attachment(
             .bind(id),
         )
         .await?;
-    Ok(row.map(Attachment::from))
+    row.map(Attachment::try_from).transpose()
 }
 
 /// A ticket's attachments, oldest first.
@@ -392,10 +472,11 @@ pub async fn attachments(tx: &mut Tx<TenantScope>, ticket: TicketId) -> Result<V
             .bind(ticket),
         )
         .await?;
-    Ok(rows.into_iter().map(Attachment::from).collect())
+    rows.into_iter().map(Attachment::try_from).collect()
 }
 
-/// Whether an attachment of the tenant refers to the file `sha256`.
+/// Whether an attachment of the tenant, or a queued media message not yet uploaded to Meta,
+/// refers to the file `sha256`.
 pub async fn sha_in_use(tx: &mut Tx<TenantScope>, sha256: &str) -> Result<bool> {
     #[derive(sqlx::FromRow)]
     struct Count {
@@ -405,7 +486,9 @@ pub async fn sha_in_use(tx: &mut Tx<TenantScope>, sha256: &str) -> Result<bool> 
     let c: Count = tx
         .fetch_one(
             Query::new(
-                "SELECT COUNT(*) AS n FROM attachments WHERE tenant_id = $1 AND sha256 = $2",
+                "SELECT (SELECT COUNT(*) FROM attachments WHERE tenant_id = $1 AND sha256 = $2)
+                      + (SELECT COUNT(*) FROM outbound_media
+                         WHERE tenant_id = $1 AND sha256 = $2 AND media_id IS NULL) AS n",
             )
             .bind(tenant)
             .bind(sha256.to_owned()),

@@ -14,6 +14,7 @@ crate::both!(
     a_reply_sent_before_the_page_is_live_is_shown_once_it_is,
     a_customer_script_is_shown_as_text_and_never_runs,
     the_keyboard_alone_signs_in_answers_and_navigates,
+    a_file_is_attached_and_sent_from_the_composer,
 );
 
 const PASSWORD: &str = "correct-orbit-lantern-quietly";
@@ -289,5 +290,35 @@ async fn the_keyboard_alone_signs_in_answers_and_navigates(db: Db) {
     page.press("Enter").await;
     page.wait_for_path("/contacts").await;
     page.wait_for(&text("Carla Mendes")).await;
+    page.assert_clean().await;
+}
+
+/// The composer's "Attach file": a plain multipart form (no script needed) that uploads the
+/// file to the conversation and sends it; the sent image shows in the thread with its download.
+async fn a_file_is_attached_and_sent_from_the_composer(db: Db) {
+    let server = Server::start(db).await;
+    let (_, pid) = tenant_with_number(&server).await;
+    customer_writes(&server, &pid, "Can you send me the photo?").await;
+    let page = Page::open(&server).await;
+    sign_in(&page, "ana@acme.example").await;
+    page.click(&text("Carla Mendes")).await;
+    page.wait_for(&role("heading", "Carla Mendes")).await;
+    page.wait_for(&label("Attach file")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("photo.png");
+    let mut png =
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89".to_vec();
+    png.extend_from_slice(b"\0\0\0\0IEND\xAE\x42\x60\x82");
+    std::fs::write(&file, &png).unwrap();
+    page.set_file(&label("Attach file"), &file).await;
+    page.fill(&label("Send as"), "Image").await;
+    page.fill(&label("Caption (optional)"), "Here it is").await;
+    page.click(&role("button", "Send file")).await;
+    // Back on the conversation: the image is in the thread, with its download link.
+    page.wait_for(&text("Here it is")).await;
+    page.wait_for(&css(".msg-outbound a[href^=\"/api/v1/attachments/\"]"))
+        .await;
+    page.assert_accessible().await;
+    page.screenshot("conversation-file-sent").await;
     page.assert_clean().await;
 }

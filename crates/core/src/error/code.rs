@@ -100,6 +100,11 @@ pub const META_REFUSED: &str = "meta_refused";
 pub const MEDIA_FAILED: &str = "media_failed";
 /// The message's media is still being downloaded.
 pub const MEDIA_PENDING: &str = "media_pending";
+/// The attachment is larger than WhatsApp accepts for the message type (the limit is named).
+pub const MEDIA_TOO_LARGE: &str = "media_too_large";
+/// The attachment's type is not one WhatsApp accepts for the message type (the accepted types
+/// are named).
+pub const MEDIA_TYPE_NOT_ALLOWED: &str = "media_type_not_allowed";
 /// The route exists but not with this method.
 pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
 /// The user is not deleted, so there is nothing to restore.
@@ -248,6 +253,8 @@ pub const ALL: &[&str] = &[
     MALFORMED_JSON,
     MEDIA_FAILED,
     MEDIA_PENDING,
+    MEDIA_TOO_LARGE,
+    MEDIA_TYPE_NOT_ALLOWED,
     META_REFUSED,
     METHOD_NOT_ALLOWED,
     NO_MEDIA,

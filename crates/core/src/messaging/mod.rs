@@ -4,6 +4,7 @@
 //! assignee, labels, internal notes). Inbound messages are written by processing Meta's
 //! webhooks (`whatsapp::inbound`). Their one outgoing shape is in [`view`].
 
+pub mod attachment;
 mod view;
 
 pub use view::{
@@ -234,7 +235,8 @@ pub enum Outgoing {
         language: serde_json::Value,
         components: Option<serde_json::Value>,
     },
-    /// `image`, `audio`, `video`, `document` or `sticker`: `{id | link, caption?, filename?}`.
+    /// `image`, `audio`, `video`, `document` or `sticker`: `{id | link | attachment_id,
+    /// caption?, filename?}` (an attachment: see [`attachment`]).
     Media {
         kind: MessageKind,
         object: serde_json::Value,
@@ -246,9 +248,9 @@ pub enum Outgoing {
     },
 }
 
-/// Checks a media object: exactly one of `id` or an http(s) `link`; a caption (at most 1024
-/// characters) only on images, videos and documents; a filename only on documents. Returns
-/// the caption.
+/// Checks a media object: exactly one of `id`, an http(s) `link` or an `attachment_id` (a
+/// UUID); a caption (at most 1024 characters) only on images, videos and documents; a filename
+/// only on documents. Returns the caption.
 fn check_media(kind: &MessageKind, o: &serde_json::Value) -> AppResult<Option<String>> {
     let field = |m: &str| AppError::Validation {
         message: format!("{kind}: {m}"),
@@ -260,9 +262,9 @@ fn check_media(kind: &MessageKind, o: &serde_json::Value) -> AppResult<Option<St
         return Err(field("must be an object"));
     };
     let allowed: &[&str] = match kind {
-        MessageKind::Document => &["id", "link", "caption", "filename"],
-        MessageKind::Image | MessageKind::Video => &["id", "link", "caption"],
-        _ => &["id", "link"],
+        MessageKind::Document => &["id", "link", "attachment_id", "caption", "filename"],
+        MessageKind::Image | MessageKind::Video => &["id", "link", "attachment_id", "caption"],
+        _ => &["id", "link", "attachment_id"],
     };
     if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(field(&format!("{k} is not allowed on {kind} messages")));
@@ -272,16 +274,23 @@ fn check_media(kind: &MessageKind, o: &serde_json::Value) -> AppResult<Option<St
     let link = str_of("link").transpose();
     let caption = str_of("caption").transpose();
     let filename = str_of("filename").transpose();
-    let (Ok(id), Ok(link), Ok(caption), Ok(filename)) = (id, link, caption, filename) else {
-        return Err(field("id, link, caption and filename must be strings"));
+    let attachment = str_of("attachment_id").transpose();
+    let (Ok(id), Ok(link), Ok(caption), Ok(filename), Ok(attachment)) =
+        (id, link, caption, filename, attachment)
+    else {
+        return Err(field(
+            "id, link, attachment_id, caption and filename must be strings",
+        ));
     };
-    match (id, link) {
-        (Some(id), None) if !id.is_empty() && id.len() <= 128 => {}
-        (None, Some(l))
+    match (id, link, attachment) {
+        (Some(id), None, None) if !id.is_empty() && id.len() <= 128 => {}
+        (None, Some(l), None)
             if l.len() <= 2048 && (l.starts_with("https://") || l.starts_with("http://")) => {}
+        (None, None, Some(a)) if Uuid::parse_str(a).is_ok() => {}
         _ => {
             return Err(field(
-                "needs exactly one of id (Meta's media id) or link (an http(s) URL)",
+                "needs exactly one of id (Meta's media id), link (an http(s) URL) or \
+                 attachment_id (an uploaded file's id)",
             ))
         }
     }
@@ -346,6 +355,15 @@ pub async fn send_message(
 ) -> AppResult<Message> {
     p.require(Permission::ConversationsWrite)?;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
+    // Sending a file reads it: `conversations.read` for a conversation's, `tickets.read` for a
+    // ticket's.
+    if let Outgoing::Media { object, .. } = &out {
+        if let Some(id) = attachment::attachment_id(object) {
+            if let Some(a) = palisade_store::tickets::find_attachment(uow.tx(), id).await? {
+                p.require(crate::tickets::attachments::read_permission(a.owner))?;
+            }
+        }
+    }
     let stored = queue_message(&mut uow, conversation_id, out, Some(p.user_id)).await?;
     uow.commit().await?;
     Ok(stored)
@@ -378,6 +396,8 @@ pub async fn queue_message_with(
     // A template message's (name, language code, send components), checked against the
     // stored template once the conversation's connection is known.
     let mut template_check: Option<(String, String, Option<serde_json::Value>)> = None;
+    // The uploaded file a media message sends (checked here, uploaded to Meta by the sender).
+    let mut sent_file: Option<palisade_domain::Attachment> = None;
     let (kind, body, text) = match out {
         Outgoing::Text { body } => {
             let n = body.chars().count();
@@ -453,8 +473,21 @@ pub async fn queue_message_with(
                 None,
             )
         }
-        Outgoing::Media { kind, object } => {
+        Outgoing::Media { kind, mut object } => {
             let caption = check_media(&kind, &object)?;
+            if let Some(id) = attachment::attachment_id(&object) {
+                let a = palisade_store::tickets::find_attachment(uow.tx(), id)
+                    .await?
+                    .ok_or(AppError::NotFound("attachment"))?;
+                attachment::check_sendable(&kind, &a)?;
+                if kind == MessageKind::Document {
+                    if let Some(o) = object.as_object_mut() {
+                        o.entry("filename")
+                            .or_insert_with(|| serde_json::json!(a.filename));
+                    }
+                }
+                sent_file = Some(a);
+            }
             let name = kind.as_str();
             let body = serde_json::json!({ "type": name, name: object });
             (kind, body, caption)
@@ -514,6 +547,32 @@ pub async fn queue_message_with(
         created_at: now,
     };
     send_queue::insert_outbound_with(uow.tx(), &m, priority).await?;
+    if let Some(a) = sent_file {
+        palisade_store::outbound_media::insert(
+            uow.tx(),
+            &palisade_store::outbound_media::OutboundMedia {
+                message_id: m.id,
+                tenant_id: a.tenant_id,
+                attachment_id: a.id,
+                filename: a.filename.clone(),
+                content_type: a.content_type.clone(),
+                size_bytes: a.size_bytes,
+                sha256: a.sha256.clone(),
+                media_id: None,
+                uploaded_at: None,
+            },
+        )
+        .await?;
+        uow.audit(
+            uow.entry("attachment.sent")
+                .target("attachment", a.id)
+                .metadata(serde_json::json!({
+                    "message_id": m.id, "conversation_id": conversation_id,
+                    "type": m.kind.as_str(), "sha256": a.sha256,
+                })),
+        )
+        .await?;
+    }
     let stored = messages::find_message(uow.tx(), m.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the message just stored is missing"))?;

@@ -7,6 +7,7 @@ use palisade_domain::{rfc3339, MediaStatus, MessageDirection, MessageKind};
 use palisade_store::conversations::Conversation;
 use palisade_store::media::MessageMedia;
 use palisade_store::messages::{LastMessage, Message, PREVIEW_CHARS};
+use palisade_store::outbound_media::OutboundMedia;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -168,7 +169,8 @@ pub struct MessageView {
     pub status_updated_at: String,
     /// The user who wrote an outbound message (or whose API key sent it).
     pub author_id: Option<Uuid>,
-    /// Inbound media messages: the downloaded file's state (absent on other messages).
+    /// Inbound media messages: the downloaded file's state; outbound media messages sent from an
+    /// uploaded file: that file (absent on other messages).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaView>,
 }
@@ -191,7 +193,11 @@ impl From<&Message> for MessageView {
             created_at: rfc3339(m.created_at),
             status_updated_at: rfc3339(m.status_updated_at),
             author_id: m.author_id.map(|u| u.as_uuid()),
-            media: m.media.as_ref().map(MediaView::from),
+            media: m
+                .media
+                .as_ref()
+                .map(MediaView::from)
+                .or_else(|| m.sent_file.as_ref().map(MediaView::from)),
         }
     }
 }
@@ -202,7 +208,8 @@ impl From<Message> for MessageView {
     }
 }
 
-/// The file of an inbound media message (`image`, `audio`, `video`, `document`, `sticker`).
+/// The file of a media message (`image`, `audio`, `video`, `document`, `sticker`): an inbound
+/// one's download, or the uploaded file an outbound one sends.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[schema(as = MediaStateResponse)]
 pub struct MediaView {
@@ -216,7 +223,8 @@ pub struct MediaView {
     pub sha256: Option<String>,
     /// A document's file name as the sender gave it.
     pub filename: Option<String>,
-    /// `/api/v1/messages/{id}/media`, once stored.
+    /// `/api/v1/messages/{id}/media` once stored (inbound), or `/api/v1/attachments/{id}`
+    /// (outbound: the attachment sent).
     pub download_url: Option<String>,
     /// Why the download failed (or, while pending, why the last attempt did).
     pub error: Option<MediaErrorView>,
@@ -251,6 +259,20 @@ impl From<&MessageMedia> for MediaView {
                 code: code.clone(),
                 message: m.error.clone().unwrap_or_default(),
             }),
+        }
+    }
+}
+
+impl From<&OutboundMedia> for MediaView {
+    fn from(f: &OutboundMedia) -> Self {
+        MediaView {
+            status: MediaStatus::Stored.as_str().to_owned(),
+            mime_type: Some(f.content_type.clone()),
+            size_bytes: Some(f.size_bytes),
+            sha256: Some(f.sha256.clone()),
+            filename: Some(f.filename.clone()),
+            download_url: Some(format!("/api/v1/attachments/{}", f.attachment_id)),
+            error: None,
         }
     }
 }

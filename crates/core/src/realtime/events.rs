@@ -117,6 +117,7 @@ mod tests {
                 status_updated_at: now,
                 author_id: optional.then(UserId::new),
                 media: None,
+                sent_file: None,
             };
             let mut m = m;
             if optional {

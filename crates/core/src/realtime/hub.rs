@@ -379,6 +379,7 @@ mod tests {
             status_updated_at: now,
             author_id: None,
             media: None,
+            sent_file: None,
         }
     }
 

@@ -1,6 +1,8 @@
-//! Ticket attachments: upload (checked, typed by content, quota reserved, stored by SHA-256)
-//! and download (audited). See [`super::sniff`] for what is refused and why, and
-//! `docs/security.md` ("Uploads") for the whole set of controls.
+//! Attachments of tickets and conversations: upload (checked, typed by content, quota
+//! reserved, stored by SHA-256) and download (audited). See [`super::sniff`] for what is
+//! refused and why, and `docs/security.md` ("Uploads") for the whole set of controls. A
+//! conversation's attachment is a file to send as WhatsApp media (`messaging::send_message`);
+//! a ticket's may be sent too.
 
 use super::sniff;
 use crate::audit::AuditEntryExt;
@@ -8,7 +10,7 @@ use crate::auth::{Principal, RequestMeta};
 use crate::error::code;
 use crate::storage::StoredObject;
 use crate::{AppError, AppResult, Services, UnitOfWork};
-use palisade_domain::{Attachment, AttachmentId, AttachmentName, Permission, TicketId};
+use palisade_domain::{Attachment, AttachmentId, AttachmentName, AttachmentOwner, Permission};
 use palisade_store::tickets as store;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -60,16 +62,52 @@ fn quota_exceeded(s: &Services, now: OffsetDateTime) -> AppError {
     }
 }
 
+/// The permission that uploading to `owner` needs: `tickets.write` for a ticket,
+/// `conversations.write` for a conversation.
+fn write_permission(owner: AttachmentOwner) -> Permission {
+    match owner {
+        AttachmentOwner::Ticket(_) => Permission::TicketsWrite,
+        AttachmentOwner::Conversation(_) => Permission::ConversationsWrite,
+    }
+}
+
+/// The permission that reading an attachment of `owner` needs.
+pub fn read_permission(owner: AttachmentOwner) -> Permission {
+    match owner {
+        AttachmentOwner::Ticket(_) => Permission::TicketsRead,
+        AttachmentOwner::Conversation(_) => Permission::ConversationsRead,
+    }
+}
+
+/// `404` unless `owner` is a ticket or conversation of the tenant; `lock` takes the ticket's
+/// row lock (a conversation needs none: its attachments change nothing on it).
+async fn owner_exists(
+    tx: &mut palisade_store::Tx<palisade_store::TenantScope>,
+    owner: AttachmentOwner,
+    lock: bool,
+) -> AppResult<()> {
+    let found = match owner {
+        AttachmentOwner::Ticket(t) if lock => store::find_for_update(tx, t).await?.is_some(),
+        AttachmentOwner::Ticket(t) => store::find(tx, t).await?.is_some(),
+        AttachmentOwner::Conversation(c) => palisade_store::conversations::find_conversation(tx, c)
+            .await?
+            .is_some(),
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(AppError::NotFound(owner.kind()))
+    }
+}
+
 /// Checks made before the body is read, so a refused upload is not streamed in: the
-/// permission, the ticket (`404`) and a quota not already spent (`429`). Returns the largest
-/// file accepted, in bytes.
-pub async fn may_upload(s: &Services, p: &Principal, ticket: TicketId) -> AppResult<u64> {
-    p.require(Permission::TicketsWrite)?;
+/// permission, the ticket or conversation (`404`) and a quota not already spent (`429`).
+/// Returns the largest file accepted, in bytes.
+pub async fn may_upload(s: &Services, p: &Principal, owner: AttachmentOwner) -> AppResult<u64> {
+    p.require(write_permission(owner))?;
     let now = s.clock.now();
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
-    if store::find(&mut tx, ticket).await?.is_none() {
-        return Err(AppError::NotFound("ticket"));
-    }
+    owner_exists(&mut tx, owner, false).await?;
     let used = store::uploaded_on(&mut tx, p.user_id, &day(now)).await?;
     if u64::try_from(used).unwrap_or(u64::MAX) >= s.settings.upload_quota_bytes_per_day {
         return Err(quota_exceeded(s, now));
@@ -90,32 +128,32 @@ async fn audit_refusal(
     s: &Services,
     p: &Principal,
     meta: &RequestMeta,
-    ticket: TicketId,
+    owner: AttachmentOwner,
     size: usize,
     reason: &str,
 ) -> AppResult<()> {
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
     uow.audit(
         uow.entry("attachment.refused")
-            .target("ticket", ticket)
+            .target(owner.kind(), owner.id())
             .metadata(json!({ "size_bytes": size, "reason": reason })),
     )
     .await?;
     uow.commit().await
 }
 
-/// Attaches a file to a ticket. Refusals: `413 file_too_large`, `422 file_type_not_allowed`
-/// (the reason and the accepted types), `429 upload_quota_exceeded` (reserved in the
-/// attachment's transaction, so concurrent uploads cannot together pass the quota), `404` for
-/// a ticket not of the tenant.
+/// Attaches a file to a ticket or uploads it to a conversation. Refusals: `413
+/// file_too_large`, `422 file_type_not_allowed` (the reason and the accepted types), `429
+/// upload_quota_exceeded` (reserved in the attachment's transaction, so concurrent uploads
+/// cannot together pass the quota), `404` for a ticket or conversation not of the tenant.
 pub async fn upload(
     s: &Services,
     p: &Principal,
     meta: &RequestMeta,
-    ticket_id: TicketId,
+    owner: AttachmentOwner,
     file: IncomingFile,
 ) -> AppResult<Attachment> {
-    p.require(Permission::TicketsWrite)?;
+    p.require(write_permission(owner))?;
     let tenant = p.tenant_scope()?.tenant_id();
     let size = file.bytes.len();
     let max = s.settings.upload_max_bytes;
@@ -127,7 +165,7 @@ pub async fn upload(
     let mime = match sniff::sniff(&file.bytes, name.extension().as_deref(), allowed) {
         Ok(m) => m,
         Err(refusal) => {
-            audit_refusal(s, p, meta, ticket_id, size, &refusal.0).await?;
+            audit_refusal(s, p, meta, owner, size, &refusal.0).await?;
             return Err(AppError::Unprocessable {
                 code: code::FILE_TYPE_NOT_ALLOWED,
                 message: format!(
@@ -152,9 +190,7 @@ pub async fn upload(
         .map_err(|e| anyhow::anyhow!("writing the upload's file: {e}"))?;
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
     let now = uow.now();
-    if store::find_for_update(uow.tx(), ticket_id).await?.is_none() {
-        return Err(AppError::NotFound("ticket"));
-    }
+    owner_exists(uow.tx(), owner, true).await?;
     let reserved = store::reserve_upload(
         uow.tx(),
         p.user_id,
@@ -165,13 +201,13 @@ pub async fn upload(
     .await?;
     if !reserved {
         drop(uow);
-        audit_refusal(s, p, meta, ticket_id, size, "upload quota exceeded").await?;
+        audit_refusal(s, p, meta, owner, size, "upload quota exceeded").await?;
         return Err(quota_exceeded(s, now));
     }
     let a = Attachment {
         id: AttachmentId::new(),
         tenant_id: tenant,
-        ticket_id,
+        owner,
         filename: name.as_str().to_owned(),
         content_type: mime.to_owned(),
         size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
@@ -184,7 +220,7 @@ pub async fn upload(
         uow.entry("attachment.uploaded")
             .target("attachment", a.id)
             .metadata(json!({
-                "ticket_id": ticket_id, "content_type": mime, "size_bytes": size,
+                owner.kind(): owner.id(), "content_type": mime, "size_bytes": size,
                 "sha256": sha,
             })),
     )
@@ -203,23 +239,26 @@ pub struct AttachmentFile {
     pub object: StoredObject,
 }
 
-/// Opens an attachment's file for download, recording the download in the audit log.
+/// Opens an attachment's file for download, recording the download in the audit log. A
+/// ticket's needs `tickets.read`, a conversation's `conversations.read`.
 pub async fn open(
     s: &Services,
     p: &Principal,
     meta: &RequestMeta,
     id: AttachmentId,
 ) -> AppResult<AttachmentFile> {
-    p.require(Permission::TicketsRead)?;
+    p.require(Permission::TicketsRead)
+        .or_else(|_| p.require(Permission::ConversationsRead))?;
     let tenant = p.tenant_scope()?.tenant_id();
     let mut uow = UnitOfWork::begin(s, p, meta).await?;
     let a = store::find_attachment(uow.tx(), id)
         .await?
         .ok_or(AppError::NotFound("attachment"))?;
+    p.require(read_permission(a.owner))?;
     uow.audit(
         uow.entry("attachment.downloaded")
             .target("attachment", id)
-            .metadata(json!({ "ticket_id": a.ticket_id, "sha256": a.sha256 })),
+            .metadata(json!({ a.owner.kind(): a.owner.id(), "sha256": a.sha256 })),
     )
     .await?;
     uow.commit().await?;

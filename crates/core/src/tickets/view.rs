@@ -112,7 +112,11 @@ impl From<&TicketComment> for TicketCommentView {
 #[schema(as = AttachmentResponse)]
 pub struct AttachmentView {
     pub id: Uuid,
-    pub ticket_id: Uuid,
+    /// The ticket it is attached to (absent on a conversation's).
+    pub ticket_id: Option<Uuid>,
+    /// The conversation it was uploaded to, to be sent as WhatsApp media (absent on a
+    /// ticket's).
+    pub conversation_id: Option<Uuid>,
     /// The uploaded file's name, sanitised (no path, control or text-direction characters, at
     /// most 200 characters).
     pub filename: String,
@@ -132,7 +136,8 @@ impl From<&Attachment> for AttachmentView {
     fn from(a: &Attachment) -> Self {
         AttachmentView {
             id: a.id.as_uuid(),
-            ticket_id: a.ticket_id.as_uuid(),
+            ticket_id: a.owner.ticket_id().map(|t| t.as_uuid()),
+            conversation_id: a.owner.conversation_id().map(|c| c.as_uuid()),
             filename: a.filename.clone(),
             content_type: a.content_type.clone(),
             size_bytes: a.size_bytes,

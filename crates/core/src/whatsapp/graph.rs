@@ -255,6 +255,46 @@ impl GraphClient {
             .ok_or_else(|| GraphError::Transport("the Graph API returned no message id".into()))
     }
 
+    /// Uploads a file to `POST /{phone_number_id}/media` (multipart: `messaging_product`,
+    /// `type` and the `file` with its name and type). Returns Meta's media id, valid for 30
+    /// days. The transfer may take longer than a message: its time limit is 5 minutes.
+    pub async fn upload_media(
+        &self,
+        token: &str,
+        phone_number_id: &str,
+        mime: &str,
+        filename: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, GraphError> {
+        #[derive(Deserialize)]
+        struct Uploaded {
+            id: String,
+        }
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(filename.to_owned())
+            .mime_str(mime)
+            .map_err(|e| GraphError::Transport(format!("the media type {mime:?}: {e}")))?;
+        let form = reqwest::multipart::Form::new()
+            .text("messaging_product", "whatsapp")
+            .text("type", mime.to_owned())
+            .part("file", part);
+        let resp = Self::execute(
+            self.http
+                .post(self.url(&format!("{phone_number_id}/media")))
+                .bearer_auth(token)
+                .timeout(Duration::from_secs(300))
+                .multipart(form),
+        )
+        .await?;
+        let up: Uploaded = Self::read(resp).await?;
+        if up.id.is_empty() {
+            return Err(GraphError::Transport(
+                "the Graph API returned no media id".into(),
+            ));
+        }
+        Ok(up.id)
+    }
+
     /// Looks up a media file (its short-lived download URL, MIME type, SHA-256 and size).
     /// `media_id` must be a plain id (letters, digits, `_`, `-`): it becomes a path segment.
     pub async fn media_info(

@@ -23,5 +23,6 @@ pub mod graph;
 pub mod inbound;
 pub mod media;
 pub mod outbound;
+pub mod outbound_media;
 pub mod retention;
 pub mod webhook_refusals;

@@ -19,6 +19,7 @@
 
 use super::connections::secret_aad;
 use super::graph::GraphError;
+use super::outbound_media::Prepared;
 use crate::error::code;
 use crate::worker::Next;
 use crate::{AppResult, Services, SystemActor, UnitOfWork};
@@ -126,37 +127,57 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
                     o.insert("recipient_type".into(), json!("individual"));
                     o.insert("to".into(), json!(to));
                 }
-                match s
-                .graph
-                .send_message(&token, &c.phone_number_id, &body)
-                .await
-            {
-                Ok(wamid) => Outcome::Sent(wamid),
-                // A bulk send that did not reach Meta's answer may have been sent: at most once.
-                Err(e @ GraphError::Transport(_)) if bulk => Outcome::Failed(error(
-                    0,
-                    "outcome_unknown",
-                    &format!("the request to WhatsApp failed without an answer ({e}); a campaign message is not sent twice"),
-                )),
-                Err(e) if e.is_transient() && q.attempts + 1 < MAX_ATTEMPTS => {
-                    Outcome::Retry(e.to_string())
+                // A file to send is uploaded to Meta first (`outbound_media`).
+                let prepared = super::outbound_media::prepare_body(
+                    s,
+                    &token,
+                    &c.phone_number_id,
+                    tenant,
+                    q.message_id,
+                    body,
+                )
+                .await?;
+                let sent = match prepared {
+                    Prepared::Body(body) => s
+                        .graph
+                        .send_message(&token, &c.phone_number_id, &body)
+                        .await
+                        .map(Ok),
+                    Prepared::Graph(e) => Err(e),
+                    Prepared::Failed(err) => Ok(Err(err)),
+                };
+                match sent {
+                    Ok(Ok(wamid)) => Outcome::Sent(wamid),
+                    Ok(Err(err)) => Outcome::Failed(err),
+                    // A bulk send that did not reach Meta's answer may have been sent: at most
+                    // once.
+                    Err(e @ GraphError::Transport(_)) if bulk => Outcome::Failed(error(
+                        0,
+                        "outcome_unknown",
+                        &format!(
+                            "the request to WhatsApp failed without an answer ({e}); a campaign \
+                             message is not sent twice"
+                        ),
+                    )),
+                    Err(e) if e.is_transient() && q.attempts + 1 < MAX_ATTEMPTS => {
+                        Outcome::Retry(e.to_string())
+                    }
+                    Err(GraphError::Api {
+                        code,
+                        message,
+                        details,
+                        ..
+                    }) => Outcome::Failed(error(
+                        code,
+                        &message,
+                        &details.unwrap_or_else(|| reason(code).to_owned()),
+                    )),
+                    Err(e @ GraphError::Transport(_)) => Outcome::Failed(error(
+                        0,
+                        "unreachable",
+                        &format!("gave up after {MAX_ATTEMPTS} attempts: {e}"),
+                    )),
                 }
-                Err(GraphError::Api {
-                    code,
-                    message,
-                    details,
-                    ..
-                }) => Outcome::Failed(error(
-                    code,
-                    &message,
-                    &details.unwrap_or_else(|| reason(code).to_owned()),
-                )),
-                Err(e @ GraphError::Transport(_)) => Outcome::Failed(error(
-                    0,
-                    "unreachable",
-                    &format!("gave up after {MAX_ATTEMPTS} attempts: {e}"),
-                )),
-            }
             }
         },
     };
@@ -290,6 +311,7 @@ fn reason(code: i64) -> &'static str {
         131047 => "more than 24 hours have passed since the contact last wrote; send a template",
         131050 => "the contact stopped marketing messages from this business",
         131051 => "WhatsApp does not support this message type",
+        131053 => "WhatsApp refused the file to send (its type or size)",
         132000 => "the number of template parameters does not match the template",
         132001 => "the template does not exist in this language or is not approved",
         368 | 131031 => "the WhatsApp Business account is restricted",

@@ -103,6 +103,7 @@ mod login_history;
 mod mail;
 mod many_nodes;
 mod media;
+mod media_send;
 mod metrics;
 mod notifications;
 mod openapi;

@@ -225,8 +225,9 @@ impl utoipa::PartialSchema for CustomAttributes {
 }
 impl ToSchema for CustomAttributes {}
 
-/// A media object: exactly one of `id` (Meta's media id) or `link` (an http(s) URL), and
-/// the `extra` fields the message type allows (`caption`, `filename`), nothing else.
+/// A media object: exactly one of `id` (Meta's media id), `link` (an http(s) URL) or
+/// `attachment_id` (a file uploaded to Palisade, sent by the sender through Meta's media
+/// upload), and the `extra` fields the message type allows (`caption`, `filename`), nothing else.
 fn media(extra: &[&str]) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
     let with = |key: &str, schema: ObjectBuilder| {
@@ -258,13 +259,17 @@ fn media(extra: &[&str]) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Sche
         .schema_type(Type::String)
         .max_length(Some(2048))
         .pattern(Some("^https?://[!-~]*$"));
+    let attachment = ObjectBuilder::new().schema_type(Type::String).format(Some(
+        utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Uuid),
+    ));
     OneOfBuilder::new()
         .item(with("id", id))
         .item(with("link", link))
+        .item(with("attachment_id", attachment))
         .into()
 }
 
-/// `{id | link}` (audio, sticker).
+/// `{id | link | attachment_id}` (audio, sticker).
 pub struct Media;
 impl utoipa::PartialSchema for Media {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -273,7 +278,7 @@ impl utoipa::PartialSchema for Media {
 }
 impl ToSchema for Media {}
 
-/// `{id | link, caption?}` (image, video).
+/// `{id | link | attachment_id, caption?}` (image, video).
 pub struct CaptionedMedia;
 impl utoipa::PartialSchema for CaptionedMedia {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -282,7 +287,7 @@ impl utoipa::PartialSchema for CaptionedMedia {
 }
 impl ToSchema for CaptionedMedia {}
 
-/// `{id | link, caption?, filename?}` (document).
+/// `{id | link | attachment_id, caption?, filename?}` (document).
 pub struct DocumentMedia;
 impl utoipa::PartialSchema for DocumentMedia {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {

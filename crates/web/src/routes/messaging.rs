@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use palisade_core::messaging;
 use palisade_core::messaging::{ConversationListItemView, ConversationView, MessageView};
-use palisade_domain::{ConversationId, MessageId, MessageKind};
+use palisade_domain::{AttachmentOwner, ConversationId, MessageId, MessageKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -22,6 +22,54 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_conversation, update_conversation))
         .routes(routes!(add_note))
         .routes(routes!(list_messages, send_message))
+        // The upload counts its bytes itself (`tickets::read_upload`): the JSON body limit does
+        // not apply to it.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(upload_conversation_attachment))
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+}
+
+/// Upload a file to send as WhatsApp media in this conversation: `multipart/form-data` with
+/// one part named `file`, under the same checks, quota and audit as a ticket's attachment
+/// (`attachment.uploaded`, a refusal `attachment.refused`). Then send it with `POST
+/// /api/v1/conversations/{id}/messages` and `{"type": "image", "image": {"attachment_id":
+/// "…"}}` (or `document`, `audio`, `video`, `sticker`).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/attachments", tag = "conversations", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Conversation id")),
+    request_body(content = super::tickets::UploadForm, content_type = "multipart/form-data"),
+    responses((status = 201, description = "The attachment", body = palisade_core::tickets::AttachmentView),
+        (status = 400, description = "A malformed id or multipart body, a part other than file, or no file part", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing conversations.write (or the API key scope conversations:write)", body = ErrorBody),
+        (status = 404, description = "No such conversation in your tenant", body = ErrorBody),
+        (status = 413, description = "file_too_large: larger than PALISADE_UPLOAD_MAX_BYTES", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: not a multipart/form-data body", body = ErrorBody),
+        (status = 422, description = "file_type_not_allowed: the reason and the accepted types", body = ErrorBody),
+        (status = 429, description = "upload_quota_exceeded: PALISADE_UPLOAD_QUOTA_BYTES_PER_DAY reached for today (UTC); Retry-After says when the next day starts", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+pub async fn upload_conversation_attachment(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiPath(id): ApiPath<Uuid>,
+    req: axum::extract::Request,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    use palisade_core::tickets::attachments;
+    let owner = AttachmentOwner::Conversation(ConversationId::from(id));
+    let max = attachments::may_upload(&state.services, &p, owner).await?;
+    let file = match super::tickets::read_upload(req, max).await? {
+        Ok(f) => f,
+        Err(refused) => return Ok(refused),
+    };
+    let a = attachments::upload(&state.services, &p, &meta, owner, file).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(palisade_core::tickets::AttachmentView::from(&a)),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -160,7 +208,8 @@ pub async fn list_messages(
 /// A message to send: `{"type": "text", "text": {"body": "…"}}`,
 /// `{"type": "template", "template": {"name": "…", "language": "en_US", "components": […]}}`,
 /// `{"type": "image", "image": {"link": "https://…", "caption": "…"}}` (also `audio`, `video`,
-/// `document`, `sticker`) or `{"type": "interactive", "interactive": {…}}`. Everything but a
+/// `document`, `sticker`; instead of `link`, Meta's media `id` or the `attachment_id` of a file
+/// uploaded to the conversation or to a ticket) or `{"type": "interactive", "interactive": {…}}`. Everything but a
 /// template needs the customer service window to be open.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -231,10 +280,10 @@ pub struct TemplateBody {
     request_body = SendMessageRequest,
     responses((status = 202, description = "Queued for sending", body = MessageView),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Missing conversations.write (or the API key scope conversations:write)", body = ErrorBody),
-        (status = 404, description = "No such conversation in your tenant", body = ErrorBody),
+        (status = 403, description = "Missing conversations.write (or the API key scope conversations:write); sending an attachment also needs the permission to read it: conversations.read for a conversation's, tickets.read for a ticket's (API key scopes conversations:read, tickets:read)", body = ErrorBody),
+        (status = 404, description = "No such conversation (or attachment) in your tenant", body = ErrorBody),
         (status = 409, description = "connection_disconnected", body = ErrorBody),
-        (status = 422, description = "outside_customer_service_window (send a template), or an invalid message", body = ErrorBody)))]
+        (status = 422, description = "outside_customer_service_window (send a template), media_type_not_allowed or media_too_large (an attachment WhatsApp does not accept for the message type: the accepted types or the limit are named), or an invalid message", body = ErrorBody)))]
 pub async fn send_message(
     State(state): State<AppState>,
     Auth(p): Auth,

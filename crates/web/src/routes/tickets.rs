@@ -26,7 +26,7 @@ use palisade_core::tickets::{
     AttachmentView as AttachmentResponse, TicketCommentView as TicketCommentResponse,
     TicketDetailView as TicketDetailResponse, TicketView as TicketResponse,
 };
-use palisade_domain::{AttachmentId, TicketId};
+use palisade_domain::{AttachmentId, AttachmentOwner, TicketId};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -355,11 +355,26 @@ pub async fn upload_attachment(
     ApiPath(id): ApiPath<Uuid>,
     req: Request,
 ) -> ApiResult<Response> {
-    let ticket = TicketId::from_uuid(id);
-    let max = attachments::may_upload(&state.services, &p, ticket).await?;
+    let owner = AttachmentOwner::Ticket(TicketId::from_uuid(id));
+    let max = attachments::may_upload(&state.services, &p, owner).await?;
+    let file = match read_upload(req, max).await? {
+        Ok(f) => f,
+        Err(refused) => return Ok(refused),
+    };
+    let a = attachments::upload(&state.services, &p, &meta, owner, file).await?;
+    Ok((StatusCode::CREATED, Json(AttachmentView::from(&a))).into_response())
+}
+
+/// Reads an upload's one part named `file`, refusing it as soon as it passes `max` bytes
+/// (`413`). A body that is not such a form is answered here (`Ok(Err(response))`: `415` or
+/// `400`). Shared by every upload route.
+pub(crate) async fn read_upload(
+    req: Request,
+    max: u64,
+) -> ApiResult<Result<IncomingFile, Response>> {
     let mut form = match Multipart::from_request(req, &()).await {
         Ok(f) => f,
-        Err(e) => return Ok(upload_refused(&e.body_text())),
+        Err(e) => return Ok(Err(upload_refused(&e.body_text()))),
     };
     let bad = |m: String| render(StatusCode::BAD_REQUEST, code::INVALID_BODY, m, None);
     let mut file: Option<IncomingFile> = None;
@@ -368,16 +383,16 @@ pub async fn upload_attachment(
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
-                return Ok(bad(format!(
+                return Ok(Err(bad(format!(
                     "the multipart body is malformed: {}",
                     e.body_text()
-                )))
+                ))))
             }
         };
         if field.name() != Some("file") || file.is_some() {
-            return Ok(bad(
+            return Ok(Err(bad(
                 "the form must have exactly one part, named file".to_owned()
-            ));
+            )));
         }
         let filename = field.file_name().unwrap_or_default().to_owned();
         let mut field = field;
@@ -392,20 +407,19 @@ pub async fn upload_attachment(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    return Ok(bad(format!(
+                    return Ok(Err(bad(format!(
                         "the multipart body is malformed: {}",
                         e.body_text()
-                    )))
+                    ))))
                 }
             }
         }
         file = Some(IncomingFile { filename, bytes });
     }
-    let Some(file) = file else {
-        return Ok(bad("the form has no part named file".to_owned()));
-    };
-    let a = attachments::upload(&state.services, &p, &meta, ticket, file).await?;
-    Ok((StatusCode::CREATED, Json(AttachmentView::from(&a))).into_response())
+    match file {
+        Some(f) => Ok(Ok(f)),
+        None => Ok(Err(bad("the form has no part named file".to_owned()))),
+    }
 }
 
 const CSP: &str = "default-src 'none'; sandbox";
@@ -419,7 +433,7 @@ const CSP: &str = "default-src 'none'; sandbox";
     responses((status = 200, description = "The file, as an attachment", content_type = "application/octet-stream"),
         (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Missing tickets.read (or the API key scope tickets:read)", body = ErrorBody),
+        (status = 403, description = "Missing tickets.read for a ticket's attachment, conversations.read for a conversation's (or the API key scopes tickets:read, conversations:read)", body = ErrorBody),
         (status = 404, description = "No such attachment in your tenant", body = ErrorBody)))]
 pub async fn download_attachment(
     State(state): State<AppState>,

@@ -7,11 +7,31 @@ use crate::{AppError, AppResult, Services};
 use palisade_domain::{MediaStatus, MessageDirection, MessageId, Permission};
 use palisade_store::media::{self as store, MessageMedia};
 use palisade_store::messages::{self, Message};
+use palisade_store::outbound_media::OutboundMedia;
 use palisade_store::{TenantScope, Tx};
 use std::collections::HashMap;
 
-/// The media state of listed messages (inbound media messages only).
+/// The media state of listed messages: inbound media messages' downloads, and the uploaded
+/// files outbound ones send.
 pub async fn attach(tx: &mut Tx<TenantScope>, list: &mut [Message]) -> palisade_store::Result<()> {
+    let sent: Vec<MessageId> = list
+        .iter()
+        .filter(|m| m.direction == MessageDirection::Outbound && m.kind.is_media())
+        .map(|m| m.id)
+        .collect();
+    if !sent.is_empty() {
+        let mut files: HashMap<MessageId, OutboundMedia> =
+            palisade_store::outbound_media::for_messages(tx, &sent)
+                .await?
+                .into_iter()
+                .map(|f| (f.message_id, f))
+                .collect();
+        for m in list.iter_mut() {
+            if let Some(f) = files.remove(&m.id) {
+                m.sent_file = Some(f);
+            }
+        }
+    }
     let ids: Vec<MessageId> = list
         .iter()
         .filter(|m| m.direction == MessageDirection::Inbound && m.kind.is_media())
@@ -25,7 +45,10 @@ pub async fn attach(tx: &mut Tx<TenantScope>, list: &mut [Message]) -> palisade_
         .into_iter()
         .map(|m| (m.message_id, m))
         .collect();
-    for m in list.iter_mut() {
+    for m in list
+        .iter_mut()
+        .filter(|m| m.direction == MessageDirection::Inbound)
+    {
         m.media = found.remove(&m.id);
     }
     Ok(())
