@@ -82,6 +82,7 @@ mod breached_passwords;
 mod console;
 mod console_account;
 mod console_admin;
+mod console_analytics;
 mod console_contacts;
 mod console_deals;
 mod console_inbox;
