@@ -38,7 +38,10 @@ async fn the_dashboard_shows_figures_charts_and_tables_escaped(db: Db) {
     let (status, html) = page(&app, t, "/analytics").await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("<h1>Analytics</h1>"));
-    assert!(html.contains(r#"href="/analytics" aria-current="page""#), "nav");
+    assert!(
+        html.contains(r#"href="/analytics" aria-current="page""#),
+        "nav"
+    );
     for figure in [
         "Messages received",
         "Messages sent",
@@ -57,7 +60,11 @@ async fn the_dashboard_shows_figures_charts_and_tables_escaped(db: Db) {
     assert!(html.contains("No messages in this period"));
     assert_eq!(html.matches("<rect").count(), 0);
     // The last 30 days by default: 30 rows in the table.
-    assert_eq!(html.matches(r#"<tr><th scope="row">"#).count(), 30 + 1, "days and one member");
+    assert_eq!(
+        html.matches(r#"<tr><th scope="row">"#).count(),
+        30 + 1,
+        "days and one member"
+    );
     // The member's name is escaped; the default pipeline's stages are listed.
     assert!(!html.contains(XSS));
     assert!(html.contains(XSS_ESCAPED));
@@ -71,10 +78,16 @@ async fn the_dashboard_shows_figures_charts_and_tables_escaped(db: Db) {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{html}");
-    assert!(html.contains("4 Mar 2026 to 17 Mar 2026 (Europe/Berlin)"), "{html}");
+    assert!(
+        html.contains("4 Mar 2026 to 17 Mar 2026 (Europe/Berlin)"),
+        "{html}"
+    );
     assert!(html.contains("Week of"));
     for week in ["2 Mar 2026", "9 Mar 2026", "16 Mar 2026"] {
-        assert!(html.contains(&format!(r#"<th scope="row">{week}</th>"#)), "{week}");
+        assert!(
+            html.contains(&format!(r#"<th scope="row">{week}</th>"#)),
+            "{week}"
+        );
     }
     assert!(!html.contains("23 Mar 2026"));
     assert!(html.contains(r#"<title id="messages-chart-title">Messages per week</title>"#));
@@ -106,9 +119,26 @@ async fn the_dashboard_shows_refused_values_at_their_fields(db: Db) {
             "to",
             "at most 366 days",
         ),
-        ("/analytics?period=custom&from=soon&to=2026-03-01", "from", "must be an RFC 3339 time"),
-        ("/analytics?interval=month", "interval", "must be day or week"),
-        ("/analytics?connection=nope", "connection", "is not a WhatsApp number of your tenant"),
+        (
+            "/analytics?period=custom&from=soon&to=2026-03-01",
+            "from",
+            "must be an RFC 3339 time",
+        ),
+        (
+            "/analytics?interval=month",
+            "interval",
+            "must be day or week",
+        ),
+        (
+            "/analytics?period=365",
+            "period",
+            "must be the last 7, 30 or 90 days",
+        ),
+        (
+            "/analytics?connection=nope",
+            "connection",
+            "is not a WhatsApp number of your tenant",
+        ),
         (
             "/analytics?connection=0b9f0c1e-8d51-4a3e-9f57-3b5d0c6a1e2f",
             "connection",
@@ -122,7 +152,8 @@ async fn the_dashboard_shows_refused_values_at_their_fields(db: Db) {
         assert!(!html.contains(r#"role="img""#), "{path}: no results");
         if field != "connection" {
             assert!(
-                html.contains(&format!(r#"id="{field}-error">"#)) && html.contains(r#"aria-invalid="true""#),
+                html.contains(&format!(r#"id="{field}-error">"#))
+                    && html.contains(r#"aria-invalid="true""#),
                 "{path}"
             );
         }
@@ -204,7 +235,9 @@ async fn the_integrations_page_lists_shops_and_rules_never_secrets(db: Db) {
     )), "{html}");
     // Each rule's "Remove" sends the list without it; the rotate and delete forms are there.
     assert!(html.contains(r#"name="rules" data-type="json" value="[]""#));
-    assert!(html.contains(&format!(r#"data-api="POST /api/v1/integrations/{id}/rotate-secret""#)));
+    assert!(html.contains(&format!(
+        r#"data-api="POST /api/v1/integrations/{id}/rotate-secret""#
+    )));
     assert!(html.contains(&format!(r#"data-api="DELETE /api/v1/integrations/{id}""#)));
     assert!(html.contains("/static/integrations.js"));
 
@@ -225,7 +258,10 @@ async fn who_may_open_the_integrations_page(db: Db) {
     assert!(html.contains("You can&#39;t open this page"), "{html}");
     let (status, html) = page(&app, &agent.access_token, "/settings/profile").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(!html.contains(r#"href="/settings/integrations""#), "no link for agents");
+    assert!(
+        !html.contains(r#"href="/settings/integrations""#),
+        "no link for agents"
+    );
 
     let root = app.super_admin("root@platform.example").await;
     let r = app
@@ -238,7 +274,11 @@ async fn who_may_open_the_integrations_page(db: Db) {
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let imp = r.body["access_token"].as_str().unwrap().to_owned();
     let (status, html) = page(&app, &imp, "/settings/integrations").await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "integrations hold credentials");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "integrations hold credentials"
+    );
     assert!(html.contains("impersonation"), "{html}");
 
     let mut anon = Browser::new(&app);

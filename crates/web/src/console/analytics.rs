@@ -229,6 +229,12 @@ fn query(
     };
     let (from, to) = match PRESETS.iter().find(|(k, _)| *k == form.period) {
         Some((_, days)) => (day(today, 1 - days), day(today, 1)),
+        None if form.period != "custom" => {
+            return Err(BTreeMap::from([(
+                "period".to_owned(),
+                "must be the last 7, 30 or 90 days, or the dates below".to_owned(),
+            )]))
+        }
         None => {
             let to = match form.to.trim().parse::<jiff::civil::Date>() {
                 Ok(d) => day(d, 1),
@@ -273,7 +279,13 @@ fn form_errors(fields: BTreeMap<String, Vec<String>>) -> BTreeMap<String, String
         .collect()
 }
 
-fn results(o: &OverviewView, a: &AgentsView, d: &DealsView, last_day: &str) -> Results {
+fn results(
+    o: &OverviewView,
+    a: &AgentsView,
+    d: &DealsView,
+    first_day: &str,
+    last_day: &str,
+) -> Results {
     let buckets: Vec<Bucket> = o.buckets.iter().map(|b| day_labels(&b.start)).collect();
     let week = o.period.interval == "week";
     let per = if week { "week" } else { "day" };
@@ -314,9 +326,13 @@ fn results(o: &OverviewView, a: &AgentsView, d: &DealsView, last_day: &str) -> R
             },
         ],
     );
-    let first = buckets.first().map(|b| b.long.clone()).unwrap_or_default();
     Results {
-        range_label: format!("{first} to {} ({})", day_labels(last_day).long, o.period.tz),
+        range_label: format!(
+            "{} to {} ({})",
+            day_labels(first_day).long,
+            day_labels(last_day).long,
+            o.period.tz
+        ),
         figures: vec![
             Figure {
                 label: "Messages received",
@@ -475,7 +491,7 @@ async fn dashboard(
             .unwrap_or_default();
     if page.form.period != "custom" {
         page.form.from = q.from.clone().unwrap_or_default();
-        page.form.to = last.clone();
+        page.form.to = last;
     }
     let read = async {
         let o = analytics::overview(s, p, &q).await?;
@@ -485,7 +501,7 @@ async fn dashboard(
     };
     match read.await {
         Ok((o, a, d)) => {
-            page.results = Some(results(&o, &a, &d, &last));
+            page.results = Some(results(&o, &a, &d, &page.form.from, &page.form.to));
             render_with(StatusCode::OK, &page)
         }
         Err(AppError::Validation { message, fields }) => {
@@ -544,6 +560,9 @@ mod tests {
         let mut f = form("30", "", "");
         f.connection = "nope".into();
         assert!(query(&f, today).unwrap_err().contains_key("connection"));
+        assert!(query(&form("365", "", ""), today)
+            .unwrap_err()
+            .contains_key("period"));
     }
 
     #[test]
