@@ -425,7 +425,7 @@ async fn dashboard(
     };
     // Members only, before anything is computed (the use cases ask again).
     if let Err(e) = p.require(palisade_domain::Permission::AnalyticsRead) {
-        return app_error(e.into());
+        return app_error(e);
     }
     let nonempty = |v: &str, d: &str| {
         let v = v.trim();
