@@ -51,9 +51,11 @@ mod deals;
 // The harness is the API browser tests are written with: not every test uses all of it.
 mod account;
 mod admin;
+mod analytics;
 #[allow(dead_code, unused_imports)]
 mod harness;
 mod inbox;
+mod integrations;
 mod journey;
 mod ops;
 mod security_alerts;

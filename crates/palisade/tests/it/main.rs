@@ -83,6 +83,7 @@ mod campaigns;
 mod console;
 mod console_account;
 mod console_admin;
+mod console_analytics;
 mod console_contacts;
 mod console_deals;
 mod console_inbox;

@@ -65,6 +65,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/security.js"),
     ),
     (
+        "integrations.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/integrations.js"),
+    ),
+    (
         "icon.svg",
         "image/svg+xml",
         include_bytes!("../../static/icon.svg"),

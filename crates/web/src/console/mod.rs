@@ -19,12 +19,15 @@
 
 pub mod account;
 pub mod admin;
+pub mod analytics;
 pub mod assets;
 pub mod auth_pages;
+pub mod chart;
 pub mod contacts;
 pub mod deals;
 pub mod forms;
 pub mod inbox;
+pub mod integrations;
 pub mod ops;
 pub mod page;
 pub mod security;
@@ -51,6 +54,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(deals::router())
         .merge(templates::router())
         .merge(tickets::router())
+        .merge(analytics::router())
+        .merge(integrations::router())
         .merge(security::router())
         .merge(admin::router())
         .merge(account::router())
