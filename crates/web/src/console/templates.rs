@@ -472,19 +472,24 @@ fn components(f: &TemplateForm) -> Value {
     let mut out = Vec::new();
     let header = f.header_text.trim();
     if !header.is_empty() {
-        let mut h = json!({"type": "HEADER", "format": "TEXT", "text": header});
+        let mut h = serde_json::Map::new();
+        h.insert("type".into(), json!("HEADER"));
+        h.insert("format".into(), json!("TEXT"));
+        h.insert("text".into(), json!(header));
         let example = f.header_example.trim();
         if !example.is_empty() {
-            h["example"] = json!({ "header_text": [example] });
+            h.insert("example".into(), json!({ "header_text": [example] }));
         }
-        out.push(h);
+        out.push(Value::Object(h));
     }
-    let mut body = json!({"type": "BODY", "text": f.body.trim()});
+    let mut body = serde_json::Map::new();
+    body.insert("type".into(), json!("BODY"));
+    body.insert("text".into(), json!(f.body.trim()));
     let examples = lines(&f.body_examples);
     if !examples.is_empty() {
-        body["example"] = json!({ "body_text": [examples] });
+        body.insert("example".into(), json!({ "body_text": [examples] }));
     }
-    out.push(body);
+    out.push(Value::Object(body));
     let footer = f.footer.trim();
     if !footer.is_empty() {
         out.push(json!({"type": "FOOTER", "text": footer}));

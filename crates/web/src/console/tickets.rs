@@ -264,9 +264,8 @@ async fn list(
             let mut contacts: HashMap<ContactId, String> = HashMap::new();
             for t in &found.data {
                 if let Some(c) = t.contact_id {
-                    if !contacts.contains_key(&c) {
-                        let n = contact_name(s, p, c).await;
-                        contacts.insert(c, n);
+                    if let std::collections::hash_map::Entry::Vacant(e) = contacts.entry(c) {
+                        e.insert(contact_name(s, p, c).await);
                     }
                 }
             }
