@@ -943,6 +943,6 @@ async fn a_late_delivery_of_an_older_state_changes_nothing_and_sends_nothing(db:
         assert_eq!(count(app, &sql).await, n, "{event}");
     }
     let sql = "SELECT COUNT(*) FROM webhook_deliveries WHERE event_type = 'order.updated'
-               AND CAST(payload AS TEXT) LIKE '%\"status\":\"refunded\"%'";
+               AND CAST(payload AS TEXT) LIKE '%refunded%'";
     assert_eq!(count(app, sql).await, 1);
 }
