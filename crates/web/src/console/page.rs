@@ -237,6 +237,38 @@ fn not_found_error(path: &str) -> Classified {
     }
 }
 
+/// A form field or query value, trimmed; `None` when blank (a GET filter form sends every
+/// field, empty for "any").
+pub fn non_blank(s: &str) -> Option<String> {
+    Some(s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// An optional id in a list page's query: `None` when blank, the API's `400 invalid_query`
+/// naming `what` when it is not an id.
+pub fn query_id(value: &str, what: &str) -> Result<Option<uuid::Uuid>, Response> {
+    match non_blank(value) {
+        None => Ok(None),
+        Some(v) => uuid::Uuid::parse_str(&v).map(Some).map_err(|_| {
+            app_error(palisade_core::AppError::BadRequest {
+                code: palisade_core::error::code::INVALID_QUERY,
+                message: format!("{what} is not valid"),
+            })
+        }),
+    }
+}
+
+/// The filters a list page was given, as the query string of its next-page link (blank ones
+/// left out).
+pub fn filter_query(filters: &[(&str, &str)]) -> String {
+    filters
+        .iter()
+        .filter_map(|(k, v)| {
+            non_blank(v).map(|v| format!("{k}={}", crate::console::session::url_encode(&v)))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// A page's query string that does not parse (`?unread=maybe`): the API's `400 invalid_query`.
 pub fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> Response {
     app_error(palisade_core::AppError::BadRequest {

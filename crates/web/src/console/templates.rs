@@ -16,8 +16,9 @@
 //! (`components.body.example`, …) are shown next to the field that holds them.
 
 use super::deals::{bad_form, check_change};
-use super::page::{app_error, bad_query, render, render_with, Chrome, Nav};
-use super::session::url_encode;
+use super::page::{
+    app_error, bad_query, filter_query, non_blank, query_id, render, render_with, Chrome, Nav,
+};
 use super::Viewer;
 use crate::extract::Meta;
 use crate::AppState;
@@ -154,10 +155,6 @@ impl ListPage {
     }
 }
 
-fn opt(s: &str) -> Option<String> {
-    Some(s.trim().to_owned()).filter(|s| !s.is_empty())
-}
-
 fn row(t: &Template, names: &HashMap<String, String>) -> Row {
     let status = t.status.as_str().to_owned();
     Row {
@@ -194,36 +191,22 @@ async fn list(
     if let Err(e) = p.require(Permission::TemplatesRead) {
         return app_error(e);
     }
-    let mut filters = Vec::new();
-    for (k, v) in [
+    let filters = filter_query(&[
         ("connection", &params.connection),
         ("status", &params.status),
         ("category", &params.category),
         ("q", &params.q),
-    ] {
-        if !v.trim().is_empty() {
-            filters.push(format!("{k}={}", url_encode(v.trim())));
-        }
-    }
-    let bad_id = |what: &str| {
-        app_error(AppError::BadRequest {
-            code: palisade_core::error::code::INVALID_QUERY,
-            message: format!("{what} is not valid"),
-        })
+    ]);
+    let connection_id = match query_id(&params.connection, "the connection") {
+        Ok(id) => id,
+        Err(r) => return r,
     };
-    let connection_id = match opt(&params.connection) {
-        None => None,
-        Some(c) => match Uuid::parse_str(&c) {
-            Ok(id) => Some(id),
-            Err(_) => return bad_id("the connection"),
-        },
-    };
-    let cursor = match opt(&params.cursor) {
-        None => None,
-        Some(c) => match Uuid::parse_str(&c) {
-            Ok(id) => Some(id),
-            Err(_) => return bad_id("cursor (the next_cursor of a previous page)"),
-        },
+    let cursor = match query_id(
+        &params.cursor,
+        "cursor (the next_cursor of a previous page)",
+    ) {
+        Ok(id) => id,
+        Err(r) => return r,
     };
     let connections = connection_names(s, p).await;
     let names: HashMap<String, String> = connections
@@ -247,7 +230,7 @@ async fn list(
         category: params.category.trim().to_ascii_uppercase(),
         q: params.q.trim().to_owned(),
         filtered: !filters.is_empty(),
-        filters: filters.join("&"),
+        filters,
         next_cursor: None,
         error: String::new(),
         fields: BTreeMap::new(),
@@ -255,9 +238,9 @@ async fn list(
     };
     let query = TemplateListQuery {
         connection_id,
-        status: opt(&params.status),
-        category: opt(&params.category),
-        q: opt(&params.q),
+        status: non_blank(&params.status),
+        category: non_blank(&params.category),
+        q: non_blank(&params.q),
         cursor,
         limit: Some(50),
     };

@@ -10,8 +10,9 @@
 //! form as the API words them. Attachments download from `GET /api/v1/attachments/{id}`, which
 //! the session cookie opens.
 
-use super::page::{app_error, bad_query, render, render_with, Chrome, Nav};
-use super::session::url_encode;
+use super::page::{
+    app_error, bad_query, filter_query, non_blank, query_id, render, render_with, Chrome, Nav,
+};
 use super::Viewer;
 use crate::AppState;
 use askama::Template;
@@ -124,10 +125,6 @@ async fn contact_name(s: &Services, p: &Principal, id: ContactId) -> String {
         .unwrap_or_default()
 }
 
-fn opt(s: &str) -> Option<String> {
-    Some(s.trim().to_owned()).filter(|s| !s.is_empty())
-}
-
 // ---- the list ----
 
 #[derive(Debug, Default, Deserialize)]
@@ -197,36 +194,22 @@ async fn list(
     if let Err(e) = p.require(Permission::TicketsRead) {
         return app_error(e);
     }
-    let mut filters = Vec::new();
-    for (k, v) in [
+    let filters = filter_query(&[
         ("status", &params.status),
         ("priority", &params.priority),
         ("assignee", &params.assignee),
         ("q", &params.q),
-    ] {
-        if !v.trim().is_empty() {
-            filters.push(format!("{k}={}", url_encode(v.trim())));
-        }
-    }
-    let bad = |what: &str| {
-        app_error(AppError::BadRequest {
-            code: palisade_core::error::code::INVALID_QUERY,
-            message: format!("{what} is not valid"),
-        })
+    ]);
+    let assignee_id = match query_id(&params.assignee, "the assignee") {
+        Ok(id) => id,
+        Err(r) => return r,
     };
-    let assignee_id = match opt(&params.assignee) {
-        None => None,
-        Some(a) => match Uuid::parse_str(&a) {
-            Ok(id) => Some(id),
-            Err(_) => return bad("the assignee"),
-        },
-    };
-    let cursor = match opt(&params.cursor) {
-        None => None,
-        Some(c) => match Uuid::parse_str(&c) {
-            Ok(id) => Some(id),
-            Err(_) => return bad("cursor (the next_cursor of a previous page)"),
-        },
+    let cursor = match query_id(
+        &params.cursor,
+        "cursor (the next_cursor of a previous page)",
+    ) {
+        Ok(id) => id,
+        Err(r) => return r,
     };
     let people = people(s, p).await;
     let names = name_map(&people);
@@ -241,18 +224,18 @@ async fn list(
         assignee: params.assignee.trim().to_owned(),
         q: params.q.trim().to_owned(),
         filtered: !filters.is_empty(),
-        filters: filters.join("&"),
+        filters,
         next_cursor: None,
         error: String::new(),
         fields: BTreeMap::new(),
         can_write: p.require(Permission::TicketsWrite).is_ok(),
     };
     let query = TicketListQuery {
-        status: opt(&params.status),
-        priority: opt(&params.priority),
+        status: non_blank(&params.status),
+        priority: non_blank(&params.priority),
         assignee_id,
         contact_id: None,
-        q: opt(&params.q),
+        q: non_blank(&params.q),
         cursor,
         limit: Some(50),
     };
@@ -351,7 +334,7 @@ async fn new(
     let mut contact_id = params.contact.trim().to_owned();
     let mut conversation_id = String::new();
     let mut conversation_contact = String::new();
-    if let Some(raw) = opt(&params.conversation) {
+    if let Some(raw) = non_blank(&params.conversation) {
         // Another tenant's (or no) conversation: the 404 page.
         let Some(id) = Uuid::parse_str(&raw).ok().map(ConversationId::from_uuid) else {
             return app_error(AppError::NotFound("conversation"));
