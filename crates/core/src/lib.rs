@@ -65,6 +65,8 @@ pub struct Services {
     pub media_downloads: Arc<tokio::sync::Notify>,
     /// Wakes this node's mail worker when mails were queued.
     pub mail_outbox: Arc<tokio::sync::Notify>,
+    /// Wakes this node's platform alert webhook worker (an alert was queued for it).
+    pub alert_webhooks: Arc<tokio::sync::Notify>,
     /// Realtime events for the websockets of this node (and, on PostgreSQL, of every node).
     pub realtime: Arc<realtime::Hub>,
     /// Meta's verified webhook POSTs, stored and processed in batches.
@@ -116,6 +118,7 @@ impl Services {
             storage: Arc::new(storage::Storage::local(settings.storage_dir.clone())),
             media_downloads: Arc::new(tokio::sync::Notify::new()),
             mail_outbox: Arc::new(tokio::sync::Notify::new()),
+            alert_webhooks: Arc::new(tokio::sync::Notify::new()),
             detector: Arc::default(),
             inbound: Arc::default(),
             breach: Arc::new(auth::breach::HibpRangeClient::new(

@@ -110,6 +110,10 @@ id_type!(
     MailId
 );
 id_type!(
+    /// A security alert waiting to be sent to the platform's alert webhook.
+    AlertDeliveryId
+);
+id_type!(
     /// A one-time code that verifies a user's email address.
     EmailCodeId
 );

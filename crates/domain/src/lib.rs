@@ -57,11 +57,11 @@ pub use deal::{
 };
 pub use event::EventType;
 pub use ids::{
-    ApiKeyId, AttachmentId, AuditRecordId, CampaignId, ConnectionId, ContactId, ConversationId,
-    DealId, DealStageChangeId, DeliveryId, EmailCodeId, InboundEventId, IntegrationId, InviteId,
-    LoginAttemptId, MailId, MessageId, NotificationId, OrderId, PasskeyId, PasswordResetId,
-    PipelineId, RefreshTokenId, SecurityAlertId, SessionId, StageId, TemplateId, TenantId,
-    TicketCommentId, TicketId, UserId, WebauthnChallengeId, WebhookId,
+    AlertDeliveryId, ApiKeyId, AttachmentId, AuditRecordId, CampaignId, ConnectionId, ContactId,
+    ConversationId, DealId, DealStageChangeId, DeliveryId, EmailCodeId, InboundEventId,
+    IntegrationId, InviteId, LoginAttemptId, MailId, MessageId, NotificationId, OrderId, PasskeyId,
+    PasswordResetId, PipelineId, RefreshTokenId, SecurityAlertId, SessionId, StageId, TemplateId,
+    TenantId, TicketCommentId, TicketId, UserId, WebauthnChallengeId, WebhookId,
 };
 pub use login::{LoginMethod, LoginResult};
 pub use message::{MessageDirection, MessageKind};

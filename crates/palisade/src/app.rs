@@ -402,6 +402,16 @@ impl Application {
                 self.webhooks_worker_interval,
             )
         });
+        // Security alerts for the platform's alert webhook (PALISADE_SECURITY_ALERT_WEBHOOK),
+        // queued with the alert: woken after that commit, and on the webhook worker's timer.
+        let alert_webhooks = (self.webhooks_worker_interval > Duration::ZERO
+            && self.services.settings.detect.alert_webhook.is_some())
+        .then(|| {
+            palisade_core::detections::webhook_outbox::spawn_worker(
+                self.services.clone(),
+                self.webhooks_worker_interval,
+            )
+        });
         // Meta's webhook POSTs are stored and processed in batches by this node's pipeline;
         // the worker picks up what a crash or a database failure left unprocessed.
         let pipeline = palisade_core::whatsapp::inbound::spawn_pipeline(self.services.clone());
@@ -525,6 +535,9 @@ impl Application {
             w.abort();
         }
         if let Some(w) = webhooks {
+            w.abort();
+        }
+        if let Some(w) = alert_webhooks {
             w.abort();
         }
         if let Some(w) = media {

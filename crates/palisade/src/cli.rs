@@ -439,9 +439,10 @@ async fn create_super_admin(config: &Config, email: &str, name: &str) -> anyhow:
     };
     let record = audit::append(&mut tx, &entry, now).await?;
     // No server runs the detection rules here: the alert is written with the record (listed by
-    // `GET /api/v1/security/alerts`), its mail to `PALISADE_SECURITY_ALERT_EMAIL` is queued in
-    // the same transaction (a running server's mail worker sends it), and the platform webhook
-    // is called before the command returns.
+    // `GET /api/v1/security/alerts`), and its mail to `PALISADE_SECURITY_ALERT_EMAIL` and its
+    // delivery to `PALISADE_SECURITY_ALERT_WEBHOOK` are queued in the same transaction. The
+    // webhook is tried once before the command returns; if the receiver does not take it, a
+    // running server's worker retries it (as its mail worker sends the mail).
     let alert = palisade_store::security_alerts::NewAlert {
         tenant_id: None,
         rule: palisade_domain::AlertRule::PrivilegeEscalation,
@@ -453,19 +454,30 @@ async fn create_super_admin(config: &Config, email: &str, name: &str) -> anyhow:
         evidence: vec![record],
     };
     let raised = palisade_store::security_alerts::raise(&mut tx, &alert, now).await?;
+    let mut hook_queued = false;
     if raised.opened {
         palisade_core::detections::platform_mail_in(&services, &mut tx, &raised.alert)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        hook_queued =
+            palisade_core::detections::platform_webhook_in(&services, &mut tx, &raised.alert, now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     tx.commit().await?;
-    if raised.opened
-        && services.settings.detect.alert_webhook.is_some()
-        && !palisade_core::detections::send_platform_webhook(&services, &raised.alert).await
-    {
-        eprintln!(
-            "warning: PALISADE_SECURITY_ALERT_WEBHOOK did not accept the alert (see the log)"
-        );
+    if hook_queued {
+        let tried = palisade_core::detections::webhook_outbox::deliver_due(&services).await;
+        let mut tx = store
+            .begin(SystemScope::new("cli.create_super_admin"))
+            .await?;
+        let pending =
+            palisade_store::alert_webhook_outbox::is_pending(&mut tx, raised.alert.id).await?;
+        tx.commit().await?;
+        if tried.is_err() || pending {
+            eprintln!(
+                "warning: PALISADE_SECURITY_ALERT_WEBHOOK did not accept the alert yet (see the log); a running server retries it"
+            );
+        }
     }
     store.close().await;
     println!("created super admin {} ({})", user.email, user.id);

@@ -14,9 +14,11 @@ mod db;
 mod error;
 mod lease;
 mod notify;
+mod outbox;
 mod query;
 mod scope;
 
+pub mod alert_webhook_outbox;
 pub mod analytics;
 pub mod api_keys;
 pub mod audit;

@@ -1,7 +1,8 @@
 //! The mail outbox: mails written in the transaction of the change that causes them, sent by a
 //! background worker (see the migration `0016_mail_outbox` for the claiming rules).
 
-use crate::{Backend, Query, Result, Scope, SystemScope, Tx};
+use crate::outbox::{self, Outbox};
+use crate::{Query, Result, Scope, SystemScope, Tx};
 use palisade_domain::{MailId, UserId};
 use time::OffsetDateTime;
 
@@ -52,38 +53,21 @@ pub struct ClaimedMail {
 }
 
 /// Claims up to `limit` due pending mails (every tenant: system work) by setting their lease
-/// `locked_until` to `lease_until`. A mail is due when its `next_attempt_at` has come and it
-/// has no live lease; a lease that ran out (a worker that died mid-send) makes it due again.
-///
-/// Safe with several workers: on PostgreSQL concurrent claims skip each other's rows
-/// (`FOR UPDATE SKIP LOCKED`), on SQLite the single writer runs one claim at a time, and the
-/// update is conditional on the row still being unleased either way.
+/// `locked_until` to `lease_until` ([`outbox::claim_due`] says when a row is due and why two
+/// workers never both win it).
 pub async fn claim_due(
     tx: &mut Tx<SystemScope>,
     now: OffsetDateTime,
     lease_until: OffsetDateTime,
     limit: i64,
 ) -> Result<Vec<ClaimedMail>> {
-    let lock = match tx.backend() {
-        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
-    // A materialized CTE picks the rows once (see `send_queue::claim_sends` for why).
-    tx.fetch_all(
-        Query::new(format!(
-            "WITH due AS MATERIALIZED (
-                SELECT id FROM mail_outbox
-                WHERE status = 'pending' AND next_attempt_at <= $1
-                  AND (locked_until IS NULL OR locked_until <= $1)
-                ORDER BY next_attempt_at, id LIMIT $3 {lock})
-             UPDATE mail_outbox SET locked_until = $2
-             WHERE id IN (SELECT id FROM due) AND status = 'pending'
-               AND (locked_until IS NULL OR locked_until <= $1)
-             RETURNING id, tenant_id, kind, to_address, payload, CAST(attempts AS BIGINT) AS attempts"
-        ))
-        .bind(now)
-        .bind(lease_until)
-        .bind(limit),
+    outbox::claim_due(
+        tx,
+        Outbox::Mail,
+        "id, tenant_id, kind, to_address, payload, CAST(attempts AS BIGINT) AS attempts",
+        now,
+        lease_until,
+        limit,
     )
     .await
 }
@@ -91,18 +75,7 @@ pub async fn claim_due(
 /// The mail was accepted: `sent`, its body dropped. Only while it is still pending (a mail a
 /// slower worker also sent after its lease ran out is recorded once).
 pub async fn mark_sent(tx: &mut Tx<SystemScope>, id: MailId, now: OffsetDateTime) -> Result<bool> {
-    let n = tx
-        .execute(
-            Query::new(
-                "UPDATE mail_outbox SET status = 'sent', payload = '', sent_at = $2,
-                     attempts = attempts + 1, locked_until = NULL
-                 WHERE id = $1 AND status = 'pending'",
-            )
-            .bind(id)
-            .bind(now),
-        )
-        .await?;
-    Ok(n > 0)
+    outbox::mark_sent(tx, Outbox::Mail, id.as_uuid(), now).await
 }
 
 /// A transient failure: counts the attempt, records why and frees the row for
@@ -113,49 +86,17 @@ pub async fn retry(
     next_attempt_at: OffsetDateTime,
     error: &str,
 ) -> Result<bool> {
-    let n = tx
-        .execute(
-            Query::new(
-                "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = $2,
-                     locked_until = NULL, last_error = $3
-                 WHERE id = $1 AND status = 'pending'",
-            )
-            .bind(id)
-            .bind(next_attempt_at)
-            .bind(error),
-        )
-        .await?;
-    Ok(n > 0)
+    outbox::retry(tx, Outbox::Mail, id.as_uuid(), next_attempt_at, error).await
 }
 
 /// Given up (a permanent refusal, or too many attempts): `failed` with the reason, the body
 /// dropped.
 pub async fn mark_failed(tx: &mut Tx<SystemScope>, id: MailId, error: &str) -> Result<bool> {
-    let n = tx
-        .execute(
-            Query::new(
-                "UPDATE mail_outbox SET status = 'failed', payload = '', attempts = attempts + 1,
-                     locked_until = NULL, last_error = $2
-                 WHERE id = $1 AND status = 'pending'",
-            )
-            .bind(id)
-            .bind(error),
-        )
-        .await?;
-    Ok(n > 0)
+    outbox::mark_failed(tx, Outbox::Mail, id.as_uuid(), error).await
 }
 
 /// Deletes sent and failed mails created before `cutoff`, at most `limit` of them. Returns how
 /// many went.
 pub async fn prune(tx: &mut Tx<SystemScope>, cutoff: OffsetDateTime, limit: i64) -> Result<u64> {
-    tx.execute(
-        Query::new(
-            "DELETE FROM mail_outbox WHERE id IN (
-                 SELECT id FROM mail_outbox
-                 WHERE status <> 'pending' AND created_at < $1 LIMIT $2)",
-        )
-        .bind(cutoff)
-        .bind(limit),
-    )
-    .await
+    outbox::prune(tx, Outbox::Mail, cutoff, limit).await
 }

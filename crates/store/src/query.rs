@@ -148,6 +148,7 @@ into_arg_id!(palisade_domain::InviteId);
 into_arg_id!(palisade_domain::InboundEventId);
 into_arg_id!(palisade_domain::AuditRecordId);
 into_arg_id!(palisade_domain::MailId);
+into_arg_id!(palisade_domain::AlertDeliveryId);
 into_arg_id!(palisade_domain::PipelineId);
 into_arg_id!(palisade_domain::StageId);
 into_arg_id!(palisade_domain::DealId);

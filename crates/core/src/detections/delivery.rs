@@ -6,7 +6,9 @@ use super::api::AlertView;
 use crate::audit::AuditEntryExt;
 use crate::mail::{self, Mail};
 use crate::{AppResult, Services, UnitOfWork};
+use palisade_domain::AlertDeliveryId;
 use palisade_domain::{rfc3339, EventType, Role};
+use palisade_store::alert_webhook_outbox::{self, NewAlertDelivery};
 use palisade_store::security_alerts::SecurityAlert;
 use palisade_store::{users, Scope};
 use reqwest::header::HeaderMap;
@@ -40,6 +42,10 @@ pub(super) async fn within<S: Scope>(
     }
     if let Some(to) = s.settings.detect.alert_email.clone() {
         mail::queue(uow, compose(s, a, &to)).await?;
+    }
+    let now = uow.now();
+    if platform_webhook_in(s, uow.tx(), a, now).await? {
+        uow.after_commit(|s| s.alert_webhooks.notify_one());
     }
     let entry = uow
         .entry("security.alert.raised")
@@ -89,36 +95,55 @@ pub async fn platform_mail_in<S: Scope>(
     Ok(())
 }
 
-/// Sends the alert to `PALISADE_SECURITY_ALERT_WEBHOOK` in the background (see
-/// [`send_platform_webhook`]).
-pub(super) fn platform_webhook(s: &Services, a: &SecurityAlert) {
+/// Queues the alert for `PALISADE_SECURITY_ALERT_WEBHOOK` in the alert's own transaction (the
+/// durable outbox `store::alert_webhook_outbox`, sent by [`super::webhook_outbox`]'s worker).
+/// Returns whether one was queued (none without a URL).
+pub async fn platform_webhook_in<S: Scope>(
+    s: &Services,
+    tx: &mut palisade_store::Tx<S>,
+    a: &SecurityAlert,
+    now: time::OffsetDateTime,
+) -> AppResult<bool> {
     if s.settings.detect.alert_webhook.is_none() {
-        return;
+        return Ok(false);
     }
-    let s = s.clone();
-    let a = a.clone();
-    tokio::spawn(async move {
-        send_platform_webhook(&s, &a).await;
-    });
-}
-
-/// Sends the alert to `PALISADE_SECURITY_ALERT_WEBHOOK`, signed like every Palisade webhook
-/// (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<HMAC-SHA256>`
-/// with `PALISADE_SECURITY_ALERT_WEBHOOK_SECRET`), tried three times (1 s and 2 s apart).
-/// Returns whether the receiver accepted it; does nothing (and returns `false`) without a URL.
-pub async fn send_platform_webhook(s: &Services, a: &SecurityAlert) -> bool {
-    let Some(url) = s.settings.detect.alert_webhook.clone() else {
-        return false;
-    };
-    let now = s.now();
     let payload = crate::webhooks::event_payload(
         EventType::SecurityAlert,
         serde_json::to_value(AlertView::from(a)).unwrap_or_default(),
         now,
     );
-    let body = serde_json::to_vec(&payload).unwrap_or_default();
-    let msg_id = format!("alert_{}_{}", a.id, a.occurrences);
-    let ts = now.unix_timestamp();
+    let body = serde_json::to_string(&payload).unwrap_or_default();
+    let message_id = format!("alert_{}_{}", a.id, a.occurrences);
+    alert_webhook_outbox::insert(
+        tx,
+        NewAlertDelivery {
+            id: AlertDeliveryId::new(),
+            tenant_id: a.tenant_id,
+            alert_id: a.id,
+            message_id: &message_id,
+            payload: &body,
+        },
+        now,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// One attempt to send a queued alert body to `PALISADE_SECURITY_ALERT_WEBHOOK`, signed like
+/// every Palisade webhook (Standard Webhooks: `webhook-id`, `webhook-timestamp` of this
+/// attempt, `webhook-signature: v1,<HMAC-SHA256>` with `PALISADE_SECURITY_ALERT_WEBHOOK_SECRET`).
+/// `Err` says why it was not accepted; `permanent` when trying again cannot help (no URL set).
+pub(super) async fn send_platform_webhook(
+    s: &Services,
+    message_id: &str,
+    body: &[u8],
+) -> Result<(), SendFailure> {
+    let Some(url) = s.settings.detect.alert_webhook.clone() else {
+        return Err(SendFailure::permanent(
+            "PALISADE_SECURITY_ALERT_WEBHOOK is no longer set",
+        ));
+    };
+    let ts = s.now().unix_timestamp();
     let mut headers = HeaderMap::new();
     let mut put = |name: &'static str, value: String| {
         if let Ok(v) = reqwest::header::HeaderValue::from_str(&value) {
@@ -126,7 +151,7 @@ pub async fn send_platform_webhook(s: &Services, a: &SecurityAlert) -> bool {
         }
     };
     put("content-type", "application/json".into());
-    put("webhook-id", msg_id.clone());
+    put("webhook-id", message_id.to_owned());
     put("webhook-timestamp", ts.to_string());
     if let Some(key) = s
         .settings
@@ -137,39 +162,45 @@ pub async fn send_platform_webhook(s: &Services, a: &SecurityAlert) -> bool {
     {
         put(
             "webhook-signature",
-            format!("v1,{}", crate::webhooks::sign(&key, &msg_id, ts, &body)),
+            format!("v1,{}", crate::webhooks::sign(&key, message_id, ts, body)),
         );
     }
     // The operator chose this URL (it may well be an internal SIEM): the development
     // policy, which allows private addresses.
     let policy = crate::safe_http::OutboundPolicy::development();
-    let target = match crate::safe_http::TargetUrl::parse(&url, &policy) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(error = %e, "PALISADE_SECURITY_ALERT_WEBHOOK is not a usable URL");
-            return false;
-        }
-    };
-    for attempt in 0..3u32 {
-        if attempt > 0 {
-            tokio::time::sleep(std::time::Duration::from_secs(2u64.pow(attempt - 1))).await;
-        }
-        match crate::safe_http::send(
-            &policy,
-            Method::POST,
-            &target,
-            headers.clone(),
-            body.clone(),
-        )
-        .await
-        {
-            Ok(r) if r.status.is_success() => return true,
-            Ok(r) => tracing::warn!(
-                status = r.status.as_u16(),
-                "the platform alert webhook refused an alert"
-            ),
-            Err(e) => tracing::warn!(error = %e, "the platform alert webhook failed"),
+    let target = crate::safe_http::TargetUrl::parse(&url, &policy).map_err(|e| {
+        SendFailure::permanent(format!(
+            "PALISADE_SECURITY_ALERT_WEBHOOK is not a usable URL: {e}"
+        ))
+    })?;
+    match crate::safe_http::send(&policy, Method::POST, &target, headers, body.to_vec()).await {
+        Ok(r) if r.status.is_success() => Ok(()),
+        Ok(r) => Err(SendFailure::transient(format!(
+            "the receiver answered {}",
+            r.status.as_u16()
+        ))),
+        Err(e) => Err(SendFailure::transient(format!("{e}"))),
+    }
+}
+
+/// Why an alert delivery failed, and whether another attempt can help.
+#[derive(Debug, Clone)]
+pub(super) struct SendFailure {
+    pub permanent: bool,
+    pub message: String,
+}
+
+impl SendFailure {
+    fn permanent(message: impl Into<String>) -> Self {
+        SendFailure {
+            permanent: true,
+            message: message.into(),
         }
     }
-    false
+    fn transient(message: impl Into<String>) -> Self {
+        SendFailure {
+            permanent: false,
+            message: message.into(),
+        }
+    }
 }

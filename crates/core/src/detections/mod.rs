@@ -23,9 +23,10 @@ pub mod api;
 mod delivery;
 pub mod geo;
 mod rules;
+pub mod webhook_outbox;
 
 pub use api::{AlertView, SecurityMetricsView};
-pub use delivery::{platform_mail_in, send_platform_webhook};
+pub use delivery::{platform_mail_in, platform_webhook_in};
 pub use rules::{api_key_used, export_started, exported_rows, records_read};
 pub(crate) use rules::{login_failed, login_succeeded};
 
@@ -168,7 +169,6 @@ pub async fn raise(s: &Services, alert: NewAlert) -> AppResult<SecurityAlert> {
     uow.commit().await?;
     if raised.opened {
         crate::metrics::security_alert(raised.alert.rule, raised.alert.severity);
-        delivery::platform_webhook(s, &raised.alert);
         tracing::warn!(
             alert = %raised.alert.id,
             rule = raised.alert.rule.as_str(),

@@ -291,6 +291,7 @@ async fn queue_depth_counts_the_rows_waiting_in_each_queue(db: Db) {
         "media_downloads",
         "mail",
         "inbound_events",
+        "alert_webhooks",
     ] {
         assert_eq!(queue(&empty, q), 0.0, "{q}: {}", empty.text);
         assert!(

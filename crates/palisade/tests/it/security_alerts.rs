@@ -21,6 +21,8 @@ both!(
     one_credential_reading_many_records_raises_mass_data_access,
     alerts_are_acknowledged_and_resolved_by_admins_only,
     metrics_count_events_failures_and_alerts,
+    the_platform_alert_webhook_is_retried_with_one_id_until_taken,
+    the_platform_alert_webhook_is_given_up_after_its_attempts_and_audited,
 );
 
 const ATTACKER: &str = "203.0.113.66";
@@ -110,6 +112,7 @@ async fn a_password_spray_raises_one_platform_alert_that_repeats_bump(db: Db) {
         c.security_alert_email = Some("soc@platform.example".into());
         c.security_alert_webhook = Some(url);
         c.security_alert_webhook_secret = Some(PLATFORM_SECRET.to_owned().into());
+        c.webhooks_worker_interval_ms = 100;
     })
     .await;
     let owner = app.register("Acme", "owner@acme.example").await;
@@ -709,4 +712,139 @@ async fn one_credential_reading_many_records_raises_mass_data_access(db: Db) {
         .as_str()
         .unwrap()
         .contains("8 contacts or messages"));
+}
+
+/// An app whose platform alert webhook goes to `rx` (worker every 100 ms), and an admin created
+/// by its owner: a `privilege_escalation` alert, POSTed to the platform webhook.
+async fn app_with_alert_webhook(db: Db, rx: &Receiver) -> TestApp {
+    let url = rx.url.clone();
+    let app = app(db, move |c| {
+        c.security_alert_webhook = Some(url);
+        c.security_alert_webhook_secret = Some(PLATFORM_SECRET.to_owned().into());
+        c.webhooks_worker_interval_ms = 100;
+    })
+    .await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    create_user(&app, &owner, "second@acme.example", "admin").await;
+    app
+}
+
+async fn wait_requests(rx: &Receiver, n: usize) {
+    let started = std::time::Instant::now();
+    while rx.count() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{} of {n} alert webhook requests",
+            rx.count()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the worker has recorded `n` attempts (the clock must not move before: the
+/// retry is scheduled from the time the outcome is recorded).
+async fn wait_recorded(app: &TestApp, n: i64) {
+    let started = std::time::Instant::now();
+    loop {
+        let recorded = app
+            .db
+            .count_as_owner("SELECT COALESCE(SUM(attempts), 0) FROM alert_webhook_outbox")
+            .await
+            .unwrap();
+        if recorded >= n {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{recorded} of {n} attempts recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn outbox(app: &TestApp, status: &str) -> i64 {
+    app.db
+        .count_as_owner(&format!(
+            "SELECT COUNT(*) FROM alert_webhook_outbox WHERE status = '{status}'"
+        ))
+        .await
+        .unwrap()
+}
+
+/// A receiver that is down does not lose the alert: the delivery waits in the outbox and goes
+/// again after its backoff, with the same `webhook-id`, a fresh timestamp and a valid signature.
+async fn the_platform_alert_webhook_is_retried_with_one_id_until_taken(db: Db) {
+    let rx = Receiver::start().await;
+    rx.answer(&[503, 500]);
+    let app = app_with_alert_webhook(db, &rx).await;
+    wait_requests(&rx, 1).await;
+    wait_recorded(&app, 1).await;
+    // Refused: still queued, due again only after the backoff (at least 30 s on the app's clock).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(rx.count(), 1, "no retry before the backoff");
+    assert_eq!(outbox(&app, "pending").await, 1);
+    app.clock.advance(time::Duration::minutes(1));
+    wait_requests(&rx, 2).await;
+    wait_recorded(&app, 2).await;
+    app.clock.advance(time::Duration::minutes(2));
+    wait_requests(&rx, 3).await;
+    let started = std::time::Instant::now();
+    while outbox(&app, "sent").await != 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never recorded sent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(outbox(&app, "pending").await, 0);
+    let all = rx.all();
+    let id = |h: &reqwest::header::HeaderMap| h["webhook-id"].to_str().unwrap().to_owned();
+    assert!(
+        all.iter().all(|(h, _)| id(h) == id(&all[0].0)),
+        "one webhook-id"
+    );
+    assert_ne!(
+        all[0].0["webhook-timestamp"], all[2].0["webhook-timestamp"],
+        "each attempt is stamped when it is made"
+    );
+    for (headers, body) in &all {
+        assert!(verify_signature(PLATFORM_SECRET, headers, body));
+        let payload: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(payload["type"], "security.alert");
+        assert_eq!(payload["data"]["rule"], "privilege_escalation");
+    }
+    // Nothing more goes out once it was taken.
+    app.clock.advance(time::Duration::hours(2));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(rx.count(), 3);
+}
+
+/// A receiver that never takes it: after its attempts the delivery is `failed`, and the
+/// giving up is in the audit log.
+async fn the_platform_alert_webhook_is_given_up_after_its_attempts_and_audited(db: Db) {
+    let rx = Receiver::start().await;
+    rx.answer(&[503; 16]);
+    let app = app_with_alert_webhook(db, &rx).await;
+    for n in 1..=16 {
+        wait_requests(&rx, n).await;
+        wait_recorded(&app, i64::try_from(n).unwrap()).await;
+        // Each backoff is at most an hour and a quarter.
+        app.clock.advance(time::Duration::minutes(80));
+    }
+    let started = std::time::Instant::now();
+    while outbox(&app, "failed").await != 1 {
+        assert!(started.elapsed() < Duration::from_secs(5), "never given up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(outbox(&app, "pending").await, 0);
+    let audited = app
+        .db
+        .count_as_owner(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'security.alert_webhook_failed'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(audited, 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(rx.count(), 16, "no attempt after giving up");
 }

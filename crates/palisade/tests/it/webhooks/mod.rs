@@ -72,7 +72,7 @@ impl Receiver {
     pub(crate) fn last(&self) -> Received {
         self.got.lock().unwrap().last().cloned().unwrap()
     }
-    fn answer(&self, codes: &[u16]) {
+    pub(crate) fn answer(&self, codes: &[u16]) {
         self.script.lock().unwrap().extend(codes);
     }
 }

@@ -1,0 +1,27 @@
+-- The platform's security alert webhook (`PALISADE_SECURITY_ALERT_WEBHOOK`) as a durable
+-- outbox, like `mail_outbox`: a row is written in the transaction that opens the alert, so the
+-- delivery exists exactly when the alert does, and a background worker sends it with retries
+-- and a lease (`locked_until`): a node that dies mid-send, or a receiver that is down for
+-- hours, delays an alert but never loses it.
+--
+-- `payload` is the signed body (the `security.alert` event, as the tenants' webhooks carry it);
+-- `message_id` is its `webhook-id`, the same on every attempt so a receiver can drop repeats.
+CREATE TABLE alert_webhook_outbox (
+    id BLOB PRIMARY KEY NOT NULL,
+    -- The alert's tenant (NULL for a platform alert): row-level security, as for the alert.
+    tenant_id BLOB REFERENCES tenants (id),
+    alert_id BLOB NOT NULL REFERENCES security_alerts (id),
+    message_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    -- pending | sent | failed
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    locked_until TEXT,
+    last_error TEXT,
+    created_at TEXT NOT NULL,
+    sent_at TEXT
+);
+-- What the worker scans: due pending deliveries, oldest first.
+CREATE INDEX alert_webhook_outbox_due ON alert_webhook_outbox (next_attempt_at)
+    WHERE status = 'pending';
