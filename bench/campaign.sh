@@ -8,7 +8,9 @@
 #                                           # then again on a fresh PostgreSQL database it
 #                                           # creates (and drops)
 #   BENCH_BIN=target/release/palisade bench/campaign.sh   # an existing build (palisade-bench
-#                                           # is taken from the same folder, or BENCH_TOOL)
+#                                           # is taken from the same folder, or BENCH_TOOL; the
+#                                           # simulator from BENCH_SIM_BIN if set: it must stamp
+#                                           # its outbound sends, `at_ms`)
 #
 # Starts `palisade sim` (status webhooks on, as Meta sends them) and `palisade serve` with
 # PALISADE_CAMPAIGN_MESSAGES_PER_SECOND=BENCH_RATE (default 80: 10,000 take about 2 minutes),
@@ -62,11 +64,13 @@ trap cleanup EXIT
 if [ -n "${BENCH_BIN:-}" ]; then
   BIN="$(cd "$(dirname "$BENCH_BIN")" && pwd)/$(basename "$BENCH_BIN")"
   BENCH="${BENCH_TOOL:-$(dirname "$BIN")/palisade-bench}"
+  SIM_BIN="${BENCH_SIM_BIN:-$BIN}"
 else
   cargo build --release --locked -p palisade -p palisade-bench >/dev/null 2>&1 ||
     cargo build --release --locked -p palisade -p palisade-bench
   BIN="$ROOT/target/release/palisade"
   BENCH="$ROOT/target/release/palisade-bench"
+  SIM_BIN="$BIN"
 fi
 
 for url in "$BASE/healthz" "$SIM/_sim/config"; do
@@ -83,7 +87,7 @@ run() {
   local label="$1" dir="$2" url="${3:-}"
   mkdir -p "$dir"
   # A fresh simulator per run: its outbound record is the measurement.
-  "$BIN" sim --listen "127.0.0.1:${SIM_PORT}" >"$WORK/sim-$label.log" 2>&1 &
+  "$SIM_BIN" sim --listen "127.0.0.1:${SIM_PORT}" >"$WORK/sim-$label.log" 2>&1 &
   SIM_PID=$!
   for _ in $(seq 1 50); do curl -fsS "$SIM/_sim/config" >/dev/null 2>&1 && break; sleep 0.2; done
   (cd "$WORK" && exec env PALISADE_LISTEN="127.0.0.1:${PORT}" PALISADE_DATA_DIR="$dir" \
