@@ -6,7 +6,7 @@
 //! 3. per connection, takes the budget of this round: the tokens of the connection's bucket
 //!    (`PALISADE_CAMPAIGN_MESSAGES_PER_SECOND`, at most one second's worth) and never more than
 //!    the connection's bulk sends already waiting in the send queue leave room for under
-//!    [`BACKLOG_SECONDS`] seconds' worth (so the queue never holds a backlog, and Meta's
+//!    `BACKLOG_SECONDS` seconds' worth (so the queue never holds a backlog, and Meta's
 //!    throughput errors, which delay those sends, slow the dispatch down with them);
 //! 4. queues one message per pending recipient, each in its own unit of work (system actor
 //!    `campaign-dispatcher`): the consent is checked again (an opt-out since the start skips
