@@ -11,6 +11,7 @@
 use anyhow::{bail, Context};
 use clap::Parser;
 
+mod campaign;
 mod conversations_list;
 mod ingest;
 mod mail;
@@ -37,6 +38,9 @@ enum Command {
     /// `GET /api/v1/conversations` latency at 100,000 conversations: each filter's first and
     /// deep page.
     ConversationsList(conversations_list::Args),
+    /// A campaign to 10,000 contacts at the configured pace while an agent replies every
+    /// 200 ms: the achieved pace and the replies' latency, as the simulator saw them.
+    Campaign(campaign::Args),
 }
 
 #[tokio::main]
@@ -48,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         Command::PasswordWrites(args) => password_writes::run(args).await,
         Command::MailOutbox(args) => mail::run(args).await,
         Command::ConversationsList(args) => conversations_list::run(args).await,
+        Command::Campaign(args) => campaign::run(args).await,
     }
 }
 

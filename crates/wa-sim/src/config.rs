@@ -61,6 +61,11 @@ pub struct SimConfig {
     /// then are served. `GET /_sim/config` counts the waiting ones in
     /// `media_downloads_waiting`, so a test can act while a download is in flight.
     pub media_hold_downloads: bool,
+    /// Fault mode: a send Meta accepted (recorded, listed by `GET …/outbound`) has its answer
+    /// held back while this is true, then answered. `GET /_sim/config` counts the waiting ones
+    /// in `send_answers_waiting`, so a test can kill a client whose send reached Meta but whose
+    /// answer did not (the message went out; the client cannot know).
+    pub hold_send_answers: bool,
     /// Delay before a created template turns `APPROVED` (and a
     /// `message_template_status_update` webhook is emitted), in milliseconds.
     pub template_review_delay_ms: u64,
@@ -99,6 +104,7 @@ impl Default for SimConfig {
             media_url_base: String::new(),
             media_corrupt_downloads: false,
             media_hold_downloads: false,
+            hold_send_answers: false,
             template_review_delay_ms: 1000,
             max_delivery_attempts: 10,
             retry_base_delay_ms: 1000,
@@ -151,6 +157,7 @@ impl SimConfig {
             media_url_base,
             media_corrupt_downloads,
             media_hold_downloads,
+            hold_send_answers,
             template_review_delay_ms,
             max_delivery_attempts,
             retry_base_delay_ms,
@@ -194,6 +201,7 @@ pub struct ConfigPatch {
     pub media_url_base: Option<String>,
     pub media_corrupt_downloads: Option<bool>,
     pub media_hold_downloads: Option<bool>,
+    pub hold_send_answers: Option<bool>,
     pub template_review_delay_ms: Option<u64>,
     pub max_delivery_attempts: Option<u32>,
     pub retry_base_delay_ms: Option<u64>,

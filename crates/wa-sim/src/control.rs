@@ -354,6 +354,7 @@ async fn outbound(State(st): St, Path(id): Path<String>) -> Result<Response, Con
                         "type": o.kind,
                         "body": o.body,
                         "status": o.status,
+                        "at_ms": o.at_ms,
                     })
                 })
                 .collect()
@@ -463,6 +464,12 @@ fn config_json(st: &AppState) -> Value {
             "media_downloads_waiting".into(),
             json!(st
                 .media_downloads_waiting
+                .load(std::sync::atomic::Ordering::SeqCst)),
+        );
+        o.insert(
+            "send_answers_waiting".into(),
+            json!(st
+                .send_answers_waiting
                 .load(std::sync::atomic::Ordering::SeqCst)),
         );
     }

@@ -96,6 +96,8 @@ pub struct Outbound {
     pub free: bool,
     /// `pricing`/`conversation` already sent along with a `delivered` or `read`.
     pub billed_after_sent: bool,
+    /// When the send was accepted (Unix milliseconds).
+    pub at_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -170,6 +172,8 @@ pub struct AppState {
     url_key: String,
     /// Media downloads waiting while `media_hold_downloads` is on.
     pub media_downloads_waiting: AtomicU64,
+    /// Send answers waiting while `hold_send_answers` is on.
+    pub send_answers_waiting: AtomicU64,
 }
 
 impl AppState {
@@ -193,6 +197,7 @@ impl AppState {
             delivery_seq: AtomicU64::new(1),
             url_key: ids::app_secret(),
             media_downloads_waiting: AtomicU64::new(0),
+            send_answers_waiting: AtomicU64::new(0),
         }
     }
 

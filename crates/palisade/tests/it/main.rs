@@ -80,6 +80,7 @@ mod attachments;
 mod auth_login;
 mod breached_passwords;
 mod campaigns;
+mod campaigns_crash;
 mod console;
 mod console_account;
 mod console_admin;

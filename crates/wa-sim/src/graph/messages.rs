@@ -108,6 +108,7 @@ pub(super) async fn send(
             category,
             free,
             billed_after_sent: false,
+            at_ms: ids::unix_millis(),
         });
         let idx = list.len().saturating_sub(1);
         inner
@@ -124,6 +125,21 @@ pub(super) async fn send(
         webhook::spawn_failure(&st, wamid.clone(), errors);
     } else if cfg.auto_status {
         webhook::spawn_progression(&st, wamid.clone());
+    }
+    if st.cfg().hold_send_answers {
+        // Counted down on drop too: a client that dies while it waits drops this request.
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicU64);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        st.send_answers_waiting
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _waiting = Waiting(&st.send_answers_waiting);
+        while st.cfg().hold_send_answers && !*st.shutdown.borrow() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
     Ok(ok(
         &version,
