@@ -22,6 +22,7 @@ pub mod admin;
 pub mod analytics;
 pub mod assets;
 pub mod auth_pages;
+pub mod campaigns;
 pub mod chart;
 pub mod contacts;
 pub mod deals;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(deals::router())
         .merge(templates::router())
         .merge(tickets::router())
+        .merge(campaigns::router())
         .merge(analytics::router())
         .merge(integrations::router())
         .merge(security::router())
