@@ -78,8 +78,11 @@ async fn an_admin_creates_starts_and_follows_a_campaign(db: Db) {
     page.wait_for(&role("heading", "New campaign")).await;
 
     // Choosing the template gives one row per variable.
-    page.fill(&label("Template"), "order_confirmation (en_US) · 2 variables")
-        .await;
+    page.fill(
+        &label("Template"),
+        "order_confirmation (en_US) · 2 variables",
+    )
+    .await;
     page.click(&role("button", "Choose template")).await;
     page.wait_for(&label("Body {{2}}: text or attribute key"))
         .await;
@@ -115,7 +118,8 @@ async fn an_admin_creates_starts_and_follows_a_campaign(db: Db) {
     page.wait_for(&text("order_confirmation (en_US)")).await;
     page.wait_for(&text("Draft")).await;
     page.click(&role("button", "Start")).await;
-    page.wait_for(&text("Start the campaign Spring sale?")).await;
+    page.wait_for(&text("Start the campaign Spring sale?"))
+        .await;
     page.click(&role("button", "Yes, start")).await;
     page.wait_for(&role("button", "Pause")).await;
     assert_eq!(count(&page, "Targeted").await, "2");
@@ -135,8 +139,12 @@ async fn an_admin_creates_starts_and_follows_a_campaign(db: Db) {
         page.wait_loaded().await;
     }
     page.wait_for(&text("Completed")).await;
-    page.wait_for(&role("link", "Carla Mendes (+5511987654321)")).await;
-    assert!(!page.is_visible(&text("Dee Roy")).await, "not in the audience");
+    page.wait_for(&role("link", "Carla Mendes (+5511987654321)"))
+        .await;
+    assert!(
+        !page.is_visible(&text("Dee Roy")).await,
+        "not in the audience"
+    );
     page.assert_accessible().await;
     page.screenshot("campaign").await;
 

@@ -134,7 +134,10 @@ async fn campaigns_are_created_from_the_form_and_driven_through_their_actions(db
         empty.contains(r#"href="/campaigns" aria-current="page""#),
         "Campaigns in the navigation, current"
     );
-    assert!(empty.contains(r#"href="/campaigns/new""#), "an admin may create");
+    assert!(
+        empty.contains(r#"href="/campaigns/new""#),
+        "an admin may create"
+    );
 
     // The form: every control labelled; the chosen template's variables as rows.
     let mut b = browser(&f.app, &t);
@@ -151,7 +154,9 @@ async fn campaigns_are_created_from_the_form_and_driven_through_their_actions(db
     ] {
         assert!(form.text.contains(&format!(">{label}</label>")), "{label}");
     }
-    assert!(form.text.contains("order_confirmation (en_US) · 2 variables"));
+    assert!(form
+        .text
+        .contains("order_confirmation (en_US) · 2 variables"));
     assert!(form.text.contains("hello_world (en_US) · 0 variables"));
     let csrf = form.form_token();
     let order = template_id(&f, "order_confirmation").await;
@@ -171,9 +176,16 @@ async fn campaigns_are_created_from_the_form_and_driven_through_their_actions(db
     assert!(chosen.text.contains(">Body {{1}}: value from</label>"));
     assert!(chosen.text.contains(">Body {{2}}: fallback</label>"));
     assert!(!chosen.text.contains("param_kind_3"));
-    assert!(chosen.text.contains(r#"value="Kept""#), "what was typed is kept");
+    assert!(
+        chosen.text.contains(r#"value="Kept""#),
+        "what was typed is kept"
+    );
     let listed = f.app.get("/api/v1/campaigns", &t).await;
-    assert_eq!(listed.body["data"].as_array().unwrap().len(), 0, "nothing created");
+    assert_eq!(
+        listed.body["data"].as_array().unwrap().len(),
+        0,
+        "nothing created"
+    );
 
     let fields = |name: &str, tags: &str, ids: &str, at: &str, rows: usize| {
         let mut v: Vec<(String, String)> = vec![
@@ -201,7 +213,11 @@ async fn campaigns_are_created_from_the_form_and_driven_through_their_actions(db
     let refs: Vec<(&str, &str)> = v.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let r = b.post_form("/campaigns/new", &refs).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
-    assert!(r.text.contains("check the fields marked below"), "{}", r.text);
+    assert!(
+        r.text.contains("check the fields marked below"),
+        "{}",
+        r.text
+    );
     assert!(!slot(&r.text, "name").is_empty());
     assert!(slot(&r.text, "tags").contains("may contain only letters"));
     assert!(slot(&r.text, "contact_ids").contains("is not a contact id"));
@@ -220,7 +236,10 @@ async fn campaigns_are_created_from_the_form_and_driven_through_their_actions(db
         "{}",
         r.text
     );
-    assert!(r.text.contains("param_kind_2"), "the rows the template needs");
+    assert!(
+        r.text.contains("param_kind_2"),
+        "the rows the template needs"
+    );
 
     // A template that is not one of the number's approved ones.
     let mut v = fields("Spring sale", "vip", "", "", 2);
@@ -252,9 +271,15 @@ async fn campaigns_are_created_from_the_form_and_driven_through_their_actions(db
     assert_eq!(show.status, StatusCode::OK);
     assert!(!show.text.contains(XSS), "unescaped name");
     assert!(show.text.contains("&#60;img src=x onerror=alert(1)&#62;"));
-    assert!(show.text.contains(r#"<span class="badge badge-resolved">Draft</span>"#));
+    assert!(show
+        .text
+        .contains(r#"<span class="badge badge-resolved">Draft</span>"#));
     assert!(show.text.contains("order_confirmation (en_US)"));
-    assert!(show.text.contains("Contact&#39;s name, else"), "{}", show.text);
+    assert!(
+        show.text.contains("Contact&#39;s name, else"),
+        "{}",
+        show.text
+    );
     assert!(show.text.contains("Tagged vip"));
     for (action, shown) in [
         ("start", true),
@@ -270,7 +295,9 @@ async fn campaigns_are_created_from_the_form_and_driven_through_their_actions(db
             "{action}"
         );
     }
-    assert!(show.text.contains("The audience becomes recipients when the campaign starts."));
+    assert!(show
+        .text
+        .contains("The audience becomes recipients when the campaign starts."));
 
     // Without the session's CSRF token: refused, nothing changes.
     let r = act(&mut b, &id, "start", "").await;
@@ -283,13 +310,23 @@ async fn campaigns_are_created_from_the_form_and_driven_through_their_actions(db
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     assert_eq!(r.location(), format!("/campaigns/{id}"));
     let show = b.get(&format!("/campaigns/{id}")).await;
-    assert!(show.text.contains(r#"<span class="badge badge-open">Running</span>"#));
+    assert!(show
+        .text
+        .contains(r#"<span class="badge badge-open">Running</span>"#));
     assert_eq!(figure(&show.text, "Targeted"), "2");
     assert_eq!(figure(&show.text, "Queued"), "2");
-    assert!(show.text.contains(&format!(r#"href="/contacts/{ana}">Ana (+447700900123)</a>"#)));
-    assert!(show.text.contains(&format!(r#"action="/campaigns/{id}/pause""#)));
-    assert!(!show.text.contains(&format!(r#"action="/campaigns/{id}/start""#)));
-    assert!(!show.text.contains(&format!(r#"action="/campaigns/{id}/delete""#)));
+    assert!(show.text.contains(&format!(
+        r#"href="/contacts/{ana}">Ana (+447700900123)</a>"#
+    )));
+    assert!(show
+        .text
+        .contains(&format!(r#"action="/campaigns/{id}/pause""#)));
+    assert!(!show
+        .text
+        .contains(&format!(r#"action="/campaigns/{id}/start""#)));
+    assert!(!show
+        .text
+        .contains(&format!(r#"action="/campaigns/{id}/delete""#)));
     let (_, queued) = page(&f.app, &t, &format!("/campaigns/{id}?status=queued")).await;
     assert!(queued.contains("Ana (+447700900123)"));
     let (_, failed) = page(&f.app, &t, &format!("/campaigns/{id}?status=failed")).await;
@@ -302,21 +339,35 @@ async fn campaigns_are_created_from_the_form_and_driven_through_their_actions(db
     let r = act(&mut b, &id, "pause", &csrf).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     let show = b.get(&format!("/campaigns/{id}")).await;
-    assert!(show.text.contains(r#"<span class="badge badge-pending">Paused</span>"#));
-    assert!(show.text.contains(&format!(r#"action="/campaigns/{id}/resume""#)));
-    assert!(!show.text.contains(&format!(r#"action="/campaigns/{id}/pause""#)));
+    assert!(show
+        .text
+        .contains(r#"<span class="badge badge-pending">Paused</span>"#));
+    assert!(show
+        .text
+        .contains(&format!(r#"action="/campaigns/{id}/resume""#)));
+    assert!(!show
+        .text
+        .contains(&format!(r#"action="/campaigns/{id}/pause""#)));
     let r = act(&mut b, &id, "resume", &csrf).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     assert_eq!(status_of(&f, &id).await, "running");
     let r = act(&mut b, &id, "cancel", &csrf).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     let show = b.get(&format!("/campaigns/{id}")).await;
-    assert!(show.text.contains(r#"<span class="badge badge-danger">Cancelled</span>"#));
-    assert!(!show.text.contains(r#"role="group" aria-label="Campaign actions""#));
+    assert!(show
+        .text
+        .contains(r#"<span class="badge badge-danger">Cancelled</span>"#));
+    assert!(!show
+        .text
+        .contains(r#"role="group" aria-label="Campaign actions""#));
     assert_eq!(figure(&show.text, "Skipped"), "2");
     let r = act(&mut b, &id, "start", &csrf).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
-    assert!(r.text.contains("cannot start a cancelled campaign"), "{}", r.text);
+    assert!(
+        r.text.contains("cannot start a cancelled campaign"),
+        "{}",
+        r.text
+    );
     let r = act(&mut b, &id, "explode", &csrf).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
@@ -367,7 +418,10 @@ async fn who_may_see_and_drive_campaigns(db: Db) {
     assert!(!list.text.contains(r#"href="/campaigns/new""#));
     let show = b.get(&format!("/campaigns/{id}")).await;
     assert_eq!(show.status, StatusCode::OK);
-    assert!(!show.text.contains(&format!("/campaigns/{id}/")), "no action form");
+    assert!(
+        !show.text.contains(&format!("/campaigns/{id}/")),
+        "no action form"
+    );
     assert_eq!(b.get("/campaigns/new").await.status, StatusCode::FORBIDDEN);
     let csrf = show.form_token();
     for action in ["start", "cancel", "delete"] {

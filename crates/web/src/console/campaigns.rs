@@ -87,21 +87,9 @@ fn recipient_badge(status: &str) -> &'static str {
     }
 }
 
-/// `1234567` → `1,234,567`.
+/// `1234567` → `1,234,567` (as the analytics figures).
 fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
+    super::chart::group_digits(i128::from(n))
 }
 
 /// The tenant's connections (display name and number), for those who may read them
@@ -213,7 +201,10 @@ async fn list(
     if let Err(e) = p.require(Permission::CampaignsRead) {
         return app_error(e);
     }
-    let cursor = match query_id(&params.cursor, "cursor (the next_cursor of a previous page)") {
+    let cursor = match query_id(
+        &params.cursor,
+        "cursor (the next_cursor of a previous page)",
+    ) {
         Ok(id) => id,
         Err(r) => return r,
     };
@@ -465,14 +456,18 @@ async fn show(
         Ok(d) => d,
         Err(e) => return app_error(e),
     };
-    let cursor = match query_id(&params.cursor, "cursor (the next_cursor of a previous page)") {
+    let cursor = match query_id(
+        &params.cursor,
+        "cursor (the next_cursor of a previous page)",
+    ) {
         Ok(id) => id,
         Err(r) => return r,
     };
     let c = &d.campaign;
     let conn_names = names(&connections(s, p).await);
     let counts = CampaignCountsView::from(&d.counts);
-    let time = |t: Option<time::OffsetDateTime>| t.map(palisade_domain::rfc3339).unwrap_or_default();
+    let time =
+        |t: Option<time::OffsetDateTime>| t.map(palisade_domain::rfc3339).unwrap_or_default();
     let mut page = ShowPage {
         chrome: Chrome::new(s, &viewer, c.name.clone(), Nav::Campaigns),
         id: c.id.as_uuid(),
@@ -539,10 +534,11 @@ async fn show(
             page.next_cursor = found.next_cursor;
             for r in found.data {
                 // The contact as a person knows it (an erased contact: its id only).
-                let contact = palisade_core::contacts::get(s, p, ContactId::from_uuid(r.contact_id))
-                    .await
-                    .map(|c| contact_label(&c))
-                    .unwrap_or_else(|_| r.contact_id.to_string());
+                let contact =
+                    palisade_core::contacts::get(s, p, ContactId::from_uuid(r.contact_id))
+                        .await
+                        .map(|c| contact_label(&c))
+                        .unwrap_or_else(|_| r.contact_id.to_string());
                 let detail = match (&r.skip_reason, &r.error) {
                     (Some(reason), _) => humanise(reason),
                     (None, Some(e)) if e.code != 0 => format!("{} ({})", e.title, e.code),
@@ -608,10 +604,18 @@ async fn act(
     let p = &viewer.principal;
     let to_campaign = format!("/campaigns/{id}");
     let result = match action.as_str() {
-        "start" => campaigns::act(s, p, &meta, id, Action::Start).await.map(|_| to_campaign),
-        "pause" => campaigns::act(s, p, &meta, id, Action::Pause).await.map(|_| to_campaign),
-        "resume" => campaigns::act(s, p, &meta, id, Action::Resume).await.map(|_| to_campaign),
-        "cancel" => campaigns::act(s, p, &meta, id, Action::Cancel).await.map(|_| to_campaign),
+        "start" => campaigns::act(s, p, &meta, id, Action::Start)
+            .await
+            .map(|_| to_campaign),
+        "pause" => campaigns::act(s, p, &meta, id, Action::Pause)
+            .await
+            .map(|_| to_campaign),
+        "resume" => campaigns::act(s, p, &meta, id, Action::Resume)
+            .await
+            .map(|_| to_campaign),
+        "cancel" => campaigns::act(s, p, &meta, id, Action::Cancel)
+            .await
+            .map(|_| to_campaign),
         "delete" => campaigns::delete(s, p, &meta, id)
             .await
             .map(|()| "/campaigns".to_owned()),
@@ -815,7 +819,10 @@ async fn new_page(
     let p = &viewer.principal;
     p.require(Permission::CampaignsWrite)?;
     let connections = connections(s, p).await;
-    if !connections.iter().any(|c| c.value == form.connection_id.trim()) {
+    if !connections
+        .iter()
+        .any(|c| c.value == form.connection_id.trim())
+    {
         form.connection_id = connections
             .first()
             .map(|c| c.value.clone())
@@ -836,9 +843,9 @@ async fn new_page(
     let header = chosen
         .as_ref()
         .map_or(0, |t| usize::try_from(t.header_params).unwrap_or(0));
-    let wanted = chosen.as_ref().map_or(0, |t| {
-        header + usize::try_from(t.body_params).unwrap_or(0)
-    });
+    let wanted = chosen
+        .as_ref()
+        .map_or(0, |t| header + usize::try_from(t.body_params).unwrap_or(0));
     let slots = (1..=wanted)
         .map(|n| ParamSlot {
             n,
@@ -977,7 +984,10 @@ async fn create(
         NewCampaign {
             name: f.name.clone(),
             connection_id: Uuid::parse_str(&typed_connection).unwrap_or_else(|_| Uuid::nil()),
-            template_name: template.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
+            template_name: template
+                .as_ref()
+                .map(|t| t.name.clone())
+                .unwrap_or_default(),
             template_language: template
                 .as_ref()
                 .map(|t| t.language.clone())
