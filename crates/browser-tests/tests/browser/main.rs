@@ -52,6 +52,7 @@ mod deals;
 mod account;
 mod admin;
 mod analytics;
+mod campaigns;
 #[allow(dead_code, unused_imports)]
 mod harness;
 mod inbox;

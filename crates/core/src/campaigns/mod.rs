@@ -296,6 +296,22 @@ pub async fn list(s: &Services, p: &Principal, q: CampaignListQuery) -> AppResul
     Ok(Page::from_overfetch(items, limit, |c| c.id.as_uuid()))
 }
 
+/// The counts of several campaigns (a page of the console's list), read in one transaction
+/// (another tenant's id counts nothing: every statement is bound to the tenant).
+pub async fn counts_of(
+    s: &Services,
+    p: &Principal,
+    ids: &[CampaignId],
+) -> AppResult<Vec<(CampaignId, store::Counts)>> {
+    p.require(Permission::CampaignsRead)?;
+    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push((*id, store::counts(&mut tx, *id).await?));
+    }
+    Ok(out)
+}
+
 pub async fn get(s: &Services, p: &Principal, id: CampaignId) -> AppResult<CampaignDetail> {
     p.require(Permission::CampaignsRead)?;
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;

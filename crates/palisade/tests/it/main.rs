@@ -85,6 +85,7 @@ mod console;
 mod console_account;
 mod console_admin;
 mod console_analytics;
+mod console_campaigns;
 mod console_contacts;
 mod console_deals;
 mod console_inbox;

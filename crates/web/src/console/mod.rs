@@ -9,8 +9,9 @@
 //!   JSON API with the session's CSRF token and shows the API's field errors next to the fields.
 //!   The forms the console answers itself are the sign-in steps ([`auth_pages`]): those
 //!   issue tokens, and the console sets them as HttpOnly cookies so that no token ever reaches a
-//!   script; and the deal forms that must work without script ([`deals`]: moving a card,
-//!   creating a deal), which pass the API's checks and call the same core use cases.
+//!   script; and the forms that must work without script ([`deals`]: moving a card,
+//!   creating a deal; [`templates`]: a new template; [`campaigns`]: a new campaign and its
+//!   state changes), which pass the API's checks and call the same core use cases.
 //! - **Live.** `static/live.js` listens on the API's websocket and reloads the parts of a page
 //!   an event touches (server-rendered fragments), and everything after a `lagged` frame or a
 //!   reconnect.
@@ -22,6 +23,7 @@ pub mod admin;
 pub mod analytics;
 pub mod assets;
 pub mod auth_pages;
+pub mod campaigns;
 pub mod chart;
 pub mod contacts;
 pub mod deals;
@@ -54,6 +56,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(deals::router())
         .merge(templates::router())
         .merge(tickets::router())
+        .merge(campaigns::router())
         .merge(analytics::router())
         .merge(integrations::router())
         .merge(security::router())
