@@ -298,7 +298,8 @@ run() {
   stop_server
 }
 
-run sqlite "$WORK/sqlite"
+# BENCH_SQLITE=0 skips SQLite (with BENCH_POSTGRES_URL: PostgreSQL alone).
+if [ "${BENCH_SQLITE:-1}" != 0 ]; then run sqlite "$WORK/sqlite"; fi
 if [ -n "$PG_ADMIN_URL" ]; then
   PG_DB="palisade_bench_$$"
   psql "$PG_ADMIN_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB" >/dev/null
