@@ -39,7 +39,11 @@ async fn hourly_counts_agree_with_the_messages_in_zones_off_the_hour(db: Db) {
     let app = &f.app;
     let t = f.owner.access_token.as_str();
     let r = app
-        .post("/api/v1/contacts", Some(t), json!({"phone": "+15550001001"}))
+        .post(
+            "/api/v1/contacts",
+            Some(t),
+            json!({"phone": "+15550001001"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let (new_id, time_of) = match db {
@@ -73,7 +77,15 @@ async fn hourly_counts_agree_with_the_messages_in_zones_off_the_hour(db: Db) {
         })
         .collect();
     for day in 6..11 {
-        for (h, m) in [(18, 0), (18, 14), (18, 15), (18, 29), (18, 30), (18, 44), (18, 45)] {
+        for (h, m) in [
+            (18, 0),
+            (18, 14),
+            (18, 15),
+            (18, 29),
+            (18, 30),
+            (18, 44),
+            (18, 45),
+        ] {
             let at = datetime!(2026-03-01 00:00 UTC)
                 + Duration::days(day - 1)
                 + Duration::hours(h)
@@ -138,7 +150,11 @@ async fn hourly_counts_agree_with_the_messages_in_zones_off_the_hour(db: Db) {
             let lo = local_midnight(b["start"].as_str().unwrap(), offset);
             let (lo, hi) = (lo.max(from), (lo + Duration::days(days)).min(to));
             assert_eq!(b["messages_in"], count(lo, hi, "inbound"), "{b} in {body}");
-            assert_eq!(b["messages_out"], count(lo, hi, "outbound"), "{b} in {body}");
+            assert_eq!(
+                b["messages_out"],
+                count(lo, hi, "outbound"),
+                "{b} in {body}"
+            );
             total += b["messages_in"].as_i64().unwrap() + b["messages_out"].as_i64().unwrap();
         }
         assert!(total > 0, "{body}");
