@@ -14,7 +14,10 @@
 # conversation each, created over 2026 (one a third resolved, half assigned to the owner), and
 # BENCH_MESSAGES_EACH (default 20) messages per conversation, in and out by turns ten minutes
 # apart: 1,000,000 messages (the triggers on `messages`, migration 0031, fill `message_counts`
-# and the conversations' first-response columns as they do for every write). Then it runs
+# and the conversations' first-response columns as they do for every write), and
+# BENCH_CAMPAIGNS (default 24) campaigns started over 2026, every contact the recipient of one
+# (a tenth skipped, the others dispatched with their conversation's first outbound message, so
+# each has a reply after it). Then it runs
 # ANALYZE (PostgreSQL: VACUUM ANALYZE, what autovacuum does on a live database), starts the
 # server again and times BENCH_SAMPLES (default 20)
 # sequential requests of each endpoint at the client, for 30 local days and for 366 days
@@ -28,8 +31,12 @@ SIM_PORT="${BENCH_SIM_PORT:-18491}"
 CONVERSATIONS="${BENCH_CONVERSATIONS:-50000}"
 EACH="${BENCH_MESSAGES_EACH:-20}"
 SAMPLES="${BENCH_SAMPLES:-20}"
+CAMPAIGNS="${BENCH_CAMPAIGNS:-24}"
 BASE="http://127.0.0.1:${PORT}"
 SIM="http://127.0.0.1:${SIM_PORT}"
+# BENCH_KEEP=1 keeps the data directory (and the PostgreSQL database) for a closer look at the
+# plans; the script prints where they are.
+KEEP="${BENCH_KEEP:-}"
 WORK="$(mktemp -d)"
 PG_ADMIN_URL="${BENCH_POSTGRES_URL:-}"
 PG_DB=""
@@ -46,6 +53,10 @@ stop_server() {
 cleanup() {
   stop_server
   if [ -n "${SIM_PID:-}" ]; then kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; fi
+  if [ -n "$KEEP" ]; then
+    echo "kept: $WORK${PG_DB:+ and the database $PG_DB}" >&2
+    return
+  fi
   if [ -n "$PG_DB" ]; then
     psql "$PG_ADMIN_URL" -q -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
   fi
@@ -156,6 +167,25 @@ INSERT INTO messages (id, tenant_id, conversation_id, connection_id, wamid, dire
          strftime('%Y-%m-%dT%H:%M:%S.000000000Z', 1767225600 + n.start + m.j * 600, 'unixepoch'),
          CASE WHEN m.j % 2 = 1 THEN ctx.owner_id END
   FROM n, m, ctx;
+CREATE TEMP TABLE k AS
+  WITH RECURSIVE s(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM s WHERE k < ${CAMPAIGNS} - 1)
+  SELECT k, randomblob(16) AS id,
+         strftime('%Y-%m-%dT%H:%M:%S.000000000Z', 1767225600 + k * (365 * 86400 / ${CAMPAIGNS}) + 36000, 'unixepoch') AS at
+  FROM s;
+INSERT INTO campaigns (id, tenant_id, name, connection_id, template_name, template_language,
+    parameters, audience, status, started_at, completed_at, created_by, created_at, updated_at)
+  SELECT k.id, ctx.tenant_id, 'Campaign ' || k.k, ctx.connection_id, 'offer', 'en', '[]', '{}',
+         'completed', k.at, k.at, ctx.owner_id, k.at, k.at
+  FROM k, ctx;
+INSERT INTO campaign_recipients (tenant_id, campaign_id, contact_id, status, message_id, updated_at)
+  SELECT ctx.tenant_id, k.id, n.contact_id,
+         CASE WHEN n.i % 10 = 0 THEN 'skipped' ELSE 'dispatched' END,
+         CASE WHEN n.i % 10 <> 0 THEN
+           (SELECT o.id FROM messages o WHERE o.tenant_id = ctx.tenant_id
+              AND o.conversation_id = n.conversation_id AND o.direction = 'outbound'
+            ORDER BY o.created_at LIMIT 1) END,
+         k.at
+  FROM n, ctx JOIN k ON k.k = n.i % ${CAMPAIGNS};
 COMMIT;
 ANALYZE;
 SQL
@@ -192,6 +222,25 @@ INSERT INTO messages (id, tenant_id, conversation_id, connection_id, wamid, dire
          n.start + make_interval(secs => j * 600), n.start + make_interval(secs => j * 600),
          CASE WHEN j % 2 = 1 THEN ctx.owner_id END
   FROM n, generate_series(0, ${EACH} - 1) AS j, ctx;
+CREATE TEMP TABLE k AS
+  SELECT k, gen_random_uuid() AS id,
+         timestamptz '2026-01-01 00:00:00Z'
+           + make_interval(secs => k * (365 * 86400 / ${CAMPAIGNS}) + 36000) AS at
+  FROM generate_series(0, ${CAMPAIGNS} - 1) AS k;
+INSERT INTO campaigns (id, tenant_id, name, connection_id, template_name, template_language,
+    parameters, audience, status, started_at, completed_at, created_by, created_at, updated_at)
+  SELECT k.id, ctx.tenant_id, 'Campaign ' || k.k, ctx.connection_id, 'offer', 'en', '[]', '{}',
+         'completed', k.at, k.at, ctx.owner_id, k.at, k.at
+  FROM k, ctx;
+INSERT INTO campaign_recipients (tenant_id, campaign_id, contact_id, status, message_id, updated_at)
+  SELECT ctx.tenant_id, k.id, n.contact_id,
+         CASE WHEN n.i % 10 = 0 THEN 'skipped' ELSE 'dispatched' END,
+         CASE WHEN n.i % 10 <> 0 THEN
+           (SELECT o.id FROM messages o WHERE o.tenant_id = ctx.tenant_id
+              AND o.conversation_id = n.conversation_id AND o.direction = 'outbound'
+            ORDER BY o.created_at LIMIT 1) END,
+         k.at
+  FROM n CROSS JOIN ctx JOIN k ON k.k = n.i % ${CAMPAIGNS};
 COMMIT;
 VACUUM ANALYZE;
 SQL
@@ -211,7 +260,7 @@ def call(url, body=None, token=None):
 token = call(f"{base}/api/v1/auth/login", {"email": "owner@bench.example",
              "password": "correct-orbit-lantern-quietly"})["access_token"]
 ranges = {"30 days": "from=2026-06-01&to=2026-07-01", "366 days": "from=2026-01-01&to=2027-01-02"}
-for endpoint in ["overview", "conversations", "agents", "deals"]:
+for endpoint in ["overview", "conversations", "agents", "campaigns", "deals"]:
     for label, q in ranges.items():
         url = f"{base}/api/v1/analytics/{endpoint}?{q}&tz=America/New_York"
         body = call(url, token=token)  # warm-up, and a check that it answers
@@ -224,6 +273,9 @@ for endpoint in ["overview", "conversations", "agents", "deals"]:
         extra = ""
         if endpoint == "overview":
             extra = f"  (messages_in {body['messages_in']}, out {body['messages_out']})"
+        if endpoint == "campaigns":
+            n = len(body["campaigns"])
+            extra = f"  ({n} campaigns, {sum(c['targeted'] for c in body['campaigns'])} targeted)"
         print(f"{endpoint:14} {label:9} p50 {times[len(times) // 2]:7.1f} ms  max {times[-1]:7.1f} ms{extra}")
 PY
 }
@@ -246,7 +298,8 @@ run() {
   stop_server
 }
 
-run sqlite "$WORK/sqlite"
+# BENCH_SQLITE=0 skips SQLite (with BENCH_POSTGRES_URL: PostgreSQL alone).
+if [ "${BENCH_SQLITE:-1}" != 0 ]; then run sqlite "$WORK/sqlite"; fi
 if [ -n "$PG_ADMIN_URL" ]; then
   PG_DB="palisade_bench_$$"
   psql "$PG_ADMIN_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB" >/dev/null

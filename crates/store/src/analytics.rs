@@ -3,12 +3,14 @@
 //! scope's tenant). The caller cuts the range into buckets (local days or weeks as UTC
 //! instants).
 //!
-//! Messages are not read one by one: triggers on `messages` (migration 0031) keep
-//! `message_counts`, the messages in and out per 15-minute UTC slot, number and author, and
-//! each conversation's `first_inbound_at` and `first_response_at`. A bucket's messages are the
-//! counts of its whole slots (a local day of any zone is a whole number of them), plus the
-//! messages of its ends that are not a whole slot (an RFC 3339 bound such as 10:07), read from
-//! `messages` (at most 15 minutes each). Each statement reads one index range per bucket: on
+//! Messages are not read one by one: triggers on `messages` keep `message_counts`, the
+//! messages in and out per 15-minute UTC slot, number and author (migration 0031), the same
+//! per UTC hour in `message_counts_hourly` (migration 0035), and each conversation's
+//! `first_inbound_at` and `first_response_at`. A bucket's messages are the counts of its whole
+//! hours, plus its whole quarter hours outside them (a local day of any zone is a whole number
+//! of quarter hours; one whose offset is not whole hours, +05:30, starts inside an hour), plus
+//! the messages of its ends that are not a whole slot (an RFC 3339 bound such as 10:07), read
+//! from `messages` (at most 15 minutes each). Each statement reads one index range per bucket: on
 //! SQLite a `VALUES` list of the buckets joined to the table, on PostgreSQL the same list with
 //! a `LATERAL` read (its planner would otherwise run a join on a `VALUES` list as one scan
 //! compared with every bucket), or one range read that finds each row's bucket with
@@ -105,6 +107,8 @@ struct PairRow {
 /// A rollup slot: 15 minutes, in seconds.
 const SLOT_SECONDS: i64 = 900;
 const SLOT_NANOS: i128 = 900_000_000_000;
+/// An hour, the coarser rollup (`message_counts_hourly`), in seconds.
+const HOUR_SECONDS: i64 = 3600;
 
 /// The start (Unix seconds) of the slot holding `t`.
 fn slot_floor(t: OffsetDateTime) -> i64 {
@@ -118,11 +122,19 @@ fn slot_ceil(t: OffsetDateTime) -> i64 {
     i64::try_from(whole).unwrap_or(0) * SLOT_SECONDS
 }
 
-/// Where each bucket's messages are counted: `slots`, the whole slots `[lo, hi)` (Unix
-/// seconds) of bucket `i`, read from `message_counts`; `raw`, the parts of bucket `i` that are
-/// not a whole slot (its ends, each shorter than a slot), read from `messages`.
+/// The first multiple of `unit` at or after `s` (Unix seconds).
+fn ceil_to(s: i64, unit: i64) -> i64 {
+    s.div_euclid(unit) * unit + if s.rem_euclid(unit) == 0 { 0 } else { unit }
+}
+
+/// Where each bucket's messages are counted: `hours`, the whole UTC hours `[lo, hi)` (Unix
+/// seconds) of bucket `i`, read from `message_counts_hourly`; `slots`, its whole quarter
+/// hours outside those hours (a zone whose offset is not whole hours, +05:30 or +05:45, starts
+/// its days inside an hour), read from `message_counts`; `raw`, the parts of bucket `i` that
+/// are not a whole slot (its ends, each shorter than a slot), read from `messages`.
 #[derive(Debug, Default, PartialEq)]
 struct Split {
+    hours: Vec<(usize, i64, i64)>,
     slots: Vec<(usize, i64, i64)>,
     raw: Vec<(usize, Bucket)>,
 }
@@ -137,7 +149,21 @@ fn split(buckets: &[Bucket]) -> Split {
         );
         match times {
             (Ok(lo_t), Ok(hi_t)) if lo < hi => {
-                out.slots.push((i, lo, hi));
+                let (h_lo, h_hi) = (
+                    ceil_to(lo, HOUR_SECONDS),
+                    hi.div_euclid(HOUR_SECONDS) * HOUR_SECONDS,
+                );
+                if h_lo < h_hi {
+                    out.hours.push((i, h_lo, h_hi));
+                    if lo < h_lo {
+                        out.slots.push((i, lo, h_lo));
+                    }
+                    if h_hi < hi {
+                        out.slots.push((i, h_hi, hi));
+                    }
+                } else {
+                    out.slots.push((i, lo, hi));
+                }
                 if b.lo < lo_t {
                     out.raw.push((i, Bucket { lo: b.lo, hi: lo_t }));
                 }
@@ -149,6 +175,24 @@ fn split(buckets: &[Bucket]) -> Split {
         }
     }
     out
+}
+
+/// A rollup of the messages: the table and the length of its slots.
+#[derive(Debug, Clone, Copy)]
+enum Rollup {
+    /// `message_counts`, 15 minutes.
+    QuarterHours,
+    /// `message_counts_hourly`, an hour.
+    Hours,
+}
+
+impl Rollup {
+    fn table(self) -> &'static str {
+        match self {
+            Rollup::QuarterHours => "message_counts",
+            Rollup::Hours => "message_counts_hourly",
+        }
+    }
 }
 
 /// `$1` tenant and, when the range is on one number, `$2` with its condition on `alias`.
@@ -172,16 +216,18 @@ fn int_rows(rows: &[(usize, i64, i64)]) -> String {
         .join(", ")
 }
 
-/// Messages in and out of the slots `[lo, hi)` of each `(i, lo, hi)`, from `message_counts`,
-/// as `(i, in, out)`.
+/// Messages in and out of the slots `[lo, hi)` of each `(i, lo, hi)`, from the `rollup`'s
+/// table, as `(i, in, out)`.
 async fn slot_counts(
     tx: &mut Tx<TenantScope>,
     range: &Range,
+    rollup: Rollup,
     slots: &[(usize, i64, i64)],
 ) -> Result<Vec<(usize, i64, i64)>> {
     if slots.is_empty() {
         return Ok(Vec::new());
     }
+    let table = rollup.table();
     let (q, on_number) = tenant_and_number(tx.scope().tenant_id(), range, "c");
     let sums = "CAST(COALESCE(SUM(CASE WHEN c.direction = 'inbound' THEN c.n ELSE 0 END), 0) AS bigint) AS a,
          CAST(COALESCE(SUM(CASE WHEN c.direction = 'outbound' THEN c.n ELSE 0 END), 0) AS bigint) AS b";
@@ -190,14 +236,14 @@ async fn slot_counts(
         Backend::Postgres => format!(
             "SELECT CAST(s.i AS bigint) AS i, x.a AS a, x.b AS b
              FROM (VALUES {rows}) AS s(i, lo, hi) CROSS JOIN LATERAL (
-                 SELECT {sums} FROM message_counts c
+                 SELECT {sums} FROM {table} c
                  WHERE c.tenant_id = $1 AND c.slot >= s.lo AND c.slot < s.hi{on_number}
              ) x"
         ),
         Backend::Sqlite => format!(
             "WITH s(i, lo, hi) AS (VALUES {rows})
              SELECT CAST(s.i AS bigint) AS i, {sums}
-             FROM s JOIN message_counts c
+             FROM s JOIN {table} c
                  ON c.tenant_id = $1 AND c.slot >= s.lo AND c.slot < s.hi{on_number}
              GROUP BY s.i"
         ),
@@ -284,11 +330,15 @@ pub async fn bucket_counts(
     };
 
     let split = split(buckets);
-    let slots: Vec<(usize, i64, i64)> = split.slots.clone();
-    for (i, a, b) in slot_counts(tx, range, &slots).await? {
-        if let Some(c) = out.get_mut(i) {
-            c.messages_in += a;
-            c.messages_out += b;
+    for (rollup, slots) in [
+        (Rollup::Hours, &split.hours),
+        (Rollup::QuarterHours, &split.slots),
+    ] {
+        for (i, a, b) in slot_counts(tx, range, rollup, slots).await? {
+            if let Some(c) = out.get_mut(i) {
+                c.messages_in += a;
+                c.messages_out += b;
+            }
         }
     }
     for (i, a, b) in raw_counts(tx, range, &split.raw).await? {
@@ -520,7 +570,7 @@ pub struct AgentCounts {
 }
 
 /// Every member of the tenant (not deleted), by name, with their counts: grouped statements
-/// (assigned, resolved, sent), each one index range read; sent from `message_counts` (the
+/// (assigned, resolved, sent), each one index range read; sent from the message counts (the
 /// nil author of a message without one matches no member) and the range's ends that are not
 /// whole slots from `messages`.
 pub async fn agent_counts(tx: &mut Tx<TenantScope>, range: &Range) -> Result<Vec<AgentCounts>> {
@@ -570,7 +620,8 @@ pub async fn agent_counts(tx: &mut Tx<TenantScope>, range: &Range) -> Result<Vec
     }
     let [assigned, resolved] = counts;
 
-    // Sent: the whole slots of the range from `message_counts`, its ends from `messages`.
+    // Sent: the whole hours of the range from `message_counts_hourly`, the quarter hours
+    // around them from `message_counts`, its ends from `messages`.
     let mut sent: HashMap<Uuid, i64> = HashMap::new();
     let whole = split(&[Bucket {
         lo: range.from,
@@ -583,10 +634,16 @@ pub async fn agent_counts(tx: &mut Tx<TenantScope>, range: &Range) -> Result<Vec
             }
         }
     };
-    for (_, lo, hi) in &whole.slots {
+    let rollups = whole
+        .hours
+        .iter()
+        .map(|s| (Rollup::Hours, s))
+        .chain(whole.slots.iter().map(|s| (Rollup::QuarterHours, s)));
+    for (rollup, (_, lo, hi)) in rollups {
         let (q, on_number) = tenant_and_number(tenant, range, "c");
+        let table = rollup.table();
         let sql = format!(
-            "SELECT c.author_id AS g, CAST(SUM(c.n) AS bigint) AS n FROM message_counts c
+            "SELECT c.author_id AS g, CAST(SUM(c.n) AS bigint) AS n FROM {table} c
              WHERE c.tenant_id = $1 AND c.slot >= {lo} AND c.slot < {hi}
                AND c.direction = 'outbound'{on_number}
              GROUP BY c.author_id"
@@ -727,17 +784,49 @@ mod tests {
 
     #[test]
     fn buckets_are_whole_slots_and_the_ends_that_are_not() {
-        // A Kolkata day (18:30 UTC to 18:30 UTC): whole slots only.
+        // A Kolkata day (18:30 UTC to 18:30 UTC): whole hours, and the half hours at its ends
+        // from the quarter hours.
         let day = Bucket {
             lo: t("2026-03-06T18:30:00Z"),
             hi: t("2026-03-07T18:30:00Z"),
         };
         let s = split(&[day]);
+        let (h19, h18) = (
+            t("2026-03-06T19:00:00Z").unix_timestamp(),
+            t("2026-03-07T18:00:00Z").unix_timestamp(),
+        );
+        assert_eq!(s.hours, [(0, h19, h18)]);
         assert_eq!(
             s.slots,
-            [(0, day.lo.unix_timestamp(), day.hi.unix_timestamp())]
+            [
+                (0, day.lo.unix_timestamp(), h19),
+                (0, h18, day.hi.unix_timestamp())
+            ]
         );
         assert!(s.raw.is_empty());
+        // A New York day: whole hours only.
+        let ny = Bucket {
+            lo: t("2026-03-07T05:00:00Z"),
+            hi: t("2026-03-08T05:00:00Z"),
+        };
+        let s = split(&[ny]);
+        assert_eq!(
+            s.hours,
+            [(0, ny.lo.unix_timestamp(), ny.hi.unix_timestamp())]
+        );
+        assert!(s.slots.is_empty() && s.raw.is_empty());
+        // Quarter hours around one whole hour; none whole: quarter hours only.
+        let s = split(&[Bucket {
+            lo: t("2026-03-07T05:15:00Z"),
+            hi: t("2026-03-07T07:45:00Z"),
+        }]);
+        assert_eq!((s.hours.len(), s.slots.len()), (1, 2), "{s:?}");
+        let s = split(&[Bucket {
+            lo: t("2026-03-07T05:15:00Z"),
+            hi: t("2026-03-07T06:45:00Z"),
+        }]);
+        assert!(s.hours.is_empty());
+        assert_eq!(s.slots.len(), 1);
         // RFC 3339 ends inside slots: the ends are read from the messages.
         let b = Bucket {
             lo: t("2026-03-07T15:04:00.5Z"),
@@ -745,12 +834,27 @@ mod tests {
         };
         let s = split(&[day, b]);
         assert_eq!(
-            s.slots[1],
+            s.hours[1],
             (
                 1,
-                t("2026-03-07T15:15:00Z").unix_timestamp(),
-                t("2026-03-08T04:30:00Z").unix_timestamp()
+                t("2026-03-07T16:00:00Z").unix_timestamp(),
+                t("2026-03-08T04:00:00Z").unix_timestamp()
             )
+        );
+        assert_eq!(
+            &s.slots[2..],
+            [
+                (
+                    1,
+                    t("2026-03-07T15:15:00Z").unix_timestamp(),
+                    t("2026-03-07T16:00:00Z").unix_timestamp()
+                ),
+                (
+                    1,
+                    t("2026-03-08T04:00:00Z").unix_timestamp(),
+                    t("2026-03-08T04:30:00Z").unix_timestamp()
+                )
+            ]
         );
         assert_eq!(
             s.raw,
@@ -785,6 +889,7 @@ mod tests {
             assert_eq!(
                 split(&[b]),
                 Split {
+                    hours: vec![],
                     slots: vec![],
                     raw: vec![(0, b)]
                 }
@@ -793,6 +898,9 @@ mod tests {
         // Before 1970 the slot is still the one holding the time.
         assert_eq!(slot_floor(t("1969-12-31T23:59:00Z")), -900);
         assert_eq!(slot_ceil(t("1969-12-31T23:44:00Z")), -900);
+        assert_eq!(ceil_to(-900, HOUR_SECONDS), 0);
+        assert_eq!(ceil_to(-3600, HOUR_SECONDS), -3600);
+        assert_eq!(ceil_to(1, HOUR_SECONDS), 3600);
     }
 
     #[test]

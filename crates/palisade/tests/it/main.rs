@@ -66,6 +66,7 @@ macro_rules! both_with_redis {
 
 mod account_story;
 mod analytics;
+mod analytics_hours;
 mod api_keys;
 mod audit;
 mod backups;
