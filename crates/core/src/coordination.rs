@@ -1,7 +1,8 @@
 //! Redis (`PALISADE_REDIS_URL`): what several nodes share besides the database.
 //!
-//! It carries the per-address and per-user rate limits (an atomic GCRA, one Lua script per key
-//! with Redis `TIME` as the clock, so the nodes' clocks never matter), the realtime fan-out and
+//! It carries the per-address and per-user rate limits and the campaigns' pace per WhatsApp
+//! connection (an atomic GCRA, one Lua script per key with Redis `TIME` as the clock, so the
+//! nodes' clocks never matter), the realtime fan-out and
 //! the auth cache's revocations (pub/sub, on connections of their own), and the API keys' usage
 //! counters on their way to the database. Without the setting none of this exists and every
 //! node works alone, as before.
@@ -34,23 +35,44 @@ const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 const SUBSCRIPTION_QUEUE: usize = 16_384;
 
 /// GCRA over one key: `ARGV[1]` is the emission interval (µs between requests at the sustained
-/// rate), `ARGV[2]` the burst. The theoretical arrival time (TAT) is kept in µs as an integer
-/// string (`%.0f`: Lua's default number format would round it to 14 digits). Answers
-/// `{1, 0}` when allowed, `{0, µs to wait}` when not.
+/// rate), `ARGV[2]` the burst, `ARGV[3]` how many requests to take at most (1 for a rate limit's
+/// single decision; the campaign pace takes a round's budget at once). The theoretical arrival
+/// time (TAT) is kept in µs as an integer string (`%.0f`: Lua's default number format would
+/// round it to 14 digits). Answers `{taken, 0}` when at least one was allowed (as many as the
+/// budget holds, up to `ARGV[3]`), `{0, µs to wait}` when none was.
 const GCRA: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local emission = tonumber(ARGV[1])
 local tolerance = emission * tonumber(ARGV[2])
+local want = tonumber(ARGV[3] or '1')
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-local new_tat = tat + emission
-if new_tat - now > tolerance then
-  return {0, new_tat - tolerance - now}
+local room = math.floor((now + tolerance - tat) / emission)
+if room < 1 then
+  return {0, tat + emission - tolerance - now}
 end
+local n = math.min(room, want)
+local new_tat = tat + emission * n
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
-return {1, 0}
+return {n, 0}
+";
+
+/// Gives `ARGV[2]` requests back to a GCRA key (taken with [`GCRA`] and not used): its TAT
+/// moves back by that many emission intervals (`ARGV[1]`, µs), never before now.
+const GCRA_GIVE_BACK: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local new_tat = tat - tonumber(ARGV[1]) * tonumber(ARGV[2])
+if new_tat <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+end
+return 1
 ";
 
 /// The hash of API key usage waiting to be written to the database.
@@ -136,6 +158,7 @@ pub struct Redis {
     manager: ConnectionManager,
     prefix: String,
     gcra: redis::Script,
+    gcra_give_back: redis::Script,
     usage_add: redis::Script,
     started: Instant,
     /// Milliseconds since `started` before which Redis is not asked (after a failure); 0 while
@@ -173,6 +196,7 @@ impl Redis {
             manager,
             prefix: prefix.trim_end_matches(':').to_owned(),
             gcra: redis::Script::new(GCRA),
+            gcra_give_back: redis::Script::new(GCRA_GIVE_BACK),
             usage_add: redis::Script::new(USAGE_ADD),
             started: Instant::now(),
             retry_at: AtomicU64::new(0),
@@ -260,27 +284,60 @@ impl Redis {
     /// rate of one request per `emission`, bursts of `burst`. `Some(Ok)` allowed,
     /// `Some(Err(seconds to wait))` refused, `None` when Redis could not decide (fall back).
     pub async fn gcra(&self, key: &str, emission: Duration, burst: u32) -> Option<Result<(), u64>> {
+        Some(match self.gcra_take(key, emission, burst, 1).await? {
+            Ok(_) => Ok(()),
+            Err(wait_us) => Err(wait_us.div_ceil(1_000_000).max(1)),
+        })
+    }
+
+    /// Takes up to `want` requests at once from the GCRA budget of `key` (same rate and burst
+    /// as [`Redis::gcra`]): `Some(Ok(n))` with `1 ≤ n ≤ want` taken, `Some(Err(µs to wait))`
+    /// when none is left, `None` when Redis could not decide (fall back). What is taken and
+    /// not used goes back with [`Redis::gcra_give_back`].
+    pub async fn gcra_take(
+        &self,
+        key: &str,
+        emission: Duration,
+        burst: u32,
+        want: u32,
+    ) -> Option<Result<u32, u64>> {
         let key = self.key(key);
-        let emission_us = u64::try_from(emission.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let emission_us = emission_us(emission);
         let answer: (i64, i64) = self
             .ask("rate limit", |mut c| async move {
                 self.gcra
                     .key(key)
                     .arg(emission_us)
                     .arg(burst)
+                    .arg(want.max(1))
                     .invoke_async(&mut c)
                     .await
             })
             .await?;
         Some(match answer {
-            (1, _) => Ok(()),
-            (_, wait_us) => {
-                let wait = u64::try_from(wait_us).unwrap_or(0);
-                Err(wait.div_ceil(1_000_000).max(1))
-            }
+            (n, _) if n > 0 => Ok(u32::try_from(n).unwrap_or(want)),
+            (_, wait_us) => Err(u64::try_from(wait_us).unwrap_or(0)),
         })
+    }
+
+    /// Gives `n` requests taken with [`Redis::gcra_take`] back to `key`'s budget. `false` when
+    /// Redis did not take them (they are lost: the budget only refills late, never overflows).
+    pub async fn gcra_give_back(&self, key: &str, emission: Duration, n: u32) -> bool {
+        if n == 0 {
+            return true;
+        }
+        let key = self.key(key);
+        let emission_us = emission_us(emission);
+        self.ask("rate limit", |mut c| async move {
+            self.gcra_give_back
+                .key(key)
+                .arg(emission_us)
+                .arg(n)
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .is_some()
     }
 
     /// Whether Redis answers a `PING` now (for `/readyz`). Always asks, whatever the back-off.
@@ -444,6 +501,12 @@ impl Redis {
     }
 }
 
+fn emission_us(emission: Duration) -> u64 {
+    u64::try_from(emission.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
 fn retry_ms() -> u64 {
     u64::try_from(RETRY_AFTER.as_millis()).unwrap_or(1000)
 }
@@ -526,6 +589,28 @@ mod tests {
             (1..=1000).contains(&ttl),
             "the key lives until full: {ttl} ms"
         );
+    }
+
+    /// A round's budget taken at once: as many as the burst holds, then none with the wait for
+    /// the next; what is given back can be taken again.
+    #[tokio::test]
+    async fn a_budget_is_taken_at_once_and_what_is_given_back_is_taken_again() {
+        let Some(r) = test_redis(&prefix()) else {
+            return;
+        };
+        // 10 a second: one every 100 ms, bursts of 10.
+        let emission = Duration::from_millis(100);
+        assert_eq!(r.gcra_take("k", emission, 10, 4).await, Some(Ok(4)));
+        assert_eq!(r.gcra_take("k", emission, 10, 50).await, Some(Ok(6)));
+        match r.gcra_take("k", emission, 10, 5).await {
+            Some(Err(wait_us)) => assert!((1..=100_000).contains(&wait_us), "{wait_us}"),
+            other => panic!("the budget was spent: {other:?}"),
+        }
+        assert!(r.gcra_give_back("k", emission, 3).await);
+        assert_eq!(r.gcra_take("k", emission, 10, 5).await, Some(Ok(3)));
+        // Giving back more than was taken only fills the budget.
+        assert!(r.gcra_give_back("k", emission, 100).await);
+        assert_eq!(r.gcra_take("k", emission, 10, 50).await, Some(Ok(10)));
     }
 
     /// Many requests at once from two nodes (two clients, like two processes): never more than

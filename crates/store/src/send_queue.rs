@@ -247,6 +247,31 @@ pub async fn retry_send(
     Ok(())
 }
 
+/// Holds a claimed bulk (campaign) send back until `until` without an attempt (it was not
+/// sent: its connection is over Meta's throughput); `false` for an interactive send (not
+/// held: an agent's reply is tried) or a row gone meanwhile.
+pub async fn hold_bulk(
+    tx: &mut Tx<SystemScope>,
+    tenant: TenantId,
+    message_id: MessageId,
+    until: OffsetDateTime,
+    why: &str,
+) -> Result<bool> {
+    Ok(tx
+        .execute(
+            Query::new(
+                "UPDATE whatsapp_outbound_queue SET next_attempt_at = $3, last_error = $4
+                 WHERE tenant_id = $1 AND message_id = $2 AND priority = 1",
+            )
+            .bind(tenant)
+            .bind(message_id)
+            .bind(until)
+            .bind(why),
+        )
+        .await?
+        == 1)
+}
+
 /// What the sender may do with a claimed send before calling Meta.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempt {

@@ -57,6 +57,9 @@ pub struct SimConfig {
     /// Fault mode: serve media downloads with their first byte changed, so the bytes no longer
     /// match the SHA-256 in the webhook and in `GET /{media_id}` (a corrupted transfer).
     pub media_corrupt_downloads: bool,
+    /// Fault mode: every media upload (`POST /{phone_number_id}/media`) is refused with 131053,
+    /// as Meta refuses a file it will not take (a type or content it rejects).
+    pub media_refuse_uploads: bool,
     /// Fault mode: media downloads wait (the response is not started) while this is true,
     /// then are served. `GET /_sim/config` counts the waiting ones in
     /// `media_downloads_waiting`, so a test can act while a download is in flight.
@@ -103,6 +106,7 @@ impl Default for SimConfig {
             media_url_ttl_ms: 5 * 60 * 1000,
             media_url_base: String::new(),
             media_corrupt_downloads: false,
+            media_refuse_uploads: false,
             media_hold_downloads: false,
             hold_send_answers: false,
             template_review_delay_ms: 1000,
@@ -156,6 +160,7 @@ impl SimConfig {
             media_url_ttl_ms,
             media_url_base,
             media_corrupt_downloads,
+            media_refuse_uploads,
             media_hold_downloads,
             hold_send_answers,
             template_review_delay_ms,
@@ -200,6 +205,7 @@ pub struct ConfigPatch {
     pub media_url_ttl_ms: Option<u64>,
     pub media_url_base: Option<String>,
     pub media_corrupt_downloads: Option<bool>,
+    pub media_refuse_uploads: Option<bool>,
     pub media_hold_downloads: Option<bool>,
     pub hold_send_answers: Option<bool>,
     pub template_review_delay_ms: Option<u64>,

@@ -3,11 +3,13 @@
 //! 1. moves scheduled campaigns whose time has come (of active tenants) to `running`;
 //! 2. leases the running campaigns of active tenants (a column lease, so two nodes do not
 //!    dispatch the same campaign; a suspended tenant's campaigns wait);
-//! 3. per connection, takes the budget of this round: the tokens of the connection's bucket
-//!    (`PALISADE_CAMPAIGN_MESSAGES_PER_SECOND`, at most one second's worth) and never more than
-//!    the connection's bulk sends already waiting in the send queue leave room for under
-//!    `BACKLOG_SECONDS` seconds' worth (so the queue never holds a backlog, and Meta's
-//!    throughput errors, which delay those sends, slow the dispatch down with them);
+//! 3. per connection, takes the budget of this round from the connection's pace ([`Pacer`]:
+//!    `PALISADE_CAMPAIGN_MESSAGES_PER_SECOND`, at most one second's worth; in Redis for all
+//!    nodes together when `PALISADE_REDIS_URL` is set) and never more than the connection's
+//!    bulk sends already waiting in the send queue leave room for under `BACKLOG_SECONDS`
+//!    seconds' worth (so the queue never holds a backlog, and Meta's throughput errors, which
+//!    hold those sends back, slow the dispatch down with them: while Meta refuses, a round
+//!    queues only what has left the queue);
 //! 4. queues one message per pending recipient, each in its own unit of work (system actor
 //!    `campaign-dispatcher`): the consent is checked again (an opt-out since the start skips
 //!    the recipient), the parameters resolved (`missing_parameter`), the conversation found
@@ -19,12 +21,14 @@
 //!    back;
 //! 5. completes the campaigns with no pending recipient left (`campaign.completed`).
 //!
-//! The pace is kept in process: with several nodes, two campaigns of one connection leased by
-//! different nodes each get the node's rate, but the backlog bound (3) still caps what waits in
-//! the shared queue at two seconds' worth.
+//! Without Redis the pace is kept in process: with several nodes, two campaigns of one
+//! connection leased by different nodes each get the node's rate, but the backlog bound (3)
+//! still caps what waits in the shared queue at two seconds' worth. With Redis the nodes share
+//! one budget per connection; a Redis outage falls back to the node's own (see [`Pacer`]).
 
 use super::components;
 use crate::audit::AuditEntryExt;
+use crate::coordination::Redis;
 use crate::messaging::{queue_message_with, Outgoing};
 use crate::worker::Next;
 use crate::{AppError, AppResult, Services, SystemActor, UnitOfWork};
@@ -53,23 +57,121 @@ const CAMPAIGNS_PER_ROUND: i64 = 100;
 /// build under load): 70.8/s, 10-second windows down to 49/s.
 const BACKLOG_SECONDS: i64 = 2;
 
-/// Per-connection token buckets: `rate` tokens a second, at most `rate` saved.
+/// The pace per connection: `rate` messages a second, at most one second's worth saved.
+///
+/// Without Redis a token bucket per connection in this process. With Redis
+/// ([`Pacer::shared`]) a round's budget is taken from the connection's GCRA in Redis
+/// (`<prefix>:campaign_pace:<connection id>`, one atomic script, Redis's clock), so every
+/// node's dispatcher together keeps the pace; what a round does not use goes back. When Redis
+/// does not answer, the round takes its budget from the local bucket instead (counted in
+/// `palisade_redis_fallbacks_total{limit="campaign_pace"}`, warned once per outage): during an
+/// outage each node paces on its own, as without Redis.
 #[derive(Debug)]
 pub struct Pacer {
     rate: f64,
     buckets: HashMap<ConnectionId, (f64, OffsetDateTime)>,
+    redis: Option<Arc<Redis>>,
+}
+
+/// A round's budget for one connection, and where it was taken from (unused tokens go back
+/// there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub n: i64,
+    from_redis: bool,
 }
 
 impl Pacer {
+    /// This node's own pace (no Redis).
     pub fn new(per_second: u32) -> Self {
+        Self::shared(per_second, None)
+    }
+
+    /// The pace shared through `redis` by every node, with this node's bucket as the fallback.
+    pub fn shared(per_second: u32, redis: Option<Arc<Redis>>) -> Self {
         Pacer {
             rate: f64::from(per_second.max(1)),
             buckets: HashMap::new(),
+            redis,
         }
     }
 
-    /// The whole messages `connection` may queue at `now`.
-    pub fn available(&mut self, connection: ConnectionId, now: OffsetDateTime) -> i64 {
+    fn emission(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(1.0 / self.rate)
+    }
+
+    fn key(connection: ConnectionId) -> String {
+        format!("campaign_pace:{connection}")
+    }
+
+    /// Takes up to `want` messages of `connection`'s budget at `now` (this node's clock, for the
+    /// local bucket; Redis uses its own).
+    pub async fn take(
+        &mut self,
+        connection: ConnectionId,
+        want: i64,
+        now: OffsetDateTime,
+    ) -> Budget {
+        if want <= 0 {
+            return Budget {
+                n: 0,
+                from_redis: false,
+            };
+        }
+        if let Some(redis) = &self.redis {
+            let want32 = u32::try_from(want).unwrap_or(u32::MAX);
+            let burst = self.per_second_u32();
+            match redis
+                .gcra_take(&Self::key(connection), self.emission(), burst, want32)
+                .await
+            {
+                Some(Ok(n)) => {
+                    return Budget {
+                        n: i64::from(n),
+                        from_redis: true,
+                    }
+                }
+                Some(Err(_)) => {
+                    return Budget {
+                        n: 0,
+                        from_redis: true,
+                    }
+                }
+                None => crate::metrics::redis_fallback("campaign_pace"),
+            }
+        }
+        let n = self.available(connection, now).min(want);
+        self.take_local(connection, n);
+        Budget {
+            n,
+            from_redis: false,
+        }
+    }
+
+    /// Gives `unused` messages of `budget` back to where they were taken from.
+    pub async fn give_back(&mut self, connection: ConnectionId, budget: Budget, unused: i64) {
+        let unused = unused.clamp(0, budget.n);
+        if unused == 0 {
+            return;
+        }
+        match (&self.redis, budget.from_redis) {
+            (Some(redis), true) => {
+                let n = u32::try_from(unused).unwrap_or(0);
+                redis
+                    .gcra_give_back(&Self::key(connection), self.emission(), n)
+                    .await;
+            }
+            _ => {
+                let rate = self.rate;
+                if let Some((tokens, _)) = self.buckets.get_mut(&connection) {
+                    *tokens = (*tokens + unused as f64).min(rate);
+                }
+            }
+        }
+    }
+
+    /// The whole messages `connection` may queue at `now` from the local bucket.
+    fn available(&mut self, connection: ConnectionId, now: OffsetDateTime) -> i64 {
         let rate = self.rate;
         let (tokens, last) = self.buckets.entry(connection).or_insert((rate, now));
         let elapsed = (now - *last).as_seconds_f64().max(0.0);
@@ -79,8 +181,7 @@ impl Pacer {
         tokens.floor() as i64
     }
 
-    /// `n` messages were queued for `connection`.
-    pub fn take(&mut self, connection: ConnectionId, n: i64) {
+    fn take_local(&mut self, connection: ConnectionId, n: i64) {
         if let Some((tokens, _)) = self.buckets.get_mut(&connection) {
             *tokens = (*tokens - n as f64).max(0.0);
         }
@@ -90,12 +191,17 @@ impl Pacer {
     pub fn per_second(&self) -> i64 {
         self.rate as i64
     }
+
+    fn per_second_u32(&self) -> u32 {
+        u32::try_from(self.per_second()).unwrap_or(u32::MAX).max(1)
+    }
 }
 
 /// The dispatcher: a round every `every` (at most a second, so the pace is kept).
 pub fn spawn_worker(s: Services, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-    let pacer = Arc::new(Mutex::new(Pacer::new(
+    let pacer = Arc::new(Mutex::new(Pacer::shared(
         s.settings.campaign_messages_per_second,
+        s.redis.clone(),
     )));
     crate::worker::spawn_periodic("campaign dispatch round failed", every, None, move || {
         let s = s.clone();
@@ -187,21 +293,35 @@ async fn dispatch_connection(
         .await?;
     let backlog = palisade_store::send_queue::bulk_backlog(&mut tx, connection).await?;
     drop(tx);
-    let mut budget = pacer
-        .available(connection, now)
-        .min(pacer.per_second() * BACKLOG_SECONDS - backlog)
-        .max(0);
+    // Never more than the queue has room for; what the campaigns do not use goes back.
+    let room = (pacer.per_second() * BACKLOG_SECONDS - backlog).max(0);
+    let budget = pacer.take(connection, room, now).await;
+    let mut left = budget.n;
+    let mut result = Ok(());
     for l in campaigns {
-        let (queued, skipped, finished) = dispatch_campaign(s, l, budget).await?;
-        pacer.take(connection, queued);
-        budget -= queued;
+        let (queued, skipped, finished) = match dispatch_campaign(s, l, left).await {
+            Ok(r) => r,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        left -= queued;
         round.queued += usize::try_from(queued).unwrap_or(0);
         round.skipped += skipped;
-        if finished && complete(s, l.tenant_id, l.id).await? {
-            round.completed += 1;
+        if finished {
+            match complete(s, l.tenant_id, l.id).await {
+                Ok(true) => round.completed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
         }
     }
-    Ok(())
+    pacer.give_back(connection, budget, left).await;
+    result
 }
 
 /// Queues up to `budget` messages of one campaign. Returns (queued, skipped, whether no

@@ -43,6 +43,10 @@ pub struct TicketPatch {
     pub priority: Option<String>,
     pub status: Option<String>,
     pub assignee_id: Option<Option<Uuid>>,
+    /// `Some(None)` unlinks the contact (the ticket must then have no conversation).
+    pub contact_id: Option<Option<Uuid>>,
+    /// A conversation brings its contact; `Some(None)` unlinks it (the contact stays).
+    pub conversation_id: Option<Option<Uuid>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -87,12 +91,55 @@ fn changed_fields(a: &Ticket, b: &Ticket) -> Vec<&'static str> {
         ("priority", a.priority != b.priority),
         ("status", a.status != b.status),
         ("assignee_id", a.assignee_id != b.assignee_id),
+        ("contact_id", a.contact_id != b.contact_id),
+        ("conversation_id", a.conversation_id != b.conversation_id),
     ] {
         if differs {
             out.push(name);
         }
     }
     out
+}
+
+/// A ticket's contact and conversation after a `PATCH`: a conversation (given, or kept) brings
+/// its contact, and a contact given with it must be that one; a contact alone must be the
+/// tenant's. Another tenant's id is a `422` naming the field, as at creation.
+async fn relink(
+    tx: &mut Tx<TenantScope>,
+    t: &mut Ticket,
+    contact: Option<Option<Uuid>>,
+    conversation: Option<Option<Uuid>>,
+) -> AppResult<()> {
+    let contact = contact.map(|c| c.map(ContactId::from_uuid));
+    if let Some(c) = conversation {
+        t.conversation_id = c.map(ConversationId::from_uuid);
+    }
+    if let Some(cid) = t.conversation_id {
+        let conv = palisade_store::conversations::find_conversation(tx, cid)
+            .await?
+            .ok_or_else(|| {
+                AppError::field("conversation_id", "must be a conversation of this tenant")
+            })?;
+        if contact.is_some_and(|c| c != Some(conv.contact_id)) {
+            return Err(AppError::field(
+                "contact_id",
+                "must be the contact of the ticket's conversation (set conversation_id to null to \
+                 change it)",
+            ));
+        }
+        t.contact_id = Some(conv.contact_id);
+    } else if let Some(c) = contact {
+        if let Some(id) = c {
+            if palisade_store::contacts::find(tx, id).await?.is_none() {
+                return Err(AppError::field(
+                    "contact_id",
+                    "must be a contact of this tenant",
+                ));
+            }
+        }
+        t.contact_id = c;
+    }
+    Ok(())
 }
 
 async fn check_assignee(tx: &mut Tx<TenantScope>, id: UserId) -> AppResult<()> {
@@ -229,6 +276,15 @@ pub async fn update(
         if let Some(a) = after.assignee_id.filter(|a| Some(*a) != before.assignee_id) {
             check_assignee(uow.tx(), a).await?;
         }
+    }
+    if patch.contact_id.is_some() || patch.conversation_id.is_some() {
+        relink(
+            uow.tx(),
+            &mut after,
+            patch.contact_id,
+            patch.conversation_id,
+        )
+        .await?;
     }
     let changed = changed_fields(&before, &after);
     if changed.is_empty() {

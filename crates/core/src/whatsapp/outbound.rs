@@ -8,6 +8,9 @@
 //! schedules a retry with backoff (throughput and pair-rate limits, Meta's temporary errors,
 //! 5xx, network), or marks the message `failed` with Meta's code and a readable reason. The
 //! status webhooks then move it to `delivered` and `read` (`whatsapp::inbound`, by wamid).
+//! A throughput refusal also holds back the connection's other campaign sends of the round
+//! (see [`send_pending`]), so a number over Meta's throughput is not sent one refused request
+//! per queued message.
 //!
 //! A suspended tenant's sends are not claimed: they keep their place in the queue (no attempt
 //! counted, no backoff) and go out in order once the tenant is reactivated. A batch already
@@ -23,11 +26,12 @@ use super::outbound_media::Prepared;
 use crate::error::code;
 use crate::worker::Next;
 use crate::{AppResult, Services, SystemActor, UnitOfWork};
-use palisade_domain::ConnectionStatus;
+use palisade_domain::{ConnectionId, ConnectionStatus};
 use palisade_store::send_queue::{self as store, QueuedSend};
 use palisade_store::whatsapp_connections as connections;
 use palisade_store::SystemScope;
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use time::Duration;
 
 /// Transient failures are retried this many times in all, then the message fails.
@@ -51,9 +55,33 @@ pub fn spawn_worker(s: Services, every: std::time::Duration) -> tokio::task::Joi
     })
 }
 
+/// How long a campaign send is held back, without an attempt, once its connection was refused
+/// for throughput in this sending round (Meta counts a number's throughput per second).
+pub const THROTTLE_HOLD: Duration = Duration::seconds(1);
+
+/// Meta's answers that say the number (or the app, or the WABA) is over its throughput, not
+/// the message: 130429 (the number's throughput), 80007 (the WABA's rate limit), 4 (the app's
+/// call limit).
+pub fn is_throughput_refusal(e: &GraphError) -> bool {
+    matches!(
+        e,
+        GraphError::Api {
+            code: 4 | 80007 | 130429,
+            ..
+        }
+    )
+}
+
 /// Sends every due queued message. Returns how many were attempted.
+///
+/// Once Meta refuses a send for throughput (see [`is_throughput_refusal`]), the rest of that
+/// connection's campaign sends claimed in this call are held back for [`THROTTLE_HOLD`]
+/// without calling Meta or counting an attempt: one refused request per connection and round,
+/// not one per queued message. Agents' replies are still tried. The refused send itself is
+/// retried with backoff (a definite refusal: nothing was sent, so a campaign message too).
 pub async fn send_pending(s: &Services) -> AppResult<usize> {
     let mut done = 0;
+    let mut throttled: HashSet<ConnectionId> = HashSet::new();
     loop {
         let mut uow = UnitOfWork::system(
             s,
@@ -71,7 +99,7 @@ pub async fn send_pending(s: &Services) -> AppResult<usize> {
             return Ok(done);
         }
         for q in claimed {
-            if let Err(e) = send_one(s, &q).await {
+            if let Err(e) = send_one(s, &q, &mut throttled).await {
                 tracing::warn!(error = %e, message = %q.message_id, "WhatsApp send failed; retried after the lease");
             }
             done += 1;
@@ -85,7 +113,11 @@ enum Outcome {
     Failed(Value),
 }
 
-async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
+async fn send_one(
+    s: &Services,
+    q: &QueuedSend,
+    throttled: &mut HashSet<ConnectionId>,
+) -> AppResult<()> {
     let tenant = q.tenant_id;
     let mut tx = s
         .store
@@ -97,6 +129,12 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
         None => None,
     };
     drop(tx);
+    if let Some((m, _)) = &job {
+        if throttled.contains(&m.connection_id) && hold_back(s, q).await? {
+            return Ok(());
+        }
+    }
+    let connection = job.as_ref().map(|(m, _)| m.connection_id);
     let outcome = match (job, conn) {
         (None, _) => return Ok(()), // deleted with its queue row
         (Some(_), None) => Outcome::Failed(error(
@@ -160,6 +198,9 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
                         ),
                     )),
                     Err(e) if e.is_transient() && q.attempts + 1 < MAX_ATTEMPTS => {
+                        if let (true, Some(c)) = (is_throughput_refusal(&e), connection) {
+                            throttled.insert(c);
+                        }
                         Outcome::Retry(e.to_string())
                     }
                     Err(GraphError::Api {
@@ -230,6 +271,25 @@ async fn send_one(s: &Services, q: &QueuedSend) -> AppResult<()> {
         }
     }
     uow.commit().await
+}
+
+/// Holds a campaign send back (see [`send_pending`]); `false` when it is not one (sent now).
+async fn hold_back(s: &Services, q: &QueuedSend) -> AppResult<bool> {
+    let mut tx = s
+        .store
+        .begin(SystemScope::new("whatsapp.outbound.hold"))
+        .await?;
+    let now = s.clock.now();
+    let held = store::hold_bulk(
+        &mut tx,
+        q.tenant_id,
+        q.message_id,
+        now + THROTTLE_HOLD,
+        "held back: WhatsApp refused this number's sends for throughput",
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(held)
 }
 
 /// Meta's error when the contact stopped marketing messages from this business: the message

@@ -2,7 +2,10 @@
 //! (tags, exclusions, ids), consent skips, a STOP between the start and the dispatch, Meta's
 //! 131049 and 131050, the pace (a round takes at most its budget and never piles a backlog),
 //! the bulk priority and the at-most-once send, a suspended tenant, another tenant's ids,
-//! roles, scopes and impersonation, and two starts at once.
+//! roles, scopes and impersonation, and two starts at once. With Redis, two nodes' dispatchers
+//! keep one pace together; without Redis answering, each falls back to its own. Meta's
+//! throughput (130429) and pair-rate (131056) refusals are retried later, never failed at once
+//! nor sent twice, and a number over its throughput is not hammered.
 
 use crate::support::{assert_error, audit_count, whatsapp_fixture_with, WhatsAppFixture};
 use palisade_core::campaigns::dispatch::{dispatch_round, Pacer};
@@ -21,12 +24,25 @@ both!(
     a_suspended_tenants_campaign_waits,
     another_tenants_ids_roles_scopes_and_impersonation,
     two_starts_at_once_materialise_one_audience,
+    a_pace_whose_redis_does_not_answer_falls_back_to_the_nodes_own,
+    throughput_refusals_are_retried_later_and_slow_the_dispatch,
+    a_pair_rate_refusal_is_retried_later_and_sent_once,
 );
+
+both_with_redis!(two_nodes_sharing_redis_keep_one_pace_together);
 
 /// A fixture whose own workers do not send or dispatch: the tests drive rounds themselves.
 async fn fixture(db: Db) -> WhatsAppFixture {
+    fixture_with(db, |_| {}).await
+}
+
+async fn fixture_with(
+    db: Db,
+    tweak: impl FnOnce(&mut palisade::config::RawConfig),
+) -> WhatsAppFixture {
     let fx = whatsapp_fixture_with(db, |c| {
         c.outbound_worker_interval_ms = 0;
+        tweak(c);
     })
     .await;
     fx.sync_templates().await;
@@ -1037,4 +1053,328 @@ async fn two_starts_at_once_materialise_one_audience(db: Db) {
         5
     );
     assert_eq!(audit_count(app, "campaign.started").await, 1);
+}
+
+async fn sim_config(fx: &WhatsAppFixture, patch: Value) {
+    let r = fx
+        .app
+        .client
+        .post(format!("{}/_sim/config", fx.sim))
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+/// The send queue's rows of campaign messages: `(attempts, waiting for a later time, last
+/// error)`.
+async fn bulk_queue(fx: &WhatsAppFixture) -> Vec<(i64, bool, String)> {
+    let mut tx = fx
+        .app
+        .services
+        .store
+        .begin_read(palisade_store::SystemScope::new("test"))
+        .await
+        .unwrap();
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        attempts: i64,
+        next_attempt_at: time::OffsetDateTime,
+        last_error: Option<String>,
+    }
+    let rows: Vec<Row> = tx
+        .fetch_all(palisade_store::Query::new(
+            "SELECT attempts, next_attempt_at, last_error FROM whatsapp_outbound_queue
+             WHERE priority = 1 ORDER BY message_id",
+        ))
+        .await
+        .unwrap();
+    let now = fx.app.services.clock.now();
+    rows.into_iter()
+        .map(|r| {
+            (
+                r.attempts,
+                r.next_attempt_at > now,
+                r.last_error.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Two dispatchers on one database and one Redis racing each other for two campaigns of one
+/// connection (10 a second), the queue drained as they go: together they queue what one
+/// connection's pace allows (a second's burst, then 10 a second), not twice it. On PostgreSQL
+/// they are two nodes; on SQLite (one node per database file) two dispatchers of one node,
+/// each with a Redis connection of its own, as two nodes would have.
+async fn two_nodes_sharing_redis_keep_one_pace_together(db: Db) {
+    let fx = fixture_with(db, |c| {
+        palisade_testkit::use_redis(c);
+        c.campaign_messages_per_second = 10;
+    })
+    .await;
+    let (app, t) = (&fx.app, fx.owner.access_token.as_str());
+    let peer = match db {
+        Db::Postgres => Some(app.spawn_peer().await),
+        Db::Sqlite => None,
+    };
+    let second = peer.as_ref().unwrap_or(app);
+    for i in 0..30 {
+        contact(app, t, json!({"phone": format!("+4477009011{i:02}")})).await;
+    }
+    for _ in 0..2 {
+        let id = create(&fx, new_campaign(&fx, json!({}))).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (st, body) = act(&fx, &id, "start").await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+    }
+    let own_redis = || {
+        let url = palisade_testkit::redis_url().unwrap();
+        let redis =
+            palisade_core::coordination::Redis::new(&url, &app.config.redis_key_prefix, None);
+        std::sync::Arc::new(redis.unwrap())
+    };
+    let mut pa = Pacer::shared(10, app.services.redis.clone());
+    let mut pb = Pacer::shared(10, Some(own_redis()));
+    let started = std::time::Instant::now();
+    let mut queued = 0;
+    let mut last = started;
+    while started.elapsed() < Duration::from_secs(3) {
+        // The nodes' clocks follow the real one (a node's own bucket would refill with it).
+        let step = last.elapsed();
+        last = std::time::Instant::now();
+        for node in [app, second] {
+            node.clock.advance(time::Duration::try_from(step).unwrap());
+        }
+        let (a, b) = tokio::join!(
+            dispatch_round(&app.services, &mut pa),
+            dispatch_round(&second.services, &mut pb)
+        );
+        queued += a.unwrap().queued + b.unwrap().queued;
+        // Drained, so that the queue's bound is not what holds the dispatchers back (by the
+        // peer's sender too: each node's test clock started when the node did).
+        for node in [app, second] {
+            palisade_core::whatsapp::outbound::send_pending(&node.services)
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let most = 10.0 + 10.0 * secs;
+    assert!(
+        (queued as f64) <= most + 2.0,
+        "{queued} queued in {secs:.2} s: more than one pace of 10 a second allows ({most:.0})"
+    );
+    // Loose: the machine running the tests may be busy; twice the pace is what must not be.
+    assert!(
+        (queued as f64) >= 10.0 * secs * 0.4,
+        "{queued} queued in {secs:.2} s: far below the pace"
+    );
+    // Every queued message went out once.
+    palisade_core::whatsapp::outbound::send_pending(&second.services)
+        .await
+        .unwrap();
+    assert_eq!(sim_outbound(&fx).await.len(), queued);
+}
+
+/// `PALISADE_REDIS_URL` set but Redis not answering: the pace falls back to the node's own
+/// bucket (never no pace), and the fallback is counted. Needs no running Redis.
+async fn a_pace_whose_redis_does_not_answer_falls_back_to_the_nodes_own(db: Db) {
+    let fx = fixture_with(db, |c| c.metrics_listen = "127.0.0.1:0".into()).await;
+    let (app, t) = (&fx.app, fx.owner.access_token.as_str());
+    for i in 0..8 {
+        contact(app, t, json!({"phone": format!("+4477009012{i:02}")})).await;
+    }
+    let id = create(&fx, new_campaign(&fx, json!({}))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    act(&fx, &id, "start").await;
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = palisade_core::coordination::Redis::new(
+        &format!("redis://127.0.0.1:{port}"),
+        "palisade-test-pace",
+        None,
+    )
+    .unwrap();
+    let before = pace_fallbacks(app).await;
+    let mut pacer = Pacer::shared(5, Some(std::sync::Arc::new(redis)));
+    assert_eq!(round(&fx, &mut pacer).await.queued, 5);
+    send(&fx).await;
+    assert_eq!(
+        round(&fx, &mut pacer).await.queued,
+        0,
+        "the node's own bucket is spent"
+    );
+    fx.app.clock.advance(time::Duration::seconds(1));
+    assert_eq!(round(&fx, &mut pacer).await.queued, 3);
+    assert!(
+        pace_fallbacks(app).await >= before + 3.0,
+        "every round paced without Redis is counted"
+    );
+}
+
+/// `palisade_redis_fallbacks_total{limit="campaign_pace"}` (one recorder per process: compare
+/// deltas).
+async fn pace_fallbacks(app: &TestApp) -> f64 {
+    let text = crate::metrics::scrape(app).await.text;
+    text.lines()
+        .find(|l| l.starts_with("palisade_redis_fallbacks_total{limit=\"campaign_pace\"}"))
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The number takes 3 messages a second; the campaign's pace is 6. Meta's 130429 is retried
+/// later with backoff (a definite refusal: safe for an at-most-once campaign send), never
+/// failed; the connection's other campaign sends of the round are held back without a request
+/// (one refused request per round, not one per message); the next round queues only what left
+/// the queue; in the end every recipient has the message exactly once.
+async fn throughput_refusals_are_retried_later_and_slow_the_dispatch(db: Db) {
+    let fx = fixture(db).await;
+    let (app, t) = (&fx.app, fx.owner.access_token.as_str());
+    for i in 0..12 {
+        contact(app, t, json!({"phone": format!("+4477009013{i:02}")})).await;
+    }
+    let id = create(&fx, new_campaign(&fx, json!({}))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    act(&fx, &id, "start").await;
+    sim_config(&fx, json!({"throughput_per_second": 3})).await;
+    let mut pacer = Pacer::new(6);
+    assert_eq!(round(&fx, &mut pacer).await.queued, 6);
+    send(&fx).await;
+    assert_eq!(sim_outbound(&fx).await.len(), 3, "Meta took 3");
+    let queue = bulk_queue(&fx).await;
+    assert_eq!(queue.len(), 3, "{queue:?}");
+    let refused: Vec<_> = queue.iter().filter(|q| q.0 == 1).collect();
+    assert_eq!(refused.len(), 1, "one refused request: {queue:?}");
+    assert!(refused[0].1, "retried later: {queue:?}");
+    assert!(refused[0].2.contains("130429"), "{queue:?}");
+    let held: Vec<_> = queue.iter().filter(|q| q.0 == 0).collect();
+    assert_eq!(held.len(), 2, "{queue:?}");
+    assert!(
+        held.iter().all(|q| q.1 && q.2.contains("held back")),
+        "{queue:?}"
+    );
+    let c = get(&fx, &id).await;
+    assert_eq!(
+        (&c["counts"]["failed"], &c["counts"]["queued"]),
+        (&json!(0), &json!(9)),
+        "nothing failed: {c}"
+    );
+
+    // A second later the bucket is full again, but the queue holds 3 of the 6 a second's
+    // worth: the dispatch slows to what Meta took.
+    fx.app.clock.advance(time::Duration::milliseconds(1100));
+    assert_eq!(round(&fx, &mut pacer).await.queued, 3);
+
+    // Meta's window moves on; the backoff passes; everything goes out once.
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+        fx.app.clock.advance(time::Duration::seconds(20));
+        send(&fx).await;
+        round(&fx, &mut pacer).await;
+        if get(&fx, &id).await["status"] == "completed" && bulk_queue(&fx).await.is_empty() {
+            break;
+        }
+    }
+    let c = get(&fx, &id).await;
+    assert_eq!(c["status"], "completed", "{c}");
+    assert_eq!(c["counts"]["failed"], 0, "{c}");
+    assert_eq!(sum(&c["counts"], &["sent", "delivered", "read"]), 12, "{c}");
+    let mut to: Vec<String> = sim_outbound(&fx)
+        .await
+        .iter()
+        .map(|m| m["to"].as_str().unwrap().to_owned())
+        .collect();
+    to.sort();
+    let all = to.len();
+    to.dedup();
+    assert_eq!((all, to.len()), (12, 12), "each recipient once: {to:?}");
+}
+
+/// A recipient the agent has just written to as often as Meta's pair rate allows: the
+/// campaign's message to them is refused with 131056, retried later (not failed), and sent
+/// once; the other recipients' messages are not held back for it (it is about one recipient,
+/// not the number).
+async fn a_pair_rate_refusal_is_retried_later_and_sent_once(db: Db) {
+    let fx = fixture(db).await;
+    let (app, t) = (&fx.app, fx.owner.access_token.as_str());
+    sim_config(&fx, json!({"pair_burst": 1, "pair_interval_ms": 1000})).await;
+    // Ana writes, the agent answers: the pair's one message is spent.
+    fx.customer_message("text", json!({"body": "Hi"})).await;
+    let mut conv = Value::Null;
+    for _ in 0..400 {
+        if let Some(c) = app.get("/api/v1/conversations", t).await.body["data"]
+            .as_array()
+            .unwrap()
+            .first()
+        {
+            conv = c["id"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let conv = conv.as_str().expect("Ana's conversation").to_owned();
+    let r = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            Some(t),
+            json!({"type": "text", "text": {"body": "Hello Ana"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    send(&fx).await;
+    assert_eq!(sim_outbound(&fx).await.len(), 1);
+
+    for i in 0..3 {
+        contact(app, t, json!({"phone": format!("+4477009014{i:02}")})).await;
+    }
+    let id = create(&fx, new_campaign(&fx, json!({}))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    act(&fx, &id, "start").await;
+    assert_eq!(round(&fx, &mut Pacer::new(20)).await.queued, 4);
+    send(&fx).await;
+    let templates = |out: &[Value], to: &str| {
+        out.iter()
+            .filter(|m| m["type"] == "template" && m["to"] == to)
+            .count()
+    };
+    let out = sim_outbound(&fx).await;
+    assert_eq!(templates(&out, "447700900123"), 0, "Ana's was refused");
+    assert_eq!(out.len(), 1 + 3, "the others went: {out:?}");
+    let queue = bulk_queue(&fx).await;
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    assert_eq!(queue[0].0, 1, "{queue:?}");
+    assert!(queue[0].1 && queue[0].2.contains("131056"), "{queue:?}");
+    let c = get(&fx, &id).await;
+    assert_eq!(
+        (&c["counts"]["failed"], &c["counts"]["queued"]),
+        (&json!(0), &json!(1)),
+        "{c}"
+    );
+
+    // After the pair's refill and the backoff, sent once.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    fx.app.clock.advance(time::Duration::seconds(5));
+    send(&fx).await;
+    let out = sim_outbound(&fx).await;
+    assert_eq!(templates(&out, "447700900123"), 1, "{out:?}");
+    assert!(bulk_queue(&fx).await.is_empty());
+    send(&fx).await;
+    assert_eq!(templates(&sim_outbound(&fx).await, "447700900123"), 1);
+    let c = get(&fx, &id).await;
+    assert_eq!(sum(&c["counts"], &["sent", "delivered", "read"]), 4, "{c}");
 }

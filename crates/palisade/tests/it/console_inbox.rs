@@ -18,6 +18,7 @@ both!(
     a_read_only_impersonation_sees_no_forms,
     the_list_pages_with_the_api_cursor,
     a_long_conversation_opens_on_its_latest_hundred_with_their_notes_apart,
+    the_attach_file_form_refuses_a_forged_or_missing_csrf_token,
 );
 
 async fn first_conversation(f: &WhatsAppFixture) -> Value {
@@ -501,4 +502,86 @@ async fn a_long_conversation_opens_on_its_latest_hundred_with_their_notes_apart(
     let (status, html) = page(&f.app, &other.access_token, &format!("/inbox/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(!html.contains("note number"));
+}
+
+/// The composer's "Attach file" form (`multipart/form-data`, `csrf` first): with a forged
+/// token, without one, or posted from another site, it is refused with 403 and nothing is
+/// stored or sent; with the page's token from the page's origin the file goes.
+async fn the_attach_file_form_refuses_a_forged_or_missing_csrf_token(db: Db) {
+    let f = whatsapp_fixture(db).await;
+    f.customer_message("text", json!({"body": "Send me the invoice"}))
+        .await;
+    let c = first_conversation(&f).await;
+    let id = c["id"].as_str().unwrap();
+    let token = &f.owner.access_token;
+    let (status, html) = page(&f.app, token, &format!("/inbox/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let form = html
+        .find(&format!("action=\"/inbox/{id}/attachments\""))
+        .expect("the Attach file form");
+    let at = html[form..].find(r#"name="csrf" value=""#).unwrap() + form;
+    let rest = &html[at + r#"name="csrf" value=""#.len()..];
+    let csrf = rest[..rest.find('"').unwrap()].to_owned();
+
+    let post = |csrf: Option<String>, site: &'static str| {
+        let boundary = "----palisade-test-attach";
+        let mut body = Vec::new();
+        if let Some(csrf) = csrf {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\ndocument\r\n\
+                 --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"notes.txt\"\r\n\
+                 Content-Type: text/plain\r\n\r\nThe invoice is attached.\r\n--{boundary}--\r\n"
+            )
+            .as_bytes(),
+        );
+        f.app
+            .client
+            .post(f.app.url(&format!("/inbox/{id}/attachments")))
+            .header("accept", "text/html")
+            .header(
+                "cookie",
+                format!("palisade_access={token}; __Host-palisade_access={token}"),
+            )
+            .header("sec-fetch-site", site)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+    };
+    let stored = || async {
+        f.app
+            .db
+            .count_as_owner("SELECT COUNT(*) FROM attachments")
+            .await
+            .unwrap()
+    };
+    for (sent, site) in [
+        (Some("ab".repeat(32)), "same-origin"),
+        (None, "same-origin"),
+        (Some(csrf.clone()), "cross-site"),
+    ] {
+        let r = post(sent.clone(), site).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{sent:?} {site}");
+        assert_eq!(stored().await, 0, "nothing stored for {sent:?} {site}");
+    }
+    assert_eq!(messages(&f, id).await.len(), 1, "nothing sent");
+    assert_eq!(
+        crate::support::audit_count(&f.app, "attachment.uploaded").await,
+        0
+    );
+
+    let r = post(Some(csrf), "same-origin").await.unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    assert_eq!(stored().await, 1);
+    assert_eq!(messages(&f, id).await.len(), 2);
 }

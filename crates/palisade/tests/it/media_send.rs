@@ -1,7 +1,8 @@
 //! Sending an uploaded file as WhatsApp media from a conversation: the upload (the ticket
 //! attachments' checks, quota and audit), the send by `attachment_id` (Meta's type and size
 //! limits, another tenant's files, scopes, roles, read-only impersonation), and the sender,
-//! which uploads the file to the Graph media endpoint (the simulator) once and sends its id.
+//! which uploads the file to the Graph media endpoint (the simulator) once and sends its id;
+//! a file Meta refuses at upload (131053) fails the message for good.
 
 use crate::support::WhatsAppFixture;
 use crate::support::{assert_error, audit_count, whatsapp_fixture, whatsapp_fixture_with};
@@ -15,6 +16,7 @@ both!(
     an_uploaded_file_is_sent_as_whatsapp_media_once_uploaded,
     types_sizes_shapes_and_other_tenants_are_refused,
     ticket_attachments_scopes_roles_impersonation_and_quota,
+    a_file_meta_refuses_fails_the_message_with_131053_and_is_not_retried,
 );
 
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<<>>\n%%EOF\n";
@@ -694,4 +696,51 @@ async fn ticket_attachments_scopes_roles_impersonation_and_quota(db: Db) {
     // acting for the owner): the next upload is refused, and audited.
     let r = upload(&f.app, t, &conv, "over.pdf", PDF).await;
     assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "upload_quota_exceeded");
+}
+
+/// Meta refuses the upload of the file (131053, a permanent refusal): the message fails with
+/// that code and a readable reason at once, leaves the queue, and is neither retried nor sent
+/// once Meta would take the file again.
+async fn a_file_meta_refuses_fails_the_message_with_131053_and_is_not_retried(db: Db) {
+    let f = whatsapp_fixture(db).await;
+    let t = &f.owner.access_token;
+    let conv = conversation(&f).await;
+    let r = upload(&f.app, t, &conv, "invoice.png", &png()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let attachment = r.body["id"].clone();
+    sim_config(&f, json!({"media_refuse_uploads": true})).await;
+    let r = send(
+        &f.app,
+        t,
+        &conv,
+        file_message("image", &attachment, json!({"caption": "Your invoice"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let m = wait_status(&f, &conv, &id, &["failed"]).await;
+    assert_eq!(m["error"][0]["code"], 131_053, "{m}");
+    assert!(
+        m["error"][0]["message"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{m}"
+    );
+    let queued = f
+        .app
+        .db
+        .count_as_owner("SELECT COUNT(*) FROM whatsapp_outbound_queue")
+        .await
+        .unwrap();
+    assert_eq!(queued, 0, "not retried");
+    assert_eq!(audit_count(&f.app, "attachment.media_uploaded").await, 0);
+
+    // Meta would take it now: the failed message stays failed and nothing is sent.
+    sim_config(&f, json!({"media_refuse_uploads": false})).await;
+    f.app.clock.advance(time::Duration::minutes(1));
+    palisade_core::whatsapp::outbound::send_pending(&f.app.services)
+        .await
+        .unwrap();
+    assert_eq!(message(&f, &conv, &id).await["status"], "failed");
+    assert!(sim_outbound(&f).await.iter().all(|o| o["type"] != "image"));
 }

@@ -13,6 +13,7 @@ both!(
     bad_tickets_and_comments_are_refused,
     another_tenants_tickets_are_not_found,
     roles_scopes_and_impersonation_decide_who_works_tickets,
+    a_patch_moves_a_ticket_to_another_contact_or_conversation_of_the_tenant_only,
 );
 
 async fn ticket(app: &TestApp, t: &str, body: Value) -> Value {
@@ -489,4 +490,101 @@ async fn roles_scopes_and_impersonation_decide_who_works_tickets(db: Db) {
             .status,
         StatusCode::OK
     );
+}
+
+/// `PATCH` with `contact_id` / `conversation_id`: a conversation brings its contact; a contact
+/// that is not the conversation's is refused; another tenant's contact or conversation is a
+/// `422` naming the field (as at creation) and changes nothing; `null` unlinks.
+async fn a_patch_moves_a_ticket_to_another_contact_or_conversation_of_the_tenant_only(db: Db) {
+    let f = whatsapp_fixture(db).await;
+    let (app, t) = (&f.app, f.owner.access_token.as_str());
+    f.customer_message("text", json!({"body": "Where is my parcel?"}))
+        .await;
+    let mut conv = Value::Null;
+    for _ in 0..100 {
+        let r = app.get("/api/v1/conversations", t).await;
+        if let Some(c) = r.body["data"].as_array().and_then(|d| d.first()) {
+            conv = c.clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let conv_id = conv["id"].as_str().expect("a conversation").to_owned();
+    let ana = conv["contact"]["id"]
+        .as_str()
+        .or(conv["contact_id"].as_str())
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post(
+            "/api/v1/contacts",
+            Some(t),
+            json!({"phone": "+447700900777"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let bo = r.body["id"].as_str().unwrap().to_owned();
+    let tk = ticket(app, t, json!({"subject": "Parcel", "contact_id": bo})).await;
+    let path = format!("/api/v1/tickets/{}", tk["id"].as_str().unwrap());
+
+    // Another tenant's contact, and a conversation id not of this tenant: 422 naming the
+    // field, nothing changed.
+    let other = app.register("Globex", "owner@globex.example").await;
+    let r = app
+        .post(
+            "/api/v1/contacts",
+            Some(&other.access_token),
+            json!({"phone": "+447700900778"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let their_contact = r.body["id"].as_str().unwrap().to_owned();
+    let their_conv = uuid::Uuid::now_v7().to_string();
+    for (body, field) in [
+        (json!({"contact_id": their_contact}), "contact_id"),
+        (json!({"conversation_id": their_conv}), "conversation_id"),
+        (json!({"contact_id": uuid::Uuid::now_v7()}), "contact_id"),
+    ] {
+        let r = app.patch(&path, t, body.clone()).await;
+        assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert!(
+            r.body["error"]["fields"].get(field).is_some(),
+            "{body}: {}",
+            r.body
+        );
+    }
+    let same = app.get(&path, t).await.body;
+    assert_eq!(same["contact_id"], bo.as_str());
+    assert!(same["conversation_id"].is_null());
+
+    // Moved to Ana's conversation: its contact comes with it.
+    let r = app
+        .patch(&path, t, json!({"conversation_id": conv_id}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (
+            r.body["conversation_id"].as_str(),
+            r.body["contact_id"].as_str()
+        ),
+        (Some(conv_id.as_str()), Some(ana.as_str()))
+    );
+    // A contact other than the conversation's is refused; the conversation's own is fine.
+    let r = app.patch(&path, t, json!({"contact_id": bo})).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert!(r.body["error"]["fields"].get("contact_id").is_some());
+    let r = app.patch(&path, t, json!({"contact_id": ana})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Unlinked from the conversation, then moved back to Bo; then no contact at all.
+    let r = app
+        .patch(&path, t, json!({"conversation_id": null, "contact_id": bo}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body["conversation_id"].is_null());
+    assert_eq!(r.body["contact_id"], bo.as_str());
+    let r = app.patch(&path, t, json!({"contact_id": null})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body["contact_id"].is_null());
+    // Three changes audited (the contact it already had changed nothing).
+    assert_eq!(audit_count(app, "ticket.updated").await, 3);
 }

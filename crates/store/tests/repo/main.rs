@@ -68,6 +68,7 @@ mod harness;
 
 mod api_keys;
 mod audit;
+mod campaigns;
 mod contacts;
 mod inbound_events;
 mod isolation;

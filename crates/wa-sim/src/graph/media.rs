@@ -105,6 +105,11 @@ pub(super) async fn upload(
             "The parameter type is required.",
         ));
     };
+    if st.cfg().media_refuse_uploads {
+        return Err(GraphError::media_upload(
+            "The file could not be processed (the simulator refuses every upload).",
+        ));
+    }
     let Some(limit) = media_limit(&mime) else {
         return Err(GraphError::media_upload(format!(
             "Param file must be a file with one of the supported media types; got {mime}."

@@ -124,6 +124,15 @@ pub struct UpdateTicketRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Uuid>)]
     pub assignee_id: Option<Option<Uuid>>,
+    /// The ticket's contact (`null` unlinks it; with a conversation, it must be that
+    /// conversation's contact).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub contact_id: Option<Option<Uuid>>,
+    /// The conversation the ticket belongs to; it brings its contact (`null` unlinks it).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub conversation_id: Option<Option<Uuid>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -260,6 +269,8 @@ pub async fn update_ticket(
             priority: req.priority,
             status: req.status,
             assignee_id: req.assignee_id,
+            contact_id: req.contact_id,
+            conversation_id: req.conversation_id,
         },
     )
     .await?;
