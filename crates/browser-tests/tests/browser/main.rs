@@ -60,5 +60,6 @@ mod journey;
 mod ops;
 mod security_alerts;
 mod selftest;
+mod small_screen;
 mod templates;
 mod tickets;
