@@ -14,6 +14,7 @@ mod db;
 mod error;
 mod lease;
 mod notify;
+mod one_time_secrets;
 mod query;
 mod scope;
 
