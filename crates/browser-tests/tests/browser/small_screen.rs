@@ -35,9 +35,17 @@ async fn on_a_phone_the_menu_opens_and_the_pages_fit(db: Db) {
     // The navigation is folded behind "Menu"; opened, its links are there by name.
     phone(&page).await;
     assert!(!page.is_visible(&role("link", "Contacts")).await);
-    assert_eq!(page.eval("document.querySelector('.menu-toggle').open").await, false);
+    assert_eq!(
+        page.eval("document.querySelector('.menu-toggle').open")
+            .await,
+        false
+    );
     page.click(&role("button", "Menu")).await;
-    assert_eq!(page.eval("document.querySelector('.menu-toggle').open").await, true);
+    assert_eq!(
+        page.eval("document.querySelector('.menu-toggle').open")
+            .await,
+        true
+    );
     page.click(&role("link", "Contacts")).await;
     page.wait_for_path("/contacts").await;
     // A new page starts folded again.
@@ -52,13 +60,19 @@ async fn on_a_phone_the_menu_opens_and_the_pages_fit(db: Db) {
     page.wait_for(&role("heading", "Cara Lima")).await;
 
     page.goto("/tickets/new").await;
-    page.fill(&label("Subject"), "Refund for the order placed on the website last Tuesday")
-        .await;
+    page.fill(
+        &label("Subject"),
+        "Refund for the order placed on the website last Tuesday",
+    )
+    .await;
     page.fill(&label("Contact (optional)"), "Cara Lima (+447700900123)")
         .await;
     page.click(&role("button", "Open ticket")).await;
-    page.wait_for(&role("heading", "Refund for the order placed on the website last Tuesday"))
-        .await;
+    page.wait_for(&role(
+        "heading",
+        "Refund for the order placed on the website last Tuesday",
+    ))
+    .await;
 
     // The list: every column of the row readable without scrolling sideways.
     page.goto("/tickets").await;
