@@ -308,6 +308,17 @@ pub fn filter_query(filters: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// A page's query string that does not parse (`?unread=maybe`): the API's `400 invalid_query`.
+pub fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> Response {
+    app_error(palisade_core::AppError::BadRequest {
+        code: palisade_core::error::code::INVALID_QUERY,
+        message: format!(
+            "This page's address is not valid: {}",
+            rejection.body_text()
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -320,15 +331,4 @@ mod tests {
         assert_eq!(super::humanise("open"), "Open");
         assert_eq!(super::humanise(""), "");
     }
-}
-
-/// A page's query string that does not parse (`?unread=maybe`): the API's `400 invalid_query`.
-pub fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> Response {
-    app_error(palisade_core::AppError::BadRequest {
-        code: palisade_core::error::code::INVALID_QUERY,
-        message: format!(
-            "This page's address is not valid: {}",
-            rejection.body_text()
-        ),
-    })
 }
