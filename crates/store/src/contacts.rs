@@ -210,34 +210,37 @@ pub async fn find_by_phone(
         .await?))
 }
 
+/// The statement that inserts `c` for `tenant`, followed by `on_conflict` (empty or an
+/// `ON CONFLICT` clause).
+fn insert_statement(tenant: TenantId, c: &Contact, on_conflict: &str) -> Query {
+    Query::new(format!(
+        "INSERT INTO contacts ({COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) {on_conflict}"
+    ))
+    .bind(c.id)
+    .bind(tenant)
+    .bind(c.phone.as_str())
+    .bind(c.wa_id.clone())
+    .bind(c.name.as_ref().map(PersonName::as_str))
+    .bind(c.wa_profile_name.clone())
+    .bind(c.email.as_ref().map(EmailAddress::as_str))
+    .bind(serde_json::json!(c.tags.as_slice()))
+    .bind(serde_json::Value::Object(
+        c.custom_attributes.as_map().clone(),
+    ))
+    .bind(c.consent.marketing_opt_in())
+    .bind(c.consent.opted_in_at())
+    .bind(c.consent.opted_out_at())
+    .bind(c.consent.opt_out_source().map(OptOutSource::as_str))
+    .bind(c.created_at)
+    .bind(c.updated_at)
+}
+
 /// Inserts `c` (its `tenant_id` is the scope's, whatever the record says). A phone the tenant
 /// already has is a unique violation.
 pub async fn insert(tx: &mut Tx<TenantScope>, c: &Contact) -> Result<()> {
     let tenant = tx.scope().tenant_id();
-    tx.execute(
-        Query::new(format!(
-            "INSERT INTO contacts ({COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-        ))
-        .bind(c.id)
-        .bind(tenant)
-        .bind(c.phone.as_str())
-        .bind(c.wa_id.clone())
-        .bind(c.name.as_ref().map(PersonName::as_str))
-        .bind(c.wa_profile_name.clone())
-        .bind(c.email.as_ref().map(EmailAddress::as_str))
-        .bind(serde_json::json!(c.tags.as_slice()))
-        .bind(serde_json::Value::Object(
-            c.custom_attributes.as_map().clone(),
-        ))
-        .bind(c.consent.marketing_opt_in())
-        .bind(c.consent.opted_in_at())
-        .bind(c.consent.opted_out_at())
-        .bind(c.consent.opt_out_source().map(OptOutSource::as_str))
-        .bind(c.created_at)
-        .bind(c.updated_at),
-    )
-    .await?;
+    tx.execute(insert_statement(tenant, c, "")).await?;
     Ok(())
 }
 
@@ -251,30 +254,11 @@ pub async fn insert_or_find_by_phone(
 ) -> Result<(Contact, bool)> {
     let tenant = tx.scope().tenant_id();
     let n = tx
-        .execute(
-            Query::new(format!(
-                "INSERT INTO contacts ({COLUMNS})
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-                 ON CONFLICT (tenant_id, phone) DO NOTHING"
-            ))
-            .bind(c.id)
-            .bind(tenant)
-            .bind(c.phone.as_str())
-            .bind(c.wa_id.clone())
-            .bind(c.name.as_ref().map(PersonName::as_str))
-            .bind(c.wa_profile_name.clone())
-            .bind(c.email.as_ref().map(EmailAddress::as_str))
-            .bind(serde_json::json!(c.tags.as_slice()))
-            .bind(serde_json::Value::Object(
-                c.custom_attributes.as_map().clone(),
-            ))
-            .bind(c.consent.marketing_opt_in())
-            .bind(c.consent.opted_in_at())
-            .bind(c.consent.opted_out_at())
-            .bind(c.consent.opt_out_source().map(OptOutSource::as_str))
-            .bind(c.created_at)
-            .bind(c.updated_at),
-        )
+        .execute(insert_statement(
+            tenant,
+            c,
+            "ON CONFLICT (tenant_id, phone) DO NOTHING",
+        ))
         .await?;
     let found = find_by_phone(tx, &c.phone).await?.ok_or_else(|| {
         crate::StoreError::Integrity(format!("no contact with phone {} after an insert", c.id))

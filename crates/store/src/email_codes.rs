@@ -3,6 +3,7 @@
 //! Every function binds the user: a code is only ever looked up for the signed-in user, never
 //! by its value, so the 6 digits need not be unique.
 
+use crate::one_time_secrets::{self, Table};
 use crate::{Query, Result, Scope, Tx};
 use palisade_domain::{EmailCodeId, TenantId, UserId};
 use time::OffsetDateTime;
@@ -40,11 +41,6 @@ struct CodeRow {
     attempts: i64,
 }
 
-#[derive(sqlx::FromRow)]
-struct CreatedRow {
-    created_at: OffsetDateTime,
-}
-
 pub struct NewCode<'a> {
     pub id: EmailCodeId,
     pub tenant_id: Option<TenantId>,
@@ -75,17 +71,7 @@ pub async fn insert<S: Scope>(tx: &mut Tx<S>, c: NewCode<'_>, now: OffsetDateTim
 /// Ends every unused code of the user (a newer code voids the older, a verified address needs
 /// none); returns how many.
 pub async fn void_all<S: Scope>(tx: &mut Tx<S>, user: UserId, now: OffsetDateTime) -> Result<u64> {
-    let tenant = tx.scope().tenant();
-    tx.execute(
-        Query::new(
-            "UPDATE email_codes SET used_at = $3
-             WHERE user_id = $1 AND ($2 IS NULL OR tenant_id = $2) AND used_at IS NULL",
-        )
-        .bind(user)
-        .bind(tenant)
-        .bind(now),
-    )
-    .await
+    one_time_secrets::void_all(tx, Table::EmailCodes, user, now).await
 }
 
 /// The user's newest unused code, if any (it may be expired or out of tries).
@@ -155,27 +141,10 @@ pub async fn sent_since<S: Scope>(
     reason: Reason,
     since: OffsetDateTime,
 ) -> Result<Vec<OffsetDateTime>> {
-    let tenant = tx.scope().tenant();
-    let rows: Vec<CreatedRow> = tx
-        .fetch_all(
-            Query::new(
-                "SELECT created_at FROM email_codes
-                 WHERE user_id = $1 AND ($2 IS NULL OR tenant_id = $2) AND reason = $3
-                   AND created_at > $4
-                 ORDER BY created_at DESC",
-            )
-            .bind(user)
-            .bind(tenant)
-            .bind(reason.as_str())
-            .bind(since),
-        )
-        .await?;
-    Ok(rows.into_iter().map(|r| r.created_at).collect())
+    one_time_secrets::sent_since(tx, Table::EmailCodes, user, Some(reason.as_str()), since).await
 }
 
-/// Deletes rows issued before `before` (long dead: they live minutes, and the sending limits
-/// look back an hour). Returns how many.
+/// Deletes rows issued before `before` (see [`one_time_secrets::prune`]). Returns how many.
 pub async fn prune<S: Scope>(tx: &mut Tx<S>, before: OffsetDateTime) -> Result<u64> {
-    tx.execute(Query::new("DELETE FROM email_codes WHERE created_at < $1").bind(before))
-        .await
+    one_time_secrets::prune(tx, Table::EmailCodes, before).await
 }

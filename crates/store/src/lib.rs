@@ -15,6 +15,7 @@ mod error;
 mod lease;
 mod notify;
 mod outbox;
+mod one_time_secrets;
 mod query;
 mod scope;
 

@@ -1,6 +1,7 @@
 //! Password reset tokens (see migration 0017): looked up by hash before the user is known, so
 //! [`find_by_hash`] runs under the system scope, like an invitation's.
 
+use crate::one_time_secrets::{self, Table};
 use crate::{Query, Result, Scope, SystemScope, Tx};
 use palisade_domain::{PasswordResetId, TenantId, UserId};
 use time::OffsetDateTime;
@@ -22,11 +23,6 @@ struct ResetRow {
     user_id: Uuid,
     expires_at: OffsetDateTime,
     used_at: Option<OffsetDateTime>,
-}
-
-#[derive(sqlx::FromRow)]
-struct CreatedRow {
-    created_at: OffsetDateTime,
 }
 
 pub async fn insert<S: Scope>(
@@ -72,17 +68,7 @@ pub async fn find_by_hash(tx: &mut Tx<SystemScope>, hash: &[u8]) -> Result<Optio
 
 /// Ends every unused token of the user (a newer one voids the older; a reset ends them all).
 pub async fn void_all<S: Scope>(tx: &mut Tx<S>, user: UserId, now: OffsetDateTime) -> Result<u64> {
-    let tenant = tx.scope().tenant();
-    tx.execute(
-        Query::new(
-            "UPDATE password_resets SET used_at = $3
-             WHERE user_id = $1 AND ($2 IS NULL OR tenant_id = $2) AND used_at IS NULL",
-        )
-        .bind(user)
-        .bind(tenant)
-        .bind(now),
-    )
-    .await
+    one_time_secrets::void_all(tx, Table::PasswordResets, user, now).await
 }
 
 /// Spends a live token, atomically: true for exactly one caller.
@@ -110,25 +96,10 @@ pub async fn issued_since<S: Scope>(
     user: UserId,
     since: OffsetDateTime,
 ) -> Result<Vec<OffsetDateTime>> {
-    let tenant = tx.scope().tenant();
-    let rows: Vec<CreatedRow> = tx
-        .fetch_all(
-            Query::new(
-                "SELECT created_at FROM password_resets
-                 WHERE user_id = $1 AND ($2 IS NULL OR tenant_id = $2) AND created_at > $3
-                 ORDER BY created_at DESC",
-            )
-            .bind(user)
-            .bind(tenant)
-            .bind(since),
-        )
-        .await?;
-    Ok(rows.into_iter().map(|r| r.created_at).collect())
+    one_time_secrets::sent_since(tx, Table::PasswordResets, user, None, since).await
 }
 
-/// Deletes rows issued before `before` (long dead: they live minutes, and the sending limits
-/// look back an hour). Returns how many.
+/// Deletes rows issued before `before` (see [`one_time_secrets::prune`]). Returns how many.
 pub async fn prune<S: Scope>(tx: &mut Tx<S>, before: OffsetDateTime) -> Result<u64> {
-    tx.execute(Query::new("DELETE FROM password_resets WHERE created_at < $1").bind(before))
-        .await
+    one_time_secrets::prune(tx, Table::PasswordResets, before).await
 }

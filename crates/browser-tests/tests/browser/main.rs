@@ -61,5 +61,6 @@ mod journey;
 mod ops;
 mod security_alerts;
 mod selftest;
+mod small_screen;
 mod templates;
 mod tickets;

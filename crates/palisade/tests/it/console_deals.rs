@@ -224,8 +224,12 @@ async fn a_card_moved_with_its_form_is_recorded_in_the_history(db: Db) {
         show.text
     );
     assert!(show.text.contains("Stage history"));
-    assert!(show.text.contains("<td>Created</td>"));
-    assert!(show.text.contains("<td>Qualified</td>"), "the move's from");
+    assert!(show.text.contains(r#"<td data-label="From">Created</td>"#));
+    assert!(
+        show.text
+            .contains(r#"<td data-label="From">Qualified</td>"#),
+        "the move's from"
+    );
     assert!(show.text.contains("Won</span>"), "won is visible");
     assert!(show.text.contains("Owner Person"), "who moved it");
     assert!(show.text.contains("1,250.50 EUR"));

@@ -61,7 +61,10 @@ async fn admins_see_their_alerts_with_metrics_filters_and_actions(db: Db) {
     let (status, html) = page(&app, t, "/security/alerts").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(html.matches("<h1>").count(), 1);
-    assert!(html.contains("<td>Privilege escalation</td>"), "{html}");
+    assert!(
+        html.contains(r#"<td data-label="Rule">Privilege escalation</td>"#),
+        "{html}"
+    );
     assert!(html.contains(&format!(
         r#"<span class="badge badge-severity-{0}">{0}</span>"#,
         a["severity"].as_str().unwrap()
@@ -146,8 +149,14 @@ async fn agents_are_refused_and_super_admins_see_every_tenant(db: Db) {
     let (status, html) = page(&app, &root.access_token, "/security/alerts").await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("<th scope=\"col\">Tenant</th>"));
-    assert!(html.contains("<td>Acme</td>"), "{html}");
-    assert!(html.contains("<td>Globex &#60;Corp&#62;</td>"), "escaped");
+    assert!(
+        html.contains(r#"<td data-label="Tenant">Acme</td>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<td data-label="Tenant">Globex &#60;Corp&#62;</td>"#),
+        "escaped"
+    );
     assert!(html.contains("cy@acme.example") && html.contains("gus@globex.example"));
     assert!(html.contains(r#"href="/security/alerts" aria-current="page""#));
     assert!(!html.contains(r#"href="/deals""#), "no tenant, no deals");

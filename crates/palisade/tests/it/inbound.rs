@@ -91,28 +91,6 @@ impl Setup {
         self.settle().await;
     }
 
-    /// Processes what is pending and waits until no stored event is left unprocessed.
-    async fn settle(&self) {
-        for _ in 0..100 {
-            palisade_core::whatsapp::inbound::process_pending(&self.app.services)
-                .await
-                .unwrap();
-            let left = self
-                .app
-                .db
-                .count_as_owner(
-                    "SELECT COUNT(*) FROM whatsapp_inbound_events WHERE processed_at IS NULL",
-                )
-                .await
-                .unwrap();
-            if left == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("inbound events left unprocessed");
-    }
-
     fn envelope(&self, values: Vec<Value>) -> Value {
         json!({
             "object": "whatsapp_business_account",

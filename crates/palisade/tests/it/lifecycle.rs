@@ -5,7 +5,7 @@
 //! (their background loops are off) and time moves with the manual clock.
 
 use crate::support::meta_signature as sign;
-use crate::support::{whatsapp_fixture_with, WhatsAppFixture};
+use crate::support::{settle_inbound as settle, whatsapp_fixture_with, WhatsAppFixture};
 use base64::Engine as _;
 use palisade_testkit::{spawn_app_with, Db, Session, TestApp, GOOD_PASSWORD};
 
@@ -32,45 +32,12 @@ async fn fixture(db: Db) -> WhatsAppFixture {
         c.media_worker_interval_ms = 0;
     })
     .await;
-    sim_config(&f, json!({"auto_status": false})).await;
+    f.sim_config(json!({"auto_status": false})).await;
     f
-}
-
-async fn sim_config(f: &WhatsAppFixture, patch: Value) -> Value {
-    let r = f
-        .app
-        .client
-        .post(format!("{}/_sim/config", f.sim))
-        .json(&patch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json().await.unwrap()
 }
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
     app.db.count_as_owner(sql).await.unwrap()
-}
-
-/// Processes stored webhook events until none is left unprocessed.
-async fn settle(app: &TestApp) {
-    for _ in 0..200 {
-        palisade_core::whatsapp::inbound::process_pending(&app.services)
-            .await
-            .unwrap();
-        if count(
-            app,
-            "SELECT COUNT(*) FROM whatsapp_inbound_events WHERE processed_at IS NULL",
-        )
-        .await
-            == 0
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("inbound events left unprocessed");
 }
 
 /// The customer sends a message of `kind` through the simulator; waits until it is stored.
@@ -425,7 +392,7 @@ async fn a_suspended_tenants_webhook_deliveries_wait_and_the_pause_disables_noth
 async fn a_contact_erased_while_its_media_downloads_leaves_no_file(db: Db) {
     let f = fixture(db).await;
     // The simulator holds the download while the contact is erased.
-    sim_config(&f, json!({"media_hold_downloads": true})).await;
+    f.sim_config(json!({"media_hold_downloads": true})).await;
     customer_sends(&f, "image", image()).await;
     let worker = {
         let services = f.app.services.clone();
@@ -433,7 +400,7 @@ async fn a_contact_erased_while_its_media_downloads_leaves_no_file(db: Db) {
     };
     let mut waiting = false;
     for _ in 0..1000 {
-        if sim_config(&f, json!({})).await["media_downloads_waiting"] == 1 {
+        if f.sim_config(json!({})).await["media_downloads_waiting"] == 1 {
             waiting = true;
             break;
         }
@@ -453,7 +420,7 @@ async fn a_contact_erased_while_its_media_downloads_leaves_no_file(db: Db) {
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
 
     // The download completes after the erasure committed: its file must not stay.
-    sim_config(&f, json!({"media_hold_downloads": false})).await;
+    f.sim_config(json!({"media_hold_downloads": false})).await;
     assert_eq!(worker.await.unwrap().unwrap(), 1);
     assert!(stored_files(&f).is_empty(), "{:?}", stored_files(&f));
     assert_eq!(count(&f.app, "SELECT COUNT(*) FROM message_media").await, 0);

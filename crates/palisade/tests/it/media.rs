@@ -32,18 +32,6 @@ async fn send_media(f: &WhatsAppFixture, kind: &str, object: Value) -> String {
     f.customer_message(kind, object).await
 }
 
-async fn sim_config(f: &WhatsAppFixture, patch: Value) {
-    let r = f
-        .app
-        .client
-        .post(format!("{}/_sim/config", f.sim))
-        .json(&patch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-}
-
 /// The message with this wamid as the API shows it, once it exists.
 async fn find_message(f: &WhatsAppFixture, wamid: &str) -> Option<Value> {
     palisade_core::whatsapp::inbound::process_pending(&f.app.services)
@@ -249,7 +237,7 @@ async fn an_inbound_image_is_stored_and_served_byte_identical(db: Db) {
 
 async fn a_corrupted_download_fails_on_the_sha256(db: Db) {
     let f = whatsapp_fixture(db).await;
-    sim_config(&f, json!({"media_corrupt_downloads": true})).await;
+    f.sim_config(json!({"media_corrupt_downloads": true})).await;
     let wamid = send_media(
         &f,
         "document",
@@ -276,7 +264,8 @@ async fn a_corrupted_download_fails_on_the_sha256(db: Db) {
     assert_eq!(stored_files(&f), Vec::<String>::new());
 
     // The same document, served intact, is stored under its sanitised name.
-    sim_config(&f, json!({"media_corrupt_downloads": false})).await;
+    f.sim_config(json!({"media_corrupt_downloads": false}))
+        .await;
     let wamid = send_media(
         &f,
         "document",
@@ -309,7 +298,7 @@ async fn media_urls_on_untrusted_hosts_are_not_fetched(db: Db) {
         .await
         .unwrap();
     assert_eq!(probe.status(), StatusCode::OK, "localhost reaches the sim");
-    sim_config(&f, json!({"media_url_base": other})).await;
+    f.sim_config(json!({"media_url_base": other})).await;
     let wamid = send_media(&f, "image", json!({})).await;
     let m = settled(&f, &wamid).await;
     assert_eq!(m["media"]["status"], "failed", "{m}");
@@ -408,7 +397,7 @@ async fn pending_media_answers_409_until_downloaded(db: Db) {
 async fn an_expired_media_url_is_retried_with_a_fresh_one(db: Db) {
     let f = whatsapp_fixture(db).await;
     // Every URL the simulator hands out has already expired: its download answers 404.
-    sim_config(&f, json!({"media_url_ttl_ms": 0})).await;
+    f.sim_config(json!({"media_url_ttl_ms": 0})).await;
     let bytes = jpeg(3000);
     let wamid = send_media(
         &f,
@@ -442,7 +431,7 @@ async fn an_expired_media_url_is_retried_with_a_fresh_one(db: Db) {
     );
 
     // Later, with URLs that live: the retry asks Meta again and stores the file.
-    sim_config(&f, json!({"media_url_ttl_ms": 300_000})).await;
+    f.sim_config(json!({"media_url_ttl_ms": 300_000})).await;
     f.app.clock.advance(time::Duration::seconds(5));
     let m = settled(&f, &wamid).await;
     assert_eq!(m["media"]["status"], "stored", "{m}");

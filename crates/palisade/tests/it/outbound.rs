@@ -38,40 +38,6 @@ async fn setup(db: Db) -> Setup {
 }
 
 impl Setup {
-    async fn sim_config(&self, patch: Value) {
-        let r = self
-            .app
-            .client
-            .post(format!("{}/_sim/config", self.sim))
-            .json(&patch)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
-    }
-
-    /// Processes stored webhook events until none is left.
-    async fn settle(&self) {
-        for _ in 0..100 {
-            palisade_core::whatsapp::inbound::process_pending(&self.app.services)
-                .await
-                .unwrap();
-            let left = self
-                .app
-                .db
-                .count_as_owner(
-                    "SELECT COUNT(*) FROM whatsapp_inbound_events WHERE processed_at IS NULL",
-                )
-                .await
-                .unwrap();
-            if left == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("inbound events left unprocessed");
-    }
-
     /// A customer writes (through the simulator); returns the conversation's id.
     async fn customer_writes(&self, text: &str) -> String {
         let r = self

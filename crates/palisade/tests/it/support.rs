@@ -191,6 +191,26 @@ impl WhatsAppFixture {
         r.body
     }
 
+    /// Changes how the simulator behaves (`POST /_sim/config` with the fields to change, `{}`
+    /// for none); returns its whole configuration and counters.
+    pub async fn sim_config(&self, patch: Value) -> Value {
+        let r = self
+            .app
+            .client
+            .post(format!("{}/_sim/config", self.sim))
+            .json(&patch)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    /// [`settle_inbound`] for the fixture's application.
+    pub async fn settle(&self) {
+        settle_inbound(&self.app).await;
+    }
+
     /// Ana Souza (+44 7700 900123) sends a message of `kind` (`object` is its body, e.g.
     /// `{"body": "Hello"}` for text) through the simulator, which delivers it by webhook.
     /// Returns its wamid.
@@ -212,6 +232,28 @@ impl WhatsAppFixture {
             .unwrap()
             .to_owned()
     }
+}
+
+/// Processes the stored WhatsApp webhook events (as the inbound worker does) until none is
+/// left unprocessed.
+pub async fn settle_inbound(app: &TestApp) {
+    for _ in 0..200 {
+        palisade_core::whatsapp::inbound::process_pending(&app.services)
+            .await
+            .unwrap();
+        let left = app
+            .db
+            .count_as_owner(
+                "SELECT COUNT(*) FROM whatsapp_inbound_events WHERE processed_at IS NULL",
+            )
+            .await
+            .unwrap();
+        if left == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("inbound events left unprocessed");
 }
 
 /// `X-Hub-Signature-256` of `body` under a connection's app secret, as Meta signs its webhooks.

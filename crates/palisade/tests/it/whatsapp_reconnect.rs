@@ -5,11 +5,10 @@
 
 use crate::support::meta_signature as sign;
 use crate::support::{assert_error, connect_sim_number, field_messages};
-use crate::support::{connect_body, sim_number};
+use crate::support::{connect_body, settle_inbound as settle, sim_number};
 use palisade_testkit::{spawn_app_with, Db, Session, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 both!(
     a_disconnected_number_reconnects_onto_its_conversations,
@@ -75,27 +74,6 @@ async fn deliver(app: &TestApp, id: &str, n: &Value, secret: &str, wamid: &str) 
         settle(app).await;
     }
     status
-}
-
-/// Processes what is pending until no stored inbound event is left unprocessed.
-async fn settle(app: &TestApp) {
-    for _ in 0..100 {
-        palisade_core::whatsapp::inbound::process_pending(&app.services)
-            .await
-            .unwrap();
-        let left = app
-            .db
-            .count_as_owner(
-                "SELECT COUNT(*) FROM whatsapp_inbound_events WHERE processed_at IS NULL",
-            )
-            .await
-            .unwrap();
-        if left == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("inbound events left unprocessed");
 }
 
 async fn conversations(app: &TestApp, who: &Session) -> Vec<Value> {

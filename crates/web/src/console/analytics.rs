@@ -12,7 +12,7 @@
 
 use super::chart::{self, BarChart, Bucket, Series};
 use super::deals::format_money;
-use super::page::{app_error, bad_query, render_with, Chrome, Nav};
+use super::page::{app_error, bad_query, render_with, Choice, Chrome, Nav};
 use super::Viewer;
 use crate::AppState;
 use askama::Template;
@@ -63,11 +63,6 @@ struct Form {
     interval: String,
     tz: String,
     connection: String,
-}
-
-struct Choice {
-    value: String,
-    label: String,
 }
 
 /// One figure of the overview.

@@ -169,12 +169,7 @@ async fn list(
         Err(e @ AppError::Validation { .. }) => {
             let c = crate::error::classify(e);
             page.filter_error = c.message;
-            page.filter_fields = c
-                .fields
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.join(" ")))
-                .collect();
+            page.filter_fields = super::page::field_lines(c.fields);
         }
         Err(e) => return app_error(e),
     }

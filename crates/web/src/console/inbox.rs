@@ -12,7 +12,7 @@
 //!   same filters) and `/inbox/{id}?fragment=messages` / `?fragment=details`. A fragment is the
 //!   same template block the page includes, rendered alone.
 
-use super::page::{app_error, render, Chrome, Nav};
+use super::page::{app_error, non_blank, render, Chrome, Nav};
 use super::session::url_encode;
 use super::Viewer;
 use crate::AppState;
@@ -176,11 +176,9 @@ pub struct ListQuery {
     fragment: Option<String>,
 }
 
+/// A query value, trimmed; `None` when absent or blank.
 fn non_empty(v: &Option<String>) -> Option<String> {
-    v.as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
+    v.as_deref().and_then(non_blank)
 }
 
 /// The filters in effect, for the form, the links and the fragment's address.

@@ -11,7 +11,7 @@
 //! A rule's template is chosen among the approved templates of the integration's number (all
 //! the tenant's numbers when it uses the only active one), read with `templates::list`.
 
-use super::page::{app_error, render, Chrome, Nav};
+use super::page::{app_error, render, Choice, Chrome, Nav};
 use super::Viewer;
 use crate::AppState;
 use askama::Template;
@@ -27,11 +27,6 @@ use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/settings/integrations", get(page))
-}
-
-struct Choice {
-    value: String,
-    label: String,
 }
 
 struct RuleRow {

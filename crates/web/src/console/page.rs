@@ -239,6 +239,45 @@ fn not_found_error(path: &str) -> Classified {
     }
 }
 
+/// An option of a page's `<select>`: the value sent and the text shown.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+}
+
+/// Options whose text is the value made readable (`IN_APPEAL` → `In appeal`).
+pub fn named_choices<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<Choice> {
+    values
+        .into_iter()
+        .map(|v| Choice {
+            value: v.to_owned(),
+            label: humanise(v),
+        })
+        .collect()
+}
+
+/// An API value as words: `IN_APPEAL` → `In appeal`, `account_under_attack` → `Account under
+/// attack`.
+pub fn humanise(s: &str) -> String {
+    let lower = s.replace('_', " ").to_ascii_lowercase();
+    let mut c = lower.chars();
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
+}
+
+/// The API's field errors as a form shows them: each field's messages on one line, for its
+/// `<name>-error` slot.
+pub fn field_lines(
+    fields: Option<std::collections::BTreeMap<String, Vec<String>>>,
+) -> std::collections::BTreeMap<String, String> {
+    fields
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.join(" ")))
+        .collect()
+}
+
 /// A form field or query value, trimmed; `None` when blank (a GET filter form sends every
 /// field, empty for "any").
 pub fn non_blank(s: &str) -> Option<String> {
@@ -280,4 +319,18 @@ pub fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> Respons
             rejection.body_text()
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn api_values_read_as_words() {
+        assert_eq!(
+            super::humanise("account_under_attack"),
+            "Account under attack"
+        );
+        assert_eq!(super::humanise("IN_APPEAL"), "In appeal");
+        assert_eq!(super::humanise("open"), "Open");
+        assert_eq!(super::humanise(""), "");
+    }
 }

@@ -7,8 +7,10 @@
 //! shown above the table with its `400`. Acknowledge and Resolve (with an optional note) are
 //! `data-api` forms against `POST /api/v1/security/alerts/{id}/acknowledge|resolve`.
 
-use super::page::{app_error, bad_query, render_with, Chrome, Nav};
-use super::session::url_encode;
+use super::page::{
+    app_error, bad_query, filter_query, humanise, named_choices, non_blank, render_with, Choice,
+    Chrome, Nav,
+};
 use super::Viewer;
 use crate::AppState;
 use askama::Template;
@@ -43,30 +45,6 @@ struct AlertParams {
     cursor: String,
 }
 
-/// `account_under_attack` → `Account under attack`.
-fn humanise(s: &str) -> String {
-    let mut out = s.replace('_', " ");
-    if let Some(first) = out.get(0..1) {
-        let upper = first.to_ascii_uppercase();
-        out.replace_range(0..1, &upper);
-    }
-    out
-}
-
-struct Choice {
-    value: &'static str,
-    label: String,
-}
-
-fn choices(all: impl IntoIterator<Item = &'static str>) -> Vec<Choice> {
-    all.into_iter()
-        .map(|value| Choice {
-            value,
-            label: humanise(value),
-        })
-        .collect()
-}
-
 struct AlertRow {
     alert: AlertView,
     rule: String,
@@ -94,10 +72,6 @@ struct AlertsPage {
     can_manage: bool,
 }
 
-fn nonempty(s: &str) -> Option<String> {
-    Some(s.trim().to_owned()).filter(|s| !s.is_empty())
-}
-
 async fn alerts(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -114,16 +88,11 @@ async fn alerts(
         return app_error(e);
     }
     let platform_view = p.role == Role::SuperAdmin && p.impersonator.is_none();
-    let mut filters = Vec::new();
-    for (k, v) in [
+    let filters = filter_query(&[
         ("status", &params.status),
         ("severity", &params.severity),
         ("rule", &params.rule),
-    ] {
-        if !v.trim().is_empty() {
-            filters.push(format!("{k}={}", url_encode(v.trim())));
-        }
-    }
+    ]);
     let mut page = AlertsPage {
         chrome: Chrome::new(s, &viewer, "Security alerts", Nav::Security),
         metrics: None,
@@ -131,11 +100,11 @@ async fn alerts(
         status: params.status.trim().to_owned(),
         severity: params.severity.trim().to_owned(),
         rule: params.rule.trim().to_owned(),
-        statuses: choices(AlertStatus::ALL.iter().map(|x| x.as_str())),
-        severities: choices(AlertSeverity::ALL.iter().map(|x| x.as_str())),
-        rules: choices(AlertRule::ALL.iter().map(|x| x.as_str())),
+        statuses: named_choices(AlertStatus::ALL.iter().map(|x| x.as_str())),
+        severities: named_choices(AlertSeverity::ALL.iter().map(|x| x.as_str())),
+        rules: named_choices(AlertRule::ALL.iter().map(|x| x.as_str())),
         filtered: !filters.is_empty(),
-        filters: filters.join("&"),
+        filters,
         next_cursor: None,
         error: String::new(),
         show_tenant: platform_view,
@@ -155,9 +124,9 @@ async fn alerts(
         },
     };
     let query = AlertQuery {
-        status: nonempty(&params.status),
-        severity: nonempty(&params.severity),
-        rule: nonempty(&params.rule),
+        status: non_blank(&params.status),
+        severity: non_blank(&params.severity),
+        rule: non_blank(&params.rule),
         tenant_id: None,
         cursor,
         limit: Some(50),
@@ -202,17 +171,4 @@ async fn alerts(
         Err(e) => return app_error(e),
     }
     render_with(status, &page)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rule_names_read_as_words() {
-        assert_eq!(
-            super::humanise("account_under_attack"),
-            "Account under attack"
-        );
-        assert_eq!(super::humanise("open"), "Open");
-        assert_eq!(super::humanise(""), "");
-    }
 }

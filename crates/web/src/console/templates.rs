@@ -17,7 +17,8 @@
 
 use super::deals::{bad_form, check_change};
 use super::page::{
-    app_error, bad_query, filter_query, non_blank, query_id, render, render_with, Chrome, Nav,
+    app_error, bad_query, field_lines, filter_query, humanise, named_choices, non_blank, query_id,
+    render, render_with, Choice, Chrome, Nav,
 };
 use super::Viewer;
 use crate::extract::Meta;
@@ -43,29 +44,6 @@ pub fn router() -> Router<AppState> {
         .route("/templates", get(list))
         .route("/templates/new", get(new).post(create))
         .route("/templates/{id}", get(show))
-}
-
-struct Choice {
-    value: String,
-    label: String,
-}
-
-fn fixed(all: &[&str]) -> Vec<Choice> {
-    all.iter()
-        .map(|v| Choice {
-            value: (*v).to_owned(),
-            label: humanise(v),
-        })
-        .collect()
-}
-
-/// `IN_APPEAL` → `In appeal`.
-fn humanise(s: &str) -> String {
-    let lower = s.replace('_', " ").to_ascii_lowercase();
-    let mut c = lower.chars();
-    c.next()
-        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-        .unwrap_or_default()
 }
 
 const CATEGORIES: [&str; 3] = ["MARKETING", "UTILITY", "AUTHENTICATION"];
@@ -217,14 +195,8 @@ async fn list(
         chrome: Chrome::new(s, &viewer, "Templates", Nav::Templates),
         rows: Vec::new(),
         connections,
-        statuses: TemplateStatus::NAMED
-            .iter()
-            .map(|st| Choice {
-                value: st.as_str().to_owned(),
-                label: humanise(st.as_str()),
-            })
-            .collect(),
-        categories: fixed(&CATEGORIES),
+        statuses: named_choices(TemplateStatus::NAMED.iter().map(|st| st.as_str())),
+        categories: named_choices(CATEGORIES),
         connection: params.connection.trim().to_owned(),
         status: params.status.trim().to_ascii_uppercase(),
         category: params.category.trim().to_ascii_uppercase(),
@@ -254,12 +226,7 @@ async fn list(
         Err(e @ AppError::Validation { .. }) => {
             let c = crate::error::classify(e);
             page.error = c.message;
-            page.fields = c
-                .fields
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.join(" ")))
-                .collect();
+            page.fields = field_lines(c.fields);
             status = c.status;
         }
         Err(e) => return app_error(e),
@@ -505,7 +472,7 @@ async fn new_page(s: &Services, viewer: &Viewer, form: TemplateForm) -> Result<N
     Ok(NewPage {
         chrome: Chrome::new(s, viewer, "New template", Nav::Templates),
         connections: connection_names(s, &viewer.principal).await,
-        categories: fixed(&CATEGORIES),
+        categories: named_choices(CATEGORIES),
         form,
         error: String::new(),
         fields: BTreeMap::new(),

@@ -11,7 +11,8 @@
 //! the session cookie opens.
 
 use super::page::{
-    app_error, bad_query, filter_query, non_blank, query_id, render, render_with, Chrome, Nav,
+    app_error, bad_query, field_lines, filter_query, non_blank, query_id, render, render_with,
+    Choice, Chrome, Nav,
 };
 use super::Viewer;
 use crate::AppState;
@@ -35,11 +36,6 @@ pub fn router() -> Router<AppState> {
         .route("/tickets", get(list))
         .route("/tickets/new", get(new))
         .route("/tickets/{id}", get(show))
-}
-
-struct Choice {
-    value: String,
-    label: String,
 }
 
 const STATUSES: [(&str, &str); 4] = [
@@ -279,12 +275,7 @@ async fn list(
         Err(e @ AppError::Validation { .. }) => {
             let c = crate::error::classify(e);
             page.error = c.message;
-            page.fields = c
-                .fields
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.join(" ")))
-                .collect();
+            page.fields = field_lines(c.fields);
             status = c.status;
         }
         Err(e) => return app_error(e),
