@@ -14,8 +14,8 @@ mod db;
 mod error;
 mod lease;
 mod notify;
-mod outbox;
 mod one_time_secrets;
+mod outbox;
 mod query;
 mod scope;
 
