@@ -41,10 +41,7 @@ async fn an_admin_acknowledges_then_resolves_an_alert(db: Db) {
     assert!(listed, "the alert is listed: {}", page.body_text().await);
     page.wait_for(&text(steps::OWNER_EMAIL)).await;
     page.wait_for(&role("cell", "high")).await;
-    let unresolved = page
-        .eval("document.querySelector('.metric dd').textContent.trim()")
-        .await;
-    assert_eq!(unresolved, "1");
+    assert_unresolved(&page, "1").await;
     page.assert_accessible().await;
     page.screenshot("security-alerts").await;
 
@@ -58,10 +55,25 @@ async fn an_admin_acknowledges_then_resolves_an_alert(db: Db) {
     page.click(&role("button", "Resolve")).await;
     page.wait_for(&text("resolved")).await;
     page.wait_gone(&role("button", "Resolve…")).await;
-    let unresolved = page
-        .eval("document.querySelector('.metric dd').textContent.trim()")
-        .await;
-    assert_eq!(unresolved, "0");
+    assert_unresolved(&page, "0").await;
     page.assert_accessible().await;
     page.assert_clean().await;
+}
+
+/// The "Unresolved alerts" figure reads `want`, polled for up to 5 s: after a form posts, the
+/// old page can still be on screen (its status filter also says "resolved") or be unloading.
+async fn assert_unresolved(page: &Page, want: &str) {
+    let js = "(document.querySelector('.metric dd') || {textContent: ''}).textContent.trim()";
+    let started = std::time::Instant::now();
+    loop {
+        let got = page.try_eval(js).await.unwrap_or_default();
+        if got == want {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "unresolved alerts: {got:?}, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -428,7 +428,7 @@ impl Page {
             .unwrap_or_else(|e| panic!("evaluating {js:.80}: {e}"))
     }
 
-    async fn try_eval(&self, js: &str) -> Result<Value, String> {
+    pub(crate) async fn try_eval(&self, js: &str) -> Result<Value, String> {
         let params = EvaluateParams::builder()
             .expression(js)
             .return_by_value(true)
