@@ -11,7 +11,7 @@
 //! neither. Its rules are the domain's ([`Consent`]); this module only stores the result.
 //! Deleting a contact erases its conversations, messages, queued sends and deals with it.
 
-use crate::{Query, Result, SystemScope, TenantScope, Tx};
+use crate::{Query, Result, Scope, SystemScope, TenantScope, Tx};
 use palisade_domain::{
     Consent, Contact, ContactId, CustomAttributes, EmailAddress, OptOutSource, PersonName,
     PhoneNumber, Tags, TenantId,
@@ -172,9 +172,10 @@ pub async fn find_for_update(tx: &mut Tx<TenantScope>, id: ContactId) -> Result<
         .await?))
 }
 
-/// The tenant's contacts with these ids, in id order (system work: inbound processing).
-pub async fn find_many(
-    tx: &mut Tx<SystemScope>,
+/// The tenant's contacts with these ids, in id order (system work such as inbound processing,
+/// or a tenant's own page of rows).
+pub async fn find_many<S: Scope>(
+    tx: &mut Tx<S>,
     tenant: TenantId,
     ids: &[ContactId],
 ) -> Result<Vec<Contact>> {

@@ -27,7 +27,7 @@ pub use keywords::{
     ConsentKeywords, DEFAULT_OPT_IN_KEYWORDS, DEFAULT_OPT_OUT_KEYWORDS,
 };
 pub use palisade_store::contacts::ContactFilter;
-pub use read::{conversations, export_page, get, list, start_export, ListQuery};
+pub use read::{conversations, export_page, get, get_many, list, start_export, ListQuery};
 pub use view::ContactView;
 pub use write::{create, delete, update, ContactPatch, NewContact};
 

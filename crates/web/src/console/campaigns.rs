@@ -18,7 +18,8 @@
 
 use super::deals::{bad_form, check_change};
 use super::page::{
-    app_error, bad_query, filter_query, non_blank, query_id, render, render_with, Chrome, Nav,
+    app_error, bad_query, contact_label, filter_query, humanise, label_map, non_blank, query_id,
+    render, render_with, Choice, Chrome, Nav,
 };
 use super::Viewer;
 use crate::extract::Meta;
@@ -50,20 +51,6 @@ pub fn router() -> Router<AppState> {
         .route("/campaigns/new", get(new).post(create))
         .route("/campaigns/{id}", get(show))
         .route("/campaigns/{id}/{action}", post(act))
-}
-
-struct Choice {
-    value: String,
-    label: String,
-}
-
-/// `no_marketing_consent` → `No marketing consent`.
-fn humanise(s: &str) -> String {
-    let lower = s.replace('_', " ").to_ascii_lowercase();
-    let mut c = lower.chars();
-    c.next()
-        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-        .unwrap_or_default()
 }
 
 /// The badge class of a campaign status: running green, waiting amber, cancelled red, the
@@ -109,22 +96,6 @@ async fn connections(s: &Services, p: &Principal) -> Vec<Choice> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn names(list: &[Choice]) -> HashMap<String, String> {
-    list.iter()
-        .map(|c| (c.value.clone(), c.label.clone()))
-        .collect()
-}
-
-/// A contact as a person knows it: name (or WhatsApp profile name) and phone.
-fn contact_label(c: &palisade_domain::contact::Contact) -> String {
-    c.name
-        .as_ref()
-        .map(|n| n.as_str().to_owned())
-        .or_else(|| c.wa_profile_name.clone())
-        .map(|n| format!("{n} ({})", c.phone.as_str()))
-        .unwrap_or_else(|| c.phone.as_str().to_owned())
 }
 
 /// A parameter as a sentence: `Text "SPRING-24"`, `Contact's name, else "friend"`.
@@ -210,7 +181,7 @@ async fn list(
     };
     let filters = filter_query(&[("status", &params.status)]);
     let conns = connections(s, p).await;
-    let conn_names = names(&conns);
+    let conn_names = label_map(&conns);
     let mut page = ListPage {
         chrome: Chrome::new(s, &viewer, "Campaigns", Nav::Campaigns),
         rows: Vec::new(),
@@ -464,7 +435,7 @@ async fn show(
         Err(r) => return r,
     };
     let c = &d.campaign;
-    let conn_names = names(&connections(s, p).await);
+    let conn_names = label_map(&connections(s, p).await);
     let counts = CampaignCountsView::from(&d.counts);
     let time =
         |t: Option<time::OffsetDateTime>| t.map(palisade_domain::rfc3339).unwrap_or_default();
@@ -532,13 +503,24 @@ async fn show(
     match found {
         Ok(found) => {
             page.next_cursor = found.next_cursor;
+            // The page's contacts in one read, as a person knows them (an erased contact, or
+            // one that cannot be read: its id only).
+            let ids: Vec<ContactId> = found
+                .data
+                .iter()
+                .map(|r| ContactId::from_uuid(r.contact_id))
+                .collect();
+            let labels: HashMap<ContactId, String> = palisade_core::contacts::get_many(s, p, &ids)
+                .await
+                .unwrap_or_default()
+                .iter()
+                .map(|c| (c.id, contact_label(c)))
+                .collect();
             for r in found.data {
-                // The contact as a person knows it (an erased contact: its id only).
-                let contact =
-                    palisade_core::contacts::get(s, p, ContactId::from_uuid(r.contact_id))
-                        .await
-                        .map(|c| contact_label(&c))
-                        .unwrap_or_else(|_| r.contact_id.to_string());
+                let contact = labels
+                    .get(&ContactId::from_uuid(r.contact_id))
+                    .cloned()
+                    .unwrap_or_else(|| r.contact_id.to_string());
                 let detail = match (&r.skip_reason, &r.error) {
                     (Some(reason), _) => humanise(reason),
                     (None, Some(e)) if e.code != 0 => format!("{} ({})", e.title, e.code),

@@ -321,6 +321,25 @@ pub fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> Respons
     })
 }
 
+/// A contact as a person knows it: "Name (+phone)", the WhatsApp profile name when it has no
+/// name, else the phone.
+pub(crate) fn contact_label(c: &palisade_domain::contact::Contact) -> String {
+    c.name
+        .as_ref()
+        .map(|n| n.as_str().to_owned())
+        .or_else(|| c.wa_profile_name.clone())
+        .map(|n| format!("{n} ({})", c.phone.as_str()))
+        .unwrap_or_else(|| c.phone.as_str().to_owned())
+}
+
+/// Each choice's label by its value (to show a stored value as its option reads).
+pub(crate) fn label_map(choices: &[Choice]) -> std::collections::HashMap<String, String> {
+    choices
+        .iter()
+        .map(|c| (c.value.clone(), c.label.clone()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

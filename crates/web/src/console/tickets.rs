@@ -11,8 +11,8 @@
 //! the session cookie opens.
 
 use super::page::{
-    app_error, bad_query, field_lines, filter_query, non_blank, query_id, render, render_with,
-    Choice, Chrome, Nav,
+    app_error, bad_query, contact_label, field_lines, filter_query, label_map, non_blank, query_id,
+    render, render_with, Choice, Chrome, Nav,
 };
 use super::Viewer;
 use crate::AppState;
@@ -95,22 +95,6 @@ async fn people(s: &Services, p: &Principal) -> Vec<Choice> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn name_map(people: &[Choice]) -> HashMap<String, String> {
-    people
-        .iter()
-        .map(|c| (c.value.clone(), c.label.clone()))
-        .collect()
-}
-
-fn contact_label(c: &palisade_domain::contact::Contact) -> String {
-    c.name
-        .as_ref()
-        .map(|n| n.as_str().to_owned())
-        .or_else(|| c.wa_profile_name.clone())
-        .map(|n| format!("{n} ({})", c.phone.as_str()))
-        .unwrap_or_else(|| c.phone.as_str().to_owned())
 }
 
 /// A contact's name as a person knows it (empty when it cannot be read).
@@ -208,7 +192,7 @@ async fn list(
         Err(r) => return r,
     };
     let people = people(s, p).await;
-    let names = name_map(&people);
+    let names = label_map(&people);
     let mut page = ListPage {
         chrome: Chrome::new(s, &viewer, "Tickets", Nav::Tickets),
         rows: Vec::new(),
@@ -462,7 +446,7 @@ async fn show(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Stri
         Err(e) => return app_error(e),
     };
     let people = people(s, p).await;
-    let names = name_map(&people);
+    let names = label_map(&people);
     let name_of = |u: Option<UserId>| {
         u.and_then(|u| names.get(&u.to_string()).cloned())
             .unwrap_or_default()
