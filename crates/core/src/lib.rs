@@ -63,6 +63,9 @@ pub struct Services {
     pub storage: Arc<storage::Storage>,
     /// Wakes this node's media worker when new media messages were stored.
     pub media_downloads: Arc<tokio::sync::Notify>,
+    /// Wakes this node's WhatsApp sender when an interactive message (a person's reply, not a
+    /// campaign's) was queued.
+    pub outbound_sends: Arc<tokio::sync::Notify>,
     /// Wakes this node's mail worker when mails were queued.
     pub mail_outbox: Arc<tokio::sync::Notify>,
     /// Wakes this node's platform alert webhook worker (an alert was queued for it).
@@ -117,6 +120,7 @@ impl Services {
             ),
             storage: Arc::new(storage::Storage::local(settings.storage_dir.clone())),
             media_downloads: Arc::new(tokio::sync::Notify::new()),
+            outbound_sends: Arc::new(tokio::sync::Notify::new()),
             mail_outbox: Arc::new(tokio::sync::Notify::new()),
             alert_webhooks: Arc::new(tokio::sync::Notify::new()),
             detector: Arc::default(),

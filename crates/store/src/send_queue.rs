@@ -126,6 +126,32 @@ pub async fn claim_sends(
     .await
 }
 
+/// [`claim_sends`] of one priority only: the sender claims a few campaign sends at a time,
+/// each batch after checking for interactive ones, so a person's reply queued while a campaign
+/// is sending waits for at most one small batch.
+pub async fn claim_sends_of(
+    tx: &mut Tx<SystemScope>,
+    priority: SendPriority,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<QueuedSend>> {
+    let only = match priority {
+        SendPriority::Interactive => "priority = 0",
+        SendPriority::Bulk => "priority = 1",
+    };
+    crate::lease::claim_due(
+        tx,
+        "whatsapp_outbound_queue",
+        Some(only),
+        None,
+        now,
+        lease_until,
+        limit,
+    )
+    .await
+}
+
 /// What the sender needs: the message and its recipient (`wa_id`, or the phone's digits).
 pub async fn send_job(
     tx: &mut Tx<SystemScope>,

@@ -547,6 +547,11 @@ pub async fn queue_message_with(
         created_at: now,
     };
     send_queue::insert_outbound_with(uow.tx(), &m, priority).await?;
+    if priority == SendPriority::Interactive {
+        // A person is waiting for this one: the sender starts a round once it is committed
+        // instead of at its next tick.
+        uow.after_commit(|s| s.outbound_sends.notify_one());
+    }
     if let Some(a) = sent_file {
         palisade_store::outbound_media::insert(
             uow.tx(),

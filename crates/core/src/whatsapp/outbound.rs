@@ -27,7 +27,7 @@ use crate::error::code;
 use crate::worker::Next;
 use crate::{AppResult, Services, SystemActor, UnitOfWork};
 use palisade_domain::{ConnectionId, ConnectionStatus};
-use palisade_store::send_queue::{self as store, QueuedSend};
+use palisade_store::send_queue::{self as store, QueuedSend, SendPriority};
 use palisade_store::whatsapp_connections as connections;
 use palisade_store::SystemScope;
 use serde_json::{json, Value};
@@ -37,6 +37,9 @@ use time::Duration;
 /// Transient failures are retried this many times in all, then the message fails.
 pub const MAX_ATTEMPTS: i64 = 8;
 const BATCH: i64 = 50;
+/// Campaign sends claimed at once: between two such batches the sender looks for people's
+/// replies again.
+const BULK_BATCH: i64 = 10;
 /// How long a claimed send is hidden from other senders.
 const LEASE: Duration = Duration::minutes(2);
 
@@ -47,12 +50,19 @@ pub fn backoff(attempts: i64) -> Duration {
     Duration::seconds(4_i64.pow(n).min(900))
 }
 
-/// The sender: sends whatever is due, every `every`.
+/// The sender: sends whatever is due, every `every`, and at once when a person's message was
+/// queued (`Services::outbound_sends`).
 pub fn spawn_worker(s: Services, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-    crate::worker::spawn_periodic("WhatsApp sending round failed", every, None, move || {
-        let s = s.clone();
-        async move { send_pending(&s).await.map(|_| Next::Wait) }
-    })
+    let wake = s.outbound_sends.clone();
+    crate::worker::spawn_periodic(
+        "WhatsApp sending round failed",
+        every,
+        Some(wake),
+        move || {
+            let s = s.clone();
+            async move { send_pending(&s).await.map(|_| Next::Wait) }
+        },
+    )
 }
 
 /// How long a campaign send is held back, without an attempt, once its connection was refused
@@ -90,7 +100,16 @@ pub async fn send_pending(s: &Services) -> AppResult<usize> {
         )
         .await?;
         let now = uow.now();
-        let mut claimed = store::claim_sends(uow.tx(), now, now + LEASE, BATCH).await?;
+        // People's replies first, a full batch; campaign sends a few at a time, so a reply
+        // queued while a campaign is sending waits for at most [`BULK_BATCH`] of them.
+        let mut claimed =
+            store::claim_sends_of(uow.tx(), SendPriority::Interactive, now, now + LEASE, BATCH)
+                .await?;
+        if claimed.is_empty() {
+            claimed =
+                store::claim_sends_of(uow.tx(), SendPriority::Bulk, now, now + LEASE, BULK_BATCH)
+                    .await?;
+        }
         uow.commit().await?;
         // Ids are UUID v7: messages go out in the order they were written (RETURNING does not
         // promise the claim's order, and a backlog, e.g. after a suspension, is claimed at once).

@@ -207,7 +207,9 @@ async fn sim_media(f: &WhatsAppFixture, media_id: &str) -> Value {
 }
 
 async fn an_uploaded_file_is_sent_as_whatsapp_media_once_uploaded(db: Db) {
-    let f = whatsapp_fixture(db).await;
+    // The sender's worker is off (it would take the message at once: it is woken when a
+    // person's message is queued); the test runs its rounds.
+    let f = whatsapp_fixture_with(db, |c| c.outbound_worker_interval_ms = 0).await;
     let t = &f.owner.access_token;
     let conv = conversation(&f).await;
     let bytes = png();

@@ -2,7 +2,7 @@
 //! queued durably, sent through the Graph API (the simulator), and its status follows Meta's
 //! status webhooks. The 24-hour customer service window is enforced before anything is queued.
 
-use crate::support::{whatsapp_fixture, WhatsAppFixture};
+use crate::support::{whatsapp_fixture_with, WhatsAppFixture};
 use palisade_testkit::Db;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -14,7 +14,8 @@ both!(
     graph_errors_fail_permanently_or_are_retried,
     who_may_send,
     conversations_are_assigned_labelled_resolved_and_noted,
-    media_and_interactive_messages_are_sent
+    media_and_interactive_messages_are_sent,
+    an_agents_reply_is_sent_at_once_not_at_the_senders_next_tick
 );
 
 /// The shared WhatsApp fixture, with this module's helpers on top.
@@ -33,8 +34,11 @@ impl std::ops::DerefMut for Setup {
     }
 }
 
+/// The sender's worker is off: these tests run its rounds themselves (`send_pending`), so a
+/// queued message stays queued until they do (the worker would take an agent's message at
+/// once: it is woken when one is queued).
 async fn setup(db: Db) -> Setup {
-    Setup(whatsapp_fixture(db).await)
+    Setup(whatsapp_fixture_with(db, |c| c.outbound_worker_interval_ms = 0).await)
 }
 
 impl Setup {
@@ -612,4 +616,33 @@ async fn media_and_interactive_messages_are_sent(db: Db) {
             r.body
         );
     }
+}
+
+/// The sender is woken when a person's message is queued: with its timer at a minute, a reply
+/// still reaches Meta (the simulator) within a couple of seconds.
+async fn an_agents_reply_is_sent_at_once_not_at_the_senders_next_tick(db: Db) {
+    let s = Setup(whatsapp_fixture_with(db, |c| c.outbound_worker_interval_ms = 60_000).await);
+    let conv = s.customer_writes("Hello, is my order ready?").await;
+    // The sender's round at start is long over; its next tick is a minute away.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = std::time::Instant::now();
+    let r = s
+        .app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            Some(&s.owner.access_token),
+            text("Yes, it ships today."),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    while s.sent().await.is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the reply waited for the sender's timer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sent = s.sent().await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["body"]["text"]["body"], "Yes, it ships today.");
 }
