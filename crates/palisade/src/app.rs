@@ -456,6 +456,15 @@ impl Application {
                 self.mail_worker_interval,
             )
         });
+        // PostgreSQL's message counts, appended by the trigger on `messages`, folded into the
+        // analytics rollups about once a second (migration 0038; readers add what is pending).
+        let count_folder = (self.services.store.backend() == palisade_store::Backend::Postgres)
+            .then(|| {
+                palisade_core::analytics::spawn_count_folder(
+                    self.services.clone(),
+                    Duration::from_secs(1),
+                )
+            });
         // Processed webhook bodies past their retention are dropped, in bounded batches.
         let retention = palisade_core::whatsapp::retention::spawn_worker(
             self.services.clone(),
@@ -531,6 +540,9 @@ impl Application {
         }
         retention.abort();
         login_history.abort();
+        if let Some(w) = count_folder {
+            w.abort();
+        }
         if let Some(w) = backups {
             w.abort();
         }

@@ -21,7 +21,7 @@
 //! which has no such aggregate, numbers the ordered values with a window function and returns
 //! only the (at most four) rows around each rank, which [`interpolate`] combines.
 
-use crate::{Backend, Query, Result, TenantScope, Tx};
+use crate::{Backend, Query, Result, SystemScope, TenantScope, Tx};
 use palisade_domain::{ConnectionId, UserId};
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -187,12 +187,78 @@ enum Rollup {
 }
 
 impl Rollup {
-    fn table(self) -> &'static str {
-        match self {
-            Rollup::QuarterHours => "message_counts",
-            Rollup::Hours => "message_counts_hourly",
+    /// What to read the rollup from (as `FROM {table} c`): on PostgreSQL the rollup and the
+    /// counts not yet folded into it (`message_count_deltas`, migration 0038), so that a count
+    /// is complete as soon as its messages commit.
+    fn table(self, db: Backend) -> &'static str {
+        match (db, self) {
+            (Backend::Sqlite, Rollup::QuarterHours) => "message_counts",
+            (Backend::Sqlite, Rollup::Hours) => "message_counts_hourly",
+            (Backend::Postgres, Rollup::QuarterHours) => {
+                "(SELECT tenant_id, slot, connection_id, direction, author_id, n FROM message_counts
+                  UNION ALL
+                  SELECT tenant_id, slot, connection_id, direction, author_id, n
+                  FROM message_count_deltas)"
+            }
+            (Backend::Postgres, Rollup::Hours) => {
+                "(SELECT tenant_id, slot, connection_id, direction, author_id, n
+                  FROM message_counts_hourly
+                  UNION ALL
+                  SELECT tenant_id, slot - ((slot % 3600) + 3600) % 3600 AS slot, connection_id,
+                      direction, author_id, n
+                  FROM message_count_deltas)"
+            }
         }
     }
+}
+
+/// Deltas folded per statement by [`fold_count_deltas`].
+pub const FOLD_BATCH: i64 = 10_000;
+
+/// Folds up to [`FOLD_BATCH`] of PostgreSQL's pending message counts (`message_count_deltas`,
+/// appended by the trigger on `messages`, migration 0038) into `message_counts` and
+/// `message_counts_hourly`, in one statement: the deltas are deleted and added at once, so a
+/// reader (which adds the pending deltas to the rollups) never counts one twice or misses it
+/// (PostgreSQL runs every data-modifying part of the statement to completion, read or not).
+/// Rows another node is folding are skipped. Returns how many deltas were folded; SQLite keeps
+/// its rollups directly and has none.
+pub async fn fold_count_deltas(tx: &mut Tx<SystemScope>) -> Result<u64> {
+    if tx.backend() == Backend::Sqlite {
+        return Ok(0);
+    }
+    #[derive(sqlx::FromRow)]
+    struct Folded {
+        n: i64,
+    }
+    let r: Folded = tx
+        .fetch_one(
+            Query::new(
+                "WITH picked AS MATERIALIZED (
+                     SELECT tenant_id, id FROM message_count_deltas
+                     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED),
+                 d AS (
+                     DELETE FROM message_count_deltas x USING picked p
+                     WHERE x.tenant_id = p.tenant_id AND x.id = p.id
+                     RETURNING x.tenant_id, x.slot, x.connection_id, x.direction, x.author_id, x.n),
+                 q AS (
+                     INSERT INTO message_counts AS c (tenant_id, slot, connection_id, direction, author_id, n)
+                     SELECT tenant_id, slot, connection_id, direction, author_id, SUM(n)
+                     FROM d GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+                     ON CONFLICT (tenant_id, slot, connection_id, direction, author_id)
+                         DO UPDATE SET n = c.n + EXCLUDED.n),
+                 h AS (
+                     INSERT INTO message_counts_hourly AS c (tenant_id, slot, connection_id, direction, author_id, n)
+                     SELECT tenant_id, slot - ((slot % 3600) + 3600) % 3600, connection_id,
+                         direction, author_id, SUM(n)
+                     FROM d GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+                     ON CONFLICT (tenant_id, slot, connection_id, direction, author_id)
+                         DO UPDATE SET n = c.n + EXCLUDED.n)
+                 SELECT COUNT(*) AS n FROM d",
+            )
+            .bind(FOLD_BATCH),
+        )
+        .await?;
+    Ok(u64::try_from(r.n).unwrap_or(0))
 }
 
 /// `$1` tenant and, when the range is on one number, `$2` with its condition on `alias`.
@@ -227,7 +293,7 @@ async fn slot_counts(
     if slots.is_empty() {
         return Ok(Vec::new());
     }
-    let table = rollup.table();
+    let table = rollup.table(tx.backend());
     let (q, on_number) = tenant_and_number(tx.scope().tenant_id(), range, "c");
     let sums = "CAST(COALESCE(SUM(CASE WHEN c.direction = 'inbound' THEN c.n ELSE 0 END), 0) AS bigint) AS a,
          CAST(COALESCE(SUM(CASE WHEN c.direction = 'outbound' THEN c.n ELSE 0 END), 0) AS bigint) AS b";
@@ -641,7 +707,7 @@ pub async fn agent_counts(tx: &mut Tx<TenantScope>, range: &Range) -> Result<Vec
         .chain(whole.slots.iter().map(|s| (Rollup::QuarterHours, s)));
     for (rollup, (_, lo, hi)) in rollups {
         let (q, on_number) = tenant_and_number(tenant, range, "c");
-        let table = rollup.table();
+        let table = rollup.table(tx.backend());
         let sql = format!(
             "SELECT c.author_id AS g, CAST(SUM(c.n) AS bigint) AS n FROM {table} c
              WHERE c.tenant_id = $1 AND c.slot >= {lo} AND c.slot < {hi}

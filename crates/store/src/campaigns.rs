@@ -14,7 +14,7 @@ use palisade_domain::{
     CampaignId, CampaignStatus, ConnectionId, ContactId, MessageId, TenantId, UserId,
 };
 use sqlx::types::Json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -331,24 +331,27 @@ pub struct Counts {
     pub replied: i64,
 }
 
-/// The shown status of a recipient row `r` joined to its message `m`.
+/// The shown status of a recipient row `r`: its message's status is kept on the row
+/// (`message_status`, migration 0037).
 const SHOWN: &str = "CASE WHEN r.status = 'skipped' THEN 'skipped'
                           WHEN r.status = 'pending' THEN 'queued'
-                          WHEN m.status IS NULL THEN 'sent'
-                          ELSE m.status END";
+                          ELSE COALESCE(r.message_status, 'sent') END";
 
 pub async fn counts(tx: &mut Tx<TenantScope>, id: CampaignId) -> Result<Counts> {
     #[derive(sqlx::FromRow)]
     struct Row {
         shown: String,
         n: i64,
+        replied: i64,
     }
     let tenant = tx.scope().tenant_id();
+    // One row per recipient, no join: the message's status and the first reply are kept on the
+    // recipient's row by triggers on `messages` (migration 0037).
     let rows: Vec<Row> = tx
         .fetch_all(
             Query::new(format!(
-                "SELECT {SHOWN} AS shown, COUNT(*) AS n FROM campaign_recipients r
-                 LEFT JOIN messages m ON m.tenant_id = r.tenant_id AND m.id = r.message_id
+                "SELECT {SHOWN} AS shown, COUNT(*) AS n, COUNT(r.replied_at) AS replied
+                 FROM campaign_recipients r
                  WHERE r.tenant_id = $1 AND r.campaign_id = $2
                  GROUP BY 1"
             ))
@@ -358,41 +361,66 @@ pub async fn counts(tx: &mut Tx<TenantScope>, id: CampaignId) -> Result<Counts> 
         .await?;
     let mut c = Counts::default();
     for r in rows {
-        c.targeted += r.n;
-        match r.shown.as_str() {
-            "skipped" => c.skipped += r.n,
-            "queued" => c.queued += r.n,
-            "delivered" => c.delivered += r.n,
-            "read" => c.read += r.n,
-            "failed" => c.failed += r.n,
-            _ => c.sent += r.n,
-        }
+        c.add(&r.shown, r.n, r.replied);
     }
-    #[derive(sqlx::FromRow)]
-    struct Replied {
-        n: i64,
-    }
-    let replied: Replied = tx
-        .fetch_one(
-            Query::new(
-                "SELECT COUNT(*) AS n FROM campaign_recipients r
-                 JOIN messages m ON m.tenant_id = r.tenant_id AND m.id = r.message_id
-                 WHERE r.tenant_id = $1 AND r.campaign_id = $2 AND r.status = 'dispatched'
-                   AND EXISTS (SELECT 1 FROM messages i
-                               WHERE i.tenant_id = m.tenant_id
-                                 AND i.conversation_id = m.conversation_id
-                                 AND i.direction = 'inbound' AND i.created_at > m.created_at)",
-            )
-            .bind(tenant)
-            .bind(id),
-        )
-        .await?;
-    c.replied = replied.n;
     Ok(c)
 }
 
+impl Counts {
+    /// Adds `n` recipients shown as `shown`, `replied` of whom answered.
+    fn add(&mut self, shown: &str, n: i64, replied: i64) {
+        self.targeted += n;
+        self.replied += replied;
+        match shown {
+            "skipped" => self.skipped += n,
+            "queued" => self.queued += n,
+            "delivered" => self.delivered += n,
+            "read" => self.read += n,
+            "failed" => self.failed += n,
+            _ => self.sent += n,
+        }
+    }
+}
+
+/// [`counts`] of each of `ids` (the tenant's), in one grouped query (a few on SQLite for a long
+/// list). A campaign without recipients is not in the map.
+pub async fn counts_many(
+    tx: &mut Tx<TenantScope>,
+    ids: &[CampaignId],
+) -> Result<HashMap<CampaignId, Counts>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        campaign_id: Uuid,
+        shown: String,
+        n: i64,
+        replied: i64,
+    }
+    let tenant = tx.scope().tenant_id();
+    let ids: Vec<Uuid> = ids.iter().map(CampaignId::as_uuid).collect();
+    let db = tx.backend();
+    let mut out: HashMap<CampaignId, Counts> = HashMap::new();
+    for chunk in crate::query::member_chunks(db, &ids) {
+        let q = Query::new(format!(
+            "SELECT r.campaign_id, {SHOWN} AS shown, COUNT(*) AS n,
+                 COUNT(r.replied_at) AS replied
+             FROM campaign_recipients r
+             WHERE r.tenant_id = $1 AND {}
+             GROUP BY 1, 2",
+            crate::query::member_of(db, "r.campaign_id", 2, chunk.len())
+        ))
+        .bind(tenant)
+        .bind_members(db, chunk);
+        for r in tx.fetch_all::<Row>(q).await? {
+            out.entry(r.campaign_id.into())
+                .or_default()
+                .add(&r.shown, r.n, r.replied);
+        }
+    }
+    Ok(out)
+}
+
 /// The campaign's failed messages by Meta's error code and title: `(code, title, count)`,
-/// most frequent first.
+/// most frequent first (a failed message removed since counts as code 0, `unknown`).
 pub async fn failures(tx: &mut Tx<TenantScope>, id: CampaignId) -> Result<Vec<(i64, String, i64)>> {
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -403,8 +431,8 @@ pub async fn failures(tx: &mut Tx<TenantScope>, id: CampaignId) -> Result<Vec<(i
         .fetch_all(
             Query::new(
                 "SELECT m.error FROM campaign_recipients r
-                 JOIN messages m ON m.tenant_id = r.tenant_id AND m.id = r.message_id
-                 WHERE r.tenant_id = $1 AND r.campaign_id = $2 AND m.status = 'failed'",
+                 LEFT JOIN messages m ON m.tenant_id = r.tenant_id AND m.id = r.message_id
+                 WHERE r.tenant_id = $1 AND r.campaign_id = $2 AND r.message_status = 'failed'",
             )
             .bind(tenant)
             .bind(id),
@@ -646,7 +674,8 @@ pub async fn pending(
     Ok(rows.into_iter().map(|r| r.contact_id.into()).collect())
 }
 
-/// Hands a pending recipient to this unit of work: `dispatched` with `message_id`. `false`
+/// Hands a pending recipient to this unit of work: `dispatched` with `message_id` (stored
+/// first, in the same transaction: its conversation and status are copied to the row). `false`
 /// when it was not pending any more (another dispatcher took it, or the campaign's recipient
 /// went away): the caller does nothing.
 pub async fn claim_recipient(
@@ -660,7 +689,11 @@ pub async fn claim_recipient(
     Ok(tx
         .execute(
             Query::new(
-                "UPDATE campaign_recipients SET status = 'dispatched', message_id = $4, updated_at = $5
+                "UPDATE campaign_recipients SET status = 'dispatched', message_id = $4, updated_at = $5,
+                     conversation_id = (SELECT m.conversation_id FROM messages m
+                                        WHERE m.tenant_id = $1 AND m.id = $4),
+                     message_status = (SELECT m.status FROM messages m
+                                       WHERE m.tenant_id = $1 AND m.id = $4)
                  WHERE tenant_id = $1 AND campaign_id = $2 AND contact_id = $3 AND status = 'pending'",
             )
             .bind(tenant)

@@ -4,7 +4,7 @@
 //! with their send-queue row (`send_queue`).
 
 use crate::media::MessageMedia;
-use crate::query::{member_chunks, member_of, placeholders, tenant_is};
+use crate::query::{member_chunks, member_of, tenant_is};
 use crate::{Backend, Query, Result, StoreError, SystemScope, TenantScope, Tx};
 use palisade_domain::{
     ConnectionId, ConversationId, MessageDirection, MessageId, MessageKind, MessageStatus,
@@ -205,17 +205,20 @@ pub async fn insert_messages(
         .bind(list.iter().map(|m| m.sent_at).collect::<Vec<_>>())
         .bind(list.iter().map(|m| Some(m.created_at)).collect::<Vec<_>>())
         .bind(list.iter().map(|m| Some(m.created_at)).collect::<Vec<_>>());
-        return all(tx.fetch_all(q).await?);
+        let stored = all(tx.fetch_all(q).await?)?;
+        stamp_campaign_replies(tx, &stored).await?;
+        return Ok(stored);
     }
-    // SQLite: small statements. sqlx asks SQLite for each parameter's name when binding, and
-    // SQLite finds it by a linear walk, so binding is quadratic in the parameter count: at 200
-    // rows (3,000 parameters) a quarter of the server's time went to that lookup.
+    // SQLite: anonymous `?` parameters, bound in order. sqlx asks SQLite for each parameter's
+    // name when binding, and SQLite finds a named or numbered one (`$7`, `?7`) by a linear walk
+    // of the statement's list of names, so binding `$N` parameters is quadratic in their count:
+    // at 200 rows (3,000 parameters) a quarter of the server's time went to that lookup, and at
+    // 25 rows still 5% of it under the ingest benchmark (`perf`, 2026-12-07). A statement of
+    // `?` alone has no such list: each lookup answers at once.
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     let mut stored = Vec::with_capacity(list.len());
-    for chunk in list.chunks(25) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for i in 0..chunk.len() {
-            rows.push(format!("({})", placeholders(i * 15 + 1, 15)));
-        }
+    for chunk in list.chunks(50) {
+        let rows = vec![ROW; chunk.len()];
         let mut q = Query::new(format!(
             "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {}
              ON CONFLICT (wamid, connection_id, tenant_id) DO NOTHING
@@ -243,6 +246,59 @@ pub async fn insert_messages(
         stored.extend(all(tx.fetch_all(q).await?)?);
     }
     Ok(stored)
+}
+
+/// PostgreSQL: the campaign recipients waiting for a reply in the conversations of `stored`'s
+/// inbound messages get the first of them later than their campaign message (`replied_at`,
+/// migration 0037). One statement per batch: as a row trigger on `messages` it was one function
+/// call per message and halved the ingest rate; as a statement trigger the planner, without
+/// statistics for the inserted rows, joined them to every message. Here the conversations come
+/// as an array and each recipient found is probed by its key. (SQLite: a row trigger, cheap
+/// there.)
+async fn stamp_campaign_replies(tx: &mut Tx<SystemScope>, stored: &[Message]) -> Result<()> {
+    let inbound: Vec<&Message> = stored
+        .iter()
+        .filter(|m| m.direction == MessageDirection::Inbound)
+        .collect();
+    if inbound.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        Query::new(
+            "UPDATE campaign_recipients r SET replied_at = x.at
+             FROM (SELECT w.tenant_id, w.campaign_id, w.contact_id, MIN(v.at) AS at
+                   FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[])
+                       AS v(tenant_id, conversation_id, at)
+                   JOIN campaign_recipients w
+                       ON w.tenant_id = v.tenant_id AND w.conversation_id = v.conversation_id
+                      AND w.replied_at IS NULL AND w.conversation_id IS NOT NULL
+                   WHERE v.at > (SELECT m.created_at FROM messages m
+                                 WHERE m.tenant_id = w.tenant_id AND m.id = w.message_id)
+                   GROUP BY 1, 2, 3) x
+             WHERE r.tenant_id = x.tenant_id AND r.campaign_id = x.campaign_id
+               AND r.contact_id = x.contact_id",
+        )
+        .bind(
+            inbound
+                .iter()
+                .map(|m| m.tenant_id.as_uuid())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            inbound
+                .iter()
+                .map(|m| m.conversation_id.as_uuid())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            inbound
+                .iter()
+                .map(|m| Some(m.created_at))
+                .collect::<Vec<_>>(),
+        ),
+    )
+    .await?;
+    Ok(())
 }
 
 /// The rank of a message's `status`, as SQL: built once from [`MessageStatus`], the one place

@@ -355,14 +355,43 @@ pub async fn campaigns(
         500,
     )
     .await?;
-    let mut out = Vec::with_capacity(list.len());
-    for c in list {
-        let n = palisade_store::campaigns::counts(&mut tx, c.id).await?;
-        out.push(CampaignFunnelView::new(&c, &n));
-    }
+    let ids: Vec<_> = list.iter().map(|c| c.id).collect();
+    let counts = palisade_store::campaigns::counts_many(&mut tx, &ids).await?;
+    let out = list
+        .iter()
+        .map(|c| CampaignFunnelView::new(c, &counts.get(&c.id).cloned().unwrap_or_default()))
+        .collect();
     Ok(CampaignsAnalyticsView {
         period: view::PeriodView::from(&period),
         campaigns: out,
+    })
+}
+
+/// PostgreSQL's message counts appended by the trigger on `messages` (migration 0038) folded
+/// into the rollups, by this node's worker ([`spawn_count_folder`]); a full batch asks for
+/// another round at once. Readers add what is not folded yet, so this only keeps the pending
+/// table small. SQLite has nothing to fold.
+pub async fn fold_counts(s: &Services) -> AppResult<crate::worker::Next> {
+    let mut tx = s
+        .store
+        .begin(palisade_store::SystemScope::new("analytics.fold_counts"))
+        .await?;
+    let n = store::fold_count_deltas(&mut tx).await?;
+    tx.commit().await?;
+    Ok(
+        if n >= u64::try_from(store::FOLD_BATCH).unwrap_or(u64::MAX) {
+            crate::worker::Next::Again
+        } else {
+            crate::worker::Next::Wait
+        },
+    )
+}
+
+/// The worker of [`fold_counts`], every `every` (PostgreSQL only: the server starts it there).
+pub fn spawn_count_folder(s: Services, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    crate::worker::spawn_periodic("folding message counts failed", every, None, move || {
+        let s = s.clone();
+        async move { fold_counts(&s).await }
     })
 }
 

@@ -7,18 +7,23 @@
 use crate::harness::{now, scope, Db, Fixture, TestStore};
 use palisade_domain::campaign::Audience;
 use palisade_domain::consent::Consent;
-use palisade_domain::{CampaignId, CampaignStatus, ContactId, MessageId, TenantId};
+use palisade_domain::{
+    CampaignId, CampaignStatus, ContactId, MessageDirection, MessageId, MessageKind, MessageStatus,
+    TenantId,
+};
 use palisade_store::campaigns::{self, Campaign, Counts};
 use palisade_store::contacts;
+use palisade_store::messages::{self, NewMessage};
 use palisade_store::send_queue::{self, NewOutbound, SendPriority};
 use std::collections::HashSet;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 both!(
     the_audience_is_written_once_with_skip_reasons,
     a_recipient_is_claimed_by_exactly_one_of_two_dispatchers,
     a_running_campaign_is_leased_by_one_node_at_a_time,
     counts_follow_the_messages_and_failures_group_by_code,
+    the_funnel_follows_status_changes_and_replies_after_the_message,
     another_tenant_sees_and_claims_nothing,
 );
 
@@ -378,6 +383,117 @@ async fn counts_follow_the_messages_and_failures_group_by_code(db: Db) {
         .await
         .unwrap());
     tx.commit().await.unwrap();
+}
+
+/// A customer's message in `message`'s conversation, stored as the inbound pipeline does, at
+/// `at`.
+async fn customer_writes(t: &TestStore, f: &Fixture, message: MessageId, at: OffsetDateTime) {
+    let mut tx = t.tenant(f.tenant).await;
+    let m = messages::find_message(&mut tx, message)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(tx);
+    let mut tx = t.system().await;
+    messages::insert_messages(
+        &mut tx,
+        &[NewMessage {
+            id: MessageId::new(),
+            tenant_id: f.tenant,
+            conversation_id: m.conversation_id,
+            connection_id: f.connection,
+            wamid: format!("wamid.in.{}", MessageId::new()),
+            direction: MessageDirection::Inbound,
+            kind: MessageKind::Text,
+            body: serde_json::json!({"type": "text", "text": {"body": "Yes please"}}),
+            text: Some("Yes please".into()),
+            status: MessageStatus::Received,
+            error: None,
+            context_wamid: None,
+            sent_at: None,
+            created_at: at,
+        }],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// The counts read the recipient rows alone (migration 0037): a status webhook's change of
+/// the message moves its recipient, a customer's message after the campaign's counts as a
+/// reply once, one from before it does not, and the counts of several campaigns at once agree
+/// with each campaign's own.
+async fn the_funnel_follows_status_changes_and_replies_after_the_message(db: Db) {
+    let t = TestStore::new(db).await;
+    let f = t.conversation_fixture("6055505").await;
+    let all = contacts_of(&t, &f, 2).await;
+    let id = running_campaign(&t, &f).await;
+    materialise(&t, &f, id, false).await;
+    let mut sent = Vec::new();
+    for &c in &all {
+        sent.push(dispatch(&t, &f, id, c).await.unwrap());
+    }
+    let mut tx = t.system().await;
+    for (i, m) in sent.iter().enumerate() {
+        send_queue::mark_sent(&mut tx, f.tenant, *m, &format!("wamid.C{i}"), now())
+            .await
+            .unwrap();
+    }
+    for status in [MessageStatus::Delivered, MessageStatus::Read] {
+        assert!(messages::advance_status(
+            &mut tx,
+            f.tenant,
+            f.connection,
+            "wamid.C0",
+            status,
+            None,
+            now()
+        )
+        .await
+        .unwrap());
+    }
+    assert!(messages::advance_status(
+        &mut tx,
+        f.tenant,
+        f.connection,
+        "wamid.C1",
+        MessageStatus::Delivered,
+        None,
+        now()
+    )
+    .await
+    .unwrap());
+    tx.commit().await.unwrap();
+    let c = counts(&t, f.tenant, id).await;
+    assert_eq!(
+        (c.targeted, c.queued, c.sent, c.delivered, c.read, c.replied),
+        (3, 0, 1, 1, 1, 0),
+        "{c:?}"
+    );
+
+    // Written before the campaign's message (a late webhook): not a reply. After it: one reply
+    // however many messages follow.
+    customer_writes(&t, &f, sent[0], now() - Duration::minutes(5)).await;
+    assert_eq!(counts(&t, f.tenant, id).await.replied, 0);
+    customer_writes(&t, &f, sent[0], now() + Duration::minutes(1)).await;
+    customer_writes(&t, &f, sent[0], now() + Duration::minutes(2)).await;
+    customer_writes(&t, &f, sent[2], now() + Duration::minutes(3)).await;
+    let c = counts(&t, f.tenant, id).await;
+    assert_eq!((c.replied, c.read, c.sent), (2, 1, 1), "{c:?}");
+
+    let mut tx = t.store.begin_read(scope(f.tenant)).await.unwrap();
+    let many = campaigns::counts_many(&mut tx, &[id, CampaignId::new()])
+        .await
+        .unwrap();
+    assert_eq!(many.len(), 1, "a campaign without recipients is not there");
+    assert_eq!(many.get(&id), Some(&c));
+    let replied_to = campaigns::recipients(&mut tx, id, Some("read"), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        replied_to.iter().map(|r| r.contact_id).collect::<Vec<_>>(),
+        vec![all[0]]
+    );
 }
 
 async fn another_tenant_sees_and_claims_nothing(db: Db) {

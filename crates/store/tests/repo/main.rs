@@ -66,6 +66,7 @@ macro_rules! claim_twice {
 
 mod harness;
 
+mod analytics;
 mod api_keys;
 mod audit;
 mod campaigns;
