@@ -95,6 +95,25 @@ end
 return 1
 ";
 
+/// A count over a sliding window kept in one hash: a field per bucket (its number), the
+/// buckets older than `ARGV[2]` dropped. Adds `ARGV[3]` to bucket `ARGV[1]`, keeps the hash
+/// `ARGV[4]` ms, and returns the sum before the addition.
+const WINDOW_ADD: &str = r"
+local oldest = tonumber(ARGV[2])
+local before = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if tonumber(all[i]) < oldest then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    before = before + tonumber(all[i + 1])
+  end
+end
+redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return before
+";
+
 /// Whether a URL is one the Redis client accepts (`redis://`, `rediss://`, `unix://`).
 pub fn check_url(url: &str) -> Result<(), String> {
     // The parser's message may quote the URL, and the URL may hold a password: not shown.
@@ -160,6 +179,7 @@ pub struct Redis {
     gcra: redis::Script,
     gcra_give_back: redis::Script,
     usage_add: redis::Script,
+    window_add: redis::Script,
     started: Instant,
     /// Milliseconds since `started` before which Redis is not asked (after a failure); 0 while
     /// it answers.
@@ -198,6 +218,7 @@ impl Redis {
             gcra: redis::Script::new(GCRA),
             gcra_give_back: redis::Script::new(GCRA_GIVE_BACK),
             usage_add: redis::Script::new(USAGE_ADD),
+            window_add: redis::Script::new(WINDOW_ADD),
             started: Instant::now(),
             retry_at: AtomicU64::new(0),
             down: AtomicBool::new(false),
@@ -338,6 +359,35 @@ impl Redis {
         })
         .await
         .is_some()
+    }
+
+    /// Adds `n` to the deployment's count `key` in bucket `bucket` and returns what the buckets
+    /// from `oldest` on held before: a sliding window shared by the nodes, to the width of a
+    /// bucket. The key lives `ttl` after its last addition. `None` when Redis did not answer
+    /// (the caller counts on its own).
+    pub async fn window_add(
+        &self,
+        key: &str,
+        bucket: i64,
+        oldest: i64,
+        n: u64,
+        ttl: Duration,
+    ) -> Option<u64> {
+        let key = self.key(key);
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let before: i64 = self
+            .ask("shared counter", |mut c| async move {
+                self.window_add
+                    .key(key)
+                    .arg(bucket)
+                    .arg(oldest)
+                    .arg(n)
+                    .arg(ms)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Some(u64::try_from(before).unwrap_or(0))
     }
 
     /// Whether Redis answers a `PING` now (for `/readyz`). Always asks, whatever the back-off.

@@ -576,8 +576,14 @@ fn credential_subject(p: &Principal) -> (&'static str, String, Option<String>) {
     }
 }
 
+/// The width of a bucket of the shared read counter (the window is counted to this width).
+const READ_BUCKET_SECONDS: i64 = 10;
+
 /// Counts `n` contacts or messages read by `p` through the API; past
-/// `PALISADE_DETECT_READ_RECORDS` within the window, raises `mass_data_access`.
+/// `PALISADE_DETECT_READ_RECORDS` within the window, raises `mass_data_access`. With Redis the
+/// count is the deployment's (every node's reads of the credential, in 10-second buckets);
+/// while Redis does not answer, this node's own (counted in
+/// `palisade_redis_fallbacks_total{limit="detect_reads"}`).
 pub fn records_read(s: &Services, p: &Principal, n: usize) {
     if n == 0 {
         return;
@@ -587,8 +593,9 @@ pub fn records_read(s: &Services, p: &Principal, n: usize) {
     };
     let now = s.now();
     let since = now - window(s);
-    let total = {
-        let mut entry = s.detector.reads.entry(credential_key(p)).or_default();
+    let key = credential_key(p);
+    let local = {
+        let mut entry = s.detector.reads.entry(key.clone()).or_default();
         while entry.front().is_some_and(|(at, _)| *at < since) {
             entry.pop_front();
         }
@@ -603,9 +610,48 @@ pub fn records_read(s: &Services, p: &Principal, n: usize) {
             .reads
             .retain(|_, q| q.back().is_some_and(|(at, _)| *at >= since));
     }
+    let subject = credential_subject(p);
+    let Some(redis) = s.redis.clone() else {
+        reads_counted(s, tenant, subject, local);
+        return;
+    };
+    let s = s.clone();
+    tokio::spawn(async move {
+        let bucket = now.unix_timestamp().div_euclid(READ_BUCKET_SECONDS);
+        let oldest = since.unix_timestamp().div_euclid(READ_BUCKET_SECONDS);
+        let ttl = std::time::Duration::try_from(window(&s))
+            .unwrap_or(std::time::Duration::from_secs(600))
+            + std::time::Duration::from_secs(60);
+        let totals = match redis
+            .window_add(
+                &format!("detect_reads:{key}"),
+                bucket,
+                oldest,
+                n as u64,
+                ttl,
+            )
+            .await
+        {
+            Some(before) => (before, before + n as u64),
+            None => {
+                crate::metrics::redis_fallback("detect_reads");
+                local
+            }
+        };
+        reads_counted(&s, tenant, subject, totals);
+    });
+}
+
+/// The read count of a credential went from `total.0` to `total.1`: raises `mass_data_access`
+/// once when it crosses the limit (and again at each further crossing of a multiple of it),
+/// not on every page past it.
+fn reads_counted(
+    s: &Services,
+    tenant: TenantId,
+    subject: (&'static str, String, Option<String>),
+    total: (u64, u64),
+) {
     let limit = s.settings.detect.read_records;
-    // Raised once when the count crosses the limit (and bumped at each further crossing of
-    // a multiple of it), not on every page past it.
     if total.1 / (limit + 1) <= total.0 / (limit + 1) || total.1 <= limit {
         return;
     }
@@ -614,7 +660,7 @@ pub fn records_read(s: &Services, p: &Principal, n: usize) {
         Some(tenant),
         AlertRule::MassDataAccess,
         AlertSeverity::High,
-        credential_subject(p),
+        subject,
         format!(
             "{} contacts or messages read through the API by one credential in the last {minutes} minutes",
             total.1

@@ -1,11 +1,12 @@
 //! Several nodes on one database and one Redis (`PALISADE_REDIS_URL`): the sign-in limit per
 //! address holds across the nodes together, revocations and suspensions reach the other node
-//! within a second (carried by Redis), and a node whose Redis is unreachable keeps limiting on
+//! within a second (carried by Redis), a credential's reads on both nodes count together for
+//! `mass_data_access`, and a node whose Redis is unreachable keeps limiting on
 //! its own and says so in `/readyz`. The realtime loop across nodes over Redis is in
 //! `realtime.rs`. Each test app has a Redis key prefix of its own (`use_redis`), so tests
 //! running at once never share a budget or a channel.
 
-use crate::support::assert_error;
+use crate::support::{assert_error, contacts_and_reader_key};
 use futures_util::StreamExt;
 use palisade_testkit::{redis_url, spawn_app_with, use_redis, Db, TestApp};
 use reqwest::StatusCode;
@@ -18,6 +19,7 @@ both_with_redis!(
     a_tenant_suspended_on_one_node_is_refused_on_the_other_within_a_second,
     readyz_reports_redis,
     api_key_usage_of_both_nodes_is_summed_in_redis_and_written_once,
+    records_read_on_both_nodes_count_together_for_mass_data_access,
 );
 
 both!(without_redis_limits_stay_per_node_and_readyz_says_so);
@@ -207,6 +209,56 @@ async fn api_key_usage_of_both_nodes_is_summed_in_redis_and_written_once(db: Db)
         .await;
     assert!(after.body["last_used_at"].is_string());
     assert_eq!(after.body["last_used_ip"], "127.0.0.1");
+}
+
+/// `mass_data_access` counts a credential's reads on every node (Redis): four contacts read
+/// on each of two nodes with a limit of five raise it, which each node alone (four) would not.
+async fn records_read_on_both_nodes_count_together_for_mass_data_access(db: Db) {
+    let a = spawn_app_with(db, |c| {
+        use_redis(c);
+        c.detect_read_records = 5;
+    })
+    .await;
+    let b = a.spawn_peer().await;
+    let owner = a.register("Acme", "owner@acme.example").await;
+    let (key, key_id) = contacts_and_reader_key(&a, &owner.access_token, "+4477009003", 4).await;
+    assert_eq!(a.get("/api/v1/contacts", &key).await.status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        mass_alerts(&a, &owner.access_token).await.is_empty(),
+        "four reads: under the limit"
+    );
+    assert_eq!(b.get("/api/v1/contacts", &key).await.status, StatusCode::OK);
+    let start = Instant::now();
+    let found = loop {
+        let found = mass_alerts(&b, &owner.access_token).await;
+        if !found.is_empty() {
+            break found;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no alert after eight reads on two nodes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(found[0]["subject"]["type"], "api_key");
+    assert_eq!(found[0]["subject"]["id"], key_id.as_str());
+    assert!(
+        found[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("8 contacts or messages"),
+        "{}",
+        found[0]["summary"]
+    );
+}
+
+async fn mass_alerts(node: &TestApp, token: &str) -> Vec<serde_json::Value> {
+    let r = node
+        .get("/api/v1/security/alerts?rule=mass_data_access", token)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body["data"].as_array().cloned().unwrap_or_default()
 }
 
 async fn total(node: &TestApp, id: &str, token: &str) -> serde_json::Value {

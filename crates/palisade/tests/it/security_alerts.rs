@@ -2,7 +2,7 @@
 //! scripted attack raises the expected alerts, by mail and signed webhook; repeats bump
 //! `occurrences`; who may read and handle alerts.
 
-use crate::support::{assert_error, create_user, login_from};
+use crate::support::{assert_error, contacts_and_reader_key, create_user, login_from};
 use crate::webhooks::{active_webhook, Receiver};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -669,25 +669,7 @@ async fn metrics_count_events_failures_and_alerts(db: Db) {
 async fn one_credential_reading_many_records_raises_mass_data_access(db: Db) {
     let app = app(db, |c| c.detect_read_records = 5).await;
     let owner = app.register("Acme", "owner@acme.example").await;
-    for i in 0..4 {
-        let r = app
-            .post(
-                "/api/v1/contacts",
-                Some(&owner.access_token),
-                json!({"phone": format!("+4477009002{i:02}")}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    }
-    let k = app
-        .post(
-            "/api/v1/api-keys",
-            Some(&owner.access_token),
-            json!({"name": "reader", "scopes": ["contacts:read"]}),
-        )
-        .await;
-    let key = k.body["key"].as_str().unwrap().to_owned();
-    let key_id = k.body["api_key"]["id"].as_str().unwrap().to_owned();
+    let (key, key_id) = contacts_and_reader_key(&app, &owner.access_token, "+4477009002", 4).await;
     // Four records: under the limit of five.
     assert_eq!(
         app.get("/api/v1/contacts", &key).await.status,

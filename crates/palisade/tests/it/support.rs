@@ -389,3 +389,36 @@ pub async fn subscribe_webhook(app: &TestApp, token: &str, events: &str) -> Stri
     }
     wid
 }
+
+/// `n` contacts (phones `{prefix}00`, `{prefix}01`, …) created by `token`'s user, and an API
+/// key of that tenant that may only read contacts: `(key, key id)`. For the read-volume
+/// detection tests.
+pub async fn contacts_and_reader_key(
+    app: &TestApp,
+    token: &str,
+    prefix: &str,
+    n: usize,
+) -> (String, String) {
+    for i in 0..n {
+        let r = app
+            .post(
+                "/api/v1/contacts",
+                Some(token),
+                json!({"phone": format!("{prefix}{i:02}")}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let k = app
+        .post(
+            "/api/v1/api-keys",
+            Some(token),
+            json!({"name": "reader", "scopes": ["contacts:read"]}),
+        )
+        .await;
+    assert_eq!(k.status, StatusCode::CREATED, "{:?}", k.body);
+    (
+        k.body["key"].as_str().unwrap().to_owned(),
+        k.body["api_key"]["id"].as_str().unwrap().to_owned(),
+    )
+}
