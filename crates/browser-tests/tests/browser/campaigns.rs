@@ -83,7 +83,10 @@ async fn an_admin_creates_starts_and_follows_a_campaign(db: Db) {
         "order_confirmation (en_US) · 2 variables",
     )
     .await;
-    page.click(&role("button", "Choose template")).await;
+    // The first template's rows are on the page already: wait for the page the button loads, or
+    // what is typed next would go into the old one.
+    page.click_and_wait_reload(&role("button", "Choose template"))
+        .await;
     page.wait_for(&label("Body {{2}}: text or attribute key"))
         .await;
     page.fill(&label("Body {{1}}: value from"), "Contact's name")
@@ -117,6 +120,18 @@ async fn an_admin_creates_starts_and_follows_a_campaign(db: Db) {
     page.wait_for(&role("heading", "Spring sale")).await;
     page.wait_for(&text("order_confirmation (en_US)")).await;
     page.wait_for(&text("Draft")).await;
+
+    // A draft is edited on the same form, filled from the campaign; saving returns to it.
+    page.click(&role("link", "Edit")).await;
+    page.wait_for(&role("heading", "Edit campaign")).await;
+    page.wait_for(&text("Body {{2}}: text or attribute key"))
+        .await;
+    page.assert_accessible().await;
+    page.screenshot("campaign-edit").await;
+    page.fill(&label("Except contacts tagged"), "lead").await;
+    page.click(&role("button", "Save changes")).await;
+    page.wait_for(&role("heading", "Spring sale")).await;
+    page.wait_for(&text("except those tagged lead")).await;
     page.click(&role("button", "Start")).await;
     page.wait_for(&text("Start the campaign Spring sale?"))
         .await;

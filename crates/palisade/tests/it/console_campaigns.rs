@@ -6,7 +6,9 @@
 //! at the variables), the state changes through the forms with the buttons each status allows,
 //! the counts and recipients, and who may do what (an agent reads but sees no write control and
 //! is refused a form; another tenant's campaign is a 404 page; a form without the session's
-//! CSRF token or from a read-only impersonation changes nothing). The browser suite
+//! CSRF token or from a read-only impersonation changes nothing), and the edit form of a draft
+//! (`/campaigns/{id}/edit`: filled from the campaign, saved, refused once it started, for an
+//! agent and for another tenant). The browser suite
 //! (crates/browser-tests, `campaigns.rs`) drives the same pages in Chromium.
 
 use crate::console::{signed_in_page as page, Browser};
@@ -18,6 +20,7 @@ use serde_json::{json, Value};
 both!(
     campaigns_are_created_from_the_form_and_driven_through_their_actions,
     who_may_see_and_drive_campaigns,
+    a_draft_is_edited_on_the_form_and_only_while_it_may_be,
 );
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
@@ -496,4 +499,168 @@ async fn who_may_see_and_drive_campaigns(db: Db) {
     let r = anon.get("/campaigns").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(r.location().starts_with("/login?next="));
+}
+
+async fn a_draft_is_edited_on_the_form_and_only_while_it_may_be(db: Db) {
+    let f = fixture(db).await;
+    let t = f.owner.access_token.clone();
+    contact(
+        &f.app,
+        &t,
+        json!({"phone": "+447700900123", "name": "Ana", "tags": ["vip"]}),
+    )
+    .await;
+    let r = f
+        .app
+        .post(
+            "/api/v1/campaigns",
+            Some(&t),
+            json!({
+                "name": "Spring sale", "connection_id": f.connection_id,
+                "template": {"name": "order_confirmation", "language": "en_US"},
+                "parameters": [
+                    {"type": "contact_field", "field": "name", "fallback": "friend"},
+                    {"type": "literal", "value": "SPRING-24"},
+                ],
+                "audience": {"tags": ["vip"], "exclude_tags": ["lead"]},
+                "scheduled_at": "2099-01-31T09:00:00Z",
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let edit = format!("/campaigns/{id}/edit");
+
+    let mut b = browser(&f.app, &t);
+    let show = b.get(&format!("/campaigns/{id}")).await;
+    assert!(
+        show.text.contains(&format!(r#"href="{edit}">Edit</a>"#)),
+        "{}",
+        show.text
+    );
+    // The form, filled from the campaign.
+    let form = b.get(&edit).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    assert!(form.text.contains("<h1>Edit campaign</h1>"));
+    assert!(form.text.contains(&format!(r#"action="{edit}""#)));
+    assert!(form.text.contains(">Save changes</button>"));
+    assert!(form.text.contains(r#"value="Spring sale""#));
+    assert!(form.text.contains(r#"value="SPRING-24""#));
+    assert!(form.text.contains(r#"value="friend""#));
+    assert!(form.text.contains(r#"value="2099-01-31T09:00""#));
+    assert!(form.text.contains(r#"value="lead""#), "the excluded tags");
+    let order = template_id(&f, "order_confirmation").await;
+    assert!(
+        form.text
+            .contains(&format!(r#"<option value="{order}" selected"#)),
+        "the campaign's template chosen"
+    );
+    let csrf = form.form_token();
+    let fields = |name: &str, at: &str| -> Vec<(String, String)> {
+        vec![
+            ("csrf".into(), csrf.clone()),
+            ("name".into(), name.into()),
+            ("connection_id".into(), f.connection_id.clone()),
+            ("template".into(), order.clone()),
+            ("param_kind_1".into(), "email".into()),
+            ("param_value_1".into(), String::new()),
+            ("param_fallback_1".into(), "there".into()),
+            ("param_kind_2".into(), "literal".into()),
+            ("param_value_2".into(), "SUMMER-25".into()),
+            ("param_fallback_2".into(), String::new()),
+            ("tags".into(), "vip, newsletter".into()),
+            ("exclude_tags".into(), String::new()),
+            ("contact_ids".into(), String::new()),
+            ("scheduled_at".into(), at.into()),
+        ]
+    };
+
+    // A mistake: said at its field, nothing saved.
+    let v = fields("", "");
+    let refs: Vec<(&str, &str)> = v.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = b.post_form(&edit, &refs).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r
+        .text
+        .contains("The campaign was not saved: check the fields marked below."));
+    assert!(!slot(&r.text, "name").is_empty());
+    assert!(
+        r.text.contains(">Save changes</button>"),
+        "still the edit form"
+    );
+    let api = f.app.get(&format!("/api/v1/campaigns/{id}"), &t).await;
+    assert_eq!(api.body["name"], "Spring sale");
+
+    // Without the session's CSRF token: refused, nothing saved.
+    let mut v = fields("Forged", "");
+    v[0].1 = "not-the-token".into();
+    let refs: Vec<(&str, &str)> = v.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = b.post_form(&edit, &refs).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let api = f.app.get(&format!("/api/v1/campaigns/{id}"), &t).await;
+    assert_eq!(api.body["name"], "Spring sale");
+
+    // Saved: the campaign's page, with every field as typed and the time cleared.
+    let v = fields("Summer sale", "");
+    let refs: Vec<(&str, &str)> = v.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = b.post_form(&edit, &refs).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(r.location(), format!("/campaigns/{id}"));
+    let api = f.app.get(&format!("/api/v1/campaigns/{id}"), &t).await;
+    assert_eq!(api.body["name"], "Summer sale");
+    assert_eq!(api.body["status"], "draft");
+    assert!(api.body["scheduled_at"].is_null(), "{}", api.body);
+    assert_eq!(api.body["audience"]["tags"], json!(["vip", "newsletter"]));
+    assert_eq!(api.body["audience"]["exclude_tags"], json!([]));
+    assert_eq!(
+        api.body["parameters"],
+        json!([
+            {"type": "contact_field", "field": "email", "fallback": "there"},
+            {"type": "literal", "value": "SUMMER-25"},
+        ])
+    );
+
+    // An agent may not open or post the form; another tenant finds nothing.
+    let agent = f.app.add_user(&f.owner, "bo@acme.example", "agent").await;
+    let mut a = browser(&f.app, &agent.access_token);
+    assert_eq!(a.get(&edit).await.status, StatusCode::FORBIDDEN);
+    let agent_csrf = a.get(&format!("/campaigns/{id}")).await.form_token();
+    let mut v = fields("Agent's", "");
+    v[0].1 = agent_csrf;
+    let refs: Vec<(&str, &str)> = v.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        a.post_form(&edit, &refs).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let other = f.app.register("Globex", "gil@globex.example").await;
+    let mut g = browser(&f.app, &other.access_token);
+    assert_eq!(g.get(&edit).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        g.get("/campaigns/nope/edit").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let their_csrf = g.get("/campaigns").await.form_token();
+    let mut v = fields("Cross", "");
+    v[0].1 = their_csrf;
+    let refs: Vec<(&str, &str)> = v.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_ne!(
+        g.post_form(&edit, &refs).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let api = f.app.get(&format!("/api/v1/campaigns/{id}"), &t).await;
+    assert_eq!(api.body["name"], "Summer sale");
+
+    // Started, it is no longer editable: no link, the form and a post refused with 409.
+    let r = act(&mut b, &id, "start", &csrf).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let show = b.get(&format!("/campaigns/{id}")).await;
+    assert!(!show.text.contains(&edit));
+    let r = b.get(&edit).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert!(r.text.contains("cannot be edited"), "{}", r.text);
+    let v = fields("Too late", "");
+    let refs: Vec<(&str, &str)> = v.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(b.post_form(&edit, &refs).await.status, StatusCode::CONFLICT);
+    let api = f.app.get(&format!("/api/v1/campaigns/{id}"), &t).await;
+    assert_eq!(api.body["name"], "Summer sale");
 }

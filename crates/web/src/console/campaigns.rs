@@ -15,6 +15,11 @@
 //! (header variables first, then the body's, as the core counts them). Without script the
 //! rows follow the template through a **Choose template** button (the same form, posted with
 //! `step=choose`: it re-renders, nothing is created).
+//!
+//! A draft or scheduled campaign is edited on the same form at `/campaigns/{id}/edit`, filled
+//! from the campaign (its template found among the number's approved ones by name and
+//! language) and saved with `campaigns::update` (every field sent, so an emptied time clears
+//! the schedule); a campaign past that is refused with the API's `409`.
 
 use super::deals::{bad_form, check_change};
 use super::page::{
@@ -34,7 +39,7 @@ use axum::Router;
 use palisade_core::auth::Principal;
 use palisade_core::campaigns::view::CampaignCountsView;
 use palisade_core::campaigns::{
-    self, Action, CampaignListQuery, NewCampaign, RecipientQuery, RECIPIENT_STATUSES,
+    self, Action, CampaignListQuery, CampaignPatch, NewCampaign, RecipientQuery, RECIPIENT_STATUSES,
 };
 use palisade_core::templates::{self, TemplateListQuery};
 use palisade_core::{AppError, Services};
@@ -50,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .route("/campaigns", get(list))
         .route("/campaigns/new", get(new).post(create))
         .route("/campaigns/{id}", get(show))
+        .route("/campaigns/{id}/edit", get(edit).post(save))
         .route("/campaigns/{id}/{action}", post(act))
 }
 
@@ -327,6 +333,8 @@ struct ShowPage {
     figures: Vec<Figure>,
     failures: Vec<Failure>,
     actions: Vec<ActionButton>,
+    /// Whether the page links to the edit form (a draft or scheduled campaign, a writer).
+    can_edit: bool,
     recipients: Vec<RecipientRow>,
     recipient_statuses: Vec<Choice>,
     recipient_status: String,
@@ -475,6 +483,7 @@ async fn show(
             p.require(Permission::CampaignsWrite).is_ok(),
             p.require(Permission::CampaignsDelete).is_ok(),
         ),
+        can_edit: c.status.editable() && p.require(Permission::CampaignsWrite).is_ok(),
         recipients: Vec::new(),
         recipient_statuses: RECIPIENT_STATUSES
             .iter()
@@ -758,6 +767,8 @@ struct ParamSlot {
 #[template(path = "campaigns/new.html")]
 struct NewPage {
     chrome: Chrome,
+    /// The campaign edited (`/campaigns/{id}/edit`); `None` for a new one.
+    editing: Option<Uuid>,
     form: CampaignForm,
     connections: Vec<Choice>,
     templates: Vec<Choice>,
@@ -797,6 +808,7 @@ async fn new_page(
     s: &Services,
     viewer: &Viewer,
     mut form: CampaignForm,
+    editing: Option<Uuid>,
 ) -> Result<(NewPage, Option<Template>), AppError> {
     let p = &viewer.principal;
     p.require(Permission::CampaignsWrite)?;
@@ -859,7 +871,17 @@ async fn new_page(
         .collect();
     Ok((
         NewPage {
-            chrome: Chrome::new(s, viewer, "New campaign", Nav::Campaigns),
+            chrome: Chrome::new(
+                s,
+                viewer,
+                if editing.is_some() {
+                    "Edit campaign"
+                } else {
+                    "New campaign"
+                },
+                Nav::Campaigns,
+            ),
+            editing,
             form,
             connections,
             templates,
@@ -900,10 +922,145 @@ async fn new(
         template: params.template,
         ..CampaignForm::default()
     };
-    match new_page(&state.services, &viewer, form).await {
+    match new_page(&state.services, &viewer, form, None).await {
         Ok((page, _)) => render(&page),
         Err(e) => app_error(e),
     }
+}
+
+/// The campaign id of a path, or the `404` page another tenant's campaign gets.
+fn campaign_id(raw: &str) -> Result<CampaignId, Response> {
+    Uuid::parse_str(raw.trim())
+        .map(CampaignId::from_uuid)
+        .map_err(|_| app_error(AppError::NotFound("campaign")))
+}
+
+/// The refusal of an edit of a campaign past draft or scheduled, as the API says it.
+fn not_editable(status: CampaignStatus) -> AppError {
+    AppError::conflict(
+        palisade_core::error::code::CAMPAIGN_NOT_EDITABLE,
+        format!(
+            "a {} campaign cannot be edited: only a draft or scheduled campaign can",
+            status.as_str()
+        ),
+    )
+}
+
+impl CampaignForm {
+    /// The form filled from a stored campaign; `template`: the id of its template among the
+    /// number's approved ones (empty when it is not one of them any more).
+    fn from_campaign(d: &campaigns::CampaignDetail, template: String) -> CampaignForm {
+        let c = &d.campaign;
+        let params = c
+            .parameters
+            .iter()
+            .map(|p| match p {
+                TemplateParameter::ContactField { field, fallback } => {
+                    let f = field.as_string();
+                    let (kind, value) = match f.strip_prefix("custom_attributes.") {
+                        Some(key) => ("custom".to_owned(), key.to_owned()),
+                        None => (f, String::new()),
+                    };
+                    ParamRow {
+                        kind,
+                        value,
+                        fallback: fallback.clone().unwrap_or_default(),
+                    }
+                }
+                TemplateParameter::Literal(v) => ParamRow {
+                    kind: "literal".into(),
+                    value: v.clone(),
+                    fallback: String::new(),
+                },
+                TemplateParameter::OrderField(f) => ParamRow {
+                    kind: "literal".into(),
+                    value: f.as_str().to_owned(),
+                    fallback: String::new(),
+                },
+            })
+            .collect();
+        // The form's time is a `datetime-local` value in UTC.
+        let scheduled_at = c
+            .scheduled_at
+            .map(|t| {
+                let t = t.to_offset(time::UtcOffset::UTC);
+                format!(
+                    "{:04}-{:02}-{:02}T{:02}:{:02}",
+                    t.year(),
+                    u8::from(t.month()),
+                    t.day(),
+                    t.hour(),
+                    t.minute()
+                )
+            })
+            .unwrap_or_default();
+        CampaignForm {
+            csrf: String::new(),
+            step: String::new(),
+            name: c.name.clone(),
+            connection_id: c.connection_id.to_string(),
+            template,
+            params,
+            tags: c.audience.tags.join(", "),
+            exclude_tags: c.audience.exclude_tags.join(", "),
+            contact_ids: c
+                .audience
+                .contact_ids
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            scheduled_at,
+        }
+    }
+}
+
+/// `GET /campaigns/{id}/edit`: the form filled from a draft or scheduled campaign.
+async fn edit(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
+    let s = &state.services;
+    let p = &viewer.principal;
+    let id = match campaign_id(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    if let Err(e) = p.require(Permission::CampaignsWrite) {
+        return app_error(e);
+    }
+    let d = match campaigns::get(s, p, id).await {
+        Ok(d) => d,
+        Err(e) => return app_error(e),
+    };
+    let c = &d.campaign;
+    if !c.status.editable() {
+        return app_error(not_editable(c.status));
+    }
+    let template = approved(s, p, c.connection_id.as_uuid())
+        .await
+        .into_iter()
+        .find(|t| t.name == c.template_name && t.language == c.template_language)
+        .map(|t| t.id.to_string())
+        .unwrap_or_default();
+    let form = CampaignForm::from_campaign(&d, template);
+    match new_page(s, &viewer, form, Some(id.as_uuid())).await {
+        Ok((page, _)) => render(&page),
+        Err(e) => app_error(e),
+    }
+}
+
+/// `POST /campaigns/{id}/edit`: saves the form with `campaigns::update`.
+async fn save(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let id = match campaign_id(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    submit(&state, &viewer, &meta, &headers, form, Some(id)).await
 }
 
 /// The form field that shows a core field error (`audience.tags` → `tags`).
@@ -924,20 +1081,35 @@ async fn create(
     headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
+    submit(&state, &viewer, &meta, &headers, form, None).await
+}
+
+/// The new campaign form (`editing` `None`: `campaigns::create`) or the edit form of
+/// `editing` (`campaigns::update`), posted: the campaign's page, or the form again with the
+/// refusals at their fields.
+async fn submit(
+    state: &AppState,
+    viewer: &Viewer,
+    meta: &palisade_core::auth::RequestMeta,
+    headers: &HeaderMap,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    editing: Option<CampaignId>,
+) -> Response {
     let s = &state.services;
     let f = match form {
         Ok(Form(pairs)) => CampaignForm::from_pairs(pairs),
         Err(e) => return bad_form(e),
     };
-    if let Err(r) = check_change(s, &viewer, &headers, &f.csrf) {
+    if let Err(r) = check_change(s, viewer, headers, &f.csrf) {
         return r;
     }
     let typed_connection = f.connection_id.trim().to_owned();
     let typed_template = f.template.trim().to_owned();
-    let (mut page, chosen) = match new_page(s, &viewer, f.clone()).await {
-        Ok(x) => x,
-        Err(e) => return app_error(e),
-    };
+    let (mut page, chosen) =
+        match new_page(s, viewer, f.clone(), editing.map(|i| i.as_uuid())).await {
+            Ok(x) => x,
+            Err(e) => return app_error(e),
+        };
     // "Choose template": the same form with the rows of the template picked; nothing sent.
     if f.step == "choose" {
         return render(&page);
@@ -959,27 +1131,37 @@ async fn create(
             "choose an approved template of this number".into(),
         );
     }
-    let result = campaigns::create(
-        s,
-        &viewer.principal,
-        &meta,
-        NewCampaign {
-            name: f.name.clone(),
-            connection_id: Uuid::parse_str(&typed_connection).unwrap_or_else(|_| Uuid::nil()),
-            template_name: template
-                .as_ref()
-                .map(|t| t.name.clone())
-                .unwrap_or_default(),
-            template_language: template
-                .as_ref()
-                .map(|t| t.language.clone())
-                .unwrap_or_default(),
-            parameters: f.parameters(),
-            audience: Some(f.audience()),
-            scheduled_at: f.scheduled_at(),
-        },
-    )
-    .await;
+    let new = NewCampaign {
+        name: f.name.clone(),
+        connection_id: Uuid::parse_str(&typed_connection).unwrap_or_else(|_| Uuid::nil()),
+        template_name: template
+            .as_ref()
+            .map(|t| t.name.clone())
+            .unwrap_or_default(),
+        template_language: template
+            .as_ref()
+            .map(|t| t.language.clone())
+            .unwrap_or_default(),
+        parameters: f.parameters(),
+        audience: Some(f.audience()),
+        scheduled_at: f.scheduled_at(),
+    };
+    let result = match editing {
+        None => campaigns::create(s, &viewer.principal, meta, new).await,
+        // Every field, so that an emptied time clears the schedule.
+        Some(id) => {
+            let patch = CampaignPatch {
+                name: Some(new.name),
+                connection_id: Some(new.connection_id),
+                template_name: Some(new.template_name),
+                template_language: Some(new.template_language),
+                parameters: Some(new.parameters),
+                audience: new.audience,
+                scheduled_at: Some(new.scheduled_at),
+            };
+            campaigns::update(s, &viewer.principal, meta, id, patch).await
+        }
+    };
     let e = match result {
         Ok(d) => return super::auth_pages::see_other(&format!("/campaigns/{}", d.campaign.id)),
         Err(e) => e,
@@ -1022,10 +1204,15 @@ async fn create(
         }
         _ => {}
     }
-    page.error = if fields.is_empty() {
-        format!("The campaign was not created: {}", c.message)
+    let not = if editing.is_some() {
+        "The campaign was not saved"
     } else {
-        "The campaign was not created: check the fields marked below.".into()
+        "The campaign was not created"
+    };
+    page.error = if fields.is_empty() {
+        format!("{not}: {}", c.message)
+    } else {
+        format!("{not}: check the fields marked below.")
     };
     page.fields = fields;
     render_with(c.status, &page)

@@ -650,6 +650,27 @@ impl Page {
         );
     }
 
+    /// Clicks `what`, a control that loads a new document (a form's submit button, a link), and
+    /// waits until the new document has replaced this one and loaded. Needed where the new page
+    /// holds the same fields as the old one: waiting for a field would find it on the old page,
+    /// and what is typed there is lost when the new one arrives.
+    pub async fn click_and_wait_reload(&self, what: &Locator) {
+        self.eval("window.__palisadeOldDocument = true").await;
+        self.click(what).await;
+        if let Err(state) = self
+            .poll_for(
+                "window.__palisadeOldDocument === true ? 'old' : document.readyState",
+                "complete",
+            )
+            .await
+        {
+            panic!(
+                "clicking {what} did not load a new page within {WAIT:?} ({state:?}) on {}",
+                self.current_url().await
+            );
+        }
+    }
+
     /// Replaces the value of the field `what` with `value`, typed as text (a `<select>`: focused
     /// and the option with that visible text picked, as a person's pick focuses it).
     pub async fn fill(&self, what: &Locator, value: &str) {
