@@ -229,8 +229,38 @@ pub async fn upload(
         .finish_as(&sha)
         .await
         .map_err(|e| anyhow::anyhow!("storing the upload's file: {e}"))?;
-    uow.commit().await?;
+    if let Err(e) = uow.commit().await {
+        // The file is in place but its row is not: remove it unless another attachment of
+        // the tenant has the same content (files are stored by hash and shared).
+        forget_unreferenced(s, p, meta, &sha).await;
+        return Err(e);
+    }
     Ok(a)
+}
+
+/// Removes the tenant's stored file `sha` when no attachment refers to it (an upload whose
+/// transaction failed after its file was put in place). Failures are logged by hash only.
+async fn forget_unreferenced(s: &Services, p: &Principal, meta: &RequestMeta, sha: &str) {
+    let Ok(scope) = p.tenant_scope() else {
+        return;
+    };
+    let tenant = scope.tenant_id();
+    let in_use = async {
+        let mut uow = UnitOfWork::begin(s, p, meta).await?;
+        AppResult::Ok(store::sha_in_use(uow.tx(), sha).await?)
+    }
+    .await;
+    match in_use {
+        Ok(false) => {
+            if let Err(e) = s.storage.delete(tenant, sha).await {
+                tracing::warn!(error = %e, file = sha, "could not remove a failed upload's file");
+            }
+        }
+        Ok(true) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, file = sha, "could not check a failed upload's file; left in place");
+        }
+    }
 }
 
 /// An attachment opened for download.
