@@ -5,6 +5,8 @@
 #   BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres bench/messaging-load.sh
 #                                            # then again on a fresh PostgreSQL database it creates
 #                                            # (and drops); the role must be allowed CREATE DATABASE
+#   BENCH_BIN=target/release/palisade bench/messaging-load.sh   # an existing build (palisade-bench
+#                                           # from the same folder, or BENCH_TOOL)
 #
 # Everything runs on 127.0.0.1: `palisade sim` (the Cloud API simulator) and `palisade serve` on a
 # throw-away data directory with its Graph base URL pointing at the simulator. Steps, each on a
@@ -66,10 +68,16 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NEED_FILES" ]; then
   }
 fi
 
-cargo build --release --locked -p palisade -p palisade-bench >/dev/null 2>&1 ||
-  cargo build --release --locked -p palisade -p palisade-bench
-BIN="$ROOT/target/release/palisade"
-BENCH="$ROOT/target/release/palisade-bench"
+if [ -n "${BENCH_BIN:-}" ]; then
+  # An existing build (palisade-bench from the same folder, or BENCH_TOOL).
+  BIN="$(cd "$(dirname "$BENCH_BIN")" && pwd)/$(basename "$BENCH_BIN")"
+  BENCH="${BENCH_TOOL:-$(dirname "$BIN")/palisade-bench}"
+else
+  cargo build --release --locked -p palisade -p palisade-bench >/dev/null 2>&1 ||
+    cargo build --release --locked -p palisade -p palisade-bench
+  BIN="$ROOT/target/release/palisade"
+  BENCH="$ROOT/target/release/palisade-bench"
+fi
 
 for url in "$BASE/healthz" "$SIM/_sim/config"; do
   if curl -fsS "$url" >/dev/null 2>&1; then

@@ -4,6 +4,7 @@
 # metrics off, measured in the same run.
 #
 #   bench/metrics-overhead.sh     # builds release, prints a summary
+#   BENCH_BIN=target/release/palisade bench/metrics-overhead.sh   # an existing build
 #
 # Needs wrk (Debian: apt-get install -y wrk). Two servers from the same release binary run side
 # by side on 127.0.0.1, each on a throw-away SQLite data directory: one without
@@ -25,9 +26,14 @@ trap 'kill "${OFF_PID:-0}" "${ON_PID:-0}" "${SCRAPER_PID:-0}" 2>/dev/null || tru
 
 command -v wrk >/dev/null || { echo "install wrk first (apt-get install -y wrk)" >&2; exit 1; }
 
-cargo build --release --locked -p palisade -p palisade-bench >/dev/null 2>&1 ||
-  cargo build --release --locked -p palisade -p palisade-bench
-BIN="$PWD/target/release/palisade"
+if [ -n "${BENCH_BIN:-}" ]; then
+  # An existing build.
+  BIN="$(cd "$(dirname "$BENCH_BIN")" && pwd)/$(basename "$BENCH_BIN")"
+else
+  cargo build --release --locked -p palisade -p palisade-bench >/dev/null 2>&1 ||
+    cargo build --release --locked -p palisade -p palisade-bench
+  BIN="$PWD/target/release/palisade"
+fi
 
 start() { # port data-dir [extra env…]
   local port="$1" dir="$2"
