@@ -271,11 +271,30 @@ fn percentiles_of(
     m.get(&key).map(PercentilesView::from).unwrap_or_default()
 }
 
+/// [`store::percentiles`] in a read transaction of its own, so that a page's independent
+/// figures are read at once on separate connections: over a year each of them reads tens of
+/// thousands of conversations, and one after another they took PostgreSQL past 200 ms.
+async fn percentiles_apart(
+    s: &Services,
+    p: &Principal,
+    range: &Range,
+    measure: Measure,
+    by_assignee: bool,
+) -> AppResult<std::collections::HashMap<Option<UserId>, store::Percentiles>> {
+    let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
+    Ok(store::percentiles(&mut tx, range, measure, by_assignee).await?)
+}
+
 pub async fn overview(s: &Services, p: &Principal, q: &AnalyticsQuery) -> AppResult<OverviewView> {
     let (period, mut tx) = begin(s, p, q).await?;
-    let counts = store::bucket_counts(&mut tx, &period.range, &period.buckets).await?;
-    let first = store::percentiles(&mut tx, &period.range, Measure::FirstResponse, false).await?;
-    let resolution = store::percentiles(&mut tx, &period.range, Measure::Resolution, false).await?;
+    // The bucket counts on the checked transaction, each percentile on its own, at once.
+    let (counts, first, resolution) = tokio::try_join!(
+        async {
+            AppResult::Ok(store::bucket_counts(&mut tx, &period.range, &period.buckets).await?)
+        },
+        percentiles_apart(s, p, &period.range, Measure::FirstResponse, false),
+        percentiles_apart(s, p, &period.range, Measure::Resolution, false),
+    )?;
     let deals = store::closed_deal_values(&mut tx, &period.range).await?;
     Ok(OverviewView::new(
         &period,
@@ -293,9 +312,13 @@ pub async fn conversations(
     q: &AnalyticsQuery,
 ) -> AppResult<ConversationsView> {
     let (period, mut tx) = begin(s, p, q).await?;
-    let counts = store::bucket_counts(&mut tx, &period.range, &period.buckets).await?;
-    let first = store::percentiles(&mut tx, &period.range, Measure::FirstResponse, false).await?;
-    let resolution = store::percentiles(&mut tx, &period.range, Measure::Resolution, false).await?;
+    let (counts, first, resolution) = tokio::try_join!(
+        async {
+            AppResult::Ok(store::bucket_counts(&mut tx, &period.range, &period.buckets).await?)
+        },
+        percentiles_apart(s, p, &period.range, Measure::FirstResponse, false),
+        percentiles_apart(s, p, &period.range, Measure::Resolution, false),
+    )?;
     let by_status = store::conversations_by_status(&mut tx, &period.range).await?;
     Ok(ConversationsView::new(
         &period,
