@@ -280,21 +280,31 @@ async fn percentiles_apart(
     range: &Range,
     measure: Measure,
     by_assignee: bool,
-) -> AppResult<std::collections::HashMap<Option<UserId>, store::Percentiles>> {
+) -> AppResult<ByAssignee> {
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
     Ok(store::percentiles(&mut tx, range, measure, by_assignee).await?)
 }
 
-pub async fn overview(s: &Services, p: &Principal, q: &AnalyticsQuery) -> AppResult<OverviewView> {
-    let (period, mut tx) = begin(s, p, q).await?;
-    // The bucket counts on the checked transaction, each percentile on its own, at once.
-    let (counts, first, resolution) = tokio::try_join!(
-        async {
-            AppResult::Ok(store::bucket_counts(&mut tx, &period.range, &period.buckets).await?)
-        },
+type ByAssignee = std::collections::HashMap<Option<UserId>, store::Percentiles>;
+
+/// The period's bucket counts (on the checked transaction `tx`) and its first-response and
+/// resolution percentiles (each on its own connection), read at once.
+async fn counts_and_percentiles(
+    s: &Services,
+    p: &Principal,
+    tx: &mut palisade_store::Tx<palisade_store::TenantScope>,
+    period: &Period,
+) -> AppResult<(Vec<store::BucketCounts>, ByAssignee, ByAssignee)> {
+    tokio::try_join!(
+        async { AppResult::Ok(store::bucket_counts(tx, &period.range, &period.buckets).await?) },
         percentiles_apart(s, p, &period.range, Measure::FirstResponse, false),
         percentiles_apart(s, p, &period.range, Measure::Resolution, false),
-    )?;
+    )
+}
+
+pub async fn overview(s: &Services, p: &Principal, q: &AnalyticsQuery) -> AppResult<OverviewView> {
+    let (period, mut tx) = begin(s, p, q).await?;
+    let (counts, first, resolution) = counts_and_percentiles(s, p, &mut tx, &period).await?;
     let deals = store::closed_deal_values(&mut tx, &period.range).await?;
     Ok(OverviewView::new(
         &period,
@@ -312,13 +322,7 @@ pub async fn conversations(
     q: &AnalyticsQuery,
 ) -> AppResult<ConversationsView> {
     let (period, mut tx) = begin(s, p, q).await?;
-    let (counts, first, resolution) = tokio::try_join!(
-        async {
-            AppResult::Ok(store::bucket_counts(&mut tx, &period.range, &period.buckets).await?)
-        },
-        percentiles_apart(s, p, &period.range, Measure::FirstResponse, false),
-        percentiles_apart(s, p, &period.range, Measure::Resolution, false),
-    )?;
+    let (counts, first, resolution) = counts_and_percentiles(s, p, &mut tx, &period).await?;
     let by_status = store::conversations_by_status(&mut tx, &period.range).await?;
     Ok(ConversationsView::new(
         &period,
