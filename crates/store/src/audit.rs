@@ -343,6 +343,28 @@ pub async fn search<S: Scope>(tx: &mut Tx<S>, f: &AuditFilter) -> Result<Vec<Aud
     Ok(records(rows))
 }
 
+/// When the platform's chain last recorded `action` (e.g. `platform.backup.created`), if ever:
+/// one probe of the `(tenant_id, action, id)` index (ids are time-ordered).
+pub async fn last_platform_action(
+    tx: &mut Tx<SystemScope>,
+    action: &str,
+) -> Result<Option<OffsetDateTime>> {
+    #[derive(sqlx::FromRow)]
+    struct At {
+        created_at: OffsetDateTime,
+    }
+    let row: Option<At> = tx
+        .fetch_optional(
+            Query::new(
+                "SELECT created_at FROM audit_log WHERE tenant_id IS NULL AND action = $1
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(action.to_owned()),
+        )
+        .await?;
+    Ok(row.map(|r| r.created_at))
+}
+
 /// The scope's newest records.
 pub async fn recent<S: Scope>(tx: &mut Tx<S>, limit: i64) -> Result<Vec<AuditRecord>> {
     search(

@@ -1,9 +1,11 @@
 //! The console on a phone (390 × 844): the main navigation folds behind a "Menu" button that
 //! opens without script, and the pages that used to scroll sideways or wrap badly fit. A
 //! ticket list (rows stacked), analytics (filter fields on one line at desktop width even
-//! when the time zone's hint wraps), security alerts ("Resolve…" a button) and the deals board
-//! (stages stacked) with a deal's history. Screenshots: `phone-tickets`, `phone-analytics`,
-//! `phone-alerts`, `phone-deals` and `phone-deal` at both sizes.
+//! when the time zone's hint wraps), the contacts, users, API keys and audit lists (rows
+//! stacked), security alerts ("Resolve…" a button) and the deals board (stages stacked) with a
+//! deal's history. Screenshots: `phone-tickets`, `phone-contacts`, `phone-users`,
+//! `phone-api-keys`, `phone-audit`, `phone-analytics`, `phone-alerts`, `phone-deals` and
+//! `phone-deal` at both sizes.
 
 use crate::harness::{label, role, steps, text, Db, Page, Server};
 use serde_json::json;
@@ -80,6 +82,35 @@ async fn on_a_phone_the_menu_opens_and_the_pages_fit(db: Db) {
     phone(&page).await;
     page.assert_accessible().await;
     page.screenshot("phone-tickets").await;
+
+    // The contacts, the team, the API keys and the audit log stack the same way: on a phone
+    // no table scrolls sideways in its frame.
+    page.goto("/settings/api-keys").await;
+    page.fill(&label("Name"), "Warehouse sync").await;
+    page.click(&label("contacts:read")).await;
+    page.click(&role("button", "Create key")).await;
+    page.wait_for(&role("button", "Copy key")).await;
+    for (path, cell, shot) in [
+        ("/contacts", "Cara Lima", "phone-contacts"),
+        ("/settings/users", steps::OWNER_EMAIL, "phone-users"),
+        ("/settings/api-keys", "Warehouse sync", "phone-api-keys"),
+        ("/audit", "contact.created", "phone-audit"),
+    ] {
+        page.goto(path).await;
+        page.wait_for(&role("cell", cell)).await;
+        phone(&page).await;
+        assert_eq!(
+            page.eval(
+                "[...document.querySelectorAll('.table-wrap')]\
+                 .filter(e => e.scrollWidth > e.clientWidth).length"
+            )
+            .await,
+            0,
+            "{path}: a table scrolls sideways on a phone"
+        );
+        page.assert_accessible().await;
+        page.screenshot(shot).await;
+    }
 
     // Analytics: at desktop width the filter controls share one line.
     page.goto("/analytics").await;

@@ -3,7 +3,8 @@
 //! `analytics:read`).
 //!
 //! The range is `[from, to)`: `from` and `to` are RFC 3339 times or dates (`YYYY-MM-DD`, the
-//! local midnight starting that day in `tz`), `from < to`, at most [`MAX_RANGE_DAYS`] days. It
+//! local midnight starting that day in `tz`), `from < to`, at most [`MAX_RANGE_DAYS`] days;
+//! without `to` it ends now, without `from` it starts [`DEFAULT_DAYS`] local days back. It
 //! is cut into buckets that start at local midnights in `tz` (an IANA name, default `UTC`):
 //! days (`interval=day`, the default) or ISO weeks starting on Monday (`interval=week`). A day
 //! is 23 or 25 hours long on a daylight-saving change; the first and last bucket are clipped
@@ -109,13 +110,14 @@ fn parse_instant(
     raw: Option<&str>,
     tz: Option<&TimeZone>,
 ) -> Option<Timestamp> {
-    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+    let raw = raw?;
+    if raw.is_empty() {
         errors.push(FieldError::new(
             field,
-            "is required (an RFC 3339 time or a date YYYY-MM-DD)",
+            "must be an RFC 3339 time (2026-03-01T00:00:00Z) or a date (2026-03-01) when given",
         ));
         return None;
-    };
+    }
     if raw.len() == 10 {
         if let Ok(d) = raw.parse::<Date>() {
             // A date's start in an unknown zone is reported with the zone.
@@ -161,13 +163,45 @@ fn to_time(t: Timestamp) -> AppResult<OffsetDateTime> {
         .map_err(|e| AppError::Internal(anyhow::anyhow!("a bucket boundary is out of range: {e}")))
 }
 
+/// Days in the range when `from` is left out: the local day holding the range's last instant
+/// and the [`DEFAULT_DAYS`]` - 1` before it.
+pub const DEFAULT_DAYS: i64 = 30;
+
+/// The default `from`: the local midnight starting the first of the [`DEFAULT_DAYS`] days that
+/// end with the one holding `to`'s last instant (`to` at a midnight ends the day before it).
+fn default_from(to: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+    let last = to
+        .checked_sub(jiff::SignedDuration::from_nanos(1))
+        .ok()?
+        .to_zoned_datetime(tz.clone())
+        .date();
+    local_midnight(
+        last.checked_sub(jiff::Span::new().days(DEFAULT_DAYS - 1))
+            .ok()?,
+        tz,
+    )
+}
+
 /// Parses and checks the query (every problem in one `422`), and cuts the range into buckets.
-pub fn parse_period(q: &AnalyticsQuery) -> AppResult<Period> {
+/// `to` defaults to `now`, `from` to the start of the [`DEFAULT_DAYS`] local days ending with
+/// `to`'s.
+pub fn parse_period(q: &AnalyticsQuery, now: OffsetDateTime) -> AppResult<Period> {
     let mut errors = FieldErrors::new();
     let zone = parse_zone(&mut errors, q.tz.as_deref());
     let tz = zone.as_ref().map(|(_, z)| z);
-    let from = parse_instant(&mut errors, "from", q.from.as_deref(), tz);
-    let to = parse_instant(&mut errors, "to", q.to.as_deref(), tz);
+    let given_from = parse_instant(&mut errors, "from", q.from.as_deref(), tz);
+    let to = match q.to {
+        Some(_) => parse_instant(&mut errors, "to", q.to.as_deref(), tz),
+        None => Some(
+            Timestamp::from_nanosecond(now.unix_timestamp_nanos())
+                .map_err(|e| AppError::Internal(e.into()))?,
+        ),
+    };
+    let from = match (&q.from, to, tz) {
+        (Some(_), _, _) => given_from,
+        (None, Some(to), Some(tz)) => default_from(to, tz),
+        (None, _, _) => None,
+    };
     let interval = match q.interval.as_deref() {
         None | Some("day") => Some(Interval::Day),
         Some("week") => Some(Interval::Week),
@@ -244,7 +278,7 @@ async fn begin(
     q: &AnalyticsQuery,
 ) -> AppResult<(Period, palisade_store::Tx<palisade_store::TenantScope>)> {
     p.require(Permission::AnalyticsRead)?;
-    let period = parse_period(q)?;
+    let period = parse_period(q, s.now())?;
     let mut tx = s.store.begin_read(p.tenant_scope()?).await?;
     if let Some(c) = period.range.connection_id {
         if whatsapp_connections::find(&mut tx, c).await?.is_none() {
@@ -426,6 +460,13 @@ pub fn spawn_count_folder(s: Services, every: std::time::Duration) -> tokio::tas
 mod tests {
     use super::*;
 
+    /// A fixed "now" for the defaults.
+    const NOW: OffsetDateTime = time::macros::datetime!(2026-03-10 15:30 UTC);
+
+    fn parse_period_at(q: &AnalyticsQuery) -> AppResult<Period> {
+        parse_period(q, NOW)
+    }
+
     fn q(from: &str, to: &str, interval: &str, tz: &str) -> AnalyticsQuery {
         AnalyticsQuery {
             from: Some(from.into()),
@@ -442,7 +483,7 @@ mod tests {
 
     #[test]
     fn new_york_days_are_23_and_25_hours_on_the_changes() {
-        let p = parse_period(&q("2026-03-07", "2026-03-10", "day", "America/New_York")).unwrap();
+        let p = parse_period_at(&q("2026-03-07", "2026-03-10", "day", "America/New_York")).unwrap();
         let lens: Vec<i64> = p.buckets.iter().map(hours).collect();
         assert_eq!(lens, [24, 23, 24]);
         assert_eq!(p.starts[1].to_string(), "2026-03-08");
@@ -450,13 +491,13 @@ mod tests {
             p.buckets[0].lo,
             time::macros::datetime!(2026-03-07 05:00 UTC)
         );
-        let p = parse_period(&q("2026-11-01", "2026-11-02", "day", "America/New_York")).unwrap();
+        let p = parse_period_at(&q("2026-11-01", "2026-11-02", "day", "America/New_York")).unwrap();
         assert_eq!(p.buckets.iter().map(hours).collect::<Vec<_>>(), [25]);
     }
 
     #[test]
     fn kolkata_days_start_at_half_past_six_the_evening_before_in_utc() {
-        let p = parse_period(&q("2026-01-05", "2026-01-07", "day", "Asia/Kolkata")).unwrap();
+        let p = parse_period_at(&q("2026-01-05", "2026-01-07", "day", "Asia/Kolkata")).unwrap();
         assert_eq!(
             p.buckets[0].lo,
             time::macros::datetime!(2026-01-04 18:30 UTC)
@@ -467,7 +508,7 @@ mod tests {
     #[test]
     fn weeks_start_on_monday_and_are_clipped_to_the_range() {
         // 2026-03-04 is a Wednesday.
-        let p = parse_period(&q("2026-03-04", "2026-03-17", "week", "UTC")).unwrap();
+        let p = parse_period_at(&q("2026-03-04", "2026-03-17", "week", "UTC")).unwrap();
         assert_eq!(
             p.starts.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
             ["2026-03-02", "2026-03-09", "2026-03-16"]
@@ -483,12 +524,49 @@ mod tests {
     }
 
     #[test]
+    fn without_a_range_it_is_the_last_thirty_local_days_until_now() {
+        let p = parse_period_at(&AnalyticsQuery {
+            tz: Some("America/New_York".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(p.buckets.len(), 30);
+        assert_eq!(p.starts.first().unwrap().to_string(), "2026-02-09");
+        assert_eq!(p.starts.last().unwrap().to_string(), "2026-03-10");
+        assert_eq!(p.range.from, time::macros::datetime!(2026-02-09 05:00 UTC));
+        assert_eq!(p.range.to, NOW);
+        // A `to` at a midnight ends the day before it; `from` alone runs until now.
+        let p = parse_period_at(&AnalyticsQuery {
+            to: Some("2026-03-01".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(p.buckets.len(), 30);
+        assert_eq!(p.starts.first().unwrap().to_string(), "2026-01-30");
+        assert_eq!(p.starts.last().unwrap().to_string(), "2026-02-28");
+        let p = parse_period_at(&AnalyticsQuery {
+            from: Some("2026-03-09".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(p.buckets.len(), 2);
+        assert_eq!(p.range.to, NOW);
+    }
+
+    #[test]
     fn bad_queries_name_every_field() {
-        let e = |q: AnalyticsQuery| match parse_period(&q) {
+        let e = |q: AnalyticsQuery| match parse_period_at(&q) {
             Err(AppError::Validation { fields, .. }) => fields.into_keys().collect::<Vec<_>>(),
             other => panic!("{other:?}"),
         };
-        assert_eq!(e(AnalyticsQuery::default()), ["from", "to"]);
+        assert_eq!(
+            e(AnalyticsQuery {
+                from: Some(String::new()),
+                to: Some(String::new()),
+                ..Default::default()
+            }),
+            ["from", "to"]
+        );
         assert_eq!(e(q("2026-03-02", "2026-03-01", "day", "UTC")), ["to"]);
         assert_eq!(e(q("2025-01-01", "2026-01-03", "day", "UTC")), ["to"]);
         assert_eq!(
@@ -504,6 +582,6 @@ mod tests {
             ["tz"]
         );
         assert_eq!(e(q("yesterday", "2026-01-03", "day", "UTC")), ["from"]);
-        assert!(parse_period(&q("2025-01-01", "2026-01-02", "day", "UTC")).is_ok());
+        assert!(parse_period_at(&q("2025-01-01", "2026-01-02", "day", "UTC")).is_ok());
     }
 }

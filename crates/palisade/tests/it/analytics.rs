@@ -515,8 +515,9 @@ async fn bad_queries_are_refused_with_precise_errors(db: Db) {
             .collect()
     };
     for (query, expected) in [
-        ("", vec!["from", "to"]),
-        ("from=2026-03-01", vec!["to"]),
+        ("from=&to=", vec!["from", "to"]),
+        // `to` is now when left out: a `from` in the future is after it.
+        ("from=2099-03-01", vec!["to"]),
         ("from=yesterday&to=2026-03-02", vec!["from"]),
         ("from=2026-03-01&to=2026-13-02", vec!["to"]),
         ("from=2026-03-02&to=2026-03-01", vec!["to"]),
@@ -554,6 +555,26 @@ async fn bad_queries_are_refused_with_precise_errors(db: Db) {
             assert_eq!(r.code(), "validation_failed", "{query}");
             assert_eq!(fields(&r.body), expected, "{endpoint}?{query}: {}", r.body);
         }
+    }
+    // Without a range: the last 30 local days, today's until now.
+    for endpoint in ["overview", "conversations"] {
+        let body = s
+            .get(
+                s.t(),
+                &format!("/api/v1/analytics/{endpoint}?tz=America/New_York"),
+            )
+            .await;
+        assert_eq!(starts(&body).len(), 30, "{endpoint}: {body}");
+        let today = time::OffsetDateTime::now_utc()
+            .to_offset(time::macros::offset!(-5))
+            .date();
+        let last = starts(&body).last().cloned().unwrap_or_default();
+        // New York is 4 or 5 hours behind UTC: its date now is one of these two.
+        let near = [today, today.next_day().unwrap_or(today)].map(|d| d.to_string());
+        assert!(
+            near.contains(&last),
+            "{endpoint}: last bucket {last}, today {today}"
+        );
     }
     // A year and a day is allowed (a leap year fits whole).
     s.get(

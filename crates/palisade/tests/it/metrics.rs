@@ -585,6 +585,24 @@ async fn serve_logs_one_json_line_per_request_and_serves_metrics_only_on_its_lis
         text.contains(r#"palisade_http_requests_total{method="GET",route="/api/v1/contacts/{id}",status="401"} 1"#),
         "{text}"
     );
+    // A fresh node lists every series of a fixed label set at 0 before anything happened, and
+    // the backup gauge at 0 (never) until the platform's audit chain has a backup.
+    for series in [
+        r#"palisade_auth_logins_total{result="success"} 0"#,
+        r#"palisade_auth_logins_total{result="mfa_failure"} 0"#,
+        "palisade_auth_lockouts_total 0",
+        r#"palisade_security_alerts_total{rule="account_under_attack",severity="critical"} 0"#,
+        r#"palisade_webhook_deliveries_total{result="gone"} 0"#,
+        r#"palisade_inbound_events_total{result="rate_limited"} 0"#,
+        r#"palisade_backup_failures_total{reason="missed"} 0"#,
+        "palisade_backup_last_success_timestamp_seconds 0",
+        r#"palisade_queue_depth{queue="outbound_sends"} 0"#,
+    ] {
+        assert!(
+            text.lines().any(|l| l == series),
+            "{series} is not in:\n{text}"
+        );
+    }
     let lines = lines_within(&rx, Duration::from_millis(500));
     let line: Value = lines
         .iter()

@@ -37,8 +37,10 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct RangeQuery {
     /// Start (included): an RFC 3339 time, or a date `YYYY-MM-DD` (its local midnight in `tz`).
+    /// Default: the local midnight 30 days back (the last 30 local days, today's included).
     pub from: Option<String>,
     /// End (excluded): an RFC 3339 time or a date; after `from`, at most 366 days later.
+    /// Default: now.
     pub to: Option<String>,
     /// `day` (default) or `week` (ISO weeks, starting on Monday).
     pub interval: Option<String>,
