@@ -141,6 +141,13 @@ pub struct SimArgs {
     /// Seed for the simulator's random choices (repeatable runs).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Milliseconds before a submitted template is approved (with its status webhook).
+    #[arg(long, default_value_t = 1000)]
+    pub template_review_delay_ms: u64,
+    /// Approve submitted templates by themselves (`on`) or leave them `PENDING` until
+    /// `POST /_sim/templates/{id}/status` decides (`off`).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub template_auto_approve: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -305,6 +312,8 @@ async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
         accept_then_fail: args.accept_then_fail,
         throughput_per_second: args.throughput,
         seed: args.seed,
+        template_review_delay_ms: args.template_review_delay_ms,
+        template_auto_approve: args.template_auto_approve == "on",
         ..palisade_wa_sim::SimConfig::default()
     };
     let sim = palisade_wa_sim::build(config)

@@ -70,8 +70,12 @@ pub struct SimConfig {
     /// answer did not (the message went out; the client cannot know).
     pub hold_send_answers: bool,
     /// Delay before a created template turns `APPROVED` (and a
-    /// `message_template_status_update` webhook is emitted), in milliseconds.
+    /// `message_template_status_update` webhook is emitted), in milliseconds. A template whose
+    /// status was set in the meantime (`POST /_sim/templates/{id}/status`) keeps it.
     pub template_review_delay_ms: u64,
+    /// Whether created templates are approved by themselves after the delay (`true`) or stay
+    /// `PENDING` until `POST /_sim/templates/{id}/status` decides.
+    pub template_auto_approve: bool,
     /// Webhook delivery attempts in total (first try included) before a POST is dropped.
     pub max_delivery_attempts: u32,
     /// Delay before the first retry; doubled for each further retry ("7 days, compressed").
@@ -110,6 +114,7 @@ impl Default for SimConfig {
             media_hold_downloads: false,
             hold_send_answers: false,
             template_review_delay_ms: 1000,
+            template_auto_approve: true,
             max_delivery_attempts: 10,
             retry_base_delay_ms: 1000,
             retry_max_delay_ms: 60_000,
@@ -164,6 +169,7 @@ impl SimConfig {
             media_hold_downloads,
             hold_send_answers,
             template_review_delay_ms,
+            template_auto_approve,
             max_delivery_attempts,
             retry_base_delay_ms,
             retry_max_delay_ms,
@@ -209,6 +215,7 @@ pub struct ConfigPatch {
     pub media_hold_downloads: Option<bool>,
     pub hold_send_answers: Option<bool>,
     pub template_review_delay_ms: Option<u64>,
+    pub template_auto_approve: Option<bool>,
     pub max_delivery_attempts: Option<u32>,
     pub retry_base_delay_ms: Option<u64>,
     pub retry_max_delay_ms: Option<u64>,

@@ -252,16 +252,35 @@ pub fn spawn_failure(state: &Arc<AppState>, wamid: String, errors: Value) {
     });
 }
 
-/// Makes a template `APPROVED` after the review delay and emits the status-update webhook.
+/// Makes a template `APPROVED` after the review delay and emits the status-update webhook,
+/// unless automatic approval is off or the template is no longer `PENDING` by then (a status
+/// set through the control API in the meantime stands).
 pub fn spawn_template_review(state: &Arc<AppState>, template_id: String) {
     let state = state.clone();
     tokio::spawn(async move {
-        let delay = state.cfg().template_review_delay_ms;
+        let cfg = state.cfg();
+        if !cfg.template_auto_approve {
+            return;
+        }
+        let delay = cfg.template_review_delay_ms;
         if delay > 0 && !state.pause(delay).await {
             return;
         }
-        set_template_status(&state, &template_id, "APPROVED", "NONE");
+        if template_status(&state, &template_id).as_deref() == Some("PENDING") {
+            set_template_status(&state, &template_id, "APPROVED", "NONE");
+        }
     });
+}
+
+/// A template's status now, if the simulator has it.
+fn template_status(state: &AppState, template_id: &str) -> Option<String> {
+    let inner = lock(&state.inner);
+    inner
+        .templates
+        .values()
+        .flat_map(|list| list.iter())
+        .find(|t| t.id == template_id)
+        .map(|t| t.status.clone())
 }
 
 /// Sets a template's status and emits `message_template_status_update`. False if unknown.

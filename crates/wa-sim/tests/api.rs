@@ -405,6 +405,77 @@ async fn templates_list_create_and_send_errors() {
     );
 }
 
+/// A status set through the control API during the review delay stands (the review approves
+/// only a template still `PENDING`), and with automatic approval off a template waits for the
+/// control API.
+#[tokio::test]
+async fn a_review_never_overrides_a_status_set_by_hand() {
+    let env = start(SimConfig {
+        template_review_delay_ms: 200,
+        ..SimConfig::testing()
+    })
+    .await;
+    let (phone, _receiver) = env.subscribed_phone().await;
+    let create = |name: &'static str| {
+        env.http
+            .post(env.url(&format!("/{V}/{}/message_templates", phone.waba_id)))
+            .bearer_auth(&phone.token)
+            .json(
+                &json!({"name": name, "category": "utility", "language": "en",
+                          "components": [{"type": "BODY", "text": "Hello"}]}),
+            )
+            .send()
+    };
+    let status = |id: String| {
+        let env = &env;
+        let phone = &phone;
+        async move {
+            env.graph_get(phone, &format!("/{V}/{id}?fields=status"))
+                .await
+                .1["status"]
+                .clone()
+        }
+    };
+    let created: Value = create("rejected_by_hand")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rejected = created["id"].as_str().unwrap().to_owned();
+    let (s, _) = env
+        .post(
+            &format!("/_sim/templates/{rejected}/status"),
+            json!({"status": "REJECTED", "reason": "INVALID_FORMAT"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let created: Value = create("approved_by_review")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reviewed = created["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(status(rejected).await, "REJECTED");
+    assert_eq!(status(reviewed).await, "APPROVED");
+
+    let (s, _) = env
+        .post("/_sim/config", json!({"template_auto_approve": false}))
+        .await;
+    assert_eq!(s, 200);
+    let created: Value = create("waits_for_a_decision")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let waiting = created["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(status(waiting).await, "PENDING");
+}
+
 #[tokio::test]
 async fn customer_service_window_and_accept_then_fail() {
     let env = start(SimConfig::testing()).await;

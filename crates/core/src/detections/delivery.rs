@@ -78,7 +78,9 @@ fn compose(s: &Services, a: &SecurityAlert, to: &str) -> Mail {
         .paragraph(format!("First seen: {}", rfc3339(a.first_seen_at)))
         .action(
             "Review the alert",
-            mail::link(s, "/settings/security", &[("alert", &a.id.to_string())]),
+            // The console's alerts page, narrowed to the alert's rule (a platform alert is
+            // listed there for super admins).
+            mail::link(s, "/security/alerts", &[("rule", a.rule.as_str())]),
         )
 }
 

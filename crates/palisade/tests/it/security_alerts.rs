@@ -209,6 +209,12 @@ async fn an_account_under_attack_alerts_its_admins_by_mail_and_signed_webhook(db
     // High: mailed to the tenant's admins.
     let mail = app.wait_mail(&owner.email, "security_alert").await;
     assert!(mail.text.contains("account_under_attack"), "{}", mail.text);
+    assert!(
+        mail.text
+            .contains("/security/alerts?rule=account_under_attack"),
+        "the mail links to the alerts page: {}",
+        mail.text
+    );
     // The tenant's webhook gets `security.alert`, signed with its secret.
     let mut delivered = 0;
     let started = std::time::Instant::now();
