@@ -200,12 +200,16 @@ impl Rollup {
                   SELECT tenant_id, slot, connection_id, direction, author_id, n
                   FROM message_count_deltas)"
             }
+            // The deltas keep their quarter hour's `slot`: every reader of the hourly rollup
+            // asks for whole hours (`slot >= lo AND slot < hi`, both multiples of 3600), which
+            // hold exactly the quarter hours of those hours, so the bounds need no rounding and
+            // the `(tenant_id, slot)` index answers (rounded, the bounds were checked against
+            // every pending delta, once per bucket).
             (Backend::Postgres, Rollup::Hours) => {
                 "(SELECT tenant_id, slot, connection_id, direction, author_id, n
                   FROM message_counts_hourly
                   UNION ALL
-                  SELECT tenant_id, slot - ((slot % 3600) + 3600) % 3600 AS slot, connection_id,
-                      direction, author_id, n
+                  SELECT tenant_id, slot, connection_id, direction, author_id, n
                   FROM message_count_deltas)"
             }
         }
@@ -293,6 +297,13 @@ async fn slot_counts(
     if slots.is_empty() {
         return Ok(Vec::new());
     }
+    debug_assert!(
+        !matches!(rollup, Rollup::Hours)
+            || slots
+                .iter()
+                .all(|(_, lo, hi)| lo % HOUR_SECONDS == 0 && hi % HOUR_SECONDS == 0),
+        "the hourly rollup is read in whole hours: {slots:?}"
+    );
     let table = rollup.table(tx.backend());
     let (q, on_number) = tenant_and_number(tx.scope().tenant_id(), range, "c");
     let sums = "CAST(COALESCE(SUM(CASE WHEN c.direction = 'inbound' THEN c.n ELSE 0 END), 0) AS bigint) AS a,

@@ -176,6 +176,13 @@ impl Store {
                             sqlx::query("SET plan_cache_mode = force_custom_plan")
                                 .execute(&mut *conn)
                                 .await?;
+                            // No JIT compilation: its cost threshold looks at the planner's
+                            // estimate, not at what a statement will take, and a statement
+                            // estimated dear (a year of analytics, one index probe per day)
+                            // spent 136 of its 215 ms compiling expressions it then ran in
+                            // 80 ms (auto_explain, 2026-12-07). Palisade's statements are short;
+                            // none gains from it.
+                            sqlx::query("SET jit = off").execute(&mut *conn).await?;
                             Ok(())
                         })
                     })
