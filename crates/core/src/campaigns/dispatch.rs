@@ -364,7 +364,8 @@ async fn dispatch_campaign(s: &Services, l: &Leased, budget: i64) -> AppResult<(
             Dispatched::Skipped => skipped += 1,
             Dispatched::Raced => {}
             Dispatched::Blocked(why) => {
-                tracing::warn!(campaign = %campaign.id, reason = %why, "campaign cannot send now; its recipients wait");
+                tracing::warn!(campaign = %campaign.id, reason = %why, "campaign cannot send; it is paused and its recipients wait");
+                super::pause_blocked(s, l.tenant_id, campaign.id, &why).await?;
                 return Ok((queued, skipped, false));
             }
         }
@@ -379,7 +380,8 @@ enum Dispatched {
     /// Another dispatcher took the recipient.
     Raced,
     /// The send path refuses the campaign's messages now (connection disconnected, template
-    /// no longer approved): the recipient stays pending.
+    /// no longer approved): the recipient stays pending and the campaign is paused
+    /// ([`super::pause_blocked`]).
     Blocked(String),
 }
 

@@ -21,7 +21,7 @@
 pub mod dispatch;
 pub mod view;
 
-pub use view::{CampaignDeleted, CampaignDetail, CampaignView, RecipientView};
+pub use view::{CampaignCountsView, CampaignDeleted, CampaignDetail, CampaignView, RecipientView};
 
 use crate::audit::AuditEntryExt;
 use crate::auth::{Principal, RequestMeta};
@@ -568,6 +568,73 @@ pub async fn act(
     let detail = detail(uow.tx(), after).await?;
     uow.commit().await?;
     Ok(detail)
+}
+
+/// The dispatcher found the campaign's messages refused by the send path (its template no
+/// longer approved, or gone; its connection disconnected): rather than keep a `running`
+/// campaign that sends nothing, it is paused (audited `campaign.paused` with the reason,
+/// webhook `campaign.paused`) and the tenant's admins are told in the app. Resuming it after
+/// the cause is fixed sends to the recipients still pending. Nothing happens if it is no
+/// longer running (paused or cancelled meanwhile).
+pub(crate) async fn pause_blocked(
+    s: &Services,
+    tenant: palisade_domain::TenantId,
+    id: CampaignId,
+    reason: &str,
+) -> AppResult<bool> {
+    let scope = palisade_store::TenantScope::from_verified_credential(tenant);
+    let mut uow = UnitOfWork::system(
+        s,
+        crate::unit_of_work::SystemActor::CampaignDispatcher,
+        scope,
+    )
+    .await?;
+    let now = uow.now();
+    let Some(before) = store::find_for_update(uow.tx(), id).await? else {
+        return Ok(false);
+    };
+    let Ok(next) = before.status.pause() else {
+        return Ok(false);
+    };
+    if before.status != CampaignStatus::Running {
+        return Ok(false);
+    }
+    let mut after = before.clone();
+    after.status = next;
+    after.updated_at = now;
+    store::update(uow.tx(), &after).await?;
+    let after = stored(uow.tx(), id).await?;
+    let reason: String = reason.chars().take(500).collect();
+    uow.audit(
+        uow.entry(Action::Pause.audit())
+            .target("campaign", id)
+            .change(Some(audit_json(&before)), Some(audit_json(&after)))
+            .metadata(json!({ "reason": reason })),
+    )
+    .await?;
+    uow.emit(Action::Pause.event(), &CampaignView::from(&after))
+        .await?;
+    let admins = crate::notifications::tenant_admins(uow.tx(), tenant, None).await?;
+    crate::notifications::notify(
+        uow.tx(),
+        tenant,
+        &admins,
+        &crate::notifications::NewNotification {
+            kind: "campaign.paused",
+            title: format!("Campaign {} was paused", after.name),
+            body: format!(
+                "The campaign {} cannot send its messages ({reason}); it was paused. Fix the \
+                 cause and resume it to send to the recipients still waiting.",
+                after.name
+            ),
+            data: json!({ "campaign_id": id, "reason": reason }),
+            target: Some(("campaign", id.as_uuid())),
+        },
+        now,
+    )
+    .await?;
+    uow.commit().await?;
+    Ok(true)
 }
 
 pub async fn delete(

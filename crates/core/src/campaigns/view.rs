@@ -81,7 +81,8 @@ pub struct CampaignView {
     pub created_at: String,
     #[schema(format = DateTime)]
     pub updated_at: String,
-    /// On `GET /campaigns/{id}` and the answers of its actions; not in lists or events.
+    /// On `GET /campaigns/{id}`, the answers of its actions and each campaign of
+    /// `GET /campaigns`; not in events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counts: Option<CampaignCountsView>,
     #[serde(skip_serializing_if = "Option::is_none")]

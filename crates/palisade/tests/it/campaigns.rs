@@ -22,6 +22,7 @@ both!(
     dispatch_keeps_the_pace_and_agents_go_first,
     an_interrupted_bulk_send_is_not_sent_again,
     a_suspended_tenants_campaign_waits,
+    a_campaign_whose_template_is_paused_mid_run_is_paused_and_told,
     another_tenants_ids_roles_scopes_and_impersonation,
     two_starts_at_once_materialise_one_audience,
     a_pace_whose_redis_does_not_answer_falls_back_to_the_nodes_own,
@@ -329,9 +330,11 @@ async fn a_campaign_reaches_its_audience_once_and_completes(db: Db) {
         count(app, "SELECT COUNT(*) FROM whatsapp_outbound_queue").await,
         0
     );
-    // Listed, filtered by status.
+    // Listed, filtered by status, with the same counts as the campaign itself.
     let r = app.get("/api/v1/campaigns?status=completed", t).await;
     assert_eq!(r.body["data"].as_array().unwrap().len(), 1, "{}", r.body);
+    assert_eq!(r.body["data"][0]["counts"], get(&fx, &id).await["counts"]);
+    assert_eq!(r.body["data"][0]["counts"]["targeted"], 4, "{}", r.body);
     let r = app.get("/api/v1/campaigns?status=draft", t).await;
     assert_eq!(r.body["data"].as_array().unwrap().len(), 0, "{}", r.body);
     assert_error(
@@ -897,6 +900,59 @@ async fn a_suspended_tenants_campaign_waits(db: Db) {
         .await;
     assert!(r.status.is_success(), "{}", r.body);
     assert_eq!(round(&fx, &mut pacer).await.queued, 1);
+}
+
+/// Meta pauses the campaign's template after it started: the dispatcher does not keep a
+/// `running` campaign that sends nothing. It pauses it (audited with the reason, webhook
+/// `campaign.paused`), tells the admins in the app, and a resume once the template is
+/// approved again sends to the recipients still waiting.
+async fn a_campaign_whose_template_is_paused_mid_run_is_paused_and_told(db: Db) {
+    let fx = fixture(db).await;
+    let (app, t) = (&fx.app, fx.owner.access_token.as_str());
+    contact(app, t, json!({"phone": "+447700900711"})).await;
+    contact(app, t, json!({"phone": "+447700900712"})).await;
+    let id = create(&fx, new_campaign(&fx, json!({}))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(act(&fx, &id, "start").await.0, StatusCode::OK);
+    let meta = meta_id(&fx, "order_confirmation").await;
+    let set = |status: &'static str| {
+        app.client
+            .post(format!("{}/_sim/templates/{meta}/status", fx.sim))
+            .json(&json!({ "status": status }))
+            .send()
+    };
+    assert!(set("PAUSED").await.unwrap().status().is_success());
+    fx.sync_templates().await;
+
+    let mut pacer = Pacer::new(20);
+    assert_eq!(round(&fx, &mut pacer).await.queued, 0);
+    let c = get(&fx, &id).await;
+    assert_eq!(c["status"], "paused", "{c}");
+    assert_eq!(c["counts"]["queued"], 2, "both still waiting: {c}");
+    assert_eq!(audit_count(app, "campaign.paused").await, 1);
+    let notes = app.get("/api/v1/notifications", t).await;
+    let kinds: Vec<_> = notes.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        kinds.contains(&"campaign.paused".to_owned()),
+        "{}",
+        notes.body
+    );
+    // Another round does not pause it again.
+    round(&fx, &mut pacer).await;
+    assert_eq!(audit_count(app, "campaign.paused").await, 1);
+
+    // Approved again and resumed: the waiting recipients get their message.
+    assert!(set("APPROVED").await.unwrap().status().is_success());
+    fx.sync_templates().await;
+    assert_eq!(act(&fx, &id, "resume").await.0, StatusCode::OK);
+    assert_eq!(round(&fx, &mut pacer).await.queued, 2);
 }
 
 async fn another_tenants_ids_roles_scopes_and_impersonation(db: Db) {

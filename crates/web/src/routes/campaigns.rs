@@ -9,8 +9,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use palisade_core::campaigns::{
-    self, Action, CampaignListQuery, CampaignPatch, CampaignView, NewCampaign, RecipientQuery,
-    RecipientView,
+    self, Action, CampaignCountsView, CampaignListQuery, CampaignPatch, CampaignView, NewCampaign,
+    RecipientQuery, RecipientView,
 };
 // The OpenAPI attributes name the answers by their schema names.
 use palisade_core::campaigns::view::CampaignView as CampaignResponse;
@@ -158,8 +158,20 @@ pub async fn list_campaigns(
         },
     )
     .await?;
+    // Each campaign's counts, the page's in one grouped query.
+    let ids: Vec<_> = page.data.iter().map(|c| c.id).collect();
+    let counts = campaigns::counts_of(&state.services, &p, &ids).await?;
     Ok(Json(CampaignPage {
-        data: page.data.iter().map(CampaignView::from).collect(),
+        data: page
+            .data
+            .iter()
+            .zip(counts)
+            .map(|(c, (_, n))| {
+                let mut v = CampaignView::from(c);
+                v.counts = Some(CampaignCountsView::from(&n));
+                v
+            })
+            .collect(),
         next_cursor: page.next_cursor,
     }))
 }
