@@ -98,12 +98,12 @@ async fn tickets_are_opened_edited_listed_and_deleted(db: Db) {
     assert_eq!(same.status, StatusCode::OK);
     assert_eq!(audit_count(&app, "ticket.updated").await, 1);
 
-    // Internal comments stay with the team.
+    // Internal comments (the default) stay with the team.
     let cm = app
         .post(
             &format!("{path}/comments"),
             Some(t),
-            json!({"body": "Called the vendor", "visibility": "internal"}),
+            json!({"body": "Called the vendor"}),
         )
         .await;
     assert_eq!(cm.status, StatusCode::CREATED, "{}", cm.body);

@@ -142,9 +142,15 @@ pub struct CommentRequest {
     #[schema(min_length = 1, max_length = 4096)]
     pub body: String,
     /// `public`: also sent to the customer over WhatsApp through the ticket's conversation;
-    /// `internal`: the team only.
-    #[schema(value_type = palisade_core::tickets::view::CommentVisibilitySchema)]
+    /// `internal` (the default): the team only.
+    #[schema(value_type = palisade_core::tickets::view::CommentVisibilitySchema, default = "internal")]
+    #[serde(default = "internal")]
     pub visibility: String,
+}
+
+/// A comment stays with the team unless it is asked to reach the customer.
+fn internal() -> String {
+    "internal".to_owned()
 }
 
 /// The multipart form of an upload.
