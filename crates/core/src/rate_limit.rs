@@ -150,6 +150,10 @@ pub struct Limits {
     pub two_factor: Limit<uuid::Uuid>,
     /// Passkey registrations started per hour, per user.
     pub passkey_registrations: Limit<uuid::Uuid>,
+    /// Password sign-ins refused by `login` that are still recorded for the detection rules
+    /// (`auth::sessions::note_throttled`), per minute, per client address: what a flood of
+    /// refused sign-ins may write.
+    pub throttled_logins: Limit<ClientKey>,
 }
 
 impl Limits {
@@ -178,6 +182,7 @@ impl Limits {
             email_verify: Limit::shared(20, MINUTE, "email_verify", redis),
             two_factor: Limit::shared(10, MINUTE, "two_factor", redis),
             passkey_registrations: Limit::shared(20, HOUR, "passkey_registrations", redis),
+            throttled_logins: Limit::shared(20, MINUTE, "throttled_logins", redis),
         }
     }
 
@@ -193,6 +198,7 @@ impl Limits {
         self.email_verify.retain_recent();
         self.two_factor.retain_recent();
         self.passkey_registrations.retain_recent();
+        self.throttled_logins.retain_recent();
     }
 }
 

@@ -225,12 +225,18 @@ impl<'a, S: Scope> UnitOfWork<'a, S> {
 
     /// Appends `entry` to the audit log, in this transaction.
     pub async fn audit(&mut self, entry: AuditEntry) -> AppResult<()> {
+        self.audit_record(entry).await.map(|_| ())
+    }
+
+    /// Appends `entry` to the audit log, in this transaction, and returns the record's id (for
+    /// an alert's evidence).
+    pub async fn audit_record(&mut self, entry: AuditEntry) -> AppResult<AuditRecordId> {
         let id = audit_log::append(&mut self.tx, &entry, self.now).await?;
         if crate::detections::watches(&entry.action) {
             self.audited
                 .push(crate::detections::AuditedEvent { id, entry });
         }
-        Ok(())
+        Ok(id)
     }
 
     /// The id of the last audit record this unit wrote that a detection rule watches.

@@ -143,6 +143,8 @@ pub fn settings(config: &Config) -> Settings {
             export_rows: r.detect_export_rows,
             exports_per_hour: r.detect_exports_per_hour,
             read_records: r.detect_read_records,
+            travel_kmh: f64::from(r.detect_travel_kmh.max(1)),
+            new_country_days: i64::from(r.detect_new_country_days.max(1)),
             alert_email: r
                 .security_alert_email
                 .clone()
@@ -152,7 +154,6 @@ pub fn settings(config: &Config) -> Settings {
                 .clone()
                 .filter(|v| !v.trim().is_empty()),
             alert_webhook_secret: r.security_alert_webhook_secret.clone(),
-            ..palisade_core::detections::DetectionSettings::default()
         },
         ..Settings::default()
     }

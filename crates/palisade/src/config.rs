@@ -147,6 +147,11 @@ pub struct RawConfig {
     pub detect_exports_per_hour: u32,
     /// Contacts and messages one credential may read through the API within the window.
     pub detect_read_records: u64,
+    /// Speed between two successful sign-ins of one user above which `impossible_travel` is
+    /// raised, km/h.
+    pub detect_travel_kmh: u32,
+    /// How far back `new_country` looks for the countries a user signed in from, in days.
+    pub detect_new_country_days: u32,
     /// The platform's security mailbox: every alert that opens, of every tenant.
     pub security_alert_email: Option<String>,
     /// The platform's alert webhook: every alert that opens, signed.
@@ -243,6 +248,8 @@ impl Default for RawConfig {
             detect_export_rows: 10_000,
             detect_exports_per_hour: 3,
             detect_read_records: 5_000,
+            detect_travel_kmh: 1_000,
+            detect_new_country_days: 90,
             security_alert_email: None,
             security_alert_webhook: None,
             security_alert_webhook_secret: None,
@@ -423,6 +430,17 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
         {
             palisade_core::detections::geo::GeoDb::open(path).map_err(ConfigError)?;
+        }
+        for (name, value) in [
+            ("PALISADE_DETECT_TRAVEL_KMH", raw.detect_travel_kmh),
+            (
+                "PALISADE_DETECT_NEW_COUNTRY_DAYS",
+                raw.detect_new_country_days,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("{name} must be at least 1")));
+            }
         }
         check_backup_settings(&raw)?;
         upload_allowed_types(&raw.upload_allowed_types)?;
@@ -740,6 +758,35 @@ pub fn ensure_dir(p: &Path) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_geographic_thresholds_are_read_and_zero_is_refused() {
+        let c = Config::from_raw(RawConfig {
+            detect_travel_kmh: 800,
+            detect_new_country_days: 30,
+            ..RawConfig::default()
+        })
+        .unwrap();
+        let detect = crate::app::settings(&c).detect;
+        assert_eq!(detect.travel_kmh, 800.0);
+        assert_eq!(detect.new_country_days, 30);
+        for raw in [
+            RawConfig {
+                detect_travel_kmh: 0,
+                ..RawConfig::default()
+            },
+            RawConfig {
+                detect_new_country_days: 0,
+                ..RawConfig::default()
+            },
+        ] {
+            let e = Config::from_raw(raw).unwrap_err().0;
+            assert!(
+                e.contains("PALISADE_DETECT_") && e.contains("at least 1"),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn redis_settings_are_checked_and_the_password_never_printed() {

@@ -187,6 +187,49 @@ pub enum LoginOutcome {
     MfaRequired(super::two_factor::challenge::Challenge),
 }
 
+/// A password sign-in the per-address limit refused before anything was checked still counts,
+/// for the detection rules, as a failed attempt on the account it named: otherwise an attack
+/// faster than the limit (5 a minute by default) would show only the attempts that got through
+/// and never reach the thresholds of `account_under_attack` and `password_spraying`. It is
+/// recorded in the sign-in history as a `failure` (no audit record, no lockout count: the
+/// password was not tried), for an existing account only, and at most
+/// [`crate::rate_limit::Limits::throttled_logins`] times a minute per address, so a flood of
+/// refused requests costs a bounded number of writes. Never fails the caller (the answer
+/// stays the 429): a problem is logged.
+pub async fn note_throttled(s: &Services, meta: &RequestMeta, email: &str) {
+    let Some(ip) = meta.ip else {
+        return;
+    };
+    let key = crate::rate_limit::ClientKey::of(ip);
+    if s.limits.throttled_logins.check(&key).await.is_err() {
+        return;
+    }
+    let email = email.trim().to_lowercase();
+    if email.len() > 254 {
+        return;
+    }
+    let recorded = async {
+        let user = {
+            let mut tx = s
+                .store
+                .begin_read(SystemScope::new("login.throttled"))
+                .await?;
+            users::find_by_email(&mut tx, &email).await?
+        };
+        if let Some(u) = user.filter(|u| u.deleted_at.is_none()) {
+            let mut uow =
+                UnitOfWork::anonymous(s, meta, UserScope::for_tenant(u.tenant_id)).await?;
+            login_history::record(&mut uow, &u, LoginResult::Failure, LoginMethod::Password)
+                .await?;
+            uow.commit().await?;
+        }
+        Ok::<_, AppError>(())
+    };
+    if let Err(e) = recorded.await {
+        tracing::warn!(request_id = %meta.request_id, error = %e, "could not record a throttled sign-in");
+    }
+}
+
 /// Signs in with email and password.
 pub async fn login(
     s: &Services,

@@ -30,6 +30,7 @@ pub use delivery::{platform_mail_in, platform_webhook_in};
 pub use rules::{api_key_used, export_started, exported_rows, records_read};
 pub(crate) use rules::{login_failed, login_succeeded};
 
+use crate::audit::AuditEntryExt;
 use crate::{AppResult, Services, SystemActor, UnitOfWork};
 use palisade_domain::{AlertRule, AlertSeverity, AuditRecordId, TenantId};
 use palisade_store::audit::AuditEntry;
@@ -155,13 +156,27 @@ pub async fn evaluate(s: Services, events: Vec<AuditedEvent>) {
 }
 
 /// Raises (or bumps) an alert and, when it opens, delivers it. Returns the alert as it stands.
-pub async fn raise(s: &Services, alert: NewAlert) -> AppResult<SecurityAlert> {
+pub async fn raise(s: &Services, mut alert: NewAlert) -> AppResult<SecurityAlert> {
     let scope = SystemScope::new("security.alerts.raise");
     let mut uow = UnitOfWork::system(s, SystemActor::Detections, scope).await?;
     if let Some(t) = alert.tenant_id {
         uow.set_tenant(t);
     }
     let now = uow.now();
+    // What a rule saw outside the audit log (an API key's new address, a volume of reads, a
+    // backup that failed on another transaction) is recorded now, in the tenant's (or the
+    // platform's) chain, so that every alert's evidence names at least one audit record.
+    if alert.evidence.is_empty() {
+        let entry = uow
+            .entry("security.alert.observed")
+            .target(&alert.subject_type, &alert.subject_id)
+            .metadata(serde_json::json!({
+                "rule": alert.rule.as_str(),
+                "severity": alert.severity.as_str(),
+                "summary": alert.summary,
+            }));
+        alert.evidence.push(uow.audit_record(entry).await?);
+    }
     let raised = store::raise(uow.tx(), &alert, now).await?;
     if raised.opened {
         delivery::within(&mut uow, &raised.alert).await?;

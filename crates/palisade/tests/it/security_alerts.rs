@@ -15,6 +15,7 @@ use std::time::Duration;
 both!(
     a_password_spray_raises_one_platform_alert_that_repeats_bump,
     an_account_under_attack_alerts_its_admins_by_mail_and_signed_webhook,
+    a_burst_faster_than_the_sign_in_limit_still_raises_the_alert,
     privilege_escalations_raise_alerts,
     a_mass_export_and_many_exports_raise_mass_data_access,
     an_api_key_used_from_a_new_address_raises_an_alert,
@@ -176,6 +177,42 @@ async fn a_password_spray_raises_one_platform_alert_that_repeats_bump(db: Db) {
     assert_eq!(bumped[0]["id"], a["id"]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.count(), 1);
+}
+
+/// At the default per-address sign-in limit (5 a minute), a script firing 40 wrong passwords at
+/// one account from one address gets 5 answers and 35 refusals; the refusals are still noted
+/// as failures of that account (at most 20 a minute per address), so the alert is raised, and a
+/// flood writes a bounded number of rows.
+async fn a_burst_faster_than_the_sign_in_limit_still_raises_the_alert(db: Db) {
+    let app = app(db, |c| c.rate_limit_login_per_minute = 5).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let victim = "victim@acme.example";
+    create_user(&app, &owner, victim, "agent").await;
+    let mut refused = 0;
+    for _ in 0..40 {
+        let r = login_from(&app, ATTACKER, victim, "Wrong-password-1234").await;
+        assert!(r.status.is_client_error(), "{:?}", r.body);
+        if r.body["error"]["code"] == "rate_limited" {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 35, "the limit let five through");
+    // An address and an email of nobody: refused, nothing to note.
+    login_from(&app, ATTACKER, "nobody@acme.example", "Wrong-password-1234").await;
+    let found = wait_alerts(
+        &app,
+        &owner.access_token,
+        "?rule=account_under_attack",
+        |a| !a.is_empty(),
+    )
+    .await;
+    assert_eq!(found[0]["subject"]["label"], victim);
+    let rows = app
+        .db
+        .count_as_owner("SELECT COUNT(*) FROM login_history WHERE result = 'failure'")
+        .await
+        .unwrap();
+    assert_eq!(rows, 25, "5 answered and 20 of the refused, no more");
 }
 
 async fn an_account_under_attack_alerts_its_admins_by_mail_and_signed_webhook(db: Db) {
@@ -441,6 +478,8 @@ async fn an_api_key_used_from_a_new_address_raises_an_alert(db: Db) {
     assert_eq!(found[0]["subject"]["id"], key_id.as_str());
     assert_eq!(found[0]["severity"], "medium");
     assert!(found[0]["summary"].as_str().unwrap().contains("192.0.2.99"));
+    // Seen outside the audit log, so recorded in it for the alert's evidence.
+    evidence_is_in_the_audit_log(&app, &found[0]).await;
 }
 
 /// Raises a `privilege_escalation` alert in `owner`'s tenant (an agent made admin); returns it.
@@ -700,6 +739,7 @@ async fn one_credential_reading_many_records_raises_mass_data_access(db: Db) {
         .as_str()
         .unwrap()
         .contains("8 contacts or messages"));
+    evidence_is_in_the_audit_log(&app, &found[0]).await;
 }
 
 /// An app whose platform alert webhook goes to `rx` (worker every 100 ms), and an admin created

@@ -14,6 +14,7 @@ use std::time::Duration;
 both!(
     an_impossible_travel_pair_raises_impossible_travel_and_new_country,
     travel_at_a_possible_speed_raises_nothing,
+    the_travel_speed_and_the_country_memory_are_configurable,
     an_api_key_used_from_a_new_country_raises_an_alert,
     a_scripted_attack_raises_the_expected_alerts_by_mail_and_signed_webhook,
 );
@@ -148,6 +149,37 @@ async fn travel_at_a_possible_speed_raises_nothing(db: Db) {
             .await;
         assert_eq!(r.body["data"], json!([]), "{rule}");
     }
+}
+
+/// `PALISADE_DETECT_TRAVEL_KMH` at 100: Paris → Lyon in two hours (≈ 195 km/h) is too fast.
+/// `PALISADE_DETECT_NEW_COUNTRY_DAYS` at 2: the alert names the memory it used.
+async fn the_travel_speed_and_the_country_memory_are_configurable(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = geo_db(dir.path());
+    let app = spawn_app_with(db, move |c| {
+        c.trusted_proxies = "127.0.0.1/32, ::1".into();
+        c.geoip_db = Some(path);
+        c.detect_travel_kmh = 100;
+        c.detect_new_country_days = 2;
+    })
+    .await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    signed_in(&app, PARIS, &owner.email).await;
+    app.clock.advance(time::Duration::hours(2));
+    let token = signed_in(&app, LYON, &owner.email).await;
+    let travel = wait_alerts(&app, &token, "impossible_travel", 1).await;
+    assert!(
+        travel[0]["summary"].as_str().unwrap().contains("km/h"),
+        "{}",
+        travel[0]
+    );
+    // A day later, from Sydney (too fast for 100 km/h as well: only the country rule is looked
+    // at here).
+    app.clock.advance(time::Duration::hours(24));
+    let token = signed_in(&app, SYDNEY, &owner.email).await;
+    let country = wait_alerts(&app, &token, "new_country", 1).await;
+    let summary = country[0]["summary"].as_str().unwrap();
+    assert!(summary.contains("in 2 days"), "{summary}");
 }
 
 async fn an_api_key_used_from_a_new_country_raises_an_alert(db: Db) {

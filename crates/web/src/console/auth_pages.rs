@@ -15,7 +15,7 @@ use super::session::{safe_next, url_encode, MaybeViewer, Viewer};
 use crate::cookies;
 use crate::error::classify;
 use crate::extract::Meta;
-use crate::routes::auth::{ip_limit, with_cookies};
+use crate::routes::auth::{ip_limit, login_limit, with_cookies};
 use crate::routes::auth_mail::per_address;
 use crate::AppState;
 use askama::Template;
@@ -250,7 +250,7 @@ async fn login(
     if let Err(r) = guard(s, &headers, &f.csrf) {
         return r;
     }
-    let result = match ip_limit(&s.limits.login, &meta).await {
+    let result = match login_limit(s, &meta, &f.email).await {
         Ok(()) => sessions::login(s, &meta, &f.email, &f.password).await,
         Err(e) => Err(e.0),
     };

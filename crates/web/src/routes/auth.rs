@@ -226,6 +226,16 @@ pub(crate) async fn ip_limit(
     .await
 }
 
+/// The per-address limit of a password sign-in: a refused attempt is still noted for the
+/// detection rules (`sessions::note_throttled`) before the 429.
+pub(crate) async fn login_limit(s: &Services, meta: &RequestMeta, email: &str) -> ApiResult<()> {
+    let limited = ip_limit(&s.limits.login, meta).await;
+    if limited.is_err() {
+        sessions::note_throttled(s, meta, email).await;
+    }
+    limited
+}
+
 pub(crate) fn with_cookies(s: &Services, t: &IssuedTokens) -> HeaderMap {
     let mut h = HeaderMap::new();
     let max_age = i64::try_from(s.settings.refresh_token_ttl.as_secs()).unwrap_or(i64::MAX);
@@ -284,7 +294,7 @@ pub async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
     let s = &state.services;
-    ip_limit(&s.limits.login, &meta).await?;
+    login_limit(s, &meta, &req.email).await?;
     match sessions::login(s, &meta, &req.email, &req.password).await? {
         LoginOutcome::SignedIn(t) => {
             Ok((with_cookies(s, &t), Json(TokenResponse::from(&t))).into_response())

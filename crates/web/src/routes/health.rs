@@ -15,7 +15,8 @@ pub struct HealthResponse {
     pub status: &'static str,
     /// `/readyz` only, when `PALISADE_REDIS_URL` is set: `ok` when Redis answers,
     /// `unavailable` when it does not (the node still serves: rate limits fall back to its own
-    /// in-process limits, realtime and revocations to the database). Absent without Redis.
+    /// in-process limits and revocations to the database; realtime events between nodes are
+    /// lost, each logged, until Redis answers again). Absent without Redis.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(required = false)]
     pub redis: Option<&'static str>,
