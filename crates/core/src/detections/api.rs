@@ -36,8 +36,10 @@ pub struct AlertView {
     pub id: Uuid,
     /// `account_under_attack`, `password_spraying`, `impossible_travel`, `new_country`,
     /// `privilege_escalation`, `mass_data_access`, `api_key_new_address`, `backup_failed`.
+    #[schema(value_type = AlertRuleSchema)]
     pub rule: String,
     /// `low`, `medium`, `high` or `critical`.
+    #[schema(value_type = AlertSeveritySchema)]
     pub severity: String,
     /// `null` for a platform alert.
     pub tenant_id: Option<Uuid>,
@@ -51,7 +53,44 @@ pub struct AlertView {
     #[schema(format = DateTime)]
     pub last_seen_at: String,
     /// `open`, `acknowledged` or `resolved`.
+    #[schema(value_type = AlertStatusSchema)]
     pub status: String,
+}
+
+/// A detection rule (docs/security.md, "Detections and alerts").
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = AlertRule)]
+pub enum AlertRuleSchema {
+    AccountUnderAttack,
+    PasswordSpraying,
+    ImpossibleTravel,
+    NewCountry,
+    PrivilegeEscalation,
+    MassDataAccess,
+    ApiKeyNewAddress,
+    BackupFailed,
+}
+
+/// low, medium, high or critical.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = AlertSeverity)]
+pub enum AlertSeveritySchema {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// open, acknowledged or resolved.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = AlertStatus)]
+pub enum AlertStatusSchema {
+    Open,
+    Acknowledged,
+    Resolved,
 }
 
 impl From<&SecurityAlert> for AlertView {
@@ -315,4 +354,52 @@ pub async fn metrics(
         suspicious_activities: m.suspicious_activities,
         unresolved_alerts: m.unresolved_alerts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_domain::{AlertRule, AlertSeverity, AlertStatus};
+
+    fn names<T: Serialize>(values: &[T]) -> Vec<String> {
+        values
+            .iter()
+            .map(|v| {
+                serde_json::to_value(v)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// The document's enums list exactly the domain's values, in their order.
+    #[test]
+    fn the_schema_enums_are_the_domain_values() {
+        use AlertRuleSchema as R;
+        assert_eq!(
+            names(&[
+                R::AccountUnderAttack,
+                R::PasswordSpraying,
+                R::ImpossibleTravel,
+                R::NewCountry,
+                R::PrivilegeEscalation,
+                R::MassDataAccess,
+                R::ApiKeyNewAddress,
+                R::BackupFailed,
+            ]),
+            AlertRule::ALL.map(|r| r.as_str().to_owned())
+        );
+        use AlertSeveritySchema as S;
+        assert_eq!(
+            names(&[S::Low, S::Medium, S::High, S::Critical]),
+            AlertSeverity::ALL.map(|s| s.as_str().to_owned())
+        );
+        use AlertStatusSchema as T;
+        assert_eq!(
+            names(&[T::Open, T::Acknowledged, T::Resolved]),
+            AlertStatus::ALL.map(|s| s.as_str().to_owned())
+        );
+    }
 }

@@ -32,10 +32,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct AlertListQuery {
     /// `open`, `acknowledged` or `resolved`.
+    #[param(value_type = Option<palisade_core::detections::api::AlertStatusSchema>, inline)]
     pub status: Option<String>,
     /// `low`, `medium`, `high` or `critical`.
+    #[param(value_type = Option<palisade_core::detections::api::AlertSeveritySchema>, inline)]
     pub severity: Option<String>,
     /// A rule name (docs/security.md), e.g. `password_spraying`.
+    #[param(value_type = Option<palisade_core::detections::api::AlertRuleSchema>, inline)]
     pub rule: Option<String>,
     /// Super admins: only this tenant's alerts.
     pub tenant_id: Option<Uuid>,
