@@ -62,6 +62,26 @@ const DELIBERATE: &[(&str, &str)] = &[
          which needs this unique index; SQLite enforces the same rule with the trigger \
          messages_connection_is_conversations, which finds the row through (tenant_id, id)",
     ),
+    (
+        "table conversations: index (tenant_id, created_at, connection_id, status, assignee_id, first_inbound_at, first_response_at) only in sqlite",
+        "SQLite keeps 0031's covering analytics index: it rewrites only the indexes whose \
+         columns an update changed, so it costs nothing per message; PostgreSQL's 0040 \
+         narrowed it, because there every message's update of its conversation writes an \
+         entry into every index (the ingest figure)",
+    ),
+    (
+        "table conversations: index (tenant_id, created_at) only in postgres",
+        "PostgreSQL's 0040: the narrow form of the covering index SQLite keeps (see above)",
+    ),
+    (
+        "table conversations: index (tenant_id, resolved_at, connection_id, assignee_id, created_at) only in sqlite",
+        "as for the created index: SQLite keeps 0031's covering form",
+    ),
+    (
+        "table conversations: index (tenant_id, resolved_at) WHERE … only in postgres",
+        "PostgreSQL's 0040: resolved conversations only, so the open conversation a message \
+         updates has no entry in it",
+    ),
 ];
 
 /// The one type mapping between the trees (see the header of each 0001_foundation.sql):
