@@ -416,15 +416,21 @@ async fn a_review_never_overrides_a_status_set_by_hand() {
     })
     .await;
     let (phone, _receiver) = env.subscribed_phone().await;
+    // Submits a template; returns its id.
     let create = |name: &'static str| {
-        env.http
+        let sent = env
+            .http
             .post(env.url(&format!("/{V}/{}/message_templates", phone.waba_id)))
             .bearer_auth(&phone.token)
             .json(
                 &json!({"name": name, "category": "utility", "language": "en",
                           "components": [{"type": "BODY", "text": "Hello"}]}),
             )
-            .send()
+            .send();
+        async move {
+            let created: Value = sent.await.unwrap().json().await.unwrap();
+            created["id"].as_str().unwrap().to_owned()
+        }
     };
     let status = |id: String| {
         let env = &env;
@@ -436,13 +442,7 @@ async fn a_review_never_overrides_a_status_set_by_hand() {
                 .clone()
         }
     };
-    let created: Value = create("rejected_by_hand")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let rejected = created["id"].as_str().unwrap().to_owned();
+    let rejected = create("rejected_by_hand").await;
     let (s, _) = env
         .post(
             &format!("/_sim/templates/{rejected}/status"),
@@ -450,13 +450,7 @@ async fn a_review_never_overrides_a_status_set_by_hand() {
         )
         .await;
     assert_eq!(s, 200);
-    let created: Value = create("approved_by_review")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let reviewed = created["id"].as_str().unwrap().to_owned();
+    let reviewed = create("approved_by_review").await;
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert_eq!(status(rejected).await, "REJECTED");
     assert_eq!(status(reviewed).await, "APPROVED");
@@ -465,13 +459,7 @@ async fn a_review_never_overrides_a_status_set_by_hand() {
         .post("/_sim/config", json!({"template_auto_approve": false}))
         .await;
     assert_eq!(s, 200);
-    let created: Value = create("waits_for_a_decision")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let waiting = created["id"].as_str().unwrap().to_owned();
+    let waiting = create("waits_for_a_decision").await;
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert_eq!(status(waiting).await, "PENDING");
 }
