@@ -2,7 +2,8 @@
 //! navigation, copy the delivery URL and the secret shown once (a reload shows it no more),
 //! add a rule that sends the approved `order_confirmation` template, rotate the secret (a new
 //! one shown once), remove the rule and delete the shop; an agent gets the `403` page and no
-//! link. Screenshots: `integrations` (a shop with a rule) at both sizes.
+//! link. A signed order delivery shows on its customer's contact page. Screenshots:
+//! `integrations` (a shop with a rule) and `contact-orders` at both sizes.
 
 use crate::analytics::{sign_in, tenant_with_number};
 use crate::harness::{label, role, text, Db, Page, Server};
@@ -103,6 +104,43 @@ async fn an_admin_connects_a_shop_adds_a_rule_rotates_and_deletes(db: Db) {
     let id = stored["data"][0]["id"].as_str().unwrap();
     let second = secret(&page, &format!("#secret-value-{id}")).await;
     assert!(second.starts_with("wcs_") && second != first, "{second}");
+
+    // The shop delivers an order signed with the new secret: its customer becomes a contact
+    // and the order shows on the contact's page.
+    let order = serde_json::to_vec(&json!({
+        "id": 1001, "number": "1001", "status": "processing", "currency": "GBP",
+        "total": "29.35",
+        "billing": {"first_name": "Cara", "last_name": "Lima", "phone": "07700 900456",
+                    "country": "GB"},
+        "line_items": [{"name": "T-shirt", "quantity": 2, "total": "20.00"},
+                       {"name": "Mug", "quantity": 1, "total": "9.35"}],
+    }))
+    .unwrap();
+    let signature = {
+        use base64::Engine;
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(second.as_bytes()).unwrap();
+        mac.update(&order);
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    };
+    let r = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("x-wc-webhook-topic", "order.created")
+        .header("x-wc-webhook-delivery-id", "9001")
+        .header("x-wc-webhook-signature", signature)
+        .body(order)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    page.click(&role("link", "Contacts")).await;
+    page.click(&role("link", "Cara Lima")).await;
+    page.wait_for(&role("heading", "Orders")).await;
+    page.wait_for(&text("Order 1001")).await;
+    page.wait_for(&text("29.35 GBP")).await;
+    page.assert_accessible().await;
+    page.screenshot("contact-orders").await;
 
     // Remove the rule, then delete the shop.
     page.goto("/settings/integrations").await;

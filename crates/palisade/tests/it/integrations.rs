@@ -296,6 +296,21 @@ async fn a_signed_order_creates_the_contact_and_the_order_and_a_replay_does_noth
     assert_eq!(orders[0]["line_summary"], "2 × T-shirt, 1 × Mug");
     assert_eq!(orders[0]["notification"], Value::Null);
     assert_eq!(audit_count(app, "integration.order_recorded").await, 1);
+    // …and on the contact's page in the console, for every member (an agent here).
+    let agent = app.add_user(&fx.owner, "agent@acme.example", "agent").await;
+    let r =
+        crate::console::signed_in_get(app, &agent.access_token, &format!("/contacts/{cid}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    for shown in [
+        "<h2 id=\"orders-heading\">Orders</h2>",
+        "Order 1001",
+        "processing",
+        "29.35 GBP",
+        "2 × T-shirt, 1 × Mug",
+    ] {
+        assert!(html.contains(shown), "{shown} is not on the page:\n{html}");
+    }
 
     // The same delivery again: answered, nothing done.
     let again = deliver(app, &id, Some(&secret), "order.created", "5001", &body).await;

@@ -18,6 +18,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use palisade_core::contacts::{self, ContactView, ListQuery};
+use palisade_core::integrations::{self, OrderView};
 use palisade_core::messaging::ConversationView;
 use palisade_core::AppError;
 use palisade_domain::{ContactId, Permission};
@@ -222,6 +223,10 @@ struct ShowPage {
     can_write: bool,
     can_erase: bool,
     can_read_conversations: bool,
+    /// The contact's orders from the tenant's stores (integrations), newest first: the first
+    /// page; `more_orders` when there are older ones (`GET /api/v1/contacts/{id}/orders`).
+    orders: Vec<OrderView>,
+    more_orders: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -270,6 +275,11 @@ async fn show(
     } else {
         (Vec::new(), None)
     };
+    let (orders, more_orders) =
+        match integrations::orders_of_contact(s, p, ContactId::from(id), None).await {
+            Ok(page) => (page.data, page.next_cursor.is_some()),
+            Err(e) => return app_error(e),
+        };
     let display_name = contact
         .name
         .clone()
@@ -293,5 +303,7 @@ async fn show(
         can_write: p.require(Permission::ContactsWrite).is_ok(),
         can_erase: p.require(Permission::ContactsDelete).is_ok(),
         can_read_conversations,
+        orders,
+        more_orders,
     })
 }
