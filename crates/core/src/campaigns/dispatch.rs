@@ -365,7 +365,8 @@ async fn dispatch_campaign(s: &Services, l: &Leased, budget: i64) -> AppResult<(
             Dispatched::Raced => {}
             Dispatched::Blocked(why) => {
                 tracing::warn!(campaign = %campaign.id, reason = %why, "campaign cannot send; it is paused and its recipients wait");
-                super::pause_blocked(s, l.tenant_id, campaign.id, &why).await?;
+                let scope = TenantScope::from_verified_credential(l.tenant_id);
+                super::pause_blocked(s, scope, campaign.id, &why).await?;
                 return Ok((queued, skipped, false));
             }
         }

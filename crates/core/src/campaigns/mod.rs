@@ -576,13 +576,15 @@ pub async fn act(
 /// webhook `campaign.paused`) and the tenant's admins are told in the app. Resuming it after
 /// the cause is fixed sends to the recipients still pending. Nothing happens if it is no
 /// longer running (paused or cancelled meanwhile).
+///
+/// `scope` is the campaign's tenant, as the dispatcher leased it (`dispatch.rs`).
 pub(crate) async fn pause_blocked(
     s: &Services,
-    tenant: palisade_domain::TenantId,
+    scope: TenantScope,
     id: CampaignId,
     reason: &str,
 ) -> AppResult<bool> {
-    let scope = palisade_store::TenantScope::from_verified_credential(tenant);
+    let tenant = scope.tenant_id();
     let mut uow = UnitOfWork::system(
         s,
         crate::unit_of_work::SystemActor::CampaignDispatcher,
