@@ -2,7 +2,7 @@
 //! outbound message), newest first, each with its last message, paged by an opaque cursor that
 //! stays safe while conversations move, and narrowed by status, assignee and label.
 
-use crate::support::{whatsapp_fixture, WhatsAppFixture};
+use crate::support::{whatsapp_fixture_with, WhatsAppFixture};
 use palisade_core::clock::Clock;
 use palisade_testkit::Db;
 use reqwest::StatusCode;
@@ -25,8 +25,11 @@ impl std::ops::Deref for Setup {
     }
 }
 
+/// The sender is off (`outbound_worker_interval_ms = 0`): a reply stays `queued`, as the
+/// list's items are compared with it (with the sender on, an agent's reply wakes it at once and
+/// may be `sent` before the list is read).
 async fn setup(db: Db) -> Setup {
-    Setup(whatsapp_fixture(db).await)
+    Setup(whatsapp_fixture_with(db, |c| c.outbound_worker_interval_ms = 0).await)
 }
 
 impl Setup {
