@@ -168,6 +168,7 @@ pub fn web_config(config: &Config) -> WebConfig {
         max_body_bytes: config.raw.max_body_bytes,
         slow_request: Duration::from_millis(config.raw.slow_request_ms),
         traces: config.otlp.is_some(),
+        json_logs: crate::telemetry::json_logs(),
     }
 }
 

@@ -4,11 +4,10 @@ use palisade::cli::{Cli, Command};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let production = std::env::var("PALISADE_ENV").is_ok_and(|e| e == "production");
     let telemetry = if matches!(cli.command, Command::Keys { .. }) {
         None
     } else {
-        let json = std::env::var("PALISADE_LOG_FORMAT").map_or(production, |f| f == "json");
+        let json = palisade::telemetry::json_logs();
         // Traces are for the server only. Its configuration is read here too, before logging
         // starts; a configuration that does not load is reported by `serve` itself.
         let otlp = match cli.command {

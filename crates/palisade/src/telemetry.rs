@@ -160,6 +160,13 @@ impl Telemetry {
     }
 }
 
+/// Whether log lines are JSON: `PALISADE_LOG_FORMAT=json`, or by default in production
+/// (`PALISADE_ENV=production`).
+pub fn json_logs() -> bool {
+    let production = std::env::var("PALISADE_ENV").is_ok_and(|e| e == "production");
+    std::env::var("PALISADE_LOG_FORMAT").map_or(production, |f| f == "json")
+}
+
 /// Installs the global subscriber: log lines to stderr (JSON or text) filtered by
 /// `PALISADE_LOG`, and with `otlp` the trace exporter. Call within a Tokio runtime. An exporter
 /// that cannot be set up is an error (nothing is installed): traces asked for must work.

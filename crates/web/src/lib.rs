@@ -44,6 +44,9 @@ pub struct WebConfig {
     /// Traces are exported (`PALISADE_OTLP_ENDPOINT`): the request span also carries the
     /// OpenTelemetry name, kind and status (left out otherwise, so log lines stay as they are).
     pub traces: bool,
+    /// Log lines are JSON (`PALISADE_LOG_FORMAT=json`): a request's line then also carries its
+    /// request id and route at the top level, beside the span's copy, where log tools look.
+    pub json_logs: bool,
 }
 
 impl Default for WebConfig {
@@ -56,6 +59,7 @@ impl Default for WebConfig {
             max_body_bytes: 1024 * 1024,
             slow_request: Duration::from_secs(1),
             traces: false,
+            json_logs: false,
         }
     }
 }

@@ -257,10 +257,19 @@ async fn request_context(
     // Internal errors are also logged where they are rendered, with their cause.
     span.in_scope(|| {
         let ms = elapsed.as_millis() as u64;
-        if slow {
-            tracing::warn!(status = status.as_u16(), ms, path = %uri.path(), "slow request");
-        } else {
-            tracing::info!(status = status.as_u16(), ms, path = %uri.path(), "request");
+        let status = status.as_u16();
+        let path = uri.path();
+        // Text lines show the span's fields as their prefix; JSON lines nest them under `span`,
+        // so they also get the request id and route at the top level.
+        match (slow, web.json_logs) {
+            (true, true) => {
+                tracing::warn!(status, ms, path, request_id = %id, route = %route, "slow request")
+            }
+            (true, false) => tracing::warn!(status, ms, path, "slow request"),
+            (false, true) => {
+                tracing::info!(status, ms, path, request_id = %id, route = %route, "request")
+            }
+            (false, false) => tracing::info!(status, ms, path, "request"),
         }
     });
     if let Ok(v) = HeaderValue::from_str(&id) {

@@ -91,6 +91,22 @@ async fn a_contact_is_created_edited_exported_and_erased_through_the_pages(db: D
 
     // A second contact, without the tag; then the list, filtered by the tag.
     create(&page, "Bruno Costa", "+44 7700 900456", "newsletter").await;
+    // No choice recorded: the consent control says so (it used to show an opt-out as chosen),
+    // and recording one takes an explicit pick.
+    page.wait_for(&text(
+        "No choice recorded: ask before sending marketing messages.",
+    ))
+    .await;
+    assert_eq!(
+        page.eval("document.getElementById('marketing_opt_in').value")
+            .await,
+        ""
+    );
+    page.fill(&label("Change consent"), "Opted in to marketing messages")
+        .await;
+    page.click(&role("button", "Save consent")).await;
+    page.wait_for(&text("Opted in to marketing messages since"))
+        .await;
     page.goto("/contacts").await;
     page.wait_for(&role("link", "Bruno Costa")).await;
     page.wait_for(&role("link", XSS)).await;

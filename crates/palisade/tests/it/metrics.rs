@@ -612,6 +612,9 @@ async fn serve_logs_one_json_line_per_request_and_serves_metrics_only_on_its_lis
     assert_eq!(line["level"], "INFO", "{line}");
     assert_eq!(line["message"], "request", "{line}");
     assert_eq!(line["span"]["route"], "/api/v1/contacts/{id}", "{line}");
+    // …and at the top level, where log tools look first.
+    assert_eq!(line["request_id"], "metrics-test-1", "{line}");
+    assert_eq!(line["route"], "/api/v1/contacts/{id}", "{line}");
     assert_eq!(line["status"], 401, "{line}");
     assert!(line["ms"].is_u64(), "{line}");
     let per_request = lines
