@@ -124,7 +124,8 @@ fn zero() {
     gauge!(BACKUP_LAST_SUCCESS).set(0.0);
 }
 
-/// The `result` values of [`WEBHOOK_DELIVERIES`].
+/// The `result` values of [`WEBHOOK_DELIVERIES`] (the only ones [`webhook_delivery`] takes:
+/// checked in debug builds, so the tests catch a call site with another word). Likewise below.
 pub const WEBHOOK_DELIVERY_RESULTS: [&str; 3] = ["delivered", "failed", "gone"];
 /// The `result` values of [`INBOUND_EVENTS`].
 pub const INBOUND_EVENT_RESULTS: [&str; 3] = ["accepted", "refused", "rate_limited"];
@@ -144,6 +145,7 @@ pub fn backup_succeeded(at: time::OffsetDateTime) {
 
 /// A scheduled backup needs attention for `reason` (`failed`, `verification_failed`, `missed`).
 pub fn backup_failed(reason: &'static str) {
+    debug_assert!(BACKUP_FAILURE_REASONS.contains(&reason), "{reason}");
     counter!(BACKUP_FAILURES, "reason" => reason).increment(1);
 }
 
@@ -165,11 +167,13 @@ pub fn security_alert(rule: palisade_domain::AlertRule, severity: palisade_domai
 
 /// An outgoing webhook delivery attempt ended with `result` (`delivered`, `failed`, `gone`).
 pub fn webhook_delivery(result: &'static str) {
+    debug_assert!(WEBHOOK_DELIVERY_RESULTS.contains(&result), "{result}");
     counter!(WEBHOOK_DELIVERIES, "result" => result).increment(1);
 }
 
 /// A WhatsApp webhook POST from Meta was `accepted`, `refused` or `rate_limited`.
 pub fn inbound_event(result: &'static str) {
+    debug_assert!(INBOUND_EVENT_RESULTS.contains(&result), "{result}");
     counter!(INBOUND_EVENTS, "result" => result).increment(1);
 }
 

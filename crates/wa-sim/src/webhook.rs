@@ -266,21 +266,8 @@ pub fn spawn_template_review(state: &Arc<AppState>, template_id: String) {
         if delay > 0 && !state.pause(delay).await {
             return;
         }
-        if template_status(&state, &template_id).as_deref() == Some("PENDING") {
-            set_template_status(&state, &template_id, "APPROVED", "NONE");
-        }
+        change_template_status(&state, &template_id, Some("PENDING"), "APPROVED", "NONE");
     });
-}
-
-/// A template's status now, if the simulator has it.
-fn template_status(state: &AppState, template_id: &str) -> Option<String> {
-    let inner = lock(&state.inner);
-    inner
-        .templates
-        .values()
-        .flat_map(|list| list.iter())
-        .find(|t| t.id == template_id)
-        .map(|t| t.status.clone())
 }
 
 /// Sets a template's status and emits `message_template_status_update`. False if unknown.
@@ -290,11 +277,27 @@ pub fn set_template_status(
     status: &str,
     reason: &str,
 ) -> bool {
+    change_template_status(state, template_id, None, status, reason)
+}
+
+/// [`set_template_status`], only while the template's status is `only_from` when that is given
+/// (checked and changed under one lock, so a status set meanwhile through the control API
+/// stands). False if unknown or not in that status.
+fn change_template_status(
+    state: &AppState,
+    template_id: &str,
+    only_from: Option<&str>,
+    status: &str,
+    reason: &str,
+) -> bool {
     let found = {
         let mut inner = lock(&state.inner);
         let mut found = None;
         for (waba, list) in inner.templates.iter_mut() {
             if let Some(t) = list.iter_mut().find(|t| t.id == template_id) {
+                if only_from.is_some_and(|from| t.status != from) {
+                    break;
+                }
                 t.status = status.to_owned();
                 t.rejected_reason = if status == "REJECTED" {
                     reason.to_owned()

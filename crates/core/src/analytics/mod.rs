@@ -133,7 +133,7 @@ fn parse_instant(
     }
     match time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
         .ok()
-        .and_then(|t| Timestamp::from_nanosecond(t.unix_timestamp_nanos()).ok())
+        .and_then(to_timestamp)
     {
         Some(t) => Some(t),
         None => {
@@ -156,6 +156,10 @@ fn local_midnight(d: Date, tz: &TimeZone) -> Option<Timestamp> {
             .ok()?
             .timestamp(),
     )
+}
+
+fn to_timestamp(t: OffsetDateTime) -> Option<Timestamp> {
+    Timestamp::from_nanosecond(t.unix_timestamp_nanos()).ok()
 }
 
 fn to_time(t: Timestamp) -> AppResult<OffsetDateTime> {
@@ -189,19 +193,18 @@ pub fn parse_period(q: &AnalyticsQuery, now: OffsetDateTime) -> AppResult<Period
     let mut errors = FieldErrors::new();
     let zone = parse_zone(&mut errors, q.tz.as_deref());
     let tz = zone.as_ref().map(|(_, z)| z);
-    let given_from = parse_instant(&mut errors, "from", q.from.as_deref(), tz);
-    let to = match q.to {
-        Some(_) => parse_instant(&mut errors, "to", q.to.as_deref(), tz),
-        None => Some(
-            Timestamp::from_nanosecond(now.unix_timestamp_nanos())
-                .map_err(|e| AppError::Internal(e.into()))?,
-        ),
+    let to = match q.to.as_deref() {
+        Some(raw) => parse_instant(&mut errors, "to", Some(raw), tz),
+        None => to_timestamp(now),
     };
-    let from = match (&q.from, to, tz) {
-        (Some(_), _, _) => given_from,
-        (None, Some(to), Some(tz)) => default_from(to, tz),
-        (None, _, _) => None,
+    let from = match q.from.as_deref() {
+        Some(raw) => parse_instant(&mut errors, "from", Some(raw), tz),
+        None => to.zip(tz).and_then(|(to, tz)| default_from(to, tz)),
     };
+    // A `to` so early that 30 days before it is no date (year 1) leaves no default.
+    if from.is_none() && q.from.is_none() && to.is_some() && tz.is_some() {
+        errors.push(FieldError::new("from", "is required with so early a `to`"));
+    }
     let interval = match q.interval.as_deref() {
         None | Some("day") => Some(Interval::Day),
         Some("week") => Some(Interval::Week),

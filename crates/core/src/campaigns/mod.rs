@@ -555,19 +555,34 @@ pub async fn act(
         }
         Action::Pause | Action::Resume => {}
     }
-    store::update(uow.tx(), &after).await?;
-    let after = stored(uow.tx(), id).await?;
-    uow.audit(
-        uow.entry(action.audit())
-            .target("campaign", id)
-            .change(Some(audit_json(&before)), Some(audit_json(&after))),
-    )
-    .await?;
-    uow.emit(action.event(), &CampaignView::from(&after))
-        .await?;
+    let after = record_transition(&mut uow, &before, after, action, None).await?;
     let detail = detail(uow.tx(), after).await?;
     uow.commit().await?;
     Ok(detail)
+}
+
+/// Stores a status change (`after`), audits it as `action` (with `reason` in the metadata when
+/// given) and queues its webhook event; returns the campaign as stored.
+async fn record_transition(
+    uow: &mut UnitOfWork<'_, TenantScope>,
+    before: &Campaign,
+    after: Campaign,
+    action: Action,
+    reason: Option<&str>,
+) -> AppResult<Campaign> {
+    store::update(uow.tx(), &after).await?;
+    let after = stored(uow.tx(), before.id).await?;
+    let mut entry = uow
+        .entry(action.audit())
+        .target("campaign", before.id)
+        .change(Some(audit_json(before)), Some(audit_json(&after)));
+    if let Some(reason) = reason {
+        entry = entry.metadata(json!({ "reason": reason }));
+    }
+    uow.audit(entry).await?;
+    uow.emit(action.event(), &CampaignView::from(&after))
+        .await?;
+    Ok(after)
 }
 
 /// The dispatcher found the campaign's messages refused by the send path (its template no
@@ -595,27 +610,17 @@ pub(crate) async fn pause_blocked(
     let Some(before) = store::find_for_update(uow.tx(), id).await? else {
         return Ok(false);
     };
-    let Ok(next) = before.status.pause() else {
-        return Ok(false);
-    };
     if before.status != CampaignStatus::Running {
         return Ok(false);
     }
+    let Ok(next) = before.status.pause() else {
+        return Ok(false);
+    };
     let mut after = before.clone();
     after.status = next;
     after.updated_at = now;
-    store::update(uow.tx(), &after).await?;
-    let after = stored(uow.tx(), id).await?;
     let reason: String = reason.chars().take(500).collect();
-    uow.audit(
-        uow.entry(Action::Pause.audit())
-            .target("campaign", id)
-            .change(Some(audit_json(&before)), Some(audit_json(&after)))
-            .metadata(json!({ "reason": reason })),
-    )
-    .await?;
-    uow.emit(Action::Pause.event(), &CampaignView::from(&after))
-        .await?;
+    let after = record_transition(&mut uow, &before, after, Action::Pause, Some(&reason)).await?;
     let admins = crate::notifications::tenant_admins(uow.tx(), tenant, None).await?;
     crate::notifications::notify(
         uow.tx(),
