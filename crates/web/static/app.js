@@ -102,10 +102,17 @@ export async function api(method, path, body) {
 
 // ---- forms ----
 
+// The objects setPath made for the dots of a name (numberedLists turns only these into lists,
+// never a value the form holds, such as a data-type="json" field's object).
+const madeByPath = new WeakSet();
+
 function setPath(obj, path, value) {
   const keys = path.split(".");
   let o = obj;
-  for (const k of keys.slice(0, -1)) o = o[k] ??= {};
+  for (const k of keys.slice(0, -1)) {
+    if (o[k] == null) { o[k] = {}; madeByPath.add(o[k]); }
+    o = o[k];
+  }
   o[keys[keys.length - 1]] = value;
 }
 
@@ -113,8 +120,10 @@ function setPath(obj, path, value) {
 // name="a.b" nests; data-type="number" | "list" (comma or line separated) | "json" | "bool";
 // a checkbox is a boolean unless it has a value and data-type="list-item" (then all checked
 // boxes of that name form a list); select[multiple] is a list; an empty text field is left out
-// unless it has data-keep-empty (then it is sent as null); an empty list is sent as [] unless it
-// has data-omit-empty (then it is left out: "no list", where [] would mean "none").
+// unless it has data-keep-empty (then it is sent as null) or data-send-empty (sent as ""
+// for the API to name what is missing); an empty list is sent as [] unless it
+// has data-omit-empty (then it is left out: "no list", where [] would mean "none"). Numbered
+// names (name="stages.0.name", "stages.1.name") make a list of objects in their numbers' order.
 export function formBody(form) {
   const body = {};
   const lists = {};
@@ -139,6 +148,7 @@ export function formBody(form) {
     const v = el.value;
     if (v.trim() === "" && (type !== "list" || el.hasAttribute("data-omit-empty"))) {
       if (el.hasAttribute("data-keep-empty")) setPath(body, el.name, null);
+      else if (el.hasAttribute("data-send-empty")) setPath(body, el.name, "");
       continue;
     }
     if (type === "number") setPath(body, el.name, Number(v));
@@ -148,6 +158,20 @@ export function formBody(form) {
     else setPath(body, el.name, v);
   }
   for (const [k, v] of Object.entries(lists)) setPath(body, k, v);
+  return numberedLists(body);
+}
+
+// {"0": a, "2": b} → [a, b] (at any depth) for the objects numbered names were filled into.
+function numberedLists(body) {
+  const convert = (v) => {
+    if (!madeByPath.has(v)) return v;
+    const keys = Object.keys(v);
+    for (const k of keys) v[k] = convert(v[k]);
+    return keys.length > 0 && keys.every((k) => /^\d+$/.test(k))
+      ? keys.sort((a, b) => Number(a) - Number(b)).map((k) => v[k])
+      : v;
+  };
+  for (const k of Object.keys(body)) body[k] = convert(body[k]);
   return body;
 }
 

@@ -1,8 +1,8 @@
 //! The analytics dashboard as a member reads it: a customer writes twice, the owner answers
 //! once and wins a deal; the dashboard (from the navigation) shows those figures, a chart with
-//! one bar per day and series, the same numbers in its table, the team and the deals by stage;
+//! one bar per day and series, the same numbers in its table, the team, the conversations by status and the deals by stage;
 //! the period picker changes the number of bars; a time zone that is none is said next to its
-//! field; an agent opens it too. Screenshots: `analytics` at both sizes.
+//! field; an agent opens it too. Screenshots: `analytics` and `analytics-status` at both sizes.
 
 use crate::harness::{css, label, role, text, Db, Page, Server};
 use serde_json::{json, Value};
@@ -197,8 +197,18 @@ async fn the_dashboard_shows_the_figures_and_a_bar_per_day_and_series(db: Db) {
         .eval("[...document.querySelectorAll('#stages-table tbody tr')].map(r => [...r.cells].map(c => c.textContent.trim().replace(/\\s+/g, ' ')).join('|')).find(r => r.includes('won'))")
         .await;
     assert_eq!(won_row, "Sales|Won won|1|1,250.50 EUR");
+    // The conversation by its status now, drawn as one bar; no campaign yet.
+    let status = page
+        .eval("document.getElementById('status-bar-desc').textContent")
+        .await;
+    assert_eq!(status, "Open 1 (100%), Pending 0 (0%), Resolved 0 (0%).");
+    page.wait_for(&text("No campaign started in this period."))
+        .await;
     page.assert_accessible().await;
     page.screenshot("analytics").await;
+    page.eval("document.getElementById('status-heading').scrollIntoView()")
+        .await;
+    page.screenshot("analytics-status").await;
 
     // The last 7 days, by week: fewer bars.
     page.fill(&label("Period"), "Last 7 days").await;

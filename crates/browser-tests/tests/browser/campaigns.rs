@@ -1,9 +1,10 @@
 //! Broadcast campaigns as an admin runs one: open Campaigns from the navigation, start a new
 //! campaign, choose the template (its variables become rows), make a mistake (the field says
 //! what is wrong), fix it, create the draft, start it after the confirmation, and watch the
-//! counts change as the simulator accepts and delivers the messages, until it completes.
-//! Screenshots: `campaign-new` (the form with its field errors), `campaign` (the detail page
-//! with its counts and recipients) and `campaigns` (the list) at both sizes.
+//! counts change as the simulator accepts and delivers the messages, until it completes; the
+//! analytics dashboard then shows its funnel. Screenshots: `campaign-new` (the form with its
+//! field errors), `campaign` (the detail page with its counts and recipients), `campaigns` (the
+//! list) and `analytics-campaigns` (the funnel) at both sizes.
 
 use crate::harness::{label, role, text, Db, Page, Server};
 use crate::inbox::{sign_in, tenant_with_number};
@@ -180,5 +181,23 @@ async fn an_admin_creates_starts_and_follows_a_campaign(db: Db) {
     page.wait_for(&text("2 / 2")).await;
     page.assert_accessible().await;
     page.screenshot("campaigns").await;
+
+    // The analytics dashboard's funnel: both recipients got at least as far as delivered.
+    page.click(&role("link", "Analytics")).await;
+    page.wait_for(&role("heading", "Campaigns")).await;
+    page.wait_for(&role("link", "Spring sale")).await;
+    let row = page
+        .eval("[...document.querySelectorAll('#campaigns-table tbody td')].map(c => c.dataset.label + '=' + c.textContent.trim()).join('|')")
+        .await;
+    assert!(
+        row.as_str().is_some_and(
+            |r| r.starts_with("Status=completed|Targeted=2|Sent=2|Delivered=2 (100%)|")
+        ),
+        "{row}"
+    );
+    page.eval("document.getElementById('campaigns-heading').scrollIntoView()")
+        .await;
+    page.assert_accessible().await;
+    page.screenshot("analytics-campaigns").await;
     page.assert_clean().await;
 }

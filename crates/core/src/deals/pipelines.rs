@@ -43,7 +43,7 @@ pub struct PipelinePatch {
 const MAX_STAGES: usize = 30;
 
 /// The stages of `pipeline` from `input`: ids of `existing` stages kept, others new. Errors
-/// name the stage by its index.
+/// name the stage by its number and its index in the list.
 fn parse_stages(
     errors: &mut FieldErrors,
     pipeline: PipelineId,
@@ -67,7 +67,8 @@ fn parse_stages(
     let mut ids = std::collections::HashSet::new();
     for (i, s) in input.iter().enumerate() {
         let position = i64::try_from(i).unwrap_or(i64::MAX);
-        let at = |m: &str| FieldError::new("stages", format!("stage {i}: {m}"));
+        // People count stages from 1, the API's list from 0: the message gives both.
+        let at = |m: &str| FieldError::new("stages", format!("stage {} (stages[{i}]): {m}", i + 1));
         let name = match PipelineName::parse("name", &s.name) {
             Ok(n) => Some(n),
             Err(e) => {

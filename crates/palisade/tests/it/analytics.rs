@@ -429,6 +429,20 @@ async fn conversations_agents_and_deals_break_it_down(db: Db) {
         c["by_status"],
         json!({"open": 1, "pending": 1, "resolved": 1})
     );
+    // The console's dashboard draws the same split (its last day is included).
+    let (status, html) = crate::console::signed_in_page(
+        s.app(),
+        s.t(),
+        "/analytics?period=custom&from=2026-03-07&to=2026-03-09&tz=America/New_York",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains(
+            r#"<desc id="status-bar-desc">Open 1 (33%), Pending 1 (33%), Resolved 1 (33%).</desc>"#
+        ),
+        "{html}"
+    );
     assert_eq!(column(&c, "conversations_new"), [2, 0, 1]);
     assert_eq!(
         (

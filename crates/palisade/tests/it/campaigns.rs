@@ -318,6 +318,48 @@ async fn a_campaign_reaches_its_audience_once_and_completes(db: Db) {
         "{}",
         r.body
     );
+    // The console's dashboard shows the same funnel, each recipient once at its furthest step.
+    let (status, html) = crate::console::signed_in_page(
+        app,
+        &agent.access_token,
+        &format!(
+            "/analytics?period=custom&from={}&to={}",
+            today.previous_day().unwrap(),
+            today
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains(&format!(r#"<a href="/campaigns/{id}">"#)),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<td data-label="Targeted">4</td>"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<td data-label="Sent">3</td>"#), "{html}");
+    assert!(
+        html.contains(r#"<td data-label="Replied">1 (33%)</td>"#),
+        "{html}"
+    );
+    let funnel = format!(r#"<desc id="funnel-{id}-desc">"#);
+    let at = html.find(&funnel).expect("the funnel's bar") + funnel.len();
+    let desc = &html[at..at + html[at..].find('<').unwrap()];
+    let counts = get(&fx, &id).await["counts"].clone();
+    let (read, delivered, sent) = (
+        counts["read"].as_i64().unwrap(),
+        counts["delivered"].as_i64().unwrap(),
+        counts["sent"].as_i64().unwrap(),
+    );
+    assert!(
+        desc.contains(&format!("Read {read} "))
+            && desc.contains(&format!("Delivered, not read {delivered} "))
+            && desc.contains(&format!("Sent, not delivered {sent} "))
+            && desc.contains("Skipped 1 (25%)")
+            && desc.contains("Waiting 0 (0%)"),
+        "{desc}"
+    );
     let r = app
         .get(&format!("{q}&connection_id={}", uuid::Uuid::now_v7()), t)
         .await;

@@ -62,8 +62,14 @@ async fn the_dashboard_shows_figures_charts_and_tables_escaped(db: Db) {
     // The last 30 days by default: 30 rows in the table.
     assert_eq!(
         html.matches(r#"<tr><th scope="row">"#).count(),
-        30 + 1,
-        "days and one member"
+        30,
+        "a row per day"
+    );
+    assert_eq!(
+        html.matches(r#"<tr><th scope="row" data-label="Member">"#)
+            .count(),
+        1,
+        "one member"
     );
     // The member's name is escaped; the default pipeline's stages are listed.
     assert!(!html.contains(XSS));

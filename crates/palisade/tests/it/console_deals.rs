@@ -21,7 +21,7 @@ both!(
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
 
-async fn contact(app: &TestApp, t: &str, phone: &str, name: &str) -> String {
+pub(crate) async fn contact(app: &TestApp, t: &str, phone: &str, name: &str) -> String {
     let r = app
         .post(
             "/api/v1/contacts",
@@ -33,13 +33,13 @@ async fn contact(app: &TestApp, t: &str, phone: &str, name: &str) -> String {
     r.body["id"].as_str().unwrap().to_owned()
 }
 
-async fn pipeline(app: &TestApp, t: &str) -> Value {
+pub(crate) async fn pipeline(app: &TestApp, t: &str) -> Value {
     let r = app.get("/api/v1/pipelines", t).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     r.body["data"][0].clone()
 }
 
-fn stage(pipeline: &Value, name: &str) -> String {
+pub(crate) fn stage(pipeline: &Value, name: &str) -> String {
     pipeline["stages"]
         .as_array()
         .unwrap()
@@ -51,14 +51,14 @@ fn stage(pipeline: &Value, name: &str) -> String {
         .to_owned()
 }
 
-async fn deal(app: &TestApp, t: &str, body: Value) -> Value {
+pub(crate) async fn deal(app: &TestApp, t: &str, body: Value) -> Value {
     let r = app.post("/api/v1/deals", Some(t), body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     r.body
 }
 
 /// A browser signed in as `s` (its access cookie, as the console reads it).
-fn browser<'a>(app: &'a TestApp, token: &str) -> Browser<'a> {
+pub(crate) fn browser<'a>(app: &'a TestApp, token: &str) -> Browser<'a> {
     let mut b = Browser::new(app);
     b.jar
         .insert("__Host-palisade_access".into(), token.to_owned());
@@ -77,14 +77,14 @@ fn column_count(html: &str, stage_id: &str) -> String {
 }
 
 /// One owner with a contact and a deal in Lead.
-struct Fixture {
-    app: TestApp,
-    owner: Session,
-    pipeline: Value,
-    deal: Value,
+pub(crate) struct Fixture {
+    pub(crate) app: TestApp,
+    pub(crate) owner: Session,
+    pub(crate) pipeline: Value,
+    pub(crate) deal: Value,
 }
 
-async fn fixture(db: Db) -> Fixture {
+pub(crate) async fn fixture(db: Db) -> Fixture {
     let app = spawn_app(db).await;
     let owner = app.register("Acme", "ana@acme.example").await;
     let pl = pipeline(&app, &owner.access_token).await;

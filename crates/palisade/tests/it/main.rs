@@ -91,6 +91,7 @@ mod console_contacts;
 mod console_deals;
 mod console_inbox;
 mod console_ops;
+mod console_pipelines;
 mod console_security;
 mod console_templates;
 mod console_tickets;

@@ -55,6 +55,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/deals.js"),
     ),
     (
+        "pipelines.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/pipelines.js"),
+    ),
+    (
         "notifications.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/notifications.js"),

@@ -7,7 +7,7 @@
 //! new campaign form (`POST /campaigns/new`, calling `campaigns::create`) and the actions
 //! (`POST /campaigns/{id}/start|pause|resume|cancel|delete`, calling `campaigns::act` and
 //! `campaigns::delete`), each after the checks the API makes for a change sent with the
-//! session cookie (`deals::check_change`: same origin, the session's CSRF token, no read-only
+//! session cookie (`forms::check_change`: same origin, the session's CSRF token, no read-only
 //! impersonation). Permissions are the core's: an agent sees no write control, and a form
 //! sent anyway is refused with the API's `403`.
 //!
@@ -21,7 +21,7 @@
 //! language) and saved with `campaigns::update` (every field sent, so an emptied time clears
 //! the schedule); a campaign past that is refused with the API's `409`.
 
-use super::deals::{bad_form, check_change};
+use super::forms::{bad_form, check_change};
 use super::page::{
     app_error, bad_query, contact_label, filter_query, humanise, label_map, non_blank, query_id,
     render, render_with, Choice, Chrome, Nav,

@@ -275,9 +275,110 @@ fn summary(title: &str, empty_text: &str, buckets: &[Bucket], series: &[Series<'
     out
 }
 
+/// One part of a [`ShareBar`]: its name, bar class, count, and where it is drawn (in percent
+/// of the bar's length).
+pub struct Share {
+    pub name: &'static str,
+    pub class: &'static str,
+    pub value: String,
+    pub percent: String,
+    pub x: f64,
+    pub w: f64,
+}
+
+/// A whole split into parts (conversations by status, a campaign's recipients by how far they
+/// got): one horizontal bar, each part as long as its share, drawn in a `0..100` box.
+pub struct ShareBar {
+    /// Unique on the page: the ids of its title and description derive from it.
+    pub id: String,
+    pub title: String,
+    /// `Open 12 (40%), Pending 3 (10%), Resolved 15 (50%).`
+    pub summary: String,
+    pub parts: Vec<Share>,
+    pub empty: bool,
+}
+
+/// The share bar of `parts` (`(name, class, count)`; a negative count is drawn as zero).
+pub fn shares(id: String, title: &str, parts: &[(&'static str, &'static str, i64)]) -> ShareBar {
+    let total: i128 = parts.iter().map(|(_, _, v)| i128::from((*v).max(0))).sum();
+    let mut x = 0.0;
+    let mut out = Vec::with_capacity(parts.len());
+    for (name, class, v) in parts {
+        let v = (*v).max(0);
+        #[allow(clippy::cast_precision_loss)] // a share on screen: a few digits are enough
+        let share = if total == 0 {
+            0.0
+        } else {
+            v as f64 / total as f64 * 100.0
+        };
+        out.push(Share {
+            name,
+            class,
+            value: group_digits(i128::from(v)),
+            percent: if total == 0 {
+                "0%".into()
+            } else if share > 0.0 && share < 1.0 {
+                "<1%".into()
+            } else {
+                format!("{share:.0}%")
+            },
+            x: round1(x),
+            w: round1(share),
+        });
+        x += share;
+    }
+    let summary = out
+        .iter()
+        .map(|p| format!("{} {} ({})", p.name, p.value, p.percent))
+        .collect::<Vec<_>>()
+        .join(", ");
+    ShareBar {
+        id,
+        title: title.to_owned(),
+        summary: format!("{summary}."),
+        parts: out,
+        empty: total == 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_share_bar_splits_its_whole_in_order() {
+        let b = shares(
+            "s".into(),
+            "By status",
+            &[
+                ("Open", "a", 1),
+                ("Pending", "b", 0),
+                ("Resolved", "c", 3),
+                ("Odd", "d", -5),
+            ],
+        );
+        assert!(!b.empty);
+        let drawn: Vec<(f64, f64)> = b.parts.iter().map(|p| (p.x, p.w)).collect();
+        assert_eq!(
+            drawn,
+            [(0.0, 25.0), (25.0, 0.0), (25.0, 75.0), (100.0, 0.0)]
+        );
+        assert_eq!(
+            b.summary,
+            "Open 1 (25%), Pending 0 (0%), Resolved 3 (75%), Odd 0 (0%)."
+        );
+        let tiny = shares("t".into(), "t", &[("a", "a", 1), ("b", "b", 999)]);
+        assert_eq!(tiny.parts[0].percent, "<1%");
+        let none = shares("n".into(), "n", &[("a", "a", 0)]);
+        assert!(none.empty);
+        assert_eq!(none.parts[0].percent, "0%");
+        let huge = shares(
+            "h".into(),
+            "h",
+            &[("a", "a", i64::MAX), ("b", "b", i64::MAX)],
+        );
+        assert_eq!((huge.parts[1].x, huge.parts[1].w), (50.0, 50.0));
+    }
     use askama::Template;
 
     /// The chart drawn by the page's own partial.

@@ -10,11 +10,19 @@
 //!    the post must bring both, equal. Signed-in forms use the session's CSRF token instead.
 //!
 //! Everything else the console changes goes through the JSON API, which has its own CSRF check,
-//! except the deal forms that must work without script (`console::deals`, which makes the same
-//! checks as the API: same origin, the session's CSRF token, no read-only impersonation).
+//! except the forms that must work without script (deals, templates, campaigns, the inbox's
+//! few): [`check_change`] makes the API's checks for them (same origin, the session's CSRF
+//! token, no read-only impersonation).
 
+use super::auth_pages::{forged, session_csrf_ok};
+use super::page::app_error;
+use super::Viewer;
 use crate::cookies;
+use axum::extract::rejection::FormRejection;
 use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::Response;
+use palisade_core::error::code;
+use palisade_core::{AppError, Services};
 use subtle::ConstantTimeEq;
 
 pub const FORM_COOKIE: &str = "palisade_form";
@@ -61,6 +69,40 @@ pub fn form_token_valid(headers: &HeaderMap, secure: bool, sent: &str) -> bool {
         Some(t) if t.len() == 64 => bool::from(t.as_bytes().ct_eq(sent.as_bytes())),
         _ => false,
     }
+}
+
+/// The API's checks for a change sent with the session cookie: a page of this origin, the
+/// session's CSRF token, and (as the API's middleware refuses every unsafe method of one) no
+/// read-only impersonation.
+pub(crate) fn check_change(
+    s: &Services,
+    viewer: &Viewer,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<(), Response> {
+    if !same_origin(headers) || !session_csrf_ok(s, viewer, csrf) {
+        return Err(forged());
+    }
+    if viewer
+        .principal
+        .impersonator
+        .as_ref()
+        .is_some_and(|i| !i.write)
+    {
+        return Err(app_error(AppError::Forbidden {
+            code: code::IMPERSONATION_READ_ONLY,
+            message: "this impersonation is read-only; start one with write access to change data"
+                .into(),
+        }));
+    }
+    Ok(())
+}
+
+pub(crate) fn bad_form(e: FormRejection) -> Response {
+    app_error(AppError::BadRequest {
+        code: code::INVALID_BODY,
+        message: format!("This form could not be read: {}", e.body_text()),
+    })
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ async fn send_file(
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             // The CSRF token comes first in the form: nothing is read for a forged post.
-            if let Err(r) = super::deals::check_change(s, &viewer, &headers, &csrf) {
+            if let Err(r) = super::forms::check_change(s, &viewer, &headers, &csrf) {
                 return r;
             }
             let filename = field.file_name().unwrap_or_default().to_owned();
@@ -121,7 +121,7 @@ async fn send_file(
             _ => return bad("unexpected field"),
         }
     }
-    if let Err(r) = super::deals::check_change(s, &viewer, &headers, &csrf) {
+    if let Err(r) = super::forms::check_change(s, &viewer, &headers, &csrf) {
         return r;
     }
     let Some(file) = file.filter(|f| !f.bytes.is_empty()) else {

@@ -10,8 +10,9 @@
 //!   The forms the console answers itself are the sign-in steps ([`auth_pages`]): those
 //!   issue tokens, and the console sets them as HttpOnly cookies so that no token ever reaches a
 //!   script; and the forms that must work without script ([`deals`]: moving a card,
-//!   creating a deal; [`templates`]: a new template; [`campaigns`]: a new campaign and its
-//!   state changes), which pass the API's checks and call the same core use cases.
+//!   creating and changing a deal; [`templates`]: a new template; [`campaigns`]: a new
+//!   campaign and its state changes), which pass the API's checks
+//!   ([`forms::check_change`]) and call the same core use cases.
 //! - **Live.** `static/live.js` listens on the API's websocket and reloads the parts of a page
 //!   an event touches (server-rendered fragments), and everything after a `lagged` frame or a
 //!   reconnect.
@@ -30,6 +31,7 @@ pub mod deals;
 pub mod forms;
 pub mod inbox;
 pub mod integrations;
+pub mod money;
 pub mod ops;
 pub mod page;
 pub mod security;

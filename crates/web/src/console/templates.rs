@@ -12,10 +12,10 @@
 //! them from plain fields (header, body, example values one per line, footer, quick-reply
 //! buttons one per line) and calls `templates::create`, the use case of
 //! `POST /api/v1/whatsapp/templates`, after the checks the API makes for a change sent with
-//! the session cookie (`deals::check_change`). The core's field errors
+//! the session cookie (`forms::check_change`). The core's field errors
 //! (`components.body.example`, …) are shown next to the field that holds them.
 
-use super::deals::{bad_form, check_change};
+use super::forms::{bad_form, check_change};
 use super::page::{
     app_error, bad_query, field_lines, filter_query, humanise, named_choices, non_blank, query_id,
     render, render_with, Choice, Chrome, Nav,
