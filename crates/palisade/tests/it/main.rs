@@ -123,6 +123,7 @@ mod registration;
 mod schema_parity;
 mod security_alerts;
 mod security_geo;
+mod serve_nodes;
 mod sessions;
 mod templates;
 mod tenant;
