@@ -83,14 +83,16 @@ pub async fn record_failure(
     tx: &mut Tx<SystemScope>,
     key: &[u8],
     rule: &FailureRule,
+    ip: Option<&str>,
 ) -> Result<ThrottleState> {
     let threshold = rule.threshold.max(1);
     // A threshold of 1 locks on the first failure of a fresh count.
     let lock_on_first = (threshold <= 1).then_some(rule.lock_until);
     tx.fetch_one(
         Query::new(
-            "INSERT INTO login_throttle (key_hash, failures, last_failure_at, locked_until)
-             VALUES ($1, 1, $2, $5)
+            "INSERT INTO login_throttle (key_hash, failures, last_failure_at, locked_until,
+                 last_failure_ip)
+             VALUES ($1, 1, $2, $5, $7)
              ON CONFLICT (key_hash) DO UPDATE SET
                  failures = CASE
                      WHEN login_throttle.locked_until > $2 THEN login_throttle.failures + 1
@@ -105,7 +107,10 @@ pub async fn record_failure(
                      ELSE $5 END,
                  last_failure_at = CASE
                      WHEN login_throttle.locked_until > $2 THEN login_throttle.last_failure_at
-                     ELSE $2 END
+                     ELSE $2 END,
+                 last_failure_ip = CASE
+                     WHEN login_throttle.locked_until > $2 THEN login_throttle.last_failure_ip
+                     ELSE $7 END
              RETURNING failures, last_failure_at, locked_until",
         )
         .bind(key)
@@ -113,9 +118,31 @@ pub async fn record_failure(
         .bind(rule.counts_after)
         .bind(rule.lock_until)
         .bind(lock_on_first)
-        .bind(threshold),
+        .bind(threshold)
+        .bind(ip),
     )
     .await
+}
+
+/// How many login names (known accounts or not) last failed from `ip` since `since`: a name
+/// counts for the address of its latest counted failure, while its row lives (rows go once the
+/// lockout window has passed, or when the name signs in).
+pub async fn names_failed_from(
+    tx: &mut Tx<SystemScope>,
+    ip: &str,
+    since: OffsetDateTime,
+) -> Result<i64> {
+    let (n,): (i64,) = tx
+        .fetch_one(
+            Query::new(
+                "SELECT COUNT(*) FROM login_throttle
+                 WHERE last_failure_ip = $1 AND last_failure_at >= $2",
+            )
+            .bind(ip)
+            .bind(since),
+        )
+        .await?;
+    Ok(n)
 }
 
 /// Forgets the rows whose failures no longer count and whose lock (if any) has ended: they

@@ -429,21 +429,22 @@ pub async fn recent_records<S: Scope>(
 }
 
 /// Failed sign-in attempts (`failure`, `locked`, `mfa_failure`) since `since`: of one user, or
-/// from one address. Returns `(user_id, ip)` of each, newest first (at most 1,000).
+/// from one address. Returns `(tenant_id, user_id)` of each, newest first (at most 1,000).
 pub async fn failed_attempts<S: Scope>(
     tx: &mut Tx<S>,
     user: Option<UserId>,
     ip: Option<&str>,
     since: OffsetDateTime,
-) -> Result<Vec<UserId>> {
+) -> Result<Vec<(Option<TenantId>, UserId)>> {
     #[derive(sqlx::FromRow)]
     struct Row {
+        tenant_id: Option<Uuid>,
         user_id: Uuid,
     }
     let rows: Vec<Row> = tx
         .fetch_all(
             Query::new(
-                "SELECT user_id FROM login_history
+                "SELECT tenant_id, user_id FROM login_history
                  WHERE result IN ('failure', 'locked', 'mfa_failure') AND at >= $3
                    AND ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR ip = $2)
                  ORDER BY id DESC LIMIT 1000",
@@ -453,7 +454,10 @@ pub async fn failed_attempts<S: Scope>(
             .bind(since),
         )
         .await?;
-    Ok(rows.into_iter().map(|r| r.user_id.into()).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.tenant_id.map(TenantId::from_uuid), r.user_id.into()))
+        .collect())
 }
 
 /// A successful sign-in, for the geographic rules.

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod email_verification;
 pub mod hashing;
 pub mod lockout;
+pub mod login;
 pub mod login_history;
 pub mod passkeys;
 pub mod password_reset;

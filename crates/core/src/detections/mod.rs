@@ -28,7 +28,7 @@ pub mod webhook_outbox;
 pub use api::{AlertView, SecurityMetricsView};
 pub use delivery::{platform_mail_in, platform_webhook_in};
 pub use rules::{api_key_used, export_started, exported_rows, records_read};
-pub(crate) use rules::{login_failed, login_succeeded};
+pub(crate) use rules::{login_failed, login_succeeded, unknown_name_failed};
 
 use crate::audit::AuditEntryExt;
 use crate::{AppResult, Services, SystemActor, UnitOfWork};

@@ -14,9 +14,11 @@ use std::time::Duration;
 
 both!(
     a_password_spray_raises_one_platform_alert_that_repeats_bump,
+    a_spray_of_names_that_are_no_accounts_raises_the_platform_alert,
     an_account_under_attack_alerts_its_admins_by_mail_and_signed_webhook,
     a_burst_faster_than_the_sign_in_limit_still_raises_the_alert,
     privilege_escalations_raise_alerts,
+    write_keys_ownership_transfers_and_new_webhook_domains_raise_alerts,
     a_mass_export_and_many_exports_raise_mass_data_access,
     an_api_key_used_from_a_new_address_raises_an_alert,
     one_credential_reading_many_records_raises_mass_data_access,
@@ -130,10 +132,17 @@ async fn a_password_spray_raises_one_platform_alert_that_repeats_bump(db: Db) {
         let r = login_from(&app, ATTACKER, email, "Wrong-password-1234").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
     }
+    // A super admin lists every tenant's alerts: the platform's is the one without a tenant.
+    let platform = |list: Vec<Value>| -> Vec<Value> {
+        list.into_iter()
+            .filter(|a| a["tenant_id"].is_null())
+            .collect()
+    };
     let found = wait_alerts(&app, &root.access_token, "?rule=password_spraying", |a| {
-        !a.is_empty()
+        a.iter().any(|a| a["tenant_id"].is_null())
     })
     .await;
+    let found = platform(found);
     assert_eq!(found.len(), 1, "{found:?}");
     let a = &found[0];
     assert_eq!(a["severity"], "high");
@@ -143,10 +152,37 @@ async fn a_password_spray_raises_one_platform_alert_that_repeats_bump(db: Db) {
     assert_eq!(a["subject"]["id"], ATTACKER);
     assert_eq!(a["occurrences"], 1);
     evidence_is_in_the_audit_log(&app, a).await;
-    // Tenant admins do not see the platform's alert.
-    assert!(alerts(&app, &owner.access_token, "?rule=password_spraying")
-        .await
-        .is_empty());
+    // Each tenant whose accounts were tried gets an alert of its own, with its own count and
+    // evidence only; neither sees the platform's alert or the other's.
+    let acme = wait_alerts(&app, &owner.access_token, "?rule=password_spraying", |a| {
+        !a.is_empty()
+    })
+    .await;
+    assert_eq!(acme.len(), 1, "{acme:?}");
+    assert_eq!(acme[0]["tenant_id"], owner.tenant_id.as_str());
+    assert_eq!(acme[0]["subject"]["id"], ATTACKER);
+    assert_eq!(acme[0]["severity"], "high");
+    let summary = acme[0]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(" 9 of this tenant's accounts"),
+        "{summary}"
+    );
+    evidence_is_in_the_audit_log(&app, &acme[0]).await;
+    let globex = wait_alerts(&app, &other.access_token, "?rule=password_spraying", |a| {
+        !a.is_empty()
+    })
+    .await;
+    assert_eq!(globex.len(), 1, "{globex:?}");
+    assert_eq!(globex[0]["tenant_id"], other.tenant_id.as_str());
+    let summary = globex[0]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(" 1 of this tenant's accounts"),
+        "{summary}"
+    );
+    assert_ne!(globex[0]["id"], a["id"]);
+    // The tenant's admins are mailed (high severity).
+    let mail = app.wait_mail(&owner.email, "security_alert").await;
+    assert!(mail.text.contains("password_spraying"), "{}", mail.text);
 
     // The platform's mailbox and its signed webhook were told.
     let mail = app
@@ -170,13 +206,92 @@ async fn a_password_spray_raises_one_platform_alert_that_repeats_bump(db: Db) {
     // The eleventh account: the same alert, one more occurrence; no second delivery.
     login_from(&app, ATTACKER, &emails[10], "Wrong-password-1234").await;
     let bumped = wait_alerts(&app, &root.access_token, "?rule=password_spraying", |a| {
+        a.iter()
+            .any(|a| a["tenant_id"].is_null() && a["occurrences"] == 2)
+    })
+    .await;
+    let bumped = platform(bumped);
+    assert_eq!(bumped.len(), 1);
+    assert_eq!(bumped[0]["id"], a["id"]);
+    // Acme's alert counts the failure against its account; Globex's, untouched, does not.
+    wait_alerts(&app, &owner.access_token, "?rule=password_spraying", |a| {
         a.first().is_some_and(|a| a["occurrences"] == 2)
     })
     .await;
-    assert_eq!(bumped.len(), 1);
-    assert_eq!(bumped[0]["id"], a["id"]);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(rx.count(), 1);
+    let globex = alerts(&app, &other.access_token, "?rule=password_spraying").await;
+    assert_eq!(globex[0]["occurrences"], 1);
+    // The platform's webhook is told of every alert that opens (the platform's and the two
+    // tenants'), never of a repeat.
+    assert_eq!(rx.count(), 3);
+}
+
+/// Credential stuffing with a list of emails that are mostly nobody's: the names one address
+/// fails against count whether or not they are accounts (the login throttle's rows, which every
+/// failed name already has: no row more per attempt), so ten unknown names raise the platform's
+/// alert, with the failures' audit records as evidence; no tenant is told (none was tried).
+async fn a_spray_of_names_that_are_no_accounts_raises_the_platform_alert(db: Db) {
+    let app = app(db, |_| {}).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let root = app.super_admin("root@platform.example").await;
+    for i in 0..9 {
+        let r = login_from(
+            &app,
+            ATTACKER,
+            &format!("nobody{i}@leaked.example"),
+            "Wrong-password-1234",
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
+    }
+    // Another address's failures do not add to this one's.
+    login_from(
+        &app,
+        "198.51.100.77",
+        "nobody9@leaked.example",
+        "Wrong-password-1234",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(alerts(&app, &root.access_token, "?rule=password_spraying")
+        .await
+        .is_empty());
+    // The same name twice is one name.
+    login_from(
+        &app,
+        ATTACKER,
+        "nobody0@leaked.example",
+        "Wrong-password-1234",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(alerts(&app, &root.access_token, "?rule=password_spraying")
+        .await
+        .is_empty());
+    // The tenth name.
+    login_from(
+        &app,
+        ATTACKER,
+        "nobody10@leaked.example",
+        "Wrong-password-1234",
+    )
+    .await;
+    let found = wait_alerts(&app, &root.access_token, "?rule=password_spraying", |a| {
+        !a.is_empty()
+    })
+    .await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["tenant_id"], Value::Null);
+    assert_eq!(found[0]["subject"]["id"], ATTACKER);
+    let summary = found[0]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("against 10 different accounts"),
+        "{summary}"
+    );
+    evidence_is_in_the_audit_log(&app, &found[0]).await;
+    assert!(alerts(&app, &owner.access_token, "?rule=password_spraying")
+        .await
+        .is_empty());
 }
 
 /// At the default per-address sign-in limit (5 a minute), a script firing 40 wrong passwords at
@@ -370,6 +485,133 @@ async fn privilege_escalations_raise_alerts(db: Db) {
         .as_str()
         .unwrap()
         .contains("two-factor"));
+}
+
+/// The other escalations of rule 5, each through the API: a key with a write scope (medium;
+/// a read scope is none), the ownership transferred (high), a webhook approved to a host no
+/// earlier approved webhook of the tenant used (medium; the same host again is none).
+async fn write_keys_ownership_transfers_and_new_webhook_domains_raise_alerts(db: Db) {
+    let app = app(db, |_| {}).await;
+    let owner = app.register("Acme", "owner@acme.example").await;
+    let t = owner.access_token.clone();
+    let of_type = |list: &[Value], kind: &str| -> Vec<Value> {
+        list.iter()
+            .filter(|a| a["subject"]["type"] == kind)
+            .cloned()
+            .collect()
+    };
+
+    for (name, scopes) in [
+        ("reader", json!(["contacts:read"])),
+        ("writer", json!(["contacts:write"])),
+    ] {
+        let r = app
+            .post(
+                "/api/v1/api-keys",
+                Some(&t),
+                json!({"name": name, "scopes": scopes}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let found = wait_alerts(&app, &t, "?rule=privilege_escalation", |a| {
+        a.iter().any(|a| a["subject"]["type"] == "api_key")
+    })
+    .await;
+    let keys = of_type(&found, "api_key");
+    assert_eq!(keys.len(), 1, "the read key is no alert: {keys:?}");
+    assert_eq!(keys[0]["subject"]["label"], "writer");
+    assert_eq!(keys[0]["severity"], "medium");
+
+    // Two webhooks to one new host, one to another: two alerts, one per new host.
+    let mut approved = Vec::new();
+    for url in [
+        "http://127.0.0.1:9/first",
+        "http://127.0.0.1:9/second",
+        "http://localhost:9/third",
+    ] {
+        let r = app
+            .post(
+                "/api/v1/webhooks",
+                Some(&t),
+                json!({"url": url, "events": ["*"]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        assert_eq!(
+            r.body["webhook"]["status"], "pending_approval",
+            "{:?}",
+            r.body
+        );
+        let id = r.body["webhook"]["id"].as_str().unwrap().to_owned();
+        let r = app
+            .post(
+                &format!("/api/v1/webhooks/{id}/approve"),
+                Some(&t),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        approved.push(id);
+        // One approval at a time: the rule compares with the approvals before it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let found = wait_alerts(&app, &t, "?rule=privilege_escalation", |a| {
+        a.iter()
+            .filter(|a| a["subject"]["type"] == "webhook")
+            .count()
+            >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let hooks = of_type(
+        &alerts(&app, &t, "?rule=privilege_escalation").await,
+        "webhook",
+    );
+    assert_eq!(hooks.len(), 2, "{found:?}");
+    let mut hosts: Vec<_> = hooks
+        .iter()
+        .map(|a| {
+            assert_eq!(a["severity"], "medium");
+            a["subject"]["label"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    hosts.sort();
+    assert_eq!(hosts, ["127.0.0.1", "localhost"]);
+    assert!(
+        !hooks
+            .iter()
+            .any(|a| a["subject"]["id"] == approved[1].as_str()),
+        "the second webhook to a known host is no alert"
+    );
+
+    // The ownership handed to an admin.
+    let admin = create_user(&app, &owner, "admin@acme.example", "admin").await;
+    let r = app
+        .post(
+            &format!("/api/v1/users/{admin}/transfer-ownership"),
+            Some(&t),
+            json!({"password": palisade_testkit::GOOD_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let found = wait_alerts(&app, &t, "?rule=privilege_escalation", |a| {
+        a.iter().any(|a| a["subject"]["type"] == "tenant")
+    })
+    .await;
+    let transfer = of_type(&found, "tenant");
+    assert_eq!(transfer.len(), 1, "{transfer:?}");
+    assert_eq!(transfer[0]["severity"], "high");
+    assert!(
+        transfer[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Ownership of the tenant was transferred"),
+        "{transfer:?}"
+    );
+    for a in found {
+        evidence_is_in_the_audit_log(&app, &a).await;
+    }
 }
 
 async fn a_mass_export_and_many_exports_raise_mass_data_access(db: Db) {

@@ -1,11 +1,15 @@
 //! Login throttling: failures that arrive at the same time are each counted, and exactly one of
-//! them is the one that locks.
+//! them is the one that locks; the names one address failed with are counted for the spraying
+//! detection.
 
 use crate::harness::{now, Db, TestStore};
 use palisade_store::login_throttle::{self, FailureRule};
 use time::Duration;
 
-both!(concurrent_failures_are_all_counted);
+both!(
+    concurrent_failures_are_all_counted,
+    names_are_counted_for_the_address_of_their_last_failure,
+);
 
 const KEY: &[u8] = b"hash-of-ana@example.com";
 
@@ -25,7 +29,7 @@ async fn concurrent_failures_are_all_counted(db: Db) {
                 .begin(palisade_store::SystemScope::new("login"))
                 .await
                 .unwrap();
-            let state = login_throttle::record_failure(&mut tx, KEY, &rule)
+            let state = login_throttle::record_failure(&mut tx, KEY, &rule, Some("203.0.113.9"))
                 .await
                 .unwrap();
             tx.commit().await.unwrap();
@@ -62,12 +66,89 @@ async fn concurrent_failures_are_all_counted(db: Db) {
         lock_until: now() + Duration::minutes(75),
         threshold: 5,
     };
-    let fresh = login_throttle::record_failure(&mut tx, KEY, &later)
+    let fresh = login_throttle::record_failure(&mut tx, KEY, &later, None)
         .await
         .unwrap();
     assert_eq!(fresh.failures, 1);
     assert_eq!(fresh.locked_until, None);
     login_throttle::clear(&mut tx, KEY).await.unwrap();
     assert!(login_throttle::get(&mut tx, KEY).await.unwrap().is_none());
+    tx.commit().await.unwrap();
+}
+
+async fn names_are_counted_for_the_address_of_their_last_failure(db: Db) {
+    let t = TestStore::new(db).await;
+    let rule = |at: time::OffsetDateTime, threshold| FailureRule {
+        now: at,
+        counts_after: at - Duration::minutes(15),
+        lock_until: at + Duration::minutes(15),
+        threshold,
+    };
+    let (spray, other) = ("203.0.113.66", "198.51.100.7");
+    let mut tx = t.system().await;
+    for i in 0..4 {
+        let key = format!("name-{i}");
+        login_throttle::record_failure(&mut tx, key.as_bytes(), &rule(now(), 5), Some(spray))
+            .await
+            .unwrap();
+    }
+    // The same name again is the same name; another address's names are not this one's.
+    login_throttle::record_failure(&mut tx, b"name-0", &rule(now(), 5), Some(spray))
+        .await
+        .unwrap();
+    login_throttle::record_failure(&mut tx, b"elsewhere", &rule(now(), 5), Some(other))
+        .await
+        .unwrap();
+    let since = now() - Duration::minutes(10);
+    assert_eq!(
+        login_throttle::names_failed_from(&mut tx, spray, since)
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        login_throttle::names_failed_from(&mut tx, other, since)
+            .await
+            .unwrap(),
+        1
+    );
+    // A name's later failure from another address moves it there.
+    let later = now() + Duration::seconds(1);
+    login_throttle::record_failure(&mut tx, b"name-3", &rule(later, 5), Some(other))
+        .await
+        .unwrap();
+    assert_eq!(
+        login_throttle::names_failed_from(&mut tx, spray, since)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        login_throttle::names_failed_from(&mut tx, other, since)
+            .await
+            .unwrap(),
+        2
+    );
+    // A locked name keeps the address of the failure that locked it (attempts during the
+    // lock are not failures of the name).
+    login_throttle::record_failure(&mut tx, b"locked", &rule(now(), 1), Some(spray))
+        .await
+        .unwrap();
+    login_throttle::record_failure(&mut tx, b"locked", &rule(later, 1), Some(other))
+        .await
+        .unwrap();
+    assert_eq!(
+        login_throttle::names_failed_from(&mut tx, spray, since)
+            .await
+            .unwrap(),
+        4
+    );
+    // Failures before `since` do not count.
+    assert_eq!(
+        login_throttle::names_failed_from(&mut tx, spray, later + Duration::seconds(1))
+            .await
+            .unwrap(),
+        0
+    );
     tx.commit().await.unwrap();
 }

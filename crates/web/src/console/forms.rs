@@ -71,6 +71,39 @@ pub fn form_token_valid(headers: &HeaderMap, secure: bool, sent: &str) -> bool {
     }
 }
 
+/// A form the console answers itself, with its hidden `csrf` field.
+pub(crate) trait WithCsrf {
+    fn csrf(&self) -> &str;
+}
+
+/// The body of a change the console answers itself, read and checked: the form parsed (`400`
+/// page otherwise), then the API's checks for a change sent with the session cookie
+/// ([`check_change`]), before the handler runs. Take it as the handler's last argument.
+pub(crate) struct ChangeForm<T>(pub T);
+
+impl<T> axum::extract::FromRequest<crate::AppState> for ChangeForm<T>
+where
+    T: serde::de::DeserializeOwned + WithCsrf + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &crate::AppState,
+    ) -> Result<Self, Response> {
+        use axum::extract::FromRequestParts;
+        let (mut parts, body) = req.into_parts();
+        let viewer = Viewer::from_request_parts(&mut parts, state).await?;
+        let headers = parts.headers.clone();
+        let req = axum::extract::Request::from_parts(parts, body);
+        let axum::extract::Form(f) = axum::extract::Form::<T>::from_request(req, state)
+            .await
+            .map_err(bad_form)?;
+        check_change(&state.services, &viewer, &headers, f.csrf())?;
+        Ok(ChangeForm(f))
+    }
+}
+
 /// The API's checks for a change sent with the session cookie: a page of this origin, the
 /// session's CSRF token, and (as the API's middleware refuses every unsafe method of one) no
 /// read-only impersonation.

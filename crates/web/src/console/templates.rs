@@ -15,7 +15,7 @@
 //! the session cookie (`forms::check_change`). The core's field errors
 //! (`components.body.example`, …) are shown next to the field that holds them.
 
-use super::forms::{bad_form, check_change};
+use super::forms::{ChangeForm, WithCsrf};
 use super::page::{
     app_error, bad_query, field_lines, filter_query, humanise, named_choices, non_blank, query_id,
     render, render_with, Choice, Chrome, Nav,
@@ -24,9 +24,9 @@ use super::Viewer;
 use crate::extract::Meta;
 use crate::AppState;
 use askama::Template as Askama;
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -392,6 +392,12 @@ struct TemplateForm {
     buttons: String,
 }
 
+impl WithCsrf for TemplateForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 #[derive(Askama)]
 #[template(path = "templates/new.html")]
 struct NewPage {
@@ -504,17 +510,9 @@ async fn create(
     State(state): State<AppState>,
     viewer: Viewer,
     Meta(meta): Meta,
-    headers: HeaderMap,
-    form: Result<Form<TemplateForm>, FormRejection>,
+    ChangeForm(f): ChangeForm<TemplateForm>,
 ) -> Response {
     let s = &state.services;
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(e) => return bad_form(e),
-    };
-    if let Err(r) = check_change(s, &viewer, &headers, &f.csrf) {
-        return r;
-    }
     let result = match Uuid::parse_str(f.connection_id.trim()) {
         Ok(connection_id) => {
             templates::create(

@@ -292,7 +292,10 @@ async fn failed(
         uow.set_tenant(t);
     }
     let tries = rows::record_challenge_failure(uow.tx(), challenge.id).await?;
-    let state = login_throttle::record_failure(uow.tx(), &lockout::key(&user.email), &rule).await?;
+    let ip = meta.ip.map(|ip| ip.to_string());
+    let state =
+        login_throttle::record_failure(uow.tx(), &lockout::key(&user.email), &rule, ip.as_deref())
+            .await?;
     let locked = lockout::locked_by(&state, &rule);
     uow.audit(sessions::as_user(
         uow.entry("auth.login.mfa_failed")

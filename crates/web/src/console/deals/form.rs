@@ -8,16 +8,16 @@
 
 use super::{parse_id, pick_pipeline, stage_options, Choice};
 use crate::console::auth_pages::see_other;
-use crate::console::forms::{bad_form, check_change};
+use crate::console::forms::{ChangeForm, WithCsrf};
 use crate::console::money::{format_amount, parse_amount};
 use crate::console::page::{app_error, bad_query, render, render_with, Chrome, Nav};
 use crate::console::Viewer;
 use crate::extract::Meta;
 use crate::AppState;
 use askama::Template;
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use palisade_core::auth::RequestMeta;
 use palisade_core::deals::{self, DealPatch, NewDeal};
@@ -60,6 +60,12 @@ pub(super) struct DealForm {
     expected_close_date: String,
     #[serde(default)]
     lost_reason: String,
+}
+
+impl WithCsrf for DealForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 impl DealForm {
@@ -240,17 +246,9 @@ pub(super) async fn create(
     State(state): State<AppState>,
     viewer: Viewer,
     Meta(meta): Meta,
-    headers: HeaderMap,
-    form: Result<Form<DealForm>, FormRejection>,
+    ChangeForm(f): ChangeForm<DealForm>,
 ) -> Response {
     let s = &state.services;
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(e) => return bad_form(e),
-    };
-    if let Err(r) = check_change(s, &viewer, &headers, &f.csrf) {
-        return r;
-    }
     let result = match parse(&f) {
         Ok(v) => {
             let new = NewDeal {
@@ -277,18 +275,10 @@ pub(super) async fn update(
     State(state): State<AppState>,
     viewer: Viewer,
     Meta(meta): Meta,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form<DealForm>, FormRejection>,
+    ChangeForm(f): ChangeForm<DealForm>,
 ) -> Response {
     let s = &state.services;
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(e) => return bad_form(e),
-    };
-    if let Err(r) = check_change(s, &viewer, &headers, &f.csrf) {
-        return r;
-    }
     let Some(id) = parse_id(&id).map(DealId::from_uuid) else {
         return app_error(AppError::NotFound("deal"));
     };

@@ -20,16 +20,15 @@ mod pipelines;
 mod show;
 
 use super::auth_pages::see_other;
-use super::forms::{bad_form, check_change};
+use super::forms::{ChangeForm, WithCsrf};
 use super::money::format_money;
 use super::page::{app_error, bad_query, render, Chrome, Nav};
 use super::Viewer;
 use crate::extract::Meta;
 use crate::AppState;
 use askama::Template;
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Form, Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -240,22 +239,20 @@ struct MoveForm {
     back: String,
 }
 
+impl WithCsrf for MoveForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 async fn move_deal(
     State(state): State<AppState>,
     viewer: Viewer,
     Meta(meta): Meta,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form<MoveForm>, FormRejection>,
+    ChangeForm(f): ChangeForm<MoveForm>,
 ) -> Response {
     let s = &state.services;
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(e) => return bad_form(e),
-    };
-    if let Err(r) = check_change(s, &viewer, &headers, &f.csrf) {
-        return r;
-    }
     let Some(id) = parse_id(&id) else {
         return app_error(AppError::NotFound("deal"));
     };
