@@ -544,6 +544,28 @@ impl<S: Scope> Tx<S> {
     }
 }
 
+impl Tx<crate::TenantScope> {
+    /// The row `id` of `table` in this transaction's tenant: `SELECT {columns} FROM {table}
+    /// WHERE tenant_id = $1 AND id = $2 {lock}` (`lock`: "" or [`Tx::row_lock`]).
+    pub async fn find_row<R: FromAnyRow>(
+        &mut self,
+        table: &str,
+        columns: &str,
+        id: impl crate::query::IntoArg,
+        lock: &str,
+    ) -> Result<Option<R>> {
+        let tenant = self.scope().tenant_id();
+        self.fetch_optional(
+            Query::new(format!(
+                "SELECT {columns} FROM {table} WHERE tenant_id = $1 AND id = $2 {lock}"
+            ))
+            .bind(tenant)
+            .bind(id),
+        )
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

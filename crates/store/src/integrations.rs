@@ -96,16 +96,7 @@ async fn find_with(
     id: IntegrationId,
     lock: &str,
 ) -> Result<Option<Integration>> {
-    let tenant = tx.scope().tenant_id();
-    let row: Option<IntegrationRow> = tx
-        .fetch_optional(
-            Query::new(format!(
-                "SELECT {COLUMNS} FROM integrations WHERE tenant_id = $1 AND id = $2 {lock}"
-            ))
-            .bind(tenant)
-            .bind(id),
-        )
-        .await?;
+    let row: Option<IntegrationRow> = tx.find_row("integrations", COLUMNS, id, lock).await?;
     row.map(IntegrationRow::into_integration).transpose()
 }
 

@@ -165,16 +165,7 @@ async fn find_with(
     id: TemplateId,
     lock: &str,
 ) -> Result<Option<Template>> {
-    let tenant = tx.scope().tenant_id();
-    let row: Option<TemplateRow> = tx
-        .fetch_optional(
-            Query::new(format!(
-                "SELECT {COLUMNS} FROM message_templates WHERE tenant_id = $1 AND id = $2 {lock}"
-            ))
-            .bind(tenant)
-            .bind(id),
-        )
-        .await?;
+    let row: Option<TemplateRow> = tx.find_row("message_templates", COLUMNS, id, lock).await?;
     Ok(row.map(Template::from))
 }
 

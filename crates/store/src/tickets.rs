@@ -98,16 +98,7 @@ pub async fn list(tx: &mut Tx<TenantScope>, f: &TicketFilter) -> Result<Vec<Tick
 }
 
 async fn find_with(tx: &mut Tx<TenantScope>, id: TicketId, lock: &str) -> Result<Option<Ticket>> {
-    let tenant = tx.scope().tenant_id();
-    let row: Option<TicketRow> = tx
-        .fetch_optional(
-            Query::new(format!(
-                "SELECT {TICKET_COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = $2 {lock}"
-            ))
-            .bind(tenant)
-            .bind(id),
-        )
-        .await?;
+    let row: Option<TicketRow> = tx.find_row("tickets", TICKET_COLUMNS, id, lock).await?;
     row.map(TicketRow::into_ticket).transpose()
 }
 
@@ -446,15 +437,8 @@ pub async fn find_attachment(
     tx: &mut Tx<TenantScope>,
     id: AttachmentId,
 ) -> Result<Option<Attachment>> {
-    let tenant = tx.scope().tenant_id();
     let row: Option<AttachmentRow> = tx
-        .fetch_optional(
-            Query::new(format!(
-                "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE tenant_id = $1 AND id = $2"
-            ))
-            .bind(tenant)
-            .bind(id),
-        )
+        .find_row("attachments", ATTACHMENT_COLUMNS, id, "")
         .await?;
     row.map(Attachment::try_from).transpose()
 }

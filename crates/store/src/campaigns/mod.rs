@@ -156,16 +156,7 @@ async fn find_with(
     id: CampaignId,
     lock: &str,
 ) -> Result<Option<Campaign>> {
-    let tenant = tx.scope().tenant_id();
-    let r: Option<CampaignRow> = tx
-        .fetch_optional(
-            Query::new(format!(
-                "SELECT {COLUMNS} FROM campaigns WHERE tenant_id = $1 AND id = $2 {lock}"
-            ))
-            .bind(tenant)
-            .bind(id),
-        )
-        .await?;
+    let r: Option<CampaignRow> = tx.find_row("campaigns", COLUMNS, id, lock).await?;
     r.map(Campaign::try_from).transpose()
 }
 

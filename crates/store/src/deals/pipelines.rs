@@ -95,16 +95,7 @@ pub(super) async fn find_pipeline_with(
     id: PipelineId,
     lock: &str,
 ) -> Result<Option<Pipeline>> {
-    let tenant = tx.scope().tenant_id();
-    let row: Option<PipelineRow> = tx
-        .fetch_optional(
-            Query::new(format!(
-                "SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE tenant_id = $1 AND id = $2 {lock}"
-            ))
-            .bind(tenant)
-            .bind(id),
-        )
-        .await?;
+    let row: Option<PipelineRow> = tx.find_row("pipelines", PIPELINE_COLUMNS, id, lock).await?;
     Ok(with_stages(tx, row.into_iter().collect()).await?.pop())
 }
 

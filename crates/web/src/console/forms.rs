@@ -104,6 +104,34 @@ where
     }
 }
 
+/// The body of a sign-in step (the forms that issue tokens: signing in, registering, a
+/// forgotten or reset password, an invitation), read and checked before the handler: the form
+/// parsed (`400` page otherwise), sent from a page of this origin, with this browser's form
+/// token ([`form_token_valid`]).
+pub(crate) struct SignInStep<T>(pub T);
+
+impl<T> axum::extract::FromRequest<crate::AppState> for SignInStep<T>
+where
+    T: serde::de::DeserializeOwned + WithCsrf + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &crate::AppState,
+    ) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let axum::extract::Form(f) = axum::extract::Form::<T>::from_request(req, state)
+            .await
+            .map_err(bad_form)?;
+        let secure = state.services.settings.cookie_secure;
+        if !same_origin(&headers) || !form_token_valid(&headers, secure, f.csrf()) {
+            return Err(forged());
+        }
+        Ok(SignInStep(f))
+    }
+}
+
 /// The API's checks for a change sent with the session cookie: a page of this origin, the
 /// session's CSRF token, and (as the API's middleware refuses every unsafe method of one) no
 /// read-only impersonation.

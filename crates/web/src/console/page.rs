@@ -298,6 +298,11 @@ pub fn query_id(value: &str, what: &str) -> Result<Option<uuid::Uuid>, Response>
     }
 }
 
+/// A list page's `cursor` (the API's `next_cursor` of the page before), or the `400` page.
+pub fn query_cursor(value: &str) -> Result<Option<uuid::Uuid>, Response> {
+    query_id(value, "cursor (the next_cursor of a previous page)")
+}
+
 /// The filters a list page was given, as the query string of its next-page link (blank ones
 /// left out).
 pub fn filter_query(filters: &[(&str, &str)]) -> String {
@@ -311,6 +316,28 @@ pub fn filter_query(filters: &[(&str, &str)]) -> String {
 }
 
 /// A page's query string that does not parse (`?unread=maybe`): the API's `400 invalid_query`.
+/// A page's query string, read into `T`; one that does not read is the `400` page
+/// ([`bad_query`]) before the handler runs.
+pub struct PageQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for PageQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(q)| PageQuery(q))
+            .map_err(bad_query)
+    }
+}
+
 pub fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> Response {
     app_error(palisade_core::AppError::BadRequest {
         code: palisade_core::error::code::INVALID_QUERY,

@@ -8,14 +8,13 @@
 //! `data-api` forms against `POST /api/v1/security/alerts/{id}/acknowledge|resolve`.
 
 use super::page::{
-    app_error, bad_query, filter_query, humanise, named_choices, non_blank, render_with, Choice,
-    Chrome, Nav,
+    app_error, filter_query, humanise, named_choices, non_blank, render_with, Choice, Chrome, Nav,
+    PageQuery,
 };
 use super::Viewer;
 use crate::AppState;
 use askama::Template;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -75,14 +74,10 @@ struct AlertsPage {
 async fn alerts(
     State(state): State<AppState>,
     viewer: Viewer,
-    params: Result<Query<AlertParams>, QueryRejection>,
+    PageQuery(params): PageQuery<AlertParams>,
 ) -> Response {
     let s = &state.services;
     let p = &viewer.principal;
-    let Query(params) = match params {
-        Ok(q) => q,
-        Err(e) => return bad_query(e),
-    };
     // Not even allowed to read: the 403 page, before anything else is shown.
     if let Err(e) = p.require(Permission::SecurityAlertsRead) {
         return app_error(e);

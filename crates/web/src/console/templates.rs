@@ -17,15 +17,14 @@
 
 use super::forms::{ChangeForm, WithCsrf};
 use super::page::{
-    app_error, bad_query, field_lines, filter_query, humanise, named_choices, non_blank, query_id,
-    render, render_with, Choice, Chrome, Nav,
+    app_error, field_lines, filter_query, humanise, named_choices, non_blank, query_cursor,
+    query_id, render, render_with, Choice, Chrome, Nav, PageQuery,
 };
 use super::Viewer;
 use crate::extract::Meta;
 use crate::AppState;
 use askama::Template as Askama;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -158,14 +157,10 @@ fn row(t: &Template, names: &HashMap<String, String>) -> Row {
 async fn list(
     State(state): State<AppState>,
     viewer: Viewer,
-    params: Result<Query<ListParams>, QueryRejection>,
+    PageQuery(params): PageQuery<ListParams>,
 ) -> Response {
     let s = &state.services;
     let p = &viewer.principal;
-    let Query(params) = match params {
-        Ok(q) => q,
-        Err(e) => return bad_query(e),
-    };
     if let Err(e) = p.require(Permission::TemplatesRead) {
         return app_error(e);
     }
@@ -179,10 +174,7 @@ async fn list(
         Ok(id) => id,
         Err(r) => return r,
     };
-    let cursor = match query_id(
-        &params.cursor,
-        "cursor (the next_cursor of a previous page)",
-    ) {
+    let cursor = match query_cursor(&params.cursor) {
         Ok(id) => id,
         Err(r) => return r,
     };
@@ -488,12 +480,8 @@ async fn new_page(s: &Services, viewer: &Viewer, form: TemplateForm) -> Result<N
 async fn new(
     State(state): State<AppState>,
     viewer: Viewer,
-    params: Result<Query<NewParams>, QueryRejection>,
+    PageQuery(params): PageQuery<NewParams>,
 ) -> Response {
-    let Query(params) = match params {
-        Ok(q) => q,
-        Err(e) => return bad_query(e),
-    };
     let form = TemplateForm {
         connection_id: params.connection,
         language: "en_US".into(),

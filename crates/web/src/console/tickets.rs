@@ -11,14 +11,13 @@
 //! the session cookie opens.
 
 use super::page::{
-    app_error, bad_query, contact_label, field_lines, filter_query, label_map, non_blank, query_id,
-    render, render_with, Choice, Chrome, Nav,
+    app_error, contact_label, field_lines, filter_query, label_map, non_blank, query_cursor,
+    query_id, render, render_with, Choice, Chrome, Nav, PageQuery,
 };
 use super::Viewer;
 use crate::AppState;
 use askama::Template;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -163,14 +162,10 @@ impl ListPage {
 async fn list(
     State(state): State<AppState>,
     viewer: Viewer,
-    params: Result<Query<ListParams>, QueryRejection>,
+    PageQuery(params): PageQuery<ListParams>,
 ) -> Response {
     let s = &state.services;
     let p = &viewer.principal;
-    let Query(params) = match params {
-        Ok(q) => q,
-        Err(e) => return bad_query(e),
-    };
     if let Err(e) = p.require(Permission::TicketsRead) {
         return app_error(e);
     }
@@ -184,10 +179,7 @@ async fn list(
         Ok(id) => id,
         Err(r) => return r,
     };
-    let cursor = match query_id(
-        &params.cursor,
-        "cursor (the next_cursor of a previous page)",
-    ) {
+    let cursor = match query_cursor(&params.cursor) {
         Ok(id) => id,
         Err(r) => return r,
     };
@@ -295,14 +287,10 @@ struct NewPage {
 async fn new(
     State(state): State<AppState>,
     viewer: Viewer,
-    params: Result<Query<NewParams>, QueryRejection>,
+    PageQuery(params): PageQuery<NewParams>,
 ) -> Response {
     let s = &state.services;
     let p = &viewer.principal;
-    let Query(params) = match params {
-        Ok(q) => q,
-        Err(e) => return bad_query(e),
-    };
     if let Err(e) = p.require(Permission::TicketsWrite) {
         return app_error(e);
     }

@@ -13,12 +13,11 @@
 
 mod results;
 
-use super::page::{app_error, bad_query, render_with, Choice, Chrome, Nav};
+use super::page::{app_error, render_with, Choice, Chrome, Nav, PageQuery};
 use super::Viewer;
 use crate::AppState;
 use askama::Template;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -159,14 +158,10 @@ fn form_errors(fields: BTreeMap<String, Vec<String>>) -> BTreeMap<String, String
 async fn dashboard(
     State(state): State<AppState>,
     viewer: Viewer,
-    params: Result<Query<Params>, QueryRejection>,
+    PageQuery(params): PageQuery<Params>,
 ) -> Response {
     let s = &state.services;
     let p = &viewer.principal;
-    let Query(params) = match params {
-        Ok(q) => q,
-        Err(e) => return bad_query(e),
-    };
     // Members only, before anything is computed (the use cases ask again).
     if let Err(e) = p.require(palisade_domain::Permission::AnalyticsRead) {
         return app_error(e);

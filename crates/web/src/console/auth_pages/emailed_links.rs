@@ -31,20 +31,19 @@ pub(super) struct ForgotForm {
     csrf: String,
 }
 
+impl WithCsrf for ForgotForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub(super) async fn forgot_submit(
     State(state): State<AppState>,
     Meta(meta): Meta,
-    headers: HeaderMap,
-    form: Result<Form<ForgotForm>, FormRejection>,
+    _headers: HeaderMap,
+    SignInStep(f): SignInStep<ForgotForm>,
 ) -> Response {
     let s = &state.services;
-    let Form(f) = match form {
-        Ok(f) => f,
-        Err(e) => return bad_form(e),
-    };
-    if let Err(r) = guard(s, &headers, &f.csrf) {
-        return r;
-    }
     let limited = per_address(
         &s.limits.password_forgot,
         &meta,
@@ -177,17 +176,16 @@ impl TokenPage {
         )
     }
 
-    /// The checks before a posted password is tried: the form, its CSRF token, the stashed
-    /// token (without one, back to the page) and the sign-in limit per address.
+    /// The checks before a posted password is tried (the form and its token were checked by
+    /// [`SignInStep`]): the stashed token (without one, back to the page) and the sign-in limit
+    /// per address.
     async fn posted<'h>(
         self,
         s: &Services,
         meta: &RequestMeta,
         headers: &'h HeaderMap,
-        form: Result<Form<NewPasswordForm>, FormRejection>,
+        f: NewPasswordForm,
     ) -> Result<(NewPasswordForm, &'h str), Response> {
-        let Form(f) = form.map_err(bad_form)?;
-        guard(s, headers, &f.csrf)?;
         let token = stashed(s, headers, self.cookie()).ok_or_else(|| see_other(self.path()))?;
         if let Err(e) = ip_limit(&s.limits.login, meta).await {
             return Err(self.refused(f.csrf, Refusal::of(e.0)));
@@ -220,11 +218,17 @@ pub(super) struct NewPasswordForm {
     csrf: String,
 }
 
+impl WithCsrf for NewPasswordForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub(super) async fn reset_submit(
     State(state): State<AppState>,
     Meta(meta): Meta,
     headers: HeaderMap,
-    form: Result<Form<NewPasswordForm>, FormRejection>,
+    SignInStep(form): SignInStep<NewPasswordForm>,
 ) -> Response {
     let s = &state.services;
     let page = TokenPage::Reset;
@@ -261,7 +265,7 @@ pub(super) async fn invite_submit(
     State(state): State<AppState>,
     Meta(meta): Meta,
     headers: HeaderMap,
-    form: Result<Form<NewPasswordForm>, FormRejection>,
+    SignInStep(form): SignInStep<NewPasswordForm>,
 ) -> Response {
     let s = &state.services;
     let page = TokenPage::Invite;

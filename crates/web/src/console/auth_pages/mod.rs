@@ -15,7 +15,7 @@ mod sign_in;
 use sign_in::json_error;
 
 use super::assets;
-use super::forms::{bad_form, form_token, form_token_valid, same_origin};
+use super::forms::{form_token, form_token_valid, same_origin, SignInStep, WithCsrf};
 use super::page::{app_error, render, render_with, Chrome, Nav};
 use super::session::{safe_next, url_encode, MaybeViewer, Viewer};
 use crate::cookies;

@@ -44,20 +44,19 @@ pub(super) struct RegisterForm {
     csrf: String,
 }
 
+impl WithCsrf for RegisterForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub(super) async fn register_submit(
     State(state): State<AppState>,
     Meta(meta): Meta,
-    headers: HeaderMap,
-    form: Result<Form<RegisterForm>, FormRejection>,
+    _headers: HeaderMap,
+    SignInStep(f): SignInStep<RegisterForm>,
 ) -> Response {
     let s = &state.services;
-    let Form(f) = match form {
-        Ok(f) => f,
-        Err(e) => return bad_form(e),
-    };
-    if let Err(r) = guard(s, &headers, &f.csrf) {
-        return r;
-    }
     let result = match ip_limit(&s.limits.register, &meta).await {
         Ok(()) => {
             register::register(s, &meta, &f.tenant_name, &f.name, &f.email, &f.password).await

@@ -85,20 +85,19 @@ pub(super) struct LoginForm {
     next: String,
 }
 
+impl WithCsrf for LoginForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub(super) async fn login(
     State(state): State<AppState>,
     Meta(meta): Meta,
-    headers: HeaderMap,
-    form: Result<Form<LoginForm>, FormRejection>,
+    _headers: HeaderMap,
+    SignInStep(f): SignInStep<LoginForm>,
 ) -> Response {
     let s = &state.services;
-    let Form(f) = match form {
-        Ok(f) => f,
-        Err(e) => return bad_form(e),
-    };
-    if let Err(r) = guard(s, &headers, &f.csrf) {
-        return r;
-    }
     let result = match login_limit(s, &meta, &f.email).await {
         Ok(()) => sessions::login(s, &meta, &f.email, &f.password).await,
         Err(e) => Err(e.0),
@@ -149,21 +148,20 @@ pub(super) struct SecondFactorForm {
     next: String,
 }
 
+impl WithCsrf for SecondFactorForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub(super) async fn login_second_factor(
     State(state): State<AppState>,
     Meta(meta): Meta,
     headers: HeaderMap,
-    form: Result<Form<SecondFactorForm>, FormRejection>,
+    SignInStep(f): SignInStep<SecondFactorForm>,
 ) -> Response {
     let s = &state.services;
     let secure = s.settings.cookie_secure;
-    let Form(f) = match form {
-        Ok(f) => f,
-        Err(e) => return bad_form(e),
-    };
-    if let Err(r) = guard(s, &headers, &f.csrf) {
-        return r;
-    }
     let Some(token) = cookies::get(&headers, &cookies::name(MFA_COOKIE, secure)) else {
         return see_other("/login?reason=expired");
     };

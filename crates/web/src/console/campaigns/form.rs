@@ -292,12 +292,8 @@ pub(super) struct NewParams {
 pub(super) async fn new(
     State(state): State<AppState>,
     viewer: Viewer,
-    params: Result<Query<NewParams>, QueryRejection>,
+    PageQuery(params): PageQuery<NewParams>,
 ) -> Response {
-    let Query(params) = match params {
-        Ok(q) => q,
-        Err(e) => return bad_query(e),
-    };
     let form = CampaignForm {
         connection_id: params.connection,
         template: params.template,

@@ -44,21 +44,14 @@ pub(super) struct ListPage {
 pub(super) async fn list(
     State(state): State<AppState>,
     viewer: Viewer,
-    params: Result<Query<ListParams>, QueryRejection>,
+    PageQuery(params): PageQuery<ListParams>,
 ) -> Response {
     let s = &state.services;
     let p = &viewer.principal;
-    let Query(params) = match params {
-        Ok(q) => q,
-        Err(e) => return bad_query(e),
-    };
     if let Err(e) = p.require(Permission::CampaignsRead) {
         return app_error(e);
     }
-    let cursor = match query_id(
-        &params.cursor,
-        "cursor (the next_cursor of a previous page)",
-    ) {
+    let cursor = match query_cursor(&params.cursor) {
         Ok(id) => id,
         Err(r) => return r,
     };

@@ -27,8 +27,8 @@ mod show;
 
 use super::forms::{bad_form, check_change, ChangeForm, WithCsrf};
 use super::page::{
-    app_error, bad_query, contact_label, filter_query, humanise, label_map, non_blank, query_id,
-    render, render_with, Choice, Chrome, Nav,
+    app_error, bad_query, contact_label, filter_query, humanise, label_map, non_blank,
+    query_cursor, render, render_with, Choice, Chrome, Nav, PageQuery,
 };
 use super::Viewer;
 use crate::extract::Meta;

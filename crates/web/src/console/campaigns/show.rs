@@ -165,10 +165,7 @@ pub(super) async fn show(
         Ok(d) => d,
         Err(e) => return app_error(e),
     };
-    let cursor = match query_id(
-        &params.cursor,
-        "cursor (the next_cursor of a previous page)",
-    ) {
+    let cursor = match query_cursor(&params.cursor) {
         Ok(id) => id,
         Err(r) => return r,
     };

@@ -10,13 +10,12 @@ use super::{parse_id, pick_pipeline, stage_options, Choice};
 use crate::console::auth_pages::see_other;
 use crate::console::forms::{ChangeForm, WithCsrf};
 use crate::console::money::{format_amount, parse_amount};
-use crate::console::page::{app_error, bad_query, render, render_with, Chrome, Nav};
+use crate::console::page::{app_error, render, render_with, Chrome, Nav, PageQuery};
 use crate::console::Viewer;
 use crate::extract::Meta;
 use crate::AppState;
 use askama::Template;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use palisade_core::auth::RequestMeta;
@@ -200,12 +199,8 @@ pub(super) async fn new(
     State(state): State<AppState>,
     viewer: Viewer,
     Meta(meta): Meta,
-    params: Result<Query<NewParams>, QueryRejection>,
+    PageQuery(params): PageQuery<NewParams>,
 ) -> Response {
-    let Query(params) = match params {
-        Ok(q) => q,
-        Err(e) => return bad_query(e),
-    };
     let form = DealForm {
         currency: "EUR".into(),
         contact_id: params.contact,

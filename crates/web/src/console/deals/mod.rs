@@ -22,13 +22,12 @@ mod show;
 use super::auth_pages::see_other;
 use super::forms::{ChangeForm, WithCsrf};
 use super::money::format_money;
-use super::page::{app_error, bad_query, render, Chrome, Nav};
+use super::page::{app_error, render, Chrome, Nav, PageQuery};
 use super::Viewer;
 use crate::extract::Meta;
 use crate::AppState;
 use askama::Template;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -140,14 +139,10 @@ async fn board(
     State(state): State<AppState>,
     viewer: Viewer,
     Meta(meta): Meta,
-    params: Result<Query<BoardParams>, QueryRejection>,
+    PageQuery(params): PageQuery<BoardParams>,
 ) -> Response {
     let s = &state.services;
     let p = &viewer.principal;
-    let Query(params) = match params {
-        Ok(q) => q,
-        Err(e) => return bad_query(e),
-    };
     let pipelines = match deals::list_pipelines(s, p, &meta).await {
         Ok(l) => l,
         Err(e) => return app_error(e),
