@@ -230,6 +230,28 @@ pub(super) fn guard_json(s: &Services, headers: &HeaderMap) -> Result<(), Respon
     guard(s, headers, sent)
 }
 
+/// What both passkey steps check first: the script's origin and form token, a body of the
+/// step's `shape` (a `400` saying it otherwise), and the sign-in limit per address.
+async fn passkey_request<T>(
+    s: &Services,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    body: Result<Json<T>, JsonRejection>,
+    shape: &str,
+) -> Result<T, Response> {
+    guard_json(s, headers)?;
+    let Ok(Json(req)) = body else {
+        return Err(json_error(AppError::BadRequest {
+            code: palisade_core::error::code::INVALID_BODY,
+            message: format!("send {shape}"),
+        }));
+    };
+    ip_limit(&s.limits.login, meta)
+        .await
+        .map_err(|e| json_error(e.0))?;
+    Ok(req)
+}
+
 pub(super) async fn passkey_start(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -237,18 +259,11 @@ pub(super) async fn passkey_start(
     body: Result<Json<PasskeyStart>, JsonRejection>,
 ) -> Response {
     let s = &state.services;
-    if let Err(r) = guard_json(s, &headers) {
-        return r;
-    }
-    let Ok(Json(req)) = body else {
-        return json_error(AppError::BadRequest {
-            code: palisade_core::error::code::INVALID_BODY,
-            message: "send {\"second_factor\": true|false}".into(),
-        });
-    };
-    if let Err(e) = ip_limit(&s.limits.login, &meta).await {
-        return json_error(e.0);
-    }
+    let req =
+        match passkey_request(s, &meta, &headers, body, "{\"second_factor\": true|false}").await {
+            Ok(r) => r,
+            Err(r) => return r,
+        };
     let mfa = if req.second_factor {
         match cookies::get(
             &headers,
@@ -290,18 +305,18 @@ pub(super) async fn passkey_finish(
     body: Result<Json<PasskeyFinish>, JsonRejection>,
 ) -> Response {
     let s = &state.services;
-    if let Err(r) = guard_json(s, &headers) {
-        return r;
-    }
-    let Ok(Json(req)) = body else {
-        return json_error(AppError::BadRequest {
-            code: palisade_core::error::code::INVALID_BODY,
-            message: "send {\"challenge_id\": …, \"credential\": …}".into(),
-        });
+    let req = match passkey_request(
+        s,
+        &meta,
+        &headers,
+        body,
+        "{\"challenge_id\": …, \"credential\": …}",
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(r) => return r,
     };
-    if let Err(e) = ip_limit(&s.limits.login, &meta).await {
-        return json_error(e.0);
-    }
     match passkeys::finish_sign_in(s, &meta, req.challenge_id, req.credential).await {
         Ok(t) => {
             let mut resp =
