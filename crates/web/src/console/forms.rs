@@ -124,11 +124,22 @@ where
         let axum::extract::Form(f) = axum::extract::Form::<T>::from_request(req, state)
             .await
             .map_err(bad_form)?;
-        let secure = state.services.settings.cookie_secure;
-        if !same_origin(&headers) || !form_token_valid(&headers, secure, f.csrf()) {
-            return Err(forged());
-        }
+        sign_in_origin(&state.services, &headers, f.csrf())?;
         Ok(SignInStep(f))
+    }
+}
+
+/// The checks of a sign-in step (a form, or the sign-in script's JSON with the token in a
+/// header): a page of this origin, and `sent` equal to this browser's form token.
+pub(crate) fn sign_in_origin(
+    s: &Services,
+    headers: &HeaderMap,
+    sent: &str,
+) -> Result<(), Response> {
+    if same_origin(headers) && form_token_valid(headers, s.settings.cookie_secure, sent) {
+        Ok(())
+    } else {
+        Err(forged())
     }
 }
 

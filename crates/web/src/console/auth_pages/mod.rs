@@ -15,7 +15,7 @@ mod sign_in;
 use sign_in::json_error;
 
 use super::assets;
-use super::forms::{form_token, form_token_valid, same_origin, SignInStep, WithCsrf};
+use super::forms::{form_token, same_origin, sign_in_origin, SignInStep, WithCsrf};
 use super::page::{app_error, render, render_with, Chrome, Nav};
 use super::session::{safe_next, url_encode, MaybeViewer, Viewer};
 use crate::cookies;
@@ -152,14 +152,6 @@ pub(crate) fn forged() -> Response {
         message: "this form was not sent from a Palisade page; reload the page and try again"
             .into(),
     })
-}
-
-fn guard(s: &Services, headers: &HeaderMap, csrf: &str) -> Result<(), Response> {
-    if same_origin(headers) && form_token_valid(headers, s.settings.cookie_secure, csrf) {
-        Ok(())
-    } else {
-        Err(forged())
-    }
 }
 
 // ---- signing out, renewing ----

@@ -227,7 +227,7 @@ pub(super) fn guard_json(s: &Services, headers: &HeaderMap) -> Result<(), Respon
         .get(cookies::CSRF_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    guard(s, headers, sent)
+    sign_in_origin(s, headers, sent)
 }
 
 /// What both passkey steps check first: the script's origin and form token, a body of the

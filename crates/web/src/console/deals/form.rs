@@ -10,7 +10,7 @@ use super::{parse_id, pick_pipeline, stage_options, Choice};
 use crate::console::auth_pages::see_other;
 use crate::console::forms::{ChangeForm, WithCsrf};
 use crate::console::money::{format_amount, parse_amount};
-use crate::console::page::{app_error, render, render_with, Chrome, Nav, PageQuery};
+use crate::console::page::{app_error, contact_label, render, render_with, Chrome, Nav, PageQuery};
 use crate::console::Viewer;
 use crate::extract::Meta;
 use crate::AppState;
@@ -147,7 +147,7 @@ async fn form_page(
         .iter()
         .map(|c| Choice {
             id: c.id.to_string(),
-            name: super::contact_label(c),
+            name: contact_label(c),
         })
         .collect();
     // The deal's own contact stays a choice when it is not among the first 200.
@@ -158,7 +158,7 @@ async fn form_page(
                     0,
                     Choice {
                         id: c.id.to_string(),
-                        name: super::contact_label(&c),
+                        name: contact_label(&c),
                     },
                 );
             }

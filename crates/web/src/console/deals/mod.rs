@@ -34,7 +34,7 @@ use axum::Router;
 use palisade_core::auth::Principal;
 use palisade_core::deals::{self, DealPatch};
 use palisade_core::{AppError, Services};
-use palisade_domain::{Contact, DealId, Permission, Pipeline, PipelineId, UserId};
+use palisade_domain::{DealId, Permission, Pipeline, PipelineId, UserId};
 use serde::Deserialize;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -53,16 +53,6 @@ pub fn router() -> Router<AppState> {
 
 /// Cards shown per column (the newest); the column's count and totals cover every deal.
 const CARDS_PER_STAGE: i64 = 50;
-
-/// A contact as a person knows it: the name (or WhatsApp profile name) with the number.
-fn contact_label(c: &Contact) -> String {
-    c.name
-        .as_ref()
-        .map(|n| n.as_str().to_owned())
-        .or_else(|| c.wa_profile_name.clone())
-        .map(|n| format!("{n} ({})", c.phone.as_str()))
-        .unwrap_or_else(|| c.phone.as_str().to_owned())
-}
 
 fn parse_id(raw: &str) -> Option<Uuid> {
     Uuid::parse_str(raw.trim()).ok()
