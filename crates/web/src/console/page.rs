@@ -315,7 +315,73 @@ pub fn filter_query(filters: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-/// A page's query string that does not parse (`?unread=maybe`): the API's `400 invalid_query`.
+/// What a filtered list page shows around its rows: the filters as the query of its next
+/// page's link, whether any filter is set (the empty state and "Clear" say so), the next
+/// page's cursor, and the API's refusal of a filter (above the form, each field's message next
+/// to its field, and the API's status for the page).
+pub struct Listing {
+    path: String,
+    pub filters: String,
+    pub filtered: bool,
+    pub next_cursor: Option<uuid::Uuid>,
+    pub error: String,
+    fields: std::collections::BTreeMap<String, String>,
+    pub status: StatusCode,
+}
+
+impl Listing {
+    /// The list at `path`, as filtered by `filters` (name and value as the form sent them).
+    pub fn new(path: impl Into<String>, filters: &[(&str, &str)]) -> Self {
+        let filters = filter_query(filters);
+        Listing {
+            path: path.into(),
+            filtered: !filters.is_empty(),
+            filters,
+            next_cursor: None,
+            error: String::new(),
+            fields: std::collections::BTreeMap::new(),
+            status: StatusCode::OK,
+        }
+    }
+
+    /// The API's message for the filter `name` ("" when it took it).
+    pub fn field_error(&self, name: &str) -> &str {
+        self.fields.get(name).map_or("", String::as_str)
+    }
+
+    /// The link to the next page, the filters kept (`None` on the last page).
+    pub fn next_href(&self) -> Option<String> {
+        self.next_cursor.map(|c| match self.filters.as_str() {
+            "" => format!("{}?cursor={c}", self.path),
+            f => format!("{}?{f}&cursor={c}", self.path),
+        })
+    }
+
+    /// The rows of the page the use case answered, its cursor kept for the next page's link.
+    /// A query the API refuses (`400`, `422`: a filter) is kept to be said on the form, with
+    /// no rows and the API's status; any other error is the error page.
+    pub fn rows<T>(
+        &mut self,
+        found: Result<palisade_core::pagination::Page<T>, palisade_core::AppError>,
+    ) -> Result<Vec<T>, Response> {
+        use palisade_core::AppError;
+        match found {
+            Ok(page) => {
+                self.next_cursor = page.next_cursor;
+                Ok(page.data)
+            }
+            Err(e @ (AppError::Validation { .. } | AppError::BadRequest { .. })) => {
+                let c = crate::error::classify(e);
+                self.error = c.message;
+                self.fields = field_lines(c.fields);
+                self.status = c.status;
+                Ok(Vec::new())
+            }
+            Err(e) => Err(app_error(e)),
+        }
+    }
+}
+
 /// A page's query string, read into `T`; one that does not read is the `400` page
 /// ([`bad_query`]) before the handler runs.
 pub struct PageQuery<T>(pub T);

@@ -8,20 +8,19 @@
 //! `data-api` forms against `POST /api/v1/security/alerts/{id}/acknowledge|resolve`.
 
 use super::page::{
-    app_error, filter_query, humanise, named_choices, non_blank, render_with, Choice, Chrome, Nav,
-    PageQuery,
+    app_error, humanise, named_choices, non_blank, query_cursor, render_with, Choice, Chrome,
+    Listing, Nav, PageQuery,
 };
 use super::Viewer;
 use crate::AppState;
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use palisade_core::detections::api::{self, AlertQuery};
 use palisade_core::detections::{AlertView, SecurityMetricsView};
-use palisade_core::{platform, AppError};
+use palisade_core::platform;
 use palisade_domain::{AlertRule, AlertSeverity, AlertStatus, Permission, Role};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -62,11 +61,7 @@ struct AlertsPage {
     statuses: Vec<Choice>,
     severities: Vec<Choice>,
     rules: Vec<Choice>,
-    /// The filters as a query string, for the next page's link.
-    filters: String,
-    filtered: bool,
-    next_cursor: Option<Uuid>,
-    error: String,
+    list: Listing,
     show_tenant: bool,
     can_manage: bool,
 }
@@ -83,11 +78,6 @@ async fn alerts(
         return app_error(e);
     }
     let platform_view = p.role == Role::SuperAdmin && p.impersonator.is_none();
-    let filters = filter_query(&[
-        ("status", &params.status),
-        ("severity", &params.severity),
-        ("rule", &params.rule),
-    ]);
     let mut page = AlertsPage {
         chrome: Chrome::new(s, &viewer, "Security alerts", Nav::Security),
         metrics: None,
@@ -98,25 +88,20 @@ async fn alerts(
         statuses: named_choices(AlertStatus::ALL.iter().map(|x| x.as_str())),
         severities: named_choices(AlertSeverity::ALL.iter().map(|x| x.as_str())),
         rules: named_choices(AlertRule::ALL.iter().map(|x| x.as_str())),
-        filtered: !filters.is_empty(),
-        filters,
-        next_cursor: None,
-        error: String::new(),
+        list: Listing::new(
+            "/security/alerts",
+            &[
+                ("status", &params.status),
+                ("severity", &params.severity),
+                ("rule", &params.rule),
+            ],
+        ),
         show_tenant: platform_view,
         can_manage: p.require(Permission::SecurityAlertsManage).is_ok(),
     };
-    let mut status = StatusCode::OK;
-    let cursor = match params.cursor.trim() {
-        "" => None,
-        c => match Uuid::parse_str(c) {
-            Ok(id) => Some(id),
-            Err(_) => {
-                return app_error(AppError::BadRequest {
-                    code: palisade_core::error::code::INVALID_QUERY,
-                    message: "cursor must be the next_cursor of a previous page".into(),
-                })
-            }
-        },
+    let cursor = match query_cursor(&params.cursor) {
+        Ok(id) => id,
+        Err(r) => return r,
     };
     let query = AlertQuery {
         status: non_blank(&params.status),
@@ -137,33 +122,24 @@ async fn alerts(
     } else {
         HashMap::new()
     };
-    match api::list(s, p, query).await {
-        Ok(found) => {
-            page.next_cursor = found.next_cursor;
-            page.alerts = found
-                .data
-                .into_iter()
-                .map(|a| AlertRow {
-                    rule: humanise(&a.rule),
-                    tenant: match a.tenant_id {
-                        None => "Platform".into(),
-                        Some(t) => tenants.get(&t).cloned().unwrap_or_else(|| t.to_string()),
-                    },
-                    alert: a,
-                })
-                .collect();
-        }
-        // A filter the API does not know: said above the table, with the API's 400.
-        Err(e @ AppError::BadRequest { .. }) => {
-            let c = crate::error::classify(e);
-            page.error = c.message;
-            status = c.status;
-        }
-        Err(e) => return app_error(e),
-    }
+    let found = match page.list.rows(api::list(s, p, query).await) {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    page.alerts = found
+        .into_iter()
+        .map(|a| AlertRow {
+            rule: humanise(&a.rule),
+            tenant: match a.tenant_id {
+                None => "Platform".into(),
+                Some(t) => tenants.get(&t).cloned().unwrap_or_else(|| t.to_string()),
+            },
+            alert: a,
+        })
+        .collect();
     match api::metrics(s, p, None, None).await {
         Ok(m) => page.metrics = Some(m),
         Err(e) => return app_error(e),
     }
-    render_with(status, &page)
+    render_with(page.list.status, &page)
 }

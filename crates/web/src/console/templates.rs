@@ -17,15 +17,14 @@
 
 use super::forms::{ChangeForm, WithCsrf};
 use super::page::{
-    app_error, field_lines, filter_query, humanise, named_choices, non_blank, query_cursor,
-    query_id, render, render_with, Choice, Chrome, Nav, PageQuery,
+    app_error, humanise, named_choices, non_blank, query_cursor, query_id, render, render_with,
+    Choice, Chrome, Listing, Nav, PageQuery,
 };
 use super::Viewer;
 use crate::extract::Meta;
 use crate::AppState;
 use askama::Template as Askama;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -118,18 +117,8 @@ struct ListPage {
     status: String,
     category: String,
     q: String,
-    filters: String,
-    filtered: bool,
-    next_cursor: Option<Uuid>,
-    error: String,
-    fields: BTreeMap<String, String>,
+    list: Listing,
     can_manage: bool,
-}
-
-impl ListPage {
-    fn field_error(&self, name: &str) -> &str {
-        self.fields.get(name).map_or("", String::as_str)
-    }
 }
 
 fn row(t: &Template, names: &HashMap<String, String>) -> Row {
@@ -164,12 +153,15 @@ async fn list(
     if let Err(e) = p.require(Permission::TemplatesRead) {
         return app_error(e);
     }
-    let filters = filter_query(&[
-        ("connection", &params.connection),
-        ("status", &params.status),
-        ("category", &params.category),
-        ("q", &params.q),
-    ]);
+    let list = Listing::new(
+        "/templates",
+        &[
+            ("connection", &params.connection),
+            ("status", &params.status),
+            ("category", &params.category),
+            ("q", &params.q),
+        ],
+    );
     let connection_id = match query_id(&params.connection, "the connection") {
         Ok(id) => id,
         Err(r) => return r,
@@ -193,11 +185,7 @@ async fn list(
         status: params.status.trim().to_ascii_uppercase(),
         category: params.category.trim().to_ascii_uppercase(),
         q: params.q.trim().to_owned(),
-        filtered: !filters.is_empty(),
-        filters,
-        next_cursor: None,
-        error: String::new(),
-        fields: BTreeMap::new(),
+        list,
         can_manage: p.require(Permission::TemplatesManage).is_ok(),
     };
     let query = TemplateListQuery {
@@ -208,22 +196,12 @@ async fn list(
         cursor,
         limit: Some(50),
     };
-    let mut status = StatusCode::OK;
-    match templates::list(s, p, query).await {
-        Ok(found) => {
-            page.next_cursor = found.next_cursor;
-            page.rows = found.data.iter().map(|t| row(t, &names)).collect();
-        }
-        // A filter the API refuses: said next to it, with the API's status.
-        Err(e @ AppError::Validation { .. }) => {
-            let c = crate::error::classify(e);
-            page.error = c.message;
-            page.fields = field_lines(c.fields);
-            status = c.status;
-        }
-        Err(e) => return app_error(e),
-    }
-    render_with(status, &page)
+    let found = match page.list.rows(templates::list(s, p, query).await) {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    page.rows = found.iter().map(|t| row(t, &names)).collect();
+    render_with(page.list.status, &page)
 }
 
 // ---- one template ----

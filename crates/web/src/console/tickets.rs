@@ -11,14 +11,13 @@
 //! the session cookie opens.
 
 use super::page::{
-    app_error, contact_label, field_lines, filter_query, label_map, non_blank, query_cursor,
-    query_id, render, render_with, Choice, Chrome, Nav, PageQuery,
+    app_error, contact_label, label_map, non_blank, query_cursor, query_id, render, render_with,
+    Choice, Chrome, Listing, Nav, PageQuery,
 };
 use super::Viewer;
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -27,7 +26,7 @@ use palisade_core::tickets::{self, sniff, TicketListQuery};
 use palisade_core::{AppError, Services};
 use palisade_domain::{ContactId, ConversationId, Permission, TicketId, UserId};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
@@ -145,18 +144,8 @@ struct ListPage {
     priority: String,
     assignee: String,
     q: String,
-    filters: String,
-    filtered: bool,
-    next_cursor: Option<Uuid>,
-    error: String,
-    fields: BTreeMap<String, String>,
+    list: Listing,
     can_write: bool,
-}
-
-impl ListPage {
-    fn field_error(&self, name: &str) -> &str {
-        self.fields.get(name).map_or("", String::as_str)
-    }
 }
 
 async fn list(
@@ -169,12 +158,15 @@ async fn list(
     if let Err(e) = p.require(Permission::TicketsRead) {
         return app_error(e);
     }
-    let filters = filter_query(&[
-        ("status", &params.status),
-        ("priority", &params.priority),
-        ("assignee", &params.assignee),
-        ("q", &params.q),
-    ]);
+    let list = Listing::new(
+        "/tickets",
+        &[
+            ("status", &params.status),
+            ("priority", &params.priority),
+            ("assignee", &params.assignee),
+            ("q", &params.q),
+        ],
+    );
     let assignee_id = match query_id(&params.assignee, "the assignee") {
         Ok(id) => id,
         Err(r) => return r,
@@ -195,11 +187,7 @@ async fn list(
         priority: params.priority.trim().to_owned(),
         assignee: params.assignee.trim().to_owned(),
         q: params.q.trim().to_owned(),
-        filtered: !filters.is_empty(),
-        filters,
-        next_cursor: None,
-        error: String::new(),
-        fields: BTreeMap::new(),
+        list,
         can_write: p.require(Permission::TicketsWrite).is_ok(),
     };
     let query = TicketListQuery {
@@ -211,52 +199,41 @@ async fn list(
         cursor,
         limit: Some(50),
     };
-    let mut status = StatusCode::OK;
-    match tickets::list(s, p, query).await {
-        Ok(found) => {
-            page.next_cursor = found.next_cursor;
-            // The page's contacts, each read once (at most 50).
-            let mut contacts: HashMap<ContactId, String> = HashMap::new();
-            for t in &found.data {
-                if let Some(c) = t.contact_id {
-                    if let std::collections::hash_map::Entry::Vacant(e) = contacts.entry(c) {
-                        e.insert(contact_name(s, p, c).await);
-                    }
-                }
+    let found = match page.list.rows(tickets::list(s, p, query).await) {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    // The page's contacts, each read once (at most 50).
+    let mut contacts: HashMap<ContactId, String> = HashMap::new();
+    for t in &found {
+        if let Some(c) = t.contact_id {
+            if let std::collections::hash_map::Entry::Vacant(e) = contacts.entry(c) {
+                e.insert(contact_name(s, p, c).await);
             }
-            page.rows = found
-                .data
-                .iter()
-                .map(|t| Row {
-                    id: t.id.as_uuid(),
-                    subject: t.subject.as_str().to_owned(),
-                    contact_id: t.contact_id.map(|c| c.to_string()).unwrap_or_default(),
-                    contact: t
-                        .contact_id
-                        .and_then(|c| contacts.get(&c).cloned())
-                        .unwrap_or_default(),
-                    priority: label_of(&PRIORITIES, t.priority.as_str()),
-                    priority_badge: priority_badge(t.priority.as_str()),
-                    status: label_of(&STATUSES, t.status.as_str()),
-                    status_badge: status_badge(t.status.as_str()),
-                    assignee: t
-                        .assignee_id
-                        .and_then(|a| names.get(&a.to_string()).cloned())
-                        .unwrap_or_default(),
-                    updated_at: palisade_domain::rfc3339(t.updated_at),
-                })
-                .collect();
         }
-        // A filter the API refuses: said next to it, with the API's status.
-        Err(e @ AppError::Validation { .. }) => {
-            let c = crate::error::classify(e);
-            page.error = c.message;
-            page.fields = field_lines(c.fields);
-            status = c.status;
-        }
-        Err(e) => return app_error(e),
     }
-    render_with(status, &page)
+    page.rows = found
+        .iter()
+        .map(|t| Row {
+            id: t.id.as_uuid(),
+            subject: t.subject.as_str().to_owned(),
+            contact_id: t.contact_id.map(|c| c.to_string()).unwrap_or_default(),
+            contact: t
+                .contact_id
+                .and_then(|c| contacts.get(&c).cloned())
+                .unwrap_or_default(),
+            priority: label_of(&PRIORITIES, t.priority.as_str()),
+            priority_badge: priority_badge(t.priority.as_str()),
+            status: label_of(&STATUSES, t.status.as_str()),
+            status_badge: status_badge(t.status.as_str()),
+            assignee: t
+                .assignee_id
+                .and_then(|a| names.get(&a.to_string()).cloned())
+                .unwrap_or_default(),
+            updated_at: palisade_domain::rfc3339(t.updated_at),
+        })
+        .collect();
+    render_with(page.list.status, &page)
 }
 
 // ---- a new ticket ----

@@ -32,11 +32,7 @@ pub(super) struct ListPage {
     rows: Vec<Row>,
     statuses: Vec<Choice>,
     status: String,
-    filters: String,
-    filtered: bool,
-    next_cursor: Option<Uuid>,
-    error: String,
-    status_error: String,
+    list: Listing,
     show_connection: bool,
     can_write: bool,
 }
@@ -55,7 +51,6 @@ pub(super) async fn list(
         Ok(id) => id,
         Err(r) => return r,
     };
-    let filters = filter_query(&[("status", &params.status)]);
     let conns = connections(s, p).await;
     let conn_names = label_map(&conns);
     let mut page = ListPage {
@@ -69,11 +64,7 @@ pub(super) async fn list(
             })
             .collect(),
         status: params.status.trim().to_owned(),
-        filtered: !filters.is_empty(),
-        filters,
-        next_cursor: None,
-        error: String::new(),
-        status_error: String::new(),
+        list: Listing::new("/campaigns", &[("status", &params.status)]),
         show_connection: !conns.is_empty(),
         can_write: p.require(Permission::CampaignsWrite).is_ok(),
     };
@@ -87,26 +78,11 @@ pub(super) async fn list(
         },
     )
     .await;
-    let found = match found {
-        Ok(f) => f,
-        // A status the API refuses: said next to the filter, with the API's status.
-        Err(e @ AppError::Validation { .. }) => {
-            let c = crate::error::classify(e);
-            page.error = c.message;
-            page.status_error = c
-                .fields
-                .unwrap_or_default()
-                .into_values()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
-            return render_with(c.status, &page);
-        }
-        Err(e) => return app_error(e),
+    let found = match page.list.rows(found) {
+        Ok(found) => found,
+        Err(r) => return r,
     };
-    page.next_cursor = found.next_cursor;
     page.rows = found
-        .data
         .iter()
         .map(|(c, n)| {
             let scheduled = c.status == CampaignStatus::Scheduled && c.scheduled_at.is_some();
@@ -132,5 +108,5 @@ pub(super) async fn list(
             }
         })
         .collect();
-    render(&page)
+    render_with(page.list.status, &page)
 }

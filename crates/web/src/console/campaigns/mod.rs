@@ -27,8 +27,8 @@ mod show;
 
 use super::forms::{bad_form, check_change, ChangeForm, WithCsrf};
 use super::page::{
-    app_error, bad_query, contact_label, filter_query, humanise, label_map, non_blank,
-    query_cursor, render, render_with, Choice, Chrome, Nav, PageQuery,
+    app_error, bad_query, contact_label, humanise, label_map, non_blank, query_cursor, render,
+    render_with, Choice, Chrome, Listing, Nav, PageQuery,
 };
 use super::Viewer;
 use crate::extract::Meta;
@@ -36,7 +36,7 @@ use crate::AppState;
 use askama::Template as Askama;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;

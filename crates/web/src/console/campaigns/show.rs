@@ -68,9 +68,7 @@ pub(super) struct ShowPage {
     recipients: Vec<RecipientRow>,
     recipient_statuses: Vec<Choice>,
     recipient_status: String,
-    recipient_error: String,
-    recipient_filters: String,
-    next_cursor: Option<Uuid>,
+    recipient_list: Listing,
 }
 
 /// The actions `status` allows, for someone who may write (and delete) campaigns.
@@ -220,9 +218,10 @@ pub(super) async fn show(
             })
             .collect(),
         recipient_status: params.status.trim().to_owned(),
-        recipient_error: String::new(),
-        recipient_filters: filter_query(&[("status", &params.status)]),
-        next_cursor: None,
+        recipient_list: Listing::new(
+            format!("/campaigns/{}", c.id),
+            &[("status", &params.status)],
+        ),
     };
     let found = campaigns::recipients(
         s,
@@ -235,61 +234,43 @@ pub(super) async fn show(
         },
     )
     .await;
-    let mut status = StatusCode::OK;
-    match found {
-        Ok(found) => {
-            page.next_cursor = found.next_cursor;
-            // The page's contacts in one read, as a person knows them (an erased contact, or
-            // one that cannot be read: its id only).
-            let ids: Vec<ContactId> = found
-                .data
-                .iter()
-                .map(|r| ContactId::from_uuid(r.contact_id))
-                .collect();
-            let labels: HashMap<ContactId, String> = palisade_core::contacts::get_many(s, p, &ids)
-                .await
-                .unwrap_or_default()
-                .iter()
-                .map(|c| (c.id, contact_label(c)))
-                .collect();
-            for r in found.data {
-                let contact = labels
-                    .get(&ContactId::from_uuid(r.contact_id))
-                    .cloned()
-                    .unwrap_or_else(|| r.contact_id.to_string());
-                let detail = match (&r.skip_reason, &r.error) {
-                    (Some(reason), _) => humanise(reason),
-                    (None, Some(e)) if e.code != 0 => format!("{} ({})", e.title, e.code),
-                    (None, Some(e)) => e.title.clone(),
-                    (None, None) => String::new(),
-                };
-                page.recipients.push(RecipientRow {
-                    contact_id: r.contact_id,
-                    contact,
-                    badge: recipient_badge(&r.status),
-                    status: humanise(&r.status),
-                    detail,
-                    updated_at: r.updated_at,
-                });
-            }
-        }
-        Err(e @ AppError::Validation { .. }) => {
-            let c = crate::error::classify(e);
-            page.recipient_error = c
-                .fields
-                .unwrap_or_default()
-                .into_values()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
-            if page.recipient_error.is_empty() {
-                page.recipient_error = c.message;
-            }
-            status = c.status;
-        }
-        Err(e) => return app_error(e),
+    let found = match page.recipient_list.rows(found) {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    // The page's contacts in one read, as a person knows them (an erased contact, or
+    // one that cannot be read: its id only).
+    let ids: Vec<ContactId> = found
+        .iter()
+        .map(|r| ContactId::from_uuid(r.contact_id))
+        .collect();
+    let labels: HashMap<ContactId, String> = palisade_core::contacts::get_many(s, p, &ids)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|c| (c.id, contact_label(c)))
+        .collect();
+    for r in found {
+        let contact = labels
+            .get(&ContactId::from_uuid(r.contact_id))
+            .cloned()
+            .unwrap_or_else(|| r.contact_id.to_string());
+        let detail = match (&r.skip_reason, &r.error) {
+            (Some(reason), _) => humanise(reason),
+            (None, Some(e)) if e.code != 0 => format!("{} ({})", e.title, e.code),
+            (None, Some(e)) => e.title.clone(),
+            (None, None) => String::new(),
+        };
+        page.recipients.push(RecipientRow {
+            contact_id: r.contact_id,
+            contact,
+            badge: recipient_badge(&r.status),
+            status: humanise(&r.status),
+            detail,
+            updated_at: r.updated_at,
+        });
     }
-    render_with(status, &page)
+    render_with(page.recipient_list.status, &page)
 }
 
 // ---- the actions ----
