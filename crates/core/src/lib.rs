@@ -23,6 +23,7 @@ pub mod mail;
 pub mod messaging;
 pub mod metrics;
 pub mod notifications;
+pub mod outbox;
 pub mod pagination;
 pub mod platform;
 pub mod rate_limit;

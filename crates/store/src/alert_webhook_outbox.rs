@@ -3,7 +3,7 @@
 //! by a background worker with retries (see the migration `0036_alert_webhook_outbox`; the
 //! queue statements are shared with the mail outbox in `outbox`).
 
-use crate::outbox::{self, Outbox};
+use crate::outbox::{Outbox, Queue};
 use crate::{Query, Result, Scope, SystemScope, Tx};
 use palisade_domain::{AlertDeliveryId, SecurityAlertId, TenantId};
 use time::OffsetDateTime;
@@ -52,64 +52,12 @@ pub struct ClaimedAlertDelivery {
     pub attempts: i64,
 }
 
-/// Claims up to `limit` due pending deliveries by giving them a lease until `lease_until`
-/// (see [`outbox::claim_due`]).
-pub async fn claim_due(
-    tx: &mut Tx<SystemScope>,
-    now: OffsetDateTime,
-    lease_until: OffsetDateTime,
-    limit: i64,
-) -> Result<Vec<ClaimedAlertDelivery>> {
-    outbox::claim_due(
-        tx,
-        Outbox::AlertWebhook,
-        "id, tenant_id, alert_id, message_id, payload, CAST(attempts AS BIGINT) AS attempts",
-        now,
-        lease_until,
-        limit,
-    )
-    .await
-}
-
-/// The receiver accepted it: `sent`, the body dropped (while still pending).
-pub async fn mark_sent(
-    tx: &mut Tx<SystemScope>,
-    id: AlertDeliveryId,
-    now: OffsetDateTime,
-) -> Result<bool> {
-    outbox::mark_sent(tx, Outbox::AlertWebhook, id.as_uuid(), now).await
-}
-
-/// A failed attempt to try again at `next_attempt_at`.
-pub async fn retry(
-    tx: &mut Tx<SystemScope>,
-    id: AlertDeliveryId,
-    next_attempt_at: OffsetDateTime,
-    error: &str,
-) -> Result<bool> {
-    outbox::retry(
-        tx,
-        Outbox::AlertWebhook,
-        id.as_uuid(),
-        next_attempt_at,
-        error,
-    )
-    .await
-}
-
-/// Given up: `failed` with the reason, the body dropped.
-pub async fn mark_failed(
-    tx: &mut Tx<SystemScope>,
-    id: AlertDeliveryId,
-    error: &str,
-) -> Result<bool> {
-    outbox::mark_failed(tx, Outbox::AlertWebhook, id.as_uuid(), error).await
-}
-
-/// Deletes sent and failed deliveries created before `cutoff`, at most `limit` of them.
-pub async fn prune(tx: &mut Tx<SystemScope>, cutoff: OffsetDateTime, limit: i64) -> Result<u64> {
-    outbox::prune(tx, Outbox::AlertWebhook, cutoff, limit).await
-}
+/// The queue's statements: claim with a lease, record the outcome, prune
+/// ([`outbox::Queue`]).
+pub const QUEUE: Queue<AlertDeliveryId, ClaimedAlertDelivery> = Queue::new(
+    Outbox::AlertWebhook,
+    "id, tenant_id, alert_id, message_id, payload, CAST(attempts AS BIGINT) AS attempts",
+);
 
 /// Whether a delivery of `alert` is still waiting (pending) to be sent.
 pub async fn is_pending(tx: &mut Tx<SystemScope>, alert: SecurityAlertId) -> Result<bool> {

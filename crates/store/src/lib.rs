@@ -15,7 +15,7 @@ mod error;
 mod lease;
 mod notify;
 mod one_time_secrets;
-mod outbox;
+pub mod outbox;
 mod query;
 mod scope;
 

@@ -1,8 +1,8 @@
 //! The mail outbox: mails written in the transaction of the change that causes them, sent by a
 //! background worker (see the migration `0016_mail_outbox` for the claiming rules).
 
-use crate::outbox::{self, Outbox};
-use crate::{Query, Result, Scope, SystemScope, Tx};
+use crate::outbox::{Outbox, Queue};
+use crate::{Query, Result, Scope, Tx};
 use palisade_domain::{MailId, UserId};
 use time::OffsetDateTime;
 
@@ -52,51 +52,9 @@ pub struct ClaimedMail {
     pub attempts: i64,
 }
 
-/// Claims up to `limit` due pending mails (every tenant: system work) by setting their lease
-/// `locked_until` to `lease_until` ([`outbox::claim_due`] says when a row is due and why two
-/// workers never both win it).
-pub async fn claim_due(
-    tx: &mut Tx<SystemScope>,
-    now: OffsetDateTime,
-    lease_until: OffsetDateTime,
-    limit: i64,
-) -> Result<Vec<ClaimedMail>> {
-    outbox::claim_due(
-        tx,
-        Outbox::Mail,
-        "id, tenant_id, kind, to_address, payload, CAST(attempts AS BIGINT) AS attempts",
-        now,
-        lease_until,
-        limit,
-    )
-    .await
-}
-
-/// The mail was accepted: `sent`, its body dropped. Only while it is still pending (a mail a
-/// slower worker also sent after its lease ran out is recorded once).
-pub async fn mark_sent(tx: &mut Tx<SystemScope>, id: MailId, now: OffsetDateTime) -> Result<bool> {
-    outbox::mark_sent(tx, Outbox::Mail, id.as_uuid(), now).await
-}
-
-/// A transient failure: counts the attempt, records why and frees the row for
-/// `next_attempt_at`.
-pub async fn retry(
-    tx: &mut Tx<SystemScope>,
-    id: MailId,
-    next_attempt_at: OffsetDateTime,
-    error: &str,
-) -> Result<bool> {
-    outbox::retry(tx, Outbox::Mail, id.as_uuid(), next_attempt_at, error).await
-}
-
-/// Given up (a permanent refusal, or too many attempts): `failed` with the reason, the body
-/// dropped.
-pub async fn mark_failed(tx: &mut Tx<SystemScope>, id: MailId, error: &str) -> Result<bool> {
-    outbox::mark_failed(tx, Outbox::Mail, id.as_uuid(), error).await
-}
-
-/// Deletes sent and failed mails created before `cutoff`, at most `limit` of them. Returns how
-/// many went.
-pub async fn prune(tx: &mut Tx<SystemScope>, cutoff: OffsetDateTime, limit: i64) -> Result<u64> {
-    outbox::prune(tx, Outbox::Mail, cutoff, limit).await
-}
+/// The queue's statements: claim with a lease, record the outcome, prune
+/// ([`outbox::Queue`]).
+pub const QUEUE: Queue<MailId, ClaimedMail> = Queue::new(
+    Outbox::Mail,
+    "id, tenant_id, kind, to_address, payload, CAST(attempts AS BIGINT) AS attempts",
+);

@@ -5,6 +5,7 @@
 use super::api::AlertView;
 use crate::audit::AuditEntryExt;
 use crate::mail::{self, Mail};
+use crate::outbox::SendError;
 use crate::{AppResult, Services, UnitOfWork};
 use palisade_domain::AlertDeliveryId;
 use palisade_domain::{rfc3339, EventType, Role};
@@ -139,9 +140,9 @@ pub(super) async fn send_platform_webhook(
     s: &Services,
     message_id: &str,
     body: &[u8],
-) -> Result<(), SendFailure> {
+) -> Result<(), SendError> {
     let Some(url) = s.settings.detect.alert_webhook.clone() else {
-        return Err(SendFailure::permanent(
+        return Err(SendError::permanent(
             "PALISADE_SECURITY_ALERT_WEBHOOK is no longer set",
         ));
     };
@@ -171,38 +172,16 @@ pub(super) async fn send_platform_webhook(
     // policy, which allows private addresses.
     let policy = crate::safe_http::OutboundPolicy::development();
     let target = crate::safe_http::TargetUrl::parse(&url, &policy).map_err(|e| {
-        SendFailure::permanent(format!(
+        SendError::permanent(format!(
             "PALISADE_SECURITY_ALERT_WEBHOOK is not a usable URL: {e}"
         ))
     })?;
     match crate::safe_http::send(&policy, Method::POST, &target, headers, body.to_vec()).await {
         Ok(r) if r.status.is_success() => Ok(()),
-        Ok(r) => Err(SendFailure::transient(format!(
+        Ok(r) => Err(SendError::transient(format!(
             "the receiver answered {}",
             r.status.as_u16()
         ))),
-        Err(e) => Err(SendFailure::transient(format!("{e}"))),
-    }
-}
-
-/// Why an alert delivery failed, and whether another attempt can help.
-#[derive(Debug, Clone)]
-pub(super) struct SendFailure {
-    pub permanent: bool,
-    pub message: String,
-}
-
-impl SendFailure {
-    fn permanent(message: impl Into<String>) -> Self {
-        SendFailure {
-            permanent: true,
-            message: message.into(),
-        }
-    }
-    fn transient(message: impl Into<String>) -> Self {
-        SendFailure {
-            permanent: false,
-            message: message.into(),
-        }
+        Err(e) => Err(SendError::transient(format!("{e}"))),
     }
 }

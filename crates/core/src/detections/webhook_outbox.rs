@@ -7,19 +7,18 @@
 //! woken after the commit that queued an alert and on a timer. A round ([`deliver_due`]) claims
 //! due rows with a lease, makes one signed attempt each (a fresh `webhook-timestamp`, the same
 //! `webhook-id` every time so the receiver can drop a repeat) and records the outcome: `sent`;
-//! a failure waits [`crate::mail::worker::backoff`] (30 s doubling, at most an hour) and is
+//! a failure waits [`crate::outbox::backoff`] (30 s doubling, at most an hour) and is
 //! given up after [`MAX_ATTEMPTS`] (about ten hours), logged at error and audited
 //! (`security.alert_webhook_failed`). Delivery is at least once, like every Palisade webhook.
 
-use super::delivery::{send_platform_webhook, SendFailure};
+use super::delivery::send_platform_webhook;
 use crate::audit::AuditEntryExt;
-use crate::worker::Next;
+use crate::outbox::{self, SendError, Settled};
 use crate::{AppResult, Services, SystemActor, UnitOfWork};
 use palisade_domain::{AlertDeliveryId, TenantId};
-use palisade_store::alert_webhook_outbox::{self as store, ClaimedAlertDelivery};
+use palisade_store::alert_webhook_outbox::{ClaimedAlertDelivery, QUEUE};
 use palisade_store::SystemScope;
 use serde_json::json;
-use std::time::Instant;
 use time::Duration;
 
 /// Deliveries claimed per round.
@@ -30,37 +29,30 @@ pub const LEASE: Duration = Duration::minutes(2);
 pub const MAX_ATTEMPTS: i64 = 16;
 /// How long sent and failed rows are kept.
 pub const KEEP: Duration = Duration::days(30);
-const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 const PRUNE_LIMIT: i64 = 5000;
 
-/// This node's alert webhook worker: a round at start, whenever an alert is queued here, and
-/// every `every`; a full batch is followed by another round at once. Prunes once an hour.
+/// This node's alert webhook worker ([`outbox::spawn_worker`]): a round at start, whenever an
+/// alert is queued here, and every `every`; a full batch is followed by another round at
+/// once. Prunes once an hour.
 pub fn spawn_worker(s: Services, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
     let wake = s.alert_webhooks.clone();
-    let mut last_prune: Option<Instant> = None;
-    crate::worker::spawn_periodic(
+    let pruning = s.clone();
+    outbox::spawn_worker(
         "alert webhook delivery round failed",
         every,
-        Some(wake),
+        wake,
+        BATCH,
+        move || {
+            let s = pruning.clone();
+            async move {
+                if let Err(e) = prune(&s).await {
+                    tracing::warn!(error = %e, "pruning the alert webhook outbox failed");
+                }
+            }
+        },
         move || {
             let s = s.clone();
-            let prune_now = last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
-            if prune_now {
-                last_prune = Some(Instant::now());
-            }
-            async move {
-                if prune_now {
-                    if let Err(e) = prune(&s).await {
-                        tracing::warn!(error = %e, "pruning the alert webhook outbox failed");
-                    }
-                }
-                let claimed = deliver_due(&s).await?;
-                Ok::<_, crate::AppError>(if i64::try_from(claimed).unwrap_or(0) >= BATCH {
-                    Next::Again
-                } else {
-                    Next::Wait
-                })
-            }
+            async move { deliver_due(&s).await }
         },
     )
 }
@@ -75,7 +67,7 @@ pub async fn deliver_due(s: &Services) -> AppResult<usize> {
     )
     .await?;
     let now = uow.now();
-    let mut claimed = store::claim_due(uow.tx(), now, now + LEASE, BATCH).await?;
+    let mut claimed = QUEUE.claim_due(uow.tx(), now, now + LEASE, BATCH).await?;
     uow.commit().await?;
     // Ids are UUID v7: oldest first (RETURNING keeps no order).
     claimed.sort_by_key(|d| d.id);
@@ -93,7 +85,7 @@ pub async fn deliver_due(s: &Services) -> AppResult<usize> {
 async fn record(
     s: &Services,
     d: &ClaimedAlertDelivery,
-    outcome: Result<(), SendFailure>,
+    outcome: Result<(), SendError>,
 ) -> AppResult<()> {
     let mut uow = UnitOfWork::system(
         s,
@@ -106,24 +98,23 @@ async fn record(
     }
     let id = AlertDeliveryId::from_uuid(d.id);
     let now = uow.now();
-    let attempts = d.attempts + 1;
-    match outcome {
-        Ok(()) => {
-            store::mark_sent(uow.tx(), id, now).await?;
+    let outcome = outcome.as_ref().map(|_| ());
+    match outbox::settle(uow.tx(), &QUEUE, id, d.attempts, MAX_ATTEMPTS, now, outcome).await? {
+        Settled::Sent => {}
+        Settled::Retried { attempts, wait } => {
+            let error = outcome
+                .err()
+                .map(|e| e.message.as_str())
+                .unwrap_or_default();
+            tracing::warn!(alert = %d.alert_id, attempts, retry_in_s = wait.whole_seconds(), error, "the platform alert webhook did not accept an alert; retried later");
         }
-        Err(e) if !e.permanent && attempts < MAX_ATTEMPTS => {
-            let wait = crate::mail::worker::backoff(attempts);
-            tracing::warn!(alert = %d.alert_id, attempts, retry_in_s = wait.whole_seconds(), error = %e.message, "the platform alert webhook did not accept an alert; retried later");
-            store::retry(uow.tx(), id, now + wait, &e.message).await?;
-        }
-        Err(e) => {
-            let reason = if e.permanent {
-                e.message.clone()
-            } else {
-                format!("gave up after {attempts} attempts: {}", e.message)
-            };
+        Settled::GaveUp {
+            attempts,
+            reason,
+            recorded,
+        } => {
             tracing::error!(alert = %d.alert_id, attempts, error = %reason, "a security alert could not be delivered to the platform alert webhook");
-            if store::mark_failed(uow.tx(), id, &reason).await? {
+            if recorded {
                 let entry = uow
                     .entry("security.alert_webhook_failed")
                     .target("security_alert", d.alert_id)
@@ -144,7 +135,7 @@ pub async fn prune(s: &Services) -> AppResult<u64> {
     )
     .await?;
     let cutoff = uow.now() - KEEP;
-    let n = store::prune(uow.tx(), cutoff, PRUNE_LIMIT).await?;
+    let n = QUEUE.prune(uow.tx(), cutoff, PRUNE_LIMIT).await?;
     uow.commit().await?;
     Ok(n)
 }

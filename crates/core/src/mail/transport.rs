@@ -59,31 +59,10 @@ impl std::fmt::Display for Delivered {
     }
 }
 
-/// A mail that was not taken. `permanent`: sending it again cannot help (an SMTP 5xx, an
-/// address the message cannot carry); otherwise (a 4xx, a connection or TLS failure, a
-/// timeout, a disk error) a later attempt may succeed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct SendError {
-    pub permanent: bool,
-    pub message: String,
-}
-
-impl SendError {
-    fn transient(message: impl Into<String>) -> SendError {
-        SendError {
-            permanent: false,
-            message: message.into(),
-        }
-    }
-
-    fn permanent(message: impl Into<String>) -> SendError {
-        SendError {
-            permanent: true,
-            message: message.into(),
-        }
-    }
-}
+/// A mail that was not taken ([`crate::outbox::SendError`]: permanent for an SMTP 5xx or an
+/// address the message cannot carry; transient for a 4xx, a connection or TLS failure, a
+/// timeout, a disk error).
+pub use crate::outbox::SendError;
 
 /// Parses `PALISADE_MAIL_FROM`: a mailbox such as `Palisade <no-reply@example.com>` or a bare
 /// address.

@@ -10,8 +10,9 @@
 //! 2. decrypts and sends them, a few at a time ([`CONCURRENCY`]) through the transport (an
 //!    SMTP connection pool, or `.eml` files); a mail whose lease ran out before its turn is
 //!    left to whoever claims it next;
-//! 3. records each outcome in its own transaction: `sent` (the body emptied); a transient
-//!    failure (4xx, connection, timeout, disk) counts the attempt and waits [`backoff`]; a
+//! 3. records each outcome in its own transaction ([`outbox::settle`]): `sent` (the body
+//!    emptied); a transient failure (4xx, connection, timeout, disk) counts the attempt and
+//!    waits [`outbox::backoff`]; a
 //!    permanent one (5xx, an unusable address, a body that cannot be decrypted) or the
 //!    [`MAX_ATTEMPTS`]th failure marks it `failed` (the body emptied, a warning logged and an
 //!    audit record `mail.failed` written, never the body).
@@ -23,13 +24,12 @@
 use super::transport::{Mailer, SendError};
 use super::{payload_aad, Content};
 use crate::audit::AuditEntryExt;
-use crate::worker::Next;
+use crate::outbox::{self, Settled};
 use crate::{AppResult, Services, SystemActor, UnitOfWork};
 use futures_util::StreamExt;
 use palisade_domain::{MailId, TenantId};
-use palisade_store::mail_outbox::{self as store, ClaimedMail};
+use palisade_store::mail_outbox::{ClaimedMail, QUEUE};
 use palisade_store::SystemScope;
-use rand::Rng;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,56 +42,44 @@ pub const CONCURRENCY: usize = 8;
 /// How long a claimed mail is hidden from other workers.
 pub const LEASE: Duration = Duration::minutes(5);
 /// Attempts in all before a mail that keeps failing transiently is given up (about six hours
-/// of retries with [`backoff`]).
+/// of retries with [`outbox::backoff`]).
 pub const MAX_ATTEMPTS: i64 = 12;
 /// How long sent and failed rows are kept.
 pub const KEEP: Duration = Duration::days(30);
-/// How often a node prunes.
-const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Most rows one prune deletes (the next one continues).
 const PRUNE_LIMIT: i64 = 5000;
 
-/// The wait after the `failed`th failed attempt: 30 s doubling, at most an hour, plus up to a
-/// quarter more at random so mails that failed together do not retry together.
-pub fn backoff(failed: i64) -> Duration {
-    let n = u32::try_from(failed.clamp(1, 16) - 1).unwrap_or(0);
-    let base = 30_i64.saturating_mul(2_i64.saturating_pow(n)).min(3600);
-    let jitter = rand::thread_rng().gen_range(0..=base / 4);
-    Duration::seconds(base + jitter)
-}
-
-/// This node's mail worker: a round at start, whenever a mail is queued here, and every
-/// `every`; a full batch is followed by another round at once. Prunes once an hour.
+/// This node's mail worker ([`outbox::spawn_worker`]): a round at start, whenever a mail is
+/// queued here, and every `every`; a full batch is followed by another round at once. Prunes
+/// once an hour.
 pub fn spawn_worker(
     s: Services,
     mailer: Arc<Mailer>,
     every: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
     let wake = s.mail_outbox.clone();
-    let mut last_prune: Option<Instant> = None;
-    crate::worker::spawn_periodic("mail delivery round failed", every, Some(wake), move || {
-        let s = s.clone();
-        let mailer = mailer.clone();
-        let prune_now = last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
-        if prune_now {
-            last_prune = Some(Instant::now());
-        }
-        async move {
-            if prune_now {
+    let pruning = s.clone();
+    outbox::spawn_worker(
+        "mail delivery round failed",
+        every,
+        wake,
+        BATCH,
+        move || {
+            let s = pruning.clone();
+            async move {
                 match prune(&s).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "pruned old mails from the outbox"),
                     Err(e) => tracing::warn!(error = %e, "pruning the mail outbox failed"),
                 }
             }
-            let claimed = deliver_due(&s, &mailer).await?;
-            Ok::<_, crate::AppError>(if i64::try_from(claimed).unwrap_or(0) >= BATCH {
-                Next::Again
-            } else {
-                Next::Wait
-            })
-        }
-    })
+        },
+        move || {
+            let s = s.clone();
+            let mailer = mailer.clone();
+            async move { deliver_due(&s, &mailer).await }
+        },
+    )
 }
 
 /// One round: claims up to [`BATCH`] due mails, sends them and records the outcomes. Returns
@@ -100,7 +88,7 @@ pub async fn deliver_due(s: &Services, mailer: &Mailer) -> AppResult<usize> {
     let mut uow =
         UnitOfWork::system(s, SystemActor::MailWorker, SystemScope::new("mail.claim")).await?;
     let now = uow.now();
-    let mut claimed = store::claim_due(uow.tx(), now, now + LEASE, BATCH).await?;
+    let mut claimed = QUEUE.claim_due(uow.tx(), now, now + LEASE, BATCH).await?;
     uow.commit().await?;
     let n = claimed.len();
     if n == 0 {
@@ -169,24 +157,23 @@ async fn record(
         uow = uow.for_tenant(TenantId::from_uuid(t));
     }
     let now = uow.now();
-    let attempts = m.attempts + 1;
-    match outcome {
-        Ok(()) => {
-            store::mark_sent(uow.tx(), id, now).await?;
+    let outcome = outcome.as_ref().map(|_| ());
+    match outbox::settle(uow.tx(), &QUEUE, id, m.attempts, MAX_ATTEMPTS, now, outcome).await? {
+        Settled::Sent => {}
+        Settled::Retried { attempts, wait } => {
+            let error = outcome
+                .err()
+                .map(|e| e.message.as_str())
+                .unwrap_or_default();
+            tracing::info!(mail = %id, kind = %m.kind, attempts, retry_in_s = wait.whole_seconds(), error, "mail not sent; retried later");
         }
-        Err(e) if !e.permanent && attempts < MAX_ATTEMPTS => {
-            let wait = backoff(attempts);
-            tracing::info!(mail = %id, kind = %m.kind, attempts, retry_in_s = wait.whole_seconds(), error = %e, "mail not sent; retried later");
-            store::retry(uow.tx(), id, now + wait, &e.message).await?;
-        }
-        Err(e) => {
-            let reason = if e.permanent {
-                e.message.clone()
-            } else {
-                format!("gave up after {attempts} attempts: {}", e.message)
-            };
+        Settled::GaveUp {
+            attempts,
+            reason,
+            recorded,
+        } => {
             tracing::warn!(mail = %id, kind = %m.kind, attempts, error = %reason, "mail could not be delivered");
-            if store::mark_failed(uow.tx(), id, &reason).await? {
+            if recorded {
                 let entry = uow
                     .entry("mail.failed")
                     .target("mail", id)
@@ -203,27 +190,7 @@ pub async fn prune(s: &Services) -> AppResult<u64> {
     let mut uow =
         UnitOfWork::system(s, SystemActor::Maintenance, SystemScope::new("mail.prune")).await?;
     let cutoff = uow.now() - KEEP;
-    let n = store::prune(uow.tx(), cutoff, PRUNE_LIMIT).await?;
+    let n = QUEUE.prune(uow.tx(), cutoff, PRUNE_LIMIT).await?;
     uow.commit().await?;
     Ok(n)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_30_seconds_with_jitter_and_caps_at_an_hour() {
-        for (failed, base) in [(1, 30), (2, 60), (3, 120), (7, 1920), (8, 3600), (12, 3600)] {
-            for _ in 0..20 {
-                let s = backoff(failed).whole_seconds();
-                assert!(
-                    (base..=base + base / 4).contains(&s),
-                    "{failed}: {s} not in {base}..{}",
-                    base + base / 4
-                );
-            }
-        }
-        assert_eq!(backoff(0).whole_seconds() / 30, 1, "clamped");
-    }
 }

@@ -209,7 +209,8 @@ async fn a_mail_whose_lease_ran_out_is_sent_again(db: Db) {
         .begin(SystemScope::new("test.crash"))
         .await
         .unwrap();
-    let claimed = palisade_store::mail_outbox::claim_due(&mut tx, now, now + worker::LEASE, 10)
+    let claimed = palisade_store::mail_outbox::QUEUE
+        .claim_due(&mut tx, now, now + worker::LEASE, 10)
         .await
         .unwrap();
     tx.commit().await.unwrap();
