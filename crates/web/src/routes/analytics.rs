@@ -67,7 +67,6 @@ impl From<RangeQuery> for AnalyticsQuery {
 #[utoipa::path(get, path = "/api/v1/analytics/overview", tag = "analytics", security(("bearer" = [])),
     params(RangeQuery),
     responses((status = 200, description = "The overview", body = AnalyticsOverviewResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing analytics.read (or the API key scope analytics:read)", body = ErrorBody),
         (status = 422, description = "validation_failed naming from, to (missing, not a time or date, not after from, more than 366 days), interval, tz (not an IANA name) or connection_id (not a number of your tenant)", body = ErrorBody),
         (status = 400, description = "invalid_query: a malformed connection_id or an unknown parameter", body = ErrorBody)))]
@@ -86,7 +85,6 @@ pub async fn overview(
 #[utoipa::path(get, path = "/api/v1/analytics/conversations", tag = "analytics", security(("bearer" = [])),
     params(RangeQuery),
     responses((status = 200, description = "Conversations", body = AnalyticsConversationsResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing analytics.read (or the API key scope analytics:read)", body = ErrorBody),
         (status = 422, description = "validation_failed naming from, to, interval, tz or connection_id", body = ErrorBody),
         (status = 400, description = "invalid_query: a malformed connection_id or an unknown parameter", body = ErrorBody)))]
@@ -105,7 +103,6 @@ pub async fn conversations(
 #[utoipa::path(get, path = "/api/v1/analytics/agents", tag = "analytics", security(("bearer" = [])),
     params(RangeQuery),
     responses((status = 200, description = "Per agent", body = AnalyticsAgentsResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing analytics.read (or the API key scope analytics:read)", body = ErrorBody),
         (status = 422, description = "validation_failed naming from, to, interval, tz or connection_id", body = ErrorBody),
         (status = 400, description = "invalid_query: a malformed connection_id or an unknown parameter", body = ErrorBody)))]
@@ -124,7 +121,6 @@ pub async fn agents(
 #[utoipa::path(get, path = "/api/v1/analytics/deals", tag = "analytics", security(("bearer" = [])),
     params(RangeQuery),
     responses((status = 200, description = "Pipeline value", body = AnalyticsDealsResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing analytics.read (or the API key scope analytics:read)", body = ErrorBody),
         (status = 422, description = "validation_failed naming from, to, interval, tz or connection_id", body = ErrorBody),
         (status = 400, description = "invalid_query: a malformed connection_id or an unknown parameter", body = ErrorBody)))]
@@ -143,7 +139,6 @@ pub async fn deals(
 #[utoipa::path(get, path = "/api/v1/analytics/campaigns", tag = "analytics", security(("bearer" = [])),
     params(RangeQuery),
     responses((status = 200, description = "Campaign funnels", body = AnalyticsCampaignsResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing analytics.read (or the API key scope analytics:read)", body = ErrorBody),
         (status = 422, description = "validation_failed naming from, to, interval, tz or connection_id", body = ErrorBody),
         (status = 400, description = "invalid_query: a malformed connection_id or an unknown parameter", body = ErrorBody)))]

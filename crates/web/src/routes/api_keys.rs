@@ -79,7 +79,6 @@ pub struct CreatedApiKeyResponse {
 /// Create an API key (admins). The full key is in this response only.
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", security(("bearer" = [])), request_body = CreateApiKeyRequest,
     responses((status = 201, description = "Created", body = CreatedApiKeyResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin, or an API key", body = ErrorBody),
         (status = 422, description = "Unknown scopes, bad addresses or expiry", body = ErrorBody)))]
 pub async fn create_key(
@@ -124,7 +123,6 @@ pub async fn create_key(
 /// The tenant's API keys (never the secrets).
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
     responses((status = 200, description = "Keys, oldest first", body = ListResponse<ApiKeyResponse>),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin, or an API key", body = ErrorBody)))]
 pub async fn list_keys(
     State(state): State<AppState>,
@@ -141,7 +139,6 @@ pub async fn list_keys(
 #[utoipa::path(get, path = "/api/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "API key id")),
     responses((status = 200, description = "The key", body = ApiKeyResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin, or an API key", body = ErrorBody),
         (status = 404, description = "No such key in your tenant", body = ErrorBody)))]
 pub async fn get_key(
@@ -157,7 +154,6 @@ pub async fn get_key(
 #[utoipa::path(patch, path = "/api/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "API key id")), request_body = UpdateApiKeyRequest,
     responses((status = 200, description = "The updated key", body = ApiKeyResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin, or an API key", body = ErrorBody),
         (status = 404, description = "No such key in your tenant", body = ErrorBody),
         (status = 422, description = "Unknown scopes or bad name", body = ErrorBody)))]
@@ -184,7 +180,6 @@ pub async fn update_key(
 #[utoipa::path(post, path = "/api/v1/api-keys/{id}/revoke", tag = "api-keys", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "API key id")), request_body(content = Option<RevokeApiKeyRequest>, description = "Optional"),
     responses((status = 200, description = "The revoked key", body = ApiKeyResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin, or an API key", body = ErrorBody),
         (status = 404, description = "No such key in your tenant", body = ErrorBody),
         (status = 409, description = "Already revoked", body = ErrorBody)))]
@@ -211,7 +206,6 @@ pub async fn revoke_key(
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "API key id")),
     responses((status = 204, description = "Deleted"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin, or an API key", body = ErrorBody),
         (status = 404, description = "No such key in your tenant", body = ErrorBody)))]
 pub async fn delete_key(

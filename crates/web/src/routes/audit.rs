@@ -121,7 +121,6 @@ fn filter(
 #[utoipa::path(get, path = "/api/v1/audit-logs", tag = "audit", security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, description = "A page of records", body = AuditPage),
         (status = 400, description = "Bad query parameter", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody)))]
 pub async fn search(
     State(state): State<AppState>,
@@ -173,7 +172,6 @@ impl ExportRow for AuditRecordView {
 #[utoipa::path(get, path = "/api/v1/audit-logs/export", tag = "audit", security(("bearer" = [])), params(ExportQuery),
     responses((status = 200, description = "The export (text/csv or application/x-ndjson)", content((String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 400, description = "Unknown format or bad parameter", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 429, description = "More than 10 exports in an hour", body = ErrorBody)))]
 pub async fn export(

@@ -388,8 +388,7 @@ pub async fn refresh(
 
 /// Sign out this session.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
-    responses((status = 204, description = "Signed out; cookies cleared"),
-        (status = 401, description = "Not signed in", body = ErrorBody)))]
+    responses((status = 204, description = "Signed out; cookies cleared")))]
 pub async fn logout(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -405,7 +404,6 @@ pub async fn logout(
 /// Sign out every session of the current user, this one included.
 #[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", security(("bearer" = [])),
     responses((status = 200, description = "All sessions signed out", body = LogoutAllResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody)))]
 pub async fn logout_all(
     State(state): State<AppState>,
@@ -427,8 +425,7 @@ pub async fn logout_all(
 
 /// The current user's active device sessions, newest first.
 #[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, description = "Active sessions", body = ListResponse<SessionView>),
-        (status = 401, description = "Not signed in", body = ErrorBody)))]
+    responses((status = 200, description = "Active sessions", body = ListResponse<SessionView>)))]
 pub async fn list_sessions(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -441,7 +438,6 @@ pub async fn list_sessions(
 #[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "auth", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Session id")),
     responses((status = 204, description = "Session revoked"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 404, description = "No such active session of yours", body = ErrorBody)))]
 pub async fn revoke_session(
@@ -458,7 +454,6 @@ pub async fn revoke_session(
 #[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", security(("bearer" = [])),
     request_body = ChangePasswordRequest,
     responses((status = 200, description = "Password changed", body = ChangePasswordResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 409, description = "`password_changed`: the password was changed by another request meanwhile", body = ErrorBody),
         (status = 422, description = "Wrong current password, or the new one breaks the policy (every failed rule listed)", body = ErrorBody),
         (status = 503, description = "The server is busy checking passwords (`unavailable`); see Retry-After", body = ErrorBody)))]

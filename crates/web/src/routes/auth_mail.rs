@@ -91,7 +91,6 @@ pub(crate) async fn per_address(
     request_body = VerifyEmailRequest,
     responses(
         (status = 200, description = "The address is verified", body = VerifyEmailResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 422, description = "`invalid_code`: wrong, expired, used or replaced by a newer code", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`: the code had 5 wrong tries, ask for a new one; or `rate_limited` (more than 20 requests a minute), see Retry-After", body = ErrorBody)))]
@@ -124,7 +123,6 @@ pub async fn verify_email(
 #[utoipa::path(post, path = "/api/v1/auth/email/resend", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 202, description = "A new code is on its way", body = AcceptedResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 409, description = "`already_verified`: the address is verified already", body = ErrorBody),
         (status = 429, description = "`rate_limited`: a code was sent less than a minute ago, or 5 in the last hour; see Retry-After", body = ErrorBody)))]

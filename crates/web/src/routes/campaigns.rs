@@ -138,8 +138,6 @@ pub struct CampaignRecipientPage {
 #[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", security(("bearer" = [])),
     params(CampaignQuery),
     responses((status = 200, description = "A page of campaigns", body = CampaignPage),
-        (status = 400, description = "Malformed query parameter", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing campaigns.read (or the API key scope campaigns:read)", body = ErrorBody),
         (status = 422, description = "A status that is not a campaign status", body = ErrorBody)))]
 pub async fn list_campaigns(
@@ -176,7 +174,6 @@ pub async fn list_campaigns(
 #[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", security(("bearer" = [])),
     request_body = CreateCampaignRequest,
     responses((status = 201, description = "The campaign, status draft, with its counts", body = CampaignResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing campaigns.write (agents; API keys without campaigns:write)", body = ErrorBody),
         (status = 404, description = "No such WhatsApp connection in your tenant", body = ErrorBody),
         (status = 422, description = "validation_failed naming the field (name, template.name, template.language, parameters, audience.*, scheduled_at); template_not_found, template_language_unavailable, template_not_approved or template_parameter_mismatch; invalid_body for wrong types or unknown fields", body = ErrorBody)))]
@@ -209,8 +206,6 @@ pub async fn create_campaign(
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Campaign id")),
     responses((status = 200, description = "The campaign", body = CampaignResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing campaigns.read", body = ErrorBody),
         (status = 404, description = "No such campaign in your tenant", body = ErrorBody)))]
 pub async fn get_campaign(
@@ -228,8 +223,6 @@ pub async fn get_campaign(
     params(("id" = Uuid, Path, description = "Campaign id")),
     request_body = UpdateCampaignRequest,
     responses((status = 200, description = "The campaign", body = CampaignResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing campaigns.write", body = ErrorBody),
         (status = 404, description = "No such campaign (or connection) in your tenant", body = ErrorBody),
         (status = 409, description = "campaign_not_editable: the campaign is running, paused, completed or cancelled", body = ErrorBody),
@@ -269,8 +262,6 @@ pub async fn update_campaign(
 #[utoipa::path(delete, path = "/api/v1/campaigns/{id}", tag = "campaigns", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Campaign id")),
     responses((status = 204, description = "Deleted"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing campaigns.delete", body = ErrorBody),
         (status = 404, description = "No such campaign in your tenant", body = ErrorBody),
         (status = 409, description = "campaign_running: pause or cancel it first", body = ErrorBody)))]
@@ -301,8 +292,6 @@ async fn act(
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/start", tag = "campaigns", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Campaign id")),
     responses((status = 200, description = "The campaign, running or scheduled", body = CampaignResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing campaigns.write", body = ErrorBody),
         (status = 404, description = "No such campaign (or its connection) in your tenant", body = ErrorBody),
         (status = 409, description = "campaign_state_conflict: not a draft; connection_disconnected", body = ErrorBody),
@@ -320,8 +309,6 @@ pub async fn start_campaign(
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/pause", tag = "campaigns", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Campaign id")),
     responses((status = 200, description = "The campaign, paused", body = CampaignResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing campaigns.write", body = ErrorBody),
         (status = 404, description = "No such campaign in your tenant", body = ErrorBody),
         (status = 409, description = "campaign_state_conflict: not running or scheduled", body = ErrorBody)))]
@@ -339,8 +326,6 @@ pub async fn pause_campaign(
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/resume", tag = "campaigns", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Campaign id")),
     responses((status = 200, description = "The campaign", body = CampaignResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing campaigns.write", body = ErrorBody),
         (status = 404, description = "No such campaign in your tenant", body = ErrorBody),
         (status = 409, description = "campaign_state_conflict: not paused", body = ErrorBody)))]
@@ -358,8 +343,6 @@ pub async fn resume_campaign(
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/cancel", tag = "campaigns", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Campaign id")),
     responses((status = 200, description = "The campaign, cancelled", body = CampaignResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing campaigns.write", body = ErrorBody),
         (status = 404, description = "No such campaign in your tenant", body = ErrorBody),
         (status = 409, description = "campaign_state_conflict: already completed or cancelled", body = ErrorBody)))]
@@ -379,7 +362,6 @@ pub async fn cancel_campaign(
     params(("id" = Uuid, Path, description = "Campaign id"), RecipientListQuery),
     responses((status = 200, description = "A page of recipients", body = CampaignRecipientPage),
         (status = 400, description = "Malformed id or query parameter", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing campaigns.read", body = ErrorBody),
         (status = 404, description = "No such campaign in your tenant", body = ErrorBody),
         (status = 422, description = "A status that is not a recipient status", body = ErrorBody)))]

@@ -147,8 +147,6 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", security(("bearer" = [])),
     params(ContactQuery),
     responses((status = 200, description = "A page of contacts", body = ContactPage),
-        (status = 400, description = "Malformed query parameter", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing contacts.read (or the API key scope contacts:read)", body = ErrorBody),
         (status = 422, description = "A tag that no contact could have", body = ErrorBody)))]
 pub async fn list_contacts(
@@ -178,7 +176,6 @@ pub async fn list_contacts(
 #[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts", security(("bearer" = [])),
     request_body = CreateContactRequest,
     responses((status = 201, description = "The contact", body = ContactResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing contacts.write (or the API key scope contacts:write)", body = ErrorBody),
         (status = 409, description = "contact_exists: the tenant has a contact with this phone (its id is in the message)", body = ErrorBody),
         (status = 422, description = "validation_failed naming phone, name, email, tags or custom_attributes; invalid_body for wrong types or unknown fields", body = ErrorBody)))]
@@ -209,8 +206,6 @@ pub async fn create_contact(
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Contact id")),
     responses((status = 200, description = "The contact", body = ContactResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing contacts.read", body = ErrorBody),
         (status = 404, description = "No such contact in your tenant", body = ErrorBody)))]
 pub async fn get_contact(
@@ -228,8 +223,6 @@ pub async fn get_contact(
     params(("id" = Uuid, Path, description = "Contact id")),
     request_body = UpdateContactRequest,
     responses((status = 200, description = "The contact", body = ContactResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing contacts.write (or the API key scope contacts:write)", body = ErrorBody),
         (status = 404, description = "No such contact in your tenant", body = ErrorBody),
         (status = 409, description = "contact_exists: another contact has this phone", body = ErrorBody),
@@ -274,8 +267,6 @@ pub async fn update_contact(
 #[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Contact id")),
     responses((status = 204, description = "Erased"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing contacts.delete (agents; API keys without contacts:delete)", body = ErrorBody),
         (status = 404, description = "No such contact in your tenant", body = ErrorBody)))]
 pub async fn delete_contact(
@@ -317,7 +308,6 @@ impl ExportRow for ContactView {
     params(ContactExportQuery),
     responses((status = 200, description = "The export (text/csv or application/x-ndjson)", content((String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 400, description = "Unknown format or malformed parameter", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing data.export (agents; API keys without contacts:export)", body = ErrorBody),
         (status = 422, description = "A tag that no contact could have", body = ErrorBody),
         (status = 429, description = "More than 10 exports in an hour", body = ErrorBody)))]

@@ -103,7 +103,6 @@ pub struct UpdatePipelineRequest {
 /// none yet (created before pipelines existed) is given the default one first.
 #[utoipa::path(get, path = "/api/v1/pipelines", tag = "deals", security(("bearer" = [])),
     responses((status = 200, description = "The pipelines", body = ListResponse<PipelineResponse>),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing deals.read (or the API key scope deals:read)", body = ErrorBody)))]
 pub async fn list_pipelines(
     State(state): State<AppState>,
@@ -121,7 +120,6 @@ pub async fn list_pipelines(
 #[utoipa::path(post, path = "/api/v1/pipelines", tag = "deals", security(("bearer" = [])),
     request_body = CreatePipelineRequest,
     responses((status = 201, description = "The pipeline", body = PipelineResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing pipelines.manage (agents; API keys without deals:write)", body = ErrorBody),
         (status = 422, description = "validation_failed naming name or stages (the stage's index and what is wrong); invalid_body for wrong types or unknown fields", body = ErrorBody)))]
 pub async fn create_pipeline(
@@ -147,8 +145,6 @@ pub async fn create_pipeline(
 #[utoipa::path(get, path = "/api/v1/pipelines/{id}", tag = "deals", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Pipeline id")),
     responses((status = 200, description = "The pipeline", body = PipelineResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing deals.read", body = ErrorBody),
         (status = 404, description = "No such pipeline in your tenant", body = ErrorBody)))]
 pub async fn get_pipeline(
@@ -166,8 +162,6 @@ pub async fn get_pipeline(
     params(("id" = Uuid, Path, description = "Pipeline id")),
     request_body = UpdatePipelineRequest,
     responses((status = 200, description = "The pipeline", body = PipelineResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing pipelines.manage (agents; API keys without deals:write)", body = ErrorBody),
         (status = 404, description = "No such pipeline in your tenant", body = ErrorBody),
         (status = 409, description = "stage_has_deals: a stage left out of the list still has deals (named with how many)", body = ErrorBody),
@@ -200,8 +194,6 @@ pub async fn update_pipeline(
 #[utoipa::path(delete, path = "/api/v1/pipelines/{id}", tag = "deals", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Pipeline id")),
     responses((status = 204, description = "Deleted"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing deals.delete (agents; API keys without deals:delete)", body = ErrorBody),
         (status = 404, description = "No such pipeline in your tenant", body = ErrorBody),
         (status = 409, description = "pipeline_has_deals: the pipeline still has deals (the message says how many); last_pipeline: it is the tenant's only pipeline", body = ErrorBody)))]
@@ -303,8 +295,6 @@ pub struct UpdateDealRequest {
 #[utoipa::path(get, path = "/api/v1/deals", tag = "deals", security(("bearer" = [])),
     params(DealQuery),
     responses((status = 200, description = "A page of deals", body = DealPage),
-        (status = 400, description = "Malformed query parameter", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing deals.read (or the API key scope deals:read)", body = ErrorBody),
         (status = 422, description = "A status other than open, won or lost", body = ErrorBody)))]
 pub async fn list_deals(
@@ -337,7 +327,6 @@ pub async fn list_deals(
 #[utoipa::path(post, path = "/api/v1/deals", tag = "deals", security(("bearer" = [])),
     request_body = CreateDealRequest,
     responses((status = 201, description = "The deal", body = DealResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing deals.write (or the API key scope deals:write)", body = ErrorBody),
         (status = 422, description = "validation_failed naming title, value_minor (negative), currency (not ISO 4217), contact_id / owner_id / pipeline_id (not of your tenant), stage_id (not a stage of the pipeline), expected_close_date or lost_reason; invalid_body for wrong types or unknown fields", body = ErrorBody)))]
 pub async fn create_deal(
@@ -370,8 +359,6 @@ pub async fn create_deal(
 #[utoipa::path(get, path = "/api/v1/deals/{id}", tag = "deals", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Deal id")),
     responses((status = 200, description = "The deal", body = DealResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing deals.read", body = ErrorBody),
         (status = 404, description = "No such deal in your tenant", body = ErrorBody)))]
 pub async fn get_deal(
@@ -392,8 +379,6 @@ pub async fn get_deal(
     params(("id" = Uuid, Path, description = "Deal id")),
     request_body = UpdateDealRequest,
     responses((status = 200, description = "The deal", body = DealResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing deals.write (or the API key scope deals:write)", body = ErrorBody),
         (status = 404, description = "No such deal in your tenant", body = ErrorBody),
         (status = 422, description = "validation_failed naming the field (a stage_id that is not a stage of the deal's pipeline, a negative value_minor, an unknown currency, …); invalid_body for wrong types or unknown fields", body = ErrorBody)))]
@@ -430,8 +415,6 @@ pub async fn update_deal(
 #[utoipa::path(delete, path = "/api/v1/deals/{id}", tag = "deals", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Deal id")),
     responses((status = 204, description = "Deleted"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing deals.delete (agents; API keys without deals:delete)", body = ErrorBody),
         (status = 404, description = "No such deal in your tenant", body = ErrorBody)))]
 pub async fn delete_deal(
@@ -449,8 +432,6 @@ pub async fn delete_deal(
 #[utoipa::path(get, path = "/api/v1/deals/{id}/history", tag = "deals", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Deal id")),
     responses((status = 200, description = "The stage changes", body = ListResponse<DealStageChangeResponse>),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing deals.read", body = ErrorBody),
         (status = 404, description = "No such deal in your tenant", body = ErrorBody)))]
 pub async fn deal_history(

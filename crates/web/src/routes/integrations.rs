@@ -89,7 +89,6 @@ pub struct UpdateIntegrationRequest {
 /// The tenant's integrations, oldest first (never their secrets).
 #[utoipa::path(get, path = "/api/v1/integrations", tag = "integrations", security(("bearer" = [])),
     responses((status = 200, description = "The integrations", body = ListResponse<IntegrationResponse>),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing integrations.manage (agents), an API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody)))]
 pub async fn list_integrations(
     State(state): State<AppState>,
@@ -105,7 +104,6 @@ pub async fn list_integrations(
 #[utoipa::path(post, path = "/api/v1/integrations", tag = "integrations", security(("bearer" = [])),
     request_body = CreateIntegrationRequest,
     responses((status = 201, description = "Created; `secret` is shown only now", body = IntegrationWithSecretResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing integrations.manage (agents), an API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 422, description = "validation_failed naming kind, name or connection_id; invalid_body for wrong types or unknown fields", body = ErrorBody)))]
 pub async fn create_integration(
@@ -132,8 +130,6 @@ pub async fn create_integration(
 #[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "integrations", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Integration id")),
     responses((status = 200, description = "The integration", body = IntegrationResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing integrations.manage, an API key or an impersonation", body = ErrorBody),
         (status = 404, description = "No such integration in your tenant", body = ErrorBody)))]
 pub async fn get_integration(
@@ -152,8 +148,6 @@ pub async fn get_integration(
     params(("id" = Uuid, Path, description = "Integration id")),
     request_body = UpdateIntegrationRequest,
     responses((status = 200, description = "The integration", body = IntegrationResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing integrations.manage, an API key or an impersonation", body = ErrorBody),
         (status = 404, description = "No such integration in your tenant", body = ErrorBody),
         (status = 422, description = "validation_failed naming name, connection_id or rules (each problem as `rule <i>: …`: the trigger, the status, the template's name and language format, each parameter's shape); invalid_body for wrong types or unknown fields", body = ErrorBody)))]
@@ -185,8 +179,6 @@ pub async fn update_integration(
 #[utoipa::path(delete, path = "/api/v1/integrations/{id}", tag = "integrations", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Integration id")),
     responses((status = 204, description = "Deleted"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing integrations.manage, an API key or an impersonation", body = ErrorBody),
         (status = 404, description = "No such integration in your tenant", body = ErrorBody)))]
 pub async fn delete_integration(
@@ -204,8 +196,6 @@ pub async fn delete_integration(
 #[utoipa::path(post, path = "/api/v1/integrations/{id}/rotate-secret", tag = "integrations", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Integration id")),
     responses((status = 200, description = "The integration with its new secret", body = IntegrationWithSecretResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing integrations.manage, an API key or an impersonation", body = ErrorBody),
         (status = 404, description = "No such integration in your tenant", body = ErrorBody)))]
 pub async fn rotate_integration_secret(
@@ -241,7 +231,6 @@ pub struct OrderPage {
     params(("id" = Uuid, Path, description = "Contact id"), OrdersQuery),
     responses((status = 200, description = "A page of orders", body = OrderPage),
         (status = 400, description = "Malformed id or cursor", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing contacts.read (or the API key scope contacts:read)", body = ErrorBody),
         (status = 404, description = "No such contact in your tenant", body = ErrorBody)))]
 pub async fn contact_orders(

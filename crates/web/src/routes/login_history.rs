@@ -52,7 +52,6 @@ pub struct LoginHistoryPage {
     params(LoginHistoryQuery),
     responses((status = 200, description = "A page of attempts", body = LoginHistoryPage),
         (status = 400, description = "Bad query parameter (`invalid_query`)", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody)))]
 pub async fn own_login_history(
     State(state): State<AppState>,
@@ -71,7 +70,6 @@ pub async fn own_login_history(
     params(("id" = Uuid, Path, description = "User id"), LoginHistoryQuery),
     responses((status = 200, description = "A page of attempts", body = LoginHistoryPage),
         (status = 400, description = "Bad query parameter (`invalid_query`)", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin (`forbidden`), an API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 404, description = "No such user in your tenant", body = ErrorBody)))]
 pub async fn user_login_history(

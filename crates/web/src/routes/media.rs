@@ -34,7 +34,6 @@ const CSP: &str = "default-src 'none'; sandbox; frame-ancestors 'none'";
 #[utoipa::path(get, path = "/api/v1/messages/{id}/media", tag = "conversations", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Message id")),
     responses((status = 200, description = "The file, as an attachment. Content-Type is the stored type when WhatsApp delivers that type, else application/octet-stream", content_type = "application/octet-stream"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing conversations.read (or the API key scope conversations:read)", body = ErrorBody),
         (status = 404, description = "not_found: no such message in your tenant; no_media: the message has no downloadable file", body = ErrorBody),
         (status = 409, description = "media_pending: not downloaded yet; media_failed: the download was given up", body = ErrorBody)))]

@@ -41,7 +41,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     request_body(content = super::tickets::UploadForm, content_type = "multipart/form-data"),
     responses((status = 201, description = "The attachment", body = palisade_core::tickets::AttachmentView),
         (status = 400, description = "A malformed id or multipart body, a part other than file, or no file part", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing conversations.write (or the API key scope conversations:write)", body = ErrorBody),
         (status = 404, description = "No such conversation in your tenant", body = ErrorBody),
         (status = 413, description = "file_too_large: larger than PALISADE_UPLOAD_MAX_BYTES", body = ErrorBody),
@@ -137,7 +136,6 @@ pub struct MessagePage {
     params(ConversationQuery),
     responses((status = 200, description = "A page of conversations, latest activity first", body = ConversationPage),
         (status = 400, description = "invalid_query: a cursor that is not a next_cursor of this list, or a malformed parameter", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing conversations.read (or the API key scope conversations:read)", body = ErrorBody),
         (status = 422, description = "Unknown status, an assignee that is not a user id, me, none or unassigned, or an empty label", body = ErrorBody)))]
 pub async fn list_conversations(
@@ -163,7 +161,6 @@ pub async fn list_conversations(
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Conversation id")),
     responses((status = 200, description = "The conversation", body = ConversationView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing conversations.read", body = ErrorBody),
         (status = 404, description = "No such conversation in your tenant", body = ErrorBody)))]
 pub async fn get_conversation(
@@ -182,7 +179,6 @@ pub async fn get_conversation(
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Conversation id"), PageQuery),
     responses((status = 200, description = "A page of messages, oldest first", body = MessagePage),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing conversations.read", body = ErrorBody),
         (status = 404, description = "No such conversation in your tenant", body = ErrorBody)))]
 pub async fn list_messages(
@@ -279,7 +275,6 @@ pub struct TemplateBody {
     params(("id" = Uuid, Path, description = "Conversation id")),
     request_body = SendMessageRequest,
     responses((status = 202, description = "Queued for sending", body = MessageView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing conversations.write (or the API key scope conversations:write); sending an attachment also needs the permission to read it: conversations.read for a conversation's, tickets.read for a ticket's (API key scopes conversations:read, tickets:read)", body = ErrorBody),
         (status = 404, description = "No such conversation (or attachment) in your tenant", body = ErrorBody),
         (status = 409, description = "connection_disconnected", body = ErrorBody),
@@ -342,7 +337,6 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Uuid>
     params(("id" = Uuid, Path, description = "Conversation id")),
     request_body = UpdateConversationRequest,
     responses((status = 200, description = "The conversation", body = ConversationView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing conversations.write", body = ErrorBody),
         (status = 404, description = "No such conversation in your tenant", body = ErrorBody),
         (status = 409, description = "conversation_already_open: reopening while the contact has another unresolved conversation", body = ErrorBody),
@@ -383,7 +377,6 @@ pub struct NoteRequest {
     params(("id" = Uuid, Path, description = "Conversation id")),
     request_body = NoteRequest,
     responses((status = 201, description = "The note", body = MessageView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing conversations.write", body = ErrorBody),
         (status = 404, description = "No such conversation in your tenant", body = ErrorBody),
         (status = 422, description = "Empty or too long", body = ErrorBody)))]

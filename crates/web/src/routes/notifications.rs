@@ -45,7 +45,6 @@ pub struct NotificationPage {
     params(NotificationsQuery),
     responses((status = 200, description = "A page of the caller's notifications", body = NotificationPage),
         (status = 400, description = "Malformed query (invalid_query)", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (api_key_not_allowed) or a super admin", body = ErrorBody),
         (status = 422, description = "limit out of range", body = ErrorBody)))]
 pub async fn list_notifications(
@@ -71,7 +70,6 @@ pub async fn list_notifications(
 #[utoipa::path(post, path = "/api/v1/notifications/{id}/read", tag = "notifications", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Notification id")),
     responses((status = 200, description = "The notification, read", body = NotificationResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (api_key_not_allowed) or a super admin", body = ErrorBody),
         (status = 404, description = "No such notification of yours", body = ErrorBody)))]
 pub async fn mark_read(

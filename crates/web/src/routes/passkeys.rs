@@ -101,7 +101,6 @@ pub struct PasskeyLoginFinishRequest {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Options for `navigator.credentials.create`", body = PasskeyRegistrationOptionsResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`), an impersonation (`impersonation_forbidden`) or an expired password (`password_expired`)", body = ErrorBody),
         (status = 429, description = "Too many registrations started (`rate_limited`); see Retry-After", body = ErrorBody),
         (status = 503, description = "Passkeys are not configured on this server (`unavailable`)", body = ErrorBody)))]
@@ -125,7 +124,6 @@ pub async fn register_start(
     responses(
         (status = 201, description = "Passkey added", body = PasskeyView),
         (status = 400, description = "No pending registration, or it expired or was used (`invalid_challenge`)", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`), an impersonation (`impersonation_forbidden`) or an expired password (`password_expired`)", body = ErrorBody),
         (status = 409, description = "This credential is already registered to an account (`passkey_exists`)", body = ErrorBody),
         (status = 422, description = "A bad name or credential shape (`validation_failed`), or an answer that does not verify: origin, challenge, user verification (`invalid_passkey`)", body = ErrorBody),
@@ -145,7 +143,6 @@ pub async fn register_finish(
 #[utoipa::path(get, path = "/api/v1/auth/passkeys", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, description = "Passkeys", body = ListResponse<PasskeyView>),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`), an impersonation (`impersonation_forbidden`) or an expired password (`password_expired`)", body = ErrorBody)))]
 pub async fn list_passkeys(
     State(state): State<AppState>,
@@ -161,7 +158,6 @@ pub async fn list_passkeys(
     params(("id" = Uuid, Path, description = "Passkey id")),
     responses(
         (status = 204, description = "Passkey removed"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`), an impersonation (`impersonation_forbidden`) or an expired password (`password_expired`)", body = ErrorBody),
         (status = 404, description = "No such passkey of yours", body = ErrorBody),
         (status = 422, description = "Wrong password (`validation_failed`, field `password`)", body = ErrorBody),

@@ -84,7 +84,6 @@ fn admin_tenant(t: Tenant, n: Option<i64>) -> AdminTenantResponse {
 /// Every tenant on the platform.
 #[utoipa::path(get, path = "/api/v1/admin/tenants", tag = "admin", security(("bearer" = [])),
     responses((status = 200, description = "Tenants, oldest first", body = ListResponse<AdminTenantResponse>),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not a super admin", body = ErrorBody)))]
 pub async fn list_tenants(
     State(state): State<AppState>,
@@ -103,7 +102,6 @@ pub async fn list_tenants(
 #[utoipa::path(post, path = "/api/v1/admin/tenants/{id}/suspend", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Tenant id")), request_body = SuspendRequest,
     responses((status = 200, description = "Suspended", body = AdminTenantResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not a super admin", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
         (status = 409, description = "Already suspended", body = ErrorBody),
@@ -130,7 +128,6 @@ pub async fn suspend_tenant(
 #[utoipa::path(post, path = "/api/v1/admin/tenants/{id}/reactivate", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Tenant id")),
     responses((status = 200, description = "Active again", body = AdminTenantResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not a super admin", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
         (status = 409, description = "Not suspended", body = ErrorBody)))]
@@ -148,7 +145,6 @@ pub async fn reactivate_tenant(
 #[utoipa::path(post, path = "/api/v1/admin/tenants/{id}/impersonate", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Tenant id")), request_body = ImpersonateRequest,
     responses((status = 201, description = "An impersonation token", body = ImpersonationResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not a super admin", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
         (status = 409, description = "The tenant is suspended", body = ErrorBody),

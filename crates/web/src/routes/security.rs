@@ -91,7 +91,6 @@ fn time_param(field: &'static str, v: Option<&str>) -> Result<Option<OffsetDateT
 #[utoipa::path(get, path = "/api/v1/security/alerts", tag = "security", security(("bearer" = [])), params(AlertListQuery),
     responses((status = 200, description = "A page of alerts", body = SecurityAlertPage),
         (status = 400, description = "Unknown status, severity or rule, or a bad limit", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin, or an API key", body = ErrorBody)))]
 pub async fn list_alerts(
     State(state): State<AppState>,
@@ -121,7 +120,6 @@ pub async fn list_alerts(
 #[utoipa::path(post, path = "/api/v1/security/alerts/{id}/acknowledge", tag = "security", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Alert id")),
     responses((status = 200, description = "The alert", body = AlertView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin, an API key, or an impersonation", body = ErrorBody),
         (status = 404, description = "No such alert in your tenant", body = ErrorBody),
         (status = 409, description = "The alert is resolved", body = ErrorBody)))]
@@ -141,7 +139,6 @@ pub async fn acknowledge_alert(
     params(("id" = Uuid, Path, description = "Alert id")),
     request_body(content = Option<ResolveAlertRequest>, description = "Optional"),
     responses((status = 200, description = "The alert", body = AlertView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin, an API key, or an impersonation", body = ErrorBody),
         (status = 404, description = "No such alert in your tenant", body = ErrorBody),
         (status = 409, description = "The alert is already resolved", body = ErrorBody),
@@ -162,7 +159,6 @@ pub async fn resolve_alert(
 #[utoipa::path(get, path = "/api/v1/security/metrics", tag = "security", security(("bearer" = [])), params(MetricsQuery),
     responses((status = 200, description = "The counts", body = SecurityMetricsView),
         (status = 400, description = "Bad from/to", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin, or an API key", body = ErrorBody)))]
 pub async fn security_metrics(
     State(state): State<AppState>,

@@ -86,8 +86,6 @@ pub struct CreateTemplateRequest {
 #[utoipa::path(get, path = "/api/v1/whatsapp/templates", tag = "whatsapp", security(("bearer" = [])),
     params(TemplateQuery),
     responses((status = 200, description = "A page of templates", body = TemplatePage),
-        (status = 400, description = "Malformed query parameter", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing templates.read (or the API key scope templates:read)", body = ErrorBody),
         (status = 422, description = "A category other than MARKETING, UTILITY or AUTHENTICATION; q longer than 512 characters", body = ErrorBody)))]
 pub async fn list_templates(
@@ -121,7 +119,6 @@ pub async fn list_templates(
 #[utoipa::path(post, path = "/api/v1/whatsapp/templates", tag = "whatsapp", security(("bearer" = [])),
     request_body = CreateTemplateRequest,
     responses((status = 201, description = "The template, as submitted", body = TemplateResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing templates.manage (agents; API keys without templates:write)", body = ErrorBody),
         (status = 409, description = "The connection already has this name in this language (`template_exists`), or it is disconnected (`connection_disconnected`)", body = ErrorBody),
         (status = 422, description = "validation_failed naming name, language, category, connection_id or the component at fault (`components.body.text`, `components.body.example`, …); `meta_refused` with Meta's error; invalid_body for wrong types or unknown fields", body = ErrorBody),
@@ -155,7 +152,6 @@ pub async fn create_template(
 #[utoipa::path(post, path = "/api/v1/whatsapp/templates/sync", tag = "whatsapp", security(("bearer" = [])),
     request_body = SyncTemplatesRequest,
     responses((status = 200, description = "What changed", body = TemplateSyncResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing templates.manage (agents; API keys without templates:write)", body = ErrorBody),
         (status = 409, description = "The connection is disconnected (`connection_disconnected`)", body = ErrorBody),
         (status = 422, description = "connection_id is not a connection of your tenant; `meta_refused` with Meta's error; invalid_body", body = ErrorBody),
@@ -174,8 +170,6 @@ pub async fn sync_templates(
 #[utoipa::path(get, path = "/api/v1/whatsapp/templates/{id}", tag = "whatsapp", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Template id")),
     responses((status = 200, description = "The template", body = TemplateResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing templates.read", body = ErrorBody),
         (status = 404, description = "No such template in your tenant", body = ErrorBody)))]
 pub async fn get_template(
@@ -192,8 +186,6 @@ pub async fn get_template(
 #[utoipa::path(delete, path = "/api/v1/whatsapp/templates/{id}", tag = "whatsapp", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Template id")),
     responses((status = 204, description = "Deleted at Meta and here"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing templates.delete (agents; API keys without templates:delete)", body = ErrorBody),
         (status = 404, description = "No such template in your tenant", body = ErrorBody),
         (status = 409, description = "Its connection is disconnected (`connection_disconnected`)", body = ErrorBody),

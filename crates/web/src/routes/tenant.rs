@@ -41,7 +41,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The signed-in user's tenant.
 #[utoipa::path(get, path = "/api/v1/tenant", tag = "tenant", security(("bearer" = [])),
     responses((status = 200, description = "The tenant", body = TenantResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Super admins have no tenant", body = ErrorBody)))]
 pub async fn get_tenant(
     State(state): State<AppState>,
@@ -55,7 +54,6 @@ pub async fn get_tenant(
 #[utoipa::path(patch, path = "/api/v1/tenant", tag = "tenant", security(("bearer" = [])),
     request_body = UpdateTenantRequest,
     responses((status = 200, description = "The updated tenant", body = TenantResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody)))]
 pub async fn update_tenant(

@@ -167,8 +167,6 @@ pub struct UploadForm {
 #[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", security(("bearer" = [])),
     params(TicketQuery),
     responses((status = 200, description = "A page of tickets", body = TicketPage),
-        (status = 400, description = "Malformed query parameter", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing tickets.read (or the API key scope tickets:read)", body = ErrorBody),
         (status = 422, description = "A status or priority that is not one of the values; q longer than 200 characters", body = ErrorBody)))]
 pub async fn list_tickets(
@@ -201,7 +199,6 @@ pub async fn list_tickets(
 #[utoipa::path(post, path = "/api/v1/tickets", tag = "tickets", security(("bearer" = [])),
     request_body = CreateTicketRequest,
     responses((status = 201, description = "The ticket", body = TicketResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing tickets.write (or the API key scope tickets:write)", body = ErrorBody),
         (status = 422, description = "validation_failed naming subject, description, priority, status, assignee_id / contact_id / conversation_id (not of your tenant, or a contact_id that is not the conversation's); invalid_body for wrong types or unknown fields", body = ErrorBody)))]
 pub async fn create_ticket(
@@ -232,8 +229,6 @@ pub async fn create_ticket(
 #[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Ticket id")),
     responses((status = 200, description = "The ticket", body = TicketDetailResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing tickets.read", body = ErrorBody),
         (status = 404, description = "No such ticket in your tenant", body = ErrorBody)))]
 pub async fn get_ticket(
@@ -252,8 +247,6 @@ pub async fn get_ticket(
     params(("id" = Uuid, Path, description = "Ticket id")),
     request_body = UpdateTicketRequest,
     responses((status = 200, description = "The ticket", body = TicketResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing tickets.write (or the API key scope tickets:write)", body = ErrorBody),
         (status = 404, description = "No such ticket in your tenant", body = ErrorBody),
         (status = 422, description = "validation_failed naming the field; invalid_body for wrong types or unknown fields", body = ErrorBody)))]
@@ -288,8 +281,6 @@ pub async fn update_ticket(
 #[utoipa::path(delete, path = "/api/v1/tickets/{id}", tag = "tickets", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Ticket id")),
     responses((status = 204, description = "Deleted"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing tickets.delete (agents; API keys without tickets:delete)", body = ErrorBody),
         (status = 404, description = "No such ticket in your tenant", body = ErrorBody)))]
 pub async fn delete_ticket(
@@ -310,8 +301,6 @@ pub async fn delete_ticket(
     params(("id" = Uuid, Path, description = "Ticket id")),
     request_body = CommentRequest,
     responses((status = 201, description = "The comment", body = TicketCommentResponse),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing tickets.write, or conversations.write for a public comment (API keys: tickets:write, conversations:write)", body = ErrorBody),
         (status = 404, description = "No such ticket in your tenant", body = ErrorBody),
         (status = 409, description = "connection_disconnected: the conversation's WhatsApp connection is disconnected (public comments)", body = ErrorBody),
@@ -357,7 +346,6 @@ fn upload_refused(message: &str) -> Response {
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses((status = 201, description = "The attachment", body = AttachmentResponse),
         (status = 400, description = "A malformed id or multipart body, a part other than file, or no file part", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing tickets.write (or the API key scope tickets:write)", body = ErrorBody),
         (status = 404, description = "No such ticket in your tenant", body = ErrorBody),
         (status = 413, description = "file_too_large: larger than PALISADE_UPLOAD_MAX_BYTES", body = ErrorBody),
@@ -448,8 +436,6 @@ const CSP: &str = "default-src 'none'; sandbox";
 #[utoipa::path(get, path = "/api/v1/attachments/{id}", tag = "tickets", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Attachment id")),
     responses((status = 200, description = "The file, as an attachment", content_type = "application/octet-stream"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Missing tickets.read for a ticket's attachment, conversations.read for a conversation's (or the API key scopes tickets:read, conversations:read)", body = ErrorBody),
         (status = 404, description = "No such attachment in your tenant", body = ErrorBody)))]
 pub async fn download_attachment(

@@ -52,7 +52,6 @@ pub struct DisableTotpRequest {
 /// The signed-in user's second factors, and whether one is required of them.
 #[utoipa::path(get, path = "/api/v1/auth/2fa", tag = "auth", security(("bearer" = [])),
     responses((status = 200, description = "The user's second factors", body = TwoFactorStatus),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody)))]
 pub async fn status(
     State(state): State<AppState>,
@@ -66,7 +65,6 @@ pub async fn status(
 #[utoipa::path(post, path = "/api/v1/auth/2fa/totp/setup", tag = "auth", security(("bearer" = [])),
     request_body = PasswordRequest,
     responses((status = 200, description = "The secret, its `otpauth://` URI and a QR code", body = TotpSetup),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 409, description = "TOTP is already active (`totp_already_enabled`)", body = ErrorBody),
         (status = 422, description = "Wrong password (`validation_failed`, `fields.password`)", body = ErrorBody),
@@ -88,7 +86,6 @@ pub async fn setup_totp(
 #[utoipa::path(post, path = "/api/v1/auth/2fa/totp/confirm", tag = "auth", security(("bearer" = [])),
     request_body = ConfirmTotpRequest,
     responses((status = 200, description = "TOTP is active; the recovery codes", body = RecoveryCodes),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 409, description = "No setup to confirm (`totp_not_set_up`) or TOTP already active (`totp_already_enabled`)", body = ErrorBody),
         (status = 422, description = "Wrong code (`invalid_code`)", body = ErrorBody),
@@ -108,7 +105,6 @@ pub async fn confirm_totp(
 #[utoipa::path(delete, path = "/api/v1/auth/2fa/totp", tag = "auth", security(("bearer" = [])),
     request_body = DisableTotpRequest,
     responses((status = 204, description = "TOTP removed (with the recovery codes when no other factor is left)"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 409, description = "TOTP is not active (`totp_not_enabled`), or it is the last second factor and one is required (`2fa_required`)", body = ErrorBody),
         (status = 422, description = "Wrong password (`validation_failed`), wrong code (`invalid_code`) or a code already used (`code_already_used`)", body = ErrorBody),
@@ -128,7 +124,6 @@ pub async fn disable_totp(
 #[utoipa::path(post, path = "/api/v1/auth/2fa/recovery-codes", tag = "auth", security(("bearer" = [])),
     request_body = PasswordRequest,
     responses((status = 200, description = "The new recovery codes, shown only here", body = RecoveryCodes),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 409, description = "No second factor is active (`totp_not_enabled`)", body = ErrorBody),
         (status = 422, description = "Wrong password (`validation_failed`, `fields.password`)", body = ErrorBody),

@@ -102,7 +102,6 @@ pub struct ListUsersQuery {
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])), params(ListUsersQuery),
     responses((status = 200, description = "Users, oldest first", body = ListResponse<UserResponse>),
         (status = 400, description = "Bad query parameter", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not allowed", body = ErrorBody)))]
 pub async fn list_users(
     State(state): State<AppState>,
@@ -124,7 +123,6 @@ pub async fn list_users(
 /// Add a user to the caller's tenant (admins). Without a password, returns an invitation token.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("bearer" = [])), request_body = CreateUserRequest,
     responses((status = 201, description = "User created", body = CreatedUserResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 409, description = "Email already in use (`email_taken`)", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
@@ -162,7 +160,6 @@ pub async fn create_user(
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     responses((status = 200, description = "The user", body = UserResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such user in your tenant", body = ErrorBody)))]
 pub async fn get_user(
     State(state): State<AppState>,
@@ -182,7 +179,6 @@ pub async fn get_user(
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")), request_body = UpdateUserRequest,
     responses((status = 200, description = "The updated user", body = UserResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not allowed (own role, another admin's role)", body = ErrorBody),
         (status = 404, description = "No such user in your tenant", body = ErrorBody),
         (status = 409, description = "The owner's role is fixed", body = ErrorBody),
@@ -212,7 +208,6 @@ pub async fn update_user(
 #[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     responses((status = 204, description = "Deleted"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not allowed (an admin deleting an admin)", body = ErrorBody),
         (status = 404, description = "No such user in your tenant", body = ErrorBody),
         (status = 409, description = "Yourself, or the owner before a transfer", body = ErrorBody)))]
@@ -230,7 +225,6 @@ pub async fn delete_user(
 #[utoipa::path(post, path = "/api/v1/users/{id}/restore", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     responses((status = 200, description = "Restored", body = UserResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not a super admin", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
         (status = 409, description = "Not deleted, or deleted too long ago", body = ErrorBody)))]
@@ -249,7 +243,6 @@ pub async fn restore_user(
 #[utoipa::path(post, path = "/api/v1/users/{id}/transfer-ownership", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The new owner")), request_body = TransferOwnershipRequest,
     responses((status = 200, description = "The new owner", body = UserResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not the owner", body = ErrorBody),
         (status = 404, description = "No such user in your tenant", body = ErrorBody),
         (status = 409, description = "`already_owner`, or `password_changed` by another request meanwhile", body = ErrorBody),
@@ -277,7 +270,6 @@ pub async fn transfer_ownership(
 #[utoipa::path(post, path = "/api/v1/users/{id}/unlock", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     responses((status = 204, description = "Unlocked"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such user in your tenant", body = ErrorBody)))]
 pub async fn unlock_user(

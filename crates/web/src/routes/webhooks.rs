@@ -123,7 +123,6 @@ pub struct WebhookWithSecretResponse {
 /// platform's and the tenant's allowed domains start `pending_approval`.
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])), request_body = CreateWebhookRequest,
     responses((status = 201, description = "Created", body = WebhookWithSecretResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin; an API key without `webhooks:write`, or subscribing to events it cannot read (`insufficient_scope` naming the scope; `api_key_not_allowed` for `user.*`, `api_key.*` and `*`)", body = ErrorBody),
         (status = 409, description = "webhook_limit_reached", body = ErrorBody),
         (status = 422, description = "URL refused, unknown events", body = ErrorBody)))]
@@ -154,7 +153,6 @@ pub async fn create_webhook(
 /// The tenant's webhooks (never the secrets).
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
     responses((status = 200, description = "Webhooks, oldest first", body = ListResponse<WebhookResponse>),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin; an API key without `webhooks:read` or `webhooks:write` (`insufficient_scope`); an impersonation (`impersonation_forbidden`)", body = ErrorBody)))]
 pub async fn list_webhooks(
     State(state): State<AppState>,
@@ -168,7 +166,6 @@ pub async fn list_webhooks(
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Webhook id")),
     responses((status = 200, description = "The webhook", body = WebhookResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin; an API key without `webhooks:read` or `webhooks:write` (`insufficient_scope`); an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 404, description = "No such webhook in your tenant", body = ErrorBody)))]
 pub async fn get_webhook(
@@ -184,7 +181,6 @@ pub async fn get_webhook(
 #[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Webhook id")), request_body = UpdateWebhookRequest,
     responses((status = 200, description = "The updated webhook", body = WebhookResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin; an API key without `webhooks:write`, or subscribing to events it cannot read (`insufficient_scope` naming the scope; `api_key_not_allowed` for `user.*`, `api_key.*` and `*`)", body = ErrorBody),
         (status = 404, description = "No such webhook in your tenant", body = ErrorBody),
         (status = 409, description = "approval_required", body = ErrorBody),
@@ -216,7 +212,6 @@ pub async fn update_webhook(
 #[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Webhook id")),
     responses((status = 204, description = "Deleted"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such webhook in your tenant", body = ErrorBody)))]
 pub async fn delete_webhook(
@@ -233,7 +228,6 @@ pub async fn delete_webhook(
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/approve", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Webhook id")),
     responses((status = 200, description = "The approved webhook", body = WebhookResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not a signed-in admin: API keys (`api_key_not_allowed`) and impersonations (`impersonation_forbidden`) never", body = ErrorBody),
         (status = 404, description = "No such webhook in your tenant", body = ErrorBody),
         (status = 409, description = "not_pending_approval", body = ErrorBody)))]
@@ -253,7 +247,6 @@ pub async fn approve_webhook(
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Webhook id")), request_body(content = Option<RotateSecretRequest>, description = "Optional"),
     responses((status = 200, description = "The webhook and its new secret", body = WebhookWithSecretResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such webhook in your tenant", body = ErrorBody),
         (status = 422, description = "overlap_seconds out of range", body = ErrorBody)))]
@@ -283,7 +276,6 @@ pub async fn rotate_secret(
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Webhook id")),
     responses((status = 202, description = "Queued", body = DeliveryResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such webhook in your tenant", body = ErrorBody),
         (status = 409, description = "webhook_not_active", body = ErrorBody)))]
@@ -303,7 +295,6 @@ pub async fn test_webhook(
     params(("id" = Uuid, Path, description = "Webhook id"), DeliveriesQuery),
     responses((status = 200, description = "Deliveries", body = DeliveryPage),
         (status = 400, description = "invalid_query: a cursor that is not a next_cursor of this list, or a malformed parameter", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin; an API key without `webhooks:read` or `webhooks:write` (`insufficient_scope`); an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 404, description = "No such webhook in your tenant", body = ErrorBody)))]
 pub async fn list_deliveries(
@@ -330,7 +321,6 @@ pub async fn list_deliveries(
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Webhook id"), ("delivery_id" = Uuid, Path, description = "Delivery id")),
     responses((status = 202, description = "Queued", body = DeliveryResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such webhook or delivery in your tenant", body = ErrorBody)))]
 pub async fn retry_delivery(
@@ -353,7 +343,6 @@ pub async fn retry_delivery(
 /// The tenant's allowed webhook domains.
 #[utoipa::path(get, path = "/api/v1/webhooks/allowed-domains", tag = "webhooks", security(("bearer" = [])),
     responses((status = 200, description = "The tenant's list", body = AllowedDomains),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin; an API key without `webhooks:read` or `webhooks:write` (`insufficient_scope`); an impersonation (`impersonation_forbidden`)", body = ErrorBody)))]
 pub async fn get_allowed_domains(
     State(state): State<AppState>,
@@ -367,7 +356,6 @@ pub async fn get_allowed_domains(
 #[utoipa::path(put, path = "/api/v1/webhooks/allowed-domains", tag = "webhooks", security(("bearer" = [])),
     request_body = AllowedDomains,
     responses((status = 200, description = "The new list", body = AllowedDomains),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not a signed-in admin: API keys (`api_key_not_allowed`) and impersonations (`impersonation_forbidden`) never", body = ErrorBody),
         (status = 422, description = "Not host names", body = ErrorBody)))]
 pub async fn put_allowed_domains(

@@ -120,7 +120,6 @@ pub struct CreatedConnectionResponse {
 #[utoipa::path(post, path = "/api/v1/whatsapp/connections", tag = "whatsapp", security(("bearer" = [])),
     request_body = CreateConnectionRequest,
     responses((status = 201, description = "Connected (or reconnected); paste webhook_url and verify_token into Meta's dashboard", body = CreatedConnectionResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin (API keys and impersonations never)", body = ErrorBody),
         (status = 409, description = "An active connection (of any tenant) already has this number (`phone_number_already_connected`)", body = ErrorBody),
         (status = 422, description = "Invalid fields, or Meta refused the token or number", body = ErrorBody),
@@ -159,7 +158,6 @@ pub async fn create_connection(
 /// The tenant's WhatsApp connections (never their secrets).
 #[utoipa::path(get, path = "/api/v1/whatsapp/connections", tag = "whatsapp", security(("bearer" = [])),
     responses((status = 200, description = "Connections", body = ListResponse<ConnectionView>),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody)))]
 pub async fn list_connections(
     State(state): State<AppState>,
@@ -180,7 +178,6 @@ pub async fn list_connections(
     request_body = UpdateConnectionRequest,
     responses((status = 200, description = "Updated; the connection as the list shows it", body = ConnectionView),
         (status = 400, description = "Malformed id or body", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin, an API key (`api_key_not_allowed`) or an impersonation (`impersonation_forbidden`)", body = ErrorBody),
         (status = 404, description = "No such connection in your tenant", body = ErrorBody),
         (status = 422, description = "No field given, invalid fields, or Meta refused the token", body = ErrorBody),
@@ -211,7 +208,6 @@ pub async fn update_connection(
 #[utoipa::path(post, path = "/api/v1/whatsapp/connections/{id}/disconnect", tag = "whatsapp", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Connection id")),
     responses((status = 200, description = "Disconnected", body = ConnectionView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such connection in your tenant", body = ErrorBody),
         (status = 409, description = "Already disconnected", body = ErrorBody)))]
@@ -229,7 +225,6 @@ pub async fn disconnect_connection(
 #[utoipa::path(delete, path = "/api/v1/whatsapp/connections/{id}", tag = "whatsapp", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Connection id")),
     responses((status = 204, description = "Deleted"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such connection in your tenant", body = ErrorBody)))]
 pub async fn delete_connection(
