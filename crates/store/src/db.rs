@@ -564,6 +564,28 @@ impl Tx<crate::TenantScope> {
         )
         .await
     }
+
+    /// The rows of `table` in this transaction's tenant whose `column` is `value`, ordered by
+    /// `order`: `SELECT {columns} FROM {table} WHERE tenant_id = $1 AND {column} = $2 ORDER BY
+    /// {order}` (a parent's children: a ticket's comments, a pipeline's stages).
+    pub async fn rows_of<R: FromAnyRow>(
+        &mut self,
+        table: &str,
+        columns: &str,
+        column: &str,
+        value: impl crate::query::IntoArg,
+        order: &str,
+    ) -> Result<Vec<R>> {
+        let tenant = self.scope().tenant_id();
+        self.fetch_all(
+            Query::new(format!(
+                "SELECT {columns} FROM {table} WHERE tenant_id = $1 AND {column} = $2 ORDER BY {order}"
+            ))
+            .bind(tenant)
+            .bind(value),
+        )
+        .await
+    }
 }
 
 #[cfg(test)]

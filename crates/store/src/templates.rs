@@ -125,15 +125,13 @@ pub async fn list_of_connection(
     tx: &mut Tx<TenantScope>,
     connection: ConnectionId,
 ) -> Result<Vec<Template>> {
-    let tenant = tx.scope().tenant_id();
     let rows: Vec<TemplateRow> = tx
-        .fetch_all(
-            Query::new(format!(
-                "SELECT {COLUMNS} FROM message_templates
-                 WHERE tenant_id = $1 AND connection_id = $2 ORDER BY name, language"
-            ))
-            .bind(tenant)
-            .bind(connection),
+        .rows_of(
+            "message_templates",
+            COLUMNS,
+            "connection_id",
+            connection,
+            "name, language",
         )
         .await?;
     Ok(rows.into_iter().map(Template::from).collect())

@@ -281,15 +281,13 @@ pub async fn conversation_attachments(
     tx: &mut Tx<TenantScope>,
     conversation: ConversationId,
 ) -> Result<Vec<Attachment>> {
-    let tenant = tx.scope().tenant_id();
     let rows: Vec<AttachmentRow> = tx
-        .fetch_all(
-            Query::new(format!(
-                "SELECT {ATTACHMENT_COLUMNS} FROM attachments
-                 WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY id"
-            ))
-            .bind(tenant)
-            .bind(conversation),
+        .rows_of(
+            "attachments",
+            ATTACHMENT_COLUMNS,
+            "conversation_id",
+            conversation,
+            "id",
         )
         .await?;
     rows.into_iter().map(Attachment::try_from).collect()
@@ -332,15 +330,13 @@ pub async fn insert_comment(tx: &mut Tx<TenantScope>, c: &TicketComment) -> Resu
 
 /// A ticket's comments, oldest first.
 pub async fn comments(tx: &mut Tx<TenantScope>, ticket: TicketId) -> Result<Vec<TicketComment>> {
-    let tenant = tx.scope().tenant_id();
     let rows: Vec<CommentRow> = tx
-        .fetch_all(
-            Query::new(format!(
-                "SELECT {COMMENT_COLUMNS} FROM ticket_comments
-                 WHERE tenant_id = $1 AND ticket_id = $2 ORDER BY id"
-            ))
-            .bind(tenant)
-            .bind(ticket),
+        .rows_of(
+            "ticket_comments",
+            COMMENT_COLUMNS,
+            "ticket_id",
+            ticket,
+            "id",
         )
         .await?;
     rows.into_iter()
@@ -445,16 +441,8 @@ pub async fn find_attachment(
 
 /// A ticket's attachments, oldest first.
 pub async fn attachments(tx: &mut Tx<TenantScope>, ticket: TicketId) -> Result<Vec<Attachment>> {
-    let tenant = tx.scope().tenant_id();
     let rows: Vec<AttachmentRow> = tx
-        .fetch_all(
-            Query::new(format!(
-                "SELECT {ATTACHMENT_COLUMNS} FROM attachments
-                 WHERE tenant_id = $1 AND ticket_id = $2 ORDER BY id"
-            ))
-            .bind(tenant)
-            .bind(ticket),
-        )
+        .rows_of("attachments", ATTACHMENT_COLUMNS, "ticket_id", ticket, "id")
         .await?;
     rows.into_iter().map(Attachment::try_from).collect()
 }

@@ -288,16 +288,8 @@ pub async fn insert_change(tx: &mut Tx<TenantScope>, c: &DealStageChange) -> Res
 
 /// A deal's stage history, oldest first.
 pub async fn history(tx: &mut Tx<TenantScope>, deal: DealId) -> Result<Vec<DealStageChange>> {
-    let tenant = tx.scope().tenant_id();
     let rows: Vec<ChangeRow> = tx
-        .fetch_all(
-            Query::new(format!(
-                "SELECT {CHANGE_COLUMNS} FROM deal_stage_history
-                 WHERE tenant_id = $1 AND deal_id = $2 ORDER BY id"
-            ))
-            .bind(tenant)
-            .bind(deal),
-        )
+        .rows_of("deal_stage_history", CHANGE_COLUMNS, "deal_id", deal, "id")
         .await?;
     rows.into_iter()
         .map(|r| {

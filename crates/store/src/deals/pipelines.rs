@@ -47,17 +47,15 @@ pub(super) async fn with_stages(
     tx: &mut Tx<TenantScope>,
     rows: Vec<PipelineRow>,
 ) -> Result<Vec<Pipeline>> {
-    let tenant = tx.scope().tenant_id();
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let stages: Vec<StageRow> = tx
-            .fetch_all(
-                Query::new(format!(
-                    "SELECT {STAGE_COLUMNS} FROM pipeline_stages
-                     WHERE tenant_id = $1 AND pipeline_id = $2 ORDER BY position, id"
-                ))
-                .bind(tenant)
-                .bind(r.id),
+            .rows_of(
+                "pipeline_stages",
+                STAGE_COLUMNS,
+                "pipeline_id",
+                r.id,
+                "position, id",
             )
             .await?;
         out.push(Pipeline {
