@@ -24,7 +24,7 @@
 # (`tz=America/New_York`, day buckets), and prints p50 and max.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT="$PWD"
+. bench/lib.sh
 
 PORT="${BENCH_PORT:-18483}"
 SIM_PORT="${BENCH_SIM_PORT:-18491}"
@@ -32,76 +32,13 @@ CONVERSATIONS="${BENCH_CONVERSATIONS:-50000}"
 EACH="${BENCH_MESSAGES_EACH:-20}"
 SAMPLES="${BENCH_SAMPLES:-20}"
 CAMPAIGNS="${BENCH_CAMPAIGNS:-24}"
-BASE="http://127.0.0.1:${PORT}"
-SIM="http://127.0.0.1:${SIM_PORT}"
 # BENCH_KEEP=1 keeps the data directory (and the PostgreSQL database) for a closer look at the
-# plans; the script prints where they are.
-KEEP="${BENCH_KEEP:-}"
-WORK="$(mktemp -d)"
-PG_ADMIN_URL="${BENCH_POSTGRES_URL:-}"
-PG_DB=""
+# plans; the script prints where they are (bench/lib.sh).
+SERVER_ENV=(PALISADE_PUBLIC_URL="http://127.0.0.1:${PORT}")
 
-command -v sqlite3 >/dev/null || { echo "install sqlite3 first" >&2; exit 1; }
-
-stop_server() {
-  if [ -n "${SERVER_PID:-}" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
-}
-cleanup() {
-  stop_server
-  if [ -n "${SIM_PID:-}" ]; then kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; fi
-  if [ -n "$KEEP" ]; then
-    echo "kept: $WORK${PG_DB:+ and the database $PG_DB}" >&2
-    return
-  fi
-  if [ -n "$PG_DB" ]; then
-    psql "$PG_ADMIN_URL" -q -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-if [ -n "${BENCH_BIN:-}" ]; then
-  BIN="$BENCH_BIN"
-else
-  cargo build --release --locked -p palisade -p palisade-bench >/dev/null 2>&1 ||
-    cargo build --release --locked -p palisade -p palisade-bench
-  BIN="$ROOT/target/release/palisade"
-fi
-
-for url in "$BASE/healthz" "$SIM/_sim/config"; do
-  if curl -fsS "$url" >/dev/null 2>&1; then
-    echo "something already answers $url; pick other ports with BENCH_PORT / BENCH_SIM_PORT" >&2
-    exit 1
-  fi
-done
-"$BIN" sim --listen "127.0.0.1:${SIM_PORT}" --auto-status off >"$WORK/sim.log" 2>&1 &
-SIM_PID=$!
-for _ in $(seq 1 50); do curl -fsS "$SIM/_sim/config" >/dev/null 2>&1 && break; sleep 0.2; done
-
-# start_server DATA_DIR [DATABASE_URL]
-start_server() {
-  mkdir -p "$1"
-  (cd "$WORK" && exec env PALISADE_LISTEN="127.0.0.1:${PORT}" PALISADE_DATA_DIR="$1" \
-    ${2:+PALISADE_DATABASE_URL="$2"} \
-    PALISADE_PUBLIC_URL="$BASE" \
-    PALISADE_WHATSAPP_GRAPH_BASE_URL="$SIM" \
-    PALISADE_RATE_LIMIT_API_PER_MINUTE=0 PALISADE_RATE_LIMIT_LOGIN_PER_MINUTE=0 \
-    PALISADE_RATE_LIMIT_REGISTER_PER_HOUR=0 PALISADE_LOG=warn \
-    "$BIN" serve) >>"$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 1 150); do
-    curl -fsS "$BASE/healthz" >/dev/null 2>&1 && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.2
-  done
-  echo "the server did not start; its log:" >&2
-  tail -n 30 "$WORK/server.log" >&2
-  exit 1
-}
+bench_need sqlite3
+bench_build
+bench_start_sim "$SIM_PORT" --auto-status off
 
 # The tenant, its owner and a connected number, through the API; prints the owner's email.
 setup_tenant() {
@@ -283,30 +220,27 @@ PY
 # run LABEL DATA_DIR [DATABASE_URL]
 run() {
   local label="$1"
-  start_server "$2" "${3:-}"
+  bench_start_server "$PORT" "$2" "${3:-}"
   setup_tenant
-  stop_server
+  bench_stop_server
   echo "== $label: seeding $CONVERSATIONS conversations x $EACH messages" >&2
   local t0=$SECONDS
   if [ -n "${3:-}" ]; then pg_seed "$3"; else sqlite_seed "$2/palisade.sqlite"; fi
   echo "   seeded in $((SECONDS - t0)) s" >&2
-  start_server "$2" "${3:-}"
+  bench_start_server "$PORT" "$2" "${3:-}"
   {
     echo "--- $label ($((CONVERSATIONS * EACH)) messages, $CONVERSATIONS conversations)"
     measure
   } >>"$WORK/results.txt"
-  stop_server
+  bench_stop_server
 }
 
 # BENCH_SQLITE=0 skips SQLite (with BENCH_POSTGRES_URL: PostgreSQL alone).
 if [ "${BENCH_SQLITE:-1}" != 0 ]; then run sqlite "$WORK/sqlite"; fi
 if [ -n "$PG_ADMIN_URL" ]; then
-  PG_DB="palisade_bench_$$"
-  psql "$PG_ADMIN_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB" >/dev/null
-  PG_URL=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' \
-    "$PG_ADMIN_URL" "$PG_DB")
+  bench_pg_database "palisade_bench_$$"
   run postgres "$WORK/postgres" "$PG_URL"
 fi
 echo
-echo "Palisade analytics ($(nproc) cores; load average at the end: $(awk '{print $1, $2, $3}' /proc/loadavg))"
+echo "Palisade analytics ($(nproc) cores; load average at the end: $(bench_load))"
 cat "$WORK/results.txt"

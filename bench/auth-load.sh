@@ -13,30 +13,18 @@
 #      issue: the key's throughput must be at least 80% of the JWT's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 PORT="${BENCH_PORT:-18181}"
 DURATION="${BENCH_DURATION:-10}"
-BASE="http://127.0.0.1:${PORT}"
-WORK="$(mktemp -d)"
-trap 'kill "${SERVER_PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# The lockout out of the way as well as the rate limits: we measure the server, not its
+# throttles (with them on, a single-address flood is refused before any hashing, which is
+# cheaper still).
+SERVER_ENV=(PALISADE_LOCKOUT_THRESHOLD=1000000000 PALISADE_LOGIN_FAILURE_DELAY_MS=0)
 
-command -v wrk >/dev/null && command -v hey >/dev/null || { echo "install wrk and hey first (apt-get install -y wrk hey)" >&2; exit 1; }
-
-# The same packages as the other bench scripts: cargo unifies features over the packages it
-# builds, so `-p palisade` alone would rebuild several dependencies with other features.
-cargo build --release --locked -p palisade -p palisade-bench >/dev/null 2>&1 ||
-  cargo build --release --locked -p palisade -p palisade-bench
-BIN="target/release/palisade"
-
-# Rate limits off and the lockout out of the way: we measure the server, not its throttles
-# (with them on, a single-address flood is refused before any hashing, which is cheaper still).
-(cd "$WORK" && PALISADE_LISTEN="127.0.0.1:${PORT}" PALISADE_DATA_DIR="$WORK/data" \
-  PALISADE_RATE_LIMIT_API_PER_MINUTE=0 PALISADE_RATE_LIMIT_LOGIN_PER_MINUTE=0 \
-  PALISADE_RATE_LIMIT_REGISTER_PER_HOUR=0 PALISADE_LOCKOUT_THRESHOLD=1000000000 \
-  PALISADE_LOGIN_FAILURE_DELAY_MS=0 PALISADE_LOG=warn \
-  exec "$OLDPWD/$BIN" serve) &
-SERVER_PID=$!
-for _ in $(seq 1 50); do curl -fsS "$BASE/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+bench_need wrk hey
+bench_build
+bench_start_server "$PORT" "$WORK/data"
 
 TOKEN=$(curl -fsS -X POST "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
   -d '{"tenant_name":"Bench Co","name":"Bench User","email":"bench@bench.example","password":"correct-orbit-lantern-quietly"}' \

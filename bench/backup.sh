@@ -16,53 +16,18 @@
 # passphrase (age scrypt, about a second of work at each end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT="$PWD"
+. bench/lib.sh
 
 SIZE_MB="${1:-1024}"
 PORT="${BENCH_PORT:-18481}"
 RATE="${BENCH_RATE:-100}"
-BASE="http://127.0.0.1:${PORT}"
-WORK="$(mktemp -d)"
 DATA="$WORK/data"
 export PALISADE_BACKUP_PASSPHRASE="bench-backup-passphrase-not-secret"
 
-command -v hey >/dev/null || { echo "install hey first (apt-get install -y hey)" >&2; exit 1; }
-command -v sqlite3 >/dev/null || { echo "install sqlite3 first (apt-get install -y sqlite3)" >&2; exit 1; }
-
-stop_server() {
-  if [ -n "${SERVER_PID:-}" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
-}
-cleanup() {
-  stop_server
-  if [ -n "${HEY_PID:-}" ]; then kill "$HEY_PID" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-if [ -n "${BENCH_BIN:-}" ]; then
-  BIN="$(cd "$(dirname "$BENCH_BIN")" && pwd)/$(basename "$BENCH_BIN")"
-else
-  cargo build --release --locked -p palisade -p palisade-bench >/dev/null 2>&1 ||
-    cargo build --release --locked -p palisade -p palisade-bench
-  BIN="$ROOT/target/release/palisade"
-fi
-if curl -fsS "$BASE/healthz" >/dev/null 2>&1; then
-  echo "something already answers $BASE; pick another port with BENCH_PORT" >&2
-  exit 1
-fi
-
-start_server() {
-  (cd "$WORK" && exec env PALISADE_LISTEN="127.0.0.1:${PORT}" PALISADE_DATA_DIR="$DATA" \
-    PALISADE_RATE_LIMIT_API_PER_MINUTE=0 PALISADE_RATE_LIMIT_LOGIN_PER_MINUTE=0 \
-    PALISADE_RATE_LIMIT_REGISTER_PER_HOUR=0 PALISADE_LOG=warn "$BIN" serve) >>"$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 1 150); do curl -fsS "$BASE/healthz" >/dev/null 2>&1 && return; sleep 0.2; done
-  echo "the server did not start:" >&2; cat "$WORK/server.log" >&2; exit 1
-}
+bench_on_exit() { if [ -n "${HEY_PID:-}" ]; then kill "$HEY_PID" 2>/dev/null || true; fi; }
+bench_need hey sqlite3
+bench_build
+start_server() { bench_start_server "$PORT" "$DATA"; }
 
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 
@@ -70,7 +35,7 @@ json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"
 start_server
 curl -fsS -X POST "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
   -d '{"tenant_name":"Bench Co","name":"Bench User","email":"bench@bench.example","password":"correct-orbit-lantern-quietly"}' >/dev/null
-stop_server
+bench_stop_server
 DB="$DATA/palisade.sqlite"
 ROWS=$((SIZE_MB * 1024 * 1024 / 1000))
 echo "seeding about ${SIZE_MB} MB (${ROWS} contacts)…"
@@ -104,7 +69,7 @@ t1=$(seconds)
 kill -INT "$HEY_PID"
 wait "$HEY_PID" 2>/dev/null || true
 HEY_PID=""
-stop_server
+bench_stop_server
 
 # 3. Verify, then restore into an empty database.
 (cd "$WORK" && PALISADE_DATA_DIR="$DATA" PALISADE_LOG=warn "$BIN" backup verify "$WORK/backup.tar.zst.age") >"$WORK/verify.txt"

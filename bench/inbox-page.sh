@@ -17,73 +17,17 @@
 # Reports hey's p50/p99 (loopback; the client's time includes the server's and little else).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT="$PWD"
+. bench/lib.sh
 
 PORT="${BENCH_PORT:-18383}"
 SIM_PORT="${BENCH_SIM_PORT:-18391}"
 N="${BENCH_CONVERSATIONS:-10000}"
 SECONDS_EACH="${BENCH_SECONDS:-20}"
-BASE="http://127.0.0.1:${PORT}"
-SIM="http://127.0.0.1:${SIM_PORT}"
-WORK="$(mktemp -d)"
-PG_ADMIN_URL="${BENCH_POSTGRES_URL:-}"
-PG_DB=""
+SERVER_ENV=(PALISADE_PUBLIC_URL="http://127.0.0.1:${PORT}")
 
-command -v hey >/dev/null || { echo "install hey first (apt-get install -y hey)" >&2; exit 1; }
-
-stop_server() {
-  if [ -n "${SERVER_PID:-}" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
-}
-cleanup() {
-  stop_server
-  if [ -n "${SIM_PID:-}" ]; then kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; fi
-  if [ -n "$PG_DB" ]; then
-    psql "$PG_ADMIN_URL" -q -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-# The same packages as the other bench scripts: cargo unifies features over the packages it
-# builds, so `-p palisade` alone would rebuild several dependencies with other features.
-cargo build --release --locked -p palisade -p palisade-bench >/dev/null 2>&1 ||
-  cargo build --release --locked -p palisade -p palisade-bench
-BIN="$ROOT/target/release/palisade"
-
-for url in "$BASE/healthz" "$SIM/_sim/config"; do
-  if curl -fsS "$url" >/dev/null 2>&1; then
-    echo "something already answers $url; pick other ports with BENCH_PORT / BENCH_SIM_PORT" >&2
-    exit 1
-  fi
-done
-"$BIN" sim --listen "127.0.0.1:${SIM_PORT}" --auto-status off >"$WORK/sim.log" 2>&1 &
-SIM_PID=$!
-for _ in $(seq 1 50); do curl -fsS "$SIM/_sim/config" >/dev/null 2>&1 && break; sleep 0.2; done
-
-# start_server DATA_DIR [DATABASE_URL]
-start_server() {
-  mkdir -p "$1"
-  (cd "$WORK" && exec env PALISADE_LISTEN="127.0.0.1:${PORT}" PALISADE_DATA_DIR="$1" \
-    ${2:+PALISADE_DATABASE_URL="$2"} \
-    PALISADE_PUBLIC_URL="$BASE" \
-    PALISADE_WHATSAPP_GRAPH_BASE_URL="$SIM" \
-    PALISADE_RATE_LIMIT_API_PER_MINUTE=0 PALISADE_RATE_LIMIT_LOGIN_PER_MINUTE=0 \
-    PALISADE_RATE_LIMIT_REGISTER_PER_HOUR=0 PALISADE_LOG=warn \
-    "$BIN" serve) >>"$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 1 150); do
-    curl -fsS "$BASE/healthz" >/dev/null 2>&1 && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.2
-  done
-  echo "the server did not start; its log:" >&2
-  tail -n 30 "$WORK/server.log" >&2
-  exit 1
-}
+bench_need hey
+bench_build
+bench_start_sim "$SIM_PORT" --auto-status off
 
 # hey's p50 and p99, and any answer that was not a 200 (a redirect to the sign-in page or an
 # error page would be timed as if it were the inbox).
@@ -97,7 +41,7 @@ p() {
 # run LABEL DATA_DIR [DATABASE_URL]
 run() {
   local label="$1"
-  start_server "$2" "${3:-}"
+  bench_start_server "$PORT" "$2" "${3:-}"
   echo "== $label: seeding $N conversations" >&2
   TOKEN=$(python3 - "$BASE" "$SIM" "$N" <<'PY'
 import json, sys, time, urllib.request
@@ -152,17 +96,14 @@ PY
     echo "GET /inbox?fragment=list:        $(hey -z "${SECONDS_EACH}s" -c 2 -H "$cookie" -H 'Accept: text/html' "$BASE/inbox?fragment=list" | p)"
     echo "GET /inbox?status=open&assignee=none: $(hey -z "${SECONDS_EACH}s" -c 2 -H "$cookie" -H 'Accept: text/html' "$BASE/inbox?status=open&assignee=none" | p)"
   } >>"$WORK/results.txt"
-  stop_server
+  bench_stop_server
 }
 
 run sqlite "$WORK/sqlite"
 if [ -n "$PG_ADMIN_URL" ]; then
-  PG_DB="palisade_bench_$$"
-  psql "$PG_ADMIN_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB" >/dev/null
-  PG_URL=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' \
-    "$PG_ADMIN_URL" "$PG_DB")
+  bench_pg_database "palisade_bench_$$"
   run postgres "$WORK/postgres" "$PG_URL"
 fi
 echo
-echo "Palisade inbox page ($(nproc) cores, release build; load average at the end: $(awk '{print $1, $2, $3}' /proc/loadavg))"
+echo "Palisade inbox page ($(nproc) cores, release build; load average at the end: $(bench_load))"
 cat "$WORK/results.txt"

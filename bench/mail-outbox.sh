@@ -10,15 +10,16 @@
 #   bench/mail-outbox.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 MAILS="${BENCH_MAILS:-2000}"
 
-cargo build --release --locked -p palisade-bench
+bench_build
 
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-target/release/palisade-bench mail-outbox --mails "$MAILS"
+echo "load average before: $(bench_load)"
+"$BENCH" mail-outbox --mails "$MAILS"
 if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
   PALISADE_TEST_POSTGRES_URL="$BENCH_POSTGRES_URL" \
-    target/release/palisade-bench mail-outbox --mails "$MAILS" --postgres
+    "$BENCH" mail-outbox --mails "$MAILS" --postgres
 fi
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average after: $(bench_load)"

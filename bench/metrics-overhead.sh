@@ -16,24 +16,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+. bench/lib.sh
+
 OFF_PORT="${BENCH_PORT:-18191}"
 ON_PORT="$((OFF_PORT + 1))"
 METRICS_PORT="$((OFF_PORT + 2))"
 DURATION="${BENCH_DURATION:-10}"
 ROUNDS="${BENCH_ROUNDS:-3}"
-WORK="$(mktemp -d)"
-trap 'kill "${OFF_PID:-0}" "${ON_PID:-0}" "${SCRAPER_PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# Two servers at once, measured in turns (not bench_start_server's one).
+bench_on_exit() { kill "${OFF_PID:-0}" "${ON_PID:-0}" "${SCRAPER_PID:-0}" 2>/dev/null || true; }
 
-command -v wrk >/dev/null || { echo "install wrk first (apt-get install -y wrk)" >&2; exit 1; }
-
-if [ -n "${BENCH_BIN:-}" ]; then
-  # An existing build.
-  BIN="$(cd "$(dirname "$BENCH_BIN")" && pwd)/$(basename "$BENCH_BIN")"
-else
-  cargo build --release --locked -p palisade -p palisade-bench >/dev/null 2>&1 ||
-    cargo build --release --locked -p palisade -p palisade-bench
-  BIN="$PWD/target/release/palisade"
-fi
+bench_need wrk
+bench_build
 
 start() { # port data-dir [extra env…]
   local port="$1" dir="$2"
