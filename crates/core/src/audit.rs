@@ -119,22 +119,23 @@ pub struct AuditRecordView {
 
 impl From<AuditRecord> for AuditRecordView {
     fn from(r: AuditRecord) -> Self {
+        let e = r.entry;
         AuditRecordView {
             id: r.id.as_uuid(),
-            tenant_id: r.tenant_id.map(|t| t.as_uuid()),
+            tenant_id: e.tenant_id.map(|t| t.as_uuid()),
             created_at: rfc3339(r.created_at),
-            actor_id: r.actor_id.map(|a| a.as_uuid()),
-            actor_email: r.actor_email,
-            actor_role: r.actor_role,
-            action: r.action,
-            target_type: r.target_type,
-            target_id: r.target_id,
-            ip: r.ip,
-            user_agent: r.user_agent,
-            request_id: r.request_id,
-            metadata: r.metadata,
-            before: r.before,
-            after: r.after,
+            actor_id: e.actor_id.map(|a| a.as_uuid()),
+            actor_email: e.actor_email,
+            actor_role: e.actor_role,
+            action: e.action,
+            target_type: e.target_type,
+            target_id: e.target_id,
+            ip: e.ip,
+            user_agent: e.user_agent,
+            request_id: e.request_id,
+            metadata: e.metadata,
+            before: e.before,
+            after: e.after,
             seq: r.seq,
             hash: r.hash,
         }

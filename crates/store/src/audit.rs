@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuditEntry {
     pub tenant_id: Option<TenantId>,
     pub actor_id: Option<UserId>,
@@ -37,25 +37,13 @@ pub struct AuditEntry {
     pub after: Option<serde_json::Value>,
 }
 
-/// One record of the log, as stored: its place in its chain (`chain_id`, `seq`, `prev_hash`,
-/// `hash`) and what it says happened.
+/// One record of the log, as stored: what it says happened (its [`AuditEntry`]), when, and its
+/// place in its chain (`chain_id`, `seq`, `prev_hash`, `hash`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {
     pub id: AuditRecordId,
-    pub tenant_id: Option<TenantId>,
     pub created_at: OffsetDateTime,
-    pub actor_id: Option<UserId>,
-    pub actor_email: Option<String>,
-    pub actor_role: Option<String>,
-    pub action: String,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
-    pub metadata: serde_json::Value,
-    pub before: Option<serde_json::Value>,
-    pub after: Option<serde_json::Value>,
+    pub entry: AuditEntry,
     pub chain_id: Option<Uuid>,
     pub seq: Option<i64>,
     pub prev_hash: Option<String>,
@@ -90,20 +78,22 @@ impl From<AuditRow> for AuditRecord {
     fn from(r: AuditRow) -> Self {
         AuditRecord {
             id: AuditRecordId::from(r.id),
-            tenant_id: r.tenant_id.map(TenantId::from),
             created_at: r.created_at,
-            actor_id: r.actor_id.map(UserId::from),
-            actor_email: r.actor_email,
-            actor_role: r.actor_role,
-            action: r.action,
-            target_type: r.target_type,
-            target_id: r.target_id,
-            ip: r.ip,
-            user_agent: r.user_agent,
-            request_id: r.request_id,
-            metadata: r.metadata.0,
-            before: r.before.map(|v| v.0),
-            after: r.after.map(|v| v.0),
+            entry: AuditEntry {
+                tenant_id: r.tenant_id.map(TenantId::from),
+                actor_id: r.actor_id.map(UserId::from),
+                actor_email: r.actor_email,
+                actor_role: r.actor_role,
+                action: r.action,
+                target_type: r.target_type,
+                target_id: r.target_id,
+                ip: r.ip,
+                user_agent: r.user_agent,
+                request_id: r.request_id,
+                metadata: r.metadata.0,
+                before: r.before.map(|v| v.0),
+                after: r.after.map(|v| v.0),
+            },
             chain_id: r.chain_id,
             seq: r.seq,
             prev_hash: r.prev_hash,
@@ -133,23 +123,24 @@ fn micros(t: OffsetDateTime) -> OffsetDateTime {
 
 /// The hash of a record given its predecessor's hash.
 pub fn record_hash(prev_hash: &str, r: &AuditRecord) -> String {
+    let e = &r.entry;
     let canonical = serde_json::json!({
         "seq": r.seq,
         "id": r.id.as_uuid(),
-        "tenant_id": r.tenant_id.map(|t| t.as_uuid()),
+        "tenant_id": e.tenant_id.map(|t| t.as_uuid()),
         "created_at": micros(r.created_at).unix_timestamp_nanos().to_string(),
-        "actor_id": r.actor_id.map(|a| a.as_uuid()),
-        "actor_email": r.actor_email,
-        "actor_role": r.actor_role,
-        "action": r.action,
-        "target_type": r.target_type,
-        "target_id": r.target_id,
-        "ip": r.ip,
-        "user_agent": r.user_agent,
-        "request_id": r.request_id,
-        "metadata": r.metadata,
-        "before": r.before,
-        "after": r.after,
+        "actor_id": e.actor_id.map(|a| a.as_uuid()),
+        "actor_email": e.actor_email,
+        "actor_role": e.actor_role,
+        "action": e.action,
+        "target_type": e.target_type,
+        "target_id": e.target_id,
+        "ip": e.ip,
+        "user_agent": e.user_agent,
+        "request_id": e.request_id,
+        "metadata": e.metadata,
+        "before": e.before,
+        "after": e.after,
     });
     let mut h = Sha256::new();
     h.update(b"palisade-audit-v1\n");
@@ -198,20 +189,11 @@ pub async fn append<S: Scope>(
     };
     let mut r = AuditRecord {
         id: AuditRecordId::new(),
-        tenant_id: e.tenant_id,
         created_at: micros(now),
-        actor_id: e.actor_id,
-        actor_email: e.actor_email.clone(),
-        actor_role: e.actor_role.clone(),
-        action: e.action.clone(),
-        target_type: e.target_type.clone(),
-        target_id: e.target_id.clone(),
-        ip: e.ip.clone(),
-        user_agent: e.user_agent.clone(),
-        request_id: e.request_id.clone(),
-        metadata,
-        before: e.before.clone(),
-        after: e.after.clone(),
+        entry: AuditEntry {
+            metadata,
+            ..e.clone()
+        },
         chain_id: Some(chain),
         seq: Some(head.seq + 1),
         prev_hash: Some(head.hash.clone()),
@@ -235,18 +217,18 @@ pub async fn append<S: Scope>(
             .bind(r.id)
             .bind(tenant)
             .bind(r.created_at)
-            .bind(r.actor_id)
-            .bind(r.actor_email.clone())
-            .bind(r.actor_role.clone())
-            .bind(r.action.as_str())
-            .bind(r.target_type.clone())
-            .bind(r.target_id.clone())
-            .bind(r.ip.clone())
-            .bind(r.user_agent.clone())
-            .bind(r.request_id.clone())
-            .bind(r.metadata.clone())
-            .bind(r.before.clone())
-            .bind(r.after.clone())
+            .bind(r.entry.actor_id)
+            .bind(r.entry.actor_email.clone())
+            .bind(r.entry.actor_role.clone())
+            .bind(r.entry.action.as_str())
+            .bind(r.entry.target_type.clone())
+            .bind(r.entry.target_id.clone())
+            .bind(r.entry.ip.clone())
+            .bind(r.entry.user_agent.clone())
+            .bind(r.entry.request_id.clone())
+            .bind(r.entry.metadata.clone())
+            .bind(r.entry.before.clone())
+            .bind(r.entry.after.clone())
             .bind(chain)
             .bind(r.seq)
             .bind(r.prev_hash.clone())
@@ -482,7 +464,7 @@ async fn verify_chain(tx: &mut Tx<SystemScope>, chain: Uuid) -> Result<ChainRepo
             if Some(&recomputed) != r.hash.as_ref() {
                 problems.push(format!(
                     "record {seq} ({}, {}) was edited: its hash does not match",
-                    r.id, r.action
+                    r.id, r.entry.action
                 ));
             }
             prev_hash = r.hash.clone().unwrap_or_default();

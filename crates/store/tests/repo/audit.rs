@@ -40,7 +40,7 @@ async fn appends_chain_hashes_and_verify_finds_an_edit(db: Db) {
     .await
     .unwrap();
     records.reverse();
-    let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+    let actions: Vec<&str> = records.iter().map(|r| r.entry.action.as_str()).collect();
     assert_eq!(actions, ["test.one", "test.two", "test.three"]);
     assert_eq!(
         records.iter().map(|r| r.seq).collect::<Vec<_>>(),
