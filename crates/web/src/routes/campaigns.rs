@@ -15,7 +15,7 @@ use palisade_core::campaigns::{
 // The OpenAPI attributes name the answers by their schema names.
 use palisade_core::campaigns::view::CampaignView as CampaignResponse;
 use palisade_domain::CampaignId;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -29,13 +29,6 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(resume_campaign))
         .routes(routes!(cancel_campaign))
         .routes(routes!(list_recipients))
-}
-
-/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -90,7 +83,7 @@ pub struct UpdateCampaignRequest {
     pub parameters: Option<serde_json::Value>,
     #[schema(value_type = Option<Object>)]
     pub audience: Option<serde_json::Value>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub scheduled_at: Option<Option<String>>,
 }

@@ -17,7 +17,7 @@ use palisade_core::AppError;
 // `ContactResponse`, the name the served document has always used).
 use palisade_core::contacts::ContactView as ContactResponse;
 use palisade_domain::ContactId;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -113,34 +113,27 @@ pub struct CreateContactRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateContactRequest {
     /// A new E.164 number (still unique in the tenant); cannot be null.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = String, required = false, pattern = r"^\+[1-9][0-9]{7,14}$")]
     pub phone: Option<Option<String>>,
     /// 1 to 100 characters, no control characters.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
     pub name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>, format = Email, max_length = 254)]
     pub email: Option<Option<String>>,
     /// Replaces the tags.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<Vec<crate::openapi::schemas::Tag>>, inline, max_items = 50)]
     pub tags: Option<Option<Vec<String>>>,
     /// Replaces the attributes (not merged).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<crate::openapi::schemas::CustomAttributes>, inline)]
     pub custom_attributes: Option<Option<serde_json::Value>>,
     /// `true` opts in, `false` opts out (source `api`); repeating the current choice keeps
     /// its timestamp.
     pub marketing_opt_in: Option<bool>,
-}
-
-/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// The tenant's contacts, newest first.

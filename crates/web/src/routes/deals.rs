@@ -19,7 +19,7 @@ use palisade_core::deals::{
     PipelineView as PipelineResponse,
 };
 use palisade_domain::{DealId, PipelineId};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -31,13 +31,6 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(list_deals, create_deal))
         .routes(routes!(get_deal, update_deal, delete_deal))
         .routes(routes!(deal_history))
-}
-
-/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 // ---- pipelines ----
@@ -280,13 +273,13 @@ pub struct UpdateDealRequest {
     pub contact_id: Option<Uuid>,
     pub pipeline_id: Option<Uuid>,
     pub stage_id: Option<Uuid>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<Uuid>)]
     pub owner_id: Option<Option<Uuid>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>, format = Date)]
     pub expected_close_date: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>, max_length = 500)]
     pub lost_reason: Option<Option<String>>,
 }

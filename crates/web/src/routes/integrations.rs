@@ -22,7 +22,7 @@ use palisade_core::integrations::{
     IntegrationWithSecretView as IntegrationWithSecretResponse,
 };
 use palisade_domain::{ContactId, IntegrationId};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -44,13 +44,6 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
 pub fn webhook_router() -> utoipa_axum::router::OpenApiRouter<AppState> {
     use utoipa_axum::routes;
     utoipa_axum::router::OpenApiRouter::new().routes(routes!(receive_store_webhook))
-}
-
-/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -81,7 +74,7 @@ pub struct UpdateIntegrationRequest {
     #[schema(value_type = Option<Vec<Object>>)]
     pub rules: Option<serde_json::Value>,
     /// A connection of your tenant, or `null` for the tenant's only active one.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<Uuid>)]
     pub connection_id: Option<Option<Uuid>>,
 }

@@ -78,14 +78,35 @@ pub async fn download(
             ))
         }
     };
+    Ok(file_download(
+        object,
+        &content_type,
+        &format!("attachment; filename=\"{filename}\""),
+        CSP,
+        "reading stored media failed",
+    ))
+}
+
+/// A stored file as a download, never displayed inline: its type, length and
+/// `Content-Disposition` (`disposition`), `X-Content-Type-Options: nosniff`, a
+/// `Content-Security-Policy` that runs nothing (`csp`: each route's as documented) and
+/// `Cache-Control: private, no-store`. The body is streamed ([`stored_file_body`]; `what` names a read failure in the
+/// log). Shared by media and attachments.
+pub(crate) fn file_download(
+    object: palisade_core::storage::StoredObject,
+    content_type: &str,
+    disposition: &str,
+    csp: &'static str,
+    what: &'static str,
+) -> Response {
     let size = object.size;
-    let mut resp = stored_file_body(object.reader, "reading stored media failed").into_response();
+    let mut resp = stored_file_body(object.reader, what).into_response();
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&content_type) {
+    if let Ok(v) = HeaderValue::from_str(content_type) {
         h.insert(header::CONTENT_TYPE, v);
     }
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+    if let Ok(v) = HeaderValue::from_str(disposition) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     h.insert(
@@ -94,13 +115,13 @@ pub async fn download(
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(csp),
     );
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),
     );
-    Ok(resp)
+    resp
 }
 
 /// A stored file's bytes as a streamed body, 64 KiB at a time; a read error ends the stream

@@ -319,17 +319,12 @@ pub struct UpdateConversationRequest {
     #[schema(value_type = Option<crate::openapi::schemas::ConversationStatus>, inline)]
     pub status: Option<String>,
     /// A user of the tenant, or `null` to unassign.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<Uuid>)]
     pub assignee_id: Option<Option<Uuid>>,
     /// Replaces the labels (each 1–50 characters, at most 20).
     #[schema(value_type = Option<Vec<crate::openapi::schemas::Label>>, inline, max_items = 20)]
     pub labels: Option<Vec<String>>,
-}
-
-/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Uuid>>, D::Error> {
-    Option::<Uuid>::deserialize(d).map(Some)
 }
 
 /// Change a conversation's status, assignee or labels (audited as `conversation.updated`).

@@ -37,3 +37,11 @@ pub struct ListResponse<T: ToSchema> {
 }
 
 pub(crate) use palisade_domain::rfc3339;
+
+/// For a PATCH field (`#[serde(default, deserialize_with = "super::present")]`): tells an
+/// absent field (`None`: unchanged) from an explicit `null` (`Some(None)`: cleared).
+pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
+}

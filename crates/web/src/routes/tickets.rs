@@ -12,7 +12,7 @@ use crate::error::{render, ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, Meta};
 use crate::AppState;
 use axum::extract::{FromRequest, Multipart, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use palisade_core::error::code;
@@ -27,7 +27,7 @@ use palisade_core::tickets::{
     TicketDetailView as TicketDetailResponse, TicketView as TicketResponse,
 };
 use palisade_domain::{AttachmentId, AttachmentOwner, TicketId};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -45,13 +45,6 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
                 .routes(routes!(upload_attachment))
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
-}
-
-/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -121,16 +114,16 @@ pub struct UpdateTicketRequest {
     pub priority: Option<String>,
     #[schema(value_type = Option<palisade_core::tickets::view::TicketStatusSchema>)]
     pub status: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<Uuid>)]
     pub assignee_id: Option<Option<Uuid>>,
     /// The ticket's contact (`null` unlinks it; with a conversation, it must be that
     /// conversation's contact).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<Uuid>)]
     pub contact_id: Option<Option<Uuid>>,
     /// The conversation the ticket belongs to; it brings its contact (`null` unlinks it).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<Uuid>)]
     pub conversation_id: Option<Option<Uuid>>,
 }
@@ -427,8 +420,6 @@ pub(crate) async fn read_upload(
     }
 }
 
-const CSP: &str = "default-src 'none'; sandbox";
-
 /// Download an attachment's file, as an attachment (never displayed inline): `Content-Type`
 /// the type decided from its content, `Content-Disposition` with the sanitised name (RFC 5987
 /// `filename*`), `X-Content-Type-Options: nosniff`, `Content-Security-Policy: default-src
@@ -445,30 +436,11 @@ pub async fn download_attachment(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Response> {
     let f = attachments::open(&state.services, &p, &meta, AttachmentId::from_uuid(id)).await?;
-    let size = f.object.size;
-    let mut resp =
-        super::media::stored_file_body(f.object.reader, "reading a stored attachment failed")
-            .into_response();
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&f.attachment.content_type) {
-        h.insert(header::CONTENT_TYPE, v);
-    }
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-    if let Ok(v) = HeaderValue::from_str(&attachments::content_disposition(&f.attachment.filename))
-    {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    Ok(resp)
+    Ok(super::media::file_download(
+        f.object,
+        &f.attachment.content_type,
+        &attachments::content_disposition(&f.attachment.filename),
+        "default-src 'none'; sandbox",
+        "reading a stored attachment failed",
+    ))
 }
