@@ -427,6 +427,7 @@ pub use inbound::{upsert_contacts, Sender, UpsertedContacts};
 /// The contact upsert of inbound processing (system work for the connection's tenant). Its own
 /// module with its own imports, so the code above can change without touching it.
 mod inbound {
+    use crate::query::{member_chunks, member_of};
     use crate::{Backend, Query, Result, SystemScope, Tx};
     use palisade_domain::{ContactId, TenantId};
     use std::collections::{HashMap, HashSet};
@@ -443,10 +444,14 @@ mod inbound {
         pub profile_name: Option<String>,
     }
 
-    /// The contacts with these phone numbers, created if new, in one multi-row upsert per 100
-    /// senders (no lookup that a planner could get wrong on a table without statistics yet); a
-    /// changed WhatsApp profile name is recorded, and a contact created by hand gets its WhatsApp
-    /// id. Rows are written in phone order, so concurrent processors lock them in one order.
+    /// The contacts with these phone numbers, created if new; a changed WhatsApp profile name
+    /// is recorded, and a contact created by hand gets its WhatsApp id. The senders' contacts
+    /// are read first (by the `(tenant_id, phone)` key, held against deletion until commit on
+    /// PostgreSQL): one whose row would not change is not written again (a customer's every
+    /// message used to rewrite their contact, a new row version and its WAL each time); the
+    /// others go through one multi-row upsert per 100 senders, which also settles a contact
+    /// created or erased meanwhile. Rows are written in phone order, so concurrent processors
+    /// lock them in one order.
     pub async fn upsert_contacts(
         tx: &mut Tx<SystemScope>,
         tenant: TenantId,
@@ -463,6 +468,18 @@ mod inbound {
         let mut senders: Vec<&Sender> = senders.iter().collect();
         senders.sort_unstable_by(|a, b| a.phone.cmp(&b.phone));
         senders.dedup_by(|a, b| a.phone == b.phone);
+        let known = known_contacts(tx, tenant, &senders).await?;
+        senders.retain(|c| match known.get(&c.phone) {
+            // Nothing to record: it has its WhatsApp id and this profile name (or none came).
+            Some(k)
+                if k.wa_id.is_some()
+                    && (c.profile_name.is_none() || c.profile_name == k.wa_profile_name) =>
+            {
+                ids.insert(c.phone.clone(), ContactId::from(k.id));
+                false
+            }
+            _ => true,
+        });
         let postgres = tx.backend() == Backend::Postgres;
         // PostgreSQL: every row in one `unnest` statement; SQLite: `VALUES` of 100 rows.
         let size = if postgres { senders.len().max(1) } else { 100 };
@@ -543,6 +560,49 @@ mod inbound {
             }
         }
         Ok(UpsertedContacts { ids, created })
+    }
+
+    /// A sender's contact as [`upsert_contacts`] compares it.
+    #[derive(sqlx::FromRow)]
+    struct Known {
+        id: Uuid,
+        phone: String,
+        wa_id: Option<String>,
+        wa_profile_name: Option<String>,
+    }
+
+    /// The senders' existing contacts by phone, each looked up by the `(tenant_id, phone)` key.
+    /// On PostgreSQL one key probe per phone (`LATERAL`: a plain `phone = ANY(…)` lets a planner
+    /// without statistics read the whole tenant through another index), each row held against
+    /// deletion (`FOR KEY SHARE`, which concurrent processors share) until the batch commits,
+    /// so the messages written for it still find it.
+    async fn known_contacts(
+        tx: &mut Tx<SystemScope>,
+        tenant: TenantId,
+        senders: &[&Sender],
+    ) -> Result<HashMap<String, Known>> {
+        let db = tx.backend();
+        let phones: Vec<String> = senders.iter().map(|c| c.phone.clone()).collect();
+        let mut known = HashMap::with_capacity(phones.len());
+        for chunk in member_chunks(db, &phones) {
+            let sql = match db {
+                Backend::Postgres => "SELECT c.id, c.phone, c.wa_id, c.wa_profile_name
+                     FROM unnest($2::text[]) AS p(phone), LATERAL (
+                         SELECT id, phone, wa_id, wa_profile_name FROM contacts
+                         WHERE tenant_id = $1 AND phone = p.phone FOR KEY SHARE) c"
+                    .to_owned(),
+                Backend::Sqlite => format!(
+                    "SELECT id, phone, wa_id, wa_profile_name FROM contacts
+                     WHERE tenant_id = $1 AND {}",
+                    member_of(db, "phone", 2, chunk.len())
+                ),
+            };
+            let q = Query::new(sql).bind(tenant).bind_members(db, chunk);
+            for k in tx.fetch_all::<Known>(q).await? {
+                known.insert(k.phone.clone(), k);
+            }
+        }
+        Ok(known)
     }
 
     /// What [`upsert_contacts`] did.

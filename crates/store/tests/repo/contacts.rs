@@ -415,4 +415,36 @@ async fn inbound_upsert_creates_a_sender_once(db: Db) {
     let cy = find(&t, acme, by_hand.id).await.unwrap();
     assert_eq!(cy.wa_profile_name.as_deref(), Some("Cy"));
     assert_eq!(cy.updated_at, now(), "nothing changed, so not touched");
+
+    // The same senders once more, nothing new to record: their rows are not written at all
+    // (on PostgreSQL, no new row version: the same `xmin`).
+    let version = |id: ContactId| {
+        let t = &t;
+        async move {
+            let mut tx = t.system().await;
+            let sql = match t.db {
+                Db::Postgres => format!(
+                    "SELECT CAST(CAST(xmin AS TEXT) AS BIGINT) AS n FROM contacts WHERE id = '{id}'"
+                ),
+                Db::Sqlite => "SELECT CAST(0 AS BIGINT) AS n".to_owned(),
+            };
+            let n = count(&mut tx, &sql).await;
+            tx.commit().await.unwrap();
+            n
+        }
+    };
+    let before = (version(ana.id).await, version(cy.id).await);
+    let same = upsert(
+        vec![
+            sender("+15550001111", Some("Ana Lima")),
+            sender("+15550003333", Some("Cy")),
+        ],
+        later + Duration::minutes(1),
+    )
+    .await;
+    assert!(same.created.is_empty());
+    assert_eq!(same.ids["+15550001111"], ana.id);
+    assert_eq!(same.ids["+15550003333"], by_hand.id);
+    assert_eq!((version(ana.id).await, version(cy.id).await), before);
+    assert_eq!(find(&t, acme, ana.id).await.unwrap().updated_at, later);
 }
