@@ -103,10 +103,11 @@ where
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settled {
     Sent,
-    /// A transient failure: the row goes again after `wait`.
+    /// A transient failure (`error`): the row goes again after `wait`.
     Retried {
         attempts: i64,
         wait: Duration,
+        error: String,
     },
     /// Given up: a permanent failure, or the last allowed attempt failed. `recorded`: this
     /// worker marked the row `failed` (false when another worker had already settled it; the
@@ -143,7 +144,11 @@ where
         Err(e) if !e.permanent && attempts < max_attempts => {
             let wait = backoff(attempts);
             queue.retry(tx, id, now + wait, &e.message).await?;
-            Settled::Retried { attempts, wait }
+            Settled::Retried {
+                attempts,
+                wait,
+                error: e.message.clone(),
+            }
         }
         Err(e) => {
             let reason = if e.permanent {

@@ -98,15 +98,15 @@ async fn record(
     }
     let id = AlertDeliveryId::from_uuid(d.id);
     let now = uow.now();
-    let outcome = outcome.as_ref().map(|_| ());
-    match outbox::settle(uow.tx(), &QUEUE, id, d.attempts, MAX_ATTEMPTS, now, outcome).await? {
+    let attempt = outcome.as_ref().map(|_| ());
+    match outbox::settle(uow.tx(), &QUEUE, id, d.attempts, MAX_ATTEMPTS, now, attempt).await? {
         Settled::Sent => {}
-        Settled::Retried { attempts, wait } => {
-            let error = outcome
-                .err()
-                .map(|e| e.message.as_str())
-                .unwrap_or_default();
-            tracing::warn!(alert = %d.alert_id, attempts, retry_in_s = wait.whole_seconds(), error, "the platform alert webhook did not accept an alert; retried later");
+        Settled::Retried {
+            attempts,
+            wait,
+            error,
+        } => {
+            tracing::warn!(alert = %d.alert_id, attempts, retry_in_s = wait.whole_seconds(), %error, "the platform alert webhook did not accept an alert; retried later");
         }
         Settled::GaveUp {
             attempts,

@@ -157,15 +157,15 @@ async fn record(
         uow = uow.for_tenant(TenantId::from_uuid(t));
     }
     let now = uow.now();
-    let outcome = outcome.as_ref().map(|_| ());
-    match outbox::settle(uow.tx(), &QUEUE, id, m.attempts, MAX_ATTEMPTS, now, outcome).await? {
+    let attempt = outcome.as_ref().map(|_| ());
+    match outbox::settle(uow.tx(), &QUEUE, id, m.attempts, MAX_ATTEMPTS, now, attempt).await? {
         Settled::Sent => {}
-        Settled::Retried { attempts, wait } => {
-            let error = outcome
-                .err()
-                .map(|e| e.message.as_str())
-                .unwrap_or_default();
-            tracing::info!(mail = %id, kind = %m.kind, attempts, retry_in_s = wait.whole_seconds(), error, "mail not sent; retried later");
+        Settled::Retried {
+            attempts,
+            wait,
+            error,
+        } => {
+            tracing::info!(mail = %id, kind = %m.kind, attempts, retry_in_s = wait.whole_seconds(), %error, "mail not sent; retried later");
         }
         Settled::GaveUp {
             attempts,
