@@ -206,6 +206,31 @@ mod tests {
             .collect()
     }
 
+    /// An approved template `name` with components `c` (its parameter counts read from them).
+    fn approved(name: &str, language: &str, c: Value) -> Template {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let (header_params, body_params) = parameter_counts(&c);
+        Template {
+            id: TemplateId::new(),
+            tenant_id: TenantId::new(),
+            connection_id: ConnectionId::new(),
+            waba_id: "1".into(),
+            meta_id: "2".into(),
+            name: name.into(),
+            language: language.into(),
+            category: TemplateCategory::Utility,
+            status: TemplateStatus::Approved,
+            quality_score: None,
+            rejection_reason: None,
+            components: c,
+            header_params,
+            body_params,
+            synced_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     fn body(text: &str, examples: Value) -> Value {
         json!([{"type": "BODY", "text": text, "example": {"body_text": [examples]}}])
     }
@@ -405,28 +430,8 @@ mod tests {
 
     #[test]
     fn a_send_must_match_the_approved_template() {
-        let now = OffsetDateTime::UNIX_EPOCH;
         let c = json!([{"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "Hi {{1}}, order {{2}}."}]);
-        let (header_params, body_params) = parameter_counts(&c);
-        let mut t = Template {
-            id: TemplateId::new(),
-            tenant_id: TenantId::new(),
-            connection_id: ConnectionId::new(),
-            waba_id: "1".into(),
-            meta_id: "2".into(),
-            name: "order".into(),
-            language: "en_US".into(),
-            category: TemplateCategory::Utility,
-            status: TemplateStatus::Approved,
-            quality_score: None,
-            rejection_reason: None,
-            components: c,
-            header_params,
-            body_params,
-            synced_at: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let mut t = approved("order", "en_US", c);
         let good = json!([{"type": "header", "parameters": [{"type": "image", "image": {"id": "1"}}]},
                           {"type": "body", "parameters": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]);
         assert_eq!(t.check_send(Some(&good)), Ok(()));
@@ -454,7 +459,6 @@ mod tests {
 
     #[test]
     fn a_url_button_with_a_variable_needs_its_parameter_and_a_static_one_none() {
-        let now = OffsetDateTime::UNIX_EPOCH;
         let c = json!([
             {"type": "BODY", "text": "Your order shipped."},
             {"type": "BUTTONS", "buttons": [
@@ -462,26 +466,7 @@ mod tests {
                 {"type": "URL", "text": "Track", "url": "https://shop.example/track/{{1}}"},
                 {"type": "url", "text": "Shop", "url": "https://shop.example/"}]}
         ]);
-        let (header_params, body_params) = parameter_counts(&c);
-        let t = Template {
-            id: TemplateId::new(),
-            tenant_id: TenantId::new(),
-            connection_id: ConnectionId::new(),
-            waba_id: "1".into(),
-            meta_id: "2".into(),
-            name: "shipped".into(),
-            language: "en".into(),
-            category: TemplateCategory::Utility,
-            status: TemplateStatus::Approved,
-            quality_score: None,
-            rejection_reason: None,
-            components: c,
-            header_params,
-            body_params,
-            synced_at: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let t = approved("shipped", "en", c);
         let track = |index: Value, n: usize| {
             json!([{"type": "button", "sub_type": "url", "index": index,
                     "parameters": vec![json!({"type": "text", "text": "A1"}); n]}])

@@ -425,6 +425,29 @@ pub(crate) fn contact_label(c: &palisade_domain::contact::Contact) -> String {
         .unwrap_or_else(|| c.phone.as_str().to_owned())
 }
 
+/// The tenant's WhatsApp connections as choices (display name and number), for those who may
+/// read them (`whatsapp.connections.manage`: admins); empty for the others, whose pages then
+/// leave the number out.
+pub(crate) async fn connection_choices(
+    s: &palisade_core::Services,
+    p: &palisade_core::auth::Principal,
+) -> Vec<Choice> {
+    palisade_core::whatsapp::connections::list(s, p)
+        .await
+        .map(|list| {
+            list.into_iter()
+                .map(|c| Choice {
+                    value: c.id.to_string(),
+                    label: match c.display_phone_number {
+                        Some(n) => format!("{} ({n})", c.display_name),
+                        None => c.display_name,
+                    },
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Each choice's label by its value (to show a stored value as its option reads).
 pub(crate) fn label_map(choices: &[Choice]) -> std::collections::HashMap<String, String> {
     choices

@@ -17,8 +17,8 @@
 
 use super::forms::{ChangeForm, WithCsrf};
 use super::page::{
-    app_error, humanise, named_choices, non_blank, query_cursor, query_id, render, render_with,
-    Choice, Chrome, Listing, Nav, PageQuery,
+    app_error, connection_choices, humanise, label_map, named_choices, non_blank, query_cursor,
+    query_id, render, render_with, Choice, Chrome, Listing, Nav, PageQuery,
 };
 use super::Viewer;
 use crate::extract::Meta;
@@ -28,7 +28,6 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use palisade_core::auth::Principal;
 use palisade_core::templates::{self, NewTemplateInput, TemplateListQuery};
 use palisade_core::{AppError, Services};
 use palisade_domain::{Permission, Template, TemplateId, TemplateStatus};
@@ -54,26 +53,6 @@ fn status_badge(status: &str) -> &'static str {
         "REJECTED" | "PAUSED" | "DISABLED" => "badge-danger",
         _ => "badge-resolved",
     }
-}
-
-/// The tenant's connections by id (display name and number), for those who may read them
-/// (`whatsapp.connections.manage`: admins); empty for the others, who then filter by the other
-/// fields only.
-async fn connection_names(s: &Services, p: &Principal) -> Vec<Choice> {
-    palisade_core::whatsapp::connections::list(s, p)
-        .await
-        .map(|list| {
-            list.into_iter()
-                .map(|c| Choice {
-                    value: c.id.to_string(),
-                    label: match c.display_phone_number {
-                        Some(n) => format!("{} ({n})", c.display_name),
-                        None => c.display_name,
-                    },
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 // ---- the list ----
@@ -170,11 +149,8 @@ async fn list(
         Ok(id) => id,
         Err(r) => return r,
     };
-    let connections = connection_names(s, p).await;
-    let names: HashMap<String, String> = connections
-        .iter()
-        .map(|c| (c.value.clone(), c.label.clone()))
-        .collect();
+    let connections = connection_choices(s, p).await;
+    let names = label_map(&connections);
     let mut page = ListPage {
         chrome: Chrome::new(s, &viewer, "Templates", Nav::Templates),
         rows: Vec::new(),
@@ -254,11 +230,7 @@ async fn show(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Stri
         Ok(t) => t,
         Err(e) => return app_error(e),
     };
-    let names: HashMap<String, String> = connection_names(s, p)
-        .await
-        .into_iter()
-        .map(|c| (c.value, c.label))
-        .collect();
+    let names = label_map(&connection_choices(s, p).await);
     let r = row(&t, &names);
     let (mut header_format, mut header_text, mut body, mut footer) =
         (String::new(), String::new(), String::new(), String::new());
@@ -447,7 +419,7 @@ async fn new_page(s: &Services, viewer: &Viewer, form: TemplateForm) -> Result<N
     viewer.principal.require(Permission::TemplatesManage)?;
     Ok(NewPage {
         chrome: Chrome::new(s, viewer, "New template", Nav::Templates),
-        connections: connection_names(s, &viewer.principal).await,
+        connections: connection_choices(s, &viewer.principal).await,
         categories: named_choices(CATEGORIES),
         form,
         error: String::new(),

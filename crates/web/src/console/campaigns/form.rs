@@ -193,7 +193,7 @@ pub(super) async fn new_page(
 ) -> Result<(NewPage, Option<Template>), AppError> {
     let p = &viewer.principal;
     p.require(Permission::CampaignsWrite)?;
-    let connections = connections(s, p).await;
+    let connections = connection_choices(s, p).await;
     if !connections
         .iter()
         .any(|c| c.value == form.connection_id.trim())

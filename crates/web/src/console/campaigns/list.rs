@@ -51,18 +51,12 @@ pub(super) async fn list(
         Ok(id) => id,
         Err(r) => return r,
     };
-    let conns = connections(s, p).await;
+    let conns = connection_choices(s, p).await;
     let conn_names = label_map(&conns);
     let mut page = ListPage {
         chrome: Chrome::new(s, &viewer, "Campaigns", Nav::Campaigns),
         rows: Vec::new(),
-        statuses: CampaignStatus::ALL
-            .iter()
-            .map(|st| Choice {
-                value: st.as_str().to_owned(),
-                label: humanise(st.as_str()),
-            })
-            .collect(),
+        statuses: named_choices(CampaignStatus::ALL.iter().map(|st| st.as_str())),
         status: params.status.trim().to_owned(),
         list: Listing::new("/campaigns", &[("status", &params.status)]),
         show_connection: !conns.is_empty(),

@@ -27,8 +27,8 @@ mod show;
 
 use super::forms::{bad_form, check_change, ChangeForm, WithCsrf};
 use super::page::{
-    app_error, bad_query, contact_label, humanise, label_map, non_blank, query_cursor, render,
-    render_with, Choice, Chrome, Listing, Nav, PageQuery,
+    app_error, bad_query, connection_choices, contact_label, humanise, label_map, named_choices,
+    non_blank, query_cursor, render, render_with, Choice, Chrome, Listing, Nav, PageQuery,
 };
 use super::Viewer;
 use crate::extract::Meta;
@@ -87,25 +87,6 @@ fn recipient_badge(status: &str) -> &'static str {
 /// `1234567` → `1,234,567` (as the analytics figures).
 fn thousands(n: i64) -> String {
     super::chart::group_digits(i128::from(n))
-}
-
-/// The tenant's connections (display name and number), for those who may read them
-/// (`whatsapp.connections.manage`: admins); empty for the others.
-async fn connections(s: &Services, p: &Principal) -> Vec<Choice> {
-    palisade_core::whatsapp::connections::list(s, p)
-        .await
-        .map(|list| {
-            list.into_iter()
-                .map(|c| Choice {
-                    value: c.id.to_string(),
-                    label: match c.display_phone_number {
-                        Some(n) => format!("{} ({n})", c.display_name),
-                        None => c.display_name,
-                    },
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A parameter as a sentence: `Text "SPRING-24"`, `Contact's name, else "friend"`.

@@ -168,7 +168,7 @@ pub(super) async fn show(
         Err(r) => return r,
     };
     let c = &d.campaign;
-    let conn_names = label_map(&connections(s, p).await);
+    let conn_names = label_map(&connection_choices(s, p).await);
     let counts = CampaignCountsView::from(&d.counts);
     let time =
         |t: Option<time::OffsetDateTime>| t.map(palisade_domain::rfc3339).unwrap_or_default();
@@ -210,13 +210,7 @@ pub(super) async fn show(
         ),
         can_edit: c.status.editable() && p.require(Permission::CampaignsWrite).is_ok(),
         recipients: Vec::new(),
-        recipient_statuses: RECIPIENT_STATUSES
-            .iter()
-            .map(|st| Choice {
-                value: (*st).to_owned(),
-                label: humanise(st),
-            })
-            .collect(),
+        recipient_statuses: named_choices(RECIPIENT_STATUSES),
         recipient_status: params.status.trim().to_owned(),
         recipient_list: Listing::new(
             format!("/campaigns/{}", c.id),
