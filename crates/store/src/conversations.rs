@@ -5,7 +5,7 @@
 //! Separate from `messages` and `send_queue` so that each file holds one table's statements:
 //! a conversation's messages are in `messages`, its outgoing sends in `send_queue`.
 
-use crate::query::{member_chunks, member_of, tenant_is};
+use crate::query::{member_chunks, member_of};
 use crate::{Backend, Query, Result, StoreError, SystemScope, TenantScope, Tx};
 use palisade_domain::{
     ConnectionId, ContactId, ConversationId, ConversationStatus, TenantId, UserId,
@@ -221,7 +221,9 @@ pub async fn open_for_outbound(
 /// Copies the conversations' `last_message_at` to their rows in `conversation_labels` (the
 /// label filter's index), in the transaction that moved it: every writer of `last_message_at`
 /// calls this after its change. Conversations without labels have no rows, so this costs one
-/// index probe per conversation.
+/// index probe per conversation: the tenant is an equality (not `tenant_is`) because the only
+/// index holding `conversation_id` is the key, which starts with the tenant; written as
+/// `tenant_is`, the update read every label row of every tenant for each inbound batch.
 pub(crate) async fn sync_label_activity<S: crate::Scope>(
     tx: &mut Tx<S>,
     tenant: TenantId,
@@ -236,8 +238,7 @@ pub(crate) async fn sync_label_activity<S: crate::Scope>(
             "UPDATE conversation_labels SET last_message_at = (
                  SELECT v.last_message_at FROM conversations v
                  WHERE v.id = conversation_labels.conversation_id)
-             WHERE {} AND {}",
-            tenant_is(db, "tenant_id", 1),
+             WHERE tenant_id = $1 AND {}",
             member_of(db, "conversation_id", 2, chunk.len())
         ))
         .bind(tenant)
