@@ -173,6 +173,7 @@ impl Store {
                             // 20 s). Planning each execution costs far less. The setting also
                             // applies to the checks foreign keys run per inserted row, which is
                             // why hot tables keep those few (migration 0012).
+                            // The ingest's insert of messages plans otherwise: see [`Plans`].
                             sqlx::query("SET plan_cache_mode = force_custom_plan")
                                 .execute(&mut *conn)
                                 .await?;
@@ -362,6 +363,44 @@ enum TxInner {
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
+/// How PostgreSQL plans the statements of a transaction (see [`Tx::plans`]).
+///
+/// Connections plan every execution afresh (`plan_cache_mode = force_custom_plan`, set when
+/// they connect): PostgreSQL otherwise settles on one generic plan per statement and
+/// connection, and one made while a table was small and had no statistics stayed a scan as
+/// the table grew. That includes the check a foreign key runs for every inserted row, where
+/// planning is most of the cost: under the ingest load (`bench/messaging-load.sh`,
+/// `pg_stat_statements` with `track = all`, 2026-12-07) the check of each new message against
+/// its conversation spent 36 µs planning and 6 µs running, a fifth of PostgreSQL's time.
+///
+/// So the ingest's insert of messages runs under [`Plans::Generic`]: the insert reads its rows
+/// from `unnest` (nothing to choose) and the check is a probe of `(tenant_id, id,
+/// connection_id)`, which only the conversation's unique keys answer outright (the store test
+/// `messages::the_conversation_check_plans_a_key_probe` holds the plan to that, on a new
+/// database and an analysed one). Nothing else: the generic plan of a join or a filter picked on
+/// an empty database reads every row once the tables have grown (seen in `EXPLAIN` for the
+/// campaign reply stamp, and for a contact's key check, which a tenant-first index ties with).
+/// One edge remains: a table vacuumed while empty plans the check as a scan until its next
+/// `ANALYZE`, which autovacuum runs within the first fifty rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plans {
+    /// Each execution planned with its values: the connections' setting.
+    Custom,
+    /// One plan per statement and connection, made at its first execution and kept
+    /// (`force_generic_plan`). Go back to [`Plans::Custom`] right after the statement.
+    Generic,
+}
+
+impl Plans {
+    /// The statement that switches a PostgreSQL transaction to these plans until it ends.
+    fn statement(self) -> &'static str {
+        match self {
+            Plans::Custom => "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)",
+            Plans::Generic => "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)",
+        }
+    }
+}
+
 /// A transaction bound to a scope. Dropped without [`Tx::commit`], it rolls back.
 pub struct Tx<S> {
     inner: TxInner,
@@ -477,6 +516,19 @@ impl<S: Scope> Tx<S> {
             Backend::Postgres => "FOR UPDATE",
             Backend::Sqlite => "",
         }
+    }
+
+    /// Plans the statements that follow this way until the next call or the end of the
+    /// transaction (see [`Plans`]). Nothing on SQLite, which plans a statement once when it is
+    /// prepared.
+    pub async fn plans(&mut self, plans: Plans) -> Result<()> {
+        if let TxInner::Postgres(tx) = &mut self.inner {
+            sqlx::query(plans.statement())
+                .execute(&mut **tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        }
+        Ok(())
     }
 
     /// Runs a statement; returns the number of rows it touched.

@@ -58,7 +58,9 @@ pub mod webhooks;
 pub mod whatsapp_connections;
 pub mod whatsapp_inbound;
 
-pub use db::{redact_url, Backend, DatabaseSettings, PoolConnections, Store, Tx, PG_APP_ROLE};
+pub use db::{
+    redact_url, Backend, DatabaseSettings, Plans, PoolConnections, Store, Tx, PG_APP_ROLE,
+};
 pub use error::StoreError;
 pub use notify::{Listener, NOTIFY_MAX_BYTES};
 pub use query::{Arg, IntoArg, Query};

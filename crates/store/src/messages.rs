@@ -5,7 +5,7 @@
 
 use crate::media::MessageMedia;
 use crate::query::{member_chunks, member_of, tenant_is};
-use crate::{Backend, Query, Result, StoreError, SystemScope, TenantScope, Tx};
+use crate::{Backend, Plans, Query, Result, StoreError, SystemScope, TenantScope, Tx};
 use palisade_domain::{
     ConnectionId, ConversationId, MessageDirection, MessageId, MessageKind, MessageStatus,
     TenantId, UserId,
@@ -205,7 +205,11 @@ pub async fn insert_messages(
         .bind(list.iter().map(|m| m.sent_at).collect::<Vec<_>>())
         .bind(list.iter().map(|m| Some(m.created_at)).collect::<Vec<_>>())
         .bind(list.iter().map(|m| Some(m.created_at)).collect::<Vec<_>>());
+        // The insert and each row's check against its conversation plan the same every time
+        // (see `Plans`). An error ends the transaction, and the setting with it.
+        tx.plans(Plans::Generic).await?;
         let stored = all(tx.fetch_all(q).await?)?;
+        tx.plans(Plans::Custom).await?;
         stamp_campaign_replies(tx, &stored).await?;
         return Ok(stored);
     }

@@ -174,6 +174,20 @@ impl TestStore {
         }
     }
 
+    /// PostgreSQL only: runs `setup` (any statements) and then `query` on one connection as the
+    /// database's owner, and returns the first column of `query`'s rows, one line each (e.g.
+    /// `setup` prepares a statement and `query` is `EXPLAIN EXECUTE` of it).
+    pub async fn lines_as_owner(&self, setup: &str, query: &str) -> String {
+        use sqlx::Connection;
+        let Owner::Postgres { admin_url, .. } = &self.owner else {
+            panic!("lines_as_owner is for PostgreSQL");
+        };
+        let mut c = sqlx::PgConnection::connect(admin_url).await.unwrap();
+        sqlx::raw_sql(setup).execute(&mut c).await.unwrap();
+        let lines: Vec<String> = sqlx::query_scalar(query).fetch_all(&mut c).await.unwrap();
+        lines.join("\n")
+    }
+
     /// A new active tenant, committed.
     pub async fn new_tenant(&self, name: &str) -> TenantId {
         let id = TenantId::new();

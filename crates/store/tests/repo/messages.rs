@@ -17,6 +17,89 @@ both!(
     conversations_are_narrowed_by_status_and_assignee
 );
 
+/// The check PostgreSQL runs for each inserted message against its conversation (the foreign
+/// key `messages_conversation_fkey`), as its referential-integrity code writes it.
+const CONVERSATION_CHECK: &str = "SELECT 1 FROM ONLY \"public\".\"conversations\" x \
+     WHERE \"tenant_id\" OPERATOR(pg_catalog.=) $1 AND \"id\" OPERATOR(pg_catalog.=) $2 \
+     AND \"connection_id\" OPERATOR(pg_catalog.=) $3 FOR KEY SHARE OF x";
+
+/// The ingest inserts messages under generic plans (`Plans::Generic`) so that this check is
+/// planned once per connection, not once per row; that plan is then kept, so it must be a probe
+/// of one of the conversation's unique keys whatever the table held when it was made: on a new
+/// database (no statistics: PostgreSQL assumes a small table, where a tenant-first index could
+/// tie with the key) and once the table is analysed with rows of several tenants. A scan kept
+/// here would read a tenant's conversations for every message. The insert then leaves its
+/// transaction planning as the connections do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conversation_check_plans_a_key_probe() {
+    if Db::postgres_url().is_none() {
+        eprintln!("skipped: set PALISADE_TEST_POSTGRES_URL to run on PostgreSQL");
+        return;
+    }
+    let t = TestStore::new(Db::Postgres).await;
+    let setup = format!(
+        "SET plan_cache_mode = force_generic_plan;
+         PREPARE conversation_check(uuid, uuid, uuid) AS {CONVERSATION_CHECK};"
+    );
+    let explain = "EXPLAIN EXECUTE conversation_check(gen_random_uuid(), gen_random_uuid(), \
+                   gen_random_uuid())";
+    let key_probe = |plan: &str, when: &str| {
+        let probe = plan.contains("Index Scan using conversations_tenant_id_id_connection_id_key")
+            || plan.contains("Index Scan using conversations_pkey");
+        assert!(
+            probe && !plan.contains("Seq Scan") && plan.contains("(id = $2)"),
+            "{when}: the check is not a probe of a unique key:\n{plan}"
+        );
+    };
+    key_probe(
+        &t.lines_as_owner(&setup, explain).await,
+        "on a new database",
+    );
+
+    // Three tenants of 2,000 conversations each (written past the keys: only the plan matters).
+    t.execute_as_owner(
+        "SET session_replication_role = replica;
+         INSERT INTO conversations (id, tenant_id, contact_id, connection_id, status,
+             last_message_at, created_at, updated_at)
+         SELECT gen_random_uuid(), t.id, gen_random_uuid(), t.connection, 'open', now(), now(), now()
+         FROM (SELECT gen_random_uuid() AS id, gen_random_uuid() AS connection
+               FROM generate_series(1, 3)) t, generate_series(1, 2000);
+         ANALYZE conversations;",
+    )
+    .await;
+    key_probe(
+        &t.lines_as_owner(&setup, explain).await,
+        "once analysed with 6,000 rows",
+    );
+
+    let f = t.conversation_fixture("3055509").await;
+    let mut tx = t.system().await;
+    let stored = messages::insert_messages(
+        &mut tx,
+        &[message(
+            &f,
+            "wamid.P",
+            MessageDirection::Inbound,
+            MessageStatus::Received,
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(stored.len(), 1);
+    let mode = text_of(&mut tx, "SELECT current_setting('plan_cache_mode') AS v").await;
+    assert_eq!(mode, "force_custom_plan");
+    tx.commit().await.unwrap();
+}
+
+async fn text_of(tx: &mut palisade_store::Tx<palisade_store::SystemScope>, sql: &str) -> String {
+    #[derive(sqlx::FromRow)]
+    struct V {
+        v: String,
+    }
+    let v: V = tx.fetch_one(palisade_store::Query::new(sql)).await.unwrap();
+    v.v
+}
+
 fn message(
     f: &Fixture,
     wamid: &str,
