@@ -20,6 +20,15 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
+/// Why a start failed.
+enum Start {
+    /// The process (`sim` or `serve`) could not bind its port: another process took it after
+    /// [`free_port`] let it go.
+    PortTaken(&'static str),
+    /// Anything else, said in words.
+    Failed(String),
+}
+
 /// Which database the server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Db {
@@ -55,8 +64,9 @@ pub struct Server {
     settings: Vec<(String, String)>,
 }
 
-/// A free loopback port: bind port 0 and let it go. Another process could take it in between;
-/// the start-up check below then fails with the server's own log.
+/// A free loopback port: bind port 0 and let it go. Another process could take it in between
+/// (tests run in parallel, each starting two processes); a start whose process then finds its
+/// port taken is tried again on new ports (see [`Server::start_with`]).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -71,8 +81,35 @@ impl Server {
     }
 
     /// Starts them with extra `PALISADE_*` settings for the server (later ones win), e.g.
-    /// `&[("PALISADE_EMAIL_VERIFICATION", "required")]`.
+    /// `&[("PALISADE_EMAIL_VERIFICATION", "required")]`. A start that lost one of its ports to
+    /// another process between [`free_port`] and the bind is tried again, twice at most, on new
+    /// ports; any other failure to start panics with both logs.
     pub async fn start_with(db: Db, env: &[(&str, &str)]) -> Server {
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let mut server = Server::spawn_all(db, env).await;
+            match server.wait_all_ready().await {
+                Ok(()) => return server,
+                Err(Start::PortTaken(name)) if attempt < ATTEMPTS => {
+                    eprintln!(
+                        "palisade {name} found its port taken (attempt {attempt} of {ATTEMPTS}); \
+                         starting again on new ports"
+                    );
+                    // Dropping it kills both processes and drops its PostgreSQL database.
+                    drop(server);
+                }
+                Err(Start::PortTaken(name)) => panic!(
+                    "palisade {name} found its port taken {ATTEMPTS} times\n{}",
+                    server.logs()
+                ),
+                Err(Start::Failed(why)) => panic!("{why}\n{}", server.logs()),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// Spawns the simulator and the server on fresh ports, data directory and database.
+    async fn spawn_all(db: Db, env: &[(&str, &str)]) -> Server {
         let bin = paths::palisade_bin();
         let data_dir = tempfile::Builder::new()
             .prefix("palisade-browser-")
@@ -145,7 +182,7 @@ impl Server {
         settings.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
 
         let serve = spawn(&bin, &["serve"], &settings, data_dir.path(), "serve.log");
-        let mut server = Server {
+        Server {
             settings,
             base_url,
             sim_url,
@@ -154,36 +191,61 @@ impl Server {
             serve,
             sim,
             pg,
-        };
-        let sim_ready = format!("{}/_sim/config", server.sim_url);
-        let serve_ready = format!("http://{listen}/readyz");
-        server.wait_ready(&sim_ready, "palisade sim").await;
-        server.wait_ready(&serve_ready, "palisade serve").await;
-        server
+        }
     }
 
-    /// Polls `url` until it answers 200; panics with the logs if a process exits or 60 s pass
-    /// (the first PostgreSQL migration on a busy machine takes a while).
-    async fn wait_ready(&mut self, url: &str, what: &str) {
+    /// Waits until the simulator and then the server answer.
+    async fn wait_all_ready(&mut self) -> Result<(), Start> {
+        let sim_ready = format!("{}/_sim/config", self.sim_url);
+        let listen = self
+            .settings
+            .iter()
+            .find(|(k, _)| k == "PALISADE_LISTEN")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let serve_ready = format!("http://{listen}/readyz");
+        self.wait_ready(&sim_ready, "sim", "simulator listening")
+            .await?;
+        self.wait_ready(&serve_ready, "serve", "Palisade is listening")
+            .await
+    }
+
+    /// Polls `url` until it answers 200 and the process `what` (`sim` or `serve`) has logged
+    /// `bound` (it says so once it holds its port: until then a 200 could come from another
+    /// process on that port). Fails if a process exits (telling a lost port from other failures
+    /// by its log) or 60 s pass (the first PostgreSQL migration on a busy machine takes a while).
+    async fn wait_ready(&mut self, url: &str, what: &str, bound: &str) -> Result<(), Start> {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
+        let log = self.data_dir.path().join(format!("{what}.log"));
         loop {
+            let holds_port = || {
+                std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains(bound)
+            };
             if let Ok(r) = client.get(url).send().await {
-                if r.status().is_success() {
-                    return;
+                if r.status().is_success() && holds_port() {
+                    return Ok(());
                 }
             }
             let exited = [("sim", &mut self.sim), ("serve", &mut self.serve)]
                 .into_iter()
                 .find_map(|(name, child)| child.try_wait().ok().flatten().map(|s| (name, s)));
             if let Some((name, status)) = exited {
-                panic!(
-                    "palisade {name} exited during start-up ({status})\n{}",
-                    self.logs()
-                );
+                let log = std::fs::read_to_string(self.data_dir.path().join(format!("{name}.log")))
+                    .unwrap_or_default();
+                if log.contains("Address already in use") {
+                    return Err(Start::PortTaken(name));
+                }
+                return Err(Start::Failed(format!(
+                    "palisade {name} exited during start-up ({status})"
+                )));
             }
             if Instant::now() > deadline {
-                panic!("{what} did not answer {url} within 60 s\n{}", self.logs());
+                return Err(Start::Failed(format!(
+                    "palisade {what} did not answer {url} within 60 s"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
