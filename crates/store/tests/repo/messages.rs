@@ -1,7 +1,7 @@
 //! Conversations and messages: a redelivered wamid is stored once, a status only moves forward,
 //! and inbound messages reopen the one unresolved conversation rather than starting another.
 
-use crate::harness::{now, scope, Db, Fixture, TestStore};
+use crate::harness::{count, now, scope, Db, Fixture, TestStore};
 use palisade_domain::{
     ConversationId, ConversationStatus, MessageDirection, MessageId, MessageStatus,
 };
@@ -86,18 +86,14 @@ async fn the_conversation_check_plans_a_key_probe() {
     .await
     .unwrap();
     assert_eq!(stored.len(), 1);
-    let mode = text_of(&mut tx, "SELECT current_setting('plan_cache_mode') AS v").await;
-    assert_eq!(mode, "force_custom_plan");
+    let custom = count(
+        &mut tx,
+        "SELECT CASE WHEN current_setting('plan_cache_mode') = 'force_custom_plan' \
+         THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END AS n",
+    )
+    .await;
+    assert_eq!(custom, 1, "the insert left its transaction on custom plans");
     tx.commit().await.unwrap();
-}
-
-async fn text_of(tx: &mut palisade_store::Tx<palisade_store::SystemScope>, sql: &str) -> String {
-    #[derive(sqlx::FromRow)]
-    struct V {
-        v: String,
-    }
-    let v: V = tx.fetch_one(palisade_store::Query::new(sql)).await.unwrap();
-    v.v
 }
 
 fn message(
