@@ -206,6 +206,8 @@ impl Application {
                 self.webhooks_worker_interval,
             )
         });
+        // SQLite: the WAL copied back into the database file after commits, off the writer.
+        let wal_checkpointer = self.services.store.spawn_wal_checkpointer();
         // Meta's webhook POSTs are stored and processed in batches by this node's pipeline;
         // the worker picks up what a crash or a database failure left unprocessed.
         let pipeline = palisade_core::whatsapp::inbound::spawn_pipeline(self.services.clone());
@@ -350,6 +352,9 @@ impl Application {
             w.abort();
         }
         if let Some(w) = mail {
+            w.abort();
+        }
+        if let Some(w) = wal_checkpointer {
             w.abort();
         }
         // The minute in progress too: no counted refusal is left out of the audit log.

@@ -146,6 +146,14 @@ impl TestStore {
         }
     }
 
+    /// SQLite: the database file (without its WAL); `None` on PostgreSQL.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        match &self.owner {
+            Owner::Sqlite { url } => url.strip_prefix("sqlite://").map(Into::into),
+            Owner::Postgres { .. } => None,
+        }
+    }
+
     /// A write transaction for system work.
     pub async fn system(&self) -> Tx<SystemScope> {
         self.store

@@ -88,5 +88,6 @@ mod templates;
 mod tenants;
 mod two_factor;
 mod users;
+mod wal;
 mod webhooks;
 mod whatsapp_connections;
