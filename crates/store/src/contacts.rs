@@ -462,8 +462,11 @@ mod inbound {
         struct Row {
             id: Uuid,
             phone: String,
+            name: Option<String>,
+            wa_profile_name: Option<String>,
         }
         let mut ids = HashMap::with_capacity(senders.len());
+        let mut names = HashMap::with_capacity(senders.len());
         let mut created = Vec::new();
         let mut senders: Vec<&Sender> = senders.iter().collect();
         senders.sort_unstable_by(|a, b| a.phone.cmp(&b.phone));
@@ -476,6 +479,10 @@ mod inbound {
                     && (c.profile_name.is_none() || c.profile_name == k.wa_profile_name) =>
             {
                 ids.insert(c.phone.clone(), ContactId::from(k.id));
+                names.insert(
+                    ContactId::from(k.id),
+                    k.name.clone().or_else(|| k.wa_profile_name.clone()),
+                );
                 false
             }
             _ => true,
@@ -517,7 +524,7 @@ mod inbound {
                                              AND (contacts.wa_profile_name IS NULL
                                                   OR contacts.wa_profile_name <> excluded.wa_profile_name))
                                        THEN excluded.updated_at ELSE contacts.updated_at END
-                 RETURNING id, phone"
+                 RETURNING id, phone, name, wa_profile_name"
             ))
             .bind(tenant)
             .bind(now);
@@ -556,10 +563,15 @@ mod inbound {
                 if fresh.contains(&r.id) {
                     created.push(ContactId::from(r.id));
                 }
+                names.insert(ContactId::from(r.id), r.name.or(r.wa_profile_name));
                 ids.insert(r.phone, ContactId::from(r.id));
             }
         }
-        Ok(UpsertedContacts { ids, created })
+        Ok(UpsertedContacts {
+            ids,
+            names,
+            created,
+        })
     }
 
     /// A sender's contact as [`upsert_contacts`] compares it.
@@ -568,6 +580,7 @@ mod inbound {
         id: Uuid,
         phone: String,
         wa_id: Option<String>,
+        name: Option<String>,
         wa_profile_name: Option<String>,
     }
 
@@ -586,13 +599,13 @@ mod inbound {
         let mut known = HashMap::with_capacity(phones.len());
         for chunk in member_chunks(db, &phones) {
             let sql = match db {
-                Backend::Postgres => "SELECT c.id, c.phone, c.wa_id, c.wa_profile_name
+                Backend::Postgres => "SELECT c.id, c.phone, c.wa_id, c.name, c.wa_profile_name
                      FROM unnest($2::text[]) AS p(phone), LATERAL (
-                         SELECT id, phone, wa_id, wa_profile_name FROM contacts
+                         SELECT id, phone, wa_id, name, wa_profile_name FROM contacts
                          WHERE tenant_id = $1 AND phone = p.phone FOR KEY SHARE) c"
                     .to_owned(),
                 Backend::Sqlite => format!(
-                    "SELECT id, phone, wa_id, wa_profile_name FROM contacts
+                    "SELECT id, phone, wa_id, name, wa_profile_name FROM contacts
                      WHERE tenant_id = $1 AND {}",
                     member_of(db, "phone", 2, chunk.len())
                 ),
@@ -610,6 +623,10 @@ mod inbound {
     pub struct UpsertedContacts {
         /// Phone → contact id, for every sender.
         pub ids: HashMap<String, ContactId>,
+        /// Each of those contacts' name as lists show it (its own, else the WhatsApp profile
+        /// name), as this transaction left it: a conversation's event carries it without
+        /// reading the contact again.
+        pub names: HashMap<ContactId, Option<String>>,
         /// The contacts it created.
         pub created: Vec<ContactId>,
     }

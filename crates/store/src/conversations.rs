@@ -97,20 +97,16 @@ struct IdRow {
 /// batch's messages (what the first inbound message's time is): the analytics trigger on `messages`
 /// (migration 0031) then has nothing to write unless the batch holds an earlier message of the
 /// contact, where a second write of the new row (a new version in each of its indexes on
-/// PostgreSQL) cost ≈ 15 ms a batch under the ingest benchmark. Returns contact id →
-/// conversation id.
+/// PostgreSQL) cost ≈ 15 ms a batch under the ingest benchmark. Returns each contact's
+/// conversation as the upsert left it (its realtime event needs no second read; see
+/// [`Touched`]); only those with labels have their rows in `conversation_labels` moved.
 pub async fn touch_conversations(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
     connection_id: ConnectionId,
     latest: &HashMap<ContactId, OffsetDateTime>,
     now: OffsetDateTime,
-) -> Result<HashMap<ContactId, ConversationId>> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        id: Uuid,
-        contact_id: Uuid,
-    }
+) -> Result<HashMap<ContactId, Touched>> {
     let mut contacts: Vec<(ContactId, OffsetDateTime)> =
         latest.iter().map(|(c, t)| (*c, *t)).collect();
     contacts.sort_unstable();
@@ -151,7 +147,7 @@ pub async fn touch_conversations(
                                           OR conversations.last_inbound_at < excluded.last_inbound_at
                                         THEN excluded.last_inbound_at
                                         ELSE conversations.last_inbound_at END
-             RETURNING id, contact_id"
+             RETURNING {TOUCHED_COLUMNS}"
         ))
         .bind(tenant)
         .bind(connection_id)
@@ -166,13 +162,81 @@ pub async fn touch_conversations(
                 q = q.bind(Uuid::now_v7()).bind(*contact).bind(*at);
             }
         }
-        for r in tx.fetch_all::<Row>(q).await? {
-            ids.insert(r.contact_id.into(), r.id.into());
+        for r in tx.fetch_all::<TouchedRow>(q).await? {
+            let c = Touched::try_from(r)?;
+            ids.insert(c.0.contact_id, c);
         }
     }
-    let touched: Vec<Uuid> = ids.values().map(|c: &ConversationId| c.as_uuid()).collect();
-    sync_label_activity(tx, tenant, &touched).await?;
+    // Conversations without labels have no rows there.
+    let labelled: Vec<Uuid> = ids
+        .values()
+        .filter(|c| !c.0.labels.is_empty())
+        .map(|c| c.0.id.as_uuid())
+        .collect();
+    sync_label_activity(tx, tenant, &labelled).await?;
     Ok(ids)
+}
+
+/// The columns of a conversation's own row, as [`touch_conversations`] returns them.
+const TOUCHED_COLUMNS: &str = "id, tenant_id, contact_id, connection_id, status, last_message_at, \
+     last_inbound_at, created_at, updated_at, assignee_id, labels";
+
+#[derive(sqlx::FromRow)]
+struct TouchedRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    contact_id: Uuid,
+    connection_id: Uuid,
+    status: String,
+    last_message_at: OffsetDateTime,
+    last_inbound_at: Option<OffsetDateTime>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    assignee_id: Option<Uuid>,
+    labels: Json<Vec<String>>,
+}
+
+/// A conversation as [`touch_conversations`] left it, but for its contact's phone and name,
+/// which the caller has (it wrote the contact in the same transaction):
+/// [`Touched::with_contact`] completes it.
+#[derive(Debug, Clone)]
+pub struct Touched(Conversation);
+
+impl Touched {
+    pub fn id(&self) -> ConversationId {
+        self.0.id
+    }
+
+    /// The conversation, with its contact's phone and name (its own, else its WhatsApp profile
+    /// name), as a read would show them.
+    pub fn with_contact(self, phone: String, name: Option<String>) -> Conversation {
+        Conversation {
+            contact_phone: phone,
+            contact_name: name,
+            ..self.0
+        }
+    }
+}
+
+impl TryFrom<TouchedRow> for Touched {
+    type Error = StoreError;
+    fn try_from(r: TouchedRow) -> Result<Self> {
+        Ok(Touched(Conversation {
+            id: r.id.into(),
+            tenant_id: r.tenant_id.into(),
+            contact_id: r.contact_id.into(),
+            connection_id: r.connection_id.into(),
+            status: StoreError::parse_stored(&r.status)?,
+            last_message_at: r.last_message_at,
+            last_inbound_at: r.last_inbound_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            assignee_id: r.assignee_id.map(UserId::from),
+            labels: r.labels.0,
+            contact_phone: String::new(),
+            contact_name: None,
+        }))
+    }
 }
 
 /// The unresolved conversation of `contact` on `connection`, opened now (status `open`, no

@@ -258,13 +258,45 @@ pub async fn insert_messages(
 /// call per message and halved the ingest rate; as a statement trigger the planner, without
 /// statistics for the inserted rows, joined them to every message. Here the conversations come
 /// as an array and each recipient found is probed by its key. (SQLite: a row trigger, cheap
-/// there.)
+/// there.) Most batches have no recipient waiting in their conversations: a probe of the
+/// partial index of waiting recipients finds that out first, as planning the UPDATE (≈ 0.7 ms)
+/// cost more than running it (≈ 0.04 ms), every batch. The probe is one key lookup per
+/// conversation whatever the statistics (`LATERAL … LIMIT 1`): written as `= ANY` or as a
+/// join, a planner without statistics for the table read every waiting recipient of the
+/// tenant (EXPLAIN, 20,000 of them: 25 ms against 0.3 ms).
 async fn stamp_campaign_replies(tx: &mut Tx<SystemScope>, stored: &[Message]) -> Result<()> {
     let inbound: Vec<&Message> = stored
         .iter()
         .filter(|m| m.direction == MessageDirection::Inbound)
         .collect();
     if inbound.is_empty() {
+        return Ok(());
+    }
+    let tenants: Vec<Uuid> = inbound.iter().map(|m| m.tenant_id.as_uuid()).collect();
+    let conversations: Vec<Uuid> = inbound
+        .iter()
+        .map(|m| m.conversation_id.as_uuid())
+        .collect();
+    #[derive(sqlx::FromRow)]
+    struct Probe {
+        waiting: bool,
+    }
+    let probe: Probe = tx
+        .fetch_one(
+            Query::new(
+                "SELECT EXISTS (SELECT 1
+                     FROM unnest($1::uuid[], $2::uuid[]) AS v(tenant_id, conversation_id),
+                     LATERAL (SELECT 1 FROM campaign_recipients w
+                              WHERE w.tenant_id = v.tenant_id
+                                AND w.conversation_id = v.conversation_id
+                                AND w.replied_at IS NULL AND w.conversation_id IS NOT NULL
+                              LIMIT 1) w) AS waiting",
+            )
+            .bind(tenants.clone())
+            .bind(conversations.clone()),
+        )
+        .await?;
+    if !probe.waiting {
         return Ok(());
     }
     tx.execute(
@@ -282,18 +314,8 @@ async fn stamp_campaign_replies(tx: &mut Tx<SystemScope>, stored: &[Message]) ->
              WHERE r.tenant_id = x.tenant_id AND r.campaign_id = x.campaign_id
                AND r.contact_id = x.contact_id",
         )
-        .bind(
-            inbound
-                .iter()
-                .map(|m| m.tenant_id.as_uuid())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            inbound
-                .iter()
-                .map(|m| m.conversation_id.as_uuid())
-                .collect::<Vec<_>>(),
-        )
+        .bind(tenants)
+        .bind(conversations)
         .bind(
             inbound
                 .iter()

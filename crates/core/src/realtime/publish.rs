@@ -5,19 +5,23 @@
 use super::events::Event;
 use crate::Services;
 use palisade_domain::{ConnectionId, ConversationId, MessageId, TenantId};
+use palisade_store::conversations::Conversation;
 use palisade_store::messages::Message;
 use palisade_store::realtime as rows;
 use palisade_store::{SystemScope, TenantScope, Tx};
+use std::collections::HashSet;
 
 /// The events of processed inbound webhooks, in their transaction: each stored message (its
-/// row as the insert returned it), each conversation it opened or moved, each message whose
-/// status moved forward (read).
+/// row as the insert returned it), each conversation a stored message opened or moved (as the
+/// upsert returned it: `touched`, which may hold more), each message whose status moved
+/// forward (read).
 pub async fn inbound_events(
     s: &Services,
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
     connection_id: ConnectionId,
     mut created: Vec<Message>,
+    touched: Vec<Conversation>,
     statuses: &[(String, String)],
 ) -> palisade_store::Result<Vec<Event>> {
     if (created.is_empty() && statuses.is_empty()) || !s.realtime.wants(tenant) {
@@ -28,17 +32,14 @@ pub async fn inbound_events(
         // As stored by this transaction; their media rows do not exist yet (they are queued
         // after the messages), as a read here would show.
         created.sort_unstable_by_key(|m| m.id);
-        let mut conversations: Vec<ConversationId> =
-            created.iter().map(|m| m.conversation_id).collect();
-        conversations.sort_unstable();
-        conversations.dedup();
+        let moved: HashSet<ConversationId> = created.iter().map(|m| m.conversation_id).collect();
+        let mut conversations: Vec<Conversation> = touched
+            .into_iter()
+            .filter(|c| moved.contains(&c.id))
+            .collect();
+        conversations.sort_unstable_by_key(|c| c.id);
         events.extend(created.into_iter().map(Event::MessageCreated));
-        events.extend(
-            rows::conversations(tx, tenant, &conversations)
-                .await?
-                .into_iter()
-                .map(Event::ConversationUpdated),
-        );
+        events.extend(conversations.into_iter().map(Event::ConversationUpdated));
     }
     if !statuses.is_empty() {
         let wamids: Vec<String> = statuses.iter().map(|(w, _)| w.clone()).collect();

@@ -394,6 +394,11 @@ async fn inbound_upsert_creates_a_sender_once(db: Db) {
     );
     assert_eq!(hand.wa_profile_name.as_deref(), Some("Cy"));
     assert_eq!(hand.name, None);
+    // Each contact's name as lists show it (own name, else profile name), as written.
+    let name = |r: &contacts::UpsertedContacts, phone: &str| r.names[&r.ids[phone]].clone();
+    assert_eq!(name(&first, "+15550001111").as_deref(), Some("Ana"));
+    assert_eq!(name(&first, "+15550002222"), None);
+    assert_eq!(name(&first, "+15550003333").as_deref(), Some("Cy"));
 
     // The same senders again: nothing created; a new profile name is recorded, an absent one
     // keeps the old.
@@ -408,6 +413,12 @@ async fn inbound_upsert_creates_a_sender_once(db: Db) {
     .await;
     assert!(again.created.is_empty());
     assert_eq!(again.ids["+15550001111"], first.ids["+15550001111"]);
+    assert_eq!(name(&again, "+15550001111").as_deref(), Some("Ana Lima"));
+    assert_eq!(
+        name(&again, "+15550003333").as_deref(),
+        Some("Cy"),
+        "a contact left unwritten has its name too"
+    );
     let ana = find(&t, acme, first.ids["+15550001111"]).await.unwrap();
     assert_eq!(ana.wa_profile_name.as_deref(), Some("Ana Lima"));
     assert_eq!(ana.updated_at, later);

@@ -251,7 +251,7 @@ impl TestStore {
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        (contact, conversations[&contact])
+        (contact, conversations[&contact].id())
     }
 
     /// Tenant, admin, active connection and one conversation: what message tests start from.

@@ -14,6 +14,7 @@ both!(
     a_duplicate_wamid_is_ignored,
     a_status_only_moves_forward,
     an_unresolved_conversation_is_reused,
+    a_labelled_conversation_moves_up_its_label_list,
     conversations_are_narrowed_by_status_and_assignee
 );
 
@@ -267,7 +268,8 @@ async fn an_unresolved_conversation_is_reused(db: Db) {
     )
     .await
     .unwrap();
-    assert_eq!(ids[&f.contact], f.conversation);
+    assert_eq!(ids[&f.contact].id(), f.conversation);
+    let touched = ids[&f.contact].clone();
     let earlier = conversations::touch_conversations(
         &mut tx,
         f.tenant,
@@ -277,8 +279,21 @@ async fn an_unresolved_conversation_is_reused(db: Db) {
     )
     .await
     .unwrap();
-    assert_eq!(earlier[&f.contact], f.conversation);
+    assert_eq!(earlier[&f.contact].id(), f.conversation);
     tx.commit().await.unwrap();
+
+    // What the upsert returned is the conversation as a read shows it (realtime events are
+    // built from it), once the contact's phone and name are added.
+    let mut tx = t.store.begin_read(scope(f.tenant)).await.unwrap();
+    let read = conversations::find_conversation(&mut tx, f.conversation)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(tx);
+    assert_eq!(
+        touched.with_contact("+15550001111".into(), Some("Ana".into())),
+        read
+    );
 
     let mut tx = t.tenant(f.tenant).await;
     let c = conversations::find_conversation_for_update(&mut tx, f.conversation)
@@ -309,7 +324,7 @@ async fn an_unresolved_conversation_is_reused(db: Db) {
     )
     .await
     .unwrap();
-    assert_ne!(next[&f.contact], f.conversation);
+    assert_ne!(next[&f.contact].id(), f.conversation);
     tx.commit().await.unwrap();
 
     let mut tx = t.store.begin_read(scope(f.tenant)).await.unwrap();
@@ -340,7 +355,7 @@ async fn an_unresolved_conversation_is_reused(db: Db) {
         .unwrap();
     assert_eq!(
         all.iter().map(|c| c.id).collect::<Vec<_>>(),
-        [next[&f.contact], f.conversation],
+        [next[&f.contact].id(), f.conversation],
         "newest first"
     );
     assert!(
@@ -424,4 +439,72 @@ async fn listed(
     .into_iter()
     .map(|c| c.id)
     .collect()
+}
+
+/// A message in a labelled conversation moves it to the top of its label's list (its row in
+/// `conversation_labels` follows the conversation); conversations without labels have no such
+/// rows and are not written there.
+async fn a_labelled_conversation_moves_up_its_label_list(db: Db) {
+    let t = TestStore::new(db).await;
+    let f = t.conversation_fixture("3055504").await;
+    let (_, second) = t
+        .new_conversation(f.tenant, f.connection, "+15550002222")
+        .await;
+    let (third_contact, third) = t
+        .new_conversation(f.tenant, f.connection, "+15550003333")
+        .await;
+    let mut tx = t.tenant(f.tenant).await;
+    for id in [f.conversation, second] {
+        conversations::update_conversation(
+            &mut tx,
+            id,
+            ConversationStatus::Open,
+            None,
+            &["vip".to_owned()],
+            now(),
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let vip = || ConversationFilter {
+        label: Some("vip".to_owned()),
+        limit: 10,
+        ..ConversationFilter::default()
+    };
+    let listed = || async {
+        let mut tx = t.store.begin_read(scope(f.tenant)).await.unwrap();
+        conversations::list_conversations(&mut tx, &vip())
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>()
+    };
+    // The same activity: the newer id first.
+    assert_eq!(listed().await, [second, f.conversation]);
+
+    let later = now() + Duration::minutes(1);
+    let mut tx = t.system().await;
+    conversations::touch_conversations(
+        &mut tx,
+        f.tenant,
+        f.connection,
+        &HashMap::from([(f.contact, later), (third_contact, later)]),
+        later,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(listed().await, [f.conversation, second]);
+    let mut tx = t.system().await;
+    assert_eq!(
+        count(
+            &mut tx,
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM conversation_labels"
+        )
+        .await,
+        2,
+        "the conversation without labels ({third}) has no row"
+    );
 }

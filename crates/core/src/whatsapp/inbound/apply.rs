@@ -7,10 +7,11 @@ use super::payload::{self, Incoming, Notification, StatusChange};
 use crate::templates::TemplateChange;
 use crate::{AppResult, UnitOfWork};
 use palisade_domain::{
-    ConnectionId, ContactId, MessageDirection, MessageId, MessageKind, MessageStatus, TenantId,
+    ConnectionId, ContactId, ConversationId, MessageDirection, MessageId, MessageKind,
+    MessageStatus, TenantId,
 };
 use palisade_store::contacts::{self as contacts_store, Sender, UpsertedContacts};
-use palisade_store::conversations;
+use palisade_store::conversations::{self, Conversation};
 use palisade_store::messages::{self, Message, NewMessage};
 use palisade_store::whatsapp_connections::{self as connections, Connection};
 use palisade_store::whatsapp_inbound::InboundEvent;
@@ -109,9 +110,14 @@ impl<'a> Batch<'a> {
         let now = uow.now();
         let mut stored_messages: Vec<NewMessage> = Vec::new();
         let mut events: Vec<crate::realtime::Event> = Vec::new();
-        // Per (tenant, connection): the new messages, their rows as stored, and the (wamid,
-        // status) that moved.
-        type Changes = (Vec<NewMessage>, Vec<Message>, Vec<(String, String)>);
+        // Per (tenant, connection): the new messages, their rows as stored, their
+        // conversations as the upsert left them, and the (wamid, status) that moved.
+        type Changes = (
+            Vec<NewMessage>,
+            Vec<Message>,
+            Vec<Conversation>,
+            Vec<(String, String)>,
+        );
         let mut new_contacts: BTreeMap<TenantId, Vec<ContactId>> = BTreeMap::new();
         let mut by_group: BTreeMap<(TenantId, ConnectionId), Changes> = BTreeMap::new();
         for ((tenant, conn_id), list) in self.messages {
@@ -119,12 +125,15 @@ impl<'a> Batch<'a> {
                 continue;
             };
             uow.set_tenant(tenant);
-            let (new, stored, created) =
-                store_messages(uow.tx(), tenant, conn, list, now, notes).await?;
-            new_contacts.entry(tenant).or_default().extend(created);
+            let stored = store_messages(uow.tx(), tenant, conn, list, now, notes).await?;
+            new_contacts
+                .entry(tenant)
+                .or_default()
+                .extend(stored.created_contacts);
             let group = by_group.entry((tenant, conn_id)).or_default();
-            group.0 = new;
-            group.1 = stored;
+            group.0 = stored.new;
+            group.1 = stored.rows;
+            group.2 = stored.conversations;
         }
         for ((tenant, conn_id), list) in self.statuses {
             let mut moved = Vec::new();
@@ -170,7 +179,7 @@ impl<'a> Batch<'a> {
                     );
                 }
             }
-            by_group.entry((tenant, conn_id)).or_default().2 = moved;
+            by_group.entry((tenant, conn_id)).or_default().3 = moved;
         }
         for ((tenant, conn_id), list) in self.templates {
             for (event, change) in list {
@@ -188,10 +197,18 @@ impl<'a> Batch<'a> {
                 }
             }
         }
-        for ((tenant, conn_id), (messages, stored, statuses)) in by_group {
+        for ((tenant, conn_id), (messages, stored, conversations, statuses)) in by_group {
             events.extend(
-                crate::realtime::inbound_events(s, uow.tx(), tenant, conn_id, stored, &statuses)
-                    .await?,
+                crate::realtime::inbound_events(
+                    s,
+                    uow.tx(),
+                    tenant,
+                    conn_id,
+                    stored,
+                    conversations,
+                    &statuses,
+                )
+                .await?,
             );
             stored_messages.extend(messages);
         }
@@ -208,10 +225,22 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// What [`store_messages`] wrote for one (tenant, connection).
+#[derive(Default)]
+struct Stored {
+    /// The new messages…
+    new: Vec<NewMessage>,
+    /// …their rows as stored…
+    rows: Vec<Message>,
+    /// …their conversations as the upsert left them…
+    conversations: Vec<Conversation>,
+    /// …and the contacts created for them.
+    created_contacts: Vec<ContactId>,
+}
+
 /// Stores the new messages of one (tenant, connection): those whose wamid the connection does
 /// not have yet (redeliveries and repeats change nothing), with their contacts and
-/// conversations, in a few multi-row statements. Returns the new messages, their rows as
-/// stored, and the contacts created.
+/// conversations, in a few multi-row statements.
 async fn store_messages(
     tx: &mut Tx<SystemScope>,
     tenant: TenantId,
@@ -219,7 +248,7 @@ async fn store_messages(
     list: Vec<Incoming<'_>>,
     now: OffsetDateTime,
     notes: &mut [Vec<String>],
-) -> palisade_store::Result<(Vec<NewMessage>, Vec<Message>, Vec<ContactId>)> {
+) -> palisade_store::Result<Stored> {
     let wamids: Vec<String> = list.iter().map(|m| m.wamid.to_owned()).collect();
     let mut seen = messages::existing_wamids(tx, tenant, conn.id, &wamids).await?;
     let mut accepted: Vec<Incoming<'_>> = Vec::with_capacity(list.len());
@@ -240,11 +269,12 @@ async fn store_messages(
         accepted.push(m);
     }
     if accepted.is_empty() {
-        return Ok((Vec::new(), Vec::new(), Vec::new()));
+        return Ok(Stored::default());
     }
     let senders: Vec<Sender> = senders.into_values().collect();
     let UpsertedContacts {
         ids: contacts,
+        mut names,
         created,
     } = contacts_store::upsert_contacts(tx, tenant, &senders, now).await?;
     let mut latest: HashMap<ContactId, OffsetDateTime> = HashMap::new();
@@ -255,8 +285,9 @@ async fn store_messages(
             *e = (*e).max(t);
         }
     }
-    let conversations =
-        conversations::touch_conversations(tx, tenant, conn.id, &latest, now).await?;
+    let touched = conversations::touch_conversations(tx, tenant, conn.id, &latest, now).await?;
+    let conversations: HashMap<ContactId, ConversationId> =
+        touched.iter().map(|(c, v)| (*c, v.id())).collect();
     let mut new = Vec::with_capacity(accepted.len());
     for m in accepted {
         let Some(conversation_id) = contacts
@@ -296,6 +327,19 @@ async fn store_messages(
             created_at: now,
         });
     }
-    let stored = messages::insert_messages(tx, &new).await?;
-    Ok((new, stored, created))
+    let rows = messages::insert_messages(tx, &new).await?;
+    let phones: HashMap<ContactId, &String> = contacts.iter().map(|(p, c)| (*c, p)).collect();
+    let conversations = touched
+        .into_iter()
+        .filter_map(|(contact, c)| {
+            let phone = phones.get(&contact)?;
+            Some(c.with_contact((*phone).clone(), names.remove(&contact).flatten()))
+        })
+        .collect();
+    Ok(Stored {
+        new,
+        rows,
+        conversations,
+        created_contacts: created,
+    })
 }
