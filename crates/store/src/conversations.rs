@@ -34,9 +34,18 @@ pub struct Conversation {
     pub contact_name: Option<String>,
 }
 
-/// A row of [`CONVERSATION_SELECT`].
+/// A row of [`CONVERSATION_SELECT`]: the conversation's own columns and its contact's.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct ConversationRow {
+    #[sqlx(flatten)]
+    own: OwnRow,
+    contact_phone: String,
+    contact_name: Option<String>,
+}
+
+/// A conversation's own columns ([`OWN_COLUMNS`]).
+#[derive(Debug, sqlx::FromRow)]
+struct OwnRow {
     id: Uuid,
     tenant_id: Uuid,
     contact_id: Uuid,
@@ -48,28 +57,40 @@ pub(crate) struct ConversationRow {
     updated_at: OffsetDateTime,
     assignee_id: Option<Uuid>,
     labels: Json<Vec<String>>,
-    contact_phone: String,
-    contact_name: Option<String>,
+}
+
+/// The columns of [`OwnRow`], as a statement on `conversations` alone returns them.
+const OWN_COLUMNS: &str = "id, tenant_id, contact_id, connection_id, status, last_message_at, \
+     last_inbound_at, created_at, updated_at, assignee_id, labels";
+
+impl OwnRow {
+    fn with_contact(
+        self,
+        contact_phone: String,
+        contact_name: Option<String>,
+    ) -> Result<Conversation> {
+        Ok(Conversation {
+            id: self.id.into(),
+            tenant_id: self.tenant_id.into(),
+            contact_id: self.contact_id.into(),
+            connection_id: self.connection_id.into(),
+            status: StoreError::parse_stored(&self.status)?,
+            last_message_at: self.last_message_at,
+            last_inbound_at: self.last_inbound_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            assignee_id: self.assignee_id.map(UserId::from),
+            labels: self.labels.0,
+            contact_phone,
+            contact_name,
+        })
+    }
 }
 
 impl TryFrom<ConversationRow> for Conversation {
     type Error = StoreError;
     fn try_from(r: ConversationRow) -> Result<Self> {
-        Ok(Conversation {
-            id: r.id.into(),
-            tenant_id: r.tenant_id.into(),
-            contact_id: r.contact_id.into(),
-            connection_id: r.connection_id.into(),
-            status: StoreError::parse_stored(&r.status)?,
-            last_message_at: r.last_message_at,
-            last_inbound_at: r.last_inbound_at,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            assignee_id: r.assignee_id.map(UserId::from),
-            labels: r.labels.0,
-            contact_phone: r.contact_phone,
-            contact_name: r.contact_name,
-        })
+        r.own.with_contact(r.contact_phone, r.contact_name)
     }
 }
 
@@ -147,7 +168,7 @@ pub async fn touch_conversations(
                                           OR conversations.last_inbound_at < excluded.last_inbound_at
                                         THEN excluded.last_inbound_at
                                         ELSE conversations.last_inbound_at END
-             RETURNING {TOUCHED_COLUMNS}"
+             RETURNING {OWN_COLUMNS}"
         ))
         .bind(tenant)
         .bind(connection_id)
@@ -162,7 +183,7 @@ pub async fn touch_conversations(
                 q = q.bind(Uuid::now_v7()).bind(*contact).bind(*at);
             }
         }
-        for r in tx.fetch_all::<TouchedRow>(q).await? {
+        for r in tx.fetch_all::<OwnRow>(q).await? {
             let c = Touched::try_from(r)?;
             ids.insert(c.0.contact_id, c);
         }
@@ -175,25 +196,6 @@ pub async fn touch_conversations(
         .collect();
     sync_label_activity(tx, tenant, &labelled).await?;
     Ok(ids)
-}
-
-/// The columns of a conversation's own row, as [`touch_conversations`] returns them.
-const TOUCHED_COLUMNS: &str = "id, tenant_id, contact_id, connection_id, status, last_message_at, \
-     last_inbound_at, created_at, updated_at, assignee_id, labels";
-
-#[derive(sqlx::FromRow)]
-struct TouchedRow {
-    id: Uuid,
-    tenant_id: Uuid,
-    contact_id: Uuid,
-    connection_id: Uuid,
-    status: String,
-    last_message_at: OffsetDateTime,
-    last_inbound_at: Option<OffsetDateTime>,
-    created_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
-    assignee_id: Option<Uuid>,
-    labels: Json<Vec<String>>,
 }
 
 /// A conversation as [`touch_conversations`] left it, but for its contact's phone and name,
@@ -218,24 +220,11 @@ impl Touched {
     }
 }
 
-impl TryFrom<TouchedRow> for Touched {
+impl TryFrom<OwnRow> for Touched {
     type Error = StoreError;
-    fn try_from(r: TouchedRow) -> Result<Self> {
-        Ok(Touched(Conversation {
-            id: r.id.into(),
-            tenant_id: r.tenant_id.into(),
-            contact_id: r.contact_id.into(),
-            connection_id: r.connection_id.into(),
-            status: StoreError::parse_stored(&r.status)?,
-            last_message_at: r.last_message_at,
-            last_inbound_at: r.last_inbound_at,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            assignee_id: r.assignee_id.map(UserId::from),
-            labels: r.labels.0,
-            contact_phone: String::new(),
-            contact_name: None,
-        }))
+    fn try_from(r: OwnRow) -> Result<Self> {
+        // Completed by `with_contact`: nothing reads these two before.
+        r.with_contact(String::new(), None).map(Touched)
     }
 }
 
