@@ -165,9 +165,6 @@ async fn heard(s: &Services, payload: &str) -> AppResult<()> {
     };
     let node: Uuid = node.parse().map_err(anyhow::Error::from)?;
     let hub = &s.realtime;
-    if node == hub.node {
-        return Ok(());
-    }
     if tenant == "-" {
         // Presence: `here <tenant>,<tenant>,…` or `hello`.
         match rest.split_once(' ') {
@@ -177,11 +174,21 @@ async fn heard(s: &Services, payload: &str) -> AppResult<()> {
                     .map(|t| t.parse::<Uuid>().map(TenantId::from_uuid))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(anyhow::Error::from)?;
-                hub.heard_presence(node, tenants);
+                if node == hub.node {
+                    hub.heard_own_presence(tenants);
+                } else {
+                    hub.heard_presence(node, tenants);
+                }
             }
+            // Its own hello is this node's own business.
+            None if rest == "hello" && node == hub.node => {}
             None if rest == "hello" => hub.announce_all(),
             _ => return Err(anyhow::anyhow!("malformed realtime presence").into()),
         }
+        return Ok(());
+    }
+    if node == hub.node {
+        // Its own events were delivered here when published.
         return Ok(());
     }
     let tenant = TenantId::from_uuid(tenant.parse().map_err(anyhow::Error::from)?);

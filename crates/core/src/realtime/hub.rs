@@ -22,11 +22,23 @@ pub(super) const WIRE_VERSION: &str = "1";
 /// How long an announcement lasts (three missed announcements).
 pub const PRESENCE_TTL: Duration = Duration::from_secs(30);
 
+/// How long a tenant's first socket on this node waits for its announcement to come back over
+/// the transport (so the other nodes have been sent it) before it is told `ready` anyway
+/// (Redis or the listener down).
+pub const ANNOUNCE_WAIT: Duration = Duration::from_secs(1);
+
+/// A tenant with sockets on this node: its channel, and whether this node has heard its own
+/// announcement of the tenant come back (every other node was sent it first).
+struct Local {
+    tx: broadcast::Sender<Frame>,
+    announced: watch::Sender<bool>,
+}
+
 /// The per-node fan-out (see the `realtime` module comment).
 pub struct Hub {
     /// This process, so it can skip its own notifications.
     pub(super) node: Uuid,
-    tenants: Mutex<HashMap<TenantId, broadcast::Sender<Frame>>>,
+    tenants: Mutex<HashMap<TenantId, Local>>,
     /// Payloads for the notifier task (PostgreSQL only).
     remote: Option<mpsc::Sender<String>>,
     pub(super) remote_rx: Mutex<Option<mpsc::Receiver<String>>>,
@@ -248,23 +260,25 @@ impl Hub {
 
     /// Delivers a rendered frame to this node's sockets of the tenant.
     pub(super) fn deliver(&self, tenant: TenantId, frame: Frame) {
-        if let Some(tx) = lock(&self.tenants).get(&tenant) {
+        if let Some(local) = lock(&self.tenants).get(&tenant) {
             // No receiver left between the check and the send: nothing to do.
-            let _ = tx.send(frame);
+            let _ = local.tx.send(frame);
         }
     }
 
     /// Subscribes to the tenant's events on this node. The tenant must come from a verified
-    /// credential (see [`authorize`]).
+    /// credential (see [`authorize`]). Await [`Subscription::announced`] before telling the
+    /// client it is ready.
     pub fn subscribe(self: &Arc<Self>, tenant: TenantId) -> Subscription {
-        let (rx, first) = {
+        let (rx, announced, first) = {
             let mut map = lock(&self.tenants);
             let first = !map.contains_key(&tenant);
-            let rx = map
-                .entry(tenant)
-                .or_insert_with(|| broadcast::channel(TENANT_BUFFER).0)
-                .subscribe();
-            (rx, first)
+            let local = map.entry(tenant).or_insert_with(|| Local {
+                tx: broadcast::channel(TENANT_BUFFER).0,
+                // Nothing to announce on a single node.
+                announced: watch::channel(self.remote.is_none()).0,
+            });
+            (local.tx.subscribe(), local.announced.subscribe(), first)
         };
         if first {
             // The other nodes start sending this tenant's events here.
@@ -274,6 +288,18 @@ impl Hub {
             hub: self.clone(),
             tenant,
             rx: Some(rx),
+            announced,
+        }
+    }
+
+    /// This node heard its own announcement of `tenants` come back over the transport: every
+    /// other node has been sent it, so their events for these tenants come here from now on.
+    pub(super) fn heard_own_presence(&self, tenants: impl IntoIterator<Item = TenantId>) {
+        let map = lock(&self.tenants);
+        for t in tenants {
+            if let Some(local) = map.get(&t) {
+                local.announced.send_replace(true);
+            }
         }
     }
 
@@ -298,6 +324,7 @@ pub struct Subscription {
     hub: Arc<Hub>,
     tenant: TenantId,
     rx: Option<broadcast::Receiver<Frame>>,
+    announced: watch::Receiver<bool>,
 }
 
 /// What [`Subscription::recv`] got.
@@ -309,6 +336,15 @@ pub enum Received {
 }
 
 impl Subscription {
+    /// Resolves once the other nodes have been sent this node's announcement of the tenant
+    /// (at once on a single node or when an earlier socket waited already), or after
+    /// [`ANNOUNCE_WAIT`]. Without it, a client told `ready` at once could miss an event
+    /// another node publishes before it hears the announcement.
+    pub async fn announced(&mut self) {
+        // A timeout (transport down) or a dropped sender: serve anyway.
+        let _ = tokio::time::timeout(ANNOUNCE_WAIT, self.announced.wait_for(|a| *a)).await;
+    }
+
     /// The next frame. Cancel-safe (for `select!`).
     pub async fn recv(&mut self) -> Received {
         loop {
@@ -344,7 +380,7 @@ impl Drop for Subscription {
         let mut map = lock(&self.hub.tenants);
         if map
             .get(&self.tenant)
-            .is_some_and(|tx| tx.receiver_count() == 0)
+            .is_some_and(|local| local.tx.receiver_count() == 0)
         {
             map.remove(&self.tenant);
         }
@@ -498,5 +534,44 @@ mod tests {
             .insert(other, Instant::now() - PRESENCE_TTL);
         hub.prune_presence();
         assert!(!hub.wants(a));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_socket_is_ready_once_its_announcement_came_back() {
+        use tokio::time::Instant;
+        // One node: nothing to announce, ready at once.
+        let alone = Arc::new(Hub::new(false));
+        let mut s = alone.subscribe(TenantId::new());
+        let start = Instant::now();
+        s.announced().await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+
+        let hub = Arc::new(Hub::new(true));
+        let t = TenantId::new();
+        let (mut first, mut second) = (hub.subscribe(t), hub.subscribe(t));
+        // Not heard back (Redis or the listener down): served after the bounded wait.
+        let start = Instant::now();
+        first.announced().await;
+        assert_eq!(start.elapsed(), ANNOUNCE_WAIT);
+        // Another tenant's echo, or one of a tenant without sockets here, changes nothing.
+        hub.heard_own_presence([TenantId::new()]);
+        let start = Instant::now();
+        second.announced().await;
+        assert_eq!(start.elapsed(), ANNOUNCE_WAIT);
+        // Heard back: every socket of the tenant is ready at once, later ones too.
+        hub.heard_own_presence([t]);
+        let mut third = hub.subscribe(t);
+        let start = Instant::now();
+        first.announced().await;
+        second.announced().await;
+        third.announced().await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // The last socket gone, the tenant's next first socket is announced (and waited for)
+        // again.
+        drop((first, second, third));
+        let mut again = hub.subscribe(t);
+        let start = Instant::now();
+        again.announced().await;
+        assert_eq!(start.elapsed(), ANNOUNCE_WAIT);
     }
 }

@@ -135,8 +135,10 @@ pub(super) async fn run(
         .then(|| principal.session_id().ok())
         .flatten();
     drop(principal);
-    // Subscribed before `ready`: every event after `ready` reaches the socket.
+    // Subscribed (and announced to the other nodes) before `ready`: every event after
+    // `ready` reaches the socket, whichever node publishes it.
     let mut events = s.realtime.subscribe(tenant);
+    events.announced().await;
     if send_json(&mut socket, json!({"type": "ready"}))
         .await
         .is_err()
