@@ -1,0 +1,11 @@
+-- `messages (tenant_id, conversation_id, direction, created_at)` served the first-response
+-- analytics of 0028, which read every conversation's first inbound and outbound message. Since
+-- 0031 those times are columns of `conversations`, kept by the insert trigger from the rows it
+-- inserts; the only reader left is that trigger's rare correction (an inbound message earlier
+-- than its conversation's first one: the first outbound message after it), which the
+-- conversation's own index `(tenant_id, conversation_id, id)` serves, reading that one
+-- conversation. Every message insert paid for an entry in it (the ingest figure: ≥ 10,000
+-- messages/s on PostgreSQL). Measured with `palisade-bench ingest` (fresh database, runs
+-- alternated on one machine): 40 s runs ≈ 10,200 messages/s with it, ≈ 10,650 without; 60 s
+-- runs ≈ 10,320 with it, ≈ 10,400 without (inside the run-to-run noise).
+DROP INDEX messages_tenant_conversation_direction_created;
