@@ -36,7 +36,8 @@ struct Local {
 
 /// The per-node fan-out (see the `realtime` module comment).
 pub struct Hub {
-    /// This process, so it can skip its own notifications.
+    /// This process, so it can skip its own notifications and recognise its own announcements
+    /// coming back.
     pub(super) node: Uuid,
     tenants: Mutex<HashMap<TenantId, Local>>,
     /// Payloads for the notifier task (PostgreSQL only).

@@ -34,10 +34,12 @@
 //! were most of the database's work). Nodes announce, on the same channel, the tenants they
 //! hold sockets for: right away when a tenant's first socket opens here, all of them every
 //! [`PRESENCE_EVERY`], and all of them when a node starts and says hello. An announcement lasts
-//! [`PRESENCE_TTL`]; a tenant whose last socket closed stops being announced and expires. The
-//! cost is a window of a few milliseconds after a tenant's first socket opens on one node (or
-//! after a node starts) in which another node's event for it is not sent across; a client
-//! loads what it shows after `ready`, as it does after any reconnect.
+//! [`PRESENCE_TTL`]; a tenant whose last socket closed stops being announced and expires. A
+//! tenant's first socket on a node is told `ready` once the node hears its own announcement
+//! come back over the channel (every other node was sent it first), or after
+//! [`ANNOUNCE_WAIT`] if it does not. What is left is a window after a node starts (until
+//! the others answer its hello) in which another node's event for a tenant is not sent across;
+//! a client loads what it shows after `ready`, as it does after any reconnect.
 //!
 //! # Where things are
 //!
@@ -57,5 +59,8 @@ mod publish;
 pub use authorize::{authorize, SocketCredential};
 pub use cluster::{start, CHANNEL, PRESENCE_EVERY, REDIS_MAX_BYTES};
 pub use events::{Event, Frame};
-pub use hub::{Hub, Received, SocketOwner, SocketSlot, Subscription, PRESENCE_TTL, TENANT_BUFFER};
+pub use hub::{
+    Hub, Received, SocketOwner, SocketSlot, Subscription, ANNOUNCE_WAIT, PRESENCE_TTL,
+    TENANT_BUFFER,
+};
 pub use publish::{inbound_events, message_queued, sender_events};
